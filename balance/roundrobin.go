@@ -1,0 +1,310 @@
+package balance
+
+import (
+	"math/bits"
+	"slices"
+	"sync/atomic"
+)
+
+// DefaultMaxCycle is the default cap on the length of a round-robin cycle.
+const DefaultMaxCycle = 1 << 20
+
+// maxMaxCycle bounds RoundRobin.MaxCycle (64 MiB of uint32 indices).
+const maxMaxCycle = 1 << 24
+
+// RoundRobin builds exact, smooth, weighted round-robin pickers.
+//
+// Build precomputes one full cycle of picks as a sequence of endpoint
+// indices; Pick is seq[counter.Add(1) % len] — one atomic add, no lock.
+//
+// The cycle: weights are first divided by their greatest common divisor, so
+// weights 300 and 100 give the cycle [0 0 1 0] and any 400 consecutive picks
+// contain exactly 300 and 100 of each. The order within the cycle is
+// earliest-deadline-first with release times (Tijdeman's solution of the
+// "chairman assignment problem"): with W the total weight, n the endpoint
+// count and C = 1/(2(n-1)), the k-th occurrence of endpoint i may be placed
+// at slot t (1-based) once t ≥ (k-1+C)·W/w_i and is due by (k-C)·W/w_i;
+// each slot takes the released occurrence with the earliest due time, ties
+// to the lowest index. All comparisons are exact integer
+// cross-multiplications. The result is interleaved (no long runs) and its
+// prefixes are as fair as possible: after t picks from the start of the
+// cycle, every endpoint has been picked within 1 - 1/(2(n-1)) (< 1) of its
+// ideal share t·w_i/W. Weights 5,1,1 give [0 0 1 0 0 2 0]; weights 3,1 give
+// [0 0 1 0]. (Plain EDF with due times k/w_i would give [0 0 0 0 0 1 2] for
+// 5,1,1, a run of five; nginx's smooth WRR gives [0 0 1 0 2 0 0].) A window
+// that does not start at a cycle boundary is the difference of two
+// prefixes, so its deviation stays below 2.
+//
+// The cycle is capped at MaxCycle entries (default DefaultMaxCycle = 2^20;
+// indices are stored as uint16 up to 65 536 endpoints, uint32 above). When
+// the reduced total weight W exceeds the cap, weights are scaled to sum to
+// the cap by the largest-remainder method, with every endpoint kept at ≥ 1:
+// each endpoint's scaled weight is within one unit of its exact share of the
+// cap, so its traffic share is off by less than 1/MaxCycle (< 0.0001% at
+// the default) plus, only when some endpoints' exact share was below one
+// unit and had to be raised to 1, that excess spread over the others.
+// Building costs O(W log n) time (two binary heaps) and O(W) memory.
+//
+// Carry-over: when prev is a round-robin picker, the new picker starts at
+// the same fractional phase of its cycle (old position / old length, scaled
+// to the new length, keeping the sub-slot remainder so that repeated
+// rebuilds do not round the phase toward the start). Frequent rebuilds —
+// health flaps, discovery refreshes — therefore neither restart the cycle
+// nor bias the ratios. Without a round-robin predecessor the phase starts at
+// a random slot drawn from Rand, so that gateway replicas built at the same
+// moment do not send their first requests to the same target.
+type RoundRobin struct {
+	// MaxCycle caps the cycle length; 0 means DefaultMaxCycle. Values are
+	// clamped to [number of endpoints, 2^24].
+	MaxCycle int
+	// Rand draws the starting slot of a picker built without a
+	// round-robin predecessor. nil means math/rand/v2's rand.Uint64; tests
+	// inject func() uint64 { return 0 } to start at slot 0.
+	Rand func() uint64
+}
+
+// NewRoundRobin returns a round-robin builder with default settings.
+func NewRoundRobin() *RoundRobin { return &RoundRobin{} }
+
+// rrPhaser is implemented by round-robin pickers, so that Build can read
+// the phase of its predecessor.
+type rrPhaser interface {
+	// rrPhase returns the next slot of the cycle, the fraction of a slot
+	// beyond it (in units of 2^-64) and the cycle length (>= 1).
+	rrPhase() (pos, frac, n uint64)
+}
+
+// rrPicker is a round-robin picker over a non-empty cycle.
+type rrPicker[T index] struct {
+	ctr  atomic.Uint64
+	n    uint64
+	seq  []T
+	frac uint64
+}
+
+func (p *rrPicker[T]) Pick(*Request) int {
+	c := p.ctr.Add(1) - 1
+	return int(p.seq[c%p.n])
+}
+
+func (p *rrPicker[T]) rrPhase() (uint64, uint64, uint64) {
+	return p.ctr.Load() % p.n, p.frac, p.n
+}
+
+// rrEmpty is a round-robin picker with no endpoints. It keeps the phase of
+// its predecessor (as a cycle of length 1), so that a transient empty set
+// does not reset the next one to the start of its cycle.
+type rrEmpty struct{ frac uint64 }
+
+func (*rrEmpty) Pick(*Request) int { return -1 }
+
+func (p *rrEmpty) rrPhase() (uint64, uint64, uint64) { return 0, p.frac, 1 }
+
+// Build implements Builder.
+func (b *RoundRobin) Build(eps []Endpoint, prev Picker) Picker {
+	n := len(eps)
+	limit := b.MaxCycle
+	if limit <= 0 {
+		limit = DefaultMaxCycle
+	}
+	limit = min(max(limit, n), maxMaxCycle)
+	w := make([]uint64, n)
+	for i := range eps {
+		w[i] = max(uint64(eps[i].Weight), 1)
+	}
+	total := cycleWeights(w, uint64(limit))
+	cycle := max(total, 1)
+
+	var pos, frac uint64
+	if ph, ok := prev.(rrPhaser); ok {
+		opos, ofrac, on := ph.rrPhase()
+		pos, frac = scalePhase(opos, ofrac, on, cycle)
+	} else if n > 0 {
+		pos = bounded(randSource(b.Rand)(), cycle)
+	}
+	if n == 0 {
+		return &rrEmpty{frac: frac}
+	}
+	if fitsUint16(n) {
+		return newRRPicker[uint16](w, total, pos, frac)
+	}
+	return newRRPicker[uint32](w, total, pos, frac)
+}
+
+func newRRPicker[T index](w []uint64, total, pos, frac uint64) *rrPicker[T] {
+	p := &rrPicker[T]{n: total, seq: make([]T, total), frac: frac}
+	smoothSequence(p.seq, w, total)
+	p.ctr.Store(pos)
+	return p
+}
+
+// scalePhase maps position pos+frac/2^64 in a cycle of length from to the
+// same fraction of a cycle of length to: x = (pos + frac/2^64)·to/from,
+// returned as floor(x) and the fractional part in units of 2^-64. Exact
+// for lengths below 2^32.
+func scalePhase(pos, frac, from, to uint64) (uint64, uint64) {
+	if from == to {
+		return pos, frac
+	}
+	hi, lo := bits.Mul64(frac, to) // frac·to = hi·2^64 + lo
+	a := pos*to + hi
+	q, r := a/from, a%from
+	f, _ := bits.Div64(r, lo, from)
+	return q, f
+}
+
+// cycleWeights divides w by its GCD and, if the sum then exceeds limit
+// (>= len(w)), scales it to sum to limit by the largest-remainder method,
+// keeping each weight >= 1. It rewrites w and returns the new sum.
+func cycleWeights(w []uint64, limit uint64) uint64 {
+	total := reduceByGCD(w)
+	if total <= limit {
+		return total
+	}
+	n := len(w)
+	rem := make([]uint64, n)
+	order := make([]int, 0, n)
+	var sum uint64
+	for i, x := range w {
+		hi, lo := bits.Mul64(x, limit)
+		q, r := bits.Div64(hi, lo, total) // x·limit < total·2^64
+		if q == 0 {
+			q = 1 // raised: gets no share of the remainder
+		} else {
+			order = append(order, i)
+		}
+		w[i], rem[i] = q, r
+		sum += q
+	}
+	if sum < limit {
+		slices.SortStableFunc(order, func(a, b int) int {
+			switch {
+			case rem[a] > rem[b]:
+				return -1
+			case rem[a] < rem[b]:
+				return 1
+			}
+			return 0
+		})
+		for _, i := range order[:min(uint64(len(order)), limit-sum)] {
+			w[i]++
+		}
+	}
+	return reduceByGCD(w)
+}
+
+// reduceByGCD divides w by the GCD of its elements and returns their sum.
+func reduceByGCD(w []uint64) uint64 {
+	var g uint64
+	for _, x := range w {
+		g = gcd(g, x)
+	}
+	var sum uint64
+	for i := range w {
+		w[i] /= g
+		sum += w[i]
+	}
+	return sum
+}
+
+// rrItem is the next occurrence of endpoint i in smoothSequence: its k-th
+// of w, keyed by the time num/(2(n-1)·w) in units of W slots.
+type rrItem struct {
+	num, w, k uint64
+	i         uint32
+}
+
+// rrHeap is a binary min-heap of rrItems by num/w, ties by index.
+type rrHeap []rrItem
+
+func (h rrHeap) less(a, b int) bool {
+	x, y := &h[a], &h[b]
+	h1, l1 := bits.Mul64(x.num, y.w)
+	h2, l2 := bits.Mul64(y.num, x.w)
+	if h1 != h2 {
+		return h1 < h2
+	}
+	if l1 != l2 {
+		return l1 < l2
+	}
+	return x.i < y.i
+}
+
+func (h *rrHeap) push(it rrItem) {
+	*h = append(*h, it)
+	s := *h
+	for c := len(s) - 1; c > 0; {
+		p := (c - 1) / 2
+		if !s.less(c, p) {
+			break
+		}
+		s[c], s[p] = s[p], s[c]
+		c = p
+	}
+}
+
+func (h *rrHeap) pop() rrItem {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	s = s[:last]
+	for p := 0; ; {
+		c := 2*p + 1
+		if c >= len(s) {
+			break
+		}
+		if c+1 < len(s) && s.less(c+1, c) {
+			c++
+		}
+		if !s.less(c, p) {
+			break
+		}
+		s[c], s[p] = s[p], s[c]
+		p = c
+	}
+	*h = s
+	return top
+}
+
+// smoothSequence fills seq (length total = Σw) with the round-robin cycle
+// described on RoundRobin. It returns how many slots had no released
+// occurrence and took the earliest pending one instead; Tijdeman's theorem
+// says this never happens (the tests check it).
+func smoothSequence[T index](seq []T, w []uint64, total uint64) (forced int) {
+	n := len(w)
+	if n == 1 {
+		clear(seq) // w[0] == 1 after the GCD reduction
+		return 0
+	}
+	m2 := 2 * uint64(n-1)
+	// Release time of occurrence k: (2(n-1)(k-1)+1)/(2(n-1)·w) · W.
+	// Due time:                     (2(n-1)k-1)/(2(n-1)·w) · W.
+	pending := make(rrHeap, 0, n)
+	ready := make(rrHeap, 0, n)
+	for i, x := range w {
+		pending.push(rrItem{num: 1, w: x, k: 1, i: uint32(i)})
+	}
+	for t := uint64(1); t <= total; t++ {
+		// Released at slot t: num·W <= t·2(n-1)·w.
+		for len(pending) > 0 && mulLessEq(pending[0].num, total, t, m2*pending[0].w) {
+			it := pending.pop()
+			it.num = m2*it.k - 1
+			ready.push(it)
+		}
+		if len(ready) == 0 {
+			forced++
+			it := pending.pop()
+			it.num = m2*it.k - 1
+			ready.push(it)
+		}
+		it := ready.pop()
+		seq[t-1] = T(it.i)
+		if it.k < it.w {
+			it.k++
+			it.num = m2*(it.k-1) + 1
+			pending.push(it)
+		}
+	}
+	return forced
+}

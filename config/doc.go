@@ -1,0 +1,56 @@
+// Package config reads Outrigger's declarative YAML file: a proxy, admin
+// and log section, and Kong-like upstreams (with targets), services and
+// routes.
+//
+// Contract:
+//   - Parse (and Load, which reads a file then calls Parse) returns a fully
+//     validated *File with every default filled in, or a nil *File and an
+//     *ErrorList. The decoder walks the yaml.Node tree itself, so every
+//     error carries the file, line and column of the offending node: the
+//     key for unknown, duplicate or conflicting keys, the value for a
+//     wrong type or an invalid value, the entity (its first key) for a
+//     missing required key. All errors are collected, not only the first,
+//     and sorted by position; ErrorList.Error renders one per line as
+//     "FILE:LINE:COL: reason". YAML syntax errors only know their line
+//     and render as "FILE:LINE: reason". Errors reading the file are
+//     returned as they are, not as an *ErrorList.
+//   - Decoding is strict: unknown keys, duplicate keys, and scalars of the
+//     wrong YAML type are errors. A quoted number is a string, so
+//     `port: "80"` is refused; only tags and header values, which are free
+//     text, take numbers and booleans as written. A null value (`key:`
+//     with nothing after it) is an empty mapping or list where one is
+//     expected, and an error elsewhere. Anchors, aliases and merge keys
+//     (`<<: *base`) are supported; errors inside an aliased node point at
+//     the anchored text.
+//   - ${VAR} and ${VAR:-default} in scalar values are replaced before type
+//     conversion, through the lookup func given to Parse (never the
+//     process environment directly); ":-" uses the default when VAR is
+//     unset or empty, and an unset VAR without a default is an error at
+//     the scalar. "$$" is a literal '$'; a '$' followed by anything else
+//     is kept, so `~/x$` needs no escaping. A scalar that held a reference
+//     is typed by its field after expansion: `port: "${PORT}"` is an
+//     integer. Keys are never expanded.
+//   - Names are unique per kind: upstreams, services, and routes (nested
+//     and top-level routes share one namespace). Every entity needs a
+//     name. File.Routes holds all routes in file order, nested ones with
+//     Service set to their service's name; a top-level route must name an
+//     existing service, and a nested one must not name any.
+//   - Values are normalised where that is unambiguous: target addresses
+//     and route hosts are lower-cased with IPs in canonical form, methods
+//     upper-cased, route header names lower-cased, service timeouts
+//     converted from milliseconds to time.Duration. Names and service
+//     hosts are kept as written.
+//   - Nothing here resolves names or touches the network: whether a
+//     service's host names an upstream or a real host is for the caller to
+//     decide. Callers report their own semantic errors at an entity's Pos
+//     with File.Errorf, so that they read like this package's.
+//
+// Defaults follow Kong unless noted. For health checks, a counter left
+// out is 0 (disabled), as in Kong; but a healthy or unhealthy block that
+// is present and sets none of its counters and intervals gets APISIX's
+// non-zero defaults instead (active healthy: interval 1s, successes 2;
+// active unhealthy: interval 1s, http_failures 5, tcp_failures 2,
+// timeouts 3; passive healthy: successes 5; passive unhealthy:
+// http_failures 5, tcp_failures 2, timeouts 7), since writing the block
+// shows the intent to check.
+package config

@@ -1,0 +1,752 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Parse decodes and validates the configuration file data. name is the
+// file's name in error messages and File.Path. lookupEnv resolves ${VAR}
+// references (os.LookupEnv in production); nil means no variable is set.
+//
+// When the file is invalid, Parse returns a nil *File and an *ErrorList
+// holding every problem found.
+func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*File, error) {
+	d := &decoder{file: name, lookup: lookupEnv}
+	f := Default()
+	f.Path = name
+	if root := d.parseYAML(data); root != nil && d.checkSize(root) {
+		d.decodeFile(root, f)
+	}
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Load reads the file at path and parses it with Parse. An error reading
+// the file is returned as is (not as an *ErrorList).
+func Load(path string, lookupEnv func(string) (string, bool)) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, lookupEnv)
+}
+
+// named is a decoded entity's name and the node it was written at; node is
+// nil when the name is missing or invalid.
+type named struct {
+	name string
+	node *yaml.Node
+}
+
+// routeEntry is a decoded route and what the cross-checks need.
+type routeEntry struct {
+	route   Route
+	name    named
+	service *yaml.Node // the service: value of a top-level route
+	nested  bool
+}
+
+func (d *decoder) decodeFile(n *yaml.Node, f *File) {
+	var (
+		upstreamNames, serviceNames []named
+		routes                      []routeEntry
+		proxyListen, adminListen    *yaml.Node
+	)
+	d.mapping(n, "configuration", "the top level", []field{
+		{"proxy", func(v *yaml.Node) { proxyListen = d.proxy(v, &f.Proxy) }},
+		{"admin", func(v *yaml.Node) { adminListen = d.admin(v, &f.Admin) }},
+		{"log", func(v *yaml.Node) { d.log(v, &f.Log) }},
+		{"upstreams", func(v *yaml.Node) {
+			d.list(v, "upstreams", func(item *yaml.Node) {
+				u, name := d.upstream(item)
+				f.Upstreams = append(f.Upstreams, u)
+				upstreamNames = append(upstreamNames, name)
+			})
+		}},
+		{"services", func(v *yaml.Node) {
+			d.list(v, "services", func(item *yaml.Node) {
+				s, name, nested := d.service(item)
+				f.Services = append(f.Services, s)
+				serviceNames = append(serviceNames, name)
+				routes = append(routes, nested...)
+			})
+		}},
+		{"routes", func(v *yaml.Node) {
+			d.list(v, "routes", func(item *yaml.Node) {
+				routes = append(routes, d.route(item, nil))
+			})
+		}},
+	})
+
+	if proxyListen != nil && adminListen != nil && f.Proxy.Listen == f.Admin.Listen && !strings.HasSuffix(f.Admin.Listen, ":0") {
+		d.errorf(adminListen, "listen: the admin API cannot listen on the proxy's address %s", f.Proxy.Listen)
+	}
+
+	d.unique("upstream", upstreamNames)
+	d.unique("service", serviceNames)
+
+	// Routes share one namespace and are kept in file order.
+	sort.SliceStable(routes, func(i, j int) bool {
+		a, b := routes[i].route.Pos, routes[j].route.Pos
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	routeNames := make([]named, len(routes))
+	services := make(map[string]bool, len(serviceNames))
+	for _, s := range serviceNames {
+		services[s.name] = s.node != nil
+	}
+	for i, r := range routes {
+		routeNames[i] = r.name
+		if r.service != nil && r.route.Service != "" && !services[r.route.Service] {
+			d.errorf(r.service, "service: unknown service %s", quote(r.route.Service))
+		}
+		f.Routes = append(f.Routes, r.route)
+	}
+	d.unique("route", routeNames)
+}
+
+// unique reports names used twice, at the second use.
+func (d *decoder) unique(kind string, names []named) {
+	first := make(map[string]*yaml.Node, len(names))
+	for _, n := range names {
+		if n.node == nil {
+			continue
+		}
+		if prev, dup := first[n.name]; dup {
+			d.errorf(n.node, "name: duplicate %s name %s (first defined at line %d)", kind, quote(n.name), prev.Line)
+			continue
+		}
+		first[n.name] = n.node
+	}
+}
+
+// listenField decodes a "host:port" listen address (empty host and port 0
+// allowed) into dst, recording its node in at.
+func (d *decoder) listenField(dst *string, at **yaml.Node) func(*yaml.Node) {
+	return func(v *yaml.Node) {
+		s, ok := d.str(v, "listen")
+		if !ok {
+			return
+		}
+		norm, err := normalizeHostPort(s, 0, true)
+		if err != nil {
+			d.errorf(deref(v), "listen: %v", err)
+			return
+		}
+		*dst, *at = norm, deref(v)
+	}
+}
+
+func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
+	p.Pos = pos(deref(n))
+	d.mapping(n, "proxy", "proxy", []field{
+		{"listen", d.listenField(&p.Listen, &listen)},
+		{"max_body_size", func(v *yaml.Node) {
+			if i, ok := d.size(v, "max_body_size"); ok {
+				p.MaxBodySize = i
+			}
+		}},
+		{"drain_timeout", d.durationField(&p.DrainTimeout, "drain_timeout", false)},
+		{"max_idle_conns_per_host", d.intField(&p.MaxIdleConnsPerHost, "max_idle_conns_per_host", 0, 100000)},
+		{"idle_conn_timeout", d.durationField(&p.IdleConnTimeout, "idle_conn_timeout", false)},
+	})
+	return listen
+}
+
+func (d *decoder) admin(n *yaml.Node, a *Admin) (listen *yaml.Node) {
+	a.Pos = pos(deref(n))
+	d.mapping(n, "admin", "admin", []field{
+		{"listen", d.listenField(&a.Listen, &listen)},
+	})
+	return listen
+}
+
+func (d *decoder) log(n *yaml.Node, l *Log) {
+	l.Pos = pos(deref(n))
+	d.mapping(n, "log", "log", []field{
+		{"level", d.enumField(&l.Level, "level", "debug", "info", "warn", "error")},
+		{"format", d.enumField(&l.Format, "format", "auto", "json", "console")},
+		{"access_log", d.boolField(&l.AccessLog, "access_log")},
+	})
+}
+
+// Algorithms and hash inputs, as in Kong.
+func algorithms() []string {
+	return []string{"round-robin", "consistent-hashing", "least-connections", "latency", "sticky-sessions", "random"}
+}
+
+func hashInputs() []string {
+	return []string{"none", "ip", "header", "cookie", "path", "query_arg", "uri_capture"}
+}
+
+func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
+	u := defaultUpstream()
+	u.Pos = pos(n)
+	var name named
+	seen := d.mapping(n, "upstream", "upstream", []field{
+		{"name", func(v *yaml.Node) {
+			if s, ok := d.str(v, "name"); ok {
+				if err := checkUpstreamName(s); err != nil {
+					d.errorf(deref(v), "name: %v", err)
+					return
+				}
+				u.Name, name = s, named{s, deref(v)}
+			}
+		}},
+		{"algorithm", d.enumField(&u.Algorithm, "algorithm", algorithms()...)},
+		{"hash_on", d.enumField(&u.HashOn, "hash_on", hashInputs()...)},
+		{"hash_fallback", d.enumField(&u.HashFallback, "hash_fallback", hashInputs()...)},
+		{"hash_on_header", d.strField(&u.HashOnHeader, "hash_on_header", checkToken)},
+		{"hash_on_cookie", d.strField(&u.HashOnCookie, "hash_on_cookie", checkToken)},
+		{"hash_on_cookie_path", d.strField(&u.HashOnCookiePath, "hash_on_cookie_path", checkPath)},
+		{"hash_on_query_arg", d.strField(&u.HashOnQueryArg, "hash_on_query_arg", checkNonEmpty)},
+		{"hash_on_uri_capture", d.strField(&u.HashOnURICapture, "hash_on_uri_capture", checkNonEmpty)},
+		{"slots", d.intField(&u.Slots, "slots", 10, 65536)},
+		{"sticky_sessions_cookie", d.strField(&u.StickyCookie, "sticky_sessions_cookie", checkToken)},
+		{"sticky_sessions_cookie_ttl", d.durationField(&u.StickyTTL, "sticky_sessions_cookie_ttl", false)},
+		{"slow_start", func(v *yaml.Node) { u.SlowStart = d.slowStart(v) }},
+		{"panic", func(v *yaml.Node) { d.panicBlock(v, &u.Panic) }},
+		{"healthchecks", func(v *yaml.Node) { d.healthchecks(v, &u.Healthchecks) }},
+		{"targets", func(v *yaml.Node) {
+			first := make(map[string]*yaml.Node)
+			d.list(v, "targets", func(item *yaml.Node) {
+				t, at := d.target(item)
+				if at != nil {
+					if prev, dup := first[t.Target]; dup {
+						d.errorf(at, "target: duplicate target %s in upstream (first at line %d)", t.Target, prev.Line)
+						return
+					}
+					first[t.Target] = at
+				}
+				u.Targets = append(u.Targets, t)
+			})
+		}},
+	})
+	if seen == nil {
+		return u, name
+	}
+	if _, ok := seen["name"]; !ok {
+		d.errorAt(u.Pos, "upstream: name is required")
+	}
+	d.checkHashing(&u, seen)
+	return u, name
+}
+
+// checkHashing checks the hash_on / hash_fallback combination and that
+// the inputs they need are named.
+func (d *decoder) checkHashing(u *Upstream, seen map[string]entry) {
+	on, onOK := seen["hash_on"]
+	fb, fbOK := seen["hash_fallback"]
+	if (onOK && !on.ok) || (fbOK && !fb.ok) {
+		return // already reported
+	}
+	fbValid := true
+	if fbOK {
+		fbValid = false
+		switch {
+		case u.HashOn == "none" && u.HashFallback != "none":
+			d.errorf(deref(fb.val), "hash_fallback: must be none when hash_on is none")
+		case u.HashOn == "cookie" && u.HashFallback != "none":
+			d.errorf(deref(fb.val), "hash_fallback: must be none when hash_on is cookie")
+		case u.HashFallback != "none" && u.HashFallback == u.HashOn:
+			d.errorf(deref(fb.val), "hash_fallback: must differ from hash_on (both are %s)", u.HashOn)
+		default:
+			fbValid = true
+		}
+	}
+	need := func(input string, e entry, key string) {
+		var have bool
+		switch input {
+		case "header":
+			have = u.HashOnHeader != ""
+		case "cookie":
+			have = u.HashOnCookie != ""
+		case "query_arg":
+			have = u.HashOnQueryArg != ""
+		case "uri_capture":
+			have = u.HashOnURICapture != ""
+		default:
+			return
+		}
+		if _, given := seen["hash_on_"+input]; !have && !given {
+			d.errorf(deref(e.val), "%s: hash_on_%s is required when %s is %s", key, input, key, input)
+		}
+	}
+	if onOK {
+		need(u.HashOn, on, "hash_on")
+	}
+	if fbOK && fbValid {
+		need(u.HashFallback, fb, "hash_fallback")
+	}
+}
+
+// target decodes one target; at is the node of its valid target address.
+func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) {
+	t = Target{Pos: pos(n), Weight: DefaultWeight}
+	seen := d.mapping(n, "target", "target", []field{
+		{"target", func(v *yaml.Node) {
+			s, ok := d.str(v, "target")
+			if !ok {
+				return
+			}
+			norm, err := normalizeHostPort(s, 1, false)
+			if err != nil {
+				d.errorf(deref(v), "target: %v", err)
+				return
+			}
+			t.Target, at = norm, deref(v)
+		}},
+		{"weight", d.intField(&t.Weight, "weight", 0, 65535)},
+		{"tags", func(v *yaml.Node) {
+			t.Tags = []string{}
+			d.stringList(v, "tags", false, func(s string, _ *yaml.Node) {
+				t.Tags = append(t.Tags, s)
+			})
+		}},
+	})
+	if seen != nil {
+		if _, ok := seen["target"]; !ok {
+			d.errorAt(t.Pos, "target: target (host:port) is required")
+		}
+	}
+	return t, at
+}
+
+func (d *decoder) slowStart(n *yaml.Node) *SlowStart {
+	s := &SlowStart{Aggression: 1, MinWeightPercent: 10}
+	at := pos(deref(n))
+	seen := d.mapping(n, "slow_start", "slow_start", []field{
+		{"window", d.durationField(&s.Window, "window", true)},
+		{"aggression", func(v *yaml.Node) {
+			if f, ok := d.number(v, "aggression", 0, 1e9); ok {
+				if f <= 0 {
+					d.errorf(deref(v), "aggression: must be greater than 0")
+					return
+				}
+				s.Aggression = f
+			}
+		}},
+		{"min_weight_percent", d.numberField(&s.MinWeightPercent, "min_weight_percent", 0, 100)},
+	})
+	if seen != nil {
+		if _, ok := seen["window"]; !ok {
+			d.errorAt(at, "slow_start: window is required")
+		}
+	}
+	return s
+}
+
+func (d *decoder) panicBlock(n *yaml.Node, p *Panic) {
+	d.mapping(n, "panic", "panic", []field{
+		{"min_healthy_percent", d.numberField(&p.MinHealthyPercent, "min_healthy_percent", 0, 100)},
+		{"mode", d.enumField(&p.Mode, "mode", "fail-open", "fail-closed")},
+	})
+}
+
+func checkTypes() []string { return []string{"http", "https", "tcp"} }
+
+func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) {
+	d.mapping(n, "healthchecks", "healthchecks", []field{
+		{"threshold", d.numberField(&h.Threshold, "threshold", 0, 100)},
+		{"active", func(v *yaml.Node) {
+			h.Active.Enabled = true
+			d.active(v, &h.Active)
+		}},
+		{"passive", func(v *yaml.Node) {
+			h.Passive.Enabled = true
+			d.passive(v, &h.Passive)
+		}},
+	})
+}
+
+// maxCounter bounds Kong's health-check counters.
+const maxCounter = 255
+
+// noneOf reports whether seen (a decoded mapping) holds none of keys.
+func noneOf(seen map[string]entry, keys ...string) bool {
+	if seen == nil {
+		return false
+	}
+	for _, k := range keys {
+		if _, ok := seen[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *decoder) active(n *yaml.Node, a *Active) {
+	const ctx = "healthchecks.active"
+	d.mapping(n, "active", ctx, []field{
+		{"type", d.enumField(&a.Type, "type", checkTypes()...)},
+		{"http_path", d.strField(&a.HTTPPath, "http_path", checkPath)},
+		{"timeout", d.secondsField(&a.Timeout, "timeout", true)},
+		{"concurrency", d.intField(&a.Concurrency, "concurrency", 1, 1<<31-1)},
+		{"https_verify_certificate", d.boolField(&a.HTTPSVerifyCertificate, "https_verify_certificate")},
+		{"https_sni", d.strField(&a.HTTPSSNI, "https_sni", func(s string) error {
+			if s != "" && !validHostname(s) {
+				return fmt.Errorf("%s is not a valid server name", quote(s))
+			}
+			return nil
+		})},
+		{"headers", func(v *yaml.Node) { a.Headers = d.headers(v, false) }},
+		{"healthy", func(v *yaml.Node) {
+			h := &a.Healthy
+			seen := d.mapping(v, "healthy", ctx+".healthy", []field{
+				{"interval", d.secondsField(&h.Interval, "interval", false)},
+				{"successes", d.intField(&h.Successes, "successes", 0, maxCounter)},
+				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
+			})
+			if noneOf(seen, "interval", "successes") {
+				h.Interval, h.Successes = 1e9, 2
+			}
+		}},
+		{"unhealthy", func(v *yaml.Node) {
+			h := &a.Unhealthy
+			seen := d.mapping(v, "unhealthy", ctx+".unhealthy", []field{
+				{"interval", d.secondsField(&h.Interval, "interval", false)},
+				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, maxCounter)},
+				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, maxCounter)},
+				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, maxCounter)},
+				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
+			})
+			if noneOf(seen, "interval", "http_failures", "tcp_failures", "timeouts") {
+				h.Interval, h.HTTPFailures, h.TCPFailures, h.Timeouts = 1e9, 5, 2, 3
+			}
+		}},
+	})
+}
+
+func (d *decoder) passive(n *yaml.Node, p *Passive) {
+	const ctx = "healthchecks.passive"
+	seen := d.mapping(n, "passive", ctx, []field{
+		{"type", d.enumField(&p.Type, "type", checkTypes()...)},
+		{"healthy", func(v *yaml.Node) {
+			h := &p.Healthy
+			seen := d.mapping(v, "healthy", ctx+".healthy", []field{
+				{"successes", d.intField(&h.Successes, "successes", 0, maxCounter)},
+				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
+			})
+			if noneOf(seen, "successes") {
+				h.Successes = 5
+			}
+		}},
+		{"unhealthy", func(v *yaml.Node) {
+			h := &p.Unhealthy
+			seen := d.mapping(v, "unhealthy", ctx+".unhealthy", []field{
+				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, maxCounter)},
+				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, maxCounter)},
+				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, maxCounter)},
+				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
+			})
+			if noneOf(seen, "http_failures", "tcp_failures", "timeouts") {
+				h.HTTPFailures, h.TCPFailures, h.Timeouts = 5, 2, 7
+			}
+		}},
+		{"max_ejection_percent", d.numberField(&p.MaxEjectionPercent, "max_ejection_percent", 0, 100)},
+		{"base_ejection_time", d.durationField(&p.BaseEjectionTime, "base_ejection_time", true)},
+		{"max_ejection_time", d.durationField(&p.MaxEjectionTime, "max_ejection_time", true)},
+	})
+	if seen == nil || !allOK(seen, "base_ejection_time", "max_ejection_time") || p.MaxEjectionTime >= p.BaseEjectionTime {
+		return
+	}
+	e, ok := seen["max_ejection_time"]
+	if !ok {
+		e = seen["base_ejection_time"]
+	}
+	d.errorf(deref(e.val), "%s: max_ejection_time %v is less than base_ejection_time %v", e.key.Value, p.MaxEjectionTime, p.BaseEjectionTime)
+}
+
+// headers decodes a map of header name to values (a list, or a single
+// string). Names are unique case-insensitively. For a route, names are
+// lower-cased and Host is refused (hosts matches it).
+func (d *decoder) headers(n *yaml.Node, route bool) map[string][]string {
+	n = deref(n)
+	out := map[string][]string{}
+	if isNull(n) {
+		return out
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "headers: expected a mapping of header name to values, got %s", describe(n))
+		return out
+	}
+	first := make(map[string]*yaml.Node)
+	for _, p := range d.pairs(n, 0) {
+		name := p.key.Value
+		if err := checkToken(name); err != nil {
+			d.errorf(p.key, "headers: invalid header name: %v", err)
+			continue
+		}
+		folded := strings.ToLower(name)
+		if prev, dup := first[folded]; dup {
+			d.errorf(p.key, "headers: duplicate header %s (first at line %d)", quote(name), prev.Line)
+			continue
+		}
+		first[folded] = p.key
+		if route {
+			if folded == "host" {
+				d.errorf(p.key, "headers: use hosts to match the Host header")
+				continue
+			}
+			name = folded
+		}
+		values := []string{}
+		d.stringList(p.val, name, true, func(s string, _ *yaml.Node) {
+			values = append(values, s)
+		})
+		if v := deref(p.val); len(values) == 0 && (v.Kind == yaml.SequenceNode || isNull(v)) {
+			d.errorf(v, "%s: at least one value is required", name)
+			continue
+		}
+		out[name] = values
+	}
+	return out
+}
+
+// service decodes a service and its nested routes.
+func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
+	s := defaultService()
+	s.Pos = pos(n)
+	var (
+		name       named
+		routes     []routeEntry
+		routesNode *yaml.Node
+		parsed     *url.URL
+	)
+	seen := d.mapping(n, "service", "service", []field{
+		{"name", func(v *yaml.Node) {
+			if str, ok := d.str(v, "name"); ok {
+				if err := checkName(str); err != nil {
+					d.errorf(deref(v), "name: %v", err)
+					return
+				}
+				s.Name, name = str, named{str, deref(v)}
+			}
+		}},
+		{"host", func(v *yaml.Node) {
+			h, ok := d.str(v, "host")
+			if !ok {
+				return
+			}
+			norm, err := normalizeServiceHost(h)
+			if err != nil {
+				d.errorf(deref(v), "host: %v", err)
+				return
+			}
+			s.Host = norm
+		}},
+		{"port", d.intField(&s.Port, "port", 1, 65535)},
+		{"protocol", d.enumField(&s.Protocol, "protocol", "http", "https")},
+		{"path", d.strField(&s.Path, "path", checkPath)},
+		{"retries", d.intField(&s.Retries, "retries", 0, 32767)},
+		{"connect_timeout", d.millisecondsField(&s.ConnectTimeout, "connect_timeout", 1, 2147483646)},
+		{"read_timeout", d.millisecondsField(&s.ReadTimeout, "read_timeout", 1, 2147483646)},
+		{"write_timeout", d.millisecondsField(&s.WriteTimeout, "write_timeout", 1, 2147483646)},
+		{"url", func(v *yaml.Node) {
+			str, ok := d.str(v, "url")
+			if !ok {
+				return
+			}
+			u, err := parseServiceURL(str)
+			if err != nil {
+				d.errorf(deref(v), "url: %v", err)
+				return
+			}
+			parsed = u
+		}},
+		{"routes", func(v *yaml.Node) { routesNode = v }},
+	})
+	if seen == nil {
+		return s, name, nil
+	}
+	if _, ok := seen["name"]; !ok {
+		d.errorAt(s.Pos, "service: name is required")
+	}
+	_, hasURL := seen["url"]
+	_, hasHost := seen["host"]
+	switch {
+	case hasURL:
+		for _, k := range []string{"protocol", "host", "port", "path"} {
+			if e, ok := seen[k]; ok {
+				d.errorf(e.key, "%s: url conflicts with %s (set either url or protocol, host, port and path)", k, k)
+			}
+		}
+		if parsed != nil {
+			s.Protocol = parsed.Scheme
+			s.Host, _ = normalizeServiceHost(parsed.Hostname())
+			s.Port = defaultPort(s.Protocol)
+			if p := parsed.Port(); p != "" {
+				s.Port, _ = strconv.Atoi(p)
+			}
+			s.Path = parsed.EscapedPath()
+		}
+	case !hasHost:
+		d.errorAt(s.Pos, "service: host or url is required")
+	}
+	if _, ok := seen["port"]; !ok && !hasURL {
+		s.Port = defaultPort(s.Protocol)
+	}
+	if routesNode != nil {
+		d.list(routesNode, "routes", func(item *yaml.Node) {
+			routes = append(routes, d.route(item, &s))
+		})
+	}
+	return s, name, routes
+}
+
+func defaultPort(protocol string) int {
+	if protocol == "https" {
+		return 443
+	}
+	return 80
+}
+
+// parseServiceURL checks a service's url shorthand.
+func parseServiceURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("invalid URL %s: %v", quote(s), err)
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%s: scheme must be http or https", quote(s))
+	case u.Opaque != "" || u.Host == "":
+		return nil, fmt.Errorf("%s: missing host (expected http://host:port/path)", quote(s))
+	case u.User != nil:
+		return nil, fmt.Errorf("%s: user information is not supported", quote(s))
+	case u.RawQuery != "" || u.ForceQuery:
+		return nil, fmt.Errorf("%s: a query string is not supported", quote(s))
+	case u.Fragment != "":
+		return nil, fmt.Errorf("%s: a fragment is not supported", quote(s))
+	}
+	if _, err := normalizeServiceHost(u.Hostname()); err != nil {
+		return nil, fmt.Errorf("%s: %v", quote(s), err)
+	}
+	if p := u.Port(); p != "" {
+		if _, err := parsePort(p, 1); err != nil {
+			return nil, fmt.Errorf("%s: %v", quote(s), err)
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return nil, fmt.Errorf("%s: empty port", quote(s))
+	}
+	if path := u.EscapedPath(); path != "" {
+		if err := checkPath(path); err != nil {
+			return nil, fmt.Errorf("%s: %v", quote(s), err)
+		}
+	}
+	return u, nil
+}
+
+// route decodes a route; parent is its service when nested, nil when at
+// the top level.
+func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
+	r := defaultRoute()
+	r.Pos = pos(n)
+	e := routeEntry{nested: parent != nil}
+	seen := d.mapping(n, "route", "route", []field{
+		{"name", func(v *yaml.Node) {
+			if s, ok := d.str(v, "name"); ok {
+				if err := checkName(s); err != nil {
+					d.errorf(deref(v), "name: %v", err)
+					return
+				}
+				r.Name, e.name = s, named{s, deref(v)}
+			}
+		}},
+		{"service", func(v *yaml.Node) {
+			if s, ok := d.str(v, "service"); ok {
+				r.Service, e.service = s, deref(v)
+			}
+		}},
+		{"paths", func(v *yaml.Node) {
+			r.Paths = d.routeList(v, "paths", func(s string) (string, error) {
+				return s, checkRoutePath(s, func(re string) error {
+					_, err := regexp.Compile(re)
+					return err
+				})
+			})
+		}},
+		{"hosts", func(v *yaml.Node) { r.Hosts = d.routeList(v, "hosts", normalizeRouteHost) }},
+		{"methods", func(v *yaml.Node) {
+			r.Methods = d.routeList(v, "methods", func(s string) (string, error) {
+				return strings.ToUpper(s), checkToken(s)
+			})
+		}},
+		{"headers", func(v *yaml.Node) { r.Headers = d.headers(v, true) }},
+		{"strip_path", d.boolField(&r.StripPath, "strip_path")},
+		{"preserve_host", d.boolField(&r.PreserveHost, "preserve_host")},
+		{"regex_priority", d.intField(&r.RegexPriority, "regex_priority", -1<<31, 1<<31-1)},
+	})
+	if parent != nil {
+		r.Service = parent.Name
+		e.service = nil
+	}
+	e.route = r
+	if seen == nil {
+		return e
+	}
+	if _, ok := seen["name"]; !ok {
+		d.errorAt(r.Pos, "route: name is required")
+	}
+	if k, ok := seen["service"]; ok && parent != nil {
+		d.errorf(k.key, "service: not allowed in a route nested in a service (it belongs to service %s)", quote(parent.Name))
+	} else if !ok && parent == nil {
+		d.errorAt(r.Pos, "route: service is required for a top-level route")
+	}
+	if len(r.Paths) == 0 && len(r.Hosts) == 0 && len(r.Methods) == 0 && len(r.Headers) == 0 {
+		if noneOf(seen, "paths", "hosts", "methods", "headers") || allOK(seen, "paths", "hosts", "methods", "headers") {
+			d.errorAt(r.Pos, "route: at least one of paths, hosts, methods or headers is required")
+		}
+	}
+	return e
+}
+
+// allOK reports whether every one of keys present in seen decoded without
+// error.
+func allOK(seen map[string]entry, keys ...string) bool {
+	for _, k := range keys {
+		if e, ok := seen[k]; ok && !e.ok {
+			return false
+		}
+	}
+	return true
+}
+
+// routeList decodes a route's list of strings, normalising and checking
+// each with check and refusing duplicates.
+func (d *decoder) routeList(n *yaml.Node, label string, check func(string) (string, error)) []string {
+	out := []string{}
+	first := make(map[string]*yaml.Node)
+	d.list(n, label, func(item *yaml.Node) {
+		s, ok := d.str(item, label)
+		if !ok {
+			return
+		}
+		norm, err := check(s)
+		if err != nil {
+			d.errorf(item, "%s: %v", label, err)
+			return
+		}
+		if prev, dup := first[norm]; dup {
+			d.errorf(item, "%s: duplicate %s (first at line %d)", label, quote(norm), prev.Line)
+			return
+		}
+		first[norm] = item
+		out = append(out, norm)
+	})
+	return out
+}

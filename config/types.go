@@ -1,0 +1,344 @@
+package config
+
+import "time"
+
+// File is a decoded, validated configuration file.
+type File struct {
+	// Path is the name given to Parse (the path given to Load); it is used
+	// in error messages.
+	Path      string
+	Proxy     Proxy
+	Admin     Admin
+	Log       Log
+	Upstreams []Upstream
+	Services  []Service
+	// Routes holds every route of the file, in file order: the top-level
+	// ones and the ones nested in services, whose Service is set to the
+	// enclosing service's name.
+	Routes []Route
+}
+
+// Proxy is the "proxy" section.
+type Proxy struct {
+	Pos Pos
+	// Listen is the proxy's "host:port" listen address.
+	Listen string
+	// MaxBodySize is the largest request body accepted, in bytes; 0 means
+	// unlimited.
+	MaxBodySize         int64
+	DrainTimeout        time.Duration
+	MaxIdleConnsPerHost int
+	IdleConnTimeout     time.Duration
+}
+
+// Admin is the "admin" section.
+type Admin struct {
+	Pos Pos
+	// Listen is the admin API's "host:port" listen address.
+	Listen string
+}
+
+// Log is the "log" section.
+type Log struct {
+	Pos Pos
+	// Level is one of debug, info, warn, error.
+	Level string
+	// Format is one of auto, json, console.
+	Format    string
+	AccessLog bool
+}
+
+// Upstream is a named set of targets with a load-balancing algorithm.
+type Upstream struct {
+	Pos Pos
+	// Name is hostname-like: dot-separated labels of letters, digits, '-'
+	// and '_'.
+	Name string
+	// Algorithm is one of round-robin, consistent-hashing,
+	// least-connections, latency, sticky-sessions, random.
+	Algorithm string
+	// HashOn and HashFallback are one of none, ip, header, cookie, path,
+	// query_arg, uri_capture. The HashOn* fields below hold the name the
+	// chosen input is read from; the one needed is always set.
+	HashOn           string
+	HashFallback     string
+	HashOnHeader     string
+	HashOnCookie     string
+	HashOnCookiePath string
+	HashOnQueryArg   string
+	HashOnURICapture string
+	// Slots is the size of the consistent-hashing ring.
+	Slots        int
+	StickyCookie string
+	// StickyTTL is the sticky-session cookie's lifetime; 0 means a session
+	// cookie.
+	StickyTTL time.Duration
+	// SlowStart is nil unless the file has a slow_start block.
+	SlowStart    *SlowStart
+	Panic        Panic
+	Healthchecks Healthchecks
+	// Targets is the upstream's static targets, possibly none.
+	Targets []Target
+}
+
+// Target is one backend address of an upstream.
+type Target struct {
+	Pos Pos
+	// Target is the normalised "host:port": host lower-cased, IP addresses
+	// in canonical form, IPv6 in brackets.
+	Target string
+	// Weight is 0..65535; 0 means the target receives no new requests.
+	Weight int
+	Tags   []string
+}
+
+// Service is a backend the routes proxy to.
+type Service struct {
+	Pos  Pos
+	Name string
+	// Protocol is http or https.
+	Protocol string
+	// Host is an upstream's name, or a host name or IP address (IPv6
+	// without brackets).
+	Host string
+	Port int
+	// Path is the path prefix added to proxied requests; "" when unset,
+	// otherwise it starts with '/'.
+	Path           string
+	Retries        int
+	ConnectTimeout time.Duration
+	ReadTimeout    time.Duration
+	WriteTimeout   time.Duration
+}
+
+// Route matches requests and sends them to a service.
+type Route struct {
+	Pos     Pos
+	Name    string
+	Service string
+	// Paths are prefixes starting with '/', or regular expressions
+	// written with a leading '~' (kept in the string).
+	Paths []string
+	// Hosts are lower-cased host names, possibly with one wildcard label
+	// at either end ("*.example.com", "example.*") and a ":port".
+	Hosts []string
+	// Methods are upper-cased.
+	Methods []string
+	// Headers maps lower-cased header names to the values that match.
+	Headers       map[string][]string
+	StripPath     bool
+	PreserveHost  bool
+	RegexPriority int
+}
+
+// SlowStart ramps a new or recovered target's weight up over a window.
+type SlowStart struct {
+	Window           time.Duration
+	Aggression       float64
+	MinWeightPercent float64
+}
+
+// Panic is the upstream's panic-mode setting.
+type Panic struct {
+	// MinHealthyPercent is the share of healthy targets under which the
+	// upstream panics; 0 disables panic mode.
+	MinHealthyPercent float64
+	// Mode is fail-open or fail-closed.
+	Mode string
+}
+
+// Healthchecks is an upstream's health-checking setup, in Kong's shape.
+type Healthchecks struct {
+	// Threshold is the percentage of healthy weight under which the
+	// upstream is considered unhealthy, 0..100.
+	Threshold float64
+	Active    Active
+	Passive   Passive
+}
+
+// Active is the active (probing) health checker.
+type Active struct {
+	// Enabled reports whether the file has an "active" block. The other
+	// fields hold defaults either way.
+	Enabled bool
+	// Type is http, https or tcp.
+	Type                   string
+	HTTPPath               string
+	Timeout                time.Duration
+	Concurrency            int
+	HTTPSVerifyCertificate bool
+	HTTPSSNI               string
+	Headers                map[string][]string
+	Healthy                ActiveHealthy
+	Unhealthy              ActiveUnhealthy
+}
+
+// ActiveHealthy is when an active checker deems a target healthy. Zero
+// Interval or Successes disable the corresponding behaviour.
+type ActiveHealthy struct {
+	Interval     time.Duration
+	Successes    int
+	HTTPStatuses []int
+}
+
+// ActiveUnhealthy is when an active checker deems a target unhealthy. Zero
+// values disable the corresponding behaviour.
+type ActiveUnhealthy struct {
+	Interval     time.Duration
+	HTTPFailures int
+	TCPFailures  int
+	Timeouts     int
+	HTTPStatuses []int
+}
+
+// Passive is the passive (traffic-observing) health checker.
+type Passive struct {
+	// Enabled reports whether the file has a "passive" block.
+	Enabled bool
+	// Type is http, https or tcp.
+	Type      string
+	Healthy   PassiveHealthy
+	Unhealthy PassiveUnhealthy
+	// MaxEjectionPercent caps the share of an upstream's targets that may
+	// be ejected at once, 0..100.
+	MaxEjectionPercent float64
+	BaseEjectionTime   time.Duration
+	MaxEjectionTime    time.Duration
+}
+
+// PassiveHealthy is when passive checking deems a target healthy again.
+type PassiveHealthy struct {
+	Successes    int
+	HTTPStatuses []int
+}
+
+// PassiveUnhealthy is when passive checking deems a target unhealthy.
+type PassiveUnhealthy struct {
+	HTTPFailures int
+	TCPFailures  int
+	Timeouts     int
+	HTTPStatuses []int
+}
+
+// Default values, as in Kong unless noted.
+const (
+	DefaultProxyListen         = "127.0.0.1:8000"
+	DefaultAdminListen         = "127.0.0.1:8001"
+	DefaultDrainTimeout        = 30 * time.Second
+	DefaultMaxIdleConnsPerHost = 64
+	DefaultIdleConnTimeout     = 90 * time.Second
+	DefaultLogLevel            = "info"
+	DefaultLogFormat           = "auto"
+	DefaultAlgorithm           = "round-robin"
+	DefaultSlots               = 10000
+	DefaultStickyCookie        = "outrigger_sticky"
+	DefaultStickyTTL           = time.Hour
+	DefaultWeight              = 100
+	DefaultRetries             = 5
+	DefaultTimeout             = 60000 * time.Millisecond
+	DefaultBaseEjectionTime    = 30 * time.Second
+	DefaultMaxEjectionTime     = 300 * time.Second
+)
+
+// Default returns a File with every default and no upstreams, services or
+// routes. It is what an empty file decodes to (with Path set).
+func Default() *File {
+	return &File{
+		Proxy: Proxy{
+			Listen:              DefaultProxyListen,
+			DrainTimeout:        DefaultDrainTimeout,
+			MaxIdleConnsPerHost: DefaultMaxIdleConnsPerHost,
+			IdleConnTimeout:     DefaultIdleConnTimeout,
+		},
+		Admin: Admin{Listen: DefaultAdminListen},
+		Log: Log{
+			Level:     DefaultLogLevel,
+			Format:    DefaultLogFormat,
+			AccessLog: true,
+		},
+		Upstreams: []Upstream{},
+		Services:  []Service{},
+		Routes:    []Route{},
+	}
+}
+
+func defaultUpstream() Upstream {
+	return Upstream{
+		Algorithm:        DefaultAlgorithm,
+		HashOn:           "none",
+		HashFallback:     "none",
+		HashOnCookiePath: "/",
+		Slots:            DefaultSlots,
+		StickyCookie:     DefaultStickyCookie,
+		StickyTTL:        DefaultStickyTTL,
+		Panic:            Panic{Mode: "fail-open"},
+		Healthchecks:     defaultHealthchecks(),
+	}
+}
+
+func defaultHealthchecks() Healthchecks {
+	return Healthchecks{
+		Active: Active{
+			Type:                   "http",
+			HTTPPath:               "/",
+			Timeout:                time.Second,
+			Concurrency:            10,
+			HTTPSVerifyCertificate: true,
+			Healthy: ActiveHealthy{
+				HTTPStatuses: []int{200, 302},
+			},
+			Unhealthy: ActiveUnhealthy{
+				HTTPStatuses: []int{429, 404, 500, 501, 502, 503, 504, 505},
+			},
+		},
+		Passive: Passive{
+			Type: "http",
+			Healthy: PassiveHealthy{
+				HTTPStatuses: []int{
+					200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
+					300, 301, 302, 303, 304, 305, 306, 307, 308,
+				},
+			},
+			Unhealthy: PassiveUnhealthy{
+				HTTPStatuses: []int{429, 500, 503},
+			},
+			MaxEjectionPercent: 100,
+			BaseEjectionTime:   DefaultBaseEjectionTime,
+			MaxEjectionTime:    DefaultMaxEjectionTime,
+		},
+	}
+}
+
+func defaultService() Service {
+	return Service{
+		Protocol:       "http",
+		Retries:        DefaultRetries,
+		ConnectTimeout: DefaultTimeout,
+		ReadTimeout:    DefaultTimeout,
+		WriteTimeout:   DefaultTimeout,
+	}
+}
+
+func defaultRoute() Route {
+	return Route{StripPath: true}
+}
+
+// Upstream returns the upstream named name.
+func (f *File) Upstream(name string) (*Upstream, bool) {
+	for i := range f.Upstreams {
+		if f.Upstreams[i].Name == name {
+			return &f.Upstreams[i], true
+		}
+	}
+	return nil, false
+}
+
+// Service returns the service named name.
+func (f *File) Service(name string) (*Service, bool) {
+	for i := range f.Services {
+		if f.Services[i].Name == name {
+			return &f.Services[i], true
+		}
+	}
+	return nil, false
+}

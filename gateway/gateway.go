@@ -1,0 +1,270 @@
+// Package gateway assembles a running Outrigger from a configuration: it
+// builds upstreams, services, routes and the proxy and admin handlers, swaps
+// in new configurations on reload without losing per-target state, and
+// serves the two listeners until told to stop.
+//
+// Contract:
+//   - Apply is all or nothing: a configuration that fails to build leaves
+//     the running one untouched.
+//   - Upstreams are kept across reloads by name, so balancer position,
+//     in-flight counts and (later) health state survive a reload.
+//   - Nothing here is package-level: two gateways can run in one process.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/outrigger-gw/outrigger/admin"
+	"github.com/outrigger-gw/outrigger/balance"
+	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/proxy"
+	"github.com/outrigger-gw/outrigger/proxy/router"
+	"github.com/outrigger-gw/outrigger/upstream"
+)
+
+// Options configure a Gateway.
+type Options struct {
+	Log     zerolog.Logger
+	Version string
+}
+
+// Gateway is one running Outrigger instance.
+type Gateway struct {
+	log        zerolog.Logger
+	version    string
+	started    time.Time
+	registry   *prometheus.Registry
+	metrics    *metrics
+	transports *proxy.Transports
+	proxy      *proxy.Proxy
+	admin      http.Handler
+
+	// mu serialises Apply and guards the fields below.
+	mu        sync.Mutex
+	cfg       *config.File
+	gen       uint64
+	upstreams map[string]*upstream.Upstream
+}
+
+// New builds a gateway from cfg. It does not listen yet (see Serve).
+func New(cfg *config.File, o Options) (*Gateway, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	g := &Gateway{
+		log:        o.Log,
+		version:    o.Version,
+		started:    time.Now(),
+		registry:   reg,
+		metrics:    newMetrics(reg),
+		transports: proxy.NewTransports(),
+		upstreams:  map[string]*upstream.Upstream{},
+	}
+	g.proxy = proxy.New(proxy.Options{
+		Log:         o.Log.With().Str("log", "access").Logger(),
+		AccessLog:   cfg.Log.AccessLog,
+		Metrics:     proxy.NewMetrics(reg),
+		MaxBodySize: cfg.Proxy.MaxBodySize,
+	})
+	g.admin = admin.New(admin.Options{Status: g.Status, Metrics: reg, Log: o.Log})
+	if err := g.Apply(cfg); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// ProxyHandler returns the data-plane handler.
+func (g *Gateway) ProxyHandler() http.Handler { return g.proxy }
+
+// AdminHandler returns the admin API handler.
+func (g *Gateway) AdminHandler() http.Handler { return g.admin }
+
+// Config returns the configuration in force.
+func (g *Gateway) Config() *config.File {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cfg
+}
+
+// Upstream returns the named upstream, or nil.
+func (g *Gateway) Upstream(name string) *upstream.Upstream {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.upstreams[name]
+}
+
+// Status is what /status reports.
+func (g *Gateway) Status() admin.Status {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return admin.Status{
+		Version:          g.version,
+		StartedAt:        g.started,
+		Uptime:           time.Since(g.started),
+		ConfigGeneration: g.gen,
+		ConfigFile:       g.cfg.Path,
+		Upstreams:        len(g.upstreams),
+		Routes:           len(g.cfg.Routes),
+		Services:         len(g.cfg.Services),
+	}
+}
+
+// Apply builds everything cfg describes and swaps it in. On error nothing
+// changes.
+func (g *Gateway) Apply(cfg *config.File) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+
+	// Build phase: nothing visible changes until every piece is ready.
+	type pending struct {
+		u       *upstream.Upstream
+		b       balance.Builder
+		targets []upstream.Target
+	}
+	ups := make(map[string]*pending, len(cfg.Upstreams))
+	for _, cu := range cfg.Upstreams {
+		b, err := newBalancer(cu)
+		if err != nil {
+			return cfg.Errorf(cu.Pos, "upstream %q: %v", cu.Name, err)
+		}
+		ts := make([]upstream.Target, 0, len(cu.Targets))
+		for _, t := range cu.Targets {
+			ts = append(ts, upstream.Target{Addr: t.Target, Weight: t.Weight, Tags: t.Tags})
+		}
+		ups[cu.Name] = &pending{u: g.upstreams[cu.Name], b: b, targets: ts}
+	}
+	services := make(map[string]*proxy.Service, len(cfg.Services))
+	direct := map[string]*upstream.Upstream{}
+	for _, cs := range cfg.Services {
+		svc := &proxy.Service{
+			Name:    cs.Name,
+			Scheme:  cs.Protocol,
+			Path:    cs.Path,
+			Retries: cs.Retries,
+			Transport: g.transports.Get(proxy.TransportOptions{
+				ConnectTimeout:      cs.ConnectTimeout,
+				ReadTimeout:         cs.ReadTimeout,
+				WriteTimeout:        cs.WriteTimeout,
+				MaxIdleConnsPerHost: cfg.Proxy.MaxIdleConnsPerHost,
+				IdleConnTimeout:     cfg.Proxy.IdleConnTimeout,
+			}),
+		}
+		if p, ok := ups[cs.Host]; ok {
+			if p.u == nil {
+				p.u = g.newUpstream(cs.Host, p.b)
+			}
+			svc.Upstream = p.u
+		} else {
+			// A real host: a one-target upstream of its own.
+			addr := net.JoinHostPort(cs.Host, strconv.Itoa(cs.Port))
+			u := direct[addr]
+			if u == nil {
+				u = g.newUpstream(addr, balance.NewRoundRobin())
+				u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: addr, Weight: 100}})
+				direct[addr] = u
+			}
+			svc.Upstream = u
+		}
+		services[cs.Name] = svc
+	}
+	routes := make([]router.Route, 0, len(cfg.Routes))
+	for _, cr := range cfg.Routes {
+		svc := services[cr.Service]
+		if svc == nil {
+			return cfg.Errorf(cr.Pos, "route %q: service %q not found", cr.Name, cr.Service)
+		}
+		routes = append(routes, router.Route{
+			Name: cr.Name, Hosts: cr.Hosts, Paths: cr.Paths, Methods: cr.Methods, Headers: cr.Headers,
+			StripPath: cr.StripPath, PreserveHost: cr.PreserveHost, RegexPriority: cr.RegexPriority,
+			Value: &proxy.Route{Name: cr.Name, Service: svc, StripPath: cr.StripPath, PreserveHost: cr.PreserveHost},
+		})
+	}
+	rt, err := router.New(routes)
+	if err != nil {
+		return fmt.Errorf("%s: routes: %w", cfg.Path, err)
+	}
+
+	// Commit phase.
+	next := make(map[string]*upstream.Upstream, len(ups))
+	for name, p := range ups {
+		if p.u == nil {
+			p.u = g.newUpstream(name, p.b)
+		} else {
+			p.u.SetBalancer(p.b)
+		}
+		p.u.SetTargets(upstream.StaticSource, p.targets)
+		next[name] = p.u
+	}
+	for name := range g.upstreams {
+		if _, ok := next[name]; !ok {
+			g.metrics.forget(name)
+		}
+	}
+	g.upstreams = next
+	g.gen++
+	g.cfg = cfg
+	g.proxy.SetTable(&proxy.Table{Router: rt, Generation: g.gen})
+	g.metrics.generation.Set(float64(g.gen))
+	return nil
+}
+
+func (g *Gateway) newUpstream(name string, b balance.Builder) *upstream.Upstream {
+	return upstream.New(upstream.Options{
+		Name:       name,
+		Balancer:   b,
+		OnSnapshot: func(s *upstream.Snapshot) { g.metrics.observeSnapshot(name, s) },
+	})
+}
+
+// newBalancer maps the configured algorithm to a balancer.
+func newBalancer(cu config.Upstream) (balance.Builder, error) {
+	return balance.ForName(cu.Algorithm, balance.Options{Slots: cu.Slots})
+}
+
+// Serve runs the proxy and admin servers on the given listeners until ctx
+// ends, then stops accepting, drains in-flight requests for up to
+// drainTimeout and returns. It returns the first server error, if any.
+func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drainTimeout time.Duration) error {
+	stdLog := zerologStd(g.log)
+	ps := &http.Server{Handler: g.proxy, ReadHeaderTimeout: 30 * time.Second, ErrorLog: stdLog}
+	as := &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdLog}
+	errc := make(chan error, 2)
+	go func() { errc <- ps.Serve(proxyLn) }()
+	go func() { errc <- as.Serve(adminLn) }()
+	var first error
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		first = err
+	}
+	g.log.Info().Dur("drain_timeout", drainTimeout).Msg("shutting down: draining in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range []*http.Server{ps, as} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.Shutdown(sctx); err != nil {
+				g.log.Warn().Err(err).Msg("drain deadline reached; closing remaining connections")
+				_ = s.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	g.transports.CloseIdle()
+	if first != nil && !errors.Is(first, http.ErrServerClosed) {
+		return first
+	}
+	return nil
+}

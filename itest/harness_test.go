@@ -1,0 +1,302 @@
+// Package itest runs the real outrigger binary against real backends on
+// loopback. TestMain builds the binary once; every test starts its own
+// gateway processes on kernel-chosen ports, so tests are independent.
+package itest
+
+import (
+	"bufio"
+	"bytes"
+
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the outrigger binary built by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "outrigger-itest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "outrigger")
+	cmd := exec.Command("go", "build", "-o", binary, "../cmd/outrigger")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build outrigger: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address the kernel just handed out.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// gateway is one running outrigger process.
+type gateway struct {
+	t         testing.TB
+	cmd       *exec.Cmd
+	ProxyAddr string
+	AdminAddr string
+	cfgPath   string
+	mu        sync.Mutex
+	logs      []map[string]any
+	raw       bytes.Buffer
+	exited    chan struct{}
+	exitErr   error
+}
+
+// startGateway writes cfg (a YAML body without listeners) and runs the
+// binary on it; it returns once the admin listener answers.
+func startGateway(t testing.TB, cfg string, extraArgs ...string) *gateway {
+	t.Helper()
+	g := &gateway{t: t, ProxyAddr: freeAddr(t), AdminAddr: freeAddr(t), exited: make(chan struct{})}
+	g.cfgPath = filepath.Join(t.TempDir(), "outrigger.yaml")
+	g.writeConfig(cfg)
+	args := append([]string{"run", "--config", g.cfgPath}, extraArgs...)
+	g.cmd = exec.Command(binary, args...)
+	stderr, err := g.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go g.readLogs(stderr)
+	go func() { g.exitErr = g.cmd.Wait(); close(g.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-g.exited:
+		default:
+			_ = g.cmd.Process.Kill()
+			<-g.exited
+		}
+		if t.Failed() {
+			g.mu.Lock()
+			t.Logf("gateway log:\n%s", g.raw.String())
+			g.mu.Unlock()
+		}
+	})
+	waitFor(t, 10*time.Second, "admin listener", func() bool {
+		select {
+		case <-g.exited:
+			t.Fatalf("outrigger exited early: %v\n%s", g.exitErr, g.rawLog())
+		default:
+		}
+		resp, err := http.Get("http://" + g.AdminAddr + "/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return g
+}
+
+func (g *gateway) writeConfig(body string) {
+	g.t.Helper()
+	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: 10s\nadmin:\n  listen: %s\nlog:\n  format: json\n  level: debug\n%s", g.ProxyAddr, g.AdminAddr, body)
+	tmp := g.cfgPath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(full), 0o600); err != nil {
+		g.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, g.cfgPath); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func (g *gateway) readLogs(r io.Reader) {
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 64*1024), 1<<20)
+	for s.Scan() {
+		line := s.Bytes()
+		var m map[string]any
+		_ = json.Unmarshal(line, &m)
+		g.mu.Lock()
+		g.raw.Write(line)
+		g.raw.WriteByte('\n')
+		if m != nil {
+			g.logs = append(g.logs, m)
+		}
+		g.mu.Unlock()
+	}
+}
+
+func (g *gateway) rawLog() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.raw.String()
+}
+
+// logsWhere returns the log lines whose message is msg.
+func (g *gateway) logsWhere(msg string) []map[string]any {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []map[string]any
+	for _, m := range g.logs {
+		if m["message"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (g *gateway) signal(sig syscall.Signal) {
+	g.t.Helper()
+	if err := g.cmd.Process.Signal(sig); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (g *gateway) wait(d time.Duration) int {
+	g.t.Helper()
+	select {
+	case <-g.exited:
+	case <-time.After(d):
+		g.t.Fatalf("outrigger did not exit within %s", d)
+	}
+	return g.cmd.ProcessState.ExitCode()
+}
+
+func (g *gateway) url(path string) string { return "http://" + g.ProxyAddr + path }
+
+// generation reads the config generation from /status.
+func (g *gateway) generation() float64 {
+	g.t.Helper()
+	var st struct {
+		Gen float64 `json:"config_generation"`
+	}
+	getJSON(g.t, "http://"+g.AdminAddr+"/status", &st)
+	return st.Gen
+}
+
+func getJSON(t testing.TB, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// backend is a real HTTP server on loopback that names itself in every
+// answer (header X-Backend and the body).
+type backend struct {
+	Name string
+	Addr string
+	srv  *http.Server
+	ln   net.Listener
+	mu   sync.Mutex
+	hits int
+}
+
+func startBackend(t testing.TB, name string, h http.Handler) *backend {
+	t.Helper()
+	return startBackendAt(t, name, "127.0.0.1:0", h)
+}
+
+func startBackendAt(t testing.TB, name, addr string, h http.Handler) *backend {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	// The address may have just been released by a killed backend.
+	for i := 0; i < 100; i++ {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{Name: name, Addr: ln.Addr().String(), ln: ln}
+	if h == nil {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Backend", name)
+			fmt.Fprintf(w, "%s %s %s", name, r.Method, r.URL.RequestURI())
+		})
+	}
+	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.hits++
+		b.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})}
+	go func() { _ = b.srv.Serve(ln) }()
+	t.Cleanup(b.Close)
+	return b
+}
+
+// Close stops the backend at once, dropping its connections.
+func (b *backend) Close() { _ = b.srv.Close() }
+
+func (b *backend) Hits() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.hits
+}
+
+// get sends a GET and returns status, X-Backend and body.
+func get(t testing.TB, c *http.Client, url string, hdr ...string) (int, string, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if strings.EqualFold(hdr[i], "Host") {
+			req.Host = hdr[i+1]
+			continue
+		}
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Backend"), string(body)
+}
+
+func newClient() *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+}

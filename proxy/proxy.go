@@ -1,0 +1,435 @@
+// Package proxy is Outrigger's data plane: it matches a request to a route,
+// maps the route to its service and the service to an upstream, picks a
+// target and forwards the request, streaming both ways.
+//
+// Contract:
+//   - The routing table is an immutable *Table swapped atomically (SetTable);
+//     a request uses the table it started with from start to finish.
+//   - Retries go to another target, up to the service's retries: a request
+//     whose connection was never established is always retried; otherwise
+//     only idempotent requests without a body are. A request body already
+//     read is never sent twice.
+//   - Errors are answered with a JSON body {"message": ...}: 404 when no
+//     route matches, 413 for a body over the limit, 502 when the upstream
+//     fails, 503 when it has no healthy target, 504 on a timeout.
+//   - Every finished request gets one access-log line and is counted in
+//     Metrics; outcomes go back to the upstream (health, balancer stats).
+//   - Bodies stream without buffering: server-sent events and other
+//     responses of unknown length are flushed as they arrive; WebSocket and
+//     other upgrades are tunnelled.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/outrigger-gw/outrigger/balance"
+	"github.com/outrigger-gw/outrigger/proxy/router"
+	"github.com/outrigger-gw/outrigger/upstream"
+)
+
+// Service is where matched requests go.
+type Service struct {
+	Name string
+	// Scheme is "http" or "https".
+	Scheme string
+	// Path is prepended to the (possibly stripped) request path.
+	Path string
+	// Retries is how many more attempts a failed request may make.
+	Retries int
+	// Upstream picks targets. Services that name a real host get a
+	// one-target upstream of their own.
+	Upstream *upstream.Upstream
+	// Transport holds the keep-alive pools and timeouts.
+	Transport http.RoundTripper
+}
+
+// Route is the payload of a router.Route (its Value).
+type Route struct {
+	Name         string
+	Service      *Service
+	StripPath    bool
+	PreserveHost bool
+}
+
+// Table is an immutable routing table.
+type Table struct {
+	Router *router.Router
+	// Generation identifies the configuration the table was built from.
+	Generation uint64
+}
+
+// Options configure a Proxy.
+type Options struct {
+	Log       zerolog.Logger
+	AccessLog bool
+	Metrics   *Metrics
+	// MaxBodySize limits request bodies (bytes); 0 means no limit.
+	MaxBodySize int64
+	// KeyFunc, when set, fills the balancer request (hash keys) for a
+	// request bound to an upstream.
+	KeyFunc func(u *upstream.Upstream, r *http.Request, br *balance.Request)
+}
+
+// Proxy is an http.Handler forwarding requests along the current Table.
+type Proxy struct {
+	opts  Options
+	log   zerolog.Logger
+	table atomic.Pointer[Table]
+	rp    *httputil.ReverseProxy
+}
+
+// New returns a Proxy with an empty table (every request gets 404).
+func New(o Options) *Proxy {
+	p := &Proxy{opts: o, log: o.Log}
+	p.table.Store(&Table{})
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,
+		Transport:    roundTripper{p},
+		ErrorHandler: p.errorHandler,
+		BufferPool:   newBufferPool(),
+		ErrorLog:     log.New(zerologWriter{o.Log}, "", 0),
+	}
+	return p
+}
+
+// SetTable swaps the routing table.
+func (p *Proxy) SetTable(t *Table) { p.table.Store(t) }
+
+// Table returns the current routing table.
+func (p *Proxy) Table() *Table { return p.table.Load() }
+
+type stateKey struct{}
+
+// reqState is the per-request bookkeeping shared by ServeHTTP, rewrite,
+// RoundTrip and the error handler. It is owned by one request.
+type reqState struct {
+	route    *Route
+	path     string
+	prefix   string
+	attempts int
+	ep       *upstream.Endpoint
+	err      error
+	body     countingBody
+	resp     respBody
+	rw       respWriter
+}
+
+// ServeHTTP proxies one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t := p.table.Load()
+	if t.Router == nil {
+		p.reject(w, r, start, http.StatusNotFound, "no Route matched with those values")
+		return
+	}
+	m, ok := t.Router.Match(r.Method, r.Host, r.URL.Path, r.Header)
+	if !ok {
+		p.reject(w, r, start, http.StatusNotFound, "no Route matched with those values")
+		return
+	}
+	if max := p.opts.MaxBodySize; max > 0 {
+		if r.ContentLength > max {
+			p.reject(w, r, start, http.StatusRequestEntityTooLarge, "Request size limit exceeded")
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, max)
+		}
+	}
+	rt := m.Route.Value.(*Route)
+	rs := &reqState{route: rt, path: m.Path}
+	if rt.StripPath && len(m.Path) < len(r.URL.Path) {
+		rs.prefix = strings.TrimSuffix(r.URL.Path, m.Path)
+	}
+	rs.rw.ResponseWriter = w
+	if mt := p.opts.Metrics; mt != nil {
+		mt.InFlight.Inc()
+	}
+	defer p.finish(r, rs, start)
+	p.rp.ServeHTTP(&rs.rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, rs)))
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	rs := pr.In.Context().Value(stateKey{}).(*reqState)
+	svc := rs.route.Service
+	out := pr.Out
+	out.URL.Scheme = svc.Scheme
+	out.URL.Host = svc.Upstream.Name() // replaced per attempt in RoundTrip
+	out.URL.Path = joinPath(svc.Path, rs.path)
+	out.URL.RawPath = ""
+	if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
+		out.Header["X-Forwarded-For"] = append([]string(nil), xff...)
+	}
+	pr.SetXForwarded()
+	if la, ok := pr.In.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if tcp, ok := la.(*net.TCPAddr); ok {
+			out.Header.Set("X-Forwarded-Port", strconv.Itoa(tcp.Port))
+		}
+	}
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		out.Header.Set("X-Real-Ip", ip)
+	}
+	if rs.prefix != "" {
+		out.Header.Set("X-Forwarded-Prefix", rs.prefix)
+	}
+	if rs.route.PreserveHost {
+		out.Host = pr.In.Host
+	} else {
+		out.Host = ""
+	}
+}
+
+// joinPath appends the request path to the service path the way Kong's
+// default path handling does: no doubled or missing slash.
+func joinPath(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	if p == "" || p == "/" {
+		return base
+	}
+	return strings.TrimSuffix(base, "/") + p
+}
+
+type roundTripper struct{ p *Proxy }
+
+// RoundTrip sends one proxied request, retrying on another target where
+// that is safe.
+func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	rs := req.Context().Value(stateKey{}).(*reqState)
+	svc := rs.route.Service
+	if req.Body != nil && req.Body != http.NoBody {
+		rs.body.rc = req.Body
+		req.Body = &rs.body
+	}
+	var br balance.Request
+	if t.p.opts.KeyFunc != nil {
+		t.p.opts.KeyFunc(svc.Upstream, req, &br)
+	}
+	var last string
+	for {
+		snap := svc.Upstream.Snapshot()
+		ep, err := snap.Pick(&br)
+		// On a retry, avoid the target that just failed when there is
+		// another one (a few tries: the balancer may be random).
+		for i := 0; err == nil && ep.Addr == last && len(snap.Endpoints) > 1 && i < 8; i++ {
+			ep, err = snap.Pick(&br)
+		}
+		if err != nil {
+			return nil, err
+		}
+		rs.attempts++
+		rs.ep = ep
+		last = ep.Addr
+		req.URL.Host = ep.Addr
+		ep.Stats.InFlight.Add(1)
+		ep.Stats.Requests.Add(1)
+		t0 := time.Now()
+		resp, err := svc.Transport.RoundTrip(req)
+		if err == nil {
+			svc.Upstream.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: time.Since(t0)})
+			if resp.StatusCode == http.StatusSwitchingProtocols {
+				// The tunnel needs the raw read-write body; it no longer
+				// counts as an in-flight request.
+				ep.Stats.InFlight.Add(-1)
+				return resp, nil
+			}
+			rs.resp = respBody{rc: resp.Body, stats: ep.Stats}
+			resp.Body = &rs.resp
+			return resp, nil
+		}
+		ep.Stats.InFlight.Add(-1)
+		var ce *ConnectError
+		connectFailed := errors.As(err, &ce)
+		svc.Upstream.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: isTimeout(err), Duration: time.Since(t0)})
+		if req.Context().Err() != nil || rs.attempts > svc.Retries || !retryable(req, &rs.body, connectFailed) {
+			return nil, err
+		}
+		if mt := t.p.opts.Metrics; mt != nil {
+			mt.Retries.WithLabelValues(svc.Name, svc.Upstream.Name()).Inc()
+		}
+	}
+}
+
+// retryable reports whether a failed attempt may be sent again.
+func retryable(req *http.Request, body *countingBody, connectFailed bool) bool {
+	if body.n.Load() > 0 {
+		return false // part of the body left: never send it twice
+	}
+	if connectFailed {
+		return true
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	rs := r.Context().Value(stateKey{}).(*reqState)
+	rs.err = err
+	var mbe *http.MaxBytesError
+	switch {
+	case r.Context().Err() != nil:
+		// The client went away: nobody to answer. Logged as 499, as nginx.
+		rs.rw.status = 499
+	case errors.Is(err, upstream.ErrNoTargets):
+		writeError(w, http.StatusServiceUnavailable, "failure to get a peer from the ring-balancer")
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "Request size limit exceeded")
+	case isTimeout(err):
+		writeError(w, http.StatusGatewayTimeout, "The upstream server is timing out")
+	default:
+		writeError(w, http.StatusBadGateway, "An invalid response was received from the upstream server")
+	}
+}
+
+func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, start time.Time, status int, msg string) {
+	writeError(w, status, msg)
+	if p.opts.AccessLog {
+		p.log.Info().Str("method", r.Method).Str("host", r.Host).Str("path", r.URL.Path).
+			Int("status", status).Dur("duration", time.Since(start)).Msg("access")
+	}
+}
+
+// finish records metrics and the access-log line of a proxied request.
+func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
+	d := time.Since(start)
+	status := rs.rw.status
+	if status == 0 && rs.rw.hijacked {
+		status = http.StatusSwitchingProtocols
+	}
+	svc := rs.route.Service
+	target := ""
+	if rs.ep != nil {
+		target = rs.ep.Addr
+	}
+	if mt := p.opts.Metrics; mt != nil {
+		mt.InFlight.Dec()
+		mt.Requests.WithLabelValues(rs.route.Name, svc.Name, svc.Upstream.Name(), target, codeClass(status)).Inc()
+		mt.Latency.WithLabelValues(rs.route.Name, svc.Name, svc.Upstream.Name()).Observe(d.Seconds())
+	}
+	if !p.opts.AccessLog {
+		return
+	}
+	ev := p.log.Info().Str("method", r.Method).Str("host", r.Host).Str("path", r.URL.Path).
+		Str("route", rs.route.Name).Str("service", svc.Name).Str("upstream", svc.Upstream.Name()).
+		Str("target", target).Int("status", status).Int64("bytes", rs.rw.bytes).
+		Dur("duration", d).Int("attempts", rs.attempts).Str("client", r.RemoteAddr)
+	if rs.err != nil {
+		ev = ev.Str("error", rs.err.Error())
+	}
+	ev.Msg("access")
+}
+
+// writeError answers with Kong's JSON error shape.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	body := `{"message":"` + msg + `"}` + "\n"
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}
+
+// respWriter records status and bytes; Unwrap lets http.ResponseController
+// reach the real writer's Flush and Hijack.
+type respWriter struct {
+	http.ResponseWriter
+	status   int
+	bytes    int64
+	hijacked bool
+}
+
+func (w *respWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *respWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *respWriter) Unwrap() http.ResponseWriter {
+	// Only the upgrade path asks for the raw writer without writing first.
+	if w.status == 0 {
+		w.hijacked = true
+	}
+	return w.ResponseWriter
+}
+
+// countingBody counts request-body bytes handed to the transport. Close is
+// a no-op: the transport closes bodies on failed attempts, and a retry must
+// still be able to read it; the server closes the real body.
+type countingBody struct {
+	rc io.ReadCloser
+	n  atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+func (b *countingBody) Close() error { return nil }
+
+// respBody ends the target's in-flight count when the response is done.
+type respBody struct {
+	rc     io.ReadCloser
+	stats  *balance.Stats
+	closed bool
+}
+
+func (b *respBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
+
+func (b *respBody) Close() error {
+	if !b.closed {
+		b.closed = true
+		b.stats.InFlight.Add(-1)
+	}
+	return b.rc.Close()
+}
+
+// bufferPool recycles copy buffers between requests.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}}
+}
+
+func (bp *bufferPool) Get() []byte  { return *(bp.p.Get().(*[]byte)) }
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+
+// zerologWriter adapts the standard logger ReverseProxy uses for copy
+// errors to zerolog at debug level.
+type zerologWriter struct{ l zerolog.Logger }
+
+func (z zerologWriter) Write(b []byte) (int, error) {
+	z.l.Debug().Msg(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
