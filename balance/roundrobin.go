@@ -207,20 +207,36 @@ func reduceByGCD(w []uint64) uint64 {
 	return sum
 }
 
-// rrItem is the next occurrence of endpoint i in smoothSequence: its k-th
-// of w, keyed by the time num/(2(n-1)·w) in units of W slots.
+// rrItem is the next occurrence of an endpoint in smoothSequence: its k-th
+// of w, due or released at num/(2(n-1)·w) in units of W slots.
 type rrItem struct {
 	num, w, k uint64
-	i         uint32
 }
 
-// rrHeap is a binary min-heap of rrItems by num/w, ties by index.
-type rrHeap []rrItem
+// rrEntry is a heap element: an endpoint index and its float64(num)/w.
+type rrEntry struct {
+	key float64
+	i   uint32
+}
 
-func (h rrHeap) less(a, b int) bool {
-	x, y := &h[a], &h[b]
-	h1, l1 := bits.Mul64(x.num, y.w)
-	h2, l2 := bits.Mul64(y.num, x.w)
+// rrHeap is a binary min-heap of endpoints by their item's num/w, ties by
+// index.
+type rrHeap struct {
+	e     []rrEntry
+	items []rrItem
+}
+
+// less orders by num/w exactly. num and w are below 2^53, so their float64
+// quotients are correctly rounded, and rounding is monotonic: different
+// quotients order the exact ratios; only equal ones need the exact
+// cross-multiplication.
+func (h *rrHeap) less(x, y rrEntry) bool {
+	if x.key != y.key {
+		return x.key < y.key
+	}
+	a, b := &h.items[x.i], &h.items[y.i]
+	h1, l1 := bits.Mul64(a.num, b.w)
+	h2, l2 := bits.Mul64(b.num, a.w)
 	if h1 != h2 {
 		return h1 < h2
 	}
@@ -230,40 +246,56 @@ func (h rrHeap) less(a, b int) bool {
 	return x.i < y.i
 }
 
-func (h *rrHeap) push(it rrItem) {
-	*h = append(*h, it)
-	s := *h
-	for c := len(s) - 1; c > 0; {
-		p := (c - 1) / 2
-		if !s.less(c, p) {
-			break
-		}
-		s[c], s[p] = s[p], s[c]
-		c = p
-	}
+// push adds endpoint i, keyed by its item's current num.
+func (h *rrHeap) push(i uint32) {
+	it := &h.items[i]
+	x := rrEntry{key: float64(it.num) / float64(it.w), i: i}
+	h.e = append(h.e, x)
+	h.up(len(h.e)-1, x)
 }
 
-func (h *rrHeap) pop() rrItem {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	s = s[:last]
-	for p := 0; ; {
-		c := 2*p + 1
-		if c >= len(s) {
+func (h *rrHeap) up(c int, x rrEntry) {
+	e := h.e
+	for c > 0 {
+		p := (c - 1) / 2
+		if !h.less(x, e[p]) {
 			break
 		}
-		if c+1 < len(s) && s.less(c+1, c) {
-			c++
-		}
-		if !s.less(c, p) {
-			break
-		}
-		s[c], s[p] = s[p], s[c]
-		p = c
+		e[c] = e[p]
+		c = p
 	}
-	*h = s
+	e[c] = x
+}
+
+// top returns the minimum's endpoint index; the heap must not be empty.
+func (h *rrHeap) top() uint32 { return h.e[0].i }
+
+// pop removes the minimum and returns its endpoint index. It moves the
+// hole at the root down to a leaf along the smaller children (one
+// comparison per level), then sifts the last element up from there
+// (Floyd's variant: the last element usually belongs near the bottom).
+func (h *rrHeap) pop() uint32 {
+	e := h.e
+	top := e[0].i
+	last := e[len(e)-1]
+	e = e[:len(e)-1]
+	h.e = e
+	if len(e) == 0 {
+		return top
+	}
+	c := 0
+	for {
+		l := 2*c + 1
+		if l >= len(e) {
+			break
+		}
+		if l+1 < len(e) && h.less(e[l+1], e[l]) {
+			l++
+		}
+		e[c] = e[l]
+		c = l
+	}
+	h.up(c, last)
 	return top
 }
 
@@ -280,30 +312,36 @@ func smoothSequence[T index](seq []T, w []uint64, total uint64) (forced int) {
 	m2 := 2 * uint64(n-1)
 	// Release time of occurrence k: (2(n-1)(k-1)+1)/(2(n-1)·w) · W.
 	// Due time:                     (2(n-1)k-1)/(2(n-1)·w) · W.
-	pending := make(rrHeap, 0, n)
-	ready := make(rrHeap, 0, n)
+	items := make([]rrItem, n)
+	pending := rrHeap{e: make([]rrEntry, 0, n), items: items}
+	ready := rrHeap{e: make([]rrEntry, 0, n), items: items}
 	for i, x := range w {
-		pending.push(rrItem{num: 1, w: x, k: 1, i: uint32(i)})
+		items[i] = rrItem{num: 1, w: x, k: 1}
+		pending.push(uint32(i))
 	}
 	for t := uint64(1); t <= total; t++ {
 		// Released at slot t: num·W <= t·2(n-1)·w.
-		for len(pending) > 0 && mulLessEq(pending[0].num, total, t, m2*pending[0].w) {
-			it := pending.pop()
+		for len(pending.e) > 0 {
+			it := &items[pending.top()]
+			if !mulLessEq(it.num, total, t, m2*it.w) {
+				break
+			}
+			i := pending.pop()
 			it.num = m2*it.k - 1
-			ready.push(it)
+			ready.push(i)
 		}
-		if len(ready) == 0 {
+		if len(ready.e) == 0 {
 			forced++
-			it := pending.pop()
-			it.num = m2*it.k - 1
-			ready.push(it)
+			i := pending.pop()
+			items[i].num = m2*items[i].k - 1
+			ready.push(i)
 		}
-		it := ready.pop()
-		seq[t-1] = T(it.i)
-		if it.k < it.w {
+		i := ready.pop()
+		seq[t-1] = T(i)
+		if it := &items[i]; it.k < it.w {
 			it.k++
 			it.num = m2*(it.k-1) + 1
-			pending.push(it)
+			pending.push(i)
 		}
 	}
 	return forced

@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,7 +56,9 @@ type Gateway struct {
 	mu        sync.Mutex
 	cfg       *config.File
 	gen       uint64
-	upstreams map[string]*upstream.Upstream
+	upstreams map[string]*upstreamRT
+	serving   bool            // Serve runs: new checkers start at once
+	ctx       context.Context // Serve's context, for checkers started by Apply
 }
 
 // New builds a gateway from cfg. It does not listen yet (see Serve).
@@ -68,7 +72,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		registry:   reg,
 		metrics:    newMetrics(reg),
 		transports: proxy.NewTransports(),
-		upstreams:  map[string]*upstream.Upstream{},
+		upstreams:  map[string]*upstreamRT{},
 	}
 	g.proxy = proxy.New(proxy.Options{
 		Log:         o.Log.With().Str("log", "access").Logger(),
@@ -100,7 +104,10 @@ func (g *Gateway) Config() *config.File {
 func (g *Gateway) Upstream(name string) *upstream.Upstream {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.upstreams[name]
+	if rt := g.upstreams[name]; rt != nil {
+		return rt.u
+	}
+	return nil
 }
 
 // Status is what /status reports.
@@ -126,22 +133,21 @@ func (g *Gateway) Apply(cfg *config.File) error {
 	defer g.mu.Unlock()
 
 	// Build phase: nothing visible changes until every piece is ready.
-	type pending struct {
-		u       *upstream.Upstream
-		b       balance.Builder
-		targets []upstream.Target
-	}
-	ups := make(map[string]*pending, len(cfg.Upstreams))
+	ups := make(map[string]*upstreamRT, len(cfg.Upstreams))
 	for _, cu := range cfg.Upstreams {
-		b, err := newBalancer(cu)
+		rt, err := g.buildUpstream(cu, g.upstreams[cu.Name])
 		if err != nil {
 			return cfg.Errorf(cu.Pos, "upstream %q: %v", cu.Name, err)
 		}
+		ups[cu.Name] = rt
+	}
+	targets := make(map[string][]upstream.Target, len(cfg.Upstreams))
+	for _, cu := range cfg.Upstreams {
 		ts := make([]upstream.Target, 0, len(cu.Targets))
 		for _, t := range cu.Targets {
 			ts = append(ts, upstream.Target{Addr: t.Target, Weight: t.Weight, Tags: t.Tags})
 		}
-		ups[cu.Name] = &pending{u: g.upstreams[cu.Name], b: b, targets: ts}
+		targets[cu.Name] = ts
 	}
 	services := make(map[string]*proxy.Service, len(cfg.Services))
 	direct := map[string]*upstream.Upstream{}
@@ -159,18 +165,16 @@ func (g *Gateway) Apply(cfg *config.File) error {
 				IdleConnTimeout:     cfg.Proxy.IdleConnTimeout,
 			}),
 		}
-		if p, ok := ups[cs.Host]; ok {
-			if p.u == nil {
-				p.u = g.newUpstream(cs.Host, p.b)
-			}
-			svc.Upstream = p.u
+		if rt, ok := ups[cs.Host]; ok {
+			svc.Upstream = rt.u
+			svc.Hash = rt.hash
 		} else {
 			// A real host: a one-target upstream of its own.
 			addr := net.JoinHostPort(cs.Host, strconv.Itoa(cs.Port))
 			u := direct[addr]
 			if u == nil {
-				u = g.newUpstream(addr, balance.NewRoundRobin())
-				u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: addr, Weight: 100}})
+				u = upstream.New(upstream.Options{Name: addr, Balancer: balance.NewRoundRobin()})
+				u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: addr, Weight: 1}})
 				direct[addr] = u
 			}
 			svc.Upstream = u
@@ -183,10 +187,20 @@ func (g *Gateway) Apply(cfg *config.File) error {
 		if svc == nil {
 			return cfg.Errorf(cr.Pos, "route %q: service %q not found", cr.Name, cr.Service)
 		}
+		var res []*regexp.Regexp
+		for _, p := range cr.Paths {
+			if strings.HasPrefix(p, "~") {
+				re, err := regexp.Compile("^(?:" + p[1:] + ")")
+				if err != nil {
+					return cfg.Errorf(cr.Pos, "route %q: path %q: %v", cr.Name, p, err)
+				}
+				res = append(res, re)
+			}
+		}
 		routes = append(routes, router.Route{
 			Name: cr.Name, Hosts: cr.Hosts, Paths: cr.Paths, Methods: cr.Methods, Headers: cr.Headers,
 			StripPath: cr.StripPath, PreserveHost: cr.PreserveHost, RegexPriority: cr.RegexPriority,
-			Value: &proxy.Route{Name: cr.Name, Service: svc, StripPath: cr.StripPath, PreserveHost: cr.PreserveHost},
+			Value: &proxy.Route{Name: cr.Name, Service: svc, StripPath: cr.StripPath, PreserveHost: cr.PreserveHost, Regexps: res},
 		})
 	}
 	rt, err := router.New(routes)
@@ -195,21 +209,23 @@ func (g *Gateway) Apply(cfg *config.File) error {
 	}
 
 	// Commit phase.
-	next := make(map[string]*upstream.Upstream, len(ups))
-	for name, p := range ups {
-		if p.u == nil {
-			p.u = g.newUpstream(name, p.b)
-		} else {
-			p.u.SetBalancer(p.b)
+	for name, rt := range ups {
+		if old := g.upstreams[name]; old != nil && old.u != rt.u {
+			g.retire(old)
 		}
-		p.u.SetTargets(upstream.StaticSource, p.targets)
-		next[name] = p.u
+		rt.u.SetBalancer(rt.balancer)
+		rt.u.SetTargets(upstream.StaticSource, targets[name])
+		if g.serving && rt.checker != nil {
+			rt.checker.Start(g.ctx)
+		}
 	}
-	for name := range g.upstreams {
-		if _, ok := next[name]; !ok {
+	for name, old := range g.upstreams {
+		if _, ok := ups[name]; !ok {
+			g.retire(old)
 			g.metrics.forget(name)
 		}
 	}
+	next := ups
 	g.upstreams = next
 	g.gen++
 	g.cfg = cfg
@@ -218,23 +234,42 @@ func (g *Gateway) Apply(cfg *config.File) error {
 	return nil
 }
 
-func (g *Gateway) newUpstream(name string, b balance.Builder) *upstream.Upstream {
-	return upstream.New(upstream.Options{
-		Name:       name,
-		Balancer:   b,
-		OnSnapshot: func(s *upstream.Snapshot) { g.metrics.observeSnapshot(name, s) },
-	})
+// retire stops what an upstream that left the configuration runs.
+func (g *Gateway) retire(rt *upstreamRT) {
+	if rt.checker != nil {
+		rt.checker.Stop()
+	}
+	rt.u.Close()
 }
 
-// newBalancer maps the configured algorithm to a balancer.
-func newBalancer(cu config.Upstream) (balance.Builder, error) {
-	return balance.ForName(cu.Algorithm, balance.Options{Slots: cu.Slots})
+// startCheckers starts the active health checks (Serve calls it).
+func (g *Gateway) startCheckers(ctx context.Context) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ctx, g.serving = ctx, true
+	for _, rt := range g.upstreams {
+		if rt.checker != nil {
+			rt.checker.Start(ctx)
+		}
+	}
+}
+
+// stopCheckers stops every health checker and upstream timer.
+func (g *Gateway) stopCheckers() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.serving = false
+	for _, rt := range g.upstreams {
+		g.retire(rt)
+	}
 }
 
 // Serve runs the proxy and admin servers on the given listeners until ctx
 // ends, then stops accepting, drains in-flight requests for up to
 // drainTimeout and returns. It returns the first server error, if any.
 func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drainTimeout time.Duration) error {
+	g.startCheckers(ctx)
+	defer g.stopCheckers()
 	stdLog := zerologStd(g.log)
 	ps := &http.Server{Handler: g.proxy, ReadHeaderTimeout: 30 * time.Second, ErrorLog: stdLog}
 	as := &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdLog}

@@ -7,14 +7,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/outrigger-gw/outrigger/health"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
 // metrics are the gateway-level collectors (per-upstream target counts,
 // configuration generation). Safe for concurrent use.
 type metrics struct {
-	targets    *prometheus.GaugeVec
-	generation prometheus.Gauge
+	targets       *prometheus.GaugeVec
+	targetHealthy *prometheus.GaugeVec
+	healthChanges *prometheus.CounterVec
+	panicMode     *prometheus.GaugeVec
+	panics        *prometheus.CounterVec
+	generation    prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -23,12 +28,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "outrigger", Name: "upstream_targets",
 			Help: "Targets per upstream by state (eligible: receives new requests; draining: weight 0; unhealthy).",
 		}, []string{"upstream", "state"}),
+		targetHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "outrigger", Name: "target_healthy",
+			Help: "1 when the target is healthy (checks and manual marks applied), else 0.",
+		}, []string{"upstream", "target"}),
+		healthChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "outrigger", Name: "health_changes_total",
+			Help: "Target health changes by cause (active, passive, manual, ejection-expired, ejection-refused) and new state.",
+		}, []string{"upstream", "cause", "state"}),
+		panicMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "outrigger", Name: "upstream_panic",
+			Help: "1 while the upstream is in panic mode (too few healthy targets).",
+		}, []string{"upstream"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "outrigger", Name: "upstream_panics_total",
+			Help: "Times panic mode engaged.",
+		}, []string{"upstream"}),
 		generation: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "outrigger", Name: "config_generation",
 			Help: "Generation of the configuration in force; increases on every successful reload.",
 		}),
 	}
-	reg.MustRegister(m.targets, m.generation)
+	reg.MustRegister(m.targets, m.targetHealthy, m.healthChanges, m.panicMode, m.panics, m.generation)
 	return m
 }
 
@@ -44,13 +65,43 @@ func (m *metrics) observeSnapshot(name string, s *upstream.Snapshot) {
 			eligible++
 		}
 	}
+	// Targets come and go: drop the upstream's series and set the current
+	// ones (snapshots change rarely; this is off the request path).
+	m.targetHealthy.DeletePartialMatch(prometheus.Labels{"upstream": name})
+	for _, t := range s.Targets {
+		v := 0.0
+		if t.Healthy {
+			v = 1
+		}
+		m.targetHealthy.WithLabelValues(name, t.Addr).Set(v)
+	}
 	m.targets.WithLabelValues(name, "eligible").Set(float64(eligible))
 	m.targets.WithLabelValues(name, "draining").Set(float64(draining))
 	m.targets.WithLabelValues(name, "unhealthy").Set(float64(unhealthy))
 }
 
 func (m *metrics) forget(name string) {
-	m.targets.DeletePartialMatch(prometheus.Labels{"upstream": name})
+	l := prometheus.Labels{"upstream": name}
+	m.targets.DeletePartialMatch(l)
+	m.targetHealthy.DeletePartialMatch(l)
+	m.panicMode.DeletePartialMatch(l)
+}
+
+func (m *metrics) healthEvent(name string, ev health.Event) {
+	state := "unhealthy"
+	if ev.New {
+		state = "healthy"
+	}
+	m.healthChanges.WithLabelValues(name, ev.Cause.String(), state).Inc()
+}
+
+func (m *metrics) panic(name string, on bool) {
+	if on {
+		m.panicMode.WithLabelValues(name).Set(1)
+		m.panics.WithLabelValues(name).Inc()
+	} else {
+		m.panicMode.WithLabelValues(name).Set(0)
+	}
 }
 
 // zerologStd adapts net/http's server error log to zerolog.

@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,9 @@ type Service struct {
 	Upstream *upstream.Upstream
 	// Transport holds the keep-alive pools and timeouts.
 	Transport http.RoundTripper
+	// Hash, when set, keys the balancer from the request (its upstream's
+	// hash_on settings or sticky-session cookie).
+	Hash *HashSpec
 }
 
 // Route is the payload of a router.Route (its Value).
@@ -62,6 +66,9 @@ type Route struct {
 	Service      *Service
 	StripPath    bool
 	PreserveHost bool
+	// Regexps are the route's regex paths, anchored; hash_on uri_capture
+	// reads their named groups.
+	Regexps []*regexp.Regexp
 }
 
 // Table is an immutable routing table.
@@ -78,9 +85,6 @@ type Options struct {
 	Metrics   *Metrics
 	// MaxBodySize limits request bodies (bytes); 0 means no limit.
 	MaxBodySize int64
-	// KeyFunc, when set, fills the balancer request (hash keys) for a
-	// request bound to an upstream.
-	KeyFunc func(u *upstream.Upstream, r *http.Request, br *balance.Request)
 }
 
 // Proxy is an http.Handler forwarding requests along the current Table.
@@ -96,11 +100,12 @@ func New(o Options) *Proxy {
 	p := &Proxy{opts: o, log: o.Log}
 	p.table.Store(&Table{})
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    roundTripper{p},
-		ErrorHandler: p.errorHandler,
-		BufferPool:   newBufferPool(),
-		ErrorLog:     log.New(zerologWriter{o.Log}, "", 0),
+		Rewrite:        p.rewrite,
+		Transport:      roundTripper{p},
+		ErrorHandler:   p.errorHandler,
+		ModifyResponse: p.modifyResponse,
+		BufferPool:     newBufferPool(),
+		ErrorLog:       log.New(zerologWriter{o.Log}, "", 0),
 	}
 	return p
 }
@@ -116,15 +121,17 @@ type stateKey struct{}
 // reqState is the per-request bookkeeping shared by ServeHTTP, rewrite,
 // RoundTrip and the error handler. It is owned by one request.
 type reqState struct {
-	route    *Route
-	path     string
-	prefix   string
-	attempts int
-	ep       *upstream.Endpoint
-	err      error
-	body     countingBody
-	resp     respBody
-	rw       respWriter
+	route     *Route
+	path      string
+	prefix    string
+	br        balance.Request
+	setCookie string
+	attempts  int
+	ep        *upstream.Endpoint
+	err       error
+	body      countingBody
+	resp      respBody
+	rw        respWriter
 }
 
 // ServeHTTP proxies one request.
@@ -154,6 +161,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.StripPath && len(m.Path) < len(r.URL.Path) {
 		rs.prefix = strings.TrimSuffix(r.URL.Path, m.Path)
 	}
+	rs.br.Now = start.UnixNano()
+	rs.setCookie = rt.Service.Hash.key(r, rt, &rs.br)
 	rs.rw.ResponseWriter = w
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Inc()
@@ -215,18 +224,14 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		rs.body.rc = req.Body
 		req.Body = &rs.body
 	}
-	var br balance.Request
-	if t.p.opts.KeyFunc != nil {
-		t.p.opts.KeyFunc(svc.Upstream, req, &br)
-	}
 	var last string
 	for {
 		snap := svc.Upstream.Snapshot()
-		ep, err := snap.Pick(&br)
+		ep, err := snap.Pick(&rs.br)
 		// On a retry, avoid the target that just failed when there is
 		// another one (a few tries: the balancer may be random).
 		for i := 0; err == nil && ep.Addr == last && len(snap.Endpoints) > 1 && i < 8; i++ {
-			ep, err = snap.Pick(&br)
+			ep, err = snap.Pick(&rs.br)
 		}
 		if err != nil {
 			return nil, err
@@ -240,7 +245,8 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		t0 := time.Now()
 		resp, err := svc.Transport.RoundTrip(req)
 		if err == nil {
-			svc.Upstream.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: time.Since(t0)})
+			now := time.Now()
+			svc.Upstream.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The tunnel needs the raw read-write body; it no longer
 				// counts as an in-flight request.
@@ -254,7 +260,8 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		ep.Stats.InFlight.Add(-1)
 		var ce *ConnectError
 		connectFailed := errors.As(err, &ce)
-		svc.Upstream.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: isTimeout(err), Duration: time.Since(t0)})
+		now := time.Now()
+		svc.Upstream.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: isTimeout(err), Duration: now.Sub(t0), At: now})
 		if req.Context().Err() != nil || rs.attempts > svc.Retries || !retryable(req, &rs.body, connectFailed) {
 			return nil, err
 		}
@@ -280,6 +287,16 @@ func retryable(req *http.Request, body *countingBody, connectFailed bool) bool {
 		return true
 	}
 	return false
+}
+
+// modifyResponse adds what the proxy owes the client on a response (the
+// cookie of a new hash or sticky session).
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	rs := resp.Request.Context().Value(stateKey{}).(*reqState)
+	if rs.setCookie != "" {
+		resp.Header.Add("Set-Cookie", rs.setCookie)
+	}
+	return nil
 }
 
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {

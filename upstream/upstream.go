@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/outrigger-gw/outrigger/balance"
+	"github.com/outrigger-gw/outrigger/health"
 )
 
 // StaticSource is the source name of targets written in the configuration.
@@ -50,10 +51,23 @@ type Target struct {
 	Source string
 }
 
-// HealthView answers whether an address may receive traffic. A nil
-// HealthView means every target is healthy.
-type HealthView interface {
-	Healthy(addr string) bool
+// Panic configures what an upstream does when too few targets are healthy.
+type Panic struct {
+	// MinHealthyPercent engages panic mode below this share; 0 disables.
+	// fail-open counts targets (Envoy); fail-closed counts weight (Kong's
+	// healthchecks.threshold).
+	MinHealthyPercent float64
+	// FailClosed answers 503 in panic mode (Kong); otherwise the balancer
+	// uses every weighted target, healthy or not (Envoy, fail-open).
+	FailClosed bool
+}
+
+// SlowStart ramps the weight of a target that joins (after the first
+// target set) or recovers, as Envoy does.
+type SlowStart struct {
+	Window           time.Duration
+	Aggression       float64
+	MinWeightPercent float64
 }
 
 // Options configures an Upstream.
@@ -62,12 +76,24 @@ type Options struct {
 	Name string
 	// Balancer builds pickers; required.
 	Balancer balance.Builder
-	// Health, when set, filters unhealthy targets out of the picker.
-	Health HealthView
+	// Health, when set, filters unhealthy targets out of the picker and
+	// receives every attempt's outcome (passive checks). The upstream keeps
+	// its target set current; the caller wires the checker's OnChange to
+	// Rebuild and starts and stops it.
+	Health *health.Checker
+	// Panic is the panic-mode policy.
+	Panic Panic
+	// SlowStart, when set, ramps new and recovered targets.
+	SlowStart *SlowStart
+	// OnPanic, when set, is called (outside any lock) when panic mode
+	// engages or ends, with the healthy share that decided it.
+	OnPanic func(engaged bool, healthyPercent float64)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 	// OnSnapshot, when set, is called after every snapshot swap (outside
 	// any lock); used for metrics.
 	OnSnapshot func(*Snapshot)
-	// Observer, when set, receives every attempt's outcome (Report).
+	// Observer, when set, also receives every attempt's outcome.
 	Observer func(*Endpoint, Outcome)
 }
 
@@ -82,9 +108,12 @@ type Endpoint struct {
 type TargetState struct {
 	Target
 	// EffectiveWeight is the weight the balancer uses now (after slow start
-	// and overrides); 0 when draining or unhealthy.
+	// and overrides); 0 when draining or unhealthy (outside panic mode).
 	EffectiveWeight int
 	Healthy         bool
+	// RampingSince is when slow start began for the target (zero when it is
+	// not ramping).
+	RampingSince time.Time
 }
 
 // Snapshot is the immutable state the request path reads.
@@ -95,23 +124,42 @@ type Snapshot struct {
 	Endpoints []Endpoint
 	// Targets lists every known target with its effective state.
 	Targets []TargetState
-	picker  balance.Picker
+	// Panic reports that panic mode is engaged; HealthyPercent is the
+	// healthy share that decided it.
+	Panic          bool
+	HealthyPercent float64
+	picker         balance.Picker
 }
 
 // Upstream is one named pool of targets with its balancer.
 type Upstream struct {
+	// Immutable after New.
 	name       string
-	builder    balance.Builder
-	health     HealthView
+	health     *health.Checker
+	panic      Panic
+	slow       *SlowStart
 	onSnapshot func(*Snapshot)
+	onPanic    func(bool, float64)
 	observer   func(*Endpoint, Outcome)
+	now        func() time.Time
 
-	// mu serialises writers (SetTargets, Rebuild) and guards the fields
-	// below it. Readers never take it: they load snap.
-	mu      sync.Mutex
-	sources map[string][]Target       // full target set per source
-	stats   map[string]*balance.Stats // per address; survives updates
-	gen     uint64
+	// setMu serialises whole target-set updates, which hand the address
+	// list to the health checker outside mu (the checker may call Rebuild
+	// back synchronously).
+	setMu sync.Mutex
+
+	// mu serialises snapshot rebuilds and guards the fields below it.
+	// Readers never take it: they load snap.
+	mu          sync.Mutex
+	builder     balance.Builder
+	sources     map[string][]Target       // full target set per source
+	stats       map[string]*balance.Stats // per address; survives updates
+	eligible    map[string]bool           // eligibility at the last rebuild
+	rampStart   map[string]time.Time      // slow start in progress
+	initialized bool                      // a first target set was applied
+	rampTimer   *time.Timer
+	closed      bool
+	gen         uint64
 
 	snap atomic.Pointer[Snapshot]
 }
@@ -122,10 +170,19 @@ func New(o Options) *Upstream {
 		name:       o.Name,
 		builder:    o.Balancer,
 		health:     o.Health,
+		panic:      o.Panic,
+		slow:       o.SlowStart,
 		onSnapshot: o.OnSnapshot,
+		onPanic:    o.OnPanic,
 		observer:   o.Observer,
+		now:        o.Now,
 		sources:    map[string][]Target{},
 		stats:      map[string]*balance.Stats{},
+		eligible:   map[string]bool{},
+		rampStart:  map[string]time.Time{},
+	}
+	if u.now == nil {
+		u.now = time.Now
 	}
 	u.snap.Store(&Snapshot{})
 	return u
@@ -145,27 +202,55 @@ func (u *Upstream) SetTargets(source string, ts []Target) {
 		t.Source = source
 		cp[i] = t
 	}
+	u.setMu.Lock()
+	defer u.setMu.Unlock()
 	u.mu.Lock()
 	if len(cp) == 0 {
 		delete(u.sources, source)
 	} else {
 		u.sources[source] = cp
 	}
-	s := u.rebuildLocked()
+	var addrs []string
+	if u.health != nil {
+		for _, t := range u.mergedLocked() {
+			addrs = append(addrs, t.Addr)
+		}
+	}
 	u.mu.Unlock()
-	u.notify(s)
+	if u.health != nil {
+		u.health.SetTargets(addrs)
+	}
+	u.Rebuild()
+}
+
+// Health returns the upstream's health checker (nil when it has none).
+func (u *Upstream) Health() *health.Checker { return u.health }
+
+// Close stops the upstream's timers. The upstream keeps serving its last
+// snapshot.
+func (u *Upstream) Close() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.closed = true
+	if u.rampTimer != nil {
+		u.rampTimer.Stop()
+	}
 }
 
 // Rebuild recomputes the snapshot from the current inputs (call it when
 // health changes).
 func (u *Upstream) Rebuild() {
 	u.mu.Lock()
+	old := u.snap.Load()
 	s := u.rebuildLocked()
 	u.mu.Unlock()
-	u.notify(s)
+	u.notify(old, s)
 }
 
-func (u *Upstream) notify(s *Snapshot) {
+func (u *Upstream) notify(old, s *Snapshot) {
+	if u.onPanic != nil && old.Panic != s.Panic {
+		u.onPanic(s.Panic, s.HealthyPercent)
+	}
 	if u.onSnapshot != nil {
 		u.onSnapshot(s)
 	}
@@ -207,35 +292,93 @@ func (u *Upstream) mergedLocked() []Target {
 
 func (u *Upstream) rebuildLocked() *Snapshot {
 	all := u.mergedLocked()
-	live := make(map[string]bool, len(all))
+	now := u.now()
 	s := &Snapshot{Targets: make([]TargetState, 0, len(all))}
+
+	// Health and panic mode: the share of weighted targets (by count for
+	// fail-open, by weight for fail-closed) that is healthy.
+	var total, healthyN, totalW, healthyW int
+	healthy := make([]bool, len(all))
+	for i, t := range all {
+		healthy[i] = u.health == nil || u.health.Healthy(t.Addr)
+		if t.Weight > 0 {
+			total++
+			totalW += t.Weight
+			if healthy[i] {
+				healthyN++
+				healthyW += t.Weight
+			}
+		}
+	}
+	s.HealthyPercent = 100
+	if u.panic.FailClosed && totalW > 0 {
+		s.HealthyPercent = 100 * float64(healthyW) / float64(totalW)
+	} else if !u.panic.FailClosed && total > 0 {
+		s.HealthyPercent = 100 * float64(healthyN) / float64(total)
+	}
+	s.Panic = total > 0 && u.panic.MinHealthyPercent > 0 && s.HealthyPercent < u.panic.MinHealthyPercent
+
+	live := make(map[string]bool, len(all))
+	eligible := make(map[string]bool, len(all))
+	ramping := false
 	var eps []balance.Endpoint
-	for _, t := range all {
+	for i, t := range all {
 		live[t.Addr] = true
 		st := u.stats[t.Addr]
 		if st == nil {
 			st = &balance.Stats{}
 			u.stats[t.Addr] = st
 		}
-		healthy := u.health == nil || u.health.Healthy(t.Addr)
-		w := t.Weight
-		if !healthy {
-			w = 0
+		w := min(max(t.Weight, 0), math.MaxUint16)
+		use := w > 0 && (healthy[i] || (s.Panic && !u.panic.FailClosed))
+		if s.Panic && u.panic.FailClosed {
+			use = false
 		}
-		if w > math.MaxUint16 {
-			w = math.MaxUint16
-		}
-		s.Targets = append(s.Targets, TargetState{Target: t, EffectiveWeight: w, Healthy: healthy})
-		if w > 0 {
+		ts := TargetState{Target: t, Healthy: healthy[i]}
+		if use {
+			eligible[t.Addr] = true
+			if u.slow != nil && u.slow.Window > 0 {
+				if u.initialized && !u.eligible[t.Addr] {
+					u.rampStart[t.Addr] = now
+				}
+				if start, ok := u.rampStart[t.Addr]; ok {
+					if el := now.Sub(start); el < u.slow.Window {
+						w = int(balance.SlowStartWeight(uint32(w), el, u.slow.Window, u.slow.Aggression, u.slow.MinWeightPercent))
+						ts.RampingSince = start
+						ramping = true
+					} else {
+						delete(u.rampStart, t.Addr)
+					}
+				}
+			}
+			ts.EffectiveWeight = w
 			eps = append(eps, balance.Endpoint{Addr: t.Addr, Weight: uint32(w), Stats: st})
 			s.Endpoints = append(s.Endpoints, Endpoint{Endpoint: eps[len(eps)-1], Target: t})
+		} else {
+			delete(u.rampStart, t.Addr)
 		}
+		s.Targets = append(s.Targets, ts)
 	}
 	for a := range u.stats {
 		if !live[a] {
 			delete(u.stats, a)
 		}
 	}
+	u.eligible = eligible
+	if len(all) > 0 {
+		u.initialized = true
+	}
+	if ramping && !u.closed && u.rampTimer == nil {
+		// Rebuild a few dozen times per window while anything ramps.
+		step := max(u.slow.Window/40, 50*time.Millisecond)
+		u.rampTimer = time.AfterFunc(step, func() {
+			u.mu.Lock()
+			u.rampTimer = nil
+			u.mu.Unlock()
+			u.Rebuild()
+		})
+	}
+
 	var prev balance.Picker
 	if old := u.snap.Load(); old != nil {
 		prev = old.picker
@@ -276,11 +419,18 @@ type Outcome struct {
 	Timeout bool
 	// Duration is the time to the response headers (or to the failure).
 	Duration time.Duration
+	// At is when the outcome was known.
+	At time.Time
 }
 
-// Report feeds the outcome of one attempt back to the upstream's observer
-// (passive health checks, latency tracking).
+// Report feeds the outcome of one attempt back: the latency EWMA of the
+// target, the passive health checks, and the observer.
 func (u *Upstream) Report(ep *Endpoint, o Outcome) {
+	failed := o.ConnectFailed || o.Timeout || o.Status >= 500
+	ep.Stats.Observe(o.Duration, failed, o.At.UnixNano())
+	if u.health != nil {
+		u.health.Observe(ep.Addr, health.Result{Status: o.Status, TCPFailure: o.ConnectFailed, Timeout: o.Timeout})
+	}
 	if u.observer != nil {
 		u.observer(ep, o)
 	}
@@ -290,7 +440,6 @@ func (u *Upstream) Report(ep *Endpoint, o Outcome) {
 func (u *Upstream) SetBalancer(b balance.Builder) {
 	u.mu.Lock()
 	u.builder = b
-	s := u.rebuildLocked()
 	u.mu.Unlock()
-	u.notify(s)
+	u.Rebuild()
 }

@@ -3,13 +3,27 @@ package upstream
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/outrigger-gw/outrigger/balance"
+	"github.com/outrigger-gw/outrigger/health"
 )
 
-type healthMap map[string]bool
+// newWithHealth returns an upstream whose health checker has no probes:
+// tests steer it with manual marks.
+func newWithHealth(o Options) *Upstream {
+	var u *Upstream
+	o.Health = health.New(health.Config{}, health.Options{OnChange: func() { u.Rebuild() }})
+	u = New(o)
+	return u
+}
 
-func (h healthMap) Healthy(a string) bool { v, ok := h[a]; return !ok || v }
+func mark(t *testing.T, u *Upstream, addr string, m health.Mark) {
+	t.Helper()
+	if !u.Health().Mark(addr, m) {
+		t.Fatalf("mark %s: unknown target", addr)
+	}
+}
 
 func pickN(t *testing.T, u *Upstream, n int) map[string]int {
 	t.Helper()
@@ -88,9 +102,9 @@ func TestStatsSurviveUpdates(t *testing.T) {
 }
 
 func TestHealthFilterAndSources(t *testing.T) {
-	h := healthMap{"b:1": false}
-	u := New(Options{Name: "u", Balancer: balance.NewRoundRobin(), Health: h})
+	u := newWithHealth(Options{Name: "u", Balancer: balance.NewRoundRobin()})
 	u.SetTargets("static", []Target{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 1}})
+	mark(t, u, "b:1", health.MarkUnhealthy)
 	u.SetTargets("consul:web", []Target{{Addr: "c:1", Weight: 1}, {Addr: "a:1", Weight: 9}})
 	got := pickN(t, u, 20)
 	if got["b:1"] != 0 || got["a:1"] != 10 || got["c:1"] != 10 {
@@ -159,4 +173,102 @@ func BenchmarkUpstreamPick(b *testing.B) {
 			_, _ = u.Pick(&r)
 		}
 	})
+}
+
+// An unhealthy target stays unhealthy across a target-set refresh that
+// lists it again (APISIX resets it; we must not).
+func TestHealthSurvivesRefresh(t *testing.T) {
+	u := newWithHealth(Options{Name: "u", Balancer: balance.NewRoundRobin()})
+	ts := []Target{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 1}}
+	u.SetTargets("consul:web", ts)
+	mark(t, u, "b:1", health.MarkUnhealthy)
+	u.SetTargets("consul:web", append(ts, Target{Addr: "c:1", Weight: 1}))
+	if got := pickN(t, u, 30); got["b:1"] != 0 || got["a:1"] != 15 {
+		t.Fatalf("after a refresh: %v", got)
+	}
+}
+
+func TestPanicMode(t *testing.T) {
+	for _, tc := range []struct {
+		desc      string
+		panic     Panic
+		unhealthy []string
+		wantPanic bool
+		want      map[string]int // of 40 picks; nil: ErrNoTargets
+	}{
+		{desc: "above threshold", panic: Panic{MinHealthyPercent: 50}, unhealthy: []string{"d:1"},
+			want: map[string]int{"a:1": 10, "b:1": 20, "c:1": 10}},
+		{desc: "fail-open balances over all", panic: Panic{MinHealthyPercent: 50}, unhealthy: []string{"a:1", "b:1", "c:1"}, wantPanic: true,
+			want: map[string]int{"a:1": 8, "b:1": 16, "c:1": 8, "d:1": 8}},
+		{desc: "fail-closed answers no target", panic: Panic{MinHealthyPercent: 50, FailClosed: true}, unhealthy: []string{"b:1", "c:1"}, wantPanic: true},
+		{desc: "fail-closed counts weight", panic: Panic{MinHealthyPercent: 50, FailClosed: true}, unhealthy: []string{"c:1", "d:1"},
+			want: map[string]int{"a:1": 40 / 3, "b:1": 40 - 40/3}},
+		{desc: "disabled", panic: Panic{}, unhealthy: []string{"a:1", "b:1", "c:1"},
+			want: map[string]int{"d:1": 40}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var events []bool
+			u := newWithHealth(Options{Name: "u", Balancer: balance.NewRoundRobin(), Panic: tc.panic,
+				OnPanic: func(on bool, _ float64) { events = append(events, on) }})
+			u.SetTargets("static", []Target{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 2}, {Addr: "c:1", Weight: 1}, {Addr: "d:1", Weight: 1}})
+			for _, a := range tc.unhealthy {
+				mark(t, u, a, health.MarkUnhealthy)
+			}
+			if got := u.Snapshot().Panic; got != tc.wantPanic {
+				t.Fatalf("panic = %v, want %v", got, tc.wantPanic)
+			}
+			if tc.wantPanic && (len(events) != 1 || !events[0]) {
+				t.Fatalf("OnPanic events %v, want one engage", events)
+			}
+			if tc.want == nil {
+				if _, err := u.Pick(&balance.Request{}); err != ErrNoTargets {
+					t.Fatalf("want ErrNoTargets, got %v", err)
+				}
+				return
+			}
+			got := pickN(t, u, 40)
+			for k, v := range tc.want {
+				if d := got[k] - v; d < -1 || d > 1 {
+					t.Fatalf("got %v, want about %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestSlowStart(t *testing.T) {
+	now := time.Unix(1000, 0)
+	u := newWithHealth(Options{Name: "u", Balancer: balance.NewRoundRobin(), Now: func() time.Time { return now },
+		SlowStart: &SlowStart{Window: 10 * time.Second, Aggression: 1, MinWeightPercent: 10}})
+	defer u.Close()
+	u.SetTargets("static", []Target{{Addr: "a:1", Weight: 100}})
+	weight := func(addr string) int {
+		for _, ts := range u.Snapshot().Targets {
+			if ts.Addr == addr {
+				return ts.EffectiveWeight
+			}
+		}
+		return -1
+	}
+	if w := weight("a:1"); w != 100 {
+		t.Fatalf("targets of the first set do not ramp: weight %d", w)
+	}
+	u.SetTargets("static", []Target{{Addr: "a:1", Weight: 100}, {Addr: "b:1", Weight: 100}})
+	for _, step := range []struct {
+		at   time.Duration
+		want int
+	}{{0, 10}, {500 * time.Millisecond, 10}, {5 * time.Second, 50}, {9 * time.Second, 90}, {10 * time.Second, 100}, {20 * time.Second, 100}} {
+		now = time.Unix(1000, 0).Add(step.at)
+		u.Rebuild()
+		if w := weight("b:1"); w != step.want {
+			t.Fatalf("at %s: weight %d, want %d", step.at, w, step.want)
+		}
+	}
+	// A recovered target ramps again.
+	mark(t, u, "b:1", health.MarkUnhealthy)
+	now = now.Add(time.Minute)
+	mark(t, u, "b:1", health.MarkNone)
+	if w := weight("b:1"); w != 10 {
+		t.Fatalf("recovered target: weight %d, want 10", w)
+	}
 }

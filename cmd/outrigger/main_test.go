@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func TestCLI(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(good, []byte("upstreams:\n  - name: u\n    targets: [{target: 127.0.0.1:1}]\nservices:\n  - {name: s, host: u, routes: [{name: r, paths: [/]}]}\n"), 0o600)
+	os.WriteFile(bad, []byte("upstreams:\n  - name: u\n    targets: [{target: 127.0.0.1:1, weight: -1}]\n"), 0o600)
+	for _, tc := range []struct {
+		desc     string
+		args     []string
+		wantCode int
+		wantOut  string // substring of stdout+stderr
+	}{
+		{desc: "no args", args: nil, wantCode: 2, wantOut: "Usage:"},
+		{desc: "help", args: []string{"--help"}, wantCode: 0, wantOut: "outrigger run --config FILE"},
+		{desc: "version", args: []string{"version"}, wantCode: 0, wantOut: "outrigger dev"},
+		{desc: "unknown command", args: []string{"fly"}, wantCode: 2, wantOut: `unknown command "fly"`},
+		{desc: "run help", args: []string{"run", "--help"}, wantCode: 0, wantOut: "-proxy-listen"},
+		{desc: "validate help", args: []string{"validate", "-h"}, wantCode: 0, wantOut: "-config"},
+		{desc: "demo help", args: []string{"demo", "--help"}, wantCode: 0, wantOut: "-admin-listen"},
+		{desc: "validate good", args: []string{"validate", "--config", good}, wantCode: 0, wantOut: "OK (1 upstreams, 1 services, 1 routes)"},
+		{desc: "validate bad", args: []string{"validate", "--config", bad}, wantCode: 2, wantOut: bad + ":3:"},
+		{desc: "validate missing flag", args: []string{"validate"}, wantCode: 2, wantOut: "--config FILE is required"},
+		{desc: "validate missing file", args: []string{"validate", "--config", filepath.Join(dir, "nope.yaml")}, wantCode: 2, wantOut: "nope.yaml"},
+		{desc: "run bad config starts nothing", args: []string{"run", "--config", bad}, wantCode: 2, wantOut: bad + ":3:"},
+		{desc: "run bad flag", args: []string{"run", "--config", good, "--log-level", "loud"}, wantCode: 2, wantOut: "--log-level"},
+		{desc: "run bad listen flag", args: []string{"run", "--config", good, "--proxy-listen", "nope"}, wantCode: 2, wantOut: "listen address"},
+		{desc: "stray argument", args: []string{"validate", "--config", good, "extra"}, wantCode: 2, wantOut: `unexpected argument "extra"`},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			var out bytes.Buffer
+			code := run(tc.args, &out, &out, noEnv)
+			if code != tc.wantCode || !strings.Contains(out.String(), tc.wantOut) {
+				t.Fatalf("code %d (want %d), output:\n%s\nwant it to contain %q", code, tc.wantCode, out.String(), tc.wantOut)
+			}
+		})
+	}
+}
+
+// The built-in demo configuration must always parse and build.
+func TestDemoConfigBuilds(t *testing.T) {
+	env := func(k string) (string, bool) {
+		return map[string]string{"DEMO_BACKEND_A": "127.0.0.1:1", "DEMO_BACKEND_B": "127.0.0.1:2"}[k], strings.HasPrefix(k, "DEMO_")
+	}
+	var out bytes.Buffer
+	f := filepath.Join(t.TempDir(), "demo.yaml")
+	os.WriteFile(f, demoConfig, 0o600)
+	if code := run([]string{"validate", "--config", f}, &out, &out, env); code != 0 {
+		t.Fatalf("demo config: %s", out.String())
+	}
+}

@@ -1,0 +1,58 @@
+// Package discovery defines how Outrigger learns about targets and announces
+// the service it sits next to.
+//
+// Contract (after go-kit's sd package):
+//   - A Source watches one service and emits full target sets, never deltas.
+//   - An Update with Err set means "the source could not be read": the
+//     consumer keeps the last good set (and may expose its age). It is never
+//     an empty set.
+//   - An Update with Err nil and no Targets is an authoritative empty answer
+//     (the service is gone); the consumer applies it after a short grace.
+//   - SDK types never leave the sub-packages (discovery/consul,
+//     discovery/nacos, discovery/dnssrv).
+package discovery
+
+import (
+	"context"
+	"time"
+)
+
+// Target is one discovered instance.
+type Target struct {
+	// Addr is "host:port".
+	Addr string
+	// Weight is 0..65535 (0 drains).
+	Weight int
+	Tags   []string
+	Meta   map[string]string
+	// Priority orders groups of targets (DNS SRV priority; lower first).
+	// Sources without priorities leave it 0.
+	Priority int
+}
+
+// Update is one emission of a Source.
+type Update struct {
+	Targets []Target
+	// Err is set when the source failed; Targets is then meaningless.
+	Err error
+	// At is when the source produced the update.
+	At time.Time
+}
+
+// Source watches one service.
+type Source interface {
+	// Name identifies the source in logs, metrics and target listings,
+	// e.g. "consul:web" or "dns_srv:_web._tcp.service.consul".
+	Name() string
+	// Run emits updates to fn until ctx ends. fn is called from one
+	// goroutine at a time. Run returns when ctx is done.
+	Run(ctx context.Context, fn func(Update))
+}
+
+// Registrar announces the local service in a registry.
+type Registrar interface {
+	// Run registers the service, keeps it registered (re-registering when
+	// the registry forgets it) until ctx ends, then deregisters it and
+	// returns.
+	Run(ctx context.Context) error
+}
