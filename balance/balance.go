@@ -12,26 +12,28 @@
 //     algorithm can carry its position over (round-robin phase, for example):
 //     a rebuild must never make ratios drift.
 //
-// Algorithms (Kong names, see ForName):
+// Algorithms, by Kong name (ForName maps names and Options to builders):
 //
-//	round-robin         NewRoundRobin      exact smooth weighted round robin
-//	consistent-hashing  NewConsistentHash  ketama-style hash ring over Request.Key
-//	least-connections   NewLeastConnections min (InFlight+1)/Weight, random ties
-//	latency             NewLatency         peak EWMA × (InFlight+1), power of two choices
-//	random              NewRandom          weighted random (alias method)
-//	sticky-sessions     NewSticky          Request.Key → remembered Addr, inner builder otherwise
+//	round-robin         NewRoundRobin        exact smooth weighted round robin
+//	consistent-hashing  NewConsistentHash    ketama-style ring over Request.Key
+//	least-connections   NewLeastConnections  min (InFlight+1)/Weight, random ties
+//	latency             NewLatency           peak EWMA × (InFlight+1), two choices
+//	random              NewRandom            weighted random (alias method)
+//	sticky-sessions     NewSticky            remembered Key → Addr, else inner
 //
 // SlowStartWeight computes ramped weights for newly healthy targets; the
-// caller applies it to Endpoint.Weight before Build.
+// caller applies it to Endpoint.Weight before Build. HashKey turns a hash
+// key (header, cookie, IP) into Request.Key.
 //
 // The one exception to "no locks" is the sticky-sessions picker: its memory
 // of key → target is an expirable LRU (github.com/hashicorp/golang-lru/v2)
-// guarded by that library's mutex. No other algorithm touches it.
+// guarded by that library's mutex, and remembering a new key allocates an
+// LRU entry. No other algorithm touches it.
 //
 // Randomised algorithms take an injectable source (a Rand func() uint64
 // field, nil = math/rand/v2's lock-free rand.Uint64) and time-dependent ones
 // an injectable clock (a Now func() int64 field returning Unix nanoseconds,
-// nil = time.Now().UnixNano()), so tests are seeded and never sleep.
+// nil = the wall clock), so tests are seeded and never sleep.
 package balance
 
 import (
@@ -102,7 +104,7 @@ type Stats struct {
 // EWMADecay is the time constant of the latency EWMA: a sample observed
 // td ago keeps weight exp(-td/EWMADecay). It is also how fast an idle
 // target's EWMA decays toward 0 when the latency picker reads it, so a
-// target that was avoided is tried again (see NewLatency).
+// target that was avoided is tried again (see Latency).
 const EWMADecay = 10 * time.Second
 
 // FailurePenalty is added to a failed request's sample: a failure is
@@ -138,13 +140,18 @@ func (s *Stats) Observe(latency time.Duration, failed bool, now int64) {
 		if failed {
 			x = max(x, prev) + float64(FailurePenalty)
 		}
-		v := x
-		if old != 0 && x <= prev {
-			td := float64(nowMs - uint32(old))
-			w := math.Exp(-td / ewmaDecayMs)
-			v = prev*w + x*(1-w)
+		v, stamp := x, nowMs
+		if old != 0 {
+			if x <= prev {
+				td := float64(msSince(nowMs, uint32(old)))
+				w := math.Exp(-td / ewmaDecayMs)
+				v = prev*w + x*(1-w)
+			}
+			if int32(nowMs-uint32(old)) < 0 {
+				stamp = uint32(old) // a late report does not move time back
+			}
 		}
-		packed := uint64(math.Float32bits(float32(v)))<<32 | uint64(nowMs)
+		packed := uint64(math.Float32bits(float32(v)))<<32 | uint64(stamp)
 		if s.ewma.CompareAndSwap(old, packed) {
 			return
 		}
@@ -166,8 +173,14 @@ func (s *Stats) LatencyEWMA() (time.Duration, bool) {
 const ewmaDecayMs = float64(EWMADecay / time.Millisecond)
 
 // unixMillis32 converts Unix nanoseconds to the packed millisecond stamp.
-// Differences of two stamps are taken modulo 2^32 (49.7 days): a clock that
-// steps backwards makes a sample look very old, which only decays it.
 func unixMillis32(ns int64) uint32 {
 	return uint32(uint64(ns / int64(time.Millisecond)))
+}
+
+// msSince returns now - then in milliseconds for packed stamps, taken
+// modulo 2^32 as a signed number (±24.8 days) and 0 if negative: requests
+// finish out of order, and Request.Now is the arrival time, so a stamp
+// slightly in the future is normal and must mean "just observed".
+func msSince(now, then uint32) int64 {
+	return max(int64(int32(now-then)), 0)
 }

@@ -206,3 +206,26 @@ func TestRingPointCounts(t *testing.T) {
 		})
 	}
 }
+
+// TestHashKeyStable pins HashKey (FNV-1a 64 then the SplitMix64
+// finaliser; the values were cross-checked with an independent
+// implementation): it must not change across processes or versions, or a
+// fleet's sidecars would disagree on targets after an upgrade.
+func TestHashKeyStable(t *testing.T) {
+	tests := []struct {
+		desc string
+		in   string
+		want uint64
+	}{
+		{desc: "empty", in: "", want: 0xf52a15e9a9b5e89b},
+		{desc: "user id", in: "user-1", want: 0xc499b5f8a721df58},
+		{desc: "ip", in: "192.0.2.7", want: 0x6053c3970e6a076d},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			if got := HashKey(tc.in); got != tc.want {
+				t.Errorf("HashKey(%q) = %#x, want %#x", tc.in, got, tc.want)
+			}
+		})
+	}
+}

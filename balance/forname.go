@@ -38,7 +38,7 @@ type Options struct {
 	// starting slot included); nil means math/rand/v2's rand.Uint64.
 	Rand func() uint64
 	// Now: clock (Unix nanoseconds) of latency and sticky-sessions; nil
-	// means time.Now().UnixNano().
+	// means the wall clock.
 	Now func() int64
 }
 

@@ -23,7 +23,11 @@ func TestForName(t *testing.T) {
 		{desc: "latency", name: "latency", check: func(b Builder) bool { _, ok := b.(*Latency); return ok }},
 		{desc: "random", name: "random", check: func(b Builder) bool { _, ok := b.(*Random); return ok }},
 		{desc: "sticky-sessions over round-robin", name: "sticky-sessions", opts: Options{StickySize: 10, StickyTTL: time.Minute},
-			check: func(b Builder) bool { s := b.(*Sticky); _, ok := s.Inner.(*RoundRobin); return ok && s.ttl == int64(time.Minute) }},
+			check: func(b Builder) bool {
+				s := b.(*Sticky)
+				_, ok := s.Inner.(*RoundRobin)
+				return ok && s.ttl == int64(time.Minute)
+			}},
 		{desc: "sticky-sessions over least-connections", name: "sticky-sessions", opts: Options{StickyInner: "least-connections"},
 			check: func(b Builder) bool { _, ok := b.(*Sticky).Inner.(*LeastConnections); return ok }},
 		{desc: "sticky inside sticky", name: "sticky-sessions", opts: Options{StickyInner: "sticky-sessions"}, wantErr: true},

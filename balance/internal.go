@@ -29,15 +29,18 @@ func randSource(f func() uint64) func() uint64 {
 	return f
 }
 
-// wallNow is the default clock: Unix nanoseconds.
-func wallNow() int64 { return time.Now().UnixNano() }
-
-// clockSource returns f, or wallNow when f is nil.
+// clockSource returns f or, when f is nil, the default clock: Unix
+// nanoseconds read as the wall time at this call plus the monotonic time
+// elapsed since (time.Since costs half of time.Now, which reads both
+// clocks). Pickers call it at Build, so a wall-clock step is picked up at
+// the next rebuild.
 func clockSource(f func() int64) func() int64 {
-	if f == nil {
-		return wallNow
+	if f != nil {
+		return f
 	}
-	return f
+	anchor := time.Now()
+	base := anchor.UnixNano()
+	return func() int64 { return base + int64(time.Since(anchor)) }
 }
 
 // golden is 2^64 / φ, the SplitMix64 increment.

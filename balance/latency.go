@@ -37,8 +37,9 @@ type Latency struct {
 	// Rand is the random source; nil means math/rand/v2's rand.Uint64.
 	Rand func() uint64
 	// Now returns the current time in Unix nanoseconds, the clock of
-	// Stats.Observe; nil means time.Now().UnixNano(). Used only for
-	// requests whose Now is 0.
+	// Stats.Observe; nil means the wall clock (read once per Build and
+	// advanced by the cheaper monotonic clock). Used only for requests
+	// whose Now is 0.
 	Now func() int64
 }
 
@@ -105,7 +106,7 @@ func latencyCost(s *Stats, nowMs uint32) float64 {
 	}
 	ewma := float64(math.Float32frombits(uint32(v >> 32)))
 	if inflight == 0 {
-		idle := float64(nowMs - uint32(v))
+		idle := float64(msSince(nowMs, uint32(v)))
 		ewma *= expNeg(idle / ewmaDecayMs)
 	}
 	return ewma * (inflight + 1)

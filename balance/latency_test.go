@@ -49,6 +49,9 @@ func TestObserve(t *testing.T) {
 		{desc: "after a long time the sample dominates",
 			obs:  []obs{{0, 100 * time.Millisecond, false}, {100000, 10 * time.Millisecond, false}},
 			want: 100*decay(100000) + 10*(1-decay(100000))},
+		{desc: "out of order: an earlier-stamped sample counts as simultaneous",
+			obs:  []obs{{1000, 100 * time.Millisecond, false}, {0, 10 * time.Millisecond, false}},
+			want: 100},
 		{desc: "a fast failure is penalised",
 			obs:  []obs{{0, 10 * time.Millisecond, false}, {5, time.Millisecond, true}},
 			want: 10 + 1000},
@@ -153,6 +156,7 @@ func TestLatencyCost(t *testing.T) {
 		{desc: "never observed, busy: one probe at a time", inflight: 2, want: unknownCost + 2},
 		{desc: "load multiplies", observe: 10 * time.Millisecond, inflight: 3, want: 4 * 10e6},
 		{desc: "idle cost decays", observe: 10 * time.Millisecond, ago: 10000, want: 10e6 / math.E},
+		{desc: "observed after the request time: no decay", observe: 10 * time.Millisecond, ago: -5, want: 10e6},
 		{desc: "no decay while requests are in flight", observe: 10 * time.Millisecond, ago: 10000, inflight: 1, want: 2 * 10e6},
 	}
 	for _, tc := range tests {
@@ -205,5 +209,16 @@ func TestLatencyWeight(t *testing.T) {
 	p := (&Latency{Rand: seeded(4), Now: clock.Now}).Build(eps, nil)
 	if got := p.Pick(&Request{}); got != 1 {
 		t.Fatalf("Pick = %d, want 1 (30ms/4 < 10ms/1)", got)
+	}
+}
+
+func TestObserveLateReportKeepsTime(t *testing.T) {
+	start := newFakeClock().Now()
+	var s Stats
+	s.Observe(10*time.Millisecond, false, start+1000*ms)
+	s.Observe(10*time.Millisecond, false, start) // reported late
+	got := latencyCost(&s, unixMillis32(start+11000*ms))
+	if want := 10e6 / math.E; math.Abs(got-want) > 1e-4*want {
+		t.Errorf("cost %g, want %g: the late report moved the stamp back", got, want)
 	}
 }

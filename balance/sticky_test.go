@@ -23,7 +23,7 @@ func (p scriptedPicker) Pick(*Request) int {
 	return slices.IndexFunc(p.eps, func(e Endpoint) bool { return e.Addr == *p.next })
 }
 
-func eps(addrs ...string) []Endpoint {
+func namedEndpoints(addrs ...string) []Endpoint {
 	out := make([]Endpoint, len(addrs))
 	for i, a := range addrs {
 		out[i] = Endpoint{Addr: a, Weight: 1, Stats: new(Stats)}
@@ -77,7 +77,7 @@ func TestStickyAcrossTargetChanges(t *testing.T) {
 			var cur []Endpoint
 			for n, s := range tc.steps {
 				if s.set != nil {
-					cur = eps(s.set...)
+					cur = namedEndpoints(s.set...)
 					p = b.Build(cur, p)
 				}
 				next = s.next
@@ -155,7 +155,7 @@ func TestStickyTTL(t *testing.T) {
 			next := "a"
 			b := NewSticky(100, ttl, scripted{&next})
 			b.Now = clock.Now
-			e := eps("a", "b")
+			e := namedEndpoints("a", "b")
 			p := b.Build(e, nil)
 			if got := p.Pick(&Request{Key: 5, HasKey: true}); got != 0 {
 				t.Fatalf("first pick %d", got)
@@ -177,7 +177,7 @@ func TestStickyRequestTime(t *testing.T) {
 	next := "a"
 	b := NewSticky(100, time.Minute, scripted{&next})
 	b.Now = func() int64 { panic("clock read although Request.Now was set") }
-	e := eps("a", "b")
+	e := namedEndpoints("a", "b")
 	p := b.Build(e, nil)
 	r := &Request{Key: 1, HasKey: true, Now: 1_000_000_000_000}
 	p.Pick(r)
@@ -191,7 +191,7 @@ func TestStickyRequestTime(t *testing.T) {
 func TestStickyLRUBound(t *testing.T) {
 	next := "a"
 	b := NewSticky(2, 0, scripted{&next})
-	e := eps("a", "b")
+	e := namedEndpoints("a", "b")
 	p := b.Build(e, nil)
 	p.Pick(&Request{Key: 1, HasKey: true}) // 1 → a
 	p.Pick(&Request{Key: 2, HasKey: true}) // 2 → a
