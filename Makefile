@@ -12,6 +12,8 @@ export CGO_ENABLED ?= 0
 # cached in bin/ (about 13 minutes cold, seconds with a warm Go cache).
 CONSUL_VERSION := v1.22.3
 CONSUL         := $(BIN)/consul
+# Outside the work tree, so fresh clones on the same machine reuse it.
+CONSUL_CACHE   ?= $(HOME)/.cache/outrigger/consul-$(CONSUL_VERSION)
 
 ## run: the gateway on its built-in demo config with two demo backends
 run: build
@@ -24,7 +26,7 @@ build:
 ## test: every test, unit and integration (the integration tests build and run the real binary)
 test: vet $(CONSUL)
 	$(GO) test -count=1 -timeout 20m ./...
-	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 20m ./balance/ ./upstream/ ./proxy/... ./health/
+	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 20m ./balance/ ./upstream/ ./proxy/... ./health/ ./discovery/...
 
 unit:
 	$(GO) test -count=1 $(shell $(GO) list ./... | grep -v /itest)
@@ -44,8 +46,15 @@ bench: build
 
 consul: $(CONSUL)
 
-$(CONSUL): tools/consul/go.mod
-	cd tools/consul && $(GO) mod download && CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o ../../$(CONSUL) github.com/hashicorp/consul
+$(CONSUL):
+	@mkdir -p $(BIN) $(dir $(CONSUL_CACHE))
+	@if [ ! -x "$(CONSUL_CACHE)" ]; then \
+	  echo "building consul $(CONSUL_VERSION) from the module proxy (about 13 minutes the first time)"; \
+	  cd tools/consul && $(GO) mod download && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o "$(CONSUL_CACHE).tmp" github.com/hashicorp/consul && \
+	  mv "$(CONSUL_CACHE).tmp" "$(CONSUL_CACHE)"; \
+	fi
+	cp "$(CONSUL_CACHE)" $(CONSUL)
 	$(CONSUL) version | head -1
 
 image: build

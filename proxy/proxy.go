@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,21 +225,26 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		rs.body.rc = req.Body
 		req.Body = &rs.body
 	}
-	var last string
+	var tried [4]string // the last few targets that failed
 	for {
 		snap := svc.Upstream.Snapshot()
-		ep, err := snap.Pick(&rs.br)
-		// On a retry, avoid the target that just failed when there is
-		// another one (a few tries: the balancer may be random).
-		for i := 0; err == nil && ep.Addr == last && len(snap.Endpoints) > 1 && i < 8; i++ {
+		var ep *upstream.Endpoint
+		var err error
+		if rs.attempts == 0 {
 			ep, err = snap.Pick(&rs.br)
+		} else {
+			// A retry takes the next endpoint after the one that failed
+			// instead of asking the balancer again: a balancer pick would
+			// consume a round-robin slot and could land on the same dead
+			// target every other request.
+			ep, err = snap.Next(rs.ep.Addr, func(a string) bool { return slices.Contains(tried[:], a) })
 		}
 		if err != nil {
 			return nil, err
 		}
 		rs.attempts++
 		rs.ep = ep
-		last = ep.Addr
+		tried[(rs.attempts-1)%len(tried)] = ep.Addr
 		req.URL.Host = ep.Addr
 		ep.Stats.InFlight.Add(1)
 		ep.Stats.Requests.Add(1)

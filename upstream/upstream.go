@@ -409,6 +409,31 @@ func (s *Snapshot) Pick(r *balance.Request) (*Endpoint, error) {
 	return &s.Endpoints[i], nil
 }
 
+// Next returns the endpoint after the one at addr (in snapshot order) that
+// skip does not reject, for a retry; the balancer is not consulted, so its
+// state (a round-robin position, say) is not disturbed. When every endpoint
+// is rejected it returns the one after addr anyway, so a retry still
+// happens on a single-target upstream.
+func (s *Snapshot) Next(addr string, skip func(string) bool) (*Endpoint, error) {
+	n := len(s.Endpoints)
+	if n == 0 {
+		return nil, ErrNoTargets
+	}
+	start := 0
+	for i := range s.Endpoints {
+		if s.Endpoints[i].Addr == addr {
+			start = i
+			break
+		}
+	}
+	for j := 1; j <= n; j++ {
+		if ep := &s.Endpoints[(start+j)%n]; !skip(ep.Addr) {
+			return ep, nil
+		}
+	}
+	return &s.Endpoints[(start+1)%n], nil
+}
+
 // Outcome is what the proxy reports after a request to an endpoint.
 type Outcome struct {
 	// Status is the HTTP status received (0 if none).
