@@ -32,6 +32,8 @@ type Status struct {
 type Options struct {
 	// Status returns the current status; required.
 	Status func() Status
+	// Ready answers /ready (readiness probes); nil means always ready.
+	Ready func() (bool, string)
 	// Metrics is gathered for /metrics; required.
 	Metrics prometheus.Gatherer
 	Log     zerolog.Logger
@@ -47,6 +49,20 @@ func New(o Options) http.Handler {
 			Status
 			UptimeSeconds float64 `json:"uptime_seconds"`
 		}{s, s.Uptime.Seconds()})
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		ok, why := true, "ready"
+		if o.Ready != nil {
+			ok, why = o.Ready()
+		}
+		status := http.StatusOK
+		if !ok {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, map[string]any{"ready": ok, "message": why})
+	})
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"message": "alive"})
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		s := o.Status()

@@ -86,6 +86,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 				routes = append(routes, d.route(item, nil))
 			})
 		}},
+		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 	})
 
 	if proxyListen != nil && adminListen != nil && f.Proxy.Listen == f.Admin.Listen && !strings.HasSuffix(f.Admin.Listen, ":0") {
@@ -220,6 +221,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 		{"slow_start", func(v *yaml.Node) { u.SlowStart = d.slowStart(v) }},
 		{"panic", func(v *yaml.Node) { d.panicBlock(v, &u.Panic) }},
 		{"healthchecks", func(v *yaml.Node) { d.healthchecks(v, &u.Healthchecks) }},
+		{"discovery", func(v *yaml.Node) { u.Discovery = d.discovery(v) }},
 		{"targets", func(v *yaml.Node) {
 			first := make(map[string]*yaml.Node)
 			d.list(v, "targets", func(item *yaml.Node) {

@@ -16,6 +16,8 @@ type File struct {
 	// ones and the ones nested in services, whose Service is set to the
 	// enclosing service's name.
 	Routes []Route
+	// Register is the local service to announce; nil when absent.
+	Register *Register
 }
 
 // Proxy is the "proxy" section.
@@ -51,6 +53,8 @@ type Log struct {
 // Upstream is a named set of targets with a load-balancing algorithm.
 type Upstream struct {
 	Pos Pos
+	// Discovery lists the upstream's discovery sources; nil when absent.
+	Discovery *Discovery
 	// Name is hostname-like: dot-separated labels of letters, digits, '-'
 	// and '_'.
 	Name string

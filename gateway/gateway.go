@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ import (
 	"github.com/outrigger-gw/outrigger/admin"
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/discovery/consul"
 	"github.com/outrigger-gw/outrigger/proxy"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/upstream"
@@ -39,6 +41,9 @@ import (
 type Options struct {
 	Log     zerolog.Logger
 	Version string
+	// LookupEnv reads the environment (tokens named by *_env keys); nil
+	// means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
 }
 
 // Gateway is one running Outrigger instance.
@@ -51,13 +56,19 @@ type Gateway struct {
 	transports *proxy.Transports
 	proxy      *proxy.Proxy
 	admin      http.Handler
+	env        func(string) (string, bool)
+	// registrar announces the local service (nil without a register
+	// block); set by New, run by Serve.
+	registrar        *consul.Registrar
+	discoveryMetrics *discoveryMetrics
 
 	// mu serialises Apply and guards the fields below.
 	mu        sync.Mutex
 	cfg       *config.File
 	gen       uint64
 	upstreams map[string]*upstreamRT
-	serving   bool            // Serve runs: new checkers start at once
+	watchers  []*watcher
+	serving   bool            // Serve runs: new checkers and watchers start at once
 	ctx       context.Context // Serve's context, for checkers started by Apply
 }
 
@@ -65,7 +76,11 @@ type Gateway struct {
 func New(cfg *config.File, o Options) (*Gateway, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if o.LookupEnv == nil {
+		o.LookupEnv = os.LookupEnv
+	}
 	g := &Gateway{
+		env:        o.LookupEnv,
 		log:        o.Log,
 		version:    o.Version,
 		started:    time.Now(),
@@ -80,7 +95,13 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		Metrics:     proxy.NewMetrics(reg),
 		MaxBodySize: cfg.Proxy.MaxBodySize,
 	})
-	g.admin = admin.New(admin.Options{Status: g.Status, Metrics: reg, Log: o.Log})
+	g.discoveryMetrics = newDiscoveryMetrics(reg)
+	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log})
+	r, err := g.registrarOf(cfg)
+	if err != nil {
+		return nil, cfg.Errorf(cfg.Register.Pos, "register: %v", err)
+	}
+	g.registrar = r
 	if err := g.Apply(cfg); err != nil {
 		return nil, err
 	}
@@ -126,6 +147,21 @@ func (g *Gateway) Status() admin.Status {
 	}
 }
 
+// Ready reports whether the gateway should receive traffic: it is serving
+// and the local service it registers (if any) answers its health check.
+func (g *Gateway) Ready() (bool, string) {
+	g.mu.Lock()
+	serving := g.serving
+	g.mu.Unlock()
+	switch {
+	case !serving:
+		return false, "not serving"
+	case g.registrar != nil && !g.registrar.Healthy():
+		return false, "the local service is not healthy"
+	}
+	return true, "ready"
+}
+
 // Apply builds everything cfg describes and swaps it in. On error nothing
 // changes.
 func (g *Gateway) Apply(cfg *config.File) error {
@@ -140,6 +176,17 @@ func (g *Gateway) Apply(cfg *config.File) error {
 			return cfg.Errorf(cu.Pos, "upstream %q: %v", cu.Name, err)
 		}
 		ups[cu.Name] = rt
+	}
+	var watchers []*watcher
+	for _, cu := range cfg.Upstreams {
+		ws, err := g.sourcesOf(cu)
+		if err != nil {
+			return cfg.Errorf(cu.Discovery.Pos, "upstream %q: %v", cu.Name, err)
+		}
+		for _, w := range ws {
+			w.u = ups[cu.Name].u
+		}
+		watchers = append(watchers, ws...)
 	}
 	targets := make(map[string][]upstream.Target, len(cfg.Upstreams))
 	for _, cu := range cfg.Upstreams {
@@ -225,6 +272,7 @@ func (g *Gateway) Apply(cfg *config.File) error {
 			g.metrics.forget(name)
 		}
 	}
+	g.reconcileWatchers(watchers)
 	next := ups
 	g.upstreams = next
 	g.gen++
@@ -232,6 +280,38 @@ func (g *Gateway) Apply(cfg *config.File) error {
 	g.proxy.SetTable(&proxy.Table{Router: rt, Generation: g.gen})
 	g.metrics.generation.Set(float64(g.gen))
 	return nil
+}
+
+// reconcileWatchers keeps running watchers that the new configuration
+// still asks for, stops the others (dropping their targets) and starts the
+// new ones; the caller holds g.mu.
+func (g *Gateway) reconcileWatchers(want []*watcher) {
+	var keep []*watcher
+	used := make([]bool, len(want))
+	for _, old := range g.watchers {
+		kept := false
+		for i, nw := range want {
+			if !used[i] && sameWatcher(old, nw) {
+				used[i], kept = true, true
+				keep = append(keep, old)
+				break
+			}
+		}
+		if !kept {
+			stopWatcher(old, true)
+			g.discoveryMetrics.forget(old.upstream, old.src.Name())
+		}
+	}
+	for i, nw := range want {
+		if used[i] {
+			continue
+		}
+		if g.serving {
+			g.startWatcher(g.ctx, nw)
+		}
+		keep = append(keep, nw)
+	}
+	g.watchers = keep
 }
 
 // retire stops what an upstream that left the configuration runs.
@@ -252,6 +332,9 @@ func (g *Gateway) startCheckers(ctx context.Context) {
 			rt.checker.Start(ctx)
 		}
 	}
+	for _, w := range g.watchers {
+		g.startWatcher(ctx, w)
+	}
 }
 
 // stopCheckers stops every health checker and upstream timer.
@@ -259,6 +342,10 @@ func (g *Gateway) stopCheckers() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.serving = false
+	for _, w := range g.watchers {
+		stopWatcher(w, false)
+		w.cancel = nil
+	}
 	for _, rt := range g.upstreams {
 		g.retire(rt)
 	}
@@ -268,8 +355,25 @@ func (g *Gateway) stopCheckers() {
 // ends, then stops accepting, drains in-flight requests for up to
 // drainTimeout and returns. It returns the first server error, if any.
 func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drainTimeout time.Duration) error {
-	g.startCheckers(ctx)
+	// Checkers and watchers outlive ctx until the drain is over: requests
+	// still in flight keep being balanced.
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	g.startCheckers(bg)
 	defer g.stopCheckers()
+	regDone := make(chan struct{})
+	regCtx, stopReg := context.WithCancel(bg)
+	defer stopReg()
+	if g.registrar != nil {
+		go func() {
+			defer close(regDone)
+			if err := g.registrar.Run(regCtx); err != nil {
+				g.log.Error().Err(err).Msg("consul registration stopped")
+			}
+		}()
+	} else {
+		close(regDone)
+	}
 	stdLog := zerologStd(g.log)
 	ps := &http.Server{Handler: g.proxy, ReadHeaderTimeout: 30 * time.Second, ErrorLog: stdLog}
 	as := &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdLog}
@@ -282,6 +386,10 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 	case err := <-errc:
 		first = err
 	}
+	// Leave the registry first so peers stop sending new requests, then
+	// drain what is in flight.
+	stopReg()
+	<-regDone
 	g.log.Info().Dur("drain_timeout", drainTimeout).Msg("shutting down: draining in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()

@@ -45,8 +45,12 @@ type Target struct {
 	Addr string
 	// Weight is 0..65535; 0 drains the target.
 	Weight int
-	// Tags are free-form labels (from config or discovery).
+	// Tags and Meta are labels from the config or discovery.
 	Tags []string
+	Meta map[string]string
+	// Priority groups targets (DNS SRV): only the lowest group with a
+	// healthy target receives traffic.
+	Priority int
 	// Source names where the target came from ("static", "consul:web", ...).
 	Source string
 }
@@ -317,6 +321,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 		s.HealthyPercent = 100 * float64(healthyN) / float64(total)
 	}
 	s.Panic = total > 0 && u.panic.MinHealthyPercent > 0 && s.HealthyPercent < u.panic.MinHealthyPercent
+	active := activePriority(all, healthy)
 
 	live := make(map[string]bool, len(all))
 	eligible := make(map[string]bool, len(all))
@@ -330,7 +335,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 			u.stats[t.Addr] = st
 		}
 		w := min(max(t.Weight, 0), math.MaxUint16)
-		use := w > 0 && (healthy[i] || (s.Panic && !u.panic.FailClosed))
+		use := w > 0 && t.Priority == active && (healthy[i] || (s.Panic && !u.panic.FailClosed))
 		if s.Panic && u.panic.FailClosed {
 			use = false
 		}
@@ -388,6 +393,26 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 	s.Generation = u.gen
 	u.snap.Store(s)
 	return s
+}
+
+// activePriority is the lowest priority among weighted healthy targets, or
+// among all weighted targets when none is healthy: the next group gets
+// traffic only when the whole group before it is unhealthy.
+func activePriority(all []Target, healthy []bool) int {
+	best, bestAny := math.MaxInt, math.MaxInt
+	for i, t := range all {
+		if t.Weight <= 0 {
+			continue
+		}
+		bestAny = min(bestAny, t.Priority)
+		if healthy[i] {
+			best = min(best, t.Priority)
+		}
+	}
+	if best == math.MaxInt {
+		return bestAny
+	}
+	return best
 }
 
 // Pick chooses an endpoint for a request. It takes no lock and allocates

@@ -165,7 +165,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer, env func(string) (stri
 	}
 	f, err := config.Load(*path, env)
 	if err == nil {
-		_, err = gateway.New(f, gateway.Options{Log: zerolog.Nop(), Version: version})
+		_, err = gateway.New(f, gateway.Options{Log: zerolog.Nop(), Version: version, LookupEnv: env})
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -187,7 +187,7 @@ func cmdRun(args []string, stdout, stderr io.Writer, env func(string) (string, b
 		fmt.Fprintln(stderr, "outrigger run: --config FILE is required")
 		return exitConfig
 	}
-	return serve(fileLoader(*path, &ov, env), stderr, nil)
+	return serve(fileLoader(*path, &ov, env), env, stderr, nil)
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
@@ -241,18 +241,18 @@ Watch the responses alternate between the two backends:
 Press Ctrl-C to stop.
 `, proxyAddr, adminAddr, backends[0].Addr, backends[1].Addr)
 	}
-	return serve(load, stderr, ready)
+	return serve(load, env, stderr, ready)
 }
 
 // serve runs the gateway until SIGINT/SIGTERM; SIGHUP reloads.
-func serve(load loader, stderr io.Writer, ready func(proxyAddr, adminAddr string)) int {
+func serve(load loader, env func(string) (string, bool), stderr io.Writer, ready func(proxyAddr, adminAddr string)) int {
 	f, err := load()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
 	log := newLogger(f.Log, stderr)
-	g, err := gateway.New(f, gateway.Options{Log: log, Version: version})
+	g, err := gateway.New(f, gateway.Options{Log: log, Version: version, LookupEnv: env})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitConfig

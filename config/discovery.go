@@ -1,0 +1,281 @@
+package config
+
+import (
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Discovery is an upstream's "discovery" block: where its targets come from
+// besides the static list. Each source is optional; several may be given.
+type Discovery struct {
+	Pos    Pos
+	Consul *ConsulDiscovery
+	DNSSRV *DNSSRVDiscovery
+	// EmptyGrace is how long an authoritative empty answer (the service is
+	// gone) must last before the upstream drops the source's targets.
+	EmptyGrace time.Duration
+}
+
+// ConsulDiscovery watches a Consul service through blocking queries.
+type ConsulDiscovery struct {
+	Pos Pos
+	// Address is host:port; "" means CONSUL_HTTP_ADDR, then 127.0.0.1:8500.
+	Address    string
+	Scheme     string
+	Service    string
+	Tags       []string
+	Meta       map[string]string
+	Datacenter string
+	// PassingOnly excludes warning instances (default true); with false
+	// they are included with Service.Weights.Warning.
+	PassingOnly bool
+	// TokenEnv names the environment variable holding the ACL token.
+	TokenEnv      string
+	WeightMetaKey string
+}
+
+// DNSSRVDiscovery resolves a DNS SRV name.
+type DNSSRVDiscovery struct {
+	Pos  Pos
+	Name string
+	// Resolver is host:port; "" means the first nameserver of
+	// /etc/resolv.conf.
+	Resolver       string
+	MinTTL, MaxTTL time.Duration
+}
+
+// Register is the top-level "register" block: the local service this
+// sidecar announces.
+type Register struct {
+	Pos    Pos
+	Consul *ConsulRegister
+}
+
+// ConsulRegister registers the local service in Consul.
+type ConsulRegister struct {
+	Pos        Pos
+	Address    string
+	Scheme     string
+	Datacenter string
+	TokenEnv   string
+	Service    RegisteredService
+	Check      RegisterCheck
+	// VerifyInterval is how often the registration is checked and redone
+	// when the agent forgot it.
+	VerifyInterval time.Duration
+}
+
+// RegisteredService describes the local service.
+type RegisteredService struct {
+	Name, ID, Address string
+	Port              int
+	Tags              []string
+	Meta              map[string]string
+	WeightPassing     int
+	WeightWarning     int
+}
+
+// RegisterCheck is the registration's health check: exactly one of HTTP,
+// TCP or TTL (or none).
+type RegisterCheck struct {
+	HTTP     string
+	TCP      string
+	TTL      time.Duration
+	Interval time.Duration
+	Timeout  time.Duration
+	// DeregisterCriticalServiceAfter removes a service whose check stays
+	// critical that long.
+	DeregisterCriticalServiceAfter time.Duration
+	// HealthURL is what Outrigger probes to pass a TTL check (and what its
+	// readiness endpoint reflects).
+	HealthURL string
+}
+
+// Defaults of the discovery blocks.
+const (
+	DefaultEmptyGrace     = 5 * time.Second
+	DefaultDNSMinTTL      = time.Second
+	DefaultDNSMaxTTL      = 60 * time.Second
+	DefaultVerifyInterval = 10 * time.Second
+)
+
+func (d *decoder) discovery(n *yaml.Node) *Discovery {
+	ds := &Discovery{Pos: pos(deref(n)), EmptyGrace: DefaultEmptyGrace}
+	d.mapping(n, "discovery", "discovery", []field{
+		{"consul", func(v *yaml.Node) { ds.Consul = d.consulDiscovery(v) }},
+		{"dns_srv", func(v *yaml.Node) { ds.DNSSRV = d.dnsSRV(v) }},
+		{"empty_grace", d.durationField(&ds.EmptyGrace, "empty_grace", false)},
+	})
+	return ds
+}
+
+// stringMap decodes a mapping of string to string (Consul meta).
+func (d *decoder) stringMap(label string, dst *map[string]string) func(*yaml.Node) {
+	return func(n *yaml.Node) {
+		n = deref(n)
+		out := map[string]string{}
+		*dst = out
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.errorf(n, "%s: expected a mapping of string to string, got %s", label, describe(n))
+			return
+		}
+		for _, p := range d.pairs(n, 0) {
+			if s, ok := d.text(p.val, p.key.Value); ok {
+				out[p.key.Value] = s
+			}
+		}
+	}
+}
+
+func (d *decoder) strings(label string, dst *[]string) func(*yaml.Node) {
+	return func(n *yaml.Node) {
+		out := []string{}
+		d.stringList(n, label, false, func(s string, _ *yaml.Node) { out = append(out, s) })
+		*dst = out
+	}
+}
+
+func (d *decoder) consulAddress(dst *string) func(*yaml.Node) {
+	return d.strField(dst, "address", func(s string) error {
+		_, err := normalizeHostPort(s, 1, false)
+		return err
+	})
+}
+
+func (d *decoder) consulDiscovery(n *yaml.Node) *ConsulDiscovery {
+	c := &ConsulDiscovery{Pos: pos(deref(n)), PassingOnly: true, Scheme: "http"}
+	seen := d.mapping(n, "consul", "discovery.consul", []field{
+		{"address", d.consulAddress(&c.Address)},
+		{"scheme", d.enumField(&c.Scheme, "scheme", "http", "https")},
+		{"service", d.strField(&c.Service, "service", checkNonEmpty)},
+		{"tags", d.strings("tags", &c.Tags)},
+		{"meta", d.stringMap("meta", &c.Meta)},
+		{"datacenter", d.strField(&c.Datacenter, "datacenter", nil)},
+		{"passing_only", d.boolField(&c.PassingOnly, "passing_only")},
+		{"token_env", d.strField(&c.TokenEnv, "token_env", checkNonEmpty)},
+		{"weight_meta_key", d.strField(&c.WeightMetaKey, "weight_meta_key", checkNonEmpty)},
+	})
+	if seen != nil {
+		if _, ok := seen["service"]; !ok {
+			d.errorAt(c.Pos, "consul: service is required")
+		}
+	}
+	return c
+}
+
+func (d *decoder) dnsSRV(n *yaml.Node) *DNSSRVDiscovery {
+	s := &DNSSRVDiscovery{Pos: pos(deref(n)), MinTTL: DefaultDNSMinTTL, MaxTTL: DefaultDNSMaxTTL}
+	seen := d.mapping(n, "dns_srv", "discovery.dns_srv", []field{
+		{"name", d.strField(&s.Name, "name", checkNonEmpty)},
+		{"resolver", d.strField(&s.Resolver, "resolver", func(v string) error {
+			_, err := normalizeHostPort(v, 1, false)
+			return err
+		})},
+		{"min_ttl", d.durationField(&s.MinTTL, "min_ttl", true)},
+		{"max_ttl", d.durationField(&s.MaxTTL, "max_ttl", true)},
+	})
+	if seen != nil {
+		if _, ok := seen["name"]; !ok {
+			d.errorAt(s.Pos, "dns_srv: name is required")
+		}
+		if s.MaxTTL < s.MinTTL {
+			if e, ok := seen["max_ttl"]; ok {
+				d.errorf(deref(e.val), "max_ttl: must be at least min_ttl (%s)", s.MinTTL)
+			} else {
+				d.errorAt(s.Pos, "dns_srv: min_ttl %s is above the default max_ttl %s", s.MinTTL, s.MaxTTL)
+			}
+		}
+	}
+	return s
+}
+
+func (d *decoder) register(n *yaml.Node) *Register {
+	r := &Register{Pos: pos(deref(n))}
+	d.mapping(n, "register", "register", []field{
+		{"consul", func(v *yaml.Node) { r.Consul = d.consulRegister(v) }},
+	})
+	return r
+}
+
+func (d *decoder) consulRegister(n *yaml.Node) *ConsulRegister {
+	c := &ConsulRegister{Pos: pos(deref(n)), Scheme: "http", VerifyInterval: DefaultVerifyInterval}
+	c.Service.WeightPassing, c.Service.WeightWarning = 1, 1
+	seen := d.mapping(n, "consul", "register.consul", []field{
+		{"address", d.consulAddress(&c.Address)},
+		{"scheme", d.enumField(&c.Scheme, "scheme", "http", "https")},
+		{"datacenter", d.strField(&c.Datacenter, "datacenter", nil)},
+		{"token_env", d.strField(&c.TokenEnv, "token_env", checkNonEmpty)},
+		{"verify_interval", d.durationField(&c.VerifyInterval, "verify_interval", true)},
+		{"service", func(v *yaml.Node) { d.registeredService(v, &c.Service) }},
+		{"check", func(v *yaml.Node) { d.registerCheck(v, &c.Check) }},
+	})
+	if seen != nil {
+		if _, ok := seen["service"]; !ok {
+			d.errorAt(c.Pos, "consul: service is required")
+		}
+	}
+	return c
+}
+
+func (d *decoder) registeredService(n *yaml.Node, s *RegisteredService) {
+	at := pos(deref(n))
+	seen := d.mapping(n, "service", "register.consul.service", []field{
+		{"name", d.strField(&s.Name, "name", checkNonEmpty)},
+		{"id", d.strField(&s.ID, "id", checkNonEmpty)},
+		{"address", d.strField(&s.Address, "address", nil)},
+		{"port", d.intField(&s.Port, "port", 1, 65535)},
+		{"tags", d.strings("tags", &s.Tags)},
+		{"meta", d.stringMap("meta", &s.Meta)},
+		{"weights", func(v *yaml.Node) {
+			d.mapping(v, "weights", "register.consul.service.weights", []field{
+				{"passing", d.intField(&s.WeightPassing, "passing", 1, 65535)},
+				{"warning", d.intField(&s.WeightWarning, "warning", 0, 65535)},
+			})
+		}},
+	})
+	if seen != nil {
+		for _, k := range []string{"name", "port"} {
+			if _, ok := seen[k]; !ok {
+				d.errorAt(at, "service: %s is required", k)
+			}
+		}
+	}
+}
+
+func (d *decoder) registerCheck(n *yaml.Node, c *RegisterCheck) {
+	at := pos(deref(n))
+	c.Interval, c.Timeout = 10*time.Second, 5*time.Second
+	seen := d.mapping(n, "check", "register.consul.check", []field{
+		{"http", d.strField(&c.HTTP, "http", checkNonEmpty)},
+		{"tcp", d.strField(&c.TCP, "tcp", func(s string) error {
+			_, err := normalizeHostPort(s, 1, false)
+			return err
+		})},
+		{"ttl", d.durationField(&c.TTL, "ttl", true)},
+		{"interval", d.durationField(&c.Interval, "interval", true)},
+		{"timeout", d.durationField(&c.Timeout, "timeout", true)},
+		{"deregister_critical_service_after", d.durationField(&c.DeregisterCriticalServiceAfter, "deregister_critical_service_after", false)},
+		{"health_url", d.strField(&c.HealthURL, "health_url", checkNonEmpty)},
+	})
+	if seen == nil {
+		return
+	}
+	kinds := 0
+	for _, k := range []string{"http", "tcp", "ttl"} {
+		if _, ok := seen[k]; ok {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		d.errorAt(at, "check: give exactly one of http, tcp or ttl")
+	}
+	if _, ok := seen["ttl"]; ok {
+		if _, ok := seen["health_url"]; !ok {
+			d.errorAt(at, "check: a ttl check needs health_url (Outrigger passes the check while it answers 2xx)")
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/discovery"
+	"github.com/outrigger-gw/outrigger/discovery/consul"
+	"github.com/outrigger-gw/outrigger/discovery/dnssrv"
+	"github.com/outrigger-gw/outrigger/upstream"
+)
+
+// watcher runs one discovery source for one upstream.
+type watcher struct {
+	upstream string
+	spec     any // the config block it was built from
+	u        *upstream.Upstream
+	src      discovery.Source
+	grace    time.Duration
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// sourcesOf builds the discovery sources an upstream's config asks for.
+func (g *Gateway) sourcesOf(cu config.Upstream) ([]*watcher, error) {
+	d := cu.Discovery
+	if d == nil {
+		return nil, nil
+	}
+	var out []*watcher
+	if c := d.Consul; c != nil {
+		token := ""
+		if c.TokenEnv != "" {
+			token, _ = g.env(c.TokenEnv)
+		}
+		src, err := consul.NewSource(consul.SourceConfig{
+			Address: c.Address, Scheme: c.Scheme, Service: c.Service, Tags: c.Tags, Meta: c.Meta,
+			Datacenter: c.Datacenter, PassingOnly: c.PassingOnly, Token: token, WeightMetaKey: c.WeightMetaKey,
+		}, consul.WithLookupEnv(g.env))
+		if err != nil {
+			return nil, fmt.Errorf("discovery.consul: %w", err)
+		}
+		out = append(out, &watcher{upstream: cu.Name, spec: *c, src: src, grace: d.EmptyGrace})
+	}
+	if s := d.DNSSRV; s != nil {
+		src, err := dnssrv.NewSource(dnssrv.Config{Name: s.Name, Resolver: s.Resolver, MinTTL: s.MinTTL, MaxTTL: s.MaxTTL})
+		if err != nil {
+			return nil, fmt.Errorf("discovery.dns_srv: %w", err)
+		}
+		out = append(out, &watcher{upstream: cu.Name, spec: *s, src: src, grace: d.EmptyGrace})
+	}
+	return out, nil
+}
+
+// sameWatcher reports whether a running watcher can stand for a new one.
+func sameWatcher(old, nw *watcher) bool {
+	return old.upstream == nw.upstream && old.u == nw.u && old.grace == nw.grace && reflect.DeepEqual(old.spec, nw.spec)
+}
+
+// startWatcher runs w until its context ends; the caller holds g.mu.
+func (g *Gateway) startWatcher(ctx context.Context, w *watcher) {
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.done = make(chan struct{})
+	log := g.log.With().Str("upstream", w.upstream).Str("source", w.src.Name()).Logger()
+	go func() {
+		defer close(w.done)
+		w.u.Watch(ctx, w.src, upstream.WatchOptions{EmptyGrace: w.grace, OnEvent: func(ev upstream.WatchEvent) {
+			g.discoveryMetrics.observe(w.upstream, ev)
+			switch ev.Kind {
+			case "error":
+				log.Warn().Err(ev.Err).Msg("discovery failed; keeping the last known targets")
+			case "empty-pending":
+				log.Warn().Dur("grace", w.grace).Msg("discovery answered empty; dropping the targets after the grace unless they come back")
+			case "empty":
+				log.Warn().Msg("discovery: no targets")
+			default:
+				log.Debug().Int("targets", ev.Targets).Msg("discovery update")
+			}
+		}})
+	}()
+}
+
+// stopWatcher stops w and drops its targets when drop is true.
+func stopWatcher(w *watcher, drop bool) {
+	if w.cancel != nil {
+		w.cancel()
+		<-w.done
+	}
+	if drop {
+		w.u.SetTargets(w.src.Name(), nil)
+	}
+}
+
+// discoveryMetrics counts discovery updates per source and reports the age
+// of each source's last good answer at scrape time.
+type discoveryMetrics struct {
+	updates *prometheus.CounterVec
+	targets *prometheus.GaugeVec
+	ageDesc *prometheus.Desc
+
+	mu   sync.Mutex // guards last
+	last map[[2]string]time.Time
+}
+
+func newDiscoveryMetrics(reg prometheus.Registerer) *discoveryMetrics {
+	m := &discoveryMetrics{
+		updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "outrigger", Name: "discovery_updates_total",
+			Help: "Discovery source emissions by kind: update, error, empty-pending, empty.",
+		}, []string{"upstream", "source", "kind"}),
+		targets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "outrigger", Name: "discovery_targets",
+			Help: "Targets in each source's last good answer.",
+		}, []string{"upstream", "source"}),
+		ageDesc: prometheus.NewDesc("outrigger_discovery_last_success_age_seconds",
+			"Seconds since the source last answered (the age of the targets in use).", []string{"upstream", "source"}, nil),
+		last: map[[2]string]time.Time{},
+	}
+	reg.MustRegister(m.updates, m.targets, m)
+	return m
+}
+
+func (m *discoveryMetrics) observe(up string, ev upstream.WatchEvent) {
+	m.updates.WithLabelValues(up, ev.Source, ev.Kind).Inc()
+	if ev.Kind == "error" {
+		return
+	}
+	if ev.Kind == "update" || ev.Kind == "empty" {
+		m.targets.WithLabelValues(up, ev.Source).Set(float64(ev.Targets))
+	}
+	m.mu.Lock()
+	m.last[[2]string{up, ev.Source}] = ev.At
+	m.mu.Unlock()
+}
+
+func (m *discoveryMetrics) forget(up, source string) {
+	m.targets.DeleteLabelValues(up, source)
+	m.mu.Lock()
+	delete(m.last, [2]string{up, source})
+	m.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (m *discoveryMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.ageDesc }
+
+// Collect implements prometheus.Collector.
+func (m *discoveryMetrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	for k, t := range m.last {
+		ch <- prometheus.MustNewConstMetric(m.ageDesc, prometheus.GaugeValue, now.Sub(t).Seconds(), k[0], k[1])
+	}
+}
+
+// registrarOf builds the Consul registrar of the register block, if any.
+func (g *Gateway) registrarOf(f *config.File) (*consul.Registrar, error) {
+	if f.Register == nil || f.Register.Consul == nil {
+		return nil, nil
+	}
+	c := f.Register.Consul
+	token := ""
+	if c.TokenEnv != "" {
+		token, _ = g.env(c.TokenEnv)
+	}
+	s := c.Service
+	return consul.NewRegistrar(consul.RegistrationConfig{
+		Address: c.Address, Scheme: c.Scheme, Token: token, Datacenter: c.Datacenter,
+		Service: consul.ServiceSpec{Name: s.Name, ID: s.ID, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta,
+			Weights: consul.Weights{Passing: s.WeightPassing, Warning: s.WeightWarning}},
+		Check: consul.CheckSpec{HTTP: c.Check.HTTP, TCP: c.Check.TCP, TTL: c.Check.TTL, Interval: c.Check.Interval,
+			Timeout: c.Check.Timeout, DeregisterCriticalServiceAfter: c.Check.DeregisterCriticalServiceAfter,
+			LocalHealthURL: c.Check.HealthURL},
+	}, consul.WithLookupEnv(g.env), consul.WithVerifyInterval(c.VerifyInterval), consul.WithOnEvent(func(kind string, err error) {
+		ev := g.log.Info()
+		if err != nil {
+			ev = g.log.Warn().Err(err)
+		}
+		ev.Str("service", s.Name).Str("event", kind).Msg("consul registration")
+	}))
+}
