@@ -81,3 +81,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
+
+// Error is a client error answered as JSON {"message", "fields"} with
+// Status (400 when zero).
+type Error struct {
+	Status  int               `json:"-"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Message }

@@ -346,3 +346,7 @@ func (f *File) Service(name string) (*Service, bool) {
 	}
 	return nil, false
 }
+
+// DefaultUpstream returns an upstream with every default filled in (for
+// entities created outside the file, by the admin API).
+func DefaultUpstream() Upstream { return defaultUpstream() }

@@ -118,6 +118,8 @@ type TargetState struct {
 	// RampingSince is when slow start began for the target (zero when it is
 	// not ramping).
 	RampingSince time.Time
+	// Override is the ID of the weight override in force, if any.
+	Override string
 }
 
 // Snapshot is the immutable state the request path reads.
@@ -156,6 +158,7 @@ type Upstream struct {
 	// Readers never take it: they load snap.
 	mu          sync.Mutex
 	builder     balance.Builder
+	overrides   []Override
 	sources     map[string][]Target       // full target set per source
 	stats       map[string]*balance.Stats // per address; survives updates
 	eligible    map[string]bool           // eligibility at the last rebuild
@@ -298,6 +301,12 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 	all := u.mergedLocked()
 	now := u.now()
 	s := &Snapshot{Targets: make([]TargetState, 0, len(all))}
+	overridden := make([]string, len(all))
+	for i := range all {
+		if w, id, ok := weightOverride(u.overrides, &all[i]); ok {
+			all[i].Weight, overridden[i] = w, id
+		}
+	}
 
 	// Health and panic mode: the share of weighted targets (by count for
 	// fail-open, by weight for fail-closed) that is healthy.
@@ -327,6 +336,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 	eligible := make(map[string]bool, len(all))
 	ramping := false
 	var eps []balance.Endpoint
+	var groups, stateIdx []int // per endpoint: share override, index in s.Targets
 	for i, t := range all {
 		live[t.Addr] = true
 		st := u.stats[t.Addr]
@@ -339,7 +349,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 		if s.Panic && u.panic.FailClosed {
 			use = false
 		}
-		ts := TargetState{Target: t, Healthy: healthy[i]}
+		ts := TargetState{Target: t, Healthy: healthy[i], Override: overridden[i]}
 		if use {
 			eligible[t.Addr] = true
 			if u.slow != nil && u.slow.Window > 0 {
@@ -358,7 +368,8 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 			}
 			ts.EffectiveWeight = w
 			eps = append(eps, balance.Endpoint{Addr: t.Addr, Weight: uint32(w), Stats: st})
-			s.Endpoints = append(s.Endpoints, Endpoint{Endpoint: eps[len(eps)-1], Target: t})
+			groups = append(groups, shareOf(u.overrides, &all[i]))
+			stateIdx = append(stateIdx, len(s.Targets))
 		} else {
 			delete(u.rampStart, t.Addr)
 		}
@@ -369,6 +380,26 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 			delete(u.stats, a)
 		}
 	}
+	if len(u.overrides) > 0 {
+		ws := make([]uint32, len(eps))
+		for i := range eps {
+			ws[i] = eps[i].Weight
+		}
+		applyShares(ws, groups, u.overrides)
+		for i := range eps {
+			eps[i].Weight = ws[i]
+			s.Targets[stateIdx[i]].EffectiveWeight = int(ws[i])
+		}
+	}
+	kept := eps[:0]
+	for i := range eps {
+		if eps[i].Weight == 0 {
+			continue // a share of 0 % drains
+		}
+		kept = append(kept, eps[i])
+		s.Endpoints = append(s.Endpoints, Endpoint{Endpoint: eps[i], Target: s.Targets[stateIdx[i]].Target})
+	}
+	eps = kept
 	u.eligible = eligible
 	if len(all) > 0 {
 		u.initialized = true

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -270,5 +271,58 @@ func TestSlowStart(t *testing.T) {
 	mark(t, u, "b:1", health.MarkNone)
 	if w := weight("b:1"); w != 10 {
 		t.Fatalf("recovered target: weight %d, want 10", w)
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	intp := func(v int) *int { return &v }
+	fp := func(v float64) *float64 { return &v }
+	base := []Target{
+		{Addr: "a:1", Weight: 100, Meta: map[string]string{"version": "v1"}},
+		{Addr: "b:1", Weight: 100, Meta: map[string]string{"version": "v1"}},
+		{Addr: "c:1", Weight: 100, Meta: map[string]string{"version": "v2"}, Tags: []string{"canary"}},
+	}
+	for _, tc := range []struct {
+		desc string
+		os   []Override
+		n    int
+		want map[string]int
+	}{
+		{desc: "weight by address", os: []Override{{ID: "o1", Target: "a:1", Weight: intp(300)}}, n: 500,
+			want: map[string]int{"a:1": 300, "b:1": 100, "c:1": 100}},
+		{desc: "weight 0 by meta drains", os: []Override{{ID: "o1", Meta: map[string]string{"version": "v2"}, Weight: intp(0)}}, n: 100,
+			want: map[string]int{"a:1": 50, "b:1": 50}},
+		{desc: "later wins", os: []Override{{ID: "o1", Target: "a:1", Weight: intp(300)}, {ID: "o2", Meta: map[string]string{"version": "v1"}, Weight: intp(100)}}, n: 300,
+			want: map[string]int{"a:1": 100, "b:1": 100, "c:1": 100}},
+		{desc: "share of 5% by tag", os: []Override{{ID: "o1", Tags: []string{"canary"}, Share: fp(5)}}, n: 60000,
+			want: map[string]int{"a:1": 28500, "b:1": 28500, "c:1": 3000}},
+		{desc: "share 0 drains", os: []Override{{ID: "o1", Tags: []string{"canary"}, Share: fp(0)}}, n: 100,
+			want: map[string]int{"a:1": 50, "b:1": 50}},
+		{desc: "share selecting nothing reserves nothing", os: []Override{{ID: "o1", Tags: []string{"nope"}, Share: fp(50)}}, n: 300,
+			want: map[string]int{"a:1": 100, "b:1": 100, "c:1": 100}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			u := New(Options{Name: "u", Balancer: balance.NewRoundRobin()})
+			u.SetTargets("consul:web", base)
+			u.SetOverrides(tc.os)
+			got := pickN(t, u, tc.n)
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Fatalf("got %v, want %v", got, tc.want)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			// A discovery refresh keeps the override.
+			u.SetTargets("consul:web", append(slices.Clone(base), Target{Addr: "d:1", Weight: 100, Tags: []string{"canary"}}))
+			w := map[string]int{}
+			for _, ts := range u.Snapshot().Targets {
+				w[ts.Addr] = ts.EffectiveWeight
+			}
+			if slices.Equal(tc.os[0].Tags, []string{"canary"}) && w["d:1"] != w["c:1"] {
+				t.Fatalf("a target discovered later did not inherit the tag override: %v", w)
+			}
+		})
 	}
 }

@@ -1,0 +1,232 @@
+// Package state is the admin layer of Outrigger's configuration: what
+// operators changed at run time through the admin API, persisted so it
+// survives restarts (a state file) or shared by a fleet (Consul KV).
+//
+// Contract:
+//   - A Doc is plain data (JSON). It never holds runtime objects.
+//   - The effective configuration is the configuration file with the Doc
+//     layered on top (Merge): an entity present in the Doc replaces the
+//     file's entity of the same name whole; a tombstone (Deleted) hides it;
+//     entities only in the Doc are added. Weight overrides, canaries,
+//     rollouts and manual health marks exist only in the Doc.
+//   - A Store persists Docs with compare-and-set on a version, so writers
+//     that race (two admin requests, two sidecars of a fleet) never lose an
+//     acknowledged change: the loser retries on the new version.
+//   - Nothing here is package-level mutable state.
+package state
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Doc is the admin layer. The zero value is an empty layer.
+type Doc struct {
+	Upstreams map[string]*Upstream `json:"upstreams,omitempty"`
+	Services  map[string]*Service  `json:"services,omitempty"`
+	Routes    map[string]*Route    `json:"routes,omitempty"`
+	// Overrides adjust target weights per upstream, layered over whatever
+	// the targets came from (file, admin, discovery).
+	Overrides []Override `json:"overrides,omitempty"`
+	// Canaries and Rollouts are keyed by service name.
+	Canaries map[string]*Canary  `json:"canaries,omitempty"`
+	Rollouts map[string]*Rollout `json:"rollouts,omitempty"`
+	// Marks are manual health marks: upstream → target address →
+	// "healthy" | "unhealthy".
+	Marks map[string]map[string]string `json:"marks,omitempty"`
+}
+
+// Meta is what every entity carries, as in Kong.
+type Meta struct {
+	ID        string `json:"id"`
+	CreatedAt int64  `json:"created_at"`
+	UpdatedAt int64  `json:"updated_at"`
+	// Deleted marks a tombstone: the file's entity of this name is hidden.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// Upstream is an admin-owned upstream. Fields mirror the file's upstream;
+// Healthchecks, SlowStart and Panic are kept as raw JSON objects in the
+// file's shape (see the admin API) and may be nil.
+type Upstream struct {
+	Meta
+	Name             string        `json:"name"`
+	Algorithm        string        `json:"algorithm,omitempty"`
+	HashOn           string        `json:"hash_on,omitempty"`
+	HashFallback     string        `json:"hash_fallback,omitempty"`
+	HashOnHeader     string        `json:"hash_on_header,omitempty"`
+	HashOnCookie     string        `json:"hash_on_cookie,omitempty"`
+	HashOnCookiePath string        `json:"hash_on_cookie_path,omitempty"`
+	HashOnQueryArg   string        `json:"hash_on_query_arg,omitempty"`
+	HashOnURICapture string        `json:"hash_on_uri_capture,omitempty"`
+	Slots            int           `json:"slots,omitempty"`
+	Healthchecks     *Healthchecks `json:"healthchecks,omitempty"`
+	Targets          []Target      `json:"targets,omitempty"`
+}
+
+// Healthchecks is the Kong-shaped healthchecks object as the admin API
+// accepts it; see package admin for the mapping.
+type Healthchecks struct {
+	Threshold float64        `json:"threshold,omitempty"`
+	Active    *ActiveChecks  `json:"active,omitempty"`
+	Passive   *PassiveChecks `json:"passive,omitempty"`
+}
+
+// ActiveChecks mirrors Kong's healthchecks.active.
+type ActiveChecks struct {
+	Type                   string              `json:"type,omitempty"`
+	HTTPPath               string              `json:"http_path,omitempty"`
+	Timeout                float64             `json:"timeout,omitempty"`
+	Concurrency            int                 `json:"concurrency,omitempty"`
+	HTTPSVerifyCertificate *bool               `json:"https_verify_certificate,omitempty"`
+	HTTPSSNI               string              `json:"https_sni,omitempty"`
+	Headers                map[string][]string `json:"headers,omitempty"`
+	Healthy                *Counters           `json:"healthy,omitempty"`
+	Unhealthy              *Counters           `json:"unhealthy,omitempty"`
+}
+
+// PassiveChecks mirrors Kong's healthchecks.passive.
+type PassiveChecks struct {
+	Type      string    `json:"type,omitempty"`
+	Healthy   *Counters `json:"healthy,omitempty"`
+	Unhealthy *Counters `json:"unhealthy,omitempty"`
+}
+
+// Counters mirrors Kong's healthy/unhealthy blocks (unused fields zero).
+type Counters struct {
+	Interval     float64 `json:"interval,omitempty"`
+	Successes    int     `json:"successes,omitempty"`
+	HTTPFailures int     `json:"http_failures,omitempty"`
+	TCPFailures  int     `json:"tcp_failures,omitempty"`
+	Timeouts     int     `json:"timeouts,omitempty"`
+	HTTPStatuses []int   `json:"http_statuses,omitempty"`
+}
+
+// Target is a target of an admin-owned upstream.
+type Target struct {
+	Meta
+	Target string   `json:"target"`
+	Weight int      `json:"weight"`
+	Tags   []string `json:"tags,omitempty"`
+}
+
+// Service is an admin-owned service.
+type Service struct {
+	Meta
+	Name           string `json:"name"`
+	Protocol       string `json:"protocol"`
+	Host           string `json:"host"`
+	Port           int    `json:"port"`
+	Path           string `json:"path,omitempty"`
+	Retries        int    `json:"retries"`
+	ConnectTimeout int    `json:"connect_timeout"` // milliseconds, as Kong
+	ReadTimeout    int    `json:"read_timeout"`
+	WriteTimeout   int    `json:"write_timeout"`
+}
+
+// Route is an admin-owned route.
+type Route struct {
+	Meta
+	Name          string              `json:"name"`
+	Service       string              `json:"service"` // service name
+	Paths         []string            `json:"paths,omitempty"`
+	Hosts         []string            `json:"hosts,omitempty"`
+	Methods       []string            `json:"methods,omitempty"`
+	Headers       map[string][]string `json:"headers,omitempty"`
+	StripPath     bool                `json:"strip_path"`
+	PreserveHost  bool                `json:"preserve_host"`
+	RegexPriority int                 `json:"regex_priority,omitempty"`
+}
+
+// Override sets the weight of the targets of one upstream that match its
+// selector: one address, or every target carrying all Tags and Meta
+// entries (so a canary instance discovered later inherits it). Weight sets
+// each matching target's weight; Share, when set (0..100), instead gives
+// the matching targets together that percentage of the upstream's traffic,
+// the rest being split among the others by weight.
+type Override struct {
+	ID       string            `json:"id"`
+	Upstream string            `json:"upstream"`
+	Target   string            `json:"target,omitempty"`
+	Tags     []string          `json:"tags,omitempty"`
+	Meta     map[string]string `json:"meta,omitempty"`
+	Weight   *int              `json:"weight,omitempty"`
+	Share    *float64          `json:"share,omitempty"`
+	// CreatedAt orders overrides: a later one wins for a target that
+	// several select.
+	CreatedAt int64 `json:"created_at"`
+}
+
+// Canary splits a service's traffic between its primary upstream (the
+// service's host) and a canary upstream.
+type Canary struct {
+	Upstream string  `json:"upstream"`
+	Percent  float64 `json:"percent"` // 0..100, decimals allowed
+	// Force sends a request to the canary regardless of Percent when it
+	// carries one of these (header, cookie or query value).
+	Force []ForceRule `json:"force,omitempty"`
+	// StickyBy assigns users by a hash of this key, so a user sent to the
+	// canary stays there as Percent grows: "header:NAME", "cookie:NAME"
+	// or "ip". Empty: an exact counter-based split.
+	StickyBy  string `json:"sticky_by,omitempty"`
+	UpdatedAt int64  `json:"updated_at"`
+}
+
+// ForceRule forces the canary when a request input equals Value.
+type ForceRule struct {
+	Kind  string `json:"kind"` // header | cookie | query
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Rollout is an automatic canary rollout plan and its progress.
+type Rollout struct {
+	// Steps are canary percents, e.g. [1, 5, 25, 50, 100].
+	Steps []float64 `json:"steps"`
+	// Interval is how long each step holds before the next one.
+	Interval Duration `json:"interval"`
+	// Bounds the canary must stay within, relative to the primary,
+	// evaluated over the current step once MinRequests canary requests
+	// were seen.
+	MaxErrorRateIncrease float64 `json:"max_error_rate_increase"` // absolute, e.g. 0.01 = +1 point
+	MaxP99Ratio          float64 `json:"max_p99_ratio"`           // e.g. 1.5
+	MinRequests          int     `json:"min_requests"`
+	// Progress.
+	State     string `json:"state"` // running | paused | completed | rolled_back | aborted
+	Step      int    `json:"step"`  // index into Steps
+	StepSince int64  `json:"step_since"`
+	Reason    string `json:"reason,omitempty"`
+	UpdatedAt int64  `json:"updated_at"`
+}
+
+// Rollout states.
+const (
+	RolloutRunning    = "running"
+	RolloutPaused     = "paused"
+	RolloutCompleted  = "completed"
+	RolloutRolledBack = "rolled_back"
+	RolloutAborted    = "aborted"
+)
+
+// Duration is a time.Duration that reads and writes as "30s" in JSON (and
+// accepts a number of seconds).
+type Duration time.Duration
+
+// Store persists Docs with compare-and-set.
+type Store interface {
+	// Load returns the stored Doc and its version (0 and an empty Doc
+	// when nothing is stored yet).
+	Load(ctx context.Context) (*Doc, uint64, error)
+	// Save stores doc if the stored version is still prev, and returns the
+	// new version; ErrConflict otherwise. It returns only once the Doc is
+	// durable.
+	Save(ctx context.Context, doc *Doc, prev uint64) (uint64, error)
+	// Watch calls fn with every Doc written by someone else (another
+	// sidecar of the fleet) until ctx ends. Stores without other writers
+	// return at once.
+	Watch(ctx context.Context, fn func(*Doc, uint64))
+}
+
+// ErrConflict is returned by Save when the stored version moved on.
+var ErrConflict = errors.New("state: the stored state changed concurrently")
