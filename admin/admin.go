@@ -1,18 +1,44 @@
 // Package admin serves Outrigger's admin listener: status, Prometheus
-// metrics and (in later versions) the Kong-compatible admin API.
+// metrics, an OpenAPI description of itself, and the Kong-compatible admin
+// API (upstreams → targets, services → routes) with Outrigger's extensions
+// (weight overrides, manual health marks, canaries and automatic rollouts).
 //
-// Contract: the admin package reads effective state through the functions
-// it is given and never mutates a picker directly. Every error is JSON:
-// {"message": ...}.
+// Contract:
+//   - The admin package reads effective state through its Controller and
+//     never touches a picker or an upstream's internals: every change is
+//     one Controller.Mutate call, all or nothing. A request body is decoded
+//     and checked in full before Mutate is called; the function given to
+//     Mutate only looks entities up (against the Doc it is handed, so a
+//     compare-and-set retry sees the new state) and applies the change.
+//   - Bodies are JSON (unknown keys are refused) or forms
+//     (application/x-www-form-urlencoded or multipart/form-data) with
+//     Kong's conventions: dotted keys for nested objects
+//     (healthchecks.active.http_path=/health, service.id=...), and arrays
+//     as paths[]=/a, repeated paths=/a&paths=/b, or indexed paths[1]=/a.
+//     In a form an empty value means null (the field's default).
+//   - Every error is JSON {"message", "fields"}; unknown entities are 404
+//     {"message":"Not found"}; name clashes are 409 in Kong's words.
+//   - Entities are addressed by id (a UUID) or name. Entities of the
+//     configuration file get ids derived from their names (stable across
+//     restarts); entities created through the API get random ones.
+//   - With Options.Token set, every endpoint except GET /health and
+//     GET /ready requires "Authorization: Bearer TOKEN" or
+//     "Kong-Admin-Token: TOKEN".
+//   - The routes table in routes.go drives both the mux and GET
+//     /openapi.json, so the document lists exactly what is served.
+//   - Nothing here is package-level mutable state.
 package admin
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 )
 
@@ -28,6 +54,10 @@ type Status struct {
 	Routes           int           `json:"routes"`
 }
 
+// DefaultMaxBodyBytes is the largest request body the admin API reads when
+// Options.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
 // Options configure the admin handler.
 type Options struct {
 	// Status returns the current status; required.
@@ -37,41 +67,182 @@ type Options struct {
 	// Metrics is gathered for /metrics; required.
 	Metrics prometheus.Gatherer
 	Log     zerolog.Logger
+
+	// Controller is the gateway the admin API steers. Nil serves only the
+	// status endpoints (/status, /ready, /health, /metrics, /,
+	// /openapi.json); the entity endpoints then answer 503.
+	Controller Controller
+	// Token, when non-empty, is required on every endpoint except GET
+	// /health and GET /ready, as "Authorization: Bearer TOKEN" or
+	// "Kong-Admin-Token: TOKEN". It is never logged.
+	Token string
+	// MaxBodyBytes bounds request bodies (413 above); 0 means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Now is the clock for created_at/updated_at; nil means time.Now.
+	Now func() time.Time
 }
 
 // New returns the admin handler.
 func New(o Options) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		s := o.Status()
-		writeJSON(w, http.StatusOK, struct {
-			Status
-			UptimeSeconds float64 `json:"uptime_seconds"`
-		}{s, s.Uptime.Seconds()})
-	})
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
-		ok, why := true, "ready"
-		if o.Ready != nil {
-			ok, why = o.Ready()
+	a := newAPI(o)
+	return a
+}
+
+// api is the admin handler. Immutable after newAPI.
+type api struct {
+	o        Options
+	ctl      Controller
+	log      zerolog.Logger
+	now      func() time.Time
+	started  int64 // created_at of the file's entities (Unix seconds)
+	maxBody  int64
+	mux      *http.ServeMux
+	table    []endpoint
+	spec     []byte // GET /openapi.json
+	hasToken bool
+	token    [sha256.Size]byte // SHA-256 of the token: equal lengths for the compare
+	// tokenEqual compares token digests; subtle.ConstantTimeCompare.
+	tokenEqual func(x, y []byte) int
+}
+
+func newAPI(o Options) *api {
+	a := &api{
+		o:          o,
+		ctl:        o.Controller,
+		log:        o.Log,
+		now:        o.Now,
+		maxBody:    o.MaxBodyBytes,
+		mux:        http.NewServeMux(),
+		tokenEqual: subtle.ConstantTimeCompare,
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.maxBody <= 0 {
+		a.maxBody = DefaultMaxBodyBytes
+	}
+	a.started = a.now().Unix()
+	if o.Token != "" {
+		a.hasToken = true
+		a.token = sha256.Sum256([]byte(o.Token))
+	}
+	a.table = a.routes()
+	for i := range a.table {
+		e := &a.table[i]
+		pattern := e.path
+		if pattern == "/" {
+			pattern = "/{$}" // the root only, not every path
 		}
-		status := http.StatusOK
-		if !ok {
-			status = http.StatusServiceUnavailable
+		a.mux.Handle(e.method+" "+pattern, a.wrap(e))
+	}
+	a.mux.HandleFunc("/", a.fallback)
+	spec, err := json.MarshalIndent(a.openAPI(), "", "  ")
+	if err != nil {
+		panic("admin: openapi: " + err.Error()) // plain data cannot fail
+	}
+	a.spec = spec
+	return a
+}
+
+// ServeHTTP checks the token, then serves the route.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	public := r.Method == http.MethodGet && (r.URL.Path == "/health" || r.URL.Path == "/ready")
+	if a.hasToken && !public && !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="outrigger-admin"`)
+		writeJSON(w, http.StatusUnauthorized, &Error{Message: "Unauthorized"})
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// authorized reports whether r carries the token. Digests are compared in
+// constant time, so neither the token's bytes nor its length leak.
+func (a *api) authorized(r *http.Request) bool {
+	given, ok := "", false
+	if h := r.Header.Get("Authorization"); h != "" {
+		if scheme, rest, found := strings.Cut(h, " "); found && strings.EqualFold(scheme, "Bearer") {
+			given, ok = strings.TrimSpace(rest), true
 		}
-		writeJSON(w, status, map[string]any{"ready": ok, "message": why})
+	}
+	if !ok {
+		if h := r.Header.Get("Kong-Admin-Token"); h != "" {
+			given, ok = h, true
+		}
+	}
+	if !ok {
+		return false
+	}
+	sum := sha256.Sum256([]byte(given))
+	return a.tokenEqual(sum[:], a.token[:]) == 1
+}
+
+// wrap turns an endpoint into an http.Handler: body limit, JSON answer or
+// error, logging of changes (method, path and status only).
+func (a *api) wrap(e *endpoint) http.Handler {
+	if e.raw != nil {
+		return e.raw
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.needsController && a.ctl == nil {
+			writeJSON(w, http.StatusServiceUnavailable, &Error{Message: "the admin API has no controller"})
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+		}
+		status, body, err := e.h(r)
+		if err != nil {
+			status = a.fail(w, r, err)
+		} else if status == http.StatusNoContent || body == nil {
+			w.WriteHeader(status)
+		} else {
+			writeJSON(w, status, body)
+		}
+		if r.Method != http.MethodGet {
+			a.log.Info().Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).Msg("admin request")
+		}
 	})
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"message": "alive"})
-	})
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		s := o.Status()
-		writeJSON(w, http.StatusOK, map[string]any{"tagline": "Welcome to outrigger", "version": s.Version})
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"message": "Not found"})
-	})
-	return mux
+}
+
+// fail answers err and returns the status sent.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		status := e.Status
+		if status == 0 {
+			status = http.StatusBadRequest
+		}
+		writeJSON(w, status, e)
+		return status
+	}
+	a.log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("admin request failed")
+	writeJSON(w, http.StatusInternalServerError, &Error{Message: "An unexpected error occurred"})
+	return http.StatusInternalServerError
+}
+
+// fallback answers paths no route serves: 405 with Allow when the path is
+// served for other methods, 404 otherwise.
+func (a *api) fallback(w http.ResponseWriter, r *http.Request) {
+	if allow := a.allowed(r); len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, &Error{Message: "Method not allowed"})
+		return
+	}
+	writeJSON(w, http.StatusNotFound, notFound())
+}
+
+// allowed lists the methods the mux serves r's path with.
+func (a *api) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := a.mux.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -79,13 +250,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
 
 // Error is a client error answered as JSON {"message", "fields"} with
 // Status (400 when zero).
 type Error struct {
-	Status  int               `json:"-"`
+	Status int `json:"-"`
+	// Code and Name are Kong's error code and name (2 "schema violation",
+	// 4 "foreign key violation", 5 "unique constraint violation", ...);
+	// zero and empty when Kong has none for the case.
+	Code    int               `json:"code,omitempty"`
+	Name    string            `json:"name,omitempty"`
 	Message string            `json:"message"`
 	Fields  map[string]string `json:"fields,omitempty"`
 }

@@ -75,7 +75,7 @@ func TestParseExample(t *testing.T) {
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
 		},
-		Admin:     Admin{Pos: Pos{4, 3}, Listen: "127.0.0.1:8001"},
+		Admin:     Admin{Pos: Pos{4, 3}, Listen: "127.0.0.1:8001", Store: "file", Consul: AdminConsul{Key: DefaultAdminKey}},
 		Log:       Log{Level: "info", Format: "auto", AccessLog: true},
 		Upstreams: []Upstream{up},
 		Services: []Service{{
@@ -324,6 +324,7 @@ services:
   idle_conn_timeout: 0
 admin:
   listen: :9000
+  token: s3cret
 log:
   level: warn
   format: json
@@ -338,7 +339,7 @@ log:
 				if f.Admin.Listen != ":9000" {
 					t.Errorf("admin = %+v", f.Admin)
 				}
-				if f.Log != (Log{Pos: Pos{10, 3}, Level: "warn", Format: "json", AccessLog: false}) {
+				if f.Log != (Log{Pos: Pos{11, 3}, Level: "warn", Format: "json", AccessLog: false}) {
 					t.Errorf("log = %+v", f.Log)
 				}
 			},

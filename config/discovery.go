@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -137,6 +138,19 @@ func (d *decoder) strings(label string, dst *[]string) func(*yaml.Node) {
 		d.stringList(n, label, false, func(s string, _ *yaml.Node) { out = append(out, s) })
 		*dst = out
 	}
+}
+
+// loopbackListen reports whether a listen address binds loopback only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (d *decoder) consulAddress(dst *string) func(*yaml.Node) {

@@ -643,7 +643,7 @@ admin:
 			want: []wantErr{
 				{2, 11, `listen: "127.0.0.1" is not host:port`},
 				{3, 28, "max_idle_conns_per_host: must be between 0 and 100000, got 100001"},
-				{6, 3, `unknown field "port" in admin; expected one of: listen`},
+				{6, 3, `unknown field "port" in admin; expected one of: listen, token, state_file, store, consul`},
 			},
 		},
 		{
@@ -652,8 +652,16 @@ admin:
   listen: 0.0.0.0:8000
 admin:
   listen: 0.0.0.0:8000
+  token: t
 `,
 			want: []wantErr{{4, 11, "listen: the admin API cannot listen on the proxy's address 0.0.0.0:8000"}},
+		},
+		{
+			desc: "admin on a non-loopback address without a token",
+			src: `admin:
+  listen: 0.0.0.0:8001
+`,
+			want: []wantErr{{2, 11, "listen: the admin API on a non-loopback address needs admin.token"}},
 		},
 	}
 	for _, tt := range tests {

@@ -171,7 +171,20 @@ func (d *decoder) admin(n *yaml.Node, a *Admin) (listen *yaml.Node) {
 	a.Pos = pos(deref(n))
 	d.mapping(n, "admin", "admin", []field{
 		{"listen", d.listenField(&a.Listen, &listen)},
+		{"token", d.strField(&a.Token, "token", nil)},
+		{"state_file", d.strField(&a.StateFile, "state_file", checkNonEmpty)},
+		{"store", d.enumField(&a.Store, "store", "file", "consul")},
+		{"consul", func(v *yaml.Node) {
+			d.mapping(v, "consul", "admin.consul", []field{
+				{"address", d.consulAddress(&a.Consul.Address)},
+				{"key", d.strField(&a.Consul.Key, "key", checkNonEmpty)},
+				{"token_env", d.strField(&a.Consul.TokenEnv, "token_env", checkNonEmpty)},
+			})
+		}},
 	})
+	if listen != nil && a.Token == "" && !loopbackListen(a.Listen) {
+		d.errorf(listen, "listen: the admin API on a non-loopback address needs admin.token (Outrigger refuses to expose it unauthenticated)")
+	}
 	return listen
 }
 

@@ -38,6 +38,23 @@ type Admin struct {
 	Pos Pos
 	// Listen is the admin API's "host:port" listen address.
 	Listen string
+	// Token, when set, is required on every admin request (Authorization:
+	// Bearer or Kong-Admin-Token). A non-loopback Listen requires it.
+	Token string
+	// StateFile persists admin changes (store "file", the default).
+	StateFile string
+	// Store is "file" (StateFile; in memory when empty) or "consul"
+	// (fleet mode: Consul KV, shared by every sidecar using the same key).
+	Store string
+	// Consul is the fleet-mode KV location.
+	Consul AdminConsul
+}
+
+// AdminConsul is where fleet mode keeps the admin layer.
+type AdminConsul struct {
+	Address  string
+	Key      string
+	TokenEnv string
 }
 
 // Log is the "log" section.
@@ -226,6 +243,7 @@ type PassiveUnhealthy struct {
 
 // Default values, as in Kong unless noted.
 const (
+	DefaultAdminKey            = "outrigger/admin/state"
 	DefaultProxyListen         = "127.0.0.1:8000"
 	DefaultAdminListen         = "127.0.0.1:8001"
 	DefaultDrainTimeout        = 30 * time.Second
@@ -254,7 +272,7 @@ func Default() *File {
 			MaxIdleConnsPerHost: DefaultMaxIdleConnsPerHost,
 			IdleConnTimeout:     DefaultIdleConnTimeout,
 		},
-		Admin: Admin{Listen: DefaultAdminListen},
+		Admin: Admin{Listen: DefaultAdminListen, Store: "file", Consul: AdminConsul{Key: DefaultAdminKey}},
 		Log: Log{
 			Level:     DefaultLogLevel,
 			Format:    DefaultLogFormat,

@@ -18,9 +18,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,11 +26,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outrigger-gw/outrigger/admin"
-	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
 	"github.com/outrigger-gw/outrigger/proxy"
-	"github.com/outrigger-gw/outrigger/proxy/router"
+	"github.com/outrigger-gw/outrigger/state"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
@@ -44,6 +40,9 @@ type Options struct {
 	// LookupEnv reads the environment (tokens named by *_env keys); nil
 	// means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// LoadState restores the admin layer from the configured store (run);
+	// validate leaves it alone.
+	LoadState bool
 }
 
 // Gateway is one running Outrigger instance.
@@ -62,14 +61,21 @@ type Gateway struct {
 	registrar        *consul.Registrar
 	discoveryMetrics *discoveryMetrics
 
-	// mu serialises Apply and guards the fields below.
-	mu        sync.Mutex
-	cfg       *config.File
-	gen       uint64
-	upstreams map[string]*upstreamRT
-	watchers  []*watcher
-	serving   bool            // Serve runs: new checkers and watchers start at once
-	ctx       context.Context // Serve's context, for checkers started by Apply
+	// mu serialises Apply and Mutate and guards the fields below.
+	mu         sync.Mutex
+	base       *config.File // the configuration file as loaded
+	cfg        *config.File // effective: base + admin layer
+	doc        *state.Doc   // the admin layer
+	docVersion uint64       // its version in store
+	store      state.Store  // nil: admin changes live in memory only
+	splitters  map[string]*proxy.Splitter
+	stats      map[string]*serviceStats
+	stepBases  map[string]stepBase // rollout step baselines by service
+	gen        uint64
+	upstreams  map[string]*upstreamRT
+	watchers   []*watcher
+	serving    bool            // Serve runs: new checkers and watchers start at once
+	ctx        context.Context // Serve's context, for checkers started by Apply
 }
 
 // New builds a gateway from cfg. It does not listen yet (see Serve).
@@ -88,6 +94,8 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		metrics:    newMetrics(reg),
 		transports: proxy.NewTransports(),
 		upstreams:  map[string]*upstreamRT{},
+		doc:        &state.Doc{},
+		stepBases:  map[string]stepBase{},
 	}
 	g.proxy = proxy.New(proxy.Options{
 		Log:         o.Log.With().Str("log", "access").Logger(),
@@ -96,13 +104,29 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		MaxBodySize: cfg.Proxy.MaxBodySize,
 	})
 	g.discoveryMetrics = newDiscoveryMetrics(reg)
-	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log})
+	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g, Token: cfg.Admin.Token})
 	r, err := g.registrarOf(cfg)
 	if err != nil {
 		return nil, cfg.Errorf(cfg.Register.Pos, "register: %v", err)
 	}
 	g.registrar = r
+	storeErr := func(err error) { g.log.Warn().Err(err).Msg("admin state: watching the fleet store failed; retrying") }
+	if g.store, err = state.Open(cfg.Admin, g.env, storeErr); err != nil {
+		return nil, cfg.Errorf(cfg.Admin.Pos, "admin: %v", err)
+	}
+	if g.store != nil && o.LoadState {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		doc, v, err := g.store.Load(ctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("admin state: %w", err)
+		}
+		g.doc, g.docVersion = doc, v
+	}
 	if err := g.Apply(cfg); err != nil {
+		if g.docVersion > 0 {
+			return nil, fmt.Errorf("the configuration with the saved admin state (version %d) does not build: %w", g.docVersion, err)
+		}
 		return nil, err
 	}
 	return g, nil
@@ -162,124 +186,15 @@ func (g *Gateway) Ready() (bool, string) {
 	return true, "ready"
 }
 
-// Apply builds everything cfg describes and swaps it in. On error nothing
-// changes.
-func (g *Gateway) Apply(cfg *config.File) error {
+// remoteChange adopts an admin layer another sidecar of the fleet wrote.
+func (g *Gateway) remoteChange(doc *state.Doc, v uint64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-
-	// Build phase: nothing visible changes until every piece is ready.
-	ups := make(map[string]*upstreamRT, len(cfg.Upstreams))
-	for _, cu := range cfg.Upstreams {
-		rt, err := g.buildUpstream(cu, g.upstreams[cu.Name])
-		if err != nil {
-			return cfg.Errorf(cu.Pos, "upstream %q: %v", cu.Name, err)
-		}
-		ups[cu.Name] = rt
+	if v == g.docVersion {
+		return // what we hold (versions may go backwards when Consul loses its data)
 	}
-	var watchers []*watcher
-	for _, cu := range cfg.Upstreams {
-		ws, err := g.sourcesOf(cu)
-		if err != nil {
-			return cfg.Errorf(cu.Discovery.Pos, "upstream %q: %v", cu.Name, err)
-		}
-		for _, w := range ws {
-			w.u = ups[cu.Name].u
-		}
-		watchers = append(watchers, ws...)
-	}
-	targets := make(map[string][]upstream.Target, len(cfg.Upstreams))
-	for _, cu := range cfg.Upstreams {
-		ts := make([]upstream.Target, 0, len(cu.Targets))
-		for _, t := range cu.Targets {
-			ts = append(ts, upstream.Target{Addr: t.Target, Weight: t.Weight, Tags: t.Tags})
-		}
-		targets[cu.Name] = ts
-	}
-	services := make(map[string]*proxy.Service, len(cfg.Services))
-	direct := map[string]*upstream.Upstream{}
-	for _, cs := range cfg.Services {
-		svc := &proxy.Service{
-			Name:    cs.Name,
-			Scheme:  cs.Protocol,
-			Path:    cs.Path,
-			Retries: cs.Retries,
-			Transport: g.transports.Get(proxy.TransportOptions{
-				ConnectTimeout:      cs.ConnectTimeout,
-				ReadTimeout:         cs.ReadTimeout,
-				WriteTimeout:        cs.WriteTimeout,
-				MaxIdleConnsPerHost: cfg.Proxy.MaxIdleConnsPerHost,
-				IdleConnTimeout:     cfg.Proxy.IdleConnTimeout,
-			}),
-		}
-		if rt, ok := ups[cs.Host]; ok {
-			svc.Upstream = rt.u
-			svc.Hash = rt.hash
-		} else {
-			// A real host: a one-target upstream of its own.
-			addr := net.JoinHostPort(cs.Host, strconv.Itoa(cs.Port))
-			u := direct[addr]
-			if u == nil {
-				u = upstream.New(upstream.Options{Name: addr, Balancer: balance.NewRoundRobin()})
-				u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: addr, Weight: 1}})
-				direct[addr] = u
-			}
-			svc.Upstream = u
-		}
-		services[cs.Name] = svc
-	}
-	routes := make([]router.Route, 0, len(cfg.Routes))
-	for _, cr := range cfg.Routes {
-		svc := services[cr.Service]
-		if svc == nil {
-			return cfg.Errorf(cr.Pos, "route %q: service %q not found", cr.Name, cr.Service)
-		}
-		var res []*regexp.Regexp
-		for _, p := range cr.Paths {
-			if strings.HasPrefix(p, "~") {
-				re, err := regexp.Compile("^(?:" + p[1:] + ")")
-				if err != nil {
-					return cfg.Errorf(cr.Pos, "route %q: path %q: %v", cr.Name, p, err)
-				}
-				res = append(res, re)
-			}
-		}
-		routes = append(routes, router.Route{
-			Name: cr.Name, Hosts: cr.Hosts, Paths: cr.Paths, Methods: cr.Methods, Headers: cr.Headers,
-			StripPath: cr.StripPath, PreserveHost: cr.PreserveHost, RegexPriority: cr.RegexPriority,
-			Value: &proxy.Route{Name: cr.Name, Service: svc, StripPath: cr.StripPath, PreserveHost: cr.PreserveHost, Regexps: res},
-		})
-	}
-	rt, err := router.New(routes)
-	if err != nil {
-		return fmt.Errorf("%s: routes: %w", cfg.Path, err)
-	}
-
-	// Commit phase.
-	for name, rt := range ups {
-		if old := g.upstreams[name]; old != nil && old.u != rt.u {
-			g.retire(old)
-		}
-		rt.u.SetBalancer(rt.balancer)
-		rt.u.SetTargets(upstream.StaticSource, targets[name])
-		if g.serving && rt.checker != nil {
-			rt.checker.Start(g.ctx)
-		}
-	}
-	for name, old := range g.upstreams {
-		if _, ok := ups[name]; !ok {
-			g.retire(old)
-			g.metrics.forget(name)
-		}
-	}
-	g.reconcileWatchers(watchers)
-	next := ups
-	g.upstreams = next
-	g.gen++
-	g.cfg = cfg
-	g.proxy.SetTable(&proxy.Table{Router: rt, Generation: g.gen})
-	g.metrics.generation.Set(float64(g.gen))
-	return nil
+	_ = g.adoptLocked(doc, v)
+	g.log.Info().Uint64("version", v).Msg("admin state changed by another sidecar; applied")
 }
 
 // reconcileWatchers keeps running watchers that the new configuration
@@ -361,6 +276,10 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 	defer stopBG()
 	g.startCheckers(bg)
 	defer g.stopCheckers()
+	go g.runRollouts(bg)
+	if g.store != nil {
+		go g.store.Watch(bg, g.remoteChange)
+	}
 	regDone := make(chan struct{})
 	regCtx, stopReg := context.WithCancel(bg)
 	defer stopReg()

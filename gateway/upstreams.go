@@ -123,13 +123,12 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 	name := cu.Name
 	log := g.log.With().Str("upstream", name).Logger()
 	var u *upstream.Upstream
-	hc := healthConfig(cu.Healthchecks)
-	if hc.Active.Enabled || hc.Passive.Enabled {
-		rt.checker = health.New(hc, health.Options{
-			OnChange: func() { u.Rebuild() },
-			OnEvent:  func(ev health.Event) { g.healthEvent(name, log, ev) },
-		})
-	}
+	// Every upstream gets a checker, if only for manual marks; without
+	// active or passive checks it sends no probe and ignores outcomes.
+	rt.checker = health.New(healthConfig(cu.Healthchecks), health.Options{
+		OnChange: func() { u.Rebuild() },
+		OnEvent:  func(ev health.Event) { g.healthEvent(name, log, ev) },
+	})
 	pol := panicPolicy(cu)
 	opts := upstream.Options{
 		Name:       name,

@@ -59,6 +59,11 @@ type Service struct {
 	// Hash, when set, keys the balancer from the request (its upstream's
 	// hash_on settings or sticky-session cookie).
 	Hash *HashSpec
+	// Canary, when set, sends part of the traffic to another upstream.
+	Canary *Canary
+	// Stats, when set, records the primary side's outcomes (rollouts
+	// compare it with Canary.Stats).
+	Stats *RoleStats
 }
 
 // Route is the payload of a router.Route (its Value).
@@ -123,6 +128,8 @@ type stateKey struct{}
 // RoundTrip and the error handler. It is owned by one request.
 type reqState struct {
 	route     *Route
+	up        *upstream.Upstream // the upstream chosen (primary or canary)
+	role      *RoleStats
 	path      string
 	prefix    string
 	br        balance.Request
@@ -163,7 +170,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rs.prefix = strings.TrimSuffix(r.URL.Path, m.Path)
 	}
 	rs.br.Now = start.UnixNano()
-	rs.setCookie = rt.Service.Hash.key(r, rt, &rs.br)
+	svc, hash := rt.Service, rt.Service.Hash
+	rs.up, rs.role = svc.Upstream, svc.Stats
+	if c := svc.Canary; c != nil && c.choose(r) {
+		rs.up, rs.role, hash = c.Upstream, c.Stats, c.Hash
+	}
+	rs.setCookie = hash.key(r, rt, &rs.br)
 	rs.rw.ResponseWriter = w
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Inc()
@@ -177,7 +189,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	svc := rs.route.Service
 	out := pr.Out
 	out.URL.Scheme = svc.Scheme
-	out.URL.Host = svc.Upstream.Name() // replaced per attempt in RoundTrip
+	out.URL.Host = rs.up.Name() // replaced per attempt in RoundTrip
 	out.URL.Path = joinPath(svc.Path, rs.path)
 	out.URL.RawPath = ""
 	if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
@@ -227,7 +239,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var tried [4]string // the last few targets that failed
 	for {
-		snap := svc.Upstream.Snapshot()
+		snap := rs.up.Snapshot()
 		var ep *upstream.Endpoint
 		var err error
 		if rs.attempts == 0 {
@@ -252,7 +264,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := svc.Transport.RoundTrip(req)
 		if err == nil {
 			now := time.Now()
-			svc.Upstream.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
+			rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The tunnel needs the raw read-write body; it no longer
 				// counts as an in-flight request.
@@ -267,12 +279,12 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		var ce *ConnectError
 		connectFailed := errors.As(err, &ce)
 		now := time.Now()
-		svc.Upstream.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: isTimeout(err), Duration: now.Sub(t0), At: now})
+		rs.up.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: isTimeout(err), Duration: now.Sub(t0), At: now})
 		if req.Context().Err() != nil || rs.attempts > svc.Retries || !retryable(req, &rs.body, connectFailed) {
 			return nil, err
 		}
 		if mt := t.p.opts.Metrics; mt != nil {
-			mt.Retries.WithLabelValues(svc.Name, svc.Upstream.Name()).Inc()
+			mt.Retries.WithLabelValues(svc.Name, rs.up.Name()).Inc()
 		}
 	}
 }
@@ -340,20 +352,24 @@ func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
 		status = http.StatusSwitchingProtocols
 	}
 	svc := rs.route.Service
+	upName := rs.up.Name()
+	if rs.role != nil && status != 499 {
+		rs.role.Record(d, status >= 500 || status == 0)
+	}
 	target := ""
 	if rs.ep != nil {
 		target = rs.ep.Addr
 	}
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Dec()
-		mt.Requests.WithLabelValues(rs.route.Name, svc.Name, svc.Upstream.Name(), target, codeClass(status)).Inc()
-		mt.Latency.WithLabelValues(rs.route.Name, svc.Name, svc.Upstream.Name()).Observe(d.Seconds())
+		mt.Requests.WithLabelValues(rs.route.Name, svc.Name, upName, target, codeClass(status)).Inc()
+		mt.Latency.WithLabelValues(rs.route.Name, svc.Name, upName).Observe(d.Seconds())
 	}
 	if !p.opts.AccessLog {
 		return
 	}
 	ev := p.log.Info().Str("method", r.Method).Str("host", r.Host).Str("path", r.URL.Path).
-		Str("route", rs.route.Name).Str("service", svc.Name).Str("upstream", svc.Upstream.Name()).
+		Str("route", rs.route.Name).Str("service", svc.Name).Str("upstream", upName).
 		Str("target", target).Int("status", status).Int64("bytes", rs.rw.bytes).
 		Dur("duration", d).Int("attempts", rs.attempts).Str("client", r.RemoteAddr)
 	if rs.err != nil {

@@ -193,9 +193,9 @@ type Rollout struct {
 	MaxP99Ratio          float64 `json:"max_p99_ratio"`           // e.g. 1.5
 	MinRequests          int     `json:"min_requests"`
 	// Progress.
-	State     string `json:"state"` // running | paused | completed | rolled_back | aborted
-	Step      int    `json:"step"`  // index into Steps
-	StepSince int64  `json:"step_since"`
+	State     string `json:"state"`      // running | paused | completed | rolled_back | aborted
+	Step      int    `json:"step"`       // index into Steps
+	StepSince int64  `json:"step_since"` // Unix nanoseconds; set when a step starts or resumes
 	Reason    string `json:"reason,omitempty"`
 	UpdatedAt int64  `json:"updated_at"`
 }

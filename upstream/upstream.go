@@ -18,6 +18,7 @@ package upstream
 
 import (
 	"errors"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -159,6 +160,7 @@ type Upstream struct {
 	mu          sync.Mutex
 	builder     balance.Builder
 	overrides   []Override
+	marks       map[string]health.Mark
 	sources     map[string][]Target       // full target set per source
 	stats       map[string]*balance.Stats // per address; survives updates
 	eligible    map[string]bool           // eligibility at the last rebuild
@@ -223,11 +225,39 @@ func (u *Upstream) SetTargets(source string, ts []Target) {
 			addrs = append(addrs, t.Addr)
 		}
 	}
+	marks := u.marks
 	u.mu.Unlock()
 	if u.health != nil {
 		u.health.SetTargets(addrs)
+		for a, m := range marks {
+			u.health.Mark(a, m) // a target that just appeared gets its mark
+		}
 	}
 	u.Rebuild()
+}
+
+// SetMarks replaces the manual health marks (address → mark). A mark for
+// an address the upstream does not have yet applies when it appears;
+// addresses that lose their mark go back to their checks. Marks need a
+// health checker (Options.Health).
+func (u *Upstream) SetMarks(marks map[string]health.Mark) {
+	if u.health == nil {
+		return
+	}
+	u.setMu.Lock()
+	defer u.setMu.Unlock()
+	u.mu.Lock()
+	old := u.marks
+	u.marks = maps.Clone(marks)
+	u.mu.Unlock()
+	for a := range old {
+		if _, ok := marks[a]; !ok {
+			u.health.Mark(a, health.MarkNone)
+		}
+	}
+	for a, m := range marks {
+		u.health.Mark(a, m)
+	}
 }
 
 // Health returns the upstream's health checker (nil when it has none).

@@ -252,7 +252,7 @@ func serve(load loader, env func(string) (string, bool), stderr io.Writer, ready
 		return exitConfig
 	}
 	log := newLogger(f.Log, stderr)
-	g, err := gateway.New(f, gateway.Options{Log: log, Version: version, LookupEnv: env})
+	g, err := gateway.New(f, gateway.Options{Log: log, Version: version, LookupEnv: env, LoadState: true})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitConfig

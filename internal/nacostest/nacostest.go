@@ -49,8 +49,8 @@
 //     redo); Stop closes both ports and every connection (ephemeral
 //     instances vanish, persistent ones stay, as on a real restart); Restart
 //     serves again on the same ports; SetHealthy, SetEnabled and SetWeight
-//     change an instance and push; Instances, Connections and Subscribers
-//     inspect the state.
+//     change an instance and push; Instances, Connections, Subscribers,
+//     Pushes and Requests inspect the state.
 //   - The server is stopped by t.Cleanup. Nothing is shared between Servers;
 //     no package state.
 package nacostest
@@ -168,6 +168,7 @@ type Server struct {
 	tokens   map[string]bool
 	pushes   int
 	acks     int
+	requests map[string]int // unary requests by payload type
 }
 
 // Start runs a server and registers its Stop with t.Cleanup.
@@ -180,6 +181,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		pending:  map[string]string{},
 		services: map[ServiceKey]*service{},
 		tokens:   map[string]bool{},
+		requests: map[string]int{},
 	}
 	s.streamsC = sync.NewCond(&s.mu)
 	for _, o := range opts {
@@ -408,6 +410,14 @@ func (s *Server) Pushes() (pushes, acks int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pushes, s.acks
+}
+
+// Requests is the number of unary requests of the payload type (e.g.
+// "SubscribeServiceRequest") served so far.
+func (s *Server) Requests(typ string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests[typ]
 }
 
 // Instances lists the service's instances (enabled or not), sorted by

@@ -1,0 +1,618 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// formValue is a value read from a form: a string that may stand for a
+// number, a boolean or a one-element list. The empty string is null.
+type formValue string
+
+// readBody decodes r's body into an object: JSON as is (numbers kept as
+// json.Number), forms into the same tree with formValue leaves. An empty
+// body is an empty object.
+func readBody(r *http.Request) (*obj, error) {
+	var data []byte
+	if r.Body != nil {
+		var err error
+		data, err = io.ReadAll(r.Body)
+		if err != nil {
+			var mb *http.MaxBytesError
+			if errors.As(err, &mb) {
+				return nil, &Error{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("request body too large (limit %d bytes)", mb.Limit)}
+			}
+			return nil, badRequest("cannot read the request body: %v", err)
+		}
+	}
+	ct := r.Header.Get("Content-Type")
+	mt, params := "", map[string]string{}
+	if ct != "" {
+		var err error
+		mt, params, err = mime.ParseMediaType(ct)
+		if err != nil {
+			return nil, &Error{Status: http.StatusUnsupportedMediaType, Message: fmt.Sprintf("invalid Content-Type %q", ct)}
+		}
+	}
+	trimmed := bytes.TrimSpace(data)
+	if mt == "" {
+		switch {
+		case len(trimmed) == 0:
+			return newObj(map[string]any{}, false), nil
+		case trimmed[0] == '{' || trimmed[0] == '[':
+			mt = "application/json"
+		default:
+			mt = "application/x-www-form-urlencoded"
+		}
+	}
+	switch {
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		if len(trimmed) == 0 {
+			return newObj(map[string]any{}, false), nil
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, badRequest("Cannot parse JSON body")
+		}
+		if _, err := dec.Token(); err != io.EOF {
+			return nil, badRequest("Cannot parse JSON body")
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, badRequest("Cannot parse JSON body: expected an object")
+		}
+		return newObj(m, false), nil
+	case mt == "application/x-www-form-urlencoded":
+		vals, err := url.ParseQuery(string(data))
+		if err != nil {
+			return nil, badRequest("Cannot parse form body: %v", err)
+		}
+		return formObj(vals)
+	case mt == "multipart/form-data":
+		mr := multipart.NewReader(bytes.NewReader(data), params["boundary"])
+		form, err := mr.ReadForm(int64(len(data)) + 1)
+		if err != nil {
+			return nil, badRequest("Cannot parse multipart body: %v", err)
+		}
+		defer func() { _ = form.RemoveAll() }()
+		if len(form.File) > 0 {
+			return nil, badRequest("Cannot parse multipart body: file uploads are not supported")
+		}
+		return formObj(form.Value)
+	}
+	return nil, &Error{Status: http.StatusUnsupportedMediaType, Message: fmt.Sprintf("Unsupported Content-Type %q (use application/json, application/x-www-form-urlencoded or multipart/form-data)", mt)}
+}
+
+// formLeaf gathers the values of one dotted path of a form.
+type formLeaf struct {
+	plain    []string       // key=v (repeatable)
+	appended []string       // key[]=v
+	indexed  map[int]string // key[n]=v
+}
+
+// formObj turns form values into a tree: dotted keys nest objects, a
+// final [] or [n] (or a repeated key) makes a list.
+func formObj(vals map[string][]string) (*obj, error) {
+	leaves := map[string]*formLeaf{}
+	bad := fields{}
+	for key, vs := range vals {
+		path, suffix := key, ""
+		if i := strings.IndexByte(key, '['); i >= 0 {
+			path, suffix = key[:i], key[i:]
+		}
+		idx, kind := 0, 0 // 0 plain, 1 appended, 2 indexed
+		switch {
+		case suffix == "":
+		case suffix == "[]":
+			kind = 1
+		case strings.HasPrefix(suffix, "[") && strings.HasSuffix(suffix, "]"):
+			n, err := strconv.Atoi(suffix[1 : len(suffix)-1])
+			if err != nil || n < 0 || n > 1000 {
+				bad.add(key, "invalid form key")
+				continue
+			}
+			idx, kind = n, 2
+		default:
+			bad.add(key, "invalid form key")
+			continue
+		}
+		if path == "" || slices.Contains(strings.Split(path, "."), "") {
+			bad.add(key, "invalid form key")
+			continue
+		}
+		l := leaves[path]
+		if l == nil {
+			l = &formLeaf{indexed: map[int]string{}}
+			leaves[path] = l
+		}
+		switch kind {
+		case 0:
+			l.plain = append(l.plain, vs...)
+		case 1:
+			l.appended = append(l.appended, vs...)
+		case 2:
+			if len(vs) != 1 {
+				bad.add(key, "repeated indexed form key")
+				continue
+			}
+			l.indexed[idx] = vs[0]
+		}
+	}
+	paths := make([]string, 0, len(leaves))
+	for p := range leaves {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	root := map[string]any{}
+	for _, p := range paths {
+		l := leaves[p]
+		var v any
+		if len(l.appended) == 0 && len(l.indexed) == 0 && len(l.plain) == 1 {
+			v = formValue(l.plain[0])
+		} else {
+			list := []any{}
+			idx := make([]int, 0, len(l.indexed))
+			for i := range l.indexed {
+				idx = append(idx, i)
+			}
+			slices.Sort(idx)
+			for _, i := range idx {
+				list = append(list, formValue(l.indexed[i]))
+			}
+			for _, s := range l.plain {
+				list = append(list, formValue(s))
+			}
+			for _, s := range l.appended {
+				list = append(list, formValue(s))
+			}
+			v = list
+		}
+		parts := strings.Split(p, ".")
+		m := root
+		ok := true
+		for _, part := range parts[:len(parts)-1] {
+			switch next := m[part].(type) {
+			case nil:
+				child := map[string]any{}
+				m[part] = child
+				m = child
+			case map[string]any:
+				m = next
+			default:
+				ok = false
+			}
+			if !ok {
+				break
+			}
+		}
+		last := parts[len(parts)-1]
+		if _, taken := m[last]; !ok || taken {
+			bad.add(p, "conflicting form keys (a value and nested keys)")
+			continue
+		}
+		m[last] = v
+	}
+	if len(bad) > 0 {
+		e := schemaViolation(bad)
+		e.Message = "Cannot parse form body: " + e.Message
+		return nil, e
+	}
+	return newObj(root, true), nil
+}
+
+// obj is one object of a request body being decoded. Each accessor marks
+// its key used; unknown() reports the others.
+type obj struct {
+	m      map[string]any
+	form   bool
+	prefix string // "healthchecks.active." for nested objects
+	errs   fields // shared by the whole body
+	used   map[string]bool
+}
+
+func newObj(m map[string]any, form bool) *obj {
+	return &obj{m: m, form: form, errs: fields{}, used: map[string]bool{}}
+}
+
+// key is k's full (dotted) name for errors.
+func (o *obj) key(k string) string { return o.prefix + k }
+
+func (o *obj) fail(k, format string, args ...any) { o.errs.add(o.key(k), format, args...) }
+
+// get returns k's value; present is false when k is absent. A JSON null
+// or an empty form value is present with v == nil.
+func (o *obj) get(k string) (v any, present bool) {
+	v, present = o.m[k]
+	if !present {
+		return nil, false
+	}
+	o.used[k] = true
+	if fv, ok := v.(formValue); ok && fv == "" {
+		return nil, true
+	}
+	return v, true
+}
+
+// has reports whether k is present (null included) without using it.
+func (o *obj) has(k string) bool {
+	_, ok := o.m[k]
+	return ok
+}
+
+// ignore marks keys as accepted and discarded.
+func (o *obj) ignore(keys ...string) {
+	for _, k := range keys {
+		if o.has(k) {
+			o.used[k] = true
+		}
+	}
+}
+
+// unknown reports every key no accessor used.
+func (o *obj) unknown() {
+	for k := range o.m {
+		if !o.used[k] {
+			o.fail(k, "unknown field")
+		}
+	}
+}
+
+// child returns k's nested object; ok is false when k is absent or null
+// (null is reported by isNull) or not an object (reported).
+func (o *obj) child(k string) (c *obj, present, null bool) {
+	v, present := o.get(k)
+	if !present {
+		return nil, false, false
+	}
+	if v == nil {
+		return nil, true, true
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		o.fail(k, "expected a record")
+		return nil, true, false
+	}
+	return &obj{m: m, form: o.form, prefix: o.key(k) + ".", errs: o.errs, used: map[string]bool{}}, true, false
+}
+
+// err returns the body's schema violations, or nil.
+func (o *obj) err() error { return o.errs.err() }
+
+// Value conversions. Each returns a reason on failure.
+
+func asString(v any) (string, string) {
+	switch s := v.(type) {
+	case string:
+		return s, ""
+	case formValue:
+		return string(s), ""
+	}
+	return "", "expected a string"
+}
+
+func asInt(v any) (int64, string) {
+	var s string
+	switch n := v.(type) {
+	case json.Number:
+		s = n.String()
+	case formValue:
+		s = strings.TrimSpace(string(n))
+	default:
+		return 0, "expected an integer"
+	}
+	i, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		// 5.0 is an integer in JSON's eyes; 5.5 and 1e300 are not.
+		if f, ferr := strconv.ParseFloat(s, 64); ferr == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+			return int64(f), ""
+		}
+		return 0, "expected an integer"
+	}
+	return i, ""
+}
+
+func asFloat(v any) (float64, string) {
+	var s string
+	switch n := v.(type) {
+	case json.Number:
+		s = n.String()
+	case formValue:
+		s = strings.TrimSpace(string(n))
+	default:
+		return 0, "expected a number"
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, "expected a number"
+	}
+	return f, ""
+}
+
+func asBool(v any) (bool, string) {
+	switch b := v.(type) {
+	case bool:
+		return b, ""
+	case formValue:
+		switch strings.ToLower(strings.TrimSpace(string(b))) {
+		case "true", "1", "on", "yes":
+			return true, ""
+		case "false", "0", "off", "no":
+			return false, ""
+		}
+	}
+	return false, "expected a boolean"
+}
+
+// asList returns a list; in a form a single value is a one-element list.
+func asList(v any) ([]any, string) {
+	switch l := v.(type) {
+	case []any:
+		return l, ""
+	case formValue:
+		return []any{l}, ""
+	}
+	return nil, "expected an array"
+}
+
+// Setters: absent leaves *dst alone, null sets def, a value is converted,
+// checked and set; failures are recorded.
+
+func (o *obj) setString(k string, dst *string, def string, check func(string) (string, error)) {
+	v, present := o.get(k)
+	if !present {
+		return
+	}
+	if v == nil {
+		*dst = def
+		return
+	}
+	s, why := asString(v)
+	if why != "" {
+		o.fail(k, "%s", why)
+		return
+	}
+	if check != nil {
+		norm, err := check(s)
+		if err != nil {
+			o.fail(k, "%v", err)
+			return
+		}
+		s = norm
+	}
+	*dst = s
+}
+
+func (o *obj) setInt(k string, dst *int, def int, lo, hi int64) {
+	v, present := o.get(k)
+	if !present {
+		return
+	}
+	if v == nil {
+		*dst = def
+		return
+	}
+	i, why := asInt(v)
+	if why != "" {
+		o.fail(k, "%s", why)
+		return
+	}
+	if i < lo || i > hi {
+		o.fail(k, "value should be between %d and %d", lo, hi)
+		return
+	}
+	*dst = int(i)
+}
+
+func (o *obj) setFloat(k string, dst *float64, def, lo, hi float64) {
+	v, present := o.get(k)
+	if !present {
+		return
+	}
+	if v == nil {
+		*dst = def
+		return
+	}
+	f, why := asFloat(v)
+	if why != "" {
+		o.fail(k, "%s", why)
+		return
+	}
+	if f < lo || f > hi {
+		o.fail(k, "value should be between %s and %s", fmtNum(lo), fmtNum(hi))
+		return
+	}
+	*dst = f
+}
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func (o *obj) setBool(k string, dst *bool, def bool) {
+	v, present := o.get(k)
+	if !present {
+		return
+	}
+	if v == nil {
+		*dst = def
+		return
+	}
+	b, why := asBool(v)
+	if why != "" {
+		o.fail(k, "%s", why)
+		return
+	}
+	*dst = b
+}
+
+// setStrings reads a list of strings, normalising each with check and
+// refusing duplicates (after normalisation). Null sets nil.
+func (o *obj) setStrings(k string, dst *[]string, check func(string) (string, error)) {
+	v, present := o.get(k)
+	if !present {
+		return
+	}
+	if v == nil {
+		*dst = nil
+		return
+	}
+	list, why := asList(v)
+	if why != "" {
+		o.fail(k, "%s", why)
+		return
+	}
+	out := make([]string, 0, len(list))
+	seen := map[string]bool{}
+	for i, item := range list {
+		s, why := asString(item)
+		if why != "" {
+			o.fail(k, "item %d: %s", i+1, why)
+			return
+		}
+		if check != nil {
+			norm, err := check(s)
+			if err != nil {
+				o.fail(k, "item %d: %v", i+1, err)
+				return
+			}
+			s = norm
+		}
+		if seen[s] {
+			o.fail(k, "duplicate value %q", s)
+			return
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	*dst = out
+}
+
+// setInts reads a list of integers in lo..hi; a form value may also be
+// comma-separated ("200,302").
+func (o *obj) setInts(k string, dst *[]int, lo, hi int64) {
+	v, present := o.get(k)
+	if !present {
+		return
+	}
+	if v == nil {
+		*dst = nil
+		return
+	}
+	list, why := listOfNumbers(v)
+	if why != "" {
+		o.fail(k, "%s", why)
+		return
+	}
+	out := make([]int, 0, len(list))
+	for i, item := range list {
+		n, why := asInt(item)
+		if why != "" {
+			o.fail(k, "item %d: %s", i+1, why)
+			return
+		}
+		if n < lo || n > hi {
+			o.fail(k, "item %d: value should be between %d and %d", i+1, lo, hi)
+			return
+		}
+		out = append(out, int(n))
+	}
+	*dst = out
+}
+
+// listOfNumbers is asList where a form value may be comma-separated.
+func listOfNumbers(v any) ([]any, string) {
+	list, why := asList(v)
+	if why != "" {
+		return nil, why
+	}
+	var out []any
+	for _, item := range list {
+		if fv, ok := item.(formValue); ok && strings.Contains(string(fv), ",") {
+			for _, part := range strings.Split(string(fv), ",") {
+				out = append(out, formValue(part))
+			}
+			continue
+		}
+		out = append(out, item)
+	}
+	return out, ""
+}
+
+// setHeaders reads an object of header name → values (a list or one
+// string). With route set names are lower-cased and Host is refused.
+func (o *obj) setHeaders(k string, dst *map[string][]string, route bool) {
+	v, present := o.get(k)
+	if !present {
+		return
+	}
+	if v == nil {
+		*dst = nil
+		return
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		o.fail(k, "expected a record of header name to values")
+		return
+	}
+	out := make(map[string][]string, len(m))
+	folded := map[string]bool{}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, orig := range names {
+		if err := checkToken(orig); err != nil {
+			o.fail(k, "invalid header name: %v", err)
+			return
+		}
+		name, low := orig, strings.ToLower(orig)
+		if folded[low] {
+			o.fail(k, "duplicate header %q", orig)
+			return
+		}
+		folded[low] = true
+		if route {
+			if low == "host" {
+				o.fail(k, "use hosts to match the Host header")
+				return
+			}
+			name = low
+		}
+		raw := m[orig]
+		list, why := asList(raw)
+		if s, isStr := raw.(string); isStr {
+			list, why = []any{s}, ""
+		}
+		if why != "" {
+			o.fail(k, "%s: %s", name, why)
+			return
+		}
+		values := make([]string, 0, len(list))
+		for _, item := range list {
+			s, why := asString(item)
+			if why != "" {
+				o.fail(k, "%s: %s", name, why)
+				return
+			}
+			values = append(values, s)
+		}
+		if len(values) == 0 {
+			o.fail(k, "%s: at least one value is required", name)
+			return
+		}
+		out[name] = values
+	}
+	*dst = out
+}

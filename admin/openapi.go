@@ -1,0 +1,373 @@
+package admin
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// js is a JSON object of the OpenAPI document.
+type js = map[string]any
+
+func sref(name string) js { return js{"$ref": "#/components/schemas/" + name} }
+
+func sstr(desc string) js {
+	s := js{"type": "string"}
+	if desc != "" {
+		s["description"] = desc
+	}
+	return s
+}
+
+func senum(desc string, values ...string) js {
+	s := sstr(desc)
+	s["enum"] = values
+	return s
+}
+
+func sint(desc string, lo, hi int64) js {
+	return js{"type": "integer", "minimum": lo, "maximum": hi, "description": desc}
+}
+
+func snum(desc string, lo, hi float64) js {
+	return js{"type": "number", "minimum": lo, "maximum": hi, "description": desc}
+}
+
+func sbool(desc string) js { return js{"type": "boolean", "description": desc} }
+
+func sarr(items js, desc string) js { return js{"type": "array", "items": items, "description": desc} }
+
+func sobj(props js, required ...string) js {
+	s := js{"type": "object", "properties": props}
+	if len(required) > 0 {
+		s["required"] = required
+	}
+	return s
+}
+
+// closed forbids keys other than props (input schemas).
+func closed(s js) js { s["additionalProperties"] = false; return s }
+
+func nullable(s js) js {
+	out := js{}
+	for k, v := range s {
+		out[k] = v
+	}
+	out["nullable"] = true
+	return out
+}
+
+// with returns a copy of props with more properties.
+func with(props js, more js) js {
+	out := js{}
+	for k, v := range props {
+		out[k] = v
+	}
+	for k, v := range more {
+		out[k] = v
+	}
+	return out
+}
+
+func timestamps() js {
+	return js{
+		"created_at": js{"type": "integer", "description": "Unix seconds"},
+		"updated_at": js{"type": "integer", "description": "Unix seconds"},
+	}
+}
+
+func uuidSchema(desc string) js { return js{"type": "string", "format": "uuid", "description": desc} }
+
+// schemas are the document's components.
+func schemas() js {
+	headers := js{"type": "object", "additionalProperties": sarr(sstr(""), ""), "description": "header name → values"}
+	statuses := sarr(js{"type": "integer", "minimum": 100, "maximum": 999}, "HTTP statuses")
+	counter := func(d string) js { return sint(d, 0, maxCounter) }
+	interval := snum("seconds between probes; 0 disables", 0, maxInterval)
+	upstreamIn := js{
+		"id":                  uuidSchema("optional on creation"),
+		"name":                sstr("hostname-like; a service's host names it"),
+		"algorithm":           senum("balancing algorithm", algorithms()...),
+		"hash_on":             senum("hash input (consistent-hashing)", hashInputs()...),
+		"hash_fallback":       senum("hash input when hash_on gives none", hashInputs()...),
+		"hash_on_header":      nullable(sstr("header name (hash_on=header)")),
+		"hash_on_cookie":      nullable(sstr("cookie name (hash_on=cookie)")),
+		"hash_on_cookie_path": sstr("cookie path"),
+		"hash_on_query_arg":   nullable(sstr("query argument (hash_on=query_arg)")),
+		"hash_on_uri_capture": nullable(sstr("regex capture name (hash_on=uri_capture)")),
+		"slots":               sint("ring size (consistent-hashing)", 10, 65536),
+		"healthchecks":        sref("Healthchecks"),
+	}
+	serviceIn := js{
+		"id":              uuidSchema("optional on creation"),
+		"name":            nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
+		"protocol":        senum("default http", "http", "https"),
+		"host":            sstr("an upstream's name, or a host name or IP address"),
+		"port":            sint("default 80 (443 for https)", 1, 65535),
+		"path":            nullable(sstr("prefix added to upstream requests")),
+		"retries":         sint("default 5", 0, 32767),
+		"connect_timeout": sint("milliseconds, default 60000", 1, maxTimeoutMs),
+		"read_timeout":    sint("milliseconds, default 60000", 1, maxTimeoutMs),
+		"write_timeout":   sint("milliseconds, default 60000", 1, maxTimeoutMs),
+	}
+	routeIn := js{
+		"id":             uuidSchema("optional on creation"),
+		"name":           nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
+		"paths":          nullable(sarr(sstr(""), "prefixes, or regular expressions after '~' (form: paths[]=/a or repeated paths=/a)")),
+		"hosts":          nullable(sarr(sstr(""), "host names, one wildcard label at either end allowed")),
+		"methods":        nullable(sarr(sstr(""), "HTTP methods")),
+		"headers":        nullable(headers),
+		"strip_path":     sbool("default true"),
+		"preserve_host":  sbool("default false"),
+		"regex_priority": sint("order of regex paths", -1<<31, 1<<31-1),
+		"protocols":      sarr(senum("", "http", "https"), "accepted for Kong compatibility; routes match http and https"),
+	}
+	overrideIn := js{
+		"target": nullable(sstr("select one address (host:port)")),
+		"tags":   nullable(sarr(sstr(""), "select targets carrying every tag (form: tags[]=x)")),
+		"meta":   nullable(js{"type": "object", "additionalProperties": sstr(""), "description": "select targets whose meta has every entry (form: meta.KEY=VALUE)"}),
+		"weight": nullable(sint("weight of each selected target", 0, 65535)),
+		"share":  nullable(snum("percent of the upstream's traffic for the selected targets together; the shares of an upstream sum to 100 at most", 0, 100)),
+	}
+	forceRule := sobj(js{
+		"kind":  senum("", "header", "cookie", "query"),
+		"name":  sstr(""),
+		"value": sstr(""),
+	}, "kind", "name", "value")
+	rolloutStatus := sobj(js{
+		"primary_requests":   js{"type": "integer"},
+		"primary_error_rate": js{"type": "number"},
+		"primary_p99_ms":     js{"type": "number"},
+		"canary_requests":    js{"type": "integer"},
+		"canary_error_rate":  js{"type": "number"},
+		"canary_p99_ms":      js{"type": "number"},
+	})
+	healthCounters := sobj(js{"successes": js{"type": "integer"}, "http_failures": js{"type": "integer"}, "tcp_failures": js{"type": "integer"}, "timeouts": js{"type": "integer"}})
+	idRefSchema := sobj(js{"id": uuidSchema(""), "name": sstr("")}, "id")
+	return js{
+		"Error": sobj(js{
+			"message": sstr(""),
+			"fields":  js{"type": "object", "additionalProperties": sstr(""), "description": "field (dotted when nested) → reason"},
+			"code":    js{"type": "integer", "description": "Kong's error code"},
+			"name":    sstr("Kong's error name"),
+		}, "message"),
+		"Welcome": sobj(js{"tagline": sstr(""), "version": sstr("")}),
+		"Status": sobj(js{
+			"version": sstr(""), "started_at": js{"type": "string", "format": "date-time"},
+			"config_generation": js{"type": "integer"}, "config_file": sstr(""),
+			"upstreams": js{"type": "integer"}, "services": js{"type": "integer"}, "routes": js{"type": "integer"},
+			"uptime_seconds": js{"type": "number"},
+		}),
+		"Ready":   sobj(js{"ready": sbool(""), "message": sstr("")}),
+		"Message": sobj(js{"message": sstr("")}),
+		"IdRef":   idRefSchema,
+		"ActiveHealthy": closed(sobj(js{
+			"interval": interval, "successes": counter("successes that make a target healthy"), "http_statuses": statuses,
+		})),
+		"ActiveUnhealthy": closed(sobj(js{
+			"interval": interval, "http_failures": counter(""), "tcp_failures": counter(""), "timeouts": counter(""), "http_statuses": statuses,
+		})),
+		"PassiveHealthy": closed(sobj(js{"successes": counter(""), "http_statuses": statuses})),
+		"PassiveUnhealthy": closed(sobj(js{
+			"http_failures": counter(""), "tcp_failures": counter(""), "timeouts": counter(""), "http_statuses": statuses,
+		})),
+		"Healthchecks": closed(sobj(js{
+			"threshold": snum("percent of healthy weight under which the upstream fails", 0, 100),
+			"active": nullable(closed(sobj(js{
+				"type":                     senum("", checkTypes()...),
+				"http_path":                sstr("probe path"),
+				"timeout":                  snum("seconds", 0, maxInterval),
+				"concurrency":              sint("", 1, 1<<31-1),
+				"https_verify_certificate": sbool(""),
+				"https_sni":                nullable(sstr("")),
+				"headers":                  nullable(headers),
+				"healthy":                  sref("ActiveHealthy"),
+				"unhealthy":                sref("ActiveUnhealthy"),
+			}))),
+			"passive": nullable(closed(sobj(js{
+				"type":      senum("", checkTypes()...),
+				"healthy":   sref("PassiveHealthy"),
+				"unhealthy": sref("PassiveUnhealthy"),
+			}))),
+		})),
+		"UpstreamInput": closed(sobj(upstreamIn)),
+		"Upstream": sobj(with(upstreamIn, with(timestamps(), js{"id": uuidSchema("")})),
+			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "created_at", "updated_at"),
+		"TargetInput": closed(sobj(js{
+			"target": sstr("host:port (port 8000 when omitted)"),
+			"weight": sint("default 100; 0 drains", 0, 65535),
+			"tags":   nullable(sarr(sstr(""), "")),
+		})),
+		"Target": sobj(with(timestamps(), js{
+			"id": uuidSchema(""), "target": sstr(""), "weight": sint("", 0, 65535), "upstream": sref("IdRef"),
+			"tags":             nullable(sarr(sstr(""), "")),
+			"source":           sstr("static (the file), admin (the API) or the discovery source, e.g. consul:web"),
+			"effective_weight": nullable(js{"type": "integer", "description": "the balancer's weight now (slow start, overrides, health)"}),
+			"healthy":          nullable(sbool("")),
+			"meta":             js{"type": "object", "additionalProperties": sstr(""), "description": "discovery metadata"},
+		}), "id", "target", "weight", "upstream", "source"),
+		"TargetHealth": sobj(js{
+			"id": uuidSchema(""), "target": sstr(""), "weight": js{"type": "integer"}, "upstream": sref("IdRef"),
+			"tags": nullable(sarr(sstr(""), "")), "created_at": js{"type": "integer"},
+			"health": senum("", "HEALTHY", "UNHEALTHY", "HEALTHCHECKS_OFF"),
+			"data": sobj(js{
+				"source": sstr(""), "effective_weight": nullable(js{"type": "integer"}),
+				"mark":           senum("the persisted manual mark", "none", "healthy", "unhealthy"),
+				"checks_healthy": nullable(sbool("the checks' own verdict")),
+				"cause":          sstr("why the checks' verdict last changed"),
+				"since":          js{"type": "string", "format": "date-time"},
+				"active":         healthCounters, "passive": healthCounters,
+				"ejected": sbool(""), "ejections": js{"type": "integer"},
+				"ejected_until": js{"type": "string", "format": "date-time"},
+			}),
+		}, "id", "target", "health", "data"),
+		"OverrideInput": closed(sobj(overrideIn)),
+		"Override": sobj(with(overrideIn, js{"id": uuidSchema(""), "upstream": sref("IdRef"), "created_at": js{"type": "integer"}}),
+			"id", "upstream"),
+		"ServiceInput": closed(sobj(with(serviceIn, js{"url": sstr("shorthand for protocol, host, port and path: http://host:port/path")}))),
+		"Service":      sobj(with(serviceIn, timestamps()), "id", "protocol", "host", "port", "retries"),
+		"RouteInput": closed(sobj(with(routeIn, js{
+			"service": js{"description": "the route's service: {\"id\": ...} or {\"name\": ...} (form: service.id=... or service.name=...), or an id or name",
+				"oneOf": []any{sstr(""), closed(sobj(js{"id": uuidSchema("")})), closed(sobj(js{"name": sstr("")}))}},
+		}))),
+		"Route":     sobj(with(routeIn, with(timestamps(), js{"service": sref("IdRef")})), "id", "service", "strip_path", "preserve_host"),
+		"ForceRule": forceRule,
+		"CanaryInput": closed(sobj(js{
+			"upstream":  sstr("the canary upstream; exists, differs from the service's host"),
+			"percent":   snum("share of the service's traffic for the canary; decimals allowed", 0, 100),
+			"force":     nullable(sarr(js{"oneOf": []any{sref("ForceRule"), sstr("kind:name:value, e.g. header:X-Canary:1")}}, "requests that always go to the canary")),
+			"sticky_by": nullable(sstr("header:NAME, cookie:NAME, ip, or empty for an exact split")),
+		})),
+		"Canary": sobj(js{
+			"service": sref("IdRef"), "primary": sstr("the service's host"), "upstream": sstr(""),
+			"percent": snum("", 0, 100), "force": sarr(sref("ForceRule"), ""),
+			"sticky_by": nullable(sstr("")), "updated_at": js{"type": "integer"},
+		}, "service", "upstream", "percent"),
+		"RolloutInput": closed(sobj(js{
+			"steps":                   sarr(snum("", 0, 100), "canary percents, strictly increasing (form: steps[]=1 or steps=1,5,25)"),
+			"interval":                js{"oneOf": []any{sstr("a duration, e.g. 30s"), js{"type": "number", "description": "seconds"}}, "description": "how long each step holds (1s..24h)"},
+			"max_error_rate_increase": snum("default 0.01", 0, 1),
+			"max_p99_ratio":           snum("default 1.5", 1, 1000),
+			"min_requests":            sint("default 100", 0, 1<<31-1),
+		}, "steps", "interval")),
+		"RolloutStatus": rolloutStatus,
+		"Rollout": sobj(js{
+			"service": sref("IdRef"), "steps": sarr(js{"type": "number"}, ""), "interval": sstr(""),
+			"max_error_rate_increase": js{"type": "number"}, "max_p99_ratio": js{"type": "number"}, "min_requests": js{"type": "integer"},
+			"state":          senum("", "running", "paused", "completed", "rolled_back", "aborted"),
+			"step":           js{"type": "integer"},
+			"percent":        js{"type": "number", "description": "the current step's percent"},
+			"canary_percent": nullable(js{"type": "number"}),
+			"step_since":     js{"type": "integer"}, "reason": nullable(sstr("")), "updated_at": js{"type": "integer"},
+			"status": nullable(sref("RolloutStatus")),
+		}, "service", "steps", "state", "step"),
+	}
+}
+
+// pathParams describes the path parameters.
+func pathParams() map[string][2]string {
+	return map[string][2]string{
+		"upstream": {"the upstream's id or name", exUpstream},
+		"target":   {"the target's id or host:port", exTarget},
+		"override": {"the override's id", exOverride},
+		"service":  {"the service's id or name", exService},
+		"route":    {"the route's id or name", exRoute},
+	}
+}
+
+// openAPI builds the OpenAPI 3.0 document from the routes table.
+func (a *api) openAPI() js {
+	comps := schemas()
+	params := pathParams()
+	paths := js{}
+	for _, e := range a.table {
+		op := js{"operationId": e.op, "summary": e.summary, "tags": []string{e.tag}}
+		var ps []any
+		for _, seg := range strings.Split(e.path, "/") {
+			if name, ok := strings.CutPrefix(seg, "{"); ok {
+				name = strings.TrimSuffix(name, "}")
+				p := params[name]
+				ps = append(ps, js{"name": name, "in": "path", "required": true, "description": p[0], "schema": sstr(""), "example": p[1]})
+			}
+		}
+		if e.paged {
+			ps = append(ps,
+				js{"name": "size", "in": "query", "schema": js{"type": "integer", "minimum": 1, "maximum": maxPageSize, "default": defaultPageSize}, "description": "page size"},
+				js{"name": "offset", "in": "query", "schema": sstr(""), "description": "the offset of the previous page's answer"})
+		}
+		if len(ps) > 0 {
+			op["parameters"] = ps
+		}
+		if e.in != "" {
+			content := js{}
+			for _, ct := range []string{"application/json", "application/x-www-form-urlencoded", "multipart/form-data"} {
+				c := js{"schema": sref(e.in)}
+				if ct == "application/json" && e.example != nil {
+					c["example"] = e.example
+				}
+				content[ct] = c
+			}
+			op["requestBody"] = js{"required": e.method != http.MethodPatch, "content": content,
+				"description": "JSON (unknown keys refused) or a form: dotted keys for nested objects, name[]=v or repeated name=v for arrays, an empty value for null"}
+		}
+		resp := js{"default": js{"description": "error", "content": js{"application/json": js{"schema": sref("Error")}}}}
+		answer := js{"description": http.StatusText(e.ok)}
+		switch {
+		case e.out == "":
+		case e.out == "text":
+			answer["content"] = js{"text/plain": js{"schema": sstr("")}}
+		case e.out == "object":
+			answer["content"] = js{"application/json": js{"schema": js{"type": "object"}}}
+		case strings.HasPrefix(e.out, "list:"):
+			item := strings.TrimPrefix(e.out, "list:")
+			name := item + "List"
+			comps[name] = sobj(js{
+				"data":   sarr(sref(item), ""),
+				"next":   nullable(sstr("the next page's path, null on the last page")),
+				"offset": sstr("the offset to pass for the next page"),
+			}, "data", "next")
+			answer["content"] = js{"application/json": js{"schema": sref(name)}}
+		default:
+			answer["content"] = js{"application/json": js{"schema": sref(e.out)}}
+		}
+		resp[strconv.Itoa(e.ok)] = answer
+		if e.upsert {
+			created := js{"description": "Created"}
+			if c, ok := answer["content"]; ok {
+				created["content"] = c
+			}
+			resp["201"] = created
+		}
+		if e.path == "/ready" {
+			resp["503"] = js{"description": "not ready", "content": js{"application/json": js{"schema": sref("Ready")}}}
+		}
+		op["responses"] = resp
+		if e.path == "/health" || e.path == "/ready" {
+			op["security"] = []any{}
+		}
+		item, _ := paths[e.path].(js)
+		if item == nil {
+			item = js{}
+			paths[e.path] = item
+		}
+		item[strings.ToLower(e.method)] = op
+	}
+	return js{
+		"openapi": "3.0.3",
+		"info": js{
+			"title":   "Outrigger admin API",
+			"version": "1",
+			"description": "Kong-compatible admin API (upstreams → targets, services → routes) with weight overrides, " +
+				"manual health marks, canaries and rollouts. Entities are addressed by id or name; lists page with size and offset.",
+		},
+		"paths": paths,
+		"components": js{
+			"schemas": comps,
+			"securitySchemes": js{
+				"bearer":         js{"type": "http", "scheme": "bearer", "description": "Options.Token, when set"},
+				"kongAdminToken": js{"type": "apiKey", "in": "header", "name": "Kong-Admin-Token"},
+			},
+		},
+		"security": []any{js{"bearer": []any{}}, js{"kongAdminToken": []any{}}},
+	}
+}

@@ -1,0 +1,204 @@
+package admin
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// endpoint is one served route. The table drives both the mux and the
+// OpenAPI document.
+type endpoint struct {
+	method, path string
+	op           string // operationId
+	tag          string
+	summary      string
+	in           string // request body schema; "" for none
+	out          string // answer schema ("list:X" for a list of X); "" for no body
+	ok           int    // success status
+	upsert       bool   // PUT that answers 201 when it creates
+	paged        bool   // takes size and offset
+	example      any    // a valid JSON request body (the contract test sends it)
+	// needsController: served only with a Controller (503 otherwise).
+	needsController bool
+	h               func(*http.Request) (int, any, error)
+	raw             http.Handler // served as is (metrics)
+}
+
+// Path parameter examples: entities the contract test's fixture holds.
+const (
+	exUpstream = "example_upstream"
+	exTarget   = "10.0.0.1:8080"
+	exService  = "example_service"
+	exRoute    = "example_route"
+	exOverride = "0b0e6c0a-4a57-4f43-9b2c-2f6a3c1d9e01"
+)
+
+// routes is the table of everything the admin listener serves.
+func (a *api) routes() []endpoint {
+	// ctl marks entity endpoints.
+	ctl := func(e endpoint) endpoint { e.needsController = true; return e }
+	mark := func(method, state string) endpoint {
+		verb := map[string]string{http.MethodPut: "put", http.MethodPost: "post"}[method]
+		return ctl(endpoint{method: method, path: "/upstreams/{upstream}/targets/{target}/" + state, op: verb + "Target" + title(state),
+			tag: "health", summary: "Mark a target " + state + " (persisted in the admin layer; " + method + " as Kong " + kongVersionOf(method) + ")",
+			ok: http.StatusNoContent, h: a.markTarget(state)})
+	}
+	unmark := func(state string) endpoint {
+		return ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/targets/{target}/" + state, op: "deleteTarget" + title(state),
+			tag: "health", summary: "Clear the target's manual mark, whichever it is (the checks decide again)",
+			ok: http.StatusNoContent, h: a.markTarget("none")})
+	}
+	return []endpoint{
+		// Status.
+		{method: http.MethodGet, path: "/", op: "root", tag: "status", summary: "Welcome: tagline and version", out: "Welcome", ok: http.StatusOK, h: a.root},
+		{method: http.MethodGet, path: "/status", op: "getStatus", tag: "status", summary: "Version, uptime and configuration generation", out: "Status", ok: http.StatusOK, h: a.status},
+		{method: http.MethodGet, path: "/ready", op: "getReady", tag: "status", summary: "Readiness probe (503 when not ready); needs no token", out: "Ready", ok: http.StatusOK, h: a.ready},
+		{method: http.MethodGet, path: "/health", op: "getHealth", tag: "status", summary: "Liveness probe; needs no token", out: "Message", ok: http.StatusOK, h: a.alive},
+		{method: http.MethodGet, path: "/metrics", op: "getMetrics", tag: "status", summary: "Prometheus metrics (text exposition format)", out: "text", ok: http.StatusOK, raw: a.metricsHandler()},
+		{method: http.MethodGet, path: "/openapi.json", op: "getOpenAPI", tag: "status", summary: "This document", out: "object", ok: http.StatusOK, raw: http.HandlerFunc(a.serveSpec)},
+
+		// Upstreams.
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams", op: "listUpstreams", tag: "upstreams", summary: "List upstreams (the file's and the API's)", out: "list:Upstream", ok: http.StatusOK, paged: true, h: a.listUpstreams}),
+		ctl(endpoint{method: http.MethodPost, path: "/upstreams", op: "createUpstream", tag: "upstreams", summary: "Create an upstream", in: "UpstreamInput", out: "Upstream", ok: http.StatusCreated,
+			example: map[string]any{"name": "new_upstream", "algorithm": "least-connections", "healthchecks": map[string]any{"active": map[string]any{"http_path": "/health", "healthy": map[string]any{"interval": 5}}}}, h: a.createUpstream}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}", op: "getUpstream", tag: "upstreams", summary: "Get an upstream", out: "Upstream", ok: http.StatusOK, h: a.getUpstream}),
+		ctl(endpoint{method: http.MethodPatch, path: "/upstreams/{upstream}", op: "patchUpstream", tag: "upstreams", summary: "Update an upstream (a file upstream is copied into the admin layer)", in: "UpstreamInput", out: "Upstream", ok: http.StatusOK,
+			example: map[string]any{"algorithm": "round-robin", "slots": 1000}, h: a.patchUpstream}),
+		ctl(endpoint{method: http.MethodPut, path: "/upstreams/{upstream}", op: "putUpstream", tag: "upstreams", summary: "Create or replace an upstream (its targets are kept)", in: "UpstreamInput", out: "Upstream", ok: http.StatusOK, upsert: true,
+			example: map[string]any{"algorithm": "consistent-hashing", "hash_on": "header", "hash_on_header": "X-User"}, h: a.replaceUpstream}),
+		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}", op: "deleteUpstream", tag: "upstreams", summary: "Delete an upstream (400 while a service or canary uses it)", ok: http.StatusNoContent, h: a.deleteUpstream}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, h: a.upstreamHealth}),
+
+		// Targets.
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, h: a.listTargets}),
+		ctl(endpoint{method: http.MethodPost, path: "/upstreams/{upstream}/targets", op: "createTarget", tag: "targets", summary: "Add a target", in: "TargetInput", out: "Target", ok: http.StatusCreated,
+			example: map[string]any{"target": "10.0.0.3:8080", "weight": 50}, h: a.createTarget}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets/{target}", op: "getTarget", tag: "targets", summary: "Get a target by id or host:port", out: "Target", ok: http.StatusOK, h: a.getTarget}),
+		ctl(endpoint{method: http.MethodPatch, path: "/upstreams/{upstream}/targets/{target}", op: "patchTarget", tag: "targets", summary: "Update a target; on a discovered target, weight becomes an override", in: "TargetInput", out: "Target", ok: http.StatusOK,
+			example: map[string]any{"weight": 300}, h: a.patchTarget}),
+		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/targets/{target}", op: "deleteTarget", tag: "targets", summary: "Delete a target (not a discovered one)", ok: http.StatusNoContent, h: a.deleteTarget}),
+		mark(http.MethodPut, "healthy"),
+		mark(http.MethodPost, "healthy"),
+		mark(http.MethodPut, "unhealthy"),
+		mark(http.MethodPost, "unhealthy"),
+		unmark("healthy"),
+		unmark("unhealthy"),
+
+		// Overrides.
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides", op: "listOverrides", tag: "overrides", summary: "List weight overrides", out: "list:Override", ok: http.StatusOK, paged: true, h: a.listOverrides}),
+		ctl(endpoint{method: http.MethodPost, path: "/upstreams/{upstream}/overrides", op: "createOverride", tag: "overrides", summary: "Create a weight override (by target, tags or meta; weight or share)", in: "OverrideInput", out: "Override", ok: http.StatusCreated,
+			example: map[string]any{"meta": map[string]any{"version": "v2"}, "share": 10}, h: a.createOverride}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides/{override}", op: "getOverride", tag: "overrides", summary: "Get a weight override", out: "Override", ok: http.StatusOK, h: a.getOverride}),
+		ctl(endpoint{method: http.MethodPatch, path: "/upstreams/{upstream}/overrides/{override}", op: "patchOverride", tag: "overrides", summary: "Update a weight override", in: "OverrideInput", out: "Override", ok: http.StatusOK,
+			example: map[string]any{"weight": 20}, h: a.patchOverride}),
+		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/overrides/{override}", op: "deleteOverride", tag: "overrides", summary: "Delete a weight override", ok: http.StatusNoContent, h: a.deleteOverride}),
+
+		// Services.
+		ctl(endpoint{method: http.MethodGet, path: "/services", op: "listServices", tag: "services", summary: "List services", out: "list:Service", ok: http.StatusOK, paged: true, h: a.listServices}),
+		ctl(endpoint{method: http.MethodPost, path: "/services", op: "createService", tag: "services", summary: "Create a service", in: "ServiceInput", out: "Service", ok: http.StatusCreated,
+			example: map[string]any{"name": "new_service", "url": "http://example_upstream/api"}, h: a.createService}),
+		ctl(endpoint{method: http.MethodGet, path: "/services/{service}", op: "getService", tag: "services", summary: "Get a service", out: "Service", ok: http.StatusOK, h: a.getService}),
+		ctl(endpoint{method: http.MethodPatch, path: "/services/{service}", op: "patchService", tag: "services", summary: "Update a service (host=<upstream> switches upstreams atomically: blue-green)", in: "ServiceInput", out: "Service", ok: http.StatusOK,
+			example: map[string]any{"host": "blue_upstream"}, h: a.patchService}),
+		ctl(endpoint{method: http.MethodPut, path: "/services/{service}", op: "putService", tag: "services", summary: "Create or replace a service", in: "ServiceInput", out: "Service", ok: http.StatusOK, upsert: true,
+			example: map[string]any{"host": "example_upstream", "path": "/v2", "retries": 3}, h: a.replaceService}),
+		ctl(endpoint{method: http.MethodDelete, path: "/services/{service}", op: "deleteService", tag: "services", summary: "Delete a service (400 while routes use it)", ok: http.StatusNoContent, h: a.deleteService}),
+		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/routes", op: "listServiceRoutes", tag: "routes", summary: "List a service's routes", out: "list:Route", ok: http.StatusOK, paged: true, h: a.listRoutes}),
+		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/routes", op: "createServiceRoute", tag: "routes", summary: "Create a route of this service", in: "RouteInput", out: "Route", ok: http.StatusCreated,
+			example: map[string]any{"name": "new_route", "paths": []any{"/new"}}, h: a.createRoute}),
+
+		// Canary and rollout.
+		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/canary", op: "getCanary", tag: "canary", summary: "Get the service's canary", out: "Canary", ok: http.StatusOK, h: a.getCanary}),
+		ctl(endpoint{method: http.MethodPut, path: "/services/{service}/canary", op: "putCanary", tag: "canary", summary: "Create or replace the service's canary", in: "CanaryInput", out: "Canary", ok: http.StatusOK, upsert: true,
+			example: map[string]any{"upstream": "canary_upstream", "percent": 0.5, "force": []any{map[string]any{"kind": "header", "name": "X-Canary", "value": "1"}}, "sticky_by": "cookie:session"}, h: a.putCanary(false)}),
+		ctl(endpoint{method: http.MethodPatch, path: "/services/{service}/canary", op: "patchCanary", tag: "canary", summary: "Update the service's canary", in: "CanaryInput", out: "Canary", ok: http.StatusOK,
+			example: map[string]any{"percent": 5}, h: a.putCanary(true)}),
+		ctl(endpoint{method: http.MethodDelete, path: "/services/{service}/canary", op: "deleteCanary", tag: "canary", summary: "Delete the service's canary (409 while a rollout runs or is paused)", ok: http.StatusNoContent, h: a.deleteCanary}),
+		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/rollout", op: "getRollout", tag: "canary", summary: "Get the service's rollout and its measurements", out: "Rollout", ok: http.StatusOK, h: a.getRollout}),
+		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/rollout", op: "startRollout", tag: "canary", summary: "Start an automatic rollout of the service's canary", in: "RolloutInput", out: "Rollout", ok: http.StatusCreated,
+			example: map[string]any{"steps": []any{1, 5, 25, 50, 100}, "interval": "30s"}, h: a.startRollout}),
+		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/rollout/pause", op: "pauseRollout", tag: "canary", summary: "Pause a running rollout", out: "Rollout", ok: http.StatusOK, h: a.rolloutAction("pause")}),
+		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/rollout/resume", op: "resumeRollout", tag: "canary", summary: "Resume a paused rollout (the step's hold time restarts)", out: "Rollout", ok: http.StatusOK, h: a.rolloutAction("resume")}),
+		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/rollout/abort", op: "abortRollout", tag: "canary", summary: "Abort a rollout: canary percent 0, state aborted", out: "Rollout", ok: http.StatusOK, h: a.rolloutAction("abort")}),
+
+		// Routes.
+		ctl(endpoint{method: http.MethodGet, path: "/routes", op: "listRoutes", tag: "routes", summary: "List routes", out: "list:Route", ok: http.StatusOK, paged: true, h: a.listRoutes}),
+		ctl(endpoint{method: http.MethodPost, path: "/routes", op: "createRoute", tag: "routes", summary: "Create a route", in: "RouteInput", out: "Route", ok: http.StatusCreated,
+			example: map[string]any{"paths": []any{"/api/atelier"}, "protocols": []any{"http"}, "service": map[string]any{"name": "example_service"}}, h: a.createRoute}),
+		ctl(endpoint{method: http.MethodGet, path: "/routes/{route}", op: "getRoute", tag: "routes", summary: "Get a route", out: "Route", ok: http.StatusOK, h: a.getRoute}),
+		ctl(endpoint{method: http.MethodPatch, path: "/routes/{route}", op: "patchRoute", tag: "routes", summary: "Update a route", in: "RouteInput", out: "Route", ok: http.StatusOK,
+			example: map[string]any{"strip_path": false, "methods": []any{"GET", "POST"}}, h: a.patchRoute}),
+		ctl(endpoint{method: http.MethodPut, path: "/routes/{route}", op: "putRoute", tag: "routes", summary: "Create or replace a route", in: "RouteInput", out: "Route", ok: http.StatusOK, upsert: true,
+			example: map[string]any{"paths": []any{"/mock"}, "headers": map[string]any{"x-version": []any{"v2"}}, "service": map[string]any{"name": "example_service"}}, h: a.replaceRoute}),
+		ctl(endpoint{method: http.MethodDelete, path: "/routes/{route}", op: "deleteRoute", tag: "routes", summary: "Delete a route", ok: http.StatusNoContent, h: a.deleteRoute}),
+	}
+}
+
+func title(s string) string {
+	if s == "" {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
+}
+
+func kongVersionOf(method string) string {
+	if method == http.MethodPost {
+		return "1.x"
+	}
+	return "2.x and later"
+}
+
+// Status handlers.
+
+// statusNow is Options.Status(), or the zero Status without one.
+func (a *api) statusNow() Status {
+	if a.o.Status == nil {
+		return Status{}
+	}
+	return a.o.Status()
+}
+
+func (a *api) root(*http.Request) (int, any, error) {
+	s := a.statusNow()
+	return http.StatusOK, map[string]any{"tagline": "Welcome to outrigger", "version": s.Version}, nil
+}
+
+func (a *api) status(*http.Request) (int, any, error) {
+	s := a.statusNow()
+	return http.StatusOK, struct {
+		Status
+		UptimeSeconds float64 `json:"uptime_seconds"`
+	}{s, s.Uptime.Seconds()}, nil
+}
+
+func (a *api) ready(*http.Request) (int, any, error) {
+	ok, why := true, "ready"
+	if a.o.Ready != nil {
+		ok, why = a.o.Ready()
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	return status, map[string]any{"ready": ok, "message": why}, nil
+}
+
+func (a *api) alive(*http.Request) (int, any, error) {
+	return http.StatusOK, map[string]string{"message": "alive"}, nil
+}
+
+func (a *api) metricsHandler() http.Handler {
+	if a.o.Metrics == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusServiceUnavailable, &Error{Message: "no metrics registry"})
+		})
+	}
+	return promhttp.HandlerFor(a.o.Metrics, promhttp.HandlerOpts{})
+}
+
+func (a *api) serveSpec(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(a.spec)
+}

@@ -1,0 +1,434 @@
+package admin
+
+import (
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/state"
+)
+
+// Timeout bounds in milliseconds, as Kong.
+const maxTimeoutMs = 2147483646
+
+// serviceOut is a service in Kong's shape. Name is null for a service
+// created without one.
+type serviceOut struct {
+	ID             string  `json:"id"`
+	Name           *string `json:"name"`
+	Protocol       string  `json:"protocol"`
+	Host           string  `json:"host"`
+	Port           int     `json:"port"`
+	Path           *string `json:"path"`
+	Retries        int     `json:"retries"`
+	ConnectTimeout int     `json:"connect_timeout"`
+	ReadTimeout    int     `json:"read_timeout"`
+	WriteTimeout   int     `json:"write_timeout"`
+	CreatedAt      int64   `json:"created_at"`
+	UpdatedAt      int64   `json:"updated_at"`
+}
+
+func ms(d time.Duration) int { return int(d / time.Millisecond) }
+
+// shownName hides the name of an entity created without one (its name is
+// its id).
+func shownName(name string, m state.Meta) *string {
+	if sameID(name, m.ID) {
+		return nil
+	}
+	return &name
+}
+
+// nameKey is the paging key of an entity that may have no name.
+func nameKey(name *string, id string) string {
+	if name == nil {
+		return id
+	}
+	return *name
+}
+
+func renderService(s *config.Service, m state.Meta) serviceOut {
+	return serviceOut{
+		ID: m.ID, Name: shownName(s.Name, m), Protocol: s.Protocol, Host: s.Host, Port: s.Port, Path: strOrNil(s.Path),
+		Retries: s.Retries, ConnectTimeout: ms(s.ConnectTimeout), ReadTimeout: ms(s.ReadTimeout), WriteTimeout: ms(s.WriteTimeout),
+		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+	}
+}
+
+// newService is a service with Kong's defaults (port is set later, from
+// the protocol, when the body names none).
+func newService() state.Service {
+	t := ms(config.DefaultTimeout)
+	return state.Service{Protocol: "http", Retries: config.DefaultRetries, ConnectTimeout: t, ReadTimeout: t, WriteTimeout: t}
+}
+
+// decodeService applies a body to s. creating fills the port from the
+// protocol when the body gives neither port nor url.
+func decodeService(o *obj, s *state.Service, creating bool) {
+	d := newService()
+	o.setString("name", &s.Name, "", checkName)
+	o.setString("protocol", &s.Protocol, d.Protocol, oneOf("http", "https"))
+	o.setString("host", &s.Host, "", normalizeServiceHost)
+	o.setInt("port", &s.Port, 0, 1, 65535)
+	o.setString("path", &s.Path, "", checkPath)
+	o.setInt("retries", &s.Retries, d.Retries, 0, 32767)
+	o.setInt("connect_timeout", &s.ConnectTimeout, d.ConnectTimeout, 1, maxTimeoutMs)
+	o.setInt("read_timeout", &s.ReadTimeout, d.ReadTimeout, 1, maxTimeoutMs)
+	o.setInt("write_timeout", &s.WriteTimeout, d.WriteTimeout, 1, maxTimeoutMs)
+	hasURL := false
+	if v, present := o.get("url"); present && v != nil {
+		str, why := asString(v)
+		if why != "" {
+			o.fail("url", "%s", why)
+		} else if u, err := parseServiceURL(str); err != nil {
+			o.fail("url", "%v", err)
+		} else {
+			hasURL = true
+			for _, k := range []string{"protocol", "host", "port", "path"} {
+				if o.has(k) {
+					o.fail(k, "conflicts with url (set either url or protocol, host, port and path)")
+				}
+			}
+			s.Protocol, s.Host, s.Port, s.Path = u.protocol, u.host, u.port, u.path
+		}
+	}
+	if v, present := o.m["port"]; s.Port == 0 || (creating && !hasURL && (!present || v == nil || v == formValue(""))) {
+		s.Port = defaultServicePort(s.Protocol)
+	}
+	o.ignore("id", "created_at", "updated_at")
+	o.unknown()
+}
+
+// serviceDecoder checks a body in full and returns its applier.
+func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error) {
+	apply := func(s *state.Service, creating bool) error {
+		o := newObj(b.m, b.form)
+		decodeService(o, s, creating)
+		return o.err()
+	}
+	scratch := newService()
+	if err := apply(&scratch, true); err != nil {
+		return nil, err
+	}
+	return apply, nil
+}
+
+// editableService returns a copy of an effective service in the admin
+// layer's shape.
+func (w *world) editableService(name string) *state.Service {
+	if d, ok := w.doc.Services[name]; ok && !d.Deleted {
+		s := *d
+		if s.ID == "" {
+			s.ID = stableID(kindService, name)
+		}
+		return &s
+	}
+	e, _ := w.eff.Service(name)
+	return &state.Service{
+		Meta: w.fileMeta(kindService, name), Name: e.Name, Protocol: e.Protocol, Host: e.Host, Port: e.Port, Path: e.Path,
+		Retries: e.Retries, ConnectTimeout: ms(e.ConnectTimeout), ReadTimeout: ms(e.ReadTimeout), WriteTimeout: ms(e.WriteTimeout),
+	}
+}
+
+// editableRoute returns a copy of an effective route in the admin layer's
+// shape.
+func (w *world) editableRoute(name string) *state.Route {
+	if d, ok := w.doc.Routes[name]; ok && !d.Deleted {
+		r := cloneJSON(d)
+		if r.ID == "" {
+			r.ID = stableID(kindRoute, name)
+		}
+		return r
+	}
+	e, _, _ := w.route(name)
+	return &state.Route{
+		Meta: w.fileMeta(kindRoute, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
+		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
+		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority,
+	}
+}
+
+func cloneHeaders(h map[string][]string) map[string][]string {
+	if h == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(h))
+	for k, v := range h {
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// routesOf lists the effective routes of a service, by name.
+func (w *world) routesOf(service string) []string {
+	var out []string
+	for _, r := range w.eff.Routes {
+		if r.Service == service {
+			out = append(out, r.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// putService stores s under its name; a rename (from old) needs a free
+// name and carries the routes, canary and rollout along.
+func (w *world) putService(old string, s *state.Service, now int64) error {
+	s.Deleted = false
+	if c := w.doc.Canaries[old]; c != nil && c.Upstream == s.Host {
+		return fieldError("host", "'%s' is the canary upstream of this service: delete or change the canary first", s.Host)
+	}
+	if old != "" && s.Name != old {
+		if w.nameTaken(kindService, s.Name) {
+			return uniqueViolation("name", s.Name)
+		}
+		for _, rn := range w.routesOf(old) {
+			r := w.editableRoute(rn)
+			r.Service, r.UpdatedAt = s.Name, now
+			w.doc.Routes[rn] = r
+		}
+		w.removeService(old, now)
+		if c, ok := w.doc.Canaries[old]; ok {
+			delete(w.doc.Canaries, old)
+			w.doc.Canaries[s.Name] = c
+		}
+		if ro, ok := w.doc.Rollouts[old]; ok {
+			delete(w.doc.Rollouts, old)
+			w.doc.Rollouts[s.Name] = ro
+		}
+	}
+	w.doc.Services[s.Name] = s
+	return nil
+}
+
+func (w *world) removeService(name string, now int64) {
+	if w.inFile(kindService, name) {
+		m := w.meta(kindService, name)
+		w.doc.Services[name] = &state.Service{Meta: state.Meta{ID: m.ID, CreatedAt: m.CreatedAt, UpdatedAt: now, Deleted: true}, Name: name}
+	} else {
+		delete(w.doc.Services, name)
+	}
+}
+
+// Handlers.
+
+func (a *api) listServices(r *http.Request) (int, any, error) {
+	p, err := parsePage(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	w := a.view()
+	items := make([]serviceOut, 0, len(w.eff.Services))
+	for i := range w.eff.Services {
+		s := &w.eff.Services[i]
+		items = append(items, renderService(s, w.meta(kindService, s.Name)))
+	}
+	return http.StatusOK, paginate(r, p, items, func(s serviceOut) string { return nameKey(s.Name, s.ID) }), nil
+}
+
+func (a *api) getService(r *http.Request) (int, any, error) {
+	w := a.view()
+	s, m, ok := w.service(r.PathValue("service"))
+	if !ok {
+		return 0, nil, notFound()
+	}
+	return http.StatusOK, renderService(s, m), nil
+}
+
+func (a *api) answerService(w *world, name string, status int) (int, any, error) {
+	s, ok := w.eff.Service(name)
+	if !ok {
+		return 0, nil, notFound()
+	}
+	return status, renderService(s, w.meta(kindService, name)), nil
+}
+
+func (a *api) createService(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := serviceDecoder(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	scratch := newService()
+	_ = apply(&scratch, true)
+	if scratch.Host == "" {
+		return 0, nil, fieldError("host", "required field missing")
+	}
+	now := a.now().Unix()
+	var name string
+	w, err := a.mutate(r, func(w *world) error {
+		s := newService()
+		if err := apply(&s, true); err != nil {
+			return err
+		}
+		s.ID = id
+		if s.ID == "" {
+			s.ID = newID()
+		} else if w.idTaken(kindService, s.ID) {
+			return primaryKeyViolation(s.ID)
+		}
+		if s.Name == "" {
+			s.Name = s.ID
+		}
+		if w.nameTaken(kindService, s.Name) {
+			return uniqueViolation("name", s.Name)
+		}
+		s.CreatedAt, s.UpdatedAt = now, now
+		w.doc.Services[s.Name] = &s
+		name = s.Name
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.answerService(w, name, http.StatusCreated)
+}
+
+func (a *api) patchService(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := serviceDecoder(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	if v, present := b.m["host"]; present && (v == nil || v == formValue("")) {
+		return 0, nil, fieldError("host", "required field missing")
+	}
+	key, now := r.PathValue("service"), a.now().Unix()
+	var name string
+	w, err := a.mutate(r, func(w *world) error {
+		cur, m, ok := w.service(key)
+		if !ok {
+			return notFound()
+		}
+		if id != "" && !sameID(id, m.ID) {
+			return fieldError("id", "cannot be changed")
+		}
+		s := w.editableService(cur.Name)
+		if err := apply(s, false); err != nil {
+			return err
+		}
+		if s.Name == "" {
+			s.Name = s.ID
+		}
+		s.UpdatedAt = now
+		name = s.Name
+		return w.putService(cur.Name, s, now)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.answerService(w, name, http.StatusOK)
+}
+
+func (a *api) replaceService(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := serviceDecoder(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	key, now := r.PathValue("service"), a.now().Unix()
+	byID := isUUID(key)
+	if byID && id != "" && !sameID(id, key) {
+		return 0, nil, fieldError("id", "must match the id in the URL")
+	}
+	scratch := newService()
+	_ = apply(&scratch, true)
+	if !byID {
+		if scratch.Name != "" && scratch.Name != key {
+			return 0, nil, fieldError("name", "must match the name in the URL")
+		}
+		if _, err := checkName(key); err != nil {
+			return 0, nil, fieldError("name", "%v", err)
+		}
+	}
+	if scratch.Host == "" {
+		return 0, nil, fieldError("host", "required field missing")
+	}
+	status, name := http.StatusOK, ""
+	w, err := a.mutate(r, func(w *world) error {
+		s := newService()
+		if err := apply(&s, true); err != nil {
+			return err
+		}
+		if !byID {
+			s.Name = key
+		}
+		s.UpdatedAt = now
+		cur, m, found := w.service(key)
+		if !found {
+			s.ID = id
+			if byID {
+				s.ID = key
+			}
+			if s.ID == "" {
+				s.ID = newID()
+			}
+			if w.idTaken(kindService, s.ID) {
+				return primaryKeyViolation(s.ID)
+			}
+			if s.Name == "" {
+				s.Name = s.ID
+			}
+			if w.nameTaken(kindService, s.Name) {
+				return uniqueViolation("name", s.Name)
+			}
+			s.CreatedAt = now
+			status, name = http.StatusCreated, s.Name
+			w.doc.Services[s.Name] = &s
+			return nil
+		}
+		if s.Name == "" {
+			s.Name = cur.Name
+		}
+		s.ID, s.CreatedAt = m.ID, m.CreatedAt
+		name = s.Name
+		return w.putService(cur.Name, &s, now)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.answerService(w, name, status)
+}
+
+func (a *api) deleteService(r *http.Request) (int, any, error) {
+	key, now := r.PathValue("service"), a.now().Unix()
+	_, err := a.mutate(r, func(w *world) error {
+		cur, _, ok := w.service(key)
+		if !ok {
+			return notFound()
+		}
+		if routes := w.routesOf(cur.Name); len(routes) > 0 {
+			return referenced("services", "routes", routes)
+		}
+		w.removeService(cur.Name, now)
+		delete(w.doc.Canaries, cur.Name)
+		delete(w.doc.Rollouts, cur.Name)
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}

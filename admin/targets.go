@@ -1,0 +1,594 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/health"
+	"github.com/outrigger-gw/outrigger/state"
+	"github.com/outrigger-gw/outrigger/upstream"
+)
+
+// Target sources as the API shows them: "static" (the file), "admin"
+// (added through the API), or the discovery source's name.
+const (
+	sourceStatic = "static"
+	sourceAdmin  = "admin"
+)
+
+// idRef refers to another entity.
+type idRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+}
+
+// targetOut is a target in Kong's shape plus where it comes from and what
+// the balancer makes of it.
+type targetOut struct {
+	ID        string   `json:"id"`
+	Target    string   `json:"target"`
+	Weight    int      `json:"weight"`
+	Upstream  idRef    `json:"upstream"`
+	Tags      []string `json:"tags"`
+	CreatedAt int64    `json:"created_at"`
+	UpdatedAt int64    `json:"updated_at"`
+	// Source is static, admin or a discovery source ("consul:web").
+	Source string `json:"source"`
+	// EffectiveWeight and Healthy are the running upstream's view; null
+	// while it does not know the target yet.
+	EffectiveWeight *int              `json:"effective_weight"`
+	Healthy         *bool             `json:"healthy"`
+	Meta            map[string]string `json:"meta,omitempty"`
+}
+
+// targetView is a target with what handlers need besides its answer.
+type targetView struct {
+	targetOut
+	owned bool                  // the Doc or the file holds it
+	rt    *upstream.TargetState // the running upstream's state, nil if unknown
+}
+
+// runtime is the running upstream's view of its targets, read before
+// Mutate (the Controller is not called back from inside Mutate).
+type runtime struct {
+	name    string
+	targets []upstream.TargetState
+	checker *health.Checker
+}
+
+func (a *api) runtimeOf(name string) runtime {
+	rt := runtime{name: name}
+	if u := a.ctl.Upstream(name); u != nil {
+		if s := u.Snapshot(); s != nil {
+			rt.targets = s.Targets
+		}
+		rt.checker = u.Health()
+	}
+	return rt
+}
+
+// runtimeFor reads the running state of the upstream key names now.
+func (a *api) runtimeFor(key string) runtime {
+	if u, _, ok := a.view().upstream(key); ok {
+		return a.runtimeOf(u.Name)
+	}
+	return runtime{}
+}
+
+func targetID(upstreamName, addr string) string { return stableID(kindTarget, upstreamName+"/"+addr) }
+
+// exactOverride returns the index of the last override that sets the
+// weight of exactly addr, or -1.
+func (w *world) exactOverride(name, addr string) int {
+	best := -1
+	for i, o := range w.doc.Overrides {
+		if o.Upstream == name && o.Target == addr && len(o.Tags) == 0 && len(o.Meta) == 0 {
+			if best < 0 || o.CreatedAt >= w.doc.Overrides[best].CreatedAt {
+				best = i
+			}
+		}
+	}
+	return best
+}
+
+// targets lists upstream u's targets: the owned ones (the Doc's, or the
+// file's with derived ids), then those only discovery knows.
+func (w *world) targets(u *config.Upstream, um state.Meta, rt runtime) []targetView {
+	if rt.name != u.Name {
+		rt = runtime{}
+	}
+	byAddr := map[string]*upstream.TargetState{}
+	for i := range rt.targets {
+		byAddr[rt.targets[i].Addr] = &rt.targets[i]
+	}
+	fileAddrs := map[string]bool{}
+	if fu, ok := w.file.Upstream(u.Name); ok {
+		for _, t := range fu.Targets {
+			fileAddrs[t.Target] = true
+		}
+	}
+	ref := idRef{ID: um.ID, Name: u.Name}
+	var owned []state.Target
+	if d, ok := w.doc.Upstreams[u.Name]; ok && !d.Deleted {
+		owned = d.Targets
+	} else {
+		for _, t := range u.Targets {
+			owned = append(owned, state.Target{Meta: state.Meta{CreatedAt: w.started, UpdatedAt: w.started}, Target: t.Target, Weight: t.Weight, Tags: t.Tags})
+		}
+	}
+	out := make([]targetView, 0, len(owned)+len(rt.targets))
+	seen := map[string]bool{}
+	for _, t := range owned {
+		seen[t.Target] = true
+		v := targetView{owned: true, rt: byAddr[t.Target]}
+		v.targetOut = targetOut{
+			ID: t.ID, Target: t.Target, Weight: t.Weight, Upstream: ref, Tags: t.Tags,
+			CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Source: sourceAdmin,
+		}
+		if v.ID == "" {
+			v.ID = targetID(u.Name, t.Target)
+		}
+		if fileAddrs[t.Target] {
+			v.Source = sourceStatic
+		}
+		out = append(out, v)
+	}
+	for i := range rt.targets {
+		t := &rt.targets[i]
+		if seen[t.Addr] || t.Source == upstream.StaticSource {
+			continue
+		}
+		seen[t.Addr] = true
+		v := targetView{rt: t}
+		v.targetOut = targetOut{
+			ID: targetID(u.Name, t.Addr), Target: t.Addr, Weight: t.Weight, Upstream: ref, Tags: t.Tags,
+			CreatedAt: w.started, UpdatedAt: w.started, Source: t.Source, Meta: t.Meta,
+		}
+		if i := w.exactOverride(u.Name, t.Addr); i >= 0 && w.doc.Overrides[i].Weight != nil {
+			v.Weight = *w.doc.Overrides[i].Weight
+			v.UpdatedAt = w.doc.Overrides[i].CreatedAt
+		}
+		out = append(out, v)
+	}
+	for i := range out {
+		if s := out[i].rt; s != nil {
+			out[i].EffectiveWeight, out[i].Healthy = ptr(s.EffectiveWeight), ptr(s.Healthy)
+		}
+	}
+	return out
+}
+
+// findTarget finds a target by id or address ("host:port"; "host" means
+// port 8000).
+func findTarget(ts []targetView, key string) (*targetView, bool) {
+	addr := key
+	if n, err := normalizeTarget(key); err == nil {
+		addr = n
+	}
+	for i := range ts {
+		if (isUUID(key) && sameID(ts[i].ID, key)) || ts[i].Target == addr || ts[i].Target == key {
+			return &ts[i], true
+		}
+	}
+	return nil, false
+}
+
+// checkTag checks a tag: printable ASCII without ',' or '/' (Kong's rule).
+func checkTag(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("must not be empty")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == ',' || c == '/' {
+			return "", errors.New("invalid tag: printable ASCII characters except ',' and '/'")
+		}
+	}
+	return s, nil
+}
+
+func decodeTarget(o *obj, t *state.Target) {
+	o.setString("target", &t.Target, "", normalizeTarget)
+	o.setInt("weight", &t.Weight, config.DefaultWeight, 0, 65535)
+	o.setStrings("tags", &t.Tags, checkTag)
+	o.ignore("id", "upstream", "created_at", "updated_at")
+	o.unknown()
+}
+
+// targetDecoder checks a body in full and returns the function applying
+// it to a target.
+func targetDecoder(b *obj) (func(t *state.Target) error, error) {
+	apply := func(t *state.Target) error {
+		o := newObj(b.m, b.form)
+		decodeTarget(o, t)
+		return o.err()
+	}
+	scratch := state.Target{Weight: config.DefaultWeight}
+	if err := apply(&scratch); err != nil {
+		return nil, err
+	}
+	return apply, nil
+}
+
+func targetUnique(um state.Meta, addr string) *Error {
+	e := uniqueViolation("target", addr)
+	e.Message = fmt.Sprintf("UNIQUE violation detected on '{upstream={id=%q},target=%q}'", um.ID, addr)
+	return e
+}
+
+// Handlers.
+
+func (a *api) listTargets(r *http.Request) (int, any, error) {
+	p, err := parsePage(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	w := a.view()
+	u, um, ok := w.upstream(r.PathValue("upstream"))
+	if !ok {
+		return 0, nil, notFound()
+	}
+	ts := w.targets(u, um, a.runtimeOf(u.Name))
+	items := make([]targetOut, len(ts))
+	for i := range ts {
+		items[i] = ts[i].targetOut
+	}
+	return http.StatusOK, paginate(r, p, items, func(t targetOut) string { return t.Target }), nil
+}
+
+func (a *api) getTarget(r *http.Request) (int, any, error) {
+	w := a.view()
+	u, um, ok := w.upstream(r.PathValue("upstream"))
+	if !ok {
+		return 0, nil, notFound()
+	}
+	t, ok := findTarget(w.targets(u, um, a.runtimeOf(u.Name)), r.PathValue("target"))
+	if !ok {
+		return 0, nil, notFound()
+	}
+	return http.StatusOK, t.targetOut, nil
+}
+
+// answerTarget renders target addr of upstream name after a change.
+func (a *api) answerTarget(w *world, name, addr string, status int) (int, any, error) {
+	u, um, ok := w.upstreamByName(name)
+	if !ok {
+		return 0, nil, notFound()
+	}
+	t, ok := findTarget(w.targets(u, um, a.runtimeOf(name)), addr)
+	if !ok {
+		return 0, nil, notFound()
+	}
+	return status, t.targetOut, nil
+}
+
+func (a *api) createTarget(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := targetDecoder(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	scratch := state.Target{Weight: config.DefaultWeight}
+	_ = apply(&scratch)
+	if scratch.Target == "" {
+		return 0, nil, fieldError("target", "required field missing")
+	}
+	key, now := r.PathValue("upstream"), a.now().Unix()
+	var name string
+	w, err := a.mutate(r, func(w *world) error {
+		eff, um, ok := w.upstream(key)
+		if !ok {
+			return notFound()
+		}
+		u := w.editableUpstream(eff.Name)
+		t := state.Target{Weight: config.DefaultWeight}
+		if err := apply(&t); err != nil {
+			return err
+		}
+		for _, x := range u.Targets {
+			if x.Target == t.Target {
+				return targetUnique(um, t.Target)
+			}
+			if id != "" && sameID(x.ID, id) {
+				return primaryKeyViolation(id)
+			}
+		}
+		t.ID = id
+		if t.ID == "" {
+			t.ID = newID()
+		}
+		t.CreatedAt, t.UpdatedAt = now, now
+		u.Targets = append(u.Targets, t)
+		name = eff.Name
+		w.doc.Upstreams[name] = u
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.answerTarget(w, name, scratch.Target, http.StatusCreated)
+}
+
+func (a *api) patchTarget(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := targetDecoder(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	ukey, tkey, now := r.PathValue("upstream"), r.PathValue("target"), a.now().Unix()
+	rt := a.runtimeFor(ukey)
+	var name, addr string
+	w, err := a.mutate(r, func(w *world) error {
+		eff, um, ok := w.upstream(ukey)
+		if !ok {
+			return notFound()
+		}
+		cur, ok := findTarget(w.targets(eff, um, rt), tkey)
+		if !ok {
+			return notFound()
+		}
+		name, addr = eff.Name, cur.Target
+		if !cur.owned {
+			return w.overrideDiscovered(b, eff.Name, cur, now)
+		}
+		u := w.editableUpstream(eff.Name)
+		i := slices.IndexFunc(u.Targets, func(t state.Target) bool { return t.Target == cur.Target })
+		if i < 0 {
+			return notFound()
+		}
+		t := u.Targets[i]
+		if err := apply(&t); err != nil {
+			return err
+		}
+		if t.Target != cur.Target {
+			if slices.ContainsFunc(u.Targets, func(x state.Target) bool { return x.Target == t.Target }) {
+				return targetUnique(um, t.Target)
+			}
+			w.moveMark(eff.Name, cur.Target, t.Target)
+		}
+		t.UpdatedAt = now
+		u.Targets[i] = t
+		addr = t.Target
+		w.doc.Upstreams[eff.Name] = u
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.answerTarget(w, name, addr, http.StatusOK)
+}
+
+// overrideDiscovered applies a PATCH to a discovered target: its weight
+// becomes (or updates) an override of exactly that address, which the
+// gateway layers over every discovery update.
+func (w *world) overrideDiscovered(b *obj, name string, cur *targetView, now int64) error {
+	o := newObj(b.m, b.form)
+	weight := -1
+	o.setInt("weight", &weight, -1, 0, 65535)
+	for _, k := range []string{"target", "tags"} {
+		if o.has(k) {
+			o.used[k] = true
+			o.fail(k, "cannot be changed on a target discovered by %s (only weight can)", cur.Source)
+		}
+	}
+	o.ignore("id", "upstream", "created_at", "updated_at")
+	o.unknown()
+	if err := o.err(); err != nil {
+		return err
+	}
+	if weight < 0 {
+		return fieldError("weight", "required field missing")
+	}
+	if i := w.exactOverride(name, cur.Target); i >= 0 {
+		ov := &w.doc.Overrides[i]
+		ov.Weight, ov.Share = ptr(weight), nil
+		return nil
+	}
+	w.doc.Overrides = append(w.doc.Overrides, state.Override{
+		ID: newID(), Upstream: name, Target: cur.Target, Weight: ptr(weight), CreatedAt: now,
+	})
+	return nil
+}
+
+func (w *world) moveMark(name, from, to string) {
+	if m := w.doc.Marks[name]; m != nil {
+		if v, ok := m[from]; ok {
+			delete(m, from)
+			m[to] = v
+		}
+	}
+}
+
+func (a *api) deleteTarget(r *http.Request) (int, any, error) {
+	ukey, tkey, now := r.PathValue("upstream"), r.PathValue("target"), a.now().Unix()
+	rt := a.runtimeFor(ukey)
+	_, err := a.mutate(r, func(w *world) error {
+		eff, um, ok := w.upstream(ukey)
+		if !ok {
+			return notFound()
+		}
+		cur, ok := findTarget(w.targets(eff, um, rt), tkey)
+		if !ok {
+			return notFound()
+		}
+		if !cur.owned {
+			return badRequest("target %s is discovered by %s and cannot be deleted: PATCH weight=0 drains it", cur.Target, cur.Source)
+		}
+		u := w.editableUpstream(eff.Name)
+		u.Targets = slices.DeleteFunc(u.Targets, func(t state.Target) bool { return t.Target == cur.Target })
+		u.UpdatedAt = now
+		w.doc.Upstreams[eff.Name] = u
+		// The mark goes with the target unless discovery lists it too.
+		discovered := false
+		if rt.name == eff.Name {
+			for _, t := range rt.targets {
+				discovered = discovered || (t.Addr == cur.Target && t.Source != upstream.StaticSource)
+			}
+		}
+		if m := w.doc.Marks[eff.Name]; m != nil && !discovered {
+			delete(m, cur.Target)
+			if len(m) == 0 {
+				delete(w.doc.Marks, eff.Name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// Health.
+
+// healthOut is one target of GET /upstreams/{u}/health (Kong's shape).
+type healthOut struct {
+	ID        string     `json:"id"`
+	Target    string     `json:"target"`
+	Weight    int        `json:"weight"`
+	Upstream  idRef      `json:"upstream"`
+	Tags      []string   `json:"tags"`
+	CreatedAt int64      `json:"created_at"`
+	Health    string     `json:"health"` // HEALTHY | UNHEALTHY | HEALTHCHECKS_OFF
+	Data      healthData `json:"data"`
+}
+
+// healthData details a target's health: where it comes from, the
+// persisted manual mark, and the checker's counters.
+type healthData struct {
+	Source          string `json:"source"`
+	EffectiveWeight *int   `json:"effective_weight"`
+	// Mark is the manual mark stored in the admin layer: none, healthy or
+	// unhealthy.
+	Mark string `json:"mark"`
+	// ChecksHealthy is the checks' own verdict (the mark aside); Cause and
+	// Since say why and when it last changed.
+	ChecksHealthy *bool            `json:"checks_healthy"`
+	Cause         string           `json:"cause,omitempty"`
+	Since         *time.Time       `json:"since,omitempty"`
+	Active        *health.Counters `json:"active,omitempty"`
+	Passive       *health.Counters `json:"passive,omitempty"`
+	Ejected       bool             `json:"ejected"`
+	Ejections     int              `json:"ejections"`
+	EjectedUntil  *time.Time       `json:"ejected_until,omitempty"`
+}
+
+func (a *api) upstreamHealth(r *http.Request) (int, any, error) {
+	p, err := parsePage(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	w := a.view()
+	u, um, ok := w.upstream(r.PathValue("upstream"))
+	if !ok {
+		return 0, nil, notFound()
+	}
+	rt := a.runtimeOf(u.Name)
+	states := map[string]health.TargetState{}
+	if rt.checker != nil {
+		for _, s := range rt.checker.States() {
+			states[s.Addr] = s
+		}
+	}
+	on := checksOn(u)
+	marks := w.doc.Marks[u.Name]
+	var items []healthOut
+	for _, t := range w.targets(u, um, rt) {
+		h := healthOut{ID: t.ID, Target: t.Target, Weight: t.Weight, Upstream: t.Upstream, Tags: t.Tags, CreatedAt: t.CreatedAt}
+		h.Data = healthData{Source: t.Source, EffectiveWeight: t.EffectiveWeight, Mark: "none"}
+		if m := marks[t.Target]; m != "" {
+			h.Data.Mark = m
+		}
+		healthy := true
+		if t.Healthy != nil {
+			healthy = *t.Healthy
+		}
+		if s, ok := states[t.Target]; ok {
+			healthy = s.Healthy
+			h.Data.ChecksHealthy, h.Data.Cause = ptr(s.Checks), s.Cause.String()
+			h.Data.Active, h.Data.Passive = ptr(s.Active), ptr(s.Passive)
+			h.Data.Ejected, h.Data.Ejections = s.Ejected, s.Ejections
+			if !s.Since.IsZero() {
+				h.Data.Since = ptr(s.Since)
+			}
+			if !s.EjectedUntil.IsZero() {
+				h.Data.EjectedUntil = ptr(s.EjectedUntil)
+			}
+		} else if h.Data.Mark != "none" {
+			healthy = h.Data.Mark == "healthy"
+		}
+		switch {
+		case !on && h.Data.Mark == "none":
+			h.Health = "HEALTHCHECKS_OFF"
+		case healthy:
+			h.Health = "HEALTHY"
+		default:
+			h.Health = "UNHEALTHY"
+		}
+		items = append(items, h)
+	}
+	return http.StatusOK, paginate(r, p, items, func(h healthOut) string { return h.Target }), nil
+}
+
+// markTarget returns the handler storing a manual mark ("healthy",
+// "unhealthy") or clearing it ("none") in the admin layer; the gateway
+// applies the Doc's marks to the checkers.
+func (a *api) markTarget(mark string) func(*http.Request) (int, any, error) {
+	return func(r *http.Request) (int, any, error) {
+		if _, err := HealthMark(mark); err != nil {
+			return 0, nil, err
+		}
+		if b, err := readBody(r); err != nil {
+			return 0, nil, err
+		} else if len(b.m) > 0 {
+			o := newObj(b.m, b.form)
+			o.unknown()
+			return 0, nil, o.err()
+		}
+		ukey, tkey := r.PathValue("upstream"), r.PathValue("target")
+		rt := a.runtimeFor(ukey)
+		_, err := a.mutate(r, func(w *world) error {
+			eff, um, ok := w.upstream(ukey)
+			if !ok {
+				return notFound()
+			}
+			t, ok := findTarget(w.targets(eff, um, rt), tkey)
+			if !ok {
+				return notFound()
+			}
+			m := w.doc.Marks[eff.Name]
+			if mark == "none" {
+				if m != nil {
+					delete(m, t.Target)
+					if len(m) == 0 {
+						delete(w.doc.Marks, eff.Name)
+					}
+				}
+				return nil
+			}
+			if m == nil {
+				m = map[string]string{}
+				w.doc.Marks[eff.Name] = m
+			}
+			m[t.Target] = mark
+			return nil
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusNoContent, nil, nil
+	}
+}

@@ -1,0 +1,650 @@
+package admin
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/state"
+)
+
+// Upstream algorithms, hash inputs and probe types, as Kong names them.
+func algorithms() []string {
+	return []string{"round-robin", "consistent-hashing", "least-connections", "latency", "sticky-sessions", "random"}
+}
+
+func hashInputs() []string {
+	return []string{"none", "ip", "header", "cookie", "path", "query_arg", "uri_capture"}
+}
+
+func checkTypes() []string { return []string{"http", "https", "tcp"} }
+
+// Kong's health-check bounds.
+const (
+	maxCounter  = 255
+	maxInterval = 65535
+)
+
+// upstreamOut is an upstream as the API shows it (Kong's shape).
+type upstreamOut struct {
+	ID               string  `json:"id"`
+	Name             string  `json:"name"`
+	Algorithm        string  `json:"algorithm"`
+	HashOn           string  `json:"hash_on"`
+	HashFallback     string  `json:"hash_fallback"`
+	HashOnHeader     *string `json:"hash_on_header"`
+	HashOnCookie     *string `json:"hash_on_cookie"`
+	HashOnCookiePath string  `json:"hash_on_cookie_path"`
+	HashOnQueryArg   *string `json:"hash_on_query_arg"`
+	HashOnURICapture *string `json:"hash_on_uri_capture"`
+	Slots            int     `json:"slots"`
+	Healthchecks     hcOut   `json:"healthchecks"`
+	CreatedAt        int64   `json:"created_at"`
+	UpdatedAt        int64   `json:"updated_at"`
+}
+
+type hcOut struct {
+	Threshold float64      `json:"threshold"`
+	Active    hcActiveOut  `json:"active"`
+	Passive   hcPassiveOut `json:"passive"`
+}
+
+type hcActiveOut struct {
+	Type                   string              `json:"type"`
+	HTTPPath               string              `json:"http_path"`
+	Timeout                float64             `json:"timeout"`
+	Concurrency            int                 `json:"concurrency"`
+	HTTPSVerifyCertificate bool                `json:"https_verify_certificate"`
+	HTTPSSNI               *string             `json:"https_sni"`
+	Headers                map[string][]string `json:"headers"`
+	Healthy                hcCounters          `json:"healthy"`
+	Unhealthy              hcCounters          `json:"unhealthy"`
+}
+
+type hcPassiveOut struct {
+	Type      string     `json:"type"`
+	Healthy   hcCounters `json:"healthy"`
+	Unhealthy hcCounters `json:"unhealthy"`
+}
+
+// hcCounters is a healthy or unhealthy block; fields a block does not
+// have are left out.
+type hcCounters struct {
+	Interval     *float64 `json:"interval,omitempty"`
+	Successes    *int     `json:"successes,omitempty"`
+	HTTPFailures *int     `json:"http_failures,omitempty"`
+	TCPFailures  *int     `json:"tcp_failures,omitempty"`
+	Timeouts     *int     `json:"timeouts,omitempty"`
+	HTTPStatuses []int    `json:"http_statuses"`
+}
+
+func strOrNil(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func secs(d time.Duration) float64 { return d.Seconds() }
+
+// renderUpstream shows an effective upstream.
+func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
+	h := u.Healthchecks
+	return upstreamOut{
+		ID: m.ID, Name: u.Name, Algorithm: u.Algorithm, HashOn: u.HashOn, HashFallback: u.HashFallback,
+		HashOnHeader: strOrNil(u.HashOnHeader), HashOnCookie: strOrNil(u.HashOnCookie),
+		HashOnCookiePath: u.HashOnCookiePath, HashOnQueryArg: strOrNil(u.HashOnQueryArg),
+		HashOnURICapture: strOrNil(u.HashOnURICapture), Slots: u.Slots,
+		Healthchecks: hcOut{
+			Threshold: h.Threshold,
+			Active: hcActiveOut{
+				Type: h.Active.Type, HTTPPath: h.Active.HTTPPath, Timeout: secs(h.Active.Timeout),
+				Concurrency: h.Active.Concurrency, HTTPSVerifyCertificate: h.Active.HTTPSVerifyCertificate,
+				HTTPSSNI: strOrNil(h.Active.HTTPSSNI), Headers: h.Active.Headers,
+				Healthy: hcCounters{Interval: ptr(secs(h.Active.Healthy.Interval)), Successes: ptr(h.Active.Healthy.Successes),
+					HTTPStatuses: h.Active.Healthy.HTTPStatuses},
+				Unhealthy: hcCounters{Interval: ptr(secs(h.Active.Unhealthy.Interval)), HTTPFailures: ptr(h.Active.Unhealthy.HTTPFailures),
+					TCPFailures: ptr(h.Active.Unhealthy.TCPFailures), Timeouts: ptr(h.Active.Unhealthy.Timeouts),
+					HTTPStatuses: h.Active.Unhealthy.HTTPStatuses},
+			},
+			Passive: hcPassiveOut{
+				Type:    h.Passive.Type,
+				Healthy: hcCounters{Successes: ptr(h.Passive.Healthy.Successes), HTTPStatuses: h.Passive.Healthy.HTTPStatuses},
+				Unhealthy: hcCounters{HTTPFailures: ptr(h.Passive.Unhealthy.HTTPFailures), TCPFailures: ptr(h.Passive.Unhealthy.TCPFailures),
+					Timeouts: ptr(h.Passive.Unhealthy.Timeouts), HTTPStatuses: h.Passive.Unhealthy.HTTPStatuses},
+			},
+		},
+		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+	}
+}
+
+// checksOn reports whether an upstream's health checks can change a
+// target's health (Kong's HEALTHCHECKS_OFF otherwise).
+func checksOn(u *config.Upstream) bool {
+	a, p := u.Healthchecks.Active, u.Healthchecks.Passive
+	return a.Enabled && (a.Healthy.Interval > 0 || a.Unhealthy.Interval > 0) ||
+		p.Enabled && (p.Unhealthy.HTTPFailures > 0 || p.Unhealthy.TCPFailures > 0 || p.Unhealthy.Timeouts > 0)
+}
+
+// newUpstream is an upstream with Kong's defaults, written out so that a
+// file entity of the same name cannot shine through.
+func newUpstream() state.Upstream {
+	d := config.DefaultUpstream()
+	return state.Upstream{
+		Algorithm: d.Algorithm, HashOn: d.HashOn, HashFallback: d.HashFallback,
+		HashOnCookiePath: d.HashOnCookiePath, Slots: d.Slots,
+	}
+}
+
+// decodeUpstream applies a body to u. Healthchecks are merged into
+// u.Healthchecks, starting from base() when u has none.
+func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) {
+	d := config.DefaultUpstream()
+	o.setString("name", &u.Name, "", checkUpstreamName)
+	o.setString("algorithm", &u.Algorithm, d.Algorithm, oneOf(algorithms()...))
+	o.setString("hash_on", &u.HashOn, d.HashOn, oneOf(hashInputs()...))
+	o.setString("hash_fallback", &u.HashFallback, d.HashFallback, oneOf(hashInputs()...))
+	o.setString("hash_on_header", &u.HashOnHeader, "", tokenCheck)
+	o.setString("hash_on_cookie", &u.HashOnCookie, "", tokenCheck)
+	o.setString("hash_on_cookie_path", &u.HashOnCookiePath, d.HashOnCookiePath, checkPath)
+	o.setString("hash_on_query_arg", &u.HashOnQueryArg, "", nonEmpty)
+	o.setString("hash_on_uri_capture", &u.HashOnURICapture, "", nonEmpty)
+	o.setInt("slots", &u.Slots, d.Slots, 10, 65536)
+	if c, present, null := o.child("healthchecks"); present {
+		switch {
+		case null:
+			u.Healthchecks = &state.Healthchecks{}
+		case c != nil:
+			if u.Healthchecks == nil {
+				u.Healthchecks = base()
+			}
+			decodeHealthchecks(c, u.Healthchecks)
+		}
+	}
+	o.ignore("id", "created_at", "updated_at")
+	o.unknown()
+}
+
+func decodeHealthchecks(o *obj, h *state.Healthchecks) {
+	o.setFloat("threshold", &h.Threshold, 0, 0, 100)
+	if c, present, null := o.child("active"); present {
+		switch {
+		case null:
+			h.Active = nil
+		case c != nil:
+			if h.Active == nil {
+				h.Active = &state.ActiveChecks{}
+			}
+			a := h.Active
+			c.setString("type", &a.Type, "", oneOf(checkTypes()...))
+			c.setString("http_path", &a.HTTPPath, "", checkPath)
+			c.setFloat("timeout", &a.Timeout, 0, 0, maxInterval)
+			c.setInt("concurrency", &a.Concurrency, 0, 1, 1<<31-1)
+			if v, present := c.get("https_verify_certificate"); present {
+				if v == nil {
+					a.HTTPSVerifyCertificate = nil
+				} else if b, why := asBool(v); why != "" {
+					c.fail("https_verify_certificate", "%s", why)
+				} else {
+					a.HTTPSVerifyCertificate = &b
+				}
+			}
+			c.setString("https_sni", &a.HTTPSSNI, "", checkSNI)
+			c.setHeaders("headers", &a.Headers, false)
+			a.Healthy = decodeCounters(c, "healthy", a.Healthy, true, false)
+			a.Unhealthy = decodeCounters(c, "unhealthy", a.Unhealthy, true, true)
+			c.unknown()
+		}
+	}
+	if c, present, null := o.child("passive"); present {
+		switch {
+		case null:
+			h.Passive = nil
+		case c != nil:
+			if h.Passive == nil {
+				h.Passive = &state.PassiveChecks{}
+			}
+			p := h.Passive
+			c.setString("type", &p.Type, "", oneOf(checkTypes()...))
+			p.Healthy = decodeCounters(c, "healthy", p.Healthy, false, false)
+			p.Unhealthy = decodeCounters(c, "unhealthy", p.Unhealthy, false, true)
+			c.unknown()
+		}
+	}
+	o.unknown()
+}
+
+// decodeCounters applies o[k] (a healthy or unhealthy block) to cur.
+func decodeCounters(o *obj, k string, cur *state.Counters, active, unhealthy bool) *state.Counters {
+	c, present, null := o.child(k)
+	switch {
+	case !present || (c == nil && !null):
+		return cur
+	case null:
+		return nil
+	}
+	if cur == nil {
+		cur = &state.Counters{}
+	}
+	if active {
+		c.setFloat("interval", &cur.Interval, 0, 0, maxInterval)
+	}
+	if unhealthy {
+		c.setInt("http_failures", &cur.HTTPFailures, 0, 0, maxCounter)
+		c.setInt("tcp_failures", &cur.TCPFailures, 0, 0, maxCounter)
+		c.setInt("timeouts", &cur.Timeouts, 0, 0, maxCounter)
+	} else {
+		c.setInt("successes", &cur.Successes, 0, 0, maxCounter)
+	}
+	c.setInts("http_statuses", &cur.HTTPStatuses, 100, 999)
+	c.unknown()
+	return cur
+}
+
+// hcFromConfig converts an effective healthchecks block back to the
+// admin layer's shape, so a PATCH can start from it.
+func hcFromConfig(h config.Healthchecks) *state.Healthchecks {
+	out := &state.Healthchecks{Threshold: h.Threshold}
+	if a := h.Active; a.Enabled {
+		out.Active = &state.ActiveChecks{
+			Type: a.Type, HTTPPath: a.HTTPPath, Timeout: secs(a.Timeout), Concurrency: a.Concurrency,
+			HTTPSVerifyCertificate: ptr(a.HTTPSVerifyCertificate), HTTPSSNI: a.HTTPSSNI, Headers: a.Headers,
+			Healthy:   &state.Counters{Interval: secs(a.Healthy.Interval), Successes: a.Healthy.Successes, HTTPStatuses: a.Healthy.HTTPStatuses},
+			Unhealthy: &state.Counters{Interval: secs(a.Unhealthy.Interval), HTTPFailures: a.Unhealthy.HTTPFailures, TCPFailures: a.Unhealthy.TCPFailures, Timeouts: a.Unhealthy.Timeouts, HTTPStatuses: a.Unhealthy.HTTPStatuses},
+		}
+	}
+	if p := h.Passive; p.Enabled {
+		out.Passive = &state.PassiveChecks{
+			Type:      p.Type,
+			Healthy:   &state.Counters{Successes: p.Healthy.Successes, HTTPStatuses: p.Healthy.HTTPStatuses},
+			Unhealthy: &state.Counters{HTTPFailures: p.Unhealthy.HTTPFailures, TCPFailures: p.Unhealthy.TCPFailures, Timeouts: p.Unhealthy.Timeouts, HTTPStatuses: p.Unhealthy.HTTPStatuses},
+		}
+	}
+	return out
+}
+
+func offHealthchecks() *state.Healthchecks { return &state.Healthchecks{} }
+
+// checkHashing checks the hash_on / hash_fallback combination and that
+// the inputs they name are set.
+func checkHashing(u *state.Upstream) error {
+	f := fields{}
+	switch {
+	case u.HashOn == "none" && u.HashFallback != "none":
+		f.add("hash_fallback", "must be none when hash_on is none")
+	case u.HashOn == "cookie" && u.HashFallback != "none":
+		f.add("hash_fallback", "must be none when hash_on is cookie")
+	case u.HashFallback != "none" && u.HashFallback == u.HashOn:
+		f.add("hash_fallback", "must differ from hash_on")
+	}
+	need := func(key, input string) {
+		var have bool
+		switch input {
+		case "header":
+			have = u.HashOnHeader != ""
+		case "cookie":
+			have = u.HashOnCookie != ""
+		case "query_arg":
+			have = u.HashOnQueryArg != ""
+		case "uri_capture":
+			have = u.HashOnURICapture != ""
+		default:
+			return
+		}
+		if !have {
+			f.add("hash_on_"+input, "required when %s is %s", key, input)
+		}
+	}
+	need("hash_on", u.HashOn)
+	need("hash_fallback", u.HashFallback)
+	return f.err()
+}
+
+// cloneJSON deep-copies plain data.
+func cloneJSON[T any](v *T) *T {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("admin: clone: %v", err)) // plain data cannot fail
+	}
+	out := new(T)
+	if err := json.Unmarshal(b, out); err != nil {
+		panic(fmt.Sprintf("admin: clone: %v", err))
+	}
+	return out
+}
+
+// editableUpstream returns a copy of the named effective upstream in the
+// admin layer's shape: the Doc's entity, or the file's converted whole
+// (settings written out, targets with their derived ids, healthchecks nil
+// so the file's stay in force until a change names them).
+func (w *world) editableUpstream(name string) *state.Upstream {
+	eff, _ := w.eff.Upstream(name)
+	var u *state.Upstream
+	if d, ok := w.doc.Upstreams[name]; ok && !d.Deleted {
+		u = cloneJSON(d)
+		if u.ID == "" {
+			u.ID = stableID(kindUpstream, name)
+		}
+		for i := range u.Targets {
+			if u.Targets[i].ID == "" {
+				u.Targets[i].ID = stableID(kindTarget, name+"/"+u.Targets[i].Target)
+			}
+		}
+	} else {
+		u = &state.Upstream{Meta: w.fileMeta(kindUpstream, name), Name: name}
+		for _, t := range eff.Targets {
+			u.Targets = append(u.Targets, state.Target{
+				Meta:   state.Meta{ID: stableID(kindTarget, name+"/"+t.Target), CreatedAt: w.started, UpdatedAt: w.started},
+				Target: t.Target, Weight: t.Weight, Tags: slices.Clone(t.Tags),
+			})
+		}
+	}
+	u.Algorithm, u.HashOn, u.HashFallback = eff.Algorithm, eff.HashOn, eff.HashFallback
+	u.HashOnHeader, u.HashOnCookie, u.HashOnCookiePath = eff.HashOnHeader, eff.HashOnCookie, eff.HashOnCookiePath
+	u.HashOnQueryArg, u.HashOnURICapture, u.Slots = eff.HashOnQueryArg, eff.HashOnURICapture, eff.Slots
+	return u
+}
+
+// upstreamUsers lists what refers to upstream name: services by host and
+// canaries.
+func (w *world) upstreamUsers(name string) (services []string) {
+	for _, s := range w.eff.Services {
+		if s.Host == name {
+			services = append(services, s.Name)
+		}
+	}
+	for svc, c := range w.doc.Canaries {
+		if c != nil && c.Upstream == name && !slices.Contains(services, svc) {
+			services = append(services, svc)
+		}
+	}
+	slices.Sort(services)
+	return services
+}
+
+// putUpstream stores u under its name, handling a rename from old: the
+// name must be free, nothing may refer to the old name, and overrides and
+// marks follow.
+func (w *world) putUpstream(old string, u *state.Upstream, now int64) error {
+	if old != "" && u.Name != old {
+		if w.nameTaken(kindUpstream, u.Name) {
+			return uniqueViolation("name", u.Name)
+		}
+		if users := w.upstreamUsers(old); len(users) > 0 {
+			return referenced("upstreams", "services", users)
+		}
+		w.removeUpstream(old, now)
+		for i := range w.doc.Overrides {
+			if w.doc.Overrides[i].Upstream == old {
+				w.doc.Overrides[i].Upstream = u.Name
+			}
+		}
+		if m, ok := w.doc.Marks[old]; ok {
+			delete(w.doc.Marks, old)
+			w.doc.Marks[u.Name] = m
+		}
+	}
+	u.Deleted = false
+	w.doc.Upstreams[u.Name] = u
+	return nil
+}
+
+// removeUpstream hides the file's entity (tombstone) or drops the Doc's.
+func (w *world) removeUpstream(name string, now int64) {
+	if w.inFile(kindUpstream, name) {
+		m := w.meta(kindUpstream, name)
+		w.doc.Upstreams[name] = &state.Upstream{Meta: state.Meta{ID: m.ID, CreatedAt: m.CreatedAt, UpdatedAt: now, Deleted: true}, Name: name}
+		return
+	}
+	delete(w.doc.Upstreams, name)
+}
+
+// Handlers.
+
+func (a *api) listUpstreams(r *http.Request) (int, any, error) {
+	p, err := parsePage(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	w := a.view()
+	items := make([]upstreamOut, 0, len(w.eff.Upstreams))
+	for i := range w.eff.Upstreams {
+		u := &w.eff.Upstreams[i]
+		items = append(items, renderUpstream(u, w.meta(kindUpstream, u.Name)))
+	}
+	return http.StatusOK, paginate(r, p, items, func(u upstreamOut) string { return u.Name }), nil
+}
+
+func (a *api) getUpstream(r *http.Request) (int, any, error) {
+	w := a.view()
+	u, m, ok := w.upstream(r.PathValue("upstream"))
+	if !ok {
+		return 0, nil, notFound()
+	}
+	return http.StatusOK, renderUpstream(u, m), nil
+}
+
+// upstreamDecoder checks a body in full (against defaults) and returns
+// the function that applies it to an entity inside Mutate.
+func upstreamDecoder(b *obj) (func(u *state.Upstream, base func() *state.Healthchecks) error, error) {
+	apply := func(u *state.Upstream, base func() *state.Healthchecks) error {
+		o := newObj(b.m, b.form)
+		decodeUpstream(o, u, base)
+		return o.err()
+	}
+	scratch := newUpstream()
+	if err := apply(&scratch, offHealthchecks); err != nil {
+		return nil, err
+	}
+	return apply, nil
+}
+
+// bodyID reads an optional "id" from a body.
+func bodyID(b *obj) (string, error) {
+	o := newObj(b.m, b.form)
+	id := ""
+	o.setString("id", &id, "", checkID)
+	return id, o.err()
+}
+
+func (a *api) createUpstream(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := upstreamDecoder(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	scratch := newUpstream()
+	_ = apply(&scratch, offHealthchecks)
+	if scratch.Name == "" {
+		return 0, nil, fieldError("name", "required field missing")
+	}
+	if err := checkHashing(&scratch); err != nil {
+		return 0, nil, err
+	}
+	now := a.now().Unix()
+	w, err := a.mutate(r, func(w *world) error {
+		u := newUpstream()
+		if err := apply(&u, offHealthchecks); err != nil {
+			return err
+		}
+		if w.nameTaken(kindUpstream, u.Name) {
+			return uniqueViolation("name", u.Name)
+		}
+		u.ID = id
+		if u.ID == "" {
+			u.ID = newID()
+		} else if w.idTaken(kindUpstream, u.ID) {
+			return primaryKeyViolation(u.ID)
+		}
+		if u.Healthchecks == nil {
+			u.Healthchecks = offHealthchecks()
+		}
+		u.CreatedAt, u.UpdatedAt = now, now
+		w.doc.Upstreams[u.Name] = &u
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	u, m, _ := w.upstreamByName(scratch.Name)
+	return http.StatusCreated, renderUpstream(u, m), nil
+}
+
+func (a *api) patchUpstream(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := upstreamDecoder(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	key, now := r.PathValue("upstream"), a.now().Unix()
+	var name string
+	w, err := a.mutate(r, func(w *world) error {
+		eff, m, ok := w.upstream(key)
+		if !ok {
+			return notFound()
+		}
+		if id != "" && !sameID(id, m.ID) {
+			return fieldError("id", "cannot be changed")
+		}
+		u := w.editableUpstream(eff.Name)
+		if err := apply(u, func() *state.Healthchecks { return hcFromConfig(eff.Healthchecks) }); err != nil {
+			return err
+		}
+		if err := checkHashing(u); err != nil {
+			return err
+		}
+		u.UpdatedAt = now
+		name = u.Name
+		return w.putUpstream(eff.Name, u, now)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	u, m, _ := w.upstreamByName(name)
+	return http.StatusOK, renderUpstream(u, m), nil
+}
+
+// putUpstream (PUT) creates or replaces an upstream whole; its targets,
+// which are entities of their own, are kept.
+func (a *api) replaceUpstream(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := upstreamDecoder(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	key, now := r.PathValue("upstream"), a.now().Unix()
+	byID := isUUID(key)
+	if byID && id != "" && !sameID(id, key) {
+		return 0, nil, fieldError("id", "must match the id in the URL")
+	}
+	scratch := newUpstream()
+	_ = apply(&scratch, offHealthchecks)
+	if !byID {
+		if scratch.Name != "" && scratch.Name != key {
+			return 0, nil, fieldError("name", "must match the name in the URL")
+		}
+		if _, err := checkUpstreamName(key); err != nil {
+			return 0, nil, fieldError("name", "%v", err)
+		}
+		scratch.Name = key
+	}
+	if err := checkHashing(&scratch); err != nil {
+		return 0, nil, err
+	}
+	status, name := http.StatusOK, ""
+	w, err := a.mutate(r, func(w *world) error {
+		u := newUpstream()
+		if err := apply(&u, offHealthchecks); err != nil {
+			return err
+		}
+		if u.Healthchecks == nil {
+			u.Healthchecks = offHealthchecks()
+		}
+		eff, m, found := w.upstream(key)
+		if !byID {
+			u.Name = key
+		}
+		u.UpdatedAt = now
+		if !found {
+			if u.Name == "" {
+				return fieldError("name", "required field missing")
+			}
+			if w.nameTaken(kindUpstream, u.Name) {
+				return uniqueViolation("name", u.Name)
+			}
+			u.ID = id
+			if byID {
+				u.ID = key
+			}
+			if u.ID == "" {
+				u.ID = newID()
+			}
+			if w.idTaken(kindUpstream, u.ID) {
+				return primaryKeyViolation(u.ID)
+			}
+			u.CreatedAt = now
+			status, name = http.StatusCreated, u.Name
+			w.doc.Upstreams[u.Name] = &u
+			return nil
+		}
+		if u.Name == "" {
+			u.Name = eff.Name
+		}
+		cur := w.editableUpstream(eff.Name)
+		u.ID, u.CreatedAt, u.Targets = m.ID, m.CreatedAt, cur.Targets
+		name = u.Name
+		return w.putUpstream(eff.Name, &u, now)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	u, m, _ := w.upstreamByName(name)
+	return status, renderUpstream(u, m), nil
+}
+
+func (a *api) deleteUpstream(r *http.Request) (int, any, error) {
+	key, now := r.PathValue("upstream"), a.now().Unix()
+	_, err := a.mutate(r, func(w *world) error {
+		eff, _, ok := w.upstream(key)
+		if !ok {
+			return notFound()
+		}
+		if users := w.upstreamUsers(eff.Name); len(users) > 0 {
+			return referenced("upstreams", "services", users)
+		}
+		w.removeUpstream(eff.Name, now)
+		w.doc.Overrides = slices.DeleteFunc(w.doc.Overrides, func(o state.Override) bool { return o.Upstream == eff.Name })
+		delete(w.doc.Marks, eff.Name)
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}

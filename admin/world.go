@@ -1,0 +1,327 @@
+package admin
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/state"
+)
+
+// world is the configuration as the API shows it: the file, the admin
+// layer and their merge.
+type world struct {
+	file    *config.File
+	doc     *state.Doc
+	eff     *config.File
+	started int64 // created_at of the file's entities
+}
+
+func newWorld(file *config.File, doc *state.Doc, started int64) *world {
+	if file == nil {
+		file = config.Default()
+	}
+	if doc == nil {
+		doc = &state.Doc{}
+	}
+	if doc.Upstreams == nil {
+		doc.Upstreams = map[string]*state.Upstream{}
+	}
+	if doc.Services == nil {
+		doc.Services = map[string]*state.Service{}
+	}
+	if doc.Routes == nil {
+		doc.Routes = map[string]*state.Route{}
+	}
+	if doc.Canaries == nil {
+		doc.Canaries = map[string]*state.Canary{}
+	}
+	if doc.Rollouts == nil {
+		doc.Rollouts = map[string]*state.Rollout{}
+	}
+	if doc.Marks == nil {
+		doc.Marks = map[string]map[string]string{}
+	}
+	w := &world{file: file, doc: doc, started: started}
+	w.refresh()
+	return w
+}
+
+// refresh recomputes the merge after the Doc changed.
+func (w *world) refresh() { w.eff = state.Merge(w.file, w.doc) }
+
+// view returns the current world (outside Mutate).
+func (a *api) view() *world { return newWorld(a.ctl.File(), a.ctl.Doc(), a.started) }
+
+// mutate runs fn on the Controller's Doc inside Mutate and returns the
+// world fn left (the one persisted). fn looks up and applies; its errors
+// are returned as is.
+func (a *api) mutate(r *http.Request, fn func(w *world) error) (*world, error) {
+	file := a.ctl.File()
+	var last *world
+	err := a.ctl.Mutate(r.Context(), func(d *state.Doc) error {
+		w := newWorld(file, d, a.started)
+		if err := fn(w); err != nil {
+			return err
+		}
+		w.refresh()
+		last = w
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return last, nil
+}
+
+// fileMeta is the meta of a file entity no Doc entity replaces.
+func (w *world) fileMeta(kind, name string) state.Meta {
+	return state.Meta{ID: stableID(kind, name), CreatedAt: w.started, UpdatedAt: w.started}
+}
+
+// meta returns the meta shown for an entity: the Doc's when it holds one,
+// else the file's derived one.
+func (w *world) meta(kind, name string) state.Meta {
+	var m state.Meta
+	var ok bool
+	switch kind {
+	case kindUpstream:
+		var e *state.Upstream
+		if e, ok = w.doc.Upstreams[name]; ok {
+			m = e.Meta
+		}
+	case kindService:
+		var e *state.Service
+		if e, ok = w.doc.Services[name]; ok {
+			m = e.Meta
+		}
+	case kindRoute:
+		var e *state.Route
+		if e, ok = w.doc.Routes[name]; ok {
+			m = e.Meta
+		}
+	}
+	if !ok || m.Deleted {
+		return w.fileMeta(kind, name)
+	}
+	if m.ID == "" {
+		m.ID = stableID(kind, name)
+	}
+	return m
+}
+
+// Entity kinds, as used in derived ids.
+const (
+	kindUpstream = "upstream"
+	kindService  = "service"
+	kindRoute    = "route"
+	kindTarget   = "target"
+)
+
+// inFile reports whether the file defines an entity of that kind and name.
+func (w *world) inFile(kind, name string) bool {
+	switch kind {
+	case kindUpstream:
+		_, ok := w.file.Upstream(name)
+		return ok
+	case kindService:
+		_, ok := w.file.Service(name)
+		return ok
+	case kindRoute:
+		for i := range w.file.Routes {
+			if w.file.Routes[i].Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// upstream finds an effective upstream by id or name.
+func (w *world) upstream(key string) (*config.Upstream, state.Meta, bool) {
+	for i := range w.eff.Upstreams {
+		u := &w.eff.Upstreams[i]
+		m := w.meta(kindUpstream, u.Name)
+		if u.Name == key || (isUUID(key) && sameID(m.ID, key)) {
+			return u, m, true
+		}
+	}
+	return nil, state.Meta{}, false
+}
+
+// service finds an effective service by id or name.
+func (w *world) service(key string) (*config.Service, state.Meta, bool) {
+	for i := range w.eff.Services {
+		s := &w.eff.Services[i]
+		m := w.meta(kindService, s.Name)
+		if s.Name == key || (isUUID(key) && sameID(m.ID, key)) {
+			return s, m, true
+		}
+	}
+	return nil, state.Meta{}, false
+}
+
+// route finds an effective route by id or name.
+func (w *world) route(key string) (*config.Route, state.Meta, bool) {
+	for i := range w.eff.Routes {
+		r := &w.eff.Routes[i]
+		m := w.meta(kindRoute, r.Name)
+		if r.Name == key || (isUUID(key) && sameID(m.ID, key)) {
+			return r, m, true
+		}
+	}
+	return nil, state.Meta{}, false
+}
+
+// idTaken reports whether an entity of kind (effective or a tombstone)
+// already uses id.
+func (w *world) idTaken(kind, id string) bool {
+	switch kind {
+	case kindUpstream:
+		for n, e := range w.doc.Upstreams {
+			if sameID(w.metaOrStable(kind, n, e.Meta).ID, id) {
+				return true
+			}
+		}
+		for _, u := range w.file.Upstreams {
+			if sameID(stableID(kind, u.Name), id) {
+				return true
+			}
+		}
+	case kindService:
+		for n, e := range w.doc.Services {
+			if sameID(w.metaOrStable(kind, n, e.Meta).ID, id) {
+				return true
+			}
+		}
+		for _, s := range w.file.Services {
+			if sameID(stableID(kind, s.Name), id) {
+				return true
+			}
+		}
+	case kindRoute:
+		for n, e := range w.doc.Routes {
+			if sameID(w.metaOrStable(kind, n, e.Meta).ID, id) {
+				return true
+			}
+		}
+		for _, r := range w.file.Routes {
+			if sameID(stableID(kind, r.Name), id) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (w *world) metaOrStable(kind, name string, m state.Meta) state.Meta {
+	if m.ID == "" {
+		m.ID = stableID(kind, name)
+	}
+	return m
+}
+
+// nameTaken reports whether an effective entity of kind is called name.
+func (w *world) nameTaken(kind, name string) bool {
+	switch kind {
+	case kindUpstream:
+		_, _, ok := w.upstreamByName(name)
+		return ok
+	case kindService:
+		_, ok := w.eff.Service(name)
+		return ok
+	case kindRoute:
+		for i := range w.eff.Routes {
+			if w.eff.Routes[i].Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (w *world) upstreamByName(name string) (*config.Upstream, state.Meta, bool) {
+	u, ok := w.eff.Upstream(name)
+	if !ok {
+		return nil, state.Meta{}, false
+	}
+	return u, w.meta(kindUpstream, name), true
+}
+
+// page is a list request's paging: size and the sort key to start after.
+type page struct {
+	size      int
+	sizeGiven bool
+	after     string
+	hasAfter  bool
+}
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// parsePage reads size and offset from the query.
+func parsePage(r *http.Request) (page, error) {
+	p := page{size: defaultPageSize}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return p, badRequest("invalid query string: %v", err)
+	}
+	if s := q.Get("size"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxPageSize {
+			return p, &Error{Status: http.StatusBadRequest, Code: codeInvalidSize, Name: "invalid size",
+				Message: "size must be an integer between 1 and 1000", Fields: map[string]string{"size": "must be an integer between 1 and 1000"}}
+		}
+		p.size, p.sizeGiven = n, true
+	}
+	if s := q.Get("offset"); s != "" {
+		b, err := base64.RawURLEncoding.DecodeString(s)
+		if err != nil {
+			return p, &Error{Status: http.StatusBadRequest, Code: codeInvalidOffset, Name: "invalid offset",
+				Message: "'" + s + "' is not a valid offset", Fields: map[string]string{"offset": "invalid offset"}}
+		}
+		p.after, p.hasAfter = string(b), true
+	}
+	return p, nil
+}
+
+// list is a Kong list answer.
+type list struct {
+	Data   []any   `json:"data"`
+	Next   *string `json:"next"`
+	Offset string  `json:"offset,omitempty"`
+}
+
+// paginate sorts items by key and returns the page p asks for, with next
+// set when more follow.
+func paginate[T any](r *http.Request, p page, items []T, key func(T) string) list {
+	slices.SortStableFunc(items, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	start := 0
+	if p.hasAfter {
+		start, _ = slices.BinarySearchFunc(items, p.after, func(t T, k string) int { return strings.Compare(key(t), k) })
+		for start < len(items) && key(items[start]) <= p.after {
+			start++
+		}
+	}
+	end := min(start+p.size, len(items))
+	out := list{Data: make([]any, 0, end-start)}
+	for _, it := range items[start:end] {
+		out.Data = append(out.Data, it)
+	}
+	if end < len(items) {
+		tok := base64.RawURLEncoding.EncodeToString([]byte(key(items[end-1])))
+		q := url.Values{"offset": {tok}}
+		if p.sizeGiven {
+			q.Set("size", strconv.Itoa(p.size))
+		}
+		next := r.URL.Path + "?" + q.Encode()
+		out.Next, out.Offset = &next, tok
+	}
+	return out
+}

@@ -1,0 +1,281 @@
+// Package e2e runs Outrigger's container images end to end with
+// testcontainers-go: Consul, service instances each with an Outrigger
+// sidecar that registers it, and a client sidecar that routes to them by
+// Consul discovery, all on a private Docker network.
+//
+// Contract:
+//   - The images are built from this tree on first use, exactly as
+//     `make image image-consul image-demo` builds them: static binaries
+//     (CGO_ENABLED=0) built here, staged with the files the Dockerfiles in
+//     deployments/ copy, and built FROM scratch through testcontainers, so
+//     no registry is needed. Tags are unique to the run and removed when
+//     it ends; the Consul binary is bin/consul (`make consul`).
+//   - Every container is removed by t.Cleanup (Ryuk, testcontainers' reaper,
+//     is disabled: its image cannot be pulled without a registry). Ports
+//     are published on 127.0.0.1 only, and the tests send traffic only
+//     there; instance pods reach each other on their private network.
+//   - The sidecars run the configurations of the compose example
+//     (deployments/compose/*.yaml, bind-mounted read-only), with read-only
+//     root filesystems, no capabilities and the images' non-root user.
+//   - Where no Docker engine answers, TestMain prints one line saying so
+//     and every test skips.
+//   - Every wait is a poll with a deadline; every load loop is bounded in
+//     requests and in time.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+	tclog "github.com/testcontainers/testcontainers-go/log"
+
+	"github.com/outrigger-gw/outrigger/internal/consultest"
+)
+
+var (
+	// dockerErr is why no test can run (no Docker engine); nil otherwise.
+	dockerErr error
+	// provider talks to the Docker engine.
+	provider *testcontainers.DockerProvider
+	// runID makes this run's image tags and container names unique, so
+	// concurrent runs on one engine do not collide.
+	runID = strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + strconv.Itoa(os.Getpid())
+)
+
+func TestMain(m *testing.M) {
+	// Before anything touches testcontainers, whose configuration is read
+	// once: the reaper's image cannot be pulled without a registry.
+	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	// Quiet by default; each container logs its steps to its test.
+	tclog.SetDefault(tclog.NewNoopLogger())
+	dockerErr = connectDocker()
+	if dockerErr != nil {
+		fmt.Printf("itest/e2e: skipping the container tests: no Docker engine answers (%v)\n", dockerErr)
+	}
+	code := m.Run()
+	removeImages()
+	os.Exit(code)
+}
+
+// connectDocker creates the provider and pings the engine.
+func connectDocker() error {
+	p, err := testcontainers.NewDockerProvider(testcontainers.WithLogger(log.New(io.Discard, "", 0)))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.Client().Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		return err
+	}
+	provider = p
+	return nil
+}
+
+// requireDocker skips t when no engine answers (TestMain said why).
+func requireDocker(t *testing.T) {
+	t.Helper()
+	if dockerErr != nil {
+		t.Skip("no Docker engine (see the line above)")
+	}
+}
+
+// imageSet names the images built for this run.
+type imageSet struct {
+	Outrigger, Consul, Demo string
+}
+
+var (
+	imagesOnce sync.Once
+	built      imageSet
+	builtErr   error
+	// builtTags are removed by TestMain when the run ends.
+	builtTagsMu sync.Mutex
+	builtTags   []string
+	stageDir    string
+)
+
+// images builds the three images once per run and returns their tags.
+func images(t *testing.T) imageSet {
+	t.Helper()
+	requireDocker(t)
+	consulBin := consultest.Binary(t) // fails t with one line when missing
+	imagesOnce.Do(func() {
+		start := time.Now()
+		built, builtErr = buildImages(consulBin)
+		if builtErr == nil {
+			fmt.Printf("itest/e2e: built %s, %s, %s in %s\n", built.Outrigger, built.Consul, built.Demo, time.Since(start).Round(100*time.Millisecond))
+		}
+	})
+	if builtErr != nil {
+		t.Fatalf("building the images: %v", builtErr)
+	}
+	return built
+}
+
+// repoRoot is the nearest directory above the working directory holding
+// go.mod.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// caBundle is the host CA bundle that deployments/Dockerfile copies.
+const caBundle = "/etc/ssl/certs/ca-certificates.crt"
+
+// buildImages stages the three build contexts as the Makefile does and
+// builds them.
+func buildImages(consulBin string) (imageSet, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return imageSet{}, err
+	}
+	stageDir, err = os.MkdirTemp("", "outrigger-e2e-images-")
+	if err != nil {
+		return imageSet{}, err
+	}
+	rootfs := filepath.Join(root, "deployments", "rootfs", "etc")
+	type spec struct {
+		name, dockerfile string
+		// pkg is built into the context under the base name of pkg;
+		// files are copied: context name -> source path.
+		pkg   string
+		files map[string]string
+	}
+	specs := []spec{
+		{name: "outrigger", dockerfile: "deployments/Dockerfile", pkg: "./cmd/outrigger",
+			files: map[string]string{"ca-certificates.crt": caBundle}},
+		{name: "consul", dockerfile: "deployments/consul/Dockerfile",
+			files: map[string]string{"consul": consulBin}},
+		{name: "demo-service", dockerfile: "deployments/demo-service/Dockerfile", pkg: "./cmd/demo-service"},
+	}
+	tags := make([]string, len(specs))
+	for i, s := range specs {
+		dir := filepath.Join(stageDir, s.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return imageSet{}, err
+		}
+		files := map[string]string{
+			"Dockerfile": filepath.Join(root, s.dockerfile),
+			"passwd":     filepath.Join(rootfs, "passwd"),
+			"group":      filepath.Join(rootfs, "group"),
+		}
+		for k, v := range s.files {
+			files[k] = v
+		}
+		for dst, src := range files {
+			if err := linkOrCopy(src, filepath.Join(dir, dst)); err != nil {
+				return imageSet{}, fmt.Errorf("staging %s: %w", s.name, err)
+			}
+		}
+		if s.pkg != "" {
+			out := filepath.Join(dir, filepath.Base(s.pkg))
+			cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -X main.version=e2e", "-o", out, s.pkg)
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+			if b, err := cmd.CombinedOutput(); err != nil {
+				return imageSet{}, fmt.Errorf("go build %s: %v\n%s", s.pkg, err, b)
+			}
+		}
+		tag, err := buildImage(dir, s.name)
+		if err != nil {
+			return imageSet{}, err
+		}
+		tags[i] = tag
+	}
+	return imageSet{Outrigger: tags[0], Consul: tags[1], Demo: tags[2]}, nil
+}
+
+// buildImage builds the context dir through testcontainers and records the
+// tag for removal.
+func buildImage(dir, name string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var buildLog bytes.Buffer
+	req := &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
+		Context:        dir,
+		Dockerfile:     "Dockerfile",
+		Repo:           "outrigger-e2e/" + name,
+		Tag:            runID,
+		KeepImage:      true,
+		BuildLogWriter: &buildLog,
+	}}
+	tag, err := provider.BuildImage(ctx, req)
+	if err != nil {
+		return "", fmt.Errorf("docker build %s: %v\n%s", name, err, buildLog.String())
+	}
+	builtTagsMu.Lock()
+	builtTags = append(builtTags, tag)
+	builtTagsMu.Unlock()
+	return tag, nil
+}
+
+// linkOrCopy hard-links src to dst (the Consul binary is 130 MB), copying
+// when the two are on different file systems.
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, st.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// removeImages removes this run's images and staging directory.
+func removeImages() {
+	if stageDir != "" {
+		os.RemoveAll(stageDir)
+	}
+	if provider == nil {
+		return
+	}
+	builtTagsMu.Lock()
+	defer builtTagsMu.Unlock()
+	for _, tag := range builtTags {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if _, err := provider.Client().ImageRemove(ctx, tag, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
+			fmt.Printf("itest/e2e: removing image %s: %v\n", tag, err)
+		}
+		cancel()
+	}
+}

@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/outrigger-gw/outrigger/balance"
+	"github.com/outrigger-gw/outrigger/upstream"
+)
+
+// PercentScale is the resolution of canary percents: 100 % = 100000, so
+// 0.001 % steps are exact.
+const PercentScale = 100000
+
+// Splitter holds the state of a service's canary split that must outlive
+// table rebuilds: the percent and the position of the exact counter split.
+// Safe for concurrent use; the zero value sends nothing to the canary.
+type Splitter struct {
+	pct atomic.Uint64 // 0..PercentScale
+	n   atomic.Uint64 // requests split so far
+}
+
+// SetPercent sets the canary share, 0..100 (decimals allowed).
+func (s *Splitter) SetPercent(p float64) {
+	s.pct.Store(uint64(math.Round(min(max(p, 0), 100) * PercentScale / 100)))
+}
+
+// Percent returns the canary share, 0..100.
+func (s *Splitter) Percent() float64 { return float64(s.pct.Load()) * 100 / PercentScale }
+
+// next reports whether the next request of the exact split goes to the
+// canary: the n-th request does when floor(n·p) grows, so any window of k
+// consecutive requests holds floor or ceil of k·p canary requests.
+func (s *Splitter) next() bool {
+	p := s.pct.Load()
+	n := s.n.Add(1)
+	return n*p/PercentScale != (n-1)*p/PercentScale
+}
+
+// Force kinds.
+const (
+	ForceHeader = "header"
+	ForceCookie = "cookie"
+	ForceQuery  = "query"
+)
+
+// ForceRule sends a request to the canary when its input equals Value.
+type ForceRule struct {
+	Kind, Name, Value string
+}
+
+func (f *ForceRule) matches(r *http.Request) bool {
+	switch f.Kind {
+	case ForceHeader:
+		return r.Header.Get(f.Name) == f.Value
+	case ForceCookie:
+		c, err := r.Cookie(f.Name)
+		return err == nil && c.Value == f.Value
+	case ForceQuery:
+		return r.URL.Query().Get(f.Name) == f.Value
+	}
+	return false
+}
+
+// Canary sends part of a service's traffic to another upstream.
+type Canary struct {
+	Upstream *upstream.Upstream
+	// Hash keys the canary upstream's balancer (its own hash_on settings).
+	Hash  *HashSpec
+	Split *Splitter
+	Force []ForceRule
+	// StickyBy, when set ("ip", "header:NAME" or "cookie:NAME"), assigns a
+	// request by the hash of that input instead of the exact counter, so a
+	// user who was sent to the canary stays there as the percent grows.
+	// Requests without the input fall back to the counter.
+	StickyBy string
+	// Stats, when set, records the canary side's outcomes.
+	Stats *RoleStats
+}
+
+// choose reports whether r goes to the canary.
+func (c *Canary) choose(r *http.Request) bool {
+	for i := range c.Force {
+		if c.Force[i].matches(r) {
+			return true
+		}
+	}
+	p := c.Split.pct.Load()
+	switch {
+	case p == 0:
+		return false
+	case p >= PercentScale:
+		return true
+	}
+	if key, ok := stickyInput(r, c.StickyBy); ok {
+		return balance.HashKey(key)%PercentScale < p
+	}
+	return c.Split.next()
+}
+
+func stickyInput(r *http.Request, by string) (string, bool) {
+	switch {
+	case by == "":
+		return "", false
+	case by == "ip":
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		return ip, err == nil
+	case strings.HasPrefix(by, "header:"):
+		v := r.Header.Get(by[len("header:"):])
+		return v, v != ""
+	case strings.HasPrefix(by, "cookie:"):
+		c, err := r.Cookie(by[len("cookie:"):])
+		return c.Value, err == nil && c.Value != ""
+	}
+	return "", false
+}
+
+// histBuckets is the size of a RoleStats latency histogram: 4 buckets per
+// doubling from 1 µs, up to about 18 minutes.
+const histBuckets = 120
+
+// RoleStats counts one side (primary or canary) of a service's traffic for
+// rollout decisions. Every field is updated atomically; the zero value is
+// ready.
+type RoleStats struct {
+	requests, errors atomic.Int64
+	hist             [histBuckets]atomic.Int64
+}
+
+func latencyBucket(d time.Duration) int {
+	us := float64(d) / float64(time.Microsecond)
+	if us <= 1 {
+		return 0
+	}
+	return min(int(math.Log2(us)*4), histBuckets-1)
+}
+
+// Record counts one finished request.
+func (s *RoleStats) Record(d time.Duration, failed bool) {
+	s.requests.Add(1)
+	if failed {
+		s.errors.Add(1)
+	}
+	s.hist[latencyBucket(d)].Add(1)
+}
+
+// RoleSnapshot is a point-in-time copy of RoleStats; subtract two to get a
+// window.
+type RoleSnapshot struct {
+	Requests, Errors int64
+	Hist             [histBuckets]int64
+}
+
+// Snapshot copies the counters.
+func (s *RoleStats) Snapshot() RoleSnapshot {
+	var out RoleSnapshot
+	out.Requests, out.Errors = s.requests.Load(), s.errors.Load()
+	for i := range s.hist {
+		out.Hist[i] = s.hist[i].Load()
+	}
+	return out
+}
+
+// Sub returns the counts between an earlier snapshot and this one.
+func (a RoleSnapshot) Sub(b RoleSnapshot) RoleSnapshot {
+	out := RoleSnapshot{Requests: a.Requests - b.Requests, Errors: a.Errors - b.Errors}
+	for i := range a.Hist {
+		out.Hist[i] = a.Hist[i] - b.Hist[i]
+	}
+	return out
+}
+
+// ErrorRate is errors / requests (0 without requests).
+func (a RoleSnapshot) ErrorRate() float64 {
+	if a.Requests == 0 {
+		return 0
+	}
+	return float64(a.Errors) / float64(a.Requests)
+}
+
+// P99 is the upper bound of the bucket holding the 99th percentile.
+func (a RoleSnapshot) P99() time.Duration {
+	var total int64
+	for _, c := range a.Hist {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := int64(math.Ceil(float64(total) * 0.99))
+	var seen int64
+	for i, c := range a.Hist {
+		seen += c
+		if seen >= rank {
+			return time.Duration(math.Pow(2, float64(i+1)/4) * float64(time.Microsecond))
+		}
+	}
+	return 0
+}
