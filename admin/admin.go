@@ -27,6 +27,25 @@
 //   - The routes table in routes.go drives both the mux and GET
 //     /openapi.json, so the document lists exactly what is served.
 //   - Nothing here is package-level mutable state.
+//
+// Choices where Kong is silent or Outrigger differs:
+//   - Targets list the file's and the API's targets (source "static" or
+//     "admin") and discovered ones (source "consul:web", ...). PATCH
+//     weight on a discovered target writes an override of exactly that
+//     address (updated in place on the next PATCH); a discovered target
+//     cannot be deleted (400: PATCH weight=0 drains it).
+//   - Manual marks: PUT (Kong 2.x and later) or POST (Kong 1.x)
+//     /upstreams/{u}/targets/{t}/healthy|unhealthy set a mark, stored in
+//     the Doc; DELETE on either path clears the mark, whatever it is.
+//   - DELETE of an unknown entity is 404 (Kong answers 204).
+//   - Services and routes may be created without a name, as in Kong; the
+//     admin layer keys them by their id, and they show "name": null.
+//   - Kong fields Outrigger lacks (tags on upstreams, services and
+//     routes, https_redirect_status_code, ...) are accepted at Kong's
+//     default value and refused otherwise; route protocols are checked
+//     and not kept (routes match http and https).
+//   - A rollout that cannot take an action (pause when not running, ...)
+//     answers 409.
 package admin
 
 import (

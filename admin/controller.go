@@ -19,7 +19,9 @@ type Controller interface {
 	// concurrent change fn is called again on the new layer), and applied.
 	// Nothing is applied or persisted when any step fails: fn's own error
 	// is returned as is (use *Error for bad input), a build failure as an
-	// *Error with status 400, a store failure as a plain error.
+	// *Error with status 400, a store failure as a plain error. The admin
+	// package never calls the Controller from inside fn, so Mutate may
+	// hold its lock while fn runs.
 	Mutate(ctx context.Context, fn func(*state.Doc) error) error
 	// Doc returns a copy of the current admin layer.
 	Doc() *state.Doc

@@ -66,11 +66,15 @@ func TestJSONAndFormBodies(t *testing.T) {
 			json: func(n int) any {
 				return map[string]any{"target": fmt.Sprint("10.1.0.", n, ":80"), "weight": 7, "tags": []any{"a", "b"}}
 			},
-			form: func(n int) form { return form{"target", fmt.Sprint("10.1.0.", n, ":80"), "weight", "7", "tags[]", "a", "tags[]", "b"} },
+			form: func(n int) form {
+				return form{"target", fmt.Sprint("10.1.0.", n, ":80"), "weight", "7", "tags[]", "a", "tags[]", "b"}
+			},
 			ignore: []string{"target"}},
 		{desc: "override by meta", path: "/upstreams/blue_upstream/overrides",
-			json: func(n int) any { return map[string]any{"meta": map[string]any{"version": fmt.Sprint("v", n)}, "tags": []any{"x"}, "share": 12.5} },
-			form: func(n int) form { return form{"meta.version", fmt.Sprint("v", n), "tags", "x", "share", "12.5"} },
+			json: func(n int) any {
+				return map[string]any{"meta": map[string]any{"version": fmt.Sprint("v", n)}, "tags": []any{"x"}, "share": 12.5}
+			},
+			form:   func(n int) form { return form{"meta.version", fmt.Sprint("v", n), "tags", "x", "share", "12.5"} },
 			ignore: []string{"meta"}},
 	}
 	for _, c := range cases {
@@ -283,4 +287,26 @@ func TestServiceRename(t *testing.T) {
 	n := e.must(http.StatusCreated, http.MethodPost, "/services", form{"host", "10.0.0.5", "port", "9000"})
 	eq(t, "name", n.body["name"], nil)
 	e.must(http.StatusOK, http.MethodGet, "/services/"+n.str("id"), nil)
+}
+
+// TestWholeKongEntities: bodies shaped like Kong Manager's or decK's,
+// with Kong's fields Outrigger lacks at their defaults, are accepted.
+func TestWholeKongEntities(t *testing.T) {
+	e := newEnv(t, fileRich)
+	e.must(http.StatusCreated, http.MethodPost, "/routes", map[string]any{
+		"name": nil, "paths": []any{"/api/atelier"}, "protocols": []any{"http"}, "methods": nil, "hosts": nil, "headers": nil,
+		"https_redirect_status_code": 426, "path_handling": "v0", "request_buffering": true, "response_buffering": true,
+		"snis": nil, "sources": nil, "destinations": nil, "tags": []any{}, "regex_priority": 0, "strip_path": true, "preserve_host": false,
+		"service": map[string]any{"id": stableID(kindService, "example_service")},
+	})
+	e.must(http.StatusCreated, http.MethodPost, "/upstreams", map[string]any{
+		"name": "deck_upstream", "tags": nil, "host_header": nil, "client_certificate": nil, "use_srv_name": false, "hash_fallback_header": nil,
+	})
+	e.must(http.StatusCreated, http.MethodPost, "/services", form{"name", "mgr", "host", "deck_upstream", "enabled", "true", "tls_verify", ""})
+	// A GET answer can be PUT back as is.
+	for _, path := range []string{"/upstreams/example_upstream", "/services/example_service", "/routes/example_route"} {
+		r := e.must(http.StatusOK, http.MethodGet, path, nil)
+		back := e.must(http.StatusOK, http.MethodPut, path, r.body)
+		eq(t, path+" round trip", strip(back.body), strip(r.body))
+	}
 }

@@ -261,6 +261,31 @@ func (o *obj) ignore(keys ...string) {
 	}
 }
 
+// kongOnly accepts fields Kong has and Outrigger does not implement as
+// long as they hold Kong's default: null, an empty list, or def (as
+// written in a form; "" when only null is the default). Clients that send
+// whole Kong entities (Kong Manager, decK) then work; a value that would
+// change behaviour is refused.
+func (o *obj) kongOnly(defaults map[string]string) {
+	for k, def := range defaults {
+		v, present := o.get(k)
+		if !present || v == nil {
+			continue
+		}
+		if l, ok := v.([]any); ok && len(l) == 0 {
+			continue
+		}
+		if def != "" && fmt.Sprint(v) == def {
+			continue
+		}
+		if def == "" {
+			o.fail(k, "not supported by outrigger (leave it null)")
+		} else {
+			o.fail(k, "not supported by outrigger (only %s)", def)
+		}
+	}
+}
+
 // unknown reports every key no accessor used.
 func (o *obj) unknown() {
 	for k := range o.m {

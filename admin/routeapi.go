@@ -140,6 +140,8 @@ func decodeRoute(o *obj, r *state.Route) serviceRef {
 	var protocols []string
 	o.setStrings("protocols", &protocols, oneOf("http", "https"))
 	ref := decodeServiceRef(o)
+	o.kongOnly(map[string]string{"tags": "", "https_redirect_status_code": "426", "path_handling": "v0", "request_buffering": "true",
+		"response_buffering": "true", "snis": "", "sources": "", "destinations": ""})
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()
 	return ref

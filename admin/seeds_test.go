@@ -54,8 +54,6 @@ func TestKongTutorial(t *testing.T) {
 		})
 	}
 	// The effective configuration is what the tutorial describes.
-	eff := e.fk.File()
-	_ = eff
 	w := e.hView()
 	svc, _ := w.eff.Service("example_service")
 	if svc.Host != "example_upstream" {

@@ -96,6 +96,7 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 	if v, present := o.m["port"]; s.Port == 0 || (creating && !hasURL && (!present || v == nil || v == formValue(""))) {
 		s.Port = defaultServicePort(s.Protocol)
 	}
+	o.kongOnly(map[string]string{"tags": "", "enabled": "true", "client_certificate": "", "tls_verify": "", "tls_verify_depth": "", "ca_certificates": ""})
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()
 }

@@ -393,8 +393,11 @@ func (w *world) overrideDiscovered(b *obj, name string, cur *targetView, now int
 		return fieldError("weight", "required field missing")
 	}
 	if i := w.exactOverride(name, cur.Target); i >= 0 {
-		ov := &w.doc.Overrides[i]
-		ov.Weight, ov.Share = ptr(weight), nil
+		// Updated, it becomes the latest override, so it wins over label
+		// overrides that also select the target; the id is kept.
+		ov := w.doc.Overrides[i]
+		ov.Weight, ov.Share, ov.CreatedAt = ptr(weight), nil, now
+		w.doc.Overrides = append(slices.Delete(w.doc.Overrides, i, i+1), ov)
 		return nil
 	}
 	w.doc.Overrides = append(w.doc.Overrides, state.Override{

@@ -166,6 +166,8 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 			decodeHealthchecks(c, u.Healthchecks)
 		}
 	}
+	o.kongOnly(map[string]string{"tags": "", "host_header": "", "client_certificate": "", "use_srv_name": "false",
+		"hash_fallback_header": "", "hash_fallback_query_arg": "", "hash_fallback_uri_capture": ""})
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()
 }

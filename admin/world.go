@@ -75,6 +75,9 @@ func (a *api) mutate(r *http.Request, fn func(w *world) error) (*world, error) {
 	if err != nil {
 		return nil, err
 	}
+	if last == nil { // a Controller that did not call fn
+		return a.view(), nil
+	}
 	return last, nil
 }
 

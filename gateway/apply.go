@@ -207,6 +207,11 @@ func (p *plan) adminLayer() error {
 func (g *Gateway) commitLocked(p *plan) {
 	for name, rt := range p.ups {
 		if old := g.upstreams[name]; old != nil && old.u != rt.u {
+			// A rebuilt upstream starts with the discovered targets the
+			// old one had; its watchers take over from there.
+			for src, ts := range old.u.SourceTargets() {
+				rt.u.SetTargets(src, ts)
+			}
 			g.retire(old)
 		}
 		rt.u.SetBalancer(rt.balancer)

@@ -23,6 +23,9 @@ type watcher struct {
 	u        *upstream.Upstream
 	src      discovery.Source
 	grace    time.Duration
+	// handover names sources of replaced watchers whose targets this one
+	// takes over: dropped (unless it has the same name) at its first answer.
+	handover []string
 	cancel   context.CancelFunc
 	done     chan struct{}
 }
@@ -68,9 +71,20 @@ func (g *Gateway) startWatcher(ctx context.Context, w *watcher) {
 	ctx, w.cancel = context.WithCancel(ctx)
 	w.done = make(chan struct{})
 	log := g.log.With().Str("upstream", w.upstream).Str("source", w.src.Name()).Logger()
+	handover := w.handover
+	w.handover = nil
 	go func() {
 		defer close(w.done)
 		w.u.Watch(ctx, w.src, upstream.WatchOptions{EmptyGrace: w.grace, OnEvent: func(ev upstream.WatchEvent) {
+			if ev.Kind != "error" && handover != nil {
+				for _, name := range handover {
+					if name != w.src.Name() {
+						w.u.SetTargets(name, nil)
+						g.discoveryMetrics.forget(w.upstream, name)
+					}
+				}
+				handover = nil
+			}
 			g.discoveryMetrics.observe(w.upstream, ev)
 			switch ev.Kind {
 			case "error":

@@ -203,6 +203,7 @@ func (g *Gateway) remoteChange(doc *state.Doc, v uint64) {
 func (g *Gateway) reconcileWatchers(want []*watcher) {
 	var keep []*watcher
 	used := make([]bool, len(want))
+	var replaced []*watcher
 	for _, old := range g.watchers {
 		kept := false
 		for i, nw := range want {
@@ -213,18 +214,33 @@ func (g *Gateway) reconcileWatchers(want []*watcher) {
 			}
 		}
 		if !kept {
-			stopWatcher(old, true)
-			g.discoveryMetrics.forget(old.upstream, old.src.Name())
+			stopWatcher(old, false)
+			replaced = append(replaced, old)
 		}
 	}
 	for i, nw := range want {
 		if used[i] {
 			continue
 		}
+		// The targets of a replaced watcher of the same upstream stay
+		// until the new one has answered (a changed filter must not leave
+		// the upstream empty in between); the others go now.
+		for j, old := range replaced {
+			if old != nil && old.upstream == nw.upstream {
+				nw.handover = append(nw.handover, old.src.Name())
+				replaced[j] = nil
+			}
+		}
 		if g.serving {
 			g.startWatcher(g.ctx, nw)
 		}
 		keep = append(keep, nw)
+	}
+	for _, old := range replaced {
+		if old != nil {
+			old.u.SetTargets(old.src.Name(), nil)
+			g.discoveryMetrics.forget(old.upstream, old.src.Name())
+		}
 	}
 	g.watchers = keep
 }

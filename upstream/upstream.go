@@ -554,3 +554,17 @@ func (u *Upstream) SetBalancer(b balance.Builder) {
 	u.mu.Unlock()
 	u.Rebuild()
 }
+
+// SourceTargets returns a copy of every non-static source's target set, so
+// a replacement upstream can start with what discovery already knows.
+func (u *Upstream) SourceTargets() map[string][]Target {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make(map[string][]Target, len(u.sources))
+	for name, ts := range u.sources {
+		if name != StaticSource {
+			out[name] = slices.Clone(ts)
+		}
+	}
+	return out
+}

@@ -471,3 +471,28 @@ func TestDefaultGRPCPortAndAuth(t *testing.T) {
 		})
 	})
 }
+
+func TestRegistrarWhileServerDown(t *testing.T) {
+	e := server(t)
+	e.needFake(t)
+	e.fake.Stop()
+	pool := newPool(t)
+	svc := uniqueService(t, "regdown")
+	var ev events
+	r, err := NewRegistrar(pool, e.registration(svc, 9701), WithOnEvent(ev.record), WithBackoff(50*time.Millisecond, 200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runRegistrar(t, r)
+	poll(t, "waiting for a connection", func() bool { return ev.has(EventRegister + ":" + ErrDisconnected.Error()) })
+	e.fake.Restart()
+	poll(t, "registered", func() bool { return len(e.fake.Instances("", "", svc)) == 1 })
+	poll(t, "successful register event", func() bool { return ev.has(EventRegister) })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.fake.Instances("", "", svc); len(got) != 0 {
+		t.Errorf("after Run returned: %+v", got)
+	}
+	t.Logf("events: %s", &ev)
+}

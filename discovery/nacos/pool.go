@@ -59,8 +59,8 @@ func WithRequestTimeout(d time.Duration) PoolOption {
 
 // WithHealthInterval sets how often each SDK client's connection state is
 // sampled (a local read, no network; default 50ms). The SDK keeps a client
-// unhealthy for at least 100ms while it reconnects, so the default never
-// misses a reconnect.
+// unhealthy for at least 100ms while it reconnects, so sampling at half that
+// sees every reconnect unless the sampler is descheduled that long.
 func WithHealthInterval(d time.Duration) PoolOption {
 	return func(o *poolOptions) {
 		if d > 0 {
@@ -615,10 +615,14 @@ func (c *client) unwatch(w *watcher) {
 		return
 	}
 	delete(c.subs, grouped)
-	// Best effort: the SDK drops the subscription from its redo cache
-	// first, then tells the server (failing fast, in about 300ms, while
-	// disconnected; the server forgets it with the connection anyway).
-	_ = c.proxy.Unsubscribe(w.service, w.group, "")
+	// Best effort, and only while connected: the SDK's request path races
+	// with its own reconnect (nacos-sdk-go#905). Disconnected, the server
+	// has forgotten the subscription with the connection; the SDK's redo
+	// may subscribe it again after a reconnect, which is harmless (nobody
+	// is called back) and ends when the client closes.
+	if c.state().connected {
+		_ = c.proxy.Unsubscribe(w.service, w.group, "")
+	}
 	c.holder.StopUpdateIfContain(grouped, "")
 }
 

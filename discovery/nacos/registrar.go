@@ -164,6 +164,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 	prev := c.state()
 	registered := false
 	failures := 0
+	waiting := false // EventRegister(ErrDisconnected) reported
 	// Go 1.23 timers: Reset never delivers a stale tick.
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -193,6 +194,17 @@ func (r *Registrar) Run(ctx context.Context) error {
 		}
 		if registered {
 			continue
+		}
+		// Call the SDK only while connected: its request path races with
+		// its own reconnect otherwise (nacos-sdk-go#905, #908). Once the
+		// registration is in the SDK's redo cache, the SDK registers again
+		// after every reconnect by itself.
+		if !c.state().connected {
+			if !waiting {
+				r.event(EventRegister, ErrDisconnected)
+				waiting = true
+			}
+			continue // the next connection wakes us
 		}
 		err := r.register(c)
 		r.event(EventRegister, err)

@@ -174,8 +174,12 @@ func (s *Source) Name() string { return s.name }
 type runState struct {
 	subEpoch uint64 // connection epoch of the last successful subscribe
 	failures int
-	emitted  bool // a good set was emitted
-	last     []discovery.Target
+	// retryAt: no subscribe before then (backoff after failures; the SDK
+	// reconnects after a failed request, so a new epoch alone does not
+	// end the backoff).
+	retryAt time.Time
+	emitted bool // a good set was emitted
+	last    []discovery.Target
 	// lastEpoch is the connection epoch on which the last emitted
 	// non-empty set was read.
 	lastEpoch uint64
@@ -240,27 +244,33 @@ func (s *Source) step(c *client, w *watcher, st *runState, fail func(error), fn 
 		}
 		return 0
 	}
+	retry := func(err error) time.Duration {
+		st.failures++
+		st.subEpoch = 0
+		d := backoff(st.failures, s.opts.backoffMin, s.opts.backoffMax, fullJitter)
+		st.retryAt = s.now().Add(d)
+		fail(err)
+		return d
+	}
 	if st.subEpoch != cs.epoch {
+		if wait := st.retryAt.Sub(s.now()); wait > 0 {
+			return wait
+		}
 		// First subscription, or the first look after a reconnect: read
 		// fresh data from the server (the SDK's redo does the same; the
 		// call is idempotent).
 		if err := c.subscribe(w); err != nil {
-			st.failures++
-			fail(fmt.Errorf("subscribe: %w", err))
-			return backoff(st.failures, s.opts.backoffMin, s.opts.backoffMax, fullJitter)
+			return retry(fmt.Errorf("subscribe: %w", err))
 		}
-		st.failures = 0
 		st.subEpoch = cs.epoch
 	}
 	svc, ok := c.snapshot(s.cfg.Group, s.cfg.Service)
 	if !ok {
 		// Subscribed, yet the answer is not where the SDK keys it (a
-		// server answering another name or group): retry with backoff.
-		st.failures++
-		st.subEpoch = 0
-		fail(errors.New("subscribed, but the service is missing from the SDK cache"))
-		return backoff(st.failures, s.opts.backoffMin, s.opts.backoffMax, fullJitter)
+		// server answering another name or group).
+		return retry(errors.New("subscribed, but the service is missing from the SDK cache"))
 	}
+	st.failures = 0
 	ts := s.targets(svc.Hosts)
 	if len(ts) == 0 && len(st.last) > 0 && cs.epoch != st.lastEpoch && s.opts.reconnectGrace > 0 {
 		if wait := cs.since.Add(s.opts.reconnectGrace).Sub(s.now()); wait > 0 {

@@ -12,7 +12,9 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/common/remote/rpc/rpc_request"
 	"github.com/nacos-group/nacos-sdk-go/v2/common/remote/rpc/rpc_response"
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -75,6 +77,9 @@ type unaryHandler struct {
 }
 
 func (h unaryHandler) Request(ctx context.Context, p *auto.Payload) (*auto.Payload, error) {
+	if !h.s.Running() {
+		return nil, status.Error(codes.Unavailable, "nacostest: server stopping")
+	}
 	typ := p.GetMetadata().GetType()
 	body := p.GetBody().GetValue()
 	var head struct {

@@ -281,15 +281,14 @@ func (s *Server) Stop() {
 		s.mu.Unlock()
 		return
 	}
+	// From here on new streams end at once and unary calls fail, so no
+	// client reconnects while the ports close.
 	s.running = false
 	gs, hs := s.gsrv, s.hsrv
-	for _, c := range s.conns {
-		c.close()
-	}
 	s.mu.Unlock()
 
 	_ = hs.Close()
-	gs.Stop()
+	gs.Stop() // closes the listener and every transport at once
 	s.serving.Wait()
 
 	// Wait (bounded) for every stream handler to have cleaned up.
@@ -320,7 +319,9 @@ func waitCond(c *sync.Cond, d time.Duration) {
 	t.Stop()
 }
 
-// Restart stops the server if it runs and serves again on the same ports.
+// Restart stops the server if it runs and serves again on the same ports
+// (keeping persistent instances and the lastRefTime clock). Like t.Fatal it
+// must be called from the test's goroutine.
 func (s *Server) Restart() {
 	s.tb.Helper()
 	s.Stop()

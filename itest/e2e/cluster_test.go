@@ -82,7 +82,7 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 	c := &cluster{t: t, img: images(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	nw, err := tcnetwork.New(ctx, tcnetwork.WithLabels(map[string]string{"outrigger-e2e": runID}))
+	nw, err := tcnetwork.New(ctx, tcnetwork.WithLabels(runLabels()))
 	testcontainers.CleanupNetwork(t, nw)
 	if err != nil {
 		t.Fatalf("network: %v", err)
@@ -177,7 +177,7 @@ func (c *cluster) startPod(ctx context.Context, name, cfgPath string, appEnv, si
 func (c *cluster) start(ctx context.Context, name string, req testcontainers.ContainerRequest) testcontainers.Container {
 	c.t.Helper()
 	req.Name = fmt.Sprintf("outrigger-e2e-%s-%s-%s", runID, sanitize(c.t.Name()), name)
-	req.Labels = map[string]string{"outrigger-e2e": runID}
+	req.Labels = runLabels()
 	userMod := req.HostConfigModifier
 	req.HostConfigModifier = func(hc *container.HostConfig) {
 		hc.ReadonlyRootfs = true

@@ -53,6 +53,7 @@ func TestImages(t *testing.T) {
 			Image:      img.Outrigger,
 			Name:       fmt.Sprintf("outrigger-e2e-%s-noshell", runID),
 			Entrypoint: []string{"/bin/sh", "-c", "true"},
+			Labels:     runLabels(),
 		},
 		Started: true,
 		Logger:  tclog.TestLogger(t),

@@ -10,10 +10,14 @@
 //     deployments/ copy, and built FROM scratch through testcontainers, so
 //     no registry is needed. Tags are unique to the run and removed when
 //     it ends; the Consul binary is bin/consul (`make consul`).
-//   - Every container is removed by t.Cleanup (Ryuk, testcontainers' reaper,
-//     is disabled: its image cannot be pulled without a registry). Ports
-//     are published on 127.0.0.1 only, and the tests send traffic only
-//     there; instance pods reach each other on their private network.
+//   - Every container and network is removed by t.Cleanup (Ryuk,
+//     testcontainers' reaper, is disabled: its image cannot be pulled
+//     without a registry). Everything a run creates is labelled with its
+//     host and process id; TestMain first removes what earlier runs on this
+//     host left behind when they were killed before their cleanups
+//     (go test -timeout, Ctrl-C), never anything of a live run. Ports are
+//     published on 127.0.0.1 only, and the tests send traffic only there;
+//     instance pods reach each other on their private network.
 //   - The sidecars run the configurations of the compose example
 //     (deployments/compose/*.yaml, bind-mounted read-only), with read-only
 //     root filesystems, no capabilities and the images' non-root user.
@@ -33,8 +37,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -63,7 +70,9 @@ func TestMain(m *testing.M) {
 	tclog.SetDefault(tclog.NewNoopLogger())
 	dockerErr = connectDocker()
 	if dockerErr != nil {
-		fmt.Printf("itest/e2e: skipping the container tests: no Docker engine answers (%v)\n", dockerErr)
+		fmt.Printf("itest/e2e: skipping the container tests: no Docker engine answers (%s)\n", strings.Join(strings.Fields(dockerErr.Error()), " "))
+	} else {
+		reapDeadRuns()
 	}
 	code := m.Run()
 	removeImages()
@@ -83,6 +92,69 @@ func connectDocker() error {
 	}
 	provider = p
 	return nil
+}
+
+// Labels on every container, network and image a run creates.
+const (
+	labelHost = "outrigger-e2e.host"
+	labelPID  = "outrigger-e2e.pid"
+)
+
+// runLabels are this run's labels.
+func runLabels() map[string]string {
+	host, _ := os.Hostname()
+	return map[string]string{labelHost: host, labelPID: strconv.Itoa(os.Getpid())}
+}
+
+// reapDeadRuns removes the containers, networks and images of earlier runs
+// on this host whose test process is gone.
+func reapDeadRuns() {
+	if runtime.GOOS != "linux" {
+		return // process liveness is checked with signal 0
+	}
+	host, _ := os.Hostname()
+	dead := func(labels map[string]string) bool {
+		if labels[labelHost] != host {
+			return false
+		}
+		pid, err := strconv.Atoi(labels[labelPID])
+		if err != nil || pid == os.Getpid() {
+			return false
+		}
+		p, err := os.FindProcess(pid)
+		if err != nil {
+			return true
+		}
+		err = p.Signal(syscall.Signal(0))
+		return err != nil && !errors.Is(err, syscall.EPERM)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cli := provider.Client()
+	byLabel := client.Filters{}.Add("label", labelPID)
+	if cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: byLabel}); err == nil {
+		for _, c := range cs.Items {
+			if dead(c.Labels) {
+				_, _ = cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			}
+		}
+	}
+	if ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: byLabel}); err == nil {
+		for _, n := range ns.Items {
+			if dead(n.Labels) {
+				_, _ = cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+			}
+		}
+	}
+	if is, err := cli.ImageList(ctx, client.ImageListOptions{Filters: byLabel}); err == nil {
+		for _, i := range is.Items {
+			if dead(i.Labels) {
+				for _, tag := range i.RepoTags {
+					_, _ = cli.ImageRemove(ctx, tag, client.ImageRemoveOptions{PruneChildren: true})
+				}
+			}
+		}
+	}
 }
 
 // requireDocker skips t when no engine answers (TestMain said why).
@@ -224,6 +296,9 @@ func buildImage(dir, name string) (string, error) {
 		Tag:            runID,
 		KeepImage:      true,
 		BuildLogWriter: &buildLog,
+		BuildOptionsModifier: func(o *client.ImageBuildOptions) {
+			o.Labels = runLabels()
+		},
 	}}
 	tag, err := provider.BuildImage(ctx, req)
 	if err != nil {

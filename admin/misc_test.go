@@ -1,0 +1,95 @@
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestStatusEndpoints: the listener's original endpoints, with and
+// without a Controller.
+func TestStatusEndpoints(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "outrigger_test_total", Help: "test"}))
+	ready := false
+	h := New(Options{
+		Status:  func() Status { return Status{Version: "1.2.3", Upstreams: 2} },
+		Ready:   func() (bool, string) { return ready, "warming up" },
+		Metrics: reg,
+	})
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec
+	}
+	cases := []struct {
+		path   string
+		status int
+		has    string
+	}{
+		{"/", 200, `"tagline": "Welcome to outrigger"`},
+		{"/status", 200, `"version": "1.2.3"`},
+		{"/status", 200, `"uptime_seconds"`},
+		{"/ready", 503, `"message": "warming up"`},
+		{"/health", 200, `"message": "alive"`},
+		{"/metrics", 200, "outrigger_test_total 0"},
+		{"/openapi.json", 200, `"openapi": "3.0.3"`},
+		{"/upstreams", 503, "no controller"},
+		{"/nope", 404, `"message": "Not found"`},
+	}
+	for _, c := range cases {
+		rec := get(c.path)
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.has) {
+			t.Errorf("GET %s: %d %s, want %d containing %s", c.path, rec.Code, rec.Body, c.status, c.has)
+		}
+	}
+	ready = true
+	if rec := get("/ready"); rec.Code != 200 {
+		t.Errorf("/ready: %d", rec.Code)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPatch, "/upstreams", nil))
+	if rec.Code != 405 || rec.Header().Get("Allow") != "GET, POST" {
+		t.Errorf("PATCH /upstreams: %d, Allow %q", rec.Code, rec.Header().Get("Allow"))
+	}
+}
+
+// TestConcurrentChanges: parallel requests each land exactly once.
+func TestConcurrentChanges(t *testing.T) {
+	e := newEnv(t, fileRich)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for i := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := httptest.NewRecorder()
+			body := fmt.Sprintf("target=10.3.0.%d:80&weight=%d", i, i)
+			req := httptest.NewRequest(http.MethodPost, "/upstreams/example_upstream/targets", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			e.h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusCreated {
+				errs <- rec.Body.String()
+			}
+			rec = httptest.NewRecorder()
+			e.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/upstreams/example_upstream/health", nil))
+			if rec.Code != http.StatusOK {
+				errs <- rec.Body.String()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for s := range errs {
+		t.Error(s)
+	}
+	r := e.must(http.StatusOK, http.MethodGet, "/upstreams/example_upstream/targets", nil)
+	if n := len(r.data()); n != 34 {
+		t.Fatalf("%d targets, want 34", n)
+	}
+}
