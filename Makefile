@@ -104,7 +104,7 @@ compose-up: images
 	$(COMPOSE_RUN) up -d
 	@echo
 	@echo "Requests through the client's sidecar alternate between web-1 and web-2:"
-	@echo "  for i in 1 2 3 4; do curl -s http://127.0.0.1:$${OUTRIGGER_PROXY_PORT:-8000}/web/hello | grep instance; done"
+	@echo "  for i in 1 2 3 4; do curl -s http://127.0.0.1:$${OUTRIGGER_PROXY_PORT:-8000}/web/hello | grep -o '\"instance\":\"[^\"]*\"'; done"
 	@echo "Consul UI: http://127.0.0.1:$${CONSUL_UI_PORT:-8500}/ui   stop with: make compose-down"
 
 ## compose-down: stop and remove the compose example

@@ -13,6 +13,7 @@ type Discovery struct {
 	Pos    Pos
 	Consul *ConsulDiscovery
 	DNSSRV *DNSSRVDiscovery
+	Nacos  *NacosDiscovery
 	// EmptyGrace is how long an authoritative empty answer (the service is
 	// gone) must last before the upstream drops the source's targets.
 	EmptyGrace time.Duration
@@ -46,11 +47,46 @@ type DNSSRVDiscovery struct {
 	MinTTL, MaxTTL time.Duration
 }
 
+// Nacos is where a Nacos cluster is and how to log in; shared by the
+// discovery and register blocks.
+type Nacos struct {
+	// Servers are host:port of the HTTP ports (gRPC on port+1000 unless
+	// GRPCPort is set).
+	Servers     []string
+	GRPCPort    int
+	Namespace   string
+	Group       string
+	UsernameEnv string
+	PasswordEnv string
+}
+
+// NacosDiscovery watches a Nacos service by subscription (server push).
+type NacosDiscovery struct {
+	Pos Pos
+	Nacos
+	Service  string
+	Clusters []string
+	Metadata map[string]string
+}
+
+// NacosRegister registers the local service as an ephemeral instance.
+type NacosRegister struct {
+	Pos Pos
+	Nacos
+	Service  string
+	IP       string
+	Port     int
+	Weight   float64
+	Cluster  string
+	Metadata map[string]string
+}
+
 // Register is the top-level "register" block: the local service this
 // sidecar announces.
 type Register struct {
 	Pos    Pos
 	Consul *ConsulRegister
+	Nacos  *NacosRegister
 }
 
 // ConsulRegister registers the local service in Consul.
@@ -106,6 +142,7 @@ func (d *decoder) discovery(n *yaml.Node) *Discovery {
 	d.mapping(n, "discovery", "discovery", []field{
 		{"consul", func(v *yaml.Node) { ds.Consul = d.consulDiscovery(v) }},
 		{"dns_srv", func(v *yaml.Node) { ds.DNSSRV = d.dnsSRV(v) }},
+		{"nacos", func(v *yaml.Node) { ds.Nacos = d.nacosDiscovery(v) }},
 		{"empty_grace", d.durationField(&ds.EmptyGrace, "empty_grace", false)},
 	})
 	return ds
@@ -211,6 +248,7 @@ func (d *decoder) register(n *yaml.Node) *Register {
 	r := &Register{Pos: pos(deref(n))}
 	d.mapping(n, "register", "register", []field{
 		{"consul", func(v *yaml.Node) { r.Consul = d.consulRegister(v) }},
+		{"nacos", func(v *yaml.Node) { r.Nacos = d.nacosRegister(v) }},
 	})
 	return r
 }
@@ -292,4 +330,62 @@ func (d *decoder) registerCheck(n *yaml.Node, c *RegisterCheck) {
 			d.errorAt(at, "check: a ttl check needs health_url (Outrigger passes the check while it answers 2xx)")
 		}
 	}
+}
+
+// nacosFields are the connection keys shared by both nacos blocks.
+func (d *decoder) nacosFields(n *Nacos) []field {
+	return []field{
+		{"servers", func(v *yaml.Node) {
+			n.Servers = []string{}
+			d.stringList(v, "servers", true, func(s string, item *yaml.Node) {
+				if _, err := normalizeHostPort(s, 1, false); err != nil {
+					d.errorf(item, "servers: %v", err)
+					return
+				}
+				n.Servers = append(n.Servers, s)
+			})
+		}},
+		{"grpc_port", d.intField(&n.GRPCPort, "grpc_port", 1, 65535)},
+		{"namespace", d.strField(&n.Namespace, "namespace", nil)},
+		{"group", d.strField(&n.Group, "group", checkNonEmpty)},
+		{"username_env", d.strField(&n.UsernameEnv, "username_env", checkNonEmpty)},
+		{"password_env", d.strField(&n.PasswordEnv, "password_env", checkNonEmpty)},
+	}
+}
+
+// required reports missing keys of a decoded block at its position.
+func (d *decoder) required(seen map[string]entry, at Pos, block string, keys ...string) {
+	if seen == nil {
+		return
+	}
+	for _, k := range keys {
+		if _, ok := seen[k]; !ok {
+			d.errorAt(at, "%s: %s is required", block, k)
+		}
+	}
+}
+
+func (d *decoder) nacosDiscovery(n *yaml.Node) *NacosDiscovery {
+	c := &NacosDiscovery{Pos: pos(deref(n)), Nacos: Nacos{Group: "DEFAULT_GROUP"}}
+	fields := append(d.nacosFields(&c.Nacos),
+		field{"service", d.strField(&c.Service, "service", checkNonEmpty)},
+		field{"clusters", d.strings("clusters", &c.Clusters)},
+		field{"metadata", d.stringMap("metadata", &c.Metadata)},
+	)
+	d.required(d.mapping(n, "nacos", "discovery.nacos", fields), c.Pos, "nacos", "servers", "service")
+	return c
+}
+
+func (d *decoder) nacosRegister(n *yaml.Node) *NacosRegister {
+	c := &NacosRegister{Pos: pos(deref(n)), Nacos: Nacos{Group: "DEFAULT_GROUP"}, Weight: 1, Cluster: "DEFAULT"}
+	fields := append(d.nacosFields(&c.Nacos),
+		field{"service", d.strField(&c.Service, "service", checkNonEmpty)},
+		field{"ip", d.strField(&c.IP, "ip", checkNonEmpty)},
+		field{"port", d.intField(&c.Port, "port", 1, 65535)},
+		field{"weight", d.numberField(&c.Weight, "weight", 0, 10000)},
+		field{"cluster", d.strField(&c.Cluster, "cluster", checkNonEmpty)},
+		field{"metadata", d.stringMap("metadata", &c.Metadata)},
+	)
+	d.required(d.mapping(n, "nacos", "register.nacos", fields), c.Pos, "nacos", "servers", "service", "ip", "port")
+	return c
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/outrigger-gw/outrigger/discovery"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
 	"github.com/outrigger-gw/outrigger/discovery/dnssrv"
+	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
@@ -50,6 +51,17 @@ func (g *Gateway) sourcesOf(cu config.Upstream) ([]*watcher, error) {
 			return nil, fmt.Errorf("discovery.consul: %w", err)
 		}
 		out = append(out, &watcher{upstream: cu.Name, spec: *c, src: src, grace: d.EmptyGrace})
+	}
+	if n := d.Nacos; n != nil {
+		user, pass := g.nacosCredentials(n.Nacos)
+		src, err := nacos.NewSource(g.nacosPool, nacos.SourceConfig{
+			Servers: n.Servers, GRPCPort: n.GRPCPort, Namespace: n.Namespace, Group: n.Group, Service: n.Service,
+			Clusters: n.Clusters, Metadata: n.Metadata, Username: user, Password: pass,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("discovery.nacos: %w", err)
+		}
+		out = append(out, &watcher{upstream: cu.Name, spec: *n, src: src, grace: d.EmptyGrace})
 	}
 	if s := d.DNSSRV; s != nil {
 		src, err := dnssrv.NewSource(dnssrv.Config{Name: s.Name, Resolver: s.Resolver, MinTTL: s.MinTTL, MaxTTL: s.MaxTTL})
@@ -173,11 +185,58 @@ func (m *discoveryMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// registrarOf builds the Consul registrar of the register block, if any.
-func (g *Gateway) registrarOf(f *config.File) (*consul.Registrar, error) {
-	if f.Register == nil || f.Register.Consul == nil {
+// nacosCredentials reads the username and password a nacos block names.
+func (g *Gateway) nacosCredentials(n config.Nacos) (user, pass string) {
+	if n.UsernameEnv != "" {
+		user, _ = g.env(n.UsernameEnv)
+	}
+	if n.PasswordEnv != "" {
+		pass, _ = g.env(n.PasswordEnv)
+	}
+	return user, pass
+}
+
+// buildRegistrars builds the registrars of the register block: the local
+// service announced in Consul, Nacos or both.
+func (g *Gateway) buildRegistrars(f *config.File) ([]registrar, error) {
+	if f.Register == nil {
 		return nil, nil
 	}
+	var out []registrar
+	if f.Register.Consul != nil {
+		r, err := g.consulRegistrar(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if n := f.Register.Nacos; n != nil {
+		user, pass := g.nacosCredentials(n.Nacos)
+		r, err := nacos.NewRegistrar(g.nacosPool, nacos.RegistrationConfig{
+			Servers: n.Servers, GRPCPort: n.GRPCPort, Namespace: n.Namespace, Username: user, Password: pass,
+			Group: n.Group, Service: n.Service, IP: n.IP, Port: n.Port, Weight: n.Weight, Cluster: n.Cluster, Metadata: n.Metadata,
+		}, nacos.WithOnEvent(func(kind string, err error) {
+			ev := g.log.Info()
+			if err != nil {
+				ev = g.log.Warn().Err(err)
+			}
+			ev.Str("service", n.Service).Str("event", kind).Msg("nacos registration")
+		}))
+		if err != nil {
+			return nil, fmt.Errorf("nacos: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// registrar runs one registration until its context ends.
+type registrar interface {
+	Run(ctx context.Context) error
+}
+
+// consulRegistrar builds the Consul registrar of the register block.
+func (g *Gateway) consulRegistrar(f *config.File) (*consul.Registrar, error) {
 	c := f.Register.Consul
 	token := ""
 	if c.TokenEnv != "" {

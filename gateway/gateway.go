@@ -28,6 +28,7 @@ import (
 	"github.com/outrigger-gw/outrigger/admin"
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
+	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/proxy"
 	"github.com/outrigger-gw/outrigger/state"
 	"github.com/outrigger-gw/outrigger/upstream"
@@ -56,9 +57,12 @@ type Gateway struct {
 	proxy      *proxy.Proxy
 	admin      http.Handler
 	env        func(string) (string, bool)
-	// registrar announces the local service (nil without a register
-	// block); set by New, run by Serve.
-	registrar        *consul.Registrar
+	// registrars announce the local service (none without a register
+	// block); set by New, run by Serve. consulReg, when set, is also the
+	// readiness source (it probes the local service's health_url).
+	registrars       []registrar
+	consulReg        *consul.Registrar
+	nacosPool        *nacos.Pool // shared SDK clients of every Nacos source
 	discoveryMetrics *discoveryMetrics
 
 	// mu serialises Apply and Mutate and guards the fields below.
@@ -105,11 +109,17 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 	})
 	g.discoveryMetrics = newDiscoveryMetrics(reg)
 	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g, Token: cfg.Admin.Token})
-	r, err := g.registrarOf(cfg)
+	g.nacosPool = nacos.NewPool()
+	regs, err := g.buildRegistrars(cfg)
 	if err != nil {
 		return nil, cfg.Errorf(cfg.Register.Pos, "register: %v", err)
 	}
-	g.registrar = r
+	g.registrars = regs
+	for _, r := range regs {
+		if c, ok := r.(*consul.Registrar); ok {
+			g.consulReg = c
+		}
+	}
 	storeErr := func(err error) { g.log.Warn().Err(err).Msg("admin state: watching the fleet store failed; retrying") }
 	if g.store, err = state.Open(cfg.Admin, g.env, storeErr); err != nil {
 		return nil, cfg.Errorf(cfg.Admin.Pos, "admin: %v", err)
@@ -180,7 +190,7 @@ func (g *Gateway) Ready() (bool, string) {
 	switch {
 	case !serving:
 		return false, "not serving"
-	case g.registrar != nil && !g.registrar.Healthy():
+	case g.consulReg != nil && !g.consulReg.Healthy():
 		return false, "the local service is not healthy"
 	}
 	return true, "ready"
@@ -299,16 +309,20 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 	regDone := make(chan struct{})
 	regCtx, stopReg := context.WithCancel(bg)
 	defer stopReg()
-	if g.registrar != nil {
-		go func() {
-			defer close(regDone)
-			if err := g.registrar.Run(regCtx); err != nil {
-				g.log.Error().Err(err).Msg("consul registration stopped")
-			}
-		}()
-	} else {
-		close(regDone)
-	}
+	go func() {
+		defer close(regDone)
+		var wg sync.WaitGroup
+		for _, r := range g.registrars {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := r.Run(regCtx); err != nil {
+					g.log.Error().Err(err).Msg("registration stopped")
+				}
+			}()
+		}
+		wg.Wait()
+	}()
 	stdLog := zerologStd(g.log)
 	ps := &http.Server{Handler: g.proxy, ReadHeaderTimeout: 30 * time.Second, ErrorLog: stdLog}
 	as := &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdLog}
@@ -341,6 +355,7 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 	}
 	wg.Wait()
 	g.transports.CloseIdle()
+	_ = g.nacosPool.Close()
 	if first != nil && !errors.Is(first, http.ErrServerClosed) {
 		return first
 	}

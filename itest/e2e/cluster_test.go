@@ -44,13 +44,15 @@ type clusterSpec struct {
 }
 
 // cluster is Consul, web instance pods and a client pod on a private
-// network. A pod is an application container that owns the network
-// namespace and an Outrigger sidecar that joins it, as in the compose
-// example.
+// network. A pod is, as in the compose example, an Outrigger sidecar that
+// owns the network namespace and an application container that joins it.
 type cluster struct {
-	t      *testing.T
-	img    imageSet
-	net    *testcontainers.DockerNetwork
+	t   *testing.T
+	img imageSet
+	net *testcontainers.DockerNetwork
+	// podIPs hands out the pods' fixed addresses: the upper half of the
+	// network's subnet (Docker assigns the others from the lower half).
+	podIPs netip.Addr
 	consul testcontainers.Container
 	// ConsulURL is Consul's HTTP API as published on 127.0.0.1.
 	ConsulURL string
@@ -60,12 +62,14 @@ type cluster struct {
 	ProxyURL, AdminURL string
 }
 
-// pod is one application container and its sidecar.
+// pod is an Outrigger sidecar and its application.
 type pod struct {
-	Name    string
-	App     testcontainers.Container
+	Name string
+	// Sidecar owns the pod's network namespace; App joins it.
 	Sidecar testcontainers.Container
-	// IP is the pod's address on the cluster network.
+	App     testcontainers.Container
+	// IP is the pod's address on the cluster network, fixed before the
+	// sidecar starts so that it can register it.
 	IP string
 	// AppURL and AdminURL are the application's port and the sidecar's
 	// admin listener, published on 127.0.0.1.
@@ -82,12 +86,8 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 	c := &cluster{t: t, img: images(t)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	nw, err := tcnetwork.New(ctx, tcnetwork.WithLabels(runLabels()))
-	testcontainers.CleanupNetwork(t, nw)
-	if err != nil {
-		t.Fatalf("network: %v", err)
-	}
-	c.net = nw
+	c.newNetwork(ctx)
+	nw := c.net
 
 	c.consul = c.start(ctx, "consul", testcontainers.ContainerRequest{
 		Image:          c.img.Consul,
@@ -116,7 +116,7 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 	c.Client = c.startPod(ctx, "client", clientCfg,
 		map[string]string{"DEMO_NAME": "client", "DEMO_INSTANCE": "client-1"},
 		map[string]string{"SERVICE_NAME": "client", "SERVICE_ID": "client-1", "UPSTREAM_SERVICE": "web", "ACCESS_LOG": "false"})
-	c.ProxyURL = c.published(ctx, c.Client.App, "8000/tcp")
+	c.ProxyURL = c.published(ctx, c.Client.Sidecar, "8000/tcp")
 	c.AdminURL = c.Client.AdminURL
 
 	waitFor(t, registerTimeout, fmt.Sprintf("%d passing web instances in Consul", spec.Instances), func() bool {
@@ -129,23 +129,13 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 	return c
 }
 
-// startPod starts an application container on the cluster network (it
-// owns the pod's network namespace and publishes the pod's ports) and an
-// Outrigger sidecar in its namespace, registering it from cfgPath.
+// startPod starts an Outrigger sidecar on the cluster network at a fixed
+// address (it owns the pod's network namespace, publishes the pod's ports
+// and registers the pod from cfgPath), then the application in its
+// namespace, as the kubelet starts a native sidecar before the app.
 func (c *cluster) startPod(ctx context.Context, name, cfgPath string, appEnv, sidecarEnv map[string]string) *pod {
 	c.t.Helper()
-	p := &pod{Name: name}
-	p.App = c.start(ctx, name, testcontainers.ContainerRequest{
-		Image:          c.img.Demo,
-		Env:            appEnv,
-		Networks:       []string{c.net.Name},
-		NetworkAliases: map[string][]string{c.net.Name: {name}},
-		// The sidecar's listeners live in this namespace: publish them here.
-		ExposedPorts: []string{"9000/tcp", "8000/tcp", "8001/tcp"},
-	})
-	p.IP = c.ipOf(ctx, p.App)
-	p.AppURL = c.published(ctx, p.App, "9000/tcp")
-	p.AdminURL = c.published(ctx, p.App, "8001/tcp")
+	p := &pod{Name: name, IP: c.nextPodIP()}
 	env := map[string]string{
 		"CONSUL_ADDR":           "consul:8500",
 		"SERVICE_ADDRESS":       p.IP,
@@ -157,17 +147,92 @@ func (c *cluster) startPod(ctx context.Context, name, cfgPath string, appEnv, si
 		env[k] = v
 	}
 	p.Sidecar = c.start(ctx, name+"-sidecar", testcontainers.ContainerRequest{
-		Image: c.img.Outrigger,
-		Env:   env,
+		Image:          c.img.Outrigger,
+		Env:            env,
+		Networks:       []string{c.net.Name},
+		NetworkAliases: map[string][]string{c.net.Name: {name}},
+		EndpointSettingsModifier: func(eps map[string]*network.EndpointSettings) {
+			if ep := eps[c.net.Name]; ep != nil {
+				ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: netip.MustParseAddr(p.IP)}
+			}
+		},
+		// The application's port lives in this namespace: publish it here.
+		ExposedPorts: []string{"8000/tcp", "8001/tcp", "9000/tcp"},
 		HostConfigModifier: func(hc *container.HostConfig) {
-			hc.NetworkMode = container.NetworkMode("container:" + p.App.GetContainerID())
 			hc.Binds = []string{cfgPath + ":/etc/outrigger/outrigger.yaml:ro"}
+		},
+	})
+	if got := c.ipOf(ctx, p.Sidecar); got != p.IP {
+		c.t.Fatalf("%s got address %s, want %s", name, got, p.IP)
+	}
+	p.AppURL = c.published(ctx, p.Sidecar, "9000/tcp")
+	p.AdminURL = c.published(ctx, p.Sidecar, "8001/tcp")
+	p.App = c.start(ctx, name, testcontainers.ContainerRequest{
+		Image: c.img.Demo,
+		Env:   appEnv,
+		HostConfigModifier: func(hc *container.HostConfig) {
+			hc.NetworkMode = container.NetworkMode("container:" + p.Sidecar.GetContainerID())
 		},
 	})
 	waitFor(c.t, startTimeout, name+"'s sidecar to be ready (/ready: serving, and the instance healthy)", func() bool {
 		return status(p.AdminURL+"/ready", "") == http.StatusOK
 	})
 	return p
+}
+
+// newNetwork creates the cluster network on a subnet Docker picks, with
+// Docker's own assignments confined to the lower half so the pods can
+// have fixed addresses from the upper half. (Docker accepts fixed
+// addresses only on a network created with an explicit subnet, hence the
+// probe network that learns a free one.)
+func (c *cluster) newNetwork(ctx context.Context) {
+	c.t.Helper()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		probe, err := tcnetwork.New(ctx, tcnetwork.WithLabels(runLabels()))
+		if err != nil {
+			c.t.Fatalf("network: %v", err)
+		}
+		ins, err := provider.Client().NetworkInspect(ctx, probe.ID, client.NetworkInspectOptions{})
+		_ = probe.Remove(context.Background())
+		if err != nil {
+			c.t.Fatalf("inspect network: %v", err)
+		}
+		var subnet netip.Prefix
+		for _, cfg := range ins.Network.IPAM.Config {
+			if cfg.Subnet.Addr().Is4() {
+				subnet = cfg.Subnet.Masked()
+			}
+		}
+		if !subnet.IsValid() || subnet.Bits() > 28 {
+			c.t.Fatalf("network %s: no usable IPv4 subnet (%v)", probe.Name, ins.Network.IPAM.Config)
+		}
+		lower := netip.PrefixFrom(subnet.Addr(), subnet.Bits()+1)
+		nw, err := tcnetwork.New(ctx, tcnetwork.WithLabels(runLabels()), tcnetwork.WithIPAM(&network.IPAM{
+			Driver: "default",
+			Config: []network.IPAMConfig{{Subnet: subnet, IPRange: lower}},
+		}))
+		testcontainers.CleanupNetwork(c.t, nw)
+		if err != nil {
+			lastErr = err // another network took the subnet meanwhile
+			continue
+		}
+		c.net = nw
+		// The first address of the upper half, then one per pod.
+		b := subnet.Addr().As4()
+		half := uint32(1) << (32 - subnet.Bits() - 1)
+		v := (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) + half + 10
+		c.podIPs = netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+		return
+	}
+	c.t.Fatalf("network with a fixed subnet: %v", lastErr)
+}
+
+// nextPodIP returns the next fixed pod address.
+func (c *cluster) nextPodIP() string {
+	ip := c.podIPs
+	c.podIPs = ip.Next()
+	return ip.String()
 }
 
 // start creates and starts a container hardened as the compose example's
@@ -266,13 +331,14 @@ func (c *cluster) ipOf(ctx context.Context, ctr testcontainers.Container) string
 	return ep.IPAddress.String()
 }
 
-// partition disconnects a pod from the cluster network: its packets are
-// dropped from then on, nothing is reset.
+// partition disconnects a pod (its sidecar, which owns the namespace) from
+// the cluster network: its packets are dropped from then on, nothing is
+// reset.
 func (c *cluster) partition(p *pod) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := provider.Client().NetworkDisconnect(ctx, c.net.ID, client.NetworkDisconnectOptions{Container: p.App.GetContainerID()}); err != nil {
+	if _, err := provider.Client().NetworkDisconnect(ctx, c.net.ID, client.NetworkDisconnectOptions{Container: p.Sidecar.GetContainerID()}); err != nil {
 		c.t.Fatalf("disconnect %s: %v", p.Name, err)
 	}
 }
