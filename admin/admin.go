@@ -95,6 +95,9 @@ type Options struct {
 	// /health and GET /ready, as "Authorization: Bearer TOKEN" or
 	// "Kong-Admin-Token: TOKEN". It is never logged.
 	Token string
+	// TokenFunc, when set, is consulted on every request instead of Token,
+	// so a reloaded configuration can rotate the token.
+	TokenFunc func() string
 	// MaxBodyBytes bounds request bodies (413 above); 0 means
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -119,8 +122,7 @@ type api struct {
 	mux      *http.ServeMux
 	table    []endpoint
 	spec     []byte // GET /openapi.json
-	hasToken bool
-	token    [sha256.Size]byte // SHA-256 of the token: equal lengths for the compare
+	tokenOf  func() string
 	// tokenEqual compares token digests; subtle.ConstantTimeCompare.
 	tokenEqual func(x, y []byte) int
 }
@@ -142,9 +144,9 @@ func newAPI(o Options) *api {
 		a.maxBody = DefaultMaxBodyBytes
 	}
 	a.started = a.now().Unix()
-	if o.Token != "" {
-		a.hasToken = true
-		a.token = sha256.Sum256([]byte(o.Token))
+	a.tokenOf = o.TokenFunc
+	if a.tokenOf == nil {
+		a.tokenOf = func() string { return o.Token }
 	}
 	a.table = a.routes()
 	for i := range a.table {
@@ -167,7 +169,7 @@ func newAPI(o Options) *api {
 // ServeHTTP checks the token, then serves the route.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	public := r.Method == http.MethodGet && (r.URL.Path == "/health" || r.URL.Path == "/ready")
-	if a.hasToken && !public && !a.authorized(r) {
+	if token := a.tokenOf(); token != "" && !public && !a.authorized(r, token) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="outrigger-admin"`)
 		writeJSON(w, http.StatusUnauthorized, &Error{Message: "Unauthorized"})
 		return
@@ -177,7 +179,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorized reports whether r carries the token. Digests are compared in
 // constant time, so neither the token's bytes nor its length leak.
-func (a *api) authorized(r *http.Request) bool {
+func (a *api) authorized(r *http.Request, token string) bool {
 	given, ok := "", false
 	if h := r.Header.Get("Authorization"); h != "" {
 		if scheme, rest, found := strings.Cut(h, " "); found && strings.EqualFold(scheme, "Bearer") {
@@ -192,8 +194,8 @@ func (a *api) authorized(r *http.Request) bool {
 	if !ok {
 		return false
 	}
-	sum := sha256.Sum256([]byte(given))
-	return a.tokenEqual(sum[:], a.token[:]) == 1
+	sum, want := sha256.Sum256([]byte(given)), sha256.Sum256([]byte(token))
+	return a.tokenEqual(sum[:], want[:]) == 1
 }
 
 // wrap turns an endpoint into an http.Handler: body limit, JSON answer or

@@ -90,7 +90,7 @@ func TestTokenComparedInConstantTime(t *testing.T) {
 	for _, tok := range []string{"x", testToken, testToken + testToken} {
 		req, _ := http.NewRequest(http.MethodGet, "/upstreams", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
-		if got := a.authorized(req); got != (tok == testToken) {
+		if got := a.authorized(req, testToken); got != (tok == testToken) {
 			t.Fatalf("authorized(%q) = %v", tok, got)
 		}
 	}

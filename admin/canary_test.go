@@ -65,7 +65,7 @@ func TestRollout(t *testing.T) {
 	eq(t, "interval", r.str("interval"), "45s")
 	eq(t, "defaults", []any{r.body["max_error_rate_increase"], r.body["max_p99_ratio"], r.body["min_requests"]}, []any{0.01, 1.5, float64(100)})
 	ro := e.fk.Doc().Rollouts["example_service"]
-	if ro == nil || ro.State != state.RolloutRunning || time.Duration(ro.Interval) != 45*time.Second || len(ro.Steps) != 5 || ro.StepSince != e.now.Unix() {
+	if ro == nil || ro.State != state.RolloutRunning || time.Duration(ro.Interval) != 45*time.Second || len(ro.Steps) != 5 || ro.StepSince != e.now.UnixNano() {
 		t.Fatalf("Doc rollout: %+v", ro)
 	}
 	eq(t, "Doc canary percent", e.fk.Doc().Canaries["example_service"].Percent, 1.0)

@@ -177,8 +177,13 @@ func (d *decoder) strings(label string, dst *[]string) func(*yaml.Node) {
 	}
 }
 
-// loopbackListen reports whether a listen address binds loopback only.
-func loopbackListen(addr string) bool {
+// AdminTokenRequired is why an admin listener off loopback without a token
+// is refused.
+const AdminTokenRequired = "the admin API on a non-loopback address needs admin.token (Outrigger refuses to expose it unauthenticated)"
+
+// IsLoopbackListen reports whether a listen address binds loopback only
+// (an admin API anywhere else needs a token).
+func IsLoopbackListen(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return false

@@ -182,8 +182,8 @@ func (d *decoder) admin(n *yaml.Node, a *Admin) (listen *yaml.Node) {
 			})
 		}},
 	})
-	if listen != nil && a.Token == "" && !loopbackListen(a.Listen) {
-		d.errorf(listen, "listen: the admin API on a non-loopback address needs admin.token (Outrigger refuses to expose it unauthenticated)")
+	if listen != nil && a.Token == "" && !IsLoopbackListen(a.Listen) {
+		d.errorf(listen, "listen: %s", AdminTokenRequired)
 	}
 	return listen
 }

@@ -59,6 +59,9 @@ func (g *Gateway) Apply(cfg *config.File) error {
 
 // buildLocked builds the effective configuration of file + doc.
 func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) {
+	if file.Admin.Token == "" && !config.IsLoopbackListen(file.Admin.Listen) {
+		return nil, fmt.Errorf("%s: admin.listen %s: %s", file.Path, file.Admin.Listen, config.AdminTokenRequired)
+	}
 	cfg := state.Merge(file, doc)
 	p := &plan{cfg: cfg, doc: doc, ups: map[string]*upstreamRT{}, targets: map[string][]upstream.Target{},
 		overrides: map[string][]upstream.Override{}, marks: map[string]map[string]health.Mark{},
@@ -234,6 +237,7 @@ func (g *Gateway) commitLocked(p *plan) {
 	}
 	g.upstreams, g.splitters, g.stats = p.ups, p.splitters, p.stats
 	g.doc = p.doc
+	g.adminToken.Store(&p.cfg.Admin.Token)
 	g.gen++
 	g.cfg = p.cfg
 	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen})

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,7 @@ type Gateway struct {
 	consulReg        *consul.Registrar
 	nacosPool        *nacos.Pool // shared SDK clients of every Nacos source
 	discoveryMetrics *discoveryMetrics
+	adminToken       atomic.Pointer[string] // the token in force (reloads rotate it)
 
 	// mu serialises Apply and Mutate and guards the fields below.
 	mu         sync.Mutex
@@ -108,7 +110,13 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		MaxBodySize: cfg.Proxy.MaxBodySize,
 	})
 	g.discoveryMetrics = newDiscoveryMetrics(reg)
-	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g, Token: cfg.Admin.Token})
+	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g,
+		TokenFunc: func() string {
+			if t := g.adminToken.Load(); t != nil {
+				return *t
+			}
+			return ""
+		}})
 	g.nacosPool = nacos.NewPool()
 	regs, err := g.buildRegistrars(cfg)
 	if err != nil {
