@@ -113,16 +113,16 @@ func New(o Options) http.Handler {
 
 // api is the admin handler. Immutable after newAPI.
 type api struct {
-	o        Options
-	ctl      Controller
-	log      zerolog.Logger
-	now      func() time.Time
-	started  int64 // created_at of the file's entities (Unix seconds)
-	maxBody  int64
-	mux      *http.ServeMux
-	table    []endpoint
-	spec     []byte // GET /openapi.json
-	tokenOf  func() string
+	o       Options
+	ctl     Controller
+	log     zerolog.Logger
+	now     func() time.Time
+	started int64 // created_at of the file's entities (Unix seconds)
+	maxBody int64
+	mux     *http.ServeMux
+	table   []endpoint
+	spec    []byte // GET /openapi.json
+	tokenOf func() string
 	// tokenEqual compares token digests; subtle.ConstantTimeCompare.
 	tokenEqual func(x, y []byte) int
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,6 +120,15 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 	c.ProxyURL = c.published(ctx, c.Client.Sidecar, "8000/tcp")
 	c.AdminURL = c.Client.AdminURL
 
+	// A sidecar starts before its application, so its first probe of the
+	// application fails; the next comes CheckTTL/3 later. Every pod is
+	// started before waiting, so those waits overlap.
+	for _, p := range append(slices.Clone(c.Web), c.Client) {
+		waitFor(t, startTimeout, p.Name+"'s sidecar to be ready (/ready: serving, and the instance healthy)", func() bool {
+			return status(p.AdminURL+"/ready", "") == http.StatusOK
+		})
+	}
+
 	waitFor(t, registerTimeout, fmt.Sprintf("%d passing web instances in Consul", spec.Instances), func() bool {
 		return len(c.passing("web")) == spec.Instances
 	})
@@ -132,7 +142,8 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 // startPod starts an Outrigger sidecar on the cluster network at a fixed
 // address (it owns the pod's network namespace, publishes the pod's ports
 // and registers the pod from cfgPath), then the application in its
-// namespace, as the kubelet starts a native sidecar before the app.
+// namespace, as the kubelet starts a native sidecar before the app. It
+// does not wait for the pod to be ready.
 func (c *cluster) startPod(ctx context.Context, name, cfgPath string, appEnv, sidecarEnv map[string]string) *pod {
 	c.t.Helper()
 	p := &pod{Name: name, IP: c.nextPodIP()}
@@ -173,9 +184,6 @@ func (c *cluster) startPod(ctx context.Context, name, cfgPath string, appEnv, si
 		HostConfigModifier: func(hc *container.HostConfig) {
 			hc.NetworkMode = container.NetworkMode("container:" + p.Sidecar.GetContainerID())
 		},
-	})
-	waitFor(c.t, startTimeout, name+"'s sidecar to be ready (/ready: serving, and the instance healthy)", func() bool {
-		return status(p.AdminURL+"/ready", "") == http.StatusOK
 	})
 	return p
 }

@@ -106,8 +106,8 @@ func runLabels() map[string]string {
 	return map[string]string{labelHost: host, labelPID: strconv.Itoa(os.Getpid())}
 }
 
-// reapDeadRuns removes the containers, networks and images of earlier runs
-// on this host whose test process is gone.
+// reapDeadRuns removes the containers, networks, images and build
+// contexts of earlier runs on this host whose test process is gone.
 func reapDeadRuns() {
 	if runtime.GOOS != "linux" {
 		return // process liveness is checked with signal 0
@@ -127,6 +127,13 @@ func reapDeadRuns() {
 		}
 		err = p.Signal(syscall.Signal(0))
 		return err != nil && !errors.Is(err, syscall.EPERM)
+	}
+	stale, _ := filepath.Glob(filepath.Join(os.TempDir(), stagePrefix+"*"))
+	for _, dir := range stale {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), stagePrefix), "-")
+		if dead(map[string]string{labelHost: host, labelPID: pid}) {
+			os.RemoveAll(dir)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -217,6 +224,10 @@ func repoRoot() (string, error) {
 	}
 }
 
+// stagePrefix names the build-context directories in os.TempDir(),
+// followed by the run's process id.
+const stagePrefix = "outrigger-e2e-images-"
+
 // caBundle is the host CA bundle that deployments/Dockerfile copies.
 const caBundle = "/etc/ssl/certs/ca-certificates.crt"
 
@@ -227,7 +238,7 @@ func buildImages(consulBin string) (imageSet, error) {
 	if err != nil {
 		return imageSet{}, err
 	}
-	stageDir, err = os.MkdirTemp("", "outrigger-e2e-images-")
+	stageDir, err = os.MkdirTemp("", stagePrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return imageSet{}, err
 	}
@@ -302,6 +313,12 @@ func buildImage(dir, name string) (string, error) {
 	}}
 	tag, err := provider.BuildImage(ctx, req)
 	if err != nil {
+		// Once more: a concurrent run may have removed a cached layer
+		// this build was using.
+		buildLog.Reset()
+		tag, err = provider.BuildImage(ctx, req)
+	}
+	if err != nil {
 		return "", fmt.Errorf("docker build %s: %v\n%s", name, err, buildLog.String())
 	}
 	builtTagsMu.Lock()
@@ -348,6 +365,8 @@ func removeImages() {
 	defer builtTagsMu.Unlock()
 	for _, tag := range builtTags {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// Its untagged parents go too unless another image uses them; a
+		// concurrent build that loses a cached layer this way retries.
 		if _, err := provider.Client().ImageRemove(ctx, tag, client.ImageRemoveOptions{PruneChildren: true}); err != nil {
 			fmt.Printf("itest/e2e: removing image %s: %v\n", tag, err)
 		}
