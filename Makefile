@@ -3,6 +3,10 @@ GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
+# grpcnotrace keeps grpc's golang.org/x/net/trace (and with it html/template,
+# whose reflection defeats the linker's dead-code elimination) out of the
+# binary: about 0.55 MB less.
+TAGS     := grpcnotrace
 export CGO_ENABLED ?= 0
 
 .PHONY: run test unit itest build bench vet fmt clean image consul
@@ -21,7 +25,7 @@ run: build
 
 ## build: the static binary bin/outrigger
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/outrigger ./cmd/outrigger
+	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/outrigger ./cmd/outrigger
 
 ## test: every test, unit and integration (the integration tests build and run the real binary)
 test: vet $(CONSUL)
@@ -76,7 +80,7 @@ IMAGE_GOENV  := CGO_ENABLED=0 GOOS=linux
 ## image: outrigger:$(IMAGE_TAG), FROM scratch: the static binary, the CA bundle, a non-root user
 image:
 	@rm -rf $(IMAGE_DIR)/outrigger && mkdir -p $(IMAGE_DIR)/outrigger
-	$(IMAGE_GOENV) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_DIR)/outrigger/outrigger ./cmd/outrigger
+	$(IMAGE_GOENV) $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(IMAGE_DIR)/outrigger/outrigger ./cmd/outrigger
 	cp $(CA_BUNDLE) $(IMAGE_DIR)/outrigger/ca-certificates.crt
 	cp $(ROOTFS) $(IMAGE_DIR)/outrigger/
 	$(DOCKER) build --build-arg VERSION=$(VERSION) -f deployments/Dockerfile -t outrigger:$(IMAGE_TAG) $(IMAGE_DIR)/outrigger

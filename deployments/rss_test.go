@@ -77,7 +77,7 @@ func TestOutriggerPeakRSSFitsMemoryRequest(t *testing.T) {
 	proxyAddr, adminAddr := freeAddr(t), freeAddr(t)
 
 	bin := filepath.Join(t.TempDir(), "outrigger")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd/outrigger")
+	build := exec.Command("go", "build", "-trimpath", "-tags=grpcnotrace", "-ldflags=-s -w", "-o", bin, "./cmd/outrigger")
 	build.Dir = repoRoot
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/outrigger-gw/outrigger/discovery"
 )
 
 // ConsulStore keeps the Doc as JSON at one Consul KV key, shared by a fleet
@@ -320,7 +321,7 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 		s.report(err)
 		failures++
 		waitIdx = 0
-		return sleepCtx(ctx, s.backoff(failures))
+		return discovery.Sleep(ctx, s.backoff(failures))
 	}
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -406,7 +407,7 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 			}
 		}
 
-		if spins > 0 && !sleepCtx(ctx, s.backoff(spins)) {
+		if spins > 0 && !discovery.Sleep(ctx, s.backoff(spins)) {
 			return
 		}
 	}
@@ -419,25 +420,10 @@ func (s *ConsulStore) report(err error) {
 }
 
 // backoff returns the delay before retry n (n ≥ 1): min doubling up to
-// max, with the upper half jittered.
+// max, with the upper half jittered (a watch should not retry at once).
 func (s *ConsulStore) backoff(n int) time.Duration {
-	d := s.backMin
-	for i := 1; i < n && d < s.backMax; i++ {
-		d *= 2
-	}
-	d = min(d, s.backMax)
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return discovery.Backoff(n, s.backMin, s.backMax, func(d time.Duration) time.Duration {
+		half := d / 2
+		return half + rand.N(d-half+1)
+	})
 }

@@ -191,22 +191,6 @@ func isNotFound(err error) bool {
 	return false
 }
 
-// backoff returns the delay before retry number attempt (1-based): full
-// jitter over min*2^(attempt-1), capped at max.
-func backoff(attempt int, min, max time.Duration, jitter func(time.Duration) time.Duration) time.Duration {
-	if attempt < 1 {
-		return 0
-	}
-	d := min
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
-	}
-	if d > max {
-		d = max
-	}
-	return jitter(d)
-}
-
 // joinHostPort joins host and port, leaving host alone when it already
 // carries brackets.
 func joinHostPort(host string, port int) string {

@@ -170,7 +170,7 @@ func NewRegistrar(cfg RegistrationConfig, opts ...Option) (*Registrar, error) {
 				return http.ErrUseLastResponse
 			},
 		},
-		jitter: fullJitter,
+		jitter: discovery.FullJitter,
 	}
 	if cfg.Check.LocalHealthURL == "" {
 		r.healthy.Store(true)
@@ -264,7 +264,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 			r.event(kind, err)
 			if err != nil {
 				failures++
-				verify.Reset(backoff(failures, r.opts.backoffMin, r.opts.backoffMax, r.jitter))
+				verify.Reset(discovery.Backoff(failures, r.opts.backoffMin, r.opts.backoffMax, r.jitter))
 				continue
 			}
 			failures = 0
@@ -318,7 +318,7 @@ func (r *Registrar) checkDatacenter(ctx context.Context) error {
 			return nil
 		}
 		r.event(EventRegister, err)
-		if !sleepCtx(ctx, backoff(attempt, r.opts.backoffMin, r.opts.backoffMax, r.jitter)) {
+		if !discovery.Sleep(ctx, discovery.Backoff(attempt, r.opts.backoffMin, r.opts.backoffMax, r.jitter)) {
 			return ctx.Err()
 		}
 	}

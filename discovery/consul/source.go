@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,8 +99,8 @@ func NewSource(cfg SourceConfig, opts ...Option) (*Source, error) {
 		name:   "consul:" + cfg.Service,
 		opts:   o,
 		now:    time.Now,
-		sleep:  sleepCtx,
-		jitter: fullJitter,
+		sleep:  discovery.Sleep,
+		jitter: discovery.FullJitter,
 	}
 	if cfg.Datacenter != "" {
 		s.name += "@" + cfg.Datacenter
@@ -140,9 +139,9 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 		var delay time.Duration
 		switch {
 		case failures > 0:
-			delay = backoff(failures, s.opts.backoffMin, s.opts.backoffMax, s.jitter)
+			delay = discovery.Backoff(failures, s.opts.backoffMin, s.opts.backoffMax, s.jitter)
 		case spins > 0:
-			delay = backoff(spins, s.opts.backoffMin, s.opts.backoffMax, s.jitter)
+			delay = discovery.Backoff(spins, s.opts.backoffMin, s.opts.backoffMax, s.jitter)
 		}
 		delay += lim.reserve(s.now().Add(delay))
 		if delay > 0 && !s.sleep(ctx, delay) {
@@ -318,24 +317,4 @@ func equalTargets(a, b []discovery.Target) bool {
 		return x.Addr == y.Addr && x.Weight == y.Weight && x.Priority == y.Priority &&
 			slices.Equal(x.Tags, y.Tags) && maps.Equal(x.Meta, y.Meta)
 	})
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// fullJitter returns a uniform duration in [0, d].
-func fullJitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d + 1)
 }

@@ -53,15 +53,15 @@ func TestBackoff(t *testing.T) {
 		{desc: "no overflow on huge attempts", attempt: 1 << 20, want: 30 * time.Second},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			if got := backoff(tc.attempt, 100*time.Millisecond, 30*time.Second, identity); got != tc.want {
-				t.Errorf("backoff(%d) = %s, want %s", tc.attempt, got, tc.want)
+			if got := discovery.Backoff(tc.attempt, 100*time.Millisecond, 30*time.Second, identity); got != tc.want {
+				t.Errorf("discovery.Backoff(%d) = %s, want %s", tc.attempt, got, tc.want)
 			}
 		})
 	}
 	t.Run("full jitter stays within [0, d]", func(t *testing.T) {
 		for range 1000 {
-			if d := fullJitter(time.Second); d < 0 || d > time.Second {
-				t.Fatalf("fullJitter(1s) = %s", d)
+			if d := discovery.FullJitter(time.Second); d < 0 || d > time.Second {
+				t.Fatalf("discovery.FullJitter(1s) = %s", d)
 			}
 		}
 	})

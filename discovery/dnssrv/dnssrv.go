@@ -155,7 +155,7 @@ func NewSource(cfg Config, opts ...Option) (*Source, error) {
 	} else if _, _, err := net.SplitHostPort(server); err != nil {
 		server = net.JoinHostPort(strings.Trim(server, "[]"), "53")
 	}
-	return &Source{cfg: cfg, server: server, now: time.Now, sleep: sleepCtx}, nil
+	return &Source{cfg: cfg, server: server, now: time.Now, sleep: discovery.Sleep}, nil
 }
 
 // Name is "dns_srv:<name>".
@@ -475,16 +475,4 @@ func equalTargets(a, b []discovery.Target) bool {
 	return slices.EqualFunc(a, b, func(x, y discovery.Target) bool {
 		return x.Addr == y.Addr && x.Weight == y.Weight && x.Priority == y.Priority
 	})
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -153,7 +153,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 			break
 		}
 		r.event(EventRegister, err)
-		if !sleepCtx(ctx, backoff(attempt, r.opts.backoffMin, r.opts.backoffMax, fullJitter)) {
+		if !discovery.Sleep(ctx, retryDelay(attempt, r.opts)) {
 			return nil
 		}
 	}
@@ -213,7 +213,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 			continue
 		}
 		failures++
-		timer.Reset(backoff(failures, r.opts.backoffMin, r.opts.backoffMax, fullJitter))
+		timer.Reset(retryDelay(failures, r.opts))
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -207,7 +206,7 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 			return
 		}
 		fail(err)
-		if !sleepCtx(ctx, backoff(attempt, s.opts.backoffMin, s.opts.backoffMax, fullJitter)) {
+		if !discovery.Sleep(ctx, retryDelay(attempt, s.opts)) {
 			return
 		}
 	}
@@ -247,7 +246,7 @@ func (s *Source) step(c *client, w *watcher, st *runState, fail func(error), fn 
 	retry := func(err error) time.Duration {
 		st.failures++
 		st.subEpoch = 0
-		d := backoff(st.failures, s.opts.backoffMin, s.opts.backoffMax, fullJitter)
+		d := retryDelay(st.failures, s.opts)
 		st.retryAt = s.now().Add(d)
 		fail(err)
 		return d
@@ -369,37 +368,8 @@ func equalTargets(a, b []discovery.Target) bool {
 	})
 }
 
-// backoff returns the delay before retry number attempt (1-based): full
-// jitter over min*2^(attempt-1), capped at max.
-func backoff(attempt int, lo, hi time.Duration, jitter func(time.Duration) time.Duration) time.Duration {
-	if attempt < 1 {
-		return 0
-	}
-	d := lo
-	for i := 1; i < attempt && d < hi; i++ {
-		d *= 2
-	}
-	d = min(d, hi)
-	// Never 0: callers treat 0 as "no timer".
-	return max(jitter(d), time.Millisecond)
-}
-
-// fullJitter returns a uniform duration in [0, d].
-func fullJitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return rand.N(d + 1)
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether d elapsed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+// retryDelay is the jittered backoff before retry number attempt; never 0,
+// because callers treat 0 as "no timer".
+func retryDelay(attempt int, o options) time.Duration {
+	return max(discovery.Backoff(attempt, o.backoffMin, o.backoffMax, discovery.FullJitter), time.Millisecond)
 }

@@ -278,7 +278,7 @@ func buildImages(consulBin string) (imageSet, error) {
 		}
 		if s.pkg != "" {
 			out := filepath.Join(dir, filepath.Base(s.pkg))
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -X main.version=e2e", "-o", out, s.pkg)
+			cmd := exec.Command("go", "build", "-trimpath", "-tags=grpcnotrace", "-ldflags=-s -w -X main.version=e2e", "-o", out, s.pkg)
 			cmd.Dir = root
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 			if b, err := cmd.CombinedOutput(); err != nil {
