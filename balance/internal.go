@@ -88,16 +88,6 @@ func twoDistinct(r uint64, n uint64) (i, j uint64, bit bool) {
 	return i, j, s&1 == 1
 }
 
-// mulLess reports whether a*b < c*d, exactly (128-bit products).
-func mulLess(a, b, c, d uint64) bool {
-	h1, l1 := bits.Mul64(a, b)
-	h2, l2 := bits.Mul64(c, d)
-	return h1 < h2 || (h1 == h2 && l1 < l2)
-}
-
-// mulLessEq reports whether a*b <= c*d, exactly.
-func mulLessEq(a, b, c, d uint64) bool { return !mulLess(c, d, a, b) }
-
 // gcd is Euclid's algorithm.
 func gcd(a, b uint64) uint64 {
 	for b != 0 {

@@ -270,9 +270,6 @@ func (h *rrHeap) up(c int, x rrEntry) {
 	e[c] = x
 }
 
-// top returns the minimum's endpoint index; the heap must not be empty.
-func (h *rrHeap) top() uint32 { return h.e[0].i }
-
 // pop removes the minimum and returns its endpoint index. It moves the
 // hole at the root down to a leaf along the smaller children (one
 // comparison per level), then sifts the last element up from there

@@ -156,13 +156,6 @@ func (g *Gateway) ProxyHandler() http.Handler { return g.proxy }
 // AdminHandler returns the admin API handler.
 func (g *Gateway) AdminHandler() http.Handler { return g.admin }
 
-// Config returns the configuration in force.
-func (g *Gateway) Config() *config.File {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.cfg
-}
-
 // Upstream returns the named upstream, or nil.
 func (g *Gateway) Upstream(name string) *upstream.Upstream {
 	g.mu.Lock()

@@ -180,10 +180,7 @@ func bench(outrigger string, workers int, d time.Duration, maxReq, size int) err
 		return err
 	}
 
-	type target struct {
-		name, url string
-		stop      func()
-	}
+	type target struct{ name, url string }
 	targets := []target{{name: "direct", url: "http://" + backendAddr + "/bench"}}
 
 	proxyAddr, _ := freeAddr()
