@@ -30,7 +30,7 @@ build:
 ## test: every test, unit and integration (the integration tests build and run the real binary)
 test: vet $(CONSUL)
 	$(GO) test -count=1 -timeout 20m ./...
-	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 20m ./balance/ ./upstream/ ./proxy/... ./health/ ./discovery/...
+	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 20m ./balance/ ./upstream/ ./proxy/... ./health/ ./discovery/... ./state/ ./admin/
 
 unit:
 	$(GO) test -count=1 $(shell $(GO) list ./... | grep -v /itest)

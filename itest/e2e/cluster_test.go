@@ -42,6 +42,17 @@ type clusterSpec struct {
 	CheckTTL string
 	// ShutdownDelay is the instances' lame-duck time after SIGTERM.
 	ShutdownDelay string
+	// Canaries is how many instances, the last ones, register as version
+	// v2 (Consul service meta version=v2); the others register v1. With 0
+	// the instance sidecars run the compose configuration unchanged (meta
+	// instance=ID only).
+	Canaries int
+	// ClientState gives the client sidecar an admin state file on a Docker
+	// volume (clientStateFile), so its admin changes survive a restart.
+	ClientState bool
+	// ClientCheckTTL is the client pod's Consul TTL; "" keeps the
+	// configuration's default (10s).
+	ClientCheckTTL string
 }
 
 // cluster is Consul, web instance pods and a client pod on a private
@@ -72,6 +83,9 @@ type pod struct {
 	// IP is the pod's address on the cluster network, fixed before the
 	// sidecar starts so that it can register it.
 	IP string
+	// StateVolume is the Docker volume holding the sidecar's admin state
+	// file ("" without one).
+	StateVolume string
 	// AppURL and AdminURL are the application's port and the sidecar's
 	// admin listener, published on 127.0.0.1.
 	AppURL, AdminURL string
@@ -108,15 +122,34 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 	}
 	instanceCfg := filepath.Join(root, "deployments", "compose", "instance-sidecar.yaml")
 	clientCfg := filepath.Join(root, "deployments", "compose", "client-sidecar.yaml")
+	if spec.Canaries > 0 {
+		instanceCfg = deriveConfig(t, instanceCfg, []string{"register", "consul", "service", "meta", "version"}, "${SERVICE_VERSION:-v1}")
+	}
 	for i := 1; i <= spec.Instances; i++ {
 		name := fmt.Sprintf("web-%d", i)
+		sidecarEnv := map[string]string{"SERVICE_NAME": "web", "SERVICE_ID": name, "CHECK_TTL": spec.CheckTTL}
+		if i > spec.Instances-spec.Canaries {
+			sidecarEnv["SERVICE_VERSION"] = "v2"
+		}
 		c.Web = append(c.Web, c.startPod(ctx, name, instanceCfg,
 			map[string]string{"DEMO_NAME": "web", "DEMO_INSTANCE": name, "DEMO_SHUTDOWN_DELAY": spec.ShutdownDelay},
-			map[string]string{"SERVICE_NAME": "web", "SERVICE_ID": name, "CHECK_TTL": spec.CheckTTL}))
+			sidecarEnv, nil))
+	}
+	clientEnv := map[string]string{"SERVICE_NAME": "client", "SERVICE_ID": "client-1", "UPSTREAM_SERVICE": "web", "ACCESS_LOG": "false"}
+	if spec.ClientCheckTTL != "" {
+		clientEnv["CHECK_TTL"] = spec.ClientCheckTTL
+	}
+	var clientMod func(*testcontainers.ContainerRequest)
+	var stateVolume string
+	if spec.ClientState {
+		clientCfg = deriveConfig(t, clientCfg, []string{"admin", "state_file"}, clientStateFile)
+		stateVolume = c.newVolume(ctx, "client-state")
+		clientMod = func(req *testcontainers.ContainerRequest) { withStateVolume(req, stateVolume) }
 	}
 	c.Client = c.startPod(ctx, "client", clientCfg,
 		map[string]string{"DEMO_NAME": "client", "DEMO_INSTANCE": "client-1"},
-		map[string]string{"SERVICE_NAME": "client", "SERVICE_ID": "client-1", "UPSTREAM_SERVICE": "web", "ACCESS_LOG": "false"})
+		clientEnv, clientMod)
+	c.Client.StateVolume = stateVolume
 	c.ProxyURL = c.published(ctx, c.Client.Sidecar, "8000/tcp")
 	c.AdminURL = c.Client.AdminURL
 
@@ -143,8 +176,9 @@ func newCluster(t *testing.T, spec clusterSpec) *cluster {
 // address (it owns the pod's network namespace, publishes the pod's ports
 // and registers the pod from cfgPath), then the application in its
 // namespace, as the kubelet starts a native sidecar before the app. It
-// does not wait for the pod to be ready.
-func (c *cluster) startPod(ctx context.Context, name, cfgPath string, appEnv, sidecarEnv map[string]string) *pod {
+// does not wait for the pod to be ready. mod, if not nil, adjusts the
+// sidecar's request last.
+func (c *cluster) startPod(ctx context.Context, name, cfgPath string, appEnv, sidecarEnv map[string]string, mod func(*testcontainers.ContainerRequest)) *pod {
 	c.t.Helper()
 	p := &pod{Name: name, IP: c.nextPodIP()}
 	env := map[string]string{
@@ -157,7 +191,7 @@ func (c *cluster) startPod(ctx context.Context, name, cfgPath string, appEnv, si
 	for k, v := range sidecarEnv {
 		env[k] = v
 	}
-	p.Sidecar = c.start(ctx, name+"-sidecar", testcontainers.ContainerRequest{
+	req := testcontainers.ContainerRequest{
 		Image:          c.img.Outrigger,
 		Env:            env,
 		Networks:       []string{c.net.Name},
@@ -172,7 +206,11 @@ func (c *cluster) startPod(ctx context.Context, name, cfgPath string, appEnv, si
 		HostConfigModifier: func(hc *container.HostConfig) {
 			hc.Binds = []string{cfgPath + ":/etc/outrigger/outrigger.yaml:ro"}
 		},
-	})
+	}
+	if mod != nil {
+		mod(&req)
+	}
+	p.Sidecar = c.start(ctx, name+"-sidecar", req)
 	if got := c.ipOf(ctx, p.Sidecar); got != p.IP {
 		c.t.Fatalf("%s got address %s, want %s", name, got, p.IP)
 	}

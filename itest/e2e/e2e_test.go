@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -212,18 +213,182 @@ func TestPartitionedInstanceIsEjected(t *testing.T) {
 	}
 }
 
-// TestCanaryWeightChangeThroughAdminAPI will shift a canary's weight
-// through the client sidecar's admin API and check the split of a bounded
-// load follows it.
+// TestCanaryWeightChangeThroughAdminAPI: the canary set-up of a sidecar
+// mesh. Three instances register in Consul, web-3 with meta version=v2.
+// Through the client sidecar's admin API (published on 127.0.0.1, bearer
+// token) an override gives the targets with version v2 a 20 % share of
+// upstream web, and the very next requests split exactly 40/40/20; then
+// the share is PATCHed to 10 % and web-1's discovered target to twice the
+// weight the others were discovered with (Consul's passing weight, 1),
+// and they split 60/30/10.
+//
+// The figures: an override's share is a fixed part of a budget of 60000
+// weight units and the others split the rest by weight, so the effective
+// weights are 24000:24000:12000 (a round-robin cycle 2,2,1 of 5 picks)
+// and then 36000:18000:6000 (6,3,1 of 10); 500 sequential requests span
+// whole cycles either way (see checkSplit).
 func TestCanaryWeightChangeThroughAdminAPI(t *testing.T) {
-	requireDocker(t)
-	t.Skip("needs the admin API (issue 7)")
+	c := newCluster(t, clusterSpec{Instances: 3, CheckTTL: "3s", ShutdownDelay: "0s", Canaries: 1})
+	const path = "/web/canary"
+	web1, web2, web3 := c.Web[0].Name, c.Web[1].Name, c.Web[2].Name
+
+	if code := status(c.AdminURL+"/upstreams/web/targets", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /upstreams/web/targets without the token: status %d, want 401", code)
+	}
+	ts := c.targets()
+	t.Logf("targets: %v", ts)
+	for _, p := range c.Web {
+		tg, ok := ts[p.Name]
+		switch {
+		case !ok:
+			t.Fatalf("the client sidecar does not list %s: %v", p.Name, ts)
+		case tg.Target != p.Target():
+			t.Errorf("%s is listed at %s, want %s", p.Name, tg.Target, p.Target())
+		case tg.Source == "static" || tg.Source == "admin":
+			t.Errorf("%s's source is %q, want its discovery source", p.Name, tg.Source)
+		case tg.Healthy == nil || !*tg.Healthy:
+			t.Errorf("%s is not healthy: %v", p.Name, tg)
+		}
+		if v, want := tg.Meta["version"], map[bool]string{false: "v1", true: "v2"}[p.Name == web3]; v != want {
+			t.Errorf("%s's meta version is %q, want %q (meta %v)", p.Name, v, want, tg.Meta)
+		}
+	}
+	if len(ts) != len(c.Web) {
+		t.Fatalf("the client sidecar lists %d targets, want %d: %v", len(ts), len(c.Web), ts)
+	}
+
+	// Version v2 gets a 20 % share.
+	var ov apiOverride
+	c.admin(http.MethodPost, "/upstreams/web/overrides", map[string]any{"meta": map[string]string{"version": "v2"}, "share": 20}, http.StatusCreated, &ov)
+	if ov.ID == "" || ov.Share == nil || *ov.Share != 20 || ov.Meta["version"] != "v2" {
+		t.Fatalf("created override %+v", ov)
+	}
+	checkShares(t, "v2 at 20 %", c.targets(), map[string]float64{web1: 0.4, web2: 0.4, web3: 0.2})
+	c.checkSplit("v2 at 20 %", path, 500, map[string]int{web1: 200, web2: 200, web3: 100})
+
+	// Down to 10 %, and web-1 at twice web-2's weight: the 90 % left are
+	// split 2:1 between web-1 and web-2.
+	if ts[web1].Weight != ts[web2].Weight || ts[web2].Weight <= 0 {
+		t.Fatalf("discovered weights differ: %v", ts)
+	}
+	double := 2 * ts[web2].Weight
+	c.admin(http.MethodPatch, "/upstreams/web/overrides/"+ov.ID, map[string]any{"share": 10}, http.StatusOK, &ov)
+	if ov.Share == nil || *ov.Share != 10 {
+		t.Fatalf("patched override %+v", ov)
+	}
+	var tg apiTarget
+	c.admin(http.MethodPatch, "/upstreams/web/targets/"+ts[web1].Target, map[string]any{"weight": double}, http.StatusOK, &tg)
+	if tg.Target != ts[web1].Target || tg.Weight != double {
+		t.Fatalf("patched target %v, want %s at weight %d", tg, ts[web1].Target, double)
+	}
+	var ovs struct{ Data []apiOverride }
+	c.admin(http.MethodGet, "/upstreams/web/overrides", nil, http.StatusOK, &ovs)
+	if len(ovs.Data) != 2 {
+		t.Errorf("overrides: %+v, want the share and web-1's weight", ovs.Data)
+	}
+	checkShares(t, "v2 at 10 %, web-1 at double weight", c.targets(), map[string]float64{web1: 0.6, web2: 0.3, web3: 0.1})
+	c.checkSplit("v2 at 10 %, web-1 at double weight", path, 500, map[string]int{web1: 300, web2: 150, web3: 50})
 }
 
-// TestAdminChangesSurviveSidecarRestart will change weights through the
-// admin API, restart the client sidecar with its state file on a volume,
-// and check the change is still in force.
+// checkShares checks the traffic shares the admin API's effective weights
+// imply, to 0.1 %.
+func checkShares(t *testing.T, what string, ts map[string]apiTarget, want map[string]float64) {
+	t.Helper()
+	got := effectiveShares(ts)
+	for name, w := range want {
+		if g := got[name]; g < w-0.001 || g > w+0.001 {
+			t.Errorf("%s: %s's effective weight is %.4f of the total, want %.4f (targets %v)", what, name, g, w, ts)
+		}
+	}
+}
+
+// TestAdminChangesSurviveSidecarRestart: the client sidecar keeps its
+// admin layer in a state file on a Docker volume. A share override (20 %
+// to version v2, web-3) and a manual mark (web-1 unhealthy) are made
+// through the admin API; the pod is restarted (docker stop, docker start);
+// the new process restores both from the file before it serves: the admin
+// API shows them, and the traffic splits 80/20 between web-2 and web-3
+// with nothing to web-1, though web-1 is healthy and passing in Consul.
 func TestAdminChangesSurviveSidecarRestart(t *testing.T) {
-	requireDocker(t)
-	t.Skip("needs the admin API (issue 7)")
+	c := newCluster(t, clusterSpec{Instances: 3, CheckTTL: "3s", ShutdownDelay: "0s", Canaries: 1, ClientState: true, ClientCheckTTL: "3s"})
+	const path = "/web/restart"
+	sick, web2, web3 := c.Web[0], c.Web[1].Name, c.Web[2].Name
+	ts := c.targets()
+	if len(ts) != 3 || ts[sick.Name].Target != sick.Target() {
+		t.Fatalf("targets: %v", ts)
+	}
+
+	var ov apiOverride
+	c.admin(http.MethodPost, "/upstreams/web/overrides", map[string]any{"meta": map[string]string{"version": "v2"}, "share": 20}, http.StatusCreated, &ov)
+	c.admin(http.MethodPut, "/upstreams/web/targets/"+sick.Target()+"/unhealthy", nil, http.StatusNoContent, nil)
+	// Effective weights 48000:12000 between web-2 and web-3: a cycle of 5.
+	c.checkSplit("before the restart", path, 250, map[string]int{sick.Name: 0, web2: 200, web3: 50})
+	var before, after struct {
+		StartedAt time.Time `json:"started_at"`
+	}
+	c.admin(http.MethodGet, "/status", nil, http.StatusOK, &before)
+
+	c.stopPod(c.Client)
+	// The layer is in the file on the volume, read from the stopped
+	// container.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	raw, err := readFile(ctx, c.Client.Sidecar, clientStateFile)
+	if err != nil {
+		t.Fatalf("reading the state file from the stopped sidecar: %v", err)
+	}
+	var saved struct {
+		Version uint64 `json:"version"`
+		Doc     struct {
+			Overrides []struct{ ID string }
+			Marks     map[string]map[string]string
+		} `json:"doc"`
+	}
+	if err := json.Unmarshal(raw, &saved); err != nil {
+		t.Fatalf("state file: %v\n%s", err, raw)
+	}
+	t.Logf("state file %s on volume %s: version %d, %d bytes", clientStateFile, c.Client.StateVolume, saved.Version, len(raw))
+	if len(saved.Doc.Overrides) != 1 || saved.Doc.Overrides[0].ID != ov.ID || saved.Doc.Marks["web"][sick.Target()] != "unhealthy" {
+		t.Errorf("the state file does not hold the override %s and the mark of %s:\n%s", ov.ID, sick.Target(), raw)
+	}
+
+	restart := time.Now()
+	c.startStoppedPod(c.Client)
+	took := waitFor(t, startTimeout, "the restarted client sidecar to be ready", func() bool {
+		return status(c.AdminURL+"/ready", "") == http.StatusOK
+	})
+	waitFor(t, discoverTimeout, "the restarted client sidecar to see web-2 and web-3 eligible and web-1 unhealthy", func() bool {
+		e, ok1 := c.metric("outrigger_upstream_targets", "upstream", "web", "state", "eligible")
+		u, ok2 := c.metric("outrigger_upstream_targets", "upstream", "web", "state", "unhealthy")
+		return ok1 && ok2 && e == 2 && u == 1
+	})
+	t.Logf("client pod ready %s after docker start, targets known after %s", took.Round(time.Millisecond), time.Since(restart).Round(time.Millisecond))
+	c.admin(http.MethodGet, "/status", nil, http.StatusOK, &after)
+	if !after.StartedAt.After(before.StartedAt) {
+		t.Fatalf("the client sidecar started at %s before the restart and %s after: not restarted", before.StartedAt, after.StartedAt)
+	}
+
+	var ovs struct{ Data []apiOverride }
+	c.admin(http.MethodGet, "/upstreams/web/overrides", nil, http.StatusOK, &ovs)
+	if len(ovs.Data) != 1 || ovs.Data[0].ID != ov.ID || ovs.Data[0].Share == nil || *ovs.Data[0].Share != 20 || ovs.Data[0].Meta["version"] != "v2" {
+		t.Errorf("overrides after the restart: %+v, want %s (meta version v2, share 20)", ovs.Data, ov.ID)
+	}
+	var health struct{ Data []apiHealth }
+	c.admin(http.MethodGet, "/upstreams/web/health", nil, http.StatusOK, &health)
+	for _, h := range health.Data {
+		wantHealth, wantMark := "HEALTHY", "none"
+		if h.Target == sick.Target() {
+			wantHealth, wantMark = "UNHEALTHY", "unhealthy"
+		}
+		if h.Health != wantHealth || h.Data.Mark != wantMark {
+			t.Errorf("after the restart, %s is %s (mark %s), want %s (mark %s)", h.Target, h.Health, h.Data.Mark, wantHealth, wantMark)
+		}
+	}
+	if len(health.Data) != 3 {
+		t.Errorf("health after the restart lists %d targets, want 3: %+v", len(health.Data), health.Data)
+	}
+	if !slices.Contains(c.passing("web"), sick.Name) {
+		t.Errorf("%s is not passing in Consul: the mark alone should keep it out", sick.Name)
+	}
+	c.checkSplit("after the restart", path, 500, map[string]int{sick.Name: 0, web2: 400, web3: 100})
 }

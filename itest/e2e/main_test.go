@@ -10,7 +10,7 @@
 //     deployments/ copy, and built FROM scratch through testcontainers, so
 //     no registry is needed. Tags are unique to the run and removed when
 //     it ends; the Consul binary is bin/consul (`make consul`).
-//   - Every container and network is removed by t.Cleanup (Ryuk,
+//   - Every container, volume and network is removed by t.Cleanup (Ryuk,
 //     testcontainers' reaper, is disabled: its image cannot be pulled
 //     without a registry). Everything a run creates is labelled with its
 //     host and process id; TestMain first removes what earlier runs on this
@@ -106,8 +106,8 @@ func runLabels() map[string]string {
 	return map[string]string{labelHost: host, labelPID: strconv.Itoa(os.Getpid())}
 }
 
-// reapDeadRuns removes the containers, networks, images and build
-// contexts of earlier runs on this host whose test process is gone.
+// reapDeadRuns removes the containers, volumes, networks, images and
+// build contexts of earlier runs on this host whose test process is gone.
 func reapDeadRuns() {
 	if runtime.GOOS != "linux" {
 		return // process liveness is checked with signal 0
@@ -143,6 +143,13 @@ func reapDeadRuns() {
 		for _, c := range cs.Items {
 			if dead(c.Labels) {
 				_, _ = cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			}
+		}
+	}
+	if vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: byLabel}); err == nil {
+		for _, v := range vs.Items {
+			if dead(v.Labels) {
+				_, _ = cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true})
 			}
 		}
 	}
