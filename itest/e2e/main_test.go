@@ -20,7 +20,10 @@
 //     instance pods reach each other on their private network.
 //   - The sidecars run the configurations of the compose example
 //     (deployments/compose/*.yaml, bind-mounted read-only), with read-only
-//     root filesystems, no capabilities and the images' non-root user.
+//     root filesystems, no capabilities and the images' non-root user. A
+//     test that needs more derives a copy with one key added (deriveConfig:
+//     the canaries' meta version, the client's admin.state_file, which
+//     lives on a Docker volume).
 //   - Where no Docker engine answers, TestMain prints one line saying so
 //     and every test skips.
 //   - Every wait is a poll with a deadline; every load loop is bounded in
