@@ -771,9 +771,11 @@ func TestNacosServerRestart(t *testing.T) {
 		t.Fatalf("%d requests failed while c registered", failed)
 	}
 	cLatency := max(tServed.Sub(tReg), 0)
-	ncWaitSplit(t, c, client, 5*time.Second, map[string]int{"a": 100, "b": 100, "c": 100})
+	ncWaitBackends(t, c, client, 5*time.Second, "a", "b", "c")
 
 	ok, nFailed, first, byWho := load.Stop()
+	// With the load stopped (it takes picks too), the split is exact.
+	ncWaitSplit(t, c, client, 5*time.Second, map[string]int{"a": 100, "b": 100, "c": 100})
 	lostErrs := ncLogErrors(client, lostMsg)
 	t.Logf("stop took %.0fms; outage noticed after %.0fms; after the restart (outage %s): a and b registered again at "+
 		"%.0fms, client subscribed again at %.0fms, both back in the routing at %.0fms; c registration -> served %.1fms; "+
