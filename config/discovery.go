@@ -391,6 +391,12 @@ func (d *decoder) nacosRegister(n *yaml.Node) *NacosRegister {
 		field{"cluster", d.strField(&c.Cluster, "cluster", checkNonEmpty)},
 		field{"metadata", d.stringMap("metadata", &c.Metadata)},
 	)
-	d.required(d.mapping(n, "nacos", "register.nacos", fields), c.Pos, "nacos", "servers", "service", "ip", "port")
+	seen := d.mapping(n, "nacos", "register.nacos", fields)
+	d.required(seen, c.Pos, "nacos", "servers", "service", "ip", "port")
+	if e, ok := seen["weight"]; ok && e.ok && c.Weight <= 0 {
+		// The SDK would register 0 as its default weight 1, the opposite of
+		// what 0 means elsewhere (drain).
+		d.errorf(deref(e.val), "weight: must be greater than 0 (stop the sidecar, or set an admin weight override of 0, to drain)")
+	}
 	return c
 }

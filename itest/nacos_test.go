@@ -679,7 +679,8 @@ func TestNacosLastInstanceLeaves(t *testing.T) {
 		t.Fatalf("%d 'no targets' log lines, want 1", n)
 	}
 
-	// A new sidecar registering a brings the service back at once.
+	// A new sidecar registering a brings the service back at once (the
+	// 503s before it are expected: failed is not checked).
 	failed := 0
 	back := ncWhen(10*time.Second, func() bool { return ncHas(srv, "", "", "solo", port) })
 	servedAgain := ncFirstFrom(c, client, "a", 10*time.Second, &failed)
@@ -692,18 +693,80 @@ func TestNacosLastInstanceLeaves(t *testing.T) {
 	}
 }
 
+// TestNacosReturnDuringGrace: when the only instance's sidecar stops and
+// a new one registers it again within empty_grace, the pending drop is
+// cancelled: no request fails, before or after the grace would have ended.
+func TestNacosReturnDuringGrace(t *testing.T) {
+	const grace = 1500 * time.Millisecond
+	srv := nacostest.Start(t)
+	a := startBackend(t, "a", nil)
+	ga := ncSidecar(t, srv, a, "solo", "")
+	ncWaitRegistered(t, srv, "", "", "solo", a)
+	client := startGateway(t, ncClientConfig(srv, "solo", "", grace.String()))
+	c := newClient()
+	ncWaitBackends(t, c, client, 15*time.Second, "a")
+
+	const pendingMsg = "discovery answered empty; dropping the targets after the grace unless they come back"
+	load := ncStartLoad(c, client.url("/x"), 5*time.Millisecond, 2000, 10*time.Second)
+	defer load.Stop()
+	ga.signal(syscall.SIGTERM)
+	waitFor(t, 5*time.Second, "the client to start the grace", func() bool { return len(client.logsWhere(pendingMsg)) > 0 })
+	pending := time.Now()
+	if code := ga.wait(15 * time.Second); code != 0 {
+		t.Fatalf("registering sidecar exit code %d", code)
+	}
+	ncSidecar(t, srv, a, "solo", "")
+	ncWaitRegistered(t, srv, "", "", "solo", a)
+	back := time.Since(pending)
+	if back >= grace {
+		t.Fatalf("the new sidecar took %s to register, longer than empty_grace %s: the test proves nothing", back, grace)
+	}
+	time.Sleep(time.Until(pending.Add(grace + 500*time.Millisecond)))
+	ok, failed, first, _ := load.Stop()
+	t.Logf("grace started -> a registered again after %.0fms (empty_grace %s); load: %d ok, %d failed", ncMS(back), grace, ok, failed)
+	if failed != 0 {
+		t.Fatalf("%d of %d requests failed; first: %q", failed, ok+failed, first)
+	}
+	if n := len(client.logsWhere("discovery: no targets")); n != 0 {
+		t.Fatalf("the targets were dropped %d time(s) although a came back within the grace", n)
+	}
+	if got := ncSpread(t, c, client, 20); got["a"] != 20 {
+		t.Fatalf("20 requests split %v, want all on a", got)
+	}
+}
+
 // TestNacosServerRestart: the Nacos server stops for ~2 s and comes back
 // on the same ports with nothing registered (ephemeral instances die with
-// their connections). Under a steady load (every 10 ms) through the
-// discovering sidecar no request fails: during the outage it keeps the
-// last known set, after the restart it holds the empty answers of the
-// fresh server (the reconnect grace) until the registering sidecars have
-// reconnected and registered again. The client re-subscribes, and a
-// sidecar registering after the restart gets traffic within 1 s. The
-// client's empty_grace is 1s on purpose: an empty answer mistaken for
-// authoritative would empty the upstream inside the test.
+// their connections). Under a steady load (every 10 ms, at most 20 s)
+// through the discovering sidecar no request fails: during the outage it
+// keeps the last known set; after the restart it re-subscribes and holds
+// the fresh server's empty answers (the reconnect grace) until the
+// registering sidecars have reconnected and registered again; a sidecar
+// registering after the restart then gets traffic within 1 s. The client's
+// empty_grace is 1s on purpose: an empty answer taken for authoritative
+// would empty the upstream inside the test.
+//
+// Who reconnects first is a race. The second case settles it: the
+// registering sidecars are frozen (SIGSTOP) across the restart and resumed
+// 1.5 s (more than empty_grace) after the client has subscribed again, so
+// the client certainly reads the empty service first and must hold it.
 func TestNacosServerRestart(t *testing.T) {
-	const outage = 2 * time.Second
+	for _, tc := range []struct {
+		desc   string
+		freeze bool
+	}{
+		{desc: "everybody reconnects on their own", freeze: false},
+		{desc: "the registering sidecars come back 1.5s after the client", freeze: true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) { ncRestart(t, tc.freeze) })
+	}
+}
+
+func ncRestart(t *testing.T, freeze bool) {
+	const (
+		outage = 2 * time.Second
+		frozen = 1500 * time.Millisecond
+	)
 	srv := nacostest.Start(t)
 	a := startBackend(t, "a", nil)
 	b := startBackend(t, "b", nil)
@@ -718,6 +781,7 @@ func TestNacosServerRestart(t *testing.T) {
 	key := nacostest.ServiceKey{Service: "web"}
 	waitFor(t, 5*time.Second, "the client's subscription", func() bool { return srv.Subscribers(key) == 1 })
 	before := srv.ConnectionIDs()
+	portA, portB := portOf(t, a.Addr), portOf(t, b.Addr)
 
 	load := ncStartLoad(c, client.url("/load"), 10*time.Millisecond, 2000, 20*time.Second)
 	defer load.Stop()
@@ -731,6 +795,20 @@ func TestNacosServerRestart(t *testing.T) {
 		return ncCount(ncLogErrors(client, lostMsg), "connection to the server lost") > 0
 	})
 	noticed := time.Since(stopped)
+	resumed := true
+	resume := func() {
+		if !resumed {
+			resumed = true
+			ga.signal(syscall.SIGCONT)
+			gb.signal(syscall.SIGCONT)
+		}
+	}
+	defer resume()
+	if freeze {
+		ga.signal(syscall.SIGSTOP)
+		gb.signal(syscall.SIGSTOP)
+		resumed = false
+	}
 	hitsA, hitsB := a.Hits(), b.Hits()
 	time.Sleep(time.Until(stopped.Add(outage)))
 	if a.Hits() == hitsA || b.Hits() == hitsB {
@@ -739,12 +817,29 @@ func TestNacosServerRestart(t *testing.T) {
 
 	srv.Restart()
 	restarted := time.Now()
-	waitFor(t, 10*time.Second, "a and b to register again", func() bool {
-		return ncHas(srv, "", "", "web", portOf(t, a.Addr)) && ncHas(srv, "", "", "web", portOf(t, b.Addr))
-	})
-	reregistered := time.Since(restarted)
-	waitFor(t, 10*time.Second, "the client to subscribe again", func() bool { return srv.Subscribers(key) == 1 })
-	resubscribed := time.Since(restarted)
+	regBack := ncWhen(20*time.Second, func() bool { return ncHas(srv, "", "", "web", portA) && ncHas(srv, "", "", "web", portB) })
+	subBack := ncWhen(20*time.Second, func() bool { return srv.Subscribers(key) == 1 })
+	resubscribed := ncAwait(t, subBack, 25*time.Second, "the client to subscribe again").Sub(restarted)
+	if freeze {
+		const heldMsg = "empty answer right after reconnecting"
+		waitFor(t, 5*time.Second, "the client to hold the empty answer", func() bool {
+			return ncCount(ncLogErrors(client, lostMsg), heldMsg) > 0
+		})
+		held := time.Since(restarted)
+		if n := len(srv.Instances("", "", "web")); n != 0 {
+			t.Fatalf("%d instances registered while their sidecars are frozen", n)
+		}
+		hitsA, hitsB = a.Hits(), b.Hits()
+		time.Sleep(frozen)
+		if a.Hits() == hitsA || b.Hits() == hitsB {
+			t.Fatalf("while the server answered empty a got %d and b %d requests, want both > 0 (the last known set)",
+				a.Hits()-hitsA, b.Hits()-hitsB)
+		}
+		resume()
+		t.Logf("client held the empty answer from %.0fms after the restart; sidecars frozen until %.0fms",
+			ncMS(held), ncMS(time.Since(restarted)))
+	}
+	reregistered := ncAwait(t, regBack, 25*time.Second, "a and b to register again").Sub(restarted)
 	for _, id := range srv.ConnectionIDs() {
 		if slices.Contains(before, id) {
 			t.Fatalf("connection %s survived the restart", id)
@@ -755,7 +850,8 @@ func TestNacosServerRestart(t *testing.T) {
 			t.Fatalf("instance %s is not an ephemeral one of a live connection: %+v", in.Addr(), in)
 		}
 	}
-	// Both come back into the routing (the client read them again).
+	// Both are in the routing (whether the client kept them or read them
+	// again).
 	ncWaitBackends(t, c, client, 15*time.Second, "a", "b")
 	backInRouting := time.Since(restarted)
 
@@ -776,10 +872,11 @@ func TestNacosServerRestart(t *testing.T) {
 	ok, nFailed, first, byWho := load.Stop()
 	// With the load stopped (it takes picks too), the split is exact.
 	ncWaitSplit(t, c, client, 5*time.Second, map[string]int{"a": 100, "b": 100, "c": 100})
+
 	lostErrs := ncLogErrors(client, lostMsg)
-	t.Logf("stop took %.0fms; outage noticed after %.0fms; after the restart (outage %s): a and b registered again at "+
-		"%.0fms, client subscribed again at %.0fms, both back in the routing at %.0fms; c registration -> served %.1fms; "+
-		"load: %d ok %v, %d failed", ncMS(stopTook), ncMS(noticed), outage, ncMS(reregistered), ncMS(resubscribed),
+	t.Logf("stop took %.0fms; outage noticed after %.0fms; after the restart (outage %s): client subscribed again at "+
+		"%.0fms, a and b registered again at %.0fms, both in the routing at %.0fms; c registration -> served %.1fms; "+
+		"load: %d ok %v, %d failed", ncMS(stopTook), ncMS(noticed), outage, ncMS(resubscribed), ncMS(reregistered),
 		ncMS(backInRouting), ncMS(cLatency), ok, byWho, nFailed)
 	t.Logf("client discovery errors: %d disconnected, %d empty-after-reconnect held, %d total; sidecar a events %v, b events %v",
 		ncCount(lostErrs, "connection to the server lost"), ncCount(lostErrs, "empty answer right after reconnecting"),
@@ -934,6 +1031,51 @@ func TestNacosFilters(t *testing.T) {
 	}
 }
 
+// TestNacosFiltersShareOneSubscription: two upstreams of one sidecar
+// watch the same service with different cluster filters; the filters are
+// applied client-side over a single subscription, and each route reaches
+// its own cluster only.
+func TestNacosFiltersShareOneSubscription(t *testing.T) {
+	srv := nacostest.Start(t)
+	east := startBackend(t, "east", nil)
+	west := startBackend(t, "west", nil)
+	ncSidecar(t, srv, east, "web", ", cluster: east")
+	ncSidecar(t, srv, west, "web", ", cluster: west")
+	ncWaitRegistered(t, srv, "", "", "web", east)
+	ncWaitRegistered(t, srv, "", "", "web", west)
+	client := startGateway(t, fmt.Sprintf(`
+upstreams:
+  - name: ue
+    discovery:
+      nacos: {%[1]s, service: web, clusters: [east]}
+  - name: uw
+    discovery:
+      nacos: {%[1]s, service: web, clusters: [west]}
+services:
+  - {name: se, host: ue, routes: [{name: re, paths: [/east]}]}
+  - {name: sw, host: uw, routes: [{name: rw, paths: [/west]}]}
+`, ncServers(srv)))
+	c := newClient()
+	for _, tc := range []struct{ path, want string }{{"/east", "east"}, {"/west", "west"}} {
+		waitFor(t, 15*time.Second, tc.path+" to reach "+tc.want, func() bool {
+			status, who, _, _, err := ncTry(c, client.url(tc.path))
+			return err == nil && status == http.StatusOK && who == tc.want
+		})
+		for i := 0; i < 50; i++ {
+			status, who, body, _, err := ncTry(c, client.url(tc.path))
+			if err != nil || status != http.StatusOK || who != tc.want {
+				t.Fatalf("GET %s: %d %q %v %s, want 200 from %s", tc.path, status, who, err, body, tc.want)
+			}
+		}
+	}
+	if n := srv.Subscribers(nacostest.ServiceKey{Service: "web"}); n != 1 {
+		t.Fatalf("%d connections subscribed to web, want 1 (one shared client, one subscription)", n)
+	}
+	if n := srv.Connections(); n != 3 {
+		t.Fatalf("%d connections, want 3 (two registering sidecars, one shared client)", n)
+	}
+}
+
 // TestNacosHealthAndEnabled: an instance marked unhealthy or disabled in
 // Nacos (or given weight 0) leaves the routing within 1 s and gets no
 // traffic; it comes back, at its share, when restored.
@@ -976,12 +1118,24 @@ func TestNacosHealthAndEnabled(t *testing.T) {
 			if b.Hits() != hits {
 				t.Fatalf("b was hit %d times while out", b.Hits()-hits)
 			}
+			// A client subscribing now reads the subscribe answer (which
+			// carries disabled instances too, as Nacos's does) rather
+			// than a push: b stays out there as well.
+			fresh := startGateway(t, ncClientConfig(srv, "web", "", "5s"))
+			ncWaitBackends(t, c, fresh, 15*time.Second, "a")
+			if got := ncSpread(t, c, fresh, 100); got["a"] != 100 {
+				t.Fatalf("a client subscribing while b is out split 100 requests %v, want all on a", got)
+			}
+			if b.Hits() != hits {
+				t.Fatalf("b was hit %d times while out (through a new client)", b.Hits()-hits)
+			}
 			t1 := time.Now()
 			if err := tc.set(true); err != nil {
 				t.Fatal(err)
 			}
 			on := ncTimeToAppear(t, c, client, t1, "b")
 			ncWaitSplit(t, c, client, 5*time.Second, map[string]int{"a": 20, "b": 20})
+			ncWaitSplit(t, c, fresh, 5*time.Second, map[string]int{"a": 20, "b": 20})
 			t.Logf("change -> b out of the routing %.1fms; restore -> b served %.1fms", ncMS(off), ncMS(on))
 			if off > time.Second || on > time.Second {
 				t.Fatalf("took %s to leave and %s to come back, want <= 1s each", off, on)
