@@ -657,6 +657,13 @@ admin:
 			want: []wantErr{{4, 11, "listen: the admin API cannot listen on the proxy's address 0.0.0.0:8000"}},
 		},
 		{
+			desc: "nacos registration with weight 0",
+			src: `register:
+  nacos: {servers: [127.0.0.1:8848], service: web, ip: 127.0.0.1, port: 80, weight: 0}
+`,
+			want: []wantErr{{2, 85, "weight: must be greater than 0"}},
+		},
+		{
 			desc: "admin on a non-loopback address without a token",
 			src: `admin:
   listen: 0.0.0.0:8001
