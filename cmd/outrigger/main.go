@@ -231,7 +231,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer, env func(string) (string, 
 		fmt.Fprintf(stdout, `
 Outrigger demo is running.
   proxy   http://%[1]s   route /mock -> upstream example_upstream
-  admin   http://%[2]s   (/status, /metrics)
+  admin   http://%[2]s   (Kong-style admin API: /upstreams, /services, /routes; /status, /metrics)
   targets %[3]s (demo-a) and %[4]s (demo-b), weight 100 each
 
 Watch the responses alternate between the two backends:
