@@ -1,7 +1,7 @@
-// Package itest runs the real outrigger binary against real backends on
-// loopback. TestMain builds the binary once; every test starts its own
-// gateway processes on kernel-chosen ports, so tests are independent.
 package itest
+
+// The harness: TestMain builds the binary once; every test starts its own
+// gateway processes on kernel-chosen ports, so tests are independent.
 
 import (
 	"bufio"
