@@ -17,19 +17,19 @@ package itest
 //   - Discovery errors keep the last set; an authoritative empty answer
 //     applies after empty_grace (upstream/watch.go).
 //
-// Helpers are prefixed cs; dns_test.go uses them too.
+// Helpers are prefixed cs; dns_test.go and nacos_test.go use them too.
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -93,23 +93,17 @@ services:
 `, agentAddr, service, extra, grace)
 }
 
-// csTry sends one GET and never fails the test (for load goroutines).
-// who is the X-Backend header, or "status <code>" when the answer is not
-// a 200.
+// csTry is tryGet (one GET that never fails the test) returning as who the
+// X-Backend header, or "status <code>" when the answer is not a 200.
 func csTry(c *http.Client, url string) (who string, body string, err error) {
-	resp, err := c.Get(url)
+	status, who, body, _, err := tryGet(c, url)
 	if err != nil {
 		return "", "", err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", "", err
+	if status != http.StatusOK {
+		return fmt.Sprintf("status %d", status), body, nil
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Sprintf("status %d", resp.StatusCode), string(b), nil
-	}
-	return resp.Header.Get("X-Backend"), string(b), nil
+	return who, body, nil
 }
 
 // csWho sends one GET through g and returns the backend that answered; any
@@ -124,12 +118,16 @@ func csWho(t testing.TB, c *http.Client, g *gateway) string {
 }
 
 // csSpread sends n sequential GETs through g and counts them per backend;
-// any answer but a 200 fails the test.
+// a transport error, a body read error or any answer but a 200 fails the
+// test.
 func csSpread(t testing.TB, c *http.Client, g *gateway, n int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
 	for i := 0; i < n; i++ {
-		status, who, body := get(t, c, g.url("/x"))
+		status, who, body, _, err := tryGet(c, g.url("/x"))
+		if err != nil {
+			t.Fatalf("request %d: GET through the gateway: %v", i, err)
+		}
 		if status != http.StatusOK {
 			t.Fatalf("request %d: status %d: %s", i, status, body)
 		}
@@ -152,7 +150,7 @@ func csWaitSplit(t testing.TB, c *http.Client, g *gateway, d time.Duration, want
 		for i := 0; i < n; i++ {
 			got[csWho(t, c, g)]++
 		}
-		return csMapsEqual(got, want)
+		return maps.Equal(got, want)
 	}, func() string { return fmt.Sprintf("a window of %d requests split as %v (last %v)", n, want, got) })
 }
 
@@ -169,23 +167,12 @@ func csPoll(t testing.TB, d time.Duration, cond func() bool, describe func() str
 	}
 }
 
-func csMapsEqual(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // csWaitBackends polls windows of 10 requests per backend until one window
-// reaches exactly the backends named in want (every request a 200).
+// reaches exactly the backends named in want (every request a 200); the
+// caller's want is not reordered.
 func csWaitBackends(t testing.TB, c *http.Client, g *gateway, d time.Duration, want ...string) {
 	t.Helper()
-	slices.Sort(want)
+	want = slices.Sorted(slices.Values(want))
 	var seen []string
 	csPoll(t, d, func() bool {
 		set := map[string]bool{}
@@ -220,11 +207,12 @@ func csTimeToAppear(t testing.TB, c *http.Client, g *gateway, t0 time.Time, name
 	return 0
 }
 
-// csTimeToVanish polls requests through g from t0 (when the Consul API call
-// returned) until backend name has left a two-instance, equal-weight
-// round-robin: the answer that proves it is the second one in a row from
-// the other instance (the old picker strictly alternated). It returns the
-// time to that answer, then checks that 20 more requests avoid name.
+// csTimeToVanish polls requests through g from t0 (when the change was
+// made: a Consul API call returned, a signal was sent) until backend name
+// has left a two-instance, equal-weight round-robin: the answer that proves
+// it is the second one in a row from the other instance (the old picker
+// strictly alternated). It returns the time to that answer, then checks
+// that 20 more requests avoid name. Any answer but a 200 fails the test.
 func csTimeToVanish(t testing.TB, c *http.Client, g *gateway, t0 time.Time, name string) time.Duration {
 	t.Helper()
 	prev := ""
@@ -244,7 +232,7 @@ func csTimeToVanish(t testing.TB, c *http.Client, g *gateway, t0 time.Time, name
 		}
 		prev = who
 	}
-	t.Fatalf("%s still got traffic %s after its deregistration", name, csMeasureTime)
+	t.Fatalf("%s still got traffic %s after the change", name, csMeasureTime)
 	return 0
 }
 
@@ -433,7 +421,7 @@ func TestConsulCheckFailure(t *testing.T) {
 			for k, v := range tc.failed {
 				want[k] = 10 * v
 			}
-			if got := csSpread(t, c, g, 400); !csMapsEqual(got, want) {
+			if got := csSpread(t, c, g, 400); !maps.Equal(got, want) {
 				t.Fatalf("400 requests after the check changed split %v, want %v", got, want)
 			}
 			tc.recover(t, service, health)
@@ -479,7 +467,7 @@ func TestConsulFilters(t *testing.T) {
 			for _, w := range tc.want {
 				want[w] = 20
 			}
-			if !csMapsEqual(got, want) {
+			if !maps.Equal(got, want) {
 				t.Fatalf("%d requests split %v, want %v", 20*len(tc.want), got, want)
 			}
 		})
@@ -527,69 +515,6 @@ func TestConsulWeights(t *testing.T) {
 	}
 }
 
-// csLoad is a bounded background load of sequential GETs.
-type csLoad struct {
-	stop chan struct{}
-	done chan struct{}
-	mu   sync.Mutex
-	ok   int
-	bad  []string // the first failures
-	nBad int
-}
-
-// csStartLoad sends sequential GETs to url every `every` until Stop, at
-// most maxN of them and for at most maxD.
-func csStartLoad(c *http.Client, url string, every time.Duration, maxN int, maxD time.Duration) *csLoad {
-	l := &csLoad{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		end := time.Now().Add(maxD)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for i := 0; i < maxN && time.Now().Before(end); i++ {
-			who, body, err := csTry(c, url)
-			l.mu.Lock()
-			switch {
-			case err != nil:
-				l.nBad++
-				if len(l.bad) < 5 {
-					l.bad = append(l.bad, err.Error())
-				}
-			case strings.HasPrefix(who, "status "):
-				l.nBad++
-				if len(l.bad) < 5 {
-					l.bad = append(l.bad, who+": "+body)
-				}
-			default:
-				l.ok++
-			}
-			l.mu.Unlock()
-			select {
-			case <-l.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return l
-}
-
-// Stop ends the load and returns its counts.
-func (l *csLoad) Stop() (ok, failed int, firstFailures []string) {
-	close(l.stop)
-	<-l.done
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ok, l.nBad, l.bad
-}
-
-// Sent returns how many requests the load has sent so far.
-func (l *csLoad) Sent() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ok + l.nBad
-}
-
 // csOutage is how long the agent stays down in TestConsulAgentRestart (the
 // issue's figure).
 const csOutage = 10 * time.Second
@@ -613,13 +538,8 @@ func TestConsulAgentRestart(t *testing.T) {
 	c := newClient()
 	csWaitBackends(t, c, g, 15*time.Second, "a", "b")
 
-	load := csStartLoad(c, g.url("/load"), 10*time.Millisecond, 20000, 120*time.Second)
-	stopped := false
-	defer func() {
-		if !stopped {
-			load.Stop()
-		}
-	}()
+	load := startLoad(c, g.url("/load"), 10*time.Millisecond, 20000, 120*time.Second)
+	defer load.Stop()
 
 	ag.Kill()
 	killed := time.Now()
@@ -657,8 +577,7 @@ func TestConsulAgentRestart(t *testing.T) {
 	})
 	recovered := time.Since(restarted)
 	csWaitBackends(t, c, g, 15*time.Second, "a", "b", "c")
-	ok, failed, first := load.Stop()
-	stopped = true
+	ok, failed, first, _ := load.Stop()
 
 	errs := csMetric(t, g, csDiscoverySeries("consul:web", "error"))
 	pending := csMetric(t, g, csDiscoverySeries("consul:web", "empty-pending"))
@@ -874,7 +793,7 @@ func TestConsulReload(t *testing.T) {
 			c := newClient()
 			csWaitBackends(t, c, g, 15*time.Second, tc.before...)
 
-			load := csStartLoad(c, g.url("/x"), time.Millisecond, 100000, 30*time.Second)
+			load := startLoad(c, g.url("/x"), time.Millisecond, 100000, 30*time.Second)
 			waitFor(t, 10*time.Second, "the load to run", func() bool { return load.Sent() >= 100 })
 			gen := g.generation()
 			g.writeConfig(tc.to(ag.HTTPAddr))
@@ -883,7 +802,7 @@ func TestConsulReload(t *testing.T) {
 			sent := load.Sent()
 			csWaitBackends(t, c, g, 15*time.Second, tc.want...)
 			waitFor(t, 10*time.Second, "more load after the reload", func() bool { return load.Sent() >= sent+200 })
-			ok, failed, first := load.Stop()
+			ok, failed, first, _ := load.Stop()
 			if failed != 0 {
 				t.Fatalf("%d of %d requests failed across the reload; first: %q", failed, ok+failed, first)
 			}

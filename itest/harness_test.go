@@ -300,3 +300,90 @@ func get(t testing.TB, c *http.Client, url string, hdr ...string) (int, string, 
 func newClient() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 }
+
+// tryGet sends one GET and never fails the test (for goroutines): it
+// returns the status, the X-Backend header, the body and the headers.
+func tryGet(c *http.Client, url string) (status int, who, body string, hdr http.Header, err error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, "", "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", "", nil, err
+	}
+	return resp.StatusCode, resp.Header.Get("X-Backend"), string(b), resp.Header, nil
+}
+
+// seqLoad is a bounded background load of sequential GETs.
+type seqLoad struct {
+	stop  chan struct{}
+	done  chan struct{}
+	mu    sync.Mutex
+	ok    int
+	nBad  int
+	bad   []string // the first failures
+	byWho map[string]int
+}
+
+// startLoad sends sequential GETs to url every `every` until Stop, at most
+// maxN of them and for at most maxD. A transport error or an answer other
+// than 200 counts as a failure.
+func startLoad(c *http.Client, url string, every time.Duration, maxN int, maxD time.Duration) *seqLoad {
+	l := &seqLoad{stop: make(chan struct{}), done: make(chan struct{}), byWho: map[string]int{}}
+	go func() {
+		defer close(l.done)
+		end := time.Now().Add(maxD)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for i := 0; i < maxN && time.Now().Before(end); i++ {
+			status, who, body, _, err := tryGet(c, url)
+			l.mu.Lock()
+			switch {
+			case err != nil:
+				l.nBad++
+				if len(l.bad) < 5 {
+					l.bad = append(l.bad, err.Error())
+				}
+			case status != http.StatusOK:
+				l.nBad++
+				if len(l.bad) < 5 {
+					l.bad = append(l.bad, fmt.Sprintf("status %d: %s", status, body))
+				}
+			default:
+				l.ok++
+				l.byWho[who]++
+			}
+			l.mu.Unlock()
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return l
+}
+
+// Stop ends the load (once; later calls return the same counts) and
+// returns its counts: the 200s, the failures, the first failures and the
+// 200s per backend.
+func (l *seqLoad) Stop() (ok, failed int, firstFailures []string, byWho map[string]int) {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok, l.nBad, l.bad, l.byWho
+}
+
+// Sent returns how many requests the load has sent so far.
+func (l *seqLoad) Sent() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok + l.nBad
+}

@@ -27,27 +27,23 @@ package itest
 //     source's reconnect grace) because the owners of the instances have
 //     to reconnect and register again first.
 //
-// Helpers are prefixed nc.
+// Helpers are prefixed nc; where the logic is the same, the tests use
+// consul_test.go's cs helpers and harness_test.go's.
 
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/internal/nacostest"
 )
-
-// ncNoPeer is the gateway's answer when an upstream has no target.
-const ncNoPeer = `{"message":"failure to get a peer from the ring-balancer"}`
 
 // ncBound bounds every measuring loop.
 const ncBound = 5 * time.Second
@@ -65,7 +61,7 @@ func ncSidecar(t testing.TB, srv *nacostest.Server, b *backend, service, extra s
 	return startGateway(t, fmt.Sprintf(`
 register:
   nacos: {%s, service: %s, ip: 127.0.0.1, port: %d%s}
-`, ncServers(srv), service, portOf(t, b.Addr), extra))
+`, ncServers(srv), service, csPort(t, b.Addr), extra))
 }
 
 // ncClientConfig is one upstream u discovered from Nacos service `service`
@@ -96,7 +92,7 @@ func ncHas(srv *nacostest.Server, ns, group, service string, port int) bool {
 // ncWaitRegistered waits until srv lists backend b in ns/group/service.
 func ncWaitRegistered(t testing.TB, srv *nacostest.Server, ns, group, service string, b *backend) {
 	t.Helper()
-	port := portOf(t, b.Addr)
+	port := csPort(t, b.Addr)
 	waitFor(t, 10*time.Second, fmt.Sprintf("%s to be registered in %q/%q/%s", b.Name, ns, group, service), func() bool {
 		return ncHas(srv, ns, group, service, port)
 	})
@@ -136,26 +132,12 @@ func ncAwait(t testing.TB, ch <-chan time.Time, d time.Duration, what string) ti
 	return time.Time{}
 }
 
-// ncTry sends one GET and never fails the test (for goroutines): it
-// returns the status, the X-Backend header and the body.
-func ncTry(c *http.Client, url string) (status int, who, body string, hdr http.Header, err error) {
-	resp, err := c.Get(url)
-	if err != nil {
-		return 0, "", "", nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, "", "", nil, err
-	}
-	return resp.StatusCode, resp.Header.Get("X-Backend"), string(b), resp.Header, nil
-}
-
 // ncWho sends one GET through g and returns the backend that answered; a
 // transport error or an answer other than 200 fails the test.
+// Kept beside csWho (which returns a non-200 answer as "status <code>"): ncTimeToAppear must fail on one.
 func ncWho(t testing.TB, c *http.Client, g *gateway) string {
 	t.Helper()
-	status, who, body, _, err := ncTry(c, g.url("/x"))
+	status, who, body, _, err := tryGet(c, g.url("/x"))
 	if err != nil {
 		t.Fatalf("GET through the gateway: %v", err)
 	}
@@ -165,107 +147,18 @@ func ncWho(t testing.TB, c *http.Client, g *gateway) string {
 	return who
 }
 
-// ncAnswer sends one GET through g and returns the backend that answered,
-// or "status <code>" for an answer other than 200 (the wait loops poll
-// through the upstream's empty start); a transport error fails the test.
-func ncAnswer(t testing.TB, c *http.Client, g *gateway) string {
-	t.Helper()
-	status, who, _, _, err := ncTry(c, g.url("/x"))
-	if err != nil {
-		t.Fatalf("GET through the gateway: %v", err)
-	}
-	if status != http.StatusOK {
-		return fmt.Sprintf("status %d", status)
-	}
-	return who
-}
-
-// ncSpread sends n sequential GETs through g and counts them per backend;
-// any answer but a 200 fails the test.
-func ncSpread(t testing.TB, c *http.Client, g *gateway, n int) map[string]int {
-	t.Helper()
-	got := map[string]int{}
-	for i := 0; i < n; i++ {
-		got[ncWho(t, c, g)]++
-	}
-	return got
-}
-
-// ncSpreadLoose is ncSpread counting answers other than 200 as
-// "status <code>".
-func ncSpreadLoose(t testing.TB, c *http.Client, g *gateway, n int) map[string]int {
-	t.Helper()
-	got := map[string]int{}
-	for i := 0; i < n; i++ {
-		got[ncAnswer(t, c, g)]++
-	}
-	return got
-}
-
-// ncWaitSplit polls windows of sequential requests (as many as the counts
-// in want add up to) until one window splits exactly as want, then checks
-// that the next window does too.
+// ncWaitSplit is csWaitSplit, then checks that the next window splits as
+// want too (every answer a 200).
+// Kept beside csWaitSplit: the nacos tests assert that the split holds in the next window too.
 func ncWaitSplit(t testing.TB, c *http.Client, g *gateway, d time.Duration, want map[string]int) {
 	t.Helper()
+	csWaitSplit(t, c, g, d, want)
 	n := 0
 	for _, v := range want {
 		n += v
 	}
-	var got map[string]int
-	end := time.Now().Add(d)
-	for {
-		got = ncSpreadLoose(t, c, g, n)
-		if ncMapsEqual(got, want) {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for a window of %d requests to split as %v (last %v)", d, n, want, got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if got := ncSpread(t, c, g, n); !ncMapsEqual(got, want) {
+	if got := csSpread(t, c, g, n); !maps.Equal(got, want) {
 		t.Fatalf("the window after an exact one split %v, want %v", got, want)
-	}
-}
-
-func ncMapsEqual(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-// ncWaitBackends polls windows of 10 requests per backend until one window
-// reaches exactly the backends named in want (and only 200s).
-func ncWaitBackends(t testing.TB, c *http.Client, g *gateway, d time.Duration, want ...string) {
-	t.Helper()
-	want = slices.Sorted(slices.Values(want))
-	var seen []string
-	end := time.Now().Add(d)
-	for {
-		set := map[string]bool{}
-		for i := 0; i < 10*len(want); i++ {
-			set[ncAnswer(t, c, g)] = true
-		}
-		seen = slices.Sorted(func(yield func(string) bool) {
-			for k := range set {
-				if !yield(k) {
-					return
-				}
-			}
-		})
-		if slices.Equal(seen, want) {
-			return
-		}
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %s waiting for traffic to exactly %v (last window reached %v)", d, want, seen)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -278,7 +171,7 @@ func ncFirstFrom(c *http.Client, g *gateway, name string, d time.Duration, faile
 	go func() {
 		end := time.Now().Add(d)
 		for time.Now().Before(end) {
-			status, who, _, _, err := ncTry(c, g.url("/x"))
+			status, who, _, _, err := tryGet(c, g.url("/x"))
 			if err != nil || status != http.StatusOK {
 				*failed++
 				continue
@@ -293,33 +186,10 @@ func ncFirstFrom(c *http.Client, g *gateway, name string, d time.Duration, faile
 	return ch
 }
 
-// ncTimeToVanish sends requests through g from t0 until backend name has
-// left a two-instance, equal-weight round-robin: the answer that proves it
-// is the second in a row from the other instance (the old picker strictly
-// alternated). It returns the time to that answer and checks that 20 more
-// requests avoid name.
-func ncTimeToVanish(t testing.TB, c *http.Client, g *gateway, t0 time.Time, name string) time.Duration {
-	t.Helper()
-	prev := ""
-	for time.Since(t0) < ncBound {
-		who := ncWho(t, c, g)
-		if who != name && who == prev {
-			d := time.Since(t0)
-			for j := 0; j < 20; j++ {
-				if w := ncWho(t, c, g); w == name {
-					t.Fatalf("after two answers in a row from %s, request %d went to %s", who, j, w)
-				}
-			}
-			return d
-		}
-		prev = who
-	}
-	t.Fatalf("%s still got traffic %s after the change", name, ncBound)
-	return 0
-}
-
 // ncTimeToAppear sends requests through g from t0 until backend name
-// answers and returns the time to that answer.
+// answers and returns the time to that answer; any answer but a 200 fails
+// the test.
+// Kept beside csTimeToAppear (which passes over non-200 answers): TestNacosHealthAndEnabled asserts none while b returns.
 func ncTimeToAppear(t testing.TB, c *http.Client, g *gateway, t0 time.Time, name string) time.Duration {
 	t.Helper()
 	for time.Since(t0) < ncBound {
@@ -329,70 +199,6 @@ func ncTimeToAppear(t testing.TB, c *http.Client, g *gateway, t0 time.Time, name
 	}
 	t.Fatalf("%s got no traffic within %s of the change", name, ncBound)
 	return 0
-}
-
-func ncMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// ncLoad is a bounded background load of sequential GETs.
-type ncLoad struct {
-	stop  chan struct{}
-	done  chan struct{}
-	mu    sync.Mutex
-	ok    int
-	nBad  int
-	bad   []string // the first failures
-	byWho map[string]int
-}
-
-// ncStartLoad sends sequential GETs to url every `every` until Stop, at
-// most maxN of them and for at most maxD.
-func ncStartLoad(c *http.Client, url string, every time.Duration, maxN int, maxD time.Duration) *ncLoad {
-	l := &ncLoad{stop: make(chan struct{}), done: make(chan struct{}), byWho: map[string]int{}}
-	go func() {
-		defer close(l.done)
-		end := time.Now().Add(maxD)
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		for i := 0; i < maxN && time.Now().Before(end); i++ {
-			status, who, body, _, err := ncTry(c, url)
-			l.mu.Lock()
-			switch {
-			case err != nil:
-				l.nBad++
-				if len(l.bad) < 5 {
-					l.bad = append(l.bad, err.Error())
-				}
-			case status != http.StatusOK:
-				l.nBad++
-				if len(l.bad) < 5 {
-					l.bad = append(l.bad, fmt.Sprintf("status %d: %s", status, body))
-				}
-			default:
-				l.ok++
-				l.byWho[who]++
-			}
-			l.mu.Unlock()
-			select {
-			case <-l.stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return l
-}
-
-// Stop ends the load (once) and returns its counts.
-func (l *ncLoad) Stop() (ok, failed int, firstFailures []string, byWho map[string]int) {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	<-l.done
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.ok, l.nBad, l.bad, l.byWho
 }
 
 // ncLogErrors returns the "error" field of g's log lines whose message is
@@ -493,7 +299,7 @@ services:
 	}
 	waitFor(t, 10*time.Second, "a's deregistration", func() bool {
 		for _, in := range srv.Instances("", "DEFAULT_GROUP", "web") {
-			if in.Port == portOf(t, a.Addr) {
+			if in.Port == csPort(t, a.Addr) {
 				return false
 			}
 		}
@@ -526,8 +332,8 @@ func TestNacosChangeLatency(t *testing.T) {
 	ncWaitRegistered(t, srv, "", "", "web", a)
 	client := startGateway(t, ncClientConfig(srv, "web", "", "5s"))
 	c := newClient()
-	ncWaitBackends(t, c, client, 15*time.Second, "a")
-	portB := portOf(t, b.Addr)
+	csWaitBackends(t, c, client, 15*time.Second, "a")
+	portB := csPort(t, b.Addr)
 
 	var regs, deregs, kills, goneAfterSig []time.Duration
 	for round := 0; round < rounds; round++ {
@@ -558,7 +364,7 @@ func TestNacosChangeLatency(t *testing.T) {
 		gone := ncWhen(10*time.Second, func() bool { return !ncHas(srv, "", "", "web", portB) })
 		t0 := time.Now()
 		gb.signal(sig)
-		d = ncTimeToVanish(t, c, client, t0, "b")
+		d = csTimeToVanish(t, c, client, t0, "b")
 		tGone := ncAwait(t, gone, 15*time.Second, "b leaving the server")
 		goneAfterSig = append(goneAfterSig, tGone.Sub(t0))
 		if sig == syscall.SIGTERM {
@@ -574,7 +380,7 @@ func TestNacosChangeLatency(t *testing.T) {
 			t.Fatalf("round %d: b kept traffic for %s after %s, want <= 1s", round, d, what)
 		}
 		hits := b.Hits()
-		if got := ncSpread(t, c, client, 20); got["a"] != 20 {
+		if got := csSpread(t, c, client, 20); got["a"] != 20 {
 			t.Fatalf("round %d: after b left 20 requests split %v, want all on a", round, got)
 		}
 		if b.Hits() != hits {
@@ -590,7 +396,7 @@ func TestNacosChangeLatency(t *testing.T) {
 func ncMSs(ds []time.Duration) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
-		out[i] = strconv.FormatFloat(ncMS(d), 'f', 1, 64)
+		out[i] = strconv.FormatFloat(csMS(d), 'f', 1, 64)
 	}
 	return out
 }
@@ -607,8 +413,8 @@ func TestNacosLastInstanceLeaves(t *testing.T) {
 	ncWaitRegistered(t, srv, "", "", "solo", a)
 	client := startGateway(t, ncClientConfig(srv, "solo", "", grace.String()))
 	c := newClient()
-	ncWaitBackends(t, c, client, 15*time.Second, "a")
-	port := portOf(t, a.Addr)
+	csWaitBackends(t, c, client, 15*time.Second, "a")
+	port := csPort(t, a.Addr)
 
 	gone := ncWhen(10*time.Second, func() bool { return !ncHas(srv, "", "", "solo", port) })
 	tSig := time.Now()
@@ -618,7 +424,7 @@ func TestNacosLastInstanceLeaves(t *testing.T) {
 	var body string
 	var hdr http.Header
 	for time.Since(tSig) < grace+ncBound {
-		status, who, b, h, err := ncTry(c, client.url("/x"))
+		status, who, b, h, err := tryGet(c, client.url("/x"))
 		now := time.Now()
 		if err != nil {
 			t.Fatalf("request %d after SIGTERM: %v", served, err)
@@ -646,8 +452,8 @@ func TestNacosLastInstanceLeaves(t *testing.T) {
 		t.Fatalf("registering sidecar exit code %d", code)
 	}
 	t.Logf("SIGTERM -> deregistered in the server %.1fms; deregistration -> last 200 %.1fms, first 503 %.1fms "+
-		"(empty_grace %s); %d requests served during the grace", ncMS(tGone.Sub(tSig)), ncMS(lastOK.Sub(tGone)),
-		ncMS(first503.Sub(tGone)), grace, served)
+		"(empty_grace %s); %d requests served during the grace", csMS(tGone.Sub(tSig)), csMS(lastOK.Sub(tGone)),
+		csMS(first503.Sub(tGone)), grace, served)
 	// The grace timer starts when the client receives the push, after the
 	// server dropped the instance, which is at most one poll (1ms) before
 	// tGone: allow 50ms for that.
@@ -657,8 +463,8 @@ func TestNacosLastInstanceLeaves(t *testing.T) {
 	if d := first503.Sub(tGone); d > grace+time.Second {
 		t.Fatalf("the upstream emptied %s after the deregistration, want within 1s of empty_grace %s", d, grace)
 	}
-	if strings.TrimSpace(body) != ncNoPeer {
-		t.Fatalf("503 body %q, want %s", body, ncNoPeer)
+	if strings.TrimSpace(body) != csNoPeer {
+		t.Fatalf("503 body %q, want %s", body, csNoPeer)
 	}
 	if ct := hdr.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Fatalf("503 Content-Type %q, want application/json", ct)
@@ -668,7 +474,7 @@ func TestNacosLastInstanceLeaves(t *testing.T) {
 		t.Fatalf("503 body is not JSON: %v", err)
 	}
 	for i := 0; i < 20; i++ {
-		if status, _, b, _, err := ncTry(c, client.url("/x")); err != nil || status != http.StatusServiceUnavailable {
+		if status, _, b, _, err := tryGet(c, client.url("/x")); err != nil || status != http.StatusServiceUnavailable {
 			t.Fatalf("request %d after the upstream emptied: status %d, %v: %s", i, status, err, b)
 		}
 	}
@@ -687,7 +493,7 @@ func TestNacosLastInstanceLeaves(t *testing.T) {
 	ncSidecar(t, srv, a, "solo", "")
 	tBack := ncAwait(t, back, 15*time.Second, "a's new registration")
 	tServed := ncAwait(t, servedAgain, 15*time.Second, "a's first answer after its new registration")
-	t.Logf("new registration -> first request served %.1fms", ncMS(max(tServed.Sub(tBack), 0)))
+	t.Logf("new registration -> first request served %.1fms", csMS(max(tServed.Sub(tBack), 0)))
 	if d := tServed.Sub(tBack); d > time.Second {
 		t.Fatalf("the new registration took %s to reach the routing, want <= 1s", d)
 	}
@@ -704,10 +510,10 @@ func TestNacosReturnDuringGrace(t *testing.T) {
 	ncWaitRegistered(t, srv, "", "", "solo", a)
 	client := startGateway(t, ncClientConfig(srv, "solo", "", grace.String()))
 	c := newClient()
-	ncWaitBackends(t, c, client, 15*time.Second, "a")
+	csWaitBackends(t, c, client, 15*time.Second, "a")
 
 	const pendingMsg = "discovery answered empty; dropping the targets after the grace unless they come back"
-	load := ncStartLoad(c, client.url("/x"), 5*time.Millisecond, 2000, 10*time.Second)
+	load := startLoad(c, client.url("/x"), 5*time.Millisecond, 2000, 10*time.Second)
 	defer load.Stop()
 	ga.signal(syscall.SIGTERM)
 	waitFor(t, 5*time.Second, "the client to start the grace", func() bool { return len(client.logsWhere(pendingMsg)) > 0 })
@@ -723,14 +529,14 @@ func TestNacosReturnDuringGrace(t *testing.T) {
 	}
 	time.Sleep(time.Until(pending.Add(grace + 500*time.Millisecond)))
 	ok, failed, first, _ := load.Stop()
-	t.Logf("grace started -> a registered again after %.0fms (empty_grace %s); load: %d ok, %d failed", ncMS(back), grace, ok, failed)
+	t.Logf("grace started -> a registered again after %.0fms (empty_grace %s); load: %d ok, %d failed", csMS(back), grace, ok, failed)
 	if failed != 0 {
 		t.Fatalf("%d of %d requests failed; first: %q", failed, ok+failed, first)
 	}
 	if n := len(client.logsWhere("discovery: no targets")); n != 0 {
 		t.Fatalf("the targets were dropped %d time(s) although a came back within the grace", n)
 	}
-	if got := ncSpread(t, c, client, 20); got["a"] != 20 {
+	if got := csSpread(t, c, client, 20); got["a"] != 20 {
 		t.Fatalf("20 requests split %v, want all on a", got)
 	}
 }
@@ -777,13 +583,13 @@ func ncRestart(t *testing.T, freeze bool) {
 	ncWaitRegistered(t, srv, "", "", "web", b)
 	client := startGateway(t, ncClientConfig(srv, "web", "", "1s"))
 	c := newClient()
-	ncWaitBackends(t, c, client, 15*time.Second, "a", "b")
+	csWaitBackends(t, c, client, 15*time.Second, "a", "b")
 	key := nacostest.ServiceKey{Service: "web"}
 	waitFor(t, 5*time.Second, "the client's subscription", func() bool { return srv.Subscribers(key) == 1 })
 	before := srv.ConnectionIDs()
-	portA, portB := portOf(t, a.Addr), portOf(t, b.Addr)
+	portA, portB := csPort(t, a.Addr), csPort(t, b.Addr)
 
-	load := ncStartLoad(c, client.url("/load"), 10*time.Millisecond, 2000, 20*time.Second)
+	load := startLoad(c, client.url("/load"), 10*time.Millisecond, 2000, 20*time.Second)
 	defer load.Stop()
 	time.Sleep(200 * time.Millisecond)
 
@@ -837,7 +643,7 @@ func ncRestart(t *testing.T, freeze bool) {
 		}
 		resume()
 		t.Logf("client held the empty answer from %.0fms after the restart; sidecars frozen until %.0fms",
-			ncMS(held), ncMS(time.Since(restarted)))
+			csMS(held), csMS(time.Since(restarted)))
 	}
 	reregistered := ncAwait(t, regBack, 25*time.Second, "a and b to register again").Sub(restarted)
 	for _, id := range srv.ConnectionIDs() {
@@ -852,12 +658,12 @@ func ncRestart(t *testing.T, freeze bool) {
 	}
 	// Both are in the routing (whether the client kept them or read them
 	// again).
-	ncWaitBackends(t, c, client, 15*time.Second, "a", "b")
+	csWaitBackends(t, c, client, 15*time.Second, "a", "b")
 	backInRouting := time.Since(restarted)
 
 	// A change after the restart: a third sidecar registers.
 	failed := 0
-	portC := portOf(t, cc.Addr)
+	portC := csPort(t, cc.Addr)
 	appeared := ncWhen(10*time.Second, func() bool { return ncHas(srv, "", "", "web", portC) })
 	served := ncFirstFrom(c, client, "c", 10*time.Second, &failed)
 	ncSidecar(t, srv, cc, "web", "")
@@ -867,7 +673,7 @@ func ncRestart(t *testing.T, freeze bool) {
 		t.Fatalf("%d requests failed while c registered", failed)
 	}
 	cLatency := max(tServed.Sub(tReg), 0)
-	ncWaitBackends(t, c, client, 5*time.Second, "a", "b", "c")
+	csWaitBackends(t, c, client, 5*time.Second, "a", "b", "c")
 
 	ok, nFailed, first, byWho := load.Stop()
 	// With the load stopped (it takes picks too), the split is exact.
@@ -876,8 +682,8 @@ func ncRestart(t *testing.T, freeze bool) {
 	lostErrs := ncLogErrors(client, lostMsg)
 	t.Logf("stop took %.0fms; outage noticed after %.0fms; after the restart (outage %s): client subscribed again at "+
 		"%.0fms, a and b registered again at %.0fms, both in the routing at %.0fms; c registration -> served %.1fms; "+
-		"load: %d ok %v, %d failed", ncMS(stopTook), ncMS(noticed), outage, ncMS(resubscribed), ncMS(reregistered),
-		ncMS(backInRouting), ncMS(cLatency), ok, byWho, nFailed)
+		"load: %d ok %v, %d failed", csMS(stopTook), csMS(noticed), outage, csMS(resubscribed), csMS(reregistered),
+		csMS(backInRouting), csMS(cLatency), ok, byWho, nFailed)
 	t.Logf("client discovery errors: %d disconnected, %d empty-after-reconnect held, %d total; sidecar a events %v, b events %v",
 		ncCount(lostErrs, "connection to the server lost"), ncCount(lostErrs, "empty answer right after reconnecting"),
 		len(lostErrs), ncRegEvents(ga), ncRegEvents(gb))
@@ -1015,8 +821,8 @@ func TestNacosFilters(t *testing.T) {
 			}
 			client := startGateway(t, ncClientConfig(srv, service, tc.disc, "5s"))
 			c := newClient()
-			ncWaitBackends(t, c, client, 15*time.Second, tc.want...)
-			got := ncSpread(t, c, client, 50*len(tc.want))
+			csWaitBackends(t, c, client, 15*time.Second, tc.want...)
+			got := csSpread(t, c, client, 50*len(tc.want))
 			for _, w := range tc.want {
 				if got[w] != 50 {
 					t.Fatalf("%d requests split %v, want 50 on each of %v", 50*len(tc.want), got, tc.want)
@@ -1058,11 +864,11 @@ services:
 	c := newClient()
 	for _, tc := range []struct{ path, want string }{{"/east", "east"}, {"/west", "west"}} {
 		waitFor(t, 15*time.Second, tc.path+" to reach "+tc.want, func() bool {
-			status, who, _, _, err := ncTry(c, client.url(tc.path))
+			status, who, _, _, err := tryGet(c, client.url(tc.path))
 			return err == nil && status == http.StatusOK && who == tc.want
 		})
 		for i := 0; i < 50; i++ {
-			status, who, body, _, err := ncTry(c, client.url(tc.path))
+			status, who, body, _, err := tryGet(c, client.url(tc.path))
 			if err != nil || status != http.StatusOK || who != tc.want {
 				t.Fatalf("GET %s: %d %q %v %s, want 200 from %s", tc.path, status, who, err, body, tc.want)
 			}
@@ -1110,9 +916,9 @@ func TestNacosHealthAndEnabled(t *testing.T) {
 			if err := tc.set(false); err != nil {
 				t.Fatal(err)
 			}
-			off := ncTimeToVanish(t, c, client, t0, "b")
+			off := csTimeToVanish(t, c, client, t0, "b")
 			hits := b.Hits()
-			if got := ncSpread(t, c, client, 100); got["a"] != 100 {
+			if got := csSpread(t, c, client, 100); got["a"] != 100 {
 				t.Fatalf("100 requests split %v, want all on a", got)
 			}
 			if b.Hits() != hits {
@@ -1122,8 +928,8 @@ func TestNacosHealthAndEnabled(t *testing.T) {
 			// carries disabled instances too, as Nacos's does) rather
 			// than a push: b stays out there as well.
 			fresh := startGateway(t, ncClientConfig(srv, "web", "", "5s"))
-			ncWaitBackends(t, c, fresh, 15*time.Second, "a")
-			if got := ncSpread(t, c, fresh, 100); got["a"] != 100 {
+			csWaitBackends(t, c, fresh, 15*time.Second, "a")
+			if got := csSpread(t, c, fresh, 100); got["a"] != 100 {
 				t.Fatalf("a client subscribing while b is out split 100 requests %v, want all on a", got)
 			}
 			if b.Hits() != hits {
@@ -1136,7 +942,7 @@ func TestNacosHealthAndEnabled(t *testing.T) {
 			on := ncTimeToAppear(t, c, client, t1, "b")
 			ncWaitSplit(t, c, client, 5*time.Second, map[string]int{"a": 20, "b": 20})
 			ncWaitSplit(t, c, fresh, 5*time.Second, map[string]int{"a": 20, "b": 20})
-			t.Logf("change -> b out of the routing %.1fms; restore -> b served %.1fms", ncMS(off), ncMS(on))
+			t.Logf("change -> b out of the routing %.1fms; restore -> b served %.1fms", csMS(off), csMS(on))
 			if off > time.Second || on > time.Second {
 				t.Fatalf("took %s to leave and %s to come back, want <= 1s each", off, on)
 			}
@@ -1169,7 +975,7 @@ func TestNacosWeights(t *testing.T) {
 			ncWaitRegistered(t, srv, "", "", service, b)
 			for _, in := range srv.Instances("", "", service) {
 				want := tc.wa
-				if in.Port == portOf(t, b.Addr) {
+				if in.Port == csPort(t, b.Addr) {
 					want = tc.wb
 				}
 				if w, _ := strconv.ParseFloat(want, 64); in.Weight != w {
@@ -1181,17 +987,4 @@ func TestNacosWeights(t *testing.T) {
 			ncWaitSplit(t, c, client, 15*time.Second, tc.want)
 		})
 	}
-}
-
-func portOf(t testing.TB, addr string) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }

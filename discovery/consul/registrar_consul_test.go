@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/outrigger-gw/outrigger/internal/consultest"
+	"github.com/outrigger-gw/outrigger/internal/sourcetest"
 )
 
 // events records the Registrar's events.
@@ -68,24 +69,7 @@ func newLocalService(t *testing.T) *localService {
 // stop, which cancels Run and returns its error.
 func runRegistrar(t *testing.T, r *Registrar) (stop func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(waitTimeout):
-				t.Errorf("Registrar.Run did not return after cancel")
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	return sourcetest.RunRegistrar(t, r, waitTimeout)
 }
 
 func checkStatus(t *testing.T, a *consultest.Agent, checkID string) string {

@@ -1,13 +1,11 @@
 package nacos
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/outrigger-gw/outrigger/discovery"
 	"github.com/outrigger-gw/outrigger/internal/nacostest"
+	"github.com/outrigger-gw/outrigger/internal/sourcetest"
 )
 
 // waitTimeout bounds every wait in the tests.
@@ -164,69 +163,35 @@ func (o *other) close() {
 	}
 }
 
-// recorder runs a Source and collects its updates.
+// recorder runs a Source and collects its updates (sourcetest.Recorder).
 type recorder struct {
-	t       *testing.T
-	updates chan discovery.Update
-	last    discovery.Update
-	mu      sync.Mutex
-	seen    []discovery.Update
-	cancel  context.CancelFunc
-	done    chan struct{}
+	*sourcetest.Recorder
+	t *testing.T
 }
 
 func watch(t *testing.T, src *Source) *recorder {
 	t.Helper()
-	w := &recorder{t: t, updates: make(chan discovery.Update, 4096), done: make(chan struct{})}
-	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel = cancel
-	go func() {
-		defer close(w.done)
-		src.Run(ctx, func(u discovery.Update) {
-			select {
-			case w.updates <- u:
-			default:
-				t.Errorf("recorder: update buffer full")
-			}
-		})
-	}()
-	t.Cleanup(w.stop)
-	return w
+	return &recorder{Recorder: sourcetest.Watch(t, src, 4096, waitTimeout), t: t}
 }
 
 // stop ends Run and waits for it (bounded).
-func (w *recorder) stop() {
-	w.cancel()
-	select {
-	case <-w.done:
-	case <-time.After(waitTimeout):
-		w.t.Errorf("Source.Run did not return after cancel")
-	}
-}
+func (w *recorder) stop() { w.Stop() }
 
 // until waits for an update satisfying ok and returns it with the time it
 // took; it fails the test at the deadline.
 func (w *recorder) until(what string, ok func(discovery.Update) bool) (discovery.Update, time.Duration) {
 	w.t.Helper()
-	start := time.Now()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case u := <-w.updates:
-			w.last = u
-			w.mu.Lock()
-			w.seen = append(w.seen, u)
-			w.mu.Unlock()
-			if ok(u) {
-				return u, time.Since(start)
-			}
-		case <-deadline.C:
-			w.t.Fatalf("no update with %s within %s; last: %s", what, waitTimeout, render(w.last))
-			return discovery.Update{}, 0
-		}
-	}
+	return w.Until(what, ok)
 }
+
+// drain collects whatever arrives within d.
+func (w *recorder) drain(d time.Duration) { w.Drain(d) }
+
+// mark returns the number of updates seen so far.
+func (w *recorder) mark() int { return w.Mark() }
+
+// since returns the updates seen after mark m.
+func (w *recorder) since(m int) []discovery.Update { return w.Since(m) }
 
 // set waits for a good update whose addresses are exactly addrs.
 func (w *recorder) set(addrs ...string) discovery.Update {
@@ -245,37 +210,6 @@ func (w *recorder) errUpdate(target error) discovery.Update {
 		return errors.Is(u.Err, target)
 	})
 	return u
-}
-
-// drain collects whatever arrives within d.
-func (w *recorder) drain(d time.Duration) {
-	end := time.NewTimer(d)
-	defer end.Stop()
-	for {
-		select {
-		case u := <-w.updates:
-			w.last = u
-			w.mu.Lock()
-			w.seen = append(w.seen, u)
-			w.mu.Unlock()
-		case <-end.C:
-			return
-		}
-	}
-}
-
-// mark returns the number of updates seen so far.
-func (w *recorder) mark() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.seen)
-}
-
-// since returns the updates seen after mark m.
-func (w *recorder) since(m int) []discovery.Update {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return slices.Clone(w.seen[m:])
 }
 
 // noEmptySince fails the test if a good empty set was seen after mark m.
@@ -305,16 +239,7 @@ func weightsOf(u discovery.Update) map[string]int {
 	return m
 }
 
-func render(u discovery.Update) string {
-	if u.Err != nil {
-		return "err: " + u.Err.Error()
-	}
-	var parts []string
-	for _, t := range u.Targets {
-		parts = append(parts, t.Addr+"/w"+strconv.Itoa(t.Weight))
-	}
-	return "[" + strings.Join(parts, " ") + "]"
-}
+func render(u discovery.Update) string { return sourcetest.Render(u) }
 
 func renderAll(us []discovery.Update) string {
 	var parts []string
@@ -325,28 +250,12 @@ func renderAll(us []discovery.Update) string {
 }
 
 // percentile returns the p-th percentile (nearest rank) of ds.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	rank := int(p/100*float64(len(s))+0.999999) - 1
-	return s[min(max(rank, 0), len(s)-1)]
-}
+func percentile(ds []time.Duration, p float64) time.Duration { return sourcetest.Percentile(ds, p) }
 
 // poll calls ok every 20ms until it returns true or the deadline passes.
 func poll(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, waitTimeout)
-		}
-		<-tick.C
-	}
+	sourcetest.Poll(t, waitTimeout, what, ok)
 }
 
 // events records a Registrar's events.
@@ -381,22 +290,5 @@ func (ev *events) String() string {
 // error.
 func runRegistrar(t *testing.T, r *Registrar) (stop func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- r.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-errc:
-			case <-time.After(waitTimeout):
-				t.Errorf("Registrar.Run did not return after cancel")
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	return sourcetest.RunRegistrar(t, r, waitTimeout)
 }

@@ -10,9 +10,9 @@
 //     30s per attempt, at most 3 attempts on fresh ports when the agent dies
 //     at startup, e.g. because another process took a port).
 //   - The binary is $OUTRIGGER_CONSUL_BIN, else <repo root>/bin/consul,
-//     the repo root being the nearest directory above the working directory
-//     holding go.mod. A missing binary fails the test with one line telling
-//     to run `make consul`.
+//     the repo root (RepoRoot) being the nearest directory above the
+//     working directory holding go.mod. A missing binary fails the test
+//     with one line telling to run `make consul`.
 //   - Stop (SIGTERM, then SIGKILL after 10s), Kill (SIGKILL) and Restart
 //     (stop if running, start again on the SAME ports, wait for readiness)
 //     support outage tests. A dev agent keeps its state in memory only, so a
@@ -116,7 +116,7 @@ func Binary(t testing.TB) string {
 	t.Helper()
 	path := os.Getenv(BinEnv)
 	if path == "" {
-		root, err := repoRoot()
+		root, err := RepoRoot()
 		if err != nil {
 			t.Fatalf("consultest: %v", err)
 		}
@@ -128,9 +128,9 @@ func Binary(t testing.TB) string {
 	return path
 }
 
-// repoRoot walks up from the working directory to the directory holding
-// go.mod.
-func repoRoot() (string, error) {
+// RepoRoot walks up from the working directory to the directory holding
+// go.mod (the repository root when run from a package's tests).
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err

@@ -187,22 +187,7 @@ func images(t *testing.T) imageSet {
 
 // repoRoot is the nearest directory above the working directory holding
 // go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+func repoRoot() (string, error) { return consultest.RepoRoot() }
 
 // stagePrefix names the build-context directories in os.TempDir(),
 // followed by the run's process id.
