@@ -276,34 +276,19 @@ func offHealthchecks() *state.Healthchecks { return &state.Healthchecks{} }
 // the inputs they name are set.
 func checkHashing(u *state.Upstream) error {
 	f := fields{}
-	switch {
-	case u.HashOn == "none" && u.HashFallback != "none":
-		f.add("hash_fallback", "must be none when hash_on is none")
-	case u.HashOn == "cookie" && u.HashFallback != "none":
-		f.add("hash_fallback", "must be none when hash_on is cookie")
-	case u.HashFallback != "none" && u.HashFallback == u.HashOn:
-		f.add("hash_fallback", "must differ from hash_on")
+	if why := config.HashFallbackProblem(u.HashOn, u.HashFallback); why != "" {
+		f.add("hash_fallback", "%s", why)
 	}
-	need := func(key, input string) {
-		var have bool
-		switch input {
-		case "header":
-			have = u.HashOnHeader != ""
-		case "cookie":
-			have = u.HashOnCookie != ""
-		case "query_arg":
-			have = u.HashOnQueryArg != ""
-		case "uri_capture":
-			have = u.HashOnURICapture != ""
-		default:
-			return
+	inputs := config.HashInputs{Header: u.HashOnHeader, Cookie: u.HashOnCookie, QueryArg: u.HashOnQueryArg, URICapture: u.HashOnURICapture}
+	for _, key := range []string{"hash_on", "hash_fallback"} {
+		input := u.HashOn
+		if key == "hash_fallback" {
+			input = u.HashFallback
 		}
-		if !have {
+		if inputs.Missing(input) {
 			f.add("hash_on_"+input, "required when %s is %s", key, input)
 		}
 	}
-	need("hash_on", u.HashOn)
-	need("hash_fallback", u.HashFallback)
 	return f.err()
 }
 

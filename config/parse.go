@@ -270,33 +270,14 @@ func (d *decoder) checkHashing(u *Upstream, seen map[string]entry) {
 	}
 	fbValid := true
 	if fbOK {
-		fbValid = false
-		switch {
-		case u.HashOn == "none" && u.HashFallback != "none":
-			d.errorf(deref(fb.val), "hash_fallback: must be none when hash_on is none")
-		case u.HashOn == "cookie" && u.HashFallback != "none":
-			d.errorf(deref(fb.val), "hash_fallback: must be none when hash_on is cookie")
-		case u.HashFallback != "none" && u.HashFallback == u.HashOn:
-			d.errorf(deref(fb.val), "hash_fallback: must differ from hash_on (both are %s)", u.HashOn)
-		default:
-			fbValid = true
+		if why := HashFallbackProblem(u.HashOn, u.HashFallback); why != "" {
+			d.errorf(deref(fb.val), "hash_fallback: %s", why)
+			fbValid = false
 		}
 	}
+	inputs := HashInputs{Header: u.HashOnHeader, Cookie: u.HashOnCookie, QueryArg: u.HashOnQueryArg, URICapture: u.HashOnURICapture}
 	need := func(input string, e entry, key string) {
-		var have bool
-		switch input {
-		case "header":
-			have = u.HashOnHeader != ""
-		case "cookie":
-			have = u.HashOnCookie != ""
-		case "query_arg":
-			have = u.HashOnQueryArg != ""
-		case "uri_capture":
-			have = u.HashOnURICapture != ""
-		default:
-			return
-		}
-		if _, given := seen["hash_on_"+input]; !have && !given {
+		if _, given := seen["hash_on_"+input]; inputs.Missing(input) && !given {
 			d.errorf(deref(e.val), "%s: hash_on_%s is required when %s is %s", key, input, key, input)
 		}
 	}
