@@ -43,10 +43,10 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
-## bench: Go benchmarks for Pick and route matching, then a bounded loopback load test
+## bench: Go benchmarks (Pick, route matching, the proxy path), then a bounded loopback load test beside nginx and HAProxy
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./balance/ ./proxy/router/ ./upstream/
-	$(GO) run ./internal/loadtest -outrigger $(BIN)/outrigger
+	$(GO) test -run '^$$' -bench . -benchmem ./balance/ ./proxy/... ./upstream/
+	$(GO) run ./internal/loadtest -outrigger $(BIN)/outrigger -c 8,64 -rounds 3
 
 consul: $(CONSUL)
 

@@ -1,14 +1,18 @@
-// Command loadtest is `make bench`'s loopback load test. It starts a small
-// backend in a child process, then drives the same bounded closed-loop load
-// (fixed workers, fixed duration and request cap) at it directly, through
-// Outrigger, and through nginx and HAProxy when they are installed, and
-// prints requests/s and latency percentiles with ratios against the direct
-// baseline measured in the same run. It asserts nothing: timings on shared
+// Command loadtest is `make bench`'s loopback load test. It starts two small
+// Go origins in child processes, then drives the same bounded load at them
+// directly, through Outrigger, and through nginx and HAProxy (when they are
+// installed), at each requested concurrency, for a few rounds, and prints
+// the medians: requests/s, p50/p99 latency, the proxy's CPU time per request
+// (read from /proc, summed over its process tree) and its resident memory
+// idle and under load, with ratios against nginx measured in the same run.
+//
+// The load generator is wrk (one thread) when it is installed, else a
+// closed loop in this process. Either way every run is bounded in time and
+// the built-in loop also in requests. It asserts nothing: timings on shared
 // machines are noisy, so only the side-by-side ratios mean something.
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -19,7 +23,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,21 +34,58 @@ import (
 func main() {
 	var (
 		outrigger = flag.String("outrigger", "bin/outrigger", "outrigger binary")
-		workers   = flag.Int("c", 32, "concurrent connections")
+		conns     = flag.String("c", "8,64", "comma-separated concurrent connection counts")
 		duration  = flag.Duration("d", 5*time.Second, "duration of each run")
-		maxReq    = flag.Int("n", 2_000_000, "cap on requests per run")
+		rounds    = flag.Int("rounds", 3, "rounds per target and concurrency (medians are reported)")
+		maxReq    = flag.Int("n", 2_000_000, "cap on requests per run (built-in generator)")
 		backend   = flag.String("serve-backend", "", "internal: serve the test backend on this address")
-		size      = flag.Int("size", 128, "response body size in bytes")
+		size      = flag.Int("size", 64, "response body size in bytes")
+		gen       = flag.String("gen", "auto", "load generator: auto (wrk when installed), wrk, builtin")
 	)
 	flag.Parse()
 	if *backend != "" {
 		serveBackend(*backend, *size)
 		return
 	}
-	if err := bench(*outrigger, *workers, *duration, *maxReq, *size); err != nil {
+	var cs []int
+	for _, f := range strings.Split(*conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "loadtest: -c %q: want positive integers\n", *conns)
+			os.Exit(2)
+		}
+		cs = append(cs, n)
+	}
+	o := benchOpts{outrigger: *outrigger, conns: cs, d: *duration, rounds: max(*rounds, 1), maxReq: *maxReq, size: *size}
+	switch *gen {
+	case "auto":
+		o.wrk, _ = exec.LookPath("wrk")
+	case "wrk":
+		p, err := exec.LookPath("wrk")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest: -gen wrk: wrk is not installed (apt-get install wrk)")
+			os.Exit(2)
+		}
+		o.wrk = p
+	case "builtin":
+	default:
+		fmt.Fprintf(os.Stderr, "loadtest: -gen %q: want auto, wrk or builtin\n", *gen)
+		os.Exit(2)
+	}
+	if err := bench(o); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
+}
+
+type benchOpts struct {
+	outrigger string
+	conns     []int
+	d         time.Duration
+	rounds    int
+	maxReq    int
+	size      int
+	wrk       string // path of wrk, "" for the built-in generator
 }
 
 func serveBackend(addr string, size int) {
@@ -78,18 +121,20 @@ func waitHTTP(url string, deadline time.Duration) error {
 	return fmt.Errorf("%s did not answer 200 within %s", url, deadline)
 }
 
-type result struct {
-	name          string
-	reqs, errs    int
-	elapsed       time.Duration
-	p50, p99, max time.Duration
+// run is one measured run of one target at one concurrency.
+type run struct {
+	reqs, errs int
+	elapsed    time.Duration
+	p50, p99   time.Duration
+	cpuPerReq  time.Duration // the proxy's CPU per request; 0 for direct
+	rssLoad    int64         // the proxy's peak RSS during the run, bytes
 }
 
-func (r result) rps() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
+func (r run) rps() float64 { return float64(r.reqs) / r.elapsed.Seconds() }
 
-// load runs a closed loop: each worker sends its next request when the last
-// one finished, until the duration or the request cap is reached.
-func load(name, url string, workers int, d time.Duration, maxReq int) result {
+// loadBuiltin runs a closed loop: each worker sends its next request when
+// the last one finished, until the duration or the request cap is reached.
+func loadBuiltin(url string, workers int, d time.Duration, maxReq int) run {
 	tr := &http.Transport{MaxIdleConnsPerHost: workers, MaxConnsPerHost: workers}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -104,9 +149,7 @@ func load(name, url string, workers int, d time.Duration, maxReq int) result {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			local := make([]time.Duration, 0, 1<<14)
 			localErr := 0
 			for ctx.Err() == nil {
@@ -138,7 +181,7 @@ func load(name, url string, workers int, d time.Duration, maxReq int) result {
 			lat = append(lat, local...)
 			errs += localErr
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	el := time.Since(start)
@@ -149,147 +192,324 @@ func load(name, url string, workers int, d time.Duration, maxReq int) result {
 		}
 		return lat[int(float64(len(lat)-1)*p)]
 	}
-	r := result{name: name, reqs: len(lat), errs: errs, elapsed: el, p50: pct(.50), p99: pct(.99)}
-	if len(lat) > 0 {
-		r.max = lat[len(lat)-1]
-	}
-	return r
+	return run{reqs: len(lat), errs: errs, elapsed: el, p50: pct(.50), p99: pct(.99)}
 }
 
-func bench(outrigger string, workers int, d time.Duration, maxReq, size int) error {
+var (
+	wrkReqs   = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(us|ms|s|m)`)
+	wrkPct    = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s|m)\s*$`)
+	wrkErrs   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
+	wrkNon2xx = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
+)
+
+// wrkTimeout is how long wrk may overrun its duration before it is killed.
+const wrkTimeout = 10 * time.Second
+
+func wrkDur(v, unit string) time.Duration {
+	f, _ := strconv.ParseFloat(v, 64)
+	switch unit {
+	case "us":
+		return time.Duration(f * float64(time.Microsecond))
+	case "ms":
+		return time.Duration(f * float64(time.Millisecond))
+	case "m":
+		return time.Duration(f * float64(time.Minute))
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+// loadWrk runs wrk with one thread (the proxies under test get the other
+// core) and parses its summary.
+func loadWrk(wrk, url string, workers int, d time.Duration) (run, error) {
+	secs := max(int(d.Round(time.Second)/time.Second), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), d+wrkTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, wrk, "-t1", "-c", strconv.Itoa(workers), "-d", strconv.Itoa(secs)+"s",
+		"--latency", "--timeout", "5s", url).CombinedOutput()
+	if err != nil {
+		return run{}, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	s := string(out)
+	m := wrkReqs.FindStringSubmatch(s)
+	if m == nil {
+		return run{}, fmt.Errorf("wrk: no summary in %q", s)
+	}
+	var r run
+	r.reqs, _ = strconv.Atoi(m[1])
+	r.elapsed = wrkDur(m[2], m[3])
+	for _, p := range wrkPct.FindAllStringSubmatch(s, -1) {
+		if p[1] == "50" {
+			r.p50 = wrkDur(p[2], p[3])
+		} else {
+			r.p99 = wrkDur(p[2], p[3])
+		}
+	}
+	if e := wrkErrs.FindStringSubmatch(s); e != nil {
+		for _, v := range e[1:] {
+			n, _ := strconv.Atoi(v)
+			r.errs += n
+		}
+	}
+	if e := wrkNon2xx.FindStringSubmatch(s); e != nil {
+		n, _ := strconv.Atoi(e[1])
+		r.errs += n
+	}
+	return r, nil
+}
+
+// target is one thing under load: the origins themselves, or a proxy
+// in front of them whose process tree is measured.
+type target struct {
+	name    string
+	url     string
+	pid     int   // root of the measured process tree; 0 for direct
+	rssIdle int64 // after start-up and one warm-up, bytes
+}
+
+func bench(o benchOpts) error {
 	tmp, err := os.MkdirTemp("", "outrigger-loadtest-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 
-	backendAddr, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	be := exec.Command(self, "-serve-backend", backendAddr, "-size", fmt.Sprint(size))
-	if err := be.Start(); err != nil {
-		return err
-	}
-	defer func() { _ = be.Process.Kill(); _ = be.Wait() }()
-	if err := waitHTTP("http://"+backendAddr+"/", 10*time.Second); err != nil {
-		return err
+	var origins []string
+	for range 2 {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		be := exec.Command(self, "-serve-backend", addr, "-size", fmt.Sprint(o.size))
+		if err := be.Start(); err != nil {
+			return err
+		}
+		defer func() { _ = be.Process.Kill(); _ = be.Wait() }()
+		if err := waitHTTP("http://"+addr+"/", 10*time.Second); err != nil {
+			return err
+		}
+		origins = append(origins, addr)
 	}
 
-	type target struct{ name, url string }
-	targets := []target{{name: "direct", url: "http://" + backendAddr + "/bench"}}
+	targets := []*target{{name: "direct", url: "http://" + origins[0] + "/bench"}}
+	og, err := startOutrigger(o.outrigger, tmp, origins)
+	if err != nil {
+		return err
+	}
+	defer og.stop()
+	targets = append(targets, og.t)
+	for _, p := range []struct {
+		bin, pkg string
+		start    func(string, string, []string) (*proc, error)
+	}{{"nginx", "nginx-light", startNginx}, {"haproxy", "haproxy", startHAProxy}} {
+		path, err := exec.LookPath(p.bin)
+		if err != nil {
+			fmt.Printf("%s: not installed (apt-get install %s to compare)\n", p.bin, p.pkg)
+			continue
+		}
+		pr, err := p.start(path, tmp, origins)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s found but did not start: %v\n", p.bin, err)
+			continue
+		}
+		defer pr.stop()
+		targets = append(targets, pr.t)
+	}
 
-	proxyAddr, _ := freeAddr()
-	adminAddr, _ := freeAddr()
+	genName := "built-in closed loop"
+	if o.wrk != "" {
+		genName = "wrk -t1"
+	}
+	fmt.Printf("\nloopback load test: %s, two Go origins, keep-alive, %d-byte responses, %s per run, %d rounds (medians)\n",
+		genName, o.size, o.d, o.rounds)
+	for _, t := range targets {
+		if t.pid == 0 {
+			continue
+		}
+		if _, err := measure(o, t, 8, o.d/5); err != nil { // warm-up
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		t.rssIdle = treeRSS(t.pid)
+	}
+	for _, c := range o.conns {
+		med := map[string]run{}
+		for _, t := range targets {
+			var rs []run
+			for range o.rounds {
+				r, err := measure(o, t, c, o.d)
+				if err != nil {
+					return fmt.Errorf("%s: %w", t.name, err)
+				}
+				rs = append(rs, r)
+			}
+			med[t.name] = median(rs)
+		}
+		report(c, targets, med)
+	}
+	return nil
+}
+
+// measure runs one bounded load against t and reads the proxy's CPU time
+// and peak RSS around it.
+func measure(o benchOpts, t *target, conns int, d time.Duration) (run, error) {
+	cpu0 := treeCPU(t.pid)
+	stop := make(chan struct{})
+	peak := make(chan int64, 1)
+	go func() {
+		var p int64
+		tk := time.NewTicker(100 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				peak <- max(p, treeRSS(t.pid))
+				return
+			case <-tk.C:
+				p = max(p, treeRSS(t.pid))
+			}
+		}
+	}()
+	var r run
+	var err error
+	if o.wrk != "" {
+		r, err = loadWrk(o.wrk, t.url, conns, d)
+	} else {
+		r = loadBuiltin(t.url, conns, d, o.maxReq)
+	}
+	close(stop)
+	r.rssLoad = <-peak
+	if err != nil {
+		return r, err
+	}
+	if t.pid != 0 && r.reqs > 0 {
+		r.cpuPerReq = (treeCPU(t.pid) - cpu0) / time.Duration(r.reqs)
+	}
+	return r, nil
+}
+
+// median takes each figure's median across rounds independently.
+func median(rs []run) run {
+	pick := func(f func(run) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	m := run{elapsed: time.Second}
+	m.reqs = int(pick(func(r run) float64 { return r.rps() }))
+	m.errs = int(pick(func(r run) float64 { return float64(r.errs) }))
+	m.p50 = time.Duration(pick(func(r run) float64 { return float64(r.p50) }))
+	m.p99 = time.Duration(pick(func(r run) float64 { return float64(r.p99) }))
+	m.cpuPerReq = time.Duration(pick(func(r run) float64 { return float64(r.cpuPerReq) }))
+	m.rssLoad = int64(pick(func(r run) float64 { return float64(r.rssLoad) }))
+	return m
+}
+
+func report(conns int, targets []*target, med map[string]run) {
+	const mib = 1 << 20
+	fmt.Printf("\n%d connections\n", conns)
+	fmt.Printf("%-10s %10s %7s %9s %9s %10s %9s %9s %9s %9s %9s\n", "target", "req/s", "errors", "p50", "p99",
+		"cpu/req", "rss idle", "rss load", "rps×ngx", "cpu×ngx", "p99×ngx")
+	ngx, haveNgx := med["nginx"]
+	ratio := func(a, b float64) string {
+		if !haveNgx || b == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
+	for _, t := range targets {
+		r := med[t.name]
+		cpu, idle, load, cpuRatio := "-", "-", "-", "-"
+		if t.pid != 0 {
+			cpu = fmt.Sprintf("%.1fµs", float64(r.cpuPerReq)/float64(time.Microsecond))
+			idle = fmt.Sprintf("%.1fMiB", float64(t.rssIdle)/mib)
+			load = fmt.Sprintf("%.1fMiB", float64(r.rssLoad)/mib)
+			cpuRatio = ratio(float64(r.cpuPerReq), float64(ngx.cpuPerReq))
+		}
+		fmt.Printf("%-10s %10.0f %7d %9s %9s %10s %9s %9s %9s %9s %9s\n", t.name, r.rps(), r.errs,
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), cpu, idle, load,
+			ratio(r.rps(), ngx.rps()), cpuRatio, ratio(float64(r.p99), float64(ngx.p99)))
+	}
+}
+
+// proc is a started proxy.
+type proc struct {
+	t    *target
+	stop func()
+}
+
+func startOutrigger(bin, tmp string, origins []string) (*proc, error) {
+	proxyAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	cfg := filepath.Join(tmp, "outrigger.yaml")
 	err = os.WriteFile(cfg, fmt.Appendf(nil, `proxy: {listen: %q}
 admin: {listen: %q}
 log: {level: warn, access_log: false}
 upstreams:
   - name: bench
-    targets: [{target: %q}]
+    targets: [{target: %q}, {target: %q}]
 services:
   - name: bench
     host: bench
     routes: [{name: bench, paths: [/], strip_path: false}]
-`, proxyAddr, adminAddr, backendAddr), 0o600)
+`, proxyAddr, adminAddr, origins[0], origins[1]), 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	og := exec.Command(outrigger, "run", "--config", cfg)
-	og.Stderr = os.Stderr
-	if err := og.Start(); err != nil {
-		return fmt.Errorf("start outrigger: %w", err)
-	}
-	defer func() { _ = og.Process.Kill(); _ = og.Wait() }()
-	if err := waitHTTP("http://"+proxyAddr+"/bench", 10*time.Second); err != nil {
-		return err
-	}
-	targets = append(targets, target{name: "outrigger", url: "http://" + proxyAddr + "/bench"})
-
-	if path, err := exec.LookPath("nginx"); err == nil {
-		if t, stop, err := startNginx(path, tmp, backendAddr); err == nil {
-			defer stop()
-			targets = append(targets, target{name: "nginx", url: t})
-		} else {
-			fmt.Fprintln(os.Stderr, "nginx found but did not start:", err)
-		}
-	} else {
-		fmt.Println("nginx: not installed (apt-get install nginx-light to compare)")
-	}
-	if path, err := exec.LookPath("haproxy"); err == nil {
-		if t, stop, err := startHAProxy(path, tmp, backendAddr); err == nil {
-			defer stop()
-			targets = append(targets, target{name: "haproxy", url: t})
-		} else {
-			fmt.Fprintln(os.Stderr, "haproxy found but did not start:", err)
-		}
-	} else {
-		fmt.Println("haproxy: not installed (apt-get install haproxy to compare)")
-	}
-
-	fmt.Printf("\nloopback load test: %d connections, %s per run (cap %d requests), %d-byte responses\n", workers, d, maxReq, size)
-	var results []result
-	for _, t := range targets {
-		_ = load(t.name, t.url, workers, d/5, maxReq/5) // warm-up
-		results = append(results, load(t.name, t.url, workers, d, maxReq))
-	}
-	base := results[0]
-	fmt.Printf("%-10s %10s %8s %10s %10s %10s %12s %10s\n", "target", "req/s", "errors", "p50", "p99", "max", "rps/direct", "p99/direct")
-	for _, r := range results {
-		fmt.Printf("%-10s %10.0f %8d %10s %10s %10s %12.2f %10.2f\n", r.name, r.rps(), r.errs,
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.max.Round(time.Microsecond),
-			r.rps()/base.rps(), float64(r.p99)/float64(base.p99))
-	}
-	for _, r := range results[1:] {
-		if r.name != "outrigger" {
-			o := results[1]
-			fmt.Printf("outrigger/%s: %.2f× the requests/s, %.2f× the p99\n", r.name, o.rps()/r.rps(), float64(o.p99)/float64(r.p99))
-		}
-	}
-	return nil
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Stderr = os.Stderr
+	return startAndWait("outrigger", cmd, "http://"+proxyAddr+"/bench")
 }
 
-func startNginx(path, tmp, backend string) (string, func(), error) {
+func startNginx(path, tmp string, origins []string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	dir := filepath.Join(tmp, "nginx")
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	conf := fmt.Sprintf(`worker_processes 2;
+	// One worker per core (the machine's two), upstream keep-alive, no
+	// access log: nginx at its usual production shape.
+	conf := fmt.Sprintf(`worker_processes auto;
 daemon off;
+master_process on;
 pid %[1]s/nginx.pid;
 error_log %[1]s/logs/error.log warn;
-events { worker_connections 1024; }
+events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
-  upstream backend { server %[2]s; keepalive 64; }
+  upstream backend { server %[2]s; server %[3]s; keepalive 128; }
   server {
-    listen %[3]s;
+    listen %[4]s;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
-`, dir, backend, addr)
+`, dir, origins[0], origins[1], addr)
 	cf := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	cmd := exec.Command(path, "-p", dir, "-c", cf)
-	return startAndWait(cmd, "http://"+addr+"/bench")
+	return startAndWait("nginx", exec.Command(path, "-p", dir, "-c", cf), "http://"+addr+"/bench")
 }
 
-func startHAProxy(path, tmp, backend string) (string, func(), error) {
+func startHAProxy(path, tmp string, origins []string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	conf := fmt.Sprintf(`global
   nbthread 2
@@ -303,31 +523,104 @@ frontend fe
   bind %s
   default_backend be
 backend be
+  balance roundrobin
   http-reuse always
   server s1 %s
-`, addr, backend)
+  server s2 %s
+`, addr, origins[0], origins[1])
 	cf := filepath.Join(tmp, "haproxy.cfg")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	cmd := exec.Command(path, "-f", cf, "-db")
-	return startAndWait(cmd, "http://"+addr+"/bench")
+	return startAndWait("haproxy", exec.Command(path, "-f", cf, "-db"), "http://"+addr+"/bench")
 }
 
-func startAndWait(cmd *exec.Cmd, url string) (string, func(), error) {
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
+func startAndWait(name string, cmd *exec.Cmd, url string) (*proc, error) {
+	if cmd.Stderr == nil {
+		cmd.Stderr = io.Discard
 	}
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-		}
-	}()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	if err := waitHTTP(url, 10*time.Second); err != nil {
 		stop()
-		return "", nil, err
+		return nil, err
 	}
-	return url, stop, nil
+	return &proc{t: &target{name: name, url: url, pid: cmd.Process.Pid}, stop: stop}, nil
+}
+
+// clockTick is USER_HZ, the unit of /proc/PID/stat's CPU times; it is 100
+// on every Linux architecture Go supports.
+const clockTick = time.Second / 100
+
+// tree returns pid and its descendants (nginx's workers, for one).
+func tree(pid int) []int {
+	if pid == 0 {
+		return nil
+	}
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := statFields(p); len(f) > 1 {
+			pp, _ := strconv.Atoi(f[1])
+			children[pp] = append(children[pp], p)
+		}
+	}
+	out := []int{pid}
+	for i := 0; i < len(out); i++ {
+		out = append(out, children[out[i]]...)
+	}
+	return out
+}
+
+// statFields returns /proc/PID/stat's fields after the command name,
+// starting with field 3 (state): f[1] is the parent, f[11] utime, f[12]
+// stime.
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
+}
+
+// treeCPU is the user+system CPU time of pid's process tree.
+func treeCPU(pid int) time.Duration {
+	var ticks int64
+	for _, p := range tree(pid) {
+		if f := statFields(p); len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * clockTick
+}
+
+// treeRSS is the resident set of pid's process tree, in bytes.
+func treeRSS(pid int) int64 {
+	var kb int64
+	for _, p := range tree(pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				kb += n
+			}
+		}
+	}
+	return kb * 1024
 }
