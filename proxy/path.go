@@ -26,8 +26,8 @@ func upstreamPath(h PathHandling, strip bool, base, reqPath, postfix string) str
 	if base == "" {
 		base = "/"
 	}
-	if reqPath == "" {
-		reqPath = "/"
+	if reqPath == "" || reqPath[0] != '/' {
+		reqPath = "/" + reqPath // "*" of OPTIONS *, say
 	}
 	baseSlash := base[len(base)-1] == '/'
 	if !strip {
