@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
+
+	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/state"
 )
 
 // strip removes the keys that legitimately differ between two entities.
@@ -55,12 +59,12 @@ func TestJSONAndFormBodies(t *testing.T) {
 			json: func(n int) any {
 				return map[string]any{"name": fmt.Sprint("r", n), "paths": []any{fmt.Sprint("/a", n), "~/b/\\d+$"}, "hosts": []any{"API.example.com", "*.example.org"},
 					"methods": []any{"get", "POST"}, "headers": map[string]any{"X-Version": []any{"v2", "v3"}}, "strip_path": false, "preserve_host": true,
-					"regex_priority": 5, "service": map[string]any{"name": "example_service"}}
+					"regex_priority": 5, "path_handling": "v1", "service": map[string]any{"name": "example_service"}}
 			},
 			form: func(n int) form {
 				return form{"name", fmt.Sprint("r", n), "paths", fmt.Sprint("/a", n), "paths", "~/b/\\d+$", "hosts[]", "API.example.com", "hosts[]", "*.example.org",
 					"methods[1]", "get", "methods[2]", "POST", "headers.X-Version", "v2", "headers.X-Version", "v3", "strip_path", "false", "preserve_host", "true",
-					"regex_priority", "5", "service.name", "example_service"}
+					"regex_priority", "5", "path_handling", "v1", "service.name", "example_service"}
 			}, ignore: []string{"paths"}},
 		{desc: "target with tags", path: "/upstreams/blue_upstream/targets",
 			json: func(n int) any {
@@ -97,6 +101,26 @@ func TestJSONAndFormBodies(t *testing.T) {
 		eq(t, "headers", r.body["headers"], map[string]any{"x-version": []any{"v2"}})
 		eq(t, "protocols", r.body["protocols"], []any{"http", "https"})
 	})
+}
+
+// TestRoutePathHandling: path_handling defaults to v0, takes v1, and null
+// puts the default back; the value reaches the effective configuration.
+func TestRoutePathHandling(t *testing.T) {
+	e := newEnv(t, fileRich)
+	r := e.must(http.StatusCreated, http.MethodPost, "/services/example_service/routes", form{"name", "ph", "paths", "/ph"})
+	eq(t, "default", r.body["path_handling"], "v0")
+	r = e.must(http.StatusOK, http.MethodPatch, "/routes/ph", map[string]any{"path_handling": "v1"})
+	eq(t, "patched", r.body["path_handling"], "v1")
+	r = e.must(http.StatusOK, http.MethodGet, "/routes/ph", nil)
+	eq(t, "read back", r.body["path_handling"], "v1")
+	eff := state.Merge(e.fk.File(), e.fk.Doc())
+	if i := slices.IndexFunc(eff.Routes, func(r config.Route) bool { return r.Name == "ph" }); i < 0 || eff.Routes[i].PathHandling != "v1" {
+		t.Fatalf("effective routes = %+v", eff.Routes)
+	}
+	r = e.must(http.StatusOK, http.MethodPatch, "/routes/ph", map[string]any{"path_handling": nil})
+	eq(t, "null is the default", r.body["path_handling"], "v0")
+	r = e.must(http.StatusOK, http.MethodGet, "/routes/example_route", nil)
+	eq(t, "file route", r.body["path_handling"], "v0")
 }
 
 func multipartBody(f form) raw {

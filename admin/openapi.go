@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/outrigger-gw/outrigger/config"
 )
 
 // js is a JSON object of the OpenAPI document.
@@ -120,6 +122,7 @@ func schemas() js {
 		"strip_path":     sbool("default true"),
 		"preserve_host":  sbool("default false"),
 		"regex_priority": sint("order of regex paths", -1<<31, 1<<31-1),
+		"path_handling":  senum("default v0: how the service path and the request path combine upstream, as Kong's", config.PathHandlings()...),
 		"protocols":      sarr(senum("", "http", "https"), "accepted for Kong compatibility; routes match http and https"),
 	}
 	overrideIn := js{
@@ -230,7 +233,7 @@ func schemas() js {
 			"service": js{"description": "the route's service: {\"id\": ...} or {\"name\": ...} (form: service.id=... or service.name=...), or an id or name",
 				"oneOf": []any{sstr(""), closed(sobj(js{"id": uuidSchema("")})), closed(sobj(js{"name": sstr("")}))}},
 		}))),
-		"Route":     sobj(with(routeIn, with(timestamps(), js{"service": sref("IdRef")})), "id", "service", "strip_path", "preserve_host"),
+		"Route":     sobj(with(routeIn, with(timestamps(), js{"service": sref("IdRef")})), "id", "service", "strip_path", "preserve_host", "path_handling"),
 		"ForceRule": forceRule,
 		"CanaryInput": closed(sobj(js{
 			"upstream":  sstr("the canary upstream; exists, differs from the service's host"),

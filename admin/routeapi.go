@@ -21,6 +21,7 @@ type routeOut struct {
 	StripPath     bool                `json:"strip_path"`
 	PreserveHost  bool                `json:"preserve_host"`
 	RegexPriority int                 `json:"regex_priority"`
+	PathHandling  string              `json:"path_handling"`
 	Service       *idRef              `json:"service"`
 	CreatedAt     int64               `json:"created_at"`
 	UpdatedAt     int64               `json:"updated_at"`
@@ -37,7 +38,7 @@ func (w *world) renderRoute(r *config.Route, m state.Meta) routeOut {
 	out := routeOut{
 		ID: m.ID, Name: shownName(r.Name, m), Protocols: []string{"http", "https"},
 		Methods: nilIfEmpty(r.Methods), Hosts: nilIfEmpty(r.Hosts), Paths: nilIfEmpty(r.Paths),
-		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority,
+		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: r.PathHandling,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
 	if len(r.Headers) > 0 {
@@ -136,11 +137,12 @@ func decodeRoute(o *obj, r *state.Route) serviceRef {
 	o.setBool("strip_path", &r.StripPath, true)
 	o.setBool("preserve_host", &r.PreserveHost, false)
 	o.setInt("regex_priority", &r.RegexPriority, 0, -1<<31, 1<<31-1)
+	o.setString("path_handling", &r.PathHandling, config.DefaultPathHandling, oneOf(config.PathHandlings()...))
 	// Routes match http and https alike; protocols is checked, not kept.
 	var protocols []string
 	o.setStrings("protocols", &protocols, oneOf("http", "https"))
 	ref := decodeServiceRef(o)
-	o.kongOnly(map[string]string{"tags": "", "https_redirect_status_code": "426", "path_handling": "v0", "request_buffering": "true",
+	o.kongOnly(map[string]string{"tags": "", "https_redirect_status_code": "426", "request_buffering": "true",
 		"response_buffering": "true", "snis": "", "sources": "", "destinations": ""})
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()
@@ -155,7 +157,9 @@ func checkRoute(r *state.Route) error {
 	return nil
 }
 
-func newRoute() state.Route { return state.Route{StripPath: true} }
+func newRoute() state.Route {
+	return state.Route{StripPath: true, PathHandling: config.DefaultPathHandling}
+}
 
 // routeDecoder checks a body's fields in full and returns its applier,
 // which also checks the route as a whole.

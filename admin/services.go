@@ -146,7 +146,7 @@ func (w *world) editableRoute(name string) *state.Route {
 	return &state.Route{
 		Meta: w.fileMeta(kindRoute, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
 		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
-		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority,
+		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority, PathHandling: e.PathHandling,
 	}
 }
 

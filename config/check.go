@@ -31,6 +31,12 @@ func NormalizeServiceHost(h string) (string, error) { return normalizeServiceHos
 // end, optional port) and returns it lower-cased.
 func NormalizeRouteHost(s string) (string, error) { return normalizeRouteHost(s) }
 
+// DefaultPathHandling is a route's path_handling when none is given.
+const DefaultPathHandling = "v0"
+
+// PathHandlings are the values of a route's path_handling, as in Kong.
+func PathHandlings() []string { return []string{"v0", "v1"} }
+
 // HashFallbackProblem returns why hash_fallback may not go with hash_on
 // (Kong's rules), or "" when the pair is valid.
 func HashFallbackProblem(on, fallback string) string {

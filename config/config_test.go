@@ -91,11 +91,12 @@ func TestParseExample(t *testing.T) {
 			WriteTimeout:   60 * time.Second,
 		}},
 		Routes: []Route{{
-			Pos:       Pos{24, 9},
-			Name:      "mock",
-			Service:   "example_service",
-			Paths:     []string{"/mock"},
-			StripPath: true,
+			Pos:          Pos{24, 9},
+			Name:         "mock",
+			Service:      "example_service",
+			Paths:        []string{"/mock"},
+			StripPath:    true,
+			PathHandling: "v0",
 		}},
 	}
 	if !reflect.DeepEqual(f, want) {
@@ -219,6 +220,7 @@ func TestParseValid(t *testing.T) {
     strip_path: false
     preserve_host: true
     regex_priority: -3
+    path_handling: v1
 services:
   - name: svc
     host: up
@@ -231,12 +233,12 @@ services:
 					t.Fatalf("routes = %+v", f.Routes)
 				}
 				r := f.Routes[0]
-				if r.Name != "first" || r.Service != "svc" || r.StripPath || !r.PreserveHost || r.RegexPriority != -3 || r.Pos != (Pos{2, 5}) {
+				if r.Name != "first" || r.Service != "svc" || r.StripPath || !r.PreserveHost || r.RegexPriority != -3 || r.PathHandling != "v1" || r.Pos != (Pos{2, 5}) {
 					t.Errorf("first = %+v", r)
 				}
 				r = f.Routes[1]
 				wantHosts := []string{"example.com", "*.example.com", "example.*", "api.example.com:8443", "[::1]:80"}
-				if r.Name != "nested" || r.Service != "svc" || !r.StripPath || !reflect.DeepEqual(r.Hosts, wantHosts) {
+				if r.Name != "nested" || r.Service != "svc" || !r.StripPath || r.PathHandling != "v0" || !reflect.DeepEqual(r.Hosts, wantHosts) {
 					t.Errorf("nested = %+v", r)
 				}
 			},

@@ -629,6 +629,26 @@ services:
 				{7, 21, `regex_priority: expected an integer, got string "high"`},
 			},
 		},
+		{
+			desc: "route path_handling",
+			src: `routes:
+  - name: r
+    service: s
+    paths: [/]
+    path_handling: v2
+  - name: q
+    service: s
+    paths: [/q]
+    path_handling: [v1]
+services:
+  - name: s
+    host: h
+`,
+			want: []wantErr{
+				{5, 20, `path_handling: "v2" is not valid; expected one of: v0, v1`},
+				{9, 20, `path_handling: expected a string, got a list`},
+			},
+		},
 
 		// Proxy and admin.
 		{

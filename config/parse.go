@@ -686,6 +686,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 		{"strip_path", d.boolField(&r.StripPath, "strip_path")},
 		{"preserve_host", d.boolField(&r.PreserveHost, "preserve_host")},
 		{"regex_priority", d.intField(&r.RegexPriority, "regex_priority", -1<<31, 1<<31-1)},
+		{"path_handling", d.enumField(&r.PathHandling, "path_handling", PathHandlings()...)},
 	})
 	if parent != nil {
 		r.Service = parent.Name

@@ -150,6 +150,9 @@ type Route struct {
 	StripPath     bool
 	PreserveHost  bool
 	RegexPriority int
+	// PathHandling is how the service path and the request path combine
+	// upstream: "v0" (the default) or "v1", as Kong's path_handling.
+	PathHandling string
 }
 
 // SlowStart ramps a new or recovered target's weight up over a window.
@@ -342,7 +345,7 @@ func defaultService() Service {
 }
 
 func defaultRoute() Route {
-	return Route{StripPath: true}
+	return Route{StripPath: true, PathHandling: DefaultPathHandling}
 }
 
 // Upstream returns the upstream named name.

@@ -166,7 +166,8 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 		routes = append(routes, router.Route{
 			Name: cr.Name, Hosts: cr.Hosts, Paths: cr.Paths, Methods: cr.Methods, Headers: cr.Headers,
 			StripPath: cr.StripPath, PreserveHost: cr.PreserveHost, RegexPriority: cr.RegexPriority,
-			Value: &proxy.Route{Name: cr.Name, Service: svc, StripPath: cr.StripPath, PreserveHost: cr.PreserveHost, Regexps: res},
+			Value: &proxy.Route{Name: cr.Name, Service: svc, StripPath: cr.StripPath, PreserveHost: cr.PreserveHost,
+				PathHandling: pathHandling(cr.PathHandling), Regexps: res},
 		})
 	}
 	rt, err := router.New(routes)
@@ -328,3 +329,12 @@ func (g *Gateway) File() *config.File {
 
 // The gateway is what the admin API steers.
 var _ admin.Controller = (*Gateway)(nil)
+
+// pathHandling maps a route's path_handling (checked by config) to the
+// proxy's.
+func pathHandling(s string) proxy.PathHandling {
+	if s == "v1" {
+		return proxy.PathV1
+	}
+	return proxy.PathV0
+}

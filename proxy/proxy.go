@@ -47,7 +47,8 @@ type Service struct {
 	Name string
 	// Scheme is "http" or "https".
 	Scheme string
-	// Path is prepended to the (possibly stripped) request path.
+	// Path is prepended to the (possibly stripped) request path as the
+	// route's PathHandling says.
 	Path string
 	// Retries is how many more attempts a failed request may make.
 	Retries int
@@ -72,6 +73,8 @@ type Route struct {
 	Service      *Service
 	StripPath    bool
 	PreserveHost bool
+	// PathHandling combines the service path with the request path.
+	PathHandling PathHandling
 	// Regexps are the route's regex paths, anchored; hash_on uri_capture
 	// reads their named groups.
 	Regexps []*regexp.Regexp
@@ -130,7 +133,7 @@ type reqState struct {
 	route     *Route
 	up        *upstream.Upstream // the upstream chosen (primary or canary)
 	role      *RoleStats
-	path      string
+	postfix   string // what the route's path left of the request path (strip_path)
 	prefix    string
 	br        balance.Request
 	setCookie string
@@ -165,9 +168,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt := m.Route.Value.(*Route)
-	rs := &reqState{route: rt, path: m.Path}
-	if rt.StripPath && len(m.Path) < len(r.URL.Path) {
-		rs.prefix = strings.TrimSuffix(r.URL.Path, m.Path)
+	rs := &reqState{route: rt, postfix: m.Postfix}
+	if m.Prefix != "/" { // Kong sends no X-Forwarded-Prefix for a bare "/"
+		rs.prefix = m.Prefix
 	}
 	rs.br.Now = start.UnixNano()
 	svc, hash := rt.Service, rt.Service.Hash
@@ -190,7 +193,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	out.URL.Scheme = svc.Scheme
 	out.URL.Host = rs.up.Name() // replaced per attempt in RoundTrip
-	out.URL.Path = joinPath(svc.Path, rs.path)
+	out.URL.Path = upstreamPath(rs.route.PathHandling, rs.route.StripPath, svc.Path, pr.In.URL.Path, rs.postfix)
 	out.URL.RawPath = ""
 	if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
 		out.Header["X-Forwarded-For"] = append([]string(nil), xff...)
@@ -212,18 +215,6 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		out.Host = ""
 	}
-}
-
-// joinPath appends the request path to the service path the way Kong's
-// default path handling does: no doubled or missing slash.
-func joinPath(base, p string) string {
-	if base == "" || base == "/" {
-		return p
-	}
-	if p == "" || p == "/" {
-		return base
-	}
-	return strings.TrimSuffix(base, "/") + p
 }
 
 type roundTripper struct{ p *Proxy }

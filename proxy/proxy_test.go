@@ -12,21 +12,6 @@ import (
 	"github.com/outrigger-gw/outrigger/balance"
 )
 
-func TestJoinPath(t *testing.T) {
-	for _, tc := range []struct{ desc, base, p, want string }{
-		{"root base", "/", "/x", "/x"},
-		{"empty base", "", "/x", "/x"},
-		{"base and path", "/base", "/x", "/base/x"},
-		{"base with slash", "/base/", "/x", "/base/x"},
-		{"bare path", "/base", "/", "/base"},
-		{"empty path", "/base", "", "/base"},
-	} {
-		if got := joinPath(tc.base, tc.p); got != tc.want {
-			t.Errorf("%s: joinPath(%q, %q) = %q, want %q", tc.desc, tc.base, tc.p, got, tc.want)
-		}
-	}
-}
-
 func TestRetryable(t *testing.T) {
 	body := func(n int64) *countingBody { b := &countingBody{}; b.n.Store(n); return b }
 	for _, tc := range []struct {

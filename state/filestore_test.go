@@ -57,7 +57,7 @@ func sampleDoc() *state.Doc {
 		},
 		Routes: map[string]*state.Route{
 			"r": {Meta: state.Meta{ID: "r1"}, Name: "r", Service: "svc", Paths: []string{"/a", "/b"}, Hosts: []string{"x.test"},
-				Methods: []string{"GET"}, Headers: map[string][]string{"X-A": {"1"}}, StripPath: true, RegexPriority: 3},
+				Methods: []string{"GET"}, Headers: map[string][]string{"X-A": {"1"}}, StripPath: true, RegexPriority: 3, PathHandling: "v1"},
 		},
 		Overrides: []state.Override{
 			{ID: "o1", Upstream: "api", Target: "10.0.0.1:80", Weight: &w, CreatedAt: 5},

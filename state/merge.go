@@ -171,9 +171,13 @@ func (s *Service) toConfig() config.Service {
 }
 
 func (r *Route) toConfig() config.Route {
+	ph := r.PathHandling
+	if ph == "" {
+		ph = config.DefaultPathHandling
+	}
 	return config.Route{
 		Name: r.Name, Service: r.Service, Paths: r.Paths, Hosts: r.Hosts, Methods: r.Methods, Headers: r.Headers,
-		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority,
+		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: ph,
 	}
 }
 

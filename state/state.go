@@ -137,6 +137,9 @@ type Route struct {
 	StripPath     bool                `json:"strip_path"`
 	PreserveHost  bool                `json:"preserve_host"`
 	RegexPriority int                 `json:"regex_priority,omitempty"`
+	// PathHandling is "v0" or "v1"; empty (documents written before it
+	// existed) means the default, v0.
+	PathHandling string `json:"path_handling,omitempty"`
 }
 
 // Override sets the weight of the targets of one upstream that match its

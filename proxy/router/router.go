@@ -90,6 +90,13 @@
 // without paths, or a zero-length regex match) Match.Path is the original
 // path unchanged. PreserveHost is only carried for the caller.
 //
+// With StripPath, Match.Prefix and Match.Postfix also give the request path
+// split at the end of the matched portion, unchanged (Kong's uri_prefix and
+// uri_postfix), for callers combining it with a service path the way Kong's
+// path_handling does: "/mock" on "/mockery" gives "/mock" and "ery". A route
+// without paths has no prefix, and its postfix is the path without its
+// leading "/" (Kong's convention). Without StripPath both are empty.
+//
 // # Performance
 //
 // Hosts are indexed in a map of exact hosts plus two maps for leading and
@@ -136,6 +143,9 @@ type Match struct {
 	Route *Route // the Router's copy of the matched route; do not modify
 	Path  string // upstream path (after strip_path)
 	Index int    // index of the route in the slice given to New
+	// Prefix and Postfix split the request path at the end of the matched
+	// portion; set only with StripPath (see the package documentation).
+	Prefix, Postfix string
 }
 
 // Router is an immutable request router. Build it with [New].
@@ -640,11 +650,22 @@ func (r *Router) Match(method, host, path string, h http.Header) (Match, bool) {
 }
 
 func result(m *matcher, path string, end int) Match {
-	p := path
-	if m.info.strip && end > 0 {
-		p = stripPrefix(path, end)
+	res := Match{Route: m.info.route, Path: path, Index: m.info.index}
+	if !m.info.strip {
+		return res
 	}
-	return Match{Route: m.info.route, Path: p, Index: m.info.index}
+	if end > 0 {
+		res.Path = stripPrefix(path, end)
+	}
+	switch {
+	case m.regex != nil || m.plen > 0:
+		res.Prefix, res.Postfix = path[:end], path[end:]
+	case path != "" && path[0] == '/':
+		res.Postfix = path[1:]
+	default:
+		res.Postfix = path
+	}
+	return res
 }
 
 // stripPrefix removes path[:end] and makes sure the rest starts with "/",

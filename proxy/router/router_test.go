@@ -617,6 +617,50 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// With strip_path the match splits the request path where the route's path
+// ends, unchanged, as Kong's uri_prefix and uri_postfix: the caller combines
+// the postfix with the service path (see the proxy's path handling).
+func TestMatchPrefixPostfix(t *testing.T) {
+	for _, tc := range []struct {
+		desc                 string
+		route                Route
+		host, path           string
+		wantPrefix, wantPost string
+	}{
+		{desc: "prefix on itself", route: Route{Paths: []string{"/r"}, StripPath: true}, path: "/r", wantPrefix: "/r"},
+		{desc: "prefix on a trailing slash", route: Route{Paths: []string{"/r"}, StripPath: true}, path: "/r/", wantPrefix: "/r", wantPost: "/"},
+		{desc: "prefix mid-segment", route: Route{Paths: []string{"/r"}, StripPath: true}, path: "/rx", wantPrefix: "/r", wantPost: "x"},
+		{desc: "prefix ending in a slash", route: Route{Paths: []string{"/r/"}, StripPath: true}, path: "/r/x", wantPrefix: "/r/", wantPost: "x"},
+		{desc: "root prefix", route: Route{Paths: []string{"/"}, StripPath: true}, path: "/x", wantPrefix: "/", wantPost: "x"},
+		{desc: "regex match portion", route: Route{Paths: []string{`~/[0]?r`}, StripPath: true}, path: "/r/x/", wantPrefix: "/r", wantPost: "/x/"},
+		{desc: "regex anchored at the end", route: Route{Paths: []string{`~/u/\d+$`}, StripPath: true}, path: "/u/42", wantPrefix: "/u/42"},
+		{desc: "zero-length regex match keeps the whole path", route: Route{Paths: []string{`~(?:/v1)?`}, StripPath: true}, path: "/x", wantPost: "/x"},
+		{desc: "route without paths: no prefix, path without its slash", route: Route{Hosts: []string{"a.com"}, StripPath: true}, host: "a.com", path: "/r/x", wantPost: "r/x"},
+		{desc: "route without paths on the root", route: Route{Hosts: []string{"a.com"}, StripPath: true}, host: "a.com", path: "/"},
+		{desc: "no strip: neither", route: Route{Paths: []string{"/r"}}, path: "/r/x"},
+		{desc: "no strip on a regex: neither", route: Route{Paths: []string{`~/[0]?r`}}, path: "/r/x"},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			tc.route.Name = "r"
+			r, err := New([]Route{tc.route})
+			if err != nil {
+				t.Fatal(err)
+			}
+			host := tc.host
+			if host == "" {
+				host = "x"
+			}
+			m, ok := r.Match("GET", host, tc.path, nil)
+			if !ok {
+				t.Fatal("no match")
+			}
+			if m.Prefix != tc.wantPrefix || m.Postfix != tc.wantPost {
+				t.Fatalf("Prefix %q Postfix %q, want %q %q", m.Prefix, m.Postfix, tc.wantPrefix, tc.wantPost)
+			}
+		})
+	}
+}
+
 // nestedRegexRoutes returns n regex routes with nested literal prefixes
 // "/s0", "/s0/s1", ...; route i has priority (i*7)%n and strips.
 func nestedRegexRoutes(n int) []Route {
