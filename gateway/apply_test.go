@@ -103,3 +103,48 @@ func TestMutateOverALayerThatDoesNotBuild(t *testing.T) {
 		t.Fatalf("the key holds %+v, want G1's override and G2's mark", doc)
 	}
 }
+
+// TestMutateAfterTheKeyVanished: a change made while the store lost the
+// layer (no watch runs here: Mutate learns of it through its conflict)
+// recreates the key create-only with the last known layer plus the change,
+// never over an empty one.
+func TestMutateAfterTheKeyVanished(t *testing.T) {
+	ctx := context.Background()
+	ag := consultest.Start(t)
+	key := fmt.Sprintf("outrigger/test-%016x", rand.Uint64())
+	g, err := New(fleetFile(t, ag.HTTPAddr, key, true), Options{Log: zerolog.Nop(), LoadState: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mark := func(addr string) func(*state.Doc) error {
+		return func(d *state.Doc) error {
+			if d.Marks == nil {
+				d.Marks = map[string]map[string]string{}
+			}
+			if d.Marks["u1"] == nil {
+				d.Marks["u1"] = map[string]string{}
+			}
+			d.Marks["u1"][addr] = "unhealthy"
+			return nil
+		}
+	}
+	if err := g.Mutate(ctx, mark("127.0.0.1:7001")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ag.Client.KV().Delete(key, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Mutate(ctx, mark("127.0.0.1:7009")); err != nil {
+		t.Fatal(err)
+	}
+	doc, v, err := g.store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Marks["u1"]) != 2 {
+		t.Fatalf("the recreated key (version %d) holds marks %v, want the old one and the new one", v, doc.Marks)
+	}
+	if st := g.Status().AdminLayer; st.State != admin.LayerInSync || st.Version != v {
+		t.Fatalf("admin layer %+v, want in sync at version %d", st, v)
+	}
+}
