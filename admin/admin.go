@@ -46,6 +46,9 @@
 //     and not kept (routes match http and https).
 //   - A rollout that cannot take an action (pause when not running, ...)
 //     answers 409.
+//   - DELETE /state resets the whole admin layer (Controller.ResetState):
+//     the only way to an empty layer, so a store that lost its copy is
+//     never mistaken for an intentional reset.
 package admin
 
 import (
@@ -71,6 +74,32 @@ type Status struct {
 	Upstreams        int           `json:"upstreams"`
 	Services         int           `json:"services"`
 	Routes           int           `json:"routes"`
+	AdminLayer       AdminLayer    `json:"admin_layer"`
+}
+
+// Admin layer states (AdminLayer.State).
+const (
+	// LayerInSync: the layer in force is the latest one the store holds.
+	LayerInSync = "in_sync"
+	// LayerNotApplied: the store holds a newer layer that does not build
+	// with this sidecar's configuration file; the last good configuration
+	// stays in force and admin changes are refused (409).
+	LayerNotApplied = "not_applied"
+	// LayerLost: the store's copy vanished after a known version; the
+	// last known layer stays in force and is being published again.
+	LayerLost = "lost"
+)
+
+// AdminLayer is the admin layer's part of GET /status.
+type AdminLayer struct {
+	Store string `json:"store"` // memory | file | consul
+	State string `json:"state"` // in_sync | not_applied | lost
+	// Version is the store version of the layer in force; StoreVersion
+	// the latest version seen in the store (0 while the store lost it).
+	Version      uint64 `json:"version"`
+	StoreVersion uint64 `json:"store_version"`
+	// Error says why the store's latest layer is not in force.
+	Error string `json:"error,omitempty"`
 }
 
 // DefaultMaxBodyBytes is the largest request body the admin API reads when

@@ -19,7 +19,10 @@ type Controller interface {
 	// concurrent change fn is called again on the new layer), and applied.
 	// Nothing is applied or persisted when any step fails: fn's own error
 	// is returned as is (use *Error for bad input), a build failure as an
-	// *Error with status 400, a store failure as a plain error. The admin
+	// *Error with status 400, a store failure as a plain error. fn is
+	// always handed the latest layer the store holds: while that layer
+	// does not build with this gateway's configuration file, Mutate
+	// refuses with an *Error of status 409 naming the reason. The admin
 	// package never calls the Controller from inside fn, so Mutate may
 	// hold its lock while fn runs.
 	Mutate(ctx context.Context, fn func(*state.Doc) error) error
@@ -36,6 +39,11 @@ type Controller interface {
 	// Rollout returns the live evaluation of a service's rollout (rates
 	// and p99 of primary and canary over the current step).
 	RolloutStatus(service string) (RolloutStatus, bool)
+	// ResetState discards the whole admin layer, in the store too (for a
+	// fleet: on every sidecar), leaving the configuration file alone. It
+	// is the one intentional way to an empty layer, and it works while
+	// Mutate refuses changes because the stored layer does not build here.
+	ResetState(ctx context.Context) error
 }
 
 // RolloutStatus is the measured side of a rollout, for GET.

@@ -70,6 +70,17 @@ func (f *fake) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
 	return nil
 }
 
+func (f *fake) ResetState(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.applyLocked(&state.Doc{}); err != nil {
+		return err
+	}
+	f.doc = &state.Doc{}
+	f.mutates++
+	return nil
+}
+
 // applyLocked checks the merge and brings the running upstreams in line.
 func (f *fake) applyLocked(d *state.Doc) error {
 	eff := state.Merge(f.file, d)

@@ -160,6 +160,15 @@ func schemas() js {
 			"config_generation": js{"type": "integer"}, "config_file": sstr(""),
 			"upstreams": js{"type": "integer"}, "services": js{"type": "integer"}, "routes": js{"type": "integer"},
 			"uptime_seconds": js{"type": "number"},
+			"admin_layer": sobj(js{
+				"store": senum("where the admin layer lives", "memory", "file", "consul"),
+				"state": senum("in_sync: the store's latest layer is in force; not_applied: it does not build with this configuration file "+
+					"(the last good configuration stays, admin changes answer 409); lost: the store's copy vanished and the last known layer is being published again",
+					"in_sync", "not_applied", "lost"),
+				"version":       js{"type": "integer", "description": "store version of the layer in force"},
+				"store_version": js{"type": "integer", "description": "latest version seen in the store (0 while lost)"},
+				"error":         sstr("why the store's latest layer is not in force"),
+			}, "store", "state", "version", "store_version"),
 		}),
 		"Ready":   sobj(js{"ready": sbool(""), "message": sstr("")}),
 		"Message": sobj(js{"message": sstr("")}),

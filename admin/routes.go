@@ -58,6 +58,11 @@ func (a *api) routes() []endpoint {
 		{method: http.MethodGet, path: "/metrics", op: "getMetrics", tag: "status", summary: "Prometheus metrics (text exposition format)", out: "text", ok: http.StatusOK, raw: a.metricsHandler()},
 		{method: http.MethodGet, path: "/openapi.json", op: "getOpenAPI", tag: "status", summary: "This document", out: "object", ok: http.StatusOK, raw: http.HandlerFunc(a.serveSpec)},
 
+		// The admin layer as a whole.
+		ctl(endpoint{method: http.MethodDelete, path: "/state", op: "resetState", tag: "status",
+			summary: "Reset the admin layer: every change made through the admin API is discarded, in the store too (fleet-wide); the configuration file stays in force",
+			ok:      http.StatusNoContent, h: a.resetState}),
+
 		// Upstreams.
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams", op: "listUpstreams", tag: "upstreams", summary: "List upstreams (the file's and the API's)", out: "list:Upstream", ok: http.StatusOK, paged: true, h: a.listUpstreams}),
 		ctl(endpoint{method: http.MethodPost, path: "/upstreams", op: "createUpstream", tag: "upstreams", summary: "Create an upstream", in: "UpstreamInput", out: "Upstream", ok: http.StatusCreated,
@@ -170,6 +175,13 @@ func (a *api) status(*http.Request) (int, any, error) {
 		Status
 		UptimeSeconds float64 `json:"uptime_seconds"`
 	}{s, s.Uptime.Seconds()}, nil
+}
+
+func (a *api) resetState(r *http.Request) (int, any, error) {
+	if err := a.ctl.ResetState(r.Context()); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }
 
 func (a *api) ready(*http.Request) (int, any, error) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outrigger-gw/outrigger/admin"
 	"github.com/outrigger-gw/outrigger/balance"
@@ -44,10 +45,23 @@ type serviceStats struct {
 
 // Apply takes a new configuration file (at start and on SIGHUP), layers
 // the admin state over it, and swaps the result in. On error nothing
-// changes.
+// changes. A pending layer (the store's latest, which did not build with
+// the previous file) is tried first.
 func (g *Gateway) Apply(cfg *config.File) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.pending != nil {
+		// The store's latest layer may build with the new file.
+		p, err := g.buildLocked(cfg, g.pending.doc)
+		if err == nil {
+			g.log.Info().Uint64("version", g.pending.version).Msg("admin state applies to this configuration again")
+			g.base, g.docVersion, g.pending = cfg, g.pending.version, nil
+			g.commitLocked(p)
+			g.layerMetricsLocked()
+			return nil
+		}
+		g.pending.err = err
+	}
 	p, err := g.buildLocked(cfg, g.doc)
 	if err != nil {
 		return err
@@ -248,12 +262,31 @@ func (g *Gateway) commitLocked(p *plan) {
 // maxMutateRetries bounds compare-and-set retries against a busy store.
 const maxMutateRetries = 16
 
+// storeTimeout bounds one store operation made outside an admin request
+// (republishing, resetting after a conflict).
+const storeTimeout = 10 * time.Second
+
+// pendingLayer is the store's latest layer when it does not build with
+// this sidecar's configuration file.
+type pendingLayer struct {
+	doc     *state.Doc
+	version uint64
+	err     error
+}
+
 // Mutate implements admin.Controller: fn edits a copy of the admin layer;
 // the result is built, persisted, then swapped in — or nothing happens.
+// fn always edits the latest layer the store holds: while that layer does
+// not build here (pending) the change is refused with 409, since writing
+// over the older layer in force would discard changes this sidecar never
+// saw.
 func (g *Gateway) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for range maxMutateRetries {
+		if g.pending != nil {
+			return g.refusalLocked()
+		}
 		next := g.doc.Clone()
 		if err := fn(next); err != nil {
 			return err
@@ -267,7 +300,11 @@ func (g *Gateway) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
 			return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
 		}
 		if g.store != nil {
-			v, err := g.store.Save(ctx, next, g.docVersion)
+			prev := g.docVersion
+			if g.lost {
+				prev = 0 // the store lost the layer: recreate it, with this change
+			}
+			v, err := g.store.Save(ctx, next, prev)
 			if errors.Is(err, state.ErrConflict) {
 				if err := g.reloadDocLocked(ctx); err != nil {
 					return err
@@ -277,40 +314,181 @@ func (g *Gateway) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
 			if err != nil {
 				return fmt.Errorf("persist admin state: %w", err)
 			}
-			g.docVersion = v
+			if g.lost {
+				g.log.Warn().Uint64("version", v).Msg("admin state: the store's copy is back (recreated with this admin change)")
+			}
+			g.docVersion, g.lost = v, false
 		}
 		g.commitLocked(p)
+		g.layerMetricsLocked()
 		return nil
 	}
 	return fmt.Errorf("persist admin state: still conflicting after %d attempts", maxMutateRetries)
 }
 
+// refusalLocked is Mutate's answer while the store's latest layer does not
+// build here.
+func (g *Gateway) refusalLocked() error {
+	return &admin.Error{Status: http.StatusConflict, Message: fmt.Sprintf(
+		"the fleet's admin layer (version %d) does not build with this sidecar's configuration file (%v); "+
+			"this sidecar keeps its last good configuration (admin layer version %d) and refuses admin changes until that layer builds: "+
+			"fix the configuration file and reload, change the layer from a sidecar where it builds, or reset it (DELETE /state)",
+		g.pending.version, g.pending.err, g.docVersion)}
+}
+
+// ResetState implements admin.Controller: an empty layer, saved with
+// check-and-set over the latest stored version, then applied.
+func (g *Gateway) ResetState(ctx context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	empty := &state.Doc{}
+	p, err := g.buildLocked(g.base, empty)
+	if err != nil {
+		return fmt.Errorf("the configuration file alone does not build: %w", err)
+	}
+	if g.store != nil {
+		prev := g.latestVersionLocked()
+		if g.lost {
+			prev = 0
+		}
+		saved := false
+		for range maxMutateRetries {
+			v, err := g.store.Save(ctx, empty, prev)
+			if errors.Is(err, state.ErrConflict) {
+				// Whatever is stored now is discarded too: only its
+				// version matters.
+				if _, prev, err = g.store.Load(ctx); err != nil {
+					return fmt.Errorf("load admin state: %w", err)
+				}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("persist admin state: %w", err)
+			}
+			g.docVersion, saved = v, true
+			break
+		}
+		if !saved {
+			return fmt.Errorf("persist admin state: still conflicting after %d attempts", maxMutateRetries)
+		}
+	}
+	g.pending, g.lost = nil, false
+	g.commitLocked(p)
+	g.layerMetricsLocked()
+	g.log.Warn().Uint64("version", g.docVersion).Msg("admin state reset: every admin change was discarded")
+	return nil
+}
+
+// latestVersionLocked is the latest store version this sidecar knows of:
+// the pending layer's, else the one in force.
+func (g *Gateway) latestVersionLocked() uint64 {
+	if g.pending != nil {
+		return g.pending.version
+	}
+	return g.docVersion
+}
+
 // reloadDocLocked reads the store's current layer (after a conflict) and
-// applies it.
+// adopts it.
 func (g *Gateway) reloadDocLocked(ctx context.Context) error {
 	doc, v, err := g.store.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load admin state: %w", err)
 	}
-	return g.adoptLocked(doc, v)
+	g.observeLocked(doc, v)
+	return nil
 }
 
-// adoptLocked applies a layer someone else wrote (another sidecar, or the
-// store at start). A layer that does not build here is logged and
-// skipped, keeping the running configuration.
-func (g *Gateway) adoptLocked(doc *state.Doc, v uint64) error {
+// observeLocked takes in a state of the store: a layer someone else wrote
+// (another sidecar), or the store's copy missing (version 0). It reports
+// whether the layer was applied.
+//
+// A missing copy after a known version is a loss, not an empty layer (an
+// empty layer is only ever written by ResetState): the layer in force
+// stays and the caller republishes the last known layer (republishLocked).
+// A layer that does not build here becomes pending: the running
+// configuration stays, Mutate refuses changes, and the error is logged
+// once per version.
+func (g *Gateway) observeLocked(doc *state.Doc, v uint64) bool {
+	defer g.layerMetricsLocked()
+	if v == 0 && g.latestVersionLocked() != 0 {
+		if !g.lost {
+			g.lost = true
+			g.log.Error().Uint64("last_version", g.latestVersionLocked()).
+				Msg("admin state: the store no longer holds the admin layer; keeping the last known one and publishing it again")
+		}
+		return false
+	}
+	g.lost = false
 	if doc == nil {
 		doc = &state.Doc{}
 	}
 	p, err := g.buildLocked(g.base, doc)
 	if err != nil {
-		g.log.Error().Err(err).Uint64("version", v).Msg("admin state does not apply to this configuration; keeping the running one")
-		g.docVersion = v
-		return nil
+		if g.pending == nil || g.pending.version != v {
+			g.log.Error().Err(err).Uint64("version", v).Uint64("running_version", g.docVersion).
+				Msg("admin state does not apply to this configuration; keeping the running one and refusing admin changes until it does")
+		}
+		g.pending = &pendingLayer{doc: doc, version: v, err: err}
+		return false
 	}
+	if g.pending != nil {
+		g.log.Info().Uint64("version", v).Msg("admin state applies to this configuration again")
+	}
+	g.pending = nil
 	g.docVersion = v
 	g.commitLocked(p)
+	return true
+}
+
+// republishLocked writes the last known layer to a store that lost it,
+// create-only, so one sidecar of the fleet wins and the others adopt its
+// copy. It returns nil when there is nothing more to do; g.lost stays set
+// while the store still lacks the layer.
+func (g *Gateway) republishLocked(ctx context.Context) error {
+	if !g.lost {
+		return nil
+	}
+	last := g.doc
+	if g.pending != nil {
+		last = g.pending.doc
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	known := g.latestVersionLocked()
+	v, err := g.store.Save(ctx, last, 0)
+	switch {
+	case errors.Is(err, state.ErrConflict):
+		// Someone wrote it first (another sidecar republishing): adopt.
+		return g.reloadDocLocked(ctx)
+	case err != nil:
+		return err
+	}
+	g.lost = false
+	if g.pending != nil {
+		g.pending.version = v
+	} else {
+		g.docVersion = v
+	}
+	g.layerMetricsLocked()
+	g.log.Warn().Uint64("last_version", known).Uint64("version", v).Msg("admin state: published the last known layer again")
 	return nil
+}
+
+// layerMetricsLocked sets the admin layer state gauge.
+func (g *Gateway) layerMetricsLocked() {
+	g.metrics.setLayerState(g.layerStateLocked())
+}
+
+// layerStateLocked is the admin layer's state word.
+func (g *Gateway) layerStateLocked() string {
+	switch {
+	case g.pending != nil:
+		return admin.LayerNotApplied
+	case g.lost:
+		return admin.LayerLost
+	}
+	return admin.LayerInSync
 }
 
 // Doc implements admin.Controller.

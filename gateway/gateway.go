@@ -8,6 +8,12 @@
 //     the running one untouched.
 //   - Upstreams are kept across reloads by name, so balancer position,
 //     in-flight counts and (later) health state survive a reload.
+//   - Admin changes are computed on the latest layer the store holds, so
+//     no acknowledged change of another sidecar is overwritten: a stored
+//     layer that does not build with this file is not applied (the last
+//     good configuration stays; admin writes answer 409 until it builds),
+//     and a stored layer that vanished is published again, never taken
+//     for an empty one (DELETE /state resets on purpose).
 //   - Nothing here is package-level: two gateways can run in one process.
 package gateway
 
@@ -28,6 +34,7 @@ import (
 
 	"github.com/outrigger-gw/outrigger/admin"
 	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/discovery"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
 	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/proxy"
@@ -71,7 +78,7 @@ type Gateway struct {
 	mu         sync.Mutex
 	base       *config.File // the configuration file as loaded
 	cfg        *config.File // effective: base + admin layer
-	doc        *state.Doc   // the admin layer
+	doc        *state.Doc   // the admin layer in force
 	docVersion uint64       // its version in store
 	store      state.Store  // nil: admin changes live in memory only
 	splitters  map[string]*proxy.Splitter
@@ -82,6 +89,14 @@ type Gateway struct {
 	watchers   []*watcher
 	serving    bool            // Serve runs: new checkers and watchers start at once
 	ctx        context.Context // Serve's context, for checkers started by Apply
+
+	// Also guarded by mu: where the store's latest layer stands.
+	// pending is that layer while it does not build with base (nil
+	// otherwise): doc stays in force and Mutate answers 409. lost: the
+	// store's copy vanished after a known version; the last known layer
+	// (pending's, else doc) is being published again.
+	pending *pendingLayer
+	lost    bool
 }
 
 // New builds a gateway from cfg. It does not listen yet (see Serve).
@@ -147,6 +162,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		}
 		return nil, err
 	}
+	g.metrics.setLayerState(admin.LayerInSync)
 	return g, nil
 }
 
@@ -179,7 +195,27 @@ func (g *Gateway) Status() admin.Status {
 		Upstreams:        len(g.upstreams),
 		Routes:           len(g.cfg.Routes),
 		Services:         len(g.cfg.Services),
+		AdminLayer:       g.adminLayerLocked(),
 	}
+}
+
+// adminLayerLocked is the admin layer's part of Status.
+func (g *Gateway) adminLayerLocked() admin.AdminLayer {
+	l := admin.AdminLayer{Store: "memory", State: g.layerStateLocked(), Version: g.docVersion, StoreVersion: g.latestVersionLocked()}
+	switch g.store.(type) {
+	case *state.ConsulStore:
+		l.Store = "consul"
+	case *state.FileStore:
+		l.Store = "file"
+	}
+	switch {
+	case g.pending != nil:
+		l.Error = g.pending.err.Error()
+	case g.lost:
+		l.StoreVersion = 0
+		l.Error = fmt.Sprintf("the store no longer holds the admin layer (last seen at version %d); publishing it again", g.latestVersionLocked())
+	}
+	return l
 }
 
 // Ready reports whether the gateway should receive traffic: it is serving
@@ -197,15 +233,35 @@ func (g *Gateway) Ready() (bool, string) {
 	return true, "ready"
 }
 
-// remoteChange adopts an admin layer another sidecar of the fleet wrote.
-func (g *Gateway) remoteChange(doc *state.Doc, v uint64) {
+// remoteChange takes in a state of the store another sidecar of the fleet
+// wrote (or the store's copy vanishing); it runs on the store's watch
+// goroutine. A lost copy is published again, retried with backoff until
+// the store holds a layer again or ctx ends.
+func (g *Gateway) remoteChange(ctx context.Context, doc *state.Doc, v uint64) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if v == g.docVersion {
+	if v == g.latestVersionLocked() && !g.lost {
+		g.mu.Unlock()
 		return // what we hold (versions may go backwards when Consul loses its data)
 	}
-	_ = g.adoptLocked(doc, v)
-	g.log.Info().Uint64("version", v).Msg("admin state changed by another sidecar; applied")
+	if g.observeLocked(doc, v) {
+		g.log.Info().Uint64("version", v).Msg("admin state changed by another sidecar; applied")
+	}
+	g.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 && !discovery.Sleep(ctx, discovery.Backoff(attempt, 100*time.Millisecond, 5*time.Second, discovery.FullJitter)) {
+			return
+		}
+		g.mu.Lock()
+		if !g.lost {
+			g.mu.Unlock()
+			return
+		}
+		err := g.republishLocked(ctx)
+		g.mu.Unlock()
+		if err != nil {
+			g.log.Warn().Err(err).Int("attempt", attempt+1).Msg("admin state: publishing the last known layer again failed; retrying")
+		}
+	}
 }
 
 // reconcileWatchers keeps running watchers that the new configuration
@@ -305,7 +361,7 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 	defer g.stopCheckers()
 	go g.runRollouts(bg)
 	if g.store != nil {
-		go g.store.Watch(bg, g.remoteChange)
+		go g.store.Watch(bg, func(doc *state.Doc, v uint64) { g.remoteChange(bg, doc, v) })
 	}
 	regDone := make(chan struct{})
 	regCtx, stopReg := context.WithCancel(bg)

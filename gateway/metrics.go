@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/outrigger-gw/outrigger/admin"
 	"github.com/outrigger-gw/outrigger/health"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
@@ -20,6 +21,7 @@ type metrics struct {
 	panicMode     *prometheus.GaugeVec
 	panics        *prometheus.CounterVec
 	generation    prometheus.Gauge
+	layerState    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,8 +50,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "outrigger", Name: "config_generation",
 			Help: "Generation of the configuration in force; increases on every successful reload.",
 		}),
+		layerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "outrigger", Name: "admin_layer_state",
+			Help: "1 for the admin layer's current state, 0 for the others: in_sync (the store's latest layer is in force), " +
+				"not_applied (it does not build with this configuration file; admin changes are refused), lost (the store's copy vanished; being published again).",
+		}, []string{"state"}),
 	}
-	reg.MustRegister(m.targets, m.targetHealthy, m.healthChanges, m.panicMode, m.panics, m.generation)
+	reg.MustRegister(m.targets, m.targetHealthy, m.healthChanges, m.panicMode, m.panics, m.generation, m.layerState)
 	return m
 }
 
@@ -101,6 +108,18 @@ func (m *metrics) panic(name string, on bool) {
 		m.panics.WithLabelValues(name).Inc()
 	} else {
 		m.panicMode.WithLabelValues(name).Set(0)
+	}
+}
+
+// setLayerState sets the admin layer state gauge: 1 for state, 0 for the
+// others.
+func (m *metrics) setLayerState(state string) {
+	for _, s := range []string{admin.LayerInSync, admin.LayerNotApplied, admin.LayerLost} {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.layerState.WithLabelValues(s).Set(v)
 	}
 }
 

@@ -52,6 +52,12 @@ type verdict struct {
 func (g *Gateway) evaluateRollouts(ctx context.Context, now time.Time) {
 	var verdicts []verdict
 	g.mu.Lock()
+	if g.pending != nil {
+		// The fleet's layer does not build here: the sidecars where it
+		// does run its rollouts (Mutate would refuse every decision).
+		g.mu.Unlock()
+		return
+	}
 	for name, r := range g.doc.Rollouts {
 		if r.State != state.RolloutRunning {
 			delete(g.stepBases, name)

@@ -67,7 +67,11 @@ import (
 //     retried with exponential backoff and jitter (100ms doubling to 10s
 //     by default, the upper half of each delay random); the wait index is
 //     reset after an error, so the first answer after an outage is fresh.
-//     Early blocking answers without progress are delayed the same way. A
+//     Early blocking answers without progress are delayed the same way,
+//     then followed by a query that does not block: an agent that answers
+//     early may be shutting down, and a cursor above the key's index on
+//     the restarted agent (which lost data) would block until the key
+//     changes instead of reporting its new state. A
 //     value that does not decode goes to the handler too, is never
 //     reported to fn, and the watch waits for the next change.
 //   - No state is shared between ConsulStores.
@@ -316,6 +320,7 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 		force    bool   // report the next observation whatever it is
 		failures int    // consecutive errors
 		spins    int    // consecutive early answers without progress
+		recheck  bool   // this query reads without blocking after an early answer
 	)
 	fail := func(err error) bool {
 		s.report(err)
@@ -343,12 +348,22 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 		case next == 0:
 			next = 1
 		}
-		if waitIdx != 0 && meta.LastIndex == waitIdx && time.Since(start) < s.waitTime/2 {
+		early := waitIdx != 0 && meta.LastIndex == waitIdx && time.Since(start) < s.waitTime/2
+		switch {
+		case early:
 			spins++
-		} else {
+		case !recheck:
 			spins = 0
 		}
 		waitIdx = next
+		if early {
+			// An agent shutting down answers early; the next query may
+			// reach it restarted with less data, where a cursor above the
+			// key's index blocks until the key changes. Read without
+			// blocking first, so that cursor is reset at once.
+			waitIdx = 0
+		}
+		recheck = early
 
 		ver := versionOf(pair)
 		// A Save under way may have written what we see: let it finish,
@@ -407,7 +422,7 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 			}
 		}
 
-		if spins > 0 && !discovery.Sleep(ctx, s.backoff(spins)) {
+		if early && !discovery.Sleep(ctx, s.backoff(spins)) {
 			return
 		}
 	}

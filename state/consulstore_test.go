@@ -520,3 +520,42 @@ func TestConsulStoreWatchRecovers(t *testing.T) {
 		t.Errorf("no watch error reported during the outage")
 	}
 }
+
+// TestConsulStoreWatchGracefulRestart: a dev agent stopped gracefully
+// answers the blocking query in flight early, without progress; the next
+// query reaches the restarted agent, where the key was written again at a
+// version far below the old one. Consul blocks a query whose index is
+// above the key's until the key changes: the watch must not wait there
+// for the whole wait time, it must report the new state at once.
+func TestConsulStoreWatchGracefulRestart(t *testing.T) {
+	ctx := context.Background()
+	agent := consultest.Start(t)
+	const key = "outrigger/test/graceful"
+	// The early answer's delay (1-2s) outlasts the agent's restart, so the
+	// query after it goes to the new agent.
+	_, w := startWatch(t, agent.Client, key, state.ConsulWatchWait(20*time.Second), state.ConsulWatchBackoff(2*time.Second, 2*time.Second))
+	other := state.NewConsulStore(agent.Client, key)
+	var v uint64
+	for i := 0; i < 200 && v < 100; i++ {
+		var err error
+		if v, _, err = rmwUpdate(ctx, other, addRoute(fmt.Sprintf("r-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.until(v, 5*time.Second)
+
+	agent.Restart()
+	v2, _, err := rmwUpdate(ctx, other, addRoute("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := time.Now()
+	if v2 >= v {
+		t.Fatalf("the new version %d is not below the old one %d: the test does not cover the stale index", v2, v)
+	}
+	ev := w.until(v2, 10*time.Second)
+	if got := routeNames(ev.doc); !slices.Equal(got, []string{"after"}) {
+		t.Errorf("routes after the restart = %v", got)
+	}
+	t.Logf("version %d (old version %d) reported %v after it was written", v2, v, ev.at.Sub(written).Round(time.Millisecond))
+}
