@@ -108,9 +108,11 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		AccessLog:   cfg.Log.AccessLog,
 		Metrics:     proxy.NewMetrics(reg),
 		MaxBodySize: cfg.Proxy.MaxBodySize,
+		Panics:      g.metrics.requestPanics.WithLabelValues("proxy"),
 	})
 	g.discoveryMetrics = newDiscoveryMetrics(reg)
 	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g,
+		Panics: g.metrics.requestPanics.WithLabelValues("admin"),
 		TokenFunc: func() string {
 			if t := g.adminToken.Load(); t != nil {
 				return *t

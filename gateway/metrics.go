@@ -20,6 +20,9 @@ type metrics struct {
 	panicMode     *prometheus.GaugeVec
 	panics        *prometheus.CounterVec
 	generation    prometheus.Gauge
+	// requestPanics counts panics recovered while serving a request, by
+	// listener ("proxy", "admin"); both series exist from the start.
+	requestPanics *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,8 +51,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "outrigger", Name: "config_generation",
 			Help: "Generation of the configuration in force; increases on every successful reload.",
 		}),
+		requestPanics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "outrigger", Name: "panics_total",
+			Help: "Panics recovered while serving a request, by listener (each one is logged at error level with its stack).",
+		}, []string{"listener"}),
 	}
-	reg.MustRegister(m.targets, m.targetHealthy, m.healthChanges, m.panicMode, m.panics, m.generation)
+	m.requestPanics.WithLabelValues("proxy")
+	m.requestPanics.WithLabelValues("admin")
+	reg.MustRegister(m.targets, m.targetHealthy, m.healthChanges, m.panicMode, m.panics, m.generation, m.requestPanics)
 	return m
 }
 
@@ -112,6 +121,13 @@ func zerologStd(l zerolog.Logger) *log.Logger {
 type stdWriter struct{ l zerolog.Logger }
 
 func (w stdWriter) Write(b []byte) (int, error) {
-	w.l.Debug().Str("log", "http").Msg(strings.TrimSpace(string(b)))
+	msg := strings.TrimSpace(string(b))
+	ev := w.l.Debug()
+	if strings.HasPrefix(msg, "http: panic serving") {
+		// The handlers recover their own panics (internal/guard); one that
+		// still reaches net/http is never hidden at debug level.
+		ev = w.l.Error()
+	}
+	ev.Str("log", "http").Msg(msg)
 	return len(b), nil
 }

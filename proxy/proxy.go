@@ -12,6 +12,11 @@
 //   - Errors are answered with a JSON body {"message": ...}: 404 when no
 //     route matches, 413 for a body over the limit, 502 when the upstream
 //     fails, 503 when it has no healthy target, 504 on a timeout.
+//   - A panic while serving a request follows internal/guard's rule:
+//     logged at error level with its stack, counted in Options.Panics,
+//     answered 500 when nothing was written yet (else the connection is
+//     aborted); the request is still counted and logged, and the proxy
+//     keeps serving. http.ErrAbortHandler aborts silently.
 //   - Every finished request gets one access-log line and is counted in
 //     Metrics; outcomes go back to the upstream (health, balancer stats).
 //   - Bodies stream without buffering: server-sent events and other
@@ -35,9 +40,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/outrigger-gw/outrigger/balance"
+	"github.com/outrigger-gw/outrigger/internal/guard"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
@@ -91,19 +98,28 @@ type Options struct {
 	Metrics   *Metrics
 	// MaxBodySize limits request bodies (bytes); 0 means no limit.
 	MaxBodySize int64
+	// Panics counts panics recovered while serving a request; nil counts
+	// nothing.
+	Panics prometheus.Counter
 }
 
 // Proxy is an http.Handler forwarding requests along the current Table.
+// Immutable after New except table.
 type Proxy struct {
 	opts  Options
 	log   zerolog.Logger
 	table atomic.Pointer[Table]
 	rp    *httputil.ReverseProxy
+	guard guard.Guard
 }
 
 // New returns a Proxy with an empty table (every request gets 404).
 func New(o Options) *Proxy {
 	p := &Proxy{opts: o, log: o.Log}
+	p.guard = guard.Guard{Listener: "proxy", Log: o.Log, Panics: o.Panics,
+		Answer: func(w http.ResponseWriter) {
+			writeError(w, http.StatusInternalServerError, "An unexpected error occurred")
+		}}
 	p.table.Store(&Table{})
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -136,6 +152,7 @@ type reqState struct {
 	setCookie string
 	attempts  int
 	ep        *upstream.Endpoint
+	attempt   *balance.Stats // the target's while its transport round trip runs
 	err       error
 	body      countingBody
 	resp      respBody
@@ -145,6 +162,40 @@ type reqState struct {
 // ServeHTTP proxies one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	rs := &reqState{}
+	rs.rw.ResponseWriter = w
+	defer p.done(r, rs, start)
+	p.serve(&rs.rw, r, rs, start)
+}
+
+// done ends a request: a panic is handled by the guard's rule, then a
+// proxied request is counted and logged (with the 500 of a panic).
+func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
+	v := recover()
+	if v == nil {
+		if rs.route != nil {
+			p.finish(r, rs, start)
+		}
+		return
+	}
+	if st := rs.attempt; st != nil {
+		st.InFlight.Add(-1) // the panic struck inside the transport
+	}
+	if rs.resp.rc != nil {
+		_ = rs.resp.Close() // ends the target's in-flight count (once)
+	}
+	abort := p.guard.Recovered(v, &rs.rw, r, rs.rw.status != 0 || rs.rw.hijacked)
+	if rs.route != nil {
+		p.finish(r, rs, start)
+	} else {
+		p.accessLine(r, start, rs.rw.status)
+	}
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time) {
 	t := p.table.Load()
 	if t.Router == nil {
 		p.reject(w, r, start, http.StatusNotFound, "no Route matched with those values")
@@ -165,7 +216,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt := m.Route.Value.(*Route)
-	rs := &reqState{route: rt, path: m.Path}
+	rs.path = m.Path
 	if rt.StripPath && len(m.Path) < len(r.URL.Path) {
 		rs.prefix = strings.TrimSuffix(r.URL.Path, m.Path)
 	}
@@ -176,12 +227,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rs.up, rs.role, hash = c.Upstream, c.Stats, c.Hash
 	}
 	rs.setCookie = hash.key(r, rt, &rs.br)
-	rs.rw.ResponseWriter = w
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Inc()
 	}
-	defer p.finish(r, rs, start)
-	p.rp.ServeHTTP(&rs.rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, rs)))
+	rs.route = rt // from here on done counts the request (finish)
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, rs)))
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
@@ -261,7 +311,9 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		ep.Stats.InFlight.Add(1)
 		ep.Stats.Requests.Add(1)
 		t0 := time.Now()
+		rs.attempt = ep.Stats
 		resp, err := svc.Transport.RoundTrip(req)
+		rs.attempt = nil
 		if err == nil {
 			now := time.Now()
 			rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
@@ -338,6 +390,11 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 
 func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, start time.Time, status int, msg string) {
 	writeError(w, status, msg)
+	p.accessLine(r, start, status)
+}
+
+// accessLine logs a request that was answered before it had a route.
+func (p *Proxy) accessLine(r *http.Request, start time.Time, status int) {
 	if p.opts.AccessLog {
 		p.log.Info().Str("method", r.Method).Str("host", r.Host).Str("path", r.URL.Path).
 			Int("status", status).Dur("duration", time.Since(start)).Msg("access")
