@@ -106,7 +106,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 	g.proxy = proxy.New(proxy.Options{
 		Log:         o.Log.With().Str("log", "access").Logger(),
 		AccessLog:   cfg.Log.AccessLog,
-		Metrics:     proxy.NewMetrics(reg),
+		Metrics:     g.metrics.proxy,
 		MaxBodySize: cfg.Proxy.MaxBodySize,
 		Panics:      g.metrics.requestPanics.WithLabelValues("proxy"),
 	})

@@ -8,12 +8,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outrigger-gw/outrigger/health"
+	"github.com/outrigger-gw/outrigger/proxy"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
 // metrics are the gateway-level collectors (per-upstream target counts,
-// configuration generation). Safe for concurrent use.
+// configuration generation) and the proxy's. Safe for concurrent use.
 type metrics struct {
+	proxy         *proxy.Metrics
 	targets       *prometheus.GaugeVec
 	targetHealthy *prometheus.GaugeVec
 	healthChanges *prometheus.CounterVec
@@ -27,6 +29,7 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		proxy: proxy.NewMetrics(reg),
 		targets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "outrigger", Name: "upstream_targets",
 			Help: "Targets per upstream by state (eligible: receives new requests; draining: weight 0; unhealthy).",
@@ -89,11 +92,19 @@ func (m *metrics) observeSnapshot(name string, s *upstream.Snapshot) {
 	m.targets.WithLabelValues(name, "unhealthy").Set(float64(unhealthy))
 }
 
+// forgetTarget deletes every series of a target that left its upstream
+// (once its last request was counted).
+func (m *metrics) forgetTarget(name, addr string) {
+	m.proxy.ForgetTarget(name, addr)
+	m.targetHealthy.DeleteLabelValues(name, addr)
+}
+
 func (m *metrics) forget(name string) {
 	l := prometheus.Labels{"upstream": name}
 	m.targets.DeletePartialMatch(l)
 	m.targetHealthy.DeletePartialMatch(l)
 	m.panicMode.DeletePartialMatch(l)
+	m.proxy.ForgetUpstream(name)
 }
 
 func (m *metrics) healthEvent(name string, ev health.Event) {

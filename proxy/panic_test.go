@@ -220,3 +220,21 @@ func TestPanicWhileServing(t *testing.T) {
 		})
 	}
 }
+
+// Counting a finished request to a target resolves its series children
+// once per target and (route, service, class): afterwards it allocates
+// nothing.
+func TestRecordTargetAllocatesNothing(t *testing.T) {
+	mt := NewMetrics(prometheus.NewRegistry())
+	u := upstream.New(upstream.Options{Name: "u", Balancer: balance.NewRoundRobin()})
+	u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: "127.0.0.1:1", Weight: 1}})
+	ep := &u.Snapshot().Endpoints[0]
+	mt.record("r", "s", "u", ep, 200, time.Millisecond)
+	mt.record("r", "s", "u", ep, 503, time.Millisecond)
+	if n := testing.AllocsPerRun(100, func() {
+		mt.record("r", "s", "u", ep, 200, time.Millisecond)
+		mt.record("r", "s", "u", ep, 503, time.Millisecond)
+	}); n != 0 {
+		t.Fatalf("%v allocations per request", n)
+	}
+}

@@ -19,6 +19,10 @@
 //     keeps serving. http.ErrAbortHandler aborts silently.
 //   - Every finished request gets one access-log line and is counted in
 //     Metrics; outcomes go back to the upstream (health, balancer stats).
+//   - A request holds the upstream.Member of its target from the pick to
+//     the end of its bookkeeping, so a target removed meanwhile keeps its
+//     metric series until the request is counted. The series children of
+//     a target are resolved once per target (Metrics), never per request.
 //   - Bodies stream without buffering: server-sent events and other
 //     responses of unknown length are flushed as they arrive; WebSocket and
 //     other upgrades are tunnelled.
@@ -152,7 +156,6 @@ type reqState struct {
 	setCookie string
 	attempts  int
 	ep        *upstream.Endpoint
-	attempt   *balance.Stats // the target's while its transport round trip runs
 	err       error
 	body      countingBody
 	resp      respBody
@@ -178,10 +181,7 @@ func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
 		}
 		return
 	}
-	if st := rs.attempt; st != nil {
-		st.InFlight.Add(-1) // the panic struck inside the transport
-	}
-	if rs.resp.rc != nil {
+	if rs.resp.stats != nil {
 		_ = rs.resp.Close() // ends the target's in-flight count (once)
 	}
 	abort := p.guard.Recovered(v, &rs.rw, r, rs.rw.status != 0 || rs.rw.hijacked)
@@ -288,6 +288,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = &rs.body
 	}
 	var tried [4]string // the last few targets that failed
+	stale := 0
 	for {
 		snap := rs.up.Snapshot()
 		var ep *upstream.Endpoint
@@ -304,30 +305,42 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !ep.Member.Hold() {
+			// The snapshot predates the target's removal (and the end of
+			// its last request): the current one no longer lists it.
+			if stale++; stale < maxStalePicks {
+				continue
+			}
+			return nil, upstream.ErrNoTargets
+		}
+		if rs.ep != nil {
+			rs.ep.Member.Done() // the failed attempt's target
+		}
 		rs.attempts++
 		rs.ep = ep
 		tried[(rs.attempts-1)%len(tried)] = ep.Addr
 		req.URL.Host = ep.Addr
 		ep.Stats.InFlight.Add(1)
 		ep.Stats.Requests.Add(1)
+		// rs.resp ends the in-flight count: on Close of the response
+		// body, here on a failure, or in done on a panic.
+		rs.resp = respBody{stats: ep.Stats}
 		t0 := time.Now()
-		rs.attempt = ep.Stats
 		resp, err := svc.Transport.RoundTrip(req)
-		rs.attempt = nil
 		if err == nil {
 			now := time.Now()
 			rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The tunnel needs the raw read-write body; it no longer
 				// counts as an in-flight request.
-				ep.Stats.InFlight.Add(-1)
+				_ = rs.resp.Close()
 				return resp, nil
 			}
-			rs.resp = respBody{rc: resp.Body, stats: ep.Stats}
+			rs.resp.rc = resp.Body
 			resp.Body = &rs.resp
 			return resp, nil
 		}
-		ep.Stats.InFlight.Add(-1)
+		_ = rs.resp.Close()
 		var ce *ConnectError
 		connectFailed := errors.As(err, &ce)
 		now := time.Now()
@@ -340,6 +353,10 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+// maxStalePicks bounds the picks of one attempt that land on a target
+// removed meanwhile (each one means a removal raced the pick).
+const maxStalePicks = 8
 
 // retryable reports whether a failed attempt may be sent again.
 func retryable(req *http.Request, body *countingBody, connectFailed bool) bool {
@@ -419,8 +436,12 @@ func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
 	}
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Dec()
-		mt.Requests.WithLabelValues(rs.route.Name, svc.Name, upName, target, codeClass(status)).Inc()
-		mt.Latency.WithLabelValues(rs.route.Name, svc.Name, upName).Observe(d.Seconds())
+		mt.record(rs.route.Name, svc.Name, upName, rs.ep, status, d)
+	}
+	if rs.ep != nil {
+		// After the metrics: a target removed meanwhile keeps its series
+		// until here.
+		rs.ep.Member.Done()
 	}
 	if !p.opts.AccessLog {
 		return
@@ -494,7 +515,8 @@ func (b *countingBody) Read(p []byte) (int, error) {
 
 func (b *countingBody) Close() error { return nil }
 
-// respBody ends the target's in-flight count when the response is done.
+// respBody ends the target's in-flight count when the response is done
+// (once); rc is nil until the transport answered.
 type respBody struct {
 	rc     io.ReadCloser
 	stats  *balance.Stats
@@ -507,6 +529,9 @@ func (b *respBody) Close() error {
 	if !b.closed {
 		b.closed = true
 		b.stats.InFlight.Add(-1)
+	}
+	if b.rc == nil {
+		return nil
 	}
 	return b.rc.Close()
 }
