@@ -26,6 +26,10 @@
 //     "Kong-Admin-Token: TOKEN".
 //   - The routes table in routes.go drives both the mux and GET
 //     /openapi.json, so the document lists exactly what is served.
+//   - A panic while serving a request follows internal/guard's rule:
+//     logged at error level with its stack, counted in Options.Panics,
+//     answered 500 {"message":"An unexpected error occurred"} when nothing
+//     was written yet (else the connection is aborted).
 //   - Nothing here is package-level mutable state.
 //
 // Choices where Kong is silent or Outrigger differs:
@@ -62,6 +66,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/outrigger-gw/outrigger/internal/guard"
 )
 
 // Status is the body of GET /status.
@@ -132,6 +138,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Now is the clock for created_at/updated_at; nil means time.Now.
 	Now func() time.Time
+	// Panics counts panics recovered while serving a request; nil counts
+	// nothing.
+	Panics prometheus.Counter
 }
 
 // New returns the admin handler.
@@ -149,6 +158,7 @@ type api struct {
 	started int64 // created_at of the file's entities (Unix seconds)
 	maxBody int64
 	mux     *http.ServeMux
+	guarded http.Handler // serve under internal/guard's panic rule
 	table   []endpoint
 	spec    []byte // GET /openapi.json
 	tokenOf func() string
@@ -173,6 +183,11 @@ func newAPI(o Options) *api {
 		a.maxBody = DefaultMaxBodyBytes
 	}
 	a.started = a.now().Unix()
+	g := &guard.Guard{Listener: "admin", Log: o.Log, Panics: o.Panics,
+		Answer: func(w http.ResponseWriter) {
+			writeJSON(w, http.StatusInternalServerError, &Error{Message: "An unexpected error occurred"})
+		}}
+	a.guarded = g.Wrap(http.HandlerFunc(a.serve))
 	a.tokenOf = o.TokenFunc
 	if a.tokenOf == nil {
 		a.tokenOf = func() string { return o.Token }
@@ -196,7 +211,9 @@ func newAPI(o Options) *api {
 }
 
 // ServeHTTP checks the token, then serves the route.
-func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.guarded.ServeHTTP(w, r) }
+
+func (a *api) serve(w http.ResponseWriter, r *http.Request) {
 	public := r.Method == http.MethodGet && (r.URL.Path == "/health" || r.URL.Path == "/ready")
 	if token := a.tokenOf(); token != "" && !public && !a.authorized(r, token) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="outrigger-admin"`)

@@ -1,14 +1,18 @@
 package admin
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 )
 
 // TestStatusEndpoints: the listener's original endpoints, with and
@@ -91,5 +95,60 @@ func TestConcurrentChanges(t *testing.T) {
 	r := e.must(http.StatusOK, http.MethodGet, "/upstreams/example_upstream/targets", nil)
 	if n := len(r.data()); n != 34 {
 		t.Fatalf("%d targets, want 34", n)
+	}
+}
+
+// TestPanicAnswered500: a panic in an admin handler is answered 500 with
+// the admin API's JSON error body, logged at error level with its stack
+// and counted; the handler keeps serving.
+func TestPanicAnswered500(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	panics := prometheus.NewCounter(prometheus.CounterOpts{Name: "outrigger_panics_total", Help: "test"})
+	reg.MustRegister(panics)
+	var logs strings.Builder
+	var boom atomic.Bool // the handler runs on the server's goroutines
+	boom.Store(true)
+	h := New(Options{
+		Status: func() Status {
+			if boom.Load() {
+				panic("status exploded")
+			}
+			return Status{Version: "1.2.3"}
+		},
+		Metrics: reg,
+		Log:     zerolog.New(&logs),
+		Panics:  panics,
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e map[string]any
+	if resp.StatusCode != 500 || json.Unmarshal(b, &e) != nil || e["message"] != "An unexpected error occurred" {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	mfs, err := reg.Gather()
+	if err != nil || mfs[0].GetMetric()[0].GetCounter().GetValue() != 1 {
+		t.Fatalf("panics counted: %v %v", mfs, err)
+	}
+	var l map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(logs.String())), &l); err != nil {
+		t.Fatalf("log %q: %v", logs.String(), err)
+	}
+	if st, _ := l["stack"].(string); l["level"] != "error" || l["listener"] != "admin" || l["panic"] != "status exploded" || !strings.Contains(st, "misc_test.go") {
+		t.Fatalf("log line %v", l)
+	}
+	boom.Store(false)
+	resp, err = http.Get(srv.URL + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("next request: %d", resp.StatusCode)
 	}
 }

@@ -121,11 +121,13 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 	g.proxy = proxy.New(proxy.Options{
 		Log:         o.Log.With().Str("log", "access").Logger(),
 		AccessLog:   cfg.Log.AccessLog,
-		Metrics:     proxy.NewMetrics(reg),
+		Metrics:     g.metrics.proxy,
 		MaxBodySize: cfg.Proxy.MaxBodySize,
+		Panics:      g.metrics.requestPanics.WithLabelValues("proxy"),
 	})
 	g.discoveryMetrics = newDiscoveryMetrics(reg)
 	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g,
+		Panics: g.metrics.requestPanics.WithLabelValues("admin"),
 		TokenFunc: func() string {
 			if t := g.adminToken.Load(); t != nil {
 				return *t

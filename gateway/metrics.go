@@ -9,12 +9,14 @@ import (
 
 	"github.com/outrigger-gw/outrigger/admin"
 	"github.com/outrigger-gw/outrigger/health"
+	"github.com/outrigger-gw/outrigger/proxy"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
 // metrics are the gateway-level collectors (per-upstream target counts,
-// configuration generation). Safe for concurrent use.
+// configuration generation) and the proxy's. Safe for concurrent use.
 type metrics struct {
+	proxy         *proxy.Metrics
 	targets       *prometheus.GaugeVec
 	targetHealthy *prometheus.GaugeVec
 	healthChanges *prometheus.CounterVec
@@ -22,10 +24,14 @@ type metrics struct {
 	panics        *prometheus.CounterVec
 	generation    prometheus.Gauge
 	layerState    *prometheus.GaugeVec
+	// requestPanics counts panics recovered while serving a request, by
+	// listener ("proxy", "admin"); both series exist from the start.
+	requestPanics *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		proxy: proxy.NewMetrics(reg),
 		targets: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "outrigger", Name: "upstream_targets",
 			Help: "Targets per upstream by state (eligible: receives new requests; draining: weight 0; unhealthy).",
@@ -55,8 +61,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "1 for the admin layer's current state, 0 for the others: in_sync (the store's latest layer is in force), " +
 				"not_applied (it does not build with this configuration file; admin changes are refused), lost (the store's copy vanished; being published again).",
 		}, []string{"state"}),
+		requestPanics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "outrigger", Name: "panics_total",
+			Help: "Panics recovered while serving a request, by listener (each one is logged at error level with its stack).",
+		}, []string{"listener"}),
 	}
-	reg.MustRegister(m.targets, m.targetHealthy, m.healthChanges, m.panicMode, m.panics, m.generation, m.layerState)
+	m.requestPanics.WithLabelValues("proxy")
+	m.requestPanics.WithLabelValues("admin")
+	reg.MustRegister(m.targets, m.targetHealthy, m.healthChanges, m.panicMode, m.panics, m.generation, m.layerState, m.requestPanics)
 	return m
 }
 
@@ -87,11 +99,19 @@ func (m *metrics) observeSnapshot(name string, s *upstream.Snapshot) {
 	m.targets.WithLabelValues(name, "unhealthy").Set(float64(unhealthy))
 }
 
+// forgetTarget deletes every series of a target that left its upstream
+// (once its last request was counted).
+func (m *metrics) forgetTarget(name, addr string) {
+	m.proxy.ForgetTarget(name, addr)
+	m.targetHealthy.DeleteLabelValues(name, addr)
+}
+
 func (m *metrics) forget(name string) {
 	l := prometheus.Labels{"upstream": name}
 	m.targets.DeletePartialMatch(l)
 	m.targetHealthy.DeletePartialMatch(l)
 	m.panicMode.DeletePartialMatch(l)
+	m.proxy.ForgetUpstream(name)
 }
 
 func (m *metrics) healthEvent(name string, ev health.Event) {
@@ -131,6 +151,13 @@ func zerologStd(l zerolog.Logger) *log.Logger {
 type stdWriter struct{ l zerolog.Logger }
 
 func (w stdWriter) Write(b []byte) (int, error) {
-	w.l.Debug().Str("log", "http").Msg(strings.TrimSpace(string(b)))
+	msg := strings.TrimSpace(string(b))
+	ev := w.l.Debug()
+	if strings.HasPrefix(msg, "http: panic serving") {
+		// The handlers recover their own panics (internal/guard); one that
+		// still reaches net/http is never hidden at debug level.
+		ev = w.l.Error()
+	}
+	ev.Str("log", "http").Msg(msg)
 	return len(b), nil
 }

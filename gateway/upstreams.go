@@ -136,6 +136,8 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 		Health:     rt.checker,
 		Panic:      pol,
 		OnSnapshot: func(s *upstream.Snapshot) { g.metrics.observeSnapshot(name, s) },
+		// A departed target's series go once its last request is counted.
+		OnTargetGone: func(addr string) { g.metrics.forgetTarget(name, addr) },
 		OnPanic: func(on bool, pct float64) {
 			g.metrics.panic(name, on)
 			if on {

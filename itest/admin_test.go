@@ -654,6 +654,60 @@ func TestAdminCanaryStickyGrowth(t *testing.T) {
 	})
 }
 
+// TestAdminCanaryStickyCookieFirstVisit is issue 11 item 2 replayed: a
+// canary sticky by cookie:session, then visitors without the cookie. Each
+// one is answered (the counter split decides: 10 % of 20 first visits is
+// exactly 2), a visitor with the cookie keeps its side, nothing is logged
+// at error level and no panic is counted.
+func TestAdminCanaryStickyCookieFirstVisit(t *testing.T) {
+	p := startBackend(t, "primary", nil)
+	cb := startBackend(t, "canary", nil)
+	g := startGateway(t, fmt.Sprintf(`
+upstreams:
+  - {name: primary, targets: [{target: %s}]}
+  - {name: canary, targets: [{target: %s}]}
+services:
+  - {name: shop, host: primary, routes: [{name: shop, paths: [/shop]}]}
+`, p.Addr, cb.Addr))
+	api := adAdmin(g)
+	api.form(t, http.StatusCreated, http.MethodPut, "/services/shop/canary", "upstream", "canary", "percent", "10", "sticky_by", "cookie:session")
+	c := newClient()
+	who := adSeq(t, c, g.url("/shop/x"), 20, 10*time.Second)
+	if n := adCount(who); n["canary"] != 2 || n["primary"] != 18 {
+		t.Fatalf("20 first visits split %v, want 2 on the canary and 18 on the primary", n)
+	}
+	with := adSeq(t, c, g.url("/shop/x"), 5, 10*time.Second, "Cookie", "session=s-1")
+	for i, w := range with {
+		if w != with[0] {
+			t.Fatalf("a visitor with a session cookie went to %v (request %d moved)", with, i)
+		}
+	}
+	for _, l := range g.logsWhere("panic serving a request") {
+		t.Errorf("panic logged: %v", l)
+	}
+	for _, l := range adLogsLevel(g, "error") {
+		t.Errorf("error logged: %v", l)
+	}
+	m := hcMetrics(t, g)
+	series := `outrigger_panics_total{listener="proxy"}`
+	if v, ok := m[series]; !ok || v != 0 {
+		t.Fatalf("%s = %v (present %v), want 0", series, v, ok)
+	}
+}
+
+// adLogsLevel returns g's log lines at level.
+func adLogsLevel(g *gateway, level string) []map[string]any {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []map[string]any
+	for _, m := range g.logs {
+		if m["level"] == level {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // adRolloutBody is the plan both rollout tests start: steps 10, 50, 100
 // held 1s each, judged after 20 canary requests. max_p99_ratio is at its
 // maximum, and the primary answers after adPrimaryDelay, so that only the

@@ -114,7 +114,10 @@ func stickyInput(r *http.Request, by string) (string, bool) {
 		return v, v != ""
 	case strings.HasPrefix(by, "cookie:"):
 		c, err := r.Cookie(by[len("cookie:"):])
-		return c.Value, err == nil && c.Value != ""
+		if err != nil {
+			return "", false // no such cookie: r.Cookie returns a nil cookie
+		}
+		return c.Value, c.Value != ""
 	}
 	return "", false
 }

@@ -12,8 +12,17 @@
 //   - Errors are answered with a JSON body {"message": ...}: 404 when no
 //     route matches, 413 for a body over the limit, 502 when the upstream
 //     fails, 503 when it has no healthy target, 504 on a timeout.
+//   - A panic while serving a request follows internal/guard's rule:
+//     logged at error level with its stack, counted in Options.Panics,
+//     answered 500 when nothing was written yet (else the connection is
+//     aborted); the request is still counted and logged, and the proxy
+//     keeps serving. http.ErrAbortHandler aborts silently.
 //   - Every finished request gets one access-log line and is counted in
 //     Metrics; outcomes go back to the upstream (health, balancer stats).
+//   - A request holds the upstream.Member of its target from the pick to
+//     the end of its bookkeeping, so a target removed meanwhile keeps its
+//     metric series until the request is counted. The series children of
+//     a target are resolved once per target (Metrics), never per request.
 //   - Bodies stream without buffering: server-sent events and other
 //     responses of unknown length are flushed as they arrive; WebSocket and
 //     other upgrades are tunnelled.
@@ -35,9 +44,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/outrigger-gw/outrigger/balance"
+	"github.com/outrigger-gw/outrigger/internal/guard"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
@@ -94,19 +105,28 @@ type Options struct {
 	Metrics   *Metrics
 	// MaxBodySize limits request bodies (bytes); 0 means no limit.
 	MaxBodySize int64
+	// Panics counts panics recovered while serving a request; nil counts
+	// nothing.
+	Panics prometheus.Counter
 }
 
 // Proxy is an http.Handler forwarding requests along the current Table.
+// Immutable after New except table.
 type Proxy struct {
 	opts  Options
 	log   zerolog.Logger
 	table atomic.Pointer[Table]
 	rp    *httputil.ReverseProxy
+	guard guard.Guard
 }
 
 // New returns a Proxy with an empty table (every request gets 404).
 func New(o Options) *Proxy {
 	p := &Proxy{opts: o, log: o.Log}
+	p.guard = guard.Guard{Listener: "proxy", Log: o.Log, Panics: o.Panics,
+		Answer: func(w http.ResponseWriter) {
+			writeError(w, http.StatusInternalServerError, "An unexpected error occurred")
+		}}
 	p.table.Store(&Table{})
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
@@ -148,6 +168,37 @@ type reqState struct {
 // ServeHTTP proxies one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	rs := &reqState{}
+	rs.rw.ResponseWriter = w
+	defer p.done(r, rs, start)
+	p.serve(&rs.rw, r, rs, start)
+}
+
+// done ends a request: a panic is handled by the guard's rule, then a
+// proxied request is counted and logged (with the 500 of a panic).
+func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
+	v := recover()
+	if v == nil {
+		if rs.route != nil {
+			p.finish(r, rs, start)
+		}
+		return
+	}
+	if rs.resp.stats != nil {
+		_ = rs.resp.Close() // ends the target's in-flight count (once)
+	}
+	abort := p.guard.Recovered(v, &rs.rw, r, rs.rw.status != 0 || rs.rw.hijacked)
+	if rs.route != nil {
+		p.finish(r, rs, start)
+	} else {
+		p.accessLine(r, start, rs.rw.status)
+	}
+	if abort {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time) {
 	t := p.table.Load()
 	if t.Router == nil {
 		p.reject(w, r, start, http.StatusNotFound, "no Route matched with those values")
@@ -168,7 +219,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt := m.Route.Value.(*Route)
-	rs := &reqState{route: rt, postfix: m.Postfix}
+	rs.postfix = m.Postfix
 	if m.Prefix != "/" { // Kong sends no X-Forwarded-Prefix for a bare "/"
 		rs.prefix = m.Prefix
 	}
@@ -179,12 +230,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rs.up, rs.role, hash = c.Upstream, c.Stats, c.Hash
 	}
 	rs.setCookie = hash.key(r, rt, &rs.br)
-	rs.rw.ResponseWriter = w
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Inc()
 	}
-	defer p.finish(r, rs, start)
-	p.rp.ServeHTTP(&rs.rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, rs)))
+	rs.route = rt // from here on done counts the request (finish)
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, rs)))
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
@@ -229,6 +279,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = &rs.body
 	}
 	var tried [4]string // the last few targets that failed
+	stale := 0
 	for {
 		snap := rs.up.Snapshot()
 		var ep *upstream.Endpoint
@@ -245,12 +296,26 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !ep.Member.Hold() {
+			// The snapshot predates the target's removal (and the end of
+			// its last request): the current one no longer lists it.
+			if stale++; stale < maxStalePicks {
+				continue
+			}
+			return nil, upstream.ErrNoTargets
+		}
+		if rs.ep != nil {
+			rs.ep.Member.Done() // the failed attempt's target
+		}
 		rs.attempts++
 		rs.ep = ep
 		tried[(rs.attempts-1)%len(tried)] = ep.Addr
 		req.URL.Host = ep.Addr
 		ep.Stats.InFlight.Add(1)
 		ep.Stats.Requests.Add(1)
+		// rs.resp ends the in-flight count: on Close of the response
+		// body, here on a failure, or in done on a panic.
+		rs.resp = respBody{stats: ep.Stats}
 		t0 := time.Now()
 		resp, err := svc.Transport.RoundTrip(req)
 		if err == nil {
@@ -259,14 +324,14 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The tunnel needs the raw read-write body; it no longer
 				// counts as an in-flight request.
-				ep.Stats.InFlight.Add(-1)
+				_ = rs.resp.Close()
 				return resp, nil
 			}
-			rs.resp = respBody{rc: resp.Body, stats: ep.Stats}
+			rs.resp.rc = resp.Body
 			resp.Body = &rs.resp
 			return resp, nil
 		}
-		ep.Stats.InFlight.Add(-1)
+		_ = rs.resp.Close()
 		var ce *ConnectError
 		connectFailed := errors.As(err, &ce)
 		now := time.Now()
@@ -279,6 +344,10 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+// maxStalePicks bounds the picks of one attempt that land on a target
+// removed meanwhile (each one means a removal raced the pick).
+const maxStalePicks = 8
 
 // retryable reports whether a failed attempt may be sent again.
 func retryable(req *http.Request, body *countingBody, connectFailed bool) bool {
@@ -329,6 +398,11 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 
 func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, start time.Time, status int, msg string) {
 	writeError(w, status, msg)
+	p.accessLine(r, start, status)
+}
+
+// accessLine logs a request that was answered before it had a route.
+func (p *Proxy) accessLine(r *http.Request, start time.Time, status int) {
 	if p.opts.AccessLog {
 		p.log.Info().Str("method", r.Method).Str("host", r.Host).Str("path", r.URL.Path).
 			Int("status", status).Dur("duration", time.Since(start)).Msg("access")
@@ -353,8 +427,12 @@ func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
 	}
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Dec()
-		mt.Requests.WithLabelValues(rs.route.Name, svc.Name, upName, target, codeClass(status)).Inc()
-		mt.Latency.WithLabelValues(rs.route.Name, svc.Name, upName).Observe(d.Seconds())
+		mt.record(rs.route.Name, svc.Name, upName, rs.ep, status, d)
+	}
+	if rs.ep != nil {
+		// After the metrics: a target removed meanwhile keeps its series
+		// until here.
+		rs.ep.Member.Done()
 	}
 	if !p.opts.AccessLog {
 		return
@@ -428,7 +506,8 @@ func (b *countingBody) Read(p []byte) (int, error) {
 
 func (b *countingBody) Close() error { return nil }
 
-// respBody ends the target's in-flight count when the response is done.
+// respBody ends the target's in-flight count when the response is done
+// (once); rc is nil until the transport answered.
 type respBody struct {
 	rc     io.ReadCloser
 	stats  *balance.Stats
@@ -441,6 +520,9 @@ func (b *respBody) Close() error {
 	if !b.closed {
 		b.closed = true
 		b.stats.InFlight.Add(-1)
+	}
+	if b.rc == nil {
+		return nil
 	}
 	return b.rc.Close()
 }

@@ -13,6 +13,12 @@
 //     and are diffed by address, so state of unchanged targets is kept.
 //   - Weight 0 means draining: the target stays listed but gets no new
 //     requests; requests already in flight finish normally.
+//   - Every listed address has a Member. A request holds the Member of
+//     the endpoint it uses (Hold, then Done); a Member ends once its
+//     address has left and the last request holding it is done, and
+//     Options.OnTargetGone is called then, exactly once. An address that
+//     comes back after that gets a new Member; one that comes back while
+//     a request still holds the old one keeps it.
 //   - Nothing outside this package mutates a Picker.
 package upstream
 
@@ -100,6 +106,12 @@ type Options struct {
 	OnSnapshot func(*Snapshot)
 	// Observer, when set, also receives every attempt's outcome.
 	Observer func(*Endpoint, Outcome)
+	// OnTargetGone, when set, is called once a target that left the
+	// upstream has no request holding its Member (the metrics of the
+	// address can go). It runs with the upstream's member lock held, so
+	// that it is ordered with the address coming back; it must not call
+	// into the upstream.
+	OnTargetGone func(addr string)
 }
 
 // Endpoint is an eligible target in a snapshot; Pick returns a pointer to
@@ -107,6 +119,83 @@ type Options struct {
 type Endpoint struct {
 	balance.Endpoint
 	Target Target
+	// Member is the target's life in the upstream; a request holds it
+	// while it uses the endpoint.
+	Member *Member
+}
+
+// Member is one address's life in an upstream (see the package contract).
+// Safe for concurrent use.
+type Member struct {
+	// Addr is the target's address.
+	Addr string
+	u    *Upstream
+	// refs is 1 while the address is listed, plus 1 per Hold not yet
+	// Done. The member ends when refs reaches 0 and never leaves 0.
+	refs atomic.Int64
+	// listed is guarded by u.memMu.
+	listed bool
+	// ext is what the member's user attached (Attach).
+	ext atomic.Pointer[any]
+}
+
+// Hold keeps the member alive for one request; Done must follow. It
+// returns false when the member has ended: the caller read a snapshot
+// older than the target's removal and must pick from the current one.
+// It takes no lock and allocates nothing.
+func (m *Member) Hold() bool {
+	for {
+		n := m.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if m.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// Done releases a Hold. Only the release that ends a departed member
+// takes a lock.
+func (m *Member) Done() { m.release() }
+
+func (m *Member) release() {
+	if m.refs.Add(-1) == 0 {
+		m.u.memberEnded(m)
+	}
+}
+
+// Value returns the value attached to the member, or nil.
+func (m *Member) Value() any {
+	if p := m.ext.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Attach attaches v to the member unless a value is attached already, and
+// returns the value attached. The proxy keeps its per-target metric
+// children here, so they live exactly as long as the member.
+func (m *Member) Attach(v any) any {
+	if m.ext.CompareAndSwap(nil, &v) {
+		return v
+	}
+	return m.Value()
+}
+
+// memberEnded forgets a member whose last reference went, unless its
+// address came back with a new member meanwhile (then the address's
+// metrics live on).
+func (u *Upstream) memberEnded(m *Member) {
+	u.memMu.Lock()
+	defer u.memMu.Unlock()
+	if u.members[m.Addr] != m {
+		return
+	}
+	delete(u.members, m.Addr)
+	if u.onGone != nil {
+		u.onGone(m.Addr)
+	}
 }
 
 // TargetState is a target's effective state as the admin API reports it.
@@ -148,6 +237,7 @@ type Upstream struct {
 	onSnapshot func(*Snapshot)
 	onPanic    func(bool, float64)
 	observer   func(*Endpoint, Outcome)
+	onGone     func(string)
 	now        func() time.Time
 
 	// setMu serialises whole target-set updates, which hand the address
@@ -170,6 +260,12 @@ type Upstream struct {
 	closed      bool
 	gen         uint64
 
+	// memMu guards members: every listed address, and departed ones that
+	// a request still holds. Lock order: mu, then memMu; the request path
+	// takes memMu only when it ends a departed member.
+	memMu   sync.Mutex
+	members map[string]*Member
+
 	snap atomic.Pointer[Snapshot]
 }
 
@@ -184,11 +280,13 @@ func New(o Options) *Upstream {
 		onSnapshot: o.OnSnapshot,
 		onPanic:    o.OnPanic,
 		observer:   o.Observer,
+		onGone:     o.OnTargetGone,
 		now:        o.Now,
 		sources:    map[string][]Target{},
 		stats:      map[string]*balance.Stats{},
 		eligible:   map[string]bool{},
 		rampStart:  map[string]time.Time{},
+		members:    map[string]*Member{},
 	}
 	if u.now == nil {
 		u.now = time.Now
@@ -361,12 +459,14 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 	}
 	s.Panic = total > 0 && u.panic.MinHealthyPercent > 0 && s.HealthyPercent < u.panic.MinHealthyPercent
 	active := activePriority(all, healthy)
+	members, departed := u.membersLocked(all)
 
 	live := make(map[string]bool, len(all))
 	eligible := make(map[string]bool, len(all))
 	ramping := false
 	var eps []balance.Endpoint
 	var groups, stateIdx []int // per endpoint: share override, index in s.Targets
+	var epMembers []*Member
 	for i, t := range all {
 		live[t.Addr] = true
 		st := u.stats[t.Addr]
@@ -400,6 +500,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 			eps = append(eps, balance.Endpoint{Addr: t.Addr, Weight: uint32(w), Stats: st})
 			groups = append(groups, shareOf(u.overrides, &all[i]))
 			stateIdx = append(stateIdx, len(s.Targets))
+			epMembers = append(epMembers, members[i])
 		} else {
 			delete(u.rampStart, t.Addr)
 		}
@@ -427,7 +528,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 			continue // a share of 0 % drains
 		}
 		kept = append(kept, eps[i])
-		s.Endpoints = append(s.Endpoints, Endpoint{Endpoint: eps[i], Target: s.Targets[stateIdx[i]].Target})
+		s.Endpoints = append(s.Endpoints, Endpoint{Endpoint: eps[i], Target: s.Targets[stateIdx[i]].Target, Member: epMembers[i]})
 	}
 	eps = kept
 	u.eligible = eligible
@@ -453,7 +554,45 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 	u.gen++
 	s.Generation = u.gen
 	u.snap.Store(s)
+	// Only now, with no current snapshot listing them, can departed
+	// members end (a Hold on an older snapshot's endpoint then fails).
+	for _, m := range departed {
+		m.release()
+	}
 	return s
+}
+
+// membersLocked returns the member of every target of all (index-aligned),
+// creating those of addresses that join, and the members of addresses
+// that left, still to be released once the new snapshot is in. The caller
+// holds u.mu.
+func (u *Upstream) membersLocked(all []Target) (members, departed []*Member) {
+	u.memMu.Lock()
+	defer u.memMu.Unlock()
+	members = make([]*Member, len(all))
+	listed := make(map[string]bool, len(all))
+	for i, t := range all {
+		listed[t.Addr] = true
+		m := u.members[t.Addr]
+		if m == nil || !m.listed {
+			// A departed member a request still holds is taken back;
+			// one that just ended is replaced.
+			if m == nil || !m.Hold() {
+				m = &Member{Addr: t.Addr, u: u}
+				m.refs.Store(1)
+				u.members[t.Addr] = m
+			}
+			m.listed = true
+		}
+		members[i] = m
+	}
+	for a, m := range u.members {
+		if m.listed && !listed[a] {
+			m.listed = false
+			departed = append(departed, m)
+		}
+	}
+	return members, departed
 }
 
 // activePriority is the lowest priority among weighted healthy targets, or
