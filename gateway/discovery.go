@@ -46,7 +46,7 @@ func (g *Gateway) sourcesOf(cu config.Upstream) ([]*watcher, error) {
 		src, err := consul.NewSource(consul.SourceConfig{
 			Address: c.Address, Scheme: c.Scheme, Service: c.Service, Tags: c.Tags, Meta: c.Meta,
 			Datacenter: c.Datacenter, PassingOnly: c.PassingOnly, Token: token, WeightMetaKey: c.WeightMetaKey,
-		}, consul.WithLookupEnv(g.env))
+		}, consul.WithLookupEnv(g.env), consul.WithProbes(g.consulProbes))
 		if err != nil {
 			return nil, fmt.Errorf("discovery.consul: %w", err)
 		}
@@ -250,7 +250,7 @@ func (g *Gateway) consulRegistrar(f *config.File) (*consul.Registrar, error) {
 		Check: consul.CheckSpec{HTTP: c.Check.HTTP, TCP: c.Check.TCP, TTL: c.Check.TTL, Interval: c.Check.Interval,
 			Timeout: c.Check.Timeout, DeregisterCriticalServiceAfter: c.Check.DeregisterCriticalServiceAfter,
 			LocalHealthURL: c.Check.HealthURL},
-	}, consul.WithLookupEnv(g.env), consul.WithVerifyInterval(c.VerifyInterval), consul.WithOnEvent(func(kind string, err error) {
+	}, consul.WithLookupEnv(g.env), consul.WithProbes(g.consulProbes), consul.WithVerifyInterval(c.VerifyInterval), consul.WithOnEvent(func(kind string, err error) {
 		ev := g.log.Info()
 		if err != nil {
 			ev = g.log.Warn().Err(err)

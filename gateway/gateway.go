@@ -63,7 +63,8 @@ type Gateway struct {
 	// readiness source (it probes the local service's health_url).
 	registrars       []registrar
 	consulReg        *consul.Registrar
-	nacosPool        *nacos.Pool // shared SDK clients of every Nacos source
+	nacosPool        *nacos.Pool    // shared SDK clients of every Nacos source
+	consulProbes     *consul.Probes // agent reachability probes shared by Consul sources and the registrar
 	discoveryMetrics *discoveryMetrics
 	adminToken       atomic.Pointer[string] // the token in force (reloads rotate it)
 
@@ -118,6 +119,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 			return ""
 		}})
 	g.nacosPool = nacos.NewPool()
+	g.consulProbes = consul.NewProbes()
 	regs, err := g.buildRegistrars(cfg)
 	if err != nil {
 		return nil, cfg.Errorf(cfg.Register.Pos, "register: %v", err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 )
 
 // DefaultProbeInterval is how often an unreachable agent is probed while a
@@ -94,9 +96,9 @@ func (ps *Probes) get(scheme, addr string, rt http.RoundTripper) *probe {
 }
 
 // probe polls one agent's /v1/status/leader while someone waits for the
-// agent to answer again. The agent counts as answering when it replies 200
-// with a non-empty leader: an agent that is up without a leader would fail
-// the queries anyway. No token is sent (the endpoint needs none).
+// agent to be back. The agent counts as answering when it replies 200 with a
+// non-empty leader: an agent that is up without a leader would fail the
+// queries anyway. No token is sent (the endpoint needs none).
 //
 // Concurrency: url, client and every are set at creation; mu guards seq,
 // waiters and stop. One loop goroutine runs while waiters is not empty.
@@ -113,20 +115,24 @@ type probe struct {
 
 type probeWaiter struct {
 	since uint64 // seq when the waiter arrived
+	down  bool   // the agent was seen down since (or by the waiter itself)
 	up    chan struct{}
 }
 
-// await returns a channel that is closed once a probe started after this
-// call finds the agent answering, and a release function the caller must
-// call when it stops waiting (after the channel closed or not). On a nil
-// probe the channel is nil (never closed).
-func (p *probe) await() (<-chan struct{}, func()) {
+// await returns a channel that is closed once the agent is back: a probe
+// started after this call finds it answering, and it was seen down in
+// between (down says the caller's own failure already showed it down: no
+// answer at all). An agent that answers probes all along (its error
+// answers have other causes) never closes the channel. The caller must call
+// the release function when it stops waiting (after the channel closed or
+// not). On a nil probe the channel is nil (never closed).
+func (p *probe) await(down bool) (<-chan struct{}, func()) {
 	if p == nil {
 		return nil, func() {}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	w := &probeWaiter{since: p.seq, up: make(chan struct{})}
+	w := &probeWaiter{since: p.seq, down: down, up: make(chan struct{})}
 	p.waiters[w] = struct{}{}
 	if p.stop == nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -168,12 +174,14 @@ func (p *probe) loop(ctx context.Context) {
 		p.seq++
 		seq := p.seq
 		p.mu.Unlock()
-		if p.check(ctx) != nil {
-			continue
-		}
+		ok := p.check(ctx) == nil
 		p.mu.Lock()
 		for w := range p.waiters {
-			if w.since < seq {
+			switch {
+			case w.since >= seq: // the probe predates the waiter
+			case !ok:
+				w.down = true
+			case w.down:
 				close(w.up)
 				delete(p.waiters, w)
 			}
@@ -211,12 +219,26 @@ func (p *probe) check(ctx context.Context) error {
 	return nil
 }
 
-// unreachable tells whether err means the agent gave no HTTP answer at all
-// (refused, reset, timed out), as opposed to an answer with an error status,
-// which a probe of the agent would not tell apart from success.
-func unreachable(err error) bool {
+// agentTrouble classifies a failed call to the agent: down when it gave no
+// HTTP answer at all (refused, reset, timed out); probe when the agent may
+// be on its way down or back (down, or a 5xx answer such as "No cluster
+// leader" or one sent while shutting down), so the wait for the retry is
+// worth cutting short once its probe sees it back. Other answers (403, 429,
+// ...) come from a working agent: their retries just back off.
+func agentTrouble(err error) (probe, down bool) {
 	var ue *url.Error
-	return errors.As(err, &ue)
+	if errors.As(err, &ue) {
+		return true, true
+	}
+	var se api.StatusError
+	if errors.As(err, &se) {
+		return se.Code >= 500, false
+	}
+	var sp *api.StatusError
+	if errors.As(err, &sp) && sp != nil {
+		return sp.Code >= 500, false
+	}
+	return false, false
 }
 
 // sleepOrWake waits d, until wake is closed (nil: never) or until ctx ends;

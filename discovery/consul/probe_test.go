@@ -96,23 +96,31 @@ func TestProbeSharedAndWakesOnLeader(t *testing.T) {
 		t.Fatalf("a unix socket address got a probe")
 	}
 
-	// Five waiters (five watchers of one agent) and one probe loop: the
-	// script answers each request in turn, so a second loop would take
-	// answers meant for the first and a waiter would be woken by a probe
-	// that failed, or never.
+	// Five waiters (five watchers of one agent, each after a 5xx answer)
+	// and one probe loop: the script answers each request in turn, so a
+	// second loop would take answers meant for the first and a waiter would
+	// be woken by a probe that failed, or never.
 	var ups []<-chan struct{}
 	for range 5 {
-		up, release := p.await()
+		up, release := p.await(false)
 		defer release()
 		ups = append(ups, up)
 	}
-	agent.next(t, leaderAnswer{http.StatusInternalServerError, "agent starting"})
-	agent.next(t, leaderAnswer{http.StatusOK, `""`}) // up, no leader yet
-	for i, up := range ups {
-		if closed(up) {
-			t.Fatalf("waiter %d woken before the agent had a leader", i)
+	noneWoken := func(when string) {
+		t.Helper()
+		for i, up := range ups {
+			if closed(up) {
+				t.Fatalf("waiter %d woken %s", i, when)
+			}
 		}
 	}
+	// The agent answering all along is no news: their 5xx had another
+	// cause, and their backoff runs its course.
+	agent.next(t, leaderAnswer{http.StatusOK, `"127.0.0.1:8300"`})
+	agent.next(t, leaderAnswer{http.StatusInternalServerError, "shutting down"})
+	noneWoken("while the agent had been answering all along")
+	agent.next(t, leaderAnswer{http.StatusOK, `""`}) // up, no leader yet
+	noneWoken("by a probe that failed")
 	// A waiter arriving while a probe is in flight is not woken by it: that
 	// probe may predate the failure the waiter saw.
 	select {
@@ -120,7 +128,7 @@ func TestProbeSharedAndWakesOnLeader(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatalf("no probe within %s", waitTimeout)
 	}
-	late, releaseLate := p.await()
+	late, releaseLate := p.await(true) // its own call got no answer
 	defer releaseLate()
 	agent.answers <- leaderAnswer{http.StatusOK, `"127.0.0.1:8300"`}
 	for i, up := range ups {
@@ -145,7 +153,7 @@ func TestProbeStopsWhenWaitersLeave(t *testing.T) {
 	ps := NewProbes()
 	ps.every = 5 * time.Millisecond
 	p := ps.get("http", agent.srv.Listener.Addr().String(), nil)
-	up, release := p.await()
+	up, release := p.await(true)
 	agent.next(t, leaderAnswer{http.StatusServiceUnavailable, ""})
 	release()
 	p.mu.Lock()
@@ -158,14 +166,14 @@ func TestProbeStopsWhenWaitersLeave(t *testing.T) {
 		t.Errorf("a waiter was woken by a failed probe")
 	}
 	var nilProbe *probe
-	ch, rel := nilProbe.await()
+	ch, rel := nilProbe.await(true)
 	rel()
 	if ch != nil {
 		t.Errorf("a nil probe returned a wake channel")
 	}
 }
 
-func TestUnreachable(t *testing.T) {
+func TestAgentTrouble(t *testing.T) {
 	// A real refused connection, through the api client as the Source
 	// makes it.
 	ln := httptest.NewServer(http.NotFoundHandler())
@@ -176,19 +184,24 @@ func TestUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = c.Health().Service("web", "", false, (&api.QueryOptions{}).WithContext(context.Background()))
-	if err == nil || !unreachable(err) {
-		t.Errorf("refused connection: unreachable(%v) = false", err)
+	_, _, refused := c.Health().Service("web", "", false, (&api.QueryOptions{}).WithContext(context.Background()))
+	if refused == nil {
+		t.Fatal("a query to a closed port succeeded")
 	}
-	if unreachable(fmt.Errorf("consul: register: %w", &url.Error{Op: "Put", URL: "http://x", Err: errors.New("EOF")})) != true {
-		t.Errorf("wrapped url.Error not recognised")
-	}
-	for _, err := range []error{
-		api.StatusError{Code: http.StatusInternalServerError, Body: "No cluster leader"},
-		errors.New("decoding body"),
+	for _, tc := range []struct {
+		err         error
+		probe, down bool
+	}{
+		{refused, true, true},
+		{fmt.Errorf("consul: register: %w", &url.Error{Op: "Put", URL: "http://x", Err: errors.New("EOF")}), true, true},
+		{api.StatusError{Code: http.StatusInternalServerError, Body: "No cluster leader"}, true, false},
+		{fmt.Errorf("wrapped: %w", &api.StatusError{Code: http.StatusBadGateway}), true, false},
+		{api.StatusError{Code: http.StatusForbidden, Body: "Permission denied"}, false, false},
+		{api.StatusError{Code: http.StatusTooManyRequests}, false, false},
+		{errors.New("decoding body"), false, false},
 	} {
-		if unreachable(err) {
-			t.Errorf("unreachable(%v) = true for an answer from the agent", err)
+		if probe, down := agentTrouble(tc.err); probe != tc.probe || down != tc.down {
+			t.Errorf("agentTrouble(%v) = %v, %v; want %v, %v", tc.err, probe, down, tc.probe, tc.down)
 		}
 	}
 }

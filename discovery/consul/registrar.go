@@ -246,8 +246,8 @@ func (r *Registrar) Run(ctx context.Context) error {
 	var agentUp <-chan struct{}
 	stopAwait := func() {}
 	awaitAgent := func(err error) {
-		if unreachable(err) && agentUp == nil {
-			agentUp, stopAwait = r.agentUp.await()
+		if probe, down := agentTrouble(err); probe && agentUp == nil {
+			agentUp, stopAwait = r.agentUp.await(down)
 		}
 	}
 	defer func() { stopAwait() }()
@@ -349,8 +349,8 @@ func (r *Registrar) checkDatacenter(ctx context.Context) error {
 		r.event(EventRegister, err)
 		var wake <-chan struct{}
 		release := func() {}
-		if unreachable(err) {
-			wake, release = r.agentUp.await()
+		if probe, down := agentTrouble(err); probe {
+			wake, release = r.agentUp.await(down)
 		}
 		live := sleepOrWake(ctx, discovery.Backoff(attempt, r.opts.backoffMin, r.opts.backoffMax, r.jitter), wake)
 		release()

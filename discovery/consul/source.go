@@ -61,9 +61,9 @@ type Source struct {
 	// ended.
 	sleep  func(ctx context.Context, d time.Duration, wake <-chan struct{}) bool
 	jitter func(time.Duration) time.Duration
-	// awaitAgent returns a channel closed once the agent answers its
-	// reachability probe again, and the function that ends the wait.
-	awaitAgent func() (<-chan struct{}, func())
+	// awaitAgent returns a channel closed once the agent's reachability
+	// probe sees it back, and the function that ends the wait (probe.await).
+	awaitAgent func(down bool) (<-chan struct{}, func())
 }
 
 var _ discovery.Source = (*Source)(nil)
@@ -142,7 +142,8 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 		last     []discovery.Target
 		fresh    = true // the next good set is emitted whatever it holds
 		failures int
-		down     bool // the last failure was the agent not answering at all
+		trouble  bool // the last failure may be the agent going away
+		down     bool // ... and it was the agent not answering at all
 		spins    int
 		lim      = limiter{every: s.opts.limitEvery, burst: s.opts.limitBurst}
 	)
@@ -155,13 +156,13 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 			delay = discovery.Backoff(spins, s.opts.backoffMin, s.opts.backoffMax, s.jitter)
 		}
 		if delay > 0 {
-			// An agent that did not answer at all is probed meanwhile:
-			// the watch resumes as soon as it is back, not when the
-			// backoff (up to its cap) has run out.
+			// An agent that did not answer (or answered 5xx) is probed
+			// meanwhile: the watch resumes as soon as it is back, not
+			// when the backoff (up to its cap) has run out.
 			var wake <-chan struct{}
 			release := func() {}
-			if down {
-				wake, release = s.awaitAgent()
+			if failures > 0 && trouble {
+				wake, release = s.awaitAgent(down)
 			}
 			live := s.sleep(ctx, delay, wake)
 			release()
@@ -180,7 +181,7 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 		}
 		if err != nil {
 			failures++
-			down = unreachable(err)
+			trouble, down = agentTrouble(err)
 			spins = 0
 			// The agent (or the cluster) may come back with different,
 			// lower indexes: start over with a non-blocking query.
@@ -189,7 +190,7 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 			fn(discovery.Update{Err: fmt.Errorf("%s: %w", s.name, err), At: s.now()})
 			continue
 		}
-		failures, down = 0, false
+		failures = 0
 
 		next := nextIndex(index, got)
 		switch {

@@ -1,7 +1,9 @@
 package consul
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -331,13 +333,18 @@ func TestSourceResumesPromptlyAfterAgentRestart(t *testing.T) {
 		d := u.At.Sub(tBack)
 		t.Logf("%s: agent down %s; agent back -> new instance in the set after %s (%s after its registration)",
 			w.name, tBack.Sub(tDown).Round(time.Millisecond), d.Round(time.Millisecond), u.At.Sub(tReg).Round(time.Millisecond))
-		if d > resumeBound {
-			t.Errorf("%s: the new instance reached the set %s after the agent was back, want within %s", w.name, d, resumeBound)
-		}
+		var timeline []string
 		for _, u := range w.w.seen {
+			if u.At.After(tDown) {
+				timeline = append(timeline, fmt.Sprintf("%+.3fs %s", u.At.Sub(tBack).Seconds(), render(u)))
+			}
 			if u.Err == nil && len(u.Targets) == 0 && u.At.Before(tBack) {
 				t.Errorf("%s: an empty set was emitted during the outage", w.name)
 			}
+		}
+		if d > resumeBound {
+			t.Errorf("%s: the new instance reached the set %s after the agent was back, want within %s; updates since the stop (relative to the agent back):\n%s",
+				w.name, d, resumeBound, strings.Join(timeline, "\n"))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -129,8 +130,8 @@ type fakeRun struct {
 	indexes []uint64        // wait index of each query
 	sleeps  []time.Duration // each sleep of Run (0: cut short by the probe)
 	updates []discovery.Update
-	agentUp bool // the agent's probe succeeds (else it never does)
-	awaits  int  // waits on the agent's probe
+	agentUp bool   // the agent's probe succeeds (else it never does)
+	awaits  []bool // waits on the agent's probe: whether the agent was down
 }
 
 // runScript runs a Source through the steps and returns what it did; the
@@ -174,10 +175,10 @@ func runScriptProbed(t *testing.T, cfg SourceConfig, steps []step, agentUp bool,
 		f.now = f.now.Add(d)
 		return true
 	}
-	s.awaitAgent = func() (<-chan struct{}, func()) {
+	s.awaitAgent = func(down bool) (<-chan struct{}, func()) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		f.awaits++
+		f.awaits = append(f.awaits, down)
 		if !f.agentUp {
 			return nil, func() {}
 		}
@@ -288,8 +289,10 @@ func TestRunIndexAndBackoff(t *testing.T) {
 	boom := errors.New("connection refused")
 	// What the HTTP client returns when the agent does not answer at all.
 	refused := &url.Error{Op: "Get", URL: "http://127.0.0.1:8500/v1/health/service/web", Err: errors.New("connect: connection refused")}
-	// An answer with an error status: the agent is up.
+	// Answers with an error status: the agent is up (4xx), or may be on
+	// its way down or back (5xx).
 	denied := api.StatusError{Code: http.StatusForbidden, Body: "Permission denied"}
+	unavailable := api.StatusError{Code: http.StatusInternalServerError, Body: "No cluster leader"}
 	long := 5 * time.Minute // a wait that timed out
 	noLimit := WithRateLimit(0, 1)
 	for _, tc := range []struct {
@@ -299,7 +302,7 @@ func TestRunIndexAndBackoff(t *testing.T) {
 		agentUp bool // the agent's reachability probe succeeds
 		indexes []uint64
 		sleeps  []time.Duration
-		awaits  int
+		awaits  []bool
 		updates []string
 	}{
 		{
@@ -314,7 +317,7 @@ func TestRunIndexAndBackoff(t *testing.T) {
 			agentUp: true,
 			indexes: []uint64{0, 50, 0, 0},
 			sleeps:  []time.Duration{0, 0},
-			awaits:  2,
+			awaits:  []bool{true, true},
 			updates: []string{"[127.0.0.1:1001]", "err", "err", "[127.0.0.1:1001,127.0.0.1:1002]"},
 		},
 		{
@@ -327,11 +330,24 @@ func TestRunIndexAndBackoff(t *testing.T) {
 			opts:    []Option{noLimit},
 			indexes: []uint64{0, 0, 0},
 			sleeps:  []time.Duration{100 * time.Millisecond, 200 * time.Millisecond},
-			awaits:  2,
+			awaits:  []bool{true, true},
 			updates: []string{"err", "err", "[127.0.0.1:1001]"},
 		},
 		{
-			desc: "an error status means the agent is up: plain backoff, no probe",
+			desc: "a 5xx answer (no leader, shutting down) waits on the probe too",
+			steps: []step{
+				{err: unavailable},
+				{entries: []*api.ServiceEntry{a}, index: 3},
+			},
+			opts:    []Option{noLimit, WithBackoff(10*time.Second, 30*time.Second)},
+			agentUp: true,
+			indexes: []uint64{0, 0},
+			sleeps:  []time.Duration{0},
+			awaits:  []bool{false},
+			updates: []string{"err", "[127.0.0.1:1001]"},
+		},
+		{
+			desc: "a 4xx answer comes from a working agent: plain backoff, no probe",
 			steps: []step{
 				{err: denied},
 				{err: fmt.Errorf("wrapped: %w", denied)},
@@ -442,8 +458,8 @@ func TestRunIndexAndBackoff(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			f := runScriptProbed(t, SourceConfig{}, tc.steps, tc.agentUp, tc.opts...)
-			if f.awaits != tc.awaits {
-				t.Errorf("waits on the agent's probe = %d, want %d", f.awaits, tc.awaits)
+			if !slices.Equal(f.awaits, tc.awaits) {
+				t.Errorf("waits on the agent's probe (down?) = %v, want %v", f.awaits, tc.awaits)
 			}
 			if !reflect.DeepEqual(f.indexes, tc.indexes) {
 				t.Errorf("wait indexes = %v, want %v", f.indexes, tc.indexes)
