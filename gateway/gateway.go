@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,6 +84,10 @@ type Gateway struct {
 	watchers   []*watcher
 	serving    bool            // Serve runs: new checkers and watchers start at once
 	ctx        context.Context // Serve's context, for checkers started by Apply
+	// discoveryReady latches once every watcher has had its first answer
+	// (or its initial_fetch_timeout passed): later outages and watchers
+	// added by reloads no longer hold readiness back.
+	discoveryReady bool
 }
 
 // New builds a gateway from cfg. It does not listen yet (see Serve).
@@ -184,19 +189,54 @@ func (g *Gateway) Status() admin.Status {
 	}
 }
 
-// Ready reports whether the gateway should receive traffic: it is serving
-// and the local service it registers (if any) answers its health check.
+// Ready reports whether the gateway should receive traffic: it is serving,
+// every upstream with a discovery source has had the source's first answer
+// (or the block's initial_fetch_timeout passed) since the start, and the
+// local service it registers (if any) answers its health check. Once the
+// first answers are in, discovery no longer affects readiness: an outage of
+// a registry keeps serving the last good targets.
 func (g *Gateway) Ready() (bool, string) {
 	g.mu.Lock()
 	serving := g.serving
+	var waiting []string
+	if serving {
+		waiting = g.discoveryWaitingLocked(time.Now())
+	}
 	g.mu.Unlock()
 	switch {
 	case !serving:
 		return false, "not serving"
+	case len(waiting) > 0:
+		return false, "waiting for the first discovery answers: " + strings.Join(waiting, "; ")
 	case g.consulReg != nil && !g.consulReg.Healthy():
 		return false, "the local service is not healthy"
 	}
 	return true, "ready"
+}
+
+// discoveryWaitingLocked lists the watchers readiness still waits for and
+// latches discoveryReady when there are none; the caller holds g.mu.
+func (g *Gateway) discoveryWaitingLocked(now time.Time) []string {
+	if g.discoveryReady {
+		return nil
+	}
+	var waiting, late []string
+	for _, w := range g.watchers {
+		msg, timedOut := w.waitingFor(now)
+		if msg != "" {
+			waiting = append(waiting, msg)
+		}
+		if timedOut {
+			late = append(late, w.upstream+" ("+w.src.Name()+")")
+		}
+	}
+	if len(waiting) == 0 {
+		g.discoveryReady = true
+		if len(late) > 0 {
+			g.log.Warn().Strs("upstreams", late).Msg("no first discovery answer within initial_fetch_timeout; reporting ready without it")
+		}
+	}
+	return waiting
 }
 
 // remoteChange adopts an admin layer another sidecar of the fleet wrote.
@@ -214,6 +254,11 @@ func (g *Gateway) remoteChange(doc *state.Doc, v uint64) {
 // still asks for, stops the others (dropping their targets) and starts the
 // new ones; the caller holds g.mu.
 func (g *Gateway) reconcileWatchers(want []*watcher) {
+	if g.serving {
+		// Latch readiness on the watchers that ran so far before new
+		// ones join.
+		g.discoveryWaitingLocked(time.Now())
+	}
 	var keep []*watcher
 	used := make([]bool, len(want))
 	var replaced []*watcher
@@ -222,6 +267,7 @@ func (g *Gateway) reconcileWatchers(want []*watcher) {
 		for i, nw := range want {
 			if !used[i] && sameWatcher(old, nw) {
 				used[i], kept = true, true
+				old.readyTimeout = nw.readyTimeout
 				keep = append(keep, old)
 				break
 			}
