@@ -8,6 +8,10 @@
 //     the running one untouched.
 //   - Upstreams are kept across reloads by name, so balancer position,
 //     in-flight counts and (later) health state survive a reload.
+//   - Ready is false until every discovery watcher has had its source's
+//     first answer or its block's initial_fetch_timeout passed; that
+//     condition latches, so later registry outages and watchers added by
+//     reloads do not make a ready gateway unready.
 //   - Nothing here is package-level: two gateways can run in one process.
 package gateway
 
