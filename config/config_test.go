@@ -415,6 +415,34 @@ log:
 	}
 }
 
+func TestDiscoveryInitialFetchTimeout(t *testing.T) {
+	f, err := Parse("t.yaml", []byte(`upstreams:
+  - name: dflt
+    discovery:
+      consul: {service: a}
+  - name: set
+    discovery:
+      dns_srv: {name: _b._tcp.example}
+      initial_fetch_timeout: 2m
+  - name: forever
+    discovery:
+      consul: {service: c}
+      initial_fetch_timeout: 0s
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{DefaultInitialFetchTimeout, 2 * time.Minute, 0}
+	for i, u := range f.Upstreams {
+		if got := u.Discovery.InitialFetchTimeout; got != want[i] {
+			t.Errorf("upstream %s: initial_fetch_timeout = %s, want %s", u.Name, got, want[i])
+		}
+	}
+	if DefaultInitialFetchTimeout != 15*time.Second {
+		t.Errorf("default initial_fetch_timeout = %s, want Envoy's 15s", DefaultInitialFetchTimeout)
+	}
+}
+
 func TestMergeKeys(t *testing.T) {
 	src := `services:
   - &base

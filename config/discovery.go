@@ -17,6 +17,11 @@ type Discovery struct {
 	// EmptyGrace is how long an authoritative empty answer (the service is
 	// gone) must last before the upstream drops the source's targets.
 	EmptyGrace time.Duration
+	// InitialFetchTimeout is how long the gateway's readiness waits for the
+	// first answer of each of the block's sources (Envoy's
+	// initial_fetch_timeout) before reporting ready without it; 0 waits
+	// for as long as it takes.
+	InitialFetchTimeout time.Duration
 }
 
 // ConsulDiscovery watches a Consul service through blocking queries.
@@ -131,19 +136,22 @@ type RegisterCheck struct {
 
 // Defaults of the discovery blocks.
 const (
-	DefaultEmptyGrace     = 5 * time.Second
-	DefaultDNSMinTTL      = time.Second
-	DefaultDNSMaxTTL      = 60 * time.Second
-	DefaultVerifyInterval = 10 * time.Second
+	DefaultEmptyGrace = 5 * time.Second
+	// DefaultInitialFetchTimeout is Envoy's default for the same setting.
+	DefaultInitialFetchTimeout = 15 * time.Second
+	DefaultDNSMinTTL           = time.Second
+	DefaultDNSMaxTTL           = 60 * time.Second
+	DefaultVerifyInterval      = 10 * time.Second
 )
 
 func (d *decoder) discovery(n *yaml.Node) *Discovery {
-	ds := &Discovery{Pos: pos(deref(n)), EmptyGrace: DefaultEmptyGrace}
+	ds := &Discovery{Pos: pos(deref(n)), EmptyGrace: DefaultEmptyGrace, InitialFetchTimeout: DefaultInitialFetchTimeout}
 	d.mapping(n, "discovery", "discovery", []field{
 		{"consul", func(v *yaml.Node) { ds.Consul = d.consulDiscovery(v) }},
 		{"dns_srv", func(v *yaml.Node) { ds.DNSSRV = d.dnsSRV(v) }},
 		{"nacos", func(v *yaml.Node) { ds.Nacos = d.nacosDiscovery(v) }},
 		{"empty_grace", d.durationField(&ds.EmptyGrace, "empty_grace", false)},
+		{"initial_fetch_timeout", d.durationField(&ds.InitialFetchTimeout, "initial_fetch_timeout", false)},
 	})
 	return ds
 }

@@ -684,6 +684,16 @@ admin:
 			want: []wantErr{{2, 85, "weight: must be greater than 0"}},
 		},
 		{
+			desc: "negative initial_fetch_timeout",
+			src: `upstreams:
+  - name: u
+    discovery:
+      consul: {service: web}
+      initial_fetch_timeout: -1s
+`,
+			want: []wantErr{{5, 30, "initial_fetch_timeout: must not be negative, got -1s"}},
+		},
+		{
 			desc: "admin on a non-loopback address without a token",
 			src: `admin:
   listen: 0.0.0.0:8001

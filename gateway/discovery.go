@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +28,70 @@ type watcher struct {
 	// handover names sources of replaced watchers whose targets this one
 	// takes over: dropped (unless it has the same name) at its first answer.
 	handover []string
-	cancel   context.CancelFunc
-	done     chan struct{}
+	// readyTimeout is how long Ready waits for the first answer (0: as
+	// long as it takes); reconcileWatchers updates it on kept watchers, under
+	// g.mu.
+	readyTimeout time.Duration
+	cancel       context.CancelFunc
+	done         chan struct{}
+
+	// first is written by the watch goroutine and read by Ready.
+	first firstAnswer
+}
+
+// firstAnswer records whether a watcher's source has answered yet.
+//
+// Concurrency: mu guards every field.
+type firstAnswer struct {
+	mu       sync.Mutex
+	started  time.Time // when the watcher started; zero before
+	answered bool      // a set (even an empty one) came
+	lastErr  error     // the last failure since the last answer
+}
+
+func (f *firstAnswer) start(now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.started = now
+}
+
+func (f *firstAnswer) observe(ev upstream.WatchEvent) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ev.Kind == "error" {
+		f.lastErr = ev.Err
+		return
+	}
+	f.answered, f.lastErr = true, nil
+}
+
+func (f *firstAnswer) state() (started time.Time, answered bool, lastErr error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.started, f.answered, f.lastErr
+}
+
+// waitingFor describes what readiness still waits for from w at now: "" when
+// its source has answered or its initial_fetch_timeout has passed (late
+// reports that).
+func (w *watcher) waitingFor(now time.Time) (waiting string, late bool) {
+	started, answered, lastErr := w.first.state()
+	if answered || started.IsZero() {
+		return "", false
+	}
+	waited := now.Sub(started)
+	if w.readyTimeout > 0 && waited >= w.readyTimeout {
+		return "", true
+	}
+	kind, _, _ := strings.Cut(w.src.Name(), ":")
+	msg := fmt.Sprintf("upstream %s: no answer from %s yet", w.upstream, kind)
+	if w.readyTimeout > 0 {
+		msg += fmt.Sprintf(" (waited %s of initial_fetch_timeout %s)", waited.Round(time.Second), w.readyTimeout)
+	}
+	if lastErr != nil {
+		msg += ": " + lastErr.Error()
+	}
+	return msg, false
 }
 
 // sourcesOf builds the discovery sources an upstream's config asks for.
@@ -46,11 +109,11 @@ func (g *Gateway) sourcesOf(cu config.Upstream) ([]*watcher, error) {
 		src, err := consul.NewSource(consul.SourceConfig{
 			Address: c.Address, Scheme: c.Scheme, Service: c.Service, Tags: c.Tags, Meta: c.Meta,
 			Datacenter: c.Datacenter, PassingOnly: c.PassingOnly, Token: token, WeightMetaKey: c.WeightMetaKey,
-		}, consul.WithLookupEnv(g.env))
+		}, consul.WithLookupEnv(g.env), consul.WithProbes(g.consulProbes))
 		if err != nil {
 			return nil, fmt.Errorf("discovery.consul: %w", err)
 		}
-		out = append(out, &watcher{upstream: cu.Name, spec: *c, src: src, grace: d.EmptyGrace})
+		out = append(out, &watcher{upstream: cu.Name, spec: *c, src: src, grace: d.EmptyGrace, readyTimeout: d.InitialFetchTimeout})
 	}
 	if n := d.Nacos; n != nil {
 		user, pass := g.nacosCredentials(n.Nacos)
@@ -61,14 +124,14 @@ func (g *Gateway) sourcesOf(cu config.Upstream) ([]*watcher, error) {
 		if err != nil {
 			return nil, fmt.Errorf("discovery.nacos: %w", err)
 		}
-		out = append(out, &watcher{upstream: cu.Name, spec: *n, src: src, grace: d.EmptyGrace})
+		out = append(out, &watcher{upstream: cu.Name, spec: *n, src: src, grace: d.EmptyGrace, readyTimeout: d.InitialFetchTimeout})
 	}
 	if s := d.DNSSRV; s != nil {
 		src, err := dnssrv.NewSource(dnssrv.Config{Name: s.Name, Resolver: s.Resolver, MinTTL: s.MinTTL, MaxTTL: s.MaxTTL})
 		if err != nil {
 			return nil, fmt.Errorf("discovery.dns_srv: %w", err)
 		}
-		out = append(out, &watcher{upstream: cu.Name, spec: *s, src: src, grace: d.EmptyGrace})
+		out = append(out, &watcher{upstream: cu.Name, spec: *s, src: src, grace: d.EmptyGrace, readyTimeout: d.InitialFetchTimeout})
 	}
 	return out, nil
 }
@@ -85,9 +148,11 @@ func (g *Gateway) startWatcher(ctx context.Context, w *watcher) {
 	log := g.log.With().Str("upstream", w.upstream).Str("source", w.src.Name()).Logger()
 	handover := w.handover
 	w.handover = nil
+	w.first.start(time.Now())
 	go func() {
 		defer close(w.done)
 		w.u.Watch(ctx, w.src, upstream.WatchOptions{EmptyGrace: w.grace, OnEvent: func(ev upstream.WatchEvent) {
+			w.first.observe(ev)
 			if ev.Kind != "error" && handover != nil {
 				for _, name := range handover {
 					if name != w.src.Name() {
@@ -250,7 +315,7 @@ func (g *Gateway) consulRegistrar(f *config.File) (*consul.Registrar, error) {
 		Check: consul.CheckSpec{HTTP: c.Check.HTTP, TCP: c.Check.TCP, TTL: c.Check.TTL, Interval: c.Check.Interval,
 			Timeout: c.Check.Timeout, DeregisterCriticalServiceAfter: c.Check.DeregisterCriticalServiceAfter,
 			LocalHealthURL: c.Check.HealthURL},
-	}, consul.WithLookupEnv(g.env), consul.WithVerifyInterval(c.VerifyInterval), consul.WithOnEvent(func(kind string, err error) {
+	}, consul.WithLookupEnv(g.env), consul.WithProbes(g.consulProbes), consul.WithVerifyInterval(c.VerifyInterval), consul.WithOnEvent(func(kind string, err error) {
 		ev := g.log.Info()
 		if err != nil {
 			ev = g.log.Warn().Err(err)

@@ -14,6 +14,10 @@
 //     good configuration stays; admin writes answer 409 until it builds),
 //     and a stored layer that vanished is published again, never taken
 //     for an empty one (DELETE /state resets on purpose).
+//   - Ready is false until every discovery watcher has had its source's
+//     first answer or its block's initial_fetch_timeout passed; that
+//     condition latches, so later registry outages and watchers added by
+//     reloads do not make a ready gateway unready.
 //   - Nothing here is package-level: two gateways can run in one process.
 package gateway
 
@@ -24,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,7 +75,8 @@ type Gateway struct {
 	// readiness source (it probes the local service's health_url).
 	registrars       []registrar
 	consulReg        *consul.Registrar
-	nacosPool        *nacos.Pool // shared SDK clients of every Nacos source
+	nacosPool        *nacos.Pool    // shared SDK clients of every Nacos source
+	consulProbes     *consul.Probes // agent reachability probes shared by Consul sources and the registrar
 	discoveryMetrics *discoveryMetrics
 	adminToken       atomic.Pointer[string] // the token in force (reloads rotate it)
 
@@ -97,6 +103,11 @@ type Gateway struct {
 	// (pending's, else doc) is being published again.
 	pending *pendingLayer
 	lost    bool
+
+	// discoveryReady latches once every watcher has had its first answer
+	// (or its initial_fetch_timeout passed): later outages and watchers
+	// added by reloads no longer hold readiness back.
+	discoveryReady bool
 }
 
 // New builds a gateway from cfg. It does not listen yet (see Serve).
@@ -135,6 +146,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 			return ""
 		}})
 	g.nacosPool = nacos.NewPool()
+	g.consulProbes = consul.NewProbes()
 	regs, err := g.buildRegistrars(cfg)
 	if err != nil {
 		return nil, cfg.Errorf(cfg.Register.Pos, "register: %v", err)
@@ -220,19 +232,54 @@ func (g *Gateway) adminLayerLocked() admin.AdminLayer {
 	return l
 }
 
-// Ready reports whether the gateway should receive traffic: it is serving
-// and the local service it registers (if any) answers its health check.
+// Ready reports whether the gateway should receive traffic: it is serving,
+// every upstream with a discovery source has had the source's first answer
+// (or the block's initial_fetch_timeout passed) since the start, and the
+// local service it registers (if any) answers its health check. Once the
+// first answers are in, discovery no longer affects readiness: an outage of
+// a registry keeps serving the last good targets.
 func (g *Gateway) Ready() (bool, string) {
 	g.mu.Lock()
 	serving := g.serving
+	var waiting []string
+	if serving {
+		waiting = g.discoveryWaitingLocked(time.Now())
+	}
 	g.mu.Unlock()
 	switch {
 	case !serving:
 		return false, "not serving"
+	case len(waiting) > 0:
+		return false, "waiting for the first discovery answers: " + strings.Join(waiting, "; ")
 	case g.consulReg != nil && !g.consulReg.Healthy():
 		return false, "the local service is not healthy"
 	}
 	return true, "ready"
+}
+
+// discoveryWaitingLocked lists the watchers readiness still waits for and
+// latches discoveryReady when there are none; the caller holds g.mu.
+func (g *Gateway) discoveryWaitingLocked(now time.Time) []string {
+	if g.discoveryReady {
+		return nil
+	}
+	var waiting, late []string
+	for _, w := range g.watchers {
+		msg, timedOut := w.waitingFor(now)
+		if msg != "" {
+			waiting = append(waiting, msg)
+		}
+		if timedOut {
+			late = append(late, w.upstream+" ("+w.src.Name()+")")
+		}
+	}
+	if len(waiting) == 0 {
+		g.discoveryReady = true
+		if len(late) > 0 {
+			g.log.Warn().Strs("upstreams", late).Msg("no first discovery answer within initial_fetch_timeout; reporting ready without it")
+		}
+	}
+	return waiting
 }
 
 // remoteChange takes in a state of the store another sidecar of the fleet
@@ -270,6 +317,11 @@ func (g *Gateway) remoteChange(ctx context.Context, doc *state.Doc, v uint64) {
 // still asks for, stops the others (dropping their targets) and starts the
 // new ones; the caller holds g.mu.
 func (g *Gateway) reconcileWatchers(want []*watcher) {
+	if g.serving {
+		// Latch readiness on the watchers that ran so far before new
+		// ones join.
+		g.discoveryWaitingLocked(time.Now())
+	}
 	var keep []*watcher
 	used := make([]bool, len(want))
 	var replaced []*watcher
@@ -278,6 +330,7 @@ func (g *Gateway) reconcileWatchers(want []*watcher) {
 		for i, nw := range want {
 			if !used[i] && sameWatcher(old, nw) {
 				used[i], kept = true, true
+				old.readyTimeout = nw.readyTimeout
 				keep = append(keep, old)
 				break
 			}

@@ -556,14 +556,14 @@ func TestConsulAgentRestart(t *testing.T) {
 
 	ag.Restart()
 	restarted := time.Now()
-	// The watcher retries with exponential backoff (full jitter, 100ms
-	// doubling up to 30s): after a 10s outage its next attempt may be up
-	// to ~30s away. Its first answer from the restarted agent is the
-	// authoritative empty catalog; the instances re-register (as their own
-	// registration would) only then, so the empty window is certain to be
-	// seen and lasts far less than empty_grace.
+	// The watcher backs off (full jitter, 100ms doubling up to 30s) but
+	// probes the agent meanwhile, so it reads the restarted agent within
+	// about the probe interval (250ms), not when its backoff runs out. Its
+	// first answer is the authoritative empty catalog; the instances
+	// re-register (as their own registration would) only then, so the empty
+	// window is certain to be seen and lasts far less than empty_grace.
 	const pendingMsg = "discovery answered empty; dropping the targets after the grace unless they come back"
-	waitFor(t, 70*time.Second, "the watcher to read the restarted agent's empty catalog", func() bool {
+	waitFor(t, 15*time.Second, "the watcher to read the restarted agent's empty catalog", func() bool {
 		return len(g.logsWhere(pendingMsg)) > 0
 	})
 	emptySeen := time.Since(restarted)
@@ -594,6 +594,80 @@ func TestConsulAgentRestart(t *testing.T) {
 	}
 	if dropped != 0 {
 		t.Fatalf("the watcher dropped the targets %v time(s): the empty window after the restart outlived empty_grace", dropped)
+	}
+}
+
+// TestConsulReadyWaitsForDiscovery: a gateway started while its Consul agent
+// is down answers 503 to proxied requests, and its /ready says 503 too,
+// naming the upstream and the error, so a readiness probe keeps traffic
+// away; once the agent is back and the instance registered, /ready is 200
+// and the instance serves. A later outage leaves /ready at 200 (the last
+// good set serves).
+func TestConsulReadyWaitsForDiscovery(t *testing.T) {
+	ag := consultest.Start(t)
+	ag.Stop() // down when the gateway starts; Restart reuses its ports
+	b := startBackend(t, "b", nil)
+	g := startGateway(t, fmt.Sprintf(`
+upstreams:
+  - name: u
+    discovery:
+      consul: {address: %s, service: web}
+      initial_fetch_timeout: 0s
+services:
+  - {name: s, host: u, retries: 2, connect_timeout: 1000, routes: [{name: r, paths: [/]}]}
+`, ag.HTTPAddr))
+	c := newClient()
+	ready := func() (int, string) {
+		resp, err := c.Get("http://" + g.AdminAddr + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Ready   bool   `json:"ready"`
+			Message string `json:"message"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Ready != (resp.StatusCode == http.StatusOK) {
+			t.Fatalf("/ready %d with ready=%v", resp.StatusCode, body.Ready)
+		}
+		return resp.StatusCode, body.Message
+	}
+	var code int
+	var msg string
+	csPoll(t, 15*time.Second, func() bool {
+		code, msg = ready()
+		return code == http.StatusServiceUnavailable && strings.Contains(msg, "connection refused")
+	}, func() string { return fmt.Sprintf("/ready 503 naming the refused connection (last: %d %q)", code, msg) })
+	if want := "upstream u: no answer from consul yet: consul:web: "; !strings.Contains(msg, want) {
+		t.Errorf("/ready message %q does not contain %q", msg, want)
+	}
+	t.Logf("agent down: /ready 503 %q", msg)
+	if who := csWho(t, c, g); who != "status 503" {
+		t.Fatalf("a proxied request while discovery waits: %s, want 503", who)
+	}
+
+	ag.Restart()
+	back := time.Now()
+	csRegister(t, ag, csInstance(t, "web", "web-b", b))
+	csPoll(t, 15*time.Second, func() bool {
+		code, msg = ready()
+		return code == http.StatusOK
+	}, func() string { return fmt.Sprintf("/ready 200 (last: %d %q)", code, msg) })
+	t.Logf("agent back -> /ready 200 after %.0fms", csMS(time.Since(back)))
+	csWaitBackends(t, c, g, 15*time.Second, "b")
+
+	ag.Kill()
+	waitFor(t, 10*time.Second, "the watcher to report the outage", func() bool {
+		return len(g.logsWhere("discovery failed; keeping the last known targets")) > 0
+	})
+	if code, msg := ready(); code != http.StatusOK {
+		t.Errorf("a registry outage after the first answer flipped /ready to %d %q", code, msg)
+	}
+	if who := csWho(t, c, g); who != "b" {
+		t.Errorf("during the outage the last good set answered %s, want b", who)
 	}
 }
 

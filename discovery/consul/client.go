@@ -29,6 +29,7 @@ type options struct {
 	backoffMax     time.Duration
 	limitEvery     time.Duration
 	limitBurst     int
+	probes         *Probes // nil: a probe of the value's own
 }
 
 func defaultOptions() options {
@@ -86,6 +87,8 @@ func WithVerifyInterval(d time.Duration) Option {
 
 // WithBackoff sets the retry backoff after failures: full jitter over an
 // interval starting at min and doubling up to max (defaults 100ms, 30s).
+// After a failure to reach the agent at all, the wait also ends as soon as
+// the agent's reachability probe succeeds (see Probes).
 func WithBackoff(min, max time.Duration) Option {
 	return func(o *options) {
 		if min > 0 && max >= min {

@@ -28,6 +28,17 @@
 //     jitter (100ms doubling to 30s by default). After a failure the wait
 //     index is reset to 0, so the first answer after an outage (or after the
 //     agent lost its state) is fresh and is emitted.
+//   - Prompt recovery: when a query got no HTTP answer at all (refused,
+//     reset, timed out) or a 5xx, the backoff also ends as soon as the
+//     agent is back: a reachability probe (GET /v1/status/leader every
+//     DefaultProbeInterval, 250ms, no token, 1s timeout) answers 200 with a
+//     leader after the agent was seen down (no answer, an error status or
+//     no leader). An agent that answers the probe all along (a 5xx with
+//     another cause) does not cut the backoff short, nor does a 4xx. The
+//     probe runs only while someone waits on it, and is shared by every
+//     Source and Registrar built with the same Probes (WithProbes) that
+//     talk to the same agent (scheme and address); without WithProbes each
+//     has its own.
 //   - Index rules (Consul's blocking query guidance): an index that goes
 //     backwards resets the wait index to 0; an answer carrying index 0
 //     makes the next wait index 1, so 0 is never sent twice in a row;
@@ -47,6 +58,12 @@
 //     verifies every WithVerifyInterval (default 10s) that the agent still knows
 //     the service ID and re-registers it when the agent answers 404 (the
 //     agent restarted without state, or someone deregistered it).
+//   - After a registration, verification or TTL update that got no answer
+//     (or a 5xx), the next verification (or registration attempt) happens
+//     as soon as the agent's reachability probe sees it back (as for
+//     Source), not when the backoff or the verify interval runs out: an
+//     agent that restarted without state gets the service back within
+//     about the probe interval.
 //   - When Check.LocalHealthURL is set, the local service is probed with a
 //     GET (2xx = healthy) every TTL/3 for TTL checks, else every
 //     Check.Interval (default 10s). Healthy reports the last probe's verdict

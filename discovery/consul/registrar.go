@@ -99,6 +99,8 @@ type Registrar struct {
 	probe   *http.Client
 	healthy atomic.Bool
 	jitter  func(time.Duration) time.Duration
+	// agentUp probes the agent after it failed to answer at all.
+	agentUp *probe
 }
 
 var _ discovery.Registrar = (*Registrar)(nil)
@@ -172,6 +174,11 @@ func NewRegistrar(cfg RegistrationConfig, opts ...Option) (*Registrar, error) {
 		},
 		jitter: discovery.FullJitter,
 	}
+	probes := o.probes
+	if probes == nil {
+		probes = NewProbes()
+	}
+	r.agentUp = probes.get(cfg.Scheme, cfg.Address, o.transport)
 	if cfg.Check.LocalHealthURL == "" {
 		r.healthy.Store(true)
 	}
@@ -232,12 +239,30 @@ func (r *Registrar) Run(ctx context.Context) error {
 	}
 	verify := time.NewTimer(0)
 	defer verify.Stop()
+	// While the agent does not answer at all, its reachability probe
+	// brings the next verification (or registration attempt) forward to
+	// the moment it is back: an agent that restarted without state gets
+	// the service again at once, not after the verify interval or backoff.
+	var agentUp <-chan struct{}
+	stopAwait := func() {}
+	awaitAgent := func(err error) {
+		if probe, down := agentTrouble(err); probe && agentUp == nil {
+			agentUp, stopAwait = r.agentUp.await(down)
+		}
+	}
+	defer func() { stopAwait() }()
 
 	for {
 		select {
 		case <-ctx.Done():
 			return r.deregister()
+		case <-agentUp:
+			stopAwait()
+			agentUp, stopAwait = nil, func() {}
+			resetTimer(verify, 0)
 		case <-verify.C:
+			stopAwait()
+			agentUp, stopAwait = nil, func() {}
 			if registered {
 				_, _, err := r.agent.Service(r.id, (&api.QueryOptions{}).WithContext(ctx))
 				switch {
@@ -249,6 +274,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 				case !isNotFound(err):
 					r.event(EventVerify, err)
 					verify.Reset(r.opts.verifyInterval)
+					awaitAgent(err)
 					continue
 				}
 				registered = false
@@ -265,6 +291,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 			if err != nil {
 				failures++
 				verify.Reset(discovery.Backoff(failures, r.opts.backoffMin, r.opts.backoffMax, r.jitter))
+				awaitAgent(err)
 				continue
 			}
 			failures = 0
@@ -282,6 +309,8 @@ func (r *Registrar) Run(ctx context.Context) error {
 					// re-register now rather than at the next verification.
 					registered = false
 					resetTimer(verify, 0)
+				} else {
+					awaitAgent(err)
 				}
 			}
 		}
@@ -318,7 +347,14 @@ func (r *Registrar) checkDatacenter(ctx context.Context) error {
 			return nil
 		}
 		r.event(EventRegister, err)
-		if !discovery.Sleep(ctx, discovery.Backoff(attempt, r.opts.backoffMin, r.opts.backoffMax, r.jitter)) {
+		var wake <-chan struct{}
+		release := func() {}
+		if probe, down := agentTrouble(err); probe {
+			wake, release = r.agentUp.await(down)
+		}
+		live := sleepOrWake(ctx, discovery.Backoff(attempt, r.opts.backoffMin, r.opts.backoffMax, r.jitter), wake)
+		release()
+		if !live {
 			return ctx.Err()
 		}
 	}

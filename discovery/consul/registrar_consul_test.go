@@ -297,3 +297,51 @@ func TestNewRegistrarConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistrarPromptWhenAgentIsBack: a registration (or verification) that
+// failed because the agent did not answer is retried as soon as the agent
+// answers its reachability probe, not when the backoff or the verify
+// interval runs out.
+func TestRegistrarPromptWhenAgentIsBack(t *testing.T) {
+	const bound = 5 * time.Second
+	a := consultest.Start(t)
+	a.Stop() // down when the registrar starts
+	ev := &events{}
+	r, err := NewRegistrar(RegistrationConfig{
+		Address: a.HTTPAddr,
+		Service: ServiceSpec{Name: "late", ID: "late-1", Address: "127.0.0.1", Port: 7101},
+		Check:   CheckSpec{TCP: "127.0.0.1:7101", Interval: 10 * time.Second},
+	}, WithOnEvent(ev.record), WithBackoff(time.Minute, time.Minute), WithVerifyInterval(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.jitter = identity // the backoff is a full minute
+	runRegistrar(t, r)
+	failed := func(kind string) func() bool {
+		return func() bool { return strings.Contains(ev.String(), kind+": ") }
+	}
+	poll(t, "a failed registration", failed(EventRegister))
+
+	a.Restart()
+	tBack := time.Now()
+	poll(t, "registered once the agent is back", func() bool { return serviceKnown(t, a, "late-1") })
+	d := time.Since(tBack)
+	t.Logf("agent back -> first registration after %s (backoff 1m)", d.Round(time.Millisecond))
+	if d > bound {
+		t.Errorf("registered %s after the agent was back, want within %s", d, bound)
+	}
+
+	// A failed verification (agent down) is followed by one as soon as the
+	// agent is back; the restarted dev agent forgot the service.
+	a.Stop()
+	poll(t, "a failed verification", failed(EventVerify))
+	a.Restart()
+	tBack = time.Now()
+	poll(t, "re-registered after the restart", func() bool { return serviceKnown(t, a, "late-1") })
+	d = time.Since(tBack)
+	t.Logf("agent back -> re-registration after %s (verify every 2s)", d.Round(time.Millisecond))
+	if d > bound {
+		t.Errorf("re-registered %s after the agent was back, want within %s", d, bound)
+	}
+	t.Logf("events: %s", ev)
+}

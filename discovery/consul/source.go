@@ -55,10 +55,15 @@ type Source struct {
 	opts options
 
 	// Seams for tests; set by NewSource.
-	query  func(ctx context.Context, waitIndex uint64) ([]*api.ServiceEntry, uint64, error)
-	now    func() time.Time
-	sleep  func(ctx context.Context, d time.Duration) bool
+	query func(ctx context.Context, waitIndex uint64) ([]*api.ServiceEntry, uint64, error)
+	now   func() time.Time
+	// sleep waits d, or until wake (nil: never) is closed; false when ctx
+	// ended.
+	sleep  func(ctx context.Context, d time.Duration, wake <-chan struct{}) bool
 	jitter func(time.Duration) time.Duration
+	// awaitAgent returns a channel closed once the agent's reachability
+	// probe sees it back, and the function that ends the wait (probe.await).
+	awaitAgent func(down bool) (<-chan struct{}, func())
 }
 
 var _ discovery.Source = (*Source)(nil)
@@ -99,9 +104,14 @@ func NewSource(cfg SourceConfig, opts ...Option) (*Source, error) {
 		name:   "consul:" + cfg.Service,
 		opts:   o,
 		now:    time.Now,
-		sleep:  discovery.Sleep,
+		sleep:  sleepOrWake,
 		jitter: discovery.FullJitter,
 	}
+	probes := o.probes
+	if probes == nil {
+		probes = NewProbes()
+	}
+	s.awaitAgent = probes.get(cfg.Scheme, cfg.Address, o.transport).await
 	if cfg.Datacenter != "" {
 		s.name += "@" + cfg.Datacenter
 	}
@@ -132,6 +142,8 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 		last     []discovery.Target
 		fresh    = true // the next good set is emitted whatever it holds
 		failures int
+		trouble  bool // the last failure may be the agent going away
+		down     bool // ... and it was the agent not answering at all
 		spins    int
 		lim      = limiter{every: s.opts.limitEvery, burst: s.opts.limitBurst}
 	)
@@ -143,8 +155,22 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 		case spins > 0:
 			delay = discovery.Backoff(spins, s.opts.backoffMin, s.opts.backoffMax, s.jitter)
 		}
-		delay += lim.reserve(s.now().Add(delay))
-		if delay > 0 && !s.sleep(ctx, delay) {
+		if delay > 0 {
+			// An agent that did not answer (or answered 5xx) is probed
+			// meanwhile: the watch resumes as soon as it is back, not
+			// when the backoff (up to its cap) has run out.
+			var wake <-chan struct{}
+			release := func() {}
+			if failures > 0 && trouble {
+				wake, release = s.awaitAgent(down)
+			}
+			live := s.sleep(ctx, delay, wake)
+			release()
+			if !live {
+				return
+			}
+		}
+		if d := lim.reserve(s.now()); d > 0 && !s.sleep(ctx, d, nil) {
 			return
 		}
 
@@ -155,6 +181,7 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 		}
 		if err != nil {
 			failures++
+			trouble, down = agentTrouble(err)
 			spins = 0
 			// The agent (or the cluster) may come back with different,
 			// lower indexes: start over with a non-blocking query.

@@ -1,7 +1,9 @@
 package consul
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -287,5 +289,62 @@ func TestSourceConsulOutage(t *testing.T) {
 	}
 	if errs == 0 {
 		t.Errorf("no Err update during the outage")
+	}
+}
+
+// TestSourceResumesPromptlyAfterAgentRestart: while the agent is down the
+// watchers keep backing off, but once it answers again they resume within
+// the probe interval, not when their backoff runs out. A new instance
+// registered right after the agent is back must be in the target set within
+// resumeBound, for a watcher with the default backoff and for one whose
+// backoff (a minute, without jitter) far outlasts the test.
+func TestSourceResumesPromptlyAfterAgentRestart(t *testing.T) {
+	const (
+		outage      = 10 * time.Second
+		resumeBound = 5 * time.Second
+	)
+	a := consultest.Start(t)
+	register(t, a, "web", reg{id: "web-1", port: 9001})
+	probes := NewProbes()
+	def := watch(t, newAgentSource(t, a, SourceConfig{Service: "web"}, WithProbes(probes)))
+	slowSrc := newAgentSource(t, a, SourceConfig{Service: "web"}, WithProbes(probes), WithBackoff(time.Minute, time.Minute))
+	slowSrc.jitter = func(d time.Duration) time.Duration { return d }
+	slow := watch(t, slowSrc)
+	def.set(addr(9001))
+	slow.set(addr(9001))
+
+	a.Stop()
+	tDown := time.Now()
+	def.until("an error", func(u discovery.Update) bool { return u.Err != nil })
+	slow.until("an error", func(u discovery.Update) bool { return u.Err != nil })
+	// The outage itself is what is tested: long enough for the default
+	// backoff to grow to seconds.
+	time.Sleep(outage - time.Since(tDown))
+	a.Restart()
+	tBack := time.Now()
+	register(t, a, "web", reg{id: "web-3", port: 9003})
+	tReg := time.Now()
+
+	for _, w := range []struct {
+		name string
+		w    *watcher
+	}{{"default backoff", def}, {"1m backoff", slow}} {
+		u, _ := w.w.set(addr(9003))
+		d := u.At.Sub(tBack)
+		t.Logf("%s: agent down %s; agent back -> new instance in the set after %s (%s after its registration)",
+			w.name, tBack.Sub(tDown).Round(time.Millisecond), d.Round(time.Millisecond), u.At.Sub(tReg).Round(time.Millisecond))
+		var timeline []string
+		for _, u := range w.w.seen {
+			if u.At.After(tDown) {
+				timeline = append(timeline, fmt.Sprintf("%+.3fs %s", u.At.Sub(tBack).Seconds(), render(u)))
+			}
+			if u.Err == nil && len(u.Targets) == 0 && u.At.Before(tBack) {
+				t.Errorf("%s: an empty set was emitted during the outage", w.name)
+			}
+		}
+		if d > resumeBound {
+			t.Errorf("%s: the new instance reached the set %s after the agent was back, want within %s; updates since the stop (relative to the agent back):\n%s",
+				w.name, d, resumeBound, strings.Join(timeline, "\n"))
+		}
 	}
 }

@@ -3,9 +3,12 @@ package consul
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -125,12 +128,22 @@ type fakeRun struct {
 	mu      sync.Mutex
 	now     time.Time
 	indexes []uint64        // wait index of each query
-	sleeps  []time.Duration // each sleep of Run
+	sleeps  []time.Duration // each sleep of Run (0: cut short by the probe)
 	updates []discovery.Update
+	agentUp bool   // the agent's probe succeeds (else it never does)
+	awaits  []bool // waits on the agent's probe: whether the agent was down
 }
 
-// runScript runs a Source through the steps and returns what it did.
+// runScript runs a Source through the steps and returns what it did; the
+// agent's reachability probe never succeeds.
 func runScript(t *testing.T, cfg SourceConfig, steps []step, opts ...Option) *fakeRun {
+	t.Helper()
+	return runScriptProbed(t, cfg, steps, false, opts...)
+}
+
+// runScriptProbed is runScript with the agent's reachability probe
+// succeeding at once (agentUp) or never.
+func runScriptProbed(t *testing.T, cfg SourceConfig, steps []step, agentUp bool, opts ...Option) *fakeRun {
 	t.Helper()
 	cfg.Address = "127.0.0.1:1" // never contacted
 	if cfg.Service == "" {
@@ -140,7 +153,7 @@ func runScript(t *testing.T, cfg SourceConfig, steps []step, opts ...Option) *fa
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeRun{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	f := &fakeRun{now: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), agentUp: agentUp}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s.now = func() time.Time {
@@ -148,12 +161,30 @@ func runScript(t *testing.T, cfg SourceConfig, steps []step, opts ...Option) *fa
 		defer f.mu.Unlock()
 		return f.now
 	}
-	s.sleep = func(_ context.Context, d time.Duration) bool {
+	s.sleep = func(_ context.Context, d time.Duration, wake <-chan struct{}) bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		select {
+		case <-wake:
+			// The agent's probe answered: the backoff ends at once.
+			f.sleeps = append(f.sleeps, 0)
+			return true
+		default:
+		}
 		f.sleeps = append(f.sleeps, d)
 		f.now = f.now.Add(d)
 		return true
+	}
+	s.awaitAgent = func(down bool) (<-chan struct{}, func()) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.awaits = append(f.awaits, down)
+		if !f.agentUp {
+			return nil, func() {}
+		}
+		up := make(chan struct{})
+		close(up)
+		return up, func() {}
 	}
 	s.jitter = identity
 	s.query = func(ctx context.Context, waitIndex uint64) ([]*api.ServiceEntry, uint64, error) {
@@ -256,16 +287,78 @@ func TestRunIndexAndBackoff(t *testing.T) {
 	a := entry("a", "127.0.0.1", 1001)
 	b := entry("b", "127.0.0.1", 1002)
 	boom := errors.New("connection refused")
+	// What the HTTP client returns when the agent does not answer at all.
+	refused := &url.Error{Op: "Get", URL: "http://127.0.0.1:8500/v1/health/service/web", Err: errors.New("connect: connection refused")}
+	// Answers with an error status: the agent is up (4xx), or may be on
+	// its way down or back (5xx).
+	denied := api.StatusError{Code: http.StatusForbidden, Body: "Permission denied"}
+	unavailable := api.StatusError{Code: http.StatusInternalServerError, Body: "No cluster leader"}
 	long := 5 * time.Minute // a wait that timed out
 	noLimit := WithRateLimit(0, 1)
 	for _, tc := range []struct {
 		desc    string
 		steps   []step
 		opts    []Option
+		agentUp bool // the agent's reachability probe succeeds
 		indexes []uint64
 		sleeps  []time.Duration
+		awaits  []bool
 		updates []string
 	}{
+		{
+			desc: "an agent that does not answer is probed; its answer ends the backoff",
+			steps: []step{
+				{entries: []*api.ServiceEntry{a}, index: 50},
+				{err: refused},
+				{err: refused},
+				{entries: []*api.ServiceEntry{a, b}, index: 3},
+			},
+			opts:    []Option{noLimit, WithBackoff(10*time.Second, 30*time.Second)},
+			agentUp: true,
+			indexes: []uint64{0, 50, 0, 0},
+			sleeps:  []time.Duration{0, 0},
+			awaits:  []bool{true, true},
+			updates: []string{"[127.0.0.1:1001]", "err", "err", "[127.0.0.1:1001,127.0.0.1:1002]"},
+		},
+		{
+			desc: "while the probe fails, the backoff runs its course",
+			steps: []step{
+				{err: refused},
+				{err: refused},
+				{entries: []*api.ServiceEntry{a}, index: 3},
+			},
+			opts:    []Option{noLimit},
+			indexes: []uint64{0, 0, 0},
+			sleeps:  []time.Duration{100 * time.Millisecond, 200 * time.Millisecond},
+			awaits:  []bool{true, true},
+			updates: []string{"err", "err", "[127.0.0.1:1001]"},
+		},
+		{
+			desc: "a 5xx answer (no leader, shutting down) waits on the probe too",
+			steps: []step{
+				{err: unavailable},
+				{entries: []*api.ServiceEntry{a}, index: 3},
+			},
+			opts:    []Option{noLimit, WithBackoff(10*time.Second, 30*time.Second)},
+			agentUp: true,
+			indexes: []uint64{0, 0},
+			sleeps:  []time.Duration{0},
+			awaits:  []bool{false},
+			updates: []string{"err", "[127.0.0.1:1001]"},
+		},
+		{
+			desc: "a 4xx answer comes from a working agent: plain backoff, no probe",
+			steps: []step{
+				{err: denied},
+				{err: fmt.Errorf("wrapped: %w", denied)},
+				{entries: []*api.ServiceEntry{a}, index: 3},
+			},
+			opts:    []Option{noLimit},
+			agentUp: true,
+			indexes: []uint64{0, 0, 0},
+			sleeps:  []time.Duration{100 * time.Millisecond, 200 * time.Millisecond},
+			updates: []string{"err", "err", "[127.0.0.1:1001]"},
+		},
 		{
 			desc: "first answer emits; unchanged wakeups do not; changes do",
 			steps: []step{
@@ -364,7 +457,10 @@ func TestRunIndexAndBackoff(t *testing.T) {
 		},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			f := runScript(t, SourceConfig{}, tc.steps, tc.opts...)
+			f := runScriptProbed(t, SourceConfig{}, tc.steps, tc.agentUp, tc.opts...)
+			if !slices.Equal(f.awaits, tc.awaits) {
+				t.Errorf("waits on the agent's probe (down?) = %v, want %v", f.awaits, tc.awaits)
+			}
 			if !reflect.DeepEqual(f.indexes, tc.indexes) {
 				t.Errorf("wait indexes = %v, want %v", f.indexes, tc.indexes)
 			}
