@@ -203,6 +203,19 @@ log:
 				{6, 15, `access_log: expected a boolean (true or false), got string "yes"`},
 			},
 		},
+		{
+			desc: "client connection settings out of range",
+			src: `proxy:
+  idle_timeout: 0
+  header_timeout: -1s
+  max_connections: -1
+`,
+			want: []wantErr{
+				{2, 17, "idle_timeout: must be positive, got 0"},
+				{3, 19, "header_timeout: must be positive, got -1s"},
+				{4, 20, "max_connections: "},
+			},
+		},
 
 		// Names.
 		{
