@@ -347,6 +347,23 @@ services:
 				{6, 11, `name: "s/1" is not a valid name`},
 			},
 		},
+		{
+			desc: "names shaped as UUIDs",
+			src: `upstreams:
+  - name: 7a1c5d1e-0b8f-4c3e-9f2d-6f7574726967
+services:
+  - name: 7A1C5D1E-0B8F-4C3E-9F2D-6F7574726967
+    host: h
+    routes:
+      - name: 00000000-0000-0000-0000-000000000000
+        paths: [/]
+`,
+			want: []wantErr{
+				{2, 11, `name: "7a1c5d1e-0b8f-4c3e-9f2d-6f7574726967" is not a valid name: it has the form of a UUID`},
+				{4, 11, `name: "7A1C5D1E-0B8F-4C3E-9F2D-6F7574726967" is not a valid name: it has the form of a UUID`},
+				{7, 15, `name: "00000000-0000-0000-0000-000000000000" is not a valid name: it has the form of a UUID`},
+			},
+		},
 
 		// Environment.
 		{
