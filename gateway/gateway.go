@@ -76,7 +76,7 @@ type Gateway struct {
 	store      state.Store  // nil: admin changes live in memory only
 	splitters  map[string]*proxy.Splitter
 	stats      map[string]*serviceStats
-	stepBases  map[string]stepBase // rollout step baselines by service
+	stepBases  map[string]rolloutBase // rollout plan and step baselines by service
 	gen        uint64
 	upstreams  map[string]*upstreamRT
 	watchers   []*watcher
@@ -101,7 +101,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		transports: proxy.NewTransports(),
 		upstreams:  map[string]*upstreamRT{},
 		doc:        &state.Doc{},
-		stepBases:  map[string]stepBase{},
+		stepBases:  map[string]rolloutBase{},
 	}
 	g.proxy = proxy.New(proxy.Options{
 		Log:         o.Log.With().Str("log", "access").Logger(),

@@ -774,7 +774,13 @@ func TestAdminRolloutCompletes(t *testing.T) {
 	seen := adWatchRollout(t, api, t0, 15*time.Second, "completed", "rolled_back", "aborted")
 	res := load.Stop()
 	t.Logf("rollout states (time since POST): %+v; %d requests sent", seen, len(res))
-	t.Logf("step_since right after POST: %v (state.Rollout documents Unix nanoseconds)", r.m["step_since"])
+	t.Run("step_since is in Unix seconds, like updated_at", func(t *testing.T) {
+		since, _ := r.m["step_since"].(float64)
+		updated, _ := r.m["updated_at"].(float64)
+		if since < float64(t0.Unix()-1) || since > float64(time.Now().Unix()+1) || since != updated {
+			t.Fatalf("step_since %v, updated_at %v; want both the POST's Unix second (%d)", r.m["step_since"], r.m["updated_at"], t0.Unix())
+		}
+	})
 
 	var failed int
 	for _, x := range res {
