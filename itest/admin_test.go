@@ -740,6 +740,12 @@ func TestAdminRolloutRollback(t *testing.T) {
 	if pc := api.get(t, http.StatusOK, "/services/s/canary").num("percent"); pc != 0 {
 		t.Fatalf("canary percent %v after the rollback, want 0", pc)
 	}
+	// The status names the step's figures (the reason's) and the plan's.
+	st, _ := r.m["status"].(map[string]any)
+	if st == nil || st["canary_error_rate_step"] != 1.0 || !strings.Contains(reason, "canary error rate 100.00%") ||
+		st["canary_error_rate_total"] != 1.0 || st["canary_requests_total"] == nil || st["primary_error_rate_total"] == nil {
+		t.Fatalf("status %v with reason %q: want canary_error_rate_step 1 (as the reason says) and the *_total figures", st, reason)
+	}
 	waitFor(t, 5*time.Second, "the rollback log line", func() bool { return len(adLogsPrefixed(g, "rollout rolled back: ")) > 0 })
 	l := adLogsPrefixed(g, "rollout rolled back: ")[0]
 	if l["reason"] != reason || l["service"] != "s" || l["message"] != "rollout rolled back: "+reason {
