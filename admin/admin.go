@@ -73,7 +73,7 @@ import (
 // Status is the body of GET /status.
 type Status struct {
 	Version          string        `json:"version"`
-	StartedAt        time.Time     `json:"started_at"`
+	StartedAt        time.Time     `json:"-"` // rendered as started_at, Unix seconds
 	Uptime           time.Duration `json:"-"`
 	ConfigGeneration uint64        `json:"config_generation"`
 	ConfigFile       string        `json:"config_file,omitempty"`

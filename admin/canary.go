@@ -396,7 +396,7 @@ func (a *api) startRollout(r *http.Request) (int, any, error) {
 		}
 		nro := ro
 		nro.Steps = append([]float64(nil), ro.Steps...)
-		nro.State, nro.Step, nro.StepSince, nro.UpdatedAt = state.RolloutRunning, 0, a.now().UnixNano(), now
+		nro.State, nro.Step, nro.StepSince, nro.UpdatedAt = state.RolloutRunning, 0, now, now
 		w.doc.Rollouts[s.Name] = &nro
 		c.Percent, c.UpdatedAt = nro.Steps[0], now
 		out = w.renderRollout(s.Name, &nro, nil)
@@ -444,7 +444,7 @@ func (a *api) rolloutAction(action string) func(*http.Request) (int, any, error)
 					return conflict("the rollout of service '%s' is %s, not paused", s.Name, ro.State)
 				}
 				// The step's clock restarts: the hold time counts from now.
-				ro.State, ro.StepSince = state.RolloutRunning, a.now().UnixNano()
+				ro.State, ro.StepSince = state.RolloutRunning, now
 			case "abort":
 				if ro.State != state.RolloutRunning && ro.State != state.RolloutPaused {
 					return conflict("the rollout of service '%s' is %s; only a running or paused rollout can be aborted", s.Name, ro.State)

@@ -65,17 +65,18 @@ func TestRollout(t *testing.T) {
 	eq(t, "interval", r.str("interval"), "45s")
 	eq(t, "defaults", []any{r.body["max_error_rate_increase"], r.body["max_p99_ratio"], r.body["min_requests"]}, []any{0.01, 1.5, float64(100)})
 	ro := e.fk.Doc().Rollouts["example_service"]
-	if ro == nil || ro.State != state.RolloutRunning || time.Duration(ro.Interval) != 45*time.Second || len(ro.Steps) != 5 || ro.StepSince != e.now.UnixNano() {
+	if ro == nil || ro.State != state.RolloutRunning || time.Duration(ro.Interval) != 45*time.Second || len(ro.Steps) != 5 || ro.StepSince != e.now.Unix() {
 		t.Fatalf("Doc rollout: %+v", ro)
 	}
 	eq(t, "Doc canary percent", e.fk.Doc().Canaries["example_service"].Percent, 1.0)
 	e.must(http.StatusConflict, http.MethodPost, "/services/example_service/rollout", map[string]any{"steps": []any{10}, "interval": 5})
 
 	e.fk.mu.Lock()
-	e.fk.rollout["example_service"] = RolloutStatus{PrimaryRequests: 1000, CanaryRequests: 12, CanaryP99Ms: 80}
+	e.fk.rollout["example_service"] = RolloutStatus{PrimaryRequestsStep: 1000, CanaryRequestsStep: 12, CanaryP99MsStep: 80, CanaryRequestsTotal: 40}
 	e.fk.mu.Unlock()
 	r = e.must(http.StatusOK, http.MethodGet, "/services/example_service/rollout", nil)
-	eq(t, "status", r.body["status"].(map[string]any)["canary_requests"], 12)
+	eq(t, "status", r.body["status"].(map[string]any)["canary_requests_step"], 12)
+	eq(t, "status", r.body["status"].(map[string]any)["canary_requests_total"], 40)
 
 	steps := []struct {
 		desc, action string

@@ -46,14 +46,25 @@ type Controller interface {
 	ResetState(ctx context.Context) error
 }
 
-// RolloutStatus is the measured side of a rollout, for GET.
+// RolloutStatus is the measured side of a rollout, for GET: over the
+// current step (what the plan's bounds are judged on, and what a rollback
+// reason quotes) and over the plan's whole life. Once the rollout stopped
+// (completed, rolled back, aborted, paused) the figures are those of that
+// moment.
 type RolloutStatus struct {
-	PrimaryRequests  int64   `json:"primary_requests"`
-	PrimaryErrorRate float64 `json:"primary_error_rate"`
-	PrimaryP99Ms     float64 `json:"primary_p99_ms"`
-	CanaryRequests   int64   `json:"canary_requests"`
-	CanaryErrorRate  float64 `json:"canary_error_rate"`
-	CanaryP99Ms      float64 `json:"canary_p99_ms"`
+	PrimaryRequestsStep  int64   `json:"primary_requests_step"`
+	PrimaryErrorRateStep float64 `json:"primary_error_rate_step"`
+	PrimaryP99MsStep     float64 `json:"primary_p99_ms_step"`
+	CanaryRequestsStep   int64   `json:"canary_requests_step"`
+	CanaryErrorRateStep  float64 `json:"canary_error_rate_step"`
+	CanaryP99MsStep      float64 `json:"canary_p99_ms_step"`
+
+	PrimaryRequestsTotal  int64   `json:"primary_requests_total"`
+	PrimaryErrorRateTotal float64 `json:"primary_error_rate_total"`
+	PrimaryP99MsTotal     float64 `json:"primary_p99_ms_total"`
+	CanaryRequestsTotal   int64   `json:"canary_requests_total"`
+	CanaryErrorRateTotal  float64 `json:"canary_error_rate_total"`
+	CanaryP99MsTotal      float64 `json:"canary_p99_ms_total"`
 }
 
 // HealthMark converts the API's words to health marks.

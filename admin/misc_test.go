@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -22,7 +23,7 @@ func TestStatusEndpoints(t *testing.T) {
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "outrigger_test_total", Help: "test"}))
 	ready := false
 	h := New(Options{
-		Status:  func() Status { return Status{Version: "1.2.3", Upstreams: 2} },
+		Status:  func() Status { return Status{Version: "1.2.3", Upstreams: 2, StartedAt: time.Unix(1700000000, 5e8)} },
 		Ready:   func() (bool, string) { return ready, "warming up" },
 		Metrics: reg,
 	})
@@ -39,6 +40,7 @@ func TestStatusEndpoints(t *testing.T) {
 		{"/", 200, `"tagline": "Welcome to outrigger"`},
 		{"/status", 200, `"version": "1.2.3"`},
 		{"/status", 200, `"uptime_seconds"`},
+		{"/status", 200, `"started_at": 1700000000,`}, // Unix seconds, as every timestamp
 		{"/ready", 503, `"message": "warming up"`},
 		{"/health", 200, `"message": "alive"`},
 		{"/metrics", 200, "outrigger_test_total 0"},

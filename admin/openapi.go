@@ -137,14 +137,15 @@ func schemas() js {
 		"name":  sstr(""),
 		"value": sstr(""),
 	}, "kind", "name", "value")
-	rolloutStatus := sobj(js{
-		"primary_requests":   js{"type": "integer"},
-		"primary_error_rate": js{"type": "number"},
-		"primary_p99_ms":     js{"type": "number"},
-		"canary_requests":    js{"type": "integer"},
-		"canary_error_rate":  js{"type": "number"},
-		"canary_p99_ms":      js{"type": "number"},
-	})
+	measured := js{}
+	for _, role := range []string{"primary", "canary"} {
+		for over, what := range map[string]string{"step": "the current step", "total": "the plan's whole life"} {
+			measured[role+"_requests_"+over] = js{"type": "integer", "description": "over " + what}
+			measured[role+"_error_rate_"+over] = js{"type": "number", "description": "errors / requests over " + what}
+			measured[role+"_p99_ms_"+over] = js{"type": "number", "description": "over " + what}
+		}
+	}
+	rolloutStatus := sobj(measured)
 	healthCounters := sobj(js{"successes": js{"type": "integer"}, "http_failures": js{"type": "integer"}, "tcp_failures": js{"type": "integer"}, "timeouts": js{"type": "integer"}})
 	idRefSchema := sobj(js{"id": uuidSchema(""), "name": sstr("")}, "id")
 	return js{
@@ -156,7 +157,7 @@ func schemas() js {
 		}, "message"),
 		"Welcome": sobj(js{"tagline": sstr(""), "version": sstr("")}),
 		"Status": sobj(js{
-			"version": sstr(""), "started_at": js{"type": "string", "format": "date-time"},
+			"version": sstr(""), "started_at": js{"type": "integer", "description": "Unix seconds"},
 			"config_generation": js{"type": "integer"}, "config_file": sstr(""),
 			"upstreams": js{"type": "integer"}, "services": js{"type": "integer"}, "routes": js{"type": "integer"},
 			"uptime_seconds": js{"type": "number"},
@@ -270,7 +271,7 @@ func schemas() js {
 			"step":           js{"type": "integer"},
 			"percent":        js{"type": "number", "description": "the current step's percent"},
 			"canary_percent": nullable(js{"type": "number"}),
-			"step_since":     js{"type": "integer"}, "reason": nullable(sstr("")), "updated_at": js{"type": "integer"},
+			"step_since":     js{"type": "integer", "description": "Unix seconds"}, "reason": nullable(sstr("")), "updated_at": js{"type": "integer"},
 			"status": nullable(sref("RolloutStatus")),
 		}, "service", "steps", "state", "step"),
 	}

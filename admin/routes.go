@@ -173,8 +173,9 @@ func (a *api) status(*http.Request) (int, any, error) {
 	s := a.statusNow()
 	return http.StatusOK, struct {
 		Status
+		StartedAt     int64   `json:"started_at"` // Unix seconds, as every timestamp of the API
 		UptimeSeconds float64 `json:"uptime_seconds"`
-	}{s, s.Uptime.Seconds()}, nil
+	}{s, s.StartedAt.Unix(), s.Uptime.Seconds()}, nil
 }
 
 func (a *api) resetState(r *http.Request) (int, any, error) {

@@ -89,7 +89,7 @@ type Gateway struct {
 	store      state.Store  // nil: admin changes live in memory only
 	splitters  map[string]*proxy.Splitter
 	stats      map[string]*serviceStats
-	stepBases  map[string]stepBase // rollout step baselines by service
+	stepBases  map[string]rolloutBase // rollout plan and step baselines by service
 	gen        uint64
 	upstreams  map[string]*upstreamRT
 	watchers   []*watcher
@@ -127,7 +127,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		transports: proxy.NewTransports(),
 		upstreams:  map[string]*upstreamRT{},
 		doc:        &state.Doc{},
-		stepBases:  map[string]stepBase{},
+		stepBases:  map[string]rolloutBase{},
 	}
 	g.proxy = proxy.New(proxy.Options{
 		Log:         o.Log.With().Str("log", "access").Logger(),
@@ -405,7 +405,8 @@ func (g *Gateway) stopCheckers() {
 }
 
 // Serve runs the proxy and admin servers on the given listeners until ctx
-// ends, then stops accepting, drains in-flight requests for up to
+// ends (the proxy's client connection settings are those of the
+// configuration in force when Serve starts), then stops accepting, drains in-flight requests for up to
 // drainTimeout and returns. It returns the first server error, if any.
 func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drainTimeout time.Duration) error {
 	// Checkers and watchers outlive ctx until the drain is over: requests
@@ -436,7 +437,10 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 		wg.Wait()
 	}()
 	stdLog := zerologStd(g.log)
-	ps := &http.Server{Handler: g.proxy, ReadHeaderTimeout: 30 * time.Second, ErrorLog: stdLog}
+	g.mu.Lock()
+	clients := g.base.Proxy
+	g.mu.Unlock()
+	ps, proxyLn := proxyServer(clients, g.proxy, proxyLn, stdLog)
 	as := &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdLog}
 	errc := make(chan error, 2)
 	go func() { errc <- ps.Serve(proxyLn) }()

@@ -19,13 +19,27 @@ import (
 // rolloutTick is how often running rollouts are evaluated.
 const rolloutTick = 250 * time.Millisecond
 
-// stepBase remembers the counters at the start of a rollout step, so a
-// step is judged on its own traffic.
-type stepBase struct {
-	step    int
-	since   int64
-	primary proxy.RoleSnapshot
-	canary  proxy.RoleSnapshot
+// rolloutBase remembers the counters at the start of a rollout plan and of
+// its current step, so a step is judged on its own traffic and the plan's
+// figures cover the plan only. Once the rollout stops running, final holds
+// the counters of that moment.
+type rolloutBase struct {
+	step  int
+	since int64     // the step's StepSince (Unix seconds)
+	seen  time.Time // when this gateway started counting the step
+	plan  rolePair  // at the plan's start (as seen here)
+	start rolePair  // at the step's start
+	// final, when set, froze the counters: the rollout stopped in state
+	// stopped.
+	final   *rolePair
+	stopped string
+}
+
+// rolePair is a snapshot of both roles' counters.
+type rolePair struct{ primary, canary proxy.RoleSnapshot }
+
+func (g *Gateway) snapshot(st *serviceStats) rolePair {
+	return rolePair{primary: st.primary.Snapshot(), canary: st.canary.Snapshot()}
 }
 
 // runRollouts evaluates rollouts until ctx ends.
@@ -46,7 +60,8 @@ func (g *Gateway) runRollouts(ctx context.Context) {
 type verdict struct {
 	service string
 	advance bool
-	reason  string // non-empty: roll back
+	reason  string   // non-empty: roll back
+	at      rolePair // the counters the verdict was reached on
 }
 
 func (g *Gateway) evaluateRollouts(ctx context.Context, now time.Time) {
@@ -58,27 +73,49 @@ func (g *Gateway) evaluateRollouts(ctx context.Context, now time.Time) {
 		g.mu.Unlock()
 		return
 	}
-	for name, r := range g.doc.Rollouts {
-		if r.State != state.RolloutRunning {
+	for name := range g.stepBases {
+		if g.doc.Rollouts[name] == nil {
 			delete(g.stepBases, name)
-			continue
 		}
+	}
+	for name, r := range g.doc.Rollouts {
 		st := g.stats[name]
 		if st == nil {
 			continue
 		}
 		base, ok := g.stepBases[name]
-		if !ok || base.step != r.Step || base.since != r.StepSince {
-			base = stepBase{step: r.Step, since: r.StepSince, primary: st.primary.Snapshot(), canary: st.canary.Snapshot()}
-			g.stepBases[name] = base
-		}
-		pri, can := st.primary.Snapshot().Sub(base.primary), st.canary.Snapshot().Sub(base.canary)
-		if reason := breach(r, pri, can); reason != "" {
-			verdicts = append(verdicts, verdict{service: name, reason: reason})
+		if r.State != state.RolloutRunning {
+			if ok && base.final == nil {
+				cur := g.snapshot(st)
+				base.final, base.stopped = &cur, r.State
+				g.stepBases[name] = base
+			}
 			continue
 		}
-		if now.Sub(time.Unix(0, r.StepSince)) >= time.Duration(r.Interval) && can.Requests >= int64(r.MinRequests) {
-			verdicts = append(verdicts, verdict{service: name, advance: true})
+		cur := g.snapshot(st)
+		switch {
+		case !ok || base.final != nil && !(base.stopped == state.RolloutPaused && base.step == r.Step):
+			// A new plan (or the first look at one).
+			base = rolloutBase{step: r.Step, since: r.StepSince, seen: now, plan: cur, start: cur}
+			g.stepBases[name] = base
+		case base.final != nil || base.step != r.Step || base.since != r.StepSince:
+			// Resumed, or a new step: the plan's start stays.
+			base = rolloutBase{step: r.Step, since: r.StepSince, seen: now, plan: base.plan, start: cur}
+			g.stepBases[name] = base
+		}
+		pri, can := cur.primary.Sub(base.start.primary), cur.canary.Sub(base.start.canary)
+		if reason := breach(r, pri, can); reason != "" {
+			verdicts = append(verdicts, verdict{service: name, reason: reason, at: cur})
+			continue
+		}
+		// StepSince has a resolution of a second: the step holds from the
+		// later of it and when this gateway started counting the step.
+		held := time.Unix(r.StepSince, 0)
+		if base.seen.After(held) {
+			held = base.seen
+		}
+		if now.Sub(held) >= time.Duration(r.Interval) && can.Requests >= int64(r.MinRequests) {
+			verdicts = append(verdicts, verdict{service: name, advance: true, at: cur})
 		}
 	}
 	g.mu.Unlock()
@@ -107,7 +144,7 @@ func breach(r *state.Rollout, pri, can proxy.RoleSnapshot) string {
 
 func (g *Gateway) applyVerdict(ctx context.Context, v verdict, now time.Time) {
 	log := g.log.With().Str("service", v.service).Logger()
-	var msg string
+	var msg, stopped string
 	err := g.Mutate(ctx, func(d *state.Doc) error {
 		r, c := d.Rollouts[v.service], d.Canaries[v.service]
 		if r == nil || c == nil || r.State != state.RolloutRunning {
@@ -118,19 +155,31 @@ func (g *Gateway) applyVerdict(ctx context.Context, v verdict, now time.Time) {
 		case v.reason != "":
 			r.State, r.Reason = state.RolloutRolledBack, v.reason
 			c.Percent = 0
+			stopped = r.State
 			msg = "rollout rolled back: " + v.reason
 		case r.Step+1 >= len(r.Steps):
 			r.State = state.RolloutCompleted
+			stopped = r.State
 			msg = fmt.Sprintf("rollout completed at %g%%", c.Percent)
 		default:
 			r.Step++
-			r.StepSince = now.UnixNano()
+			r.StepSince = now.Unix()
 			c.Percent = r.Steps[r.Step]
 			msg = fmt.Sprintf("rollout advanced to step %d: %g%%", r.Step+1, c.Percent)
 		}
 		c.UpdatedAt = now.Unix()
 		return nil
 	})
+	if err == nil && stopped != "" {
+		// The figures reported from now on are those the verdict was
+		// reached on, so a rollback reason and the status agree.
+		g.mu.Lock()
+		if b, ok := g.stepBases[v.service]; ok && b.final == nil {
+			b.final, b.stopped = &v.at, stopped
+			g.stepBases[v.service] = b
+		}
+		g.mu.Unlock()
+	}
 	switch {
 	case err == errNoop:
 	case err != nil:
@@ -153,13 +202,20 @@ func (g *Gateway) RolloutStatus(service string) (admin.RolloutStatus, bool) {
 	if st == nil {
 		return admin.RolloutStatus{}, false
 	}
-	pri, can := st.primary.Snapshot(), st.canary.Snapshot()
+	cur := g.snapshot(st)
+	step, plan := cur, cur
 	if b, ok := g.stepBases[service]; ok {
-		pri, can = pri.Sub(b.primary), can.Sub(b.canary)
+		if b.final != nil {
+			cur = *b.final
+		}
+		step = rolePair{primary: cur.primary.Sub(b.start.primary), canary: cur.canary.Sub(b.start.canary)}
+		plan = rolePair{primary: cur.primary.Sub(b.plan.primary), canary: cur.canary.Sub(b.plan.canary)}
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return admin.RolloutStatus{
-		PrimaryRequests: pri.Requests, PrimaryErrorRate: pri.ErrorRate(), PrimaryP99Ms: ms(pri.P99()),
-		CanaryRequests: can.Requests, CanaryErrorRate: can.ErrorRate(), CanaryP99Ms: ms(can.P99()),
+		PrimaryRequestsStep: step.primary.Requests, PrimaryErrorRateStep: step.primary.ErrorRate(), PrimaryP99MsStep: ms(step.primary.P99()),
+		CanaryRequestsStep: step.canary.Requests, CanaryErrorRateStep: step.canary.ErrorRate(), CanaryP99MsStep: ms(step.canary.P99()),
+		PrimaryRequestsTotal: plan.primary.Requests, PrimaryErrorRateTotal: plan.primary.ErrorRate(), PrimaryP99MsTotal: ms(plan.primary.P99()),
+		CanaryRequestsTotal: plan.canary.Requests, CanaryErrorRateTotal: plan.canary.ErrorRate(), CanaryP99MsTotal: ms(plan.canary.P99()),
 	}, true
 }

@@ -794,6 +794,12 @@ func TestAdminRolloutRollback(t *testing.T) {
 	if pc := api.get(t, http.StatusOK, "/services/s/canary").num("percent"); pc != 0 {
 		t.Fatalf("canary percent %v after the rollback, want 0", pc)
 	}
+	// The status names the step's figures (the reason's) and the plan's.
+	st, _ := r.m["status"].(map[string]any)
+	if st == nil || st["canary_error_rate_step"] != 1.0 || !strings.Contains(reason, "canary error rate 100.00%") ||
+		st["canary_error_rate_total"] != 1.0 || st["canary_requests_total"] == nil || st["primary_error_rate_total"] == nil {
+		t.Fatalf("status %v with reason %q: want canary_error_rate_step 1 (as the reason says) and the *_total figures", st, reason)
+	}
 	waitFor(t, 5*time.Second, "the rollback log line", func() bool { return len(adLogsPrefixed(g, "rollout rolled back: ")) > 0 })
 	l := adLogsPrefixed(g, "rollout rolled back: ")[0]
 	if l["reason"] != reason || l["service"] != "s" || l["message"] != "rollout rolled back: "+reason {
@@ -828,7 +834,13 @@ func TestAdminRolloutCompletes(t *testing.T) {
 	seen := adWatchRollout(t, api, t0, 15*time.Second, "completed", "rolled_back", "aborted")
 	res := load.Stop()
 	t.Logf("rollout states (time since POST): %+v; %d requests sent", seen, len(res))
-	t.Logf("step_since right after POST: %v (state.Rollout documents Unix nanoseconds)", r.m["step_since"])
+	t.Run("step_since is in Unix seconds, like updated_at", func(t *testing.T) {
+		since, _ := r.m["step_since"].(float64)
+		updated, _ := r.m["updated_at"].(float64)
+		if since < float64(t0.Unix()-1) || since > float64(time.Now().Unix()+1) || since != updated {
+			t.Fatalf("step_since %v, updated_at %v; want both the POST's Unix second (%d)", r.m["step_since"], r.m["updated_at"], t0.Unix())
+		}
+	})
 
 	var failed int
 	for _, x := range res {

@@ -17,6 +17,7 @@ package state
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -198,9 +199,23 @@ type Rollout struct {
 	// Progress.
 	State     string `json:"state"`      // running | paused | completed | rolled_back | aborted
 	Step      int    `json:"step"`       // index into Steps
-	StepSince int64  `json:"step_since"` // Unix nanoseconds; set when a step starts or resumes
+	StepSince int64  `json:"step_since"` // Unix seconds; set when a step starts or resumes
 	Reason    string `json:"reason,omitempty"`
 	UpdatedAt int64  `json:"updated_at"`
+}
+
+// UnmarshalJSON reads a Rollout; a step_since written by earlier versions
+// in Unix nanoseconds is converted to seconds.
+func (r *Rollout) UnmarshalJSON(b []byte) error {
+	type plain Rollout
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	// 1e11 seconds is the year 5138; 1e11 nanoseconds is 1970.
+	if r.StepSince > 1e11 {
+		r.StepSince /= 1e9
+	}
+	return nil
 }
 
 // Rollout states.
