@@ -66,6 +66,7 @@ func TestChunkedRefusals(t *testing.T) {
 		{"data longer than size", "5\r\nhello!\r\n0\r\n\r\n"},
 		{"missing CRLF after data", "5\r\nhello0\r\n\r\n"},
 		{"bare LF after data", "5\r\nhello\n0\r\n\r\n"},
+		{"other byte instead of CR after data", "5\r\nhelloX\n0\r\n\r\n"},
 		{"empty extension name", "5;\r\nhello\r\n"},
 		{"extension name not a token", "5;a@b\r\nhello\r\n"},
 		{"extension with empty value", "5;a=\r\nhello\r\n"},
