@@ -5,6 +5,8 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"strings"
+
+	"github.com/outrigger-gw/outrigger/config"
 )
 
 // idNamespace is the UUID namespace of the ids derived from names
@@ -48,33 +50,12 @@ func formatUUID(b [16]byte) string {
 	return string(out[:])
 }
 
-// isUUID reports whether s is written as a UUID (any version).
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // sameID compares ids case-insensitively.
 func sameID(a, b string) bool { return a != "" && strings.EqualFold(a, b) }
 
 // checkID checks an id given in a body.
 func checkID(s string) (string, error) {
-	if !isUUID(s) {
+	if !config.IsUUID(s) {
 		return "", errInvalidUUID
 	}
 	return strings.ToLower(s), nil

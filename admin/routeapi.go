@@ -74,7 +74,7 @@ func decodeServiceRef(o *obj) serviceRef {
 		return ref
 	}
 	if s, why := asString(v); why == "" {
-		if isUUID(s) {
+		if config.IsUUID(s) {
 			ref.id = s
 		} else {
 			ref.name = s
@@ -383,7 +383,7 @@ func (a *api) replaceRoute(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	key, now := r.PathValue("route"), a.now().Unix()
-	byID := isUUID(key)
+	byID := config.IsUUID(key)
 	if byID && id != "" && !sameID(id, key) {
 		return 0, nil, fieldError("id", "must match the id in the URL")
 	}

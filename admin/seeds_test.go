@@ -3,6 +3,8 @@ package admin
 import (
 	"net/http"
 	"testing"
+
+	"github.com/outrigger-gw/outrigger/config"
 )
 
 // TestKongTutorial replays the curl commands of Kong's load-balancing
@@ -23,7 +25,7 @@ func TestKongTutorial(t *testing.T) {
 				eq(t, "name", r.str("name"), "example_upstream")
 				eq(t, "algorithm", r.str("algorithm"), "round-robin")
 				eq(t, "slots", r.body["slots"], 10000)
-				if !isUUID(r.str("id")) {
+				if !config.IsUUID(r.str("id")) {
 					t.Fatalf("id %q is not a UUID", r.str("id"))
 				}
 				eq(t, "created_at", r.body["created_at"], 1700000000)

@@ -350,7 +350,7 @@ func (a *api) replaceService(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	key, now := r.PathValue("service"), a.now().Unix()
-	byID := isUUID(key)
+	byID := config.IsUUID(key)
 	if byID && id != "" && !sameID(id, key) {
 		return 0, nil, fieldError("id", "must match the id in the URL")
 	}

@@ -170,7 +170,7 @@ func findTarget(ts []targetView, key string) (*targetView, bool) {
 		addr = n
 	}
 	for i := range ts {
-		if (isUUID(key) && sameID(ts[i].ID, key)) || ts[i].Target == addr || ts[i].Target == key {
+		if (config.IsUUID(key) && sameID(ts[i].ID, key)) || ts[i].Target == addr || ts[i].Target == key {
 			return &ts[i], true
 		}
 	}

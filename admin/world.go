@@ -149,7 +149,7 @@ func (w *world) upstream(key string) (*config.Upstream, state.Meta, bool) {
 	for i := range w.eff.Upstreams {
 		u := &w.eff.Upstreams[i]
 		m := w.meta(kindUpstream, u.Name)
-		if u.Name == key || (isUUID(key) && sameID(m.ID, key)) {
+		if u.Name == key || (config.IsUUID(key) && sameID(m.ID, key)) {
 			return u, m, true
 		}
 	}
@@ -161,7 +161,7 @@ func (w *world) service(key string) (*config.Service, state.Meta, bool) {
 	for i := range w.eff.Services {
 		s := &w.eff.Services[i]
 		m := w.meta(kindService, s.Name)
-		if s.Name == key || (isUUID(key) && sameID(m.ID, key)) {
+		if s.Name == key || (config.IsUUID(key) && sameID(m.ID, key)) {
 			return s, m, true
 		}
 	}
@@ -173,7 +173,7 @@ func (w *world) route(key string) (*config.Route, state.Meta, bool) {
 	for i := range w.eff.Routes {
 		r := &w.eff.Routes[i]
 		m := w.meta(kindRoute, r.Name)
-		if r.Name == key || (isUUID(key) && sameID(m.ID, key)) {
+		if r.Name == key || (config.IsUUID(key) && sameID(m.ID, key)) {
 			return r, m, true
 		}
 	}

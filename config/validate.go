@@ -47,15 +47,16 @@ func checkUpstreamName(s string) error {
 // a key for an id, so the entity could not be reached by its name (Kong
 // refuses them too).
 func checkNotUUID(s string) error {
-	if looksLikeUUID(s) {
+	if IsUUID(s) {
 		return fmt.Errorf("%s is not a valid name: it has the form of a UUID, which is taken for an id", quote(s))
 	}
 	return nil
 }
 
-// looksLikeUUID reports whether s is written as a UUID (any version, any
-// case): 8-4-4-4-12 hexadecimal digits.
-func looksLikeUUID(s string) bool {
+// IsUUID reports whether s is written as a UUID (any version, any case):
+// 8-4-4-4-12 hexadecimal digits. Such a string is taken for an entity's id,
+// so it cannot be a name.
+func IsUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}

@@ -617,24 +617,7 @@ services:
   - {name: s, host: u, retries: 2, connect_timeout: 1000, routes: [{name: r, paths: [/]}]}
 `, ag.HTTPAddr))
 	c := newClient()
-	ready := func() (int, string) {
-		resp, err := c.Get("http://" + g.AdminAddr + "/ready")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Ready   bool   `json:"ready"`
-			Message string `json:"message"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-			t.Fatal(err)
-		}
-		if body.Ready != (resp.StatusCode == http.StatusOK) {
-			t.Fatalf("/ready %d with ready=%v", resp.StatusCode, body.Ready)
-		}
-		return resp.StatusCode, body.Message
-	}
+	ready := func() (int, string) { return g.ready(t) }
 	var code int
 	var msg string
 	csPoll(t, 15*time.Second, func() bool {
@@ -714,21 +697,7 @@ services:
 		}
 		return "absent"
 	}
-	ready := func() (int, string) {
-		resp, err := http.Get("http://" + ga.AdminAddr + "/ready")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Ready   bool   `json:"ready"`
-			Message string `json:"message"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, body.Message
-	}
+	ready := func() (int, string) { return ga.ready(t) }
 	waitCheck := func(want string) {
 		t.Helper()
 		waitFor(t, 15*time.Second, "consul check service:checkout-1 "+want, func() bool { return checkStatus() == want })

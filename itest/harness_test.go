@@ -193,6 +193,28 @@ func (g *gateway) generation() float64 {
 	return st.Gen
 }
 
+// ready reads the gateway's /ready: the status code and the message,
+// failing the test when the code and the body's ready flag disagree.
+func (g *gateway) ready(t testing.TB) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + g.AdminAddr + "/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Ready   bool   `json:"ready"`
+		Message string `json:"message"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Ready != (resp.StatusCode == http.StatusOK) {
+		t.Fatalf("/ready %d with ready=%v", resp.StatusCode, body.Ready)
+	}
+	return resp.StatusCode, body.Message
+}
+
 func getJSON(t testing.TB, url string, v any) {
 	t.Helper()
 	resp, err := http.Get(url)
