@@ -40,18 +40,34 @@ services:
 `, p, c, x, y)
 }
 
-func TestFleetConsulConvergence(t *testing.T) {
-	ag := consultest.Start(t)
-	key := fmt.Sprintf("outrigger/test-%016x", rand.Uint64())
+// flPair is two sidecars sharing one admin layer in a fresh key of a real
+// Consul agent, both on flBody's file.
+type flPair struct {
+	ag         *consultest.Agent
+	key        string
+	x          *backend // upstream w's first target
+	ga, gb     *gateway
+	apiA, apiB *adAPI
+}
+
+func flStartPair(t *testing.T) flPair {
+	t.Helper()
+	f := flPair{ag: consultest.Start(t), key: fmt.Sprintf("outrigger/test-%016x", rand.Uint64())}
 	p := startBackend(t, "primary", nil)
 	cb := startBackend(t, "canary", nil)
-	x := startBackend(t, "x", nil)
+	f.x = startBackend(t, "x", nil)
 	y := startBackend(t, "y", nil)
-	extra := fmt.Sprintf("  store: consul\n  consul:\n    address: %s\n    key: %s\n", ag.HTTPAddr, key)
-	body := flBody(p.Addr, cb.Addr, x.Addr, y.Addr)
-	ga := adNewNode(t, extra, body).start()
-	gb := adNewNode(t, extra, body).start()
-	apiA, apiB := adAdmin(ga), adAdmin(gb)
+	extra := fmt.Sprintf("  store: consul\n  consul:\n    address: %s\n    key: %s\n", f.ag.HTTPAddr, f.key)
+	body := flBody(p.Addr, cb.Addr, f.x.Addr, y.Addr)
+	f.ga = adNewNode(t, extra, body).start()
+	f.gb = adNewNode(t, extra, body).start()
+	f.apiA, f.apiB = adAdmin(f.ga), adAdmin(f.gb)
+	return f
+}
+
+func TestFleetConsulConvergence(t *testing.T) {
+	f := flStartPair(t)
+	ag, key, x, gb, apiA, apiB := f.ag, f.key, f.x, f.gb, f.apiA, f.apiB
 	c := newClient()
 
 	// xShare sends 4 consecutive requests to B's /w and counts x: round
@@ -420,17 +436,8 @@ func TestFleetLayerThatDoesNotBuild(t *testing.T) {
 // sidecar wins, the other adopts its copy). An intentional reset is DELETE
 // /state.
 func TestFleetKeyLossRepublished(t *testing.T) {
-	ag := consultest.Start(t)
-	key := fmt.Sprintf("outrigger/test-%016x", rand.Uint64())
-	p := startBackend(t, "primary", nil)
-	cb := startBackend(t, "canary", nil)
-	x := startBackend(t, "x", nil)
-	y := startBackend(t, "y", nil)
-	extra := fmt.Sprintf("  store: consul\n  consul:\n    address: %s\n    key: %s\n", ag.HTTPAddr, key)
-	body := flBody(p.Addr, cb.Addr, x.Addr, y.Addr)
-	ga := adNewNode(t, extra, body).start()
-	gb := adNewNode(t, extra, body).start()
-	apiA, apiB := adAdmin(ga), adAdmin(gb)
+	f := flStartPair(t)
+	ag, key, x, ga, gb, apiA, apiB := f.ag, f.key, f.x, f.ga, f.gb, f.apiA, f.apiB
 
 	const added = 50 // the file's 2 targets of w plus these
 	for i := range added {
@@ -491,7 +498,9 @@ func TestFleetKeyLossRepublished(t *testing.T) {
 				g    *gateway
 				api  *adAPI
 			}{{"A", ga, apiA}, {"B", gb, apiB}} {
-				waitFor(t, 5*time.Second, side.name+" in sync with version "+fmt.Sprint(v), func() bool {
+				// A sidecar whose watch reached the restarted agent before
+				// it saw the loss waits out one blocking query (5 s) first.
+				waitFor(t, 10*time.Second, side.name+" in sync with version "+fmt.Sprint(v), func() bool {
 					st := flStatus(t, side.g)
 					return st.State == "in_sync" && st.Version == v && st.StoreVersion == v
 				})

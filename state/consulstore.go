@@ -95,8 +95,11 @@ var _ Store = (*ConsulStore)(nil)
 // ConsulOption tunes a ConsulStore.
 type ConsulOption func(*ConsulStore)
 
-// ConsulWatchWait sets the blocking query wait time (default 20s; Consul
-// caps it at 10 minutes).
+// ConsulWatchWait sets the blocking query wait time (default 5s; Consul
+// caps it at 10 minutes). It bounds how long a sidecar can miss a change
+// after its agent restarted with less data (a -dev agent loses every key):
+// a blocking query whose cursor is above the restarted agent's index
+// waits out its whole wait time before the cursor can be reset.
 func ConsulWatchWait(d time.Duration) ConsulOption {
 	return func(s *ConsulStore) {
 		if d > 0 {
@@ -127,7 +130,7 @@ func NewConsulStore(client *api.Client, key string, opts ...ConsulOption) *Consu
 	s := &ConsulStore{
 		client:   client,
 		key:      strings.TrimPrefix(key, "/"),
-		waitTime: 20 * time.Second,
+		waitTime: 5 * time.Second,
 		backMin:  100 * time.Millisecond,
 		backMax:  10 * time.Second,
 	}
@@ -306,6 +309,16 @@ func (s *ConsulStore) forgetOwn(v uint64) {
 	s.mu.Unlock()
 }
 
+// After an early answer (an agent shutting down answers its blocking
+// queries at once), Watch blocks for at most waryWait per query during
+// waryFor: the agent may come back with less data, and a blocking query
+// whose cursor is above the restarted agent's index would otherwise hold
+// for the whole wait time, hiding every change made meanwhile.
+const (
+	waryWait = time.Second
+	waryFor  = 15 * time.Second
+)
+
 // Watch calls fn with the key's states written by others until ctx ends;
 // see the type's contract.
 func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
@@ -314,13 +327,14 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 		return
 	}
 	var (
-		waitIdx  uint64 // blocking query cursor
-		reported uint64 // last version reported to fn or skipped
-		haveRep  bool   // reported is meaningful
-		force    bool   // report the next observation whatever it is
-		failures int    // consecutive errors
-		spins    int    // consecutive early answers without progress
-		recheck  bool   // this query reads without blocking after an early answer
+		waitIdx  uint64    // blocking query cursor
+		reported uint64    // last version reported to fn or skipped
+		haveRep  bool      // reported is meaningful
+		force    bool      // report the next observation whatever it is
+		failures int       // consecutive errors
+		spins    int       // consecutive early answers without progress
+		recheck  bool      // this query reads without blocking after an early answer
+		wary     time.Time // until then, block for at most waryWait (after an early answer)
 	)
 	fail := func(err error) bool {
 		s.report(err)
@@ -330,7 +344,11 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 	}
 	for ctx.Err() == nil {
 		start := time.Now()
-		pair, meta, err := s.get(ctx, &api.QueryOptions{WaitIndex: waitIdx, WaitTime: s.waitTime})
+		wait := s.waitTime
+		if start.Before(wary) {
+			wait = min(wait, waryWait)
+		}
+		pair, meta, err := s.get(ctx, &api.QueryOptions{WaitIndex: waitIdx, WaitTime: wait})
 		if err != nil {
 			if ctx.Err() != nil || !fail(err) {
 				return
@@ -348,7 +366,7 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 		case next == 0:
 			next = 1
 		}
-		early := waitIdx != 0 && meta.LastIndex == waitIdx && time.Since(start) < s.waitTime/2
+		early := waitIdx != 0 && meta.LastIndex == waitIdx && time.Since(start) < wait/2
 		switch {
 		case early:
 			spins++
@@ -360,8 +378,12 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 			// An agent shutting down answers early; the next query may
 			// reach it restarted with less data, where a cursor above the
 			// key's index blocks until the key changes. Read without
-			// blocking first, so that cursor is reset at once.
+			// blocking first, so that cursor is reset at once. That read
+			// may still reach the old agent, so for a while queries
+			// block briefly: a restarted agent answers a cursor above its
+			// index after waryWait with a lower index, which resets it.
 			waitIdx = 0
+			wary = time.Now().Add(waryFor)
 		}
 		recheck = early
 
