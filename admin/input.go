@@ -63,8 +63,14 @@ func readBody(r *http.Request) (*obj, error) {
 		}
 		dec := json.NewDecoder(bytes.NewReader(data))
 		dec.UseNumber()
-		var v any
-		if err := dec.Decode(&v); err != nil {
+		v, err := decodeJSONValue(dec, "", 0)
+		var dup duplicateKey
+		switch {
+		case errors.As(err, &dup):
+			return nil, &Error{Status: http.StatusBadRequest, Code: codeSchemaViolation, Name: "schema violation",
+				Message: fmt.Sprintf("Cannot parse JSON body: duplicate key %q", string(dup)),
+				Fields:  map[string]string{string(dup): "duplicate key"}}
+		case err != nil:
 			return nil, badRequest("Cannot parse JSON body")
 		}
 		if _, err := dec.Token(); err != io.EOF {
@@ -94,6 +100,64 @@ func readBody(r *http.Request) (*obj, error) {
 		return formObj(form.Value)
 	}
 	return nil, &Error{Status: http.StatusUnsupportedMediaType, Message: fmt.Sprintf("Unsupported Content-Type %q (use application/json, application/x-www-form-urlencoded or multipart/form-data)", mt)}
+}
+
+// duplicateKey is a key given twice in one JSON object, dotted from the
+// body's top (as field errors name nested fields).
+type duplicateKey string
+
+func (k duplicateKey) Error() string { return "duplicate key " + string(k) }
+
+// maxJSONDepth bounds the nesting of a JSON body.
+const maxJSONDepth = 100
+
+// decodeJSONValue reads one JSON value from dec as encoding/json would
+// into an any (numbers as json.Number), but refuses an object that gives
+// a key twice: last-wins would silently drop what the client sent. path
+// is the dotted key of the value.
+func decodeJSONValue(dec *json.Decoder, path string, depth int) (any, error) {
+	if depth > maxJSONDepth {
+		return nil, errors.New("JSON nested too deeply")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch tok {
+	case json.Delim('{'):
+		m := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			k, _ := kt.(string)
+			sub := k
+			if path != "" {
+				sub = path + "." + k
+			}
+			if _, dup := m[k]; dup {
+				return nil, duplicateKey(sub)
+			}
+			if m[k], err = decodeJSONValue(dec, sub, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		_, err := dec.Token() // '}'
+		return m, err
+	case json.Delim('['):
+		l := []any{}
+		for i := 0; dec.More(); i++ {
+			v, err := decodeJSONValue(dec, path, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			l = append(l, v)
+		}
+		_, err := dec.Token() // ']'
+		return l, err
+	}
+	return tok, nil
 }
 
 // formLeaf gathers the values of one dotted path of a form.

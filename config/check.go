@@ -10,10 +10,12 @@ func ValidHostname(s string) bool { return validHostname(s) }
 // CheckToken checks an HTTP token (a method, a header or cookie name).
 func CheckToken(s string) error { return checkToken(s) }
 
-// CheckUpstreamName checks an upstream name (hostname-like).
+// CheckUpstreamName checks an upstream name (hostname-like, not shaped as
+// a UUID).
 func CheckUpstreamName(s string) error { return checkUpstreamName(s) }
 
-// CheckName checks a service or route name (Kong's character set).
+// CheckName checks a service or route name (Kong's character set, not
+// shaped as a UUID).
 func CheckName(s string) error { return checkName(s) }
 
 // ParsePort parses a decimal port in min..65535.

@@ -74,6 +74,8 @@ func TestParseExample(t *testing.T) {
 			DrainTimeout:        30 * time.Second,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
+			IdleTimeout:         60 * time.Second,
+			HeaderTimeout:       10 * time.Second,
 		},
 		Admin:     Admin{Pos: Pos{4, 3}, Listen: "127.0.0.1:8001", Store: "file", Consul: AdminConsul{Key: DefaultAdminKey}},
 		Log:       Log{Level: "info", Format: "auto", AccessLog: true},
@@ -141,6 +143,7 @@ func TestDefault(t *testing.T) {
 	if d.Proxy.Listen != "127.0.0.1:8000" || d.Admin.Listen != "127.0.0.1:8001" ||
 		d.Proxy.DrainTimeout != 30*time.Second || d.Proxy.MaxIdleConnsPerHost != 64 ||
 		d.Proxy.IdleConnTimeout != 90*time.Second || d.Proxy.MaxBodySize != 0 ||
+		d.Proxy.IdleTimeout != 60*time.Second || d.Proxy.HeaderTimeout != 10*time.Second || d.Proxy.MaxConnections != 0 ||
 		d.Log != (Log{Level: "info", Format: "auto", AccessLog: true}) {
 		t.Errorf("Default() = %+v", d)
 	}
@@ -324,6 +327,9 @@ services:
   drain_timeout: 1m30s
   max_idle_conns_per_host: 0
   idle_conn_timeout: 0
+  idle_timeout: 5s
+  header_timeout: 2s
+  max_connections: 1000
 admin:
   listen: :9000
   token: s3cret
@@ -335,13 +341,14 @@ log:
 			check: func(t *testing.T, f *File) {
 				p := f.Proxy
 				if p.Listen != "[::]:8000" || p.MaxBodySize != 10<<20 || p.DrainTimeout != 90*time.Second ||
-					p.MaxIdleConnsPerHost != 0 || p.IdleConnTimeout != 0 || p.Pos != (Pos{2, 3}) {
+					p.MaxIdleConnsPerHost != 0 || p.IdleConnTimeout != 0 || p.Pos != (Pos{2, 3}) ||
+					p.IdleTimeout != 5*time.Second || p.HeaderTimeout != 2*time.Second || p.MaxConnections != 1000 {
 					t.Errorf("proxy = %+v", p)
 				}
 				if f.Admin.Listen != ":9000" {
 					t.Errorf("admin = %+v", f.Admin)
 				}
-				if f.Log != (Log{Pos: Pos{11, 3}, Level: "warn", Format: "json", AccessLog: false}) {
+				if f.Log != (Log{Pos: Pos{14, 3}, Level: "warn", Format: "json", AccessLog: false}) {
 					t.Errorf("log = %+v", f.Log)
 				}
 			},

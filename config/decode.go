@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -17,8 +18,8 @@ import (
 // making the decoder loop or blow up. A real configuration file is far
 // below both.
 const (
-	// maxNodes is the number of nodes the document may hold once every
-	// alias is expanded.
+	// maxNodes is the number of nodes the document's aliases may expand
+	// to.
 	maxNodes = 1 << 20
 	// maxDepth is how deeply nodes may nest, aliases expanded.
 	maxDepth = 100
@@ -76,30 +77,25 @@ func (d *decoder) err() error {
 // or nil when the document is empty or could not be parsed (errors are
 // recorded).
 func (d *decoder) parseYAML(data []byte) (root *yaml.Node) {
-	defer func() {
-		// The YAML library reports errors by value, but a bug in it must
-		// not take the gateway down while it reloads its configuration.
-		if r := recover(); r != nil {
-			d.errorAt(Pos{}, "cannot parse YAML: %v", r)
-			root = nil
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if !errors.Is(err, io.EOF) {
-			d.yamlError(err, data)
-		}
+	if at, msg := badText(data); msg != "" {
+		d.errorAt(at, "%s", msg)
 		return nil
 	}
-	var next yaml.Node
-	switch err := dec.Decode(&next); {
-	case err == nil:
-		d.errorf(&next, "a configuration file holds a single YAML document; found another one")
-	case !errors.Is(err, io.EOF):
+	doc, next, err := decodeDocs(data)
+	var crash libraryPanic
+	switch {
+	case errors.As(err, &crash):
+		d.errorAt(Pos{Line: 1, Col: 1}, "cannot parse YAML: %v", crash.v)
+		return nil
+	case err != nil:
 		d.yamlError(err, data)
+	case next != nil:
+		d.errorf(next, "a configuration file holds a single YAML document; found another one")
 	}
-	root = &doc
+	if doc == nil {
+		return nil
+	}
+	root = doc
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {
 			return nil
@@ -109,11 +105,88 @@ func (d *decoder) parseYAML(data []byte) (root *yaml.Node) {
 	return root
 }
 
+// libraryPanic is a panic of the YAML library, turned into an error: a bug
+// in it must not take the gateway down while it reloads its configuration.
+type libraryPanic struct{ v any }
+
+func (p libraryPanic) Error() string { return fmt.Sprint(p.v) }
+
+// decodeDocs parses data's first document (nil when there is none) and
+// returns the second one if there is one, or the first error.
+func decodeDocs(data []byte) (doc, next *yaml.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			doc, next, err = nil, nil, libraryPanic{r}
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first yaml.Node
+	if err := dec.Decode(&first); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
+	var second yaml.Node
+	switch err := dec.Decode(&second); {
+	case err == nil:
+		return &first, &second, nil
+	case !errors.Is(err, io.EOF):
+		return &first, nil, err
+	}
+	return &first, nil, nil
+}
+
+// badText returns the position of the first byte or character that YAML
+// does not allow in a file (invalid UTF-8, NUL, control characters) and
+// why, or "" when the text is acceptable. The YAML library refuses them
+// without saying where. A UTF-16 file (byte order mark) is left to the
+// library.
+func badText(data []byte) (Pos, string) {
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		return Pos{}, ""
+	}
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		var why string
+		switch {
+		case r == utf8.RuneError && size == 1:
+			why = fmt.Sprintf("invalid UTF-8 (byte 0x%02x): the file must be UTF-8 text", data[i])
+		case r == 0:
+			why = "NUL byte (U+0000): the file must be text"
+		case !yamlPrintable(r):
+			why = fmt.Sprintf("control character U+%04X is not allowed in YAML", r)
+		}
+		if why != "" {
+			return posAt(data, i), why
+		}
+		i += size
+	}
+	return Pos{}, ""
+}
+
+// yamlPrintable reports whether YAML allows r in a stream (YAML 1.1
+// c-printable, as the library checks it).
+func yamlPrintable(r rune) bool {
+	return r == 0x09 || r == 0x0a || r == 0x0d || 0x20 <= r && r <= 0x7e || r == 0x85 ||
+		0xa0 <= r && r <= 0xd7ff || 0xe000 <= r && r <= 0xfffd || 0x10000 <= r && r <= 0x10ffff
+}
+
+// posAt returns the line and column (in characters, as the YAML library
+// counts them) of byte offset off of data.
+func posAt(data []byte, off int) Pos {
+	off = min(off, len(data))
+	start := bytes.LastIndexByte(data[:off], '\n') + 1
+	return Pos{Line: bytes.Count(data[:start], []byte{'\n'}) + 1, Col: utf8.RuneCount(data[start:off]) + 1}
+}
+
 // yamlError records an error from the YAML library, which looks like
-// "yaml: line 3: mapping values are not allowed in this context".
+// "yaml: line 3: mapping values are not allowed in this context" (no line
+// when the problem is on the first one), at the position of the character
+// that makes the library fail (see syntaxErrorAt).
 func (d *decoder) yamlError(err error, data []byte) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	at := Pos{}
+	at := Pos{Line: 1}
 	if rest, ok := strings.CutPrefix(msg, "line "); ok {
 		if num, reason, ok := strings.Cut(rest, ": "); ok {
 			if n, err := strconv.Atoi(num); err == nil {
@@ -128,9 +201,76 @@ func (d *decoder) yamlError(err error, data []byte) {
 		}
 	}
 	if name, ok := strings.CutPrefix(msg, "unknown anchor '"); ok {
-		at = findAlias(data, strings.TrimSuffix(name, "' referenced"))
+		if p := findAlias(data, strings.TrimSuffix(name, "' referenced")); !p.IsZero() {
+			d.errorAt(p, "YAML syntax error: %s", msg)
+			return
+		}
+	}
+	if p, ok := syntaxErrorAt(data, at.Line, err.Error()); ok {
+		at = p
+	} else {
+		at.Col = firstColumn(data, at.Line)
 	}
 	d.errorAt(at, "YAML syntax error: %s", msg)
+}
+
+// syntaxErrorAt finds where the YAML library fails with error text
+// target, whose line is line: the shortest prefix of the file, from that
+// line on, that makes the library fail the same way ends at the character
+// where it fails (for an unclosed quote or bracket, where it opens or just
+// after). The search is a bisection: a few parses of the file.
+func syntaxErrorAt(data []byte, line int, target string) (Pos, bool) {
+	fails := func(n int) bool {
+		_, _, err := decodeDocs(data[:n])
+		return err != nil && err.Error() == target
+	}
+	lo := lineStart(data, line) // fails(lo) is taken as false
+	hi := len(data)
+	if lo >= hi || !fails(hi) {
+		return Pos{}, false
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	// Step back over a multi-byte character's continuation bytes.
+	off := hi - 1
+	for off > 0 && !utf8.RuneStart(data[off]) {
+		off--
+	}
+	return posAt(data, off), true
+}
+
+// lineStart returns the byte offset where 1-based line begins (len(data)
+// past the end).
+func lineStart(data []byte, line int) int {
+	off := 0
+	for l := 1; l < line; l++ {
+		i := bytes.IndexByte(data[off:], '\n')
+		if i < 0 {
+			return len(data)
+		}
+		off += i + 1
+	}
+	return off
+}
+
+// firstColumn returns the column of the first non-blank character of line,
+// or 1.
+func firstColumn(data []byte, line int) int {
+	start := lineStart(data, line)
+	rest := data[start:]
+	if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := bytes.IndexFunc(rest, func(r rune) bool { return r != ' ' && r != '\t' }); i >= 0 {
+		return utf8.RuneCount(rest[:i]) + 1
+	}
+	return 1
 }
 
 // parserProblem reports whether msg is one the YAML library's parser (not
@@ -174,24 +314,26 @@ func findAlias(data []byte, name string) Pos {
 }
 
 // checkSize walks the tree with aliases expanded and reports whether it
-// stays within maxNodes and maxDepth and has no recursive alias.
+// stays within maxDepth, has no recursive alias and its aliases expand to
+// at most maxNodes nodes. The nodes written in the file are not limited:
+// the library has already parsed them, and their number is bounded by the
+// file's size.
 func (d *decoder) checkSize(root *yaml.Node) bool {
-	count := 0
+	expanded := 0
 	onPath := make(map[*yaml.Node]bool)
 	// via is the outermost alias being expanded, where a blow-up is
 	// reported.
 	var walk func(n, via *yaml.Node, depth int) bool
 	walk = func(n, via *yaml.Node, depth int) bool {
-		count++
+		if via != nil {
+			expanded++
+		}
 		switch {
 		case depth > maxDepth:
 			d.errorf(n, "nesting deeper than %d levels", maxDepth)
 			return false
-		case count > maxNodes:
-			if via != nil {
-				n = via
-			}
-			d.errorf(n, "document too large: more than %d nodes once aliases are expanded", maxNodes)
+		case expanded > maxNodes:
+			d.errorf(via, "document too large: its aliases expand to more than %d nodes", maxNodes)
 			return false
 		case n.Kind == yaml.AliasNode && n.Alias != nil && onPath[n.Alias]:
 			d.errorf(n, "recursive alias *%s (it is used inside its own anchor)", n.Value)

@@ -18,8 +18,10 @@ func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Col) }
 
 // Error is one problem found in a configuration file.
 //
-// Line and Col are 1-based. Col is 0 when only the line is known (YAML
-// syntax errors); Line is 0 when the problem concerns the whole file.
+// Line and Col are 1-based; every error the decoder reports has both (a
+// YAML syntax error is placed at the character where the YAML library
+// fails). Errors made with File.Errorf carry the Pos given, which may be
+// zero (not written in the file).
 type Error struct {
 	File string
 	Line int

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -103,9 +104,71 @@ services: x
 			want: []wantErr{{1, 1, "configuration: expected a mapping, got a list"}},
 		},
 		{
-			desc: "YAML syntax error has a line only",
+			desc: "YAML syntax error at the unclosed bracket",
 			src:  "proxy:\n  listen: [oops\n",
-			want: []wantErr{{2, 0, "YAML syntax error: did not find expected ',' or ']'"}},
+			want: []wantErr{{2, 12, "YAML syntax error: did not find expected ',' or ']'"}},
+		},
+		{
+			desc: "YAML syntax error at the offending colon",
+			src:  "proxy:\n  listen: a\n   bad: x\n",
+			want: []wantErr{{3, 7, "YAML syntax error: mapping values are not allowed in this context"}},
+		},
+		{
+			desc: "YAML syntax error on the first line",
+			src:  "proxy: a: b\n",
+			want: []wantErr{{1, 9, "YAML syntax error: mapping values are not allowed in this context"}},
+		},
+		{
+			desc: "YAML syntax error: a tab starting the file",
+			src:  "\tproxy: {}\n",
+			want: []wantErr{{1, 1, "YAML syntax error: found character that cannot start any token"}},
+		},
+		{
+			desc: "YAML syntax error after multi-byte characters",
+			src:  "log:\n  level: \"ééé\\q\"\n",
+			want: []wantErr{{2, 14, "YAML syntax error: found unknown escape character"}},
+		},
+		{
+			desc: "YAML syntax error in a second document",
+			src:  "proxy: {}\n---\nlog: [\n",
+			want: []wantErr{{4, 1, "YAML syntax error: did not find expected node content"}},
+		},
+		{
+			desc: "unterminated quoted string: where it opens",
+			src:  "log:\n  level: 'info\n",
+			want: []wantErr{{2, 10, "YAML syntax error: found unexpected end of stream"}},
+		},
+
+		// Text the YAML library refuses without a position.
+		{
+			desc: "invalid UTF-8 in a value",
+			src:  "proxy:\n  listen: \"a\xffb\"\n",
+			want: []wantErr{{2, 13, "invalid UTF-8 (byte 0xff): the file must be UTF-8 text"}},
+		},
+		{
+			desc: "invalid UTF-8 after multi-byte characters, in a comment",
+			src:  "log: {}\n# héllo \xc3\x28\n",
+			want: []wantErr{{2, 9, "invalid UTF-8 (byte 0xc3)"}},
+		},
+		{
+			desc: "NUL byte",
+			src:  "proxy:\n  listen: a\x00b\n",
+			want: []wantErr{{2, 12, "NUL byte (U+0000): the file must be text"}},
+		},
+		{
+			desc: "control character",
+			src:  "log:\n  level: info\n  \x07format: json\n",
+			want: []wantErr{{3, 3, "control character U+0007 is not allowed in YAML"}},
+		},
+		{
+			desc: "DEL and C1 control characters",
+			src:  "log:\n  level: \"in\u0085fo\x7f\"\n",
+			want: []wantErr{{2, 16, "control character U+007F"}},
+		},
+		{
+			desc: "CRLF line ends count once",
+			src:  "log:\r\n  level: info\r\n  format: \x1b\r\n",
+			want: []wantErr{{3, 11, "control character U+001B"}},
 		},
 		{
 			desc: "several documents",
@@ -142,7 +205,7 @@ g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
 		{
 			desc: "syntax errors report the right line",
 			src:  "upstreams:\n  - name: u\n    targets:\n      - x\n      y: 2\n",
-			want: []wantErr{{4, 0, "did not find expected '-' indicator"}},
+			want: []wantErr{{5, 8, "did not find expected '-' indicator"}},
 		},
 		{
 			desc: "unsupported tag",
@@ -201,6 +264,19 @@ log:
 				{3, 18, `drain_timeout: expected a duration such as "30s", got integer 30`},
 				{4, 18, `max_body_size: invalid size "10XB"`},
 				{6, 15, `access_log: expected a boolean (true or false), got string "yes"`},
+			},
+		},
+		{
+			desc: "client connection settings out of range",
+			src: `proxy:
+  idle_timeout: 0
+  header_timeout: -1s
+  max_connections: -1
+`,
+			want: []wantErr{
+				{2, 17, "idle_timeout: must be positive, got 0"},
+				{3, 19, "header_timeout: must be positive, got -1s"},
+				{4, 20, "max_connections: "},
 			},
 		},
 
@@ -269,6 +345,23 @@ services:
 				{3, 11, `name: "bad name" is not a valid upstream name`},
 				{5, 5, "service: name is required"},
 				{6, 11, `name: "s/1" is not a valid name`},
+			},
+		},
+		{
+			desc: "names shaped as UUIDs",
+			src: `upstreams:
+  - name: 7a1c5d1e-0b8f-4c3e-9f2d-6f7574726967
+services:
+  - name: 7A1C5D1E-0B8F-4C3E-9F2D-6F7574726967
+    host: h
+    routes:
+      - name: 00000000-0000-0000-0000-000000000000
+        paths: [/]
+`,
+			want: []wantErr{
+				{2, 11, `name: "7a1c5d1e-0b8f-4c3e-9f2d-6f7574726967" is not a valid name: it has the form of a UUID`},
+				{4, 11, `name: "7A1C5D1E-0B8F-4C3E-9F2D-6F7574726967" is not a valid name: it has the form of a UUID`},
+				{7, 15, `name: "00000000-0000-0000-0000-000000000000" is not a valid name: it has the form of a UUID`},
 			},
 		},
 
@@ -769,5 +862,29 @@ func TestFileErrorf(t *testing.T) {
 	want := "test.yaml:11:9: target unreachable\ntest.yaml:24:9: route \"mock\": no such thing"
 	if err := all.Err(); err == nil || err.Error() != want {
 		t.Errorf("got:\n%v\nwant:\n%s", err, want)
+	}
+}
+
+// TestLargeFileWithoutAliases: a 10 MB file of more than a million nodes,
+// none of them from an alias, is accepted; the expansion limit is for
+// aliases only.
+func TestLargeFileWithoutAliases(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("upstreams:\n  - name: big\n    targets:\n")
+	n := 0
+	for b.Len() < 10<<20 {
+		fmt.Fprintf(&b, "      - {target: 10.%d.%d.%d:80, weight: 1, tags: [a, b]}\n", n>>16&255, n>>8&255, n&255)
+		n++
+	}
+	f, err := Parse("big.yaml", []byte(b.String()), nil)
+	if err != nil {
+		msg := err.Error()
+		if len(msg) > 300 {
+			msg = msg[:300]
+		}
+		t.Fatalf("Parse of a %d-byte file with %d targets: %s", b.Len(), n, msg)
+	}
+	if got := len(f.Upstreams[0].Targets); got != n {
+		t.Fatalf("%d targets, want %d", got, n)
 	}
 }

@@ -32,6 +32,11 @@ routes:
 		"- 1\n- 2\n",
 		"---\na: 1\n---\nb: 2\n",
 		"services:\n  - name: s\n    host: h\n    port: ${P}\n",
+		"proxy:\n  listen: \"a\xffb\"\n",
+		"log:\n  level: info\n  \x07format: json\n",
+		"proxy: a: b\n",
+		"\tproxy: {}\n",
+		"log:\n  level: 'info\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -55,6 +60,9 @@ routes:
 		for i, e := range list.Errors {
 			if e.File != "fuzz.yaml" || e.Msg == "" {
 				t.Fatalf("malformed error %+v", e)
+			}
+			if e.Line < 1 || e.Col < 1 {
+				t.Fatalf("error without a line and column: %v", e)
 			}
 			if i > 0 {
 				p := list.Errors[i-1]

@@ -163,6 +163,9 @@ func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 		{"drain_timeout", d.durationField(&p.DrainTimeout, "drain_timeout", false)},
 		{"max_idle_conns_per_host", d.intField(&p.MaxIdleConnsPerHost, "max_idle_conns_per_host", 0, 100000)},
 		{"idle_conn_timeout", d.durationField(&p.IdleConnTimeout, "idle_conn_timeout", false)},
+		{"idle_timeout", d.durationField(&p.IdleTimeout, "idle_timeout", true)},
+		{"header_timeout", d.durationField(&p.HeaderTimeout, "header_timeout", true)},
+		{"max_connections", d.intField(&p.MaxConnections, "max_connections", 0, 1<<24)},
 	})
 	return listen
 }

@@ -31,6 +31,20 @@ type Proxy struct {
 	DrainTimeout        time.Duration
 	MaxIdleConnsPerHost int
 	IdleConnTimeout     time.Duration
+	// The client side of the proxy listener (taken when the listener
+	// starts; a reload keeps the running values).
+	//
+	// IdleTimeout is how long a keep-alive connection may wait for its
+	// next request (Kong's keepalive_timeout); positive.
+	IdleTimeout time.Duration
+	// HeaderTimeout bounds reading a request's line and headers (nginx's
+	// client_header_timeout); positive. A client that has sent part of a
+	// request when it expires is answered 408 and disconnected.
+	HeaderTimeout time.Duration
+	// MaxConnections caps the client connections open at once; 0 means
+	// unlimited. At the cap, new connections wait in the kernel's accept
+	// backlog until one closes.
+	MaxConnections int
 }
 
 // Admin is the "admin" section.
@@ -252,6 +266,8 @@ const (
 	DefaultDrainTimeout        = 30 * time.Second
 	DefaultMaxIdleConnsPerHost = 64
 	DefaultIdleConnTimeout     = 90 * time.Second
+	DefaultIdleTimeout         = 60 * time.Second
+	DefaultHeaderTimeout       = 10 * time.Second
 	DefaultLogLevel            = "info"
 	DefaultLogFormat           = "auto"
 	DefaultAlgorithm           = "round-robin"
@@ -274,6 +290,8 @@ func Default() *File {
 			DrainTimeout:        DefaultDrainTimeout,
 			MaxIdleConnsPerHost: DefaultMaxIdleConnsPerHost,
 			IdleConnTimeout:     DefaultIdleConnTimeout,
+			IdleTimeout:         DefaultIdleTimeout,
+			HeaderTimeout:       DefaultHeaderTimeout,
 		},
 		Admin: Admin{Listen: DefaultAdminListen, Store: "file", Consul: AdminConsul{Key: DefaultAdminKey}},
 		Log: Log{

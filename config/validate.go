@@ -40,7 +40,39 @@ func checkUpstreamName(s string) error {
 	if !validHostname(s) {
 		return fmt.Errorf("%s is not a valid upstream name (dot-separated labels of letters, digits, '-' and '_')", quote(s))
 	}
+	return checkNotUUID(s)
+}
+
+// checkNotUUID refuses a name written as a UUID: the admin API takes such
+// a key for an id, so the entity could not be reached by its name (Kong
+// refuses them too).
+func checkNotUUID(s string) error {
+	if looksLikeUUID(s) {
+		return fmt.Errorf("%s is not a valid name: it has the form of a UUID, which is taken for an id", quote(s))
+	}
 	return nil
+}
+
+// looksLikeUUID reports whether s is written as a UUID (any version, any
+// case): 8-4-4-4-12 hexadecimal digits.
+func looksLikeUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkName checks a service or route name: 1..128 letters, digits and
@@ -54,7 +86,7 @@ func checkName(s string) error {
 	if !ok {
 		return fmt.Errorf("%s is not a valid name (1 to 128 letters, digits, '.', '_', '~' or '-')", quote(s))
 	}
-	return nil
+	return checkNotUUID(s)
 }
 
 // isTchar reports whether c may appear in an HTTP token (RFC 9110).

@@ -294,7 +294,8 @@ func (g *Gateway) stopCheckers() {
 }
 
 // Serve runs the proxy and admin servers on the given listeners until ctx
-// ends, then stops accepting, drains in-flight requests for up to
+// ends (the proxy's client connection settings are those of the
+// configuration in force when Serve starts), then stops accepting, drains in-flight requests for up to
 // drainTimeout and returns. It returns the first server error, if any.
 func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drainTimeout time.Duration) error {
 	// Checkers and watchers outlive ctx until the drain is over: requests
@@ -325,7 +326,10 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 		wg.Wait()
 	}()
 	stdLog := zerologStd(g.log)
-	ps := &http.Server{Handler: g.proxy, ReadHeaderTimeout: 30 * time.Second, ErrorLog: stdLog}
+	g.mu.Lock()
+	clients := g.base.Proxy
+	g.mu.Unlock()
+	ps, proxyLn := proxyServer(clients, g.proxy, proxyLn, stdLog)
 	as := &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdLog}
 	errc := make(chan error, 2)
 	go func() { errc <- ps.Serve(proxyLn) }()

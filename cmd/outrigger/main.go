@@ -305,6 +305,9 @@ func reload(g *gateway.Gateway, load loader, first *config.File, log zerolog.Log
 		if f.Proxy.Listen != first.Proxy.Listen || f.Admin.Listen != first.Admin.Listen {
 			log.Warn().Msg("reload: listen addresses changed; that takes a restart, keeping the current listeners")
 		}
+		if a, b := f.Proxy, first.Proxy; a.IdleTimeout != b.IdleTimeout || a.HeaderTimeout != b.HeaderTimeout || a.MaxConnections != b.MaxConnections {
+			log.Warn().Msg("reload: proxy idle_timeout, header_timeout or max_connections changed; that takes a restart, keeping the current values")
+		}
 		err = g.Apply(f)
 	}
 	if err != nil {

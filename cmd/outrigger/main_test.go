@@ -16,6 +16,10 @@ func TestCLI(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(good, []byte("upstreams:\n  - name: u\n    targets: [{target: 127.0.0.1:1}]\nservices:\n  - {name: s, host: u, routes: [{name: r, paths: [/]}]}\n"), 0o600)
 	os.WriteFile(bad, []byte("upstreams:\n  - name: u\n    targets: [{target: 127.0.0.1:1, weight: -1}]\n"), 0o600)
+	nul := filepath.Join(dir, "nul.yaml")
+	os.WriteFile(nul, []byte("log:\n  level: in\x00fo\n"), 0o600)
+	syntax := filepath.Join(dir, "syntax.yaml")
+	os.WriteFile(syntax, []byte("log:\n  level: info\n   format: json\n"), 0o600)
 	for _, tc := range []struct {
 		desc     string
 		args     []string
@@ -31,6 +35,8 @@ func TestCLI(t *testing.T) {
 		{desc: "demo help", args: []string{"demo", "--help"}, wantCode: 0, wantOut: "-admin-listen"},
 		{desc: "validate good", args: []string{"validate", "--config", good}, wantCode: 0, wantOut: "OK (1 upstreams, 1 services, 1 routes)"},
 		{desc: "validate bad", args: []string{"validate", "--config", bad}, wantCode: 2, wantOut: bad + ":3:"},
+		{desc: "validate NUL byte", args: []string{"validate", "--config", nul}, wantCode: 2, wantOut: nul + ":2:12: NUL byte"},
+		{desc: "validate YAML syntax error", args: []string{"validate", "--config", syntax}, wantCode: 2, wantOut: syntax + ":3:10: YAML syntax error"},
 		{desc: "validate missing flag", args: []string{"validate"}, wantCode: 2, wantOut: "--config FILE is required"},
 		{desc: "validate missing file", args: []string{"validate", "--config", filepath.Join(dir, "nope.yaml")}, wantCode: 2, wantOut: "nope.yaml"},
 		{desc: "run bad config starts nothing", args: []string{"run", "--config", bad}, wantCode: 2, wantOut: bad + ":3:"},
