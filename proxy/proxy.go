@@ -102,6 +102,8 @@ type Proxy struct {
 	log   zerolog.Logger
 	table atomic.Pointer[Table]
 	rp    *httputil.ReverseProxy
+	// labels caches the engine's metric children.
+	labels labelCache
 }
 
 // New returns a Proxy with an empty table (every request gets 404).
@@ -175,7 +177,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rs.br.Now = start.UnixNano()
 	svc, hash := rt.Service, rt.Service.Hash
 	rs.up, rs.role = svc.Upstream, svc.Stats
-	if c := svc.Canary; c != nil && c.choose(r) {
+	if c := svc.Canary; c != nil && c.choose(httpInbound{r}) {
 		rs.up, rs.role, hash = c.Upstream, c.Stats, c.Hash
 	}
 	rs.setCookie = hash.key(r, rt, &rs.br)
