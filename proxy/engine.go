@@ -223,6 +223,7 @@ type client struct {
 	reqs  int     // requests read on this connection
 	ip    string  // client IP, and the local port as a string
 	port  string
+	raddr string // the remote address for the access log, once asked
 	req   h1.Request
 	in    h1Inbound
 	out   []byte // heads and small writes
@@ -277,7 +278,7 @@ func (s *Server) putClient(c *client) {
 	c.nc = nil
 	c.buf = *c.bufp
 	c.w, c.next, c.reqs = 0, 0, 0
-	c.ip, c.port = "", ""
+	c.ip, c.port, c.raddr = "", "", ""
 	c.req.Reset()
 	c.in = h1Inbound{}
 	c.ex = exchange{}
@@ -490,6 +491,7 @@ func (c *client) handle(n int) bool {
 	req := &c.req
 	ex := &c.ex
 	*ex = exchange{start: time.Now()}
+	c.in = h1Inbound{req: req, ip: c.ip}
 	method := bstr(req.Method)
 	host := req.Host
 	var raw []byte
@@ -640,7 +642,7 @@ func (c *client) reject(status int, msg string, closing bool) bool {
 		closing = true
 	}
 	if c.s.p.opts.AccessLog {
-		c.s.p.log.Info().Str("method", string(c.req.Method)).Str("host", string(c.req.Host)).Str("path", c.in.dpath).
+		c.s.p.log.Info().Str("method", bstr(c.req.Method)).Str("host", bstr(c.req.Host)).Str("path", c.in.dpath).
 			Int("status", status).Dur("duration", time.Since(c.ex.start)).Msg("access")
 	}
 	return !closing
@@ -967,6 +969,9 @@ func (c *client) readResp(uc *upConn, stopAt100 bool, wait time.Duration) (inter
 		if wait > 0 && uc.w == uc.r {
 			_ = uc.c.SetReadDeadline(time.Now().Add(wait))
 			m, err = uc.c.Read(uc.buf[uc.w:])
+			if uc.rt <= 0 {
+				_ = uc.c.SetReadDeadline(time.Time{}) // uc.Read sets it otherwise
+			}
 			if m == 0 && isTimeout(err) {
 				return false, failure{err: errExpectWait}
 			}
@@ -1311,6 +1316,13 @@ func copyConn(dst io.Writer, src io.Reader, buf []byte) {
 	}
 }
 
+func (c *client) remoteAddr() string {
+	if c.raddr == "" {
+		c.raddr = c.nc.RemoteAddr().String()
+	}
+	return c.raddr
+}
+
 // finish records metrics and the access-log line of a proxied request.
 func (c *client) finish(method, host, path string) {
 	p := c.s.p
@@ -1338,7 +1350,7 @@ func (c *client) finish(method, host, path string) {
 	ev := p.log.Info().Str("method", method).Str("host", host).Str("path", path).
 		Str("route", ex.route.Name).Str("service", svc.Name).Str("upstream", upName).
 		Str("target", target).Int("status", status).Int64("bytes", ex.bytes).
-		Dur("duration", d).Int("attempts", ex.attempts).Str("client", c.nc.RemoteAddr().String())
+		Dur("duration", d).Int("attempts", ex.attempts).Str("client", c.remoteAddr())
 	if ex.err != nil {
 		ev = ev.Str("error", ex.err.Error())
 	}
