@@ -28,9 +28,17 @@ build:
 	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/outrigger ./cmd/outrigger
 
 ## test: every test, unit and integration (the integration tests build and run the real binary)
-test: vet $(CONSUL)
+test: vet fuzz $(CONSUL)
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 20m ./balance/ ./upstream/ ./proxy/... ./health/ ./discovery/... ./state/ ./admin/
+
+## fuzz: each fuzz target of proxy/h1 for FUZZTIME (its seed corpus also runs in every `go test`)
+.PHONY: fuzz
+FUZZTIME ?= 5s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./proxy/h1/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) ./proxy/h1/
+	$(GO) test -run '^$$' -fuzz '^FuzzChunked$$' -fuzztime $(FUZZTIME) ./proxy/h1/
 
 unit:
 	$(GO) test -count=1 $(shell $(GO) list ./... | grep -v /itest)

@@ -430,3 +430,23 @@ func TestParseResponse(t *testing.T) {
 		})
 	}
 }
+
+// The eight-bytes-at-a-time value scan stops exactly where the byte table
+// says, for every byte value at every position of a word.
+func TestScanValueEveryByte(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 20; pos++ {
+			b := bytes.Repeat([]byte("v"), 20)
+			b[pos] = byte(c)
+			want := len(b)
+			if classes[c]&cValue == 0 {
+				want = pos
+			}
+			for start := 0; start <= pos; start++ {
+				if got := scanValue(b, start); got != want {
+					t.Fatalf("byte %#x at %d from %d: %d, want %d", c, pos, start, got, want)
+				}
+			}
+		}
+	}
+}
