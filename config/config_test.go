@@ -76,6 +76,7 @@ func TestParseExample(t *testing.T) {
 			IdleConnTimeout:     90 * time.Second,
 			IdleTimeout:         60 * time.Second,
 			HeaderTimeout:       10 * time.Second,
+			Engine:              EngineH1,
 		},
 		Admin:     Admin{Pos: Pos{4, 3}, Listen: "127.0.0.1:8001", Store: "file", Consul: AdminConsul{Key: DefaultAdminKey}},
 		Log:       Log{Level: "info", Format: "auto", AccessLog: true},
@@ -330,6 +331,8 @@ services:
   idle_timeout: 5s
   header_timeout: 2s
   max_connections: 1000
+  engine: net/http
+  h2c: true
 admin:
   listen: :9000
   token: s3cret
@@ -342,13 +345,14 @@ log:
 				p := f.Proxy
 				if p.Listen != "[::]:8000" || p.MaxBodySize != 10<<20 || p.DrainTimeout != 90*time.Second ||
 					p.MaxIdleConnsPerHost != 0 || p.IdleConnTimeout != 0 || p.Pos != (Pos{2, 3}) ||
-					p.IdleTimeout != 5*time.Second || p.HeaderTimeout != 2*time.Second || p.MaxConnections != 1000 {
+					p.IdleTimeout != 5*time.Second || p.HeaderTimeout != 2*time.Second || p.MaxConnections != 1000 ||
+					p.Engine != EngineNetHTTP || !p.H2C {
 					t.Errorf("proxy = %+v", p)
 				}
 				if f.Admin.Listen != ":9000" {
 					t.Errorf("admin = %+v", f.Admin)
 				}
-				if f.Log != (Log{Pos: Pos{14, 3}, Level: "warn", Format: "json", AccessLog: false}) {
+				if f.Log != (Log{Pos: Pos{16, 3}, Level: "warn", Format: "json", AccessLog: false}) {
 					t.Errorf("log = %+v", f.Log)
 				}
 			},

@@ -166,6 +166,8 @@ func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 		{"idle_timeout", d.durationField(&p.IdleTimeout, "idle_timeout", true)},
 		{"header_timeout", d.durationField(&p.HeaderTimeout, "header_timeout", true)},
 		{"max_connections", d.intField(&p.MaxConnections, "max_connections", 0, 1<<24)},
+		{"engine", d.enumField(&p.Engine, "engine", EngineH1, EngineNetHTTP)},
+		{"h2c", d.boolField(&p.H2C, "h2c")},
 	})
 	return listen
 }

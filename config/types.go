@@ -45,7 +45,21 @@ type Proxy struct {
 	// unlimited. At the cap, new connections wait in the kernel's accept
 	// backlog until one closes.
 	MaxConnections int
+	// Engine serves the proxy listener: EngineH1 (Outrigger's own
+	// HTTP/1.1 engine, the default) or EngineNetHTTP (Go's net/http
+	// server and reverse proxy).
+	Engine string
+	// H2C serves HTTP/2 with prior knowledge (a connection starting with
+	// the HTTP/2 preface) on the plaintext listener; off by default.
+	// Engine h1 only. "Upgrade: h2c" is never honoured.
+	H2C bool
 }
+
+// Proxy engines.
+const (
+	EngineH1      = "h1"
+	EngineNetHTTP = "net/http"
+)
 
 // Admin is the "admin" section.
 type Admin struct {
@@ -292,6 +306,7 @@ func Default() *File {
 			IdleConnTimeout:     DefaultIdleConnTimeout,
 			IdleTimeout:         DefaultIdleTimeout,
 			HeaderTimeout:       DefaultHeaderTimeout,
+			Engine:              EngineH1,
 		},
 		Admin: Admin{Listen: DefaultAdminListen, Store: "file", Consul: AdminConsul{Key: DefaultAdminKey}},
 		Log: Log{

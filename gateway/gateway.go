@@ -440,7 +440,7 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 	g.mu.Lock()
 	clients := g.base.Proxy
 	g.mu.Unlock()
-	ps, proxyLn := proxyServer(clients, g.proxy, proxyLn, stdLog)
+	ps, proxyLn := proxyListener(clients, g.proxy, proxyLn, stdLog)
 	as := &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdLog}
 	errc := make(chan error, 2)
 	go func() { errc <- ps.Serve(proxyLn) }()
@@ -459,7 +459,7 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range []*http.Server{ps, as} {
+	for _, s := range []server{ps, as} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"math"
-	"net"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -53,15 +51,17 @@ type ForceRule struct {
 	Kind, Name, Value string
 }
 
-func (f *ForceRule) matches(r *http.Request) bool {
+func (f *ForceRule) matches(r inbound) bool {
 	switch f.Kind {
 	case ForceHeader:
-		return r.Header.Get(f.Name) == f.Value
+		v, _ := r.header(f.Name)
+		return v == f.Value
 	case ForceCookie:
-		c, err := r.Cookie(f.Name)
-		return err == nil && c.Value == f.Value
+		v, ok := r.cookie(f.Name)
+		return ok && v == f.Value
 	case ForceQuery:
-		return r.URL.Query().Get(f.Name) == f.Value
+		v, _ := r.queryArg(f.Name)
+		return v == f.Value
 	}
 	return false
 }
@@ -83,7 +83,7 @@ type Canary struct {
 }
 
 // choose reports whether r goes to the canary.
-func (c *Canary) choose(r *http.Request) bool {
+func (c *Canary) choose(r inbound) bool {
 	for i := range c.Force {
 		if c.Force[i].matches(r) {
 			return true
@@ -102,22 +102,18 @@ func (c *Canary) choose(r *http.Request) bool {
 	return c.Split.next()
 }
 
-func stickyInput(r *http.Request, by string) (string, bool) {
+func stickyInput(r inbound, by string) (string, bool) {
 	switch {
 	case by == "":
 		return "", false
 	case by == "ip":
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		return ip, err == nil
+		return r.remoteIP()
 	case strings.HasPrefix(by, "header:"):
-		v := r.Header.Get(by[len("header:"):])
+		v, _ := r.header(by[len("header:"):])
 		return v, v != ""
 	case strings.HasPrefix(by, "cookie:"):
-		c, err := r.Cookie(by[len("cookie:"):])
-		if err != nil {
-			return "", false // no such cookie: r.Cookie returns a nil cookie
-		}
-		return c.Value, c.Value != ""
+		v, ok := r.cookie(by[len("cookie:"):])
+		return v, ok && v != ""
 	}
 	return "", false
 }

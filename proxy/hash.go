@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -44,6 +43,11 @@ type HashSpec struct {
 // request lacks, it invents a session id and returns the Set-Cookie value
 // to send with the response.
 func (h *HashSpec) key(r *http.Request, rt *Route, br *balance.Request) (setCookie string) {
+	return h.keyOf(httpInbound{r}, rt, br)
+}
+
+// keyOf is key for any request representation.
+func (h *HashSpec) keyOf(r inbound, rt *Route, br *balance.Request) (setCookie string) {
 	if h == nil {
 		return ""
 	}
@@ -66,33 +70,22 @@ func (h *HashSpec) key(r *http.Request, rt *Route, br *balance.Request) (setCook
 	return setCookie
 }
 
-func (h *HashSpec) value(on string, r *http.Request, rt *Route) (string, bool) {
+func (h *HashSpec) value(on string, r inbound, rt *Route) (string, bool) {
 	switch on {
 	case HashIP:
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		return ip, err == nil
+		return r.remoteIP()
 	case HashHeader:
-		v := r.Header.Values(h.Header)
-		if len(v) == 0 {
-			return "", false
-		}
-		return v[0], true
+		return r.header(h.Header)
 	case HashCookie:
-		c, err := r.Cookie(h.Cookie)
-		if err != nil || c.Value == "" {
-			return "", false
-		}
-		return c.Value, true
+		v, ok := r.cookie(h.Cookie)
+		return v, ok && v != ""
 	case HashPath:
-		return r.URL.Path, true
+		return r.path(), true
 	case HashQueryArg:
-		v := r.URL.Query()[h.QueryArg]
-		if len(v) == 0 || v[0] == "" {
-			return "", false
-		}
-		return v[0], true
+		v, ok := r.queryArg(h.QueryArg)
+		return v, ok && v != ""
 	case HashURICapture:
-		return uriCapture(rt.Regexps, r.URL.Path, h.URICapture)
+		return uriCapture(rt.Regexps, r.path(), h.URICapture)
 	}
 	return "", false
 }

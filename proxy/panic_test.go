@@ -238,3 +238,116 @@ func TestRecordTargetAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per request", n)
 	}
 }
+
+// panicBuilder builds pickers whose Pick panics with v.
+type panicBuilder struct{ v any }
+
+func (b panicBuilder) Build([]balance.Endpoint, balance.Picker) balance.Picker { return panicPicker(b) }
+
+type panicPicker panicBuilder
+
+func (p panicPicker) Pick(*balance.Request) int { panic(p.v) }
+
+// The engine (the proxy listener's HTTP/1.1 server) follows the same rule
+// as the net/http path: a panic while serving a request is logged at error
+// level with its stack, counted, answered with the JSON 500 when nothing
+// was written yet, and the request is still counted; the process keeps
+// serving. http.ErrAbortHandler closes the connection silently.
+func TestEnginePanicWhileServing(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer be.Close()
+	beAddr := strings.TrimPrefix(be.URL, "http://")
+	tr := NewTransports().Get(TransportOptions{ConnectTimeout: time.Second, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute})
+	for _, tc := range []struct {
+		desc   string
+		v      any
+		status int // 0: the connection is closed without an answer
+		panics float64
+	}{
+		{desc: "panic in the balancer", v: "picker exploded", status: 500, panics: 1},
+		{desc: "http.ErrAbortHandler", v: http.ErrAbortHandler},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			panics := prometheus.NewCounter(prometheus.CounterOpts{Name: "outrigger_panics_total", ConstLabels: prometheus.Labels{"listener": "proxy"}})
+			reg.MustRegister(panics)
+			var logs syncBuffer
+			p := New(Options{Log: zerolog.New(&logs), Metrics: NewMetrics(reg), Panics: panics})
+			bad := upstream.New(upstream.Options{Name: "bad", Balancer: panicBuilder{tc.v}})
+			bad.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: beAddr, Weight: 1}})
+			good := upstream.New(upstream.Options{Name: "good", Balancer: balance.NewRoundRobin()})
+			good.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: beAddr, Weight: 1}})
+			rtr, err := router.New([]router.Route{
+				{Name: "broken", Paths: []string{"/broken"}, Value: &Route{Name: "broken", Service: &Service{Name: "broken", Scheme: "http", Upstream: bad, Transport: tr}}},
+				{Name: "fine", Paths: []string{"/fine"}, Value: &Route{Name: "fine", Service: &Service{Name: "fine", Scheme: "http", Upstream: good, Transport: tr}}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.SetTable(&Table{Router: rtr})
+			base := serveEngine(t, p, ServerOptions{})
+			c := &http.Client{Timeout: 10 * time.Second}
+
+			resp, err := c.Get(base + "/broken")
+			switch {
+			case tc.status == 0:
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("answered %d; want the connection closed", resp.StatusCode)
+				}
+			case err != nil:
+				t.Fatal(err)
+			default:
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tc.status || strings.TrimSpace(string(b)) != `{"message":"An unexpected error occurred"}` {
+					t.Fatalf("answer %d %q, want %d with the JSON error body", resp.StatusCode, b, tc.status)
+				}
+			}
+
+			resp, err = c.Get(base + "/fine")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(b) != "ok" {
+				t.Fatalf("the next request: %d %q", resp.StatusCode, b)
+			}
+			if got := gathered(t, reg, "outrigger_panics_total", nil); got != tc.panics {
+				t.Errorf("outrigger_panics_total = %v, want %v", got, tc.panics)
+			}
+			lines := logs.lines(t, "panic serving a request")
+			if tc.panics == 0 {
+				if len(lines) != 0 {
+					t.Errorf("logged %v; http.ErrAbortHandler must abort silently", lines)
+				}
+			} else {
+				if len(lines) != 1 {
+					t.Fatalf("%d panic lines logged, want 1: %v", len(lines), lines)
+				}
+				l := lines[0]
+				stack, _ := l["stack"].(string)
+				if l["level"] != "error" || l["panic"] != tc.v || l["path"] != "/broken" || l["response_started"] != false ||
+					!strings.Contains(stack, "panic_test.go") {
+					t.Errorf("panic line %v", l)
+				}
+			}
+			// The answer goes out before the request is counted (and the
+			// in-flight gauge drops before the count).
+			broken5xx := func() float64 {
+				return gathered(t, reg, "outrigger_requests_total", map[string]string{"route": "broken", "code": "5xx"})
+			}
+			end := time.Now().Add(5 * time.Second)
+			for broken5xx() == 0 && time.Now().Before(end) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if got := broken5xx(); got != 1 {
+				t.Errorf("requests_total{route=broken,code=5xx} = %v, want 1", got)
+			}
+			if got := gathered(t, reg, "outrigger_requests_in_flight", nil); got != 0 {
+				t.Errorf("requests_in_flight = %v, want 0", got)
+			}
+		})
+	}
+}

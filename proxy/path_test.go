@@ -139,9 +139,7 @@ func newPathProxy(t *testing.T) *pathProxy {
 	svc := &Service{Name: "s", Scheme: "http", Upstream: u,
 		Transport: NewTransports().Get(TransportOptions{ConnectTimeout: time.Second, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute})}
 	p := New(Options{Log: zerolog.Nop(), Metrics: NewMetrics(prometheus.NewRegistry())})
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return &pathProxy{p: p, url: srv.URL, svc: svc, c: &http.Client{Timeout: 10 * time.Second}}
+	return &pathProxy{p: p, url: serveEngine(t, p, ServerOptions{}), svc: svc, c: &http.Client{Timeout: 10 * time.Second}}
 }
 
 // route installs one route (a path, or the host a.test when path is "")

@@ -226,7 +226,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 	rs.br.Now = start.UnixNano()
 	svc, hash := rt.Service, rt.Service.Hash
 	rs.up, rs.role = svc.Upstream, svc.Stats
-	if c := svc.Canary; c != nil && c.choose(r) {
+	if c := svc.Canary; c != nil && c.choose(httpInbound{r}) {
 		rs.up, rs.role, hash = c.Upstream, c.Stats, c.Hash
 	}
 	rs.setCookie = hash.key(r, rt, &rs.br)

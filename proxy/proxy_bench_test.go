@@ -34,9 +34,7 @@ func newTestProxy(tb testing.TB, retries int, backends ...string) (*Proxy, strin
 	}
 	p := New(Options{Log: zerolog.Nop(), Metrics: NewMetrics(prometheus.NewRegistry())})
 	p.SetTable(&Table{Router: rt})
-	srv := httptest.NewServer(p)
-	tb.Cleanup(srv.Close)
-	return p, srv.URL
+	return p, serveEngine(tb, p, ServerOptions{})
 }
 
 // BenchmarkProxyRoundTrip measures the whole proxy path on loopback (client,

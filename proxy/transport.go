@@ -21,20 +21,28 @@ type TransportOptions struct {
 	InsecureSkipVerify  bool
 }
 
-// Transports hands out one *http.Transport per distinct TransportOptions so
+// Transports hands out one *Transport per distinct TransportOptions so
 // keep-alive pools are shared between services and survive reloads.
 type Transports struct {
 	mu sync.Mutex // guards m
-	m  map[TransportOptions]*http.Transport
+	m  map[TransportOptions]*Transport
+}
+
+// Transport is a service's way upstream: the net/http transport (used
+// by the HTTP/2 server's handler) and the engine's connection pools, with
+// the same options.
+type Transport struct {
+	*http.Transport
+	pools *connPools
 }
 
 // NewTransports returns an empty pool set.
 func NewTransports() *Transports {
-	return &Transports{m: map[TransportOptions]*http.Transport{}}
+	return &Transports{m: map[TransportOptions]*Transport{}}
 }
 
 // Get returns the transport for o, creating it on first use.
-func (ts *Transports) Get(o TransportOptions) *http.Transport {
+func (ts *Transports) Get(o TransportOptions) *Transport {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if t, ok := ts.m[o]; ok {
@@ -62,8 +70,9 @@ func (ts *Transports) Get(o TransportOptions) *http.Transport {
 		// The client's Accept-Encoding is forwarded as is; never add our own.
 		DisableCompression: true,
 	}
-	ts.m[o] = t
-	return t
+	tr := &Transport{Transport: t, pools: newConnPools(o)}
+	ts.m[o] = tr
+	return tr
 }
 
 // CloseIdle closes idle connections of every pool.
@@ -72,6 +81,7 @@ func (ts *Transports) CloseIdle() {
 	defer ts.mu.Unlock()
 	for _, t := range ts.m {
 		t.CloseIdleConnections()
+		t.pools.closeIdle()
 	}
 }
 

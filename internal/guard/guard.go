@@ -44,13 +44,7 @@ func (g *Guard) Recovered(v any, w http.ResponseWriter, r *http.Request, started
 	if v == http.ErrAbortHandler {
 		return true
 	}
-	if g.Panics != nil {
-		g.Panics.Inc()
-	}
-	g.Log.Error().Str("listener", g.Listener).Str("method", r.Method).Str("host", r.Host).
-		Str("path", r.URL.Path).Str("client", r.RemoteAddr).Str("panic", fmt.Sprint(v)).
-		Bool("response_started", started).Str("stack", string(debug.Stack())).
-		Msg("panic serving a request")
+	g.Report(v, r.Method, r.Host, r.URL.Path, r.RemoteAddr, started)
 	if started {
 		return true
 	}
@@ -60,6 +54,21 @@ func (g *Guard) Recovered(v any, w http.ResponseWriter, r *http.Request, started
 	}
 	g.Answer(w)
 	return false
+}
+
+// Report logs and counts v, a recovered panic other than
+// http.ErrAbortHandler, of the request described by the other arguments;
+// started reports whether any of its response was written. It is the
+// part of the rule for servers that do not speak through net/http (the
+// proxy's own HTTP/1.1 engine), which answer or abort themselves.
+func (g *Guard) Report(v any, method, host, path, client string, started bool) {
+	if g.Panics != nil {
+		g.Panics.Inc()
+	}
+	g.Log.Error().Str("listener", g.Listener).Str("method", method).Str("host", host).
+		Str("path", path).Str("client", client).Str("panic", fmt.Sprint(v)).
+		Bool("response_started", started).Str("stack", string(debug.Stack())).
+		Msg("panic serving a request")
 }
 
 // Wrap returns h served under the rule.

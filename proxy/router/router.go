@@ -41,7 +41,8 @@
 //     least one value equal, ignoring case, to one of the accepted values.
 //     Values are not split on commas. Header names are canonicalised with
 //     [http.CanonicalHeaderKey] and looked up directly in the http.Header map,
-//     so the request header must use canonical keys, as net/http provides.
+//     so the request header must use canonical keys, as net/http provides
+//     (or through [Headers] with [Router.MatchHeaders]).
 //     "Host" cannot be used here; use Hosts.
 //
 // # Priority
@@ -603,6 +604,33 @@ func (r *Router) Len() int { return len(r.routes) }
 // raw Host header, path the request path (without query) and h the request
 // headers with canonical keys (h may be nil).
 func (r *Router) Match(method, host, path string, h http.Header) (Match, bool) {
+	return r.MatchHeaders(method, host, path, HTTPHeader(h))
+}
+
+// Headers gives the router a request's header values, whatever holds
+// them. Value returns the i-th value (from 0, one per field line, in the
+// order received) of the field named name, given in canonical form
+// ([http.CanonicalHeaderKey]) and compared by the implementation
+// case-insensitively or by exact key; ok is false past the last one.
+type Headers interface {
+	Value(name string, i int) (v string, ok bool)
+}
+
+// HTTPHeader is an http.Header as Headers (keys canonical, as net/http
+// provides). Converting one does not allocate.
+type HTTPHeader http.Header
+
+// Value implements Headers.
+func (h HTTPHeader) Value(name string, i int) (string, bool) {
+	if v := h[name]; i < len(v) {
+		return v[i], true
+	}
+	return "", false
+}
+
+// MatchHeaders is Match for headers held elsewhere than an http.Header (h
+// must not be nil).
+func (r *Router) MatchHeaders(method, host, path string, h Headers) (Match, bool) {
 	name, port := splitHost(host)
 	if b := r.exact[name]; b != nil {
 		if m, end := b.find(method, port, path, h); m != nil {
@@ -686,7 +714,7 @@ func stripPrefix(path string, end int) string {
 
 // find returns the best matcher of the bucket accepting the request and the
 // end offset of the matched path portion (only meaningful with strip_path).
-func (b *bucket) find(method string, port int, path string, h http.Header) (*matcher, int) {
+func (b *bucket) find(method string, port int, path string, h Headers) (*matcher, int) {
 	if b.rroot != nil {
 		if m, end := b.findRegex(method, port, path, h); m != nil {
 			return m, end
@@ -735,7 +763,7 @@ func (n *node) deepest(path string) *node {
 // findRegex evaluates, in rank order, the regex matchers whose literal prefix
 // is a prefix of path. The candidates come from the literal-prefix trie as up
 // to maxRegexChain sorted lists, merged on the stack.
-func (b *bucket) findRegex(method string, port int, path string, h http.Header) (*matcher, int) {
+func (b *bucket) findRegex(method string, port int, path string, h Headers) (*matcher, int) {
 	var (
 		chain [maxRegexChain][]ref
 		k     int
@@ -769,7 +797,7 @@ func (b *bucket) findRegex(method string, port int, path string, h http.Header) 
 }
 
 // scanRegexes evaluates rank-sorted regex refs one by one.
-func scanRegexes(refs []ref, method string, port int, path string, h http.Header) (*matcher, int) {
+func scanRegexes(refs []ref, method string, port int, path string, h Headers) (*matcher, int) {
 	for i := range refs {
 		if m, end, ok := tryRegex(&refs[i], method, port, path, h); ok {
 			return m, end
@@ -779,7 +807,7 @@ func scanRegexes(refs []ref, method string, port int, path string, h http.Header
 }
 
 // tryRegex checks the cheap constraints first, then runs the regex.
-func tryRegex(rf *ref, method string, port int, path string, h http.Header) (*matcher, int, bool) {
+func tryRegex(rf *ref, method string, port int, path string, h Headers) (*matcher, int, bool) {
 	m := rf.m
 	if (rf.port != 0 && rf.port != port) || !strings.HasPrefix(path, m.lit) || !m.info.accepts(method, h) {
 		return nil, 0, false
@@ -795,26 +823,29 @@ func tryRegex(rf *ref, method string, port int, path string, h http.Header) (*ma
 }
 
 // accepts checks the method and header constraints of a route.
-func (ri *routeInfo) accepts(method string, h http.Header) bool {
+func (ri *routeInfo) accepts(method string, h Headers) bool {
 	if len(ri.methods) > 0 && !slices.Contains(ri.methods, method) {
 		return false
 	}
 	for i := range ri.headers {
 		hr := &ri.headers[i]
-		if !anyEqualFold(h[hr.name], hr.values) {
+		if !anyEqualFold(h, hr.name, hr.values) {
 			return false
 		}
 	}
 	return true
 }
 
-func anyEqualFold(got, want []string) bool {
-	for _, g := range got {
+func anyEqualFold(h Headers, name string, want []string) bool {
+	for i := 0; ; i++ {
+		g, ok := h.Value(name, i)
+		if !ok {
+			return false
+		}
 		for _, w := range want {
 			if strings.EqualFold(g, w) {
 				return true
 			}
 		}
 	}
-	return false
 }

@@ -1,0 +1,283 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/outrigger-gw/outrigger/proxy/h1"
+)
+
+// The engine's upstream side: one pool of idle keep-alive connections per
+// target address (and TLS or not) and transport options. Idle connections
+// are reused last in, first out (the warmest first, so the others age out),
+// at most MaxIdleConnsPerHost are kept per address (0 means 2, as net/http;
+// negative keeps none), and one idle longer than IdleConnTimeout is closed
+// (0: never). Each connection keeps its own read buffer from bufPool while
+// it lives.
+
+// upBufSize is the read buffer of an upstream connection: a response head
+// must fit (a larger head is refused as a 502).
+const upBufSize = 16 << 10
+
+// upLimits bounds response heads so that they fit an upstream buffer.
+func upLimits() h1.Limits {
+	return h1.Limits{MaxRequestLine: 4 << 10, MaxHeaderBytes: upBufSize - 4<<10 - 64}
+}
+
+// connPools holds the pools of one TransportOptions.
+//
+// Concurrency: mu guards hosts; each hostPool has its own lock; bufs is
+// a sync.Pool.
+type connPools struct {
+	o      TransportOptions
+	dialer net.Dialer
+	bufs   bufPool
+	mu     sync.RWMutex
+	hosts  map[poolKey]*hostPool
+}
+
+type poolKey struct {
+	addr string
+	tls  bool
+}
+
+func newConnPools(o TransportOptions) *connPools {
+	return &connPools{o: o, dialer: net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second},
+		hosts: map[poolKey]*hostPool{}}
+}
+
+func (ps *connPools) host(addr string, useTLS bool) *hostPool {
+	k := poolKey{addr, useTLS}
+	ps.mu.RLock()
+	hp := ps.hosts[k]
+	ps.mu.RUnlock()
+	if hp != nil {
+		return hp
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if hp = ps.hosts[k]; hp == nil {
+		hp = &hostPool{ps: ps, addr: addr}
+		if useTLS {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				host = addr
+			}
+			hp.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"},
+				InsecureSkipVerify: ps.o.InsecureSkipVerify} //nolint:gosec // per-service opt-in
+		}
+		ps.hosts[k] = hp
+	}
+	return hp
+}
+
+func (ps *connPools) closeIdle() {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	for _, hp := range ps.hosts {
+		hp.closeIdle(0)
+	}
+}
+
+// hostPool is the idle list of one address.
+//
+// Concurrency: mu guards idle and armed.
+type hostPool struct {
+	ps   *connPools
+	addr string
+	tls  *tls.Config // nil: plaintext
+
+	mu    sync.Mutex
+	idle  []*upConn // LIFO: the last one is the most recently used
+	armed bool      // the idle cleaner is scheduled
+	timer *time.Timer
+}
+
+func (hp *hostPool) maxIdle() int {
+	switch n := hp.ps.o.MaxIdleConnsPerHost; {
+	case n == 0:
+		return 2
+	case n < 0:
+		return 0
+	default:
+		return n
+	}
+}
+
+// get returns an idle connection (reused set) or nil when none is left.
+func (hp *hostPool) get(now time.Time) *upConn {
+	ttl := hp.ps.o.IdleConnTimeout
+	for {
+		hp.mu.Lock()
+		n := len(hp.idle)
+		if n == 0 {
+			hp.mu.Unlock()
+			return nil
+		}
+		uc := hp.idle[n-1]
+		hp.idle[n-1] = nil
+		hp.idle = hp.idle[:n-1]
+		hp.mu.Unlock()
+		if ttl > 0 && now.Sub(uc.idleAt) > ttl {
+			uc.close()
+			continue
+		}
+		uc.reused = true
+		return uc
+	}
+}
+
+// dial opens a new connection.
+func (hp *hostPool) dial() (*upConn, error) {
+	o := &hp.ps.o
+	c, err := hp.ps.dialer.DialContext(context.Background(), "tcp", hp.addr)
+	if err != nil {
+		return nil, &ConnectError{Addr: hp.addr, Err: err}
+	}
+	if hp.tls != nil {
+		tc := tls.Client(c, hp.tls)
+		if o.ConnectTimeout > 0 {
+			_ = c.SetDeadline(time.Now().Add(o.ConnectTimeout))
+		}
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, err
+		}
+		_ = c.SetDeadline(time.Time{})
+		c = tc
+	}
+	uc := &upConn{c: c, pool: hp, rt: o.ReadTimeout, wt: o.WriteTimeout}
+	uc.bufp = hp.ps.bufs.get()
+	uc.buf = *uc.bufp
+	return uc, nil
+}
+
+// put returns a healthy connection, its response fully read, to the idle
+// list; over the bound it is closed.
+func (hp *hostPool) put(uc *upConn, now time.Time) {
+	uc.idleAt = now
+	uc.r, uc.w = 0, 0
+	hp.mu.Lock()
+	if len(hp.idle) >= hp.maxIdle() {
+		hp.mu.Unlock()
+		uc.close()
+		return
+	}
+	hp.idle = append(hp.idle, uc)
+	arm := !hp.armed && hp.ps.o.IdleConnTimeout > 0
+	if arm {
+		hp.armed = true
+		if hp.timer == nil {
+			hp.timer = time.AfterFunc(hp.ps.o.IdleConnTimeout, hp.clean)
+		} else {
+			hp.timer.Reset(hp.ps.o.IdleConnTimeout)
+		}
+	}
+	hp.mu.Unlock()
+}
+
+// clean closes the connections idle longer than IdleConnTimeout and
+// reschedules itself while some are left.
+func (hp *hostPool) clean() {
+	ttl := hp.ps.o.IdleConnTimeout
+	left := hp.closeIdle(ttl)
+	hp.mu.Lock()
+	defer hp.mu.Unlock()
+	if left > 0 || len(hp.idle) > 0 {
+		hp.timer.Reset(ttl)
+	} else {
+		hp.armed = false
+	}
+}
+
+// closeIdle closes the idle connections older than ttl (all of them when
+// ttl is 0) and returns how many are left.
+func (hp *hostPool) closeIdle(ttl time.Duration) int {
+	now := time.Now()
+	hp.mu.Lock()
+	var drop []*upConn
+	keep := hp.idle[:0]
+	for _, uc := range hp.idle {
+		if ttl == 0 || now.Sub(uc.idleAt) > ttl {
+			drop = append(drop, uc)
+		} else {
+			keep = append(keep, uc)
+		}
+	}
+	clear(hp.idle[len(keep):])
+	hp.idle = keep
+	n := len(keep)
+	hp.mu.Unlock()
+	for _, uc := range drop {
+		uc.close()
+	}
+	return n
+}
+
+// upConn is one upstream connection, owned by one exchange at a time (or
+// by its pool while idle).
+type upConn struct {
+	c      net.Conn
+	pool   *hostPool
+	bufp   *[]byte
+	buf    []byte // read buffer (*bufp); buf[r:w] is unconsumed
+	r, w   int
+	resp   h1.Response
+	hn     int // length of the final response head at buf[r:]
+	idleAt time.Time
+	reused bool // taken from the idle list
+	rt, wt time.Duration
+}
+
+// Read enforces read_timeout: the longest wait for one read.
+func (u *upConn) Read(p []byte) (int, error) {
+	if u.rt > 0 {
+		_ = u.c.SetReadDeadline(time.Now().Add(u.rt))
+	}
+	return u.c.Read(p)
+}
+
+// Write enforces write_timeout and, like deadlineConn, pushes the read
+// deadline out so a connection from the pool has no stale one.
+func (u *upConn) Write(p []byte) (int, error) {
+	if u.wt > 0 || u.rt > 0 {
+		now := time.Now()
+		if u.wt > 0 {
+			_ = u.c.SetWriteDeadline(now.Add(u.wt))
+		}
+		if u.rt > 0 {
+			_ = u.c.SetReadDeadline(now.Add(u.rt))
+		}
+	}
+	return u.c.Write(p)
+}
+
+func (u *upConn) close() {
+	_ = u.c.Close()
+	if u.bufp != nil {
+		u.pool.ps.bufs.put(u.bufp)
+		u.bufp, u.buf = nil, nil
+	}
+}
+
+// bufPool recycles read buffers of upBufSize bytes; the zero value is
+// ready.
+type bufPool struct{ p sync.Pool }
+
+func (bp *bufPool) get() *[]byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, upBufSize)
+	return &b
+}
+
+func (bp *bufPool) put(b *[]byte) {
+	if cap(*b) == upBufSize {
+		*b = (*b)[:upBufSize]
+		bp.p.Put(b)
+	}
+}
