@@ -202,7 +202,8 @@ type adNode struct {
 // adNewNode writes a full configuration on kernel-chosen addresses.
 func adNewNode(t *testing.T, adminExtra, body string) *adNode {
 	t.Helper()
-	n := &adNode{t: t, cfgPath: filepath.Join(t.TempDir(), "outrigger.yaml"), proxyAddr: freeAddr(t), adminAddr: freeAddr(t)}
+	addrs := freeAddrs(t, 2)
+	n := &adNode{t: t, cfgPath: filepath.Join(t.TempDir(), "outrigger.yaml"), proxyAddr: addrs[0], adminAddr: addrs[1]}
 	if err := os.WriteFile(n.cfgPath, []byte(adConfig(n.proxyAddr, n.adminAddr, adminExtra, body)), 0o600); err != nil {
 		t.Fatal(err)
 	}

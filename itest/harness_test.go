@@ -46,12 +46,25 @@ func TestMain(m *testing.M) {
 // freeAddr returns a loopback address the kernel just handed out.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeAddrs(t, 1)[0]
+}
+
+// freeAddrs returns n distinct loopback addresses the kernel just handed
+// out: every listener stays open until all are chosen, so the kernel cannot
+// hand the same port out twice (a proxy and an admin listener on one port
+// would refuse to start).
+func freeAddrs(t testing.TB, n int) []string {
+	t.Helper()
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // gateway is one running outrigger process.
@@ -72,7 +85,8 @@ type gateway struct {
 // binary on it; it returns once the admin listener answers.
 func startGateway(t testing.TB, cfg string, extraArgs ...string) *gateway {
 	t.Helper()
-	g := &gateway{t: t, ProxyAddr: freeAddr(t), AdminAddr: freeAddr(t), exited: make(chan struct{})}
+	addrs := freeAddrs(t, 2)
+	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], exited: make(chan struct{})}
 	g.cfgPath = filepath.Join(t.TempDir(), "outrigger.yaml")
 	g.writeConfig(cfg)
 	args := append([]string{"run", "--config", g.cfgPath}, extraArgs...)

@@ -361,7 +361,8 @@ services:
 // proxy and admin addresses.
 func startGatewayRaw(t *testing.T, tmpl string) *gateway {
 	t.Helper()
-	g := &gateway{t: t, ProxyAddr: freeAddr(t), AdminAddr: freeAddr(t), exited: make(chan struct{})}
+	addrs := freeAddrs(t, 2)
+	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], exited: make(chan struct{})}
 	g.cfgPath = filepath.Join(t.TempDir(), "outrigger.yaml")
 	if err := os.WriteFile(g.cfgPath, []byte(fmt.Sprintf(tmpl, g.ProxyAddr, g.AdminAddr)), 0o600); err != nil {
 		t.Fatal(err)
