@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -359,6 +360,23 @@ func (d *decoder) panicBlock(n *yaml.Node, p *Panic) {
 
 func checkTypes() []string { return []string{"http", "https", "tcp"} }
 
+// activeTypes are the probe types of active checks.
+func activeTypes() []string { return append(checkTypes(), "grpc", "grpcs") }
+
+// CheckGRPCService reports a gRPC health service name that cannot be sent:
+// longer than 255 bytes, or holding spaces or control characters.
+func CheckGRPCService(s string) error {
+	if len(s) > 255 {
+		return fmt.Errorf("longer than 255 bytes")
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
+			return fmt.Errorf("%s: no spaces or control characters", quote(s))
+		}
+	}
+	return nil
+}
+
 func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) {
 	d.mapping(n, "healthchecks", "healthchecks", []field{
 		{"threshold", d.numberField(&h.Threshold, "threshold", 0, 100)},
@@ -391,8 +409,9 @@ func noneOf(seen map[string]entry, keys ...string) bool {
 
 func (d *decoder) active(n *yaml.Node, a *Active) {
 	const ctx = "healthchecks.active"
-	d.mapping(n, "active", ctx, []field{
-		{"type", d.enumField(&a.Type, "type", checkTypes()...)},
+	seen := d.mapping(n, "active", ctx, []field{
+		{"type", d.enumField(&a.Type, "type", activeTypes()...)},
+		{"grpc_service", d.strField(&a.GRPCService, "grpc_service", CheckGRPCService)},
 		{"http_path", d.strField(&a.HTTPPath, "http_path", checkPath)},
 		{"timeout", d.secondsField(&a.Timeout, "timeout", true)},
 		{"concurrency", d.intField(&a.Concurrency, "concurrency", 1, 1<<31-1)},
@@ -429,7 +448,13 @@ func (d *decoder) active(n *yaml.Node, a *Active) {
 			}
 		}},
 	})
+	if e, ok := seen["grpc_service"]; ok && e.ok && allOK(seen, "type") && !GRPCType(a.Type) {
+		d.errorf(deref(e.key), "grpc_service: only used by checks of type grpc or grpcs (type is %s)", a.Type)
+	}
 }
+
+// GRPCType reports whether an active check type speaks gRPC.
+func GRPCType(typ string) bool { return typ == "grpc" || typ == "grpcs" }
 
 func (d *decoder) passive(n *yaml.Node, p *Passive) {
 	const ctx = "healthchecks.passive"

@@ -213,8 +213,11 @@ type Active struct {
 	// Enabled reports whether the file has an "active" block. The other
 	// fields hold defaults either way.
 	Enabled bool
-	// Type is http, https or tcp.
-	Type                   string
+	// Type is http, https, tcp, grpc or grpcs.
+	Type string
+	// GRPCService is the service name asked about by grpc and grpcs
+	// checks (grpc.health.v1.Health/Check); empty means the whole server.
+	GRPCService            string
 	HTTPPath               string
 	Timeout                time.Duration
 	Concurrency            int
