@@ -187,12 +187,13 @@ func schemas() js {
 		"Healthchecks": closed(sobj(js{
 			"threshold": snum("percent of healthy weight under which the upstream fails", 0, 100),
 			"active": nullable(closed(sobj(js{
-				"type":                     senum("", checkTypes()...),
+				"type":                     senum("probe: http(s) GET, tcp connect, or grpc(s) grpc.health.v1.Health/Check", activeTypes()...),
+				"grpc_service":             nullable(sstr("grpc(s) only: the service name asked about; empty or null is the whole server")),
 				"http_path":                sstr("probe path"),
 				"timeout":                  snum("seconds", 0, maxInterval),
 				"concurrency":              sint("", 1, 1<<31-1),
-				"https_verify_certificate": sbool(""),
-				"https_sni":                nullable(sstr("")),
+				"https_verify_certificate": sbool("https and grpcs"),
+				"https_sni":                nullable(sstr("https and grpcs")),
 				"headers":                  nullable(headers),
 				"healthy":                  sref("ActiveHealthy"),
 				"unhealthy":                sref("ActiveUnhealthy"),

@@ -155,8 +155,8 @@ type RegisterCheck struct {
 	// TLS gRPC checks.
 	TLSSkipVerify bool
 	TTL           time.Duration
-	Interval time.Duration
-	Timeout  time.Duration
+	Interval      time.Duration
+	Timeout       time.Duration
 	// DeregisterCriticalServiceAfter removes a service whose check stays
 	// critical that long.
 	DeregisterCriticalServiceAfter time.Duration

@@ -116,6 +116,7 @@ func (h *Healthchecks) toConfig() config.Healthchecks {
 	if a := h.Active; a != nil {
 		c.Active.Enabled = true
 		setStr(&c.Active.Type, a.Type)
+		c.Active.GRPCService = a.GRPCService
 		setStr(&c.Active.HTTPPath, a.HTTPPath)
 		if a.Timeout > 0 {
 			c.Active.Timeout = seconds(a.Timeout)

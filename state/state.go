@@ -77,6 +77,7 @@ type Healthchecks struct {
 // ActiveChecks mirrors Kong's healthchecks.active.
 type ActiveChecks struct {
 	Type                   string              `json:"type,omitempty"`
+	GRPCService            string              `json:"grpc_service,omitempty"`
 	HTTPPath               string              `json:"http_path,omitempty"`
 	Timeout                float64             `json:"timeout,omitempty"`
 	Concurrency            int                 `json:"concurrency,omitempty"`
