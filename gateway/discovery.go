@@ -322,7 +322,8 @@ func (g *Gateway) consulRegistrar(f *config.File) (*consul.Registrar, error) {
 		Address: c.Address, Scheme: c.Scheme, Token: token, Datacenter: c.Datacenter,
 		Service: consul.ServiceSpec{Name: s.Name, ID: s.ID, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta,
 			Weights: consul.Weights{Passing: s.WeightPassing, Warning: s.WeightWarning}},
-		Check: consul.CheckSpec{HTTP: c.Check.HTTP, TCP: c.Check.TCP, TTL: c.Check.TTL, Interval: c.Check.Interval,
+		Check: consul.CheckSpec{HTTP: c.Check.HTTP, TCP: c.Check.TCP, GRPC: c.Check.GRPC, GRPCUseTLS: c.Check.GRPCUseTLS,
+			TLSSkipVerify: c.Check.TLSSkipVerify, TTL: c.Check.TTL, Interval: c.Check.Interval,
 			Timeout: c.Check.Timeout, DeregisterCriticalServiceAfter: c.Check.DeregisterCriticalServiceAfter,
 			LocalHealthURL: c.Check.HealthURL},
 	}, consul.WithLookupEnv(g.env), consul.WithProbes(g.consulProbes), consul.WithVerifyInterval(c.VerifyInterval), consul.WithOnEvent(func(kind string, err error) {
