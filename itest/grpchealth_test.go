@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"google.golang.org/grpc"
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/outrigger-gw/outrigger/internal/consultest"
 )
 
 // ghBackend serves plain HTTP/1.1 (the proxied traffic) and, on the same
@@ -121,4 +124,61 @@ services:
 	if got := hcSend(t, c, g, 20); got["a"] == 0 {
 		t.Fatalf("20 requests after the recovery went %v, want some to a", got)
 	}
+}
+
+// TestConsulRegistrationGRPCCheck: gateway A registers its local service
+// in a real Consul agent with a gRPC check of the service's health
+// (register.consul.check.grpc); gateway B discovers the service and
+// proxies to it while the agent's check passes, and drops it when the
+// local service reports NOT_SERVING, until it serves again.
+func TestConsulRegistrationGRPCCheck(t *testing.T) {
+	ag := consultest.Start(t)
+	local := startGRPCHealthBackend(t, "checkout")
+	local.health.SetServingStatus("pkg.Checkout", healthpb.HealthCheckResponse_SERVING)
+	port := csPort(t, local.Addr)
+	startGateway(t, fmt.Sprintf(`
+register:
+  consul:
+    address: %s
+    service: {name: checkout, id: checkout-1, address: 127.0.0.1, port: %d}
+    check: {grpc: "%s/pkg.Checkout", interval: 1s, timeout: 1s}
+`, ag.HTTPAddr, port, local.Addr))
+	gb := startGateway(t, fmt.Sprintf(`
+upstreams:
+  - name: u
+    discovery:
+      consul: {address: %s, service: checkout}
+      empty_grace: 1s
+services:
+  - {name: s, host: u, retries: 2, connect_timeout: 1000, routes: [{name: r, paths: [/]}]}
+`, ag.HTTPAddr))
+	c := newClient()
+	checkStatus := func() string {
+		checks, _, err := ag.Client.Health().Checks("checkout", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range checks {
+			if ch.CheckID == "service:checkout-1" {
+				return ch.Type + "/" + ch.Status
+			}
+		}
+		return "absent"
+	}
+	waitCheck := func(want string) {
+		t.Helper()
+		waitFor(t, 15*time.Second, "consul check service:checkout-1 "+want, func() bool { return checkStatus() == want })
+	}
+
+	waitCheck("grpc/" + api.HealthPassing)
+	csWaitBackends(t, c, gb, 15*time.Second, "checkout")
+	local.health.SetServingStatus("pkg.Checkout", healthpb.HealthCheckResponse_NOT_SERVING)
+	waitCheck("grpc/" + api.HealthCritical)
+	waitFor(t, 15*time.Second, "B to answer without the critical instance", func() bool {
+		who, _, err := csTry(c, gb.url("/x"))
+		return err == nil && strings.HasPrefix(who, "status 5")
+	})
+	local.health.SetServingStatus("pkg.Checkout", healthpb.HealthCheckResponse_SERVING)
+	waitCheck("grpc/" + api.HealthPassing)
+	csWaitBackends(t, c, gb, 15*time.Second, "checkout")
 }
