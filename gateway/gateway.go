@@ -71,10 +71,10 @@ type Gateway struct {
 	admin      http.Handler
 	env        func(string) (string, bool)
 	// registrars announce the local service (none without a register
-	// block); set by New, run by Serve. consulReg, when set, is also the
-	// readiness source (it probes the local service's health_url).
+	// block); set by New, run by Serve. Those that probe the local service
+	// (a check's health_url or grpc) are also readiness sources: localHealth.
 	registrars       []registrar
-	consulReg        *consul.Registrar
+	localHealth      []interface{ Healthy() bool }
 	nacosPool        *nacos.Pool    // shared SDK clients of every Nacos source
 	consulProbes     *consul.Probes // agent reachability probes shared by Consul sources and the registrar
 	discoveryMetrics *discoveryMetrics
@@ -153,8 +153,8 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 	}
 	g.registrars = regs
 	for _, r := range regs {
-		if c, ok := r.(*consul.Registrar); ok {
-			g.consulReg = c
+		if h, ok := r.(interface{ Healthy() bool }); ok {
+			g.localHealth = append(g.localHealth, h)
 		}
 	}
 	storeErr := func(err error) { g.log.Warn().Err(err).Msg("admin state: watching the fleet store failed; retrying") }
@@ -251,8 +251,11 @@ func (g *Gateway) Ready() (bool, string) {
 		return false, "not serving"
 	case len(waiting) > 0:
 		return false, "waiting for the first discovery answers: " + strings.Join(waiting, "; ")
-	case g.consulReg != nil && !g.consulReg.Healthy():
-		return false, "the local service is not healthy"
+	}
+	for _, h := range g.localHealth {
+		if !h.Healthy() {
+			return false, "the local service is not healthy"
+		}
 	}
 	return true, "ready"
 }
