@@ -17,7 +17,7 @@
 //   - A Store keeps the Set in force behind an atomic pointer: handshakes
 //     never wait for a reload and connections are never dropped by one.
 //     Entries loaded from files are read again when the files change (a
-//     poll of size, modification time and content hash) and on Reload; a
+//     poll of their content hash) and on Reload; a
 //     file that does not load keeps the entry's previous pair in force and
 //     is reported (error log and a counter).
 //   - Nothing here is package-level mutable state.

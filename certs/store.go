@@ -41,6 +41,16 @@ func (s *Source) files() []string {
 
 func (s *Source) fromFiles() bool { return s.CertFile != "" }
 
+// EntryError is a certificate entity that does not load.
+type EntryError struct {
+	ID  string
+	Err error
+}
+
+func (e *EntryError) Error() string { return fmt.Sprintf("certificate %s: %v", e.ID, e.Err) }
+
+func (e *EntryError) Unwrap() error { return e.Err }
+
 // StoreOptions configure a Store.
 type StoreOptions struct {
 	Log zerolog.Logger
@@ -132,29 +142,25 @@ func (s *Store) Reload() {
 	s.reloadLocked(nil)
 }
 
-// Poll reloads when a watched file changed since it was last read.
+// Poll reloads when a watched file changed since it was last read. The
+// files are small, so each poll hashes their content: size and
+// modification time alone miss a same-size rewrite within the file
+// system's timestamp granularity.
 func (s *Store) Poll() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var changed []string
 	for path, st := range s.stamps {
-		fi, err := os.Stat(path)
+		b, err := os.ReadFile(path)
 		if err != nil {
 			if st.size != missing {
 				changed = append(changed, path)
 			}
 			continue
 		}
-		if fi.Size() == st.size && fi.ModTime().Equal(st.mtime) {
-			continue
-		}
-		b, err := os.ReadFile(path)
-		if err != nil || sha256.Sum256(b) != st.sum {
+		if int64(len(b)) != st.size || sha256.Sum256(b) != st.sum {
 			changed = append(changed, path)
-			continue
 		}
-		st.size, st.mtime = fi.Size(), fi.ModTime()
-		s.stamps[path] = st
 	}
 	if len(changed) > 0 {
 		slices.Sort(changed)
@@ -208,7 +214,7 @@ func (s *Store) loadLocked(srcs []Source, caFile string, changed []string, stric
 		if !src.fromFiles() {
 			pairs, err := inlinePairs(src)
 			if err != nil {
-				return nil, fmt.Errorf("certificate %s: %v", src.ID, err)
+				return nil, &EntryError{ID: src.ID, Err: err}
 			}
 			e.Pairs = pairs
 			entries = append(entries, e)
@@ -227,7 +233,7 @@ func (s *Store) loadLocked(srcs []Source, caFile string, changed []string, stric
 			maps(l.stamps, stamps)
 		case hadPrev || !strict:
 			if !hadPrev {
-				return nil, fmt.Errorf("certificate %s: %v", src.ID, err)
+				return nil, &EntryError{ID: src.ID, Err: err}
 			}
 			s.o.Log.Error().Str("certificate", src.ID).Strs("files", src.files()).Strs("changed", changed).Str("error", err.Error()).
 				Msg("tls: certificate files do not load; keeping the certificate in force")
@@ -239,7 +245,7 @@ func (s *Store) loadLocked(srcs []Source, caFile string, changed []string, stric
 				l.stamps[p] = stampOf(p)
 			}
 		default:
-			return nil, fmt.Errorf("certificate %s: %v", src.ID, err)
+			return nil, &EntryError{ID: src.ID, Err: err}
 		}
 		l.pairs[src.ID] = pairs
 		e.Pairs = pairs
