@@ -72,7 +72,7 @@ func TestSelection(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		desc, sni, want string
-		set            *Set
+		set             *Set
 	}{
 		{desc: "exact beats wildcard", sni: "api.example.com", want: "api.example.com", set: set},
 		{desc: "exact, any case", sni: "API.Example.COM", want: "api.example.com", set: set},

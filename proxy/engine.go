@@ -76,7 +76,7 @@ type Server struct {
 	sem     chan struct{} // one token per served connection; nil: unlimited
 	h2      *http2.Server
 	h2h     http.Handler // what HTTP/2 connections are served with
-	clients sync.Pool // *client
+	clients sync.Pool    // *client
 	bufs    bufPool
 	closing atomic.Bool
 	done    chan struct{} // closed when closing is set
@@ -237,14 +237,14 @@ type client struct {
 	// subject is the verified client certificate's subject (TLS with
 	// ClientSubjectHeader set; "" when none).
 	subject string
-	req   h1.Request
-	in    h1Inbound
-	out   []byte // heads and small writes
-	lim   h1.Limits
-	scanQ h1.ChunkedScanner // request body
-	scanR h1.ChunkedScanner // response body
-	dec   []byte            // a decoded response chunk (HTTP/1.0 client)
-	ex    exchange
+	req     h1.Request
+	in      h1Inbound
+	out     []byte // heads and small writes
+	lim     h1.Limits
+	scanQ   h1.ChunkedScanner // request body
+	scanR   h1.ChunkedScanner // response body
+	dec     []byte            // a decoded response chunk (HTTP/1.0 client)
+	ex      exchange
 }
 
 // exchange is the bookkeeping of one proxied request.
