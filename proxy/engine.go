@@ -75,8 +75,8 @@ type Server struct {
 	o       ServerOptions
 	sem     chan struct{} // one token per served connection; nil: unlimited
 	h2      *http2.Server
-	h2h     http.Handler // what HTTP/2 connections are served with
-	clients sync.Pool    // *client
+	h2h     http.Handler
+	clients sync.Pool // *client
 	bufs    bufPool
 	closing atomic.Bool
 	done    chan struct{} // closed when closing is set
@@ -233,18 +233,19 @@ type client struct {
 	ip    string  // client IP, and the local port as a string
 	port  string
 	raddr string // the remote address for the access log, once asked
-	tls   bool   // the connection is TLS
-	// subject is the verified client certificate's subject (TLS with
-	// ClientSubjectHeader set; "" when none).
+	req   h1.Request
+	in    h1Inbound
+	out   []byte // heads and small writes
+	lim   h1.Limits
+	scanQ h1.ChunkedScanner // request body
+	scanR h1.ChunkedScanner // response body
+	dec   []byte            // a decoded response chunk (HTTP/1.0 client)
+	ex    exchange
+
+	// tls: the connection is TLS; subject is its verified client
+	// certificate's subject (with ClientSubjectHeader set; "" when none).
+	tls     bool
 	subject string
-	req     h1.Request
-	in      h1Inbound
-	out     []byte // heads and small writes
-	lim     h1.Limits
-	scanQ   h1.ChunkedScanner // request body
-	scanR   h1.ChunkedScanner // response body
-	dec     []byte            // a decoded response chunk (HTTP/1.0 client)
-	ex      exchange
 }
 
 // exchange is the bookkeeping of one proxied request.
