@@ -85,6 +85,7 @@ type gateway struct {
 	Extra      []string
 	listen     string
 	proxyExtra string
+	adminExtra string
 }
 
 // startGateway writes cfg (a YAML body without listeners) and runs the
@@ -102,16 +103,16 @@ type gatewayOpts struct {
 	// Listen returns the YAML value of proxy.listen for the chosen
 	// addresses; nil: ProxyAddr alone.
 	Listen func(proxy string, extra []string) string
-	// Proxy holds more lines of the proxy section, each indented by two
-	// spaces.
-	Proxy string
+	// Proxy and Admin hold more lines of the proxy and admin sections,
+	// each indented by two spaces.
+	Proxy, Admin string
 }
 
 // startGatewayOpts is startGateway with o's proxy section.
 func startGatewayOpts(t testing.TB, o gatewayOpts, cfg string, extraArgs ...string) *gateway {
 	t.Helper()
 	addrs := freeAddrs(t, 2+o.ExtraListeners)
-	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], Extra: addrs[2:], exited: make(chan struct{}), proxyExtra: o.Proxy}
+	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], Extra: addrs[2:], exited: make(chan struct{}), proxyExtra: o.Proxy, adminExtra: o.Admin}
 	g.listen = g.ProxyAddr
 	if o.Listen != nil {
 		g.listen = o.Listen(g.ProxyAddr, g.Extra)
@@ -164,7 +165,7 @@ func (g *gateway) writeConfig(body string) {
 	if listen == "" {
 		listen = g.ProxyAddr
 	}
-	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: 10s\n%sadmin:\n  listen: %s\nlog:\n  format: json\n  level: debug\n%s", listen, g.proxyExtra, g.AdminAddr, body)
+	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: 10s\n%sadmin:\n  listen: %s\n%slog:\n  format: json\n  level: debug\n%s", listen, g.proxyExtra, g.AdminAddr, g.adminExtra, body)
 	tmp := g.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(full), 0o600); err != nil {
 		g.t.Fatal(err)
