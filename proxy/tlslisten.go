@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -66,13 +67,20 @@ func (c *client) serveTLS(cfg *tls.Config) bool {
 	return true
 }
 
-// verifiedSubject is the subject of the verified client certificate, or
-// "" when the client sent none (or it was not verified).
+// verifiedSubject is the subject of the verified client certificate
+// (RFC 4514, control characters replaced by '?' so that it is always a
+// valid field value), or "" when the client sent none (or it was not
+// verified).
 func verifiedSubject(cs *tls.ConnectionState) string {
 	if len(cs.VerifiedChains) == 0 || len(cs.VerifiedChains[0]) == 0 {
 		return ""
 	}
-	return cs.VerifiedChains[0][0].Subject.String()
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, cs.VerifiedChains[0][0].Subject.String())
 }
 
 // h2Handler is the handler of HTTP/2 connections: the Proxy, behind one
