@@ -88,10 +88,19 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 			})
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
+		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
 	})
+	if len(f.Proxy.Listeners) == 0 {
+		d.finishProxy(&f.Proxy, nil)
+	}
 
-	if proxyListen != nil && adminListen != nil && f.Proxy.Listen == f.Admin.Listen && !strings.HasSuffix(f.Admin.Listen, ":0") {
-		d.errorf(adminListen, "listen: the admin API cannot listen on the proxy's address %s", f.Proxy.Listen)
+	if proxyListen != nil && adminListen != nil && !strings.HasSuffix(f.Admin.Listen, ":0") {
+		for _, l := range f.Proxy.Listeners {
+			if l.Address == f.Admin.Listen {
+				d.errorf(adminListen, "listen: the admin API cannot listen on the proxy's address %s", l.Address)
+				break
+			}
+		}
 	}
 
 	d.unique("upstream", upstreamNames)
@@ -154,8 +163,9 @@ func (d *decoder) listenField(dst *string, at **yaml.Node) func(*yaml.Node) {
 
 func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 	p.Pos = pos(deref(n))
-	d.mapping(n, "proxy", "proxy", []field{
-		{"listen", d.listenField(&p.Listen, &listen)},
+	var verify *yaml.Node
+	seen := d.mapping(n, "proxy", "proxy", []field{
+		{"listen", d.proxyListen(p, &listen)},
 		{"max_body_size", func(v *yaml.Node) {
 			if i, ok := d.size(v, "max_body_size"); ok {
 				p.MaxBodySize = i
@@ -169,7 +179,15 @@ func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 		{"max_connections", d.intField(&p.MaxConnections, "max_connections", 0, 1<<24)},
 		{"engine", d.enumField(&p.Engine, "engine", EngineH1, EngineNetHTTP)},
 		{"h2c", d.boolField(&p.H2C, "h2c")},
+		{"ssl_verify_client", d.enumField(&p.SSLVerifyClient, "ssl_verify_client", VerifyClientOff, VerifyClientOn, VerifyClientOptional)},
+		{"ssl_client_certificate", d.caBundleField(&p.SSLClientCertificate)},
+		{"ssl_client_subject_header", d.strField(&p.SSLClientSubjectHeader, "ssl_client_subject_header", checkToken)},
+		{"ssl_poll_interval", d.durationField(&p.SSLPollInterval, "ssl_poll_interval", true)},
 	})
+	if e, ok := seen["ssl_verify_client"]; ok {
+		verify = e.val
+	}
+	d.finishProxy(p, verify)
 	return listen
 }
 

@@ -79,14 +79,44 @@ type gateway struct {
 	raw       bytes.Buffer
 	exited    chan struct{}
 	exitErr   error
+
+	// Extra holds the addresses of the listeners a gatewayOpts asked for
+	// besides ProxyAddr; listen and proxyExtra shape the proxy section.
+	Extra      []string
+	listen     string
+	proxyExtra string
+	adminExtra string
 }
 
 // startGateway writes cfg (a YAML body without listeners) and runs the
 // binary on it; it returns once the admin listener answers.
 func startGateway(t testing.TB, cfg string, extraArgs ...string) *gateway {
 	t.Helper()
-	addrs := freeAddrs(t, 2)
-	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], exited: make(chan struct{})}
+	return startGatewayOpts(t, gatewayOpts{}, cfg, extraArgs...)
+}
+
+// gatewayOpts shape the proxy section startGatewayOpts writes.
+type gatewayOpts struct {
+	// ExtraListeners is how many more proxy addresses to choose (in
+	// gateway.Extra).
+	ExtraListeners int
+	// Listen returns the YAML value of proxy.listen for the chosen
+	// addresses; nil: ProxyAddr alone.
+	Listen func(proxy string, extra []string) string
+	// Proxy and Admin hold more lines of the proxy and admin sections,
+	// each indented by two spaces.
+	Proxy, Admin string
+}
+
+// startGatewayOpts is startGateway with o's proxy section.
+func startGatewayOpts(t testing.TB, o gatewayOpts, cfg string, extraArgs ...string) *gateway {
+	t.Helper()
+	addrs := freeAddrs(t, 2+o.ExtraListeners)
+	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], Extra: addrs[2:], exited: make(chan struct{}), proxyExtra: o.Proxy, adminExtra: o.Admin}
+	g.listen = g.ProxyAddr
+	if o.Listen != nil {
+		g.listen = o.Listen(g.ProxyAddr, g.Extra)
+	}
 	g.cfgPath = filepath.Join(t.TempDir(), "outrigger.yaml")
 	g.writeConfig(cfg)
 	args := append([]string{"run", "--config", g.cfgPath}, extraArgs...)
@@ -131,7 +161,11 @@ func startGateway(t testing.TB, cfg string, extraArgs ...string) *gateway {
 
 func (g *gateway) writeConfig(body string) {
 	g.t.Helper()
-	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: 10s\nadmin:\n  listen: %s\nlog:\n  format: json\n  level: debug\n%s", g.ProxyAddr, g.AdminAddr, body)
+	listen := g.listen
+	if listen == "" {
+		listen = g.ProxyAddr
+	}
+	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: 10s\n%sadmin:\n  listen: %s\n%slog:\n  format: json\n  level: debug\n%s", listen, g.proxyExtra, g.AdminAddr, g.adminExtra, body)
 	tmp := g.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(full), 0o600); err != nil {
 		g.t.Fatal(err)

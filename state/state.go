@@ -36,6 +36,8 @@ type Doc struct {
 	// Marks are manual health marks: upstream → target address →
 	// "healthy" | "unhealthy".
 	Marks map[string]map[string]string `json:"marks,omitempty"`
+	// Certificates are keyed by id (certificates have no name).
+	Certificates map[string]*Certificate `json:"certificates,omitempty"`
 }
 
 // Meta is what every entity carries, as in Kong.
