@@ -1,0 +1,532 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/outrigger-gw/outrigger/upstream"
+)
+
+// gRPC over the net/http path.
+//
+// A request is gRPC when its Content-Type is application/grpc or
+// application/grpc+<codec> (application/grpc-web is not: it is plain
+// HTTP). For a gRPC request:
+//   - Errors the proxy produces are gRPC errors: HTTP 200, Content-Type
+//     application/grpc, grpc-status and grpc-message in a trailers-only
+//     response (grpcCodeOf maps the HTTP status the request would get).
+//   - Responses are flushed after every write (messages are never held).
+//   - The grpc-status of the response (trailers, or the headers of a
+//     trailers-only response) is the request's outcome: it feeds the
+//     grpc_status metric, the passive health checks (Outcome.GRPC), the
+//     rollout error rates (grpcServerError) and retries.
+//   - A trailers-only UNAVAILABLE is retried on another target when the
+//     method is listed in the service's GRPCIdempotent and the request
+//     body sent so far fits the replay buffer (grpcReplayLimit); a target
+//     that could not be connected to is retried for any method.
+//   - grpc-timeout sets the request's deadline; each attempt sends the time
+//     left. With an HTTP/2 upstream the service's read and write timeouts
+//     bound every gap between two reads or writes of the stream.
+
+// gRPC status codes the proxy uses.
+const (
+	grpcOK                = 0
+	grpcCanceled          = 1
+	grpcUnknown           = 2
+	grpcDeadlineExceeded  = 4
+	grpcResourceExhausted = 8
+	grpcUnimplemented     = 12
+	grpcInternal          = 13
+	grpcUnavailable       = 14
+	grpcDataLoss          = 15
+)
+
+// grpcReplayLimit bounds the request body kept to resend an idempotent
+// gRPC call: beyond it the call is not retried once it was sent.
+const grpcReplayLimit = 64 << 10
+
+// IsGRPC reports whether a Content-Type value is gRPC's.
+func IsGRPC(ct string) bool {
+	const p = "application/grpc"
+	if len(ct) < len(p) || !strings.EqualFold(ct[:len(p)], p) {
+		return false
+	}
+	return len(ct) == len(p) || ct[len(p)] == '+' || ct[len(p)] == ';'
+}
+
+// parseGRPCTimeout parses a grpc-timeout value: at most 8 digits and a
+// unit (H, M, S, m, u, n).
+func parseGRPCTimeout(s string) (time.Duration, bool) {
+	if len(s) < 2 || len(s) > 9 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false
+	}
+	return time.Duration(n) * unit, true
+}
+
+// encodeGRPCTimeout writes d (positive) as a grpc-timeout value, in the
+// finest unit that fits 8 digits.
+func encodeGRPCTimeout(d time.Duration) string {
+	if d <= 0 {
+		return "1n"
+	}
+	const max = 99999999
+	for _, u := range []struct {
+		d time.Duration
+		c string
+	}{{time.Nanosecond, "n"}, {time.Microsecond, "u"}, {time.Millisecond, "m"}, {time.Second, "S"}, {time.Minute, "M"}} {
+		if v := (d + u.d - 1) / u.d; v <= max {
+			return strconv.FormatInt(int64(v), 10) + u.c
+		}
+	}
+	return strconv.FormatInt(int64(min((d+time.Hour-1)/time.Hour, max)), 10) + "H"
+}
+
+// grpcCodeOf maps the HTTP status of an error the proxy answers to the
+// gRPC status it sends instead.
+func grpcCodeOf(status int) int {
+	switch status {
+	case http.StatusNotFound:
+		return grpcUnimplemented
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return grpcUnavailable
+	case http.StatusGatewayTimeout, http.StatusRequestTimeout:
+		return grpcDeadlineExceeded
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		return grpcResourceExhausted
+	case 499:
+		return grpcCanceled
+	}
+	return grpcInternal
+}
+
+// writeGRPCError answers a gRPC request with a trailers-only error.
+func writeGRPCError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/grpc")
+	h.Set("Grpc-Status", strconv.Itoa(code))
+	h.Set("Grpc-Message", grpcPercentEncode(msg))
+	h.Del("Content-Length")
+	w.WriteHeader(http.StatusOK)
+}
+
+// grpcPercentEncode encodes a grpc-message value (gRPC over HTTP/2:
+// printable ASCII but '%' as is, everything else percent-encoded).
+func grpcPercentEncode(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c <= 0x7e && c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteString("%" + strings.ToUpper(strconv.FormatUint(uint64(c)>>4, 16)) + strings.ToUpper(strconv.FormatUint(uint64(c)&15, 16)))
+	}
+	return b.String()
+}
+
+// grpcServerError reports whether a gRPC status counts as a failure of
+// the target for rollout error rates: the codes gRPC's HTTP mapping
+// makes 5xx (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL,
+// UNAVAILABLE, DATA_LOSS).
+func grpcServerError(code int) bool {
+	switch code {
+	case grpcUnknown, grpcDeadlineExceeded, grpcUnimplemented, grpcInternal, grpcUnavailable, grpcDataLoss:
+		return true
+	}
+	return false
+}
+
+// grpcStatusLabel is the metric label of a gRPC status: "0".."16", or
+// "other" (so a misbehaving target cannot grow the series).
+func grpcStatusLabel(code int) string {
+	if code >= 0 && code <= 16 {
+		return strconv.Itoa(code)
+	}
+	return "other"
+}
+
+// grpcStatusOf parses a grpc-status value (-1 when absent or invalid).
+func grpcStatusOf(h http.Header) int {
+	v := h.Get("Grpc-Status")
+	if v == "" {
+		return -1
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return grpcUnknown
+	}
+	return n
+}
+
+// GRPCMethodMatch reports whether a gRPC method path ("/pkg.Service/Method")
+// is listed: an entry is a full method or "/pkg.Service/*" for every
+// method of a service.
+func GRPCMethodMatch(list []string, path string) bool {
+	for _, m := range list {
+		if m == path || strings.HasSuffix(m, "/*") && strings.HasPrefix(path, m[:len(m)-1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// grpcState is the gRPC part of a reqState.
+type grpcState struct {
+	on       bool
+	deadline time.Time // from grpc-timeout; zero for none
+	status   int       // the response's grpc-status; -1 until known
+	replay   *replayBody
+	// pending is the attempt whose outcome waits for the trailers.
+	pending struct {
+		ep   *upstream.Endpoint
+		t0   time.Time
+		resp *http.Response
+		st   *streamTimer
+		done bool
+	}
+}
+
+// end settles a streamed gRPC response: rerr is how reading its body
+// ended (io.EOF when whole). The status comes from the trailers; a broken
+// stream is UNAVAILABLE (or DEADLINE_EXCEEDED when our timer cut it), a
+// client that went away is CANCELLED and not held against the target.
+func (rs *reqState) grpcEnd(inCtx context.Context, rerr error) {
+	g := &rs.grpc
+	pd := &g.pending
+	if pd.done || pd.resp == nil {
+		return
+	}
+	pd.done = true
+	code := -1
+	switch {
+	case rerr == io.EOF:
+		if code = grpcStatusOf(pd.resp.Trailer); code < 0 {
+			code = grpcInternal // a stream ended without a status
+		}
+	case inCtx.Err() != nil, rerr == errBodyClosed:
+		// The client went away, or its side failed: not the target's doing.
+		g.status = grpcCanceled
+		return
+	case pd.st != nil && errors.Is(rerr, errStreamIdle), isTimeout(rerr):
+		code = grpcDeadlineExceeded
+	default:
+		code = grpcUnavailable
+	}
+	g.status = code
+	now := time.Now()
+	rs.up.Report(pd.ep, upstream.Outcome{Status: pd.resp.StatusCode, GRPC: true, GRPCStatus: code, Duration: now.Sub(pd.t0), At: now})
+}
+
+// replayBody keeps a request body of at most grpcReplayLimit bytes so a
+// retry can send it again. A retry is possible only once the body was read
+// whole (to EOF), so no attempt is ever left reading the client's stream.
+// Each attempt reads through its own handle; a handle of an earlier
+// attempt (whose transport may still hold it) fails.
+type replayBody struct {
+	src io.ReadCloser
+	mu  sync.Mutex // guards everything below; never held while reading src
+	rec []byte
+	// over: more than grpcReplayLimit was read; no replay is possible.
+	over bool
+	eof  bool // src returned io.EOF
+	gen  int
+}
+
+type replayHandle struct {
+	b   *replayBody
+	gen int
+	pos int // next byte of rec to replay
+}
+
+// first returns the first attempt's body.
+func (b *replayBody) first() io.ReadCloser {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gen++
+	return &replayHandle{b: b, gen: b.gen}
+}
+
+// again returns the body of the next attempt; ok is false when the body
+// cannot be sent again (not read whole, or too large).
+func (b *replayBody) again() (io.ReadCloser, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.over || !b.eof {
+		return nil, false
+	}
+	b.gen++
+	return &replayHandle{b: b, gen: b.gen}, true
+}
+
+// canReplay reports whether again would succeed.
+func (b *replayBody) canReplay() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.over && b.eof
+}
+
+func (h *replayHandle) Read(p []byte) (int, error) {
+	b := h.b
+	b.mu.Lock()
+	if h.gen != b.gen {
+		b.mu.Unlock()
+		return 0, errors.New("request body moved to another attempt")
+	}
+	if h.pos < len(b.rec) {
+		n := copy(p, b.rec[h.pos:])
+		h.pos += n
+		b.mu.Unlock()
+		return n, nil
+	}
+	if b.eof {
+		b.mu.Unlock()
+		return 0, io.EOF
+	}
+	b.mu.Unlock()
+	n, err := b.src.Read(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.over {
+		if len(b.rec)+n > grpcReplayLimit {
+			b.over, b.rec = true, nil
+		} else {
+			b.rec = append(b.rec, p[:n]...)
+			h.pos = len(b.rec)
+		}
+	}
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// Close is a no-op: the server closes the real body.
+func (h *replayHandle) Close() error { return nil }
+
+// errBodyClosed ends a gRPC response whose body was closed before its end
+// (the client side failed while it was being copied).
+var errBodyClosed = errors.New("response body closed before its end")
+
+// refusal is an answer to a request its route or service cannot carry.
+type refusal struct {
+	status int // 0: none
+	msg    string
+	// grpc, when set, is the gRPC status of a gRPC error.
+	grpc int
+}
+
+// protocolRefusal checks a routed request against the route's protocols
+// and the service's, as Kong: a grpc/grpcs route answers a non-gRPC
+// request 415 and a gRPC request over HTTP/1.x 426 (with Upgrade:
+// HTTP/2); a grpcs-only route answers gRPC without TLS with CANCELLED
+// ("gRPC request matched gRPCs route"); a grpc or grpcs service answers a
+// gRPC request over HTTP/1.x 426.
+func protocolRefusal(rt *Route, grpc, h2, tls bool) refusal {
+	svcGRPC := rt.Service.Protocol == ProtoGRPC || rt.Service.Protocol == ProtoGRPCS
+	switch {
+	case rt.GRPC && !grpc:
+		return refusal{status: http.StatusUnsupportedMediaType, msg: "Non-gRPC request matched gRPC route"}
+	case (rt.GRPC || svcGRPC) && grpc && !h2:
+		return refusal{status: http.StatusUpgradeRequired, msg: "Please use HTTP2 protocol"}
+	case rt.GRPCSOnly && !tls:
+		return refusal{status: http.StatusOK, msg: "gRPC request matched gRPCs route", grpc: grpcCanceled}
+	}
+	return refusal{}
+}
+
+func (rf refusal) write(w http.ResponseWriter) {
+	switch rf.status {
+	case http.StatusOK:
+		writeGRPCError(w, rf.grpc, rf.msg)
+	case http.StatusUpgradeRequired:
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "HTTP/2")
+		fallthrough
+	default:
+		writeError(w, rf.status, rf.msg)
+	}
+}
+
+// roundTripGRPC sends a gRPC call: retries on another target when the
+// connection failed (any method, nothing was sent) or when a target
+// answered a trailers-only UNAVAILABLE to an idempotent method whose
+// request body could be kept; per-stream timers with an HTTP/2 upstream.
+func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Response, error) {
+	svc := rs.route.Service
+	tr, _ := svc.Transport.(*Transport)
+	idem := GRPCMethodMatch(svc.GRPCIdempotent, req.URL.Path)
+	// rs.body counts what the transport read: a body partly sent is never
+	// retried, except by replay (idempotent methods).
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	if hasBody {
+		if idem {
+			rs.grpc.replay = &replayBody{src: req.Body}
+			rs.body.rc = rs.grpc.replay.first()
+		} else {
+			rs.body.rc = req.Body
+		}
+		req.Body = &rs.body
+	}
+	inCtx := req.Context()
+	var tried [4]string
+	stale := 0
+	for {
+		snap := rs.up.Snapshot()
+		var ep *upstream.Endpoint
+		var err error
+		if rs.attempts == 0 {
+			ep, err = snap.Pick(&rs.br)
+		} else {
+			ep, err = snap.Next(rs.ep.Addr, func(a string) bool { return slices.Contains(tried[:], a) })
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !ep.Member.Hold() {
+			if stale++; stale < maxStalePicks {
+				continue
+			}
+			return nil, upstream.ErrNoTargets
+		}
+		if rs.ep != nil {
+			rs.ep.Member.Done()
+		}
+		rs.attempts++
+		rs.ep = ep
+		tried[(rs.attempts-1)%len(tried)] = ep.Addr
+		req.URL.Host = ep.Addr
+		ep.Stats.InFlight.Add(1)
+		ep.Stats.Requests.Add(1)
+		rs.resp = respBody{stats: ep.Stats}
+
+		// The attempt's context: the call's deadline, and the stream
+		// timer of an HTTP/2 upstream.
+		ctx, cancel := context.WithCancelCause(inCtx)
+		var st *streamTimer
+		if !rs.grpc.deadline.IsZero() {
+			left := time.Until(rs.grpc.deadline)
+			req.Header.Set("Grpc-Timeout", encodeGRPCTimeout(left))
+			var dcancel context.CancelFunc
+			ctx, dcancel = context.WithDeadline(ctx, rs.grpc.deadline)
+			parent := cancel
+			cancel = func(err error) { dcancel(); parent(err) }
+		}
+		areq := req.WithContext(ctx)
+		if tr != nil && tr.h2 != nil && (tr.readTimeout > 0 || tr.writeTimeout > 0) {
+			st = newStreamTimer(max(tr.readTimeout, tr.writeTimeout), cancel)
+			if hasBody {
+				areq.Body = timedBody{ReadCloser: &rs.body, st: st}
+			}
+		} else {
+			st = &streamTimer{cancel: cancel, t: time.NewTimer(time.Hour)}
+			st.t.Stop()
+		}
+		rs.grpc.pending.st = st
+		t0 := time.Now()
+		resp, err := svc.Transport.RoundTrip(areq)
+		if err != nil && context.Cause(ctx) == errStreamIdle {
+			err = errStreamIdle
+		}
+		if err == nil {
+			code := grpcStatusOf(resp.Header)
+			now := time.Now()
+			if code < 0 && resp.StatusCode == http.StatusOK && IsGRPC(resp.Header.Get("Content-Type")) {
+				// A streamed response: its status comes with the trailers.
+				rs.grpc.pending.ep, rs.grpc.pending.t0, rs.grpc.pending.resp, rs.grpc.pending.done = ep, t0, resp, false
+				rs.resp.rc = timedBody{ReadCloser: resp.Body, st: st}
+				rs.resp.grpc, rs.resp.in = rs, inCtx
+				resp.Body = &rs.resp
+				return resp, nil
+			}
+			if code < 0 {
+				// Not gRPC's answer (an HTTP error of the target or of
+				// something in between): judged by its status.
+				rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
+			} else {
+				rs.grpc.status = code
+				rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, GRPC: true, GRPCStatus: code, Duration: now.Sub(t0), At: now})
+			}
+			if code == grpcUnavailable && idem && rs.attempts <= svc.Retries && inCtx.Err() == nil && t.replayable(rs, hasBody) {
+				_ = resp.Body.Close()
+				_ = rs.resp.Close()
+				st.stop()
+				t.retried(svc, rs)
+				continue
+			}
+			rs.resp.rc = resp.Body
+			rs.grpc.pending.st = st // stopped with the body
+			rs.resp.grpc, rs.resp.in = rs, inCtx
+			rs.grpc.pending.resp, rs.grpc.pending.done = resp, true
+			resp.Body = &rs.resp
+			return resp, nil
+		}
+		_ = rs.resp.Close()
+		st.stop()
+		var ce *ConnectError
+		connectFailed := errors.As(err, &ce)
+		now := time.Now()
+		rs.up.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: isTimeout(err), Duration: now.Sub(t0), At: now})
+		if inCtx.Err() != nil || rs.attempts > svc.Retries {
+			return nil, err
+		}
+		switch {
+		case rs.body.n.Load() == 0 && connectFailed:
+		case idem && t.replayable(rs, hasBody) && !isTimeout(err):
+		default:
+			return nil, err
+		}
+		t.retried(svc, rs)
+	}
+}
+
+// replayable reports whether the request body can go to another target,
+// and sets it up for the next attempt.
+func (t roundTripper) replayable(rs *reqState, hasBody bool) bool {
+	if !hasBody {
+		return true
+	}
+	if rs.grpc.replay == nil {
+		return rs.body.n.Load() == 0
+	}
+	rc, ok := rs.grpc.replay.again()
+	if !ok {
+		return false
+	}
+	rs.body.rc = rc
+	rs.body.n.Store(0)
+	return true
+}
+
+func (t roundTripper) retried(svc *Service, rs *reqState) {
+	if mt := t.p.opts.Metrics; mt != nil {
+		mt.Retries.WithLabelValues(svc.Name, rs.up.Name()).Inc()
+	}
+}
