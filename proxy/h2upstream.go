@@ -89,7 +89,9 @@ var errStreamIdle = &streamIdleError{}
 
 type streamIdleError struct{}
 
-func (*streamIdleError) Error() string   { return "upstream stream idle longer than the read/write timeout" }
+func (*streamIdleError) Error() string {
+	return "upstream stream idle longer than the read/write timeout"
+}
 func (*streamIdleError) Timeout() bool   { return true }
 func (*streamIdleError) Temporary() bool { return true }
 
