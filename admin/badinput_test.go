@@ -117,8 +117,8 @@ func TestBadInput(t *testing.T) {
 			status: 400, fields: map[string]string{"@entity": "one of target, tags or meta is required"}},
 
 		// Services and routes.
-		{desc: "bad protocol", method: http.MethodPost, path: "/services", body: form{"name", "s2", "host", "h", "protocol", "grpc"},
-			status: 400, fields: map[string]string{"protocol": "expected one of: http, https"}},
+		{desc: "bad protocol", method: http.MethodPost, path: "/services", body: form{"name", "s2", "host", "h", "protocol", "tcp"},
+			status: 400, fields: map[string]string{"protocol": "expected one of: http, https, grpc, grpcs, h2c"}},
 		{desc: "retries out of range", method: http.MethodPatch, path: "/services/example_service", body: map[string]any{"retries": 40000},
 			status: 400, fields: map[string]string{"retries": "value should be between 0 and 32767"}},
 		{desc: "timeout zero", method: http.MethodPatch, path: "/services/example_service", body: form{"connect_timeout", "0"},
@@ -126,7 +126,7 @@ func TestBadInput(t *testing.T) {
 		{desc: "url and host", method: http.MethodPost, path: "/services", body: form{"name", "s2", "url", "http://a.example/x", "host", "b"},
 			status: 400, fields: map[string]string{"host": "conflicts with url"}},
 		{desc: "bad url", method: http.MethodPost, path: "/services", body: form{"name", "s2", "url", "ftp://a.example"},
-			status: 400, fields: map[string]string{"url": "scheme must be http or https"}},
+			status: 400, fields: map[string]string{"url": "scheme must be one of http, https, grpc, grpcs, h2c"}},
 		{desc: "service without host", method: http.MethodPost, path: "/services", body: form{"name", "s2"},
 			status: 400, fields: map[string]string{"host": "required field missing"}},
 		{desc: "service host onto its canary upstream", method: http.MethodPatch, path: "/services/example_service", body: form{"host", "canary_upstream"},

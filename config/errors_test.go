@@ -565,10 +565,10 @@ services:
     url: /just/a/path
 `,
 			want: []wantErr{
-				{3, 10, `url: "ftp://h/": scheme must be http or https`},
+				{3, 10, `url: "ftp://h/": scheme must be one of http, https, grpc, grpcs, h2c`},
 				{5, 10, "port 0 is out of range 1..65535"},
 				{7, 10, "a query string is not supported"},
-				{9, 10, "scheme must be http or https"},
+				{9, 10, "scheme must be one of http, https, grpc, grpcs, h2c"},
 			},
 		},
 		{
@@ -576,7 +576,7 @@ services:
 			src: `services:
   - name: s
     host: "bad host"
-    protocol: grpc
+    protocol: tcp
     path: api
     retries: 40000
     connect_timeout: 0
@@ -585,7 +585,7 @@ services:
 `,
 			want: []wantErr{
 				{3, 11, `host: invalid host "bad host"`},
-				{4, 15, `protocol: "grpc" is not valid; expected one of: http, https`},
+				{4, 15, `protocol: "tcp" is not valid; expected one of: http, https, grpc, grpcs, h2c`},
 				{5, 11, `path: "api" must start with '/'`},
 				{6, 14, "retries: must be between 0 and 32767, got 40000"},
 				{7, 22, "connect_timeout: must be between 1 and 2147483646, got 0"},
