@@ -22,7 +22,10 @@ import (
 //   - Errors the proxy produces are gRPC errors: HTTP 200, Content-Type
 //     application/grpc, grpc-status and grpc-message in a trailers-only
 //     response (grpcCodeOf maps the HTTP status the request would get).
-//   - Responses are flushed after every write (messages are never held).
+//   - Streamed responses (no Content-Length, as gRPC's) are flushed after
+//     every write, so no message is held back; a trailers-only response
+//     is relayed as one HEADERS frame ending the stream (never split by
+//     a flush, which would hide its status from the client).
 //   - The grpc-status of the response (trailers, or the headers of a
 //     trailers-only response) is the request's outcome: it feeds the
 //     grpc_status metric, the passive health checks (Outcome.GRPC), the
@@ -246,18 +249,23 @@ func (rs *reqState) grpcEnd(inCtx context.Context, rerr error) {
 }
 
 // replayBody keeps a request body of at most grpcReplayLimit bytes so a
-// retry can send it again. A retry is possible only once the body was read
-// whole (to EOF), so no attempt is ever left reading the client's stream.
-// Each attempt reads through its own handle; a handle of an earlier
-// attempt (whose transport may still hold it) fails.
+// retry can send it again. Each attempt reads through its own handle,
+// which replays what was read so far and then reads on from the client.
+// Reads of the client's body are serialised: a handle of an earlier
+// attempt (whose transport may still be reading) that gets bytes records
+// them for the current one, and fails once it is no longer current. A
+// body grown over the limit is never replayed.
 type replayBody struct {
-	src io.ReadCloser
-	mu  sync.Mutex // guards everything below; never held while reading src
-	rec []byte
+	src    io.ReadCloser
+	readMu sync.Mutex // serialises reads of src (taken before mu)
+	mu     sync.Mutex // guards everything below; never held while reading src
+	rec    []byte
 	// over: more than grpcReplayLimit was read; no replay is possible.
-	over bool
-	eof  bool // src returned io.EOF
-	gen  int
+	over     bool
+	recorded int   // bytes read from src
+	eof      bool  // src returned io.EOF
+	srcErr   error // src failed otherwise
+	gen      int
 }
 
 type replayHandle struct {
@@ -265,6 +273,11 @@ type replayHandle struct {
 	gen int
 	pos int // next byte of rec to replay
 }
+
+var (
+	errBodyMoved = errors.New("request body moved to another attempt")
+	errBodyLost  = errors.New("request body too large to send again")
+)
 
 // first returns the first attempt's body.
 func (b *replayBody) first() io.ReadCloser {
@@ -275,55 +288,62 @@ func (b *replayBody) first() io.ReadCloser {
 }
 
 // again returns the body of the next attempt; ok is false when the body
-// cannot be sent again (not read whole, or too large).
+// cannot be sent again (over the limit).
 func (b *replayBody) again() (io.ReadCloser, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.over || !b.eof {
+	if b.over {
 		return nil, false
 	}
 	b.gen++
 	return &replayHandle{b: b, gen: b.gen}, true
 }
 
-// canReplay reports whether again would succeed.
-func (b *replayBody) canReplay() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return !b.over && b.eof
-}
-
 func (h *replayHandle) Read(p []byte) (int, error) {
 	b := h.b
+	b.readMu.Lock()
+	defer b.readMu.Unlock()
 	b.mu.Lock()
-	if h.gen != b.gen {
+	switch {
+	case h.gen != b.gen:
 		b.mu.Unlock()
-		return 0, errors.New("request body moved to another attempt")
-	}
-	if h.pos < len(b.rec) {
+		return 0, errBodyMoved
+	case !b.over && h.pos < len(b.rec):
 		n := copy(p, b.rec[h.pos:])
 		h.pos += n
 		b.mu.Unlock()
 		return n, nil
-	}
-	if b.eof {
+	case h.pos < b.recorded:
+		b.mu.Unlock()
+		return 0, errBodyLost
+	case b.eof:
 		b.mu.Unlock()
 		return 0, io.EOF
+	case b.srcErr != nil:
+		err := b.srcErr
+		b.mu.Unlock()
+		return 0, err
 	}
 	b.mu.Unlock()
 	n, err := b.src.Read(p)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.recorded += n
 	if !b.over {
 		if len(b.rec)+n > grpcReplayLimit {
 			b.over, b.rec = true, nil
 		} else {
 			b.rec = append(b.rec, p[:n]...)
-			h.pos = len(b.rec)
 		}
 	}
-	if err == io.EOF {
+	if h.gen == b.gen {
+		h.pos = b.recorded
+	}
+	switch {
+	case err == io.EOF:
 		b.eof = true
+	case err != nil:
+		b.srcErr = err
 	}
 	return n, err
 }
@@ -437,7 +457,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 			var dcancel context.CancelFunc
 			ctx, dcancel = context.WithDeadline(ctx, rs.grpc.deadline)
 			parent := cancel
-			cancel = func(err error) { dcancel(); parent(err) }
+			cancel = func(err error) { parent(err); dcancel() } // the cause first
 		}
 		areq := req.WithContext(ctx)
 		if tr != nil && tr.h2 != nil && (tr.readTimeout > 0 || tr.writeTimeout > 0) {
@@ -473,6 +493,12 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 			} else {
 				rs.grpc.status = code
 				rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, GRPC: true, GRPCStatus: code, Duration: now.Sub(t0), At: now})
+			}
+			if code >= 0 && resp.ContentLength < 0 {
+				// Trailers-only: no flush may split it into headers and
+				// an empty end of stream (the client would miss the
+				// status), so it is relayed as a response without body.
+				resp.ContentLength = 0
 			}
 			if code == grpcUnavailable && idem && rs.attempts <= svc.Retries && inCtx.Err() == nil && t.replayable(rs, hasBody) {
 				_ = resp.Body.Close()

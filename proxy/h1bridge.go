@@ -155,9 +155,6 @@ func (w *h1Writer) WriteHeader(code int) {
 		return
 	}
 	w.wrote = true
-	_, hasLen := w.header["Content-Length"]
-	noBody := w.head || code == http.StatusNoContent || code == http.StatusNotModified
-	w.chunked = !hasLen && !noBody && !w.http10
 	var trailers []string
 	for _, v := range w.header["Trailer"] {
 		for _, k := range strings.Split(v, ",") {
@@ -166,6 +163,12 @@ func (w *h1Writer) WriteHeader(code int) {
 			}
 		}
 	}
+	if len(trailers) > 0 && !w.http10 {
+		w.header.Del("Content-Length") // trailers need chunked
+	}
+	_, hasLen := w.header["Content-Length"]
+	noBody := w.head || code == http.StatusNoContent || code == http.StatusNotModified
+	w.chunked = !hasLen && !noBody && !w.http10
 	b = appendHeaderLines(b, w.header, trailers)
 	if w.chunked {
 		b = append(b, "Transfer-Encoding: chunked\r\n"...)

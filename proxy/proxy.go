@@ -132,7 +132,6 @@ type Proxy struct {
 	log   zerolog.Logger
 	table atomic.Pointer[Table]
 	rp    *httputil.ReverseProxy
-	grpc  *httputil.ReverseProxy // rp flushing every write, for gRPC
 	guard guard.Guard
 }
 
@@ -156,9 +155,6 @@ func New(o Options) *Proxy {
 		BufferPool:     newBufferPool(),
 		ErrorLog:       log.New(zerologWriter{o.Log}, "", 0),
 	}
-	g := *p.rp
-	g.FlushInterval = -1
-	p.grpc = &g
 	return p
 }
 
@@ -273,8 +269,6 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
 			rs.grpc.deadline = start.Add(d)
 		}
-		p.grpc.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, rs)))
-		return
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, rs)))
 }
