@@ -117,6 +117,16 @@ func TestBadInput(t *testing.T) {
 			status: 400, fields: map[string]string{"@entity": "one of target, tags or meta is required"}},
 
 		// Services and routes.
+		{desc: "TLS fields on a plaintext service", method: http.MethodPost, path: "/services", body: map[string]any{"name": "s2", "host": "h", "tls_verify": true},
+			status: 400, fields: map[string]string{"tls_verify": "only allowed when protocol is https or grpcs"}},
+		{desc: "a CA file that does not exist", method: http.MethodPost, path: "/services", body: map[string]any{"name": "s2", "host": "h", "protocol": "grpcs", "ca_certificates": []string{"/nonexistent/ca.pem"}},
+			status: 400, fields: map[string]string{"ca_certificates": "open /nonexistent/ca.pem"}},
+		{desc: "client_certificate without key_file", method: http.MethodPost, path: "/services", body: map[string]any{"name": "s2", "host": "h", "protocol": "https", "client_certificate": map[string]any{"cert_file": "/x"}},
+			status: 400, fields: map[string]string{"client_certificate": "cert_file and key_file are both required"}},
+		{desc: "bad gRPC method", method: http.MethodPost, path: "/services", body: map[string]any{"name": "s2", "host": "h", "protocol": "grpc", "grpc_idempotent_methods": []string{"Say"}},
+			status: 400, fields: map[string]string{"grpc_idempotent_methods": "item 1: \"Say\": expected /package.Service/Method"}},
+		{desc: "route protocols mixing http and grpc", method: http.MethodPost, path: "/services/example_service/routes", body: map[string]any{"paths": []string{"/g"}, "protocols": []string{"grpc", "http"}},
+			status: 400, fields: map[string]string{"protocols": "http/https and grpc/grpcs are mutually exclusive"}},
 		{desc: "bad protocol", method: http.MethodPost, path: "/services", body: form{"name", "s2", "host", "h", "protocol", "tcp"},
 			status: 400, fields: map[string]string{"protocol": "expected one of: http, https, grpc, grpcs, h2c"}},
 		{desc: "retries out of range", method: http.MethodPatch, path: "/services/example_service", body: map[string]any{"retries": 40000},

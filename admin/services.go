@@ -134,17 +134,23 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 }
 
 // serviceDecoder checks a body in full and returns its applier.
+// The applier also checks the result as a whole (checkServiceTLS).
 func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error) {
-	apply := func(s *state.Service, creating bool) error {
+	decode := func(s *state.Service, creating bool) error {
 		o := newObj(b.m, b.form)
 		decodeService(o, s, creating)
 		return o.err()
 	}
 	scratch := newService()
-	if err := apply(&scratch, true); err != nil {
+	if err := decode(&scratch, true); err != nil {
 		return nil, err
 	}
-	return apply, nil
+	return func(s *state.Service, creating bool) error {
+		if err := decode(s, creating); err != nil {
+			return err
+		}
+		return checkServiceTLS(s)
+	}, nil
 }
 
 // editableService returns a copy of an effective service in the admin
@@ -507,24 +513,38 @@ func decodeServiceTLS(o *obj, s *state.Service) {
 			s.ClientCertificate = cc
 		}
 	}
-	set := s.TLSVerify != nil || s.TLSVerifyDepth != nil || len(s.CACertificates) > 0 || s.ClientCertificate != nil
-	if !set || o.err() != nil {
-		return
-	}
+}
+
+// checkServiceTLS checks a service's TLS fields as a whole: they apply to
+// https and grpcs only, and the material they name must load.
+func checkServiceTLS(s *state.Service) error {
+	f := fields{}
 	if !config.TLSProtocol(s.Protocol) {
-		for _, k := range []string{"tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"} {
-			if v, present := o.get(k); present && v != nil {
-				o.fail(k, "only allowed when protocol is https or grpcs")
-			}
+		if s.TLSVerify != nil {
+			f.add("tls_verify", "only allowed when protocol is https or grpcs")
 		}
-		return
+		if s.TLSVerifyDepth != nil {
+			f.add("tls_verify_depth", "only allowed when protocol is https or grpcs")
+		}
+		if len(s.CACertificates) > 0 {
+			f.add("ca_certificates", "only allowed when protocol is https or grpcs")
+		}
+		if s.ClientCertificate != nil {
+			f.add("client_certificate", "only allowed when protocol is https or grpcs")
+		}
+		return f.err()
 	}
-	cs := &config.Service{CACertificates: s.CACertificates}
+	if len(s.CACertificates) > 0 {
+		if _, err := config.LoadServiceTLS(&config.Service{CACertificates: s.CACertificates}); err != nil {
+			f.add("ca_certificates", "%s", strings.TrimPrefix(err.Error(), "ca_certificates: "))
+		}
+	}
 	if cc := s.ClientCertificate; cc != nil {
-		cs.ClientCertificate = &config.ClientCertificate{CertFile: cc.CertFile, KeyFile: cc.KeyFile}
+		cs := &config.Service{ClientCertificate: &config.ClientCertificate{CertFile: cc.CertFile, KeyFile: cc.KeyFile}}
+		if _, err := config.LoadServiceTLS(cs); err != nil {
+			f.add("client_certificate", "%s", strings.TrimPrefix(err.Error(), "client_certificate: "))
+		}
 	}
-	if _, err := config.LoadServiceTLS(cs); err != nil {
-		k, _, _ := strings.Cut(err.Error(), ":")
-		o.fail(k, "%v", strings.TrimPrefix(err.Error(), k+": "))
-	}
+	return f.err()
+
 }

@@ -594,6 +594,48 @@ services:
 			},
 		},
 
+		{
+			desc: "bad upstream TLS and gRPC fields",
+			src: `services:
+  - name: plain
+    host: h
+    tls_verify: true
+    client_certificate: {cert_file: a, key_file: b}
+  - name: secure
+    protocol: grpcs
+    host: h
+    tls_verify_depth: 65
+    ca_certificates: [/nonexistent/ca.pem]
+    client_certificate: {cert_file: a}
+    grpc_idempotent_methods: [Say, /pkg.Svc/*]
+  - name: mixed
+    host: h
+    routes:
+      - name: r
+        paths: [/]
+        protocols: [grpc, http]
+      - name: r2
+        paths: [/x]
+        protocols: [tcp]
+upstreams:
+  - name: u
+    healthchecks:
+      passive:
+        unhealthy: {grpc_statuses: [14, 17]}
+`,
+			want: []wantErr{
+				{4, 5, "tls_verify: only allowed when protocol is https or grpcs (protocol is http)"},
+				{5, 5, "client_certificate: only allowed when protocol is https or grpcs"},
+				{9, 23, "tls_verify_depth: must be between 0 and 64, got 65"},
+				{10, 5, `ca_certificates: open /nonexistent/ca.pem: no such file or directory`},
+				{11, 25, "client_certificate: cert_file and key_file are both required"},
+				{12, 31, `grpc_idempotent_methods: "Say": expected /package.Service/Method or /package.Service/*`},
+				{18, 20, "protocols: http/https and grpc/grpcs are mutually exclusive"},
+				{21, 21, `protocols: "tcp" is not one of http, https, grpc, grpcs`},
+				{26, 41, "grpc_statuses: must be between 0 and 16, got 17"},
+			},
+		},
+
 		// Routes.
 		{
 			desc: "route without matchers",

@@ -641,15 +641,17 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 				d.errorf(e.key, "%s: only allowed when protocol is https or grpcs (protocol is %s)", k, s.Protocol)
 			}
 		}
-	} else if allOK(seen, "ca_certificates", "client_certificate") {
-		if _, err := LoadServiceTLS(&s); err != nil {
-			at := s.Pos
-			for _, k := range []string{"ca_certificates", "client_certificate"} {
-				if e, ok := seen[k]; ok && strings.HasPrefix(err.Error(), k) {
-					at = pos(e.key)
-				}
+	} else {
+		// The material must load (read again when the service is built).
+		if e, ok := seen["ca_certificates"]; ok && e.ok {
+			if _, err := LoadServiceTLS(&Service{CACertificates: s.CACertificates}); err != nil {
+				d.errorf(e.key, "%v", err)
 			}
-			d.errorAt(at, "service %s: %v", quote(s.Name), err)
+		}
+		if e, ok := seen["client_certificate"]; ok && e.ok && s.ClientCertificate != nil {
+			if _, err := LoadServiceTLS(&Service{ClientCertificate: s.ClientCertificate}); err != nil {
+				d.errorf(e.key, "%v", err)
+			}
 		}
 	}
 	if routesNode != nil {
