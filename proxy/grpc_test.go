@@ -627,4 +627,3 @@ func keys(m *sync.Map) []any {
 	m.Range(func(k, _ any) bool { out = append(out, k); return true })
 	return out
 }
-
