@@ -74,19 +74,28 @@ type gateway struct {
 	ProxyAddr string
 	AdminAddr string
 	cfgPath   string
-	mu        sync.Mutex
-	logs      []map[string]any
-	raw       bytes.Buffer
-	exited    chan struct{}
-	exitErr   error
+	// proxyExtra is YAML added to the proxy section (lines indented by
+	// two spaces), e.g. "  h2c: true\n".
+	proxyExtra string
+	mu         sync.Mutex
+	logs       []map[string]any
+	raw        bytes.Buffer
+	exited     chan struct{}
+	exitErr    error
 }
 
 // startGateway writes cfg (a YAML body without listeners) and runs the
 // binary on it; it returns once the admin listener answers.
 func startGateway(t testing.TB, cfg string, extraArgs ...string) *gateway {
 	t.Helper()
+	return startGatewayProxy(t, "", cfg, extraArgs...)
+}
+
+// startGatewayProxy is startGateway with proxyExtra in the proxy section.
+func startGatewayProxy(t testing.TB, proxyExtra, cfg string, extraArgs ...string) *gateway {
+	t.Helper()
 	addrs := freeAddrs(t, 2)
-	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], exited: make(chan struct{})}
+	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], exited: make(chan struct{}), proxyExtra: proxyExtra}
 	g.cfgPath = filepath.Join(t.TempDir(), "outrigger.yaml")
 	g.writeConfig(cfg)
 	args := append([]string{"run", "--config", g.cfgPath}, extraArgs...)
@@ -131,7 +140,7 @@ func startGateway(t testing.TB, cfg string, extraArgs ...string) *gateway {
 
 func (g *gateway) writeConfig(body string) {
 	g.t.Helper()
-	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: 10s\nadmin:\n  listen: %s\nlog:\n  format: json\n  level: debug\n%s", g.ProxyAddr, g.AdminAddr, body)
+	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: 10s\n%sadmin:\n  listen: %s\nlog:\n  format: json\n  level: debug\n%s", g.ProxyAddr, g.proxyExtra, g.AdminAddr, body)
 	tmp := g.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(full), 0o600); err != nil {
 		g.t.Fatal(err)
