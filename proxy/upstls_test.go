@@ -53,6 +53,24 @@ func newPKI(t *testing.T, cn string) *testPKI {
 	return &testPKI{caCert: cert, caKey: key, caPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
 }
 
+// intermediate returns a CA signed by p.
+func (p *testPKI) intermediate(t *testing.T, cn string) *testPKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testPKI{caCert: cert, caKey: key, caPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}
+}
+
 // issue signs a leaf for cn (server: with SANs for 127.0.0.1 and names)
 // and returns it as PEM certificate and key.
 func (p *testPKI) issue(t *testing.T, cn string, server bool, names ...string) (certPEM, keyPEM string) {
@@ -141,6 +159,27 @@ func TestGRPCSVerifyAndClientCertificate(t *testing.T) {
 	}
 }
 
+// tls_verify_depth caps the chain above the leaf: a leaf under an
+// intermediate (served with it) passes depth 2 and fails depth 1.
+func TestGRPCSVerifyDepth(t *testing.T) {
+	root := newPKI(t, "root")
+	mid := root.intermediate(t, "intermediate")
+	leaf, key := mid.issue(t, "echo", true)
+	chain := keyPair(t, leaf+mid.caPEM, key)
+	a := startEcho(t, "a", grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{chain}})))
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		depth int
+		ok    bool
+	}{{0, true}, {2, true}, {1, false}} {
+		f := newGRPCFixture(t, grpcSetup{targets: []string{a.addr}, protocol: ProtoGRPCS, tls: TLSOptions{Verify: true, VerifyDepth: tc.depth, CA: root.caPEM}})
+		got, err := f.say(ctx, "hi")
+		if tc.ok != (err == nil) {
+			t.Errorf("depth %d: %q %v, want ok=%v", tc.depth, got, err, tc.ok)
+		}
+	}
+}
+
 // https: the engine (HTTP/1.1 clients) and the net/http path (HTTP/2
 // clients) verify the target by the same rules; with preserve_host the
 // name presented and verified is the request's host.
@@ -213,6 +252,11 @@ func TestHTTPSVerify(t *testing.T) {
 				resp.Body.Close()
 				if resp.StatusCode != tc.want {
 					t.Errorf("h2=%v: %d %q, want %d", h2, resp.StatusCode, body, tc.want)
+				}
+				// HTTP/2 clients reach the target over HTTP/2 (ALPN h2);
+				// the engine speaks HTTP/1.1 to it.
+				if wantBody := map[bool]string{false: "secure HTTP/1.1", true: "secure HTTP/2.0"}[h2]; tc.want == 200 && string(body) != wantBody {
+					t.Errorf("h2=%v: body %q, want %q", h2, body, wantBody)
 				}
 				mu.Lock()
 				got := append([]string(nil), snis...)
