@@ -212,7 +212,6 @@ type grpcState struct {
 		ep   *upstream.Endpoint
 		t0   time.Time
 		resp *http.Response
-		st   *streamTimer
 		done bool
 	}
 }
@@ -238,7 +237,7 @@ func (rs *reqState) grpcEnd(inCtx context.Context, rerr error) {
 		// The client went away, or its side failed: not the target's doing.
 		g.status = grpcCanceled
 		return
-	case pd.st != nil && errors.Is(rerr, errStreamIdle), isTimeout(rerr):
+	case isTimeout(rerr):
 		code = grpcDeadlineExceeded
 	default:
 		code = grpcUnavailable
@@ -449,30 +448,14 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 
 		// The attempt's context: the call's deadline, and the stream
 		// timer of an HTTP/2 upstream.
-		ctx, cancel := context.WithCancelCause(inCtx)
-		var st *streamTimer
 		if !rs.grpc.deadline.IsZero() {
-			left := time.Until(rs.grpc.deadline)
-			req.Header.Set("Grpc-Timeout", encodeGRPCTimeout(left))
-			var dcancel context.CancelFunc
-			ctx, dcancel = context.WithDeadline(ctx, rs.grpc.deadline)
-			parent := cancel
-			cancel = func(err error) { parent(err); dcancel() } // the cause first
+			req.Header.Set("Grpc-Timeout", encodeGRPCTimeout(time.Until(rs.grpc.deadline)))
 		}
-		areq := req.WithContext(ctx)
-		if tr != nil && tr.h2 != nil && (tr.readTimeout > 0 || tr.writeTimeout > 0) {
-			st = newStreamTimer(max(tr.readTimeout, tr.writeTimeout), cancel)
-			if hasBody {
-				areq.Body = timedBody{ReadCloser: &rs.body, st: st}
-			}
-		} else {
-			st = &streamTimer{cancel: cancel, t: time.NewTimer(time.Hour)}
-			st.t.Stop()
-		}
-		rs.grpc.pending.st = st
+		areq, st := attemptRequest(req, tr, rs.grpc.deadline, hasBody, &rs.body)
+		rs.resp.st = st
 		t0 := time.Now()
 		resp, err := svc.Transport.RoundTrip(areq)
-		if err != nil && context.Cause(ctx) == errStreamIdle {
+		if err != nil && st.fired.Load() {
 			err = errStreamIdle
 		}
 		if err == nil {
@@ -481,7 +464,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 			if code < 0 && resp.StatusCode == http.StatusOK && IsGRPC(resp.Header.Get("Content-Type")) {
 				// A streamed response: its status comes with the trailers.
 				rs.grpc.pending.ep, rs.grpc.pending.t0, rs.grpc.pending.resp, rs.grpc.pending.done = ep, t0, resp, false
-				rs.resp.rc = timedBody{ReadCloser: resp.Body, st: st}
+				rs.resp.rc = st.wrap(resp.Body)
 				rs.resp.grpc, rs.resp.in = rs, inCtx
 				resp.Body = &rs.resp
 				return resp, nil
@@ -502,20 +485,17 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 			}
 			if code == grpcUnavailable && idem && rs.attempts <= svc.Retries && inCtx.Err() == nil && t.replayable(rs, hasBody) {
 				_ = resp.Body.Close()
-				_ = rs.resp.Close()
-				st.stop()
+				_ = rs.resp.Close() // stops st
 				t.retried(svc, rs)
 				continue
 			}
 			rs.resp.rc = resp.Body
-			rs.grpc.pending.st = st // stopped with the body
 			rs.resp.grpc, rs.resp.in = rs, inCtx
 			rs.grpc.pending.resp, rs.grpc.pending.done = resp, true
 			resp.Body = &rs.resp
 			return resp, nil
 		}
-		_ = rs.resp.Close()
-		st.stop()
+		_ = rs.resp.Close() // stops st
 		var ce *ConnectError
 		connectFailed := errors.As(err, &ce)
 		now := time.Now()

@@ -594,6 +594,13 @@ func TestH2CServiceFromHTTP1(t *testing.T) {
 	var protos sync.Map
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		protos.Store(r.Proto, true)
+		if r.URL.Path == "/plain/slow" {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			return
+		}
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("Trailer", "X-Sum")
 		w.Header().Set("X-Got", r.Method+" "+r.URL.Path)
@@ -605,21 +612,37 @@ func TestH2CServiceFromHTTP1(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 
-	f := newGRPCFixture(t, grpcSetup{targets: []string{ln.Addr().String()}, protocol: ProtoH2C})
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Post(f.base+"/plain/x", "text/plain", strings.NewReader("hello"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "echo:hello" || resp.Header.Get("X-Got") != "POST /plain/x" || resp.Trailer.Get("X-Sum") != "5" {
-		t.Errorf("bridged: %d %q header %v trailer %v", resp.StatusCode, body, resp.Header, resp.Trailer)
+	f := newGRPCFixture(t, grpcSetup{targets: []string{ln.Addr().String()}, protocol: ProtoH2C, readTO: 300 * time.Millisecond})
+	prot := new(http.Protocols)
+	prot.SetUnencryptedHTTP2(true)
+	for _, c := range []*http.Client{
+		{Timeout: 10 * time.Second}, // HTTP/1.1: bridged
+		{Timeout: 10 * time.Second, Transport: &http.Transport{Protocols: prot}}, // HTTP/2
+	} {
+		resp, err := c.Post(f.base+"/plain/x", "text/plain", strings.NewReader("hello"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != "echo:hello" || resp.Header.Get("X-Got") != "POST /plain/x" || resp.Trailer.Get("X-Sum") != "5" {
+			t.Errorf("%s: %d %q header %v trailer %v", resp.Proto, resp.StatusCode, body, resp.Header, resp.Trailer)
+		}
+		// read_timeout bounds the wait, per stream.
+		resp, err = c.Get(f.base + "/plain/slow")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Errorf("%s slow: %d %q, want 504", resp.Proto, resp.StatusCode, body)
+		}
 	}
 	if _, ok := protos.Load("HTTP/2.0"); !ok {
 		t.Errorf("the target saw %v, want HTTP/2.0", keys(&protos))
 	}
-	waitGathered(t, f.reg, "outrigger_requests_total", map[string]string{"route": "plain", "code": "2xx"}, 1)
+	waitGathered(t, f.reg, "outrigger_requests_total", map[string]string{"route": "plain", "code": "2xx"}, 2)
 }
 
 func keys(m *sync.Map) []any {

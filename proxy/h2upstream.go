@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -98,39 +100,72 @@ func (*streamIdleError) Temporary() bool { return true }
 // streamTimer is Kong's read_timeout and write_timeout for one HTTP/2
 // stream: it cancels the stream when neither a read from the target nor a
 // write to it happened for that long (the longest gap between two
-// successive operations). Safe for concurrent use: request and response
-// bodies move in different goroutines.
+// successive operations). A zero d never fires. Safe for concurrent use:
+// request and response bodies move in different goroutines.
 type streamTimer struct {
 	d      time.Duration
-	cancel context.CancelCauseFunc
-	mu     sync.Mutex // guards t and stopped
-	t      *time.Timer
+	cancel context.CancelFunc
+	fired  atomic.Bool // the timer cut the stream
+	mu     sync.Mutex  // guards t and stopped
+	t      *time.Timer // nil when d is 0
 	// stopped: the stream ended; touch does nothing.
 	stopped bool
 }
 
-func newStreamTimer(d time.Duration, cancel context.CancelCauseFunc) *streamTimer {
-	st := &streamTimer{d: d, cancel: cancel}
-	st.t = time.AfterFunc(d, func() { cancel(errStreamIdle) })
-	return st
+// attemptRequest returns the request of one attempt with its own context:
+// bounded by deadline (when set) and, with an HTTP/2 upstream, by the
+// service's read and write timeouts per stream (the streamTimer, which
+// the body of the attempt touches). The timer must be stopped when the
+// attempt ends (respBody.Close).
+func attemptRequest(req *http.Request, tr *Transport, deadline time.Time, hasBody bool, body io.ReadCloser) (*http.Request, *streamTimer) {
+	ctx, cancel := context.WithCancel(req.Context())
+	if !deadline.IsZero() {
+		var dcancel context.CancelFunc
+		ctx, dcancel = context.WithDeadline(ctx, deadline)
+		parent := cancel
+		cancel = func() { dcancel(); parent() }
+	}
+	st := &streamTimer{cancel: cancel}
+	if tr != nil && tr.h2 != nil {
+		st.d = max(tr.readTimeout, tr.writeTimeout)
+	}
+	areq := req.WithContext(ctx)
+	if st.d > 0 {
+		st.t = time.AfterFunc(st.d, func() { st.fired.Store(true); cancel() })
+		if hasBody {
+			areq.Body = timedBody{ReadCloser: body, st: st}
+		}
+	}
+	return areq, st
 }
 
 // touch restarts the gap.
 func (st *streamTimer) touch() {
 	st.mu.Lock()
-	if !st.stopped {
+	if !st.stopped && st.t != nil {
 		st.t.Reset(st.d)
 	}
 	st.mu.Unlock()
 }
 
-// stop ends the timer (and the stream's context).
+// stop ends the timer and the attempt's context.
 func (st *streamTimer) stop() {
 	st.mu.Lock()
 	st.stopped = true
-	st.t.Stop()
+	if st.t != nil {
+		st.t.Stop()
+	}
 	st.mu.Unlock()
-	st.cancel(context.Canceled)
+	st.cancel()
+}
+
+// wrap makes reads of a response body touch the timer; a read failing
+// because the timer cut the stream fails with errStreamIdle.
+func (st *streamTimer) wrap(rc io.ReadCloser) io.ReadCloser {
+	if st.d <= 0 {
+		return rc
+	}
+	return timedBody{ReadCloser: rc, st: st}
 }
 
 // timedBody touches a streamTimer on every read.
@@ -143,6 +178,9 @@ func (b timedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.st.touch()
+	}
+	if err != nil && err != io.EOF && b.st.fired.Load() {
+		err = errStreamIdle
 	}
 	return n, err
 }

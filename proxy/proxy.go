@@ -210,9 +210,6 @@ func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
 	if rs.resp.stats != nil {
 		_ = rs.resp.Close() // ends the target's in-flight count (once)
 	}
-	if rs.grpc.pending.st != nil {
-		rs.grpc.pending.st.stop()
-	}
 	abort := p.guard.Recovered(v, &rs.rw, r, rs.rw.status != 0 || rs.rw.hijacked)
 	if rs.route != nil {
 		p.finish(r, rs, start)
@@ -359,8 +356,16 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		// rs.resp ends the in-flight count: on Close of the response
 		// body, here on a failure, or in done on a panic.
 		rs.resp = respBody{stats: ep.Stats}
+		areq := req
+		if tr, ok := svc.Transport.(*Transport); ok && tr.h2 != nil {
+			// HTTP/2 upstream: the timeouts are per stream.
+			areq, rs.resp.st = attemptRequest(req, tr, time.Time{}, req.Body != nil && req.Body != http.NoBody, req.Body)
+		}
 		t0 := time.Now()
-		resp, err := svc.Transport.RoundTrip(req)
+		resp, err := svc.Transport.RoundTrip(areq)
+		if err != nil && rs.resp.st != nil && rs.resp.st.fired.Load() {
+			err = errStreamIdle
+		}
 		if err == nil {
 			now := time.Now()
 			rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
@@ -371,6 +376,9 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 				return resp, nil
 			}
 			rs.resp.rc = resp.Body
+			if rs.resp.st != nil {
+				rs.resp.rc = rs.resp.st.wrap(resp.Body)
+			}
 			resp.Body = &rs.resp
 			return resp, nil
 		}
@@ -578,6 +586,8 @@ type respBody struct {
 	rc     io.ReadCloser
 	stats  *balance.Stats
 	closed bool
+	// st, when set, is the attempt's stream timer, stopped on Close.
+	st *streamTimer
 	// grpc, for a streamed gRPC response, is settled when the body ends
 	// (reqState.grpcEnd); in is the client request's context.
 	grpc *reqState
@@ -598,9 +608,9 @@ func (b *respBody) Close() error {
 		b.stats.InFlight.Add(-1)
 		if rs := b.grpc; rs != nil {
 			rs.grpcEnd(b.in, errBodyClosed)
-			if st := rs.grpc.pending.st; st != nil {
-				st.stop()
-			}
+		}
+		if b.st != nil {
+			b.st.stop()
 		}
 	}
 	if b.rc == nil {
