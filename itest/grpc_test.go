@@ -48,6 +48,15 @@ func startGRPCOrigin(t *testing.T, name string) *grpcOrigin {
 		t.Fatal(err)
 	}
 	o := &grpcOrigin{name: name, addr: ln.Addr().String(), srv: grpc.NewServer(grpc.ForceServerCodec(grpcRaw{}))}
+	registerEcho(o)
+	go func() { _ = o.srv.Serve(ln) }()
+	t.Cleanup(o.srv.Stop)
+	return o
+}
+
+// registerEcho registers test.Echo on o.srv.
+func registerEcho(o *grpcOrigin) {
+	name := o.name
 	o.srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "test.Echo",
 		HandlerType: (*any)(nil),
@@ -79,9 +88,6 @@ func startGRPCOrigin(t *testing.T, name string) *grpcOrigin {
 			}
 		}}},
 	}, o)
-	go func() { _ = o.srv.Serve(ln) }()
-	t.Cleanup(o.srv.Stop)
-	return o
 }
 
 func grpcClient(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
