@@ -47,8 +47,12 @@
 //     admin layer keys them by their id, and they show "name": null.
 //   - Kong fields Outrigger lacks (tags on upstreams, services and
 //     routes, https_redirect_status_code, ...) are accepted at Kong's
-//     default value and refused otherwise; route protocols are checked
-//     and not kept (routes match http and https).
+//     default value and refused otherwise. Route protocols are kept:
+//     http/https (the default) or grpc/grpcs, never both families.
+//   - Service TLS fields take PEM instead of Kong's certificate ids:
+//     ca_certificates holds file paths or inline PEM, client_certificate
+//     {cert_file, key_file}; they are refused on plaintext protocols and
+//     the material must load.
 //   - A rollout that cannot take an action (pause when not running, ...)
 //     answers 409.
 //   - DELETE /state resets the whole admin layer (Controller.ResetState):

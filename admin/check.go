@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,8 +104,8 @@ func parseServiceURL(s string) (serviceURL, error) {
 	}
 	scheme := strings.ToLower(u.Scheme)
 	switch {
-	case scheme != "http" && scheme != "https":
-		return serviceURL{}, errors.New("scheme must be http or https")
+	case !slices.Contains(config.ServiceProtocols(), scheme):
+		return serviceURL{}, errors.New("scheme must be one of " + strings.Join(config.ServiceProtocols(), ", "))
 	case u.Opaque != "" || u.Host == "":
 		return serviceURL{}, errors.New("missing host (expected http://host:port/path)")
 	case u.User != nil:
@@ -134,10 +135,7 @@ func parseServiceURL(s string) (serviceURL, error) {
 }
 
 func defaultServicePort(protocol string) int {
-	if protocol == "https" {
-		return 443
-	}
-	return 80
+	return config.DefaultPort(protocol)
 }
 
 // checkRoutePath checks a route path: a prefix starting with '/', or a

@@ -101,16 +101,24 @@ func schemas() js {
 		"healthchecks":        sref("Healthchecks"),
 	}
 	serviceIn := js{
-		"id":              uuidSchema("optional on creation"),
-		"name":            nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
-		"protocol":        senum("default http", "http", "https"),
-		"host":            sstr("an upstream's name, or a host name or IP address"),
-		"port":            sint("default 80 (443 for https)", 1, 65535),
-		"path":            nullable(sstr("prefix added to upstream requests")),
-		"retries":         sint("default 5", 0, 32767),
-		"connect_timeout": sint("milliseconds, default 60000", 1, maxTimeoutMs),
-		"read_timeout":    sint("milliseconds, default 60000", 1, maxTimeoutMs),
-		"write_timeout":   sint("milliseconds, default 60000", 1, maxTimeoutMs),
+		"id":               uuidSchema("optional on creation"),
+		"name":             nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
+		"protocol":         senum("default http; h2c, grpc: HTTP/2 with prior knowledge; grpcs: HTTP/2 over TLS", config.ServiceProtocols()...),
+		"host":             sstr("an upstream's name, or a host name or IP address"),
+		"port":             sint("default 80 (443 for https and grpcs)", 1, 65535),
+		"path":             nullable(sstr("prefix added to upstream requests")),
+		"retries":          sint("default 5", 0, 32767),
+		"connect_timeout":  sint("milliseconds, default 60000", 1, maxTimeoutMs),
+		"read_timeout":     sint("milliseconds, default 60000", 1, maxTimeoutMs),
+		"write_timeout":    sint("milliseconds, default 60000", 1, maxTimeoutMs),
+		"tls_verify":       nullable(sbool("https/grpcs only: verify the target's certificate; default null (on; Kong's default is off)")),
+		"tls_verify_depth": nullable(sint("https/grpcs only: most certificates above the leaf", 0, 64)),
+		"ca_certificates":  nullable(sarr(sstr(""), "https/grpcs only: PEM file paths or inline PEM of the trusted CAs (Kong takes CA certificate ids); null: the system roots")),
+		"client_certificate": nullable(closed(sobj(js{
+			"cert_file": sstr("PEM certificate (chain) file"),
+			"key_file":  sstr("PEM private key file"),
+		}, "cert_file", "key_file"))),
+		"grpc_idempotent_methods": nullable(sarr(sstr("/package.Service/Method or /package.Service/*"), "gRPC methods retried on another target after UNAVAILABLE")),
 	}
 	routeIn := js{
 		"id":             uuidSchema("optional on creation"),
@@ -123,7 +131,7 @@ func schemas() js {
 		"preserve_host":  sbool("default false"),
 		"regex_priority": sint("order of regex paths", -1<<31, 1<<31-1),
 		"path_handling":  senum("default v0: how the service path and the request path combine upstream, as Kong's", config.PathHandlings()...),
-		"protocols":      sarr(senum("", "http", "https"), "accepted for Kong compatibility; routes match http and https"),
+		"protocols":      sarr(senum("", config.RouteProtocols()...), "default [http, https]; grpc/grpcs (not mixed with http/https): gRPC over HTTP/2 only, a non-gRPC request gets 415, gRPC over HTTP/1.1 426"),
 	}
 	overrideIn := js{
 		"target": nullable(sstr("select one address (host:port)")),
@@ -183,6 +191,7 @@ func schemas() js {
 		"PassiveHealthy": closed(sobj(js{"successes": counter(""), "http_statuses": statuses})),
 		"PassiveUnhealthy": closed(sobj(js{
 			"http_failures": counter(""), "tcp_failures": counter(""), "timeouts": counter(""), "http_statuses": statuses,
+			"grpc_statuses": sarr(js{"type": "integer", "minimum": 0, "maximum": 16}, "gRPC statuses counted as failures (default 4, 8, 14)"),
 		})),
 		"Healthchecks": closed(sobj(js{
 			"threshold": snum("percent of healthy weight under which the upstream fails", 0, 100),

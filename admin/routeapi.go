@@ -8,8 +8,8 @@ import (
 	"github.com/outrigger-gw/outrigger/state"
 )
 
-// routeOut is a route in Kong's shape. Protocols is always [http, https]:
-// routes match both.
+// routeOut is a route in Kong's shape. Protocols is [http, https] unless
+// set (a grpc/grpcs route serves gRPC over HTTP/2 only).
 type routeOut struct {
 	ID            string              `json:"id"`
 	Name          *string             `json:"name"`
@@ -36,13 +36,16 @@ func nilIfEmpty[T any](s []T) []T {
 
 func (w *world) renderRoute(r *config.Route, m state.Meta) routeOut {
 	out := routeOut{
-		ID: m.ID, Name: shownName(r.Name, m), Protocols: []string{"http", "https"},
+		ID: m.ID, Name: shownName(r.Name, m), Protocols: r.Protocols,
 		Methods: nilIfEmpty(r.Methods), Hosts: nilIfEmpty(r.Hosts), Paths: nilIfEmpty(r.Paths),
 		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: r.PathHandling,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
 	if len(r.Headers) > 0 {
 		out.Headers = r.Headers
+	}
+	if len(out.Protocols) == 0 {
+		out.Protocols = []string{"http", "https"}
 	}
 	if r.Service != "" {
 		sm := w.meta(kindService, r.Service)
@@ -138,9 +141,10 @@ func decodeRoute(o *obj, r *state.Route) serviceRef {
 	o.setBool("preserve_host", &r.PreserveHost, false)
 	o.setInt("regex_priority", &r.RegexPriority, 0, -1<<31, 1<<31-1)
 	o.setString("path_handling", &r.PathHandling, config.DefaultPathHandling, oneOf(config.PathHandlings()...))
-	// Routes match http and https alike; protocols is checked, not kept.
-	var protocols []string
-	o.setStrings("protocols", &protocols, oneOf("http", "https"))
+	o.setStrings("protocols", &r.Protocols, oneOf(config.RouteProtocols()...))
+	if err := config.CheckRouteProtocols(r.Protocols); err != nil {
+		o.fail("protocols", "%v", err)
+	}
 	ref := decodeServiceRef(o)
 	o.kongOnly(map[string]string{"tags": "", "https_redirect_status_code": "426", "request_buffering": "true",
 		"response_buffering": "true", "snis": "", "sources": "", "destinations": ""})

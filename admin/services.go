@@ -3,6 +3,7 @@ package admin
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
@@ -25,8 +26,15 @@ type serviceOut struct {
 	ConnectTimeout int     `json:"connect_timeout"`
 	ReadTimeout    int     `json:"read_timeout"`
 	WriteTimeout   int     `json:"write_timeout"`
-	CreatedAt      int64   `json:"created_at"`
-	UpdatedAt      int64   `json:"updated_at"`
+	// Kong's TLS fields; null when unset (ca_certificates holds PEM file
+	// paths or inline PEM, client_certificate cert_file and key_file).
+	TLSVerify             *bool                    `json:"tls_verify"`
+	TLSVerifyDepth        *int                     `json:"tls_verify_depth"`
+	CACertificates        []string                 `json:"ca_certificates"`
+	ClientCertificate     *state.ClientCertificate `json:"client_certificate"`
+	GRPCIdempotentMethods []string                 `json:"grpc_idempotent_methods"`
+	CreatedAt             int64                    `json:"created_at"`
+	UpdatedAt             int64                    `json:"updated_at"`
 }
 
 func ms(d time.Duration) int { return int(d / time.Millisecond) }
@@ -49,11 +57,28 @@ func nameKey(name *string, id string) string {
 }
 
 func renderService(s *config.Service, m state.Meta) serviceOut {
-	return serviceOut{
+	out := serviceOut{
 		ID: m.ID, Name: shownName(s.Name, m), Protocol: s.Protocol, Host: s.Host, Port: s.Port, Path: strOrNil(s.Path),
 		Retries: s.Retries, ConnectTimeout: ms(s.ConnectTimeout), ReadTimeout: ms(s.ReadTimeout), WriteTimeout: ms(s.WriteTimeout),
-		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, CACertificates: s.CACertificates, GRPCIdempotentMethods: s.GRPCIdempotentMethods,
 	}
+	out.TLSVerify, out.TLSVerifyDepth, out.ClientCertificate = serviceTLSOf(s)
+	return out
+}
+
+// serviceTLSOf returns a service's TLS settings in the API's shape (null
+// for the defaults: verify, no depth cap, no client certificate).
+func serviceTLSOf(s *config.Service) (*bool, *int, *state.ClientCertificate) {
+	v := s.TLSVerify
+	var d *int
+	var cc *state.ClientCertificate
+	if s.TLSVerifyDepth > 0 {
+		d = ptr(s.TLSVerifyDepth)
+	}
+	if c := s.ClientCertificate; c != nil {
+		cc = &state.ClientCertificate{CertFile: c.CertFile, KeyFile: c.KeyFile}
+	}
+	return v, d, cc
 }
 
 // newService is a service with Kong's defaults (port is set later, from
@@ -68,7 +93,7 @@ func newService() state.Service {
 func decodeService(o *obj, s *state.Service, creating bool) {
 	d := newService()
 	o.setString("name", &s.Name, "", checkName)
-	o.setString("protocol", &s.Protocol, d.Protocol, oneOf("http", "https"))
+	o.setString("protocol", &s.Protocol, d.Protocol, oneOf(config.ServiceProtocols()...))
 	o.setString("host", &s.Host, "", normalizeServiceHost)
 	o.setInt("port", &s.Port, 0, 1, 65535)
 	o.setString("path", &s.Path, "", checkPath)
@@ -96,23 +121,33 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 	if v, present := o.m["port"]; s.Port == 0 || (creating && !hasURL && (!present || v == nil || v == formValue(""))) {
 		s.Port = defaultServicePort(s.Protocol)
 	}
-	o.kongOnly(map[string]string{"tags": "", "enabled": "true", "client_certificate": "", "tls_verify": "", "tls_verify_depth": "", "ca_certificates": ""})
+	decodeServiceTLS(o, s)
+	o.setStrings("grpc_idempotent_methods", &s.GRPCIdempotentMethods, func(m string) (string, error) {
+		return m, config.CheckGRPCMethod(m)
+	})
+	o.kongOnly(map[string]string{"tags": "", "enabled": "true"})
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()
 }
 
 // serviceDecoder checks a body in full and returns its applier.
+// The applier also checks the result as a whole (checkServiceTLS).
 func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error) {
-	apply := func(s *state.Service, creating bool) error {
+	decode := func(s *state.Service, creating bool) error {
 		o := newObj(b.m, b.form)
 		decodeService(o, s, creating)
 		return o.err()
 	}
 	scratch := newService()
-	if err := apply(&scratch, true); err != nil {
+	if err := decode(&scratch, true); err != nil {
 		return nil, err
 	}
-	return apply, nil
+	return func(s *state.Service, creating bool) error {
+		if err := decode(s, creating); err != nil {
+			return err
+		}
+		return checkServiceTLS(s)
+	}, nil
 }
 
 // editableService returns a copy of an effective service in the admin
@@ -126,10 +161,13 @@ func (w *world) editableService(name string) *state.Service {
 		return &s
 	}
 	e, _ := w.eff.Service(name)
-	return &state.Service{
+	s := &state.Service{
 		Meta: w.fileMeta(kindService, name), Name: e.Name, Protocol: e.Protocol, Host: e.Host, Port: e.Port, Path: e.Path,
 		Retries: e.Retries, ConnectTimeout: ms(e.ConnectTimeout), ReadTimeout: ms(e.ReadTimeout), WriteTimeout: ms(e.WriteTimeout),
+		CACertificates: e.CACertificates, GRPCIdempotentMethods: e.GRPCIdempotentMethods,
 	}
+	s.TLSVerify, s.TLSVerifyDepth, s.ClientCertificate = serviceTLSOf(e)
+	return s
 }
 
 // editableRoute returns a copy of an effective route in the admin layer's
@@ -147,6 +185,7 @@ func (w *world) editableRoute(name string) *state.Route {
 		Meta: w.fileMeta(kindRoute, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
 		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
 		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority, PathHandling: e.PathHandling,
+		Protocols: slices.Clone(e.Protocols),
 	}
 }
 
@@ -432,4 +471,77 @@ func (a *api) deleteService(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, nil
+}
+
+// decodeServiceTLS reads Kong's TLS fields of a service: they apply to
+// https and grpcs only, and the material they name must load.
+func decodeServiceTLS(o *obj, s *state.Service) {
+	if v, present := o.get("tls_verify"); present {
+		if v == nil {
+			s.TLSVerify = nil
+		} else {
+			var b bool
+			o.setBool("tls_verify", &b, false)
+			s.TLSVerify = &b
+		}
+	}
+	if v, present := o.get("tls_verify_depth"); present {
+		if v == nil {
+			s.TLSVerifyDepth = nil
+		} else {
+			var d int
+			o.setInt("tls_verify_depth", &d, 0, 0, 64)
+			s.TLSVerifyDepth = &d
+		}
+	}
+	o.setStrings("ca_certificates", &s.CACertificates, nil)
+	if c, present, null := o.child("client_certificate"); present {
+		switch {
+		case null:
+			s.ClientCertificate = nil
+		case c != nil:
+			cc := &state.ClientCertificate{}
+			c.setString("cert_file", &cc.CertFile, "", nil)
+			c.setString("key_file", &cc.KeyFile, "", nil)
+			if cc.CertFile == "" || cc.KeyFile == "" {
+				o.fail("client_certificate", "cert_file and key_file are both required")
+			}
+			c.unknown()
+			s.ClientCertificate = cc
+		}
+	}
+}
+
+// checkServiceTLS checks a service's TLS fields as a whole: they apply to
+// https and grpcs only, and the material they name must load.
+func checkServiceTLS(s *state.Service) error {
+	f := fields{}
+	if !config.TLSProtocol(s.Protocol) {
+		if s.TLSVerify != nil {
+			f.add("tls_verify", "only allowed when protocol is https or grpcs")
+		}
+		if s.TLSVerifyDepth != nil {
+			f.add("tls_verify_depth", "only allowed when protocol is https or grpcs")
+		}
+		if len(s.CACertificates) > 0 {
+			f.add("ca_certificates", "only allowed when protocol is https or grpcs")
+		}
+		if s.ClientCertificate != nil {
+			f.add("client_certificate", "only allowed when protocol is https or grpcs")
+		}
+		return f.err()
+	}
+	if len(s.CACertificates) > 0 {
+		if _, err := config.LoadServiceTLS(&config.Service{CACertificates: s.CACertificates}); err != nil {
+			f.add("ca_certificates", "%s", strings.TrimPrefix(err.Error(), "ca_certificates: "))
+		}
+	}
+	if cc := s.ClientCertificate; cc != nil {
+		cs := &config.Service{ClientCertificate: &config.ClientCertificate{CertFile: cc.CertFile, KeyFile: cc.KeyFile}}
+		if _, err := config.LoadServiceTLS(cs); err != nil {
+			f.add("client_certificate", "%s", strings.TrimPrefix(err.Error(), "client_certificate: "))
+		}
+	}
+	return f.err()
+
 }

@@ -87,6 +87,7 @@ type hcCounters struct {
 	TCPFailures  *int     `json:"tcp_failures,omitempty"`
 	Timeouts     *int     `json:"timeouts,omitempty"`
 	HTTPStatuses []int    `json:"http_statuses"`
+	GRPCStatuses []int    `json:"grpc_statuses,omitempty"` // passive unhealthy only
 }
 
 func strOrNil(s string) *string {
@@ -124,7 +125,7 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 				Type:    h.Passive.Type,
 				Healthy: hcCounters{Successes: ptr(h.Passive.Healthy.Successes), HTTPStatuses: h.Passive.Healthy.HTTPStatuses},
 				Unhealthy: hcCounters{HTTPFailures: ptr(h.Passive.Unhealthy.HTTPFailures), TCPFailures: ptr(h.Passive.Unhealthy.TCPFailures),
-					Timeouts: ptr(h.Passive.Unhealthy.Timeouts), HTTPStatuses: h.Passive.Unhealthy.HTTPStatuses},
+					Timeouts: ptr(h.Passive.Unhealthy.Timeouts), HTTPStatuses: h.Passive.Unhealthy.HTTPStatuses, GRPCStatuses: h.Passive.Unhealthy.GRPCStatuses},
 			},
 		},
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
@@ -259,6 +260,9 @@ func decodeCounters(o *obj, k string, cur *state.Counters, active, unhealthy boo
 		c.setInt("successes", &cur.Successes, 0, 0, maxCounter)
 	}
 	c.setInts("http_statuses", &cur.HTTPStatuses, 100, 999)
+	if !active && unhealthy {
+		c.setInts("grpc_statuses", &cur.GRPCStatuses, 0, 16)
+	}
 	c.unknown()
 	return cur
 }
@@ -279,7 +283,7 @@ func hcFromConfig(h config.Healthchecks) *state.Healthchecks {
 		out.Passive = &state.PassiveChecks{
 			Type:      p.Type,
 			Healthy:   &state.Counters{Successes: p.Healthy.Successes, HTTPStatuses: p.Healthy.HTTPStatuses},
-			Unhealthy: &state.Counters{HTTPFailures: p.Unhealthy.HTTPFailures, TCPFailures: p.Unhealthy.TCPFailures, Timeouts: p.Unhealthy.Timeouts, HTTPStatuses: p.Unhealthy.HTTPStatuses},
+			Unhealthy: &state.Counters{HTTPFailures: p.Unhealthy.HTTPFailures, TCPFailures: p.Unhealthy.TCPFailures, Timeouts: p.Unhealthy.Timeouts, HTTPStatuses: p.Unhealthy.HTTPStatuses, GRPCStatuses: p.Unhealthy.GRPCStatuses},
 		}
 	}
 	return out

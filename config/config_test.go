@@ -602,7 +602,7 @@ func TestHealthcheckDefaults(t *testing.T) {
       passive:
         type: tcp
         healthy: {successes: 10, http_statuses: []}
-        unhealthy: {http_failures: 3, tcp_failures: 3, timeouts: 3, http_statuses: [500, 502]}
+        unhealthy: {http_failures: 3, tcp_failures: 3, timeouts: 3, http_statuses: [500, 502], grpc_statuses: [14]}
         max_ejection_percent: 33.3
         base_ejection_time: 10s
         max_ejection_time: 1m
@@ -620,7 +620,7 @@ func TestHealthcheckDefaults(t *testing.T) {
 				*p = Passive{
 					Enabled: true, Type: "tcp",
 					Healthy:            PassiveHealthy{Successes: 10, HTTPStatuses: []int{}},
-					Unhealthy:          PassiveUnhealthy{HTTPFailures: 3, TCPFailures: 3, Timeouts: 3, HTTPStatuses: []int{500, 502}},
+					Unhealthy:          PassiveUnhealthy{HTTPFailures: 3, TCPFailures: 3, Timeouts: 3, HTTPStatuses: []int{500, 502}, GRPCStatuses: []int{14}},
 					MaxEjectionPercent: 33.3, BaseEjectionTime: 10 * time.Second, MaxEjectionTime: time.Minute,
 				}
 			},

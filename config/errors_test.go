@@ -565,10 +565,10 @@ services:
     url: /just/a/path
 `,
 			want: []wantErr{
-				{3, 10, `url: "ftp://h/": scheme must be http or https`},
+				{3, 10, `url: "ftp://h/": scheme must be one of http, https, grpc, grpcs, h2c`},
 				{5, 10, "port 0 is out of range 1..65535"},
 				{7, 10, "a query string is not supported"},
-				{9, 10, "scheme must be http or https"},
+				{9, 10, "scheme must be one of http, https, grpc, grpcs, h2c"},
 			},
 		},
 		{
@@ -576,7 +576,7 @@ services:
 			src: `services:
   - name: s
     host: "bad host"
-    protocol: grpc
+    protocol: tcp
     path: api
     retries: 40000
     connect_timeout: 0
@@ -585,12 +585,54 @@ services:
 `,
 			want: []wantErr{
 				{3, 11, `host: invalid host "bad host"`},
-				{4, 15, `protocol: "grpc" is not valid; expected one of: http, https`},
+				{4, 15, `protocol: "tcp" is not valid; expected one of: http, https, grpc, grpcs, h2c`},
 				{5, 11, `path: "api" must start with '/'`},
 				{6, 14, "retries: must be between 0 and 32767, got 40000"},
 				{7, 22, "connect_timeout: must be between 1 and 2147483646, got 0"},
 				{8, 19, "read_timeout: must be between 1 and 2147483646, got 2147483647"},
 				{9, 20, "write_timeout: expected an integer, got float 1.5"},
+			},
+		},
+
+		{
+			desc: "bad upstream TLS and gRPC fields",
+			src: `services:
+  - name: plain
+    host: h
+    tls_verify: true
+    client_certificate: {cert_file: a, key_file: b}
+  - name: secure
+    protocol: grpcs
+    host: h
+    tls_verify_depth: 65
+    ca_certificates: [/nonexistent/ca.pem]
+    client_certificate: {cert_file: a}
+    grpc_idempotent_methods: [Say, /pkg.Svc/*]
+  - name: mixed
+    host: h
+    routes:
+      - name: r
+        paths: [/]
+        protocols: [grpc, http]
+      - name: r2
+        paths: [/x]
+        protocols: [tcp]
+upstreams:
+  - name: u
+    healthchecks:
+      passive:
+        unhealthy: {grpc_statuses: [14, 17]}
+`,
+			want: []wantErr{
+				{4, 5, "tls_verify: only allowed when protocol is https or grpcs (protocol is http)"},
+				{5, 5, "client_certificate: only allowed when protocol is https or grpcs"},
+				{9, 23, "tls_verify_depth: must be between 0 and 64, got 65"},
+				{10, 5, `ca_certificates: open /nonexistent/ca.pem: no such file or directory`},
+				{11, 25, "client_certificate: cert_file and key_file are both required"},
+				{12, 31, `grpc_idempotent_methods: "Say": expected /package.Service/Method or /package.Service/*`},
+				{18, 20, "protocols: http/https and grpc/grpcs are mutually exclusive"},
+				{21, 21, `protocols: "tcp" is not one of http, https, grpc, grpcs`},
+				{26, 41, "grpc_statuses: must be between 0 and 16, got 17"},
 			},
 		},
 

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -495,6 +496,15 @@ func (d *decoder) passive(n *yaml.Node, p *Passive) {
 				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, maxCounter)},
 				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, maxCounter)},
 				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
+				{"grpc_statuses", func(n *yaml.Node) {
+					out := []int{}
+					d.list(n, "grpc_statuses", func(item *yaml.Node) {
+						if i, ok := d.integer(item, "grpc_statuses", 0, 16); ok {
+							out = append(out, int(i))
+						}
+					})
+					h.GRPCStatuses = out
+				}},
 			})
 			if noneOf(seen, "http_failures", "tcp_failures", "timeouts") {
 				h.HTTPFailures, h.TCPFailures, h.Timeouts = 5, 2, 7
@@ -593,7 +603,36 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 			s.Host = norm
 		}},
 		{"port", d.intField(&s.Port, "port", 1, 65535)},
-		{"protocol", d.enumField(&s.Protocol, "protocol", "http", "https")},
+		{"protocol", d.enumField(&s.Protocol, "protocol", ServiceProtocols()...)},
+		{"tls_verify", func(n *yaml.Node) {
+			if b, ok := d.boolean(n, "tls_verify"); ok {
+				s.TLSVerify = &b
+			}
+		}},
+		{"tls_verify_depth", d.intField(&s.TLSVerifyDepth, "tls_verify_depth", 0, 64)},
+		{"ca_certificates", d.strings("ca_certificates", &s.CACertificates)},
+		{"client_certificate", func(v *yaml.Node) {
+			cc := &ClientCertificate{}
+			seen := d.mapping(v, "client_certificate", "client_certificate", []field{
+				{"cert_file", d.strField(&cc.CertFile, "cert_file", nil)},
+				{"key_file", d.strField(&cc.KeyFile, "key_file", nil)},
+			})
+			if seen == nil {
+				return
+			}
+			_, c := seen["cert_file"]
+			_, k := seen["key_file"]
+			if !c || !k {
+				d.errorf(deref(v), "client_certificate: cert_file and key_file are both required")
+				return
+			}
+			s.ClientCertificate = cc
+		}},
+		{"grpc_idempotent_methods", func(v *yaml.Node) {
+			s.GRPCIdempotentMethods = d.routeList(v, "grpc_idempotent_methods", func(m string) (string, error) {
+				return m, CheckGRPCMethod(m)
+			})
+		}},
 		{"path", d.strField(&s.Path, "path", checkPath)},
 		{"retries", d.intField(&s.Retries, "retries", 0, 32767)},
 		{"connect_timeout", d.millisecondsField(&s.ConnectTimeout, "connect_timeout", 1, 2147483646)},
@@ -643,6 +682,25 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	if _, ok := seen["port"]; !ok && !hasURL {
 		s.Port = defaultPort(s.Protocol)
 	}
+	if !TLSProtocol(s.Protocol) && allOK(seen, "protocol", "url") {
+		for _, k := range []string{"tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"} {
+			if e, ok := seen[k]; ok {
+				d.errorf(e.key, "%s: only allowed when protocol is https or grpcs (protocol is %s)", k, s.Protocol)
+			}
+		}
+	} else {
+		// The material must load (read again when the service is built).
+		if e, ok := seen["ca_certificates"]; ok && e.ok {
+			if _, err := LoadServiceTLS(&Service{CACertificates: s.CACertificates}); err != nil {
+				d.errorf(e.key, "%v", err)
+			}
+		}
+		if e, ok := seen["client_certificate"]; ok && e.ok && s.ClientCertificate != nil {
+			if _, err := LoadServiceTLS(&Service{ClientCertificate: s.ClientCertificate}); err != nil {
+				d.errorf(e.key, "%v", err)
+			}
+		}
+	}
 	if routesNode != nil {
 		d.list(routesNode, "routes", func(item *yaml.Node) {
 			routes = append(routes, d.route(item, &s))
@@ -651,12 +709,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	return s, name, routes
 }
 
-func defaultPort(protocol string) int {
-	if protocol == "https" {
-		return 443
-	}
-	return 80
-}
+func defaultPort(protocol string) int { return DefaultPort(protocol) }
 
 // parseServiceURL checks a service's url shorthand.
 func parseServiceURL(s string) (*url.URL, error) {
@@ -666,8 +719,8 @@ func parseServiceURL(s string) (*url.URL, error) {
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("%s: scheme must be http or https", quote(s))
+	case !slices.Contains(ServiceProtocols(), u.Scheme):
+		return nil, fmt.Errorf("%s: scheme must be one of %s", quote(s), strings.Join(ServiceProtocols(), ", "))
 	case u.Opaque != "" || u.Host == "":
 		return nil, fmt.Errorf("%s: missing host (expected http://host:port/path)", quote(s))
 	case u.User != nil:
@@ -735,6 +788,20 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 		{"preserve_host", d.boolField(&r.PreserveHost, "preserve_host")},
 		{"regex_priority", d.intField(&r.RegexPriority, "regex_priority", -1<<31, 1<<31-1)},
 		{"path_handling", d.enumField(&r.PathHandling, "path_handling", PathHandlings()...)},
+		{"protocols", func(v *yaml.Node) {
+			ps := d.routeList(v, "protocols", func(p string) (string, error) {
+				p = strings.ToLower(p)
+				if !slices.Contains(RouteProtocols(), p) {
+					return p, fmt.Errorf("%s is not one of %s", quote(p), strings.Join(RouteProtocols(), ", "))
+				}
+				return p, nil
+			})
+			if err := CheckRouteProtocols(ps); err != nil {
+				d.errorf(deref(v), "protocols: %v", err)
+				return
+			}
+			r.Protocols = ps
+		}},
 	})
 	if parent != nil {
 		r.Service = parent.Name

@@ -165,7 +165,7 @@ type Target struct {
 type Service struct {
 	Pos  Pos
 	Name string
-	// Protocol is http or https.
+	// Protocol is http, https, grpc, grpcs or h2c (ServiceProtocols).
 	Protocol string
 	// Host is an upstream's name, or a host name or IP address (IPv6
 	// without brackets).
@@ -178,6 +178,23 @@ type Service struct {
 	ConnectTimeout time.Duration
 	ReadTimeout    time.Duration
 	WriteTimeout   time.Duration
+	// TLS towards the targets (https and grpcs only), Kong's names.
+	// TLSVerify checks the target's certificate; nil means the default,
+	// which is to verify (Kong's default is off: Outrigger keeps Go's
+	// verifying default so an https target is never trusted silently).
+	TLSVerify *bool
+	// TLSVerifyDepth caps the chain above the leaf; 0 means no cap.
+	TLSVerifyDepth int
+	// CACertificates are PEM file paths or inline PEM (Kong takes ids of
+	// CA certificate entities instead); the system roots when empty.
+	CACertificates []string
+	// ClientCertificate is presented to targets asking for one; nil for
+	// none.
+	ClientCertificate *ClientCertificate
+	// GRPCIdempotentMethods are the gRPC methods retried on another target
+	// after a trailers-only UNAVAILABLE ("/pkg.Service/Method" or
+	// "/pkg.Service/*").
+	GRPCIdempotentMethods []string
 }
 
 // Route matches requests and sends them to a service.
@@ -201,6 +218,9 @@ type Route struct {
 	// PathHandling is how the service path and the request path combine
 	// upstream: "v0" (the default) or "v1", as Kong's path_handling.
 	PathHandling string
+	// Protocols are Kong's route protocols: nil or a subset of http and
+	// https (every request), or of grpc and grpcs (gRPC over HTTP/2 only).
+	Protocols []string
 }
 
 // SlowStart ramps a new or recovered target's weight up over a window.
@@ -293,6 +313,10 @@ type PassiveUnhealthy struct {
 	TCPFailures  int
 	Timeouts     int
 	HTTPStatuses []int
+	// GRPCStatuses are the gRPC statuses of proxied calls counted as HTTP
+	// failures (default DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
+	// UNAVAILABLE).
+	GRPCStatuses []int
 }
 
 // Default values, as in Kong unless noted.
@@ -385,6 +409,7 @@ func defaultHealthchecks() Healthchecks {
 			},
 			Unhealthy: PassiveUnhealthy{
 				HTTPStatuses: []int{429, 500, 503},
+				GRPCStatuses: []int{4, 8, 14},
 			},
 			MaxEjectionPercent: 100,
 			BaseEjectionTime:   DefaultBaseEjectionTime,

@@ -109,18 +109,36 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	services := make(map[string]*proxy.Service, len(cfg.Services))
 	direct := map[string]*upstream.Upstream{}
 	for _, cs := range cfg.Services {
+		to := proxy.TransportOptions{
+			ConnectTimeout:      cs.ConnectTimeout,
+			ReadTimeout:         cs.ReadTimeout,
+			WriteTimeout:        cs.WriteTimeout,
+			MaxIdleConnsPerHost: cfg.Proxy.MaxIdleConnsPerHost,
+			IdleConnTimeout:     cfg.Proxy.IdleConnTimeout,
+			Protocol:            cs.Protocol,
+		}
+		if config.TLSProtocol(cs.Protocol) {
+			m, err := config.LoadServiceTLS(&cs)
+			if err != nil {
+				return nil, cfg.Errorf(cs.Pos, "service %q: %v", cs.Name, err)
+			}
+			to.TLS = proxy.TLSOptions{Verify: cs.TLSVerify == nil || *cs.TLSVerify, VerifyDepth: cs.TLSVerifyDepth, CA: m.CA, ClientCert: m.Cert, ClientKey: m.Key}
+			if _, err := to.TLS.Config(); err != nil {
+				return nil, cfg.Errorf(cs.Pos, "service %q: %v", cs.Name, err)
+			}
+		}
+		scheme := "http"
+		if config.TLSProtocol(cs.Protocol) {
+			scheme = "https"
+		}
 		svc := &proxy.Service{
-			Name:    cs.Name,
-			Scheme:  cs.Protocol,
-			Path:    cs.Path,
-			Retries: cs.Retries,
-			Transport: g.transports.Get(proxy.TransportOptions{
-				ConnectTimeout:      cs.ConnectTimeout,
-				ReadTimeout:         cs.ReadTimeout,
-				WriteTimeout:        cs.WriteTimeout,
-				MaxIdleConnsPerHost: cfg.Proxy.MaxIdleConnsPerHost,
-				IdleConnTimeout:     cfg.Proxy.IdleConnTimeout,
-			}),
+			Name:           cs.Name,
+			Scheme:         scheme,
+			Protocol:       cs.Protocol,
+			Path:           cs.Path,
+			Retries:        cs.Retries,
+			GRPCIdempotent: cs.GRPCIdempotentMethods,
+			Transport:      g.transports.Get(to),
 		}
 		if rt, ok := p.ups[cs.Host]; ok {
 			svc.Upstream, svc.Hash = rt.u, rt.hash
@@ -183,7 +201,9 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 			Name: cr.Name, Hosts: cr.Hosts, Paths: cr.Paths, Methods: cr.Methods, Headers: cr.Headers,
 			StripPath: cr.StripPath, PreserveHost: cr.PreserveHost, RegexPriority: cr.RegexPriority,
 			Value: &proxy.Route{Name: cr.Name, Service: svc, StripPath: cr.StripPath, PreserveHost: cr.PreserveHost,
-				PathHandling: pathHandling(cr.PathHandling), Regexps: res},
+				PathHandling: pathHandling(cr.PathHandling), Regexps: res,
+				GRPC:      slices.Contains(cr.Protocols, config.ProtocolGRPC) || slices.Contains(cr.Protocols, config.ProtocolGRPCS),
+				GRPCSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolGRPCS})},
 		})
 	}
 	rt, err := router.New(routes)

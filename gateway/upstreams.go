@@ -131,11 +131,12 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 	})
 	pol := panicPolicy(cu)
 	opts := upstream.Options{
-		Name:       name,
-		Balancer:   rt.balancer,
-		Health:     rt.checker,
-		Panic:      pol,
-		OnSnapshot: func(s *upstream.Snapshot) { g.metrics.observeSnapshot(name, s) },
+		Name:         name,
+		Balancer:     rt.balancer,
+		Health:       rt.checker,
+		Panic:        pol,
+		OnSnapshot:   func(s *upstream.Snapshot) { g.metrics.observeSnapshot(name, s) },
+		GRPCFailures: cu.Healthchecks.Passive.Unhealthy.GRPCStatuses,
 		// A departed target's series go once its last request is counted.
 		OnTargetGone: func(addr string) { g.metrics.forgetTarget(name, addr) },
 		OnPanic: func(on bool, pct float64) {

@@ -152,6 +152,8 @@ func (th *thresholds) classify(r Result) kind {
 		return kindTimeout
 	case r.TCPFailure:
 		return kindTCPFailure
+	case r.Failure:
+		return kindHTTPFailure
 	case th.healthy.has(r.Status):
 		return kindSuccess
 	case th.unhealthy.has(r.Status):

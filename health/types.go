@@ -20,6 +20,10 @@ type Result struct {
 	TCPFailure bool
 	// Timeout means the target did not answer in time.
 	Timeout bool
+	// Failure counts the result as an HTTP failure whatever Status (a
+	// gRPC call that ended with a status the upstream holds against the
+	// target).
+	Failure bool
 }
 
 // Mark is a manual override of a target's health.

@@ -585,10 +585,13 @@ func (c *client) handle(n int) bool {
 	if !ok {
 		return c.reject(http.StatusNotFound, "no Route matched with those values", req.Body != h1.BodyNone)
 	}
+	rt := m.Route.Value.(*Route)
+	if rt.GRPC || NeedsHTTP2(rt.Service.Protocol) {
+		return c.bridge(rt) // HTTP/2 upstreams: the net/http path (h1bridge.go)
+	}
 	if max := p.opts.MaxBodySize; max > 0 && req.ContentLength > max {
 		return c.reject(http.StatusRequestEntityTooLarge, "Request size limit exceeded", true)
 	}
-	rt := m.Route.Value.(*Route)
 	ex.route, ex.postfix = rt, m.Postfix
 	if m.Prefix != "/" {
 		ex.prefix = m.Prefix
@@ -713,8 +716,11 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 	p := c.s.p
 	req, ex := &c.req, &c.ex
 	tr, _ := svc.Transport.(*Transport)
-	if tr == nil {
+	if tr == nil || tr.err != nil {
 		ex.err = errors.New("service transport is not the engine's")
+		if tr != nil {
+			ex.err = tr.err
+		}
 		return c.answerErr(http.StatusBadGateway, "An invalid response was received from the upstream server", false)
 	}
 	// The body bytes that came with the head.
@@ -745,6 +751,10 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 	}
 	upgrade := req.Upgrade != nil && !hasToken(req.Upgrade, "h2c")
 	useTLS := svc.Scheme == "https"
+	sni := ""
+	if useTLS && c.ex.route.PreserveHost {
+		sni = hostOnly(bstr(host))
+	}
 
 	var tried [4]string
 	var uc *upConn
@@ -787,7 +797,7 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		tried[(ex.attempts-1)%len(tried)] = ep.Addr
 		ep.Stats.InFlight.Add(1)
 		ep.Stats.Requests.Add(1)
-		hp := tr.pools.host(ep.Addr, useTLS)
+		hp := tr.pools.host(ep.Addr, useTLS, sni)
 		t0 := time.Now()
 		for fresh := false; ; fresh = true {
 			uc, f = c.attempt(hp, fresh, t0, upath, query, hasQuery, host, ep.Addr, prefix, upgrade)

@@ -25,6 +25,9 @@ type Metrics struct {
 	Latency  *prometheus.HistogramVec
 	InFlight prometheus.Gauge
 	Retries  *prometheus.CounterVec
+	// GRPC counts finished gRPC calls by route, service, upstream and
+	// grpc-status ("0".."16", "other"); no target label.
+	GRPC *prometheus.CounterVec
 }
 
 // NewMetrics creates the proxy collectors and registers them on reg.
@@ -47,8 +50,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "outrigger", Name: "retries_total",
 			Help: "Upstream attempts beyond the first, by service and upstream.",
 		}, []string{"service", "upstream"}),
+		GRPC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "outrigger", Name: "grpc_responses_total",
+			Help: "Proxied gRPC calls by route, service, upstream and grpc-status.",
+		}, []string{"route", "service", "upstream", "grpc_status"}),
 	}
-	reg.MustRegister(m.Requests, m.Latency, m.InFlight, m.Retries)
+	reg.MustRegister(m.Requests, m.Latency, m.InFlight, m.Retries, m.GRPC)
 	return m
 }
 
@@ -64,6 +71,7 @@ func (m *Metrics) ForgetUpstream(name string) {
 	m.Requests.DeletePartialMatch(l)
 	m.Latency.DeletePartialMatch(l)
 	m.Retries.DeletePartialMatch(l)
+	m.GRPC.DeletePartialMatch(l)
 }
 
 // record counts one finished request. With a target (ep) it takes no lock

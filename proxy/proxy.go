@@ -11,7 +11,11 @@
 //     read is never sent twice.
 //   - Errors are answered with a JSON body {"message": ...}: 404 when no
 //     route matches, 413 for a body over the limit, 502 when the upstream
-//     fails, 503 when it has no healthy target, 504 on a timeout.
+//     fails, 503 when it has no healthy target, 504 on a timeout. A gRPC
+//     request gets the gRPC error instead (grpc.go).
+//   - A route whose protocols are grpc/grpcs answers a non-gRPC request
+//     415 and a gRPC request over HTTP/1.x 426, as Kong; a gRPC request
+//     over HTTP/1.x to a grpc or grpcs service is answered 426 too.
 //   - A panic while serving a request follows internal/guard's rule:
 //     logged at error level with its stack, counted in Options.Panics,
 //     answered 500 when nothing was written yet (else the connection is
@@ -56,8 +60,15 @@ import (
 // Service is where matched requests go.
 type Service struct {
 	Name string
-	// Scheme is "http" or "https".
+	// Scheme is "http" or "https" (the URL scheme of Protocol).
 	Scheme string
+	// Protocol is one of ProtoHTTP, ProtoHTTPS, ProtoH2C, ProtoGRPC,
+	// ProtoGRPCS ("" is ProtoHTTP); the Transport speaks it.
+	Protocol string
+	// GRPCIdempotent lists the gRPC methods that may be sent again after
+	// a target answered UNAVAILABLE ("/pkg.Service/Method", or
+	// "/pkg.Service/*"); see GRPCMethodMatch.
+	GRPCIdempotent []string
 	// Path is prepended to the (possibly stripped) request path as the
 	// route's PathHandling says.
 	Path string
@@ -89,6 +100,10 @@ type Route struct {
 	// Regexps are the route's regex paths, anchored; hash_on uri_capture
 	// reads their named groups.
 	Regexps []*regexp.Regexp
+	// GRPC: the route's protocols are grpc and/or grpcs (Kong's
+	// protocols); it serves gRPC requests over HTTP/2 only. GRPCSOnly:
+	// only grpcs (gRPC over TLS).
+	GRPC, GRPCSOnly bool
 }
 
 // Table is an immutable routing table.
@@ -125,6 +140,10 @@ func New(o Options) *Proxy {
 	p := &Proxy{opts: o, log: o.Log}
 	p.guard = guard.Guard{Listener: "proxy", Log: o.Log, Panics: o.Panics,
 		Answer: func(w http.ResponseWriter) {
+			if rw, ok := w.(*respWriter); ok && rw.grpc {
+				writeGRPCError(w, grpcInternal, "An unexpected error occurred")
+				return
+			}
 			writeError(w, http.StatusInternalServerError, "An unexpected error occurred")
 		}}
 	p.table.Store(&Table{})
@@ -163,6 +182,7 @@ type reqState struct {
 	body      countingBody
 	resp      respBody
 	rw        respWriter
+	grpc      grpcState
 }
 
 // ServeHTTP proxies one request.
@@ -170,6 +190,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rs := &reqState{}
 	rs.rw.ResponseWriter = w
+	if IsGRPC(r.Header.Get("Content-Type")) {
+		rs.grpc.on, rs.rw.grpc, rs.grpc.status = true, true, -1
+	}
 	defer p.done(r, rs, start)
 	p.serve(&rs.rw, r, rs, start)
 }
@@ -201,24 +224,29 @@ func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time) {
 	t := p.table.Load()
 	if t.Router == nil {
-		p.reject(w, r, start, http.StatusNotFound, "no Route matched with those values")
+		p.reject(w, r, rs, start, http.StatusNotFound, "no Route matched with those values")
 		return
 	}
 	m, ok := t.Router.Match(r.Method, r.Host, r.URL.Path, r.Header)
 	if !ok {
-		p.reject(w, r, start, http.StatusNotFound, "no Route matched with those values")
+		p.reject(w, r, rs, start, http.StatusNotFound, "no Route matched with those values")
+		return
+	}
+	rt := m.Route.Value.(*Route)
+	if ref := protocolRefusal(rt, rs.grpc.on, r.ProtoMajor >= 2, r.TLS != nil); ref.status != 0 {
+		ref.write(w)
+		p.accessLine(r, start, ref.status)
 		return
 	}
 	if max := p.opts.MaxBodySize; max > 0 {
 		if r.ContentLength > max {
-			p.reject(w, r, start, http.StatusRequestEntityTooLarge, "Request size limit exceeded")
+			p.reject(w, r, rs, start, http.StatusRequestEntityTooLarge, "Request size limit exceeded")
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
 	}
-	rt := m.Route.Value.(*Route)
 	rs.postfix = m.Postfix
 	if m.Prefix != "/" { // Kong sends no X-Forwarded-Prefix for a bare "/"
 		rs.prefix = m.Prefix
@@ -234,6 +262,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		mt.InFlight.Inc()
 	}
 	rs.route = rt // from here on done counts the request (finish)
+	if rs.grpc.on {
+		if d, ok := parseGRPCTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			rs.grpc.deadline = start.Add(d)
+		}
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, rs)))
 }
 
@@ -262,6 +295,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if rs.route.PreserveHost {
 		out.Host = pr.In.Host
+		if svc.Scheme == "https" {
+			out = out.WithContext(withSNI(out.Context(), hostOnly(pr.In.Host)))
+			pr.Out = out
+		}
 	} else {
 		out.Host = ""
 	}
@@ -274,6 +311,9 @@ type roundTripper struct{ p *Proxy }
 func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	rs := req.Context().Value(stateKey{}).(*reqState)
 	svc := rs.route.Service
+	if rs.grpc.on {
+		return t.roundTripGRPC(req, rs)
+	}
 	if req.Body != nil && req.Body != http.NoBody {
 		rs.body.rc = req.Body
 		req.Body = &rs.body
@@ -316,8 +356,16 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		// rs.resp ends the in-flight count: on Close of the response
 		// body, here on a failure, or in done on a panic.
 		rs.resp = respBody{stats: ep.Stats}
+		areq := req
+		if tr, ok := svc.Transport.(*Transport); ok && tr.h2 != nil {
+			// HTTP/2 upstream: the timeouts are per stream.
+			areq, rs.resp.st = attemptRequest(req, tr, time.Time{}, req.Body != nil && req.Body != http.NoBody, req.Body)
+		}
 		t0 := time.Now()
-		resp, err := svc.Transport.RoundTrip(req)
+		resp, err := svc.Transport.RoundTrip(areq)
+		if err != nil && rs.resp.st != nil && rs.resp.st.fired.Load() {
+			err = errStreamIdle
+		}
 		if err == nil {
 			now := time.Now()
 			rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
@@ -328,6 +376,9 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 				return resp, nil
 			}
 			rs.resp.rc = resp.Body
+			if rs.resp.st != nil {
+				rs.resp.rc = rs.resp.st.wrap(resp.Body)
+			}
 			resp.Body = &rs.resp
 			return resp, nil
 		}
@@ -385,19 +436,31 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	case r.Context().Err() != nil:
 		// The client went away: nobody to answer. Logged as 499, as nginx.
 		rs.rw.status = 499
+		rs.grpc.status = grpcCanceled
 	case errors.Is(err, upstream.ErrNoTargets):
-		writeError(w, http.StatusServiceUnavailable, "failure to get a peer from the ring-balancer")
+		rs.answer(w, http.StatusServiceUnavailable, "failure to get a peer from the ring-balancer")
 	case errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, "Request size limit exceeded")
+		rs.answer(w, http.StatusRequestEntityTooLarge, "Request size limit exceeded")
 	case isTimeout(err):
-		writeError(w, http.StatusGatewayTimeout, "The upstream server is timing out")
+		rs.answer(w, http.StatusGatewayTimeout, "The upstream server is timing out")
 	default:
-		writeError(w, http.StatusBadGateway, "An invalid response was received from the upstream server")
+		rs.answer(w, http.StatusBadGateway, "An invalid response was received from the upstream server")
 	}
 }
 
-func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, start time.Time, status int, msg string) {
-	writeError(w, status, msg)
+// answer writes an error the proxy produces: JSON, or a gRPC error for a
+// gRPC request.
+func (rs *reqState) answer(w http.ResponseWriter, status int, msg string) {
+	if !rs.grpc.on {
+		writeError(w, status, msg)
+		return
+	}
+	rs.grpc.status = grpcCodeOf(status)
+	writeGRPCError(w, rs.grpc.status, msg)
+}
+
+func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time, status int, msg string) {
+	rs.answer(w, status, msg)
 	p.accessLine(r, start, status)
 }
 
@@ -418,8 +481,12 @@ func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
 	}
 	svc := rs.route.Service
 	upName := rs.up.Name()
-	if rs.role != nil && status != 499 {
-		rs.role.Record(d, status >= 500 || status == 0)
+	failed := status >= 500 || status == 0
+	if rs.grpc.on {
+		failed = failed || grpcServerError(rs.grpc.status)
+	}
+	if rs.role != nil && status != 499 && !(rs.grpc.on && rs.grpc.status == grpcCanceled) {
+		rs.role.Record(d, failed)
 	}
 	target := ""
 	if rs.ep != nil {
@@ -428,6 +495,9 @@ func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Dec()
 		mt.record(rs.route.Name, svc.Name, upName, rs.ep, status, d)
+		if rs.grpc.on {
+			mt.GRPC.WithLabelValues(rs.route.Name, svc.Name, upName, grpcStatusLabel(rs.grpc.status)).Inc()
+		}
 	}
 	if rs.ep != nil {
 		// After the metrics: a target removed meanwhile keeps its series
@@ -443,6 +513,9 @@ func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
 		Dur("duration", d).Int("attempts", rs.attempts).Str("client", r.RemoteAddr)
 	if rs.err != nil {
 		ev = ev.Str("error", rs.err.Error())
+	}
+	if rs.grpc.on {
+		ev = ev.Int("grpc_status", rs.grpc.status)
 	}
 	ev.Msg("access")
 }
@@ -464,6 +537,7 @@ type respWriter struct {
 	status   int
 	bytes    int64
 	hijacked bool
+	grpc     bool // the request is gRPC (errors are gRPC's)
 }
 
 func (w *respWriter) WriteHeader(code int) {
@@ -512,14 +586,32 @@ type respBody struct {
 	rc     io.ReadCloser
 	stats  *balance.Stats
 	closed bool
+	// st, when set, is the attempt's stream timer, stopped on Close.
+	st *streamTimer
+	// grpc, for a streamed gRPC response, is settled when the body ends
+	// (reqState.grpcEnd); in is the client request's context.
+	grpc *reqState
+	in   context.Context
 }
 
-func (b *respBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
+func (b *respBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && b.grpc != nil {
+		b.grpc.grpcEnd(b.in, err)
+	}
+	return n, err
+}
 
 func (b *respBody) Close() error {
 	if !b.closed {
 		b.closed = true
 		b.stats.InFlight.Add(-1)
+		if rs := b.grpc; rs != nil {
+			rs.grpcEnd(b.in, errBodyClosed)
+		}
+		if b.st != nil {
+			b.st.stop()
+		}
 	}
 	if b.rc == nil {
 		return nil

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // TransportOptions are the knobs that make two services need different
@@ -18,7 +20,13 @@ type TransportOptions struct {
 	WriteTimeout        time.Duration
 	MaxIdleConnsPerHost int
 	IdleConnTimeout     time.Duration
-	InsecureSkipVerify  bool
+	// Protocol is the service's protocol: ProtoHTTP, ProtoHTTPS (HTTP/1.1
+	// or HTTP/2 by ALPN), ProtoH2C and ProtoGRPC (HTTP/2 with prior
+	// knowledge over plaintext), ProtoGRPCS (HTTP/2 over TLS); "" is
+	// ProtoHTTP.
+	Protocol string
+	// TLS applies to ProtoHTTPS and ProtoGRPCS.
+	TLS TLSOptions
 }
 
 // Transports hands out one *Transport per distinct TransportOptions so
@@ -34,7 +42,31 @@ type Transports struct {
 type Transport struct {
 	*http.Transport
 	pools *connPools
+	// h2, when set, carries every request (ProtoH2C, ProtoGRPC,
+	// ProtoGRPCS): one HTTP/2 connection pool per target.
+	h2 *http2.Transport
+	// readTimeout and writeTimeout, with h2: the connection is
+	// multiplexed, so Kong's read_timeout and write_timeout apply per
+	// stream (see streamTimer), never to the connection.
+	readTimeout, writeTimeout time.Duration
+	// err is why the options do not build (bad TLS material); every
+	// request fails with it.
+	err error
 }
+
+// RoundTrip sends one request on the protocol's pool.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	switch {
+	case t.err != nil:
+		return nil, t.err
+	case t.h2 != nil:
+		return t.h2.RoundTrip(req)
+	}
+	return t.Transport.RoundTrip(req)
+}
+
+// HTTP2 reports whether every request goes upstream over HTTP/2.
+func (t *Transport) HTTP2() bool { return t.h2 != nil }
 
 // NewTransports returns an empty pool set.
 func NewTransports() *Transports {
@@ -49,6 +81,10 @@ func (ts *Transports) Get(o TransportOptions) *Transport {
 		return t
 	}
 	d := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	tlsBase, tlsErr := o.TLS.Config()
+	if tlsErr != nil {
+		tlsBase = &tls.Config{}
+	}
 	t := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
@@ -66,11 +102,19 @@ func (ts *Transports) Get(o TransportOptions) *Transport {
 		TLSHandshakeTimeout:   o.ConnectTimeout,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
-		TLSClientConfig:       &tls.Config{InsecureSkipVerify: o.InsecureSkipVerify}, //nolint:gosec // per-service opt-in
 		// The client's Accept-Encoding is forwarded as is; never add our own.
 		DisableCompression: true,
 	}
-	tr := &Transport{Transport: t, pools: newConnPools(o)}
+	if o.Protocol == ProtoHTTPS {
+		t.DialTLSContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialTLS(ctx, d, addr, tlsBase, []string{"h2", "http/1.1"})
+		}
+	}
+	tr := &Transport{Transport: t, pools: newConnPools(o, tlsBase), err: tlsErr}
+	if o.Protocol == ProtoH2C || o.Protocol == ProtoGRPC || o.Protocol == ProtoGRPCS {
+		tr.h2 = newH2Transport(o, d, tlsBase)
+		tr.readTimeout, tr.writeTimeout = o.ReadTimeout, o.WriteTimeout
+	}
 	ts.m[o] = tr
 	return tr
 }
@@ -81,6 +125,9 @@ func (ts *Transports) CloseIdle() {
 	defer ts.mu.Unlock()
 	for _, t := range ts.m {
 		t.CloseIdleConnections()
+		if t.h2 != nil {
+			t.h2.CloseIdleConnections()
+		}
 		t.pools.closeIdle()
 	}
 }

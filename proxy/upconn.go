@@ -33,6 +33,7 @@ func upLimits() h1.Limits {
 // a sync.Pool.
 type connPools struct {
 	o      TransportOptions
+	tls    *tls.Config // the base of TLS connections (ServerName per pool)
 	dialer net.Dialer
 	bufs   bufPool
 	mu     sync.RWMutex
@@ -42,15 +43,18 @@ type connPools struct {
 type poolKey struct {
 	addr string
 	tls  bool
+	sni  string // TLS only: the name presented ("" for the target's host)
 }
 
-func newConnPools(o TransportOptions) *connPools {
-	return &connPools{o: o, dialer: net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second},
+func newConnPools(o TransportOptions, tlsBase *tls.Config) *connPools {
+	return &connPools{o: o, tls: tlsBase, dialer: net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second},
 		hosts: map[poolKey]*hostPool{}}
 }
 
-func (ps *connPools) host(addr string, useTLS bool) *hostPool {
-	k := poolKey{addr, useTLS}
+// host returns the pool of addr; sni, for TLS, is the name to present
+// instead of addr's host ("" for none).
+func (ps *connPools) host(addr string, useTLS bool, sni string) *hostPool {
+	k := poolKey{addr, useTLS, sni}
 	ps.mu.RLock()
 	hp := ps.hosts[k]
 	ps.mu.RUnlock()
@@ -62,12 +66,16 @@ func (ps *connPools) host(addr string, useTLS bool) *hostPool {
 	if hp = ps.hosts[k]; hp == nil {
 		hp = &hostPool{ps: ps, addr: addr}
 		if useTLS {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				host = addr
+			host := sni
+			if host == "" {
+				h, _, err := net.SplitHostPort(addr)
+				if err != nil {
+					h = addr
+				}
+				host = h
 			}
-			hp.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"},
-				InsecureSkipVerify: ps.o.InsecureSkipVerify} //nolint:gosec // per-service opt-in
+			hp.tls = ps.tls.Clone()
+			hp.tls.ServerName, hp.tls.NextProtos = host, []string{"http/1.1"}
 		}
 		ps.hosts[k] = hp
 	}

@@ -158,18 +158,31 @@ func (h *Healthchecks) toConfig() config.Healthchecks {
 			if x.HTTPStatuses != nil {
 				c.Passive.Unhealthy.HTTPStatuses = x.HTTPStatuses
 			}
+			if x.GRPCStatuses != nil {
+				c.Passive.Unhealthy.GRPCStatuses = x.GRPCStatuses
+			}
 		}
 	}
 	return c
 }
 
 func (s *Service) toConfig() config.Service {
-	return config.Service{
+	c := config.Service{
 		Name: s.Name, Protocol: s.Protocol, Host: s.Host, Port: s.Port, Path: s.Path, Retries: s.Retries,
-		ConnectTimeout: time.Duration(s.ConnectTimeout) * time.Millisecond,
-		ReadTimeout:    time.Duration(s.ReadTimeout) * time.Millisecond,
-		WriteTimeout:   time.Duration(s.WriteTimeout) * time.Millisecond,
+		ConnectTimeout:        time.Duration(s.ConnectTimeout) * time.Millisecond,
+		ReadTimeout:           time.Duration(s.ReadTimeout) * time.Millisecond,
+		WriteTimeout:          time.Duration(s.WriteTimeout) * time.Millisecond,
+		CACertificates:        s.CACertificates,
+		GRPCIdempotentMethods: s.GRPCIdempotentMethods,
 	}
+	c.TLSVerify = s.TLSVerify
+	if s.TLSVerifyDepth != nil {
+		c.TLSVerifyDepth = *s.TLSVerifyDepth
+	}
+	if cc := s.ClientCertificate; cc != nil {
+		c.ClientCertificate = &config.ClientCertificate{CertFile: cc.CertFile, KeyFile: cc.KeyFile}
+	}
+	return c
 }
 
 func (r *Route) toConfig() config.Route {
@@ -180,6 +193,7 @@ func (r *Route) toConfig() config.Route {
 	return config.Route{
 		Name: r.Name, Service: r.Service, Paths: r.Paths, Hosts: r.Hosts, Methods: r.Methods, Headers: r.Headers,
 		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: ph,
+		Protocols: r.Protocols,
 	}
 }
 

@@ -105,6 +105,8 @@ type Counters struct {
 	TCPFailures  int     `json:"tcp_failures,omitempty"`
 	Timeouts     int     `json:"timeouts,omitempty"`
 	HTTPStatuses []int   `json:"http_statuses,omitempty"`
+	// GRPCStatuses (passive unhealthy only).
+	GRPCStatuses []int `json:"grpc_statuses,omitempty"`
 }
 
 // Target is a target of an admin-owned upstream.
@@ -127,6 +129,21 @@ type Service struct {
 	ConnectTimeout int    `json:"connect_timeout"` // milliseconds, as Kong
 	ReadTimeout    int    `json:"read_timeout"`
 	WriteTimeout   int    `json:"write_timeout"`
+	// TLS towards the targets (https and grpcs); nil/empty: Kong's
+	// defaults (no verification, system roots, no client certificate).
+	TLSVerify         *bool              `json:"tls_verify,omitempty"`
+	TLSVerifyDepth    *int               `json:"tls_verify_depth,omitempty"`
+	CACertificates    []string           `json:"ca_certificates,omitempty"`
+	ClientCertificate *ClientCertificate `json:"client_certificate,omitempty"`
+	// GRPCIdempotentMethods are the gRPC methods retried after UNAVAILABLE.
+	GRPCIdempotentMethods []string `json:"grpc_idempotent_methods,omitempty"`
+}
+
+// ClientCertificate names the PEM files of a service's client
+// certificate.
+type ClientCertificate struct {
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
 }
 
 // Route is an admin-owned route.
@@ -144,6 +161,8 @@ type Route struct {
 	// PathHandling is "v0" or "v1"; empty (documents written before it
 	// existed) means the default, v0.
 	PathHandling string `json:"path_handling,omitempty"`
+	// Protocols are Kong's route protocols; empty means every request.
+	Protocols []string `json:"protocols,omitempty"`
 }
 
 // Override sets the weight of the targets of one upstream that match its

@@ -106,6 +106,10 @@ type Options struct {
 	OnSnapshot func(*Snapshot)
 	// Observer, when set, also receives every attempt's outcome.
 	Observer func(*Endpoint, Outcome)
+	// GRPCFailures are the gRPC statuses that count as failures of the
+	// target (passive health, latency balancer); nil means
+	// DefaultGRPCFailures.
+	GRPCFailures []int
 	// OnTargetGone, when set, is called once a target that left the
 	// upstream has no request holding its Member (the metrics of the
 	// address can go). It runs with the upstream's member lock held, so
@@ -237,6 +241,7 @@ type Upstream struct {
 	onSnapshot func(*Snapshot)
 	onPanic    func(bool, float64)
 	observer   func(*Endpoint, Outcome)
+	grpcFail   uint32 // bit n: gRPC status n is a failure (immutable)
 	onGone     func(string)
 	now        func() time.Time
 
@@ -280,6 +285,7 @@ func New(o Options) *Upstream {
 		onSnapshot: o.OnSnapshot,
 		onPanic:    o.OnPanic,
 		observer:   o.Observer,
+		grpcFail:   grpcFailSet(o.GRPCFailures),
 		onGone:     o.OnTargetGone,
 		now:        o.Now,
 		sources:    map[string][]Target{},
@@ -663,6 +669,10 @@ func (s *Snapshot) Next(addr string, skip func(string) bool) (*Endpoint, error) 
 type Outcome struct {
 	// Status is the HTTP status received (0 if none).
 	Status int
+	// GRPC means the attempt was a gRPC call that ended with GRPCStatus
+	// (from the trailers or a trailers-only response).
+	GRPC       bool
+	GRPCStatus int
 	// ConnectFailed means no connection was established.
 	ConnectFailed bool
 	// Timeout means the upstream timed out.
@@ -676,10 +686,11 @@ type Outcome struct {
 // Report feeds the outcome of one attempt back: the latency EWMA of the
 // target, the passive health checks, and the observer.
 func (u *Upstream) Report(ep *Endpoint, o Outcome) {
-	failed := o.ConnectFailed || o.Timeout || o.Status >= 500
+	grpcFailed := o.GRPC && o.GRPCStatus >= 0 && o.GRPCStatus < 32 && u.grpcFail&(1<<o.GRPCStatus) != 0
+	failed := o.ConnectFailed || o.Timeout || o.Status >= 500 || grpcFailed
 	ep.Stats.Observe(o.Duration, failed, o.At.UnixNano())
 	if u.health != nil {
-		u.health.Observe(ep.Addr, health.Result{Status: o.Status, TCPFailure: o.ConnectFailed, Timeout: o.Timeout})
+		u.health.Observe(ep.Addr, health.Result{Status: o.Status, TCPFailure: o.ConnectFailed, Timeout: o.Timeout, Failure: grpcFailed})
 	}
 	if u.observer != nil {
 		u.observer(ep, o)
@@ -706,4 +717,22 @@ func (u *Upstream) SourceTargets() map[string][]Target {
 		}
 	}
 	return out
+}
+
+// DefaultGRPCFailures are the gRPC statuses held against a target unless
+// configured otherwise: DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and
+// UNAVAILABLE.
+func DefaultGRPCFailures() []int { return []int{4, 8, 14} }
+
+func grpcFailSet(codes []int) uint32 {
+	if codes == nil {
+		codes = DefaultGRPCFailures()
+	}
+	var set uint32
+	for _, c := range codes {
+		if c >= 0 && c < 32 {
+			set |= 1 << c
+		}
+	}
+	return set
 }
