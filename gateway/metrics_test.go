@@ -79,6 +79,21 @@ func seriesCount(t *testing.T, g *Gateway, addr string) (n int, ofAddr []string)
 	return n, ofAddr
 }
 
+// requestsSettled waits up to 5 s for requestsOf(addr) to reach want and
+// returns its last value: a client has its answer before the proxy counts
+// the request.
+func requestsSettled(t *testing.T, g *Gateway, addr string, want float64) float64 {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for {
+		v := requestsOf(t, g, addr)
+		if v >= want || time.Now().After(end) {
+			return v
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // requestsOf returns outrigger_requests_total of target addr, summed over
 // its series (-1 when it has none).
 func requestsOf(t *testing.T, g *Gateway, addr string) float64 {
@@ -171,6 +186,9 @@ services:
 `, stay))
 	c := &http.Client{Timeout: 10 * time.Second}
 	hitUntil(t, c, pu+"/x", stay, 1)
+	// The answer reaches the client before the request is counted: take
+	// the baseline once it is.
+	requestsSettled(t, g, stay, 1)
 	base, _ := seriesCount(t, g, "")
 	add := func(addr string) {
 		adminDo(t, c, http.MethodPost, au+"/upstreams/u/targets", url.Values{"target": {addr}}, http.StatusCreated)
@@ -184,7 +202,15 @@ services:
 		add(addr)
 		hitUntil(t, c, pu+"/x", addr, 4)
 		remove(addr)
-		if _, left := seriesCount(t, g, addr); len(left) > 0 {
+		// The client has its answer before the proxy counts the request
+		// (and lets go of the target): the series go once it has.
+		var left []string
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			if _, left = seriesCount(t, g, addr); len(left) == 0 || time.Now().After(end) {
+				break
+			}
+		}
+		if len(left) > 0 {
 			t.Fatalf("cycle %d: series of the removed target %s remain: %v", i, addr, left)
 		}
 	}
@@ -230,7 +256,7 @@ services:
 			t.Fatal("the blocking request never reached its target")
 		}
 		remove(addr)
-		if v := requestsOf(t, g, addr); v != 1 {
+		if v := requestsSettled(t, g, addr, 1); v != 1 {
 			t.Fatalf("while a request is in flight: requests_total of the removed target = %v, want its 1 finished request", v)
 		}
 		block = true
@@ -256,7 +282,7 @@ services:
 
 		add(addr)
 		hitUntil(t, c, pu+"/x", addr, 4)
-		if v := requestsOf(t, g, addr); v != 1 {
+		if v := requestsSettled(t, g, addr, 1); v != 1 {
 			t.Fatalf("a target that came back: requests_total = %v, want 1 (fresh series)", v)
 		}
 	})
