@@ -67,9 +67,10 @@ func TestServiceProtocolsAndRouteProtocols(t *testing.T) {
 	if r.body["tls_verify"] != nil || r.body["ca_certificates"] != nil {
 		t.Errorf("defaults %s", r.raw)
 	}
-	// PATCH keeps what it does not name.
+	// PATCH keeps what it does not name; false is not the default (null:
+	// verify), so it is shown.
 	r = e.must(http.StatusOK, http.MethodPatch, "/services/rpc", map[string]any{"tls_verify": false})
-	if r.body["tls_verify"] != nil || r.body["tls_verify_depth"] != float64(2) {
+	if r.body["tls_verify"] != false || r.body["tls_verify_depth"] != float64(2) {
 		t.Errorf("patched %s", r.raw)
 	}
 }
