@@ -18,8 +18,8 @@ type server interface {
 
 // proxyListener returns the server for the proxy listener per
 // proxy.engine, and the listener to serve it on. The engine applies
-// idle_timeout, header_timeout (408), max_connections and h2c itself;
-// net/http gets them from proxyServer.
+// idle_timeout, header_timeout (408), max_connections, h2c and the
+// http2_* limits itself; net/http gets the first three from proxyServer.
 func proxyListener(p config.Proxy, h *proxy.Proxy, ln net.Listener, errLog *log.Logger) (server, net.Listener) {
 	if p.Engine == config.EngineNetHTTP {
 		return proxyServer(p, h, ln, errLog)
@@ -29,5 +29,10 @@ func proxyListener(p config.Proxy, h *proxy.Proxy, ln net.Listener, errLog *log.
 		HeaderTimeout:  p.HeaderTimeout,
 		MaxConnections: p.MaxConnections,
 		H2C:            p.H2C,
+		H2: proxy.H2Options{
+			MaxConcurrentStreams: uint32(p.HTTP2MaxConcurrentStreams),
+			MaxHeaderListSize:    uint32(p.HTTP2MaxHeaderListSize),
+		},
+		ErrorLog: errLog,
 	}), ln
 }

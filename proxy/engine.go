@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/proxy/h1"
@@ -59,6 +58,11 @@ type ServerOptions struct {
 	// that start with the HTTP/2 preface (with the net/http handler).
 	// "Upgrade: h2c" is never honoured.
 	H2C bool
+	// H2 are the HTTP/2 limits (with H2C).
+	H2 H2Options
+	// ErrorLog receives what the HTTP/2 server reports about a
+	// connection (nil: the log package's standard logger).
+	ErrorLog *log.Logger
 }
 
 // Server serves a Proxy's HTTP/1.1 clients with the engine.
@@ -70,8 +74,8 @@ type Server struct {
 	p       *Proxy
 	o       ServerOptions
 	sem     chan struct{} // one token per served connection; nil: unlimited
-	h2      *http2.Server
-	clients sync.Pool // *client
+	h2      *h2Server     // nil without H2C
+	clients sync.Pool     // *client
 	bufs    bufPool
 	closing atomic.Bool
 	done    chan struct{} // closed when closing is set
@@ -89,7 +93,7 @@ func (p *Proxy) NewServer(o ServerOptions) *Server {
 		s.sem = make(chan struct{}, o.MaxConnections)
 	}
 	if o.H2C {
-		s.h2 = &http2.Server{IdleTimeout: o.IdleTimeout}
+		s.h2 = newH2Server(p, o)
 	}
 	return s
 }
@@ -148,8 +152,8 @@ func (s *Server) release() {
 	}
 }
 
-// Shutdown stops accepting, closes idle connections, lets the others
-// finish their request and close, and waits for them until ctx ends (then
+// Shutdown stops accepting, closes idle connections, sends GOAWAY to
+// HTTP/2 ones, lets the others finish their requests and close, and waits for them until ctx ends (then
 // it returns ctx's error; Close ends the rest).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
@@ -157,15 +161,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		s.mu.Lock()
+		h2 := false
 		for c := range s.conns {
 			if c.state.CompareAndSwap(stateIdle, stateClosed) {
 				_ = c.nc.Close()
 			}
+			h2 = h2 || c.state.Load() == stateH2
 		}
 		n := len(s.conns)
 		s.mu.Unlock()
 		if n == 0 {
 			return nil
+		}
+		if h2 {
+			s.h2.goAway()
 		}
 		select {
 		case <-ctx.Done():
@@ -204,6 +213,7 @@ const (
 	stateActive int32 = iota // reading or serving a request
 	stateIdle                // waiting for a request, nothing received
 	stateClosed              // closed by Shutdown or Close
+	stateH2                  // served by the HTTP/2 server until it closes
 )
 
 // maxHeadBuf holds the largest head h1 accepts with the default limits.
@@ -309,7 +319,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		s.putClient(c)
 	}()
 	if s.h2 != nil && c.h2cPreface() {
-		s.h2.ServeConn(&replayConn{Conn: nc, pending: c.buf[:c.w]}, &http2.ServeConnOpts{Handler: s.p})
+		s.serveH2(c, &replayConn{Conn: nc, pending: c.buf[:c.w]})
 		return
 	}
 	for c.serveOne() && !s.closing.Load() {
@@ -334,10 +344,18 @@ func (c *client) h2cPreface() bool {
 			_ = c.nc.SetReadDeadline(time.Time{})
 			return true
 		}
+		idle := c.w == 0
+		if idle {
+			// Nothing received yet: Shutdown may close it as idle.
+			c.state.Store(stateIdle)
+		}
 		m, err := c.nc.Read(c.buf[c.w:])
 		c.w += m
 		if err != nil && m == 0 {
 			return false
+		}
+		if idle && !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return false // closed by Shutdown meanwhile
 		}
 	}
 }
