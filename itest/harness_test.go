@@ -74,6 +74,7 @@ type gateway struct {
 	ProxyAddr string
 	AdminAddr string
 	cfgPath   string
+	proxyCfg  string // the proxy section's lines after listen
 	mu        sync.Mutex
 	logs      []map[string]any
 	raw       bytes.Buffer
@@ -85,8 +86,18 @@ type gateway struct {
 // binary on it; it returns once the admin listener answers.
 func startGateway(t testing.TB, cfg string, extraArgs ...string) *gateway {
 	t.Helper()
+	return startGatewayProxy(t, defaultProxyCfg, cfg, extraArgs...)
+}
+
+// defaultProxyCfg is the proxy section of startGateway after listen.
+const defaultProxyCfg = "  drain_timeout: 10s\n"
+
+// startGatewayProxy is startGateway with proxyCfg (lines indented by two
+// spaces) in place of defaultProxyCfg.
+func startGatewayProxy(t testing.TB, proxyCfg, cfg string, extraArgs ...string) *gateway {
+	t.Helper()
 	addrs := freeAddrs(t, 2)
-	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], exited: make(chan struct{})}
+	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], proxyCfg: proxyCfg, exited: make(chan struct{})}
 	g.cfgPath = filepath.Join(t.TempDir(), "outrigger.yaml")
 	g.writeConfig(cfg)
 	args := append([]string{"run", "--config", g.cfgPath}, extraArgs...)
@@ -131,7 +142,7 @@ func startGateway(t testing.TB, cfg string, extraArgs ...string) *gateway {
 
 func (g *gateway) writeConfig(body string) {
 	g.t.Helper()
-	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: 10s\nadmin:\n  listen: %s\nlog:\n  format: json\n  level: debug\n%s", g.ProxyAddr, g.AdminAddr, body)
+	full := fmt.Sprintf("proxy:\n  listen: %s\n%sadmin:\n  listen: %s\nlog:\n  format: json\n  level: debug\n%s", g.ProxyAddr, g.proxyCfg, g.AdminAddr, body)
 	tmp := g.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(full), 0o600); err != nil {
 		g.t.Fatal(err)

@@ -260,6 +260,14 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if rs.prefix != "" {
 		out.Header.Set("X-Forwarded-Prefix", rs.prefix)
 	}
+	if len(pr.In.Trailer) > 0 {
+		// The server fills the client's trailer values into In.Trailer
+		// when the body ends (in the goroutine reading the body, before
+		// it sees EOF); Out holds a copy made before that, so it shares
+		// the map instead, and the transport sends the values after the
+		// body.
+		out.Trailer = pr.In.Trailer
+	}
 	if rs.route.PreserveHost {
 		out.Host = pr.In.Host
 	} else {
