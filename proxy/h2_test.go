@@ -2,11 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,3 +182,35 @@ func TestH2HeaderListLimit(t *testing.T) {
 		t.Fatalf("upstream saw %q", got)
 	}
 }
+
+// The trailers an HTTP/2 client sends after the request body reach the
+// HTTP/1.1 upstream (the reverse proxy's copy of the request would drop
+// their values).
+func TestH2RequestTrailers(t *testing.T) {
+	p := h2Proxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		io.WriteString(w, r.Proto+" "+r.Trailer.Get("X-T")+" "+strconv.FormatInt(n, 10))
+	}))
+	url := serveEngine(t, p, ServerOptions{H2C: true})
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http2.Transport{AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		}}}
+	req, _ := http.NewRequest("POST", url+"/t", nil)
+	req.Trailer = http.Header{"X-T": nil}
+	req.Body = io.NopCloser(io.MultiReader(strings.NewReader(strings.Repeat("b", 100000)), readFunc(func() { req.Trailer.Set("X-T", "v") })))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "HTTP/1.1 v 100000" {
+		t.Fatalf("upstream saw %q", b)
+	}
+}
+
+// readFunc is an empty reader that runs f when read.
+type readFunc func()
+
+func (f readFunc) Read([]byte) (int, error) { f(); return 0, io.EOF }
