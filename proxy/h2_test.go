@@ -214,3 +214,38 @@ func TestH2RequestTrailers(t *testing.T) {
 type readFunc func()
 
 func (f readFunc) Read([]byte) (int, error) { f(); return 0, io.EOF }
+
+// With h2c on, Shutdown closes a connection that has sent nothing yet as
+// idle, as it does without h2c, instead of waiting for its first bytes.
+func TestH2CShutdownClosesSilentConnection(t *testing.T) {
+	p := h2Proxy(t, http.NotFoundHandler())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.NewServer(ServerOptions{H2C: true})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close(); <-done })
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// A request on a second connection proves the first was accepted.
+	c := dialH2(t, ln.Addr().String())
+	c.request(1, "/x")
+	if st := c.responseStatus(1); st != "404" {
+		t.Fatalf("status %q", st)
+	}
+	_ = c.nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v (the silent connection was not closed)", err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("silent connection: read %v, want EOF", err)
+	}
+}
