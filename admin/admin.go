@@ -1,6 +1,7 @@
 // Package admin serves Outrigger's admin listener: status, Prometheus
 // metrics, an OpenAPI description of itself, and the Kong-compatible admin
-// API (upstreams → targets, services → routes) with Outrigger's extensions
+// API (upstreams → targets, services → routes, certificates → SNIs, see
+// certificates.go) with Outrigger's extensions
 // (weight overrides, manual health marks, canaries and automatic rollouts).
 //
 // Contract:

@@ -334,3 +334,30 @@ func TestWholeKongEntities(t *testing.T) {
 		eq(t, path+" round trip", strip(back.body), strip(r.body))
 	}
 }
+
+// TestGRPCHealthchecks: an upstream's active check can be a gRPC health
+// check with a service name; the API shows it, a PATCH keeps it, and
+// null clears the name.
+func TestGRPCHealthchecks(t *testing.T) {
+	e := newEnv(t, fileRich)
+	c := e.must(http.StatusCreated, http.MethodPost, "/upstreams", map[string]any{"name": "g", "healthchecks": map[string]any{
+		"active": map[string]any{"type": "grpcs", "grpc_service": "pkg.Echo", "https_sni": "api.example.com",
+			"healthy": map[string]any{"interval": 2, "successes": 2}, "unhealthy": map[string]any{"interval": 1, "http_failures": 3}}}})
+	a := c.body["healthchecks"].(map[string]any)["active"].(map[string]any)
+	eq(t, "type", a["type"], "grpcs")
+	eq(t, "grpc_service", a["grpc_service"], "pkg.Echo")
+	eq(t, "https_sni", a["https_sni"], "api.example.com")
+	eff, _ := e.hView().eff.Upstream("g")
+	if x := eff.Healthchecks.Active; !x.Enabled || x.Type != "grpcs" || x.GRPCService != "pkg.Echo" || x.Unhealthy.HTTPFailures != 3 {
+		t.Fatalf("effective active check: %+v", x)
+	}
+	p := e.must(http.StatusOK, http.MethodPatch, "/upstreams/g", form{"healthchecks.active.timeout", "2"})
+	a = p.body["healthchecks"].(map[string]any)["active"].(map[string]any)
+	eq(t, "grpc_service kept", a["grpc_service"], "pkg.Echo")
+	p = e.must(http.StatusOK, http.MethodPatch, "/upstreams/g", map[string]any{"healthchecks": map[string]any{"active": map[string]any{"grpc_service": nil, "type": "grpc"}}})
+	a = p.body["healthchecks"].(map[string]any)["active"].(map[string]any)
+	eq(t, "grpc_service cleared", a["grpc_service"], nil)
+	eq(t, "type", a["type"], "grpc")
+	// Switching back to http needs the name gone: it is.
+	e.must(http.StatusOK, http.MethodPatch, "/upstreams/g", map[string]any{"healthchecks": map[string]any{"active": map[string]any{"type": "http"}}})
+}

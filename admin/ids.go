@@ -2,17 +2,11 @@ package admin
 
 import (
 	"crypto/rand"
-	"crypto/sha1"
 	"encoding/hex"
 	"strings"
 
 	"github.com/outrigger-gw/outrigger/config"
 )
-
-// idNamespace is the UUID namespace of the ids derived from names
-// (UUIDv5: SHA-1 of namespace and name), so that the configuration
-// file's entities, and discovered targets, keep their ids across restarts.
-const idNamespace = "7a1c5d1e-0b8f-4c3e-9f2d-6f7574726967"
 
 // newID returns a random (version 4) UUID.
 func newID() string {
@@ -23,18 +17,10 @@ func newID() string {
 	return formatUUID(b)
 }
 
-// stableID returns the version 5 UUID of kind and name.
-func stableID(kind, name string) string {
-	ns, _ := hex.DecodeString(strings.ReplaceAll(idNamespace, "-", ""))
-	h := sha1.New()
-	h.Write(ns)
-	h.Write([]byte(kind + "\x00" + name))
-	var b [16]byte
-	copy(b[:], h.Sum(nil))
-	b[6] = b[6]&0x0f | 0x50
-	b[8] = b[8]&0x3f | 0x80
-	return formatUUID(b)
-}
+// stableID returns the version 5 UUID of kind and name (config.StableID),
+// so that the configuration file's entities, and discovered targets, keep
+// their ids across restarts.
+func stableID(kind, name string) string { return config.StableID(kind, name) }
 
 func formatUUID(b [16]byte) string {
 	var out [36]byte

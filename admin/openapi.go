@@ -187,12 +187,13 @@ func schemas() js {
 		"Healthchecks": closed(sobj(js{
 			"threshold": snum("percent of healthy weight under which the upstream fails", 0, 100),
 			"active": nullable(closed(sobj(js{
-				"type":                     senum("", checkTypes()...),
+				"type":                     senum("probe: http(s) GET, tcp connect, or grpc(s) grpc.health.v1.Health/Check", activeTypes()...),
+				"grpc_service":             nullable(sstr("grpc(s) only: the service name asked about; empty or null is the whole server")),
 				"http_path":                sstr("probe path"),
 				"timeout":                  snum("seconds", 0, maxInterval),
 				"concurrency":              sint("", 1, 1<<31-1),
-				"https_verify_certificate": sbool(""),
-				"https_sni":                nullable(sstr("")),
+				"https_verify_certificate": sbool("https and grpcs"),
+				"https_sni":                nullable(sstr("https and grpcs")),
 				"headers":                  nullable(headers),
 				"healthy":                  sref("ActiveHealthy"),
 				"unhealthy":                sref("ActiveUnhealthy"),
@@ -263,7 +264,17 @@ func schemas() js {
 			"max_p99_ratio":           snum("default 1.5", 1, 1000),
 			"min_requests":            sint("default 100", 0, 1<<31-1),
 		}, "steps", "interval")),
-		"RolloutStatus": rolloutStatus,
+		"RolloutStatus":    rolloutStatus,
+		"CertificateInput": closed(sobj(with(certIn(), js{"id": uuidSchema("optional; a random one otherwise")}))),
+		"Certificate": sobj(with(certIn(), with(timestamps(), js{
+			"id":        uuidSchema(""),
+			"cert_file": sstr("a certificate of the configuration file read from files: its path (cert and key are null)"),
+			"key_file":  sstr("likewise, the key's path"),
+		})), "id", "cert", "key", "snis"),
+		"SNI": sobj(with(timestamps(), js{
+			"id": uuidSchema("derived from the name"), "name": sstr(""), "tags": nullable(sarr(sstr(""), "")),
+			"certificate": sref("IdRef"),
+		}), "id", "name", "certificate"),
 		"Rollout": sobj(js{
 			"service": sref("IdRef"), "steps": sarr(js{"type": "number"}, ""), "interval": sstr(""),
 			"max_error_rate_increase": js{"type": "number"}, "max_p99_ratio": js{"type": "number"}, "min_requests": js{"type": "integer"},
@@ -277,6 +288,18 @@ func schemas() js {
 	}
 }
 
+// certIn is a certificate's writable fields.
+func certIn() js {
+	return js{
+		"cert":     nullable(sstr("PEM certificate chain, leaf first")),
+		"key":      nullable(sstr("PEM private key of the leaf (answers hold it, as Kong's)")),
+		"cert_alt": nullable(sstr("an alternate PEM chain (another key type, e.g. ECDSA beside RSA); served to clients that support it first")),
+		"key_alt":  nullable(sstr("the alternate chain's PEM key")),
+		"snis":     sarr(sstr("a host name or *.suffix (one leading label); unique across certificates"), "the names this certificate serves"),
+		"tags":     nullable(sarr(sstr(""), "")),
+	}
+}
+
 // pathParams describes the path parameters.
 func pathParams() map[string][2]string {
 	return map[string][2]string{
@@ -285,6 +308,9 @@ func pathParams() map[string][2]string {
 		"override": {"the override's id", exOverride},
 		"service":  {"the service's id or name", exService},
 		"route":    {"the route's id or name", exRoute},
+		// certificate: the contract fixture's certificate serves exSNI.
+		"certificate": {"the certificate's id or one of its SNIs", exCert},
+		"sni":         {"the SNI's name or id", exSNI},
 	}
 }
 

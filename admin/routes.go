@@ -32,6 +32,8 @@ const (
 	exService  = "example_service"
 	exRoute    = "example_route"
 	exOverride = "0b0e6c0a-4a57-4f43-9b2c-2f6a3c1d9e01"
+	exCert     = "5f1e0c9a-3b7d-4e2a-8c61-0d9f4b2a7e13"
+	exSNI      = "api.example.com"
 )
 
 // routes is the table of everything the admin listener serves.
@@ -137,6 +139,20 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPut, path: "/routes/{route}", op: "putRoute", tag: "routes", summary: "Create or replace a route", in: "RouteInput", out: "Route", ok: http.StatusOK, upsert: true,
 			example: map[string]any{"paths": []any{"/mock"}, "headers": map[string]any{"x-version": []any{"v2"}}, "service": map[string]any{"name": "example_service"}}, h: a.replaceRoute}),
 		ctl(endpoint{method: http.MethodDelete, path: "/routes/{route}", op: "deleteRoute", tag: "routes", summary: "Delete a route", ok: http.StatusNoContent, h: a.deleteRoute}),
+
+		// Certificates and SNIs.
+		ctl(endpoint{method: http.MethodGet, path: "/certificates", op: "listCertificates", tag: "certificates", summary: "List certificates (the file's and the API's; answers hold the private key, as Kong's)", out: "list:Certificate", ok: http.StatusOK, paged: true, h: a.listCertificates}),
+		ctl(endpoint{method: http.MethodPost, path: "/certificates", op: "createCertificate", tag: "certificates", summary: "Create a certificate (PEM checked, key matched, SNIs unique)", in: "CertificateInput", out: "Certificate", ok: http.StatusCreated,
+			example: certificateExample(), h: a.createCertificate}),
+		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}", op: "getCertificate", tag: "certificates", summary: "Get a certificate by id or by one of its SNIs", out: "Certificate", ok: http.StatusOK, h: a.getCertificate}),
+		ctl(endpoint{method: http.MethodPatch, path: "/certificates/{certificate}", op: "patchCertificate", tag: "certificates", summary: "Update a certificate", in: "CertificateInput", out: "Certificate", ok: http.StatusOK,
+			example: map[string]any{"snis": []any{"api.example.com", "*.api.example.com"}, "tags": []any{"edge"}}, h: a.patchCertificate}),
+		ctl(endpoint{method: http.MethodPut, path: "/certificates/{certificate}", op: "putCertificate", tag: "certificates", summary: "Create or replace a certificate (by id, or by an SNI it serves)", in: "CertificateInput", out: "Certificate", ok: http.StatusOK, upsert: true,
+			example: certificateExample(), h: a.replaceCertificate}),
+		ctl(endpoint{method: http.MethodDelete, path: "/certificates/{certificate}", op: "deleteCertificate", tag: "certificates", summary: "Delete a certificate and its SNIs", ok: http.StatusNoContent, h: a.deleteCertificate}),
+		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}/snis", op: "listCertificateSNIs", tag: "certificates", summary: "List a certificate's SNIs", out: "list:SNI", ok: http.StatusOK, paged: true, h: a.listCertificateSNIs}),
+		ctl(endpoint{method: http.MethodGet, path: "/snis", op: "listSNIs", tag: "certificates", summary: "List SNIs (they are set through their certificate's snis)", out: "list:SNI", ok: http.StatusOK, paged: true, h: a.listSNIs}),
+		ctl(endpoint{method: http.MethodGet, path: "/snis/{sni}", op: "getSNI", tag: "certificates", summary: "Get an SNI by name or id", out: "SNI", ok: http.StatusOK, h: a.getSNI}),
 	}
 }
 

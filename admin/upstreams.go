@@ -22,6 +22,13 @@ func hashInputs() []string {
 
 func checkTypes() []string { return []string{"http", "https", "tcp"} }
 
+// activeTypes are the probe types of active checks: Kong's, and gRPC
+// health checks.
+func activeTypes() []string { return append(checkTypes(), "grpc", "grpcs") }
+
+// checkGRPCService checks a gRPC health service name.
+func checkGRPCService(s string) (string, error) { return s, config.CheckGRPCService(s) }
+
 // Kong's health-check bounds.
 const (
 	maxCounter  = 255
@@ -54,6 +61,7 @@ type hcOut struct {
 
 type hcActiveOut struct {
 	Type                   string              `json:"type"`
+	GRPCService            *string             `json:"grpc_service"`
 	HTTPPath               string              `json:"http_path"`
 	Timeout                float64             `json:"timeout"`
 	Concurrency            int                 `json:"concurrency"`
@@ -103,7 +111,7 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 		Healthchecks: hcOut{
 			Threshold: h.Threshold,
 			Active: hcActiveOut{
-				Type: h.Active.Type, HTTPPath: h.Active.HTTPPath, Timeout: secs(h.Active.Timeout),
+				Type: h.Active.Type, GRPCService: strOrNil(h.Active.GRPCService), HTTPPath: h.Active.HTTPPath, Timeout: secs(h.Active.Timeout),
 				Concurrency: h.Active.Concurrency, HTTPSVerifyCertificate: h.Active.HTTPSVerifyCertificate,
 				HTTPSSNI: strOrNil(h.Active.HTTPSSNI), Headers: h.Active.Headers,
 				Healthy: hcCounters{Interval: ptr(secs(h.Active.Healthy.Interval)), Successes: ptr(h.Active.Healthy.Successes),
@@ -183,7 +191,8 @@ func decodeHealthchecks(o *obj, h *state.Healthchecks) {
 				h.Active = &state.ActiveChecks{}
 			}
 			a := h.Active
-			c.setString("type", &a.Type, "", oneOf(checkTypes()...))
+			c.setString("type", &a.Type, "", oneOf(activeTypes()...))
+			c.setString("grpc_service", &a.GRPCService, "", checkGRPCService)
 			c.setString("http_path", &a.HTTPPath, "", checkPath)
 			c.setFloat("timeout", &a.Timeout, 0, 0, maxInterval)
 			c.setInt("concurrency", &a.Concurrency, 0, 1, 1<<31-1)
@@ -200,6 +209,12 @@ func decodeHealthchecks(o *obj, h *state.Healthchecks) {
 			c.setHeaders("headers", &a.Headers, false)
 			a.Healthy = decodeCounters(c, "healthy", a.Healthy, true, false)
 			a.Unhealthy = decodeCounters(c, "unhealthy", a.Unhealthy, true, true)
+			if typ := a.Type; a.GRPCService != "" && !config.GRPCType(typ) {
+				if typ == "" {
+					typ = config.DefaultUpstream().Healthchecks.Active.Type
+				}
+				c.fail("grpc_service", "only used by checks of type grpc or grpcs (type is %s)", typ)
+			}
 			c.unknown()
 		}
 	}
@@ -254,7 +269,7 @@ func hcFromConfig(h config.Healthchecks) *state.Healthchecks {
 	out := &state.Healthchecks{Threshold: h.Threshold}
 	if a := h.Active; a.Enabled {
 		out.Active = &state.ActiveChecks{
-			Type: a.Type, HTTPPath: a.HTTPPath, Timeout: secs(a.Timeout), Concurrency: a.Concurrency,
+			Type: a.Type, GRPCService: a.GRPCService, HTTPPath: a.HTTPPath, Timeout: secs(a.Timeout), Concurrency: a.Concurrency,
 			HTTPSVerifyCertificate: ptr(a.HTTPSVerifyCertificate), HTTPSSNI: a.HTTPSSNI, Headers: a.Headers,
 			Healthy:   &state.Counters{Interval: secs(a.Healthy.Interval), Successes: a.Healthy.Successes, HTTPStatuses: a.Healthy.HTTPStatuses},
 			Unhealthy: &state.Counters{Interval: secs(a.Unhealthy.Interval), HTTPFailures: a.Unhealthy.HTTPFailures, TCPFailures: a.Unhealthy.TCPFailures, Timeouts: a.Unhealthy.Timeouts, HTTPStatuses: a.Unhealthy.HTTPStatuses},

@@ -46,6 +46,9 @@ func newWorld(file *config.File, doc *state.Doc, started int64) *world {
 	if doc.Marks == nil {
 		doc.Marks = map[string]map[string]string{}
 	}
+	if doc.Certificates == nil {
+		doc.Certificates = map[string]*state.Certificate{}
+	}
 	w := &world{file: file, doc: doc, started: started}
 	w.refresh()
 	return w

@@ -71,12 +71,15 @@ func TestParseExample(t *testing.T) {
 		Proxy: Proxy{
 			Pos:                 Pos{2, 3},
 			Listen:              "127.0.0.1:8000",
+			Listeners:           []Listener{{Pos: Pos{2, 11}, Address: "127.0.0.1:8000"}},
 			DrainTimeout:        30 * time.Second,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
 			IdleTimeout:         60 * time.Second,
 			HeaderTimeout:       10 * time.Second,
 			Engine:              EngineH1,
+			SSLVerifyClient:     VerifyClientOff,
+			SSLPollInterval:     DefaultSSLPollInterval,
 
 			HTTP2MaxConcurrentStreams: 128,
 			HTTP2MaxHeaderListSize:    64 << 10,
@@ -705,5 +708,51 @@ func TestLoad(t *testing.T) {
 	_, err = Load(filepath.Join(dir, "missing.yaml"), nil)
 	if err == nil || errors.As(err, &list) || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Load(missing) error = %#v, want a plain not-exist error", err)
+	}
+}
+
+// TestGRPCChecks parses the gRPC forms of the health checks: an active
+// grpc(s) check with a service name, a Consul grpc check, and a Nacos
+// registration gated on a gRPC probe.
+func TestGRPCChecks(t *testing.T) {
+	f := mustParse(t, `upstreams:
+  - name: u
+    healthchecks:
+      active:
+        type: grpcs
+        grpc_service: pkg.Echo
+        https_sni: api.example.com
+        https_verify_certificate: false
+  - name: v
+    healthchecks:
+      active: {type: grpc}
+register:
+  consul:
+    service: {name: web, port: 8080}
+    check: {grpc: "127.0.0.1:9090/pkg.Echo", grpc_use_tls: true, tls_skip_verify: true, interval: 2s}
+  nacos:
+    servers: [127.0.0.1:8848]
+    service: web
+    ip: 127.0.0.1
+    port: 8080
+    check: {grpc: "127.0.0.1:9090", interval: 3s}
+`, nil)
+	a := f.Upstreams[0].Healthchecks.Active
+	if !a.Enabled || a.Type != "grpcs" || a.GRPCService != "pkg.Echo" || a.HTTPSSNI != "api.example.com" || a.HTTPSVerifyCertificate {
+		t.Errorf("active grpcs = %+v", a)
+	}
+	if b := f.Upstreams[1].Healthchecks.Active; b.Type != "grpc" || b.GRPCService != "" {
+		t.Errorf("active grpc = %+v", b)
+	}
+	c := f.Register.Consul.Check
+	if c.GRPC != "127.0.0.1:9090/pkg.Echo" || !c.GRPCUseTLS || !c.TLSSkipVerify || c.Interval != 2*time.Second {
+		t.Errorf("consul check = %+v", c)
+	}
+	n := f.Register.Nacos.Check
+	if n == nil || n.GRPC != "127.0.0.1:9090" || n.GRPCUseTLS || n.HealthURL != "" || n.Interval != 3*time.Second || n.Timeout != 5*time.Second {
+		t.Errorf("nacos check = %+v", n)
+	}
+	if f.Register.Nacos.Check.Pos.Line != 21 {
+		t.Errorf("nacos check at line %d, want 21", f.Register.Nacos.Check.Pos.Line)
 	}
 }

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"net"
+	"net/url"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -84,6 +87,26 @@ type NacosRegister struct {
 	Weight   float64
 	Cluster  string
 	Metadata map[string]string
+	// Check, when set, probes the local service; the instance is
+	// registered healthy only while the probe passes.
+	Check *NacosRegisterCheck
+}
+
+// NacosRegisterCheck is a Nacos registration's probe of the local
+// service: exactly one of GRPC and HealthURL.
+type NacosRegisterCheck struct {
+	Pos Pos
+	// GRPC is "host:port[/service]", called with
+	// grpc.health.v1.Health/Check (SERVING passes).
+	GRPC string
+	// GRPCUseTLS makes the gRPC probe use TLS (certificate verified
+	// unless TLSSkipVerify).
+	GRPCUseTLS    bool
+	TLSSkipVerify bool
+	// HealthURL is probed with GET (2xx passes).
+	HealthURL string
+	Interval  time.Duration
+	Timeout   time.Duration
 }
 
 // Register is the top-level "register" block: the local service this
@@ -119,13 +142,21 @@ type RegisteredService struct {
 }
 
 // RegisterCheck is the registration's health check: exactly one of HTTP,
-// TCP or TTL (or none).
+// TCP, GRPC or TTL (or none).
 type RegisterCheck struct {
-	HTTP     string
-	TCP      string
-	TTL      time.Duration
-	Interval time.Duration
-	Timeout  time.Duration
+	HTTP string
+	TCP  string
+	// GRPC is "host:port[/service]": Consul calls
+	// grpc.health.v1.Health/Check (SERVING passes), over TLS with
+	// GRPCUseTLS.
+	GRPC       string
+	GRPCUseTLS bool
+	// TLSSkipVerify turns certificate verification off for https and
+	// TLS gRPC checks.
+	TLSSkipVerify bool
+	TTL           time.Duration
+	Interval      time.Duration
+	Timeout       time.Duration
 	// DeregisterCriticalServiceAfter removes a service whose check stays
 	// critical that long.
 	DeregisterCriticalServiceAfter time.Duration
@@ -320,6 +351,9 @@ func (d *decoder) registerCheck(n *yaml.Node, c *RegisterCheck) {
 			_, err := normalizeHostPort(s, 1, false)
 			return err
 		})},
+		{"grpc", d.strField(&c.GRPC, "grpc", CheckGRPCTarget)},
+		{"grpc_use_tls", d.boolField(&c.GRPCUseTLS, "grpc_use_tls")},
+		{"tls_skip_verify", d.boolField(&c.TLSSkipVerify, "tls_skip_verify")},
 		{"ttl", d.durationField(&c.TTL, "ttl", true)},
 		{"interval", d.durationField(&c.Interval, "interval", true)},
 		{"timeout", d.durationField(&c.Timeout, "timeout", true)},
@@ -330,13 +364,18 @@ func (d *decoder) registerCheck(n *yaml.Node, c *RegisterCheck) {
 		return
 	}
 	kinds := 0
-	for _, k := range []string{"http", "tcp", "ttl"} {
+	for _, k := range []string{"http", "tcp", "grpc", "ttl"} {
 		if _, ok := seen[k]; ok {
 			kinds++
 		}
 	}
 	if kinds > 1 {
-		d.errorAt(at, "check: give exactly one of http, tcp or ttl")
+		d.errorAt(at, "check: give exactly one of http, tcp, grpc or ttl")
+	}
+	if e, ok := seen["grpc_use_tls"]; ok {
+		if _, grpc := seen["grpc"]; !grpc {
+			d.errorf(deref(e.key), "grpc_use_tls: only used by a grpc check")
+		}
 	}
 	if _, ok := seen["ttl"]; ok {
 		if _, ok := seen["health_url"]; !ok {
@@ -398,6 +437,7 @@ func (d *decoder) nacosRegister(n *yaml.Node) *NacosRegister {
 		field{"weight", d.numberField(&c.Weight, "weight", 0, 10000)},
 		field{"cluster", d.strField(&c.Cluster, "cluster", checkNonEmpty)},
 		field{"metadata", d.stringMap("metadata", &c.Metadata)},
+		field{"check", func(v *yaml.Node) { c.Check = d.nacosRegisterCheck(v) }},
 	)
 	seen := d.mapping(n, "nacos", "register.nacos", fields)
 	d.required(seen, c.Pos, "nacos", "servers", "service", "ip", "port")
@@ -407,4 +447,50 @@ func (d *decoder) nacosRegister(n *yaml.Node) *NacosRegister {
 		d.errorf(deref(e.val), "weight: must be greater than 0 (stop the sidecar, or set an admin weight override of 0, to drain)")
 	}
 	return c
+}
+
+func (d *decoder) nacosRegisterCheck(n *yaml.Node) *NacosRegisterCheck {
+	c := &NacosRegisterCheck{Pos: pos(deref(n)), Interval: 10 * time.Second, Timeout: 5 * time.Second}
+	seen := d.mapping(n, "check", "register.nacos.check", []field{
+		{"grpc", d.strField(&c.GRPC, "grpc", CheckGRPCTarget)},
+		{"grpc_use_tls", d.boolField(&c.GRPCUseTLS, "grpc_use_tls")},
+		{"tls_skip_verify", d.boolField(&c.TLSSkipVerify, "tls_skip_verify")},
+		{"health_url", d.strField(&c.HealthURL, "health_url", checkHealthURL)},
+		{"interval", d.durationField(&c.Interval, "interval", true)},
+		{"timeout", d.durationField(&c.Timeout, "timeout", true)},
+	})
+	if seen == nil {
+		return c
+	}
+	_, grpc := seen["grpc"]
+	_, hasURL := seen["health_url"]
+	if grpc == hasURL {
+		d.errorAt(c.Pos, "check: give exactly one of grpc or health_url")
+	}
+	if e, ok := seen["grpc_use_tls"]; ok && !grpc {
+		d.errorf(deref(e.key), "grpc_use_tls: only used by a grpc check")
+	}
+	return c
+}
+
+// CheckGRPCTarget checks a gRPC health check target, "host:port" or
+// "host:port/service".
+func CheckGRPCTarget(s string) error {
+	addr, svc, _ := strings.Cut(s, "/")
+	if _, err := normalizeHostPort(addr, 1, false); err != nil {
+		return err
+	}
+	if err := CheckGRPCService(svc); err != nil {
+		return fmt.Errorf("service %w", err)
+	}
+	return nil
+}
+
+// checkHealthURL accepts an absolute http or https URL.
+func checkHealthURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s: want an http:// or https:// URL", quote(s))
+	}
+	return nil
 }

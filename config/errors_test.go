@@ -507,7 +507,7 @@ services:
     healthchecks:
       threshold: 101
       active:
-        type: grpc
+        type: udp
         timeout: 0
         concurrency: 0
         http_path: health
@@ -519,7 +519,7 @@ services:
 `,
 			want: []wantErr{
 				{4, 18, "threshold: must be between 0 and 100, got 101"},
-				{6, 15, `type: "grpc" is not valid; expected one of: http, https, tcp`},
+				{6, 15, `type: "udp" is not valid; expected one of: http, https, tcp, grpc, grpcs`},
 				{7, 18, "timeout: must be greater than 0"},
 				{8, 22, "concurrency: must be between 1 and 2147483647, got 0"},
 				{9, 20, `http_path: "health" must start with '/'`},
@@ -779,6 +779,84 @@ admin:
   nacos: {servers: [127.0.0.1:8848], service: web, ip: 127.0.0.1, port: 80, weight: 0}
 `,
 			want: []wantErr{{2, 85, "weight: must be greater than 0"}},
+		},
+		{
+			desc: "unknown active check type",
+			src: `upstreams:
+  - name: u
+    healthchecks:
+      active: {type: grcp}
+`,
+			want: []wantErr{{4, 22, `type: "grcp" is not valid; expected one of: http, https, tcp, grpc, grpcs`}},
+		},
+		{
+			desc: "grpc_service on an http check, and one with a space",
+			src: `upstreams:
+  - name: u
+    healthchecks:
+      active:
+        grpc_service: pkg.Echo
+  - name: v
+    healthchecks:
+      active: {type: grpc, grpc_service: "pkg Echo"}
+`,
+			want: []wantErr{
+				{5, 9, "grpc_service: only used by checks of type grpc or grpcs (type is http)"},
+				{8, 42, `grpc_service: "pkg Echo": no spaces or control characters`},
+			},
+		},
+		{
+			desc: "consul grpc check without a port",
+			src: `register:
+  consul:
+    service: {name: web, port: 80}
+    check: {grpc: "localhost/pkg.Echo"}
+`,
+			want: []wantErr{{4, 19, `grpc: "localhost" is not host:port`}},
+		},
+		{
+			desc: "consul check with grpc and http",
+			src: `register:
+  consul:
+    service: {name: web, port: 80}
+    check:
+      grpc: 127.0.0.1:9090
+      http: http://127.0.0.1/health
+`,
+			want: []wantErr{{5, 7, "check: give exactly one of http, tcp, grpc or ttl"}},
+		},
+		{
+			desc: "grpc_use_tls without a grpc check",
+			src: `register:
+  consul:
+    service: {name: web, port: 80}
+    check: {tcp: 127.0.0.1:80, grpc_use_tls: true}
+`,
+			want: []wantErr{{4, 32, "grpc_use_tls: only used by a grpc check"}},
+		},
+		{
+			desc: "nacos check with neither probe",
+			src: `register:
+  nacos:
+    servers: [127.0.0.1:8848]
+    service: web
+    ip: 127.0.0.1
+    port: 80
+    check: {interval: 1s}
+`,
+			want: []wantErr{{7, 12, "check: give exactly one of grpc or health_url"}},
+		},
+		{
+			desc: "nacos check with a relative health_url",
+			src: `register:
+  nacos:
+    servers: [127.0.0.1:8848]
+    service: web
+    ip: 127.0.0.1
+    port: 80
+    check: {health_url: /health}
+`,
+			want: []wantErr{{7, 25, `health_url: "/health": want an http:// or https:// URL`}},
 		},
 		{
 			desc: "negative initial_fetch_timeout",

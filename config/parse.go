@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -88,10 +89,19 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 			})
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
+		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
 	})
+	if len(f.Proxy.Listeners) == 0 {
+		d.finishProxy(&f.Proxy, nil)
+	}
 
-	if proxyListen != nil && adminListen != nil && f.Proxy.Listen == f.Admin.Listen && !strings.HasSuffix(f.Admin.Listen, ":0") {
-		d.errorf(adminListen, "listen: the admin API cannot listen on the proxy's address %s", f.Proxy.Listen)
+	if proxyListen != nil && adminListen != nil && !strings.HasSuffix(f.Admin.Listen, ":0") {
+		for _, l := range f.Proxy.Listeners {
+			if l.Address == f.Admin.Listen {
+				d.errorf(adminListen, "listen: the admin API cannot listen on the proxy's address %s", l.Address)
+				break
+			}
+		}
 	}
 
 	d.unique("upstream", upstreamNames)
@@ -160,8 +170,9 @@ const (
 
 func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 	p.Pos = pos(deref(n))
-	d.mapping(n, "proxy", "proxy", []field{
-		{"listen", d.listenField(&p.Listen, &listen)},
+	var verify *yaml.Node
+	seen := d.mapping(n, "proxy", "proxy", []field{
+		{"listen", d.proxyListen(p, &listen)},
 		{"max_body_size", func(v *yaml.Node) {
 			if i, ok := d.size(v, "max_body_size"); ok {
 				p.MaxBodySize = i
@@ -185,7 +196,15 @@ func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 				p.HTTP2MaxHeaderListSize = i
 			}
 		}},
+		{"ssl_verify_client", d.enumField(&p.SSLVerifyClient, "ssl_verify_client", VerifyClientOff, VerifyClientOn, VerifyClientOptional)},
+		{"ssl_client_certificate", d.caBundleField(&p.SSLClientCertificate)},
+		{"ssl_client_subject_header", d.strField(&p.SSLClientSubjectHeader, "ssl_client_subject_header", checkToken)},
+		{"ssl_poll_interval", d.durationField(&p.SSLPollInterval, "ssl_poll_interval", true)},
 	})
+	if e, ok := seen["ssl_verify_client"]; ok {
+		verify = e.val
+	}
+	d.finishProxy(p, verify)
 	return listen
 }
 
@@ -376,6 +395,23 @@ func (d *decoder) panicBlock(n *yaml.Node, p *Panic) {
 
 func checkTypes() []string { return []string{"http", "https", "tcp"} }
 
+// activeTypes are the probe types of active checks.
+func activeTypes() []string { return append(checkTypes(), "grpc", "grpcs") }
+
+// CheckGRPCService reports a gRPC health service name that cannot be sent:
+// longer than 255 bytes, or holding spaces or control characters.
+func CheckGRPCService(s string) error {
+	if len(s) > 255 {
+		return fmt.Errorf("longer than 255 bytes")
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
+			return fmt.Errorf("%s: no spaces or control characters", quote(s))
+		}
+	}
+	return nil
+}
+
 func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) {
 	d.mapping(n, "healthchecks", "healthchecks", []field{
 		{"threshold", d.numberField(&h.Threshold, "threshold", 0, 100)},
@@ -408,8 +444,9 @@ func noneOf(seen map[string]entry, keys ...string) bool {
 
 func (d *decoder) active(n *yaml.Node, a *Active) {
 	const ctx = "healthchecks.active"
-	d.mapping(n, "active", ctx, []field{
-		{"type", d.enumField(&a.Type, "type", checkTypes()...)},
+	seen := d.mapping(n, "active", ctx, []field{
+		{"type", d.enumField(&a.Type, "type", activeTypes()...)},
+		{"grpc_service", d.strField(&a.GRPCService, "grpc_service", CheckGRPCService)},
 		{"http_path", d.strField(&a.HTTPPath, "http_path", checkPath)},
 		{"timeout", d.secondsField(&a.Timeout, "timeout", true)},
 		{"concurrency", d.intField(&a.Concurrency, "concurrency", 1, 1<<31-1)},
@@ -446,7 +483,13 @@ func (d *decoder) active(n *yaml.Node, a *Active) {
 			}
 		}},
 	})
+	if e, ok := seen["grpc_service"]; ok && e.ok && allOK(seen, "type") && !GRPCType(a.Type) {
+		d.errorf(deref(e.key), "grpc_service: only used by checks of type grpc or grpcs (type is %s)", a.Type)
+	}
 }
+
+// GRPCType reports whether an active check type speaks gRPC.
+func GRPCType(typ string) bool { return typ == "grpc" || typ == "grpcs" }
 
 func (d *decoder) passive(n *yaml.Node, p *Passive) {
 	const ctx = "healthchecks.passive"

@@ -18,13 +18,33 @@ type File struct {
 	Routes []Route
 	// Register is the local service to announce; nil when absent.
 	Register *Register
+	// Certificates are the TLS certificates of the ssl listeners, in file
+	// order (ids set).
+	Certificates []Certificate
 }
 
 // Proxy is the "proxy" section.
 type Proxy struct {
 	Pos Pos
-	// Listen is the proxy's "host:port" listen address.
+	// Listen is the proxy's (first) "host:port" listen address.
 	Listen string
+	// Listeners are every proxy listener (Kong's proxy_listen), the first
+	// one at Listen. Parse always sets it; see ListenersOrDefault.
+	Listeners []Listener
+	// SSLVerifyClient is VerifyClientOff (the default), VerifyClientOn
+	// (a client certificate signed by SSLClientCertificate is required)
+	// or VerifyClientOptional (verified when sent), on every ssl listener.
+	SSLVerifyClient string
+	// SSLClientCertificate is the path of the PEM CA bundle client
+	// certificates are verified against (reloaded when it changes).
+	SSLClientCertificate string
+	// SSLClientSubjectHeader, when set, names the request header that
+	// carries the verified client certificate's subject upstream; a value
+	// sent by the client under that name is always removed.
+	SSLClientSubjectHeader string
+	// SSLPollInterval is how often certificate and CA files are checked
+	// for changes.
+	SSLPollInterval time.Duration
 	// MaxBodySize is the largest request body accepted, in bytes; 0 means
 	// unlimited.
 	MaxBodySize         int64
@@ -222,8 +242,11 @@ type Active struct {
 	// Enabled reports whether the file has an "active" block. The other
 	// fields hold defaults either way.
 	Enabled bool
-	// Type is http, https or tcp.
-	Type                   string
+	// Type is http, https, tcp, grpc or grpcs.
+	Type string
+	// GRPCService is the service name asked about by grpc and grpcs
+	// checks (grpc.health.v1.Health/Check); empty means the whole server.
+	GRPCService            string
 	HTTPPath               string
 	Timeout                time.Duration
 	Concurrency            int
@@ -317,12 +340,15 @@ func Default() *File {
 	return &File{
 		Proxy: Proxy{
 			Listen:              DefaultProxyListen,
+			Listeners:           []Listener{{Address: DefaultProxyListen}},
 			DrainTimeout:        DefaultDrainTimeout,
 			MaxIdleConnsPerHost: DefaultMaxIdleConnsPerHost,
 			IdleConnTimeout:     DefaultIdleConnTimeout,
 			IdleTimeout:         DefaultIdleTimeout,
 			HeaderTimeout:       DefaultHeaderTimeout,
 			Engine:              EngineH1,
+			SSLVerifyClient:     VerifyClientOff,
+			SSLPollInterval:     DefaultSSLPollInterval,
 
 			HTTP2MaxConcurrentStreams: DefaultHTTP2MaxConcurrentStreams,
 			HTTP2MaxHeaderListSize:    DefaultHTTP2MaxHeaderListSize,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/outrigger-gw/outrigger/admin"
 	"github.com/outrigger-gw/outrigger/balance"
+	"github.com/outrigger-gw/outrigger/certs"
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/health"
 	"github.com/outrigger-gw/outrigger/proxy"
@@ -35,6 +36,7 @@ type plan struct {
 	splitters map[string]*proxy.Splitter
 	stats     map[string]*serviceStats
 	router    *router.Router
+	certs     *certs.Loaded
 }
 
 // serviceStats are a service's rollout counters; they live as long as the
@@ -189,6 +191,9 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 		return nil, fmt.Errorf("%s: routes: %w", cfg.Path, err)
 	}
 	p.router = rt
+	if p.certs, err = g.prepareCerts(cfg); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -256,6 +261,7 @@ func (g *Gateway) commitLocked(p *plan) {
 	g.gen++
 	g.cfg = p.cfg
 	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen})
+	g.certs.Commit(p.certs)
 	g.metrics.generation.Set(float64(g.gen))
 }
 

@@ -280,6 +280,7 @@ func (g *Gateway) buildRegistrars(f *config.File) ([]registrar, error) {
 		r, err := nacos.NewRegistrar(g.nacosPool, nacos.RegistrationConfig{
 			Servers: n.Servers, GRPCPort: n.GRPCPort, Namespace: n.Namespace, Username: user, Password: pass,
 			Group: n.Group, Service: n.Service, IP: n.IP, Port: n.Port, Weight: n.Weight, Cluster: n.Cluster, Metadata: n.Metadata,
+			Check: nacosCheck(n.Check),
 		}, nacos.WithOnEvent(func(kind string, err error) {
 			ev := g.log.Info()
 			if err != nil {
@@ -293,6 +294,15 @@ func (g *Gateway) buildRegistrars(f *config.File) ([]registrar, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// nacosCheck maps a Nacos registration's check block.
+func nacosCheck(c *config.NacosRegisterCheck) nacos.CheckSpec {
+	if c == nil {
+		return nacos.CheckSpec{}
+	}
+	return nacos.CheckSpec{GRPC: c.GRPC, GRPCUseTLS: c.GRPCUseTLS, TLSSkipVerify: c.TLSSkipVerify,
+		HealthURL: c.HealthURL, Interval: c.Interval, Timeout: c.Timeout}
 }
 
 // registrar runs one registration until its context ends.
@@ -312,7 +322,8 @@ func (g *Gateway) consulRegistrar(f *config.File) (*consul.Registrar, error) {
 		Address: c.Address, Scheme: c.Scheme, Token: token, Datacenter: c.Datacenter,
 		Service: consul.ServiceSpec{Name: s.Name, ID: s.ID, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta,
 			Weights: consul.Weights{Passing: s.WeightPassing, Warning: s.WeightWarning}},
-		Check: consul.CheckSpec{HTTP: c.Check.HTTP, TCP: c.Check.TCP, TTL: c.Check.TTL, Interval: c.Check.Interval,
+		Check: consul.CheckSpec{HTTP: c.Check.HTTP, TCP: c.Check.TCP, GRPC: c.Check.GRPC, GRPCUseTLS: c.Check.GRPCUseTLS,
+			TLSSkipVerify: c.Check.TLSSkipVerify, TTL: c.Check.TTL, Interval: c.Check.Interval,
 			Timeout: c.Check.Timeout, DeregisterCriticalServiceAfter: c.Check.DeregisterCriticalServiceAfter,
 			LocalHealthURL: c.Check.HealthURL},
 	}, consul.WithLookupEnv(g.env), consul.WithProbes(g.consulProbes), consul.WithVerifyInterval(c.VerifyInterval), consul.WithOnEvent(func(kind string, err error) {

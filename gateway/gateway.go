@@ -38,6 +38,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outrigger-gw/outrigger/admin"
+	"github.com/outrigger-gw/outrigger/certs"
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/discovery"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
@@ -71,14 +72,15 @@ type Gateway struct {
 	admin      http.Handler
 	env        func(string) (string, bool)
 	// registrars announce the local service (none without a register
-	// block); set by New, run by Serve. consulReg, when set, is also the
-	// readiness source (it probes the local service's health_url).
+	// block); set by New, run by Serve. Those that probe the local service
+	// (a check's health_url or grpc) are also readiness sources: localHealth.
 	registrars       []registrar
-	consulReg        *consul.Registrar
+	localHealth      []interface{ Healthy() bool }
 	nacosPool        *nacos.Pool    // shared SDK clients of every Nacos source
 	consulProbes     *consul.Probes // agent reachability probes shared by Consul sources and the registrar
 	discoveryMetrics *discoveryMetrics
 	adminToken       atomic.Pointer[string] // the token in force (reloads rotate it)
+	certs            *certs.Store           // the ssl listeners' certificates in force
 
 	// mu serialises Apply and Mutate and guards the fields below.
 	mu         sync.Mutex
@@ -137,6 +139,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		Panics:      g.metrics.requestPanics.WithLabelValues("proxy"),
 	})
 	g.discoveryMetrics = newDiscoveryMetrics(reg)
+	g.certs = newCertStore(reg, o.Log)
 	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g,
 		Panics: g.metrics.requestPanics.WithLabelValues("admin"),
 		TokenFunc: func() string {
@@ -153,8 +156,8 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 	}
 	g.registrars = regs
 	for _, r := range regs {
-		if c, ok := r.(*consul.Registrar); ok {
-			g.consulReg = c
+		if h, ok := r.(interface{ Healthy() bool }); ok {
+			g.localHealth = append(g.localHealth, h)
 		}
 	}
 	storeErr := func(err error) { g.log.Warn().Err(err).Msg("admin state: watching the fleet store failed; retrying") }
@@ -251,8 +254,11 @@ func (g *Gateway) Ready() (bool, string) {
 		return false, "not serving"
 	case len(waiting) > 0:
 		return false, "waiting for the first discovery answers: " + strings.Join(waiting, "; ")
-	case g.consulReg != nil && !g.consulReg.Healthy():
-		return false, "the local service is not healthy"
+	}
+	for _, h := range g.localHealth {
+		if !h.Healthy() {
+			return false, "the local service is not healthy"
+		}
 	}
 	return true, "ready"
 }
@@ -408,7 +414,21 @@ func (g *Gateway) stopCheckers() {
 // ends (the proxy's client connection settings are those of the
 // configuration in force when Serve starts), then stops accepting, drains in-flight requests for up to
 // drainTimeout and returns. It returns the first server error, if any.
+// proxyLn is served as the configuration's first proxy listener.
 func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drainTimeout time.Duration) error {
+	return g.ServeListeners(ctx, []net.Listener{proxyLn}, adminLn, drainTimeout)
+}
+
+// ServeListeners is Serve with one net.Listener per proxy listener of the
+// configuration (proxyLns[i] serves proxy.listen's entry i).
+func (g *Gateway) ServeListeners(ctx context.Context, proxyLns []net.Listener, adminLn net.Listener, drainTimeout time.Duration) error {
+	g.mu.Lock()
+	clients := g.base.Proxy
+	g.mu.Unlock()
+	ls := clients.ListenersOrDefault()
+	if len(proxyLns) == 0 || len(proxyLns) > len(ls) {
+		return fmt.Errorf("%d proxy listeners given for %d configured", len(proxyLns), len(ls))
+	}
 	// Checkers and watchers outlive ctx until the drain is over: requests
 	// still in flight keep being balanced.
 	bg, stopBG := context.WithCancel(context.Background())
@@ -436,14 +456,14 @@ func (g *Gateway) Serve(ctx context.Context, proxyLn, adminLn net.Listener, drai
 		}
 		wg.Wait()
 	}()
+	go g.certs.Run(bg, clients.SSLPollInterval)
 	stdLog := zerologStd(g.log)
-	g.mu.Lock()
-	clients := g.base.Proxy
-	g.mu.Unlock()
-	ps, proxyLn := proxyListener(clients, g.proxy, proxyLn, stdLog)
+	ps, serves := g.proxyServers(clients, ls, proxyLns, stdLog)
 	as := &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdLog}
-	errc := make(chan error, 2)
-	go func() { errc <- ps.Serve(proxyLn) }()
+	errc := make(chan error, len(serves)+1)
+	for _, serve := range serves {
+		go func() { errc <- serve() }()
+	}
 	go func() { errc <- as.Serve(adminLn) }()
 	var first error
 	select {

@@ -70,7 +70,7 @@ func healthConfig(h config.Healthchecks) health.Config {
 	a, p := h.Active, h.Passive
 	hc := health.Config{
 		Active: health.ActiveConfig{
-			Enabled: a.Enabled, Type: a.Type, HTTPPath: a.HTTPPath, Timeout: a.Timeout, Concurrency: a.Concurrency,
+			Enabled: a.Enabled, Type: a.Type, GRPCService: a.GRPCService, HTTPPath: a.HTTPPath, Timeout: a.Timeout, Concurrency: a.Concurrency,
 			HTTPSVerifyCertificate: a.HTTPSVerifyCertificate, HTTPSSNI: a.HTTPSSNI, Headers: a.Headers,
 			HealthyInterval: a.Healthy.Interval, Successes: a.Healthy.Successes, HealthyStatuses: a.Healthy.HTTPStatuses,
 			UnhealthyInterval: a.Unhealthy.Interval, HTTPFailures: a.Unhealthy.HTTPFailures, TCPFailures: a.Unhealthy.TCPFailures,

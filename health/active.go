@@ -67,6 +67,7 @@ func (c *Checker) Start(ctx context.Context) {
 		if c.prober.transport != nil {
 			c.prober.transport.CloseIdleConnections()
 		}
+		c.closeGRPC()
 		close(r.done)
 	}()
 }
@@ -199,7 +200,11 @@ func (c *Checker) probe(t *target, r *run) {
 	k, ok := kindIgnore, false
 	select {
 	case r.sem <- struct{}{}:
-		k, ok = c.prober.check(r.ctx, t.addr, &c.activeTh)
+		if c.prober.grpc != nil {
+			k, ok = c.probeGRPC(t, r)
+		} else {
+			k, ok = c.prober.check(r.ctx, t.addr, &c.activeTh)
+		}
 		<-r.sem
 	case <-r.ctx.Done():
 	}
@@ -220,6 +225,48 @@ func (c *Checker) probe(t *target, r *run) {
 	t.mu.Unlock()
 	if notify {
 		c.drain()
+	}
+}
+
+// probeGRPC probes t over its gRPC channel, opening the channel first if
+// t has none.
+func (c *Checker) probeGRPC(t *target, r *run) (kind, bool) {
+	t.mu.Lock()
+	if t.removed {
+		t.mu.Unlock()
+		return kindIgnore, false
+	}
+	g := t.grpc
+	if g == nil {
+		var err error
+		if g, err = c.prober.newGRPCConn(t.addr); err != nil {
+			t.mu.Unlock()
+			return kindTCPFailure, true
+		}
+		t.grpc = g
+	}
+	t.mu.Unlock()
+	return c.prober.checkGRPC(r.ctx, g)
+}
+
+// closeGRPC closes the gRPC channels of every target (probing stopped).
+func (c *Checker) closeGRPC() {
+	if c.prober.grpc == nil {
+		return
+	}
+	var conns []*grpcConn
+	c.mu.Lock()
+	for _, t := range *c.targets.Load() {
+		t.mu.Lock()
+		if t.grpc != nil {
+			conns = append(conns, t.grpc)
+			t.grpc = nil
+		}
+		t.mu.Unlock()
+	}
+	c.mu.Unlock()
+	for _, g := range conns {
+		g.close()
 	}
 }
 
@@ -244,6 +291,9 @@ type prober struct {
 	concurrency int
 	timeout     time.Duration
 	dial        func(ctx context.Context, network, addr string) (net.Conn, error)
+	// grpc and grpcs only (they also use header for the user agent and
+	// the metadata).
+	grpc *grpcSetup
 	// HTTP(S) only.
 	transport *http.Transport
 	client    *http.Client
@@ -294,6 +344,10 @@ func newProber(a ActiveConfig, opts Options) prober {
 	}
 	if p.header.Get("User-Agent") == "" {
 		p.header.Set("User-Agent", "outrigger-health")
+	}
+	if typ == TypeGRPC || typ == TypeGRPCS {
+		p.grpc = newGRPCSetup(a, opts, typ == TypeGRPCS, p.host, p.header)
+		return p
 	}
 	p.urlPrefix = "http://"
 	var tlsConf *tls.Config

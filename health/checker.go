@@ -115,6 +115,10 @@ type target struct {
 	probeRun   *run // run probeTimer belongs to
 	probeSeq   uint64
 	probing    bool
+	// grpc is the target's gRPC channel (grpc and grpcs probes), opened
+	// by its first probe and closed when the target is removed or a run
+	// ends.
+	grpc *grpcConn
 }
 
 // counters are consecutive-outcome counters, saturating.
@@ -224,7 +228,7 @@ func New(cfg Config, opts Options) *Checker {
 	// Active probes can heal a target only if unhealthy targets are probed,
 	// successes are counted and something counts as a success.
 	c.activeRecovers = c.unhealthyEvery > 0 && a.Successes > 0 &&
-		(strings.EqualFold(a.Type, TypeTCP) || len(a.HealthyStatuses) > 0)
+		(!httpType(a.Type) || len(a.HealthyStatuses) > 0)
 	if pct := p.MaxEjectionPercent; pct > 0 && pct < 100 {
 		c.maxEjectPct = pct
 	}
@@ -262,6 +266,12 @@ func (c *Checker) Healthy(addr string) bool {
 // in flight finishes but its result is dropped). Duplicates are ignored.
 // No callback is called: target-set changes are not health changes.
 func (c *Checker) SetTargets(addrs []string) {
+	var closing []*grpcConn
+	defer func() {
+		for _, g := range closing { // outside the locks
+			g.close()
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := *c.targets.Load()
@@ -284,7 +294,9 @@ func (c *Checker) SetTargets(addrs []string) {
 	c.targets.Store(&next)
 	for a, t := range old {
 		if next[a] == nil {
-			c.remove(t)
+			if g := c.remove(t); g != nil {
+				closing = append(closing, g)
+			}
 		}
 	}
 	if r := c.cur.Load(); r != nil {
@@ -296,17 +308,21 @@ func (c *Checker) SetTargets(addrs []string) {
 	}
 }
 
-// remove retires t. Caller holds c.mu.
-func (c *Checker) remove(t *target) {
+// remove retires t and returns its gRPC channel, if any, for the caller
+// to close once it holds no lock. Caller holds c.mu.
+func (c *Checker) remove(t *target) *grpcConn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.removed = true
+	g := t.grpc
+	t.grpc = nil
 	c.stopProbeTimer(t)
 	c.stopEjectTimer(t)
 	if t.ejected {
 		t.ejected = false
 		c.ejected.Add(-1)
 	}
+	return g
 }
 
 // Observe feeds the outcome of one proxied request to addr to the passive

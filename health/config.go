@@ -13,7 +13,20 @@ const (
 	TypeHTTP  = "http"
 	TypeHTTPS = "https"
 	TypeTCP   = "tcp"
+	// TypeGRPC and TypeGRPCS call grpc.health.v1.Health/Check over a
+	// plaintext (h2c) or a TLS connection.
+	TypeGRPC  = "grpc"
+	TypeGRPCS = "grpcs"
 )
+
+// httpType reports whether probes of type typ classify HTTP statuses.
+func httpType(typ string) bool {
+	switch strings.ToLower(typ) {
+	case TypeTCP, TypeGRPC, TypeGRPCS:
+		return false
+	}
+	return true
+}
 
 // Defaults applied by New to zero-valued fields (Kong for the active
 // checker, Envoy for ejection times).
@@ -37,8 +50,12 @@ type Config struct {
 // sent.
 type ActiveConfig struct {
 	Enabled bool
-	// Type is "http" (default when empty), "https" or "tcp".
+	// Type is "http" (default when empty), "https", "tcp", "grpc" or
+	// "grpcs".
 	Type string
+	// GRPCService is the service name sent in grpc(s) health checks; empty
+	// asks about the server as a whole.
+	GRPCService string
 	// HTTPPath is the path (and optional query) probed with GET; default
 	// "/".
 	HTTPPath string
@@ -50,15 +67,17 @@ type ActiveConfig struct {
 	// 10.
 	Concurrency int
 	// HTTPSVerifyCertificate turns certificate verification on for https
-	// probes.
+	// and grpcs probes.
 	HTTPSVerifyCertificate bool
 	// HTTPSSNI is the server name sent (and verified) in the TLS handshake.
 	// Empty: the host part of Host if set, else none for IP targets.
 	HTTPSSNI string
-	// Headers are added to every HTTP(S) probe. A "Host" entry is used as
-	// the Host header when Host is empty.
+	// Headers are added to every HTTP(S) probe, and sent as request
+	// metadata with grpc(s) probes. A "Host" entry is used as the Host
+	// header when Host is empty.
 	Headers map[string][]string
-	// Host is the probe's Host header; empty means the target address.
+	// Host is the probe's Host header (the :authority of grpc(s) probes);
+	// empty means the target address.
 	Host string
 
 	// HealthyInterval is the time between probes of a healthy target;
@@ -151,9 +170,9 @@ func (c Config) Validate() error {
 	var errs []error
 	a := c.Active
 	switch strings.ToLower(a.Type) {
-	case "", TypeHTTP, TypeHTTPS, TypeTCP:
+	case "", TypeHTTP, TypeHTTPS, TypeTCP, TypeGRPC, TypeGRPCS:
 	default:
-		errs = append(errs, fmt.Errorf("active.type %q: want http, https or tcp", a.Type))
+		errs = append(errs, fmt.Errorf("active.type %q: want http, https, tcp, grpc or grpcs", a.Type))
 	}
 	if a.HTTPPath != "" && !strings.HasPrefix(a.HTTPPath, "/") {
 		errs = append(errs, fmt.Errorf("active.http_path %q: must start with /", a.HTTPPath))

@@ -173,7 +173,7 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("DefaultConfig invalid: %v", err)
 	}
 	bad := DefaultConfig()
-	bad.Active.Type = "grpc"
+	bad.Active.Type = "udp"
 	bad.Active.HTTPPath = "health"
 	bad.Active.Timeouts = -1
 	bad.Passive.MaxEjectionPercent = 101

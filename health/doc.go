@@ -29,7 +29,16 @@
 //     proxy, no redirects): a status in HealthyStatuses is a success, in
 //     UnhealthyStatuses an HTTP failure, any other is ignored; a connect,
 //     TLS or read error is a TCP failure; exceeding Timeout is a timeout.
-//     tcp probes only connect.
+//     tcp probes only connect. grpc (plaintext HTTP/2) and grpcs (TLS,
+//     with the https verification and SNI settings) probes call
+//     grpc.health.v1.Health/Check for GRPCService over one gRPC channel
+//     per target, opened by its first probe and kept across probes until
+//     the target leaves the set or the run ends (probe headers are sent as
+//     metadata): SERVING is a success; any other answer or an error
+//     status from the server an HTTP failure; a connection that cannot be
+//     established (or breaks) a TCP failure; exceeding Timeout a timeout.
+//     A probe waits up to Timeout for the channel to connect, and a
+//     channel in reconnect backoff retries at once when probed.
 //   - Passive checks count outcomes of proxied requests (Observe) with the
 //     passive thresholds and status lists. Reaching a failure threshold
 //     ejects the target, unless MaxEjectionPercent would be exceeded: then

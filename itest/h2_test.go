@@ -26,8 +26,8 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// h2cProxyCfg turns h2c on (drain as startGateway's).
-const h2cProxyCfg = defaultProxyCfg + "  h2c: true\n"
+// h2cOpts turn h2c on.
+func h2cOpts() gatewayOpts { return gatewayOpts{Proxy: "  h2c: true\n"} }
 
 // h2Client is an HTTP/2 client with prior knowledge over plaintext; dials
 // counts the connections it opened.
@@ -153,7 +153,7 @@ func TestH2Drain(t *testing.T) {
 		}
 	}))
 	// A drain deadline far beyond what the test waits for anything.
-	g := startGatewayProxy(t, "  drain_timeout: 120s\n  h2c: true\n", fmt.Sprintf(`
+	g := startGatewayOpts(t, gatewayOpts{Proxy: "  h2c: true\n", Drain: "120s"}, fmt.Sprintf(`
 services:
   - {name: s, url: "http://%s", routes: [{name: r, paths: [/]}]}
 `, slow.Addr))
@@ -259,7 +259,7 @@ func TestH2ToHTTP1Upstream(t *testing.T) {
 			}
 		}
 	}))
-	g := startGatewayProxy(t, h2cProxyCfg, fmt.Sprintf(`
+	g := startGatewayOpts(t, h2cOpts(), fmt.Sprintf(`
 services:
   - name: s
     url: "http://%s"
@@ -402,7 +402,7 @@ func TestH2ConcurrentStreams(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	}))
-	g := startGatewayProxy(t, h2cProxyCfg, fmt.Sprintf(`
+	g := startGatewayOpts(t, h2cOpts(), fmt.Sprintf(`
 services:
   - {name: s, url: "http://%s", routes: [{name: r, paths: [/]}]}
 `, be.Addr))

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outrigger-gw/outrigger/internal/certtest"
 )
 
 // h2specBinary is $H2SPEC (what `make test` sets, after `make h2spec`), or
@@ -37,27 +39,28 @@ func h2specBinary(t *testing.T) string {
 // h2specListener is one way of reaching the proxy listener over HTTP/2.
 type h2specListener struct {
 	name string
-	// proxyCfg is the proxy section after listen.
-	proxyCfg string
+	// setup returns the gateway's options (its ProxyAddr is the listener
+	// under test) and what its configuration needs besides the services.
+	setup func(t *testing.T) (gatewayOpts, string)
 	// args are h2spec's connection flags besides host and port.
 	args []string
-	// skip, when set, is why this listener cannot be tested in this build.
-	skip string
 	// deviations are the cases known to fail, by h2spec package and case
 	// name, with the reason. Any other failure fails the test, and so
 	// does a listed case that passes (the list must be kept exact).
 	deviations map[string]string
 }
 
-// The cases x/net/http2 fails by its own choice; the proxy cannot change
-// them without rewriting frames.
-var xnetDeviations = map[string]string{
-	"http2/6.5.3 Sends multiple values of SETTINGS_INITIAL_WINDOW_SIZE": "x/net/http2 hangs up (PROTOCOL_ERROR) on a SETTINGS frame that repeats a setting, " +
-		"a hardening of its own that RFC 9113 does not ask for; clients do not send such frames",
-	"http2/8.1.2.2 Sends a HEADERS frame that contains the connection-specific header field": "x/net/http2 answers 400 instead of resetting the stream, " +
-		"which RFC 9113 section 8.1.1 allows for a malformed request",
-	`http2/8.1.2.2 Sends a HEADERS frame that contains the TE header field with any value other than "trailers"`: "x/net/http2 answers 400 instead of resetting the stream, " +
-		"which RFC 9113 section 8.1.1 allows for a malformed request",
+// xnetDeviations are the cases x/net/http2 fails by its own choice; the
+// proxy cannot change them without rewriting frames.
+func xnetDeviations() map[string]string {
+	return map[string]string{
+		"http2/6.5.3 Sends multiple values of SETTINGS_INITIAL_WINDOW_SIZE": "x/net/http2 hangs up (PROTOCOL_ERROR) on a SETTINGS frame that repeats a setting, " +
+			"a hardening of its own that RFC 9113 does not ask for; clients do not send such frames",
+		"http2/8.1.2.2 Sends a HEADERS frame that contains the connection-specific header field": "x/net/http2 answers 400 instead of resetting the stream, " +
+			"which RFC 9113 section 8.1.1 allows for a malformed request",
+		`http2/8.1.2.2 Sends a HEADERS frame that contains the TE header field with any value other than "trailers"`: "x/net/http2 answers 400 instead of resetting the stream, " +
+			"which RFC 9113 section 8.1.1 allows for a malformed request",
+	}
 }
 
 func h2specListeners() []h2specListener {
@@ -65,16 +68,17 @@ func h2specListeners() []h2specListener {
 		"http2/3.5 Sends invalid connection preface": "the listener serves HTTP/1.1 beside h2c: a connection that does not start " +
 			"with the preface is read as HTTP/1.1, and this one is answered 400 before the close",
 	}
-	for k, v := range xnetDeviations {
+	for k, v := range xnetDeviations() {
 		h2c[k] = v
 	}
 	return []h2specListener{
-		{name: "h2c", proxyCfg: h2cProxyCfg, deviations: h2c},
-		// TLS with ALPN h2: set proxyCfg to the proxy's TLS settings (with
-		// a self-signed certificate written by the test) and drop skip
-		// once the proxy listener terminates TLS.
-		{name: "tls", args: []string{"-t", "-k"}, deviations: xnetDeviations,
-			skip: "the proxy listener does not terminate TLS in this build: the TLS run of h2spec is not possible yet"},
+		{name: "h2c", deviations: h2c, setup: func(*testing.T) (gatewayOpts, string) { return h2cOpts(), "" }},
+		// TLS with ALPN h2, the certificate the default one (no snis).
+		{name: "tls", args: []string{"-t", "-k"}, deviations: xnetDeviations(), setup: func(t *testing.T) (gatewayOpts, string) {
+			ca := certtest.NewCA(t, "h2spec CA")
+			return gatewayOpts{Listen: func(p string, _ []string) string { return fmt.Sprintf("%q", p+" ssl http2") }},
+				"certificates:\n" + inlineCert(ca.Server(t, "h2spec.test"))
+		}},
 	}
 }
 
@@ -89,10 +93,8 @@ func TestH2Spec(t *testing.T) {
 	}))
 	for _, l := range h2specListeners() {
 		t.Run(l.name, func(t *testing.T) {
-			if l.skip != "" {
-				t.Skip(l.skip)
-			}
-			g := startGatewayProxy(t, l.proxyCfg, fmt.Sprintf(`
+			opts, cfg := l.setup(t)
+			g := startGatewayOpts(t, opts, cfg+fmt.Sprintf(`
 services:
   - {name: s, url: "http://%s", routes: [{name: r, paths: [/]}]}
 `, be.Addr))

@@ -74,30 +74,55 @@ type gateway struct {
 	ProxyAddr string
 	AdminAddr string
 	cfgPath   string
-	proxyCfg  string // the proxy section's lines after listen
 	mu        sync.Mutex
 	logs      []map[string]any
 	raw       bytes.Buffer
 	exited    chan struct{}
 	exitErr   error
+
+	// Extra holds the addresses of the listeners a gatewayOpts asked for
+	// besides ProxyAddr; listen and proxyExtra shape the proxy section.
+	Extra      []string
+	listen     string
+	proxyExtra string
+	adminExtra string
+	drain      string // proxy.drain_timeout
 }
 
 // startGateway writes cfg (a YAML body without listeners) and runs the
 // binary on it; it returns once the admin listener answers.
 func startGateway(t testing.TB, cfg string, extraArgs ...string) *gateway {
 	t.Helper()
-	return startGatewayProxy(t, defaultProxyCfg, cfg, extraArgs...)
+	return startGatewayOpts(t, gatewayOpts{}, cfg, extraArgs...)
 }
 
-// defaultProxyCfg is the proxy section of startGateway after listen.
-const defaultProxyCfg = "  drain_timeout: 10s\n"
+// gatewayOpts shape the proxy section startGatewayOpts writes.
+type gatewayOpts struct {
+	// ExtraListeners is how many more proxy addresses to choose (in
+	// gateway.Extra).
+	ExtraListeners int
+	// Listen returns the YAML value of proxy.listen for the chosen
+	// addresses; nil: ProxyAddr alone.
+	Listen func(proxy string, extra []string) string
+	// Proxy and Admin hold more lines of the proxy and admin sections,
+	// each indented by two spaces.
+	Proxy, Admin string
+	// Drain is proxy.drain_timeout; "": 10s.
+	Drain string
+}
 
-// startGatewayProxy is startGateway with proxyCfg (lines indented by two
-// spaces) in place of defaultProxyCfg.
-func startGatewayProxy(t testing.TB, proxyCfg, cfg string, extraArgs ...string) *gateway {
+// startGatewayOpts is startGateway with o's proxy section.
+func startGatewayOpts(t testing.TB, o gatewayOpts, cfg string, extraArgs ...string) *gateway {
 	t.Helper()
-	addrs := freeAddrs(t, 2)
-	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], proxyCfg: proxyCfg, exited: make(chan struct{})}
+	addrs := freeAddrs(t, 2+o.ExtraListeners)
+	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], Extra: addrs[2:], exited: make(chan struct{}), proxyExtra: o.Proxy, adminExtra: o.Admin, drain: o.Drain}
+	if g.drain == "" {
+		g.drain = "10s"
+	}
+	g.listen = g.ProxyAddr
+	if o.Listen != nil {
+		g.listen = o.Listen(g.ProxyAddr, g.Extra)
+	}
 	g.cfgPath = filepath.Join(t.TempDir(), "outrigger.yaml")
 	g.writeConfig(cfg)
 	args := append([]string{"run", "--config", g.cfgPath}, extraArgs...)
@@ -142,7 +167,11 @@ func startGatewayProxy(t testing.TB, proxyCfg, cfg string, extraArgs ...string) 
 
 func (g *gateway) writeConfig(body string) {
 	g.t.Helper()
-	full := fmt.Sprintf("proxy:\n  listen: %s\n%sadmin:\n  listen: %s\nlog:\n  format: json\n  level: debug\n%s", g.ProxyAddr, g.proxyCfg, g.AdminAddr, body)
+	listen := g.listen
+	if listen == "" {
+		listen = g.ProxyAddr
+	}
+	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: %s\n%sadmin:\n  listen: %s\n%slog:\n  format: json\n  level: debug\n%s", listen, g.drain, g.proxyExtra, g.AdminAddr, g.adminExtra, body)
 	tmp := g.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(full), 0o600); err != nil {
 		g.t.Fatal(err)

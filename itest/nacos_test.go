@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -987,4 +988,31 @@ func TestNacosWeights(t *testing.T) {
 			ncWaitSplit(t, c, client, 15*time.Second, tc.want)
 		})
 	}
+}
+
+// TestNacosRegistrarCheckGatesReady: a sidecar registering its service in
+// Nacos with a check of the local service answers /ready 503 while that
+// check fails, and 200 once it passes (a readiness probe must keep traffic
+// away from a sidecar whose own service is down, whichever registry it
+// registers in).
+func TestNacosRegistrarCheckGatesReady(t *testing.T) {
+	srv := nacostest.Start(t)
+	var healthy atomic.Bool
+	b := startBackend(t, "b", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" && !healthy.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	g := ncSidecar(t, srv, b, "web", fmt.Sprintf(", check: {health_url: %q, interval: 100ms, timeout: 1s}", "http://"+b.Addr+"/health"))
+	var code int
+	var msg string
+	waitFor(t, 10*time.Second, "/ready 503 while the local service fails its check", func() bool {
+		code, msg = g.ready(t)
+		return code == http.StatusServiceUnavailable && strings.Contains(msg, "the local service is not healthy")
+	})
+	healthy.Store(true)
+	waitFor(t, 10*time.Second, "/ready 200 once the check passes", func() bool {
+		code, msg = g.ready(t)
+		return code == http.StatusOK
+	})
 }

@@ -58,7 +58,11 @@ type ServerOptions struct {
 	// that start with the HTTP/2 preface (with the net/http handler).
 	// "Upgrade: h2c" is never honoured.
 	H2C bool
-	// H2 are the HTTP/2 limits (with H2C).
+	// ClientSubjectHeader, when set, names the request field that carries
+	// a TLS client's verified certificate subject upstream; a field of
+	// that name sent by any client is removed.
+	ClientSubjectHeader string
+	// H2 are the HTTP/2 limits (h2c and ALPN h2).
 	H2 H2Options
 	// ErrorLog receives what the HTTP/2 server reports about a
 	// connection (nil: the log package's standard logger).
@@ -74,8 +78,8 @@ type Server struct {
 	p       *Proxy
 	o       ServerOptions
 	sem     chan struct{} // one token per served connection; nil: unlimited
-	h2      *h2Server     // nil without H2C
-	clients sync.Pool     // *client
+	h2      *h2Server
+	clients sync.Pool // *client
 	bufs    bufPool
 	closing atomic.Bool
 	done    chan struct{} // closed when closing is set
@@ -92,15 +96,18 @@ func (p *Proxy) NewServer(o ServerOptions) *Server {
 	if o.MaxConnections > 0 {
 		s.sem = make(chan struct{}, o.MaxConnections)
 	}
-	if o.H2C {
-		s.h2 = newH2Server(p, o)
-	}
+	s.h2 = newH2Server(s.h2Handler(), o)
 	return s
 }
 
 // Serve accepts connections on ln until Shutdown or Close; it then
 // returns http.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.ServeListener(ln, ListenerOptions{H2C: s.o.H2C})
+}
+
+// ServeListener is Serve with lo's settings for ln's connections.
+func (s *Server) ServeListener(ln net.Listener, lo ListenerOptions) error {
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -137,7 +144,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		go s.serveConn(nc)
+		go s.serveConn(nc, &lo)
 	}
 }
 
@@ -242,6 +249,11 @@ type client struct {
 	scanR h1.ChunkedScanner // response body
 	dec   []byte            // a decoded response chunk (HTTP/1.0 client)
 	ex    exchange
+
+	// tls: the connection is TLS; subject is its verified client
+	// certificate's subject (with ClientSubjectHeader set; "" when none).
+	tls     bool
+	subject string
 }
 
 // exchange is the bookkeeping of one proxied request.
@@ -290,6 +302,7 @@ func (s *Server) putClient(c *client) {
 	c.buf = *c.bufp
 	c.w, c.next, c.reqs = 0, 0, 0
 	c.ip, c.port, c.raddr = "", "", ""
+	c.tls, c.subject = false, ""
 	c.req.Reset()
 	c.in = h1Inbound{}
 	c.ex = exchange{}
@@ -299,7 +312,7 @@ func (s *Server) putClient(c *client) {
 	s.clients.Put(c)
 }
 
-func (s *Server) serveConn(nc net.Conn) {
+func (s *Server) serveConn(nc net.Conn, lo *ListenerOptions) {
 	defer s.release()
 	c := s.getClient(nc)
 	s.mu.Lock()
@@ -318,7 +331,11 @@ func (s *Server) serveConn(nc net.Conn) {
 		s.mu.Unlock()
 		s.putClient(c)
 	}()
-	if s.h2 != nil && c.h2cPreface() {
+	if lo.TLS != nil {
+		if !c.serveTLS(lo.TLS) {
+			return
+		}
+	} else if lo.H2C && c.h2cPreface() {
 		s.serveH2(c, &replayConn{Conn: nc, pending: c.buf[:c.w]})
 		return
 	}
@@ -1073,6 +1090,9 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 	for i := range req.Fields {
 		fl := &req.Fields[i]
 		name := fl.Name
+		if h := c.s.o.ClientSubjectHeader; h != "" && foldEq(name, h) {
+			continue
+		}
 		if req.Hop.Has(i) {
 			switch {
 			case passChunked && req.TransferEncoding.Has(i):
@@ -1142,7 +1162,11 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 	}
 	dst = append(dst, "X-Forwarded-Host: "...)
 	dst = append(dst, host...)
-	dst = append(dst, "\r\nX-Forwarded-Proto: http\r\n"...)
+	if c.tls {
+		dst = append(dst, "\r\nX-Forwarded-Proto: https\r\n"...)
+	} else {
+		dst = append(dst, "\r\nX-Forwarded-Proto: http\r\n"...)
+	}
 	if c.port != "" {
 		dst = h1.AppendField(dst, "X-Forwarded-Port", c.port)
 	}
@@ -1151,6 +1175,9 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 	}
 	if ex.prefix != "" {
 		dst = h1.AppendField(dst, "X-Forwarded-Prefix", ex.prefix)
+	}
+	if c.subject != "" {
+		dst = h1.AppendField(dst, c.s.o.ClientSubjectHeader, c.subject)
 	}
 	return h1.EndHead(dst)
 }

@@ -26,7 +26,7 @@
 //   - Bodies stream without buffering: server-sent events and other
 //     responses of unknown length are flushed as they arrive; WebSocket and
 //     other upgrades are tunnelled.
-//   - HTTP/2 clients of the engine (h2c, later ALPN h2) are served by one
+//   - HTTP/2 clients of the engine (h2c and ALPN h2) are served by one
 //     http2.Server per engine Server with the limits of H2Options; their
 //     request trailers reach the upstream. Shutdown sends them GOAWAY:
 //     streams already opened finish, later ones are refused, and an idle

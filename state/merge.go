@@ -35,6 +35,7 @@ func Merge(f *config.File, d *Doc) *config.File {
 		func(e *Service) (string, Meta) { return e.Name, e.Meta }, func(e *Service, _ *config.Service) config.Service { return e.toConfig() })
 	out.Routes = mergeList(f.Routes, d.Routes, func(r config.Route) string { return r.Name },
 		func(e *Route) (string, Meta) { return e.Name, e.Meta }, func(e *Route, _ *config.Route) config.Route { return e.toConfig() })
+	out.Certificates = mergeCertificates(f.Certificates, d.Certificates)
 	return &out
 }
 
@@ -116,6 +117,7 @@ func (h *Healthchecks) toConfig() config.Healthchecks {
 	if a := h.Active; a != nil {
 		c.Active.Enabled = true
 		setStr(&c.Active.Type, a.Type)
+		c.Active.GRPCService = a.GRPCService
 		setStr(&c.Active.HTTPPath, a.HTTPPath)
 		if a.Timeout > 0 {
 			c.Active.Timeout = seconds(a.Timeout)

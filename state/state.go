@@ -36,6 +36,8 @@ type Doc struct {
 	// Marks are manual health marks: upstream → target address →
 	// "healthy" | "unhealthy".
 	Marks map[string]map[string]string `json:"marks,omitempty"`
+	// Certificates are keyed by id (certificates have no name).
+	Certificates map[string]*Certificate `json:"certificates,omitempty"`
 }
 
 // Meta is what every entity carries, as in Kong.
@@ -77,6 +79,7 @@ type Healthchecks struct {
 // ActiveChecks mirrors Kong's healthchecks.active.
 type ActiveChecks struct {
 	Type                   string              `json:"type,omitempty"`
+	GRPCService            string              `json:"grpc_service,omitempty"`
 	HTTPPath               string              `json:"http_path,omitempty"`
 	Timeout                float64             `json:"timeout,omitempty"`
 	Concurrency            int                 `json:"concurrency,omitempty"`

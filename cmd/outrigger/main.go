@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -99,7 +100,10 @@ func (o *overrides) apply(f *config.File) error {
 		}
 	}
 	if o.proxyListen != "" {
+		// One plaintext listener replaces proxy.listen (h2c when
+		// proxy.h2c is on).
 		f.Proxy.Listen = o.proxyListen
+		f.Proxy.Listeners = []config.Listener{{Address: o.proxyListen, HTTP2: f.Proxy.H2C}}
 	}
 	if o.adminListen != "" {
 		f.Admin.Listen = o.adminListen
@@ -257,21 +261,28 @@ func serve(load loader, env func(string) (string, bool), stderr io.Writer, ready
 		fmt.Fprintln(stderr, err)
 		return exitConfig
 	}
-	proxyLn, err := net.Listen("tcp", f.Proxy.Listen)
+	proxyLns, err := listenProxy(f.Proxy)
 	if err != nil {
 		log.Error().Err(err).Msg("proxy listener")
 		return exitFail
 	}
 	adminLn, err := net.Listen("tcp", f.Admin.Listen)
 	if err != nil {
-		proxyLn.Close()
+		for _, ln := range proxyLns {
+			ln.Close()
+		}
 		log.Error().Err(err).Msg("admin listener")
 		return exitFail
 	}
-	log.Info().Str("proxy", proxyLn.Addr().String()).Str("admin", adminLn.Addr().String()).
+	listeners := make([]string, 0, len(proxyLns))
+	for i, l := range f.Proxy.ListenersOrDefault() {
+		l.Address = proxyLns[i].Addr().String()
+		listeners = append(listeners, l.String())
+	}
+	log.Info().Str("proxy", proxyLns[0].Addr().String()).Strs("proxy_listeners", listeners).Str("admin", adminLn.Addr().String()).
 		Str("version", version).Str("config", f.Path).Msg("outrigger started")
 	if ready != nil {
-		ready(proxyLn.Addr().String(), adminLn.Addr().String())
+		ready(proxyLns[0].Addr().String(), adminLn.Addr().String())
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -290,7 +301,7 @@ func serve(load loader, env func(string) (string, bool), stderr io.Writer, ready
 		}
 	}()
 	drain := f.Proxy.DrainTimeout
-	if err := g.Serve(ctx, proxyLn, adminLn, drain); err != nil {
+	if err := g.ServeListeners(ctx, proxyLns, adminLn, drain); err != nil {
 		log.Error().Err(err).Msg("server failed")
 		return exitFail
 	}
@@ -302,16 +313,21 @@ func reload(g *gateway.Gateway, load loader, first *config.File, log zerolog.Log
 	start := time.Now()
 	f, err := load()
 	if err == nil {
-		if f.Proxy.Listen != first.Proxy.Listen || f.Admin.Listen != first.Admin.Listen {
+		if !slices.EqualFunc(f.Proxy.ListenersOrDefault(), first.Proxy.ListenersOrDefault(), sameListener) || f.Admin.Listen != first.Admin.Listen {
 			log.Warn().Msg("reload: listen addresses changed; that takes a restart, keeping the current listeners")
 		}
 		if a, b := f.Proxy, first.Proxy; a.IdleTimeout != b.IdleTimeout || a.HeaderTimeout != b.HeaderTimeout || a.MaxConnections != b.MaxConnections {
 			log.Warn().Msg("reload: proxy idle_timeout, header_timeout or max_connections changed; that takes a restart, keeping the current values")
 		}
+		if a, b := f.Proxy, first.Proxy; a.SSLVerifyClient != b.SSLVerifyClient || a.SSLClientSubjectHeader != b.SSLClientSubjectHeader || a.SSLPollInterval != b.SSLPollInterval {
+			log.Warn().Msg("reload: proxy ssl_verify_client, ssl_client_subject_header or ssl_poll_interval changed; that takes a restart, keeping the current values")
+		}
 		err = g.Apply(f)
 	}
 	if err != nil {
 		log.Error().Str("error", strings.TrimSpace(err.Error())).Msg("reload failed; keeping the running configuration")
+		// The certificate files are read again all the same.
+		g.ReloadCertificates()
 		return
 	}
 	log.Info().Uint64("generation", g.Status().ConfigGeneration).Dur("took", time.Since(start)).Msg("configuration reloaded")
@@ -334,4 +350,10 @@ func newLogger(c config.Log, w io.Writer) zerolog.Logger {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// sameListener compares listeners but for their position in the file.
+func sameListener(a, b config.Listener) bool {
+	a.Pos, b.Pos = config.Pos{}, config.Pos{}
+	return a == b
 }

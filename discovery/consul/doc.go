@@ -53,8 +53,9 @@
 //
 // Contract of Registrar (one per announced service instance):
 //
-//   - Run registers the service (with at most one check: HTTP, TCP or TTL)
-//     with the local agent, retrying with backoff until it succeeds, then
+//   - Run registers the service (with at most one check: HTTP, TCP, GRPC or
+//     TTL; a GRPC check is the agent's own grpc.health.v1.Health/Check call
+//     to "host:port[/service]", passing on SERVING) with the local agent, retrying with backoff until it succeeds, then
 //     verifies every WithVerifyInterval (default 10s) that the agent still knows
 //     the service ID and re-registers it when the agent answers 404 (the
 //     agent restarted without state, or someone deregistered it).

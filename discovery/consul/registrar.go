@@ -59,12 +59,21 @@ type ServiceSpec struct {
 	Weights Weights
 }
 
-// CheckSpec describes the service's check: at most one of HTTP, TCP and TTL.
+// CheckSpec describes the service's check: at most one of HTTP, TCP, GRPC
+// and TTL.
 type CheckSpec struct {
 	HTTP string
 	TCP  string
-	TTL  time.Duration
-	// Interval applies to HTTP and TCP checks (default 10s) and paces
+	// GRPC is "host:port" or "host:port/service": the agent calls
+	// grpc.health.v1.Health/Check for the service ("" = the whole server)
+	// and passes the check on SERVING; over TLS with GRPCUseTLS.
+	GRPC       string
+	GRPCUseTLS bool
+	// TLSSkipVerify turns the agent's certificate verification off for
+	// HTTPS and TLS gRPC checks.
+	TLSSkipVerify bool
+	TTL           time.Duration
+	// Interval applies to HTTP, TCP and GRPC checks (default 10s) and paces
 	// LocalHealthURL probes for them.
 	Interval time.Duration
 	Timeout  time.Duration
@@ -125,13 +134,16 @@ func NewRegistrar(cfg RegistrationConfig, opts ...Option) (*Registrar, error) {
 	cfg.Scheme = scheme
 	chk := &cfg.Check
 	kinds := 0
-	for _, set := range []bool{chk.HTTP != "", chk.TCP != "", chk.TTL > 0} {
+	for _, set := range []bool{chk.HTTP != "", chk.TCP != "", chk.GRPC != "", chk.TTL > 0} {
 		if set {
 			kinds++
 		}
 	}
 	if kinds > 1 {
-		return nil, fmt.Errorf("consul: registration %q: more than one check kind (http, tcp, ttl)", svc.Name)
+		return nil, fmt.Errorf("consul: registration %q: more than one check kind (http, tcp, grpc, ttl)", svc.Name)
+	}
+	if chk.GRPCUseTLS && chk.GRPC == "" {
+		return nil, fmt.Errorf("consul: registration %q: GRPCUseTLS without a grpc check", svc.Name)
 	}
 	if chk.TTL < 0 || chk.Interval < 0 || chk.Timeout < 0 || chk.DeregisterCriticalServiceAfter < 0 {
 		return nil, fmt.Errorf("consul: registration %q: negative check duration", svc.Name)
@@ -389,6 +401,10 @@ func (r *Registrar) registration() *api.AgentServiceRegistration {
 	case c.TCP != "":
 		chk.TCP = c.TCP
 		chk.Interval = c.Interval.String()
+	case c.GRPC != "":
+		chk.GRPC = c.GRPC
+		chk.GRPCUseTLS = c.GRPCUseTLS
+		chk.Interval = c.Interval.String()
 	case c.TTL > 0:
 		chk.TTL = c.TTL.String()
 		// Start in the state last seen locally rather than in Consul's
@@ -403,6 +419,7 @@ func (r *Registrar) registration() *api.AgentServiceRegistration {
 	if c.Timeout > 0 && c.TTL == 0 {
 		chk.Timeout = c.Timeout.String()
 	}
+	chk.TLSSkipVerify = c.TLSSkipVerify
 	if c.DeregisterCriticalServiceAfter > 0 {
 		chk.DeregisterCriticalServiceAfter = c.DeregisterCriticalServiceAfter.String()
 	}

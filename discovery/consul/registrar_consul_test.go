@@ -277,6 +277,8 @@ func TestNewRegistrarConfig(t *testing.T) {
 		{desc: "name required", cfg: RegistrationConfig{Service: ServiceSpec{Port: 1}}, wantErr: true},
 		{desc: "port required", cfg: RegistrationConfig{Service: ServiceSpec{Name: "a"}}, wantErr: true},
 		{desc: "two check kinds", cfg: RegistrationConfig{Service: ServiceSpec{Name: "a", Port: 1}, Check: CheckSpec{HTTP: "http://x", TTL: time.Second}}, wantErr: true},
+		{desc: "grpc and tcp checks", cfg: RegistrationConfig{Service: ServiceSpec{Name: "a", Port: 1}, Check: CheckSpec{GRPC: "127.0.0.1:1", TCP: "127.0.0.1:1"}}, wantErr: true},
+		{desc: "grpc TLS without a grpc check", cfg: RegistrationConfig{Service: ServiceSpec{Name: "a", Port: 1}, Check: CheckSpec{TCP: "127.0.0.1:1", GRPCUseTLS: true}}, wantErr: true},
 		{desc: "bad scheme", cfg: RegistrationConfig{Scheme: "tcp", Service: ServiceSpec{Name: "a", Port: 1}}, wantErr: true},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

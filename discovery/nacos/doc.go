@@ -83,6 +83,16 @@
 //     so Run needs no polling. Run reports through WithOnEvent
 //     (EventRegister, EventDisconnect, EventReconnect, EventDeregister) and
 //     never logs.
+//   - With a Check, Run probes the local service (a gRPC health check of
+//     "host:port[/service]", SERVING passing, over one gRPC channel kept
+//     for the whole Run; or GET of a health URL, 2xx passing) before the
+//     first registration and then every Check.Interval. The instance is
+//     registered with healthy set to the probe's verdict, and registered
+//     again (replacing it, and the SDK's redo copy) whenever the verdict
+//     changes, so Sources filtering on health drop and regain it; each
+//     change is reported as EventProbe, a failed update as EventUpdate
+//     (then retried with backoff). Healthy reports the verdict. Without a
+//     Check the instance is always registered healthy.
 //   - When ctx ends Run deregisters the instance (bounded by the Pool's
 //     request timeout, WithRequestTimeout, default 5s; skipped while
 //     disconnected since the server already dropped it), closes its client

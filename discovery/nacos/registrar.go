@@ -7,11 +7,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
 
 	"github.com/outrigger-gw/outrigger/discovery"
+	"github.com/outrigger-gw/outrigger/discovery/internal/localprobe"
 )
 
 // Event kinds reported to the WithOnEvent callback.
@@ -26,7 +28,31 @@ const (
 	EventReconnect = "reconnect"
 	// EventDeregister: the deregistration when Run ends.
 	EventDeregister = "deregister"
+	// EventProbe: the local service's health changed; err is the probe's
+	// failure, nil when it turned healthy.
+	EventProbe = "probe"
+	// EventUpdate: the instance was registered again to publish a change
+	// of its health (reported on failure only).
+	EventUpdate = "update"
 )
+
+// CheckSpec is a Registrar's probe of the local service: a gRPC health
+// check (GRPC, "host:port[/service]", SERVING passes) or a health URL
+// (GET, 2xx passes); at most one.
+type CheckSpec struct {
+	GRPC string
+	// GRPCUseTLS makes the gRPC probe use TLS.
+	GRPCUseTLS bool
+	// TLSSkipVerify turns certificate verification off (TLS gRPC and
+	// https URLs).
+	TLSSkipVerify bool
+	HealthURL     string
+	// Interval paces the probes (default 10s); Timeout bounds one
+	// (default and cap: min(Interval, 5s)).
+	Interval, Timeout time.Duration
+}
+
+func (c CheckSpec) set() bool { return c.GRPC != "" || c.HealthURL != "" }
 
 // RegistrationConfig configures a Registrar.
 type RegistrationConfig struct {
@@ -48,15 +74,25 @@ type RegistrationConfig struct {
 	// Cluster defaults to DEFAULT; letters, digits and '-' only.
 	Cluster  string
 	Metadata map[string]string
+	// Check, when set, probes the local service: the instance is
+	// registered healthy only while the probe passes.
+	Check CheckSpec
 }
 
 // Registrar announces the local service as one ephemeral instance; it
 // implements discovery.Registrar.
 type Registrar struct {
+	// Immutable after NewRegistrar.
 	pool *Pool
 	key  clientKey
 	cfg  RegistrationConfig
 	opts options
+	// probe is nil without a Check.
+	probe *localprobe.Prober
+
+	// healthy is the last probe's verdict (true without a Check); written
+	// by Run, read by Healthy from any goroutine.
+	healthy atomic.Bool
 }
 
 var _ discovery.Registrar = (*Registrar)(nil)
@@ -104,7 +140,46 @@ func NewRegistrar(pool *Pool, cfg RegistrationConfig, opts ...Option) (*Registra
 	if cfg.Metadata == nil {
 		cfg.Metadata = map[string]string{}
 	}
-	return &Registrar{pool: pool, key: k, cfg: cfg, opts: buildOptions(opts)}, nil
+	r := &Registrar{pool: pool, key: k, cfg: cfg, opts: buildOptions(opts)}
+	if chk := &r.cfg.Check; chk.set() {
+		if chk.Interval < 0 || chk.Timeout < 0 {
+			return nil, fmt.Errorf("nacos: registration %q: negative check duration", cfg.Service)
+		}
+		if chk.Interval == 0 {
+			chk.Interval = 10 * time.Second
+		}
+		if limit := min(chk.Interval, 5*time.Second); chk.Timeout == 0 || chk.Timeout > limit {
+			chk.Timeout = limit
+		}
+		p, err := localprobe.New(localprobe.Spec{URL: chk.HealthURL, GRPC: chk.GRPC, GRPCUseTLS: chk.GRPCUseTLS, TLSSkipVerify: chk.TLSSkipVerify})
+		if err != nil {
+			return nil, fmt.Errorf("nacos: registration %q: check: %w", cfg.Service, err)
+		}
+		r.probe = p
+	} else {
+		r.healthy.Store(true)
+	}
+	return r, nil
+}
+
+// Healthy reports the verdict of the last probe of the local service
+// (false before the first); always true without a Check.
+func (r *Registrar) Healthy() bool { return r.healthy.Load() }
+
+// runProbe probes the local service once and reports whether the verdict
+// changed.
+func (r *Registrar) runProbe(ctx context.Context) bool {
+	pctx, cancel := context.WithTimeout(ctx, r.cfg.Check.Timeout)
+	err := r.probe.Probe(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return false
+	}
+	if was := r.healthy.Swap(err == nil); was == (err == nil) {
+		return false
+	}
+	r.event(EventProbe, err)
+	return true
 }
 
 // validClusterName is Nacos's rule: ^[0-9a-zA-Z-]+$.
@@ -131,7 +206,7 @@ func (r *Registrar) instance() model.Instance {
 		Ip:          r.cfg.IP,
 		Port:        uint64(r.cfg.Port),
 		Weight:      r.cfg.Weight,
-		Healthy:     true,
+		Healthy:     r.healthy.Load(),
 		Enable:      true,
 		Ephemeral:   true,
 		ClusterName: r.cfg.Cluster,
@@ -161,6 +236,17 @@ func (r *Registrar) Run(ctx context.Context) error {
 	w := c.watchState()
 	defer c.unwatch(w)
 
+	var probeC <-chan time.Time
+	if r.probe != nil {
+		defer r.probe.Close()
+		// Probe first, so the instance is registered in the state the
+		// local service is in.
+		r.runProbe(ctx)
+		tk := time.NewTicker(r.cfg.Check.Interval)
+		defer tk.Stop()
+		probeC = tk.C
+	}
+
 	prev := c.state()
 	registered := false
 	failures := 0
@@ -189,6 +275,24 @@ func (r *Registrar) Run(ctx context.Context) error {
 				}
 			}
 			prev = cs
+			continue
+		case <-probeC:
+			if !r.runProbe(ctx) || !registered {
+				continue // an unregistered instance gets the verdict when it registers
+			}
+			if !c.state().connected {
+				// The SDK's redo registers the instance again, with the new
+				// health, once the connection is back.
+				registered = false
+				continue
+			}
+			// Registering again replaces the instance with its new health.
+			if err := r.register(c); err != nil {
+				r.event(EventUpdate, err)
+				registered = false
+				failures++
+				timer.Reset(retryDelay(failures, r.opts))
+			}
 			continue
 		case <-timer.C:
 		}

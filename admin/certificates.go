@@ -1,0 +1,476 @@
+package admin
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/outrigger-gw/outrigger/certs"
+	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/state"
+)
+
+// Certificates and SNIs, in Kong's shapes.
+//
+//   - A certificate is addressed by its id or by one of its SNIs (as in
+//     Kong). Its SNIs are a list of names on the certificate ("snis");
+//     /snis lists them as SNI objects ({id, name, certificate: {id}}), with
+//     ids derived from the name. SNIs are created, changed and removed
+//     through their certificate (POST /snis is not served).
+//   - A body is checked in full before anything changes: the PEM parses,
+//     the key belongs to the certificate (cert_alt/key_alt likewise), each
+//     SNI is a host name or a single leading "*." wildcard, and no SNI
+//     belongs to another certificate (400 schema violation, as Kong).
+//   - GET answers hold the private key, as Kong's do. A certificate of the
+//     configuration file read from files shows cert_file and key_file and
+//     null cert and key; PATCH may change its snis and tags (the files
+//     stay), and a cert and key given replace the files with inline PEM.
+
+const kindCertificate = "certificate"
+
+// certificateOut is a certificate as the API shows it.
+type certificateOut struct {
+	ID        string   `json:"id"`
+	CreatedAt int64    `json:"created_at"`
+	UpdatedAt int64    `json:"updated_at"`
+	Cert      *string  `json:"cert"`
+	Key       *string  `json:"key"`
+	CertAlt   *string  `json:"cert_alt"`
+	KeyAlt    *string  `json:"key_alt"`
+	CertFile  string   `json:"cert_file,omitempty"`
+	KeyFile   string   `json:"key_file,omitempty"`
+	SNIs      []string `json:"snis"`
+	Tags      []string `json:"tags"`
+}
+
+// sniOut is an SNI object.
+type sniOut struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	CreatedAt   int64    `json:"created_at"`
+	UpdatedAt   int64    `json:"updated_at"`
+	Tags        []string `json:"tags"`
+	Certificate idRef    `json:"certificate"`
+}
+
+func renderCertificate(c *config.Certificate, m state.Meta) certificateOut {
+	out := certificateOut{ID: c.ID, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		Cert: strOrNil(c.Cert), Key: strOrNil(c.Key), CertAlt: strOrNil(c.CertAlt), KeyAlt: strOrNil(c.KeyAlt),
+		CertFile: c.CertFile, KeyFile: c.KeyFile, SNIs: slices.Clone(c.SNIs)}
+	if out.SNIs == nil {
+		out.SNIs = []string{}
+	}
+	if len(c.Tags) > 0 {
+		out.Tags = slices.Clone(c.Tags)
+	}
+	return out
+}
+
+func sniID(name string) string { return stableID("sni", name) }
+
+// certMeta is the meta shown for a certificate.
+func (w *world) certMeta(id string) state.Meta {
+	if e, ok := w.doc.Certificates[id]; ok && !e.Deleted {
+		m := e.Meta
+		m.ID = id
+		return m
+	}
+	return state.Meta{ID: id, CreatedAt: w.started, UpdatedAt: w.started}
+}
+
+// certificate finds an effective certificate by id or SNI name.
+func (w *world) certificate(key string) (*config.Certificate, state.Meta, bool) {
+	name := strings.ToLower(key)
+	for i := range w.eff.Certificates {
+		c := &w.eff.Certificates[i]
+		if sameID(c.ID, key) || slices.Contains(c.SNIs, name) {
+			return c, w.certMeta(c.ID), true
+		}
+	}
+	return nil, state.Meta{}, false
+}
+
+func (w *world) certInFile(id string) (*config.Certificate, bool) {
+	for i := range w.file.Certificates {
+		if sameID(w.file.Certificates[i].ID, id) {
+			return &w.file.Certificates[i], true
+		}
+	}
+	return nil, false
+}
+
+// certIDTaken reports whether id is used by a certificate (or tombstone).
+func (w *world) certIDTaken(id string) bool {
+	if _, ok := w.certInFile(id); ok {
+		return true
+	}
+	for k := range w.doc.Certificates {
+		if sameID(k, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// sniOwners maps every SNI in force to its certificate's id, but for the
+// certificate except.
+func (w *world) sniOwners(except string) map[string]string {
+	out := map[string]string{}
+	for _, c := range w.eff.Certificates {
+		if sameID(c.ID, except) {
+			continue
+		}
+		for _, n := range c.SNIs {
+			out[n] = c.ID
+		}
+	}
+	return out
+}
+
+// editableCertificate returns a copy of the certificate with id as a Doc
+// entity (from the Doc, else converted from the file).
+func (w *world) editableCertificate(id string) *state.Certificate {
+	if e, ok := w.doc.Certificates[id]; ok && !e.Deleted {
+		return cloneJSON(e)
+	}
+	fc, _ := w.certInFile(id)
+	return &state.Certificate{Meta: state.Meta{ID: id, CreatedAt: w.started}, Cert: fc.Cert, Key: fc.Key, CertAlt: fc.CertAlt, KeyAlt: fc.KeyAlt,
+		CertFile: fc.CertFile, KeyFile: fc.KeyFile, CertAltFile: fc.CertAltFile, KeyAltFile: fc.KeyAltFile,
+		SNIs: slices.Clone(fc.SNIs), Tags: slices.Clone(fc.Tags)}
+}
+
+// putCertificate stores c (checked) as the Doc's certificate of its id.
+func (w *world) putCertificate(c *state.Certificate) error {
+	owners := w.sniOwners(c.ID)
+	for _, n := range c.SNIs {
+		if other, taken := owners[n]; taken {
+			return fieldError("snis", "%s already associated with existing certificate '%s'", n, other)
+		}
+	}
+	w.doc.Certificates[c.ID] = c
+	return nil
+}
+
+func checkCertSNI(s string) (string, error) { return certs.CheckName(s) }
+
+// decodeCertificate applies a body to c. With files, the certificate's
+// pair comes from files (a file certificate): a cert or key given replaces
+// them with inline PEM.
+func decodeCertificate(o *obj, c *state.Certificate) {
+	var inline bool
+	for _, k := range []string{"cert", "key", "cert_alt", "key_alt"} {
+		if o.has(k) {
+			inline = true
+		}
+	}
+	o.setString("cert", &c.Cert, "", nil)
+	o.setString("key", &c.Key, "", nil)
+	o.setString("cert_alt", &c.CertAlt, "", nil)
+	o.setString("key_alt", &c.KeyAlt, "", nil)
+	o.setStrings("snis", &c.SNIs, checkCertSNI)
+	o.setStrings("tags", &c.Tags, nil)
+	o.ignore("id", "created_at", "updated_at")
+	o.unknown()
+	if inline && c.CertFile != "" {
+		c.CertFile, c.KeyFile, c.CertAltFile, c.KeyAltFile = "", "", "", ""
+	}
+	if len(o.errs) > 0 || c.CertFile != "" {
+		return
+	}
+	checkPair(o, "cert", "key", c.Cert, c.Key, true)
+	if c.CertAlt != "" || c.KeyAlt != "" {
+		checkPair(o, "cert_alt", "key_alt", c.CertAlt, c.KeyAlt, false)
+	}
+}
+
+// checkPair records why a PEM pair does not load, on the field to blame.
+func checkPair(o *obj, certKey, keyKey, cert, key string, required bool) {
+	switch {
+	case cert == "" && (required || key != ""):
+		o.fail(certKey, "required field missing")
+		return
+	case key == "":
+		o.fail(keyKey, "required field missing")
+		return
+	}
+	if _, err := certs.ParsePair([]byte(cert), []byte(key)); err != nil {
+		msg := err.Error()
+		if strings.Contains(msg, "key") && !strings.Contains(msg, "certificate:") {
+			o.fail(keyKey, "%s", msg)
+		} else {
+			o.fail(certKey, "%s", msg)
+		}
+	}
+}
+
+// certificateDecoder checks a body in full (on a scratch certificate, or
+// on base for a PATCH, which may be nil) and returns its applier.
+func certificateDecoder(b *obj, base *state.Certificate) (func(c *state.Certificate) error, error) {
+	apply := func(c *state.Certificate) error {
+		o := newObj(b.m, b.form)
+		decodeCertificate(o, c)
+		return o.err()
+	}
+	scratch := &state.Certificate{}
+	if base != nil {
+		scratch = cloneJSON(base)
+	}
+	if err := apply(scratch); err != nil {
+		return nil, err
+	}
+	return apply, nil
+}
+
+func (a *api) answerCertificate(w *world, id string, status int) (int, any, error) {
+	c, m, ok := w.certificate(id)
+	if !ok {
+		return 0, nil, notFound()
+	}
+	return status, renderCertificate(c, m), nil
+}
+
+func (a *api) listCertificates(r *http.Request) (int, any, error) {
+	p, err := parsePage(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	w := a.view()
+	items := make([]certificateOut, 0, len(w.eff.Certificates))
+	for i := range w.eff.Certificates {
+		c := &w.eff.Certificates[i]
+		items = append(items, renderCertificate(c, w.certMeta(c.ID)))
+	}
+	return http.StatusOK, paginate(r, p, items, func(c certificateOut) string { return c.ID }), nil
+}
+
+func (a *api) getCertificate(r *http.Request) (int, any, error) {
+	w := a.view()
+	c, m, ok := w.certificate(r.PathValue("certificate"))
+	if !ok {
+		return 0, nil, notFound()
+	}
+	return http.StatusOK, renderCertificate(c, m), nil
+}
+
+func (a *api) createCertificate(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := certificateDecoder(b, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	now := a.now().Unix()
+	if id == "" {
+		id = newID()
+	}
+	w, err := a.mutate(r, func(w *world) error {
+		if w.certIDTaken(id) {
+			return primaryKeyViolation(id)
+		}
+		c := &state.Certificate{}
+		if err := apply(c); err != nil {
+			return err
+		}
+		c.ID, c.CreatedAt, c.UpdatedAt = id, now, now
+		return w.putCertificate(c)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.answerCertificate(w, id, http.StatusCreated)
+}
+
+func (a *api) patchCertificate(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	bid, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	key, now := r.PathValue("certificate"), a.now().Unix()
+	// Check the body against the certificate as it is now; inside Mutate
+	// it is applied to the latest one.
+	v := a.view()
+	cur, _, ok := v.certificate(key)
+	if !ok {
+		return 0, nil, notFound()
+	}
+	apply, err := certificateDecoder(b, v.editableCertificate(cur.ID))
+	if err != nil {
+		return 0, nil, err
+	}
+	var id string
+	w, err := a.mutate(r, func(w *world) error {
+		cur, _, ok := w.certificate(key)
+		if !ok {
+			return notFound()
+		}
+		if bid != "" && !sameID(bid, cur.ID) {
+			return fieldError("id", "cannot be changed")
+		}
+		c := w.editableCertificate(cur.ID)
+		if err := apply(c); err != nil {
+			return err
+		}
+		c.ID, c.UpdatedAt, c.Deleted = cur.ID, now, false
+		id = c.ID
+		return w.putCertificate(c)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.answerCertificate(w, id, http.StatusOK)
+}
+
+func (a *api) replaceCertificate(r *http.Request) (int, any, error) {
+	b, err := readBody(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	apply, err := certificateDecoder(b, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	bid, err := bodyID(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	key, now := r.PathValue("certificate"), a.now().Unix()
+	byID := config.IsUUID(key)
+	if byID && bid != "" && !sameID(bid, key) {
+		return 0, nil, fieldError("id", "must match the id in the URL")
+	}
+	status, id := http.StatusOK, ""
+	w, err := a.mutate(r, func(w *world) error {
+		c := &state.Certificate{}
+		if err := apply(c); err != nil {
+			return err
+		}
+		c.UpdatedAt = now
+		cur, m, found := w.certificate(key)
+		if !found {
+			switch {
+			case byID:
+				c.ID = strings.ToLower(key)
+			case bid != "":
+				c.ID = bid
+			default:
+				// PUT /certificates/{sni}: a new certificate serving it.
+				name, err := certs.CheckName(key)
+				if err != nil {
+					return fieldError("snis", "%v", err)
+				}
+				if !slices.Contains(c.SNIs, name) {
+					c.SNIs = append(c.SNIs, name)
+				}
+				c.ID = newID()
+			}
+			if w.certIDTaken(c.ID) {
+				return primaryKeyViolation(c.ID)
+			}
+			c.CreatedAt = now
+			status, id = http.StatusCreated, c.ID
+			return w.putCertificate(c)
+		}
+		c.ID, c.CreatedAt = cur.ID, m.CreatedAt
+		id = c.ID
+		return w.putCertificate(c)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.answerCertificate(w, id, status)
+}
+
+func (a *api) deleteCertificate(r *http.Request) (int, any, error) {
+	key, now := r.PathValue("certificate"), a.now().Unix()
+	_, err := a.mutate(r, func(w *world) error {
+		cur, _, ok := w.certificate(key)
+		if !ok {
+			return notFound()
+		}
+		if _, inFile := w.certInFile(cur.ID); inFile {
+			w.doc.Certificates[cur.ID] = &state.Certificate{Meta: state.Meta{ID: cur.ID, CreatedAt: w.started, UpdatedAt: now, Deleted: true}}
+		} else {
+			delete(w.doc.Certificates, cur.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// snisOf lists the SNI objects of the certificates that keep returns true
+// for.
+func (w *world) snisOf(keep func(*config.Certificate) bool) []sniOut {
+	var out []sniOut
+	for i := range w.eff.Certificates {
+		c := &w.eff.Certificates[i]
+		if !keep(c) {
+			continue
+		}
+		m := w.certMeta(c.ID)
+		for _, n := range c.SNIs {
+			out = append(out, sniOut{ID: sniID(n), Name: n, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Certificate: idRef{ID: c.ID}})
+		}
+	}
+	return out
+}
+
+func (a *api) listSNIs(r *http.Request) (int, any, error) {
+	p, err := parsePage(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	items := a.view().snisOf(func(*config.Certificate) bool { return true })
+	return http.StatusOK, paginate(r, p, items, func(s sniOut) string { return s.Name }), nil
+}
+
+func (a *api) listCertificateSNIs(r *http.Request) (int, any, error) {
+	p, err := parsePage(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	w := a.view()
+	cur, _, ok := w.certificate(r.PathValue("certificate"))
+	if !ok {
+		return 0, nil, notFound()
+	}
+	items := w.snisOf(func(c *config.Certificate) bool { return c.ID == cur.ID })
+	if items == nil {
+		items = []sniOut{}
+	}
+	return http.StatusOK, paginate(r, p, items, func(s sniOut) string { return s.Name }), nil
+}
+
+func (a *api) getSNI(r *http.Request) (int, any, error) {
+	key := r.PathValue("sni")
+	name := strings.ToLower(key)
+	for _, s := range a.view().snisOf(func(*config.Certificate) bool { return true }) {
+		if s.Name == name || sameID(s.ID, key) {
+			return http.StatusOK, s, nil
+		}
+	}
+	return 0, nil, notFound()
+}
+
+// certificateExample is the shape of a certificate body in the document
+// (the PEM blocks abridged: the example is refused as it stands).
+func certificateExample() map[string]any {
+	return map[string]any{
+		"cert": "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+		"key":  "-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----\n",
+		"snis": []any{"example.com", "*.example.com"},
+		"tags": []any{"edge"},
+	}
+}
