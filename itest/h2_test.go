@@ -24,6 +24,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/outrigger-gw/outrigger/internal/certtest"
 )
 
 // h2cOpts turn h2c on.
@@ -55,10 +57,20 @@ type h2Frames struct {
 
 // dialFrames opens a prior-knowledge connection to addr, sends the
 // preface and an empty SETTINGS, and reads the server's SETTINGS. Every
-// read and write must be done within 30 s.
-func dialFrames(t *testing.T, addr string) *h2Frames {
+// read and write must be done within 30 s. With tc set, the connection is
+// TLS with ALPN h2.
+func dialFrames(t *testing.T, addr string, tc *tls.Config) *h2Frames {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	var nc net.Conn
+	var err error
+	if tc != nil {
+		nc, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, tc)
+		if err == nil && nc.(*tls.Conn).ConnectionState().NegotiatedProtocol != "h2" {
+			err = errors.New("ALPN did not choose h2")
+		}
+	} else {
+		nc, err = net.DialTimeout("tcp", addr, 5*time.Second)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,12 +145,24 @@ func (c *h2Frames) untilGoAway() *http2.GoAwayFrame {
 	return nil
 }
 
-// TestH2Drain: on SIGTERM every HTTP/2 connection gets GOAWAY; a stream in
-// flight finishes, a stream opened after the GOAWAY is never served, an
-// idle connection closes while the in-flight stream is still running
-// (not at the drain deadline), and the process exits once the stream is
-// done.
+// TestH2Drain: on SIGTERM every HTTP/2 connection (h2c, and ALPN h2 over
+// TLS) gets GOAWAY; a stream in flight finishes, a stream opened after the
+// GOAWAY is never served, an idle connection closes while the in-flight
+// stream is still running (not at the drain deadline), and the process
+// exits once the stream is done.
 func TestH2Drain(t *testing.T) {
+	t.Run("h2c", func(t *testing.T) { testH2Drain(t, gatewayOpts{Proxy: "  h2c: true\n"}, "", nil) })
+	t.Run("tls", func(t *testing.T) {
+		ca := certtest.NewCA(t, "drain CA")
+		testH2Drain(t, gatewayOpts{Listen: func(p string, _ []string) string { return fmt.Sprintf("%q", p+" ssl http2") }},
+			"certificates:\n"+inlineCert(ca.Server(t, "drain.test")),
+			&tls.Config{RootCAs: ca.Pool(), ServerName: "drain.test", NextProtos: []string{"h2"}})
+	})
+}
+
+// testH2Drain is TestH2Drain on the listener of opts (cfg: what the
+// configuration needs besides the service; tc: the TLS client settings).
+func testH2Drain(t *testing.T, opts gatewayOpts, cfg string, tc *tls.Config) {
 	entered := make(chan struct{}, 1)
 	release := make(chan struct{})
 	var late atomic.Int32
@@ -153,12 +177,13 @@ func TestH2Drain(t *testing.T) {
 		}
 	}))
 	// A drain deadline far beyond what the test waits for anything.
-	g := startGatewayOpts(t, gatewayOpts{Proxy: "  h2c: true\n", Drain: "120s"}, fmt.Sprintf(`
+	opts.Drain = "120s"
+	g := startGatewayOpts(t, opts, cfg+fmt.Sprintf(`
 services:
   - {name: s, url: "http://%s", routes: [{name: r, paths: [/]}]}
 `, slow.Addr))
-	busy := dialFrames(t, g.ProxyAddr)
-	idle := dialFrames(t, g.ProxyAddr)
+	busy := dialFrames(t, g.ProxyAddr, tc)
+	idle := dialFrames(t, g.ProxyAddr, tc)
 	busy.get(1, "/slow")
 	select {
 	case <-entered:
