@@ -9,7 +9,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 TAGS     := grpcnotrace
 export CGO_ENABLED ?= 0
 
-.PHONY: run test unit itest build bench vet fmt clean image consul
+.PHONY: run test unit itest build bench vet fmt clean image consul h2spec
 
 # A real Consul agent for the integration tests, built from the module proxy
 # in its own tools module (its ~270 requirements stay out of go.mod) and
@@ -18,6 +18,13 @@ CONSUL_VERSION := v1.22.3
 CONSUL         := $(BIN)/consul
 # Outside the work tree, so fresh clones on the same machine reuse it.
 CONSUL_CACHE   ?= $(HOME)/.cache/outrigger/consul-$(CONSUL_VERSION)
+
+# h2spec, the HTTP/2 conformance suite the integration tests run against the
+# proxy listener (itest/h2spec_test.go), installed from the module proxy into
+# a cache outside the work tree; the tests find it through H2SPEC.
+H2SPEC_VERSION := v2.2.1+incompatible
+H2SPEC_CACHE   ?= $(HOME)/.cache/outrigger/h2spec-$(H2SPEC_VERSION)
+export H2SPEC  ?= $(H2SPEC_CACHE)/h2spec
 
 ## run: the gateway on its built-in demo config with two demo backends
 run: build
@@ -28,7 +35,7 @@ build:
 	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/outrigger ./cmd/outrigger
 
 ## test: every test, unit and integration (the integration tests build and run the real binary)
-test: vet fuzz $(CONSUL)
+test: vet fuzz $(CONSUL) h2spec
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 20m ./balance/ ./upstream/ ./proxy/... ./health/ ./discovery/... ./state/ ./admin/
 
@@ -57,6 +64,14 @@ bench: build
 	$(GO) run ./internal/loadtest -outrigger $(BIN)/outrigger -c 8,64 -rounds 3
 
 consul: $(CONSUL)
+
+## h2spec: the h2spec binary in $(H2SPEC_CACHE) (seconds with a warm Go cache)
+h2spec:
+	@if [ ! -x "$(H2SPEC)" ]; then \
+	  echo "installing h2spec $(H2SPEC_VERSION) from the module proxy"; \
+	  GOBIN="$(H2SPEC_CACHE)" CGO_ENABLED=0 $(GO) install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION); \
+	fi
+	@"$(H2SPEC)" --version | head -1
 
 $(CONSUL):
 	@mkdir -p $(BIN) $(dir $(CONSUL_CACHE))

@@ -80,6 +80,9 @@ func TestParseExample(t *testing.T) {
 			Engine:              EngineH1,
 			SSLVerifyClient:     VerifyClientOff,
 			SSLPollInterval:     DefaultSSLPollInterval,
+
+			HTTP2MaxConcurrentStreams: 128,
+			HTTP2MaxHeaderListSize:    64 << 10,
 		},
 		Admin:     Admin{Pos: Pos{4, 3}, Listen: "127.0.0.1:8001", Store: "file", Consul: AdminConsul{Key: DefaultAdminKey}},
 		Log:       Log{Level: "info", Format: "auto", AccessLog: true},
@@ -336,6 +339,8 @@ services:
   max_connections: 1000
   engine: net/http
   h2c: true
+  http2_max_concurrent_streams: 250
+  http2_max_header_list_size: 32KB
 admin:
   listen: :9000
   token: s3cret
@@ -349,13 +354,14 @@ log:
 				if p.Listen != "[::]:8000" || p.MaxBodySize != 10<<20 || p.DrainTimeout != 90*time.Second ||
 					p.MaxIdleConnsPerHost != 0 || p.IdleConnTimeout != 0 || p.Pos != (Pos{2, 3}) ||
 					p.IdleTimeout != 5*time.Second || p.HeaderTimeout != 2*time.Second || p.MaxConnections != 1000 ||
-					p.Engine != EngineNetHTTP || !p.H2C {
+					p.Engine != EngineNetHTTP || !p.H2C ||
+					p.HTTP2MaxConcurrentStreams != 250 || p.HTTP2MaxHeaderListSize != 32<<10 {
 					t.Errorf("proxy = %+v", p)
 				}
 				if f.Admin.Listen != ":9000" {
 					t.Errorf("admin = %+v", f.Admin)
 				}
-				if f.Log != (Log{Pos: Pos{16, 3}, Level: "warn", Format: "json", AccessLog: false}) {
+				if f.Log != (Log{Pos: Pos{18, 3}, Level: "warn", Format: "json", AccessLog: false}) {
 					t.Errorf("log = %+v", f.Log)
 				}
 			},

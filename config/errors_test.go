@@ -272,11 +272,15 @@ log:
   idle_timeout: 0
   header_timeout: -1s
   max_connections: -1
+  http2_max_concurrent_streams: 0
+  http2_max_header_list_size: 512
 `,
 			want: []wantErr{
 				{2, 17, "idle_timeout: must be positive, got 0"},
 				{3, 19, "header_timeout: must be positive, got -1s"},
 				{4, 20, "max_connections: "},
+				{5, 33, "http2_max_concurrent_streams: must be between 1 and 2147483647, got 0"},
+				{6, 31, "http2_max_header_list_size: must be between 1KB and 16MB, got 512 bytes"},
 			},
 		},
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"regexp"
@@ -162,6 +163,12 @@ func (d *decoder) listenField(dst *string, at **yaml.Node) func(*yaml.Node) {
 	}
 }
 
+// The bounds of proxy.http2_max_header_list_size.
+const (
+	minHTTP2HeaderList = 1 << 10
+	maxHTTP2HeaderList = 16 << 20
+)
+
 func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 	p.Pos = pos(deref(n))
 	var verify *yaml.Node
@@ -180,6 +187,16 @@ func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 		{"max_connections", d.intField(&p.MaxConnections, "max_connections", 0, 1<<24)},
 		{"engine", d.enumField(&p.Engine, "engine", EngineH1, EngineNetHTTP)},
 		{"h2c", d.boolField(&p.H2C, "h2c")},
+		{"http2_max_concurrent_streams", d.intField(&p.HTTP2MaxConcurrentStreams, "http2_max_concurrent_streams", 1, math.MaxInt32)},
+		{"http2_max_header_list_size", func(v *yaml.Node) {
+			if i, ok := d.size(v, "http2_max_header_list_size"); ok {
+				if i < minHTTP2HeaderList || i > maxHTTP2HeaderList {
+					d.errorf(deref(v), "http2_max_header_list_size: must be between 1KB and 16MB, got %d bytes", i)
+					return
+				}
+				p.HTTP2MaxHeaderListSize = i
+			}
+		}},
 		{"ssl_verify_client", d.enumField(&p.SSLVerifyClient, "ssl_verify_client", VerifyClientOff, VerifyClientOn, VerifyClientOptional)},
 		{"ssl_client_certificate", d.caBundleField(&p.SSLClientCertificate)},
 		{"ssl_client_subject_header", d.strField(&p.SSLClientSubjectHeader, "ssl_client_subject_header", checkToken)},

@@ -73,6 +73,15 @@ type Proxy struct {
 	// the HTTP/2 preface) on the plaintext listener; off by default.
 	// Engine h1 only. "Upgrade: h2c" is never honoured.
 	H2C bool
+	// HTTP2MaxConcurrentStreams is the SETTINGS_MAX_CONCURRENT_STREAMS
+	// an HTTP/2 client is given (nginx's http2_max_concurrent_streams);
+	// streams beyond it are refused. 1..2^31-1.
+	HTTP2MaxConcurrentStreams int
+	// HTTP2MaxHeaderListSize is the SETTINGS_MAX_HEADER_LIST_SIZE an
+	// HTTP/2 client is given, in bytes as HTTP/2 counts them (each
+	// field's name and value plus 32); a request over it is answered
+	// 431. 1KB..16MB.
+	HTTP2MaxHeaderListSize int64
 }
 
 // Proxy engines.
@@ -329,17 +338,24 @@ const (
 	DefaultIdleConnTimeout     = 90 * time.Second
 	DefaultIdleTimeout         = 60 * time.Second
 	DefaultHeaderTimeout       = 10 * time.Second
-	DefaultLogLevel            = "info"
-	DefaultLogFormat           = "auto"
-	DefaultAlgorithm           = "round-robin"
-	DefaultSlots               = 10000
-	DefaultStickyCookie        = "outrigger_sticky"
-	DefaultStickyTTL           = time.Hour
-	DefaultWeight              = 100
-	DefaultRetries             = 5
-	DefaultTimeout             = 60000 * time.Millisecond
-	DefaultBaseEjectionTime    = 30 * time.Second
-	DefaultMaxEjectionTime     = 300 * time.Second
+	// DefaultHTTP2MaxConcurrentStreams is nginx's and Kong's
+	// http2_max_concurrent_streams.
+	DefaultHTTP2MaxConcurrentStreams = 128
+	// DefaultHTTP2MaxHeaderListSize is near Envoy's max_request_headers_kb
+	// (60 KiB), above the HTTP/1.1 engine's request line and header
+	// limits plus HTTP/2's 32 bytes a field.
+	DefaultHTTP2MaxHeaderListSize = 64 << 10
+	DefaultLogLevel               = "info"
+	DefaultLogFormat              = "auto"
+	DefaultAlgorithm              = "round-robin"
+	DefaultSlots                  = 10000
+	DefaultStickyCookie           = "outrigger_sticky"
+	DefaultStickyTTL              = time.Hour
+	DefaultWeight                 = 100
+	DefaultRetries                = 5
+	DefaultTimeout                = 60000 * time.Millisecond
+	DefaultBaseEjectionTime       = 30 * time.Second
+	DefaultMaxEjectionTime        = 300 * time.Second
 )
 
 // Default returns a File with every default and no upstreams, services or
@@ -357,6 +373,9 @@ func Default() *File {
 			Engine:              EngineH1,
 			SSLVerifyClient:     VerifyClientOff,
 			SSLPollInterval:     DefaultSSLPollInterval,
+
+			HTTP2MaxConcurrentStreams: DefaultHTTP2MaxConcurrentStreams,
+			HTTP2MaxHeaderListSize:    DefaultHTTP2MaxHeaderListSize,
 		},
 		Admin: Admin{Listen: DefaultAdminListen, Store: "file", Consul: AdminConsul{Key: DefaultAdminKey}},
 		Log: Log{

@@ -147,6 +147,11 @@ func (g *Gateway) proxyServers(p config.Proxy, ls []config.Listener, lns []net.L
 		HeaderTimeout:       p.HeaderTimeout,
 		MaxConnections:      p.MaxConnections,
 		ClientSubjectHeader: p.SSLClientSubjectHeader,
+		H2: proxy.H2Options{
+			MaxConcurrentStreams: uint32(p.HTTP2MaxConcurrentStreams),
+			MaxHeaderListSize:    uint32(p.HTTP2MaxHeaderListSize),
+		},
+		ErrorLog: errLog,
 	})
 	for i, ln := range lns {
 		l := ls[i]

@@ -86,6 +86,7 @@ type gateway struct {
 	listen     string
 	proxyExtra string
 	adminExtra string
+	drain      string // proxy.drain_timeout
 }
 
 // startGateway writes cfg (a YAML body without listeners) and runs the
@@ -106,13 +107,18 @@ type gatewayOpts struct {
 	// Proxy and Admin hold more lines of the proxy and admin sections,
 	// each indented by two spaces.
 	Proxy, Admin string
+	// Drain is proxy.drain_timeout; "": 10s.
+	Drain string
 }
 
 // startGatewayOpts is startGateway with o's proxy section.
 func startGatewayOpts(t testing.TB, o gatewayOpts, cfg string, extraArgs ...string) *gateway {
 	t.Helper()
 	addrs := freeAddrs(t, 2+o.ExtraListeners)
-	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], Extra: addrs[2:], exited: make(chan struct{}), proxyExtra: o.Proxy, adminExtra: o.Admin}
+	g := &gateway{t: t, ProxyAddr: addrs[0], AdminAddr: addrs[1], Extra: addrs[2:], exited: make(chan struct{}), proxyExtra: o.Proxy, adminExtra: o.Admin, drain: o.Drain}
+	if g.drain == "" {
+		g.drain = "10s"
+	}
 	g.listen = g.ProxyAddr
 	if o.Listen != nil {
 		g.listen = o.Listen(g.ProxyAddr, g.Extra)
@@ -165,7 +171,7 @@ func (g *gateway) writeConfig(body string) {
 	if listen == "" {
 		listen = g.ProxyAddr
 	}
-	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: 10s\n%sadmin:\n  listen: %s\n%slog:\n  format: json\n  level: debug\n%s", listen, g.proxyExtra, g.AdminAddr, g.adminExtra, body)
+	full := fmt.Sprintf("proxy:\n  listen: %s\n  drain_timeout: %s\n%sadmin:\n  listen: %s\n%slog:\n  format: json\n  level: debug\n%s", listen, g.drain, g.proxyExtra, g.AdminAddr, g.adminExtra, body)
 	tmp := g.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(full), 0o600); err != nil {
 		g.t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/proxy/h1"
@@ -63,6 +62,11 @@ type ServerOptions struct {
 	// a TLS client's verified certificate subject upstream; a field of
 	// that name sent by any client is removed.
 	ClientSubjectHeader string
+	// H2 are the HTTP/2 limits (h2c and ALPN h2).
+	H2 H2Options
+	// ErrorLog receives what the HTTP/2 server reports about a
+	// connection (nil: the log package's standard logger).
+	ErrorLog *log.Logger
 }
 
 // Server serves a Proxy's HTTP/1.1 clients with the engine.
@@ -74,8 +78,7 @@ type Server struct {
 	p       *Proxy
 	o       ServerOptions
 	sem     chan struct{} // one token per served connection; nil: unlimited
-	h2      *http2.Server
-	h2h     http.Handler
+	h2      *h2Server
 	clients sync.Pool // *client
 	bufs    bufPool
 	closing atomic.Bool
@@ -93,8 +96,7 @@ func (p *Proxy) NewServer(o ServerOptions) *Server {
 	if o.MaxConnections > 0 {
 		s.sem = make(chan struct{}, o.MaxConnections)
 	}
-	s.h2 = &http2.Server{IdleTimeout: o.IdleTimeout}
-	s.h2h = s.h2Handler()
+	s.h2 = newH2Server(s.h2Handler(), o)
 	return s
 }
 
@@ -157,8 +159,8 @@ func (s *Server) release() {
 	}
 }
 
-// Shutdown stops accepting, closes idle connections, lets the others
-// finish their request and close, and waits for them until ctx ends (then
+// Shutdown stops accepting, closes idle connections, sends GOAWAY to
+// HTTP/2 ones, lets the others finish their requests and close, and waits for them until ctx ends (then
 // it returns ctx's error; Close ends the rest).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop()
@@ -166,15 +168,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		s.mu.Lock()
+		h2 := false
 		for c := range s.conns {
 			if c.state.CompareAndSwap(stateIdle, stateClosed) {
 				_ = c.nc.Close()
 			}
+			h2 = h2 || c.state.Load() == stateH2
 		}
 		n := len(s.conns)
 		s.mu.Unlock()
 		if n == 0 {
 			return nil
+		}
+		if h2 {
+			s.h2.goAway()
 		}
 		select {
 		case <-ctx.Done():
@@ -213,6 +220,7 @@ const (
 	stateActive int32 = iota // reading or serving a request
 	stateIdle                // waiting for a request, nothing received
 	stateClosed              // closed by Shutdown or Close
+	stateH2                  // served by the HTTP/2 server until it closes
 )
 
 // maxHeadBuf holds the largest head h1 accepts with the default limits.
@@ -328,7 +336,7 @@ func (s *Server) serveConn(nc net.Conn, lo *ListenerOptions) {
 			return
 		}
 	} else if lo.H2C && c.h2cPreface() {
-		s.h2.ServeConn(&replayConn{Conn: nc, pending: c.buf[:c.w]}, &http2.ServeConnOpts{Handler: s.h2h})
+		s.serveH2(c, &replayConn{Conn: nc, pending: c.buf[:c.w]})
 		return
 	}
 	for c.serveOne() && !s.closing.Load() {
@@ -353,10 +361,18 @@ func (c *client) h2cPreface() bool {
 			_ = c.nc.SetReadDeadline(time.Time{})
 			return true
 		}
+		idle := c.w == 0
+		if idle {
+			// Nothing received yet: Shutdown may close it as idle.
+			c.state.Store(stateIdle)
+		}
 		m, err := c.nc.Read(c.buf[c.w:])
 		c.w += m
 		if err != nil && m == 0 {
 			return false
+		}
+		if idle && !c.state.CompareAndSwap(stateIdle, stateActive) {
+			return false // closed by Shutdown meanwhile
 		}
 	}
 }

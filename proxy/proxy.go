@@ -30,6 +30,11 @@
 //   - Bodies stream without buffering: server-sent events and other
 //     responses of unknown length are flushed as they arrive; WebSocket and
 //     other upgrades are tunnelled.
+//   - HTTP/2 clients of the engine (h2c and ALPN h2) are served by one
+//     http2.Server per engine Server with the limits of H2Options; their
+//     request trailers reach the upstream. Shutdown sends them GOAWAY:
+//     streams already opened finish, later ones are refused, and an idle
+//     connection closes without waiting for the drain deadline.
 package proxy
 
 import (
@@ -292,6 +297,14 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if rs.prefix != "" {
 		out.Header.Set("X-Forwarded-Prefix", rs.prefix)
+	}
+	if len(pr.In.Trailer) > 0 {
+		// The server fills the client's trailer values into In.Trailer
+		// when the body ends (in the goroutine reading the body, before
+		// it sees EOF); Out holds a copy made before that, so it shares
+		// the map instead, and the transport sends the values after the
+		// body.
+		out.Trailer = pr.In.Trailer
 	}
 	if rs.route.PreserveHost {
 		out.Host = pr.In.Host

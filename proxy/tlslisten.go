@@ -57,7 +57,7 @@ func (c *client) serveTLS(cfg *tls.Config) bool {
 	s.mu.Unlock()
 	cs := tc.ConnectionState()
 	if cs.NegotiatedProtocol == http2.NextProtoTLS {
-		s.h2.ServeConn(tc, &http2.ServeConnOpts{Handler: s.h2h})
+		s.serveH2(c, tc)
 		return false
 	}
 	c.tls = true

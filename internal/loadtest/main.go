@@ -41,6 +41,7 @@ func main() {
 		backend   = flag.String("serve-backend", "", "internal: serve the test backend on this address")
 		size      = flag.Int("size", 64, "response body size in bytes")
 		gen       = flag.String("gen", "auto", "load generator: auto (wrk when installed), wrk, builtin")
+		h2shapes  = flag.String("h2", "8x1,8x16", "HTTP/2 runs (h2load): comma-separated CONNECTIONSxSTREAMS")
 	)
 	flag.Parse()
 	if *backend != "" {
@@ -57,6 +58,12 @@ func main() {
 		cs = append(cs, n)
 	}
 	o := benchOpts{outrigger: *outrigger, conns: cs, d: *duration, rounds: max(*rounds, 1), maxReq: *maxReq, size: *size}
+	var err error
+	if o.h2, err = parseShapes(*h2shapes); err != nil {
+		fmt.Fprintf(os.Stderr, "loadtest: -h2 %q: %v\n", *h2shapes, err)
+		os.Exit(2)
+	}
+	o.h2load, _ = exec.LookPath("h2load")
 	switch *gen {
 	case "auto":
 		o.wrk, _ = exec.LookPath("wrk")
@@ -86,6 +93,8 @@ type benchOpts struct {
 	maxReq    int
 	size      int
 	wrk       string // path of wrk, "" for the built-in generator
+	h2        []h2Shape
+	h2load    string // path of h2load, "" when not installed
 }
 
 func serveBackend(addr string, size int) {
@@ -295,7 +304,7 @@ func bench(o benchOpts) error {
 	}
 
 	targets := []*target{{name: "direct", url: "http://" + origins[0] + "/bench"}}
-	og, err := startOutrigger(o.outrigger, tmp, origins)
+	og, err := startOutrigger(o.outrigger, tmp, origins, false)
 	if err != nil {
 		return err
 	}
@@ -347,14 +356,25 @@ func bench(o benchOpts) error {
 			}
 			med[t.name] = median(rs)
 		}
-		report(c, targets, med)
+		report(fmt.Sprintf("%d connections", c), targets, med)
 	}
-	return nil
+	return benchH2(o, tmp, origins)
 }
 
 // measure runs one bounded load against t and reads the proxy's CPU time
 // and peak RSS around it.
 func measure(o benchOpts, t *target, conns int, d time.Duration) (run, error) {
+	return measureWith(t, func() (run, error) {
+		if o.wrk != "" {
+			return loadWrk(o.wrk, t.url, conns, d)
+		}
+		return loadBuiltin(t.url, conns, d, o.maxReq), nil
+	})
+}
+
+// measureWith runs load against t and reads the proxy's CPU time and peak
+// RSS around it.
+func measureWith(t *target, load func() (run, error)) (run, error) {
 	cpu0 := treeCPU(t.pid)
 	stop := make(chan struct{})
 	peak := make(chan int64, 1)
@@ -372,13 +392,7 @@ func measure(o benchOpts, t *target, conns int, d time.Duration) (run, error) {
 			}
 		}
 	}()
-	var r run
-	var err error
-	if o.wrk != "" {
-		r, err = loadWrk(o.wrk, t.url, conns, d)
-	} else {
-		r = loadBuiltin(t.url, conns, d, o.maxReq)
-	}
+	r, err := load()
 	close(stop)
 	r.rssLoad = <-peak
 	if err != nil {
@@ -410,9 +424,9 @@ func median(rs []run) run {
 	return m
 }
 
-func report(conns int, targets []*target, med map[string]run) {
+func report(title string, targets []*target, med map[string]run) {
 	const mib = 1 << 20
-	fmt.Printf("\n%d connections\n", conns)
+	fmt.Printf("\n%s\n", title)
 	fmt.Printf("%-10s %10s %7s %9s %9s %10s %9s %9s %9s %9s %9s\n", "target", "req/s", "errors", "p50", "p99",
 		"cpu/req", "rss idle", "rss load", "rps×ngx", "cpu×ngx", "p99×ngx")
 	ngx, haveNgx := med["nginx"]
@@ -443,7 +457,9 @@ type proc struct {
 	stop func()
 }
 
-func startOutrigger(bin, tmp string, origins []string) (*proc, error) {
+// startOutrigger starts Outrigger in front of origins, serving HTTP/2 with
+// prior knowledge beside HTTP/1.1 when h2c is set.
+func startOutrigger(bin, tmp string, origins []string, h2c bool) (*proc, error) {
 	proxyAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -452,8 +468,10 @@ func startOutrigger(bin, tmp string, origins []string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := filepath.Join(tmp, "outrigger.yaml")
-	err = os.WriteFile(cfg, fmt.Appendf(nil, `proxy: {listen: %q}
+	cfg := filepath.Join(tmp, fmt.Sprintf("outrigger-h2c-%v.yaml", h2c))
+	// As many idle upstream connections as nginx keeps (keepalive 128):
+	// 8 HTTP/2 connections of 16 streams have 128 requests in flight.
+	err = os.WriteFile(cfg, fmt.Appendf(nil, `proxy: {listen: %q, h2c: %v, max_idle_conns_per_host: 128}
 admin: {listen: %q}
 log: {level: warn, access_log: false}
 upstreams:
@@ -463,21 +481,31 @@ services:
   - name: bench
     host: bench
     routes: [{name: bench, paths: [/], strip_path: false}]
-`, proxyAddr, adminAddr, origins[0], origins[1]), 0o600)
+`, proxyAddr, h2c, adminAddr, origins[0], origins[1]), 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Stderr = os.Stderr
+	if h2c {
+		return startAndWaitH2("outrigger", cmd, "http://"+proxyAddr+"/bench")
+	}
 	return startAndWait("outrigger", cmd, "http://"+proxyAddr+"/bench")
 }
 
 func startNginx(path, tmp string, origins []string) (*proc, error) {
+	return startNginxOn(path, filepath.Join(tmp, "nginx"), origins, false)
+}
+
+// startNginxOn starts nginx with its prefix in dir; with h2 its listener
+// speaks HTTP/2 with prior knowledge only (nginx 1.22's "listen ... http2"
+// without ssl), and a connection is never ended after 1000 requests
+// (keepalive_requests: h2load does not reconnect after a GOAWAY).
+func startNginxOn(path, dir string, origins []string, h2 bool) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(tmp, "nginx")
 	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
@@ -494,19 +522,29 @@ http {
   client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
   upstream backend { server %[2]s; server %[3]s; keepalive 128; }
   server {
-    listen %[4]s;
+    listen %[4]s%[5]s;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
-`, dir, origins[0], origins[1], addr)
+`, dir, origins[0], origins[1], addr, map[bool]string{true: " http2; keepalive_requests 100000000"}[h2])
 	cf := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	return startAndWait("nginx", exec.Command(path, "-p", dir, "-c", cf), "http://"+addr+"/bench")
+	cmd := exec.Command(path, "-p", dir, "-c", cf)
+	if h2 {
+		return startAndWaitH2("nginx", cmd, "http://"+addr+"/bench")
+	}
+	return startAndWait("nginx", cmd, "http://"+addr+"/bench")
 }
 
 func startHAProxy(path, tmp string, origins []string) (*proc, error) {
+	return startHAProxyOn(path, filepath.Join(tmp, "haproxy.cfg"), origins, false)
+}
+
+// startHAProxyOn starts HAProxy from the configuration file cf; with h2
+// its listener speaks HTTP/2 with prior knowledge only ("proto h2").
+func startHAProxyOn(path, cf string, origins []string, h2 bool) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -520,22 +558,30 @@ defaults
   timeout server 30s
   option http-keep-alive
 frontend fe
-  bind %s
+  bind %s%s
   default_backend be
 backend be
   balance roundrobin
   http-reuse always
   server s1 %s
   server s2 %s
-`, addr, origins[0], origins[1])
-	cf := filepath.Join(tmp, "haproxy.cfg")
+`, addr, map[bool]string{true: " proto h2"}[h2], origins[0], origins[1])
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	return startAndWait("haproxy", exec.Command(path, "-f", cf, "-db"), "http://"+addr+"/bench")
+	cmd := exec.Command(path, "-f", cf, "-db")
+	if h2 {
+		return startAndWaitH2("haproxy", cmd, "http://"+addr+"/bench")
+	}
+	return startAndWait("haproxy", cmd, "http://"+addr+"/bench")
 }
 
 func startAndWait(name string, cmd *exec.Cmd, url string) (*proc, error) {
+	return startAndWaitFor(name, cmd, url, waitHTTP)
+}
+
+// startAndWaitFor starts cmd and waits until wait(url, 10s) succeeds.
+func startAndWaitFor(name string, cmd *exec.Cmd, url string, wait func(string, time.Duration) error) (*proc, error) {
 	if cmd.Stderr == nil {
 		cmd.Stderr = io.Discard
 	}
@@ -543,7 +589,7 @@ func startAndWait(name string, cmd *exec.Cmd, url string) (*proc, error) {
 		return nil, err
 	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	if err := waitHTTP(url, 10*time.Second); err != nil {
+	if err := wait(url, 10*time.Second); err != nil {
 		stop()
 		return nil, err
 	}

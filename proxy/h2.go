@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+
+	"golang.org/x/net/http2"
+)
+
+// HTTP/2 clients of the proxy listener.
+//
+// One http2.Server serves every HTTP/2 connection of an engine Server (its
+// listener set), whatever brought the connection there: the h2c preface
+// on a plaintext connection, or ALPN "h2" after a TLS handshake. Streams
+// are served by Proxy.ServeHTTP, the net/http handler, with the limits of
+// H2Options advertised in the server's SETTINGS.
+//
+// Drain: Shutdown sends GOAWAY (NO_ERROR, naming the last stream
+// received) to every HTTP/2 connection; streams up to that one finish,
+// streams the client opens after it are refused (never served), and the
+// connection closes once its last stream ends (x/net waits a second
+// after the GOAWAY so the client can read it before the close). An idle
+// connection therefore closes right after the GOAWAY, not at the drain
+// deadline.
+
+// H2Options are the HTTP/2 limits of the proxy listener.
+type H2Options struct {
+	// MaxConcurrentStreams is SETTINGS_MAX_CONCURRENT_STREAMS (0:
+	// DefaultH2MaxConcurrentStreams).
+	MaxConcurrentStreams uint32
+	// MaxHeaderListSize is SETTINGS_MAX_HEADER_LIST_SIZE in bytes as
+	// HTTP/2 counts them, each field's name and value plus 32 (0:
+	// DefaultH2MaxHeaderListSize); a request over it is answered 431.
+	MaxHeaderListSize uint32
+}
+
+// HTTP/2 defaults.
+const (
+	// DefaultH2MaxConcurrentStreams is nginx's http2_max_concurrent_streams.
+	DefaultH2MaxConcurrentStreams = 128
+	// DefaultH2MaxHeaderListSize is near Envoy's max_request_headers_kb.
+	DefaultH2MaxHeaderListSize = 64 << 10
+	// h2MaxReadFrameSize is the SETTINGS_MAX_FRAME_SIZE advertised: the
+	// protocol's initial value, which bounds what one frame read takes
+	// per connection (x/net's default would let a client send 1 MiB
+	// frames).
+	h2MaxReadFrameSize = 16 << 10
+	// h2HeaderSlack is what x/net adds to http.Server.MaxHeaderBytes to
+	// get SETTINGS_MAX_HEADER_LIST_SIZE (32 bytes for ten fields).
+	h2HeaderSlack = 10 * 32
+)
+
+// h2Server is the HTTP/2 side of an engine Server. Immutable after
+// newH2Server; the http2 and http servers are safe for concurrent use.
+type h2Server struct {
+	srv *http2.Server
+	// hs is the connections' BaseConfig: it carries the header list limit
+	// and the error log, and http2.ConfigureServer registered on it the
+	// hook that sends GOAWAY to every connection (run by hs.Shutdown).
+	hs *http.Server
+	h  http.Handler
+}
+
+func newH2Server(h http.Handler, o ServerOptions) *h2Server {
+	streams := o.H2.MaxConcurrentStreams
+	if streams == 0 {
+		streams = DefaultH2MaxConcurrentStreams
+	}
+	headers := o.H2.MaxHeaderListSize
+	if headers == 0 {
+		headers = DefaultH2MaxHeaderListSize
+	}
+	hs := &http.Server{
+		Handler:        h,
+		MaxHeaderBytes: int(max(headers, 2*h2HeaderSlack) - h2HeaderSlack),
+		IdleTimeout:    o.IdleTimeout,
+		ErrorLog:       o.ErrorLog,
+	}
+	srv := &http2.Server{
+		MaxConcurrentStreams: streams,
+		MaxReadFrameSize:     h2MaxReadFrameSize,
+		IdleTimeout:          o.IdleTimeout,
+	}
+	if err := http2.ConfigureServer(hs, srv); err != nil {
+		// Only a TLS configuration without HTTP/2's cipher suites fails,
+		// and hs has none.
+		panic("proxy: configuring HTTP/2: " + err.Error())
+	}
+	return &h2Server{srv: srv, hs: hs, h: h}
+}
+
+// serveH2 serves c as an HTTP/2 connection on nc until it closes: nc
+// yields the client preface first (replayed when the engine read it to
+// tell h2c apart). c stays in the engine's connection set, marked as
+// HTTP/2, so Shutdown sends it GOAWAY and Close closes it.
+func (s *Server) serveH2(c *client, nc net.Conn) {
+	c.state.Store(stateH2)
+	s.h2.srv.ServeConn(nc, &http2.ServeConnOpts{Handler: s.h2.h, BaseConfig: s.h2.hs})
+}
+
+// goAway sends GOAWAY to every HTTP/2 connection being served (once per
+// connection; a connection that has had it is not told again). Shutdown
+// calls it until no HTTP/2 connection is left, which also reaches the
+// ones handed over after its first call.
+func (h *h2Server) goAway() {
+	// hs serves no listener and no connection of its own: Shutdown only
+	// runs the GOAWAY hook (in a goroutine) and returns.
+	_ = h.hs.Shutdown(context.Background())
+}
