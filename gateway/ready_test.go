@@ -104,7 +104,12 @@ func TestReadyWaitsForFirstDiscoveryAnswer(t *testing.T) {
 	if err := a.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "web-1", Name: "web", Address: "127.0.0.1", Port: 9}); err != nil {
 		t.Fatal(err)
 	}
-	pollReady(t, g, "ready once the agent answered", func(ready bool, _ string) bool { return ready })
+	// The watcher may read the restarted agent before the registration
+	// (an empty answer, which makes the gateway ready too): wait for the
+	// registered instance as well.
+	pollReady(t, g, "ready with the registered instance once the agent answered", func(ready bool, _ string) bool {
+		return ready && len(g.Upstream("web").Snapshot().Targets) == 1
+	})
 
 	// The agent goes away again: the watcher reports the failure, readiness
 	// stays (the last good targets still serve).
