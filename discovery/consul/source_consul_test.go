@@ -301,9 +301,10 @@ func TestSourceConsulOutage(t *testing.T) {
 func TestSourceResumesPromptlyAfterAgentRestart(t *testing.T) {
 	const (
 		// failures is how long the outage lasts, in failed queries of the
-		// default watcher: after the 7th, its next backoff is drawn from
-		// [0, 6.4s] (100ms doubling, full jitter).
-		failures    = 7
+		// default watcher: after the 8th, its next backoff is drawn from
+		// [0, 12.8s] (100ms doubling, full jitter), as it typically was
+		// after the fixed 10 s this waited before (6.4 s on average now).
+		failures    = 8
 		resumeBound = 5 * time.Second
 	)
 	a := consultest.Start(t)
