@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -134,12 +136,9 @@ func TestHTTPProbeDoesNotFollowRedirects(t *testing.T) {
 	}
 }
 
-// TestProbeFailures checks how probe errors are counted, one probe each.
+// TestProbeFailures checks how probe errors are counted, one probe each,
+// over real sockets (timeouts: TestProbeTimeouts).
 func TestProbeFailures(t *testing.T) {
-	blockingDial := func(ctx context.Context, _, _ string) (net.Conn, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
 	tests := []struct {
 		desc string
 		typ  string
@@ -147,16 +146,12 @@ func TestProbeFailures(t *testing.T) {
 		dial func(ctx context.Context, network, addr string) (net.Conn, error)
 		want Counters
 	}{
-		{desc: "http: server accepts and never answers: timeout",
-			typ: TypeHTTP, addr: silentListener, want: Counters{Timeouts: 1}},
 		{desc: "http: closed port: tcp failure",
 			typ: TypeHTTP, addr: closedAddr, want: Counters{TCPFailures: 1}},
 		{desc: "tcp: listening port: success",
 			typ: TypeTCP, addr: silentListener, want: Counters{Successes: 1}},
 		{desc: "tcp: closed port: tcp failure",
 			typ: TypeTCP, addr: closedAddr, want: Counters{TCPFailures: 1}},
-		{desc: "tcp: connect hangs: timeout",
-			typ: TypeTCP, addr: closedAddr, dial: blockingDial, want: Counters{Timeouts: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -182,15 +177,14 @@ func TestProbeFailures(t *testing.T) {
 	}
 }
 
-// TestFailureThresholds runs probes until the target flips, per failure
-// kind.
+// TestFailureThresholds runs probes until the target flips on TCP failures
+// (timeouts: TestTimeoutThreshold).
 func TestFailureThresholds(t *testing.T) {
 	tests := []struct {
 		desc string
 		addr func(t *testing.T) string
 		cfg  func(*ActiveConfig)
 	}{
-		{desc: "timeouts", addr: silentListener, cfg: func(a *ActiveConfig) { a.Timeouts = 2 }},
 		{desc: "tcp failures", addr: closedAddr, cfg: func(a *ActiveConfig) { a.TCPFailures = 2 }},
 	}
 	for _, tc := range tests {
@@ -216,6 +210,104 @@ func TestFailureThresholds(t *testing.T) {
 			rec.waitEvents(t, 1)
 		})
 	}
+}
+
+// TestProbeTimeouts runs in a bubble over an in-memory network: a probe
+// whose peer reads the request and never answers (http), or whose connect
+// never completes (tcp), counts as one timeout exactly Timeout after it
+// began, and not a nanosecond earlier.
+func TestProbeTimeouts(t *testing.T) {
+	tests := []struct {
+		desc string
+		typ  string
+		dial func(*pipeNet) func(ctx context.Context, network, addr string) (net.Conn, error)
+	}{
+		{desc: "http: the peer never answers", typ: TypeHTTP,
+			dial: func(p *pipeNet) func(context.Context, string, string) (net.Conn, error) { return p.dial }},
+		{desc: "tcp: connect hangs", typ: TypeTCP,
+			dial: func(*pipeNet) func(context.Context, string, string) (net.Conn, error) { return hangingDial }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const addr, timeout = "backend.test:80", 200 * time.Millisecond
+				var rec recorder
+				opts := rec.options(nil) // the bubble's clock
+				opts.DialContext = tc.dial(&pipeNet{serve: silentPeer})
+				c := New(Config{Active: ActiveConfig{
+					Enabled: true, Type: tc.typ, Timeout: timeout,
+					HealthyInterval: time.Second, UnhealthyInterval: time.Second,
+					Successes: 5, HTTPFailures: 5, TCPFailures: 5, Timeouts: 5,
+					HealthyStatuses: []int{200},
+				}}, opts)
+				c.SetTargets([]string{addr})
+				c.Start(context.Background())
+				defer c.Stop()
+				time.Sleep(timeout - time.Nanosecond) // the first probe began at once (jitter 0)
+				synctest.Wait()
+				if st := state(t, c, addr); st.Active != (Counters{}) {
+					t.Fatalf("counted before the timeout: %+v", st)
+				}
+				time.Sleep(time.Nanosecond)
+				synctest.Wait()
+				if st := state(t, c, addr); st.Active != (Counters{Timeouts: 1}) || !st.Healthy {
+					t.Fatalf("state %+v, want healthy with one timeout", st)
+				}
+			})
+		})
+	}
+}
+
+// TestTimeoutThreshold runs in a bubble over an in-memory network whose
+// peer never answers: the probes go out at the intervals of the verdict
+// (the next planned when the previous one timed out), and the second
+// timeout turns the target unhealthy at that instant, with one event.
+func TestTimeoutThreshold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const addr, timeout = "backend.test:80", 200 * time.Millisecond
+		pn := &pipeNet{serve: silentPeer}
+		var rec recorder
+		opts := rec.options(nil)
+		opts.DialContext = pn.dial
+		c := New(Config{Active: ActiveConfig{
+			Enabled: true, Type: TypeHTTP, Timeout: timeout, Timeouts: 2,
+			HealthyInterval: 5 * time.Second, UnhealthyInterval: time.Second,
+		}}, opts)
+		t0 := time.Now()
+		c.SetTargets([]string{addr})
+		c.Start(context.Background())
+		defer c.Stop()
+
+		flip := t0.Add(timeout + 5*time.Second + timeout) // second timeout
+		time.Sleep(time.Until(flip) - time.Nanosecond)
+		synctest.Wait()
+		if st := state(t, c, addr); !st.Healthy || st.Active != (Counters{Timeouts: 1}) {
+			t.Fatalf("just before the second timeout: %+v, want healthy with one timeout", st)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if c.Healthy(addr) {
+			t.Fatal("healthy after the second timeout")
+		}
+		if st := state(t, c, addr); !st.Since.Equal(flip) {
+			t.Errorf("unhealthy since %v, want %v", st.Since, flip)
+		}
+		evs, changes := rec.snapshot()
+		if len(evs) != 1 || changes != 1 || evs[0].Cause != CauseActive || evs[0].New {
+			t.Fatalf("events %+v, %d changes; want one active healthy→unhealthy", evs, changes)
+		}
+		// The next probe goes out one unhealthy interval after the flip.
+		time.Sleep(time.Second)
+		synctest.Wait()
+		want := []time.Duration{0, timeout + 5*time.Second, flip.Sub(t0) + time.Second}
+		var got []time.Duration
+		for _, d := range pn.dialTimes() {
+			got = append(got, d.Sub(t0))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("probes at %v, want %v", got, want)
+		}
+	})
 }
 
 func TestHTTPSProbe(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
@@ -266,6 +267,8 @@ func TestGRPCServerStops(t *testing.T) {
 
 // TestGRPCProbeFailures covers the ways a probe can fail to get an
 // answer.
+// TestGRPCProbeFailures checks how failed gRPC probes are counted, over
+// real sockets (a peer that never answers: TestGRPCProbeTimeout).
 func TestGRPCProbeFailures(t *testing.T) {
 	tests := []struct {
 		desc string
@@ -273,7 +276,6 @@ func TestGRPCProbeFailures(t *testing.T) {
 		want Counters
 	}{
 		{"closed port: tcp failure", closedAddr, Counters{TCPFailures: 1}},
-		{"server accepts and never speaks HTTP/2: timeout", silentListener, Counters{Timeouts: 1}},
 		{"an HTTP/1.1 server: tcp failure", func(t *testing.T) string {
 			s := httptest.NewServer(http.NotFoundHandler())
 			t.Cleanup(s.Close)
@@ -297,6 +299,36 @@ func TestGRPCProbeFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGRPCProbeTimeout runs in a bubble over an in-memory network: a peer
+// that reads the client's preface and never speaks HTTP/2 makes the probe a
+// timeout exactly Timeout after it began; Stop closes the channel (the
+// bubble would not end with its goroutines left).
+func TestGRPCProbeTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const addr, timeout = "backend.test:50051", 300 * time.Millisecond
+		pn := &pipeNet{serve: silentPeer}
+		var rec recorder
+		opts := rec.options(nil)
+		opts.DialContext = pn.dial
+		cfg := grpcConfig(TypeGRPC)
+		cfg.Timeout = timeout
+		c := New(Config{Active: cfg}, opts)
+		c.SetTargets([]string{addr})
+		c.Start(context.Background())
+		defer c.Stop()
+		time.Sleep(timeout - time.Nanosecond)
+		synctest.Wait()
+		if st := state(t, c, addr); st.Active != (Counters{}) || len(pn.dialTimes()) == 0 {
+			t.Fatalf("before the timeout: %+v after %d dials, want no count after a dial", st, len(pn.dialTimes()))
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if st := state(t, c, addr); st.Active != (Counters{Timeouts: 1}) || !st.Healthy {
+			t.Fatalf("state %+v, want healthy with one timeout", st)
+		}
+	})
 }
 
 // TestGRPCSProbe checks grpcs probes: certificate verification, SNI and

@@ -1,6 +1,8 @@
 package health
 
 import (
+	"context"
+	"io"
 	"net"
 	"slices"
 	"sync"
@@ -247,4 +249,43 @@ func silentListener(t *testing.T) string {
 		mu.Unlock()
 	})
 	return ln.Addr().String()
+}
+
+// pipeNet is an in-memory network for tests run in a bubble (real sockets
+// would keep the bubble's clock from advancing): every dial returns one end
+// of a net.Pipe and hands the other to serve, in its own goroutine. It
+// records when each dial happened, on the bubble's clock.
+type pipeNet struct {
+	serve func(net.Conn)
+	mu    sync.Mutex
+	dials []time.Time // guarded by mu
+}
+
+func (p *pipeNet) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	p.mu.Lock()
+	p.dials = append(p.dials, time.Now())
+	p.mu.Unlock()
+	go func() {
+		defer server.Close()
+		p.serve(server)
+	}()
+	return client, nil
+}
+
+// dialTimes returns the times of the dials so far.
+func (p *pipeNet) dialTimes() []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.dials)
+}
+
+// silentPeer reads whatever the prober sends and never answers, until the
+// prober closes the connection.
+func silentPeer(c net.Conn) { _, _ = io.Copy(io.Discard, c) }
+
+// hangingDial is a connect that never completes before ctx ends.
+func hangingDial(ctx context.Context, _, _ string) (net.Conn, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
 }

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -17,16 +18,46 @@ func passiveConfig() PassiveConfig {
 	}
 }
 
+// now reads clk, or the real clock when clk is nil.
+func now(clk Clock) time.Time {
+	if clk == nil {
+		return time.Now()
+	}
+	return clk.Now()
+}
+
 func fail(c *Checker, addr string, n int) {
 	for range n {
 		c.Observe(addr, Result{Status: 500})
 	}
 }
 
+// clocks runs f on the fake clock, and on the real clock (Options.Clock
+// nil) in a bubble, where time.Sleep moves the bubble's clock and
+// synctest.Wait lets the timers that came due finish. clk is nil in the
+// bubble; advance moves either clock.
+func clocks(t *testing.T, f func(t *testing.T, clk Clock, advance func(time.Duration))) {
+	t.Run("fake clock", func(t *testing.T) {
+		clk := newFakeClock()
+		f(t, clk, clk.Advance)
+	})
+	t.Run("real clock in a bubble", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f(t, nil, func(d time.Duration) {
+				time.Sleep(d)
+				synctest.Wait()
+			})
+		})
+	})
+}
+
 // TestTimedEjection ejects a target repeatedly without active checks: the
 // ejection lasts base × ejections, capped at max, and ends by itself.
 func TestTimedEjection(t *testing.T) {
-	clk := newFakeClock()
+	clocks(t, testTimedEjection)
+}
+
+func testTimedEjection(t *testing.T, clk Clock, advance func(time.Duration)) {
 	var rec recorder
 	c := New(Config{Passive: passiveConfig()}, rec.options(clk))
 	const a = "10.0.0.1:80"
@@ -43,7 +74,7 @@ func TestTimedEjection(t *testing.T) {
 	}
 	events := 0
 	for i, s := range steps {
-		start := clk.Now()
+		start := now(clk)
 		fail(c, a, 2)
 		if !c.Healthy(a) {
 			t.Fatalf("%s: ejected before the threshold", s.desc)
@@ -58,11 +89,11 @@ func TestTimedEjection(t *testing.T) {
 		}
 		// Failures during the ejection change nothing.
 		fail(c, a, 5)
-		clk.Advance(s.want - time.Millisecond)
+		advance(s.want - time.Millisecond)
 		if c.Healthy(a) {
 			t.Fatalf("%s: back before the ejection ended", s.desc)
 		}
-		clk.Advance(time.Millisecond)
+		advance(time.Millisecond)
 		st = state(t, c, a)
 		if !st.Healthy || st.Ejected || st.Cause != CauseEjectionExpired || st.Passive != (Counters{}) || !st.EjectedUntil.IsZero() {
 			t.Fatalf("%s: after the ejection: %+v", s.desc, st)
@@ -82,7 +113,10 @@ func TestTimedEjection(t *testing.T) {
 // TestEjectionDecay checks that the ejection count decays by one per base
 // ejection time spent healthy.
 func TestEjectionDecay(t *testing.T) {
-	clk := newFakeClock()
+	clocks(t, testEjectionDecay)
+}
+
+func testEjectionDecay(t *testing.T, clk Clock, advance func(time.Duration)) {
 	c := New(Config{Passive: passiveConfig()}, Options{Clock: clk})
 	const a = "10.0.0.1:80"
 	c.SetTargets([]string{a})
@@ -93,26 +127,26 @@ func TestEjectionDecay(t *testing.T) {
 	if st := eject(); st.Ejections != 1 {
 		t.Fatalf("ejections = %d, want 1", st.Ejections)
 	}
-	clk.Advance(10 * time.Second) // back
+	advance(10 * time.Second) // back
 	if st := eject(); st.Ejections != 2 {
 		t.Fatalf("ejections = %d, want 2", st.Ejections)
 	}
-	clk.Advance(20 * time.Second) // back
-	clk.Advance(9 * time.Second)  // healthy, but less than base
+	advance(20 * time.Second) // back
+	advance(9 * time.Second)  // healthy, but less than base
 	if st := state(t, c, a); st.Ejections != 2 {
 		t.Fatalf("after 9s healthy: ejections = %d, want 2", st.Ejections)
 	}
-	clk.Advance(time.Second) // 10s healthy: one decay
+	advance(time.Second) // 10s healthy: one decay
 	if st := state(t, c, a); st.Ejections != 1 {
 		t.Fatalf("after 10s healthy: ejections = %d, want 1", st.Ejections)
 	}
-	start := clk.Now()
+	start := now(clk)
 	st := eject()
 	if st.Ejections != 2 || st.EjectedUntil.Sub(start) != 20*time.Second {
 		t.Fatalf("after decay: ejections %d for %v, want 2 for 20s", st.Ejections, st.EjectedUntil.Sub(start))
 	}
-	clk.Advance(20 * time.Second)
-	clk.Advance(time.Hour) // long healthy period forgets everything
+	advance(20 * time.Second)
+	advance(time.Hour) // long healthy period forgets everything
 	if st := state(t, c, a); st.Ejections != 0 {
 		t.Fatalf("after an hour: ejections = %d, want 0", st.Ejections)
 	}

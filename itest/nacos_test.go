@@ -590,9 +590,10 @@ func ncRestart(t *testing.T, freeze bool) {
 	before := srv.ConnectionIDs()
 	portA, portB := csPort(t, a.Addr), csPort(t, b.Addr)
 
+	hitsA, hitsB := a.Hits(), b.Hits()
 	load := startLoad(c, client.url("/load"), 10*time.Millisecond, 2000, 20*time.Second)
 	defer load.Stop()
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, 5*time.Second, "the load to reach a and b", func() bool { return a.Hits() > hitsA && b.Hits() > hitsB })
 
 	stopped := time.Now()
 	srv.Stop()
@@ -616,7 +617,7 @@ func ncRestart(t *testing.T, freeze bool) {
 		gb.signal(syscall.SIGSTOP)
 		resumed = false
 	}
-	hitsA, hitsB := a.Hits(), b.Hits()
+	hitsA, hitsB = a.Hits(), b.Hits()
 	time.Sleep(time.Until(stopped.Add(outage)))
 	if a.Hits() == hitsA || b.Hits() == hitsB {
 		t.Fatalf("during the outage a got %d and b %d requests, want both > 0", a.Hits()-hitsA, b.Hits()-hitsB)

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/balance"
@@ -272,6 +273,64 @@ func TestSlowStart(t *testing.T) {
 	if w := weight("b:1"); w != 10 {
 		t.Fatalf("recovered target: weight %d, want 10", w)
 	}
+}
+
+// TestSlowStartRampsOnItsOwn runs in a bubble on the real clock (no Now
+// injected, nobody calls Rebuild): the upstream's own ramp timer rebuilds
+// every window/40 while a target ramps, each rebuild weighing the target at
+// that instant, and stops once the ramp is over.
+func TestSlowStartRampsOnItsOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 10 * time.Second // rebuilt every 250ms
+		u := newWithHealth(Options{Name: "u", Balancer: balance.NewRoundRobin(),
+			SlowStart: &SlowStart{Window: window, Aggression: 1, MinWeightPercent: 10}})
+		defer u.Close()
+		u.SetTargets("static", []Target{{Addr: "a:1", Weight: 100}})
+		u.SetTargets("static", []Target{{Addr: "a:1", Weight: 100}, {Addr: "b:1", Weight: 100}})
+		start := time.Now()
+		state := func(addr string) TargetState {
+			for _, ts := range u.Snapshot().Targets {
+				if ts.Addr == addr {
+					return ts
+				}
+			}
+			t.Fatalf("no target %s", addr)
+			return TargetState{}
+		}
+		for _, step := range []struct {
+			at      time.Duration
+			want    int
+			ramping bool
+		}{
+			{0, 10, true},
+			{time.Second, 10, true},             // 10 % floor
+			{4900 * time.Millisecond, 48, true}, // rebuilt at 4.75s: 47.5 rounds to 48
+			{5 * time.Second, 50, true},         // rebuilt at 5s
+			{9999 * time.Millisecond, 98, true}, // rebuilt at 9.75s
+			{window, 100, false},                // the rebuild at 10s ends the ramp
+			{window + time.Minute, 100, false},
+		} {
+			time.Sleep(time.Until(start.Add(step.at)))
+			synctest.Wait() // the rebuild due now, if any, is done
+			ts := state("b:1")
+			if ts.EffectiveWeight != step.want || !ts.RampingSince.IsZero() != step.ramping {
+				t.Fatalf("at %s: weight %d ramping since %v, want weight %d ramping %v",
+					step.at, ts.EffectiveWeight, ts.RampingSince, step.want, step.ramping)
+			}
+			if step.ramping && !ts.RampingSince.Equal(start) {
+				t.Fatalf("at %s: ramping since %v, want %v", step.at, ts.RampingSince, start)
+			}
+			if w := state("a:1").EffectiveWeight; w != 100 {
+				t.Fatalf("at %s: the first set's target weighs %d, want 100", step.at, w)
+			}
+			u.mu.Lock()
+			armed := u.rampTimer != nil
+			u.mu.Unlock()
+			if armed != step.ramping {
+				t.Fatalf("at %s: ramp timer armed %v, want %v", step.at, armed, step.ramping)
+			}
+		}
+	})
 }
 
 func TestOverrides(t *testing.T) {

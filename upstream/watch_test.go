@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/balance"
@@ -34,56 +35,91 @@ func addrs(u *Upstream) map[string]bool {
 	return out
 }
 
+// TestWatchKeepsLastGoodSetAndGracesEmpty runs in a bubble: the grace is
+// virtual time, so the test checks to the nanosecond that an empty answer
+// drops the targets exactly when the grace has passed, not before, and that
+// a full answer within the grace cancels the drop for good.
 func TestWatchKeepsLastGoodSetAndGracesEmpty(t *testing.T) {
-	u := New(Options{Name: "u", Balancer: balance.NewRoundRobin()})
-	src := chanSource{ch: make(chan discovery.Update)}
-	events := make(chan WatchEvent, 16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		u.Watch(ctx, src, WatchOptions{EmptyGrace: 200 * time.Millisecond, OnEvent: func(e WatchEvent) { events <- e }})
-		close(done)
-	}()
-	defer func() { cancel(); <-done }()
-	next := func(want string) WatchEvent {
-		t.Helper()
-		select {
-		case e := <-events:
-			if e.Kind != want {
-				t.Fatalf("event %q, want %q", e.Kind, want)
+	synctest.Test(t, func(t *testing.T) {
+		const grace = 200 * time.Millisecond
+		u := New(Options{Name: "u", Balancer: balance.NewRoundRobin()})
+		src := chanSource{ch: make(chan discovery.Update)}
+		events := make(chan WatchEvent, 16)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			u.Watch(ctx, src, WatchOptions{EmptyGrace: grace, OnEvent: func(e WatchEvent) { events <- e }})
+			close(done)
+		}()
+		defer func() { cancel(); <-done }()
+		// next returns the one event the last step caused.
+		next := func(want string) WatchEvent {
+			t.Helper()
+			synctest.Wait()
+			select {
+			case e := <-events:
+				if e.Kind != want {
+					t.Fatalf("event %q, want %q", e.Kind, want)
+				}
+				if !e.At.Equal(time.Now()) {
+					t.Fatalf("%q event at %v, want now (%v)", want, e.At, time.Now())
+				}
+				return e
+			default:
+				t.Fatalf("no %q event", want)
 			}
-			return e
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %q event", want)
+			return WatchEvent{}
 		}
-		return WatchEvent{}
-	}
-	two := []discovery.Target{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 1}}
-	src.ch <- discovery.Update{Targets: two}
-	next("update")
-	if got := addrs(u); !got["a:1"] || !got["b:1"] {
-		t.Fatalf("after update: %v", got)
-	}
-	src.ch <- discovery.Update{Err: errors.New("consul down")}
-	next("error")
-	if got := addrs(u); len(got) != 2 {
-		t.Fatalf("an error emptied the set: %v", got)
-	}
-	// An empty answer followed quickly by a full one changes nothing.
-	src.ch <- discovery.Update{}
-	next("empty-pending")
-	src.ch <- discovery.Update{Targets: two[:1]}
-	next("update")
-	if got := addrs(u); len(got) != 1 {
-		t.Fatalf("after shrink: %v", got)
-	}
-	// An empty answer that stands past the grace drops the targets.
-	src.ch <- discovery.Update{}
-	next("empty-pending")
-	next("empty")
-	if got := addrs(u); len(got) != 0 {
-		t.Fatalf("after grace: %v", got)
-	}
+		none := func(when string) {
+			t.Helper()
+			synctest.Wait()
+			select {
+			case e := <-events:
+				t.Fatalf("%s: unexpected %q event", when, e.Kind)
+			default:
+			}
+		}
+		two := []discovery.Target{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 1}}
+		src.ch <- discovery.Update{Targets: two}
+		next("update")
+		if got := addrs(u); !got["a:1"] || !got["b:1"] {
+			t.Fatalf("after update: %v", got)
+		}
+		src.ch <- discovery.Update{Err: errors.New("consul down")}
+		next("error")
+		if got := addrs(u); len(got) != 2 {
+			t.Fatalf("an error emptied the set: %v", got)
+		}
+		// An empty answer followed within the grace by a full one changes
+		// nothing, then or after the grace would have ended.
+		src.ch <- discovery.Update{}
+		next("empty-pending")
+		time.Sleep(grace / 2)
+		none("half the grace after the empty answer")
+		src.ch <- discovery.Update{Targets: two[:1]}
+		next("update")
+		time.Sleep(grace)
+		none("after the cancelled grace")
+		if got := addrs(u); len(got) != 1 {
+			t.Fatalf("after shrink: %v", got)
+		}
+		// An empty answer that stands for the grace drops the targets at
+		// its end, not a nanosecond earlier.
+		src.ch <- discovery.Update{}
+		pending := next("empty-pending").At
+		time.Sleep(grace - time.Nanosecond)
+		none("just before the grace ends")
+		if got := addrs(u); len(got) != 1 {
+			t.Fatalf("targets dropped before the grace ended: %v", got)
+		}
+		time.Sleep(time.Nanosecond)
+		if e := next("empty"); e.At.Sub(pending) != grace {
+			t.Fatalf("targets dropped %v after the empty answer, want %v", e.At.Sub(pending), grace)
+		}
+		if got := addrs(u); len(got) != 0 {
+			t.Fatalf("after grace: %v", got)
+		}
+	})
 }
 
 func TestPriorityGroups(t *testing.T) {
