@@ -130,13 +130,36 @@ type RoleStats struct {
 	hist             [histBuckets]atomic.Int64
 }
 
+// latencyBucket is floor(4·log2(d in µs)), 0 up to 1 µs, at most the
+// last bucket: the binary exponent gives the doubling, three comparisons
+// of the mantissa its quarter (math.Log2 costs several times more, on
+// every request).
 func latencyBucket(d time.Duration) int {
 	us := float64(d) / float64(time.Microsecond)
 	if us <= 1 {
 		return 0
 	}
-	return min(int(math.Log2(us)*4), histBuckets-1)
+	frac, exp := math.Frexp(us) // us = frac·2^exp, frac in [0.5, 1)
+	m := 2 * frac               // us = m·2^(exp-1), m in [1, 2)
+	q := 0
+	switch {
+	case m >= quarter3:
+		q = 3
+	case m >= quarter2:
+		q = 2
+	case m >= quarter1:
+		q = 1
+	}
+	return min(4*(exp-1)+q, histBuckets-1)
 }
+
+// The mantissas where a quarter of a doubling starts: 2^(1/4), 2^(2/4),
+// 2^(3/4).
+const (
+	quarter1 = 1.189207115002721
+	quarter2 = 1.4142135623730951
+	quarter3 = 1.681792830507429
+)
 
 // Record counts one finished request.
 func (s *RoleStats) Record(d time.Duration, failed bool) {

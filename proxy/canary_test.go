@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -125,4 +126,32 @@ func TestCanaryInputs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// latencyBucket is floor(4·log2(µs)) as math.Log2 computes it, on both
+// sides of every bucket boundary and along a sweep.
+func TestLatencyBucketMatchesLog2(t *testing.T) {
+	want := func(d time.Duration) int {
+		us := float64(d) / float64(time.Microsecond)
+		if us <= 1 {
+			return 0
+		}
+		return min(int(math.Log2(us)*4), histBuckets-1)
+	}
+	check := func(d time.Duration) {
+		if got, w := latencyBucket(d), want(d); got != w {
+			t.Fatalf("latencyBucket(%d ns) = %d, want %d", int64(d), got, w)
+		}
+	}
+	for k := 0; k <= histBuckets; k++ {
+		edge := time.Duration(math.Ceil(math.Pow(2, float64(k)/4) * float64(time.Microsecond)))
+		for _, d := range []time.Duration{edge - 2, edge - 1, edge, edge + 1, edge + 2} {
+			check(d)
+		}
+	}
+	for d := time.Duration(0); d < 10*time.Millisecond; d += 997 {
+		check(d)
+	}
+	check(-time.Second)
+	check(time.Duration(math.MaxInt64))
 }

@@ -81,6 +81,7 @@ type Server struct {
 	h2      *h2Server
 	clients sync.Pool // *client
 	bufs    bufPool
+	clk     monoClock
 	closing atomic.Bool
 	done    chan struct{} // closed when closing is set
 	once    sync.Once
@@ -92,7 +93,7 @@ type Server struct {
 
 // NewServer returns an engine server for p.
 func (p *Proxy) NewServer(o ServerOptions) *Server {
-	s := &Server{p: p, o: o, done: make(chan struct{}), lns: map[net.Listener]struct{}{}, conns: map[*client]struct{}{}}
+	s := &Server{p: p, o: o, clk: newMonoClock(), done: make(chan struct{}), lns: map[net.Listener]struct{}{}, conns: map[*client]struct{}{}}
 	if o.MaxConnections > 0 {
 		s.sem = make(chan struct{}, o.MaxConnections)
 	}
@@ -232,6 +233,7 @@ const maxHeadBuf = h1.DefaultMaxRequestLine + h1.DefaultMaxHeaderBytes + 1024
 type client struct {
 	s     *Server
 	nc    net.Conn
+	rd    deadline // nc's read deadline
 	state atomic.Int32
 	bufp  *[]byte // pooled read buffer
 	buf   []byte  // *bufp, or a larger one for a large head
@@ -270,6 +272,7 @@ type exchange struct {
 	err       error
 	bytes     int64 // response body bytes written to the client
 	start     time.Time
+	end       time.Time // the response was relayed whole (zero otherwise)
 	status    int
 	bodySent  int64 // request body bytes written upstream
 	bodyDone  bool  // the request body was read whole from the client
@@ -299,6 +302,7 @@ func (s *Server) getClient(nc net.Conn) *client {
 
 func (s *Server) putClient(c *client) {
 	c.nc = nil
+	c.rd = deadline{}
 	c.buf = *c.bufp
 	c.w, c.next, c.reqs = 0, 0, 0
 	c.ip, c.port, c.raddr = "", "", ""
@@ -350,7 +354,7 @@ const h2cPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // that cannot start it; the bytes stay in the buffer.
 func (c *client) h2cPreface() bool {
 	if to := c.s.o.HeaderTimeout; to > 0 {
-		_ = c.nc.SetReadDeadline(time.Now().Add(to))
+		c.rd.exact(c.nc.SetReadDeadline, c.s.clk, c.s.clk.now()+int64(to))
 	}
 	for {
 		k := min(c.w, len(h2cPreface))
@@ -358,7 +362,7 @@ func (c *client) h2cPreface() bool {
 			return false
 		}
 		if k == len(h2cPreface) {
-			_ = c.nc.SetReadDeadline(time.Time{})
+			c.rd.clear(c.nc.SetReadDeadline)
 			return true
 		}
 		idle := c.w == 0
@@ -440,9 +444,14 @@ func (c *client) handleGuarded(n int) (keep bool) {
 
 // readHead reads until buf holds a whole request head and returns its
 // length. It answers framing refusals and a head timeout itself.
+//
+// The header clock starts at accept for the first request and with the
+// first byte of a later one; before that byte the idle clock runs (a
+// rolling deadline: see deadline.go). The header deadline is only set
+// when the head did not come whole with its first read.
 func (c *client) readHead() (int, bool) {
 	s := c.s
-	now := time.Now()
+	set := c.nc.SetReadDeadline
 	started := c.w > 0 || c.reqs == 0 // the header clock runs
 	if c.w == 0 {
 		c.state.Store(stateIdle)
@@ -450,13 +459,14 @@ func (c *client) readHead() (int, bool) {
 			return 0, false
 		}
 	}
+	headerDue := int64(0) // when the header clock started and the deadline is not set yet
 	switch {
 	case started && s.o.HeaderTimeout > 0:
-		_ = c.nc.SetReadDeadline(now.Add(s.o.HeaderTimeout))
+		c.rd.exact(set, s.clk, s.clk.now()+int64(s.o.HeaderTimeout))
 	case !started && s.o.IdleTimeout > 0:
-		_ = c.nc.SetReadDeadline(now.Add(s.o.IdleTimeout))
+		c.rd.roll(set, s.clk, s.clk.now(), s.o.IdleTimeout)
 	case c.reqs > 0:
-		_ = c.nc.SetReadDeadline(time.Time{})
+		c.rd.clear(set)
 	}
 	for {
 		if c.w > 0 {
@@ -481,6 +491,10 @@ func (c *client) readHead() (int, bool) {
 				c.buf = nb
 			}
 		}
+		if headerDue != 0 {
+			c.rd.exact(set, s.clk, headerDue)
+			headerDue = 0
+		}
 		m, err := c.nc.Read(c.buf[c.w:])
 		if m > 0 {
 			if c.w == 0 {
@@ -488,7 +502,7 @@ func (c *client) readHead() (int, bool) {
 					return 0, false
 				}
 				if !started && s.o.HeaderTimeout > 0 {
-					_ = c.nc.SetReadDeadline(time.Now().Add(s.o.HeaderTimeout))
+					headerDue = s.clk.now() + int64(s.o.HeaderTimeout)
 				}
 				started = true
 			}
@@ -814,7 +828,10 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		ep.Stats.InFlight.Add(1)
 		ep.Stats.Requests.Add(1)
 		hp := tr.pools.host(ep.Addr, useTLS, sni)
-		t0 := time.Now()
+		t0 := ex.start // the first attempt starts with the request
+		if ex.attempts > 1 {
+			t0 = time.Now()
+		}
 		for fresh := false; ; fresh = true {
 			uc, f = c.attempt(hp, fresh, t0, upath, query, hasQuery, host, ep.Addr, prefix, upgrade)
 			if f.err == nil {
@@ -964,7 +981,7 @@ func (c *client) streamBody(uc *upConn) failure {
 	req, ex := &c.req, &c.ex
 	max := c.s.p.opts.MaxBodySize
 	n := c.next // the head; the body is read into buf[n:]
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.rd.clear(c.nc.SetReadDeadline)
 	remain := int64(0)
 	if req.Body == h1.BodyLength {
 		remain = req.ContentLength - ex.bodySent
@@ -1056,10 +1073,11 @@ func (c *client) readResp(uc *upConn, stopAt100 bool, wait time.Duration) (inter
 		var m int
 		var err error
 		if wait > 0 && uc.w == uc.r {
-			_ = uc.c.SetReadDeadline(time.Now().Add(wait))
+			clk := uc.pool.ps.clk
+			uc.rd.exact(uc.c.SetReadDeadline, clk, clk.now()+int64(wait))
 			m, err = uc.c.Read(uc.buf[uc.w:])
 			if uc.rt <= 0 {
-				_ = uc.c.SetReadDeadline(time.Time{}) // uc.Read sets it otherwise
+				uc.rd.clear(uc.c.SetReadDeadline) // uc.Read moves it otherwise
 			}
 			if m == 0 && isTimeout(err) {
 				return false, failure{err: errExpectWait}
@@ -1351,8 +1369,9 @@ func (c *client) respond(uc *upConn, upgrade bool) bool {
 		}
 		body = nil
 	}
+	ex.end = time.Now()
 	if upOK && kind != h1.BodyUntilClose {
-		uc.pool.put(uc, time.Now())
+		uc.pool.put(uc, ex.end)
 	} else {
 		uc.close()
 	}
@@ -1373,7 +1392,7 @@ func (c *client) tunnel(uc *upConn, from int) {
 	out = h1.EndHead(append(out, '\r', '\n'))
 	out = append(out, uc.buf[from:uc.w]...)
 	c.out = out
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.rd.clear(c.nc.SetReadDeadline)
 	if _, err := c.nc.Write(out); err != nil {
 		ex.status, ex.err = 499, err
 		uc.close()
@@ -1430,7 +1449,12 @@ func (c *client) finish(method, host, path string) {
 		return // a panic in the bookkeeping below: counted once
 	}
 	ex.finished = true
-	d := time.Since(ex.start)
+	var d time.Duration
+	if ex.end.IsZero() {
+		d = time.Since(ex.start)
+	} else {
+		d = ex.end.Sub(ex.start)
+	}
 	status := ex.status
 	svc := ex.route.Service
 	upName := ex.up.Name()

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -515,6 +516,126 @@ func TestEngineSlowlorisAnswered408(t *testing.T) {
 		t.Fatalf("408 after %v", d)
 	}
 	c.expectClosed(t)
+}
+
+// On a keep-alive connection the header clock of a later request starts
+// with its first byte: a head that stops halfway is answered 408 once
+// header_timeout passes, long before idle_timeout would.
+func TestEngineSlowSecondHeadAnswered408(t *testing.T) {
+	f := newEngineFixture(t, ServerOptions{HeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute}, Options{})
+	c := f.dial(t)
+	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	oc := f.origin.accept(t)
+	readHead(t, oc.br)
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n")
+	start := time.Now()
+	resp, body := c.response(t, "GET")
+	if resp.StatusCode != 408 || !resp.Close || body != `{"message":"Request timeout"}`+"\n" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("408 after %v, want header_timeout (200ms) and well before idle_timeout", d)
+	}
+	c.expectClosed(t)
+}
+
+// countingListener counts the read deadlines set on the connections it
+// accepted.
+type countingListener struct {
+	net.Listener
+	sets atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, sets: &l.sets}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	sets *atomic.Int64
+}
+
+func (c *countingConn) SetReadDeadline(t time.Time) error {
+	c.sets.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+// A busy keep-alive connection does not move its read deadline for every
+// request: idle_timeout is a rolling deadline set again about once per
+// 1/64 of it, and the header deadline is only set for a head that does
+// not come whole with its first read.
+func TestEngineKeepAliveDeadlinesAmortised(t *testing.T) {
+	f := newEngineFixture(t, ServerOptions{}, Options{})
+	const idle = time.Minute
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	s := f.p.NewServer(ServerOptions{IdleTimeout: idle, HeaderTimeout: 10 * time.Second})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(cl) }()
+	t.Cleanup(func() { _ = s.Close(); <-done })
+	f.addr = ln.Addr().String()
+
+	c := f.dial(t)
+	var oc *originConn
+	const n = 50
+	start := time.Now()
+	for i := range n {
+		c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if i == 0 {
+			oc = f.origin.accept(t)
+		}
+		readHead(t, oc.br)
+		io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	// The first head's deadline, then one idle deadline per slack the
+	// requests took (and one more for where the run started in it).
+	slack := idle / 64
+	limit := 2 + 2*int64(time.Since(start)/slack+1)
+	if got := cl.sets.Load(); got > limit {
+		t.Fatalf("%d read deadlines set for %d keep-alive requests, want at most %d", got, n, limit)
+	}
+}
+
+// read_timeout bounds the wait for the upstream's answer on a pooled
+// connection too, and never fires before it is due: an origin that answers
+// the first request and then goes silent is a 504 after read_timeout.
+func TestEngineReadTimeout(t *testing.T) {
+	f := newEngineFixture(t, ServerOptions{}, Options{})
+	const rt = 300 * time.Millisecond
+	f.svc.Transport = NewTransports().Get(TransportOptions{ConnectTimeout: time.Second, ReadTimeout: rt, MaxIdleConnsPerHost: 4})
+	c := f.dial(t)
+	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	oc := f.origin.accept(t)
+	readHead(t, oc.br)
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	start := time.Now()
+	readHead(t, oc.br) // the pooled connection carries it; no answer
+	resp, _ := c.response(t, "GET")
+	d := time.Since(start)
+	if resp.StatusCode != 504 {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
+	}
+	if d < rt || d > 5*time.Second {
+		t.Fatalf("504 after %v, want read_timeout (%v)", d, rt)
+	}
 }
 
 // A keep-alive connection with nothing more to send is closed after

@@ -34,6 +34,7 @@ func upLimits() h1.Limits {
 type connPools struct {
 	o      TransportOptions
 	tls    *tls.Config // the base of TLS connections (ServerName per pool)
+	clk    monoClock
 	dialer net.Dialer
 	bufs   bufPool
 	mu     sync.RWMutex
@@ -47,7 +48,7 @@ type poolKey struct {
 }
 
 func newConnPools(o TransportOptions, tlsBase *tls.Config) *connPools {
-	return &connPools{o: o, tls: tlsBase, dialer: net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second},
+	return &connPools{o: o, tls: tlsBase, clk: newMonoClock(), dialer: net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second},
 		hosts: map[poolKey]*hostPool{}}
 }
 
@@ -238,12 +239,14 @@ type upConn struct {
 	idleAt time.Time
 	reused bool // taken from the idle list
 	rt, wt time.Duration
+	rd, wd deadline // c's read and write deadlines (rolling: deadline.go)
 }
 
 // Read enforces read_timeout: the longest wait for one read.
 func (u *upConn) Read(p []byte) (int, error) {
 	if u.rt > 0 {
-		_ = u.c.SetReadDeadline(time.Now().Add(u.rt))
+		clk := u.pool.ps.clk
+		u.rd.roll(u.c.SetReadDeadline, clk, clk.now(), u.rt)
 	}
 	return u.c.Read(p)
 }
@@ -252,12 +255,13 @@ func (u *upConn) Read(p []byte) (int, error) {
 // deadline out so a connection from the pool has no stale one.
 func (u *upConn) Write(p []byte) (int, error) {
 	if u.wt > 0 || u.rt > 0 {
-		now := time.Now()
+		clk := u.pool.ps.clk
+		now := clk.now()
 		if u.wt > 0 {
-			_ = u.c.SetWriteDeadline(now.Add(u.wt))
+			u.wd.roll(u.c.SetWriteDeadline, clk, now, u.wt)
 		}
 		if u.rt > 0 {
-			_ = u.c.SetReadDeadline(now.Add(u.rt))
+			u.rd.roll(u.c.SetReadDeadline, clk, now, u.rt)
 		}
 	}
 	return u.c.Write(p)

@@ -5,6 +5,8 @@
 // the medians: requests/s, p50/p99 latency, the proxy's CPU time per request
 // (read from /proc, summed over its process tree) and its resident memory
 // idle and under load, with ratios against nginx measured in the same run.
+// Rounds alternate between the targets. Several Outrigger builds can be
+// compared in one run (-outrigger old,new).
 //
 // The load generator is wrk (one thread) when it is installed, else a
 // closed loop in this process. Either way every run is bounded in time and
@@ -33,7 +35,7 @@ import (
 
 func main() {
 	var (
-		outrigger = flag.String("outrigger", "bin/outrigger", "outrigger binary")
+		outrigger = flag.String("outrigger", "bin/outrigger", "outrigger binary; a comma-separated list compares builds in one run (the second and later are named outrigger:FILE)")
 		conns     = flag.String("c", "8,64", "comma-separated concurrent connection counts")
 		duration  = flag.Duration("d", 5*time.Second, "duration of each run")
 		rounds    = flag.Int("rounds", 3, "rounds per target and concurrency (medians are reported)")
@@ -304,12 +306,18 @@ func bench(o benchOpts) error {
 	}
 
 	targets := []*target{{name: "direct", url: "http://" + origins[0] + "/bench"}}
-	og, err := startOutrigger(o.outrigger, tmp, origins, false)
-	if err != nil {
-		return err
+	for i, bin := range strings.Split(o.outrigger, ",") {
+		name := "outrigger"
+		if i > 0 {
+			name += ":" + filepath.Base(bin)
+		}
+		og, err := startOutrigger(name, bin, filepath.Join(tmp, strconv.Itoa(i)), origins, false)
+		if err != nil {
+			return err
+		}
+		defer og.stop()
+		targets = append(targets, og.t)
 	}
-	defer og.stop()
-	targets = append(targets, og.t)
 	for _, p := range []struct {
 		bin, pkg string
 		start    func(string, string, []string) (*proc, error)
@@ -344,17 +352,21 @@ func bench(o benchOpts) error {
 		t.rssIdle = treeRSS(t.pid)
 	}
 	for _, c := range o.conns {
-		med := map[string]run{}
-		for _, t := range targets {
-			var rs []run
-			for range o.rounds {
+		// Round by round across the targets, so that what else the
+		// machine does at some moment weighs on all of them alike.
+		rs := map[string][]run{}
+		for range o.rounds {
+			for _, t := range targets {
 				r, err := measure(o, t, c, o.d)
 				if err != nil {
 					return fmt.Errorf("%s: %w", t.name, err)
 				}
-				rs = append(rs, r)
+				rs[t.name] = append(rs[t.name], r)
 			}
-			med[t.name] = median(rs)
+		}
+		med := map[string]run{}
+		for name, r := range rs {
+			med[name] = median(r)
 		}
 		report(fmt.Sprintf("%d connections", c), targets, med)
 	}
@@ -427,7 +439,11 @@ func median(rs []run) run {
 func report(title string, targets []*target, med map[string]run) {
 	const mib = 1 << 20
 	fmt.Printf("\n%s\n", title)
-	fmt.Printf("%-10s %10s %7s %9s %9s %10s %9s %9s %9s %9s %9s\n", "target", "req/s", "errors", "p50", "p99",
+	w := len("target")
+	for _, t := range targets {
+		w = max(w, len(t.name))
+	}
+	fmt.Printf("%-*s %10s %7s %9s %9s %10s %9s %9s %9s %9s %9s\n", w, "target", "req/s", "errors", "p50", "p99",
 		"cpu/req", "rss idle", "rss load", "rps×ngx", "cpu×ngx", "p99×ngx")
 	ngx, haveNgx := med["nginx"]
 	ratio := func(a, b float64) string {
@@ -445,7 +461,7 @@ func report(title string, targets []*target, med map[string]run) {
 			load = fmt.Sprintf("%.1fMiB", float64(r.rssLoad)/mib)
 			cpuRatio = ratio(float64(r.cpuPerReq), float64(ngx.cpuPerReq))
 		}
-		fmt.Printf("%-10s %10.0f %7d %9s %9s %10s %9s %9s %9s %9s %9s\n", t.name, r.rps(), r.errs,
+		fmt.Printf("%-*s %10.0f %7d %9s %9s %10s %9s %9s %9s %9s %9s\n", w, t.name, r.rps(), r.errs,
 			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), cpu, idle, load,
 			ratio(r.rps(), ngx.rps()), cpuRatio, ratio(float64(r.p99), float64(ngx.p99)))
 	}
@@ -457,9 +473,12 @@ type proc struct {
 	stop func()
 }
 
-// startOutrigger starts Outrigger in front of origins, serving HTTP/2 with
-// prior knowledge beside HTTP/1.1 when h2c is set.
-func startOutrigger(bin, tmp string, origins []string, h2c bool) (*proc, error) {
+// startOutrigger starts Outrigger (bin, shown as name) in front of origins,
+// serving HTTP/2 with prior knowledge beside HTTP/1.1 when h2c is set.
+func startOutrigger(name, bin, tmp string, origins []string, h2c bool) (*proc, error) {
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return nil, err
+	}
 	proxyAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -488,9 +507,9 @@ services:
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	cmd.Stderr = os.Stderr
 	if h2c {
-		return startAndWaitH2("outrigger", cmd, "http://"+proxyAddr+"/bench")
+		return startAndWaitH2(name, cmd, "http://"+proxyAddr+"/bench")
 	}
-	return startAndWait("outrigger", cmd, "http://"+proxyAddr+"/bench")
+	return startAndWait(name, cmd, "http://"+proxyAddr+"/bench")
 }
 
 func startNginx(path, tmp string, origins []string) (*proc, error) {
