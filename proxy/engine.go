@@ -1455,34 +1455,13 @@ func (c *client) finish(method, host, path string) {
 	} else {
 		d = ex.end.Sub(ex.start)
 	}
-	status := ex.status
-	svc := ex.route.Service
-	upName := ex.up.Name()
-	if ex.role != nil && status != 499 {
-		ex.role.Record(d, status >= 500 || status == 0)
+	client := ""
+	if p.opts.AccessLog {
+		client = c.remoteAddr()
 	}
-	target := ""
-	if ex.ep != nil {
-		target = ex.ep.Addr
-	}
-	if mt := p.opts.Metrics; mt != nil {
-		mt.InFlight.Dec()
-		mt.record(ex.route.Name, svc.Name, upName, ex.ep, status, d)
-	}
-	if ex.ep != nil {
-		// After the metrics: a target removed meanwhile keeps its series
-		// until here.
-		ex.ep.Member.Done()
-	}
-	if !p.opts.AccessLog {
-		return
-	}
-	ev := p.log.Info().Str("method", method).Str("host", host).Str("path", path).
-		Str("route", ex.route.Name).Str("service", svc.Name).Str("upstream", upName).
-		Str("target", target).Int("status", status).Int64("bytes", ex.bytes).
-		Dur("duration", d).Int("attempts", ex.attempts).Str("client", c.remoteAddr())
-	if ex.err != nil {
-		ev = ev.Str("error", ex.err.Error())
-	}
-	ev.Msg("access")
+	p.account(&outcome{
+		method: method, host: host, path: path, client: client,
+		route: ex.route, up: ex.up, role: ex.role, ep: ex.ep,
+		status: ex.status, attempts: ex.attempts, bytes: ex.bytes, d: d, err: ex.err,
+	})
 }

@@ -487,48 +487,71 @@ func (p *Proxy) accessLine(r *http.Request, start time.Time, status int) {
 
 // finish records metrics and the access-log line of a proxied request.
 func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
-	d := time.Since(start)
 	status := rs.rw.status
 	if status == 0 && rs.rw.hijacked {
 		status = http.StatusSwitchingProtocols
 	}
-	svc := rs.route.Service
-	upName := rs.up.Name()
-	failed := status >= 500 || status == 0
-	if rs.grpc.on {
-		failed = failed || grpcServerError(rs.grpc.status)
+	p.account(&outcome{
+		method: r.Method, host: r.Host, path: r.URL.Path, client: r.RemoteAddr,
+		route: rs.route, up: rs.up, role: rs.role, ep: rs.ep,
+		status: status, attempts: rs.attempts, bytes: rs.rw.bytes, d: time.Since(start), err: rs.err,
+		grpc: rs.grpc.on, grpcStatus: rs.grpc.status,
+	})
+}
+
+// outcome is what either server (the engine or net/http) knows of a
+// proxied request when it ends.
+type outcome struct {
+	method, host, path, client string
+	route                      *Route
+	up                         *upstream.Upstream
+	role                       *RoleStats
+	ep                         *upstream.Endpoint // nil when no target was picked
+	status, attempts           int
+	bytes                      int64
+	d                          time.Duration
+	err                        error
+	grpc                       bool
+	grpcStatus                 int
+}
+
+// account ends a proxied request: the rollout counters, the metrics, the
+// target's hold (after the metrics, so a target removed meanwhile keeps its
+// series until here) and the access-log line.
+func (p *Proxy) account(o *outcome) {
+	svc := o.route.Service
+	upName := o.up.Name()
+	failed := o.status >= 500 || o.status == 0
+	if o.grpc {
+		failed = failed || grpcServerError(o.grpcStatus)
 	}
-	if rs.role != nil && status != 499 && !(rs.grpc.on && rs.grpc.status == grpcCanceled) {
-		rs.role.Record(d, failed)
-	}
-	target := ""
-	if rs.ep != nil {
-		target = rs.ep.Addr
+	if o.role != nil && o.status != 499 && !(o.grpc && o.grpcStatus == grpcCanceled) {
+		o.role.Record(o.d, failed)
 	}
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Dec()
-		mt.record(rs.route.Name, svc.Name, upName, rs.ep, status, d)
-		if rs.grpc.on {
-			mt.GRPC.WithLabelValues(rs.route.Name, svc.Name, upName, grpcStatusLabel(rs.grpc.status)).Inc()
+		mt.record(o.route.Name, svc.Name, upName, o.ep, o.status, o.d)
+		if o.grpc {
+			mt.GRPC.WithLabelValues(o.route.Name, svc.Name, upName, grpcStatusLabel(o.grpcStatus)).Inc()
 		}
 	}
-	if rs.ep != nil {
-		// After the metrics: a target removed meanwhile keeps its series
-		// until here.
-		rs.ep.Member.Done()
+	target := ""
+	if o.ep != nil {
+		target = o.ep.Addr
+		o.ep.Member.Done()
 	}
 	if !p.opts.AccessLog {
 		return
 	}
-	ev := p.log.Info().Str("method", r.Method).Str("host", r.Host).Str("path", r.URL.Path).
-		Str("route", rs.route.Name).Str("service", svc.Name).Str("upstream", upName).
-		Str("target", target).Int("status", status).Int64("bytes", rs.rw.bytes).
-		Dur("duration", d).Int("attempts", rs.attempts).Str("client", r.RemoteAddr)
-	if rs.err != nil {
-		ev = ev.Str("error", rs.err.Error())
+	ev := p.log.Info().Str("method", o.method).Str("host", o.host).Str("path", o.path).
+		Str("route", o.route.Name).Str("service", svc.Name).Str("upstream", upName).
+		Str("target", target).Int("status", o.status).Int64("bytes", o.bytes).
+		Dur("duration", o.d).Int("attempts", o.attempts).Str("client", o.client)
+	if o.err != nil {
+		ev = ev.Str("error", o.err.Error())
 	}
-	if rs.grpc.on {
-		ev = ev.Int("grpc_status", rs.grpc.status)
+	if o.grpc {
+		ev = ev.Int("grpc_status", o.grpcStatus)
 	}
 	ev.Msg("access")
 }
