@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -23,20 +24,67 @@ import (
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
-// plan is a fully built configuration, ready to be committed. Building has
-// no visible effect; committing swaps everything in.
+// plan is a fully built configuration: one immutable value, ready to be
+// committed. Building has no visible effect; committing swaps it in, each
+// upstream receiving its whole spec in one call.
 type plan struct {
 	cfg       *config.File // effective: file + admin layer
 	doc       *state.Doc
 	ups       map[string]*upstreamRT
 	watchers  []*watcher
-	targets   map[string][]upstream.Target
+	specs     map[string]upstream.Spec
 	overrides map[string][]upstream.Override
 	marks     map[string]map[string]health.Mark
 	splitters map[string]*proxy.Splitter
 	stats     map[string]*serviceStats
+	direct    map[string]*upstream.Upstream
+	routing   *routing
 	router    *router.Router
 	certs     *certs.Loaded
+}
+
+// routing is what services and routes are built from; when it is the one
+// the router in force was built from, the router is kept.
+type routing struct {
+	file     *config.File // the configuration file (a reload rebuilds: it rereads TLS files)
+	services []config.Service
+	routes   []config.Route
+	proxy    config.Proxy
+	canaries map[string]state.Canary // percent left out: the splitter takes it
+	ups      map[string]routedUpstream
+}
+
+type routedUpstream struct {
+	u    *upstream.Upstream
+	hash *proxy.HashSpec
+}
+
+func routingOf(file, cfg *config.File, doc *state.Doc, ups map[string]*upstreamRT) *routing {
+	r := &routing{file: file, services: cfg.Services, routes: cfg.Routes, proxy: cfg.Proxy,
+		canaries: map[string]state.Canary{}, ups: map[string]routedUpstream{}}
+	for name, c := range doc.Canaries {
+		cp := *c
+		cp.Percent, cp.UpdatedAt = 0, 0
+		r.canaries[name] = cp
+	}
+	for name, rt := range ups {
+		r.ups[name] = routedUpstream{u: rt.u, hash: rt.hash}
+	}
+	return r
+}
+
+func (r *routing) equal(o *routing) bool {
+	if r == nil || o == nil || r.file != o.file || len(r.ups) != len(o.ups) {
+		return false
+	}
+	for name, a := range r.ups {
+		b, ok := o.ups[name]
+		if !ok || a.u != b.u || !reflect.DeepEqual(a.hash, b.hash) {
+			return false
+		}
+	}
+	return reflect.DeepEqual(r.services, o.services) && reflect.DeepEqual(r.routes, o.routes) &&
+		reflect.DeepEqual(r.proxy, o.proxy) && reflect.DeepEqual(r.canaries, o.canaries)
 }
 
 // serviceStats are a service's rollout counters; they live as long as the
@@ -50,38 +98,40 @@ type serviceStats struct {
 // changes. A pending layer (the store's latest, which did not build with
 // the previous file) is tried first.
 func (g *Gateway) Apply(cfg *config.File) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.write.Lock()
+	defer g.write.Unlock()
 	if g.pending != nil {
 		// The store's latest layer may build with the new file.
 		p, err := g.buildLocked(cfg, g.pending.doc)
 		if err == nil {
 			g.log.Info().Uint64("version", g.pending.version).Msg("admin state applies to this configuration again")
-			g.base, g.docVersion, g.pending = cfg, g.pending.version, nil
-			g.commitLocked(p)
+			g.commit(p, func() { g.base, g.docVersion, g.pending = cfg, g.pending.version, nil })
 			g.layerMetricsLocked()
 			return nil
 		}
+		g.mu.Lock()
 		g.pending.err = err
+		g.mu.Unlock()
 	}
 	p, err := g.buildLocked(cfg, g.doc)
 	if err != nil {
 		return err
 	}
-	g.base = cfg
-	g.commitLocked(p)
+	g.commit(p, func() { g.base = cfg })
 	return nil
 }
 
-// buildLocked builds the effective configuration of file + doc.
+// buildLocked builds the effective configuration of file + doc; the
+// caller holds g.write (what it reads of the running configuration only
+// changes under g.write).
 func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) {
 	if file.Admin.Token == "" && !config.IsLoopbackListen(file.Admin.Listen) {
 		return nil, fmt.Errorf("%s: admin.listen %s: %s", file.Path, file.Admin.Listen, config.AdminTokenRequired)
 	}
 	cfg := state.Merge(file, doc)
-	p := &plan{cfg: cfg, doc: doc, ups: map[string]*upstreamRT{}, targets: map[string][]upstream.Target{},
+	p := &plan{cfg: cfg, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
 		overrides: map[string][]upstream.Override{}, marks: map[string]map[string]health.Mark{},
-		splitters: map[string]*proxy.Splitter{}, stats: map[string]*serviceStats{}}
+		splitters: map[string]*proxy.Splitter{}, stats: map[string]*serviceStats{}, direct: map[string]*upstream.Upstream{}}
 	for _, cu := range cfg.Upstreams {
 		rt, err := g.buildUpstream(cu, g.upstreams[cu.Name])
 		if err != nil {
@@ -92,7 +142,7 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 		for _, t := range cu.Targets {
 			ts = append(ts, upstream.Target{Addr: t.Target, Weight: t.Weight, Tags: t.Tags})
 		}
-		p.targets[cu.Name] = ts
+		p.specs[cu.Name] = upstream.Spec{Balancer: rt.balancer, Targets: ts}
 		ws, err := g.sourcesOf(cu)
 		if err != nil {
 			return nil, cfg.Errorf(cu.Discovery.Pos, "upstream %q: %v", cu.Name, err)
@@ -105,9 +155,24 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	if err := p.adminLayer(); err != nil {
 		return nil, err
 	}
+	for name, sp := range p.specs {
+		sp.Overrides, sp.Marks = p.overrides[name], p.marks[name]
+		p.specs[name] = sp
+	}
+	var err error
+	if p.certs, err = g.prepareCerts(cfg); err != nil {
+		return nil, err
+	}
+	p.routing = routingOf(file, cfg, doc, p.ups)
+	if p.routing.equal(g.routing) {
+		// Services and routes are what they were: the router in force
+		// stays, with its services, splitters, stats and direct hosts.
+		p.router, p.splitters, p.stats, p.direct = g.router, g.splitters, g.stats, g.direct
+		return p, nil
+	}
 
 	services := make(map[string]*proxy.Service, len(cfg.Services))
-	direct := map[string]*upstream.Upstream{}
+	direct := p.direct
 	for _, cs := range cfg.Services {
 		to := proxy.TransportOptions{
 			ConnectTimeout:      cs.ConnectTimeout,
@@ -145,12 +210,16 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 		} else {
 			// A real host: a one-target upstream of its own.
 			addr := net.JoinHostPort(cs.Host, strconv.Itoa(cs.Port))
+			// It keeps its identity (and stats) while the host is used.
 			u := direct[addr]
+			if u == nil {
+				u = g.direct[addr]
+			}
 			if u == nil {
 				u = upstream.New(upstream.Options{Name: addr, Balancer: balance.NewRoundRobin()})
 				u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: addr, Weight: 1}})
-				direct[addr] = u
 			}
+			direct[addr] = u
 			svc.Upstream = u
 		}
 		st := g.stats[cs.Name]
@@ -211,9 +280,6 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 		return nil, fmt.Errorf("%s: routes: %w", cfg.Path, err)
 	}
 	p.router = rt
-	if p.certs, err = g.prepareCerts(cfg); err != nil {
-		return nil, err
-	}
 	return p, nil
 }
 
@@ -246,7 +312,20 @@ func (p *plan) adminLayer() error {
 	return nil
 }
 
-// commitLocked swaps a built plan in.
+// commit swaps a built plan in, with set (the layer's bookkeeping)
+// applied in the same critical section; the caller holds g.write.
+func (g *Gateway) commit(p *plan, set func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if set != nil {
+		set()
+	}
+	g.commitLocked(p)
+}
+
+// commitLocked swaps a built plan in: each upstream gets its whole spec in
+// one Apply (one snapshot swap, none when its part did not change); the
+// caller holds g.write and g.mu.
 func (g *Gateway) commitLocked(p *plan) {
 	for name, rt := range p.ups {
 		if old := g.upstreams[name]; old != nil && old.u != rt.u {
@@ -257,10 +336,7 @@ func (g *Gateway) commitLocked(p *plan) {
 			}
 			g.retire(old)
 		}
-		rt.u.SetBalancer(rt.balancer)
-		rt.u.SetOverrides(p.overrides[name])
-		rt.u.SetTargets(upstream.StaticSource, p.targets[name])
-		rt.u.SetMarks(p.marks[name])
+		rt.u.Apply(p.specs[name])
 		if g.serving && rt.checker != nil {
 			rt.checker.Start(g.ctx)
 		}
@@ -275,11 +351,13 @@ func (g *Gateway) commitLocked(p *plan) {
 	for name, c := range p.doc.Canaries {
 		p.splitters[name].SetPercent(c.Percent)
 	}
-	g.upstreams, g.splitters, g.stats = p.ups, p.splitters, p.stats
+	g.upstreams, g.splitters, g.stats, g.direct = p.ups, p.splitters, p.stats, p.direct
 	g.doc = p.doc
+	g.rev++
 	g.adminToken.Store(&p.cfg.Admin.Token)
 	g.gen++
 	g.cfg = p.cfg
+	g.routing, g.router = p.routing, p.router
 	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen})
 	g.certs.Commit(p.certs)
 	g.metrics.generation.Set(float64(g.gen))
@@ -305,51 +383,86 @@ type pendingLayer struct {
 // fn always edits the latest layer the store holds: while that layer does
 // not build here (pending) the change is refused with 409, since writing
 // over the older layer in force would discard changes this sidecar never
-// saw.
+// saw. fn runs with no lock held; a change committed meanwhile makes it
+// run again on the new layer.
 func (g *Gateway) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	for range maxMutateRetries {
-		if g.pending != nil {
-			return g.refusalLocked()
-		}
-		next := g.doc.Clone()
-		if err := fn(next); err != nil {
+		doc, rev, err := g.Layer()
+		if err != nil {
 			return err
 		}
-		p, err := g.buildLocked(g.base, next)
-		if err != nil {
-			var ae *admin.Error
-			if errors.As(err, &ae) {
-				return err
-			}
-			return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+		if err := fn(doc); err != nil {
+			return err
 		}
-		if g.store != nil {
-			prev := g.docVersion
-			if g.lost {
-				prev = 0 // the store lost the layer: recreate it, with this change
-			}
-			v, err := g.store.Save(ctx, next, prev)
-			if errors.Is(err, state.ErrConflict) {
-				if err := g.reloadDocLocked(ctx); err != nil {
-					return err
-				}
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("persist admin state: %w", err)
-			}
-			if g.lost {
-				g.log.Warn().Uint64("version", v).Msg("admin state: the store's copy is back (recreated with this admin change)")
-			}
-			g.docVersion, g.lost = v, false
+		err = g.CompareAndSet(ctx, rev, doc)
+		if !errors.Is(err, state.ErrConflict) {
+			return err
 		}
-		g.commitLocked(p)
-		g.layerMetricsLocked()
-		return nil
 	}
 	return fmt.Errorf("persist admin state: still conflicting after %d attempts", maxMutateRetries)
+}
+
+// Layer implements admin.Controller: a copy of the admin layer in force and
+// its revision, or the 409 refusal while the store's latest layer does not
+// build here.
+func (g *Gateway) Layer() (*state.Doc, uint64, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pending != nil {
+		return nil, 0, g.refusalLocked()
+	}
+	return g.doc.Clone(), g.rev, nil
+}
+
+// CompareAndSet implements admin.Controller: doc replaces the admin layer
+// if rev (from Layer) is still the revision in force. It is built, saved
+// with the store's check-and-set (g.mu is not held meanwhile), then
+// committed. A stale rev, or a store that holds a newer layer (which is
+// then adopted), answers an error wrapping state.ErrConflict: read Layer
+// again and retry.
+func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) error {
+	g.write.Lock()
+	defer g.write.Unlock()
+	if g.pending != nil {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.refusalLocked()
+	}
+	if rev != g.rev {
+		return fmt.Errorf("admin layer revision %d is no longer in force (now %d): %w", rev, g.rev, state.ErrConflict)
+	}
+	p, err := g.buildLocked(g.base, doc)
+	if err != nil {
+		var ae *admin.Error
+		if errors.As(err, &ae) {
+			return err
+		}
+		return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+	}
+	version, lost := g.docVersion, g.lost
+	if g.store != nil {
+		prev := g.docVersion
+		if g.lost {
+			prev = 0 // the store lost the layer: recreate it, with this change
+		}
+		v, err := g.store.Save(ctx, doc, prev)
+		if errors.Is(err, state.ErrConflict) {
+			if err := g.reloadDocLocked(ctx); err != nil {
+				return err
+			}
+			return fmt.Errorf("the store holds a newer admin layer: %w", state.ErrConflict)
+		}
+		if err != nil {
+			return fmt.Errorf("persist admin state: %w", err)
+		}
+		if g.lost {
+			g.log.Warn().Uint64("version", v).Msg("admin state: the store's copy is back (recreated with this admin change)")
+		}
+		version, lost = v, false
+	}
+	g.commit(p, func() { g.docVersion, g.lost = version, lost })
+	g.layerMetricsLocked()
+	return nil
 }
 
 // refusalLocked is Mutate's answer while the store's latest layer does not
@@ -365,8 +478,8 @@ func (g *Gateway) refusalLocked() error {
 // ResetState implements admin.Controller: an empty layer, saved with
 // check-and-set over the latest stored version, then applied.
 func (g *Gateway) ResetState(ctx context.Context) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.write.Lock()
+	defer g.write.Unlock()
 	empty := &state.Doc{}
 	p, err := g.buildLocked(g.base, empty)
 	if err != nil {
@@ -378,6 +491,7 @@ func (g *Gateway) ResetState(ctx context.Context) error {
 			prev = 0
 		}
 		saved := false
+		var version uint64
 		for range maxMutateRetries {
 			v, err := g.store.Save(ctx, empty, prev)
 			if errors.Is(err, state.ErrConflict) {
@@ -391,15 +505,17 @@ func (g *Gateway) ResetState(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("persist admin state: %w", err)
 			}
-			g.docVersion, saved = v, true
+			version, saved = v, true
 			break
 		}
 		if !saved {
 			return fmt.Errorf("persist admin state: still conflicting after %d attempts", maxMutateRetries)
 		}
+		g.mu.Lock()
+		g.docVersion = version
+		g.mu.Unlock()
 	}
-	g.pending, g.lost = nil, false
-	g.commitLocked(p)
+	g.commit(p, func() { g.pending, g.lost = nil, false })
 	g.layerMetricsLocked()
 	g.log.Warn().Uint64("version", g.docVersion).Msg("admin state reset: every admin change was discarded")
 	return nil
@@ -439,13 +555,13 @@ func (g *Gateway) observeLocked(doc *state.Doc, v uint64) bool {
 	defer g.layerMetricsLocked()
 	if v == 0 && g.latestVersionLocked() != 0 {
 		if !g.lost {
-			g.lost = true
+			g.setLayer(func() { g.lost = true })
 			g.log.Error().Uint64("last_version", g.latestVersionLocked()).
 				Msg("admin state: the store no longer holds the admin layer; keeping the last known one and publishing it again")
 		}
 		return false
 	}
-	g.lost = false
+	g.setLayer(func() { g.lost = false })
 	if doc == nil {
 		doc = &state.Doc{}
 	}
@@ -455,15 +571,13 @@ func (g *Gateway) observeLocked(doc *state.Doc, v uint64) bool {
 			g.log.Error().Err(err).Uint64("version", v).Uint64("running_version", g.docVersion).
 				Msg("admin state does not apply to this configuration; keeping the running one and refusing admin changes until it does")
 		}
-		g.pending = &pendingLayer{doc: doc, version: v, err: err}
+		g.setLayer(func() { g.pending = &pendingLayer{doc: doc, version: v, err: err} })
 		return false
 	}
 	if g.pending != nil {
 		g.log.Info().Uint64("version", v).Msg("admin state applies to this configuration again")
 	}
-	g.pending = nil
-	g.docVersion = v
-	g.commitLocked(p)
+	g.commit(p, func() { g.pending, g.docVersion = nil, v })
 	return true
 }
 
@@ -490,15 +604,25 @@ func (g *Gateway) republishLocked(ctx context.Context) error {
 	case err != nil:
 		return err
 	}
-	g.lost = false
-	if g.pending != nil {
-		g.pending.version = v
-	} else {
-		g.docVersion = v
-	}
+	g.setLayer(func() {
+		g.lost = false
+		if g.pending != nil {
+			g.pending.version = v
+		} else {
+			g.docVersion = v
+		}
+	})
 	g.layerMetricsLocked()
 	g.log.Warn().Uint64("last_version", known).Uint64("version", v).Msg("admin state: published the last known layer again")
 	return nil
+}
+
+// setLayer changes where the store's layer stands; the caller holds
+// g.write.
+func (g *Gateway) setLayer(f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	f()
 }
 
 // layerMetricsLocked sets the admin layer state gauge.
