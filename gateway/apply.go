@@ -40,7 +40,7 @@ type plan struct {
 	direct    map[string]*upstream.Upstream
 	routing   *routing
 	router    *router.Router
-	certs     *certs.Loaded
+	certs     *certs.Loaded // nil: the certificates in force stay
 }
 
 // routing is what services and routes are built from; when it is the one
@@ -132,16 +132,29 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	p := &plan{cfg: cfg, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
 		overrides: map[string][]upstream.Override{}, marks: map[string]map[string]health.Mark{},
 		splitters: map[string]*proxy.Splitter{}, stats: map[string]*serviceStats{}, direct: map[string]*upstream.Upstream{}}
+	sameFile := file == g.base
 	for _, cu := range cfg.Upstreams {
+		ts := make([]upstream.Target, 0, len(cu.Targets))
+		for _, t := range cu.Targets {
+			ts = append(ts, upstream.Target{Addr: t.Target, Weight: t.Weight, Tags: t.Tags})
+		}
+		if old := g.upstreams[cu.Name]; sameFile && old != nil && old.settingsOf(cu) {
+			// Only its targets (if anything) changed: the upstream, its
+			// balancer, checker and watchers stay as they are.
+			p.ups[cu.Name] = old
+			p.specs[cu.Name] = upstream.Spec{Balancer: old.balancer, Targets: ts}
+			for _, w := range g.watchers {
+				if w.upstream == cu.Name {
+					p.watchers = append(p.watchers, w)
+				}
+			}
+			continue
+		}
 		rt, err := g.buildUpstream(cu, g.upstreams[cu.Name])
 		if err != nil {
 			return nil, cfg.Errorf(cu.Pos, "upstream %q: %v", cu.Name, err)
 		}
 		p.ups[cu.Name] = rt
-		ts := make([]upstream.Target, 0, len(cu.Targets))
-		for _, t := range cu.Targets {
-			ts = append(ts, upstream.Target{Addr: t.Target, Weight: t.Weight, Tags: t.Tags})
-		}
 		p.specs[cu.Name] = upstream.Spec{Balancer: rt.balancer, Targets: ts}
 		ws, err := g.sourcesOf(cu)
 		if err != nil {
@@ -159,9 +172,14 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 		sp.Overrides, sp.Marks = p.overrides[name], p.marks[name]
 		p.specs[name] = sp
 	}
-	var err error
-	if p.certs, err = g.prepareCerts(cfg); err != nil {
-		return nil, err
+	if !sameFile || g.cfg == nil || !reflect.DeepEqual(cfg.Certificates, g.cfg.Certificates) ||
+		cfg.Proxy.SSLClientCertificate != g.cfg.Proxy.SSLClientCertificate {
+		// (Otherwise the certificates in force stay, with what the store's
+		// polling reloaded since.)
+		var err error
+		if p.certs, err = g.prepareCerts(cfg); err != nil {
+			return nil, err
+		}
 	}
 	p.routing = routingOf(file, cfg, doc, p.ups)
 	if p.routing.equal(g.routing) {
@@ -359,7 +377,9 @@ func (g *Gateway) commitLocked(p *plan) {
 	g.cfg = p.cfg
 	g.routing, g.router = p.routing, p.router
 	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen})
-	g.certs.Commit(p.certs)
+	if p.certs != nil {
+		g.certs.Commit(p.certs)
+	}
 	g.metrics.generation.Set(float64(g.gen))
 }
 

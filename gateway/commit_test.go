@@ -18,6 +18,8 @@ import (
 const twoTargets = `upstreams:
   - name: u1
     targets: [{target: "127.0.0.1:7001"}, {target: "127.0.0.1:7002"}]
+  - name: u2
+    targets: [{target: "127.0.0.1:7005"}]
 services:
   - {name: s1, host: u1}
   - {name: direct, host: 127.0.0.1, port: 7003}
@@ -100,8 +102,9 @@ func TestCommitNeverMixesGenerations(t *testing.T) {
 
 // TestCommitKeepsRouterAndDirectHosts: an admin change that touches no
 // service or route keeps the router and the direct host's upstream (its
-// stats); one that adds a route rebuilds the router and still keeps the
-// direct host's upstream.
+// stats) and leaves the snapshot of an upstream it does not touch alone;
+// one that adds a route rebuilds the router and still keeps the direct
+// host's upstream.
 func TestCommitKeepsRouterAndDirectHosts(t *testing.T) {
 	ctx := context.Background()
 	g, err := New(parse(t, twoTargets), Options{Log: zerolog.Nop()})
@@ -113,8 +116,13 @@ func TestCommitKeepsRouterAndDirectHosts(t *testing.T) {
 	if direct == nil {
 		t.Fatalf("no direct upstream for %s", addr)
 	}
+	u2 := g.Upstream("u2")
+	gen2 := u2.Snapshot().Generation
 	if err := g.Mutate(ctx, generation(1)); err != nil {
 		t.Fatal(err)
+	}
+	if g.Upstream("u2") != u2 || u2.Snapshot().Generation != gen2 {
+		t.Error("an admin change of u1 rebuilt u2 or swapped its snapshot")
 	}
 	if g.router != router {
 		t.Error("an override change rebuilt the router")
