@@ -2,7 +2,7 @@ package gateway
 
 import (
 	"context"
-	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -10,7 +10,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/outrigger-gw/outrigger/proxy"
 	"github.com/outrigger-gw/outrigger/state"
+	"github.com/outrigger-gw/outrigger/upstream"
 )
 
 // twoTargets is a gateway whose upstream u1 has targets x and y, with a
@@ -111,23 +113,27 @@ func TestCommitKeepsRouterAndDirectHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := net.JoinHostPort("127.0.0.1", "7003")
-	router, direct := g.router, g.direct[addr]
-	if direct == nil {
-		t.Fatalf("no direct upstream for %s", addr)
+	// directOf is the upstream the route to the direct host uses now.
+	directOf := func() *upstream.Upstream {
+		m, ok := g.proxy.Table().Router.Match(http.MethodGet, "example.test", "/b", nil)
+		if !ok {
+			t.Fatal("route r2 does not match /b")
+		}
+		return m.Route.Value.(*proxy.Route).Service.Upstream
 	}
+	router, direct := g.proxy.Table().Router, directOf()
 	u2 := g.Upstream("u2")
 	gen2 := u2.Snapshot().Generation
 	if err := g.Mutate(ctx, generation(1)); err != nil {
 		t.Fatal(err)
 	}
 	if g.Upstream("u2") != u2 || u2.Snapshot().Generation != gen2 {
-		t.Error("an admin change of u1 rebuilt u2 or swapped its snapshot")
+		t.Errorf("an admin change of u1 rebuilt u2 or swapped its snapshot (generation %d, was %d)", u2.Snapshot().Generation, gen2)
 	}
-	if g.router != router {
+	if g.proxy.Table().Router != router {
 		t.Error("an override change rebuilt the router")
 	}
-	if g.direct[addr] != direct {
+	if directOf() != direct {
 		t.Error("an override change replaced the direct host's upstream")
 	}
 	if err := g.Mutate(ctx, func(d *state.Doc) error {
@@ -136,10 +142,10 @@ func TestCommitKeepsRouterAndDirectHosts(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if g.router == router {
+	if g.proxy.Table().Router == router {
 		t.Error("a new route did not rebuild the router")
 	}
-	if g.direct[addr] != direct {
+	if directOf() != direct {
 		t.Error("a new route replaced the direct host's upstream")
 	}
 }
