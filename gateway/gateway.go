@@ -6,8 +6,21 @@
 // Contract:
 //   - Apply is all or nothing: a configuration that fails to build leaves
 //     the running one untouched.
+//   - Every change (reload, admin change, adoption of the fleet's layer)
+//     is built into one immutable configuration value and committed at
+//     once: each upstream receives its whole spec (targets, overrides,
+//     marks, balancer) in one call and swaps its snapshot once, or not at
+//     all when its part did not change; the router is rebuilt only when
+//     services or routes changed; direct-host upstreams keep their
+//     identity and stats.
 //   - Upstreams are kept across reloads by name, so balancer position,
-//     in-flight counts and (later) health state survive a reload.
+//     in-flight counts and health state survive a reload.
+//   - The configuration store (Apply, Mutate, Layer and CompareAndSet,
+//     ResetState, adoption) and the runtime (upstreams, watchers,
+//     listeners) have a lock each: store I/O runs under the writer lock
+//     only, so Ready, Status, the metrics and the proxy never wait for the
+//     store. CompareAndSet checks the revision it was handed under the
+//     writer lock, which it holds until the commit.
 //   - Admin changes are computed on the latest layer the store holds, so
 //     no acknowledged change of another sidecar is overwritten: a stored
 //     layer that does not build with this file is not applied (the last

@@ -19,6 +19,8 @@
 //     Options.OnTargetGone is called then, exactly once. An address that
 //     comes back after that gets a new Member; one that comes back while
 //     a request still holds the old one keeps it.
+//   - Apply sets every configured input at once with one snapshot swap
+//     (none when nothing changed), so no reader sees half of a change.
 //   - Nothing outside this package mutates a Picker.
 package upstream
 
