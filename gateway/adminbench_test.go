@@ -17,11 +17,17 @@ import (
 
 // BenchmarkAdminPatchTargetWeight measures admin write latency: PATCHes
 // of a target's weight through the admin handler, one after the other,
-// with the file store. It reports the median and the 99th percentile.
+// with the file store (file) and with none (memory: the gateway's own
+// part). It reports the median and the 99th percentile.
 func BenchmarkAdminPatchTargetWeight(b *testing.B) {
-	body := fmt.Sprintf(`admin:
-  state_file: %s
-upstreams:
+	b.Run("file", func(b *testing.B) {
+		benchPatch(b, fmt.Sprintf("admin:\n  state_file: %s\n", filepath.Join(b.TempDir(), "state.json")))
+	})
+	b.Run("memory", func(b *testing.B) { benchPatch(b, "") })
+}
+
+func benchPatch(b *testing.B, admin string) {
+	body := admin + `upstreams:
   - name: u1
     targets: [{target: "127.0.0.1:7001"}, {target: "127.0.0.1:7002"}]
   - name: u2
@@ -34,7 +40,7 @@ routes:
   - {name: r1, paths: [/a], service: s1}
   - {name: r2, paths: ["~/b/[0-9]+"], service: s2}
   - {name: r3, paths: [/c], service: direct}
-`, filepath.Join(b.TempDir(), "state.json"))
+`
 	cfg, err := config.Parse("bench.yaml", []byte(body), nil)
 	if err != nil {
 		b.Fatal(err)
