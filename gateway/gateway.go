@@ -53,7 +53,6 @@ import (
 	"github.com/outrigger-gw/outrigger/admin"
 	"github.com/outrigger-gw/outrigger/certs"
 	"github.com/outrigger-gw/outrigger/config"
-	"github.com/outrigger-gw/outrigger/discovery"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
 	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/proxy"
@@ -322,37 +321,6 @@ func (g *Gateway) discoveryWaitingLocked(now time.Time) []string {
 		}
 	}
 	return waiting
-}
-
-// remoteChange takes in a state of the store another sidecar of the fleet
-// wrote (or the store's copy vanishing); it runs on the store's watch
-// goroutine. A lost copy is published again, retried with backoff until
-// the store holds a layer again or ctx ends.
-func (g *Gateway) remoteChange(ctx context.Context, doc *state.Doc, v uint64) {
-	g.write.Lock()
-	if v == g.latestVersionLocked() && !g.lost {
-		g.write.Unlock()
-		return // what we hold (versions may go backwards when Consul loses its data)
-	}
-	if g.observeLocked(doc, v) {
-		g.log.Info().Uint64("version", v).Msg("admin state changed by another sidecar; applied")
-	}
-	g.write.Unlock()
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !discovery.Sleep(ctx, discovery.Backoff(attempt, 100*time.Millisecond, 5*time.Second, discovery.FullJitter)) {
-			return
-		}
-		g.write.Lock()
-		if !g.lost {
-			g.write.Unlock()
-			return
-		}
-		err := g.republishLocked(ctx)
-		g.write.Unlock()
-		if err != nil {
-			g.log.Warn().Err(err).Int("attempt", attempt+1).Msg("admin state: publishing the last known layer again failed; retrying")
-		}
-	}
 }
 
 // reconcileWatchers keeps running watchers that the new configuration
