@@ -9,7 +9,7 @@ import (
 	"github.com/outrigger-gw/outrigger/health"
 )
 
-// specOf is one of two generations: gen 0 overrides x (weight 3) and marks
+// genSpec is one of two generations: gen 0 overrides x (weight 3) and marks
 // y down; gen 1 the other way round, with the other balancer. A snapshot
 // of either has exactly one endpoint, overridden to weight 3; any mix of
 // the two shows otherwise.
