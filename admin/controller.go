@@ -26,6 +26,17 @@ type Controller interface {
 	// package never calls the Controller from inside fn, so Mutate may
 	// hold its lock while fn runs.
 	Mutate(ctx context.Context, fn func(*state.Doc) error) error
+	// Layer returns a private copy of the admin layer in force and its
+	// revision, for CompareAndSet; while the store's latest layer does not
+	// build with this gateway's configuration file it returns Mutate's
+	// 409 *Error instead.
+	Layer() (*state.Doc, uint64, error)
+	// CompareAndSet replaces the admin layer with doc if rev (from Layer)
+	// is still the revision in force: validated, persisted and applied as
+	// Mutate does. When the layer moved on meanwhile (here or in the
+	// store) it returns an error wrapping state.ErrConflict: read Layer
+	// again and redo the change.
+	CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) error
 	// Doc returns a copy of the current admin layer.
 	Doc() *state.Doc
 	// File returns the configuration file's own entities (before the

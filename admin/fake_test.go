@@ -36,7 +36,8 @@ type fake struct {
 	checkers map[string]*health.Checker
 	found    map[string]map[string][]upstream.Target // upstream → source → discovered targets
 	rollout  map[string]RolloutStatus
-	mutates  int // successful Mutate calls
+	mutates  int    // successful Mutate calls
+	rev      uint64 // increases with every change
 }
 
 var _ Controller = (*fake)(nil)
@@ -67,6 +68,28 @@ func (f *fake) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
 	}
 	f.doc = next
 	f.mutates++
+	f.rev++
+	return nil
+}
+
+func (f *fake) Layer() (*state.Doc, uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.doc.Clone(), f.rev, nil
+}
+
+func (f *fake) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rev != f.rev {
+		return state.ErrConflict
+	}
+	if err := f.applyLocked(doc); err != nil {
+		return err
+	}
+	f.doc = doc.Clone()
+	f.mutates++
+	f.rev++
 	return nil
 }
 
@@ -78,6 +101,7 @@ func (f *fake) ResetState(context.Context) error {
 	}
 	f.doc = &state.Doc{}
 	f.mutates++
+	f.rev++
 	return nil
 }
 

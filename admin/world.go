@@ -2,6 +2,8 @@ package admin
 
 import (
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -60,28 +62,35 @@ func (w *world) refresh() { w.eff = state.Merge(w.file, w.doc) }
 // view returns the current world (outside Mutate).
 func (a *api) view() *world { return newWorld(a.ctl.File(), a.ctl.Doc(), a.started) }
 
-// mutate runs fn on the Controller's Doc inside Mutate and returns the
-// world fn left (the one persisted). fn looks up and applies; its errors
-// are returned as is.
+// maxMutateAttempts bounds how often mutate redoes a change the layer
+// moved under.
+const maxMutateAttempts = 16
+
+// mutate runs fn on a copy of the Controller's layer and commits the
+// world fn left with CompareAndSet (the one persisted); when the layer
+// moved on meanwhile, fn runs again on the new one. fn looks up and
+// applies; its errors are returned as is.
 func (a *api) mutate(r *http.Request, fn func(w *world) error) (*world, error) {
-	file := a.ctl.File()
-	var last *world
-	err := a.ctl.Mutate(r.Context(), func(d *state.Doc) error {
-		w := newWorld(file, d, a.started)
+	for range maxMutateAttempts {
+		d, rev, err := a.ctl.Layer()
+		if err != nil {
+			return nil, err
+		}
+		w := newWorld(a.ctl.File(), d, a.started)
 		if err := fn(w); err != nil {
-			return err
+			return nil, err
 		}
 		w.refresh()
-		last = w
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		err = a.ctl.CompareAndSet(r.Context(), rev, w.doc)
+		if errors.Is(err, state.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return w, nil
 	}
-	if last == nil { // a Controller that did not call fn
-		return a.view(), nil
-	}
-	return last, nil
+	return nil, fmt.Errorf("persist admin state: still conflicting after %d attempts", maxMutateAttempts)
 }
 
 // fileMeta is the meta of a file entity no Doc entity replaces.

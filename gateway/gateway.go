@@ -6,8 +6,21 @@
 // Contract:
 //   - Apply is all or nothing: a configuration that fails to build leaves
 //     the running one untouched.
+//   - Every change (reload, admin change, adoption of the fleet's layer)
+//     is built into one immutable configuration value and committed at
+//     once: each upstream receives its whole spec (targets, overrides,
+//     marks, balancer) in one call and swaps its snapshot once, or not at
+//     all when its part did not change; the router is rebuilt only when
+//     services or routes changed; direct-host upstreams keep their
+//     identity and stats.
 //   - Upstreams are kept across reloads by name, so balancer position,
-//     in-flight counts and (later) health state survive a reload.
+//     in-flight counts and health state survive a reload.
+//   - The configuration store (Apply, Mutate, Layer and CompareAndSet,
+//     ResetState, adoption) and the runtime (upstreams, watchers,
+//     listeners) have a lock each: store I/O runs under the writer lock
+//     only, so Ready, Status, the metrics and the proxy never wait for the
+//     store. CompareAndSet checks the revision it was handed under the
+//     writer lock, which it holds until the commit.
 //   - Admin changes are computed on the latest layer the store holds, so
 //     no acknowledged change of another sidecar is overwritten: a stored
 //     layer that does not build with this file is not applied (the last
@@ -40,10 +53,10 @@ import (
 	"github.com/outrigger-gw/outrigger/admin"
 	"github.com/outrigger-gw/outrigger/certs"
 	"github.com/outrigger-gw/outrigger/config"
-	"github.com/outrigger-gw/outrigger/discovery"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
 	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/proxy"
+	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/state"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
@@ -58,6 +71,9 @@ type Options struct {
 	// LoadState restores the admin layer from the configured store (run);
 	// validate leaves it alone.
 	LoadState bool
+	// Store, when set, holds the admin layer instead of the store the
+	// configuration's admin block names.
+	Store state.Store
 }
 
 // Gateway is one running Outrigger instance.
@@ -82,29 +98,45 @@ type Gateway struct {
 	adminToken       atomic.Pointer[string] // the token in force (reloads rotate it)
 	certs            *certs.Store           // the ssl listeners' certificates in force
 
-	// mu serialises Apply and Mutate and guards the fields below.
+	// The configuration store and the runtime have one lock each.
+	//
+	// write serialises every configuration change (Apply, Mutate,
+	// CompareAndSet, ResetState, adopting or republishing the fleet's
+	// layer) from building to commit, store I/O included. mu guards the
+	// fields below and is held only to read them or to commit a built
+	// configuration, never over store I/O: Ready, Status and the proxy
+	// never wait for the store. The fields up to pending and lost change
+	// only with both locks held, so a holder of write may read them
+	// without mu.
+	write      sync.Mutex
 	mu         sync.Mutex
 	base       *config.File // the configuration file as loaded
 	cfg        *config.File // effective: base + admin layer
 	doc        *state.Doc   // the admin layer in force
 	docVersion uint64       // its version in store
+	rev        uint64       // increases with every commit: CompareAndSet's check
 	store      state.Store  // nil: admin changes live in memory only
 	splitters  map[string]*proxy.Splitter
 	stats      map[string]*serviceStats
-	stepBases  map[string]rolloutBase // rollout plan and step baselines by service
 	gen        uint64
 	upstreams  map[string]*upstreamRT
+	direct     map[string]*upstream.Upstream // services' one-target upstreams by host:port
+	routing    *routing                      // what the router in force was built from
+	router     *router.Router
 	watchers   []*watcher
 	serving    bool            // Serve runs: new checkers and watchers start at once
 	ctx        context.Context // Serve's context, for checkers started by Apply
 
-	// Also guarded by mu: where the store's latest layer stands.
+	// Where the store's latest layer stands.
 	// pending is that layer while it does not build with base (nil
 	// otherwise): doc stays in force and Mutate answers 409. lost: the
 	// store's copy vanished after a known version; the last known layer
 	// (pending's, else doc) is being published again.
 	pending *pendingLayer
 	lost    bool
+
+	// Guarded by mu alone.
+	stepBases map[string]rolloutBase // rollout plan and step baselines by service
 
 	// discoveryReady latches once every watcher has had its first answer
 	// (or its initial_fetch_timeout passed): later outages and watchers
@@ -128,6 +160,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		metrics:    newMetrics(reg),
 		transports: proxy.NewTransports(),
 		upstreams:  map[string]*upstreamRT{},
+		direct:     map[string]*upstream.Upstream{},
 		doc:        &state.Doc{},
 		stepBases:  map[string]rolloutBase{},
 	}
@@ -161,8 +194,10 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		}
 	}
 	storeErr := func(err error) { g.log.Warn().Err(err).Msg("admin state: watching the fleet store failed; retrying") }
-	if g.store, err = state.Open(cfg.Admin, g.env, storeErr); err != nil {
-		return nil, cfg.Errorf(cfg.Admin.Pos, "admin: %v", err)
+	if g.store = o.Store; g.store == nil {
+		if g.store, err = state.Open(cfg.Admin, g.env, storeErr); err != nil {
+			return nil, cfg.Errorf(cfg.Admin.Pos, "admin: %v", err)
+		}
 	}
 	if g.store != nil && o.LoadState {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -286,37 +321,6 @@ func (g *Gateway) discoveryWaitingLocked(now time.Time) []string {
 		}
 	}
 	return waiting
-}
-
-// remoteChange takes in a state of the store another sidecar of the fleet
-// wrote (or the store's copy vanishing); it runs on the store's watch
-// goroutine. A lost copy is published again, retried with backoff until
-// the store holds a layer again or ctx ends.
-func (g *Gateway) remoteChange(ctx context.Context, doc *state.Doc, v uint64) {
-	g.mu.Lock()
-	if v == g.latestVersionLocked() && !g.lost {
-		g.mu.Unlock()
-		return // what we hold (versions may go backwards when Consul loses its data)
-	}
-	if g.observeLocked(doc, v) {
-		g.log.Info().Uint64("version", v).Msg("admin state changed by another sidecar; applied")
-	}
-	g.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 && !discovery.Sleep(ctx, discovery.Backoff(attempt, 100*time.Millisecond, 5*time.Second, discovery.FullJitter)) {
-			return
-		}
-		g.mu.Lock()
-		if !g.lost {
-			g.mu.Unlock()
-			return
-		}
-		err := g.republishLocked(ctx)
-		g.mu.Unlock()
-		if err != nil {
-			g.log.Warn().Err(err).Int("attempt", attempt+1).Msg("admin state: publishing the last known layer again failed; retrying")
-		}
-	}
 }
 
 // reconcileWatchers keeps running watchers that the new configuration

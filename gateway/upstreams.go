@@ -25,6 +25,15 @@ type upstreamRT struct {
 	balSpec  balancerSpec
 	balancer balance.Builder
 	hash     *proxy.HashSpec
+	// conf is the upstream's effective configuration without its
+	// targets: while it stays, the whole runtime is kept.
+	conf config.Upstream
+}
+
+// settingsOf reports whether cu configures rt as it is (targets aside).
+func (rt *upstreamRT) settingsOf(cu config.Upstream) bool {
+	cu.Targets = nil
+	return reflect.DeepEqual(rt.conf, cu)
 }
 
 type upstreamSpec struct {
@@ -106,7 +115,8 @@ func panicPolicy(cu config.Upstream) upstream.Panic {
 // configuration allows so per-target state survives a reload. It has no
 // visible effect until commit.
 func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamRT, error) {
-	rt := &upstreamRT{spec: specOf(cu), balSpec: balancerOf(cu), hash: hashSpec(cu)}
+	rt := &upstreamRT{spec: specOf(cu), balSpec: balancerOf(cu), hash: hashSpec(cu), conf: cu}
+	rt.conf.Targets = nil
 	if old != nil && old.balSpec == rt.balSpec {
 		rt.balancer = old.balancer // keeps sticky memory
 	} else {

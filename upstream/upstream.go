@@ -19,6 +19,8 @@
 //     Options.OnTargetGone is called then, exactly once. An address that
 //     comes back after that gets a new Member; one that comes back while
 //     a request still holds the old one keeps it.
+//   - Apply sets every configured input at once with one snapshot swap
+//     (none when nothing changed), so no reader sees half of a change.
 //   - Nothing outside this package mutates a Picker.
 package upstream
 
@@ -264,6 +266,9 @@ type Upstream struct {
 	rampTimer   *time.Timer
 	closed      bool
 	gen         uint64
+	// applying defers rebuilds while Apply hands its inputs to the health
+	// checker (Apply's own rebuild then covers them).
+	applying bool
 
 	// memMu guards members: every listed address, and departed ones that
 	// a request still holds. Lock order: mu, then memMu; the request path
@@ -340,6 +345,98 @@ func (u *Upstream) SetTargets(source string, ts []Target) {
 	u.Rebuild()
 }
 
+// Spec is everything the configuration sets on an upstream: the balancer,
+// the static targets, the weight overrides and the manual health marks.
+type Spec struct {
+	Balancer  balance.Builder
+	Targets   []Target // the StaticSource's set
+	Overrides []Override
+	// Marks are the manual health marks by address (see SetMarks); they
+	// need a health checker.
+	Marks map[string]health.Mark
+}
+
+// Apply sets every input of s at once: the snapshot is swapped exactly
+// once, with all of s in force, or not at all when s changes nothing (the
+// balancer is compared by identity). Per-address state (health, slow
+// start, balancer stats, members) is kept as with SetTargets. It reports
+// whether the snapshot was rebuilt.
+func (u *Upstream) Apply(s Spec) bool {
+	static := make([]Target, len(s.Targets))
+	for i, t := range s.Targets {
+		t.Source = StaticSource
+		static[i] = t
+	}
+	ovs := slices.Clone(s.Overrides)
+	marks := maps.Clone(s.Marks)
+	if u.health == nil {
+		marks = nil
+	}
+	u.setMu.Lock()
+	defer u.setMu.Unlock()
+	u.mu.Lock()
+	if s.Balancer == nil {
+		s.Balancer = u.builder
+	}
+	if s.Balancer == u.builder && targetsEqual(u.sources[StaticSource], static) &&
+		overridesEqual(u.overrides, ovs) && maps.Equal(u.marks, marks) {
+		u.mu.Unlock()
+		return false
+	}
+	u.builder, u.overrides = s.Balancer, ovs
+	if len(static) == 0 {
+		delete(u.sources, StaticSource)
+	} else {
+		u.sources[StaticSource] = static
+	}
+	oldMarks := u.marks
+	u.marks = marks
+	var addrs []string
+	if u.health != nil {
+		for _, t := range u.mergedLocked() {
+			addrs = append(addrs, t.Addr)
+		}
+	}
+	u.applying = true
+	u.mu.Unlock()
+	if u.health != nil {
+		// Health changes these cause call Rebuild back: deferred, so the
+		// one rebuild below sees them with everything else.
+		u.health.SetTargets(addrs)
+		for a := range oldMarks {
+			if _, ok := marks[a]; !ok {
+				u.health.Mark(a, health.MarkNone)
+			}
+		}
+		for a, m := range marks {
+			u.health.Mark(a, m)
+		}
+	}
+	u.mu.Lock()
+	u.applying = false
+	old := u.snap.Load()
+	snap := u.rebuildLocked()
+	u.mu.Unlock()
+	u.notify(old, snap)
+	return true
+}
+
+func targetsEqual(a, b []Target) bool {
+	return slices.EqualFunc(a, b, func(x, y Target) bool {
+		return x.Addr == y.Addr && x.Weight == y.Weight && x.Priority == y.Priority && x.Source == y.Source &&
+			slices.Equal(x.Tags, y.Tags) && maps.Equal(x.Meta, y.Meta)
+	})
+}
+
+func overridesEqual(a, b []Override) bool {
+	return slices.EqualFunc(a, b, func(x, y Override) bool {
+		return x.ID == y.ID && x.Target == y.Target && slices.Equal(x.Tags, y.Tags) && maps.Equal(x.Meta, y.Meta) &&
+			eqPtr(x.Weight, y.Weight) && eqPtr(x.Share, y.Share)
+	})
+}
+
+func eqPtr[T comparable](a, b *T) bool { return a == b || (a != nil && b != nil && *a == *b) }
+
 // SetMarks replaces the manual health marks (address → mark). A mark for
 // an address the upstream does not have yet applies when it appears;
 // addresses that lose their mark go back to their checks. Marks need a
@@ -382,6 +479,10 @@ func (u *Upstream) Close() {
 // health changes).
 func (u *Upstream) Rebuild() {
 	u.mu.Lock()
+	if u.applying {
+		u.mu.Unlock()
+		return
+	}
 	old := u.snap.Load()
 	s := u.rebuildLocked()
 	u.mu.Unlock()
