@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/state"
 )
 
@@ -47,18 +48,27 @@ func parseForce(s string) (state.ForceRule, error) {
 	return r, checkForce(r)
 }
 
+// Force rule kinds.
+const (
+	forceHeader = "header"
+	forceCookie = "cookie"
+	forceQuery  = "query"
+)
+
+func forceKinds() []string { return []string{forceHeader, forceCookie, forceQuery} }
+
 func checkForce(r state.ForceRule) error {
 	switch r.Kind {
-	case "header", "cookie":
-		if err := checkToken(r.Name); err != nil {
+	case forceHeader, forceCookie:
+		if err := config.CheckToken(r.Name); err != nil {
 			return fmt.Errorf("invalid %s name: %v", r.Kind, err)
 		}
-	case "query":
+	case forceQuery:
 		if r.Name == "" {
 			return fmt.Errorf("query argument name must not be empty")
 		}
 	default:
-		return fmt.Errorf("kind %q: expected one of: header, cookie, query", r.Kind)
+		return fmt.Errorf("kind %q: expected one of: %s", r.Kind, strings.Join(forceKinds(), ", "))
 	}
 	return nil
 }
@@ -72,15 +82,15 @@ func checkSticky(s string) (string, error) {
 	if !ok || (kind != "header" && kind != "cookie") {
 		return "", fmt.Errorf("expected ip, header:NAME or cookie:NAME")
 	}
-	if err := checkToken(name); err != nil {
+	if err := config.CheckToken(name); err != nil {
 		return "", fmt.Errorf("invalid %s name: %v", kind, err)
 	}
 	return s, nil
 }
 
 func decodeCanary(o *obj, c *state.Canary) {
-	o.setString("upstream", &c.Upstream, "", checkUpstreamName)
-	o.setFloat("percent", &c.Percent, 0, 0, 100)
+	o.setString("upstream", &c.Upstream, "", keep(config.CheckUpstreamName))
+	o.setFloat("percent", &c.Percent, 0, 0, config.MaxPercent)
 	o.setString("sticky_by", &c.StickyBy, "", checkSticky)
 	if v, present := o.get("force"); present {
 		c.Force = nil
@@ -232,11 +242,15 @@ func (a *api) deleteCanary(r *http.Request) (int, any, error) {
 
 // Rollouts.
 
-// Rollout defaults.
+// Rollout defaults and bounds.
 const (
 	defaultMaxErrorRateIncrease = 0.01
 	defaultMaxP99Ratio          = 1.5
 	defaultMinRequests          = 100
+	maxErrorRateIncrease        = 1
+	minP99Ratio                 = 1
+	maxP99Ratio                 = 1000
+	maxMinRequests              = 1<<31 - 1
 )
 
 // rolloutOut is a rollout and, while the gateway evaluates it, its
@@ -318,8 +332,8 @@ func decodeRollout(o *obj, ro *state.Rollout) {
 			switch {
 			case why != "":
 				o.fail("steps", "item %d: %s", i+1, why)
-			case f < 0 || f > 100:
-				o.fail("steps", "item %d: value should be between 0 and 100", i+1)
+			case f < 0 || f > config.MaxPercent:
+				o.fail("steps", "item %d: value should be between 0 and %d", i+1, config.MaxPercent)
 			case i > 0 && f <= steps[i-1]:
 				o.fail("steps", "must be strictly increasing")
 			}
@@ -334,9 +348,9 @@ func decodeRollout(o *obj, ro *state.Rollout) {
 		}
 		ro.Interval = state.Duration(d)
 	}
-	o.setFloat("max_error_rate_increase", &ro.MaxErrorRateIncrease, defaultMaxErrorRateIncrease, 0, 1)
-	o.setFloat("max_p99_ratio", &ro.MaxP99Ratio, defaultMaxP99Ratio, 1, 1000)
-	o.setInt("min_requests", &ro.MinRequests, defaultMinRequests, 0, 1<<31-1)
+	o.setFloat("max_error_rate_increase", &ro.MaxErrorRateIncrease, defaultMaxErrorRateIncrease, 0, maxErrorRateIncrease)
+	o.setFloat("max_p99_ratio", &ro.MaxP99Ratio, defaultMaxP99Ratio, minP99Ratio, maxP99Ratio)
+	o.setInt("min_requests", &ro.MinRequests, defaultMinRequests, 0, maxMinRequests)
 	o.unknown()
 	if len(ro.Steps) == 0 {
 		o.errs.add("steps", "required field missing")

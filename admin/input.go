@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/outrigger-gw/outrigger/config"
 )
 
 // formValue is a value read from a form: a string that may stand for a
@@ -662,7 +664,7 @@ func (o *obj) setHeaders(k string, dst *map[string][]string, route bool) {
 	}
 	slices.Sort(names)
 	for _, orig := range names {
-		if err := checkToken(orig); err != nil {
+		if err := config.CheckToken(orig); err != nil {
 			o.fail(k, "invalid header name: %v", err)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/state"
 )
 
@@ -74,7 +75,7 @@ func decodeOverride(o *obj, ov *state.Override) {
 		ov.Weight = nil
 		if v != nil {
 			w := 0
-			o.setInt("weight", &w, 0, 0, 65535)
+			o.setInt("weight", &w, 0, 0, config.MaxWeight)
 			ov.Weight = &w
 		}
 	}
@@ -82,7 +83,7 @@ func decodeOverride(o *obj, ov *state.Override) {
 		ov.Share = nil
 		if v != nil {
 			s := 0.0
-			o.setFloat("share", &s, 0, 0, 100)
+			o.setFloat("share", &s, 0, 0, config.MaxPercent)
 			ov.Share = &s
 		}
 	}

@@ -132,14 +132,14 @@ func foreignKey(key, value string) *Error {
 }
 
 func decodeRoute(o *obj, r *state.Route) serviceRef {
-	o.setString("name", &r.Name, "", checkName)
+	o.setString("name", &r.Name, "", keep(config.CheckName))
 	o.setStrings("paths", &r.Paths, checkRoutePath)
-	o.setStrings("hosts", &r.Hosts, normalizeRouteHost)
+	o.setStrings("hosts", &r.Hosts, config.NormalizeRouteHost)
 	o.setStrings("methods", &r.Methods, checkMethod)
 	o.setHeaders("headers", &r.Headers, true)
 	o.setBool("strip_path", &r.StripPath, true)
 	o.setBool("preserve_host", &r.PreserveHost, false)
-	o.setInt("regex_priority", &r.RegexPriority, 0, -1<<31, 1<<31-1)
+	o.setInt("regex_priority", &r.RegexPriority, 0, config.MinRegexPriority, config.MaxRegexPriority)
 	o.setString("path_handling", &r.PathHandling, config.DefaultPathHandling, oneOf(config.PathHandlings()...))
 	o.setStrings("protocols", &r.Protocols, oneOf(config.RouteProtocols()...))
 	if err := config.CheckRouteProtocols(r.Protocols); err != nil {
@@ -400,7 +400,7 @@ func (a *api) replaceRoute(r *http.Request) (int, any, error) {
 		if scratch.Name != "" && scratch.Name != key {
 			return 0, nil, fieldError("name", "must match the name in the URL")
 		}
-		if _, err := checkName(key); err != nil {
+		if err := config.CheckName(key); err != nil {
 			return 0, nil, fieldError("name", "%v", err)
 		}
 	}

@@ -10,9 +10,6 @@ import (
 	"github.com/outrigger-gw/outrigger/state"
 )
 
-// Timeout bounds in milliseconds, as Kong.
-const maxTimeoutMs = 2147483646
-
 // serviceOut is a service in Kong's shape. Name is null for a service
 // created without one.
 type serviceOut struct {
@@ -92,21 +89,21 @@ func newService() state.Service {
 // protocol when the body gives neither port nor url.
 func decodeService(o *obj, s *state.Service, creating bool) {
 	d := newService()
-	o.setString("name", &s.Name, "", checkName)
+	o.setString("name", &s.Name, "", keep(config.CheckName))
 	o.setString("protocol", &s.Protocol, d.Protocol, oneOf(config.ServiceProtocols()...))
-	o.setString("host", &s.Host, "", normalizeServiceHost)
-	o.setInt("port", &s.Port, 0, 1, 65535)
+	o.setString("host", &s.Host, "", config.NormalizeServiceHost)
+	o.setInt("port", &s.Port, 0, config.MinPort, config.MaxPort)
 	o.setString("path", &s.Path, "", checkPath)
-	o.setInt("retries", &s.Retries, d.Retries, 0, 32767)
-	o.setInt("connect_timeout", &s.ConnectTimeout, d.ConnectTimeout, 1, maxTimeoutMs)
-	o.setInt("read_timeout", &s.ReadTimeout, d.ReadTimeout, 1, maxTimeoutMs)
-	o.setInt("write_timeout", &s.WriteTimeout, d.WriteTimeout, 1, maxTimeoutMs)
+	o.setInt("retries", &s.Retries, d.Retries, 0, config.MaxRetries)
+	o.setInt("connect_timeout", &s.ConnectTimeout, d.ConnectTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
+	o.setInt("read_timeout", &s.ReadTimeout, d.ReadTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
+	o.setInt("write_timeout", &s.WriteTimeout, d.WriteTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
 	hasURL := false
 	if v, present := o.get("url"); present && v != nil {
 		str, why := asString(v)
 		if why != "" {
 			o.fail("url", "%s", why)
-		} else if u, err := parseServiceURL(str); err != nil {
+		} else if u, err := config.ParseServiceURL(str); err != nil {
 			o.fail("url", "%v", err)
 		} else {
 			hasURL = true
@@ -115,11 +112,11 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 					o.fail(k, "conflicts with url (set either url or protocol, host, port and path)")
 				}
 			}
-			s.Protocol, s.Host, s.Port, s.Path = u.protocol, u.host, u.port, u.path
+			s.Protocol, s.Host, s.Port, s.Path = u.Protocol, u.Host, u.Port, u.Path
 		}
 	}
 	if v, present := o.m["port"]; s.Port == 0 || (creating && !hasURL && (!present || v == nil || v == formValue(""))) {
-		s.Port = defaultServicePort(s.Protocol)
+		s.Port = config.DefaultPort(s.Protocol)
 	}
 	decodeServiceTLS(o, s)
 	o.setStrings("grpc_idempotent_methods", &s.GRPCIdempotentMethods, func(m string) (string, error) {
@@ -399,7 +396,7 @@ func (a *api) replaceService(r *http.Request) (int, any, error) {
 		if scratch.Name != "" && scratch.Name != key {
 			return 0, nil, fieldError("name", "must match the name in the URL")
 		}
-		if _, err := checkName(key); err != nil {
+		if err := config.CheckName(key); err != nil {
 			return 0, nil, fieldError("name", "%v", err)
 		}
 	}
@@ -490,7 +487,7 @@ func decodeServiceTLS(o *obj, s *state.Service) {
 			s.TLSVerifyDepth = nil
 		} else {
 			var d int
-			o.setInt("tls_verify_depth", &d, 0, 0, 64)
+			o.setInt("tls_verify_depth", &d, 0, 0, config.MaxTLSVerifyDepth)
 			s.TLSVerifyDepth = &d
 		}
 	}

@@ -192,7 +192,7 @@ func checkTag(s string) (string, error) {
 
 func decodeTarget(o *obj, t *state.Target) {
 	o.setString("target", &t.Target, "", normalizeTarget)
-	o.setInt("weight", &t.Weight, config.DefaultWeight, 0, 65535)
+	o.setInt("weight", &t.Weight, config.DefaultWeight, 0, config.MaxWeight)
 	o.setStrings("tags", &t.Tags, checkTag)
 	o.ignore("id", "upstream", "created_at", "updated_at")
 	o.unknown()
@@ -377,7 +377,7 @@ func (a *api) patchTarget(r *http.Request) (int, any, error) {
 func (w *world) overrideDiscovered(b *obj, name string, cur *targetView, now int64) error {
 	o := newObj(b.m, b.form)
 	weight := -1
-	o.setInt("weight", &weight, -1, 0, 65535)
+	o.setInt("weight", &weight, -1, 0, config.MaxWeight)
 	for _, k := range []string{"target", "tags"} {
 		if o.has(k) {
 			o.used[k] = true

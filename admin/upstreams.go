@@ -11,30 +11,6 @@ import (
 	"github.com/outrigger-gw/outrigger/state"
 )
 
-// Upstream algorithms, hash inputs and probe types, as Kong names them.
-func algorithms() []string {
-	return []string{"round-robin", "consistent-hashing", "least-connections", "latency", "sticky-sessions", "random"}
-}
-
-func hashInputs() []string {
-	return []string{"none", "ip", "header", "cookie", "path", "query_arg", "uri_capture"}
-}
-
-func checkTypes() []string { return []string{"http", "https", "tcp"} }
-
-// activeTypes are the probe types of active checks: Kong's, and gRPC
-// health checks.
-func activeTypes() []string { return append(checkTypes(), "grpc", "grpcs") }
-
-// checkGRPCService checks a gRPC health service name.
-func checkGRPCService(s string) (string, error) { return s, config.CheckGRPCService(s) }
-
-// Kong's health-check bounds.
-const (
-	maxCounter  = 255
-	maxInterval = 65535
-)
-
 // upstreamOut is an upstream as the API shows it (Kong's shape).
 type upstreamOut struct {
 	ID               string  `json:"id"`
@@ -154,16 +130,16 @@ func newUpstream() state.Upstream {
 // u.Healthchecks, starting from base() when u has none.
 func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) {
 	d := config.DefaultUpstream()
-	o.setString("name", &u.Name, "", checkUpstreamName)
-	o.setString("algorithm", &u.Algorithm, d.Algorithm, oneOf(algorithms()...))
-	o.setString("hash_on", &u.HashOn, d.HashOn, oneOf(hashInputs()...))
-	o.setString("hash_fallback", &u.HashFallback, d.HashFallback, oneOf(hashInputs()...))
-	o.setString("hash_on_header", &u.HashOnHeader, "", tokenCheck)
-	o.setString("hash_on_cookie", &u.HashOnCookie, "", tokenCheck)
+	o.setString("name", &u.Name, "", keep(config.CheckUpstreamName))
+	o.setString("algorithm", &u.Algorithm, d.Algorithm, oneOf(config.Algorithms()...))
+	o.setString("hash_on", &u.HashOn, d.HashOn, oneOf(config.HashOnValues()...))
+	o.setString("hash_fallback", &u.HashFallback, d.HashFallback, oneOf(config.HashOnValues()...))
+	o.setString("hash_on_header", &u.HashOnHeader, "", keep(config.CheckToken))
+	o.setString("hash_on_cookie", &u.HashOnCookie, "", keep(config.CheckToken))
 	o.setString("hash_on_cookie_path", &u.HashOnCookiePath, d.HashOnCookiePath, checkPath)
 	o.setString("hash_on_query_arg", &u.HashOnQueryArg, "", nonEmpty)
 	o.setString("hash_on_uri_capture", &u.HashOnURICapture, "", nonEmpty)
-	o.setInt("slots", &u.Slots, d.Slots, 10, 65536)
+	o.setInt("slots", &u.Slots, d.Slots, config.MinSlots, config.MaxSlots)
 	if c, present, null := o.child("healthchecks"); present {
 		switch {
 		case null:
@@ -182,7 +158,7 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 }
 
 func decodeHealthchecks(o *obj, h *state.Healthchecks) {
-	o.setFloat("threshold", &h.Threshold, 0, 0, 100)
+	o.setFloat("threshold", &h.Threshold, 0, 0, config.MaxPercent)
 	if c, present, null := o.child("active"); present {
 		switch {
 		case null:
@@ -192,11 +168,11 @@ func decodeHealthchecks(o *obj, h *state.Healthchecks) {
 				h.Active = &state.ActiveChecks{}
 			}
 			a := h.Active
-			c.setString("type", &a.Type, "", oneOf(activeTypes()...))
-			c.setString("grpc_service", &a.GRPCService, "", checkGRPCService)
+			c.setString("type", &a.Type, "", oneOf(config.ActiveCheckTypes()...))
+			c.setString("grpc_service", &a.GRPCService, "", keep(config.CheckGRPCService))
 			c.setString("http_path", &a.HTTPPath, "", checkPath)
-			c.setFloat("timeout", &a.Timeout, 0, 0, maxInterval)
-			c.setInt("concurrency", &a.Concurrency, 0, 1, 1<<31-1)
+			c.setFloat("timeout", &a.Timeout, 0, 0, config.MaxSeconds)
+			c.setInt("concurrency", &a.Concurrency, 0, config.MinConcurrency, config.MaxConcurrency)
 			if v, present := c.get("https_verify_certificate"); present {
 				if v == nil {
 					a.HTTPSVerifyCertificate = nil
@@ -228,7 +204,7 @@ func decodeHealthchecks(o *obj, h *state.Healthchecks) {
 				h.Passive = &state.PassiveChecks{}
 			}
 			p := h.Passive
-			c.setString("type", &p.Type, "", oneOf(checkTypes()...))
+			c.setString("type", &p.Type, "", oneOf(config.PassiveCheckTypes()...))
 			p.Healthy = decodeCounters(c, "healthy", p.Healthy, false, false)
 			p.Unhealthy = decodeCounters(c, "unhealthy", p.Unhealthy, false, true)
 			c.unknown()
@@ -250,18 +226,18 @@ func decodeCounters(o *obj, k string, cur *state.Counters, active, unhealthy boo
 		cur = &state.Counters{}
 	}
 	if active {
-		c.setFloat("interval", &cur.Interval, 0, 0, maxInterval)
+		c.setFloat("interval", &cur.Interval, 0, 0, config.MaxSeconds)
 	}
 	if unhealthy {
-		c.setInt("http_failures", &cur.HTTPFailures, 0, 0, maxCounter)
-		c.setInt("tcp_failures", &cur.TCPFailures, 0, 0, maxCounter)
-		c.setInt("timeouts", &cur.Timeouts, 0, 0, maxCounter)
+		c.setInt("http_failures", &cur.HTTPFailures, 0, 0, config.MaxCounter)
+		c.setInt("tcp_failures", &cur.TCPFailures, 0, 0, config.MaxCounter)
+		c.setInt("timeouts", &cur.Timeouts, 0, 0, config.MaxCounter)
 	} else {
-		c.setInt("successes", &cur.Successes, 0, 0, maxCounter)
+		c.setInt("successes", &cur.Successes, 0, 0, config.MaxCounter)
 	}
-	c.setInts("http_statuses", &cur.HTTPStatuses, 100, 999)
+	c.setInts("http_statuses", &cur.HTTPStatuses, config.MinHTTPStatus, config.MaxHTTPStatus)
 	if !active && unhealthy {
-		c.setInts("grpc_statuses", &cur.GRPCStatuses, 0, 16)
+		c.setInts("grpc_statuses", &cur.GRPCStatuses, 0, config.MaxGRPCStatus)
 	}
 	c.unknown()
 	return cur
@@ -575,7 +551,7 @@ func (a *api) replaceUpstream(r *http.Request) (int, any, error) {
 		if scratch.Name != "" && scratch.Name != key {
 			return 0, nil, fieldError("name", "must match the name in the URL")
 		}
-		if _, err := checkUpstreamName(key); err != nil {
+		if err := config.CheckUpstreamName(key); err != nil {
 			return 0, nil, fieldError("name", "%v", err)
 		}
 		scratch.Name = key
