@@ -26,7 +26,7 @@ type canaryOut struct {
 
 func (w *world) renderCanary(service string, c *state.Canary) canaryOut {
 	s, _ := w.eff.Service(service)
-	m := w.meta(kindService, service)
+	m := w.k.service.metaOf(w, service)
 	force := c.Force
 	if force == nil {
 		force = []state.ForceRule{}
@@ -275,7 +275,7 @@ type rolloutOut struct {
 }
 
 func (w *world) renderRollout(service string, ro *state.Rollout, st *RolloutStatus) rolloutOut {
-	m := w.meta(kindService, service)
+	m := w.k.service.metaOf(w, service)
 	out := rolloutOut{
 		Service: idRef{ID: m.ID, Name: *shownNameOr(service, m)}, Steps: ro.Steps, Interval: ro.Interval,
 		MaxErrorRateIncrease: ro.MaxErrorRateIncrease, MaxP99Ratio: ro.MaxP99Ratio, MinRequests: ro.MinRequests,

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -159,7 +158,7 @@ func (w *world) editableService(name string) *state.Service {
 	}
 	e, _ := w.eff.Service(name)
 	s := &state.Service{
-		Meta: w.fileMeta(kindService, name), Name: e.Name, Protocol: e.Protocol, Host: e.Host, Port: e.Port, Path: e.Path,
+		Meta: w.k.service.fileMeta(w, name), Name: e.Name, Protocol: e.Protocol, Host: e.Host, Port: e.Port, Path: e.Path,
 		Retries: e.Retries, ConnectTimeout: ms(e.ConnectTimeout), ReadTimeout: ms(e.ReadTimeout), WriteTimeout: ms(e.WriteTimeout),
 		CACertificates: e.CACertificates, GRPCIdempotentMethods: e.GRPCIdempotentMethods,
 	}
@@ -179,7 +178,7 @@ func (w *world) editableRoute(name string) *state.Route {
 	}
 	e, _, _ := w.route(name)
 	return &state.Route{
-		Meta: w.fileMeta(kindRoute, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
+		Meta: w.k.route.fileMeta(w, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
 		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
 		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority, PathHandling: e.PathHandling,
 		Protocols: slices.Clone(e.Protocols),
@@ -217,7 +216,7 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 		return fieldError("host", "'%s' is the canary upstream of this service: delete or change the canary first", s.Host)
 	}
 	if old != "" && s.Name != old {
-		if w.nameTaken(kindService, s.Name) {
+		if w.k.service.keyTaken(w, s.Name) {
 			return uniqueViolation("name", s.Name)
 		}
 		for _, rn := range w.routesOf(old) {
@@ -225,7 +224,7 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 			r.Service, r.UpdatedAt = s.Name, now
 			w.doc.Routes[rn] = r
 		}
-		w.removeService(old, now)
+		w.k.service.remove(w, old, now)
 		if c, ok := w.doc.Canaries[old]; ok {
 			delete(w.doc.Canaries, old)
 			w.doc.Canaries[s.Name] = c
@@ -239,236 +238,7 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 	return nil
 }
 
-func (w *world) removeService(name string, now int64) {
-	if w.inFile(kindService, name) {
-		m := w.meta(kindService, name)
-		w.doc.Services[name] = &state.Service{Meta: state.Meta{ID: m.ID, CreatedAt: m.CreatedAt, UpdatedAt: now, Deleted: true}, Name: name}
-	} else {
-		delete(w.doc.Services, name)
-	}
-}
-
 // Handlers.
-
-func (a *api) listServices(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	w := a.view()
-	items := make([]serviceOut, 0, len(w.eff.Services))
-	for i := range w.eff.Services {
-		s := &w.eff.Services[i]
-		items = append(items, renderService(s, w.meta(kindService, s.Name)))
-	}
-	return http.StatusOK, paginate(r, p, items, func(s serviceOut) string { return nameKey(s.Name, s.ID) }), nil
-}
-
-func (a *api) getService(r *http.Request) (int, any, error) {
-	w := a.view()
-	s, m, ok := w.service(r.PathValue("service"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, renderService(s, m), nil
-}
-
-func (a *api) answerService(w *world, name string, status int) (int, any, error) {
-	s, ok := w.eff.Service(name)
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return status, renderService(s, w.meta(kindService, name)), nil
-}
-
-func (a *api) createService(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := serviceDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	scratch := newService()
-	_ = apply(&scratch, true)
-	if scratch.Host == "" {
-		return 0, nil, fieldError("host", "required field missing")
-	}
-	now := a.now().Unix()
-	var name string
-	w, err := a.mutate(r, func(w *world) error {
-		s := newService()
-		if err := apply(&s, true); err != nil {
-			return err
-		}
-		s.ID = id
-		if s.ID == "" {
-			s.ID = newID()
-		} else if w.idTaken(kindService, s.ID) {
-			return primaryKeyViolation(s.ID)
-		}
-		if s.Name == "" {
-			s.Name = s.ID
-		}
-		if w.nameTaken(kindService, s.Name) {
-			return uniqueViolation("name", s.Name)
-		}
-		s.CreatedAt, s.UpdatedAt = now, now
-		w.doc.Services[s.Name] = &s
-		name = s.Name
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerService(w, name, http.StatusCreated)
-}
-
-func (a *api) patchService(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := serviceDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	if v, present := b.m["host"]; present && (v == nil || v == formValue("")) {
-		return 0, nil, fieldError("host", "required field missing")
-	}
-	key, now := r.PathValue("service"), a.now().Unix()
-	var name string
-	w, err := a.mutate(r, func(w *world) error {
-		cur, m, ok := w.service(key)
-		if !ok {
-			return notFound()
-		}
-		if id != "" && !sameID(id, m.ID) {
-			return fieldError("id", "cannot be changed")
-		}
-		s := w.editableService(cur.Name)
-		if err := apply(s, false); err != nil {
-			return err
-		}
-		if s.Name == "" {
-			s.Name = s.ID
-		}
-		s.UpdatedAt = now
-		name = s.Name
-		return w.putService(cur.Name, s, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerService(w, name, http.StatusOK)
-}
-
-func (a *api) replaceService(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := serviceDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	key, now := r.PathValue("service"), a.now().Unix()
-	byID := config.IsUUID(key)
-	if byID && id != "" && !sameID(id, key) {
-		return 0, nil, fieldError("id", "must match the id in the URL")
-	}
-	scratch := newService()
-	_ = apply(&scratch, true)
-	if !byID {
-		if scratch.Name != "" && scratch.Name != key {
-			return 0, nil, fieldError("name", "must match the name in the URL")
-		}
-		if err := config.CheckName(key); err != nil {
-			return 0, nil, fieldError("name", "%v", err)
-		}
-	}
-	if scratch.Host == "" {
-		return 0, nil, fieldError("host", "required field missing")
-	}
-	status, name := http.StatusOK, ""
-	w, err := a.mutate(r, func(w *world) error {
-		s := newService()
-		if err := apply(&s, true); err != nil {
-			return err
-		}
-		if !byID {
-			s.Name = key
-		}
-		s.UpdatedAt = now
-		cur, m, found := w.service(key)
-		if !found {
-			s.ID = id
-			if byID {
-				s.ID = key
-			}
-			if s.ID == "" {
-				s.ID = newID()
-			}
-			if w.idTaken(kindService, s.ID) {
-				return primaryKeyViolation(s.ID)
-			}
-			if s.Name == "" {
-				s.Name = s.ID
-			}
-			if w.nameTaken(kindService, s.Name) {
-				return uniqueViolation("name", s.Name)
-			}
-			s.CreatedAt = now
-			status, name = http.StatusCreated, s.Name
-			w.doc.Services[s.Name] = &s
-			return nil
-		}
-		if s.Name == "" {
-			s.Name = cur.Name
-		}
-		s.ID, s.CreatedAt = m.ID, m.CreatedAt
-		name = s.Name
-		return w.putService(cur.Name, &s, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerService(w, name, status)
-}
-
-func (a *api) deleteService(r *http.Request) (int, any, error) {
-	key, now := r.PathValue("service"), a.now().Unix()
-	_, err := a.mutate(r, func(w *world) error {
-		cur, _, ok := w.service(key)
-		if !ok {
-			return notFound()
-		}
-		if routes := w.routesOf(cur.Name); len(routes) > 0 {
-			return referenced("services", "routes", routes)
-		}
-		w.removeService(cur.Name, now)
-		delete(w.doc.Canaries, cur.Name)
-		delete(w.doc.Rollouts, cur.Name)
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
-}
 
 // decodeServiceTLS reads Kong's TLS fields of a service: they apply to
 // https and grpcs only, and the material they name must load.

@@ -254,7 +254,7 @@ func (a *api) getTarget(r *http.Request) (int, any, error) {
 
 // answerTarget renders target addr of upstream name after a change.
 func (a *api) answerTarget(w *world, name, addr string, status int) (int, any, error) {
-	u, um, ok := w.upstreamByName(name)
+	u, um, ok := w.k.upstream.byKey(w, name)
 	if !ok {
 		return 0, nil, notFound()
 	}

@@ -3,7 +3,6 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
@@ -318,7 +317,7 @@ func (w *world) editableUpstream(name string) *state.Upstream {
 			}
 		}
 	} else {
-		u = &state.Upstream{Meta: w.fileMeta(kindUpstream, name), Name: name}
+		u = &state.Upstream{Meta: w.k.upstream.fileMeta(w, name), Name: name}
 		for _, t := range eff.Targets {
 			u.Targets = append(u.Targets, state.Target{
 				Meta:   state.Meta{ID: stableID(kindTarget, name+"/"+t.Target), CreatedAt: w.started, UpdatedAt: w.started},
@@ -354,13 +353,13 @@ func (w *world) upstreamUsers(name string) (services []string) {
 // marks follow.
 func (w *world) putUpstream(old string, u *state.Upstream, now int64) error {
 	if old != "" && u.Name != old {
-		if w.nameTaken(kindUpstream, u.Name) {
+		if w.k.upstream.keyTaken(w, u.Name) {
 			return uniqueViolation("name", u.Name)
 		}
 		if users := w.upstreamUsers(old); len(users) > 0 {
 			return referenced("upstreams", "services", users)
 		}
-		w.removeUpstream(old, now)
+		w.k.upstream.remove(w, old, now)
 		for i := range w.doc.Overrides {
 			if w.doc.Overrides[i].Upstream == old {
 				w.doc.Overrides[i].Upstream = u.Name
@@ -376,40 +375,7 @@ func (w *world) putUpstream(old string, u *state.Upstream, now int64) error {
 	return nil
 }
 
-// removeUpstream hides the file's entity (tombstone) or drops the Doc's.
-func (w *world) removeUpstream(name string, now int64) {
-	if w.inFile(kindUpstream, name) {
-		m := w.meta(kindUpstream, name)
-		w.doc.Upstreams[name] = &state.Upstream{Meta: state.Meta{ID: m.ID, CreatedAt: m.CreatedAt, UpdatedAt: now, Deleted: true}, Name: name}
-		return
-	}
-	delete(w.doc.Upstreams, name)
-}
-
 // Handlers.
-
-func (a *api) listUpstreams(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	w := a.view()
-	items := make([]upstreamOut, 0, len(w.eff.Upstreams))
-	for i := range w.eff.Upstreams {
-		u := &w.eff.Upstreams[i]
-		items = append(items, renderUpstream(u, w.meta(kindUpstream, u.Name)))
-	}
-	return http.StatusOK, paginate(r, p, items, func(u upstreamOut) string { return u.Name }), nil
-}
-
-func (a *api) getUpstream(r *http.Request) (int, any, error) {
-	w := a.view()
-	u, m, ok := w.upstream(r.PathValue("upstream"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, renderUpstream(u, m), nil
-}
 
 // upstreamDecoder checks a body in full (against defaults) and returns
 // the function that applies it to an entity inside Mutate.
@@ -432,201 +398,4 @@ func bodyID(b *obj) (string, error) {
 	id := ""
 	o.setString("id", &id, "", checkID)
 	return id, o.err()
-}
-
-func (a *api) createUpstream(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := upstreamDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	scratch := newUpstream()
-	_ = apply(&scratch, offHealthchecks)
-	if scratch.Name == "" {
-		return 0, nil, fieldError("name", "required field missing")
-	}
-	if err := checkHashing(&scratch); err != nil {
-		return 0, nil, err
-	}
-	now := a.now().Unix()
-	w, err := a.mutate(r, func(w *world) error {
-		u := newUpstream()
-		if err := apply(&u, offHealthchecks); err != nil {
-			return err
-		}
-		if w.nameTaken(kindUpstream, u.Name) {
-			return uniqueViolation("name", u.Name)
-		}
-		u.ID = id
-		if u.ID == "" {
-			u.ID = newID()
-		} else if w.idTaken(kindUpstream, u.ID) {
-			return primaryKeyViolation(u.ID)
-		}
-		if u.Healthchecks == nil {
-			u.Healthchecks = offHealthchecks()
-		}
-		u.CreatedAt, u.UpdatedAt = now, now
-		w.doc.Upstreams[u.Name] = &u
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	u, m, _ := w.upstreamByName(scratch.Name)
-	return http.StatusCreated, renderUpstream(u, m), nil
-}
-
-func (a *api) patchUpstream(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := upstreamDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	key, now := r.PathValue("upstream"), a.now().Unix()
-	var name string
-	w, err := a.mutate(r, func(w *world) error {
-		eff, m, ok := w.upstream(key)
-		if !ok {
-			return notFound()
-		}
-		if id != "" && !sameID(id, m.ID) {
-			return fieldError("id", "cannot be changed")
-		}
-		u := w.editableUpstream(eff.Name)
-		if err := apply(u, func() *state.Healthchecks { return hcFromConfig(eff.Healthchecks) }); err != nil {
-			return err
-		}
-		if err := checkHashing(u); err != nil {
-			return err
-		}
-		u.UpdatedAt = now
-		name = u.Name
-		return w.putUpstream(eff.Name, u, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	u, m, _ := w.upstreamByName(name)
-	return http.StatusOK, renderUpstream(u, m), nil
-}
-
-// putUpstream (PUT) creates or replaces an upstream whole; its targets,
-// which are entities of their own, are kept.
-func (a *api) replaceUpstream(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := upstreamDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	key, now := r.PathValue("upstream"), a.now().Unix()
-	byID := config.IsUUID(key)
-	if byID && id != "" && !sameID(id, key) {
-		return 0, nil, fieldError("id", "must match the id in the URL")
-	}
-	scratch := newUpstream()
-	_ = apply(&scratch, offHealthchecks)
-	if !byID {
-		if scratch.Name != "" && scratch.Name != key {
-			return 0, nil, fieldError("name", "must match the name in the URL")
-		}
-		if err := config.CheckUpstreamName(key); err != nil {
-			return 0, nil, fieldError("name", "%v", err)
-		}
-		scratch.Name = key
-	}
-	if err := checkHashing(&scratch); err != nil {
-		return 0, nil, err
-	}
-	status, name := http.StatusOK, ""
-	w, err := a.mutate(r, func(w *world) error {
-		u := newUpstream()
-		if err := apply(&u, offHealthchecks); err != nil {
-			return err
-		}
-		if u.Healthchecks == nil {
-			u.Healthchecks = offHealthchecks()
-		}
-		eff, m, found := w.upstream(key)
-		if !byID {
-			u.Name = key
-		}
-		u.UpdatedAt = now
-		if !found {
-			if u.Name == "" {
-				return fieldError("name", "required field missing")
-			}
-			if w.nameTaken(kindUpstream, u.Name) {
-				return uniqueViolation("name", u.Name)
-			}
-			u.ID = id
-			if byID {
-				u.ID = key
-			}
-			if u.ID == "" {
-				u.ID = newID()
-			}
-			if w.idTaken(kindUpstream, u.ID) {
-				return primaryKeyViolation(u.ID)
-			}
-			u.CreatedAt = now
-			status, name = http.StatusCreated, u.Name
-			w.doc.Upstreams[u.Name] = &u
-			return nil
-		}
-		if u.Name == "" {
-			u.Name = eff.Name
-		}
-		cur := w.editableUpstream(eff.Name)
-		u.ID, u.CreatedAt, u.Targets = m.ID, m.CreatedAt, cur.Targets
-		name = u.Name
-		return w.putUpstream(eff.Name, &u, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	u, m, _ := w.upstreamByName(name)
-	return status, renderUpstream(u, m), nil
-}
-
-func (a *api) deleteUpstream(r *http.Request) (int, any, error) {
-	key, now := r.PathValue("upstream"), a.now().Unix()
-	_, err := a.mutate(r, func(w *world) error {
-		eff, _, ok := w.upstream(key)
-		if !ok {
-			return notFound()
-		}
-		if users := w.upstreamUsers(eff.Name); len(users) > 0 {
-			return referenced("upstreams", "services", users)
-		}
-		w.removeUpstream(eff.Name, now)
-		w.doc.Overrides = slices.DeleteFunc(w.doc.Overrides, func(o state.Override) bool { return o.Upstream == eff.Name })
-		delete(w.doc.Marks, eff.Name)
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
 }
