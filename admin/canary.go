@@ -134,9 +134,7 @@ func decodeCanary(o *obj, c *state.Canary) {
 // canaryDecoder checks a body's fields in full and returns its applier.
 func canaryDecoder(b *obj) (func(c *state.Canary) error, error) {
 	apply := func(c *state.Canary) error {
-		o := newObj(b.m, b.form)
-		decodeCanary(o, c)
-		return o.err()
+		return b.decode(func(o *obj) { decodeCanary(o, c) })
 	}
 	if err := apply(&state.Canary{}); err != nil {
 		return nil, err
@@ -176,11 +174,7 @@ func (a *api) getCanary(r *http.Request) (int, any, error) {
 // canary must exist) /services/{s}/canary.
 func (a *api) putCanary(patch bool) func(*http.Request) (int, any, error) {
 	return func(r *http.Request) (int, any, error) {
-		b, err := readBody(r)
-		if err != nil {
-			return 0, nil, err
-		}
-		apply, err := canaryDecoder(b)
+		apply, _, err := readApplier(r, canaryDecoder)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -180,9 +180,7 @@ func checkPair(o *obj, certKey, keyKey, cert, key string, required bool) {
 // on base for a PATCH, which may be nil) and returns its applier.
 func certificateDecoder(b *obj, base *state.Certificate) (func(c *state.Certificate) error, error) {
 	apply := func(c *state.Certificate) error {
-		o := newObj(b.m, b.form)
-		decodeCertificate(o, c)
-		return o.err()
+		return b.decode(func(o *obj) { decodeCertificate(o, c) })
 	}
 	scratch := &state.Certificate{}
 	if base != nil {

@@ -168,21 +168,20 @@ func newRoute() state.Route {
 // routeDecoder checks a body's fields in full and returns its applier,
 // which also checks the route as a whole.
 func routeDecoder(b *obj) (func(r *state.Route) (serviceRef, error), error) {
-	apply := func(r *state.Route) (serviceRef, error) {
-		o := newObj(b.m, b.form)
-		ref := decodeRoute(o, r)
-		if err := o.err(); err != nil {
+	decode := func(r *state.Route) (ref serviceRef, err error) {
+		return ref, b.decode(func(o *obj) { ref = decodeRoute(o, r) })
+	}
+	scratch := newRoute()
+	if _, err := decode(&scratch); err != nil {
+		return nil, err
+	}
+	return func(r *state.Route) (serviceRef, error) {
+		ref, err := decode(r)
+		if err != nil {
 			return ref, err
 		}
 		return ref, checkRoute(r)
-	}
-	o := newObj(b.m, b.form)
-	scratch := newRoute()
-	decodeRoute(o, &scratch)
-	if err := o.err(); err != nil {
-		return nil, err
-	}
-	return apply, nil
+	}, nil
 }
 
 // putRoute stores r under its name, handling a rename from old.

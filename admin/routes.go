@@ -38,7 +38,7 @@ const (
 
 // routes is the table of everything the admin listener serves.
 func (a *api) routes() []endpoint {
-	k := newKinds()
+	k, targets, overrides := newKinds(), targetsChild(), overridesChild()
 	// ctl marks entity endpoints.
 	ctl := func(e endpoint) endpoint { e.needsController = true; return e }
 	mark := func(method, state string) endpoint {
@@ -76,13 +76,13 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPut, path: "/upstreams/{upstream}", op: "putUpstream", tag: "upstreams", summary: "Create or replace an upstream (its targets are kept)", in: "UpstreamInput", out: "Upstream", ok: http.StatusOK, upsert: true,
 			example: map[string]any{"algorithm": "consistent-hashing", "hash_on": "header", "hash_on_header": "X-User"}, h: k.upstream.replace(a)}),
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}", op: "deleteUpstream", tag: "upstreams", summary: "Delete an upstream (400 while a service or canary uses it)", ok: http.StatusNoContent, h: k.upstream.del(a)}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, h: a.upstreamHealth}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, h: healthChild().list(a)}),
 
 		// Targets.
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, h: a.listTargets}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, h: targets.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/upstreams/{upstream}/targets", op: "createTarget", tag: "targets", summary: "Add a target", in: "TargetInput", out: "Target", ok: http.StatusCreated,
 			example: map[string]any{"target": "10.0.0.3:8080", "weight": 50}, h: a.createTarget}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets/{target}", op: "getTarget", tag: "targets", summary: "Get a target by id or host:port", out: "Target", ok: http.StatusOK, h: a.getTarget}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets/{target}", op: "getTarget", tag: "targets", summary: "Get a target by id or host:port", out: "Target", ok: http.StatusOK, h: targets.get(a)}),
 		ctl(endpoint{method: http.MethodPatch, path: "/upstreams/{upstream}/targets/{target}", op: "patchTarget", tag: "targets", summary: "Update a target; on a discovered target, weight becomes an override", in: "TargetInput", out: "Target", ok: http.StatusOK,
 			example: map[string]any{"weight": 300}, h: a.patchTarget}),
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/targets/{target}", op: "deleteTarget", tag: "targets", summary: "Delete a target (not a discovered one)", ok: http.StatusNoContent, h: a.deleteTarget}),
@@ -94,10 +94,10 @@ func (a *api) routes() []endpoint {
 		unmark("unhealthy"),
 
 		// Overrides.
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides", op: "listOverrides", tag: "overrides", summary: "List weight overrides", out: "list:Override", ok: http.StatusOK, paged: true, h: a.listOverrides}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides", op: "listOverrides", tag: "overrides", summary: "List weight overrides", out: "list:Override", ok: http.StatusOK, paged: true, h: overrides.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/upstreams/{upstream}/overrides", op: "createOverride", tag: "overrides", summary: "Create a weight override (by target, tags or meta; weight or share)", in: "OverrideInput", out: "Override", ok: http.StatusCreated,
 			example: map[string]any{"meta": map[string]any{"version": "v2"}, "share": 10}, h: a.createOverride}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides/{override}", op: "getOverride", tag: "overrides", summary: "Get a weight override", out: "Override", ok: http.StatusOK, h: a.getOverride}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides/{override}", op: "getOverride", tag: "overrides", summary: "Get a weight override", out: "Override", ok: http.StatusOK, h: overrides.get(a)}),
 		ctl(endpoint{method: http.MethodPatch, path: "/upstreams/{upstream}/overrides/{override}", op: "patchOverride", tag: "overrides", summary: "Update a weight override", in: "OverrideInput", out: "Override", ok: http.StatusOK,
 			example: map[string]any{"weight": 20}, h: a.patchOverride}),
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/overrides/{override}", op: "deleteOverride", tag: "overrides", summary: "Delete a weight override", ok: http.StatusNoContent, h: a.deleteOverride}),

@@ -130,9 +130,7 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 // The applier also checks the result as a whole (checkServiceTLS).
 func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error) {
 	decode := func(s *state.Service, creating bool) error {
-		o := newObj(b.m, b.form)
-		decodeService(o, s, creating)
-		return o.err()
+		return b.decode(func(o *obj) { decodeService(o, s, creating) })
 	}
 	scratch := newService()
 	if err := decode(&scratch, true); err != nil {

@@ -251,11 +251,9 @@ func (k *kind[C, D]) get(a *api) func(*http.Request) (int, any, error) {
 
 // body reads and checks a request body and its optional id.
 func (k *kind[C, D]) body(a *api, r *http.Request, m mode) (applier[D], string, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return nil, "", err
-	}
-	apply, err := k.decode(a.view(), r, b, m, r.PathValue(k.param))
+	apply, b, err := readApplier(r, func(b *obj) (applier[D], error) {
+		return k.decode(a.view(), r, b, m, r.PathValue(k.param))
+	})
 	if err != nil {
 		return nil, "", err
 	}

@@ -381,9 +381,7 @@ func (w *world) putUpstream(old string, u *state.Upstream, now int64) error {
 // the function that applies it to an entity inside Mutate.
 func upstreamDecoder(b *obj) (func(u *state.Upstream, base func() *state.Healthchecks) error, error) {
 	apply := func(u *state.Upstream, base func() *state.Healthchecks) error {
-		o := newObj(b.m, b.form)
-		decodeUpstream(o, u, base)
-		return o.err()
+		return b.decode(func(o *obj) { decodeUpstream(o, u, base) })
 	}
 	scratch := newUpstream()
 	if err := apply(&scratch, offHealthchecks); err != nil {
