@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,6 +80,14 @@ func timestamps() js {
 	}
 }
 
+func joinInts(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func uuidSchema(desc string) js { return js{"type": "string", "format": "uuid", "description": desc} }
 
 // schemas are the document's components.
@@ -101,17 +110,18 @@ func schemas() js {
 		"slots":               sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
 		"healthchecks":        sref("Healthchecks"),
 	}
+	timeoutDoc := "milliseconds, default " + strconv.Itoa(ms(config.DefaultTimeout))
 	serviceIn := js{
 		"id":               uuidSchema("optional on creation"),
 		"name":             nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
-		"protocol":         senum("default http; h2c, grpc: HTTP/2 with prior knowledge; grpcs: HTTP/2 over TLS", config.ServiceProtocols()...),
+		"protocol":         senum("default "+newService().Protocol+"; h2c, grpc: HTTP/2 with prior knowledge; grpcs: HTTP/2 over TLS", config.ServiceProtocols()...),
 		"host":             sstr("an upstream's name, or a host name or IP address"),
-		"port":             sint("default 80 (443 for https and grpcs)", config.MinPort, config.MaxPort),
+		"port":             sint(fmt.Sprintf("default %d (%d for https and grpcs)", config.DefaultPort(config.ProtocolHTTP), config.DefaultPort(config.ProtocolHTTPS)), config.MinPort, config.MaxPort),
 		"path":             nullable(sstr("prefix added to upstream requests")),
-		"retries":          sint("default 5", 0, config.MaxRetries),
-		"connect_timeout":  sint("milliseconds, default 60000", config.MinTimeoutMs, config.MaxTimeoutMs),
-		"read_timeout":     sint("milliseconds, default 60000", config.MinTimeoutMs, config.MaxTimeoutMs),
-		"write_timeout":    sint("milliseconds, default 60000", config.MinTimeoutMs, config.MaxTimeoutMs),
+		"retries":          sint("default "+strconv.Itoa(config.DefaultRetries), 0, config.MaxRetries),
+		"connect_timeout":  sint(timeoutDoc, config.MinTimeoutMs, config.MaxTimeoutMs),
+		"read_timeout":     sint(timeoutDoc, config.MinTimeoutMs, config.MaxTimeoutMs),
+		"write_timeout":    sint(timeoutDoc, config.MinTimeoutMs, config.MaxTimeoutMs),
 		"tls_verify":       nullable(sbool("https/grpcs only: verify the target's certificate; default null (on; Kong's default is off)")),
 		"tls_verify_depth": nullable(sint("https/grpcs only: most certificates above the leaf", 0, config.MaxTLSVerifyDepth)),
 		"ca_certificates":  nullable(sarr(sstr(""), "https/grpcs only: PEM file paths or inline PEM of the trusted CAs (Kong takes CA certificate ids); null: the system roots")),
@@ -128,10 +138,10 @@ func schemas() js {
 		"hosts":          nullable(sarr(sstr(""), "host names, one wildcard label at either end allowed")),
 		"methods":        nullable(sarr(sstr(""), "HTTP methods")),
 		"headers":        nullable(headers),
-		"strip_path":     sbool("default true"),
-		"preserve_host":  sbool("default false"),
+		"strip_path":     sbool("default " + strconv.FormatBool(newRoute().StripPath)),
+		"preserve_host":  sbool("default " + strconv.FormatBool(newRoute().PreserveHost)),
 		"regex_priority": sint("order of regex paths", config.MinRegexPriority, config.MaxRegexPriority),
-		"path_handling":  senum("default v0: how the service path and the request path combine upstream, as Kong's", config.PathHandlings()...),
+		"path_handling":  senum("default "+config.DefaultPathHandling+": how the service path and the request path combine upstream, as Kong's", config.PathHandlings()...),
 		"protocols":      sarr(senum("", config.RouteProtocols()...), "default [http, https]; grpc/grpcs (not mixed with http/https): gRPC over HTTP/2 only, a non-gRPC request gets 415, gRPC over HTTP/1.1 426"),
 	}
 	overrideIn := js{
@@ -192,7 +202,7 @@ func schemas() js {
 		"PassiveHealthy": closed(sobj(js{"successes": counter(""), "http_statuses": statuses})),
 		"PassiveUnhealthy": closed(sobj(js{
 			"http_failures": counter(""), "tcp_failures": counter(""), "timeouts": counter(""), "http_statuses": statuses,
-			"grpc_statuses": sarr(js{"type": "integer", "minimum": 0, "maximum": config.MaxGRPCStatus}, "gRPC statuses counted as failures (default 4, 8, 14)"),
+			"grpc_statuses": sarr(js{"type": "integer", "minimum": 0, "maximum": config.MaxGRPCStatus}, "gRPC statuses counted as failures (default "+joinInts(config.DefaultUpstream().Healthchecks.Passive.Unhealthy.GRPCStatuses)+")"),
 		})),
 		"Healthchecks": closed(sobj(js{
 			"threshold": snum("percent of healthy weight under which the upstream fails", 0, config.MaxPercent),
@@ -219,7 +229,7 @@ func schemas() js {
 			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "created_at", "updated_at"),
 		"TargetInput": closed(sobj(js{
 			"target": sstr("host:port (port 8000 when omitted)"),
-			"weight": sint("default 100; 0 drains", 0, config.MaxWeight),
+			"weight": sint("default "+strconv.Itoa(config.DefaultWeight)+"; 0 drains", 0, config.MaxWeight),
 			"tags":   nullable(sarr(sstr(""), "")),
 		})),
 		"Target": sobj(with(timestamps(), js{
