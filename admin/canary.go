@@ -158,10 +158,9 @@ func (w *world) checkCanary(service string, c *state.Canary) error {
 }
 
 func (a *api) getCanary(r *http.Request) (int, any, error) {
-	w := a.view()
-	s, _, ok := w.service(r.PathValue("service"))
-	if !ok {
-		return 0, nil, notFound()
+	w, s, _, err := viewParent(a, r, services)
+	if err != nil {
+		return 0, nil, err
 	}
 	c := w.doc.Canaries[s.Name]
 	if c == nil {
@@ -178,14 +177,10 @@ func (a *api) putCanary(patch bool) func(*http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		key, now := r.PathValue("service"), a.now().Unix()
+		now := a.now().Unix()
 		status := http.StatusOK
 		var out canaryOut
-		_, err = a.mutate(r, func(w *world) error {
-			s, _, ok := w.service(key)
-			if !ok {
-				return notFound()
-			}
+		_, err = a.underService(r, func(w *world, s *config.Service, _ state.Meta) error {
 			cur := w.doc.Canaries[s.Name]
 			c := &state.Canary{}
 			switch {
@@ -215,10 +210,8 @@ func (a *api) putCanary(patch bool) func(*http.Request) (int, any, error) {
 }
 
 func (a *api) deleteCanary(r *http.Request) (int, any, error) {
-	key := r.PathValue("service")
-	_, err := a.mutate(r, func(w *world) error {
-		s, _, ok := w.service(key)
-		if !ok || w.doc.Canaries[s.Name] == nil {
+	_, err := a.underService(r, func(w *world, s *config.Service, _ state.Meta) error {
+		if w.doc.Canaries[s.Name] == nil {
 			return notFound()
 		}
 		if ro := w.doc.Rollouts[s.Name]; ro != nil && (ro.State == state.RolloutRunning || ro.State == state.RolloutPaused) {
@@ -355,10 +348,9 @@ func decodeRollout(o *obj, ro *state.Rollout) {
 }
 
 func (a *api) getRollout(r *http.Request) (int, any, error) {
-	w := a.view()
-	s, _, ok := w.service(r.PathValue("service"))
-	if !ok {
-		return 0, nil, notFound()
+	w, s, _, err := viewParent(a, r, services)
+	if err != nil {
+		return 0, nil, err
 	}
 	ro := w.doc.Rollouts[s.Name]
 	if ro == nil {
@@ -388,13 +380,9 @@ func (a *api) startRollout(r *http.Request) (int, any, error) {
 	if err := o.err(); err != nil {
 		return 0, nil, err
 	}
-	key, now := r.PathValue("service"), a.now().Unix()
+	now := a.now().Unix()
 	var out rolloutOut
-	_, err = a.mutate(r, func(w *world) error {
-		s, _, ok := w.service(key)
-		if !ok {
-			return notFound()
-		}
+	_, err = a.underService(r, func(w *world, s *config.Service, _ state.Meta) error {
 		c := w.doc.Canaries[s.Name]
 		if c == nil {
 			return fieldError("canary", "service '%s' has no canary: PUT /services/%s/canary first", s.Name, s.Name)
@@ -430,13 +418,9 @@ func (a *api) rolloutAction(action string) func(*http.Request) (int, any, error)
 				return 0, nil, err
 			}
 		}
-		key, now := r.PathValue("service"), a.now().Unix()
+		now := a.now().Unix()
 		var out rolloutOut
-		_, err := a.mutate(r, func(w *world) error {
-			s, _, ok := w.service(key)
-			if !ok {
-				return notFound()
-			}
+		_, err := a.underService(r, func(w *world, s *config.Service, _ state.Meta) error {
 			ro := w.doc.Rollouts[s.Name]
 			if ro == nil {
 				return notFound()

@@ -218,21 +218,19 @@ func (a *api) listSNIs(r *http.Request) (int, any, error) {
 	return http.StatusOK, paginate(r, p, items, func(s sniOut) string { return s.Name }), nil
 }
 
-func (a *api) listCertificateSNIs(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
+// certificateSNIs lists a certificate's SNIs.
+func certificateSNIs() *child[config.Certificate, state.Certificate, sniOut] {
+	return &child[config.Certificate, state.Certificate, sniOut]{
+		parent: func(k *kinds) *kind[config.Certificate, state.Certificate] { return k.cert },
+		items: func(_ *api, w *world, cur *config.Certificate, _ state.Meta) []sniOut {
+			if items := w.snisOf(func(c *config.Certificate) bool { return c.ID == cur.ID }); items != nil {
+				return items
+			}
+			return []sniOut{}
+		},
+		pageKey: func(s sniOut) string { return s.Name },
+		show:    func(s sniOut) any { return s },
 	}
-	w := a.view()
-	cur, _, ok := w.certificate(r.PathValue("certificate"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	items := w.snisOf(func(c *config.Certificate) bool { return c.ID == cur.ID })
-	if items == nil {
-		items = []sniOut{}
-	}
-	return http.StatusOK, paginate(r, p, items, func(s sniOut) string { return s.Name }), nil
 }
 
 func (a *api) getSNI(r *http.Request) (int, any, error) {

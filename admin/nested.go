@@ -7,31 +7,44 @@ import (
 	"github.com/outrigger-gw/outrigger/state"
 )
 
-// child is a collection nested under an upstream (its targets, its weight
-// overrides): list and get are written once here, the changes go through
-// underUpstream. Immutable.
-type child[V any] struct {
-	param string // path parameter naming an item
-	// items are the upstream's items as the API shows them.
-	items   func(a *api, w *world, u *config.Upstream, um state.Meta) []V
+// child is a collection nested under an entity of a parent kind (an
+// upstream's targets, overrides and target health; a certificate's SNIs):
+// list and get are written once here, the changes go through under.
+// Immutable.
+type child[P, PD, V any] struct {
+	parent func(*kinds) *kind[P, PD]
+	param  string // path parameter naming an item
+	// items are the parent's items as the API shows them.
+	items   func(a *api, w *world, p *P, pm state.Meta) []V
 	pageKey func(V) string
 	// find picks the item key names among items.
 	find func(items []V, key string) (V, bool)
 	show func(V) any
 }
 
-func (c *child[V]) list(a *api) func(*http.Request) (int, any, error) {
+// viewParent is the world now and the parent the path names (404 when
+// there is none).
+func viewParent[P, PD any](a *api, r *http.Request, pick func(*kinds) *kind[P, PD]) (*world, *P, state.Meta, error) {
+	w := a.view()
+	k := pick(w.k)
+	p, pm, ok := k.lookup(w, r.PathValue(k.param))
+	if !ok {
+		return nil, nil, state.Meta{}, notFound()
+	}
+	return w, p, pm, nil
+}
+
+func (c *child[P, PD, V]) list(a *api) func(*http.Request) (int, any, error) {
 	return func(r *http.Request) (int, any, error) {
-		p, err := parsePage(r)
+		pg, err := parsePage(r)
 		if err != nil {
 			return 0, nil, err
 		}
-		w := a.view()
-		u, um, ok := w.upstream(r.PathValue("upstream"))
-		if !ok {
-			return 0, nil, notFound()
+		w, p, pm, err := viewParent(a, r, c.parent)
+		if err != nil {
+			return 0, nil, err
 		}
-		l := paginate(r, p, c.items(a, w, u, um), c.pageKey)
+		l := paginate(r, pg, c.items(a, w, p, pm), c.pageKey)
 		for i := range l.Data {
 			l.Data[i] = c.show(l.Data[i].(V))
 		}
@@ -39,14 +52,13 @@ func (c *child[V]) list(a *api) func(*http.Request) (int, any, error) {
 	}
 }
 
-func (c *child[V]) get(a *api) func(*http.Request) (int, any, error) {
+func (c *child[P, PD, V]) get(a *api) func(*http.Request) (int, any, error) {
 	return func(r *http.Request) (int, any, error) {
-		w := a.view()
-		u, um, ok := w.upstream(r.PathValue("upstream"))
-		if !ok {
-			return 0, nil, notFound()
+		w, p, pm, err := viewParent(a, r, c.parent)
+		if err != nil {
+			return 0, nil, err
 		}
-		v, ok := c.find(c.items(a, w, u, um), r.PathValue(c.param))
+		v, ok := c.find(c.items(a, w, p, pm), r.PathValue(c.param))
 		if !ok {
 			return 0, nil, notFound()
 		}
@@ -54,22 +66,37 @@ func (c *child[V]) get(a *api) func(*http.Request) (int, any, error) {
 	}
 }
 
-// underUpstream changes the admin layer under the upstream the path names
-// (404 when there is none): fn gets the effective upstream and its meta.
-func (a *api) underUpstream(r *http.Request, fn func(w *world, u *config.Upstream, um state.Meta) error) (*world, error) {
-	key := r.PathValue("upstream")
+// The parent kinds.
+func upstreams(k *kinds) *kind[config.Upstream, state.Upstream] { return k.upstream }
+func services(k *kinds) *kind[config.Service, state.Service]    { return k.service }
+
+// under changes the admin layer under the entity of kind (picked from the
+// world's kinds) that the path names, 404 when there is none: fn gets the
+// effective entity and its meta.
+func under[C, D any](a *api, r *http.Request, pick func(*kinds) *kind[C, D], fn func(w *world, c *C, m state.Meta) error) (*world, error) {
 	return a.mutate(r, func(w *world) error {
-		u, um, ok := w.upstream(key)
+		k := pick(w.k)
+		c, m, ok := k.lookup(w, r.PathValue(k.param))
 		if !ok {
 			return notFound()
 		}
-		return fn(w, u, um)
+		return fn(w, c, m)
 	})
 }
 
-func targetsChild() *child[targetView] {
-	return &child[targetView]{
-		param: "target",
+func (a *api) underUpstream(r *http.Request, fn func(w *world, u *config.Upstream, um state.Meta) error) (*world, error) {
+	return under(a, r, upstreams, fn)
+}
+
+func (a *api) underService(r *http.Request, fn func(w *world, s *config.Service, sm state.Meta) error) (*world, error) {
+	return under(a, r, services, fn)
+}
+
+type upstreamChild[V any] = child[config.Upstream, state.Upstream, V]
+
+func targetsChild() *upstreamChild[targetView] {
+	return &upstreamChild[targetView]{
+		parent: upstreams, param: "target",
 		items: func(a *api, w *world, u *config.Upstream, um state.Meta) []targetView {
 			return w.targets(u, um, a.runtimeOf(u.Name))
 		},
@@ -84,9 +111,9 @@ func targetsChild() *child[targetView] {
 	}
 }
 
-func overridesChild() *child[overrideOut] {
-	return &child[overrideOut]{
-		param: "override",
+func overridesChild() *upstreamChild[overrideOut] {
+	return &upstreamChild[overrideOut]{
+		parent: upstreams, param: "override",
 		items: func(_ *api, w *world, u *config.Upstream, um state.Meta) []overrideOut {
 			items := []overrideOut{}
 			for _, o := range w.doc.Overrides {

@@ -151,7 +151,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPut, path: "/certificates/{certificate}", op: "putCertificate", tag: "certificates", summary: "Create or replace a certificate (by id, or by an SNI it serves)", in: "CertificateInput", out: "Certificate", ok: http.StatusOK, upsert: true,
 			example: certificateExample(), h: k.cert.replace(a)}),
 		ctl(endpoint{method: http.MethodDelete, path: "/certificates/{certificate}", op: "deleteCertificate", tag: "certificates", summary: "Delete a certificate and its SNIs", ok: http.StatusNoContent, h: k.cert.del(a)}),
-		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}/snis", op: "listCertificateSNIs", tag: "certificates", summary: "List a certificate's SNIs", out: "list:SNI", ok: http.StatusOK, paged: true, h: a.listCertificateSNIs}),
+		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}/snis", op: "listCertificateSNIs", tag: "certificates", summary: "List a certificate's SNIs", out: "list:SNI", ok: http.StatusOK, paged: true, h: certificateSNIs().list(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/snis", op: "listSNIs", tag: "certificates", summary: "List SNIs (they are set through their certificate's snis)", out: "list:SNI", ok: http.StatusOK, paged: true, h: a.listSNIs}),
 		ctl(endpoint{method: http.MethodGet, path: "/snis/{sni}", op: "getSNI", tag: "certificates", summary: "Get an SNI by name or id", out: "SNI", ok: http.StatusOK, h: a.getSNI}),
 	}

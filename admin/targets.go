@@ -437,8 +437,9 @@ type healthData struct {
 }
 
 // healthChild lists the health of an upstream's targets.
-func healthChild() *child[healthOut] {
-	return &child[healthOut]{
+func healthChild() *upstreamChild[healthOut] {
+	return &upstreamChild[healthOut]{
+		parent:  upstreams,
 		items:   (*api).targetsHealth,
 		pageKey: func(h healthOut) string { return h.Target },
 		show:    func(h healthOut) any { return h },
