@@ -143,6 +143,8 @@ func TestBadInput(t *testing.T) {
 			status: 400, fields: map[string]string{"host": "conflicts with url"}},
 		{desc: "bad url", method: http.MethodPost, path: "/services", body: form{"name", "s2", "url", "ftp://a.example"},
 			status: 400, fields: map[string]string{"url": "scheme must be one of http, https, grpc, grpcs, h2c"}},
+		{desc: "url that is no URL", method: http.MethodPost, path: "/services", body: form{"name", "s2", "url", "http://[::1"},
+			status: 400, fields: map[string]string{"url": `invalid URL "http://[::1"`}},
 		{desc: "service without host", method: http.MethodPost, path: "/services", body: form{"name", "s2"},
 			status: 400, fields: map[string]string{"host": "required field missing"}},
 		{desc: "service host onto its canary upstream", method: http.MethodPatch, path: "/services/example_service", body: form{"host", "canary_upstream"},

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -103,6 +105,10 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 		if why != "" {
 			o.fail("url", "%s", why)
 		} else if u, err := config.ParseServiceURL(str); err != nil {
+			var bad *config.URLError
+			if errors.As(err, &bad) {
+				err = fmt.Errorf("invalid URL %q", str)
+			}
 			o.fail("url", "%v", err)
 		} else {
 			hasURL = true

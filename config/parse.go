@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -624,7 +625,12 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 				return
 			}
 			u, err := ParseServiceURL(str)
-			if err != nil {
+			var bad *URLError
+			switch {
+			case errors.As(err, &bad):
+				d.errorf(deref(v), "url: %v", err)
+				return
+			case err != nil:
 				d.errorf(deref(v), "url: %s: %v", quote(str), err)
 				return
 			}

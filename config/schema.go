@@ -85,17 +85,23 @@ type ServiceURL struct {
 	Port                 int
 }
 
+// URLError is a service url that does not parse as a URL at all.
+type URLError struct {
+	URL string
+	Err error
+}
+
+func (e *URLError) Error() string { return fmt.Sprintf("invalid URL %s: %v", quote(e.URL), e.Err) }
+
+func (e *URLError) Unwrap() error { return e.Err }
+
 // ParseServiceURL checks and splits a service's url shorthand,
 // scheme://host[:port][/path]; the port defaults from the scheme. Its
-// errors do not repeat the URL.
+// errors but a *URLError do not repeat the URL.
 func ParseServiceURL(s string) (ServiceURL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return ServiceURL{}, fmt.Errorf("invalid URL: %v", err)
+		return ServiceURL{}, &URLError{URL: s, Err: err}
 	}
 	scheme := strings.ToLower(u.Scheme)
 	switch {
