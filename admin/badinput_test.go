@@ -91,6 +91,8 @@ func TestBadInput(t *testing.T) {
 			status: 400, fields: map[string]string{"name": "\"7a1c5d1e-0b8f-4c3e-9f2d-6f7574726967\" is not a valid name"}},
 		{desc: "name conflict", method: http.MethodPost, path: "/upstreams", body: form{"name", "example_upstream"},
 			status: 409, msg: `UNIQUE violation detected on '{name="example_upstream"}'`, fields: map[string]string{"name": "example_upstream"}},
+		{desc: "name and id both taken: the name is reported", method: http.MethodPost, path: "/upstreams", body: form{"name", "example_upstream", "id", stableID(kindUpstream, "canary_upstream")},
+			status: 409, msg: `UNIQUE violation detected on '{name="example_upstream"}'`, fields: map[string]string{"name": "example_upstream"}},
 		{desc: "rename onto a taken name", method: http.MethodPatch, path: "/upstreams/api_upstream", body: form{"name", "canary_upstream"},
 			status: 409, msg: `UNIQUE violation detected on '{name="canary_upstream"}'`},
 		{desc: "missing name", method: http.MethodPost, path: "/upstreams", body: form{"algorithm", "random"},

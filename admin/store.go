@@ -266,8 +266,11 @@ func (k *kind[C, D]) body(a *api, r *http.Request, m mode) (applier[D], string, 
 
 // adopt gives a new entity its id (the body's, or a random one) and, for
 // a kind with names, the id as its key when it has no name; the id and
-// the key must be free.
+// the key must be free (a required name is checked first, as Kong).
 func (k *kind[C, D]) adopt(w *world, d *D, id string) error {
+	if k.nameRequired && k.keyTaken(w, k.docKey(d)) {
+		return uniqueViolation("name", k.docKey(d))
+	}
 	m := k.meta(d)
 	m.ID = id
 	if m.ID == "" {
