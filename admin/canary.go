@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/state"
 )
 
@@ -25,7 +26,7 @@ type canaryOut struct {
 
 func (w *world) renderCanary(service string, c *state.Canary) canaryOut {
 	s, _ := w.eff.Service(service)
-	m := w.meta(kindService, service)
+	m := w.k.service.metaOf(w, service)
 	force := c.Force
 	if force == nil {
 		force = []state.ForceRule{}
@@ -47,18 +48,27 @@ func parseForce(s string) (state.ForceRule, error) {
 	return r, checkForce(r)
 }
 
+// Force rule kinds.
+const (
+	forceHeader = "header"
+	forceCookie = "cookie"
+	forceQuery  = "query"
+)
+
+func forceKinds() []string { return []string{forceHeader, forceCookie, forceQuery} }
+
 func checkForce(r state.ForceRule) error {
 	switch r.Kind {
-	case "header", "cookie":
-		if err := checkToken(r.Name); err != nil {
+	case forceHeader, forceCookie:
+		if err := config.CheckToken(r.Name); err != nil {
 			return fmt.Errorf("invalid %s name: %v", r.Kind, err)
 		}
-	case "query":
+	case forceQuery:
 		if r.Name == "" {
 			return fmt.Errorf("query argument name must not be empty")
 		}
 	default:
-		return fmt.Errorf("kind %q: expected one of: header, cookie, query", r.Kind)
+		return fmt.Errorf("kind %q: expected one of: %s", r.Kind, strings.Join(forceKinds(), ", "))
 	}
 	return nil
 }
@@ -72,15 +82,15 @@ func checkSticky(s string) (string, error) {
 	if !ok || (kind != "header" && kind != "cookie") {
 		return "", fmt.Errorf("expected ip, header:NAME or cookie:NAME")
 	}
-	if err := checkToken(name); err != nil {
+	if err := config.CheckToken(name); err != nil {
 		return "", fmt.Errorf("invalid %s name: %v", kind, err)
 	}
 	return s, nil
 }
 
 func decodeCanary(o *obj, c *state.Canary) {
-	o.setString("upstream", &c.Upstream, "", checkUpstreamName)
-	o.setFloat("percent", &c.Percent, 0, 0, 100)
+	o.setString("upstream", &c.Upstream, "", keep(config.CheckUpstreamName))
+	o.setFloat("percent", &c.Percent, 0, 0, config.MaxPercent)
 	o.setString("sticky_by", &c.StickyBy, "", checkSticky)
 	if v, present := o.get("force"); present {
 		c.Force = nil
@@ -124,9 +134,7 @@ func decodeCanary(o *obj, c *state.Canary) {
 // canaryDecoder checks a body's fields in full and returns its applier.
 func canaryDecoder(b *obj) (func(c *state.Canary) error, error) {
 	apply := func(c *state.Canary) error {
-		o := newObj(b.m, b.form)
-		decodeCanary(o, c)
-		return o.err()
+		return b.decode(func(o *obj) { decodeCanary(o, c) })
 	}
 	if err := apply(&state.Canary{}); err != nil {
 		return nil, err
@@ -150,10 +158,9 @@ func (w *world) checkCanary(service string, c *state.Canary) error {
 }
 
 func (a *api) getCanary(r *http.Request) (int, any, error) {
-	w := a.view()
-	s, _, ok := w.service(r.PathValue("service"))
-	if !ok {
-		return 0, nil, notFound()
+	w, s, _, err := viewParent(a, r, services)
+	if err != nil {
+		return 0, nil, err
 	}
 	c := w.doc.Canaries[s.Name]
 	if c == nil {
@@ -166,22 +173,14 @@ func (a *api) getCanary(r *http.Request) (int, any, error) {
 // canary must exist) /services/{s}/canary.
 func (a *api) putCanary(patch bool) func(*http.Request) (int, any, error) {
 	return func(r *http.Request) (int, any, error) {
-		b, err := readBody(r)
+		apply, _, err := readApplier(r, canaryDecoder)
 		if err != nil {
 			return 0, nil, err
 		}
-		apply, err := canaryDecoder(b)
-		if err != nil {
-			return 0, nil, err
-		}
-		key, now := r.PathValue("service"), a.now().Unix()
+		now := a.now().Unix()
 		status := http.StatusOK
 		var out canaryOut
-		_, err = a.mutate(r, func(w *world) error {
-			s, _, ok := w.service(key)
-			if !ok {
-				return notFound()
-			}
+		_, err = a.underService(r, func(w *world, s *config.Service, _ state.Meta) error {
 			cur := w.doc.Canaries[s.Name]
 			c := &state.Canary{}
 			switch {
@@ -211,10 +210,8 @@ func (a *api) putCanary(patch bool) func(*http.Request) (int, any, error) {
 }
 
 func (a *api) deleteCanary(r *http.Request) (int, any, error) {
-	key := r.PathValue("service")
-	_, err := a.mutate(r, func(w *world) error {
-		s, _, ok := w.service(key)
-		if !ok || w.doc.Canaries[s.Name] == nil {
+	_, err := a.underService(r, func(w *world, s *config.Service, _ state.Meta) error {
+		if w.doc.Canaries[s.Name] == nil {
 			return notFound()
 		}
 		if ro := w.doc.Rollouts[s.Name]; ro != nil && (ro.State == state.RolloutRunning || ro.State == state.RolloutPaused) {
@@ -232,11 +229,15 @@ func (a *api) deleteCanary(r *http.Request) (int, any, error) {
 
 // Rollouts.
 
-// Rollout defaults.
+// Rollout defaults and bounds.
 const (
 	defaultMaxErrorRateIncrease = 0.01
 	defaultMaxP99Ratio          = 1.5
 	defaultMinRequests          = 100
+	maxErrorRateIncrease        = 1
+	minP99Ratio                 = 1
+	maxP99Ratio                 = 1000
+	maxMinRequests              = 1<<31 - 1
 )
 
 // rolloutOut is a rollout and, while the gateway evaluates it, its
@@ -261,7 +262,7 @@ type rolloutOut struct {
 }
 
 func (w *world) renderRollout(service string, ro *state.Rollout, st *RolloutStatus) rolloutOut {
-	m := w.meta(kindService, service)
+	m := w.k.service.metaOf(w, service)
 	out := rolloutOut{
 		Service: idRef{ID: m.ID, Name: *shownNameOr(service, m)}, Steps: ro.Steps, Interval: ro.Interval,
 		MaxErrorRateIncrease: ro.MaxErrorRateIncrease, MaxP99Ratio: ro.MaxP99Ratio, MinRequests: ro.MinRequests,
@@ -318,8 +319,8 @@ func decodeRollout(o *obj, ro *state.Rollout) {
 			switch {
 			case why != "":
 				o.fail("steps", "item %d: %s", i+1, why)
-			case f < 0 || f > 100:
-				o.fail("steps", "item %d: value should be between 0 and 100", i+1)
+			case f < 0 || f > config.MaxPercent:
+				o.fail("steps", "item %d: value should be between 0 and %d", i+1, config.MaxPercent)
 			case i > 0 && f <= steps[i-1]:
 				o.fail("steps", "must be strictly increasing")
 			}
@@ -334,9 +335,9 @@ func decodeRollout(o *obj, ro *state.Rollout) {
 		}
 		ro.Interval = state.Duration(d)
 	}
-	o.setFloat("max_error_rate_increase", &ro.MaxErrorRateIncrease, defaultMaxErrorRateIncrease, 0, 1)
-	o.setFloat("max_p99_ratio", &ro.MaxP99Ratio, defaultMaxP99Ratio, 1, 1000)
-	o.setInt("min_requests", &ro.MinRequests, defaultMinRequests, 0, 1<<31-1)
+	o.setFloat("max_error_rate_increase", &ro.MaxErrorRateIncrease, defaultMaxErrorRateIncrease, 0, maxErrorRateIncrease)
+	o.setFloat("max_p99_ratio", &ro.MaxP99Ratio, defaultMaxP99Ratio, minP99Ratio, maxP99Ratio)
+	o.setInt("min_requests", &ro.MinRequests, defaultMinRequests, 0, maxMinRequests)
 	o.unknown()
 	if len(ro.Steps) == 0 {
 		o.errs.add("steps", "required field missing")
@@ -347,10 +348,9 @@ func decodeRollout(o *obj, ro *state.Rollout) {
 }
 
 func (a *api) getRollout(r *http.Request) (int, any, error) {
-	w := a.view()
-	s, _, ok := w.service(r.PathValue("service"))
-	if !ok {
-		return 0, nil, notFound()
+	w, s, _, err := viewParent(a, r, services)
+	if err != nil {
+		return 0, nil, err
 	}
 	ro := w.doc.Rollouts[s.Name]
 	if ro == nil {
@@ -380,13 +380,9 @@ func (a *api) startRollout(r *http.Request) (int, any, error) {
 	if err := o.err(); err != nil {
 		return 0, nil, err
 	}
-	key, now := r.PathValue("service"), a.now().Unix()
+	now := a.now().Unix()
 	var out rolloutOut
-	_, err = a.mutate(r, func(w *world) error {
-		s, _, ok := w.service(key)
-		if !ok {
-			return notFound()
-		}
+	_, err = a.underService(r, func(w *world, s *config.Service, _ state.Meta) error {
 		c := w.doc.Canaries[s.Name]
 		if c == nil {
 			return fieldError("canary", "service '%s' has no canary: PUT /services/%s/canary first", s.Name, s.Name)
@@ -422,13 +418,9 @@ func (a *api) rolloutAction(action string) func(*http.Request) (int, any, error)
 				return 0, nil, err
 			}
 		}
-		key, now := r.PathValue("service"), a.now().Unix()
+		now := a.now().Unix()
 		var out rolloutOut
-		_, err := a.mutate(r, func(w *world) error {
-			s, _, ok := w.service(key)
-			if !ok {
-				return notFound()
-			}
+		_, err := a.underService(r, func(w *world, s *config.Service, _ state.Meta) error {
 			ro := w.doc.Rollouts[s.Name]
 			if ro == nil {
 				return notFound()

@@ -68,48 +68,16 @@ func renderCertificate(c *config.Certificate, m state.Meta) certificateOut {
 
 func sniID(name string) string { return stableID("sni", name) }
 
-// certMeta is the meta shown for a certificate.
-func (w *world) certMeta(id string) state.Meta {
-	if e, ok := w.doc.Certificates[id]; ok && !e.Deleted {
-		m := e.Meta
-		m.ID = id
-		return m
-	}
-	return state.Meta{ID: id, CreatedAt: w.started, UpdatedAt: w.started}
-}
-
 // certificate finds an effective certificate by id or SNI name.
 func (w *world) certificate(key string) (*config.Certificate, state.Meta, bool) {
 	name := strings.ToLower(key)
 	for i := range w.eff.Certificates {
 		c := &w.eff.Certificates[i]
 		if sameID(c.ID, key) || slices.Contains(c.SNIs, name) {
-			return c, w.certMeta(c.ID), true
+			return c, w.k.cert.metaOf(w, c.ID), true
 		}
 	}
 	return nil, state.Meta{}, false
-}
-
-func (w *world) certInFile(id string) (*config.Certificate, bool) {
-	for i := range w.file.Certificates {
-		if sameID(w.file.Certificates[i].ID, id) {
-			return &w.file.Certificates[i], true
-		}
-	}
-	return nil, false
-}
-
-// certIDTaken reports whether id is used by a certificate (or tombstone).
-func (w *world) certIDTaken(id string) bool {
-	if _, ok := w.certInFile(id); ok {
-		return true
-	}
-	for k := range w.doc.Certificates {
-		if sameID(k, id) {
-			return true
-		}
-	}
-	return false
 }
 
 // sniOwners maps every SNI in force to its certificate's id, but for the
@@ -133,7 +101,12 @@ func (w *world) editableCertificate(id string) *state.Certificate {
 	if e, ok := w.doc.Certificates[id]; ok && !e.Deleted {
 		return cloneJSON(e)
 	}
-	fc, _ := w.certInFile(id)
+	var fc *config.Certificate
+	for i := range w.file.Certificates {
+		if sameID(w.file.Certificates[i].ID, id) {
+			fc = &w.file.Certificates[i]
+		}
+	}
 	return &state.Certificate{Meta: state.Meta{ID: id, CreatedAt: w.started}, Cert: fc.Cert, Key: fc.Key, CertAlt: fc.CertAlt, KeyAlt: fc.KeyAlt,
 		CertFile: fc.CertFile, KeyFile: fc.KeyFile, CertAltFile: fc.CertAltFile, KeyAltFile: fc.KeyAltFile,
 		SNIs: slices.Clone(fc.SNIs), Tags: slices.Clone(fc.Tags)}
@@ -207,9 +180,7 @@ func checkPair(o *obj, certKey, keyKey, cert, key string, required bool) {
 // on base for a PATCH, which may be nil) and returns its applier.
 func certificateDecoder(b *obj, base *state.Certificate) (func(c *state.Certificate) error, error) {
 	apply := func(c *state.Certificate) error {
-		o := newObj(b.m, b.form)
-		decodeCertificate(o, c)
-		return o.err()
+		return b.decode(func(o *obj) { decodeCertificate(o, c) })
 	}
 	scratch := &state.Certificate{}
 	if base != nil {
@@ -221,195 +192,6 @@ func certificateDecoder(b *obj, base *state.Certificate) (func(c *state.Certific
 	return apply, nil
 }
 
-func (a *api) answerCertificate(w *world, id string, status int) (int, any, error) {
-	c, m, ok := w.certificate(id)
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return status, renderCertificate(c, m), nil
-}
-
-func (a *api) listCertificates(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	w := a.view()
-	items := make([]certificateOut, 0, len(w.eff.Certificates))
-	for i := range w.eff.Certificates {
-		c := &w.eff.Certificates[i]
-		items = append(items, renderCertificate(c, w.certMeta(c.ID)))
-	}
-	return http.StatusOK, paginate(r, p, items, func(c certificateOut) string { return c.ID }), nil
-}
-
-func (a *api) getCertificate(r *http.Request) (int, any, error) {
-	w := a.view()
-	c, m, ok := w.certificate(r.PathValue("certificate"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, renderCertificate(c, m), nil
-}
-
-func (a *api) createCertificate(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := certificateDecoder(b, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	now := a.now().Unix()
-	if id == "" {
-		id = newID()
-	}
-	w, err := a.mutate(r, func(w *world) error {
-		if w.certIDTaken(id) {
-			return primaryKeyViolation(id)
-		}
-		c := &state.Certificate{}
-		if err := apply(c); err != nil {
-			return err
-		}
-		c.ID, c.CreatedAt, c.UpdatedAt = id, now, now
-		return w.putCertificate(c)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerCertificate(w, id, http.StatusCreated)
-}
-
-func (a *api) patchCertificate(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	bid, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	key, now := r.PathValue("certificate"), a.now().Unix()
-	// Check the body against the certificate as it is now; inside Mutate
-	// it is applied to the latest one.
-	v := a.view()
-	cur, _, ok := v.certificate(key)
-	if !ok {
-		return 0, nil, notFound()
-	}
-	apply, err := certificateDecoder(b, v.editableCertificate(cur.ID))
-	if err != nil {
-		return 0, nil, err
-	}
-	var id string
-	w, err := a.mutate(r, func(w *world) error {
-		cur, _, ok := w.certificate(key)
-		if !ok {
-			return notFound()
-		}
-		if bid != "" && !sameID(bid, cur.ID) {
-			return fieldError("id", "cannot be changed")
-		}
-		c := w.editableCertificate(cur.ID)
-		if err := apply(c); err != nil {
-			return err
-		}
-		c.ID, c.UpdatedAt, c.Deleted = cur.ID, now, false
-		id = c.ID
-		return w.putCertificate(c)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerCertificate(w, id, http.StatusOK)
-}
-
-func (a *api) replaceCertificate(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := certificateDecoder(b, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	bid, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	key, now := r.PathValue("certificate"), a.now().Unix()
-	byID := config.IsUUID(key)
-	if byID && bid != "" && !sameID(bid, key) {
-		return 0, nil, fieldError("id", "must match the id in the URL")
-	}
-	status, id := http.StatusOK, ""
-	w, err := a.mutate(r, func(w *world) error {
-		c := &state.Certificate{}
-		if err := apply(c); err != nil {
-			return err
-		}
-		c.UpdatedAt = now
-		cur, m, found := w.certificate(key)
-		if !found {
-			switch {
-			case byID:
-				c.ID = strings.ToLower(key)
-			case bid != "":
-				c.ID = bid
-			default:
-				// PUT /certificates/{sni}: a new certificate serving it.
-				name, err := certs.CheckName(key)
-				if err != nil {
-					return fieldError("snis", "%v", err)
-				}
-				if !slices.Contains(c.SNIs, name) {
-					c.SNIs = append(c.SNIs, name)
-				}
-				c.ID = newID()
-			}
-			if w.certIDTaken(c.ID) {
-				return primaryKeyViolation(c.ID)
-			}
-			c.CreatedAt = now
-			status, id = http.StatusCreated, c.ID
-			return w.putCertificate(c)
-		}
-		c.ID, c.CreatedAt = cur.ID, m.CreatedAt
-		id = c.ID
-		return w.putCertificate(c)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerCertificate(w, id, status)
-}
-
-func (a *api) deleteCertificate(r *http.Request) (int, any, error) {
-	key, now := r.PathValue("certificate"), a.now().Unix()
-	_, err := a.mutate(r, func(w *world) error {
-		cur, _, ok := w.certificate(key)
-		if !ok {
-			return notFound()
-		}
-		if _, inFile := w.certInFile(cur.ID); inFile {
-			w.doc.Certificates[cur.ID] = &state.Certificate{Meta: state.Meta{ID: cur.ID, CreatedAt: w.started, UpdatedAt: now, Deleted: true}}
-		} else {
-			delete(w.doc.Certificates, cur.ID)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
-}
-
 // snisOf lists the SNI objects of the certificates that keep returns true
 // for.
 func (w *world) snisOf(keep func(*config.Certificate) bool) []sniOut {
@@ -419,7 +201,7 @@ func (w *world) snisOf(keep func(*config.Certificate) bool) []sniOut {
 		if !keep(c) {
 			continue
 		}
-		m := w.certMeta(c.ID)
+		m := w.k.cert.metaOf(w, c.ID)
 		for _, n := range c.SNIs {
 			out = append(out, sniOut{ID: sniID(n), Name: n, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Certificate: idRef{ID: c.ID}})
 		}
@@ -436,21 +218,19 @@ func (a *api) listSNIs(r *http.Request) (int, any, error) {
 	return http.StatusOK, paginate(r, p, items, func(s sniOut) string { return s.Name }), nil
 }
 
-func (a *api) listCertificateSNIs(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
+// certificateSNIs lists a certificate's SNIs.
+func certificateSNIs() *child[config.Certificate, state.Certificate, sniOut] {
+	return &child[config.Certificate, state.Certificate, sniOut]{
+		parent: func(k *kinds) *kind[config.Certificate, state.Certificate] { return k.cert },
+		items: func(_ *api, w *world, cur *config.Certificate, _ state.Meta) []sniOut {
+			if items := w.snisOf(func(c *config.Certificate) bool { return c.ID == cur.ID }); items != nil {
+				return items
+			}
+			return []sniOut{}
+		},
+		pageKey: func(s sniOut) string { return s.Name },
+		show:    func(s sniOut) any { return s },
 	}
-	w := a.view()
-	cur, _, ok := w.certificate(r.PathValue("certificate"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	items := w.snisOf(func(c *config.Certificate) bool { return c.ID == cur.ID })
-	if items == nil {
-		items = []sniOut{}
-	}
-	return http.StatusOK, paginate(r, p, items, func(s sniOut) string { return s.Name }), nil
 }
 
 func (a *api) getSNI(r *http.Request) (int, any, error) {

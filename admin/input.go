@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/outrigger-gw/outrigger/config"
 )
 
 // formValue is a value read from a form: a string that may stand for a
@@ -380,6 +382,29 @@ func (o *obj) child(k string) (c *obj, present, null bool) {
 // err returns the body's schema violations, or nil.
 func (o *obj) err() error { return o.errs.err() }
 
+// decode runs fn over a fresh reading of body b and returns its schema
+// violations, or nil.
+func (b *obj) decode(fn func(o *obj)) error {
+	o := newObj(b.m, b.form)
+	fn(o)
+	return o.err()
+}
+
+// readApplier reads r's body and checks it with decoder, which returns
+// what applies the body inside Mutate.
+func readApplier[F any](r *http.Request, decoder func(*obj) (F, error)) (F, *obj, error) {
+	var none F
+	b, err := readBody(r)
+	if err != nil {
+		return none, nil, err
+	}
+	apply, err := decoder(b)
+	if err != nil {
+		return none, nil, err
+	}
+	return apply, b, nil
+}
+
 // Value conversions. Each returns a reason on failure.
 
 func asString(v any) (string, string) {
@@ -392,14 +417,20 @@ func asString(v any) (string, string) {
 	return "", "expected a string"
 }
 
-func asInt(v any) (int64, string) {
-	var s string
+// numberText is the text of a JSON number or of a form value.
+func numberText(v any) (string, bool) {
 	switch n := v.(type) {
 	case json.Number:
-		s = n.String()
+		return n.String(), true
 	case formValue:
-		s = strings.TrimSpace(string(n))
-	default:
+		return strings.TrimSpace(string(n)), true
+	}
+	return "", false
+}
+
+func asInt(v any) (int64, string) {
+	s, ok := numberText(v)
+	if !ok {
 		return 0, "expected an integer"
 	}
 	i, err := strconv.ParseInt(s, 10, 64)
@@ -414,13 +445,8 @@ func asInt(v any) (int64, string) {
 }
 
 func asFloat(v any) (float64, string) {
-	var s string
-	switch n := v.(type) {
-	case json.Number:
-		s = n.String()
-	case formValue:
-		s = strings.TrimSpace(string(n))
-	default:
+	s, ok := numberText(v)
+	if !ok {
 		return 0, "expected a number"
 	}
 	f, err := strconv.ParseFloat(s, 64)
@@ -459,18 +485,31 @@ func asList(v any) ([]any, string) {
 // Setters: absent leaves *dst alone, null sets def, a value is converted,
 // checked and set; failures are recorded.
 
-func (o *obj) setString(k string, dst *string, def string, check func(string) (string, error)) {
+// scalar reads k through conv into *dst (def when null, unchanged when
+// absent or not convertible, which is reported); ok reports that a value
+// was converted, for the setter to check it further.
+func scalar[T any](o *obj, k string, dst *T, def T, conv func(any) (T, string)) (ok bool) {
 	v, present := o.get(k)
 	if !present {
-		return
+		return false
 	}
 	if v == nil {
 		*dst = def
-		return
+		return false
 	}
-	s, why := asString(v)
+	x, why := conv(v)
 	if why != "" {
 		o.fail(k, "%s", why)
+		return false
+	}
+	*dst = x
+	return true
+}
+
+func (o *obj) setString(k string, dst *string, def string, check func(string) (string, error)) {
+	s := *dst
+	if !scalar(o, k, &s, def, asString) {
+		*dst = s
 		return
 	}
 	if check != nil {
@@ -485,17 +524,9 @@ func (o *obj) setString(k string, dst *string, def string, check func(string) (s
 }
 
 func (o *obj) setInt(k string, dst *int, def int, lo, hi int64) {
-	v, present := o.get(k)
-	if !present {
-		return
-	}
-	if v == nil {
-		*dst = def
-		return
-	}
-	i, why := asInt(v)
-	if why != "" {
-		o.fail(k, "%s", why)
+	i := int64(*dst)
+	if !scalar(o, k, &i, int64(def), asInt) {
+		*dst = int(i)
 		return
 	}
 	if i < lo || i > hi {
@@ -506,17 +537,9 @@ func (o *obj) setInt(k string, dst *int, def int, lo, hi int64) {
 }
 
 func (o *obj) setFloat(k string, dst *float64, def, lo, hi float64) {
-	v, present := o.get(k)
-	if !present {
-		return
-	}
-	if v == nil {
-		*dst = def
-		return
-	}
-	f, why := asFloat(v)
-	if why != "" {
-		o.fail(k, "%s", why)
+	f := *dst
+	if !scalar(o, k, &f, def, asFloat) {
+		*dst = f
 		return
 	}
 	if f < lo || f > hi {
@@ -528,95 +551,77 @@ func (o *obj) setFloat(k string, dst *float64, def, lo, hi float64) {
 
 func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
-func (o *obj) setBool(k string, dst *bool, def bool) {
+func (o *obj) setBool(k string, dst *bool, def bool) { scalar(o, k, dst, def, asBool) }
+
+// setList reads k as a list (through toList) whose items each converts,
+// reporting its own failures; null sets nil.
+func setList[T any](o *obj, k string, dst *[]T, toList func(any) ([]any, string), each func(i int, item any) (T, bool)) {
 	v, present := o.get(k)
-	if !present {
+	switch {
+	case !present:
+		return
+	case v == nil:
+		*dst = nil
 		return
 	}
-	if v == nil {
-		*dst = def
-		return
-	}
-	b, why := asBool(v)
+	list, why := toList(v)
 	if why != "" {
 		o.fail(k, "%s", why)
 		return
 	}
-	*dst = b
+	out := make([]T, 0, len(list))
+	for i, item := range list {
+		x, ok := each(i, item)
+		if !ok {
+			return
+		}
+		out = append(out, x)
+	}
+	*dst = out
 }
 
 // setStrings reads a list of strings, normalising each with check and
 // refusing duplicates (after normalisation). Null sets nil.
 func (o *obj) setStrings(k string, dst *[]string, check func(string) (string, error)) {
-	v, present := o.get(k)
-	if !present {
-		return
-	}
-	if v == nil {
-		*dst = nil
-		return
-	}
-	list, why := asList(v)
-	if why != "" {
-		o.fail(k, "%s", why)
-		return
-	}
-	out := make([]string, 0, len(list))
 	seen := map[string]bool{}
-	for i, item := range list {
+	setList(o, k, dst, asList, func(i int, item any) (string, bool) {
 		s, why := asString(item)
 		if why != "" {
 			o.fail(k, "item %d: %s", i+1, why)
-			return
+			return "", false
 		}
 		if check != nil {
 			norm, err := check(s)
 			if err != nil {
 				o.fail(k, "item %d: %v", i+1, err)
-				return
+				return "", false
 			}
 			s = norm
 		}
 		if seen[s] {
 			o.fail(k, "duplicate value %q", s)
-			return
+			return "", false
 		}
 		seen[s] = true
-		out = append(out, s)
-	}
-	*dst = out
+		return s, true
+	})
 }
 
 // setInts reads a list of integers in lo..hi; a form value may also be
 // comma-separated ("200,302").
 func (o *obj) setInts(k string, dst *[]int, lo, hi int64) {
-	v, present := o.get(k)
-	if !present {
-		return
-	}
-	if v == nil {
-		*dst = nil
-		return
-	}
-	list, why := listOfNumbers(v)
-	if why != "" {
-		o.fail(k, "%s", why)
-		return
-	}
-	out := make([]int, 0, len(list))
-	for i, item := range list {
+	setList(o, k, dst, listOfNumbers, func(i int, item any) (int, bool) {
 		n, why := asInt(item)
-		if why != "" {
+		switch {
+		case why != "":
 			o.fail(k, "item %d: %s", i+1, why)
-			return
-		}
-		if n < lo || n > hi {
+		case n < lo || n > hi:
 			o.fail(k, "item %d: value should be between %d and %d", i+1, lo, hi)
-			return
+		default:
+			return int(n), true
 		}
-		out = append(out, int(n))
-	}
-	*dst = out
+		return 0, false
+	})
 }
 
 // listOfNumbers is asList where a form value may be comma-separated.
@@ -662,7 +667,7 @@ func (o *obj) setHeaders(k string, dst *map[string][]string, route bool) {
 	}
 	slices.Sort(names)
 	for _, orig := range names {
-		if err := checkToken(orig); err != nil {
+		if err := config.CheckToken(orig); err != nil {
 			o.fail(k, "invalid header name: %v", err)
 			return
 		}

@@ -1,11 +1,13 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/state"
 )
 
 // js is a JSON object of the OpenAPI document.
@@ -78,41 +80,50 @@ func timestamps() js {
 	}
 }
 
+func joinInts(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func uuidSchema(desc string) js { return js{"type": "string", "format": "uuid", "description": desc} }
 
 // schemas are the document's components.
 func schemas() js {
 	headers := js{"type": "object", "additionalProperties": sarr(sstr(""), ""), "description": "header name → values"}
-	statuses := sarr(js{"type": "integer", "minimum": 100, "maximum": 999}, "HTTP statuses")
-	counter := func(d string) js { return sint(d, 0, maxCounter) }
-	interval := snum("seconds between probes; 0 disables", 0, maxInterval)
+	statuses := sarr(js{"type": "integer", "minimum": config.MinHTTPStatus, "maximum": config.MaxHTTPStatus}, "HTTP statuses")
+	counter := func(d string) js { return sint(d, 0, config.MaxCounter) }
+	interval := snum("seconds between probes; 0 disables", 0, config.MaxSeconds)
 	upstreamIn := js{
 		"id":                  uuidSchema("optional on creation"),
 		"name":                sstr("hostname-like; a service's host names it"),
-		"algorithm":           senum("balancing algorithm", algorithms()...),
-		"hash_on":             senum("hash input (consistent-hashing)", hashInputs()...),
-		"hash_fallback":       senum("hash input when hash_on gives none", hashInputs()...),
+		"algorithm":           senum("balancing algorithm", config.Algorithms()...),
+		"hash_on":             senum("hash input (consistent-hashing)", config.HashOnValues()...),
+		"hash_fallback":       senum("hash input when hash_on gives none", config.HashOnValues()...),
 		"hash_on_header":      nullable(sstr("header name (hash_on=header)")),
 		"hash_on_cookie":      nullable(sstr("cookie name (hash_on=cookie)")),
 		"hash_on_cookie_path": sstr("cookie path"),
 		"hash_on_query_arg":   nullable(sstr("query argument (hash_on=query_arg)")),
 		"hash_on_uri_capture": nullable(sstr("regex capture name (hash_on=uri_capture)")),
-		"slots":               sint("ring size (consistent-hashing)", 10, 65536),
+		"slots":               sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
 		"healthchecks":        sref("Healthchecks"),
 	}
+	timeoutDoc := "milliseconds, default " + strconv.Itoa(ms(config.DefaultTimeout))
 	serviceIn := js{
 		"id":               uuidSchema("optional on creation"),
 		"name":             nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
-		"protocol":         senum("default http; h2c, grpc: HTTP/2 with prior knowledge; grpcs: HTTP/2 over TLS", config.ServiceProtocols()...),
+		"protocol":         senum("default "+newService().Protocol+"; h2c, grpc: HTTP/2 with prior knowledge; grpcs: HTTP/2 over TLS", config.ServiceProtocols()...),
 		"host":             sstr("an upstream's name, or a host name or IP address"),
-		"port":             sint("default 80 (443 for https and grpcs)", 1, 65535),
+		"port":             sint(fmt.Sprintf("default %d (%d for https and grpcs)", config.DefaultPort(config.ProtocolHTTP), config.DefaultPort(config.ProtocolHTTPS)), config.MinPort, config.MaxPort),
 		"path":             nullable(sstr("prefix added to upstream requests")),
-		"retries":          sint("default 5", 0, 32767),
-		"connect_timeout":  sint("milliseconds, default 60000", 1, maxTimeoutMs),
-		"read_timeout":     sint("milliseconds, default 60000", 1, maxTimeoutMs),
-		"write_timeout":    sint("milliseconds, default 60000", 1, maxTimeoutMs),
+		"retries":          sint("default "+strconv.Itoa(config.DefaultRetries), 0, config.MaxRetries),
+		"connect_timeout":  sint(timeoutDoc, config.MinTimeoutMs, config.MaxTimeoutMs),
+		"read_timeout":     sint(timeoutDoc, config.MinTimeoutMs, config.MaxTimeoutMs),
+		"write_timeout":    sint(timeoutDoc, config.MinTimeoutMs, config.MaxTimeoutMs),
 		"tls_verify":       nullable(sbool("https/grpcs only: verify the target's certificate; default null (on; Kong's default is off)")),
-		"tls_verify_depth": nullable(sint("https/grpcs only: most certificates above the leaf", 0, 64)),
+		"tls_verify_depth": nullable(sint("https/grpcs only: most certificates above the leaf", 0, config.MaxTLSVerifyDepth)),
 		"ca_certificates":  nullable(sarr(sstr(""), "https/grpcs only: PEM file paths or inline PEM of the trusted CAs (Kong takes CA certificate ids); null: the system roots")),
 		"client_certificate": nullable(closed(sobj(js{
 			"cert_file": sstr("PEM certificate (chain) file"),
@@ -127,21 +138,21 @@ func schemas() js {
 		"hosts":          nullable(sarr(sstr(""), "host names, one wildcard label at either end allowed")),
 		"methods":        nullable(sarr(sstr(""), "HTTP methods")),
 		"headers":        nullable(headers),
-		"strip_path":     sbool("default true"),
-		"preserve_host":  sbool("default false"),
-		"regex_priority": sint("order of regex paths", -1<<31, 1<<31-1),
-		"path_handling":  senum("default v0: how the service path and the request path combine upstream, as Kong's", config.PathHandlings()...),
+		"strip_path":     sbool("default " + strconv.FormatBool(newRoute().StripPath)),
+		"preserve_host":  sbool("default " + strconv.FormatBool(newRoute().PreserveHost)),
+		"regex_priority": sint("order of regex paths", config.MinRegexPriority, config.MaxRegexPriority),
+		"path_handling":  senum("default "+config.DefaultPathHandling+": how the service path and the request path combine upstream, as Kong's", config.PathHandlings()...),
 		"protocols":      sarr(senum("", config.RouteProtocols()...), "default [http, https]; grpc/grpcs (not mixed with http/https): gRPC over HTTP/2 only, a non-gRPC request gets 415, gRPC over HTTP/1.1 426"),
 	}
 	overrideIn := js{
 		"target": nullable(sstr("select one address (host:port)")),
 		"tags":   nullable(sarr(sstr(""), "select targets carrying every tag (form: tags[]=x)")),
 		"meta":   nullable(js{"type": "object", "additionalProperties": sstr(""), "description": "select targets whose meta has every entry (form: meta.KEY=VALUE)"}),
-		"weight": nullable(sint("weight of each selected target", 0, 65535)),
-		"share":  nullable(snum("percent of the upstream's traffic for the selected targets together; the shares of an upstream sum to 100 at most", 0, 100)),
+		"weight": nullable(sint("weight of each selected target", 0, config.MaxWeight)),
+		"share":  nullable(snum("percent of the upstream's traffic for the selected targets together; the shares of an upstream sum to 100 at most", 0, config.MaxPercent)),
 	}
 	forceRule := sobj(js{
-		"kind":  senum("", "header", "cookie", "query"),
+		"kind":  senum("", forceKinds()...),
 		"name":  sstr(""),
 		"value": sstr(""),
 	}, "kind", "name", "value")
@@ -191,16 +202,16 @@ func schemas() js {
 		"PassiveHealthy": closed(sobj(js{"successes": counter(""), "http_statuses": statuses})),
 		"PassiveUnhealthy": closed(sobj(js{
 			"http_failures": counter(""), "tcp_failures": counter(""), "timeouts": counter(""), "http_statuses": statuses,
-			"grpc_statuses": sarr(js{"type": "integer", "minimum": 0, "maximum": 16}, "gRPC statuses counted as failures (default 4, 8, 14)"),
+			"grpc_statuses": sarr(js{"type": "integer", "minimum": 0, "maximum": config.MaxGRPCStatus}, "gRPC statuses counted as failures (default "+joinInts(config.DefaultUpstream().Healthchecks.Passive.Unhealthy.GRPCStatuses)+")"),
 		})),
 		"Healthchecks": closed(sobj(js{
-			"threshold": snum("percent of healthy weight under which the upstream fails", 0, 100),
+			"threshold": snum("percent of healthy weight under which the upstream fails", 0, config.MaxPercent),
 			"active": nullable(closed(sobj(js{
-				"type":                     senum("probe: http(s) GET, tcp connect, or grpc(s) grpc.health.v1.Health/Check", activeTypes()...),
+				"type":                     senum("probe: http(s) GET, tcp connect, or grpc(s) grpc.health.v1.Health/Check", config.ActiveCheckTypes()...),
 				"grpc_service":             nullable(sstr("grpc(s) only: the service name asked about; empty or null is the whole server")),
 				"http_path":                sstr("probe path"),
-				"timeout":                  snum("seconds", 0, maxInterval),
-				"concurrency":              sint("", 1, 1<<31-1),
+				"timeout":                  snum("seconds", 0, config.MaxSeconds),
+				"concurrency":              sint("", config.MinConcurrency, config.MaxConcurrency),
 				"https_verify_certificate": sbool("https and grpcs"),
 				"https_sni":                nullable(sstr("https and grpcs")),
 				"headers":                  nullable(headers),
@@ -208,7 +219,7 @@ func schemas() js {
 				"unhealthy":                sref("ActiveUnhealthy"),
 			}))),
 			"passive": nullable(closed(sobj(js{
-				"type":      senum("", checkTypes()...),
+				"type":      senum("", config.PassiveCheckTypes()...),
 				"healthy":   sref("PassiveHealthy"),
 				"unhealthy": sref("PassiveUnhealthy"),
 			}))),
@@ -218,11 +229,11 @@ func schemas() js {
 			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "created_at", "updated_at"),
 		"TargetInput": closed(sobj(js{
 			"target": sstr("host:port (port 8000 when omitted)"),
-			"weight": sint("default 100; 0 drains", 0, 65535),
+			"weight": sint("default "+strconv.Itoa(config.DefaultWeight)+"; 0 drains", 0, config.MaxWeight),
 			"tags":   nullable(sarr(sstr(""), "")),
 		})),
 		"Target": sobj(with(timestamps(), js{
-			"id": uuidSchema(""), "target": sstr(""), "weight": sint("", 0, 65535), "upstream": sref("IdRef"),
+			"id": uuidSchema(""), "target": sstr(""), "weight": sint("", 0, config.MaxWeight), "upstream": sref("IdRef"),
 			"tags":             nullable(sarr(sstr(""), "")),
 			"source":           sstr("static (the file), admin (the API) or the discovery source, e.g. consul:web"),
 			"effective_weight": nullable(js{"type": "integer", "description": "the balancer's weight now (slow start, overrides, health)"}),
@@ -257,21 +268,21 @@ func schemas() js {
 		"ForceRule": forceRule,
 		"CanaryInput": closed(sobj(js{
 			"upstream":  sstr("the canary upstream; exists, differs from the service's host"),
-			"percent":   snum("share of the service's traffic for the canary; decimals allowed", 0, 100),
+			"percent":   snum("share of the service's traffic for the canary; decimals allowed", 0, config.MaxPercent),
 			"force":     nullable(sarr(js{"oneOf": []any{sref("ForceRule"), sstr("kind:name:value, e.g. header:X-Canary:1")}}, "requests that always go to the canary")),
 			"sticky_by": nullable(sstr("header:NAME, cookie:NAME, ip, or empty for an exact split")),
 		})),
 		"Canary": sobj(js{
 			"service": sref("IdRef"), "primary": sstr("the service's host"), "upstream": sstr(""),
-			"percent": snum("", 0, 100), "force": sarr(sref("ForceRule"), ""),
+			"percent": snum("", 0, config.MaxPercent), "force": sarr(sref("ForceRule"), ""),
 			"sticky_by": nullable(sstr("")), "updated_at": js{"type": "integer"},
 		}, "service", "upstream", "percent"),
 		"RolloutInput": closed(sobj(js{
-			"steps":                   sarr(snum("", 0, 100), "canary percents, strictly increasing (form: steps[]=1 or steps=1,5,25)"),
+			"steps":                   sarr(snum("", 0, config.MaxPercent), "canary percents, strictly increasing (form: steps[]=1 or steps=1,5,25)"),
 			"interval":                js{"oneOf": []any{sstr("a duration, e.g. 30s"), js{"type": "number", "description": "seconds"}}, "description": "how long each step holds (1s..24h)"},
-			"max_error_rate_increase": snum("default 0.01", 0, 1),
-			"max_p99_ratio":           snum("default 1.5", 1, 1000),
-			"min_requests":            sint("default 100", 0, 1<<31-1),
+			"max_error_rate_increase": snum("default "+fmtNum(defaultMaxErrorRateIncrease), 0, maxErrorRateIncrease),
+			"max_p99_ratio":           snum("default "+fmtNum(defaultMaxP99Ratio), minP99Ratio, maxP99Ratio),
+			"min_requests":            sint("default "+strconv.Itoa(defaultMinRequests), 0, maxMinRequests),
 		}, "steps", "interval")),
 		"RolloutStatus":    rolloutStatus,
 		"CertificateInput": closed(sobj(with(certIn(), js{"id": uuidSchema("optional; a random one otherwise")}))),
@@ -287,7 +298,7 @@ func schemas() js {
 		"Rollout": sobj(js{
 			"service": sref("IdRef"), "steps": sarr(js{"type": "number"}, ""), "interval": sstr(""),
 			"max_error_rate_increase": js{"type": "number"}, "max_p99_ratio": js{"type": "number"}, "min_requests": js{"type": "integer"},
-			"state":          senum("", "running", "paused", "completed", "rolled_back", "aborted"),
+			"state":          senum("", state.RolloutStates()...),
 			"step":           js{"type": "integer"},
 			"percent":        js{"type": "number", "description": "the current step's percent"},
 			"canary_percent": nullable(js{"type": "number"}),

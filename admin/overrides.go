@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/state"
 )
 
@@ -74,7 +75,7 @@ func decodeOverride(o *obj, ov *state.Override) {
 		ov.Weight = nil
 		if v != nil {
 			w := 0
-			o.setInt("weight", &w, 0, 0, 65535)
+			o.setInt("weight", &w, 0, 0, config.MaxWeight)
 			ov.Weight = &w
 		}
 	}
@@ -82,7 +83,7 @@ func decodeOverride(o *obj, ov *state.Override) {
 		ov.Share = nil
 		if v != nil {
 			s := 0.0
-			o.setFloat("share", &s, 0, 0, 100)
+			o.setFloat("share", &s, 0, 0, config.MaxPercent)
 			ov.Share = &s
 		}
 	}
@@ -111,20 +112,18 @@ func checkOverride(ov *state.Override) error {
 // overrideDecoder checks a body's fields in full and returns its
 // applier (which also checks the result as a whole).
 func overrideDecoder(b *obj) (func(ov *state.Override) error, error) {
-	apply := func(ov *state.Override) error {
-		o := newObj(b.m, b.form)
-		decodeOverride(o, ov)
-		if err := o.err(); err != nil {
+	decode := func(ov *state.Override) error {
+		return b.decode(func(o *obj) { decodeOverride(o, ov) })
+	}
+	if err := decode(&state.Override{}); err != nil {
+		return nil, err
+	}
+	return func(ov *state.Override) error {
+		if err := decode(ov); err != nil {
 			return err
 		}
 		return checkOverride(ov)
-	}
-	o := newObj(b.m, b.form)
-	decodeOverride(o, &state.Override{})
-	if err := o.err(); err != nil {
-		return nil, err
-	}
-	return apply, nil
+	}, nil
 }
 
 // checkShares refuses an upstream whose overrides' shares sum above 100.
@@ -147,44 +146,8 @@ func (w *world) overrideIndex(name, id string) int {
 
 // Handlers.
 
-func (a *api) listOverrides(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	w := a.view()
-	u, um, ok := w.upstream(r.PathValue("upstream"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	items := []overrideOut{}
-	for _, o := range w.doc.Overrides {
-		if o.Upstream == u.Name {
-			items = append(items, renderOverride(o, um))
-		}
-	}
-	return http.StatusOK, paginate(r, p, items, overrideKey), nil
-}
-
-func (a *api) getOverride(r *http.Request) (int, any, error) {
-	w := a.view()
-	u, um, ok := w.upstream(r.PathValue("upstream"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	i := w.overrideIndex(u.Name, r.PathValue("override"))
-	if i < 0 {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, renderOverride(w.doc.Overrides[i], um), nil
-}
-
 func (a *api) createOverride(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := overrideDecoder(b)
+	apply, b, err := readApplier(r, overrideDecoder)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -195,24 +158,33 @@ func (a *api) createOverride(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	key, now := r.PathValue("upstream"), a.now().Unix()
-	var out overrideOut
-	_, err = a.mutate(r, func(w *world) error {
-		u, um, ok := w.upstream(key)
-		if !ok {
-			return notFound()
-		}
+	now := a.now().Unix()
+	return a.changeOverride(r, http.StatusCreated, func(w *world, u *config.Upstream) (state.Override, error) {
 		ov := state.Override{}
 		if err := apply(&ov); err != nil {
-			return err
+			return ov, err
 		}
 		ov.ID, ov.Upstream, ov.CreatedAt = id, u.Name, now
 		if ov.ID == "" {
 			ov.ID = newID()
 		} else if slices.ContainsFunc(w.doc.Overrides, func(o state.Override) bool { return sameID(o.ID, id) }) {
-			return primaryKeyViolation(id)
+			return ov, primaryKeyViolation(id)
 		}
 		w.doc.Overrides = append(w.doc.Overrides, ov)
+		return ov, nil
+	})
+}
+
+// changeOverride runs change (which stores the override it returns) under
+// the path's upstream, checks the upstream's shares and answers the
+// override.
+func (a *api) changeOverride(r *http.Request, status int, change func(w *world, u *config.Upstream) (state.Override, error)) (int, any, error) {
+	var out overrideOut
+	_, err := a.underUpstream(r, func(w *world, u *config.Upstream, um state.Meta) error {
+		ov, err := change(w, u)
+		if err != nil {
+			return err
+		}
 		if err := w.checkShares(u.Name); err != nil {
 			return err
 		}
@@ -222,15 +194,11 @@ func (a *api) createOverride(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, out, nil
+	return status, out, nil
 }
 
 func (a *api) patchOverride(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := overrideDecoder(b)
+	apply, b, err := readApplier(r, overrideDecoder)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -238,36 +206,23 @@ func (a *api) patchOverride(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	key, okey := r.PathValue("upstream"), r.PathValue("override")
+	okey := r.PathValue("override")
 	if id != "" && !sameID(id, okey) {
 		return 0, nil, fieldError("id", "cannot be changed")
 	}
-	var out overrideOut
-	_, err = a.mutate(r, func(w *world) error {
-		u, um, ok := w.upstream(key)
-		if !ok {
-			return notFound()
-		}
+	return a.changeOverride(r, http.StatusOK, func(w *world, u *config.Upstream) (state.Override, error) {
 		i := w.overrideIndex(u.Name, okey)
 		if i < 0 {
-			return notFound()
+			return state.Override{}, notFound()
 		}
 		ov := w.doc.Overrides[i]
 		ov.Tags, ov.Meta = slices.Clone(ov.Tags), cloneMap(ov.Meta)
 		if err := apply(&ov); err != nil {
-			return err
+			return ov, err
 		}
 		w.doc.Overrides[i] = ov
-		if err := w.checkShares(u.Name); err != nil {
-			return err
-		}
-		out = renderOverride(ov, um)
-		return nil
+		return ov, nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, out, nil
 }
 
 func cloneMap(m map[string]string) map[string]string {
@@ -282,12 +237,8 @@ func cloneMap(m map[string]string) map[string]string {
 }
 
 func (a *api) deleteOverride(r *http.Request) (int, any, error) {
-	key, okey := r.PathValue("upstream"), r.PathValue("override")
-	_, err := a.mutate(r, func(w *world) error {
-		u, _, ok := w.upstream(key)
-		if !ok {
-			return notFound()
-		}
+	okey := r.PathValue("override")
+	_, err := a.underUpstream(r, func(w *world, u *config.Upstream, _ state.Meta) error {
 		i := w.overrideIndex(u.Name, okey)
 		if i < 0 {
 			return notFound()

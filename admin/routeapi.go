@@ -48,7 +48,7 @@ func (w *world) renderRoute(r *config.Route, m state.Meta) routeOut {
 		out.Protocols = []string{"http", "https"}
 	}
 	if r.Service != "" {
-		sm := w.meta(kindService, r.Service)
+		sm := w.k.service.metaOf(w, r.Service)
 		out.Service = &idRef{ID: sm.ID, Name: *shownNameOr(r.Service, sm)}
 	}
 	return out
@@ -132,14 +132,14 @@ func foreignKey(key, value string) *Error {
 }
 
 func decodeRoute(o *obj, r *state.Route) serviceRef {
-	o.setString("name", &r.Name, "", checkName)
+	o.setString("name", &r.Name, "", keep(config.CheckName))
 	o.setStrings("paths", &r.Paths, checkRoutePath)
-	o.setStrings("hosts", &r.Hosts, normalizeRouteHost)
+	o.setStrings("hosts", &r.Hosts, config.NormalizeRouteHost)
 	o.setStrings("methods", &r.Methods, checkMethod)
 	o.setHeaders("headers", &r.Headers, true)
 	o.setBool("strip_path", &r.StripPath, true)
 	o.setBool("preserve_host", &r.PreserveHost, false)
-	o.setInt("regex_priority", &r.RegexPriority, 0, -1<<31, 1<<31-1)
+	o.setInt("regex_priority", &r.RegexPriority, 0, config.MinRegexPriority, config.MaxRegexPriority)
 	o.setString("path_handling", &r.PathHandling, config.DefaultPathHandling, oneOf(config.PathHandlings()...))
 	o.setStrings("protocols", &r.Protocols, oneOf(config.RouteProtocols()...))
 	if err := config.CheckRouteProtocols(r.Protocols); err != nil {
@@ -168,87 +168,36 @@ func newRoute() state.Route {
 // routeDecoder checks a body's fields in full and returns its applier,
 // which also checks the route as a whole.
 func routeDecoder(b *obj) (func(r *state.Route) (serviceRef, error), error) {
-	apply := func(r *state.Route) (serviceRef, error) {
-		o := newObj(b.m, b.form)
-		ref := decodeRoute(o, r)
-		if err := o.err(); err != nil {
+	decode := func(r *state.Route) (ref serviceRef, err error) {
+		return ref, b.decode(func(o *obj) { ref = decodeRoute(o, r) })
+	}
+	scratch := newRoute()
+	if _, err := decode(&scratch); err != nil {
+		return nil, err
+	}
+	return func(r *state.Route) (serviceRef, error) {
+		ref, err := decode(r)
+		if err != nil {
 			return ref, err
 		}
 		return ref, checkRoute(r)
-	}
-	o := newObj(b.m, b.form)
-	scratch := newRoute()
-	decodeRoute(o, &scratch)
-	if err := o.err(); err != nil {
-		return nil, err
-	}
-	return apply, nil
+	}, nil
 }
 
 // putRoute stores r under its name, handling a rename from old.
 func (w *world) putRoute(old string, r *state.Route, now int64) error {
 	r.Deleted = false
 	if old != "" && r.Name != old {
-		if w.nameTaken(kindRoute, r.Name) {
+		if w.k.route.keyTaken(w, r.Name) {
 			return uniqueViolation("name", r.Name)
 		}
-		w.removeRoute(old, now)
+		w.k.route.remove(w, old, now)
 	}
 	w.doc.Routes[r.Name] = r
 	return nil
 }
 
-func (w *world) removeRoute(name string, now int64) {
-	if w.inFile(kindRoute, name) {
-		m := w.meta(kindRoute, name)
-		w.doc.Routes[name] = &state.Route{Meta: state.Meta{ID: m.ID, CreatedAt: m.CreatedAt, UpdatedAt: now, Deleted: true}, Name: name}
-	} else {
-		delete(w.doc.Routes, name)
-	}
-}
-
 // Handlers.
-
-func (a *api) listRoutes(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	w := a.view()
-	service := ""
-	if key := r.PathValue("service"); key != "" {
-		s, _, ok := w.service(key)
-		if !ok {
-			return 0, nil, notFound()
-		}
-		service = s.Name
-	}
-	items := []routeOut{}
-	for i := range w.eff.Routes {
-		rt := &w.eff.Routes[i]
-		if service == "" || rt.Service == service {
-			items = append(items, w.renderRoute(rt, w.meta(kindRoute, rt.Name)))
-		}
-	}
-	return http.StatusOK, paginate(r, p, items, func(x routeOut) string { return nameKey(x.Name, x.ID) }), nil
-}
-
-func (a *api) getRoute(r *http.Request) (int, any, error) {
-	w := a.view()
-	rt, m, ok := w.route(r.PathValue("route"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, w.renderRoute(rt, m), nil
-}
-
-func (a *api) answerRoute(w *world, name string, status int) (int, any, error) {
-	rt, m, ok := w.route(name)
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return status, w.renderRoute(rt, m), nil
-}
 
 // serviceFromPath resolves POST /services/{service}/routes's service and
 // checks it against the body's.
@@ -267,208 +216,4 @@ func serviceFromPath(w *world, r *http.Request, ref serviceRef) (string, error) 
 		}
 	}
 	return s.Name, nil
-}
-
-func (a *api) createRoute(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := routeDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	scratch := newRoute()
-	ref, err := apply(&scratch)
-	if err != nil {
-		return 0, nil, err
-	}
-	if r.PathValue("service") == "" && ref.id == "" && ref.name == "" {
-		return 0, nil, fieldError("service", "required field missing")
-	}
-	now := a.now().Unix()
-	var name string
-	w, err := a.mutate(r, func(w *world) error {
-		rt := newRoute()
-		ref, err := apply(&rt)
-		if err != nil {
-			return err
-		}
-		if rt.Service, err = serviceFromPath(w, r, ref); err != nil {
-			return err
-		}
-		rt.ID = id
-		if rt.ID == "" {
-			rt.ID = newID()
-		} else if w.idTaken(kindRoute, rt.ID) {
-			return primaryKeyViolation(rt.ID)
-		}
-		if rt.Name == "" {
-			rt.Name = rt.ID
-		}
-		if w.nameTaken(kindRoute, rt.Name) {
-			return uniqueViolation("name", rt.Name)
-		}
-		rt.CreatedAt, rt.UpdatedAt = now, now
-		w.doc.Routes[rt.Name] = &rt
-		name = rt.Name
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerRoute(w, name, http.StatusCreated)
-}
-
-func (a *api) patchRoute(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := routeDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	if v, present := b.m["service"]; present && (v == nil || v == formValue("")) {
-		return 0, nil, fieldError("service", "required field missing")
-	}
-	key, now := r.PathValue("route"), a.now().Unix()
-	var name string
-	w, err := a.mutate(r, func(w *world) error {
-		cur, m, ok := w.route(key)
-		if !ok {
-			return notFound()
-		}
-		if id != "" && !sameID(id, m.ID) {
-			return fieldError("id", "cannot be changed")
-		}
-		rt := w.editableRoute(cur.Name)
-		ref, err := apply(rt)
-		if err != nil {
-			return err
-		}
-		if ref.id != "" || ref.name != "" {
-			if rt.Service, err = ref.resolve(w); err != nil {
-				return err
-			}
-		}
-		if rt.Name == "" {
-			rt.Name = rt.ID
-		}
-		rt.UpdatedAt = now
-		name = rt.Name
-		return w.putRoute(cur.Name, rt, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerRoute(w, name, http.StatusOK)
-}
-
-func (a *api) replaceRoute(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := routeDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	key, now := r.PathValue("route"), a.now().Unix()
-	byID := config.IsUUID(key)
-	if byID && id != "" && !sameID(id, key) {
-		return 0, nil, fieldError("id", "must match the id in the URL")
-	}
-	scratch := newRoute()
-	ref, err := apply(&scratch)
-	if err != nil {
-		return 0, nil, err
-	}
-	if !byID {
-		if scratch.Name != "" && scratch.Name != key {
-			return 0, nil, fieldError("name", "must match the name in the URL")
-		}
-		if _, err := checkName(key); err != nil {
-			return 0, nil, fieldError("name", "%v", err)
-		}
-	}
-	if ref.id == "" && ref.name == "" {
-		return 0, nil, fieldError("service", "required field missing")
-	}
-	status, name := http.StatusOK, ""
-	w, err := a.mutate(r, func(w *world) error {
-		rt := newRoute()
-		ref, err := apply(&rt)
-		if err != nil {
-			return err
-		}
-		if rt.Service, err = ref.resolve(w); err != nil {
-			return err
-		}
-		if !byID {
-			rt.Name = key
-		}
-		rt.UpdatedAt = now
-		cur, m, found := w.route(key)
-		if !found {
-			rt.ID = id
-			if byID {
-				rt.ID = key
-			}
-			if rt.ID == "" {
-				rt.ID = newID()
-			}
-			if w.idTaken(kindRoute, rt.ID) {
-				return primaryKeyViolation(rt.ID)
-			}
-			if rt.Name == "" {
-				rt.Name = rt.ID
-			}
-			if w.nameTaken(kindRoute, rt.Name) {
-				return uniqueViolation("name", rt.Name)
-			}
-			rt.CreatedAt = now
-			status, name = http.StatusCreated, rt.Name
-			w.doc.Routes[rt.Name] = &rt
-			return nil
-		}
-		if rt.Name == "" {
-			rt.Name = cur.Name
-		}
-		rt.ID, rt.CreatedAt = m.ID, m.CreatedAt
-		name = rt.Name
-		return w.putRoute(cur.Name, &rt, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerRoute(w, name, status)
-}
-
-func (a *api) deleteRoute(r *http.Request) (int, any, error) {
-	key, now := r.PathValue("route"), a.now().Unix()
-	_, err := a.mutate(r, func(w *world) error {
-		cur, _, ok := w.route(key)
-		if !ok {
-			return notFound()
-		}
-		w.removeRoute(cur.Name, now)
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
 }

@@ -38,6 +38,7 @@ const (
 
 // routes is the table of everything the admin listener serves.
 func (a *api) routes() []endpoint {
+	k, targets, overrides := newKinds(), targetsChild(), overridesChild()
 	// ctl marks entity endpoints.
 	ctl := func(e endpoint) endpoint { e.needsController = true; return e }
 	mark := func(method, state string) endpoint {
@@ -66,22 +67,22 @@ func (a *api) routes() []endpoint {
 			ok:      http.StatusNoContent, h: a.resetState}),
 
 		// Upstreams.
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams", op: "listUpstreams", tag: "upstreams", summary: "List upstreams (the file's and the API's)", out: "list:Upstream", ok: http.StatusOK, paged: true, h: a.listUpstreams}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams", op: "listUpstreams", tag: "upstreams", summary: "List upstreams (the file's and the API's)", out: "list:Upstream", ok: http.StatusOK, paged: true, h: k.upstream.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/upstreams", op: "createUpstream", tag: "upstreams", summary: "Create an upstream", in: "UpstreamInput", out: "Upstream", ok: http.StatusCreated,
-			example: map[string]any{"name": "new_upstream", "algorithm": "least-connections", "healthchecks": map[string]any{"active": map[string]any{"http_path": "/health", "healthy": map[string]any{"interval": 5}}}}, h: a.createUpstream}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}", op: "getUpstream", tag: "upstreams", summary: "Get an upstream", out: "Upstream", ok: http.StatusOK, h: a.getUpstream}),
+			example: map[string]any{"name": "new_upstream", "algorithm": "least-connections", "healthchecks": map[string]any{"active": map[string]any{"http_path": "/health", "healthy": map[string]any{"interval": 5}}}}, h: k.upstream.create(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}", op: "getUpstream", tag: "upstreams", summary: "Get an upstream", out: "Upstream", ok: http.StatusOK, h: k.upstream.get(a)}),
 		ctl(endpoint{method: http.MethodPatch, path: "/upstreams/{upstream}", op: "patchUpstream", tag: "upstreams", summary: "Update an upstream (a file upstream is copied into the admin layer)", in: "UpstreamInput", out: "Upstream", ok: http.StatusOK,
-			example: map[string]any{"algorithm": "round-robin", "slots": 1000}, h: a.patchUpstream}),
+			example: map[string]any{"algorithm": "round-robin", "slots": 1000}, h: k.upstream.patch(a)}),
 		ctl(endpoint{method: http.MethodPut, path: "/upstreams/{upstream}", op: "putUpstream", tag: "upstreams", summary: "Create or replace an upstream (its targets are kept)", in: "UpstreamInput", out: "Upstream", ok: http.StatusOK, upsert: true,
-			example: map[string]any{"algorithm": "consistent-hashing", "hash_on": "header", "hash_on_header": "X-User"}, h: a.replaceUpstream}),
-		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}", op: "deleteUpstream", tag: "upstreams", summary: "Delete an upstream (400 while a service or canary uses it)", ok: http.StatusNoContent, h: a.deleteUpstream}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, h: a.upstreamHealth}),
+			example: map[string]any{"algorithm": "consistent-hashing", "hash_on": "header", "hash_on_header": "X-User"}, h: k.upstream.replace(a)}),
+		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}", op: "deleteUpstream", tag: "upstreams", summary: "Delete an upstream (400 while a service or canary uses it)", ok: http.StatusNoContent, h: k.upstream.del(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, h: healthChild().list(a)}),
 
 		// Targets.
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, h: a.listTargets}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, h: targets.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/upstreams/{upstream}/targets", op: "createTarget", tag: "targets", summary: "Add a target", in: "TargetInput", out: "Target", ok: http.StatusCreated,
 			example: map[string]any{"target": "10.0.0.3:8080", "weight": 50}, h: a.createTarget}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets/{target}", op: "getTarget", tag: "targets", summary: "Get a target by id or host:port", out: "Target", ok: http.StatusOK, h: a.getTarget}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets/{target}", op: "getTarget", tag: "targets", summary: "Get a target by id or host:port", out: "Target", ok: http.StatusOK, h: targets.get(a)}),
 		ctl(endpoint{method: http.MethodPatch, path: "/upstreams/{upstream}/targets/{target}", op: "patchTarget", tag: "targets", summary: "Update a target; on a discovered target, weight becomes an override", in: "TargetInput", out: "Target", ok: http.StatusOK,
 			example: map[string]any{"weight": 300}, h: a.patchTarget}),
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/targets/{target}", op: "deleteTarget", tag: "targets", summary: "Delete a target (not a discovered one)", ok: http.StatusNoContent, h: a.deleteTarget}),
@@ -93,27 +94,27 @@ func (a *api) routes() []endpoint {
 		unmark("unhealthy"),
 
 		// Overrides.
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides", op: "listOverrides", tag: "overrides", summary: "List weight overrides", out: "list:Override", ok: http.StatusOK, paged: true, h: a.listOverrides}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides", op: "listOverrides", tag: "overrides", summary: "List weight overrides", out: "list:Override", ok: http.StatusOK, paged: true, h: overrides.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/upstreams/{upstream}/overrides", op: "createOverride", tag: "overrides", summary: "Create a weight override (by target, tags or meta; weight or share)", in: "OverrideInput", out: "Override", ok: http.StatusCreated,
 			example: map[string]any{"meta": map[string]any{"version": "v2"}, "share": 10}, h: a.createOverride}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides/{override}", op: "getOverride", tag: "overrides", summary: "Get a weight override", out: "Override", ok: http.StatusOK, h: a.getOverride}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/overrides/{override}", op: "getOverride", tag: "overrides", summary: "Get a weight override", out: "Override", ok: http.StatusOK, h: overrides.get(a)}),
 		ctl(endpoint{method: http.MethodPatch, path: "/upstreams/{upstream}/overrides/{override}", op: "patchOverride", tag: "overrides", summary: "Update a weight override", in: "OverrideInput", out: "Override", ok: http.StatusOK,
 			example: map[string]any{"weight": 20}, h: a.patchOverride}),
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/overrides/{override}", op: "deleteOverride", tag: "overrides", summary: "Delete a weight override", ok: http.StatusNoContent, h: a.deleteOverride}),
 
 		// Services.
-		ctl(endpoint{method: http.MethodGet, path: "/services", op: "listServices", tag: "services", summary: "List services", out: "list:Service", ok: http.StatusOK, paged: true, h: a.listServices}),
+		ctl(endpoint{method: http.MethodGet, path: "/services", op: "listServices", tag: "services", summary: "List services", out: "list:Service", ok: http.StatusOK, paged: true, h: k.service.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/services", op: "createService", tag: "services", summary: "Create a service", in: "ServiceInput", out: "Service", ok: http.StatusCreated,
-			example: map[string]any{"name": "new_service", "url": "http://example_upstream/api"}, h: a.createService}),
-		ctl(endpoint{method: http.MethodGet, path: "/services/{service}", op: "getService", tag: "services", summary: "Get a service", out: "Service", ok: http.StatusOK, h: a.getService}),
+			example: map[string]any{"name": "new_service", "url": "http://example_upstream/api"}, h: k.service.create(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/services/{service}", op: "getService", tag: "services", summary: "Get a service", out: "Service", ok: http.StatusOK, h: k.service.get(a)}),
 		ctl(endpoint{method: http.MethodPatch, path: "/services/{service}", op: "patchService", tag: "services", summary: "Update a service (host=<upstream> switches upstreams atomically: blue-green)", in: "ServiceInput", out: "Service", ok: http.StatusOK,
-			example: map[string]any{"host": "blue_upstream"}, h: a.patchService}),
+			example: map[string]any{"host": "blue_upstream"}, h: k.service.patch(a)}),
 		ctl(endpoint{method: http.MethodPut, path: "/services/{service}", op: "putService", tag: "services", summary: "Create or replace a service", in: "ServiceInput", out: "Service", ok: http.StatusOK, upsert: true,
-			example: map[string]any{"host": "example_upstream", "path": "/v2", "retries": 3}, h: a.replaceService}),
-		ctl(endpoint{method: http.MethodDelete, path: "/services/{service}", op: "deleteService", tag: "services", summary: "Delete a service (400 while routes use it)", ok: http.StatusNoContent, h: a.deleteService}),
-		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/routes", op: "listServiceRoutes", tag: "routes", summary: "List a service's routes", out: "list:Route", ok: http.StatusOK, paged: true, h: a.listRoutes}),
+			example: map[string]any{"host": "example_upstream", "path": "/v2", "retries": 3}, h: k.service.replace(a)}),
+		ctl(endpoint{method: http.MethodDelete, path: "/services/{service}", op: "deleteService", tag: "services", summary: "Delete a service (400 while routes use it)", ok: http.StatusNoContent, h: k.service.del(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/routes", op: "listServiceRoutes", tag: "routes", summary: "List a service's routes", out: "list:Route", ok: http.StatusOK, paged: true, h: k.route.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/routes", op: "createServiceRoute", tag: "routes", summary: "Create a route of this service", in: "RouteInput", out: "Route", ok: http.StatusCreated,
-			example: map[string]any{"name": "new_route", "paths": []any{"/new"}}, h: a.createRoute}),
+			example: map[string]any{"name": "new_route", "paths": []any{"/new"}}, h: k.route.create(a)}),
 
 		// Canary and rollout.
 		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/canary", op: "getCanary", tag: "canary", summary: "Get the service's canary", out: "Canary", ok: http.StatusOK, h: a.getCanary}),
@@ -130,27 +131,27 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/rollout/abort", op: "abortRollout", tag: "canary", summary: "Abort a rollout: canary percent 0, state aborted", out: "Rollout", ok: http.StatusOK, h: a.rolloutAction("abort")}),
 
 		// Routes.
-		ctl(endpoint{method: http.MethodGet, path: "/routes", op: "listRoutes", tag: "routes", summary: "List routes", out: "list:Route", ok: http.StatusOK, paged: true, h: a.listRoutes}),
+		ctl(endpoint{method: http.MethodGet, path: "/routes", op: "listRoutes", tag: "routes", summary: "List routes", out: "list:Route", ok: http.StatusOK, paged: true, h: k.route.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/routes", op: "createRoute", tag: "routes", summary: "Create a route", in: "RouteInput", out: "Route", ok: http.StatusCreated,
-			example: map[string]any{"paths": []any{"/api/atelier"}, "protocols": []any{"http"}, "service": map[string]any{"name": "example_service"}}, h: a.createRoute}),
-		ctl(endpoint{method: http.MethodGet, path: "/routes/{route}", op: "getRoute", tag: "routes", summary: "Get a route", out: "Route", ok: http.StatusOK, h: a.getRoute}),
+			example: map[string]any{"paths": []any{"/api/atelier"}, "protocols": []any{"http"}, "service": map[string]any{"name": "example_service"}}, h: k.route.create(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/routes/{route}", op: "getRoute", tag: "routes", summary: "Get a route", out: "Route", ok: http.StatusOK, h: k.route.get(a)}),
 		ctl(endpoint{method: http.MethodPatch, path: "/routes/{route}", op: "patchRoute", tag: "routes", summary: "Update a route", in: "RouteInput", out: "Route", ok: http.StatusOK,
-			example: map[string]any{"strip_path": false, "methods": []any{"GET", "POST"}}, h: a.patchRoute}),
+			example: map[string]any{"strip_path": false, "methods": []any{"GET", "POST"}}, h: k.route.patch(a)}),
 		ctl(endpoint{method: http.MethodPut, path: "/routes/{route}", op: "putRoute", tag: "routes", summary: "Create or replace a route", in: "RouteInput", out: "Route", ok: http.StatusOK, upsert: true,
-			example: map[string]any{"paths": []any{"/mock"}, "headers": map[string]any{"x-version": []any{"v2"}}, "service": map[string]any{"name": "example_service"}}, h: a.replaceRoute}),
-		ctl(endpoint{method: http.MethodDelete, path: "/routes/{route}", op: "deleteRoute", tag: "routes", summary: "Delete a route", ok: http.StatusNoContent, h: a.deleteRoute}),
+			example: map[string]any{"paths": []any{"/mock"}, "headers": map[string]any{"x-version": []any{"v2"}}, "service": map[string]any{"name": "example_service"}}, h: k.route.replace(a)}),
+		ctl(endpoint{method: http.MethodDelete, path: "/routes/{route}", op: "deleteRoute", tag: "routes", summary: "Delete a route", ok: http.StatusNoContent, h: k.route.del(a)}),
 
 		// Certificates and SNIs.
-		ctl(endpoint{method: http.MethodGet, path: "/certificates", op: "listCertificates", tag: "certificates", summary: "List certificates (the file's and the API's; answers hold the private key, as Kong's)", out: "list:Certificate", ok: http.StatusOK, paged: true, h: a.listCertificates}),
+		ctl(endpoint{method: http.MethodGet, path: "/certificates", op: "listCertificates", tag: "certificates", summary: "List certificates (the file's and the API's; answers hold the private key, as Kong's)", out: "list:Certificate", ok: http.StatusOK, paged: true, h: k.cert.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/certificates", op: "createCertificate", tag: "certificates", summary: "Create a certificate (PEM checked, key matched, SNIs unique)", in: "CertificateInput", out: "Certificate", ok: http.StatusCreated,
-			example: certificateExample(), h: a.createCertificate}),
-		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}", op: "getCertificate", tag: "certificates", summary: "Get a certificate by id or by one of its SNIs", out: "Certificate", ok: http.StatusOK, h: a.getCertificate}),
+			example: certificateExample(), h: k.cert.create(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}", op: "getCertificate", tag: "certificates", summary: "Get a certificate by id or by one of its SNIs", out: "Certificate", ok: http.StatusOK, h: k.cert.get(a)}),
 		ctl(endpoint{method: http.MethodPatch, path: "/certificates/{certificate}", op: "patchCertificate", tag: "certificates", summary: "Update a certificate", in: "CertificateInput", out: "Certificate", ok: http.StatusOK,
-			example: map[string]any{"snis": []any{"api.example.com", "*.api.example.com"}, "tags": []any{"edge"}}, h: a.patchCertificate}),
+			example: map[string]any{"snis": []any{"api.example.com", "*.api.example.com"}, "tags": []any{"edge"}}, h: k.cert.patch(a)}),
 		ctl(endpoint{method: http.MethodPut, path: "/certificates/{certificate}", op: "putCertificate", tag: "certificates", summary: "Create or replace a certificate (by id, or by an SNI it serves)", in: "CertificateInput", out: "Certificate", ok: http.StatusOK, upsert: true,
-			example: certificateExample(), h: a.replaceCertificate}),
-		ctl(endpoint{method: http.MethodDelete, path: "/certificates/{certificate}", op: "deleteCertificate", tag: "certificates", summary: "Delete a certificate and its SNIs", ok: http.StatusNoContent, h: a.deleteCertificate}),
-		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}/snis", op: "listCertificateSNIs", tag: "certificates", summary: "List a certificate's SNIs", out: "list:SNI", ok: http.StatusOK, paged: true, h: a.listCertificateSNIs}),
+			example: certificateExample(), h: k.cert.replace(a)}),
+		ctl(endpoint{method: http.MethodDelete, path: "/certificates/{certificate}", op: "deleteCertificate", tag: "certificates", summary: "Delete a certificate and its SNIs", ok: http.StatusNoContent, h: k.cert.del(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}/snis", op: "listCertificateSNIs", tag: "certificates", summary: "List a certificate's SNIs", out: "list:SNI", ok: http.StatusOK, paged: true, h: certificateSNIs().list(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/snis", op: "listSNIs", tag: "certificates", summary: "List SNIs (they are set through their certificate's snis)", out: "list:SNI", ok: http.StatusOK, paged: true, h: a.listSNIs}),
 		ctl(endpoint{method: http.MethodGet, path: "/snis/{sni}", op: "getSNI", tag: "certificates", summary: "Get an SNI by name or id", out: "SNI", ok: http.StatusOK, h: a.getSNI}),
 	}

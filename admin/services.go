@@ -1,7 +1,8 @@
 package admin
 
 import (
-	"net/http"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -9,9 +10,6 @@ import (
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/state"
 )
-
-// Timeout bounds in milliseconds, as Kong.
-const maxTimeoutMs = 2147483646
 
 // serviceOut is a service in Kong's shape. Name is null for a service
 // created without one.
@@ -92,21 +90,25 @@ func newService() state.Service {
 // protocol when the body gives neither port nor url.
 func decodeService(o *obj, s *state.Service, creating bool) {
 	d := newService()
-	o.setString("name", &s.Name, "", checkName)
+	o.setString("name", &s.Name, "", keep(config.CheckName))
 	o.setString("protocol", &s.Protocol, d.Protocol, oneOf(config.ServiceProtocols()...))
-	o.setString("host", &s.Host, "", normalizeServiceHost)
-	o.setInt("port", &s.Port, 0, 1, 65535)
+	o.setString("host", &s.Host, "", config.NormalizeServiceHost)
+	o.setInt("port", &s.Port, 0, config.MinPort, config.MaxPort)
 	o.setString("path", &s.Path, "", checkPath)
-	o.setInt("retries", &s.Retries, d.Retries, 0, 32767)
-	o.setInt("connect_timeout", &s.ConnectTimeout, d.ConnectTimeout, 1, maxTimeoutMs)
-	o.setInt("read_timeout", &s.ReadTimeout, d.ReadTimeout, 1, maxTimeoutMs)
-	o.setInt("write_timeout", &s.WriteTimeout, d.WriteTimeout, 1, maxTimeoutMs)
+	o.setInt("retries", &s.Retries, d.Retries, 0, config.MaxRetries)
+	o.setInt("connect_timeout", &s.ConnectTimeout, d.ConnectTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
+	o.setInt("read_timeout", &s.ReadTimeout, d.ReadTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
+	o.setInt("write_timeout", &s.WriteTimeout, d.WriteTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
 	hasURL := false
 	if v, present := o.get("url"); present && v != nil {
 		str, why := asString(v)
 		if why != "" {
 			o.fail("url", "%s", why)
-		} else if u, err := parseServiceURL(str); err != nil {
+		} else if u, err := config.ParseServiceURL(str); err != nil {
+			var bad *config.URLError
+			if errors.As(err, &bad) {
+				err = fmt.Errorf("invalid URL %q", str)
+			}
 			o.fail("url", "%v", err)
 		} else {
 			hasURL = true
@@ -115,11 +117,11 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 					o.fail(k, "conflicts with url (set either url or protocol, host, port and path)")
 				}
 			}
-			s.Protocol, s.Host, s.Port, s.Path = u.protocol, u.host, u.port, u.path
+			s.Protocol, s.Host, s.Port, s.Path = u.Protocol, u.Host, u.Port, u.Path
 		}
 	}
 	if v, present := o.m["port"]; s.Port == 0 || (creating && !hasURL && (!present || v == nil || v == formValue(""))) {
-		s.Port = defaultServicePort(s.Protocol)
+		s.Port = config.DefaultPort(s.Protocol)
 	}
 	decodeServiceTLS(o, s)
 	o.setStrings("grpc_idempotent_methods", &s.GRPCIdempotentMethods, func(m string) (string, error) {
@@ -134,9 +136,7 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 // The applier also checks the result as a whole (checkServiceTLS).
 func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error) {
 	decode := func(s *state.Service, creating bool) error {
-		o := newObj(b.m, b.form)
-		decodeService(o, s, creating)
-		return o.err()
+		return b.decode(func(o *obj) { decodeService(o, s, creating) })
 	}
 	scratch := newService()
 	if err := decode(&scratch, true); err != nil {
@@ -162,7 +162,7 @@ func (w *world) editableService(name string) *state.Service {
 	}
 	e, _ := w.eff.Service(name)
 	s := &state.Service{
-		Meta: w.fileMeta(kindService, name), Name: e.Name, Protocol: e.Protocol, Host: e.Host, Port: e.Port, Path: e.Path,
+		Meta: w.k.service.fileMeta(w, name), Name: e.Name, Protocol: e.Protocol, Host: e.Host, Port: e.Port, Path: e.Path,
 		Retries: e.Retries, ConnectTimeout: ms(e.ConnectTimeout), ReadTimeout: ms(e.ReadTimeout), WriteTimeout: ms(e.WriteTimeout),
 		CACertificates: e.CACertificates, GRPCIdempotentMethods: e.GRPCIdempotentMethods,
 	}
@@ -182,7 +182,7 @@ func (w *world) editableRoute(name string) *state.Route {
 	}
 	e, _, _ := w.route(name)
 	return &state.Route{
-		Meta: w.fileMeta(kindRoute, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
+		Meta: w.k.route.fileMeta(w, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
 		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
 		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority, PathHandling: e.PathHandling,
 		Protocols: slices.Clone(e.Protocols),
@@ -220,7 +220,7 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 		return fieldError("host", "'%s' is the canary upstream of this service: delete or change the canary first", s.Host)
 	}
 	if old != "" && s.Name != old {
-		if w.nameTaken(kindService, s.Name) {
+		if w.k.service.keyTaken(w, s.Name) {
 			return uniqueViolation("name", s.Name)
 		}
 		for _, rn := range w.routesOf(old) {
@@ -228,7 +228,7 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 			r.Service, r.UpdatedAt = s.Name, now
 			w.doc.Routes[rn] = r
 		}
-		w.removeService(old, now)
+		w.k.service.remove(w, old, now)
 		if c, ok := w.doc.Canaries[old]; ok {
 			delete(w.doc.Canaries, old)
 			w.doc.Canaries[s.Name] = c
@@ -242,236 +242,7 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 	return nil
 }
 
-func (w *world) removeService(name string, now int64) {
-	if w.inFile(kindService, name) {
-		m := w.meta(kindService, name)
-		w.doc.Services[name] = &state.Service{Meta: state.Meta{ID: m.ID, CreatedAt: m.CreatedAt, UpdatedAt: now, Deleted: true}, Name: name}
-	} else {
-		delete(w.doc.Services, name)
-	}
-}
-
 // Handlers.
-
-func (a *api) listServices(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	w := a.view()
-	items := make([]serviceOut, 0, len(w.eff.Services))
-	for i := range w.eff.Services {
-		s := &w.eff.Services[i]
-		items = append(items, renderService(s, w.meta(kindService, s.Name)))
-	}
-	return http.StatusOK, paginate(r, p, items, func(s serviceOut) string { return nameKey(s.Name, s.ID) }), nil
-}
-
-func (a *api) getService(r *http.Request) (int, any, error) {
-	w := a.view()
-	s, m, ok := w.service(r.PathValue("service"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, renderService(s, m), nil
-}
-
-func (a *api) answerService(w *world, name string, status int) (int, any, error) {
-	s, ok := w.eff.Service(name)
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return status, renderService(s, w.meta(kindService, name)), nil
-}
-
-func (a *api) createService(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := serviceDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	scratch := newService()
-	_ = apply(&scratch, true)
-	if scratch.Host == "" {
-		return 0, nil, fieldError("host", "required field missing")
-	}
-	now := a.now().Unix()
-	var name string
-	w, err := a.mutate(r, func(w *world) error {
-		s := newService()
-		if err := apply(&s, true); err != nil {
-			return err
-		}
-		s.ID = id
-		if s.ID == "" {
-			s.ID = newID()
-		} else if w.idTaken(kindService, s.ID) {
-			return primaryKeyViolation(s.ID)
-		}
-		if s.Name == "" {
-			s.Name = s.ID
-		}
-		if w.nameTaken(kindService, s.Name) {
-			return uniqueViolation("name", s.Name)
-		}
-		s.CreatedAt, s.UpdatedAt = now, now
-		w.doc.Services[s.Name] = &s
-		name = s.Name
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerService(w, name, http.StatusCreated)
-}
-
-func (a *api) patchService(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := serviceDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	if v, present := b.m["host"]; present && (v == nil || v == formValue("")) {
-		return 0, nil, fieldError("host", "required field missing")
-	}
-	key, now := r.PathValue("service"), a.now().Unix()
-	var name string
-	w, err := a.mutate(r, func(w *world) error {
-		cur, m, ok := w.service(key)
-		if !ok {
-			return notFound()
-		}
-		if id != "" && !sameID(id, m.ID) {
-			return fieldError("id", "cannot be changed")
-		}
-		s := w.editableService(cur.Name)
-		if err := apply(s, false); err != nil {
-			return err
-		}
-		if s.Name == "" {
-			s.Name = s.ID
-		}
-		s.UpdatedAt = now
-		name = s.Name
-		return w.putService(cur.Name, s, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerService(w, name, http.StatusOK)
-}
-
-func (a *api) replaceService(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := serviceDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	key, now := r.PathValue("service"), a.now().Unix()
-	byID := config.IsUUID(key)
-	if byID && id != "" && !sameID(id, key) {
-		return 0, nil, fieldError("id", "must match the id in the URL")
-	}
-	scratch := newService()
-	_ = apply(&scratch, true)
-	if !byID {
-		if scratch.Name != "" && scratch.Name != key {
-			return 0, nil, fieldError("name", "must match the name in the URL")
-		}
-		if _, err := checkName(key); err != nil {
-			return 0, nil, fieldError("name", "%v", err)
-		}
-	}
-	if scratch.Host == "" {
-		return 0, nil, fieldError("host", "required field missing")
-	}
-	status, name := http.StatusOK, ""
-	w, err := a.mutate(r, func(w *world) error {
-		s := newService()
-		if err := apply(&s, true); err != nil {
-			return err
-		}
-		if !byID {
-			s.Name = key
-		}
-		s.UpdatedAt = now
-		cur, m, found := w.service(key)
-		if !found {
-			s.ID = id
-			if byID {
-				s.ID = key
-			}
-			if s.ID == "" {
-				s.ID = newID()
-			}
-			if w.idTaken(kindService, s.ID) {
-				return primaryKeyViolation(s.ID)
-			}
-			if s.Name == "" {
-				s.Name = s.ID
-			}
-			if w.nameTaken(kindService, s.Name) {
-				return uniqueViolation("name", s.Name)
-			}
-			s.CreatedAt = now
-			status, name = http.StatusCreated, s.Name
-			w.doc.Services[s.Name] = &s
-			return nil
-		}
-		if s.Name == "" {
-			s.Name = cur.Name
-		}
-		s.ID, s.CreatedAt = m.ID, m.CreatedAt
-		name = s.Name
-		return w.putService(cur.Name, &s, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.answerService(w, name, status)
-}
-
-func (a *api) deleteService(r *http.Request) (int, any, error) {
-	key, now := r.PathValue("service"), a.now().Unix()
-	_, err := a.mutate(r, func(w *world) error {
-		cur, _, ok := w.service(key)
-		if !ok {
-			return notFound()
-		}
-		if routes := w.routesOf(cur.Name); len(routes) > 0 {
-			return referenced("services", "routes", routes)
-		}
-		w.removeService(cur.Name, now)
-		delete(w.doc.Canaries, cur.Name)
-		delete(w.doc.Rollouts, cur.Name)
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
-}
 
 // decodeServiceTLS reads Kong's TLS fields of a service: they apply to
 // https and grpcs only, and the material they name must load.
@@ -490,7 +261,7 @@ func decodeServiceTLS(o *obj, s *state.Service) {
 			s.TLSVerifyDepth = nil
 		} else {
 			var d int
-			o.setInt("tls_verify_depth", &d, 0, 0, 64)
+			o.setInt("tls_verify_depth", &d, 0, 0, config.MaxTLSVerifyDepth)
 			s.TLSVerifyDepth = &d
 		}
 	}

@@ -192,7 +192,7 @@ func checkTag(s string) (string, error) {
 
 func decodeTarget(o *obj, t *state.Target) {
 	o.setString("target", &t.Target, "", normalizeTarget)
-	o.setInt("weight", &t.Weight, config.DefaultWeight, 0, 65535)
+	o.setInt("weight", &t.Weight, config.DefaultWeight, 0, config.MaxWeight)
 	o.setStrings("tags", &t.Tags, checkTag)
 	o.ignore("id", "upstream", "created_at", "updated_at")
 	o.unknown()
@@ -202,9 +202,7 @@ func decodeTarget(o *obj, t *state.Target) {
 // it to a target.
 func targetDecoder(b *obj) (func(t *state.Target) error, error) {
 	apply := func(t *state.Target) error {
-		o := newObj(b.m, b.form)
-		decodeTarget(o, t)
-		return o.err()
+		return b.decode(func(o *obj) { decodeTarget(o, t) })
 	}
 	scratch := state.Target{Weight: config.DefaultWeight}
 	if err := apply(&scratch); err != nil {
@@ -221,40 +219,9 @@ func targetUnique(um state.Meta, addr string) *Error {
 
 // Handlers.
 
-func (a *api) listTargets(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	w := a.view()
-	u, um, ok := w.upstream(r.PathValue("upstream"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	ts := w.targets(u, um, a.runtimeOf(u.Name))
-	items := make([]targetOut, len(ts))
-	for i := range ts {
-		items[i] = ts[i].targetOut
-	}
-	return http.StatusOK, paginate(r, p, items, func(t targetOut) string { return t.Target }), nil
-}
-
-func (a *api) getTarget(r *http.Request) (int, any, error) {
-	w := a.view()
-	u, um, ok := w.upstream(r.PathValue("upstream"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	t, ok := findTarget(w.targets(u, um, a.runtimeOf(u.Name)), r.PathValue("target"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, t.targetOut, nil
-}
-
 // answerTarget renders target addr of upstream name after a change.
 func (a *api) answerTarget(w *world, name, addr string, status int) (int, any, error) {
-	u, um, ok := w.upstreamByName(name)
+	u, um, ok := w.k.upstream.byKey(w, name)
 	if !ok {
 		return 0, nil, notFound()
 	}
@@ -266,11 +233,7 @@ func (a *api) answerTarget(w *world, name, addr string, status int) (int, any, e
 }
 
 func (a *api) createTarget(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := targetDecoder(b)
+	apply, b, err := readApplier(r, targetDecoder)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -283,13 +246,9 @@ func (a *api) createTarget(r *http.Request) (int, any, error) {
 	if scratch.Target == "" {
 		return 0, nil, fieldError("target", "required field missing")
 	}
-	key, now := r.PathValue("upstream"), a.now().Unix()
+	now := a.now().Unix()
 	var name string
-	w, err := a.mutate(r, func(w *world) error {
-		eff, um, ok := w.upstream(key)
-		if !ok {
-			return notFound()
-		}
+	w, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
 		u := w.editableUpstream(eff.Name)
 		t := state.Target{Weight: config.DefaultWeight}
 		if err := apply(&t); err != nil {
@@ -320,22 +279,14 @@ func (a *api) createTarget(r *http.Request) (int, any, error) {
 }
 
 func (a *api) patchTarget(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
+	apply, b, err := readApplier(r, targetDecoder)
 	if err != nil {
 		return 0, nil, err
 	}
-	apply, err := targetDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	ukey, tkey, now := r.PathValue("upstream"), r.PathValue("target"), a.now().Unix()
-	rt := a.runtimeFor(ukey)
+	tkey, now := r.PathValue("target"), a.now().Unix()
+	rt := a.runtimeFor(r.PathValue("upstream"))
 	var name, addr string
-	w, err := a.mutate(r, func(w *world) error {
-		eff, um, ok := w.upstream(ukey)
-		if !ok {
-			return notFound()
-		}
+	w, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
 		cur, ok := findTarget(w.targets(eff, um, rt), tkey)
 		if !ok {
 			return notFound()
@@ -377,7 +328,7 @@ func (a *api) patchTarget(r *http.Request) (int, any, error) {
 func (w *world) overrideDiscovered(b *obj, name string, cur *targetView, now int64) error {
 	o := newObj(b.m, b.form)
 	weight := -1
-	o.setInt("weight", &weight, -1, 0, 65535)
+	o.setInt("weight", &weight, -1, 0, config.MaxWeight)
 	for _, k := range []string{"target", "tags"} {
 		if o.has(k) {
 			o.used[k] = true
@@ -416,13 +367,9 @@ func (w *world) moveMark(name, from, to string) {
 }
 
 func (a *api) deleteTarget(r *http.Request) (int, any, error) {
-	ukey, tkey, now := r.PathValue("upstream"), r.PathValue("target"), a.now().Unix()
-	rt := a.runtimeFor(ukey)
-	_, err := a.mutate(r, func(w *world) error {
-		eff, um, ok := w.upstream(ukey)
-		if !ok {
-			return notFound()
-		}
+	tkey, now := r.PathValue("target"), a.now().Unix()
+	rt := a.runtimeFor(r.PathValue("upstream"))
+	_, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
 		cur, ok := findTarget(w.targets(eff, um, rt), tkey)
 		if !ok {
 			return notFound()
@@ -489,16 +436,17 @@ type healthData struct {
 	EjectedUntil  *time.Time       `json:"ejected_until,omitempty"`
 }
 
-func (a *api) upstreamHealth(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
+// healthChild lists the health of an upstream's targets.
+func healthChild() *upstreamChild[healthOut] {
+	return &upstreamChild[healthOut]{
+		parent:  upstreams,
+		items:   (*api).targetsHealth,
+		pageKey: func(h healthOut) string { return h.Target },
+		show:    func(h healthOut) any { return h },
 	}
-	w := a.view()
-	u, um, ok := w.upstream(r.PathValue("upstream"))
-	if !ok {
-		return 0, nil, notFound()
-	}
+}
+
+func (a *api) targetsHealth(w *world, u *config.Upstream, um state.Meta) []healthOut {
 	rt := a.runtimeOf(u.Name)
 	states := map[string]health.TargetState{}
 	if rt.checker != nil {
@@ -543,7 +491,7 @@ func (a *api) upstreamHealth(r *http.Request) (int, any, error) {
 		}
 		items = append(items, h)
 	}
-	return http.StatusOK, paginate(r, p, items, func(h healthOut) string { return h.Target }), nil
+	return items
 }
 
 // markTarget returns the handler storing a manual mark ("healthy",
@@ -561,13 +509,9 @@ func (a *api) markTarget(mark string) func(*http.Request) (int, any, error) {
 			o.unknown()
 			return 0, nil, o.err()
 		}
-		ukey, tkey := r.PathValue("upstream"), r.PathValue("target")
-		rt := a.runtimeFor(ukey)
-		_, err := a.mutate(r, func(w *world) error {
-			eff, um, ok := w.upstream(ukey)
-			if !ok {
-				return notFound()
-			}
+		tkey := r.PathValue("target")
+		rt := a.runtimeFor(r.PathValue("upstream"))
+		_, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
 			t, ok := findTarget(w.targets(eff, um, rt), tkey)
 			if !ok {
 				return notFound()

@@ -3,36 +3,11 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/state"
-)
-
-// Upstream algorithms, hash inputs and probe types, as Kong names them.
-func algorithms() []string {
-	return []string{"round-robin", "consistent-hashing", "least-connections", "latency", "sticky-sessions", "random"}
-}
-
-func hashInputs() []string {
-	return []string{"none", "ip", "header", "cookie", "path", "query_arg", "uri_capture"}
-}
-
-func checkTypes() []string { return []string{"http", "https", "tcp"} }
-
-// activeTypes are the probe types of active checks: Kong's, and gRPC
-// health checks.
-func activeTypes() []string { return append(checkTypes(), "grpc", "grpcs") }
-
-// checkGRPCService checks a gRPC health service name.
-func checkGRPCService(s string) (string, error) { return s, config.CheckGRPCService(s) }
-
-// Kong's health-check bounds.
-const (
-	maxCounter  = 255
-	maxInterval = 65535
 )
 
 // upstreamOut is an upstream as the API shows it (Kong's shape).
@@ -154,16 +129,16 @@ func newUpstream() state.Upstream {
 // u.Healthchecks, starting from base() when u has none.
 func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) {
 	d := config.DefaultUpstream()
-	o.setString("name", &u.Name, "", checkUpstreamName)
-	o.setString("algorithm", &u.Algorithm, d.Algorithm, oneOf(algorithms()...))
-	o.setString("hash_on", &u.HashOn, d.HashOn, oneOf(hashInputs()...))
-	o.setString("hash_fallback", &u.HashFallback, d.HashFallback, oneOf(hashInputs()...))
-	o.setString("hash_on_header", &u.HashOnHeader, "", tokenCheck)
-	o.setString("hash_on_cookie", &u.HashOnCookie, "", tokenCheck)
+	o.setString("name", &u.Name, "", keep(config.CheckUpstreamName))
+	o.setString("algorithm", &u.Algorithm, d.Algorithm, oneOf(config.Algorithms()...))
+	o.setString("hash_on", &u.HashOn, d.HashOn, oneOf(config.HashOnValues()...))
+	o.setString("hash_fallback", &u.HashFallback, d.HashFallback, oneOf(config.HashOnValues()...))
+	o.setString("hash_on_header", &u.HashOnHeader, "", keep(config.CheckToken))
+	o.setString("hash_on_cookie", &u.HashOnCookie, "", keep(config.CheckToken))
 	o.setString("hash_on_cookie_path", &u.HashOnCookiePath, d.HashOnCookiePath, checkPath)
 	o.setString("hash_on_query_arg", &u.HashOnQueryArg, "", nonEmpty)
 	o.setString("hash_on_uri_capture", &u.HashOnURICapture, "", nonEmpty)
-	o.setInt("slots", &u.Slots, d.Slots, 10, 65536)
+	o.setInt("slots", &u.Slots, d.Slots, config.MinSlots, config.MaxSlots)
 	if c, present, null := o.child("healthchecks"); present {
 		switch {
 		case null:
@@ -182,7 +157,7 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 }
 
 func decodeHealthchecks(o *obj, h *state.Healthchecks) {
-	o.setFloat("threshold", &h.Threshold, 0, 0, 100)
+	o.setFloat("threshold", &h.Threshold, 0, 0, config.MaxPercent)
 	if c, present, null := o.child("active"); present {
 		switch {
 		case null:
@@ -192,11 +167,11 @@ func decodeHealthchecks(o *obj, h *state.Healthchecks) {
 				h.Active = &state.ActiveChecks{}
 			}
 			a := h.Active
-			c.setString("type", &a.Type, "", oneOf(activeTypes()...))
-			c.setString("grpc_service", &a.GRPCService, "", checkGRPCService)
+			c.setString("type", &a.Type, "", oneOf(config.ActiveCheckTypes()...))
+			c.setString("grpc_service", &a.GRPCService, "", keep(config.CheckGRPCService))
 			c.setString("http_path", &a.HTTPPath, "", checkPath)
-			c.setFloat("timeout", &a.Timeout, 0, 0, maxInterval)
-			c.setInt("concurrency", &a.Concurrency, 0, 1, 1<<31-1)
+			c.setFloat("timeout", &a.Timeout, 0, 0, config.MaxSeconds)
+			c.setInt("concurrency", &a.Concurrency, 0, config.MinConcurrency, config.MaxConcurrency)
 			if v, present := c.get("https_verify_certificate"); present {
 				if v == nil {
 					a.HTTPSVerifyCertificate = nil
@@ -228,7 +203,7 @@ func decodeHealthchecks(o *obj, h *state.Healthchecks) {
 				h.Passive = &state.PassiveChecks{}
 			}
 			p := h.Passive
-			c.setString("type", &p.Type, "", oneOf(checkTypes()...))
+			c.setString("type", &p.Type, "", oneOf(config.PassiveCheckTypes()...))
 			p.Healthy = decodeCounters(c, "healthy", p.Healthy, false, false)
 			p.Unhealthy = decodeCounters(c, "unhealthy", p.Unhealthy, false, true)
 			c.unknown()
@@ -250,18 +225,18 @@ func decodeCounters(o *obj, k string, cur *state.Counters, active, unhealthy boo
 		cur = &state.Counters{}
 	}
 	if active {
-		c.setFloat("interval", &cur.Interval, 0, 0, maxInterval)
+		c.setFloat("interval", &cur.Interval, 0, 0, config.MaxSeconds)
 	}
 	if unhealthy {
-		c.setInt("http_failures", &cur.HTTPFailures, 0, 0, maxCounter)
-		c.setInt("tcp_failures", &cur.TCPFailures, 0, 0, maxCounter)
-		c.setInt("timeouts", &cur.Timeouts, 0, 0, maxCounter)
+		c.setInt("http_failures", &cur.HTTPFailures, 0, 0, config.MaxCounter)
+		c.setInt("tcp_failures", &cur.TCPFailures, 0, 0, config.MaxCounter)
+		c.setInt("timeouts", &cur.Timeouts, 0, 0, config.MaxCounter)
 	} else {
-		c.setInt("successes", &cur.Successes, 0, 0, maxCounter)
+		c.setInt("successes", &cur.Successes, 0, 0, config.MaxCounter)
 	}
-	c.setInts("http_statuses", &cur.HTTPStatuses, 100, 999)
+	c.setInts("http_statuses", &cur.HTTPStatuses, config.MinHTTPStatus, config.MaxHTTPStatus)
 	if !active && unhealthy {
-		c.setInts("grpc_statuses", &cur.GRPCStatuses, 0, 16)
+		c.setInts("grpc_statuses", &cur.GRPCStatuses, 0, config.MaxGRPCStatus)
 	}
 	c.unknown()
 	return cur
@@ -342,7 +317,7 @@ func (w *world) editableUpstream(name string) *state.Upstream {
 			}
 		}
 	} else {
-		u = &state.Upstream{Meta: w.fileMeta(kindUpstream, name), Name: name}
+		u = &state.Upstream{Meta: w.k.upstream.fileMeta(w, name), Name: name}
 		for _, t := range eff.Targets {
 			u.Targets = append(u.Targets, state.Target{
 				Meta:   state.Meta{ID: stableID(kindTarget, name+"/"+t.Target), CreatedAt: w.started, UpdatedAt: w.started},
@@ -378,13 +353,13 @@ func (w *world) upstreamUsers(name string) (services []string) {
 // marks follow.
 func (w *world) putUpstream(old string, u *state.Upstream, now int64) error {
 	if old != "" && u.Name != old {
-		if w.nameTaken(kindUpstream, u.Name) {
+		if w.k.upstream.keyTaken(w, u.Name) {
 			return uniqueViolation("name", u.Name)
 		}
 		if users := w.upstreamUsers(old); len(users) > 0 {
 			return referenced("upstreams", "services", users)
 		}
-		w.removeUpstream(old, now)
+		w.k.upstream.remove(w, old, now)
 		for i := range w.doc.Overrides {
 			if w.doc.Overrides[i].Upstream == old {
 				w.doc.Overrides[i].Upstream = u.Name
@@ -400,48 +375,13 @@ func (w *world) putUpstream(old string, u *state.Upstream, now int64) error {
 	return nil
 }
 
-// removeUpstream hides the file's entity (tombstone) or drops the Doc's.
-func (w *world) removeUpstream(name string, now int64) {
-	if w.inFile(kindUpstream, name) {
-		m := w.meta(kindUpstream, name)
-		w.doc.Upstreams[name] = &state.Upstream{Meta: state.Meta{ID: m.ID, CreatedAt: m.CreatedAt, UpdatedAt: now, Deleted: true}, Name: name}
-		return
-	}
-	delete(w.doc.Upstreams, name)
-}
-
 // Handlers.
-
-func (a *api) listUpstreams(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	w := a.view()
-	items := make([]upstreamOut, 0, len(w.eff.Upstreams))
-	for i := range w.eff.Upstreams {
-		u := &w.eff.Upstreams[i]
-		items = append(items, renderUpstream(u, w.meta(kindUpstream, u.Name)))
-	}
-	return http.StatusOK, paginate(r, p, items, func(u upstreamOut) string { return u.Name }), nil
-}
-
-func (a *api) getUpstream(r *http.Request) (int, any, error) {
-	w := a.view()
-	u, m, ok := w.upstream(r.PathValue("upstream"))
-	if !ok {
-		return 0, nil, notFound()
-	}
-	return http.StatusOK, renderUpstream(u, m), nil
-}
 
 // upstreamDecoder checks a body in full (against defaults) and returns
 // the function that applies it to an entity inside Mutate.
 func upstreamDecoder(b *obj) (func(u *state.Upstream, base func() *state.Healthchecks) error, error) {
 	apply := func(u *state.Upstream, base func() *state.Healthchecks) error {
-		o := newObj(b.m, b.form)
-		decodeUpstream(o, u, base)
-		return o.err()
+		return b.decode(func(o *obj) { decodeUpstream(o, u, base) })
 	}
 	scratch := newUpstream()
 	if err := apply(&scratch, offHealthchecks); err != nil {
@@ -456,201 +396,4 @@ func bodyID(b *obj) (string, error) {
 	id := ""
 	o.setString("id", &id, "", checkID)
 	return id, o.err()
-}
-
-func (a *api) createUpstream(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := upstreamDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	scratch := newUpstream()
-	_ = apply(&scratch, offHealthchecks)
-	if scratch.Name == "" {
-		return 0, nil, fieldError("name", "required field missing")
-	}
-	if err := checkHashing(&scratch); err != nil {
-		return 0, nil, err
-	}
-	now := a.now().Unix()
-	w, err := a.mutate(r, func(w *world) error {
-		u := newUpstream()
-		if err := apply(&u, offHealthchecks); err != nil {
-			return err
-		}
-		if w.nameTaken(kindUpstream, u.Name) {
-			return uniqueViolation("name", u.Name)
-		}
-		u.ID = id
-		if u.ID == "" {
-			u.ID = newID()
-		} else if w.idTaken(kindUpstream, u.ID) {
-			return primaryKeyViolation(u.ID)
-		}
-		if u.Healthchecks == nil {
-			u.Healthchecks = offHealthchecks()
-		}
-		u.CreatedAt, u.UpdatedAt = now, now
-		w.doc.Upstreams[u.Name] = &u
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	u, m, _ := w.upstreamByName(scratch.Name)
-	return http.StatusCreated, renderUpstream(u, m), nil
-}
-
-func (a *api) patchUpstream(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := upstreamDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	key, now := r.PathValue("upstream"), a.now().Unix()
-	var name string
-	w, err := a.mutate(r, func(w *world) error {
-		eff, m, ok := w.upstream(key)
-		if !ok {
-			return notFound()
-		}
-		if id != "" && !sameID(id, m.ID) {
-			return fieldError("id", "cannot be changed")
-		}
-		u := w.editableUpstream(eff.Name)
-		if err := apply(u, func() *state.Healthchecks { return hcFromConfig(eff.Healthchecks) }); err != nil {
-			return err
-		}
-		if err := checkHashing(u); err != nil {
-			return err
-		}
-		u.UpdatedAt = now
-		name = u.Name
-		return w.putUpstream(eff.Name, u, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	u, m, _ := w.upstreamByName(name)
-	return http.StatusOK, renderUpstream(u, m), nil
-}
-
-// putUpstream (PUT) creates or replaces an upstream whole; its targets,
-// which are entities of their own, are kept.
-func (a *api) replaceUpstream(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	apply, err := upstreamDecoder(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := bodyID(b)
-	if err != nil {
-		return 0, nil, err
-	}
-	key, now := r.PathValue("upstream"), a.now().Unix()
-	byID := config.IsUUID(key)
-	if byID && id != "" && !sameID(id, key) {
-		return 0, nil, fieldError("id", "must match the id in the URL")
-	}
-	scratch := newUpstream()
-	_ = apply(&scratch, offHealthchecks)
-	if !byID {
-		if scratch.Name != "" && scratch.Name != key {
-			return 0, nil, fieldError("name", "must match the name in the URL")
-		}
-		if _, err := checkUpstreamName(key); err != nil {
-			return 0, nil, fieldError("name", "%v", err)
-		}
-		scratch.Name = key
-	}
-	if err := checkHashing(&scratch); err != nil {
-		return 0, nil, err
-	}
-	status, name := http.StatusOK, ""
-	w, err := a.mutate(r, func(w *world) error {
-		u := newUpstream()
-		if err := apply(&u, offHealthchecks); err != nil {
-			return err
-		}
-		if u.Healthchecks == nil {
-			u.Healthchecks = offHealthchecks()
-		}
-		eff, m, found := w.upstream(key)
-		if !byID {
-			u.Name = key
-		}
-		u.UpdatedAt = now
-		if !found {
-			if u.Name == "" {
-				return fieldError("name", "required field missing")
-			}
-			if w.nameTaken(kindUpstream, u.Name) {
-				return uniqueViolation("name", u.Name)
-			}
-			u.ID = id
-			if byID {
-				u.ID = key
-			}
-			if u.ID == "" {
-				u.ID = newID()
-			}
-			if w.idTaken(kindUpstream, u.ID) {
-				return primaryKeyViolation(u.ID)
-			}
-			u.CreatedAt = now
-			status, name = http.StatusCreated, u.Name
-			w.doc.Upstreams[u.Name] = &u
-			return nil
-		}
-		if u.Name == "" {
-			u.Name = eff.Name
-		}
-		cur := w.editableUpstream(eff.Name)
-		u.ID, u.CreatedAt, u.Targets = m.ID, m.CreatedAt, cur.Targets
-		name = u.Name
-		return w.putUpstream(eff.Name, &u, now)
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	u, m, _ := w.upstreamByName(name)
-	return status, renderUpstream(u, m), nil
-}
-
-func (a *api) deleteUpstream(r *http.Request) (int, any, error) {
-	key, now := r.PathValue("upstream"), a.now().Unix()
-	_, err := a.mutate(r, func(w *world) error {
-		eff, _, ok := w.upstream(key)
-		if !ok {
-			return notFound()
-		}
-		if users := w.upstreamUsers(eff.Name); len(users) > 0 {
-			return referenced("upstreams", "services", users)
-		}
-		w.removeUpstream(eff.Name, now)
-		w.doc.Overrides = slices.DeleteFunc(w.doc.Overrides, func(o state.Override) bool { return o.Upstream == eff.Name })
-		delete(w.doc.Marks, eff.Name)
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
 }

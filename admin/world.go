@@ -21,6 +21,7 @@ type world struct {
 	doc     *state.Doc
 	eff     *config.File
 	started int64 // created_at of the file's entities
+	k       *kinds
 }
 
 func newWorld(file *config.File, doc *state.Doc, started int64) *world {
@@ -51,7 +52,7 @@ func newWorld(file *config.File, doc *state.Doc, started int64) *world {
 	if doc.Certificates == nil {
 		doc.Certificates = map[string]*state.Certificate{}
 	}
-	w := &world{file: file, doc: doc, started: started}
+	w := &world{file: file, doc: doc, started: started, k: newKinds()}
 	w.refresh()
 	return w
 }
@@ -93,42 +94,6 @@ func (a *api) mutate(r *http.Request, fn func(w *world) error) (*world, error) {
 	return nil, fmt.Errorf("persist admin state: still conflicting after %d attempts", maxMutateAttempts)
 }
 
-// fileMeta is the meta of a file entity no Doc entity replaces.
-func (w *world) fileMeta(kind, name string) state.Meta {
-	return state.Meta{ID: stableID(kind, name), CreatedAt: w.started, UpdatedAt: w.started}
-}
-
-// meta returns the meta shown for an entity: the Doc's when it holds one,
-// else the file's derived one.
-func (w *world) meta(kind, name string) state.Meta {
-	var m state.Meta
-	var ok bool
-	switch kind {
-	case kindUpstream:
-		var e *state.Upstream
-		if e, ok = w.doc.Upstreams[name]; ok {
-			m = e.Meta
-		}
-	case kindService:
-		var e *state.Service
-		if e, ok = w.doc.Services[name]; ok {
-			m = e.Meta
-		}
-	case kindRoute:
-		var e *state.Route
-		if e, ok = w.doc.Routes[name]; ok {
-			m = e.Meta
-		}
-	}
-	if !ok || m.Deleted {
-		return w.fileMeta(kind, name)
-	}
-	if m.ID == "" {
-		m.ID = stableID(kind, name)
-	}
-	return m
-}
-
 // Entity kinds, as used in derived ids.
 const (
 	kindUpstream = "upstream"
@@ -136,136 +101,6 @@ const (
 	kindRoute    = "route"
 	kindTarget   = "target"
 )
-
-// inFile reports whether the file defines an entity of that kind and name.
-func (w *world) inFile(kind, name string) bool {
-	switch kind {
-	case kindUpstream:
-		_, ok := w.file.Upstream(name)
-		return ok
-	case kindService:
-		_, ok := w.file.Service(name)
-		return ok
-	case kindRoute:
-		for i := range w.file.Routes {
-			if w.file.Routes[i].Name == name {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// upstream finds an effective upstream by id or name.
-func (w *world) upstream(key string) (*config.Upstream, state.Meta, bool) {
-	for i := range w.eff.Upstreams {
-		u := &w.eff.Upstreams[i]
-		m := w.meta(kindUpstream, u.Name)
-		if u.Name == key || (config.IsUUID(key) && sameID(m.ID, key)) {
-			return u, m, true
-		}
-	}
-	return nil, state.Meta{}, false
-}
-
-// service finds an effective service by id or name.
-func (w *world) service(key string) (*config.Service, state.Meta, bool) {
-	for i := range w.eff.Services {
-		s := &w.eff.Services[i]
-		m := w.meta(kindService, s.Name)
-		if s.Name == key || (config.IsUUID(key) && sameID(m.ID, key)) {
-			return s, m, true
-		}
-	}
-	return nil, state.Meta{}, false
-}
-
-// route finds an effective route by id or name.
-func (w *world) route(key string) (*config.Route, state.Meta, bool) {
-	for i := range w.eff.Routes {
-		r := &w.eff.Routes[i]
-		m := w.meta(kindRoute, r.Name)
-		if r.Name == key || (config.IsUUID(key) && sameID(m.ID, key)) {
-			return r, m, true
-		}
-	}
-	return nil, state.Meta{}, false
-}
-
-// idTaken reports whether an entity of kind (effective or a tombstone)
-// already uses id.
-func (w *world) idTaken(kind, id string) bool {
-	switch kind {
-	case kindUpstream:
-		for n, e := range w.doc.Upstreams {
-			if sameID(w.metaOrStable(kind, n, e.Meta).ID, id) {
-				return true
-			}
-		}
-		for _, u := range w.file.Upstreams {
-			if sameID(stableID(kind, u.Name), id) {
-				return true
-			}
-		}
-	case kindService:
-		for n, e := range w.doc.Services {
-			if sameID(w.metaOrStable(kind, n, e.Meta).ID, id) {
-				return true
-			}
-		}
-		for _, s := range w.file.Services {
-			if sameID(stableID(kind, s.Name), id) {
-				return true
-			}
-		}
-	case kindRoute:
-		for n, e := range w.doc.Routes {
-			if sameID(w.metaOrStable(kind, n, e.Meta).ID, id) {
-				return true
-			}
-		}
-		for _, r := range w.file.Routes {
-			if sameID(stableID(kind, r.Name), id) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (w *world) metaOrStable(kind, name string, m state.Meta) state.Meta {
-	if m.ID == "" {
-		m.ID = stableID(kind, name)
-	}
-	return m
-}
-
-// nameTaken reports whether an effective entity of kind is called name.
-func (w *world) nameTaken(kind, name string) bool {
-	switch kind {
-	case kindUpstream:
-		_, _, ok := w.upstreamByName(name)
-		return ok
-	case kindService:
-		_, ok := w.eff.Service(name)
-		return ok
-	case kindRoute:
-		for i := range w.eff.Routes {
-			if w.eff.Routes[i].Name == name {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (w *world) upstreamByName(name string) (*config.Upstream, state.Meta, bool) {
-	u, ok := w.eff.Upstream(name)
-	if !ok {
-		return nil, state.Meta{}, false
-	}
-	return u, w.meta(kindUpstream, name), true
-}
 
 // page is a list request's paging: size and the sort key to start after.
 type page struct {

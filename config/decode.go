@@ -786,14 +786,11 @@ func (d *decoder) durationField(dst *time.Duration, label string, positive bool)
 	}
 }
 
-// maxSeconds bounds Kong's health-check durations, in seconds.
-const maxSeconds = 65535
-
-// secondsField decodes a number of seconds in 0..maxSeconds (Kong's way of
+// secondsField decodes a number of seconds in 0..MaxSeconds (Kong's way of
 // writing health-check durations) into dst; with positive, 0 is refused.
 func (d *decoder) secondsField(dst *time.Duration, label string, positive bool) func(*yaml.Node) {
 	return func(n *yaml.Node) {
-		f, ok := d.number(n, label, 0, maxSeconds)
+		f, ok := d.number(n, label, 0, MaxSeconds)
 		if !ok {
 			return
 		}
@@ -887,12 +884,12 @@ func (d *decoder) stringList(n *yaml.Node, label string, single bool, each func(
 	})
 }
 
-// statuses decodes a list of HTTP status codes (100..999).
+// statuses decodes a list of HTTP status codes (MinHTTPStatus..MaxHTTPStatus).
 func (d *decoder) statuses(dst *[]int, label string) func(*yaml.Node) {
 	return func(n *yaml.Node) {
 		out := []int{}
 		d.list(n, label, func(item *yaml.Node) {
-			if i, ok := d.integer(item, label, 100, 999); ok {
+			if i, ok := d.integer(item, label, MinHTTPStatus, MaxHTTPStatus); ok {
 				out = append(out, int(i))
 			}
 		})

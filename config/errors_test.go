@@ -567,12 +567,15 @@ services:
     url: http://h/?q=1
   - name: d
     url: /just/a/path
+  - name: e
+    url: "http://[::1"
 `,
 			want: []wantErr{
 				{3, 10, `url: "ftp://h/": scheme must be one of http, https, grpc, grpcs, h2c`},
 				{5, 10, "port 0 is out of range 1..65535"},
 				{7, 10, "a query string is not supported"},
 				{9, 10, "scheme must be one of http, https, grpc, grpcs, h2c"},
+				{11, 10, `url: invalid URL "http://[::1": parse "http://[::1": missing ']' in host`},
 			},
 		},
 		{

@@ -1,14 +1,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -199,7 +197,7 @@ func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 		}},
 		{"ssl_verify_client", d.enumField(&p.SSLVerifyClient, "ssl_verify_client", VerifyClientOff, VerifyClientOn, VerifyClientOptional)},
 		{"ssl_client_certificate", d.caBundleField(&p.SSLClientCertificate)},
-		{"ssl_client_subject_header", d.strField(&p.SSLClientSubjectHeader, "ssl_client_subject_header", checkToken)},
+		{"ssl_client_subject_header", d.strField(&p.SSLClientSubjectHeader, "ssl_client_subject_header", CheckToken)},
 		{"ssl_poll_interval", d.durationField(&p.SSLPollInterval, "ssl_poll_interval", true)},
 	})
 	if e, ok := seen["ssl_verify_client"]; ok {
@@ -239,15 +237,6 @@ func (d *decoder) log(n *yaml.Node, l *Log) {
 	})
 }
 
-// Algorithms and hash inputs, as in Kong.
-func algorithms() []string {
-	return []string{"round-robin", "consistent-hashing", "least-connections", "latency", "sticky-sessions", "random"}
-}
-
-func hashInputs() []string {
-	return []string{"none", "ip", "header", "cookie", "path", "query_arg", "uri_capture"}
-}
-
 func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 	u := defaultUpstream()
 	u.Pos = pos(n)
@@ -255,23 +244,23 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 	seen := d.mapping(n, "upstream", "upstream", []field{
 		{"name", func(v *yaml.Node) {
 			if s, ok := d.str(v, "name"); ok {
-				if err := checkUpstreamName(s); err != nil {
+				if err := CheckUpstreamName(s); err != nil {
 					d.errorf(deref(v), "name: %v", err)
 					return
 				}
 				u.Name, name = s, named{s, deref(v)}
 			}
 		}},
-		{"algorithm", d.enumField(&u.Algorithm, "algorithm", algorithms()...)},
-		{"hash_on", d.enumField(&u.HashOn, "hash_on", hashInputs()...)},
-		{"hash_fallback", d.enumField(&u.HashFallback, "hash_fallback", hashInputs()...)},
-		{"hash_on_header", d.strField(&u.HashOnHeader, "hash_on_header", checkToken)},
-		{"hash_on_cookie", d.strField(&u.HashOnCookie, "hash_on_cookie", checkToken)},
+		{"algorithm", d.enumField(&u.Algorithm, "algorithm", Algorithms()...)},
+		{"hash_on", d.enumField(&u.HashOn, "hash_on", HashOnValues()...)},
+		{"hash_fallback", d.enumField(&u.HashFallback, "hash_fallback", HashOnValues()...)},
+		{"hash_on_header", d.strField(&u.HashOnHeader, "hash_on_header", CheckToken)},
+		{"hash_on_cookie", d.strField(&u.HashOnCookie, "hash_on_cookie", CheckToken)},
 		{"hash_on_cookie_path", d.strField(&u.HashOnCookiePath, "hash_on_cookie_path", checkPath)},
 		{"hash_on_query_arg", d.strField(&u.HashOnQueryArg, "hash_on_query_arg", checkNonEmpty)},
 		{"hash_on_uri_capture", d.strField(&u.HashOnURICapture, "hash_on_uri_capture", checkNonEmpty)},
-		{"slots", d.intField(&u.Slots, "slots", 10, 65536)},
-		{"sticky_sessions_cookie", d.strField(&u.StickyCookie, "sticky_sessions_cookie", checkToken)},
+		{"slots", d.intField(&u.Slots, "slots", MinSlots, MaxSlots)},
+		{"sticky_sessions_cookie", d.strField(&u.StickyCookie, "sticky_sessions_cookie", CheckToken)},
 		{"sticky_sessions_cookie_ttl", d.durationField(&u.StickyTTL, "sticky_sessions_cookie_ttl", false)},
 		{"slow_start", func(v *yaml.Node) { u.SlowStart = d.slowStart(v) }},
 		{"panic", func(v *yaml.Node) { d.panicBlock(v, &u.Panic) }},
@@ -347,7 +336,7 @@ func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) {
 			}
 			t.Target, at = norm, deref(v)
 		}},
-		{"weight", d.intField(&t.Weight, "weight", 0, 65535)},
+		{"weight", d.intField(&t.Weight, "weight", 0, MaxWeight)},
 		{"tags", func(v *yaml.Node) {
 			t.Tags = []string{}
 			d.stringList(v, "tags", false, func(s string, _ *yaml.Node) {
@@ -377,7 +366,7 @@ func (d *decoder) slowStart(n *yaml.Node) *SlowStart {
 				s.Aggression = f
 			}
 		}},
-		{"min_weight_percent", d.numberField(&s.MinWeightPercent, "min_weight_percent", 0, 100)},
+		{"min_weight_percent", d.numberField(&s.MinWeightPercent, "min_weight_percent", 0, MaxPercent)},
 	})
 	if seen != nil {
 		if _, ok := seen["window"]; !ok {
@@ -389,21 +378,16 @@ func (d *decoder) slowStart(n *yaml.Node) *SlowStart {
 
 func (d *decoder) panicBlock(n *yaml.Node, p *Panic) {
 	d.mapping(n, "panic", "panic", []field{
-		{"min_healthy_percent", d.numberField(&p.MinHealthyPercent, "min_healthy_percent", 0, 100)},
-		{"mode", d.enumField(&p.Mode, "mode", "fail-open", "fail-closed")},
+		{"min_healthy_percent", d.numberField(&p.MinHealthyPercent, "min_healthy_percent", 0, MaxPercent)},
+		{"mode", d.enumField(&p.Mode, "mode", PanicModes()...)},
 	})
 }
-
-func checkTypes() []string { return []string{"http", "https", "tcp"} }
-
-// activeTypes are the probe types of active checks.
-func activeTypes() []string { return append(checkTypes(), "grpc", "grpcs") }
 
 // CheckGRPCService reports a gRPC health service name that cannot be sent:
 // longer than 255 bytes, or holding spaces or control characters.
 func CheckGRPCService(s string) error {
-	if len(s) > 255 {
-		return fmt.Errorf("longer than 255 bytes")
+	if len(s) > MaxGRPCServiceLen {
+		return fmt.Errorf("longer than %d bytes", MaxGRPCServiceLen)
 	}
 	for _, r := range s {
 		if r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
@@ -415,7 +399,7 @@ func CheckGRPCService(s string) error {
 
 func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) {
 	d.mapping(n, "healthchecks", "healthchecks", []field{
-		{"threshold", d.numberField(&h.Threshold, "threshold", 0, 100)},
+		{"threshold", d.numberField(&h.Threshold, "threshold", 0, MaxPercent)},
 		{"active", func(v *yaml.Node) {
 			h.Active.Enabled = true
 			d.active(v, &h.Active)
@@ -426,9 +410,6 @@ func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) {
 		}},
 	})
 }
-
-// maxCounter bounds Kong's health-check counters.
-const maxCounter = 255
 
 // noneOf reports whether seen (a decoded mapping) holds none of keys.
 func noneOf(seen map[string]entry, keys ...string) bool {
@@ -446,14 +427,14 @@ func noneOf(seen map[string]entry, keys ...string) bool {
 func (d *decoder) active(n *yaml.Node, a *Active) {
 	const ctx = "healthchecks.active"
 	seen := d.mapping(n, "active", ctx, []field{
-		{"type", d.enumField(&a.Type, "type", activeTypes()...)},
+		{"type", d.enumField(&a.Type, "type", ActiveCheckTypes()...)},
 		{"grpc_service", d.strField(&a.GRPCService, "grpc_service", CheckGRPCService)},
 		{"http_path", d.strField(&a.HTTPPath, "http_path", checkPath)},
 		{"timeout", d.secondsField(&a.Timeout, "timeout", true)},
-		{"concurrency", d.intField(&a.Concurrency, "concurrency", 1, 1<<31-1)},
+		{"concurrency", d.intField(&a.Concurrency, "concurrency", MinConcurrency, MaxConcurrency)},
 		{"https_verify_certificate", d.boolField(&a.HTTPSVerifyCertificate, "https_verify_certificate")},
 		{"https_sni", d.strField(&a.HTTPSSNI, "https_sni", func(s string) error {
-			if s != "" && !validHostname(s) {
+			if s != "" && !ValidHostname(s) {
 				return fmt.Errorf("%s is not a valid server name", quote(s))
 			}
 			return nil
@@ -463,7 +444,7 @@ func (d *decoder) active(n *yaml.Node, a *Active) {
 			h := &a.Healthy
 			seen := d.mapping(v, "healthy", ctx+".healthy", []field{
 				{"interval", d.secondsField(&h.Interval, "interval", false)},
-				{"successes", d.intField(&h.Successes, "successes", 0, maxCounter)},
+				{"successes", d.intField(&h.Successes, "successes", 0, MaxCounter)},
 				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
 			})
 			if noneOf(seen, "interval", "successes") {
@@ -474,9 +455,9 @@ func (d *decoder) active(n *yaml.Node, a *Active) {
 			h := &a.Unhealthy
 			seen := d.mapping(v, "unhealthy", ctx+".unhealthy", []field{
 				{"interval", d.secondsField(&h.Interval, "interval", false)},
-				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, maxCounter)},
-				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, maxCounter)},
-				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, maxCounter)},
+				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, MaxCounter)},
+				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, MaxCounter)},
+				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, MaxCounter)},
 				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
 			})
 			if noneOf(seen, "interval", "http_failures", "tcp_failures", "timeouts") {
@@ -495,11 +476,11 @@ func GRPCType(typ string) bool { return typ == "grpc" || typ == "grpcs" }
 func (d *decoder) passive(n *yaml.Node, p *Passive) {
 	const ctx = "healthchecks.passive"
 	seen := d.mapping(n, "passive", ctx, []field{
-		{"type", d.enumField(&p.Type, "type", checkTypes()...)},
+		{"type", d.enumField(&p.Type, "type", PassiveCheckTypes()...)},
 		{"healthy", func(v *yaml.Node) {
 			h := &p.Healthy
 			seen := d.mapping(v, "healthy", ctx+".healthy", []field{
-				{"successes", d.intField(&h.Successes, "successes", 0, maxCounter)},
+				{"successes", d.intField(&h.Successes, "successes", 0, MaxCounter)},
 				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
 			})
 			if noneOf(seen, "successes") {
@@ -509,14 +490,14 @@ func (d *decoder) passive(n *yaml.Node, p *Passive) {
 		{"unhealthy", func(v *yaml.Node) {
 			h := &p.Unhealthy
 			seen := d.mapping(v, "unhealthy", ctx+".unhealthy", []field{
-				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, maxCounter)},
-				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, maxCounter)},
-				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, maxCounter)},
+				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, MaxCounter)},
+				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, MaxCounter)},
+				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, MaxCounter)},
 				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
 				{"grpc_statuses", func(n *yaml.Node) {
 					out := []int{}
 					d.list(n, "grpc_statuses", func(item *yaml.Node) {
-						if i, ok := d.integer(item, "grpc_statuses", 0, 16); ok {
+						if i, ok := d.integer(item, "grpc_statuses", 0, MaxGRPCStatus); ok {
 							out = append(out, int(i))
 						}
 					})
@@ -527,7 +508,7 @@ func (d *decoder) passive(n *yaml.Node, p *Passive) {
 				h.HTTPFailures, h.TCPFailures, h.Timeouts = 5, 2, 7
 			}
 		}},
-		{"max_ejection_percent", d.numberField(&p.MaxEjectionPercent, "max_ejection_percent", 0, 100)},
+		{"max_ejection_percent", d.numberField(&p.MaxEjectionPercent, "max_ejection_percent", 0, MaxPercent)},
 		{"base_ejection_time", d.durationField(&p.BaseEjectionTime, "base_ejection_time", true)},
 		{"max_ejection_time", d.durationField(&p.MaxEjectionTime, "max_ejection_time", true)},
 	})
@@ -557,7 +538,7 @@ func (d *decoder) headers(n *yaml.Node, route bool) map[string][]string {
 	first := make(map[string]*yaml.Node)
 	for _, p := range d.pairs(n, 0) {
 		name := p.key.Value
-		if err := checkToken(name); err != nil {
+		if err := CheckToken(name); err != nil {
 			d.errorf(p.key, "headers: invalid header name: %v", err)
 			continue
 		}
@@ -595,12 +576,12 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 		name       named
 		routes     []routeEntry
 		routesNode *yaml.Node
-		parsed     *url.URL
+		parsed     *ServiceURL
 	)
 	seen := d.mapping(n, "service", "service", []field{
 		{"name", func(v *yaml.Node) {
 			if str, ok := d.str(v, "name"); ok {
-				if err := checkName(str); err != nil {
+				if err := CheckName(str); err != nil {
 					d.errorf(deref(v), "name: %v", err)
 					return
 				}
@@ -612,21 +593,21 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 			if !ok {
 				return
 			}
-			norm, err := normalizeServiceHost(h)
+			norm, err := NormalizeServiceHost(h)
 			if err != nil {
 				d.errorf(deref(v), "host: %v", err)
 				return
 			}
 			s.Host = norm
 		}},
-		{"port", d.intField(&s.Port, "port", 1, 65535)},
+		{"port", d.intField(&s.Port, "port", MinPort, MaxPort)},
 		{"protocol", d.enumField(&s.Protocol, "protocol", ServiceProtocols()...)},
 		{"tls_verify", func(n *yaml.Node) {
 			if b, ok := d.boolean(n, "tls_verify"); ok {
 				s.TLSVerify = &b
 			}
 		}},
-		{"tls_verify_depth", d.intField(&s.TLSVerifyDepth, "tls_verify_depth", 0, 64)},
+		{"tls_verify_depth", d.intField(&s.TLSVerifyDepth, "tls_verify_depth", 0, MaxTLSVerifyDepth)},
 		{"ca_certificates", d.strings("ca_certificates", &s.CACertificates)},
 		{"client_certificate", func(v *yaml.Node) {
 			cc := &ClientCertificate{}
@@ -651,21 +632,26 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 			})
 		}},
 		{"path", d.strField(&s.Path, "path", checkPath)},
-		{"retries", d.intField(&s.Retries, "retries", 0, 32767)},
-		{"connect_timeout", d.millisecondsField(&s.ConnectTimeout, "connect_timeout", 1, 2147483646)},
-		{"read_timeout", d.millisecondsField(&s.ReadTimeout, "read_timeout", 1, 2147483646)},
-		{"write_timeout", d.millisecondsField(&s.WriteTimeout, "write_timeout", 1, 2147483646)},
+		{"retries", d.intField(&s.Retries, "retries", 0, MaxRetries)},
+		{"connect_timeout", d.millisecondsField(&s.ConnectTimeout, "connect_timeout", MinTimeoutMs, MaxTimeoutMs)},
+		{"read_timeout", d.millisecondsField(&s.ReadTimeout, "read_timeout", MinTimeoutMs, MaxTimeoutMs)},
+		{"write_timeout", d.millisecondsField(&s.WriteTimeout, "write_timeout", MinTimeoutMs, MaxTimeoutMs)},
 		{"url", func(v *yaml.Node) {
 			str, ok := d.str(v, "url")
 			if !ok {
 				return
 			}
-			u, err := parseServiceURL(str)
-			if err != nil {
+			u, err := ParseServiceURL(str)
+			var bad *URLError
+			switch {
+			case errors.As(err, &bad):
 				d.errorf(deref(v), "url: %v", err)
 				return
+			case err != nil:
+				d.errorf(deref(v), "url: %s: %v", quote(str), err)
+				return
 			}
-			parsed = u
+			parsed = &u
 		}},
 		{"routes", func(v *yaml.Node) { routesNode = v }},
 	})
@@ -685,19 +671,13 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 			}
 		}
 		if parsed != nil {
-			s.Protocol = parsed.Scheme
-			s.Host, _ = normalizeServiceHost(parsed.Hostname())
-			s.Port = defaultPort(s.Protocol)
-			if p := parsed.Port(); p != "" {
-				s.Port, _ = strconv.Atoi(p)
-			}
-			s.Path = parsed.EscapedPath()
+			s.Protocol, s.Host, s.Port, s.Path = parsed.Protocol, parsed.Host, parsed.Port, parsed.Path
 		}
 	case !hasHost:
 		d.errorAt(s.Pos, "service: host or url is required")
 	}
 	if _, ok := seen["port"]; !ok && !hasURL {
-		s.Port = defaultPort(s.Protocol)
+		s.Port = DefaultPort(s.Protocol)
 	}
 	if !TLSProtocol(s.Protocol) && allOK(seen, "protocol", "url") {
 		for _, k := range []string{"tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"} {
@@ -726,45 +706,6 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	return s, name, routes
 }
 
-func defaultPort(protocol string) int { return DefaultPort(protocol) }
-
-// parseServiceURL checks a service's url shorthand.
-func parseServiceURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, fmt.Errorf("invalid URL %s: %v", quote(s), err)
-	}
-	u.Scheme = strings.ToLower(u.Scheme)
-	switch {
-	case !slices.Contains(ServiceProtocols(), u.Scheme):
-		return nil, fmt.Errorf("%s: scheme must be one of %s", quote(s), strings.Join(ServiceProtocols(), ", "))
-	case u.Opaque != "" || u.Host == "":
-		return nil, fmt.Errorf("%s: missing host (expected http://host:port/path)", quote(s))
-	case u.User != nil:
-		return nil, fmt.Errorf("%s: user information is not supported", quote(s))
-	case u.RawQuery != "" || u.ForceQuery:
-		return nil, fmt.Errorf("%s: a query string is not supported", quote(s))
-	case u.Fragment != "":
-		return nil, fmt.Errorf("%s: a fragment is not supported", quote(s))
-	}
-	if _, err := normalizeServiceHost(u.Hostname()); err != nil {
-		return nil, fmt.Errorf("%s: %v", quote(s), err)
-	}
-	if p := u.Port(); p != "" {
-		if _, err := parsePort(p, 1); err != nil {
-			return nil, fmt.Errorf("%s: %v", quote(s), err)
-		}
-	} else if strings.HasSuffix(u.Host, ":") {
-		return nil, fmt.Errorf("%s: empty port", quote(s))
-	}
-	if path := u.EscapedPath(); path != "" {
-		if err := checkPath(path); err != nil {
-			return nil, fmt.Errorf("%s: %v", quote(s), err)
-		}
-	}
-	return u, nil
-}
-
 // route decodes a route; parent is its service when nested, nil when at
 // the top level.
 func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
@@ -774,7 +715,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	seen := d.mapping(n, "route", "route", []field{
 		{"name", func(v *yaml.Node) {
 			if s, ok := d.str(v, "name"); ok {
-				if err := checkName(s); err != nil {
+				if err := CheckName(s); err != nil {
 					d.errorf(deref(v), "name: %v", err)
 					return
 				}
@@ -788,22 +729,19 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 		}},
 		{"paths", func(v *yaml.Node) {
 			r.Paths = d.routeList(v, "paths", func(s string) (string, error) {
-				return s, checkRoutePath(s, func(re string) error {
-					_, err := regexp.Compile(re)
-					return err
-				})
+				return s, CheckRoutePath(s)
 			})
 		}},
-		{"hosts", func(v *yaml.Node) { r.Hosts = d.routeList(v, "hosts", normalizeRouteHost) }},
+		{"hosts", func(v *yaml.Node) { r.Hosts = d.routeList(v, "hosts", NormalizeRouteHost) }},
 		{"methods", func(v *yaml.Node) {
 			r.Methods = d.routeList(v, "methods", func(s string) (string, error) {
-				return strings.ToUpper(s), checkToken(s)
+				return strings.ToUpper(s), CheckToken(s)
 			})
 		}},
 		{"headers", func(v *yaml.Node) { r.Headers = d.headers(v, true) }},
 		{"strip_path", d.boolField(&r.StripPath, "strip_path")},
 		{"preserve_host", d.boolField(&r.PreserveHost, "preserve_host")},
-		{"regex_priority", d.intField(&r.RegexPriority, "regex_priority", -1<<31, 1<<31-1)},
+		{"regex_priority", d.intField(&r.RegexPriority, "regex_priority", MinRegexPriority, MaxRegexPriority)},
 		{"path_handling", d.enumField(&r.PathHandling, "path_handling", PathHandlings()...)},
 		{"protocols", func(v *yaml.Node) {
 			ps := d.routeList(v, "protocols", func(p string) (string, error) {

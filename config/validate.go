@@ -9,10 +9,10 @@ import (
 	"strings"
 )
 
-// validHostname reports whether s is hostname-like: dot-separated labels
+// ValidHostname reports whether s is hostname-like: dot-separated labels
 // of 1..63 letters, digits, '-' and '_', not starting or ending with '-',
 // at most 253 bytes in all.
-func validHostname(s string) bool {
+func ValidHostname(s string) bool {
 	if s == "" || len(s) > 253 {
 		return false
 	}
@@ -34,10 +34,10 @@ func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// checkUpstreamName checks an upstream name, which is hostname-like so
+// CheckUpstreamName checks an upstream name, which is hostname-like so
 // that a service's host can name it.
-func checkUpstreamName(s string) error {
-	if !validHostname(s) {
+func CheckUpstreamName(s string) error {
+	if !ValidHostname(s) {
 		return fmt.Errorf("%s is not a valid upstream name (dot-separated labels of letters, digits, '-' and '_')", quote(s))
 	}
 	return checkNotUUID(s)
@@ -76,9 +76,9 @@ func IsUUID(s string) bool {
 	return true
 }
 
-// checkName checks a service or route name: 1..128 letters, digits and
+// CheckName checks a service or route name: 1..128 letters, digits and
 // '.', '_', '~', '-' (Kong's set, ASCII only).
-func checkName(s string) error {
+func CheckName(s string) error {
 	ok := s != "" && len(s) <= 128
 	for i := 0; ok && i < len(s); i++ {
 		c := s[i]
@@ -95,9 +95,9 @@ func isTchar(c byte) bool {
 	return isAlnum(c) || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
-// checkToken checks that s is an HTTP token (a method or header name, a
+// CheckToken checks that s is an HTTP token (a method or header name, a
 // cookie name).
-func checkToken(s string) error {
+func CheckToken(s string) error {
 	if s == "" {
 		return errors.New("must not be empty")
 	}
@@ -131,8 +131,8 @@ func checkPath(s string) error {
 	return nil
 }
 
-// parsePort parses a decimal port in min..65535.
-func parsePort(s string, min int) (int, error) {
+// ParsePort parses a decimal port in min..MaxPort.
+func ParsePort(s string, min int) (int, error) {
 	if s == "" {
 		return 0, errors.New("missing port")
 	}
@@ -140,32 +140,32 @@ func parsePort(s string, min int) (int, error) {
 		return 0, fmt.Errorf("invalid port %s", quote(s))
 	}
 	p, _ := strconv.Atoi(s)
-	if p < min || p > 65535 {
-		return 0, fmt.Errorf("port %d is out of range %d..65535", p, min)
+	if p < min || p > MaxPort {
+		return 0, fmt.Errorf("port %d is out of range %d..%d", p, min, MaxPort)
 	}
 	return p, nil
 }
 
-// normalizeHost checks a host name or IP address (IPv6 without brackets)
+// NormalizeHost checks a host name or IP address (IPv6 without brackets)
 // and returns it lower-cased, IPs in canonical form.
-func normalizeHost(h string) (string, error) {
+func NormalizeHost(h string) (string, error) {
 	if h == "" {
 		return "", errors.New("missing host")
 	}
 	if addr, err := netip.ParseAddr(h); err == nil {
 		return addr.String(), nil
 	}
-	if !validHostname(h) {
+	if !ValidHostname(h) {
 		return "", fmt.Errorf("invalid host %s (expected a host name or an IP address)", quote(h))
 	}
 	return strings.ToLower(h), nil
 }
 
-// normalizeServiceHost checks a service's host: an upstream name or a host
+// NormalizeServiceHost checks a service's host: an upstream name or a host
 // name (returned as written, since upstream names are matched exactly), or
 // an IP address (IPv6 with or without brackets; returned canonical,
 // without brackets).
-func normalizeServiceHost(h string) (string, error) {
+func NormalizeServiceHost(h string) (string, error) {
 	if inner, ok := strings.CutPrefix(h, "["); ok {
 		inner, ok = strings.CutSuffix(inner, "]")
 		addr, err := netip.ParseAddr(inner)
@@ -177,7 +177,7 @@ func normalizeServiceHost(h string) (string, error) {
 	if addr, err := netip.ParseAddr(h); err == nil {
 		return addr.String(), nil
 	}
-	if !validHostname(h) {
+	if !ValidHostname(h) {
 		return "", fmt.Errorf("invalid host %s (expected an upstream name, a host name or an IP address)", quote(h))
 	}
 	return h, nil
@@ -191,7 +191,7 @@ func normalizeHostPort(s string, minPort int, emptyHost bool) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s is not host:port (such as 10.0.0.1:8080 or [::1]:8080)", quote(s))
 	}
-	if _, err := parsePort(port, minPort); err != nil {
+	if _, err := ParsePort(port, minPort); err != nil {
 		return "", fmt.Errorf("%s: %v", quote(s), err)
 	}
 	port = strings.TrimLeft(port, "0")
@@ -201,16 +201,16 @@ func normalizeHostPort(s string, minPort int, emptyHost bool) (string, error) {
 	if host == "" && emptyHost {
 		return ":" + port, nil
 	}
-	if host, err = normalizeHost(host); err != nil {
+	if host, err = NormalizeHost(host); err != nil {
 		return "", fmt.Errorf("%s: %v", quote(s), err)
 	}
 	return net.JoinHostPort(host, port), nil
 }
 
-// normalizeRouteHost checks a route's host: a host name or IP address,
+// NormalizeRouteHost checks a route's host: a host name or IP address,
 // optionally with one wildcard label at either end ("*.example.com",
 // "example.*"), optionally followed by ":port". It returns it lower-cased.
-func normalizeRouteHost(s string) (string, error) {
+func NormalizeRouteHost(s string) (string, error) {
 	s = strings.ToLower(s)
 	if strings.HasPrefix(s, "[") {
 		end := strings.IndexByte(s, ']')
@@ -226,7 +226,7 @@ func normalizeRouteHost(s string) (string, error) {
 			if rest[0] != ':' {
 				return "", fmt.Errorf("%s: unexpected %s after ']'", quote(s), quote(rest))
 			}
-			p, err := parsePort(rest[1:], 1)
+			p, err := ParsePort(rest[1:], 1)
 			if err != nil {
 				return "", fmt.Errorf("%s: %v", quote(s), err)
 			}
@@ -237,7 +237,7 @@ func normalizeRouteHost(s string) (string, error) {
 	host, port := s, ""
 	if i := strings.LastIndexByte(s, ':'); i >= 0 {
 		host = s[:i]
-		p, err := parsePort(s[i+1:], 1)
+		p, err := ParsePort(s[i+1:], 1)
 		if err != nil {
 			return "", fmt.Errorf("%s: %v", quote(s), err)
 		}
@@ -256,28 +256,10 @@ func normalizeRouteHost(s string) (string, error) {
 	if strings.Contains(name, "*") {
 		return "", fmt.Errorf("%s: a wildcard must be a whole label at the start (*.example.com) or the end (example.*), and only one", quote(s))
 	}
-	if _, err := netip.ParseAddr(name); err != nil && !validHostname(name) {
+	if _, err := netip.ParseAddr(name); err != nil && !ValidHostname(name) {
 		return "", fmt.Errorf("%s is not a valid host", quote(s))
 	}
 	return host + port, nil
-}
-
-// checkRoutePath checks a route path: a prefix starting with '/' or a
-// regular expression after '~' that compiles with Go's regexp package.
-func checkRoutePath(s string, compile func(string) error) error {
-	if re, ok := strings.CutPrefix(s, "~"); ok {
-		if re == "" {
-			return errors.New("empty regular expression after '~'")
-		}
-		if err := compile(re); err != nil {
-			return fmt.Errorf("invalid regular expression %s: %v", quote(re), err)
-		}
-		return nil
-	}
-	if err := checkPath(s); err != nil {
-		return fmt.Errorf("%v (or '~' for a regular expression)", err)
-	}
-	return nil
 }
 
 // parseSize parses "1048576", "512KB", "10mb", "1GB", "100B" into bytes

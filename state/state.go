@@ -249,6 +249,11 @@ const (
 	RolloutAborted    = "aborted"
 )
 
+// RolloutStates are every rollout state.
+func RolloutStates() []string {
+	return []string{RolloutRunning, RolloutPaused, RolloutCompleted, RolloutRolledBack, RolloutAborted}
+}
+
 // Duration is a time.Duration that reads and writes as "30s" in JSON (and
 // accepts a number of seconds).
 type Duration time.Duration

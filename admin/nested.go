@@ -1,0 +1,137 @@
+package admin
+
+import (
+	"net/http"
+
+	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/state"
+)
+
+// child is a collection nested under an entity of a parent kind (an
+// upstream's targets, overrides and target health; a certificate's SNIs):
+// list and get are written once here, the changes go through under.
+// Immutable.
+type child[P, PD, V any] struct {
+	parent func(*kinds) *kind[P, PD]
+	param  string // path parameter naming an item
+	// items are the parent's items as the API shows them.
+	items   func(a *api, w *world, p *P, pm state.Meta) []V
+	pageKey func(V) string
+	// find picks the item key names among items.
+	find func(items []V, key string) (V, bool)
+	show func(V) any
+}
+
+// viewParent is the world now and the parent the path names (404 when
+// there is none).
+func viewParent[P, PD any](a *api, r *http.Request, pick func(*kinds) *kind[P, PD]) (*world, *P, state.Meta, error) {
+	w := a.view()
+	k := pick(w.k)
+	p, pm, ok := k.lookup(w, r.PathValue(k.param))
+	if !ok {
+		return nil, nil, state.Meta{}, notFound()
+	}
+	return w, p, pm, nil
+}
+
+func (c *child[P, PD, V]) list(a *api) func(*http.Request) (int, any, error) {
+	return func(r *http.Request) (int, any, error) {
+		pg, err := parsePage(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		w, p, pm, err := viewParent(a, r, c.parent)
+		if err != nil {
+			return 0, nil, err
+		}
+		l := paginate(r, pg, c.items(a, w, p, pm), c.pageKey)
+		for i := range l.Data {
+			l.Data[i] = c.show(l.Data[i].(V))
+		}
+		return http.StatusOK, l, nil
+	}
+}
+
+func (c *child[P, PD, V]) get(a *api) func(*http.Request) (int, any, error) {
+	return func(r *http.Request) (int, any, error) {
+		w, p, pm, err := viewParent(a, r, c.parent)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, ok := c.find(c.items(a, w, p, pm), r.PathValue(c.param))
+		if !ok {
+			return 0, nil, notFound()
+		}
+		return http.StatusOK, c.show(v), nil
+	}
+}
+
+// The parent kinds.
+func upstreams(k *kinds) *kind[config.Upstream, state.Upstream] { return k.upstream }
+func services(k *kinds) *kind[config.Service, state.Service]    { return k.service }
+
+// under changes the admin layer under the entity of kind (picked from the
+// world's kinds) that the path names, 404 when there is none: fn gets the
+// effective entity and its meta.
+func under[C, D any](a *api, r *http.Request, pick func(*kinds) *kind[C, D], fn func(w *world, c *C, m state.Meta) error) (*world, error) {
+	return a.mutate(r, func(w *world) error {
+		k := pick(w.k)
+		c, m, ok := k.lookup(w, r.PathValue(k.param))
+		if !ok {
+			return notFound()
+		}
+		return fn(w, c, m)
+	})
+}
+
+func (a *api) underUpstream(r *http.Request, fn func(w *world, u *config.Upstream, um state.Meta) error) (*world, error) {
+	return under(a, r, upstreams, fn)
+}
+
+func (a *api) underService(r *http.Request, fn func(w *world, s *config.Service, sm state.Meta) error) (*world, error) {
+	return under(a, r, services, fn)
+}
+
+type upstreamChild[V any] = child[config.Upstream, state.Upstream, V]
+
+func targetsChild() *upstreamChild[targetView] {
+	return &upstreamChild[targetView]{
+		parent: upstreams, param: "target",
+		items: func(a *api, w *world, u *config.Upstream, um state.Meta) []targetView {
+			return w.targets(u, um, a.runtimeOf(u.Name))
+		},
+		pageKey: func(t targetView) string { return t.Target },
+		find: func(ts []targetView, key string) (targetView, bool) {
+			if t, ok := findTarget(ts, key); ok {
+				return *t, true
+			}
+			return targetView{}, false
+		},
+		show: func(t targetView) any { return t.targetOut },
+	}
+}
+
+func overridesChild() *upstreamChild[overrideOut] {
+	return &upstreamChild[overrideOut]{
+		parent: upstreams, param: "override",
+		items: func(_ *api, w *world, u *config.Upstream, um state.Meta) []overrideOut {
+			items := []overrideOut{}
+			for _, o := range w.doc.Overrides {
+				if o.Upstream == u.Name {
+					items = append(items, renderOverride(o, um))
+				}
+			}
+			return items
+		},
+		pageKey: overrideKey,
+		find: func(os []overrideOut, key string) (overrideOut, bool) {
+			for _, o := range os {
+				if sameID(o.ID, key) {
+					return o, true
+				}
+			}
+			return overrideOut{}, false
+		},
+		show: func(o overrideOut) any { return o },
+	}
+}

@@ -1,0 +1,168 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/outrigger-gw/outrigger/balance"
+)
+
+// The ranges and enums of the entities' fields, stated once. The file's
+// decoder, the admin API's decoders and its OpenAPI document all read
+// them from here, so what one accepts the others accept and document.
+
+// Integer ranges (inclusive), as in Kong unless noted.
+const (
+	// MinSlots and MaxSlots bound an upstream's consistent-hashing ring.
+	MinSlots = balance.MinSlots
+	MaxSlots = balance.MaxSlots
+	// MaxWeight bounds a target's weight (0 drains it).
+	MaxWeight = 65535
+	// MaxPort bounds every port; MinPort is the lowest a service or a
+	// target may use.
+	MinPort = 1
+	MaxPort = 65535
+	// MaxRetries bounds a service's retries.
+	MaxRetries = 32767
+	// MinTimeoutMs and MaxTimeoutMs bound a service's connect, read and
+	// write timeouts, in milliseconds.
+	MinTimeoutMs = 1
+	MaxTimeoutMs = 2147483646
+	// MaxTLSVerifyDepth bounds a service's tls_verify_depth.
+	MaxTLSVerifyDepth = 64
+	// MaxCounter bounds the health checks' success and failure counters.
+	MaxCounter = 255
+	// MaxSeconds bounds the health checks' intervals and timeout, in
+	// seconds.
+	MaxSeconds = 65535
+	// MinConcurrency and MaxConcurrency bound the active checker's
+	// concurrency.
+	MinConcurrency = 1
+	MaxConcurrency = 1<<31 - 1
+	// MinRegexPriority and MaxRegexPriority bound a route's
+	// regex_priority.
+	MinRegexPriority = -1 << 31
+	MaxRegexPriority = 1<<31 - 1
+	// MinHTTPStatus and MaxHTTPStatus bound the checks' HTTP statuses.
+	MinHTTPStatus = 100
+	MaxHTTPStatus = 999
+	// MaxGRPCStatus bounds the passive checks' gRPC statuses.
+	MaxGRPCStatus = 16
+	// MaxGRPCServiceLen bounds an active check's grpc_service, in bytes.
+	MaxGRPCServiceLen = 255
+	// MaxPercent bounds every percentage (thresholds, shares, canary
+	// percents).
+	MaxPercent = 100
+)
+
+// Algorithms are an upstream's balancing algorithms, as Kong names them.
+func Algorithms() []string {
+	return []string{"round-robin", "consistent-hashing", "least-connections", "latency", "sticky-sessions", "random"}
+}
+
+// HashOnValues are the inputs hash_on and hash_fallback may name.
+func HashOnValues() []string {
+	return []string{"none", "ip", "header", "cookie", "path", "query_arg", "uri_capture"}
+}
+
+// PassiveCheckTypes are the types of passive health checks.
+func PassiveCheckTypes() []string { return []string{"http", "https", "tcp"} }
+
+// ActiveCheckTypes are the probe types of active checks: Kong's, and gRPC
+// health checks.
+func ActiveCheckTypes() []string { return append(PassiveCheckTypes(), "grpc", "grpcs") }
+
+// PanicModes are the values of an upstream's panic mode.
+func PanicModes() []string { return []string{"fail-open", "fail-closed"} }
+
+// ServiceURL is a service's url shorthand, split and checked.
+type ServiceURL struct {
+	Protocol, Host, Path string
+	Port                 int
+}
+
+// URLError is a service url that does not parse as a URL at all.
+type URLError struct {
+	URL string
+	Err error
+}
+
+func (e *URLError) Error() string { return fmt.Sprintf("invalid URL %s: %v", quote(e.URL), e.Err) }
+
+func (e *URLError) Unwrap() error { return e.Err }
+
+// ParseServiceURL checks and splits a service's url shorthand,
+// scheme://host[:port][/path]; the port defaults from the scheme. Its
+// errors but a *URLError do not repeat the URL.
+func ParseServiceURL(s string) (ServiceURL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ServiceURL{}, &URLError{URL: s, Err: err}
+	}
+	scheme := strings.ToLower(u.Scheme)
+	switch {
+	case !slices.Contains(ServiceProtocols(), scheme):
+		return ServiceURL{}, errors.New("scheme must be one of " + strings.Join(ServiceProtocols(), ", "))
+	case u.Opaque != "" || u.Host == "":
+		return ServiceURL{}, errors.New("missing host (expected http://host:port/path)")
+	case u.User != nil:
+		return ServiceURL{}, errors.New("user information is not supported")
+	case u.RawQuery != "" || u.ForceQuery:
+		return ServiceURL{}, errors.New("a query string is not supported")
+	case u.Fragment != "":
+		return ServiceURL{}, errors.New("a fragment is not supported")
+	}
+	out := ServiceURL{Protocol: scheme, Port: DefaultPort(scheme)}
+	if out.Host, err = NormalizeServiceHost(u.Hostname()); err != nil {
+		return ServiceURL{}, err
+	}
+	if p := u.Port(); p != "" {
+		if out.Port, err = ParsePort(p, MinPort); err != nil {
+			return ServiceURL{}, err
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return ServiceURL{}, errors.New("empty port")
+	}
+	if path := u.EscapedPath(); path != "" {
+		if err := checkPath(path); err != nil {
+			return ServiceURL{}, err
+		}
+		out.Path = path
+	}
+	return out, nil
+}
+
+// RegexError is a route path's regular expression that does not compile.
+type RegexError struct {
+	Expr string
+	Err  error
+}
+
+func (e *RegexError) Error() string {
+	return fmt.Sprintf("invalid regular expression %s: %v", quote(e.Expr), e.Err)
+}
+
+func (e *RegexError) Unwrap() error { return e.Err }
+
+// CheckRoutePath checks a route path: a prefix starting with '/', or a
+// regular expression after '~' that Go's regexp compiles (a *RegexError
+// otherwise).
+func CheckRoutePath(s string) error {
+	if re, ok := strings.CutPrefix(s, "~"); ok {
+		if re == "" {
+			return errors.New("empty regular expression after '~'")
+		}
+		if _, err := regexp.Compile(re); err != nil {
+			return &RegexError{Expr: re, Err: err}
+		}
+		return nil
+	}
+	if err := checkPath(s); err != nil {
+		return fmt.Errorf("%v (or '~' for a regular expression)", err)
+	}
+	return nil
+}
