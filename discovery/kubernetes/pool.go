@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/outrigger-gw/outrigger/discovery"
 )
 
 // Pool shares API clients and EndpointSlice informers between Sources: one
@@ -163,13 +165,15 @@ func (lw *listWatch) Watch(opts metav1.ListOptions) (watch.Interface, error) {
 
 func (lw *listWatch) ListWithContext(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 	opts.LabelSelector = lw.sel
-	l, err := lw.c.list(ctx, lw.ns, opts, lw.timeout)
+	var l *discoveryv1.EndpointSliceList
+	err := lw.retry(ctx, "list", func() (err error) {
+		l, err = lw.c.list(ctx, lw.ns, opts, lw.timeout)
+		return err
+	})
 	if err != nil {
-		lw.w.fail(ctx, explain("list", lw.ns, err))
 		return nil, err
 	}
 	lw.p.nLists.Add(1)
-	lw.w.ok()
 	return l, nil
 }
 
@@ -177,14 +181,51 @@ func (lw *listWatch) WatchWithContext(ctx context.Context, opts metav1.ListOptio
 	// The reflector sets opts.TimeoutSeconds (5-10 minutes) and resumes
 	// from the last resourceVersion it saw when the server ends the watch.
 	opts.LabelSelector = lw.sel
-	wi, err := lw.c.watch(ctx, lw.ns, opts)
+	var wi watch.Interface
+	err := lw.retry(ctx, "watch", func() (err error) {
+		wi, err = lw.c.watch(ctx, lw.ns, opts)
+		return err
+	})
 	if err != nil {
-		lw.w.fail(ctx, explain("watch", lw.ns, err))
 		return nil, err
 	}
 	lw.p.nWatches.Add(1)
-	lw.w.ok()
 	return wi, nil
+}
+
+// retry runs a request until it succeeds, fails for a reason retrying
+// does not cure (a denial, a bad request: returned to the reflector, which
+// backs off on its own), or ctx ends. An unreachable or overloaded API
+// server is retried here, with the Pool's backoff (full jitter, 100ms
+// doubling to 5s by default), so a watch resumes within a few seconds of
+// the API server's return instead of client-go's 30s.
+func (lw *listWatch) retry(ctx context.Context, verb string, do func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := do()
+		if err == nil {
+			lw.w.ok()
+			return nil
+		}
+		lw.w.fail(ctx, explain(verb, lw.ns, err))
+		if !transient(err) {
+			return err
+		}
+		d := max(discovery.Backoff(attempt, lw.p.opts.backoffMin, lw.p.opts.backoffMax, discovery.FullJitter), time.Millisecond)
+		if !discovery.Sleep(ctx, d) {
+			return err
+		}
+	}
+}
+
+// transient reports whether err is worth retrying at once: no answer from
+// the API server, or an answer saying it is busy or failing.
+func transient(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return true
+	}
+	return apierrors.IsTooManyRequests(err) || apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) ||
+		apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err)
 }
 
 // startWatch starts the informer of k; the caller holds p.mu.
@@ -241,16 +282,23 @@ func (p *Pool) startWatch(c *client, k watchKey) *sharedWatch {
 	return w
 }
 
-// fail records a failure to list or watch.
+// fail records a failure to list or watch. Failures with the message of
+// the one already recorded are not counted again: Sources report each
+// distinct failure once until a request succeeds.
 func (w *sharedWatch) fail(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		return // stopping
 	}
 	w.mu.Lock()
-	w.err = err
-	w.errSeq++
+	same := w.err != nil && w.err.Error() == err.Error()
+	if !same {
+		w.err = err
+		w.errSeq++
+	}
 	w.mu.Unlock()
-	w.notify()
+	if !same {
+		w.notify()
+	}
 }
 
 // failUnlessReported records a failure the reflector reports, unless the
@@ -331,4 +379,3 @@ func (k watchKey) String() string {
 	}
 	return s
 }
-

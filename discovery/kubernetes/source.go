@@ -75,7 +75,7 @@ func buildOptions(opts []Option) options {
 		serviceAccountDir: DefaultServiceAccountDir,
 		requestTimeout:    30 * time.Second,
 		backoffMin:        100 * time.Millisecond,
-		backoffMax:        30 * time.Second,
+		backoffMax:        5 * time.Second,
 		userAgent:         "outrigger",
 	}
 	for _, opt := range opts {
@@ -116,8 +116,9 @@ func WithRequestTimeout(d time.Duration) Option {
 	}
 }
 
-// WithBackoff sets the retry backoff when the credentials cannot be
-// loaded (defaults 100ms doubling to 30s, full jitter).
+// WithBackoff sets the retry backoff while the API server is unreachable
+// or overloaded, and while the credentials cannot be loaded (defaults
+// 100ms doubling to 5s, full jitter).
 func WithBackoff(lo, hi time.Duration) Option {
 	return func(o *options) {
 		if lo > 0 && hi >= lo {

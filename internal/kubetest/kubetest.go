@@ -15,7 +15,8 @@
 //     no permissions until the test grants some (Grant). Authorization is
 //     RBAC. No controller runs: tests write Services and EndpointSlices
 //     themselves.
-//   - Stop, StopAPIServer and StartAPIServer support outage tests: the API
+//   - Stop, StopAPIServer, KillAPIServer and StartAPIServer support outage
+//     tests: the API
 //     server restarts on the same port, against the same etcd (the data
 //     survives).
 //   - Everything is stopped by t.Cleanup; on Linux the processes get SIGKILL
@@ -85,8 +86,8 @@ type Cluster struct {
 	// apiArgs are the API server's flags (the same on every start).
 	apiArgs []string
 	etcd    *proc
-	mu     sync.Mutex // guards api
-	api    *proc
+	mu      sync.Mutex // guards api
+	api     *proc
 }
 
 // proc is one child process.
@@ -313,6 +314,24 @@ func (c *Cluster) StopAPIServer() {
 	c.api = nil
 	c.mu.Unlock()
 	c.stop(p)
+}
+
+// KillAPIServer kills the API server (SIGKILL: an outage, with no
+// graceful end of the watches); etcd keeps running.
+func (c *Cluster) KillAPIServer() {
+	c.mu.Lock()
+	p := c.api
+	c.api = nil
+	c.mu.Unlock()
+	if p == nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(stopTimeout):
+		c.t.Errorf("kubetest: kube-apiserver (pid %d) did not exit after SIGKILL", p.cmd.Process.Pid)
+	}
 }
 
 // Stop stops the API server and etcd. It is a no-op for what is not
