@@ -42,6 +42,7 @@ import (
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/discovery"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
+	kube "github.com/outrigger-gw/outrigger/discovery/kubernetes"
 	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/proxy"
 	"github.com/outrigger-gw/outrigger/state"
@@ -77,6 +78,7 @@ type Gateway struct {
 	registrars       []registrar
 	localHealth      []interface{ Healthy() bool }
 	nacosPool        *nacos.Pool    // shared SDK clients of every Nacos source
+	kubePool         *kube.Pool     // shared API clients and informers of every Kubernetes source
 	consulProbes     *consul.Probes // agent reachability probes shared by Consul sources and the registrar
 	discoveryMetrics *discoveryMetrics
 	adminToken       atomic.Pointer[string] // the token in force (reloads rotate it)
@@ -149,6 +151,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 			return ""
 		}})
 	g.nacosPool = nacos.NewPool()
+	g.kubePool = kube.NewPool(kube.WithLookupEnv(g.env), kube.WithUserAgent("outrigger/"+g.version))
 	g.consulProbes = consul.NewProbes()
 	regs, err := g.buildRegistrars(cfg)
 	if err != nil {
