@@ -41,8 +41,10 @@ func ksBool(b bool) *bool { return &b }
 // ksReady, ksNotReady and ksTerminating are endpoints as the EndpointSlice
 // controller writes them for a ready pod, an unready one and a terminating
 // one that still passes its readiness probe.
-func ksReady(o *kubetest.Origin) ksEP    { return ksEP{o: o} }
-func ksNotReady(o *kubetest.Origin) ksEP { return ksEP{o: o, ready: ksBool(false), serving: ksBool(false)} }
+func ksReady(o *kubetest.Origin) ksEP { return ksEP{o: o} }
+func ksNotReady(o *kubetest.Origin) ksEP {
+	return ksEP{o: o, ready: ksBool(false), serving: ksBool(false)}
+}
 func ksTerminating(o *kubetest.Origin) ksEP {
 	return ksEP{o: o, ready: ksBool(false), serving: ksBool(true), terminating: ksBool(true)}
 }
