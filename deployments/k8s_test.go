@@ -61,7 +61,7 @@ type podSpec struct {
 	TerminationGracePeriodSeconds int    `yaml:"terminationGracePeriodSeconds"`
 	ServiceAccountName            string `yaml:"serviceAccountName"`
 	AutomountServiceAccountToken  *bool  `yaml:"automountServiceAccountToken"`
-	EnableServiceLinks            *bool `yaml:"enableServiceLinks"`
+	EnableServiceLinks            *bool  `yaml:"enableServiceLinks"`
 	SecurityContext               struct {
 		RunAsNonRoot   *bool `yaml:"runAsNonRoot"`
 		RunAsUser      int   `yaml:"runAsUser"`
