@@ -181,6 +181,10 @@ func (lw *listWatch) WatchWithContext(ctx context.Context, opts metav1.ListOptio
 	// The reflector sets opts.TimeoutSeconds (5-10 minutes) and resumes
 	// from the last resourceVersion it saw when the server ends the watch.
 	opts.LabelSelector = lw.sel
+	if d := lw.p.opts.watchTimeout; d > 0 {
+		secs := int64(d / time.Second)
+		opts.TimeoutSeconds = &secs
+	}
 	var wi watch.Interface
 	err := lw.retry(ctx, "watch", func() (err error) {
 		wi, err = lw.c.watch(ctx, lw.ns, opts)

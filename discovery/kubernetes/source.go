@@ -67,6 +67,7 @@ type options struct {
 	backoffMin        time.Duration
 	backoffMax        time.Duration
 	userAgent         string
+	watchTimeout      time.Duration
 }
 
 func buildOptions(opts []Option) options {
@@ -123,6 +124,18 @@ func WithBackoff(lo, hi time.Duration) Option {
 	return func(o *options) {
 		if lo > 0 && hi >= lo {
 			o.backoffMin, o.backoffMax = lo, hi
+		}
+	}
+}
+
+// WithWatchTimeout caps how long the API server keeps one watch open
+// before it ends it (and the informer watches again from the last
+// resourceVersion); 0, the default, leaves client-go's choice (5 to 10
+// minutes).
+func WithWatchTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d >= time.Second {
+			o.watchTimeout = d
 		}
 	}
 }

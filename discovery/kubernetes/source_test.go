@@ -219,6 +219,8 @@ func TestSource(t *testing.T) {
 		r2.Until("the selected slice", is("[192.0.2.1:80/w100/ready]"))
 	})
 
+	t.Run("an ended watch resumes from its resourceVersion", func(t *testing.T) { testResume(t, c) })
+
 	t.Run("in-cluster credentials and the pod's namespace", func(t *testing.T) {
 		a := api{t, c, "pod-ns"}
 		a.namespace()

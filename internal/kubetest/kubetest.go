@@ -127,10 +127,26 @@ func etcdBinary(t testing.TB) string {
 	return p
 }
 
+// Options shape a Cluster.
+type Options struct {
+	// Users are the names of extra users without permissions (their
+	// tokens: Token).
+	Users []string
+	// APIServerFlags are more kube-apiserver flags.
+	APIServerFlags []string
+}
+
 // Start starts etcd and kube-apiserver; users are the names of extra
 // users without permissions (their tokens: Token).
 func Start(t testing.TB, users ...string) *Cluster {
 	t.Helper()
+	return StartOpts(t, Options{Users: users})
+}
+
+// StartOpts starts etcd and kube-apiserver as o says.
+func StartOpts(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	users := o.Users
 	c := &Cluster{t: t, dir: t.TempDir(), bin: Binary(t), tokens: map[string]string{}}
 	etcdBin := etcdBinary(t)
 	if _, err := exec.LookPath("openssl"); err != nil {
@@ -187,6 +203,7 @@ func Start(t testing.TB, users ...string) *Cluster {
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--profiling=false", "--v=1",
 	}
+	c.apiArgs = append(c.apiArgs, o.APIServerFlags...)
 	c.StartAPIServer()
 	cfg := c.RESTConfig("admin")
 	c.Core = corev1client.NewForConfigOrDie(cfg)
