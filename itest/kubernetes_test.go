@@ -278,6 +278,23 @@ func TestKubernetesDiscovery(t *testing.T) {
 	if w := ksWeights(t, g); len(w) != 1 {
 		t.Errorf("targets %v after the slice's deletion, want %s alone", w, o1.Addr)
 	}
+
+	// The last slice deleted: an authoritative empty answer, applied after
+	// empty_grace (2s); until then the last target keeps serving.
+	t0 = a.del("web-a")
+	var last string
+	for time.Since(t0) < 1500*time.Millisecond {
+		if last = ksWho(t, cl, g); last != o1.Name {
+			t.Fatalf("%s after the last slice's deletion, within empty_grace: %s", time.Since(t0), last)
+		}
+	}
+	csPoll(t, 10*time.Second, func() bool {
+		last = ksWho(t, cl, g)
+		return strings.HasPrefix(last, "status 503")
+	}, func() string { return "503 once empty_grace has passed (last: " + last + ")" })
+	if d := time.Since(t0); d < 2*time.Second {
+		t.Errorf("the targets were dropped %s after the last slice's deletion, before empty_grace (2s)", d)
+	}
 }
 
 // ksTimeToLeave polls requests through g from t0 until gone has had no

@@ -85,6 +85,9 @@ func (o options) newClient(cr credentials) (*client, error) {
 	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
 	cfg.UserAgent = o.userAgent
+	// The API server's warning headers would go to klog's stderr, outside
+	// the gateway's log.
+	cfg.WarningHandler = rest.NoWarnings{}
 	// The watch is long-lived; requests other than watches are bounded.
 	cfg.Timeout = 0
 	rc, err := rest.RESTClientFor(cfg)
