@@ -27,7 +27,7 @@ import (
 // that needs it, stopped when the last one returns). The zero Pool is not
 // usable; make one with NewPool. Safe for concurrent use.
 type Pool struct {
-	opts options
+	opts options // set by NewPool, never changed
 
 	// mu guards clients and watches.
 	mu      sync.Mutex
@@ -121,6 +121,9 @@ func (p *Pool) release(w *sharedWatch) {
 
 // sharedWatch is one running informer and what its Sources need to know
 // about it.
+//
+// Concurrency: key, informer, cancel and done are set by startWatch and
+// never change; refs is the Pool's; mu guards the rest.
 type sharedWatch struct {
 	key      watchKey
 	informer cache.SharedIndexInformer

@@ -151,7 +151,8 @@ func WithUserAgent(ua string) Option {
 }
 
 // Source watches one Kubernetes service's EndpointSlices; it implements
-// discovery.Source.
+// discovery.Source. Its fields are set by NewSource and never change; each
+// Run keeps its own state, so Runs may overlap.
 type Source struct {
 	pool *Pool
 	cfg  SourceConfig
