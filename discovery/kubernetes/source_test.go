@@ -285,6 +285,15 @@ func TestSourceRBACDenied(t *testing.T) {
 	for _, tc := range []struct{ user, verb string }{{"nobody", "list"}, {"lister", "watch"}} {
 		r := watchSource(t, pool, SourceConfig{Kubeconfig: c.Kubeconfig(tc.user, ""), Service: "web", Port: "http"})
 		u, _ := r.Until(tc.user+" denied", func(u discovery.Update) bool { return u.Err != nil })
+		if tc.verb == "list" {
+			// Nothing was ever read: no set (not even an empty one) may
+			// come before the first list.
+			for _, u := range r.Since(0) {
+				if u.Err == nil {
+					t.Errorf("%s: a set before any list succeeded: %s", tc.user, render(u))
+				}
+			}
+		}
 		msg := u.Err.Error()
 		t.Logf("%s: %s", tc.user, msg)
 		if !errors.Is(u.Err, ErrForbidden) || !strings.Contains(msg, fmt.Sprintf("grant %q on endpointslices", tc.verb)) ||
