@@ -112,16 +112,21 @@ func (a ksAPI) service() {
 
 // ksConfig is upstream u discovered from Service web's port http with the
 // kubeconfig at path, and a catch-all route to it.
-func ksConfig(kubeconfig string) string {
+func ksConfig(kubeconfig string) string { return ksConfigWith(kubeconfig, "") }
+
+// ksConfigWith is ksConfig with more keys for the upstream (indented by
+// four spaces).
+func ksConfigWith(kubeconfig, extra string) string {
 	return fmt.Sprintf(`
 upstreams:
   - name: u
     discovery:
       kubernetes: {service: web, port: http, kubeconfig: %s}
       empty_grace: 2s
+%s
 services:
   - {name: s, host: u, retries: 2, connect_timeout: 1000, routes: [{name: r, paths: [/]}]}
-`, kubeconfig)
+`, kubeconfig, extra)
 }
 
 // ksWho sends one GET through g and returns the origin that answered, or
@@ -411,4 +416,57 @@ func TestKubernetesRBACDenied(t *testing.T) {
 			t.Errorf("%s: /ready %d %q, want 503 naming %q", tc.user, code, msg, want)
 		}
 	}
+}
+
+// TestKubernetesHealthKeptAcrossUpdates: a target's health state belongs
+// to its address and survives the slice updates around it (another
+// endpoint joining, its own condition flipping to not-ready and back).
+// Active checks park unhealthy targets (unhealthy interval 0), so only the
+// kept state keeps it out once its /health answers 200 again.
+func TestKubernetesHealthKeptAcrossUpdates(t *testing.T) {
+	c := kubetest.Start(t)
+	demo := kubetest.DemoService(t)
+	o1, o2, o3 := kubetest.StartOrigin(t, demo, "k1"), kubetest.StartOrigin(t, demo, "k2"), kubetest.StartOrigin(t, demo, "k3")
+	a := ksAPI{t, c}
+	a.put("web-a", ksReady(o1), ksReady(o2))
+	g := startGateway(t, ksConfigWith(c.Kubeconfig("admin", ""), `    healthchecks:
+      active:
+        http_path: /health
+        timeout: 1
+        healthy: {interval: 0.1, successes: 1}
+        unhealthy: {interval: 0, http_failures: 1, tcp_failures: 1}`))
+	cl := newClient()
+	ksWaitOrigins(t, cl, g, 10*time.Second, o1, o2)
+	setHealth := func(o *kubetest.Origin, status int) {
+		t.Helper()
+		resp, err := cl.Post(fmt.Sprintf("http://%s/admin/health?status=%d", o.Addr, status), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("set %s's health: %s", o.Name, resp.Status)
+		}
+	}
+	setHealth(o2, http.StatusServiceUnavailable)
+	ksWaitOrigins(t, cl, g, 10*time.Second, o1)
+	setHealth(o2, http.StatusOK)
+
+	a.put("web-a", ksReady(o1), ksReady(o2), ksReady(o3))
+	ksWaitOrigins(t, cl, g, 10*time.Second, o1, o3)
+	a.put("web-a", ksReady(o1), ksNotReady(o2), ksReady(o3))
+	waitFor(t, 10*time.Second, k2weight(o2, 0), func() bool { return ksWeights(t, g)[o2.Addr] == 0 })
+	a.put("web-a", ksReady(o1), ksReady(o2), ksReady(o3))
+	waitFor(t, 10*time.Second, k2weight(o2, 100), func() bool { return ksWeights(t, g)[o2.Addr] == 100 })
+	got := map[string]int{}
+	for range 60 {
+		got[ksWho(t, cl, g)]++
+	}
+	if got[o2.Name] > 0 || got[o1.Name] == 0 || got[o3.Name] == 0 {
+		t.Errorf("after the updates: %v; the unhealthy %s should stay out, the others serve", got, o2.Name)
+	}
+}
+
+func k2weight(o *kubetest.Origin, w int) string {
+	return fmt.Sprintf("%s listed at weight %d", o.Name, w)
 }
