@@ -9,7 +9,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 TAGS     := grpcnotrace
 export CGO_ENABLED ?= 0
 
-.PHONY: run test unit itest build bench vet fmt clean image consul h2spec
+.PHONY: run test unit itest build bench vet fmt clean image consul h2spec kube-apiserver
 
 # A real Consul agent for the integration tests, built from the module proxy
 # in its own tools module (its ~270 requirements stay out of go.mod) and
@@ -26,6 +26,13 @@ H2SPEC_VERSION := v2.2.1+incompatible
 H2SPEC_CACHE   ?= $(HOME)/.cache/outrigger/h2spec-$(H2SPEC_VERSION)
 export H2SPEC  ?= $(H2SPEC_CACHE)/h2spec
 
+# A real kube-apiserver for the Kubernetes discovery tests (they run it
+# against Debian's etcd), built the same way in tools/kube-apiserver (about
+# 4 minutes cold on 2 cores) and cached outside the work tree.
+KUBE_VERSION         := v1.34.4
+KUBE_APISERVER       := $(BIN)/kube-apiserver
+KUBE_APISERVER_CACHE ?= $(HOME)/.cache/outrigger/kube-apiserver-$(KUBE_VERSION)
+
 ## run: the gateway on its built-in demo config with two demo backends
 run: build
 	$(BIN)/outrigger demo
@@ -35,7 +42,7 @@ build:
 	$(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/outrigger ./cmd/outrigger
 
 ## test: every test, unit and integration (the integration tests build and run the real binary)
-test: vet fuzz $(CONSUL) h2spec
+test: vet fuzz $(CONSUL) h2spec $(KUBE_APISERVER)
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 20m ./balance/ ./upstream/ ./proxy/... ./health/ ./discovery/... ./state/ ./admin/
 
@@ -83,6 +90,19 @@ $(CONSUL):
 	fi
 	cp "$(CONSUL_CACHE)" $(CONSUL)
 	$(CONSUL) version | head -1
+
+kube-apiserver: $(KUBE_APISERVER)
+
+$(KUBE_APISERVER):
+	@mkdir -p $(BIN) $(dir $(KUBE_APISERVER_CACHE))
+	@if [ ! -x "$(KUBE_APISERVER_CACHE)" ]; then \
+	  echo "building kube-apiserver $(KUBE_VERSION) from the module proxy (about 4 minutes the first time)"; \
+	  cd tools/kube-apiserver && $(GO) mod download && \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o "$(KUBE_APISERVER_CACHE).tmp" k8s.io/kubernetes/cmd/kube-apiserver && \
+	  mv "$(KUBE_APISERVER_CACHE).tmp" "$(KUBE_APISERVER_CACHE)"; \
+	fi
+	cp "$(KUBE_APISERVER_CACHE)" $(KUBE_APISERVER)
+	$(KUBE_APISERVER) --version
 
 # ---- Container images and the compose example (deployments/) ----
 # Every image is FROM scratch around a static binary built here, outside the

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Discovery is an upstream's "discovery" block: where its targets come from
@@ -17,6 +20,8 @@ type Discovery struct {
 	Consul *ConsulDiscovery
 	DNSSRV *DNSSRVDiscovery
 	Nacos  *NacosDiscovery
+	// Kubernetes watches a Service's EndpointSlices.
+	Kubernetes *KubernetesDiscovery
 	// EmptyGrace is how long an authoritative empty answer (the service is
 	// gone) must last before the upstream drops the source's targets.
 	EmptyGrace time.Duration
@@ -43,6 +48,23 @@ type ConsulDiscovery struct {
 	// TokenEnv names the environment variable holding the ACL token.
 	TokenEnv      string
 	WeightMetaKey string
+}
+
+// KubernetesDiscovery watches the discovery.k8s.io/v1 EndpointSlices of one
+// Service through the Kubernetes API.
+type KubernetesDiscovery struct {
+	Pos Pos
+	// Namespace of the Service; "" means the pod's (in a cluster) or the
+	// kubeconfig context's, then "default".
+	Namespace string
+	Service   string
+	// Port is the port's name or number (as written).
+	Port string
+	// LabelSelector further selects the Service's EndpointSlices.
+	LabelSelector string
+	// Kubeconfig is the path of a kubeconfig file (running outside a
+	// cluster); "" means the pod's service account.
+	Kubeconfig string
 }
 
 // DNSSRVDiscovery resolves a DNS SRV name.
@@ -181,6 +203,7 @@ func (d *decoder) discovery(n *yaml.Node) *Discovery {
 		{"consul", func(v *yaml.Node) { ds.Consul = d.consulDiscovery(v) }},
 		{"dns_srv", func(v *yaml.Node) { ds.DNSSRV = d.dnsSRV(v) }},
 		{"nacos", func(v *yaml.Node) { ds.Nacos = d.nacosDiscovery(v) }},
+		{"kubernetes", func(v *yaml.Node) { ds.Kubernetes = d.kubernetesDiscovery(v) }},
 		{"empty_grace", d.durationField(&ds.EmptyGrace, "empty_grace", false)},
 		{"initial_fetch_timeout", d.durationField(&ds.InitialFetchTimeout, "initial_fetch_timeout", false)},
 	})
@@ -260,6 +283,58 @@ func (d *decoder) consulDiscovery(n *yaml.Node) *ConsulDiscovery {
 		}
 	}
 	return c
+}
+
+func (d *decoder) kubernetesDiscovery(n *yaml.Node) *KubernetesDiscovery {
+	k := &KubernetesDiscovery{Pos: pos(deref(n))}
+	seen := d.mapping(n, "kubernetes", "discovery.kubernetes", []field{
+		{"namespace", d.strField(&k.Namespace, "namespace", checkDNSLabel(validation.IsDNS1123Label))},
+		{"service", d.strField(&k.Service, "service", checkDNSLabel(validation.IsDNS1035Label))},
+		{"port", func(v *yaml.Node) {
+			s, ok := d.text(v, "port")
+			if !ok {
+				return
+			}
+			if err := checkKubePort(s); err != nil {
+				d.errorf(deref(v), "port: %v", err)
+				return
+			}
+			k.Port = s
+		}},
+		{"label_selector", d.strField(&k.LabelSelector, "label_selector", func(s string) error {
+			if _, err := labels.Parse(s); err != nil || strings.TrimSpace(s) == "" {
+				return fmt.Errorf("%s is not a label selector (e.g. \"track=stable,tier!=cache\")", quote(s))
+			}
+			return nil
+		})},
+		{"kubeconfig", d.strField(&k.Kubeconfig, "kubeconfig", checkNonEmpty)},
+	})
+	d.required(seen, k.Pos, "kubernetes", "service", "port")
+	return k
+}
+
+// checkDNSLabel adapts a Kubernetes name validation.
+func checkDNSLabel(is func(string) []string) func(string) error {
+	return func(s string) error {
+		if errs := is(s); len(errs) > 0 {
+			return fmt.Errorf("%s: %s", quote(s), strings.Join(errs, "; "))
+		}
+		return nil
+	}
+}
+
+// checkKubePort accepts a port number or a Kubernetes port name.
+func checkKubePort(s string) error {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > 65535 {
+			return fmt.Errorf("%d is not a port (1..65535)", n)
+		}
+		return nil
+	}
+	if errs := validation.IsValidPortName(s); len(errs) > 0 {
+		return fmt.Errorf("%s is neither a port number nor a port name: %s", quote(s), strings.Join(errs, "; "))
+	}
+	return nil
 }
 
 func (d *decoder) dnsSRV(n *yaml.Node) *DNSSRVDiscovery {

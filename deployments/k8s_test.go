@@ -58,9 +58,10 @@ type deployment struct {
 }
 
 type podSpec struct {
-	TerminationGracePeriodSeconds int   `yaml:"terminationGracePeriodSeconds"`
-	AutomountServiceAccountToken  *bool `yaml:"automountServiceAccountToken"`
-	EnableServiceLinks            *bool `yaml:"enableServiceLinks"`
+	TerminationGracePeriodSeconds int    `yaml:"terminationGracePeriodSeconds"`
+	ServiceAccountName            string `yaml:"serviceAccountName"`
+	AutomountServiceAccountToken  *bool  `yaml:"automountServiceAccountToken"`
+	EnableServiceLinks            *bool  `yaml:"enableServiceLinks"`
 	SecurityContext               struct {
 		RunAsNonRoot   *bool `yaml:"runAsNonRoot"`
 		RunAsUser      int   `yaml:"runAsUser"`
@@ -76,7 +77,34 @@ type podSpec struct {
 		ConfigMap *struct {
 			Name string `yaml:"name"`
 		} `yaml:"configMap"`
+		Projected *projectedVolume `yaml:"projected"`
 	} `yaml:"volumes"`
+}
+
+// projectedVolume is a projected volume's sources (the service-account
+// token volume).
+type projectedVolume struct {
+	Sources []struct {
+		ServiceAccountToken *struct {
+			Path              string `yaml:"path"`
+			ExpirationSeconds int    `yaml:"expirationSeconds"`
+		} `yaml:"serviceAccountToken"`
+		ConfigMap *struct {
+			Name  string `yaml:"name"`
+			Items []struct {
+				Key  string `yaml:"key"`
+				Path string `yaml:"path"`
+			} `yaml:"items"`
+		} `yaml:"configMap"`
+		DownwardAPI *struct {
+			Items []struct {
+				Path     string `yaml:"path"`
+				FieldRef struct {
+					FieldPath string `yaml:"fieldPath"`
+				} `yaml:"fieldRef"`
+			} `yaml:"items"`
+		} `yaml:"downwardAPI"`
+	} `yaml:"sources"`
 }
 
 type k8sContainer struct {
@@ -185,7 +213,7 @@ func loadManifests(t *testing.T) manifests {
 	if err := yaml.Unmarshal(readFile(t, filepath.Join("k8s", "kustomization.yaml")), &k); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(k.Resources, []string{"configmap.yaml", "deployment.yaml"}) {
+	if !slices.Equal(k.Resources, []string{"rbac.yaml", "configmap.yaml", "deployment.yaml"}) {
 		t.Fatalf("kustomization resources %v", k.Resources)
 	}
 	cms := decodeStrict[configMap](t, filepath.Join("k8s", "configmap.yaml"))
@@ -416,7 +444,7 @@ func TestDeploymentSecurityContext(t *testing.T) {
 		t.Errorf("seccompProfile %q", pod.SecurityContext.SeccompProfile.Type)
 	}
 	if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
-		t.Error("the pod mounts a service account token it does not use")
+		t.Error("the pod automounts its service account token into every container; only outrigger uses it")
 	}
 	for _, c := range []*k8sContainer{m.sidecar, m.app} {
 		sc := c.SecurityContext

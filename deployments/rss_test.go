@@ -3,6 +3,7 @@ package deployments
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,9 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/consul/api"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/outrigger-gw/outrigger/internal/consultest"
+	"github.com/outrigger-gw/outrigger/internal/kubetest"
 )
 
 // The load that sizes the outrigger container's memory request (the
@@ -32,9 +36,9 @@ const (
 )
 
 // TestOutriggerPeakRSSFitsMemoryRequest runs the outrigger binary of this
-// tree on the ConfigMap's configuration (Consul discovery of two api
-// instances, registration of the pod, active checks, access log) against a
-// real Consul agent on loopback, drives a bounded load through it, and
+// tree on the ConfigMap's configuration (Kubernetes discovery of two api
+// instances, registration of the pod in Consul, active checks, access log)
+// against a real kube-apiserver and a real Consul agent, drives a bounded load through it, and
 // checks that the process's peak resident memory (VmHWM) stays within the
 // Deployment's memory request.
 func TestOutriggerPeakRSSFitsMemoryRequest(t *testing.T) {
@@ -46,27 +50,40 @@ func TestOutriggerPeakRSSFitsMemoryRequest(t *testing.T) {
 	data, env := m.sidecarConfig(t)
 	agent := consultest.Start(t)
 
-	// The app beside the sidecar, and two api instances in Consul.
+	// The app beside the sidecar, and two api instances: the Service's
+	// EndpointSlice in a real kube-apiserver, the instances in network
+	// namespaces of their own (the API refuses loopback endpoints).
 	app := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, `{"status":"ok"}`) }))
-	body := bytes.Repeat([]byte("x"), 256)
+	cluster := kubetest.Start(t)
+	demo := kubetest.DemoService(t)
+	port, pname := int32(kubetest.OriginPort), "http"
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "api-1", Labels: map[string]string{discoveryv1.LabelServiceName: "api"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: &pname, Port: &port}},
+	}
 	for i := range 2 {
-		addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain")
-			w.Write(body)
-		}))
-		host, port, _ := net.SplitHostPort(addr)
-		p, _ := strconv.Atoi(port)
-		if err := agent.Client.Agent().ServiceRegister(&api.AgentServiceRegistration{
-			ID: fmt.Sprintf("api-%d", i), Name: "api", Address: host, Port: p,
-		}); err != nil {
-			t.Fatal(err)
-		}
+		o := kubetest.StartOrigin(t, demo, fmt.Sprintf("api-%d", i))
+		slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{o.IP}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := cluster.Discovery.EndpointSlices("default").Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 
 	// The pod's environment, pointed at loopback; the app's port is the
 	// one this test got.
 	_, appPort, _ := net.SplitHostPort(app)
 	cfg := strings.ReplaceAll(string(data), "127.0.0.1:9000", "127.0.0.1:"+appPort)
+	// The pod's service account, as a kubeconfig (the binary reads
+	// in-cluster credentials from a fixed path only).
+	withKubeconfig := regexp.MustCompile(`(?m)^( +)port: http$`).ReplaceAllString(cfg,
+		"${0}\n${1}kubeconfig: "+cluster.Kubeconfig("admin", "default"))
+	if withKubeconfig == cfg {
+		t.Fatal("the ConfigMap's kubernetes discovery block is not where this test expects it")
+	}
+	cfg = withKubeconfig
 	cfgPath := filepath.Join(t.TempDir(), "outrigger.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

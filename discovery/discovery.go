@@ -9,7 +9,7 @@
 //   - An Update with Err nil and no Targets is an authoritative empty answer
 //     (the service is gone); the consumer applies it after a short grace.
 //   - SDK types never leave the sub-packages (discovery/consul,
-//     discovery/nacos, discovery/dnssrv).
+//     discovery/nacos, discovery/dnssrv, discovery/kubernetes).
 package discovery
 
 import (

@@ -14,6 +14,7 @@ import (
 	"github.com/outrigger-gw/outrigger/discovery"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
 	"github.com/outrigger-gw/outrigger/discovery/dnssrv"
+	kube "github.com/outrigger-gw/outrigger/discovery/kubernetes"
 	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
@@ -125,6 +126,15 @@ func (g *Gateway) sourcesOf(cu config.Upstream) ([]*watcher, error) {
 			return nil, fmt.Errorf("discovery.nacos: %w", err)
 		}
 		out = append(out, &watcher{upstream: cu.Name, spec: *n, src: src, grace: d.EmptyGrace, readyTimeout: d.InitialFetchTimeout})
+	}
+	if k := d.Kubernetes; k != nil {
+		src, err := kube.NewSource(g.kubePool, kube.SourceConfig{
+			Kubeconfig: k.Kubeconfig, Namespace: k.Namespace, Service: k.Service, Port: k.Port, LabelSelector: k.LabelSelector,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("discovery.kubernetes: %w", err)
+		}
+		out = append(out, &watcher{upstream: cu.Name, spec: *k, src: src, grace: d.EmptyGrace, readyTimeout: d.InitialFetchTimeout})
 	}
 	if s := d.DNSSRV; s != nil {
 		src, err := dnssrv.NewSource(dnssrv.Config{Name: s.Name, Resolver: s.Resolver, MinTTL: s.MinTTL, MaxTTL: s.MaxTTL})

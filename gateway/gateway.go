@@ -54,6 +54,7 @@ import (
 	"github.com/outrigger-gw/outrigger/certs"
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/discovery/consul"
+	kube "github.com/outrigger-gw/outrigger/discovery/kubernetes"
 	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/proxy"
 	"github.com/outrigger-gw/outrigger/proxy/router"
@@ -93,6 +94,7 @@ type Gateway struct {
 	registrars       []registrar
 	localHealth      []interface{ Healthy() bool }
 	nacosPool        *nacos.Pool    // shared SDK clients of every Nacos source
+	kubePool         *kube.Pool     // shared API clients and informers of every Kubernetes source
 	consulProbes     *consul.Probes // agent reachability probes shared by Consul sources and the registrar
 	discoveryMetrics *discoveryMetrics
 	adminToken       atomic.Pointer[string] // the token in force (reloads rotate it)
@@ -182,6 +184,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 			return ""
 		}})
 	g.nacosPool = nacos.NewPool()
+	g.kubePool = kube.NewPool(kube.WithLookupEnv(g.env), kube.WithUserAgent("outrigger/"+g.version))
 	g.consulProbes = consul.NewProbes()
 	regs, err := g.buildRegistrars(cfg)
 	if err != nil {
