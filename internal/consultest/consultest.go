@@ -10,7 +10,7 @@
 //     30s per attempt, at most 3 attempts on fresh ports when the agent dies
 //     at startup, e.g. because another process took a port).
 //   - The binary is $OUTRIGGER_CONSUL_BIN, else <repo root>/bin/consul,
-//     the repo root (RepoRoot) being the nearest directory above the
+//     the repo root (testbin.RepoRoot) being the nearest directory above the
 //     working directory holding go.mod. A missing binary fails the test
 //     with one line telling to run `make consul`.
 //   - Stop (SIGTERM, then SIGKILL after 10s), Kill (SIGKILL) and Restart
@@ -40,6 +40,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/outrigger-gw/outrigger/internal/testbin"
 )
 
 // BinEnv names the environment variable that overrides the binary path.
@@ -114,37 +116,7 @@ func Start(t testing.TB) *Agent {
 // Binary returns the consul binary's path or fails t.
 func Binary(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv(BinEnv)
-	if path == "" {
-		root, err := RepoRoot()
-		if err != nil {
-			t.Fatalf("consultest: %v", err)
-		}
-		path = filepath.Join(root, "bin", "consul")
-	}
-	if st, err := os.Stat(path); err != nil || st.IsDir() {
-		t.Fatalf("consultest: consul binary not found at %s: run `make consul` (or set %s)", path, BinEnv)
-	}
-	return path
-}
-
-// RepoRoot walks up from the working directory to the directory holding
-// go.mod (the repository root when run from a package's tests).
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return testbin.Find(t, "consul", BinEnv)
 }
 
 func (a *Agent) setPorts(p Ports) {

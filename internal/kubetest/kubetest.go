@@ -53,6 +53,8 @@ import (
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	rbacv1client "k8s.io/client-go/kubernetes/typed/rbac/v1"
 	"k8s.io/client-go/rest"
+
+	"github.com/outrigger-gw/outrigger/internal/testbin"
 )
 
 // Environment variables overriding the binaries' paths.
@@ -101,18 +103,7 @@ type proc struct {
 // Binary returns the kube-apiserver's path or fails t.
 func Binary(t testing.TB) string {
 	t.Helper()
-	path := os.Getenv(APIServerBinEnv)
-	if path == "" {
-		root, err := repoRoot()
-		if err != nil {
-			t.Fatalf("kubetest: %v", err)
-		}
-		path = filepath.Join(root, "bin", "kube-apiserver")
-	}
-	if st, err := os.Stat(path); err != nil || st.IsDir() {
-		t.Fatalf("kubetest: kube-apiserver not found at %s: run `make kube-apiserver` (or set %s)", path, APIServerBinEnv)
-	}
-	return path
+	return testbin.Find(t, "kube-apiserver", APIServerBinEnv)
 }
 
 func etcdBinary(t testing.TB) string {
@@ -473,23 +464,4 @@ func freePorts(n int) ([]int, error) {
 		out = append(out, l.Addr().(*net.TCPAddr).Port)
 	}
 	return out, nil
-}
-
-// repoRoot walks up from the working directory to the directory holding
-// go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/outrigger-gw/outrigger/internal/testbin"
 )
 
 // OriginPort is the port every origin listens on, inside its own network
@@ -47,7 +49,7 @@ type Origin struct {
 // returns the binary's path.
 func DemoService(t testing.TB) string {
 	t.Helper()
-	root, err := repoRoot()
+	root, err := testbin.RepoRoot()
 	if err != nil {
 		t.Fatalf("kubetest: %v", err)
 	}

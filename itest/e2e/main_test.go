@@ -23,6 +23,7 @@ import (
 	tclog "github.com/testcontainers/testcontainers-go/log"
 
 	"github.com/outrigger-gw/outrigger/internal/consultest"
+	"github.com/outrigger-gw/outrigger/internal/testbin"
 )
 
 var (
@@ -187,7 +188,7 @@ func images(t *testing.T) imageSet {
 
 // repoRoot is the nearest directory above the working directory holding
 // go.mod.
-func repoRoot() (string, error) { return consultest.RepoRoot() }
+func repoRoot() (string, error) { return testbin.RepoRoot() }
 
 // stagePrefix names the build-context directories in os.TempDir(),
 // followed by the run's process id.
