@@ -789,38 +789,11 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 	var tried [4]string
 	var uc *upConn
 	var f failure
-	stale := 0
 	for {
-		snap := ex.up.Snapshot()
-		var ep *upstream.Endpoint
-		var err error
-		if ex.attempts == 0 {
-			ep, err = snap.Pick(&ex.br)
-		} else {
-			ep, err = snap.Next(ex.ep.Addr, func(a string) bool {
-				for _, t := range tried {
-					if t == a {
-						return true
-					}
-				}
-				return false
-			})
-		}
+		ep, err := nextTarget(ex.up, &ex.br, ex.ep, &tried)
 		if err != nil {
 			ex.err = err
 			return c.answerErr(http.StatusServiceUnavailable, "failure to get a peer from the ring-balancer", !ex.bodyDone)
-		}
-		if !ep.Member.Hold() {
-			// The snapshot predates the target's removal (and the end of
-			// its last request): the current one no longer lists it.
-			if stale++; stale < maxStalePicks {
-				continue
-			}
-			ex.err = upstream.ErrNoTargets
-			return c.answerErr(http.StatusServiceUnavailable, "failure to get a peer from the ring-balancer", !ex.bodyDone)
-		}
-		if ex.ep != nil {
-			ex.ep.Member.Done() // the failed attempt's target
 		}
 		ex.attempts++
 		ex.ep = ep

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -416,27 +415,10 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 	}
 	inCtx := req.Context()
 	var tried [4]string
-	stale := 0
 	for {
-		snap := rs.up.Snapshot()
-		var ep *upstream.Endpoint
-		var err error
-		if rs.attempts == 0 {
-			ep, err = snap.Pick(&rs.br)
-		} else {
-			ep, err = snap.Next(rs.ep.Addr, func(a string) bool { return slices.Contains(tried[:], a) })
-		}
+		ep, err := nextTarget(rs.up, &rs.br, rs.ep, &tried)
 		if err != nil {
 			return nil, err
-		}
-		if !ep.Member.Hold() {
-			if stale++; stale < maxStalePicks {
-				continue
-			}
-			return nil, upstream.ErrNoTargets
-		}
-		if rs.ep != nil {
-			rs.ep.Member.Done()
 		}
 		rs.attempts++
 		rs.ep = ep

@@ -332,33 +332,10 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = &rs.body
 	}
 	var tried [4]string // the last few targets that failed
-	stale := 0
 	for {
-		snap := rs.up.Snapshot()
-		var ep *upstream.Endpoint
-		var err error
-		if rs.attempts == 0 {
-			ep, err = snap.Pick(&rs.br)
-		} else {
-			// A retry takes the next endpoint after the one that failed
-			// instead of asking the balancer again: a balancer pick would
-			// consume a round-robin slot and could land on the same dead
-			// target every other request.
-			ep, err = snap.Next(rs.ep.Addr, func(a string) bool { return slices.Contains(tried[:], a) })
-		}
+		ep, err := nextTarget(rs.up, &rs.br, rs.ep, &tried)
 		if err != nil {
 			return nil, err
-		}
-		if !ep.Member.Hold() {
-			// The snapshot predates the target's removal (and the end of
-			// its last request): the current one no longer lists it.
-			if stale++; stale < maxStalePicks {
-				continue
-			}
-			return nil, upstream.ErrNoTargets
-		}
-		if rs.ep != nil {
-			rs.ep.Member.Done() // the failed attempt's target
 		}
 		rs.attempts++
 		rs.ep = ep
@@ -412,6 +389,39 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 // maxStalePicks bounds the picks of one attempt that land on a target
 // removed meanwhile (each one means a removal raced the pick).
 const maxStalePicks = 8
+
+// nextTarget picks the target of a request's next attempt and holds its
+// Member, releasing prev's (the failed attempt's target; nil before the
+// first attempt). The first attempt asks the balancer. A retry takes the
+// endpoint after prev that tried does not list: a balancer pick would
+// consume a round-robin slot and could land on the same dead target every
+// other request. A pick from a snapshot that predates its target's removal
+// (and the end of its last request) is made again on the current snapshot,
+// up to maxStalePicks times. On error prev stays held.
+func nextTarget(up *upstream.Upstream, br *balance.Request, prev *upstream.Endpoint, tried *[4]string) (*upstream.Endpoint, error) {
+	for stale := 1; ; stale++ {
+		snap := up.Snapshot()
+		var ep *upstream.Endpoint
+		var err error
+		if prev == nil {
+			ep, err = snap.Pick(br)
+		} else {
+			ep, err = snap.Next(prev.Addr, func(a string) bool { return slices.Contains(tried[:], a) })
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ep.Member.Hold() {
+			if prev != nil {
+				prev.Member.Done()
+			}
+			return ep, nil
+		}
+		if stale >= maxStalePicks {
+			return nil, upstream.ErrNoTargets
+		}
+	}
+}
 
 // retryable reports whether a failed attempt may be sent again.
 func retryable(req *http.Request, body *countingBody, connectFailed bool) bool {
