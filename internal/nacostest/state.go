@@ -225,6 +225,13 @@ func (s *Server) infoLocked(k ServiceKey, clusters string, enabledOnly, healthyO
 // subscribers.
 func (s *Server) touchLocked(k ServiceKey) {
 	s.serviceLocked(k).lastRefTime = s.tickLocked()
+	if !s.running {
+		// A stopping server drops its connections' instances without
+		// telling the subscribers still connected: a real Nacos going down
+		// pushes nothing, and such a push would make clients drop the
+		// instances of registrars whose connections closed first.
+		return
+	}
 	for _, c := range s.conns {
 		clusters, ok := c.subs[k]
 		if !ok {
