@@ -46,12 +46,17 @@
 //   - Manual marks: PUT (Kong 2.x and later) or POST (Kong 1.x)
 //     /upstreams/{u}/targets/{t}/healthy|unhealthy set a mark, stored in
 //     the Doc; DELETE on either path clears the mark, whatever it is.
+//   - Every entity Kong tags carries tags (config.CheckTag); lists of
+//     tagged items filter with ?tags=a,b (all) or ?tags=a/b (any), and a
+//     list refuses any query parameter it does not know (400 invalid
+//     option naming it) rather than ignore it. GET /tags lists the
+//     targets the file or the layer holds, not discovered ones.
 //   - DELETE of an unknown entity is 404 (Kong answers 204).
 //   - Services and routes may be created without a name, as in Kong; the
 //     admin layer keys them by their id, and they show "name": null.
-//   - Kong fields Outrigger lacks (tags on upstreams, services and
-//     routes, https_redirect_status_code, ...) are accepted at Kong's
-//     default value and refused otherwise. Route protocols are kept:
+//   - Kong fields Outrigger lacks (https_redirect_status_code,
+//     use_srv_name, ...) are accepted at Kong's default value and refused
+//     otherwise. Route protocols are kept:
 //     http/https (the default) or grpc/grpcs, never both families.
 //   - Service TLS fields take PEM instead of Kong's certificate ids:
 //     ca_certificates holds file paths or inline PEM, client_certificate

@@ -141,7 +141,7 @@ func decodeCertificate(o *obj, c *state.Certificate) {
 	o.setString("cert_alt", &c.CertAlt, "", nil)
 	o.setString("key_alt", &c.KeyAlt, "", nil)
 	o.setStrings("snis", &c.SNIs, checkCertSNI)
-	o.setStrings("tags", &c.Tags, nil)
+	o.setStrings("tags", &c.Tags, checkTag)
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()
 	if inline && c.CertFile != "" {
@@ -210,7 +210,7 @@ func (w *world) snisOf(keep func(*config.Certificate) bool) []sniOut {
 }
 
 func (a *api) listSNIs(r *http.Request) (int, any, error) {
-	p, err := parsePage(r)
+	p, err := parsePage(r, untagged)
 	if err != nil {
 		return 0, nil, err
 	}

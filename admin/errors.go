@@ -16,7 +16,16 @@ const (
 	codeNotFound            = 6
 	codeInvalidOffset       = 7
 	codeInvalidSize         = 9
+	codeInvalidOptions      = 11
 )
+
+// invalidOption is Kong's 400 "invalid option (k: reason)" for a query
+// parameter.
+func invalidOption(key, format string, args ...any) *Error {
+	why := fmt.Sprintf(format, args...)
+	return &Error{Status: http.StatusBadRequest, Code: codeInvalidOptions, Name: "invalid options",
+		Message: "invalid option (" + key + ": " + why + ")", Fields: map[string]string{key: why}}
+}
 
 // fields collects field errors: field name (dotted for nested fields) →
 // reason. Only the first reason of a field is kept.

@@ -47,6 +47,7 @@ func upstreamKind() *kind[config.Upstream, state.Upstream] {
 	return &kind[config.Upstream, state.Upstream]{
 		name: kindUpstream, param: "upstream", named: true, nameRequired: true, checkName: config.CheckUpstreamName,
 		all:      func(f *config.File) []config.Upstream { return f.Upstreams },
+		tags:     func(c *config.Upstream) []string { return c.Tags },
 		key:      func(c *config.Upstream) string { return c.Name },
 		docs:     func(d *state.Doc) map[string]*state.Upstream { return d.Upstreams },
 		meta:     func(d *state.Upstream) *state.Meta { return &d.Meta },
@@ -111,6 +112,7 @@ func serviceKind() *kind[config.Service, state.Service] {
 	return &kind[config.Service, state.Service]{
 		name: kindService, param: "service", named: true, checkName: config.CheckName,
 		all:    func(f *config.File) []config.Service { return f.Services },
+		tags:   func(c *config.Service) []string { return c.Tags },
 		key:    func(c *config.Service) string { return c.Name },
 		docs:   func(d *state.Doc) map[string]*state.Service { return d.Services },
 		meta:   func(d *state.Service) *state.Meta { return &d.Meta },
@@ -154,6 +156,7 @@ func routeKind() *kind[config.Route, state.Route] {
 	return &kind[config.Route, state.Route]{
 		name: kindRoute, param: "route", named: true, checkName: config.CheckName,
 		all:    func(f *config.File) []config.Route { return f.Routes },
+		tags:   func(c *config.Route) []string { return c.Tags },
 		key:    func(c *config.Route) string { return c.Name },
 		docs:   func(d *state.Doc) map[string]*state.Route { return d.Routes },
 		meta:   func(d *state.Route) *state.Meta { return &d.Meta },
@@ -221,6 +224,7 @@ func certificateKind() *kind[config.Certificate, state.Certificate] {
 	return &kind[config.Certificate, state.Certificate]{
 		name: kindCertificate, param: "certificate", lowerIDs: true,
 		all:    func(f *config.File) []config.Certificate { return f.Certificates },
+		tags:   func(c *config.Certificate) []string { return c.Tags },
 		key:    func(c *config.Certificate) string { return c.ID },
 		docs:   func(d *state.Doc) map[string]*state.Certificate { return d.Certificates },
 		meta:   func(d *state.Certificate) *state.Meta { return &d.Meta },

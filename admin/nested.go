@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/state"
@@ -20,6 +21,9 @@ type child[P, PD, V any] struct {
 	// find picks the item key names among items.
 	find func(items []V, key string) (V, bool)
 	show func(V) any
+	// tags are an item's tags; nil when items carry none (?tags= is then
+	// refused).
+	tags func(V) []string
 }
 
 // viewParent is the world now and the parent the path names (404 when
@@ -36,7 +40,7 @@ func viewParent[P, PD any](a *api, r *http.Request, pick func(*kinds) *kind[P, P
 
 func (c *child[P, PD, V]) list(a *api) func(*http.Request) (int, any, error) {
 	return func(r *http.Request) (int, any, error) {
-		pg, err := parsePage(r)
+		pg, err := parsePage(r, c.tags != nil)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -44,7 +48,11 @@ func (c *child[P, PD, V]) list(a *api) func(*http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		l := paginate(r, pg, c.items(a, w, p, pm), c.pageKey)
+		items := c.items(a, w, p, pm)
+		if c.tags != nil {
+			items = slices.DeleteFunc(items, func(v V) bool { return !pg.tags.keep(c.tags(v)) })
+		}
+		l := paginate(r, pg, items, c.pageKey)
 		for i := range l.Data {
 			l.Data[i] = c.show(l.Data[i].(V))
 		}
@@ -108,6 +116,7 @@ func targetsChild() *upstreamChild[targetView] {
 			return targetView{}, false
 		},
 		show: func(t targetView) any { return t.targetOut },
+		tags: func(t targetView) []string { return t.Tags },
 	}
 }
 

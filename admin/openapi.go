@@ -97,6 +97,7 @@ func schemas() js {
 	counter := func(d string) js { return sint(d, 0, config.MaxCounter) }
 	interval := snum("seconds between probes; 0 disables", 0, config.MaxSeconds)
 	upstreamIn := js{
+		"tags":                tagsSchema(),
 		"id":                  uuidSchema("optional on creation"),
 		"name":                sstr("hostname-like; a service's host names it"),
 		"algorithm":           senum("balancing algorithm", config.Algorithms()...),
@@ -112,6 +113,7 @@ func schemas() js {
 	}
 	timeoutDoc := "milliseconds, default " + strconv.Itoa(ms(config.DefaultTimeout))
 	serviceIn := js{
+		"tags":             tagsSchema(),
 		"id":               uuidSchema("optional on creation"),
 		"name":             nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
 		"protocol":         senum("default "+newService().Protocol+"; h2c, grpc: HTTP/2 with prior knowledge; grpcs: HTTP/2 over TLS", config.ServiceProtocols()...),
@@ -132,6 +134,7 @@ func schemas() js {
 		"grpc_idempotent_methods": nullable(sarr(sstr("/package.Service/Method or /package.Service/*"), "gRPC methods retried on another target after UNAVAILABLE")),
 	}
 	routeIn := js{
+		"tags":           tagsSchema(),
 		"id":             uuidSchema("optional on creation"),
 		"name":           nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
 		"paths":          nullable(sarr(sstr(""), "prefixes, or regular expressions after '~' (form: paths[]=/a or repeated paths=/a)")),
@@ -230,7 +233,7 @@ func schemas() js {
 		"TargetInput": closed(sobj(js{
 			"target": sstr("host:port (port 8000 when omitted)"),
 			"weight": sint("default "+strconv.Itoa(config.DefaultWeight)+"; 0 drains", 0, config.MaxWeight),
-			"tags":   nullable(sarr(sstr(""), "")),
+			"tags":   tagsSchema(),
 		})),
 		"Target": sobj(with(timestamps(), js{
 			"id": uuidSchema(""), "target": sstr(""), "weight": sint("", 0, config.MaxWeight), "upstream": sref("IdRef"),
@@ -291,6 +294,11 @@ func schemas() js {
 			"cert_file": sstr("a certificate of the configuration file read from files: its path (cert and key are null)"),
 			"key_file":  sstr("likewise, the key's path"),
 		})), "id", "cert", "key", "snis"),
+		"Tag": sobj(js{
+			"entity_name": senum("the entity's kind", "upstreams", "targets", "services", "routes", "certificates"),
+			"entity_id":   uuidSchema(""),
+			"tag":         sstr(""),
+		}, "entity_name", "entity_id", "tag"),
 		"SNI": sobj(with(timestamps(), js{
 			"id": uuidSchema("derived from the name"), "name": sstr(""), "tags": nullable(sarr(sstr(""), "")),
 			"certificate": sref("IdRef"),
@@ -316,8 +324,14 @@ func certIn() js {
 		"cert_alt": nullable(sstr("an alternate PEM chain (another key type, e.g. ECDSA beside RSA); served to clients that support it first")),
 		"key_alt":  nullable(sstr("the alternate chain's PEM key")),
 		"snis":     sarr(sstr("a host name or *.suffix (one leading label); unique across certificates"), "the names this certificate serves"),
-		"tags":     nullable(sarr(sstr(""), "")),
+		"tags":     tagsSchema(),
 	}
+}
+
+// tagsSchema is an entity's tags.
+func tagsSchema() js {
+	return nullable(sarr(js{"type": "string", "minLength": 1, "maxLength": config.MaxTagLen},
+		"printable characters except ',' and '/' (no spaces), 1 to "+strconv.Itoa(config.MaxTagLen)+" each; null clears; a PATCH replaces them; lists filter with ?tags=a,b (every tag) or ?tags=a/b (any of them)"))
 }
 
 // pathParams describes the path parameters.
@@ -331,6 +345,7 @@ func pathParams() map[string][2]string {
 		// certificate: the contract fixture's certificate serves exSNI.
 		"certificate": {"the certificate's id or one of its SNIs", exCert},
 		"sni":         {"the SNI's name or id", exSNI},
+		"tag":         {"one tag", exTag},
 	}
 }
 
@@ -353,6 +368,10 @@ func (a *api) openAPI() js {
 			ps = append(ps,
 				js{"name": "size", "in": "query", "schema": js{"type": "integer", "minimum": 1, "maximum": maxPageSize, "default": defaultPageSize}, "description": "page size"},
 				js{"name": "offset", "in": "query", "schema": sstr(""), "description": "the offset of the previous page's answer"})
+		}
+		if e.tagged {
+			ps = append(ps, js{"name": "tags", "in": "query", "schema": sstr(""),
+				"description": "only the items carrying every tag (a,b) or any of them (a/b); mixing ',' and '/' is a 400. Any other query parameter is a 400 naming it"})
 		}
 		if len(ps) > 0 {
 			op["parameters"] = ps
@@ -417,7 +436,8 @@ func (a *api) openAPI() js {
 			"title":   "Outrigger admin API",
 			"version": "1",
 			"description": "Kong-compatible admin API (upstreams → targets, services → routes) with weight overrides, " +
-				"manual health marks, canaries and rollouts. Entities are addressed by id or name; lists page with size and offset.",
+				"manual health marks, canaries and rollouts. Entities are addressed by id or name; lists page with size and offset " +
+				"and filter by tags; an unknown query parameter is a 400.",
 		},
 		"paths": paths,
 		"components": js{

@@ -23,6 +23,7 @@ type routeOut struct {
 	RegexPriority int                 `json:"regex_priority"`
 	PathHandling  string              `json:"path_handling"`
 	Service       *idRef              `json:"service"`
+	Tags          []string            `json:"tags"`
 	CreatedAt     int64               `json:"created_at"`
 	UpdatedAt     int64               `json:"updated_at"`
 }
@@ -39,7 +40,7 @@ func (w *world) renderRoute(r *config.Route, m state.Meta) routeOut {
 		ID: m.ID, Name: shownName(r.Name, m), Protocols: r.Protocols,
 		Methods: nilIfEmpty(r.Methods), Hosts: nilIfEmpty(r.Hosts), Paths: nilIfEmpty(r.Paths),
 		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: r.PathHandling,
-		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		Tags: tagsOut(r.Tags), CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
 	if len(r.Headers) > 0 {
 		out.Headers = r.Headers
@@ -146,7 +147,8 @@ func decodeRoute(o *obj, r *state.Route) serviceRef {
 		o.fail("protocols", "%v", err)
 	}
 	ref := decodeServiceRef(o)
-	o.kongOnly(map[string]string{"tags": "", "https_redirect_status_code": "426", "request_buffering": "true",
+	o.setStrings("tags", &r.Tags, checkTag)
+	o.kongOnly(map[string]string{"https_redirect_status_code": "426", "request_buffering": "true",
 		"response_buffering": "true", "snis": "", "sources": "", "destinations": ""})
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()

@@ -18,6 +18,7 @@ type endpoint struct {
 	ok           int    // success status
 	upsert       bool   // PUT that answers 201 when it creates
 	paged        bool   // takes size and offset
+	tagged       bool   // a paged list that also takes tags
 	example      any    // a valid JSON request body (the contract test sends it)
 	// needsController: served only with a Controller (503 otherwise).
 	needsController bool
@@ -34,6 +35,7 @@ const (
 	exOverride = "0b0e6c0a-4a57-4f43-9b2c-2f6a3c1d9e01"
 	exCert     = "5f1e0c9a-3b7d-4e2a-8c61-0d9f4b2a7e13"
 	exSNI      = "api.example.com"
+	exTag      = "edge"
 )
 
 // routes is the table of everything the admin listener serves.
@@ -67,7 +69,7 @@ func (a *api) routes() []endpoint {
 			ok:      http.StatusNoContent, h: a.resetState}),
 
 		// Upstreams.
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams", op: "listUpstreams", tag: "upstreams", summary: "List upstreams (the file's and the API's)", out: "list:Upstream", ok: http.StatusOK, paged: true, h: k.upstream.list(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams", op: "listUpstreams", tag: "upstreams", summary: "List upstreams (the file's and the API's)", out: "list:Upstream", ok: http.StatusOK, paged: true, tagged: true, h: k.upstream.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/upstreams", op: "createUpstream", tag: "upstreams", summary: "Create an upstream", in: "UpstreamInput", out: "Upstream", ok: http.StatusCreated,
 			example: map[string]any{"name": "new_upstream", "algorithm": "least-connections", "healthchecks": map[string]any{"active": map[string]any{"http_path": "/health", "healthy": map[string]any{"interval": 5}}}}, h: k.upstream.create(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}", op: "getUpstream", tag: "upstreams", summary: "Get an upstream", out: "Upstream", ok: http.StatusOK, h: k.upstream.get(a)}),
@@ -76,10 +78,10 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPut, path: "/upstreams/{upstream}", op: "putUpstream", tag: "upstreams", summary: "Create or replace an upstream (its targets are kept)", in: "UpstreamInput", out: "Upstream", ok: http.StatusOK, upsert: true,
 			example: map[string]any{"algorithm": "consistent-hashing", "hash_on": "header", "hash_on_header": "X-User"}, h: k.upstream.replace(a)}),
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}", op: "deleteUpstream", tag: "upstreams", summary: "Delete an upstream (400 while a service or canary uses it)", ok: http.StatusNoContent, h: k.upstream.del(a)}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, h: healthChild().list(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, tagged: true, h: healthChild().list(a)}),
 
 		// Targets.
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, h: targets.list(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, tagged: true, h: targets.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/upstreams/{upstream}/targets", op: "createTarget", tag: "targets", summary: "Add a target", in: "TargetInput", out: "Target", ok: http.StatusCreated,
 			example: map[string]any{"target": "10.0.0.3:8080", "weight": 50}, h: a.createTarget}),
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets/{target}", op: "getTarget", tag: "targets", summary: "Get a target by id or host:port", out: "Target", ok: http.StatusOK, h: targets.get(a)}),
@@ -103,7 +105,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/overrides/{override}", op: "deleteOverride", tag: "overrides", summary: "Delete a weight override", ok: http.StatusNoContent, h: a.deleteOverride}),
 
 		// Services.
-		ctl(endpoint{method: http.MethodGet, path: "/services", op: "listServices", tag: "services", summary: "List services", out: "list:Service", ok: http.StatusOK, paged: true, h: k.service.list(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/services", op: "listServices", tag: "services", summary: "List services", out: "list:Service", ok: http.StatusOK, paged: true, tagged: true, h: k.service.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/services", op: "createService", tag: "services", summary: "Create a service", in: "ServiceInput", out: "Service", ok: http.StatusCreated,
 			example: map[string]any{"name": "new_service", "url": "http://example_upstream/api"}, h: k.service.create(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/services/{service}", op: "getService", tag: "services", summary: "Get a service", out: "Service", ok: http.StatusOK, h: k.service.get(a)}),
@@ -112,7 +114,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPut, path: "/services/{service}", op: "putService", tag: "services", summary: "Create or replace a service", in: "ServiceInput", out: "Service", ok: http.StatusOK, upsert: true,
 			example: map[string]any{"host": "example_upstream", "path": "/v2", "retries": 3}, h: k.service.replace(a)}),
 		ctl(endpoint{method: http.MethodDelete, path: "/services/{service}", op: "deleteService", tag: "services", summary: "Delete a service (400 while routes use it)", ok: http.StatusNoContent, h: k.service.del(a)}),
-		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/routes", op: "listServiceRoutes", tag: "routes", summary: "List a service's routes", out: "list:Route", ok: http.StatusOK, paged: true, h: k.route.list(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/routes", op: "listServiceRoutes", tag: "routes", summary: "List a service's routes", out: "list:Route", ok: http.StatusOK, paged: true, tagged: true, h: k.route.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/routes", op: "createServiceRoute", tag: "routes", summary: "Create a route of this service", in: "RouteInput", out: "Route", ok: http.StatusCreated,
 			example: map[string]any{"name": "new_route", "paths": []any{"/new"}}, h: k.route.create(a)}),
 
@@ -131,7 +133,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/rollout/abort", op: "abortRollout", tag: "canary", summary: "Abort a rollout: canary percent 0, state aborted", out: "Rollout", ok: http.StatusOK, h: a.rolloutAction("abort")}),
 
 		// Routes.
-		ctl(endpoint{method: http.MethodGet, path: "/routes", op: "listRoutes", tag: "routes", summary: "List routes", out: "list:Route", ok: http.StatusOK, paged: true, h: k.route.list(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/routes", op: "listRoutes", tag: "routes", summary: "List routes", out: "list:Route", ok: http.StatusOK, paged: true, tagged: true, h: k.route.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/routes", op: "createRoute", tag: "routes", summary: "Create a route", in: "RouteInput", out: "Route", ok: http.StatusCreated,
 			example: map[string]any{"paths": []any{"/api/atelier"}, "protocols": []any{"http"}, "service": map[string]any{"name": "example_service"}}, h: k.route.create(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/routes/{route}", op: "getRoute", tag: "routes", summary: "Get a route", out: "Route", ok: http.StatusOK, h: k.route.get(a)}),
@@ -142,7 +144,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodDelete, path: "/routes/{route}", op: "deleteRoute", tag: "routes", summary: "Delete a route", ok: http.StatusNoContent, h: k.route.del(a)}),
 
 		// Certificates and SNIs.
-		ctl(endpoint{method: http.MethodGet, path: "/certificates", op: "listCertificates", tag: "certificates", summary: "List certificates (the file's and the API's; answers hold the private key, as Kong's)", out: "list:Certificate", ok: http.StatusOK, paged: true, h: k.cert.list(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/certificates", op: "listCertificates", tag: "certificates", summary: "List certificates (the file's and the API's; answers hold the private key, as Kong's)", out: "list:Certificate", ok: http.StatusOK, paged: true, tagged: true, h: k.cert.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/certificates", op: "createCertificate", tag: "certificates", summary: "Create a certificate (PEM checked, key matched, SNIs unique)", in: "CertificateInput", out: "Certificate", ok: http.StatusCreated,
 			example: certificateExample(), h: k.cert.create(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}", op: "getCertificate", tag: "certificates", summary: "Get a certificate by id or by one of its SNIs", out: "Certificate", ok: http.StatusOK, h: k.cert.get(a)}),
@@ -153,6 +155,9 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodDelete, path: "/certificates/{certificate}", op: "deleteCertificate", tag: "certificates", summary: "Delete a certificate and its SNIs", ok: http.StatusNoContent, h: k.cert.del(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}/snis", op: "listCertificateSNIs", tag: "certificates", summary: "List a certificate's SNIs", out: "list:SNI", ok: http.StatusOK, paged: true, h: certificateSNIs().list(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/snis", op: "listSNIs", tag: "certificates", summary: "List SNIs (they are set through their certificate's snis)", out: "list:SNI", ok: http.StatusOK, paged: true, h: a.listSNIs}),
+		// Tags.
+		ctl(endpoint{method: http.MethodGet, path: "/tags", op: "listTags", tag: "tags", summary: "List every tag of every entity (upstreams, targets, services, routes, certificates), by tag", out: "list:Tag", ok: http.StatusOK, paged: true, h: a.listTags}),
+		ctl(endpoint{method: http.MethodGet, path: "/tags/{tag}", op: "listTag", tag: "tags", summary: "List the entities carrying one tag", out: "list:Tag", ok: http.StatusOK, paged: true, h: a.listTag}),
 		ctl(endpoint{method: http.MethodGet, path: "/snis/{sni}", op: "getSNI", tag: "certificates", summary: "Get an SNI by name or id", out: "SNI", ok: http.StatusOK, h: a.getSNI}),
 	}
 }

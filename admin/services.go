@@ -31,6 +31,7 @@ type serviceOut struct {
 	CACertificates        []string                 `json:"ca_certificates"`
 	ClientCertificate     *state.ClientCertificate `json:"client_certificate"`
 	GRPCIdempotentMethods []string                 `json:"grpc_idempotent_methods"`
+	Tags                  []string                 `json:"tags"`
 	CreatedAt             int64                    `json:"created_at"`
 	UpdatedAt             int64                    `json:"updated_at"`
 }
@@ -59,6 +60,7 @@ func renderService(s *config.Service, m state.Meta) serviceOut {
 		ID: m.ID, Name: shownName(s.Name, m), Protocol: s.Protocol, Host: s.Host, Port: s.Port, Path: strOrNil(s.Path),
 		Retries: s.Retries, ConnectTimeout: ms(s.ConnectTimeout), ReadTimeout: ms(s.ReadTimeout), WriteTimeout: ms(s.WriteTimeout),
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, CACertificates: s.CACertificates, GRPCIdempotentMethods: s.GRPCIdempotentMethods,
+		Tags: tagsOut(s.Tags),
 	}
 	out.TLSVerify, out.TLSVerifyDepth, out.ClientCertificate = serviceTLSOf(s)
 	return out
@@ -127,7 +129,8 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 	o.setStrings("grpc_idempotent_methods", &s.GRPCIdempotentMethods, func(m string) (string, error) {
 		return m, config.CheckGRPCMethod(m)
 	})
-	o.kongOnly(map[string]string{"tags": "", "enabled": "true"})
+	o.setStrings("tags", &s.Tags, checkTag)
+	o.kongOnly(map[string]string{"enabled": "true"})
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()
 }
@@ -164,7 +167,7 @@ func (w *world) editableService(name string) *state.Service {
 	s := &state.Service{
 		Meta: w.k.service.fileMeta(w, name), Name: e.Name, Protocol: e.Protocol, Host: e.Host, Port: e.Port, Path: e.Path,
 		Retries: e.Retries, ConnectTimeout: ms(e.ConnectTimeout), ReadTimeout: ms(e.ReadTimeout), WriteTimeout: ms(e.WriteTimeout),
-		CACertificates: e.CACertificates, GRPCIdempotentMethods: e.GRPCIdempotentMethods,
+		CACertificates: e.CACertificates, GRPCIdempotentMethods: e.GRPCIdempotentMethods, Tags: slices.Clone(e.Tags),
 	}
 	s.TLSVerify, s.TLSVerifyDepth, s.ClientCertificate = serviceTLSOf(e)
 	return s
@@ -185,7 +188,7 @@ func (w *world) editableRoute(name string) *state.Route {
 		Meta: w.k.route.fileMeta(w, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
 		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
 		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority, PathHandling: e.PathHandling,
-		Protocols: slices.Clone(e.Protocols),
+		Protocols: slices.Clone(e.Protocols), Tags: slices.Clone(e.Tags),
 	}
 }
 

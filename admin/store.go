@@ -58,6 +58,8 @@ type kind[C, D any] struct {
 	// else the kind allows); nil means by id or key.
 	find   func(w *world, key string) (*C, state.Meta, bool)
 	render func(w *world, c *C, m state.Meta) any
+	// tags are an effective entity's tags.
+	tags func(c *C) []string
 	// scope, when set, narrows a list to the entities under the path's
 	// parent (POST/GET /services/{service}/routes); an unknown parent is
 	// 404.
@@ -210,7 +212,7 @@ func (k *kind[C, D]) answer(w *world, key string, status int) (int, any, error) 
 
 func (k *kind[C, D]) list(a *api) func(*http.Request) (int, any, error) {
 	return func(r *http.Request) (int, any, error) {
-		p, err := parsePage(r)
+		p, err := parsePage(r, tagged)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -225,7 +227,7 @@ func (k *kind[C, D]) list(a *api) func(*http.Request) (int, any, error) {
 		items := make([]keyed, 0, len(all))
 		for i := range all {
 			c := &all[i]
-			if keep(c) {
+			if keep(c) && p.tags.keep(k.tags(c)) {
 				m := k.metaOf(w, k.key(c))
 				items = append(items, keyed{pageKey(k.key(c), m), k.render(w, c, m)})
 			}

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -178,16 +177,14 @@ func findTarget(ts []targetView, key string) (*targetView, bool) {
 }
 
 // checkTag checks a tag: printable ASCII without ',' or '/' (Kong's rule).
-func checkTag(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("must not be empty")
+func checkTag(s string) (string, error) { return s, config.CheckTag(s) }
+
+// tagsOut is a list of tags as the API shows it: null for none.
+func tagsOut(tags []string) []string {
+	if len(tags) == 0 {
+		return nil
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == ',' || c == '/' {
-			return "", errors.New("invalid tag: printable ASCII characters except ',' and '/'")
-		}
-	}
-	return s, nil
+	return tags
 }
 
 func decodeTarget(o *obj, t *state.Target) {
@@ -443,6 +440,7 @@ func healthChild() *upstreamChild[healthOut] {
 		items:   (*api).targetsHealth,
 		pageKey: func(h healthOut) string { return h.Target },
 		show:    func(h healthOut) any { return h },
+		tags:    func(h healthOut) []string { return h.Tags },
 	}
 }
 

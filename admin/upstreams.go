@@ -12,20 +12,21 @@ import (
 
 // upstreamOut is an upstream as the API shows it (Kong's shape).
 type upstreamOut struct {
-	ID               string  `json:"id"`
-	Name             string  `json:"name"`
-	Algorithm        string  `json:"algorithm"`
-	HashOn           string  `json:"hash_on"`
-	HashFallback     string  `json:"hash_fallback"`
-	HashOnHeader     *string `json:"hash_on_header"`
-	HashOnCookie     *string `json:"hash_on_cookie"`
-	HashOnCookiePath string  `json:"hash_on_cookie_path"`
-	HashOnQueryArg   *string `json:"hash_on_query_arg"`
-	HashOnURICapture *string `json:"hash_on_uri_capture"`
-	Slots            int     `json:"slots"`
-	Healthchecks     hcOut   `json:"healthchecks"`
-	CreatedAt        int64   `json:"created_at"`
-	UpdatedAt        int64   `json:"updated_at"`
+	ID               string   `json:"id"`
+	Name             string   `json:"name"`
+	Algorithm        string   `json:"algorithm"`
+	HashOn           string   `json:"hash_on"`
+	HashFallback     string   `json:"hash_fallback"`
+	HashOnHeader     *string  `json:"hash_on_header"`
+	HashOnCookie     *string  `json:"hash_on_cookie"`
+	HashOnCookiePath string   `json:"hash_on_cookie_path"`
+	HashOnQueryArg   *string  `json:"hash_on_query_arg"`
+	HashOnURICapture *string  `json:"hash_on_uri_capture"`
+	Slots            int      `json:"slots"`
+	Healthchecks     hcOut    `json:"healthchecks"`
+	Tags             []string `json:"tags"`
+	CreatedAt        int64    `json:"created_at"`
+	UpdatedAt        int64    `json:"updated_at"`
 }
 
 type hcOut struct {
@@ -83,7 +84,7 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 		ID: m.ID, Name: u.Name, Algorithm: u.Algorithm, HashOn: u.HashOn, HashFallback: u.HashFallback,
 		HashOnHeader: strOrNil(u.HashOnHeader), HashOnCookie: strOrNil(u.HashOnCookie),
 		HashOnCookiePath: u.HashOnCookiePath, HashOnQueryArg: strOrNil(u.HashOnQueryArg),
-		HashOnURICapture: strOrNil(u.HashOnURICapture), Slots: u.Slots,
+		HashOnURICapture: strOrNil(u.HashOnURICapture), Slots: u.Slots, Tags: tagsOut(u.Tags),
 		Healthchecks: hcOut{
 			Threshold: h.Threshold,
 			Active: hcActiveOut{
@@ -150,7 +151,8 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 			decodeHealthchecks(c, u.Healthchecks)
 		}
 	}
-	o.kongOnly(map[string]string{"tags": "", "host_header": "", "client_certificate": "", "use_srv_name": "false",
+	o.setStrings("tags", &u.Tags, checkTag)
+	o.kongOnly(map[string]string{"host_header": "", "client_certificate": "", "use_srv_name": "false",
 		"hash_fallback_header": "", "hash_fallback_query_arg": "", "hash_fallback_uri_capture": ""})
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()
@@ -328,6 +330,7 @@ func (w *world) editableUpstream(name string) *state.Upstream {
 	u.Algorithm, u.HashOn, u.HashFallback = eff.Algorithm, eff.HashOn, eff.HashFallback
 	u.HashOnHeader, u.HashOnCookie, u.HashOnCookiePath = eff.HashOnHeader, eff.HashOnCookie, eff.HashOnCookiePath
 	u.HashOnQueryArg, u.HashOnURICapture, u.Slots = eff.HashOnQueryArg, eff.HashOnURICapture, eff.Slots
+	u.Tags = slices.Clone(eff.Tags)
 	return u
 }
 

@@ -102,12 +102,14 @@ const (
 	kindTarget   = "target"
 )
 
-// page is a list request's paging: size and the sort key to start after.
+// page is a list request's query: size, the sort key to start after and
+// the tag filter.
 type page struct {
 	size      int
 	sizeGiven bool
 	after     string
 	hasAfter  bool
+	tags      tagFilter
 }
 
 const (
@@ -115,12 +117,80 @@ const (
 	maxPageSize     = 1000
 )
 
-// parsePage reads size and offset from the query.
-func parsePage(r *http.Request) (page, error) {
+// Whether a list's items carry tags (and so take ?tags=).
+const (
+	untagged = false
+	tagged   = true
+)
+
+// tagFilter is Kong's ?tags=: "a,b" keeps the items carrying every tag,
+// "a/b" those carrying any of them. The zero value keeps everything.
+type tagFilter struct {
+	tags []string
+	any  bool
+	raw  string // as given, carried into next
+}
+
+// keep reports whether an item carrying tags passes the filter.
+func (f tagFilter) keep(tags []string) bool {
+	if len(f.tags) == 0 {
+		return true
+	}
+	for _, t := range f.tags {
+		if slices.Contains(tags, t) == f.any {
+			return f.any
+		}
+	}
+	return !f.any
+}
+
+// parseTagFilter reads a ?tags= value; mixing ',' and '/' is refused, as
+// in Kong.
+func parseTagFilter(s string) (tagFilter, error) {
+	if strings.Contains(s, ",") && strings.Contains(s, "/") {
+		return tagFilter{}, invalidOption("tags", "invalid filter syntax: use a,b (all of them) or a/b (any of them), not both")
+	}
+	f := tagFilter{any: strings.Contains(s, "/"), raw: s}
+	sep := ","
+	if f.any {
+		sep = "/"
+	}
+	for _, t := range strings.Split(s, sep) {
+		if err := config.CheckTag(t); err != nil {
+			return tagFilter{}, invalidOption("tags", "%v", err)
+		}
+		f.tags = append(f.tags, t)
+	}
+	return f, nil
+}
+
+// parsePage reads a list's query: size, offset and, when the items carry
+// tags, tags. Any other parameter (or one given twice) is a 400 naming it,
+// so that a misspelt filter never lists everything.
+func parsePage(r *http.Request, withTags bool) (page, error) {
 	p := page{size: defaultPageSize}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return p, badRequest("invalid query string: %v", err)
+	}
+	known := []string{"size", "offset"}
+	if withTags {
+		known = append(known, "tags")
+	}
+	names := make([]string, 0, len(q))
+	for k := range q {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		switch {
+		case k == "tags" && !withTags:
+			return p, invalidOption(k, "not supported here: these items carry no tags")
+		case !slices.Contains(known, k):
+			return p, invalidOption(k, "unknown query parameter (known: %s)", strings.Join(known, ", "))
+		case len(q[k]) > 1:
+			return p, invalidOption(k, "given more than once")
+		}
 	}
 	if s := q.Get("size"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -137,6 +207,11 @@ func parsePage(r *http.Request) (page, error) {
 				Message: "'" + s + "' is not a valid offset", Fields: map[string]string{"offset": "invalid offset"}}
 		}
 		p.after, p.hasAfter = string(b), true
+	}
+	if vs, ok := q["tags"]; ok {
+		if p.tags, err = parseTagFilter(vs[0]); err != nil {
+			return p, err
+		}
 	}
 	return p, nil
 }
@@ -169,6 +244,9 @@ func paginate[T any](r *http.Request, p page, items []T, key func(T) string) lis
 		q := url.Values{"offset": {tok}}
 		if p.sizeGiven {
 			q.Set("size", strconv.Itoa(p.size))
+		}
+		if p.tags.raw != "" {
+			q.Set("tags", p.tags.raw)
 		}
 		next := r.URL.Path + "?" + q.Encode()
 		out.Next, out.Offset = &next, tok

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -892,6 +893,25 @@ func (d *decoder) statuses(dst *[]int, label string) func(*yaml.Node) {
 			if i, ok := d.integer(item, label, MinHTTPStatus, MaxHTTPStatus); ok {
 				out = append(out, int(i))
 			}
+		})
+		*dst = out
+	}
+}
+
+// tags decodes a list of tags (CheckTag), each once.
+func (d *decoder) tags(dst *[]string) func(*yaml.Node) {
+	return func(n *yaml.Node) {
+		out := []string{}
+		d.stringList(n, "tags", false, func(s string, item *yaml.Node) {
+			if err := CheckTag(s); err != nil {
+				d.errorf(item, "tags: %v", err)
+				return
+			}
+			if slices.Contains(out, s) {
+				d.errorf(item, "tags: duplicate tag %q", s)
+				return
+			}
+			out = append(out, s)
 		})
 		*dst = out
 	}

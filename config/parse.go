@@ -260,6 +260,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 		{"hash_on_query_arg", d.strField(&u.HashOnQueryArg, "hash_on_query_arg", checkNonEmpty)},
 		{"hash_on_uri_capture", d.strField(&u.HashOnURICapture, "hash_on_uri_capture", checkNonEmpty)},
 		{"slots", d.intField(&u.Slots, "slots", MinSlots, MaxSlots)},
+		{"tags", d.tags(&u.Tags)},
 		{"sticky_sessions_cookie", d.strField(&u.StickyCookie, "sticky_sessions_cookie", CheckToken)},
 		{"sticky_sessions_cookie_ttl", d.durationField(&u.StickyTTL, "sticky_sessions_cookie_ttl", false)},
 		{"slow_start", func(v *yaml.Node) { u.SlowStart = d.slowStart(v) }},
@@ -337,12 +338,7 @@ func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) {
 			t.Target, at = norm, deref(v)
 		}},
 		{"weight", d.intField(&t.Weight, "weight", 0, MaxWeight)},
-		{"tags", func(v *yaml.Node) {
-			t.Tags = []string{}
-			d.stringList(v, "tags", false, func(s string, _ *yaml.Node) {
-				t.Tags = append(t.Tags, s)
-			})
-		}},
+		{"tags", d.tags(&t.Tags)},
 	})
 	if seen != nil {
 		if _, ok := seen["target"]; !ok {
@@ -633,6 +629,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 		}},
 		{"path", d.strField(&s.Path, "path", checkPath)},
 		{"retries", d.intField(&s.Retries, "retries", 0, MaxRetries)},
+		{"tags", d.tags(&s.Tags)},
 		{"connect_timeout", d.millisecondsField(&s.ConnectTimeout, "connect_timeout", MinTimeoutMs, MaxTimeoutMs)},
 		{"read_timeout", d.millisecondsField(&s.ReadTimeout, "read_timeout", MinTimeoutMs, MaxTimeoutMs)},
 		{"write_timeout", d.millisecondsField(&s.WriteTimeout, "write_timeout", MinTimeoutMs, MaxTimeoutMs)},
@@ -722,6 +719,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 				r.Name, e.name = s, named{s, deref(v)}
 			}
 		}},
+		{"tags", d.tags(&r.Tags)},
 		{"service", func(v *yaml.Node) {
 			if s, ok := d.str(v, "service"); ok {
 				r.Service, e.service = s, deref(v)

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/outrigger-gw/outrigger/balance"
 )
@@ -57,6 +59,8 @@ const (
 	// MaxPercent bounds every percentage (thresholds, shares, canary
 	// percents).
 	MaxPercent = 100
+	// MaxTagLen bounds a tag, in characters.
+	MaxTagLen = 128
 )
 
 // Algorithms are an upstream's balancing algorithms, as Kong names them.
@@ -163,6 +167,30 @@ func CheckRoutePath(s string) error {
 	}
 	if err := checkPath(s); err != nil {
 		return fmt.Errorf("%v (or '~' for a regular expression)", err)
+	}
+	return nil
+}
+
+// CheckTag checks a tag as Kong does: 1 to MaxTagLen characters, each a
+// printable ASCII character other than ',' and '/' (or a printable
+// non-ASCII one); spaces and control characters are refused.
+func CheckTag(s string) error {
+	if s == "" {
+		return errors.New("must not be empty")
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("invalid tag: not valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(s); n > MaxTagLen {
+		return fmt.Errorf("invalid tag: %d characters, at most %d", n, MaxTagLen)
+	}
+	for _, c := range s {
+		if c == ',' || c == '/' {
+			return fmt.Errorf("invalid tag %q: ',' and '/' are not allowed", s)
+		}
+		if c < 0x21 || c == 0x7f || (c > 0x7f && (!unicode.IsPrint(c) || unicode.IsSpace(c))) {
+			return fmt.Errorf("invalid tag %q: printable characters only (no spaces or control characters)", s)
+		}
 	}
 	return nil
 }

@@ -370,9 +370,7 @@ func (d *decoder) certificate(n *yaml.Node, index int, owner map[string]*yaml.No
 				c.SNIs = append(c.SNIs, name)
 			})
 		}},
-		{"tags", func(v *yaml.Node) {
-			d.stringList(v, "tags", false, func(s string, _ *yaml.Node) { c.Tags = append(c.Tags, s) })
-		}},
+		{"tags", d.tags(&c.Tags)},
 		{"default", d.boolField(&c.Default, "default")},
 	})
 	if seen == nil || len(d.errs) > before {

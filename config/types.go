@@ -157,6 +157,8 @@ type Upstream struct {
 	Healthchecks Healthchecks
 	// Targets is the upstream's static targets, possibly none.
 	Targets []Target
+	// Tags are checked by CheckTag, distinct; nil when absent.
+	Tags []string
 }
 
 // Target is one backend address of an upstream.
@@ -167,7 +169,8 @@ type Target struct {
 	Target string
 	// Weight is 0..65535; 0 means the target receives no new requests.
 	Weight int
-	Tags   []string
+	// Tags are checked by CheckTag, distinct; nil when absent.
+	Tags []string
 }
 
 // Service is a backend the routes proxy to.
@@ -204,6 +207,8 @@ type Service struct {
 	// after a trailers-only UNAVAILABLE ("/pkg.Service/Method" or
 	// "/pkg.Service/*").
 	GRPCIdempotentMethods []string
+	// Tags are checked by CheckTag, distinct; nil when absent.
+	Tags []string
 }
 
 // Route matches requests and sends them to a service.
@@ -230,6 +235,8 @@ type Route struct {
 	// Protocols are Kong's route protocols: nil or a subset of http and
 	// https (every request), or of grpc and grpcs (gRPC over HTTP/2 only).
 	Protocols []string
+	// Tags are checked by CheckTag, distinct; nil when absent.
+	Tags []string
 }
 
 // SlowStart ramps a new or recovered target's weight up over a window.

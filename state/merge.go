@@ -94,6 +94,7 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 	if u.Healthchecks != nil {
 		c.Healthchecks = u.Healthchecks.toConfig()
 	}
+	c.Tags = slices.Clone(u.Tags)
 	c.Targets = make([]config.Target, 0, len(u.Targets))
 	for _, t := range u.Targets {
 		c.Targets = append(c.Targets, config.Target{Target: t.Target, Weight: t.Weight, Tags: t.Tags})
@@ -174,6 +175,7 @@ func (s *Service) toConfig() config.Service {
 		WriteTimeout:          time.Duration(s.WriteTimeout) * time.Millisecond,
 		CACertificates:        s.CACertificates,
 		GRPCIdempotentMethods: s.GRPCIdempotentMethods,
+		Tags:                  slices.Clone(s.Tags),
 	}
 	c.TLSVerify = s.TLSVerify
 	if s.TLSVerifyDepth != nil {
@@ -193,7 +195,7 @@ func (r *Route) toConfig() config.Route {
 	return config.Route{
 		Name: r.Name, Service: r.Service, Paths: r.Paths, Hosts: r.Hosts, Methods: r.Methods, Headers: r.Headers,
 		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: ph,
-		Protocols: r.Protocols,
+		Protocols: r.Protocols, Tags: slices.Clone(r.Tags),
 	}
 }
 

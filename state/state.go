@@ -66,6 +66,7 @@ type Upstream struct {
 	Slots            int           `json:"slots,omitempty"`
 	Healthchecks     *Healthchecks `json:"healthchecks,omitempty"`
 	Targets          []Target      `json:"targets,omitempty"`
+	Tags             []string      `json:"tags,omitempty"`
 }
 
 // Healthchecks is the Kong-shaped healthchecks object as the admin API
@@ -137,6 +138,7 @@ type Service struct {
 	ClientCertificate *ClientCertificate `json:"client_certificate,omitempty"`
 	// GRPCIdempotentMethods are the gRPC methods retried after UNAVAILABLE.
 	GRPCIdempotentMethods []string `json:"grpc_idempotent_methods,omitempty"`
+	Tags                  []string `json:"tags,omitempty"`
 }
 
 // ClientCertificate names the PEM files of a service's client
@@ -163,6 +165,7 @@ type Route struct {
 	PathHandling string `json:"path_handling,omitempty"`
 	// Protocols are Kong's route protocols; empty means every request.
 	Protocols []string `json:"protocols,omitempty"`
+	Tags      []string `json:"tags,omitempty"`
 }
 
 // Override sets the weight of the targets of one upstream that match its
