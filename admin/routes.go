@@ -78,7 +78,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}", op: "deleteUpstream", tag: "upstreams", summary: "Delete an upstream (400 while a service or canary uses it)", ok: http.StatusNoContent, h: k.upstream.del(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/debug", op: "getUpstreamDebug", tag: "health",
 			summary: "What the sidecar believes: every target of the live snapshot with source, weights, health reason and since, slow start, in-flight, EWMA, ejection, locality; and the layer generations that built it",
-			out: "UpstreamDebug", ok: http.StatusOK, h: a.upstreamDebug}),
+			out:     "UpstreamDebug", ok: http.StatusOK, h: a.upstreamDebug}),
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, h: healthChild().list(a)}),
 
 		// Targets.
