@@ -136,13 +136,12 @@ services:
 			done <- resp.StatusCode
 		}()
 		var v dvView
-		waitFor(t, 10*time.Second, "one request in flight", func() bool {
+		// The counters are separate atomics, bumped one after the other
+		// when the request is sent: wait for both.
+		waitFor(t, 10*time.Second, "one request in flight, 11 sent", func() bool {
 			v = dvGet(t, g, "st")
-			return v.Targets[0].InFlight+v.Targets[1].InFlight == 1
+			return v.Targets[0].InFlight+v.Targets[1].InFlight == 1 && v.Targets[0].Requests+v.Targets[1].Requests == 11
 		})
-		if n := v.Targets[0].Requests + v.Targets[1].Requests; n != 11 {
-			t.Fatalf("requests %d, want 11: %+v", n, v.Targets)
-		}
 		for _, tg := range v.Targets {
 			if tg.Requests >= 5 && (tg.EWMA == nil || *tg.EWMA <= 0) {
 				t.Fatalf("%s: no latency EWMA after %d requests", tg.Target, tg.Requests)
