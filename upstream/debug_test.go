@@ -105,3 +105,34 @@ func TestDebugView(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDebugViewEjection: a passive ejection shows in the debug view with
+// its reason, since-when and end, and the target leaves the picker.
+func TestDebugViewEjection(t *testing.T) {
+	var u *Upstream
+	hc := health.New(health.Config{Passive: health.PassiveConfig{Enabled: true, HTTPFailures: 2, UnhealthyStatuses: []int{500},
+		HealthyStatuses: []int{200}, BaseEjectionTime: time.Minute, MaxEjectionTime: time.Minute}},
+		health.Options{OnChange: func() { u.Rebuild() }})
+	u = New(Options{Name: "u", Balancer: balance.NewRoundRobin(), Health: hc})
+	defer u.Close()
+	u.SetTargets(StaticSource, []Target{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 1}})
+	var ep *Endpoint
+	for _, e := range u.Snapshot().Endpoints {
+		if e.Addr == "b:1" {
+			ep = &e
+		}
+	}
+	before := time.Now()
+	for range 2 {
+		u.Report(ep, Outcome{Status: 500, At: before})
+	}
+	b := debugTarget(t, u.Debug(), "b:1")
+	h := b.Health
+	if h.Healthy || !h.Ejected || h.Reason != "passive" || h.Since == nil || h.Since.Before(before) || h.Ejections != 1 ||
+		h.EjectedUntil == nil || !h.EjectedUntil.After(*h.Since) || b.Eligible || b.EffectiveWeight != 0 {
+		t.Fatalf("ejected target: %+v health %+v", b, h)
+	}
+	if a := debugTarget(t, u.Debug(), "a:1"); !a.Health.Healthy || a.Health.Ejected || a.Health.EjectedUntil != nil {
+		t.Fatalf("healthy target: %+v", a.Health)
+	}
+}
