@@ -352,6 +352,9 @@ func pathParams() map[string][2]string {
 // openAPI builds the OpenAPI 3.0 document from the routes table.
 func (a *api) openAPI() js {
 	comps := schemas()
+	for name, s := range debugSchemas() {
+		comps[name] = s
+	}
 	params := pathParams()
 	paths := js{}
 	for _, e := range a.table {

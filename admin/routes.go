@@ -78,6 +78,9 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPut, path: "/upstreams/{upstream}", op: "putUpstream", tag: "upstreams", summary: "Create or replace an upstream (its targets are kept)", in: "UpstreamInput", out: "Upstream", ok: http.StatusOK, upsert: true,
 			example: map[string]any{"algorithm": "consistent-hashing", "hash_on": "header", "hash_on_header": "X-User"}, h: k.upstream.replace(a)}),
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}", op: "deleteUpstream", tag: "upstreams", summary: "Delete an upstream (400 while a service or canary uses it)", ok: http.StatusNoContent, h: k.upstream.del(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/debug", op: "getUpstreamDebug", tag: "health",
+			summary: "What the sidecar believes: every target of the live snapshot with source, weights, health reason and since, slow start, in-flight, EWMA, ejection, locality; and the layer generations that built it",
+			out:     "UpstreamDebug", ok: http.StatusOK, h: a.upstreamDebug}),
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, tagged: true, h: healthChild().list(a)}),
 
 		// Targets.

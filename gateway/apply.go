@@ -331,9 +331,11 @@ func (p *plan) adminLayer() error {
 func (g *Gateway) commit(p *plan, set func()) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	base, doc := g.base, g.doc
 	if set != nil {
 		set()
 	}
+	g.countLayersLocked(base, doc, p)
 	g.commitLocked(p)
 }
 
@@ -342,7 +344,8 @@ func (g *Gateway) commit(p *plan, set func()) {
 // caller holds g.write and g.mu.
 func (g *Gateway) commitLocked(p *plan) {
 	for name, rt := range p.ups {
-		if old := g.upstreams[name]; old != nil && old.u != rt.u {
+		old := g.upstreams[name]
+		if old != nil && old.u != rt.u {
 			// A rebuilt upstream starts with the discovered targets the
 			// old one had; its watchers take over from there.
 			for src, ts := range old.u.SourceTargets() {
@@ -350,7 +353,11 @@ func (g *Gateway) commitLocked(p *plan) {
 			}
 			g.retire(old)
 		}
-		rt.u.Apply(p.specs[name])
+		if rt.u.Apply(p.specs[name]) || old == nil || old.u != rt.u {
+			rt.layers = g.layerGens
+		} else {
+			rt.layers = old.layers
+		}
 		if g.serving && rt.checker != nil {
 			rt.checker.Start(g.ctx)
 		}

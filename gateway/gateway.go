@@ -121,6 +121,7 @@ type Gateway struct {
 	splitters  map[string]*proxy.Splitter
 	stats      map[string]*serviceStats
 	gen        uint64
+	layerGens  admin.LayerGenerations // see countLayersLocked
 	upstreams  map[string]*upstreamRT
 	direct     map[string]*upstream.Upstream // services' one-target upstreams by host:port
 	routing    *routing                      // what the router in force was built from

@@ -6,6 +6,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/outrigger-gw/outrigger/admin"
+
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/health"
@@ -28,6 +30,9 @@ type upstreamRT struct {
 	// conf is the upstream's effective configuration without its
 	// targets: while it stays, the whole runtime is kept.
 	conf config.Upstream
+	// layers are the layer generations of the commit that last changed
+	// the upstream's spec; set at commit, under g.mu.
+	layers admin.LayerGenerations
 }
 
 // settingsOf reports whether cu configures rt as it is (targets aside).

@@ -89,6 +89,9 @@ type target struct {
 	// eff is the effective health; written under mu, read lock-free by
 	// Healthy.
 	eff atomic.Bool
+	// status is the effective health with its reason, replaced under mu
+	// at every state change and read lock-free by Status.
+	status atomic.Pointer[Status]
 
 	mu sync.Mutex
 	// Everything below is guarded by mu.
@@ -290,6 +293,7 @@ func (c *Checker) SetTargets(addrs []string) {
 		}
 		t := &target{addr: a, healthy: true, cause: CauseInitial, since: now, decayFrom: now}
 		t.eff.Store(true)
+		t.status.Store(&Status{Healthy: true, Cause: CauseInitial, Since: now})
 		next[a] = t
 		added = append(added, t)
 	}
@@ -464,6 +468,7 @@ func (c *Checker) setChecks(t *target, healthy bool, cause Cause, now time.Time)
 func (c *Checker) publish(t *target, old bool, cause Cause, now time.Time) {
 	eff := t.effective()
 	t.eff.Store(eff)
+	t.storeStatus(old != eff, cause, now)
 	c.enqueue(Event{
 		Addr:         t.addr,
 		At:           now,

@@ -216,6 +216,15 @@ type TargetState struct {
 	RampingSince time.Time
 	// Override is the ID of the weight override in force, if any.
 	Override string
+	// ConfiguredWeight is the weight the target's source gives it (Weight
+	// is after the weight override, if any).
+	ConfiguredWeight int
+	// SlowStartFactor is the share of its weight slow start gave the
+	// target at this snapshot (1 when it is not ramping).
+	SlowStartFactor float64
+	// Stats is the address's balancer state (in flight, requests, latency
+	// EWMA), shared with the pickers; read it atomically.
+	Stats *balance.Stats
 }
 
 // Snapshot is the immutable state the request path reads.
@@ -230,7 +239,10 @@ type Snapshot struct {
 	// healthy share that decided it.
 	Panic          bool
 	HealthyPercent float64
-	picker         balance.Picker
+	// SourceGenerations counts, per source other than StaticSource, the
+	// target sets that changed it (SetTargets), up to this snapshot.
+	SourceGenerations map[string]uint64
+	picker            balance.Picker
 }
 
 // Upstream is one named pool of targets with its balancer.
@@ -262,6 +274,7 @@ type Upstream struct {
 	stats       map[string]*balance.Stats // per address; survives updates
 	eligible    map[string]bool           // eligibility at the last rebuild
 	rampStart   map[string]time.Time      // slow start in progress
+	srcGen      map[string]uint64         // per source: changing SetTargets calls
 	initialized bool                      // a first target set was applied
 	rampTimer   *time.Timer
 	closed      bool
@@ -297,6 +310,7 @@ func New(o Options) *Upstream {
 		stats:      map[string]*balance.Stats{},
 		eligible:   map[string]bool{},
 		rampStart:  map[string]time.Time{},
+		srcGen:     map[string]uint64{},
 		members:    map[string]*Member{},
 	}
 	if u.now == nil {
@@ -323,6 +337,9 @@ func (u *Upstream) SetTargets(source string, ts []Target) {
 	u.setMu.Lock()
 	defer u.setMu.Unlock()
 	u.mu.Lock()
+	if !targetsEqual(u.sources[source], cp) {
+		u.srcGen[source]++
+	}
 	if len(cp) == 0 {
 		delete(u.sources, source)
 	} else {
@@ -537,7 +554,9 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 	now := u.now()
 	s := &Snapshot{Targets: make([]TargetState, 0, len(all))}
 	overridden := make([]string, len(all))
+	configured := make([]int, len(all))
 	for i := range all {
+		configured[i] = all[i].Weight
 		if w, id, ok := weightOverride(u.overrides, &all[i]); ok {
 			all[i].Weight, overridden[i] = w, id
 		}
@@ -586,7 +605,8 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 		if s.Panic && u.panic.FailClosed {
 			use = false
 		}
-		ts := TargetState{Target: t, Healthy: healthy[i], Override: overridden[i]}
+		ts := TargetState{Target: t, Healthy: healthy[i], Override: overridden[i], ConfiguredWeight: configured[i],
+			SlowStartFactor: 1, Stats: st}
 		if use {
 			eligible[t.Addr] = true
 			if u.slow != nil && u.slow.Window > 0 {
@@ -595,8 +615,10 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 				}
 				if start, ok := u.rampStart[t.Addr]; ok {
 					if el := now.Sub(start); el < u.slow.Window {
+						full := w
 						w = int(balance.SlowStartWeight(uint32(w), el, u.slow.Window, u.slow.Aggression, u.slow.MinWeightPercent))
 						ts.RampingSince = start
+						ts.SlowStartFactor = float64(w) / float64(full)
 						ramping = true
 					} else {
 						delete(u.rampStart, t.Addr)
@@ -660,6 +682,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 	s.picker = u.builder.Build(eps, prev)
 	u.gen++
 	s.Generation = u.gen
+	s.SourceGenerations = maps.Clone(u.srcGen)
 	u.snap.Store(s)
 	// Only now, with no current snapshot listing them, can departed
 	// members end (a Hold on an older snapshot's endpoint then fails).
