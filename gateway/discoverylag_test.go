@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/outrigger-gw/outrigger/internal/consultest"
 	"github.com/outrigger-gw/outrigger/internal/sourcetest"
+	"github.com/outrigger-gw/outrigger/upstream"
 )
 
 // discoveryMetric returns the outrigger_discovery_<name> series of upstream
@@ -191,4 +193,68 @@ func TestDiscoveryStalenessAndErrors(t *testing.T) {
 	sourcetest.Poll(t, waitTimeout, "staleness and errors back to 0 after the restart", func() bool {
 		return gauge("staleness_seconds") == 0 && gauge("consecutive_errors") == 0
 	})
+}
+
+// TestDiscoveryMetricsBookkeeping drives the discovery metrics with watch
+// events: the lag of an applied update is Live - Observed, errors count up
+// and reset, staleness runs from the first failure of a run, and forget
+// removes every series of the source.
+func TestDiscoveryMetricsBookkeeping(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newDiscoveryMetrics(reg)
+	get := func(name string) *dto.Metric {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "outrigger_discovery_"+name {
+				for _, s := range mf.GetMetric() {
+					for _, lp := range s.GetLabel() {
+						if lp.GetName() == "source_kind" && lp.GetValue() == "consul" {
+							return s
+						}
+					}
+				}
+			}
+		}
+		return nil
+	}
+	now := time.Now()
+	m.observe("web", upstream.WatchEvent{Source: "consul:web", Kind: "update", Targets: 1, At: now,
+		Observed: now.Add(-30 * time.Millisecond), Live: now})
+	h := get("apply_seconds").GetHistogram()
+	if h.GetSampleCount() != 1 || math.Abs(h.GetSampleSum()-0.030) > 1e-9 {
+		t.Fatalf("apply histogram count %d sum %v, want 1 and 0.030", h.GetSampleCount(), h.GetSampleSum())
+	}
+	if s, e := get("staleness_seconds").GetGauge().GetValue(), get("consecutive_errors").GetGauge().GetValue(); s != 0 || e != 0 {
+		t.Fatalf("after a good answer: staleness %v errors %v, want 0 0", s, e)
+	}
+	// An event without Observed (a source that cannot tell) is not timed.
+	m.observe("web", upstream.WatchEvent{Source: "consul:web", Kind: "update", Targets: 1, At: now, Live: now})
+	if n := get("apply_seconds").GetHistogram().GetSampleCount(); n != 1 {
+		t.Errorf("an update without Observed was timed: %d samples", n)
+	}
+
+	failed := time.Now().Add(-2 * time.Second)
+	m.observe("web", upstream.WatchEvent{Source: "consul:web", Kind: "error", At: failed, Observed: failed})
+	m.observe("web", upstream.WatchEvent{Source: "consul:web", Kind: "error", At: time.Now(), Observed: time.Now()})
+	if e := get("consecutive_errors").GetGauge().GetValue(); e != 2 {
+		t.Errorf("consecutive errors %v, want 2", e)
+	}
+	if s := get("staleness_seconds").GetGauge().GetValue(); s < 2 {
+		t.Errorf("staleness %v, want at least the 2s since the first failure of the run", s)
+	}
+	m.observe("web", upstream.WatchEvent{Source: "consul:web", Kind: "update", Targets: 1, At: time.Now(), Live: time.Now()})
+	if s, e := get("staleness_seconds").GetGauge().GetValue(), get("consecutive_errors").GetGauge().GetValue(); s != 0 || e != 0 {
+		t.Errorf("after recovery: staleness %v errors %v, want 0 0", s, e)
+	}
+
+	m.forget("web", "consul:web")
+	for _, name := range []string{"apply_seconds", "staleness_seconds", "consecutive_errors"} {
+		if s := get(name); s != nil {
+			t.Errorf("%s series left after forget: %v", name, s)
+		}
+	}
 }
