@@ -37,6 +37,12 @@ type Update struct {
 	Err error
 	// At is when the source produced the update.
 	At time.Time
+	// Observed is when the source saw the registry change this update
+	// reflects: the arrival of the answer, push or event that carried it
+	// (for coalesced changes, the earliest of them). The consumer measures
+	// registry-to-traffic lag from it. Zero when the source cannot tell;
+	// never after At.
+	Observed time.Time
 }
 
 // Source watches one service.

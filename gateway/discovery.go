@@ -198,16 +198,35 @@ func stopWatcher(w *watcher, drop bool) {
 	}
 }
 
-// discoveryMetrics counts discovery updates per source and reports the age
-// of each source's last good answer at scrape time.
+// discoveryMetrics counts discovery updates per source, times each update
+// from the registry change to the live picker, and reports at scrape time
+// the age of each source's last good answer and how stale its targets are.
+//
+// Concurrency: the vectors are safe for concurrent use; mu guards src.
 type discoveryMetrics struct {
-	updates *prometheus.CounterVec
-	targets *prometheus.GaugeVec
-	ageDesc *prometheus.Desc
+	updates   *prometheus.CounterVec
+	targets   *prometheus.GaugeVec
+	apply     *prometheus.HistogramVec
+	errors    *prometheus.GaugeVec
+	ageDesc   *prometheus.Desc
+	staleDesc *prometheus.Desc
 
-	mu   sync.Mutex // guards last
-	last map[[2]string]time.Time
+	mu  sync.Mutex
+	src map[[2]string]*sourceState // by upstream and source name
 }
+
+// sourceState is what the scrape-time gauges read of one source.
+type sourceState struct {
+	kind     string    // the source kind: consul, nacos, kubernetes, dns_srv
+	lastGood time.Time // the last good answer (zero before one)
+	// failingSince is when the current run of failures began (zero while
+	// the last emission was a good answer).
+	failingSince time.Time
+}
+
+// applyBuckets spans a same-host registry (milliseconds) to a slow DNS
+// resolver or an overloaded control plane (seconds).
+var applyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 func newDiscoveryMetrics(reg prometheus.Registerer) *discoveryMetrics {
 	m := &discoveryMetrics{
@@ -219,44 +238,105 @@ func newDiscoveryMetrics(reg prometheus.Registerer) *discoveryMetrics {
 			Namespace: "outrigger", Name: "discovery_targets",
 			Help: "Targets in each source's last good answer.",
 		}, []string{"upstream", "source"}),
+		apply: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "outrigger", Name: "discovery_apply_seconds",
+			Help:    "Registry-to-traffic lag: from the source seeing the registry change to the upstream's new picker being live.",
+			Buckets: applyBuckets,
+		}, []string{"upstream", "source_kind"}),
+		errors: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "outrigger", Name: "discovery_consecutive_errors",
+			Help: "Failed reads of the source since its last good answer (0 after a good answer).",
+		}, []string{"upstream", "source_kind"}),
 		ageDesc: prometheus.NewDesc("outrigger_discovery_last_success_age_seconds",
 			"Seconds since the source last answered (the age of the targets in use).", []string{"upstream", "source"}, nil),
-		last: map[[2]string]time.Time{},
+		staleDesc: prometheus.NewDesc("outrigger_discovery_staleness_seconds",
+			"Seconds the source has been failing to confirm its targets: 0 while its watch answers, else the time since the first failure of the current run.",
+			[]string{"upstream", "source_kind"}, nil),
+		src: map[[2]string]*sourceState{},
 	}
-	reg.MustRegister(m.updates, m.targets, m)
+	reg.MustRegister(m.updates, m.targets, m.apply, m.errors, m)
 	return m
 }
 
+// sourceKind is the part of a source name before its first colon.
+func sourceKind(source string) string {
+	kind, _, _ := strings.Cut(source, ":")
+	return kind
+}
+
 func (m *discoveryMetrics) observe(up string, ev upstream.WatchEvent) {
+	kind := sourceKind(ev.Source)
 	m.updates.WithLabelValues(up, ev.Source, ev.Kind).Inc()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := [2]string{up, ev.Source}
+	st := m.src[key]
+	if st == nil {
+		st = &sourceState{kind: kind}
+		m.src[key] = st
+	}
 	if ev.Kind == "error" {
+		if st.failingSince.IsZero() {
+			st.failingSince = cmpOrTime(ev.Observed, ev.At)
+		}
+		m.errors.WithLabelValues(up, kind).Inc()
 		return
 	}
+	st.lastGood, st.failingSince = ev.At, time.Time{}
+	m.errors.WithLabelValues(up, kind).Set(0)
 	if ev.Kind == "update" || ev.Kind == "empty" {
 		m.targets.WithLabelValues(up, ev.Source).Set(float64(ev.Targets))
 	}
-	m.mu.Lock()
-	m.last[[2]string{up, ev.Source}] = ev.At
-	m.mu.Unlock()
+	if !ev.Live.IsZero() && !ev.Observed.IsZero() && ev.Kind == "update" {
+		m.apply.WithLabelValues(up, kind).Observe(max(ev.Live.Sub(ev.Observed), 0).Seconds())
+	}
+}
+
+// cmpOrTime is a unless it is zero, else b.
+func cmpOrTime(a, b time.Time) time.Time {
+	if a.IsZero() {
+		return b
+	}
+	return a
 }
 
 func (m *discoveryMetrics) forget(up, source string) {
+	kind := sourceKind(source)
 	m.targets.DeleteLabelValues(up, source)
+	m.apply.DeleteLabelValues(up, kind)
+	m.errors.DeleteLabelValues(up, kind)
 	m.mu.Lock()
-	delete(m.last, [2]string{up, source})
+	delete(m.src, [2]string{up, source})
 	m.mu.Unlock()
 }
 
 // Describe implements prometheus.Collector.
-func (m *discoveryMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- m.ageDesc }
+func (m *discoveryMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.ageDesc
+	ch <- m.staleDesc
+}
 
 // Collect implements prometheus.Collector.
 func (m *discoveryMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
-	for k, t := range m.last {
-		ch <- prometheus.MustNewConstMetric(m.ageDesc, prometheus.GaugeValue, now.Sub(t).Seconds(), k[0], k[1])
+	// A source being replaced by another of its kind (until the new one's
+	// first answer) shares its series: the stalest of the two is reported.
+	stale := map[[2]string]float64{}
+	for k, st := range m.src {
+		if !st.lastGood.IsZero() {
+			ch <- prometheus.MustNewConstMetric(m.ageDesc, prometheus.GaugeValue, now.Sub(st.lastGood).Seconds(), k[0], k[1])
+		}
+		v := 0.0
+		if !st.failingSince.IsZero() {
+			v = max(now.Sub(st.failingSince), 0).Seconds()
+		}
+		key := [2]string{k[0], st.kind}
+		stale[key] = max(stale[key], v)
+	}
+	for k, v := range stale {
+		ch <- prometheus.MustNewConstMetric(m.staleDesc, prometheus.GaugeValue, v, k[0], k[1])
 	}
 }
 

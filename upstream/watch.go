@@ -20,6 +20,13 @@ type WatchEvent struct {
 	Err     error
 	Targets int
 	At      time.Time
+	// Observed is the update's discovery.Update.Observed (when the source
+	// saw the registry change); zero when the source did not tell.
+	Observed time.Time
+	// Live is when the set became live: the moment SetTargets (the
+	// upstream's picker swap) returned, for "update" and for the "empty"
+	// that drops the targets after the grace; zero otherwise.
+	Live time.Time
 }
 
 // WatchOptions tune Watch.
@@ -69,17 +76,17 @@ func (u *Upstream) Watch(ctx context.Context, src discovery.Source, o WatchOptio
 		defer mu.Unlock()
 		switch {
 		case up.Err != nil:
-			emit(WatchEvent{Source: name, Kind: "error", Err: up.Err, At: at})
+			emit(WatchEvent{Source: name, Kind: "error", Err: up.Err, At: at, Observed: up.Observed})
 		case len(up.Targets) > 0:
 			stopPending()
 			have = true
 			u.SetTargets(name, convertTargets(up.Targets))
-			emit(WatchEvent{Source: name, Kind: "update", Targets: len(up.Targets), At: at})
+			emit(WatchEvent{Source: name, Kind: "update", Targets: len(up.Targets), At: at, Observed: up.Observed, Live: time.Now()})
 		case !have:
 			// Nothing to take away.
-			emit(WatchEvent{Source: name, Kind: "empty", At: at})
+			emit(WatchEvent{Source: name, Kind: "empty", At: at, Observed: up.Observed})
 		case pending == nil:
-			emit(WatchEvent{Source: name, Kind: "empty-pending", At: at})
+			emit(WatchEvent{Source: name, Kind: "empty-pending", At: at, Observed: up.Observed})
 			var t *time.Timer
 			t = time.AfterFunc(o.EmptyGrace, func() {
 				mu.Lock()
@@ -89,7 +96,8 @@ func (u *Upstream) Watch(ctx context.Context, src discovery.Source, o WatchOptio
 				}
 				pending, have = nil, false
 				u.SetTargets(name, nil)
-				emit(WatchEvent{Source: name, Kind: "empty", At: time.Now()})
+				now := time.Now()
+				emit(WatchEvent{Source: name, Kind: "empty", At: now, Observed: up.Observed, Live: now})
 			})
 			pending = t
 		}

@@ -80,8 +80,11 @@ func TestWatchKeepsLastGoodSetAndGracesEmpty(t *testing.T) {
 			}
 		}
 		two := []discovery.Target{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 1}}
-		src.ch <- discovery.Update{Targets: two}
-		next("update")
+		observed := time.Now().Add(-time.Second)
+		src.ch <- discovery.Update{Targets: two, Observed: observed}
+		if e := next("update"); !e.Observed.Equal(observed) || !e.Live.Equal(time.Now()) {
+			t.Fatalf("update event Observed %v Live %v, want the update's %v and now %v", e.Observed, e.Live, observed, time.Now())
+		}
 		if got := addrs(u); !got["a:1"] || !got["b:1"] {
 			t.Fatalf("after update: %v", got)
 		}
@@ -113,7 +116,7 @@ func TestWatchKeepsLastGoodSetAndGracesEmpty(t *testing.T) {
 			t.Fatalf("targets dropped before the grace ended: %v", got)
 		}
 		time.Sleep(time.Nanosecond)
-		if e := next("empty"); e.At.Sub(pending) != grace {
+		if e := next("empty"); e.At.Sub(pending) != grace || !e.Live.Equal(e.At) {
 			t.Fatalf("targets dropped %v after the empty answer, want %v", e.At.Sub(pending), grace)
 		}
 		if got := addrs(u); len(got) != 0 {

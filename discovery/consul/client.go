@@ -97,8 +97,10 @@ func WithBackoff(min, max time.Duration) Option {
 	}
 }
 
-// WithRateLimit sets the Source's query rate limit: a token bucket of burst
-// queries refilled with one token every `every` (defaults 200ms, 5). every
+// WithRateLimit sets the Source's rate limit on queries that follow an
+// answer without effect (the index moved, the set did not): a token bucket
+// of burst queries refilled with one token every `every` (defaults 200ms,
+// 5). Queries after an answer that changed the set are never limited. every
 // <= 0 disables the limit.
 func WithRateLimit(every time.Duration, burst int) Option {
 	return func(o *options) {

@@ -46,8 +46,14 @@
 //     index progress count as consecutive spins, each delayed with the same
 //     backoff as errors (non-blocking index-0 queries neither count nor
 //     clear spins); and a token bucket (burst 5, then one query per 200ms,
-//     by default) caps the query rate whatever the index does, which
-//     coalesces bursts of changes.
+//     by default) caps the rate of queries that follow an answer without
+//     effect (the index moved, the emitted set did not).
+//   - Freshness: an answer is emitted as soon as it arrives, never held
+//     back, and an answer that changed the set is followed by the next
+//     blocking query at once, so a burst of changes is coalesced by Consul
+//     itself (each answer carries the newest state, and the last answer
+//     is the last state) and the query rate is bounded by the registry's
+//     own change rate. Update.Observed is when the answer arrived.
 //   - The HTTP client's timeout is the wait time plus wait/16 (Consul's own
 //     jitter) plus 10s, so a blocking query is never cut short by the client.
 //

@@ -145,6 +145,7 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 		trouble  bool // the last failure may be the agent going away
 		down     bool // ... and it was the agent not answering at all
 		spins    int
+		idle     bool // the last answer advanced the index without changing the set
 		lim      = limiter{every: s.opts.limitEvery, burst: s.opts.limitBurst}
 	)
 	for ctx.Err() == nil {
@@ -170,12 +171,21 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 				return
 			}
 		}
-		if d := lim.reserve(s.now()); d > 0 && !s.sleep(ctx, d, nil) {
-			return
+		// Only a query that follows an answer without effect (the index
+		// moved, the set did not) takes a token: an answer that changed
+		// the set is followed by the next blocking query at once, so the
+		// next change is seen as soon as Consul has it (a blocking query
+		// returns only on an index change, so this cannot spin).
+		if idle {
+			if d := lim.reserve(s.now()); d > 0 && !s.sleep(ctx, d, nil) {
+				return
+			}
 		}
+		idle = false
 
 		start := s.now()
 		entries, got, err := s.query(ctx, index)
+		observed := s.now()
 		if ctx.Err() != nil {
 			return
 		}
@@ -187,7 +197,7 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 			// lower indexes: start over with a non-blocking query.
 			index = 0
 			fresh = true
-			fn(discovery.Update{Err: fmt.Errorf("%s: %w", s.name, err), At: s.now()})
+			fn(discovery.Update{Err: fmt.Errorf("%s: %w", s.name, err), At: s.now(), Observed: observed})
 			continue
 		}
 		failures = 0
@@ -211,7 +221,9 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 		if fresh || !equalTargets(ts, last) {
 			fresh = false
 			last = ts
-			fn(discovery.Update{Targets: ts, At: s.now()})
+			fn(discovery.Update{Targets: ts, At: s.now(), Observed: observed})
+		} else {
+			idle = spins == 0
 		}
 	}
 }

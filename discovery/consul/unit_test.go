@@ -441,19 +441,35 @@ func TestRunIndexAndBackoff(t *testing.T) {
 			updates: []string{"[127.0.0.1:1001]"},
 		},
 		{
-			desc: "rate limit caps a flood of changes",
+			desc: "a flood of changes is never held back: each answer applies and the next query follows at once",
 			steps: []step{
 				{entries: []*api.ServiceEntry{a}, index: 1},
 				{entries: []*api.ServiceEntry{b}, index: 2},
 				{entries: []*api.ServiceEntry{a}, index: 3},
 				{entries: []*api.ServiceEntry{b}, index: 4},
+				{entries: []*api.ServiceEntry{a}, index: 5},
 			},
 			opts:    []Option{WithRateLimit(time.Second, 2)},
-			indexes: []uint64{0, 1, 2, 3},
-			// burst of 2, then one per second (the last before the query
-			// that ends the script)
-			sleeps:  []time.Duration{time.Second, time.Second, time.Second},
-			updates: []string{"[127.0.0.1:1001]", "[127.0.0.1:1002]", "[127.0.0.1:1001]", "[127.0.0.1:1002]"},
+			indexes: []uint64{0, 1, 2, 3, 4},
+			updates: []string{"[127.0.0.1:1001]", "[127.0.0.1:1002]", "[127.0.0.1:1001]", "[127.0.0.1:1002]", "[127.0.0.1:1001]"},
+		},
+		{
+			desc: "rate limit caps answers without effect (index moves, set does not)",
+			steps: []step{
+				{entries: []*api.ServiceEntry{a}, index: 1},
+				{entries: []*api.ServiceEntry{a}, index: 2},
+				{entries: []*api.ServiceEntry{a}, index: 3},
+				{entries: []*api.ServiceEntry{a}, index: 4},
+				{entries: []*api.ServiceEntry{a}, index: 5},
+				{entries: []*api.ServiceEntry{b}, index: 6},
+				{entries: []*api.ServiceEntry{a}, index: 7},
+			},
+			opts:    []Option{WithRateLimit(time.Second, 2)},
+			indexes: []uint64{0, 1, 2, 3, 4, 5, 6},
+			// burst of 2, then one per second after each answer without
+			// effect; none after the answer that changed the set
+			sleeps:  []time.Duration{time.Second, time.Second},
+			updates: []string{"[127.0.0.1:1001]", "[127.0.0.1:1002]", "[127.0.0.1:1001]"},
 		},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -473,6 +489,9 @@ func TestRunIndexAndBackoff(t *testing.T) {
 			for _, u := range f.updates {
 				if u.At.IsZero() {
 					t.Errorf("update without At: %+v", u)
+				}
+				if u.Observed.IsZero() || u.Observed.After(u.At) {
+					t.Errorf("update Observed %s, want set and not after At %s", u.Observed, u.At)
 				}
 				if u.Err == nil && u.Targets == nil {
 					t.Errorf("good update with nil Targets (want an empty, non-nil set)")

@@ -34,6 +34,7 @@
 //     produces an empty set.
 //   - A set is emitted on the first success, on the first success after an
 //     emitted error, and whenever it differs from the last emitted set.
+//     Update.Observed is when the refresh's last answer arrived.
 package dnssrv
 
 import (
@@ -197,13 +198,13 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 				wait = min(wait, graceLeft)
 			} else {
 				fresh = true
-				fn(discovery.Update{Err: fmt.Errorf("%s: %w", s.Name(), err), At: now})
+				fn(discovery.Update{Err: fmt.Errorf("%s: %w", s.Name(), err), At: now, Observed: now})
 			}
 		} else {
 			failures = 0
 			if fresh || !equalTargets(ts, last) {
 				fresh, haveSet, last = false, true, ts
-				fn(discovery.Update{Targets: ts, At: now})
+				fn(discovery.Update{Targets: ts, At: now, Observed: now})
 			}
 			wait = min(max(ttl, s.cfg.MinTTL), s.cfg.MaxTTL)
 		}

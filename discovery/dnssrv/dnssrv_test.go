@@ -257,12 +257,16 @@ func (d *driver) next() {
 }
 
 // drain returns the updates emitted so far (all refreshes up to the last
-// waitSleep have completed, so nothing is in flight).
+// waitSleep have completed, so nothing is in flight). Every update must
+// carry when its answer arrived (Observed, not after At).
 func (d *driver) drain() []discovery.Update {
 	var us []discovery.Update
 	for {
 		select {
 		case u := <-d.updates:
+			if u.Observed.IsZero() || u.Observed.After(u.At) {
+				d.t.Errorf("update Observed %v, want set and not after At %v", u.Observed, u.At)
+			}
 			us = append(us, u)
 		default:
 			return us

@@ -33,7 +33,8 @@
 //     list again. Every event wakes the Source, which then reads the whole
 //     store and emits the full set when it differs from the last one it
 //     emitted (or is the first, or follows an Update{Err}). Nothing is
-//     polled.
+//     polled. Update.Observed is when the earliest event the emission
+//     reflects reached the informer's handler.
 //   - Nothing is emitted before the first list has been delivered: a
 //     consumer's readiness waits for it. After it, an empty set (no slice,
 //     or no endpoint on the port) is an authoritative empty answer.

@@ -132,9 +132,11 @@ type sharedWatch struct {
 	// refs is guarded by the Pool's mu.
 	refs int
 
-	// mu guards subs, err, errSeq and synced.
+	// mu guards subs, err, errSeq and synced. subs maps each subscriber's
+	// wake-up channel to the arrival of the earliest event it has not
+	// taken yet (zero when none is pending).
 	mu   sync.Mutex
-	subs map[chan struct{}]struct{}
+	subs map[chan struct{}]time.Time
 	// err is the last failure to list or watch, nil once a list or watch
 	// succeeded after it; errSeq counts failures.
 	err    error
@@ -241,7 +243,7 @@ func (p *Pool) startWatch(c *client, k watchKey) *sharedWatch {
 	if k.selector != "" {
 		sel += "," + k.selector
 	}
-	w := &sharedWatch{key: k, done: make(chan struct{}), subs: map[chan struct{}]struct{}{}}
+	w := &sharedWatch{key: k, done: make(chan struct{}), subs: map[chan struct{}]time.Time{}}
 	lw := &listWatch{w: w, c: c, p: p, ns: k.namespace, sel: sel, timeout: p.opts.requestTimeout}
 	w.informer = cache.NewSharedIndexInformerWithOptions(lw, &discoveryv1.EndpointSlice{}, cache.SharedIndexInformerOptions{})
 	// Errors are reported through the Sources' updates, not logged here.
@@ -343,9 +345,13 @@ func (w *sharedWatch) status() (err error, seq uint64, synced bool) {
 // notify wakes every subscriber (without blocking: one pending wake-up
 // per subscriber is enough, as each reads the whole state).
 func (w *sharedWatch) notify() {
+	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for ch := range w.subs {
+	for ch, since := range w.subs {
+		if since.IsZero() {
+			w.subs[ch] = now
+		}
 		select {
 		case ch <- struct{}{}:
 		default:
@@ -356,9 +362,21 @@ func (w *sharedWatch) notify() {
 func (w *sharedWatch) subscribe() chan struct{} {
 	ch := make(chan struct{}, 1)
 	w.mu.Lock()
-	w.subs[ch] = struct{}{}
+	w.subs[ch] = time.Time{}
 	w.mu.Unlock()
 	return ch
+}
+
+// take returns when the earliest event ch has not taken yet arrived (zero
+// when none is pending) and marks every event so far as taken.
+func (w *sharedWatch) take(ch chan struct{}) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.subs[ch]
+	if _, ok := w.subs[ch]; ok {
+		w.subs[ch] = time.Time{}
+	}
+	return t
 }
 
 func (w *sharedWatch) unsubscribe(ch chan struct{}) {

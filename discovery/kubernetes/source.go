@@ -250,7 +250,7 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 	defer w.unsubscribe(wake)
 	var st runState
 	for {
-		s.step(w, &st, fn)
+		s.step(w, wake, &st, fn)
 		select {
 		case <-ctx.Done():
 			return
@@ -260,12 +260,18 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 }
 
 // step emits what changed since the last wake-up.
-func (s *Source) step(w *sharedWatch, st *runState, fn func(discovery.Update)) {
+func (s *Source) step(w *sharedWatch, wake chan struct{}, st *runState, fn func(discovery.Update)) {
+	// Taken before the state is read: an event arriving after this is
+	// either in what is read or wakes the next step.
+	observed := w.take(wake)
+	if observed.IsZero() {
+		observed = s.now()
+	}
 	err, seq, synced := w.status()
 	if err != nil {
 		if seq != st.errSeq {
 			st.errSeq, st.failed = seq, true
-			fn(discovery.Update{Err: fmt.Errorf("%s: %s: %w", s.name, w.key, err), At: s.now()})
+			fn(discovery.Update{Err: fmt.Errorf("%s: %s: %w", s.name, w.key, err), At: s.now(), Observed: observed})
 		}
 		return
 	}
@@ -275,7 +281,7 @@ func (s *Source) step(w *sharedWatch, st *runState, fn func(discovery.Update)) {
 	ts := s.targets(w.slices())
 	if st.failed || !st.emitted || !equalTargets(ts, st.last) {
 		st.failed, st.emitted, st.last = false, true, ts
-		fn(discovery.Update{Targets: ts, At: s.now()})
+		fn(discovery.Update{Targets: ts, At: s.now(), Observed: observed})
 	}
 }
 

@@ -157,8 +157,14 @@ func TestSource(t *testing.T) {
 		if st := pool.Stats(); st.Informers != 1 {
 			t.Errorf("two sources on one service use %d informers, want 1", st.Informers)
 		}
+		put := time.Now()
 		a.put(mkSlice("web-c", "web", map[string]int32{"http": 8080}, ep{ip: "192.0.2.3"}))
-		r.Until("a third slice", is("[192.0.2.1:8080/w100/ready/z1 192.0.2.2:8081/w100/ready 192.0.2.3:8080/w100/ready]"))
+		u, _ = r.Until("a third slice", is("[192.0.2.1:8080/w100/ready/z1 192.0.2.2:8081/w100/ready 192.0.2.3:8080/w100/ready]"))
+		// Observed is the event's arrival: after the write, not after the
+		// emission.
+		if u.Observed.Before(put) || u.Observed.After(u.At) {
+			t.Errorf("update Observed %v, want between the write %v and At %v", u.Observed, put, u.At)
+		}
 		a.del("web-b")
 		r.Until("a slice deleted", is("[192.0.2.1:8080/w100/ready/z1 192.0.2.3:8080/w100/ready]"))
 		a.del("web-a")

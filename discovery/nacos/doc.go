@@ -44,6 +44,9 @@
 //     redo after a reconnect) only signals a change: Run then reads the full
 //     snapshot from the SDK's cache and emits it when it differs from the
 //     last emitted set (or is the first, or follows an Update{Err}).
+//     Update.Observed is when the earliest push (or connection change) the
+//     emission reflects reached the SDK's callback, or, without one, when
+//     the subscribe's answer was read.
 //   - A target is an instance that is Healthy, Enabled and has Weight > 0,
 //     of one of Clusters (when set) and carrying every Metadata entry (both
 //     filtered client-side). Addr is ip:port, Meta a copy of the instance

@@ -46,6 +46,11 @@ func TestSourceRegistrationsAndDeregistrations(t *testing.T) {
 		b.register()
 		u = w.set(a.addr(), b.addr())
 		lat = append(lat, u.At.Sub(t0))
+		// Observed is the push's arrival: after the change, not after
+		// the emission.
+		if u.Observed.Before(t0) || u.Observed.After(u.At) {
+			t.Errorf("update Observed %v, want between the change %v and At %v", u.Observed, t0, u.At)
+		}
 	}
 	t.Logf("nacos change -> emission (server push, %s), %d changes: p50 %s, p99 %s, max %s",
 		serverKind(e), len(lat), percentile(lat, 50), percentile(lat, 99), percentile(lat, 100))

@@ -509,14 +509,36 @@ type client struct {
 
 // watcher is woken (non-blocking, coalesced) on every change of its
 // service in the cache and every change of the connection state.
+//
+// Concurrency: mu guards since; the other fields are set before the
+// watcher is shared.
 type watcher struct {
 	group, service string // "" for a connection-state watcher
 	notify         chan struct{}
 	cb             *func([]model.Instance, error)
 	wrapper        *naming_cache.SubscribeCallbackFuncWrapper
+
+	mu    sync.Mutex
+	since time.Time // arrival of the earliest wake-up not taken yet
+}
+
+// take returns when the earliest wake-up not taken yet arrived (zero when
+// none) and marks every one so far as taken.
+func (w *watcher) take() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.since
+	w.since = time.Time{}
+	return t
 }
 
 func (w *watcher) wake() {
+	now := time.Now()
+	w.mu.Lock()
+	if w.since.IsZero() {
+		w.since = now
+	}
+	w.mu.Unlock()
 	select {
 	case w.notify <- struct{}{}:
 	default:

@@ -236,6 +236,9 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 // step brings the emitted state up to date and returns when to look again
 // (0: on the next wake-up only).
 func (s *Source) step(c *client, w *watcher, st *runState, fail func(error), fn func(discovery.Update)) time.Duration {
+	// Taken before the state is read: a push arriving after this is either
+	// in what is read or wakes the next step.
+	observed := w.take()
 	cs := c.state()
 	if !cs.connected {
 		if !errors.Is(st.lastErr, ErrDisconnected) {
@@ -284,7 +287,12 @@ func (s *Source) step(c *client, w *watcher, st *runState, fail func(error), fn 
 	}
 	if st.lastErr != nil || !st.emitted || !equalTargets(ts, st.last) {
 		st.lastErr, st.emitted, st.last = nil, true, ts
-		fn(discovery.Update{Targets: ts, At: s.now()})
+		at := s.now()
+		if observed.IsZero() {
+			// No push: the answer of the subscribe just made.
+			observed = at
+		}
+		fn(discovery.Update{Targets: ts, At: at, Observed: observed})
 	}
 	return 0
 }
