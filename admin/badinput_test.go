@@ -105,13 +105,10 @@ func TestBadInput(t *testing.T) {
 		// Unknown entities.
 		{desc: "unknown upstream", method: http.MethodGet, path: "/upstreams/nope", status: 404, msg: "Not found"},
 		{desc: "unknown upstream id", method: http.MethodPatch, path: "/upstreams/" + newID(), body: form{"slots", "100"}, status: 404, msg: "Not found"},
-		{desc: "delete unknown upstream", method: http.MethodDelete, path: "/upstreams/nope", status: 404, msg: "Not found"},
 		{desc: "target of unknown upstream", method: http.MethodPost, path: "/upstreams/nope/targets", body: form{"target", "a:1"}, status: 404, msg: "Not found"},
 		{desc: "unknown target", method: http.MethodPatch, path: "/upstreams/example_upstream/targets/10.9.9.9:80", body: form{"weight", "1"}, status: 404, msg: "Not found"},
 		{desc: "mark an unknown target", method: http.MethodPut, path: "/upstreams/example_upstream/targets/10.9.9.9:80/healthy", status: 404, msg: "Not found"},
 		{desc: "unknown service", method: http.MethodPatch, path: "/services/nope", body: form{"retries", "1"}, status: 404, msg: "Not found"},
-		{desc: "unknown route", method: http.MethodDelete, path: "/routes/nope", status: 404, msg: "Not found"},
-		{desc: "unknown override", method: http.MethodDelete, path: "/upstreams/example_upstream/overrides/" + newID(), status: 404, msg: "Not found"},
 		{desc: "unknown path", method: http.MethodGet, path: "/consumers", status: 404, msg: "Not found"},
 
 		// Overrides.

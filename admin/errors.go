@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -113,4 +114,19 @@ func conflict(format string, args ...any) *Error {
 // badRequest is a plain 400.
 func badRequest(format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
+}
+
+// absentError is what a DELETE's change returns when the entity is not
+// there: nothing is written and the answer is Kong's 204 all the same.
+type absentError struct{}
+
+func (absentError) Error() string { return "absent" }
+
+// deleted is the answer of a DELETE whose change returned err: 204 when it
+// succeeded or found nothing to delete.
+func deleted(err error) (int, any, error) {
+	if err != nil && !errors.As(err, new(absentError)) {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
 }

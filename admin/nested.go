@@ -144,3 +144,50 @@ func overridesChild() *upstreamChild[overrideOut] {
 		show: func(o overrideOut) any { return o },
 	}
 }
+
+// Kong's nested reads of a related entity.
+
+// routeService answers GET /routes/{route}/service: the route's service.
+func (a *api) routeService(r *http.Request) (int, any, error) {
+	w := a.view()
+	rt, _, ok := w.route(r.PathValue("route"))
+	if !ok || rt.Service == "" {
+		return 0, nil, notFound()
+	}
+	return w.k.service.answer(w, rt.Service, http.StatusOK)
+}
+
+// serviceRoute answers GET /services/{service}/routes/{route}: the route,
+// 404 unless it belongs to that service.
+func (a *api) serviceRoute(r *http.Request) (int, any, error) {
+	w := a.view()
+	s, _, ok := w.service(r.PathValue("service"))
+	if !ok {
+		return 0, nil, notFound()
+	}
+	rt, m, ok := w.route(r.PathValue("route"))
+	if !ok || rt.Service != s.Name {
+		return 0, nil, notFound()
+	}
+	return http.StatusOK, w.renderRoute(rt, m), nil
+}
+
+// targetUpstream answers GET /targets/{target_id}/upstream: the upstream
+// of the target of that id (the file's, the API's or a discovered one).
+func (a *api) targetUpstream(r *http.Request) (int, any, error) {
+	id := r.PathValue("target_id")
+	if !config.IsUUID(id) {
+		return 0, nil, notFound()
+	}
+	w := a.view()
+	for i := range w.eff.Upstreams {
+		u := &w.eff.Upstreams[i]
+		um := w.k.upstream.metaOf(w, u.Name)
+		for _, t := range w.targets(u, um, a.runtimeOf(u.Name)) {
+			if sameID(t.ID, id) {
+				return w.k.upstream.answer(w, u.Name, http.StatusOK)
+			}
+		}
+	}
+	return 0, nil, notFound()
+}

@@ -337,11 +337,12 @@ func tagsSchema() js {
 // pathParams describes the path parameters.
 func pathParams() map[string][2]string {
 	return map[string][2]string{
-		"upstream": {"the upstream's id or name", exUpstream},
-		"target":   {"the target's id or host:port", exTarget},
-		"override": {"the override's id", exOverride},
-		"service":  {"the service's id or name", exService},
-		"route":    {"the route's id or name", exRoute},
+		"upstream":  {"the upstream's id or name", exUpstream},
+		"target":    {"the target's id or host:port", exTarget},
+		"target_id": {"the target's id", targetID(exUpstream, exTarget)},
+		"override":  {"the override's id", exOverride},
+		"service":   {"the service's id or name", exService},
+		"route":     {"the route's id or name", exRoute},
 		// certificate: the contract fixture's certificate serves exSNI.
 		"certificate": {"the certificate's id or one of its SNIs", exCert},
 		"sni":         {"the SNI's name or id", exSNI},

@@ -241,13 +241,10 @@ func (a *api) deleteOverride(r *http.Request) (int, any, error) {
 	_, err := a.underUpstream(r, func(w *world, u *config.Upstream, _ state.Meta) error {
 		i := w.overrideIndex(u.Name, okey)
 		if i < 0 {
-			return notFound()
+			return absentError{}
 		}
 		w.doc.Overrides = slices.Delete(w.doc.Overrides, i, i+1)
 		return nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return deleted(err)
 }

@@ -87,7 +87,11 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, tagged: true, h: targets.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/upstreams/{upstream}/targets", op: "createTarget", tag: "targets", summary: "Add a target", in: "TargetInput", out: "Target", ok: http.StatusCreated,
 			example: map[string]any{"target": "10.0.0.3:8080", "weight": 50}, h: a.createTarget}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets/all", op: "listAllTargets", tag: "targets", summary: "List every target, those of weight 0 included (Kong's targets/all; the same list as targets)", out: "list:Target", ok: http.StatusOK, paged: true, tagged: true, h: targets.list(a)}),
+		ctl(endpoint{method: http.MethodPut, path: "/upstreams/{upstream}/targets/{target}", op: "putTarget", tag: "targets", summary: "Create or replace a target by address (or by the id of a new one); on a discovered target only weight, as an override", in: "TargetInput", out: "Target", ok: http.StatusOK, upsert: true,
+			example: map[string]any{"weight": 200, "tags": []any{"edge"}}, h: a.putTarget}),
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets/{target}", op: "getTarget", tag: "targets", summary: "Get a target by id or host:port", out: "Target", ok: http.StatusOK, h: targets.get(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/targets/{target_id}/upstream", op: "getTargetUpstream", tag: "targets", summary: "Get the upstream of the target of that id", out: "Upstream", ok: http.StatusOK, h: a.targetUpstream}),
 		ctl(endpoint{method: http.MethodPatch, path: "/upstreams/{upstream}/targets/{target}", op: "patchTarget", tag: "targets", summary: "Update a target; on a discovered target, weight becomes an override", in: "TargetInput", out: "Target", ok: http.StatusOK,
 			example: map[string]any{"weight": 300}, h: a.patchTarget}),
 		ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/targets/{target}", op: "deleteTarget", tag: "targets", summary: "Delete a target (not a discovered one)", ok: http.StatusNoContent, h: a.deleteTarget}),
@@ -121,6 +125,8 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPost, path: "/services/{service}/routes", op: "createServiceRoute", tag: "routes", summary: "Create a route of this service", in: "RouteInput", out: "Route", ok: http.StatusCreated,
 			example: map[string]any{"name": "new_route", "paths": []any{"/new"}}, h: k.route.create(a)}),
 
+		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/routes/{route}", op: "getServiceRoute", tag: "routes", summary: "Get a route of this service (404 when it belongs to another)", out: "Route", ok: http.StatusOK, h: a.serviceRoute}),
+
 		// Canary and rollout.
 		ctl(endpoint{method: http.MethodGet, path: "/services/{service}/canary", op: "getCanary", tag: "canary", summary: "Get the service's canary", out: "Canary", ok: http.StatusOK, h: a.getCanary}),
 		ctl(endpoint{method: http.MethodPut, path: "/services/{service}/canary", op: "putCanary", tag: "canary", summary: "Create or replace the service's canary", in: "CanaryInput", out: "Canary", ok: http.StatusOK, upsert: true,
@@ -140,6 +146,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPost, path: "/routes", op: "createRoute", tag: "routes", summary: "Create a route", in: "RouteInput", out: "Route", ok: http.StatusCreated,
 			example: map[string]any{"paths": []any{"/api/atelier"}, "protocols": []any{"http"}, "service": map[string]any{"name": "example_service"}}, h: k.route.create(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/routes/{route}", op: "getRoute", tag: "routes", summary: "Get a route", out: "Route", ok: http.StatusOK, h: k.route.get(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/routes/{route}/service", op: "getRouteService", tag: "routes", summary: "Get the route's service", out: "Service", ok: http.StatusOK, h: a.routeService}),
 		ctl(endpoint{method: http.MethodPatch, path: "/routes/{route}", op: "patchRoute", tag: "routes", summary: "Update a route", in: "RouteInput", out: "Route", ok: http.StatusOK,
 			example: map[string]any{"strip_path": false, "methods": []any{"GET", "POST"}}, h: k.route.patch(a)}),
 		ctl(endpoint{method: http.MethodPut, path: "/routes/{route}", op: "putRoute", tag: "routes", summary: "Create or replace a route", in: "RouteInput", out: "Route", ok: http.StatusOK, upsert: true,

@@ -432,7 +432,7 @@ func (k *kind[C, D]) del(a *api) func(*http.Request) (int, any, error) {
 		_, err := a.mutate(r, func(w *world) error {
 			cur, _, ok := k.lookup(w, urlKey)
 			if !ok {
-				return notFound()
+				return absentError{}
 			}
 			key := k.key(cur)
 			if k.unlink != nil {
@@ -443,9 +443,6 @@ func (k *kind[C, D]) del(a *api) func(*http.Request) (int, any, error) {
 			k.remove(w, key, now)
 			return nil
 		})
-		if err != nil {
-			return 0, nil, err
-		}
-		return http.StatusNoContent, nil, nil
+		return deleted(err)
 	}
 }

@@ -369,7 +369,7 @@ func (a *api) deleteTarget(r *http.Request) (int, any, error) {
 	_, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
 		cur, ok := findTarget(w.targets(eff, um, rt), tkey)
 		if !ok {
-			return notFound()
+			return absentError{}
 		}
 		if !cur.owned {
 			return badRequest("target %s is discovered by %s and cannot be deleted: PATCH weight=0 drains it", cur.Target, cur.Source)
@@ -393,10 +393,7 @@ func (a *api) deleteTarget(r *http.Request) (int, any, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return deleted(err)
 }
 
 // Health.
@@ -536,4 +533,78 @@ func (a *api) markTarget(mark string) func(*http.Request) (int, any, error) {
 		}
 		return http.StatusNoContent, nil, nil
 	}
+}
+
+// putTarget creates or replaces the target the path names (an address, or
+// the id of a new one whose body gives the address), as Kong 3's PUT:
+// fields the body leaves out take their defaults, the id and created_at
+// are kept. 200 when it replaced, 201 when it created. On a discovered
+// target only weight can be set (an override, as PATCH).
+func (a *api) putTarget(r *http.Request) (int, any, error) {
+	apply, b, err := readApplier(r, targetDecoder)
+	if err != nil {
+		return 0, nil, err
+	}
+	tkey, now := r.PathValue("target"), a.now().Unix()
+	rt := a.runtimeFor(r.PathValue("upstream"))
+	status := http.StatusOK
+	var name, addr string
+	w, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
+		name = eff.Name
+		cur, found := findTarget(w.targets(eff, um, rt), tkey)
+		if found && !cur.owned {
+			addr = cur.Target
+			return w.overrideDiscovered(b, eff.Name, cur, now)
+		}
+		u := w.editableUpstream(eff.Name)
+		t := state.Target{Weight: config.DefaultWeight}
+		i := -1
+		if found {
+			i = slices.IndexFunc(u.Targets, func(x state.Target) bool { return x.Target == cur.Target })
+		}
+		if i >= 0 {
+			old := u.Targets[i]
+			t.ID, t.CreatedAt, t.Target = old.ID, old.CreatedAt, old.Target
+		} else {
+			status = http.StatusCreated
+			t.CreatedAt = now
+			if config.IsUUID(tkey) {
+				t.ID = tkey
+			} else if n, err := normalizeTarget(tkey); err == nil {
+				t.Target = n
+			} else {
+				return fieldError("target", "%v", err)
+			}
+		}
+		if err := apply(&t); err != nil {
+			return err
+		}
+		if t.Target == "" {
+			return fieldError("target", "required field missing")
+		}
+		for j, x := range u.Targets {
+			if j != i && x.Target == t.Target {
+				return targetUnique(um, t.Target)
+			}
+		}
+		if i >= 0 && t.Target != u.Targets[i].Target {
+			w.moveMark(eff.Name, u.Targets[i].Target, t.Target)
+		}
+		if t.ID == "" {
+			t.ID = newID()
+		}
+		t.UpdatedAt = now
+		if i >= 0 {
+			u.Targets[i] = t
+		} else {
+			u.Targets = append(u.Targets, t)
+		}
+		addr = t.Target
+		w.doc.Upstreams[eff.Name] = u
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.answerTarget(w, name, addr, status)
 }

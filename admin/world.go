@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/state"
@@ -202,7 +204,7 @@ func parsePage(r *http.Request, withTags bool) (page, error) {
 	}
 	if s := q.Get("offset"); s != "" {
 		b, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil {
+		if err != nil || !validOffsetKey(b) {
 			return p, &Error{Status: http.StatusBadRequest, Code: codeInvalidOffset, Name: "invalid offset",
 				Message: "'" + s + "' is not a valid offset", Fields: map[string]string{"offset": "invalid offset"}}
 		}
@@ -214,6 +216,22 @@ func parsePage(r *http.Request, withTags bool) (page, error) {
 		}
 	}
 	return p, nil
+}
+
+// validOffsetKey tells whether b can be a paging key: every key is
+// printable UTF-8 (a name, an address, an id), so that a token which merely
+// happens to be base64 is refused as Kong refuses it rather than listing
+// an empty page.
+func validOffsetKey(b []byte) bool {
+	if len(b) == 0 || !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // list is a Kong list answer.
