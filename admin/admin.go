@@ -128,6 +128,9 @@ const DefaultMaxBodyBytes = 1 << 20
 
 // Options configure the admin handler.
 type Options struct {
+	// NodeID is this node's id as Kong's node_id (GET / and the health
+	// lists); empty means a random one for the API's lifetime.
+	NodeID string
 	// Status returns the current status; required.
 	Status func() Status
 	// Ready answers /ready (readiness probes); nil means always ready.
@@ -169,7 +172,8 @@ type api struct {
 	ctl     Controller
 	log     zerolog.Logger
 	now     func() time.Time
-	started int64 // created_at of the file's entities (Unix seconds)
+	started int64  // created_at of the file's entities (Unix seconds)
+	nodeID  string // Kong's node_id: Options.NodeID, or random per API
 	maxBody int64
 	mux     *http.ServeMux
 	guarded http.Handler // serve under internal/guard's panic rule
@@ -197,6 +201,10 @@ func newAPI(o Options) *api {
 		a.maxBody = DefaultMaxBodyBytes
 	}
 	a.started = a.now().Unix()
+	a.nodeID = o.NodeID
+	if a.nodeID == "" {
+		a.nodeID = newID()
+	}
 	g := &guard.Guard{Listener: "admin", Log: o.Log, Panics: o.Panics,
 		Answer: func(w http.ResponseWriter) {
 			writeJSON(w, http.StatusInternalServerError, &Error{Message: "An unexpected error occurred"})

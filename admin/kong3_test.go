@@ -125,3 +125,36 @@ func TestKong3InvalidOffset(t *testing.T) {
 	cases = append(cases, kongCase{desc: "a real token", method: http.MethodGet, path: "/upstreams?size=1&offset=" + next, status: 200, count: 1})
 	runKongCases(t, e, cases)
 }
+
+// TestKong3Health: GET /upstreams/{u}/health is Kong's per-node list
+// (total over every page, node_id, each target's addresses), and a target
+// can be marked through Kong's per-address form, its address being the
+// target itself (discovered and SRV targets included).
+func TestKong3Health(t *testing.T) {
+	e := newEnv(t, fileRich, func(o *Options) { o.NodeID = "6f1c0c2e-8a3b-4f7d-9e21-3c5a7b9d1e42" })
+	e.fk.discover("example_upstream", "dns_srv:web", upstreamTarget("10.0.0.9:8080", 10))
+	const h = "/upstreams/example_upstream/health"
+	const ts = "/upstreams/example_upstream/targets"
+	runKongCases(t, e, []kongCase{
+		{desc: "health", method: http.MethodGet, path: h, status: 200, want: map[string]any{"total": 3, "node_id": "6f1c0c2e-8a3b-4f7d-9e21-3c5a7b9d1e42", "next": nil}, count: 3},
+		{desc: "health paged: total counts every page", method: http.MethodGet, path: h + "?size=1", status: 200, want: map[string]any{"total": 3}, count: 1},
+		{desc: "root has the node id", method: http.MethodGet, path: "/", status: 200, want: map[string]any{"node_id": "6f1c0c2e-8a3b-4f7d-9e21-3c5a7b9d1e42"}, count: -1},
+		{desc: "mark a discovered address", method: http.MethodPut, path: ts + "/10.0.0.9:8080/10.0.0.9:8080/unhealthy", status: 204, count: -1},
+		{desc: "mark by target id", method: http.MethodPost, path: ts + "/" + targetID("example_upstream", "10.0.0.1:8080") + "/10.0.0.1:8080/unhealthy", status: 204, count: -1},
+		{desc: "mark a file address healthy again", method: http.MethodPut, path: ts + "/10.0.0.1:8080/10.0.0.1:8080/healthy", status: 204, count: -1},
+		{desc: "an address not the target's", method: http.MethodPut, path: ts + "/10.0.0.1:8080/10.0.0.2:8080/healthy", status: 404, count: -1},
+		{desc: "an unknown target", method: http.MethodPut, path: ts + "/10.9.9.9:1/10.9.9.9:1/healthy", status: 404, count: -1},
+		{desc: "a body is refused", method: http.MethodPut, path: ts + "/10.0.0.1:8080/10.0.0.1:8080/healthy", body: map[string]any{"x": 1}, status: 400, count: -1},
+	})
+	eq(t, "marks", e.fk.Doc().Marks["example_upstream"], map[string]string{"10.0.0.9:8080": "unhealthy", "10.0.0.1:8080": "healthy"})
+	r := e.must(http.StatusOK, http.MethodGet, h, nil)
+	byTarget := map[string]map[string]any{}
+	for _, d := range r.data() {
+		byTarget[d["target"].(string)] = d
+	}
+	disc := byTarget["10.0.0.9:8080"]
+	eq(t, "discovered health", disc["health"], "UNHEALTHY")
+	data := disc["data"].(map[string]any)
+	eq(t, "mark", data["mark"], "unhealthy")
+	eq(t, "addresses", data["addresses"], []any{map[string]any{"ip": "10.0.0.9", "port": 8080.0, "health": "UNHEALTHY", "weight": 10.0}})
+}

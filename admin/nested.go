@@ -24,6 +24,9 @@ type child[P, PD, V any] struct {
 	// tags are an item's tags; nil when items carry none (?tags= is then
 	// refused).
 	tags func(V) []string
+	// perNode: the list is this node's view (health): Kong adds total
+	// and node_id.
+	perNode bool
 }
 
 // viewParent is the world now and the parent the path names (404 when
@@ -52,7 +55,11 @@ func (c *child[P, PD, V]) list(a *api) func(*http.Request) (int, any, error) {
 		if c.tags != nil {
 			items = slices.DeleteFunc(items, func(v V) bool { return !pg.tags.keep(c.tags(v)) })
 		}
+		total := len(items)
 		l := paginate(r, pg, items, c.pageKey)
+		if c.perNode {
+			l.Total, l.NodeID = &total, a.nodeID
+		}
 		for i := range l.Data {
 			l.Data[i] = c.show(l.Data[i].(V))
 		}

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -177,7 +178,7 @@ func schemas() js {
 			"code":    js{"type": "integer", "description": "Kong's error code"},
 			"name":    sstr("Kong's error name"),
 		}, "message"),
-		"Welcome": sobj(js{"tagline": sstr(""), "version": sstr("")}),
+		"Welcome": sobj(js{"tagline": sstr(""), "version": sstr(""), "node_id": uuidSchema("this node's id (Kong's node_id)")}),
 		"Status": sobj(js{
 			"version": sstr(""), "started_at": js{"type": "integer", "description": "Unix seconds"},
 			"config_generation": js{"type": "integer"}, "config_file": sstr(""),
@@ -256,7 +257,11 @@ func schemas() js {
 				"active":         healthCounters, "passive": healthCounters,
 				"ejected": sbool(""), "ejections": js{"type": "integer"},
 				"ejected_until": js{"type": "string", "format": "date-time"},
-			}),
+				"addresses": sarr(sobj(js{
+					"ip": sstr(""), "port": js{"type": "integer"}, "weight": js{"type": "integer"},
+					"health": senum("", "HEALTHY", "UNHEALTHY", "HEALTHCHECKS_OFF"),
+				}, "ip", "port", "health", "weight"), "the target's addresses (Kong's shape): one, the target itself"),
+			}, "addresses"),
 		}, "id", "target", "health", "data"),
 		"OverrideInput": closed(sobj(overrideIn)),
 		"Override": sobj(with(overrideIn, js{"id": uuidSchema(""), "upstream": sref("IdRef"), "created_at": js{"type": "integer"}}),
@@ -341,6 +346,7 @@ func pathParams() map[string][2]string {
 		"target":    {"the target's id or host:port", exTarget},
 		"target_id": {"the target's id", targetID(exUpstream, exTarget)},
 		"override":  {"the override's id", exOverride},
+		"address":   {"one address of the target, ip:port", exTarget},
 		"service":   {"the service's id or name", exService},
 		"route":     {"the route's id or name", exRoute},
 		// certificate: the contract fixture's certificate serves exSNI.
@@ -403,11 +409,17 @@ func (a *api) openAPI() js {
 		case strings.HasPrefix(e.out, "list:"):
 			item := strings.TrimPrefix(e.out, "list:")
 			name := item + "List"
-			comps[name] = sobj(js{
+			props, required := js{
 				"data":   sarr(sref(item), ""),
 				"next":   nullable(sstr("the next page's path, null on the last page")),
 				"offset": sstr("the offset to pass for the next page"),
-			}, "data", "next")
+			}, []string{"data", "next"}
+			if item == "TargetHealth" { // Kong's health lists are per node
+				props["total"] = sint("the number of targets over every page", 0, math.MaxInt32)
+				props["node_id"] = sstr("the id of the node answering: health is each node's own view")
+				required = append(required, "total", "node_id")
+			}
+			comps[name] = sobj(props, required...)
 			answer["content"] = js{"application/json": js{"schema": sref(name)}}
 		default:
 			answer["content"] = js{"application/json": js{"schema": sref(e.out)}}

@@ -49,6 +49,12 @@ func (a *api) routes() []endpoint {
 			tag: "health", summary: "Mark a target " + state + " (persisted in the admin layer; " + method + " as Kong " + kongVersionOf(method) + ")",
 			ok: http.StatusNoContent, h: a.markTarget(state)})
 	}
+	markAddress := func(method, state string) endpoint {
+		verb := map[string]string{http.MethodPut: "put", http.MethodPost: "post"}[method]
+		return ctl(endpoint{method: method, path: "/upstreams/{upstream}/targets/{target}/{address}/" + state, op: verb + "TargetAddress" + title(state),
+			tag: "health", summary: "Mark one address of a target " + state + " (Kong's per-address form; every target is one address, so this marks the target; 404 unless address is the target's)",
+			ok: http.StatusNoContent, h: a.markTarget(state)})
+	}
 	unmark := func(state string) endpoint {
 		return ctl(endpoint{method: http.MethodDelete, path: "/upstreams/{upstream}/targets/{target}/" + state, op: "deleteTarget" + title(state),
 			tag: "health", summary: "Clear the target's manual mark, whichever it is (the checks decide again)",
@@ -99,6 +105,10 @@ func (a *api) routes() []endpoint {
 		mark(http.MethodPost, "healthy"),
 		mark(http.MethodPut, "unhealthy"),
 		mark(http.MethodPost, "unhealthy"),
+		markAddress(http.MethodPut, "healthy"),
+		markAddress(http.MethodPost, "healthy"),
+		markAddress(http.MethodPut, "unhealthy"),
+		markAddress(http.MethodPost, "unhealthy"),
 		unmark("healthy"),
 		unmark("unhealthy"),
 
@@ -198,7 +208,7 @@ func (a *api) statusNow() Status {
 
 func (a *api) root(*http.Request) (int, any, error) {
 	s := a.statusNow()
-	return http.StatusOK, map[string]any{"tagline": "Welcome to outrigger", "version": s.Version}, nil
+	return http.StatusOK, map[string]any{"tagline": "Welcome to outrigger", "version": s.Version, "node_id": a.nodeID}, nil
 }
 
 func (a *api) status(*http.Request) (int, any, error) {

@@ -2,8 +2,10 @@ package admin
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
@@ -425,9 +427,20 @@ type healthData struct {
 	Since         *time.Time       `json:"since,omitempty"`
 	Active        *health.Counters `json:"active,omitempty"`
 	Passive       *health.Counters `json:"passive,omitempty"`
-	Ejected       bool             `json:"ejected"`
-	Ejections     int              `json:"ejections"`
-	EjectedUntil  *time.Time       `json:"ejected_until,omitempty"`
+	// Addresses are the target's addresses as Kong lists them: one here,
+	// the target itself.
+	Addresses    []addressHealth `json:"addresses"`
+	Ejected      bool            `json:"ejected"`
+	Ejections    int             `json:"ejections"`
+	EjectedUntil *time.Time      `json:"ejected_until,omitempty"`
+}
+
+// addressHealth is one address of a target in Kong's health shape.
+type addressHealth struct {
+	IP     string `json:"ip"`
+	Port   int    `json:"port"`
+	Health string `json:"health"`
+	Weight int    `json:"weight"`
 }
 
 // healthChild lists the health of an upstream's targets.
@@ -438,6 +451,7 @@ func healthChild() *upstreamChild[healthOut] {
 		pageKey: func(h healthOut) string { return h.Target },
 		show:    func(h healthOut) any { return h },
 		tags:    func(h healthOut) []string { return h.Tags },
+		perNode: true,
 	}
 }
 
@@ -484,9 +498,24 @@ func (a *api) targetsHealth(w *world, u *config.Upstream, um state.Meta) []healt
 		default:
 			h.Health = "UNHEALTHY"
 		}
+		ad := addressHealth{IP: t.Target, Health: h.Health, Weight: t.Weight}
+		if host, port, err := net.SplitHostPort(t.Target); err == nil {
+			ad.IP = host
+			ad.Port, _ = strconv.Atoi(port)
+		}
+		h.Data.Addresses = []addressHealth{ad}
 		items = append(items, h)
 	}
 	return items
+}
+
+// sameAddress tells whether addr ("ip:port"; a bare ip means port 8000
+// as in a target) is the address target.
+func sameAddress(addr, target string) bool {
+	if n, err := normalizeTarget(addr); err == nil {
+		addr = n
+	}
+	return addr == target
 }
 
 // markTarget returns the handler storing a manual mark ("healthy",
@@ -509,6 +538,12 @@ func (a *api) markTarget(mark string) func(*http.Request) (int, any, error) {
 		_, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
 			t, ok := findTarget(w.targets(eff, um, rt), tkey)
 			if !ok {
+				return notFound()
+			}
+			// Kong's per-address form names one address of the target;
+			// every target here is one address (discovery and SRV list
+			// each resolved address as its own target).
+			if addr := r.PathValue("address"); addr != "" && !sameAddress(addr, t.Target) {
 				return notFound()
 			}
 			m := w.doc.Marks[eff.Name]

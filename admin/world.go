@@ -239,6 +239,10 @@ type list struct {
 	Data   []any   `json:"data"`
 	Next   *string `json:"next"`
 	Offset string  `json:"offset,omitempty"`
+	// Total and NodeID are only in Kong's health lists: the number of
+	// items over every page, and the node that answers.
+	Total  *int   `json:"total,omitempty"`
+	NodeID string `json:"node_id,omitempty"`
 }
 
 // paginate sorts items by key and returns the page p asks for, with next
