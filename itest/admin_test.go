@@ -490,6 +490,55 @@ services:
 			t.Fatalf("the old host still got %d requests", orig.Hits()-origHits)
 		}
 	})
+	// Then Kong 3's calls around the same entities, through the binary.
+	t.Run("Kong 3: PUT drains a target, targets/all still lists it, the proxy skips it", func(t *testing.T) {
+		r := api.form(t, http.StatusOK, http.MethodPut, "/upstreams/example_upstream/targets/"+b.Addr, "weight", "0")
+		if r.num("weight") != 0 || r.str("target") != b.Addr {
+			t.Fatalf("PUT: %s", r.raw)
+		}
+		all := api.get(t, http.StatusOK, "/upstreams/example_upstream/targets/all").data()
+		if len(all) != 2 {
+			t.Fatalf("targets/all lists %d targets, want 2 (weight 0 included)", len(all))
+		}
+		for i := 0; i < 6; i++ {
+			if status, w, _ := get(t, c, g.url("/mock/headers")); status != 200 || w != "a" {
+				t.Fatalf("request %d after draining b: %d from %q", i, status, w)
+			}
+		}
+		created := api.form(t, http.StatusCreated, http.MethodPut, "/upstreams/example_upstream/targets/127.0.0.1:9", "weight", "0")
+		up := api.get(t, http.StatusOK, "/targets/"+created.str("id")+"/upstream")
+		if up.str("name") != "example_upstream" {
+			t.Fatalf("target's upstream: %s", up.raw)
+		}
+		api.form(t, http.StatusConflict, http.MethodPost, "/upstreams/example_upstream/targets", "target", "127.0.0.1:9")
+		api.do(t, http.StatusNoContent, http.MethodDelete, "/upstreams/example_upstream/targets/127.0.0.1:9", "", "")
+		api.do(t, http.StatusNoContent, http.MethodDelete, "/upstreams/example_upstream/targets/127.0.0.1:9", "", "")
+	})
+	t.Run("Kong 3: nested reads, DELETE of nothing, a bad offset, the health shape", func(t *testing.T) {
+		if n := api.get(t, http.StatusOK, "/routes/mock/service").str("name"); n != "example_service" {
+			t.Fatalf("route's service %q", n)
+		}
+		if n := api.get(t, http.StatusOK, "/services/example_service/routes/mock").str("name"); n != "mock" {
+			t.Fatalf("service's route %q", n)
+		}
+		api.do(t, http.StatusNoContent, http.MethodDelete, "/routes/nope", "", "")
+		if r := api.get(t, http.StatusBadRequest, "/upstreams?offset=garbage"); r.num("code") != 7 || r.str("name") != "invalid offset" {
+			t.Fatalf("bad offset: %s", r.raw)
+		}
+		h := api.get(t, http.StatusOK, "/upstreams/example_upstream/health")
+		if h.num("total") != 2 || h.str("node_id") == "" || len(h.data()) != 2 {
+			t.Fatalf("health: %s", h.raw)
+		}
+		if root := api.get(t, http.StatusOK, "/"); root.str("node_id") != h.str("node_id") {
+			t.Fatalf("root node_id %q, health node_id %q", root.str("node_id"), h.str("node_id"))
+		}
+		api.do(t, http.StatusNoContent, http.MethodPut, "/upstreams/example_upstream/targets/"+a.Addr+"/"+a.Addr+"/unhealthy", "", "")
+		for _, d := range api.get(t, http.StatusOK, "/upstreams/example_upstream/health").data() {
+			if d["target"] == a.Addr && d["data"].(map[string]any)["mark"] != "unhealthy" {
+				t.Fatalf("per-address mark not shown: %v", d)
+			}
+		}
+	})
 }
 
 // TestAdminSeed000Portal replays the IAM portal steps of seed 000: an
