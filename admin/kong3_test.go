@@ -120,9 +120,12 @@ func TestKong3InvalidOffset(t *testing.T) {
 			cases = append(cases, kongCase{desc: p + " " + off, method: http.MethodGet, path: p + "?offset=" + off, status: 400, want: bad, count: -1})
 		}
 	}
-	// A real token still pages.
-	next := e.must(http.StatusOK, http.MethodGet, "/upstreams?size=1", nil).str("offset")
-	cases = append(cases, kongCase{desc: "a real token", method: http.MethodGet, path: "/upstreams?size=1&offset=" + next, status: 200, count: 1})
+	// Real tokens still page, those of keys with parts (tags) too.
+	e.must(http.StatusOK, http.MethodPatch, "/upstreams/example_upstream", map[string]any{"tags": []any{"a", "b"}})
+	for _, p := range []string{"/upstreams", "/tags"} {
+		next := e.must(http.StatusOK, http.MethodGet, p+"?size=1", nil).str("offset")
+		cases = append(cases, kongCase{desc: "a real token of " + p, method: http.MethodGet, path: p + "?size=1&offset=" + next, status: 200, count: 1})
+	}
 	runKongCases(t, e, cases)
 }
 

@@ -218,16 +218,17 @@ func parsePage(r *http.Request, withTags bool) (page, error) {
 	return p, nil
 }
 
-// validOffsetKey tells whether b can be a paging key: every key is
-// printable UTF-8 (a name, an address, an id), so that a token which merely
-// happens to be base64 is refused as Kong refuses it rather than listing
-// an empty page.
+// validOffsetKey tells whether b can be a paging key: every key is UTF-8
+// made of printable characters (a name, an address, an id), joined by NUL
+// where a key has parts (tags), never starting with one; so that a token
+// which merely happens to be base64 is refused as Kong refuses it rather
+// than listing an empty page.
 func validOffsetKey(b []byte) bool {
-	if len(b) == 0 || !utf8.Valid(b) {
+	if len(b) == 0 || b[0] == 0 || !utf8.Valid(b) {
 		return false
 	}
 	for _, r := range string(b) {
-		if !unicode.IsPrint(r) {
+		if r != 0 && !unicode.IsPrint(r) {
 			return false
 		}
 	}
