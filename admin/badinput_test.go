@@ -65,7 +65,7 @@ func TestBadInput(t *testing.T) {
 		{desc: "grpc_service with a space (form)", method: http.MethodPatch, path: "/upstreams/api_upstream", body: form{"healthchecks.active.type", "grpc", "healthchecks.active.grpc_service", "pkg Echo"},
 			status: 400, fields: map[string]string{"healthchecks.active.grpc_service": `"pkg Echo": no spaces or control characters`}},
 		{desc: "circuit breaker and retry budget out of range", method: http.MethodPatch, path: "/upstreams/api_upstream",
-			body: map[string]any{"circuit_breakers": map[string]any{"max_requests": -1, "max_widgets": 1}, "retry_budget": map[string]any{"retry_ratio": 1001, "ttl": 0.5}},
+			body:   map[string]any{"circuit_breakers": map[string]any{"max_requests": -1, "max_widgets": 1}, "retry_budget": map[string]any{"retry_ratio": 1001, "ttl": 0.5}},
 			status: 400, fields: map[string]string{"circuit_breakers.max_requests": "value should be between 0 and 2147483647",
 				"circuit_breakers.max_widgets": "unknown field", "retry_budget.retry_ratio": "value should be between 0 and 1000",
 				"retry_budget.ttl": "value should be between 1 and 600"}},
