@@ -227,3 +227,70 @@ func TestEngineRetryBudget(t *testing.T) {
 		t.Fatalf("%v retries, want 1", got)
 	}
 }
+
+// The net/http path (HTTP/2 and gRPC clients take it) enforces
+// max_requests the same way.
+func TestHandlerMaxRequestsBreaker(t *testing.T) {
+	arrived, release := make(chan struct{}, 4), make(chan struct{})
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(origin.Close)
+	p, _ := newTestProxy(t, 0, origin.Listener.Addr().String())
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	tbl := p.table.Load()
+	m, ok := tbl.Router.Match("GET", "a", "/", http.Header{})
+	if !ok {
+		t.Fatal("no route")
+	}
+	brk := m.Route.Value.(*Route).Service.Upstream.Breakers()
+	brk.SetLimits(upstream.Limits{MaxRequests: 1})
+
+	get := func() (*http.Response, string) {
+		resp, err := http.Get(srv.URL + "/x")
+		if err != nil {
+			t.Error(err)
+			return nil, ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	first := make(chan int, 1)
+	go func() {
+		resp, _ := get()
+		if resp == nil {
+			first <- 0
+			return
+		}
+		first <- resp.StatusCode
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request did not reach the origin")
+	}
+	resp, body := get()
+	if resp == nil || resp.StatusCode != 503 || resp.Header.Get(OverloadedHeader) != "true" {
+		t.Fatalf("second request: %v %q, want the overloaded 503", resp, body)
+	}
+	close(release)
+	if code := <-first; code != 200 {
+		t.Fatalf("first request: %d", code)
+	}
+	// The handler ends its count after the response is written: poll.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if n, _ := brk.InProgress(); n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first request is still counted")
+		}
+	}
+	if resp, body := get(); resp == nil || resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after the first: %v %q", resp, body)
+	}
+}

@@ -880,6 +880,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 // OverloadedHeader marks a 503 a circuit breaker answered.
 const OverloadedHeader = "X-Outrigger-Overloaded"
 
+// overloadedMessage is the message of the overloaded 503.
+const overloadedMessage = "The upstream is overloaded"
+
 // errOverloaded is the error of a request a circuit breaker turned away.
 var errOverloaded = errors.New("upstream overloaded")
 
@@ -900,7 +903,7 @@ func (c *client) overloaded(svc *Service, limit string) bool {
 	c.ex.status = http.StatusServiceUnavailable
 	c.ex.err = errOverloaded
 	closing := !c.ex.bodyDone || c.req.Close || c.s.closing.Load()
-	c.out = appendErrorField(c.out[:0], http.StatusServiceUnavailable, "The upstream is overloaded", OverloadedHeader+": true\r\n", closing, string(c.req.Method) == "HEAD")
+	c.out = appendErrorField(c.out[:0], http.StatusServiceUnavailable, overloadedMessage, OverloadedHeader+": true\r\n", closing, string(c.req.Method) == "HEAD")
 	if _, err := c.nc.Write(c.out); err != nil {
 		c.ex.status = 499
 		return false
