@@ -230,8 +230,9 @@ func schemas() js {
 			}))),
 		})),
 		"CircuitBreakers": closed(sobj(js{
-			"max_requests": sint("requests in progress to the upstream; over it a request is answered 503 with x-outrigger-overloaded: true; 0: unlimited", 0, config.MaxBreakerLimit),
-			"max_retries":  sint("retries in progress to the upstream; 0: unlimited", 0, config.MaxBreakerLimit),
+			"max_requests":    sint("requests in progress to the upstream; over it a request is answered 503 with x-outrigger-overloaded: true; 0: unlimited", 0, config.MaxBreakerLimit),
+			"max_retries":     sint("retries in progress to the upstream; 0: unlimited", 0, config.MaxBreakerLimit),
+			"max_connections": sint("open connections to the upstream's targets (HTTP/1.1 upstreams); 0: unlimited", 0, config.MaxBreakerLimit),
 		})),
 		"RetryBudget": closed(sobj(js{
 			"retry_ratio":            snum(fmt.Sprintf("share of the requests of the last ttl retries may add (default %g)", config.DefaultRetryBudget().RetryRatio), 0, config.MaxRetryRatio),

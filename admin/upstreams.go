@@ -106,7 +106,8 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 					Timeouts: ptr(h.Passive.Unhealthy.Timeouts), HTTPStatuses: h.Passive.Unhealthy.HTTPStatuses, GRPCStatuses: h.Passive.Unhealthy.GRPCStatuses},
 			},
 		},
-		CircuitBreakers: state.CircuitBreakers{MaxRequests: u.CircuitBreakers.MaxRequests, MaxRetries: u.CircuitBreakers.MaxRetries},
+		CircuitBreakers: state.CircuitBreakers{MaxRequests: u.CircuitBreakers.MaxRequests, MaxRetries: u.CircuitBreakers.MaxRetries,
+			MaxConnections: u.CircuitBreakers.MaxConnections},
 		RetryBudget: state.RetryBudget{RetryRatio: u.RetryBudget.RetryRatio, MinRetriesPerSecond: u.RetryBudget.MinRetriesPerSecond,
 			TTL: secs(u.RetryBudget.TTL)},
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
@@ -164,6 +165,44 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 	o.unknown()
 }
 
+// seeded records the blocks seedBreakers gave an upstream, as given.
+type seeded struct {
+	cb *state.CircuitBreakers
+	rb *state.RetryBudget
+}
+
+// seedBreakers gives u, for a PATCH, the effective circuit_breakers and
+// retry_budget where it has none of its own, so a partial block merges
+// into the file's (or the defaults).
+func seedBreakers(u *state.Upstream, eff *config.Upstream) seeded {
+	var sd seeded
+	if eff == nil {
+		return sd
+	}
+	if u.CircuitBreakers == nil {
+		c := eff.CircuitBreakers
+		sd.cb = &state.CircuitBreakers{MaxRequests: c.MaxRequests, MaxRetries: c.MaxRetries, MaxConnections: c.MaxConnections}
+		u.CircuitBreakers = ptr(*sd.cb)
+	}
+	if u.RetryBudget == nil {
+		r := eff.RetryBudget
+		sd.rb = &state.RetryBudget{RetryRatio: r.RetryRatio, MinRetriesPerSecond: r.MinRetriesPerSecond, TTL: secs(r.TTL)}
+		u.RetryBudget = ptr(*sd.rb)
+	}
+	return sd
+}
+
+// unseedBreakers drops the seeded blocks the PATCH left as they were, so
+// the file's keep shining through.
+func unseedBreakers(u *state.Upstream, sd seeded) {
+	if sd.cb != nil && u.CircuitBreakers != nil && *u.CircuitBreakers == *sd.cb {
+		u.CircuitBreakers = nil
+	}
+	if sd.rb != nil && u.RetryBudget != nil && *u.RetryBudget == *sd.rb {
+		u.RetryBudget = nil
+	}
+}
+
 // decodeBreakers applies circuit_breakers and retry_budget; a block is
 // merged into the upstream's own, or into the defaults when it has none;
 // null drops the upstream's own block.
@@ -179,6 +218,7 @@ func decodeBreakers(o *obj, u *state.Upstream) {
 			cb := u.CircuitBreakers
 			c.setInt("max_requests", &cb.MaxRequests, 0, 0, config.MaxBreakerLimit)
 			c.setInt("max_retries", &cb.MaxRetries, 0, 0, config.MaxBreakerLimit)
+			c.setInt("max_connections", &cb.MaxConnections, 0, 0, config.MaxBreakerLimit)
 			c.unknown()
 		}
 	}

@@ -434,12 +434,12 @@ log:
 			desc: "circuit breakers and retry budget",
 			src: `upstreams:
   - name: u
-    circuit_breakers: {max_requests: 100, max_retries: 3}
+    circuit_breakers: {max_requests: 100, max_retries: 3, max_connections: 20}
     retry_budget: {retry_ratio: 0.5, ttl: 30s}
 `,
 			check: func(t *testing.T, f *File) {
 				u := f.Upstreams[0]
-				if u.CircuitBreakers != (CircuitBreakers{MaxRequests: 100, MaxRetries: 3}) {
+				if u.CircuitBreakers != (CircuitBreakers{MaxRequests: 100, MaxRetries: 3, MaxConnections: 20}) {
 					t.Errorf("circuit_breakers = %+v", u.CircuitBreakers)
 				}
 				if u.RetryBudget != (RetryBudget{RetryRatio: 0.5, MinRetriesPerSecond: 10, TTL: 30 * time.Second}) {

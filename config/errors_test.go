@@ -510,7 +510,7 @@ services:
 			want: []wantErr{
 				{3, 38, "max_requests: must be between 0 and 2147483647, got -1"},
 				{3, 55, `max_retries: expected an integer, got string "x"`},
-				{3, 58, `unknown field "max_widgets" in circuit_breakers; expected one of: max_requests, max_retries`},
+				{3, 58, `unknown field "max_widgets" in circuit_breakers; expected one of: max_requests, max_retries, max_connections`},
 				{4, 33, "retry_ratio: must be between 0 and 1000, got 1001"},
 				{4, 63, "min_retries_per_second: must be between 0 and 100000, got -1"},
 				{4, 72, "ttl: must be between 1s and 10m0s"},

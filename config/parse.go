@@ -269,6 +269,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 			d.mapping(v, "circuit_breakers", "circuit_breakers", []field{
 				{"max_requests", d.intField(&u.CircuitBreakers.MaxRequests, "max_requests", 0, MaxBreakerLimit)},
 				{"max_retries", d.intField(&u.CircuitBreakers.MaxRetries, "max_retries", 0, MaxBreakerLimit)},
+				{"max_connections", d.intField(&u.CircuitBreakers.MaxConnections, "max_connections", 0, MaxBreakerLimit)},
 			})
 		}},
 		{"retry_budget", func(v *yaml.Node) { d.retryBudget(v, &u.RetryBudget) }},

@@ -260,6 +260,9 @@ type CircuitBreakers struct {
 	MaxRequests int
 	// MaxRetries bounds the retries in progress to the upstream.
 	MaxRetries int
+	// MaxConnections bounds the open connections to the upstream's
+	// targets (the HTTP/1.1 engine's pools).
+	MaxConnections int
 }
 
 // RetryBudget bounds an upstream's retries (Linkerd's shape): retries may

@@ -19,13 +19,13 @@ func TestUpstreamBreakersApplied(t *testing.T) {
 upstreams:
   - name: u
     targets: [{target: 127.0.0.1:1}]
-    circuit_breakers: {max_requests: 7}
+    circuit_breakers: {max_requests: 7, max_connections: 9}
     retry_budget: {retry_ratio: 0.5, ttl: 30s}
 services:
   - {name: s, host: u, routes: [{name: r, paths: [/]}]}
 `)
 	u := g.Upstream("u")
-	if l := u.Breakers().Limits(); l != (upstream.Limits{MaxRequests: 7}) {
+	if l := u.Breakers().Limits(); l != (upstream.Limits{MaxRequests: 7, MaxConnections: 9}) {
 		t.Fatalf("limits = %+v", l)
 	}
 	if b := u.Breakers().Budget(); b != (upstream.Budget{Ratio: 0.5, MinPerSecond: 10, TTL: 30 * time.Second}) {
@@ -48,7 +48,7 @@ services:
 	if g.Upstream("u") != u {
 		t.Fatal("a breaker change rebuilt the upstream (the counts would be lost)")
 	}
-	if l := u.Breakers().Limits(); l != (upstream.Limits{MaxRequests: 2, MaxRetries: 1}) {
+	if l := u.Breakers().Limits(); l != (upstream.Limits{MaxRequests: 2, MaxRetries: 1, MaxConnections: 9}) {
 		t.Fatalf("limits after PATCH = %+v", l)
 	}
 	m := scrape()

@@ -176,7 +176,8 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 // counts in progress stay.
 func setBreakers(u *upstream.Upstream, cu config.Upstream) {
 	cb, rb := cu.CircuitBreakers, cu.RetryBudget
-	u.Breakers().SetLimits(upstream.Limits{MaxRequests: int64(cb.MaxRequests), MaxRetries: int64(cb.MaxRetries)})
+	u.Breakers().SetLimits(upstream.Limits{MaxRequests: int64(cb.MaxRequests), MaxRetries: int64(cb.MaxRetries),
+		MaxConnections: int64(cb.MaxConnections)})
 	u.Breakers().SetBudget(upstream.Budget{Ratio: rb.RetryRatio, MinPerSecond: rb.MinRetriesPerSecond, TTL: rb.TTL})
 }
 

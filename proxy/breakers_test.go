@@ -294,3 +294,52 @@ func TestHandlerMaxRequestsBreaker(t *testing.T) {
 		t.Fatalf("after the first: %v %q", resp, body)
 	}
 }
+
+// max_connections bounds the open upstream connections of the engine's
+// pools: with one open (busy) the next request that needs a new one gets
+// the overloaded 503; closed, the count goes back and requests pass.
+func TestEngineMaxConnectionsBreaker(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mt := NewMetrics(reg)
+	f := newEngineFixture(t, ServerOptions{}, Options{Metrics: mt})
+	brk := f.svc.Upstream.Breakers()
+	brk.SetLimits(upstream.Limits{MaxConnections: 1})
+	mt.TrackUpstream(f.svc.Upstream)
+	const get = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	first := f.dial(t)
+	first.send(t, get)
+	oc := f.origin.accept(t)
+	readHead(t, oc.br)
+	if v, ok := capacity(t, reg, "u", "max_connections"); !ok || v != 0 {
+		t.Fatalf("max_connections capacity %v %v, want 0", v, ok)
+	}
+	second := f.dial(t)
+	second.send(t, get)
+	resp, _ := second.response(t, "GET")
+	if resp.StatusCode != 503 || resp.Header.Get(OverloadedHeader) != "true" {
+		t.Fatalf("second: %d %q, want the overloaded 503", resp.StatusCode, resp.Header.Get(OverloadedHeader))
+	}
+	if n := counterValue(t, mt.Overloaded.WithLabelValues("u", "max_connections")); n != 1 {
+		t.Fatalf("overloaded_total{max_connections} = %v", n)
+	}
+	if _, err := io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := first.response(t, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("first: %d %q", resp.StatusCode, body)
+	}
+	for deadline := time.Now().Add(5 * time.Second); brk.Connections() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still counted", brk.Connections())
+		}
+	}
+	second.send(t, get)
+	oc = f.origin.accept(t)
+	readHead(t, oc.br)
+	if _, err := io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := second.response(t, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("after the close: %d %q", resp.StatusCode, body)
+	}
+}

@@ -841,6 +841,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			break
 		}
 		ep.Stats.InFlight.Add(-1)
+		if f.err == errConnectionLimit {
+			return c.overloaded(svc, "max_connections")
+		}
 		ex.err = f.err
 		if f.client {
 			if f.status != 0 {
@@ -973,7 +976,7 @@ func (c *client) attempt(hp *hostPool, fresh bool, now time.Time, upath, query [
 	}
 	if uc == nil {
 		var err error
-		if uc, err = hp.dial(); err != nil {
+		if uc, err = hp.dial(ex.up.Breakers()); err != nil {
 			var ce *ConnectError
 			return nil, failure{err: err, connectFailed: errors.As(err, &ce)}
 		}

@@ -93,6 +93,9 @@ func (c capacityCollector) Collect(ch chan<- prometheus.Metric) {
 		if l.MaxRequests > 0 {
 			ch <- prometheus.MustNewConstMetric(c.m.capacity, prometheus.GaugeValue, float64(max(l.MaxRequests-reqs, 0)), k.(string), "max_requests")
 		}
+		if l.MaxConnections > 0 {
+			ch <- prometheus.MustNewConstMetric(c.m.capacity, prometheus.GaugeValue, float64(max(l.MaxConnections-b.Connections(), 0)), k.(string), "max_connections")
+		}
 		if l.MaxRetries > 0 {
 			ch <- prometheus.MustNewConstMetric(c.m.capacity, prometheus.GaugeValue, float64(max(l.MaxRetries-rets, 0)), k.(string), "max_retries")
 		}

@@ -95,7 +95,7 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 		c.Healthchecks = u.Healthchecks.toConfig()
 	}
 	if cb := u.CircuitBreakers; cb != nil {
-		c.CircuitBreakers = config.CircuitBreakers{MaxRequests: cb.MaxRequests, MaxRetries: cb.MaxRetries}
+		c.CircuitBreakers = config.CircuitBreakers{MaxRequests: cb.MaxRequests, MaxRetries: cb.MaxRetries, MaxConnections: cb.MaxConnections}
 	}
 	if rb := u.RetryBudget; rb != nil {
 		c.RetryBudget = config.RetryBudget{RetryRatio: rb.RetryRatio, MinRetriesPerSecond: rb.MinRetriesPerSecond,

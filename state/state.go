@@ -76,8 +76,9 @@ type Upstream struct {
 // CircuitBreakers are an upstream's limits on counts in progress; 0 is
 // unlimited.
 type CircuitBreakers struct {
-	MaxRequests int `json:"max_requests"`
-	MaxRetries  int `json:"max_retries"`
+	MaxRequests    int `json:"max_requests"`
+	MaxRetries     int `json:"max_retries"`
+	MaxConnections int `json:"max_connections"`
 }
 
 // RetryBudget is an upstream's retry budget; TTL is in seconds.

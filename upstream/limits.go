@@ -121,6 +121,23 @@ func (b *Breakers) AcquireRetry() bool {
 // ReleaseRetry ends a retry AcquireRetry counted.
 func (b *Breakers) ReleaseRetry() { b.retries.Add(-1) }
 
+// AcquireConnection counts an open upstream connection, or reports false
+// when MaxConnections are already open. A true result is matched by one
+// ReleaseConnection when the connection closes.
+func (b *Breakers) AcquireConnection() bool {
+	var max int64
+	if l := b.limits.Load(); l != nil {
+		max = l.MaxConnections
+	}
+	return acquire(&b.connections, max)
+}
+
+// ReleaseConnection ends a connection AcquireConnection counted.
+func (b *Breakers) ReleaseConnection() { b.connections.Add(-1) }
+
+// Connections returns the open connections counted.
+func (b *Breakers) Connections() int64 { return b.connections.Load() }
+
 // InProgress returns the requests and retries in progress.
 func (b *Breakers) InProgress() (requests, retries int64) {
 	return b.requests.Load(), b.retries.Load()
