@@ -101,9 +101,11 @@ func decodeUpstreamBody(_ *world, _ *http.Request, b *obj, m mode, _ string) (ap
 			return nil
 		}
 		eff, _ := w.eff.Upstream(u.Name)
+		sd := seedBreakers(u, eff)
 		if err := apply(u, func() *state.Healthchecks { return hcFromConfig(eff.Healthchecks) }); err != nil {
 			return err
 		}
+		unseedBreakers(u, sd)
 		return checkHashing(u)
 	}, nil
 }

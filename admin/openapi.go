@@ -111,6 +111,8 @@ func schemas() js {
 		"hash_on_uri_capture": nullable(sstr("regex capture name (hash_on=uri_capture)")),
 		"slots":               sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
 		"healthchecks":        sref("Healthchecks"),
+		"circuit_breakers":    nullable(sref("CircuitBreakers")),
+		"retry_budget":        nullable(sref("RetryBudget")),
 	}
 	timeoutDoc := "milliseconds, default " + strconv.Itoa(ms(config.DefaultTimeout))
 	serviceIn := js{
@@ -228,9 +230,19 @@ func schemas() js {
 				"unhealthy": sref("PassiveUnhealthy"),
 			}))),
 		})),
+		"CircuitBreakers": closed(sobj(js{
+			"max_requests":    sint("requests in progress to the upstream; over it a request is answered 503 with x-outrigger-overloaded: true; 0: unlimited", 0, config.MaxBreakerLimit),
+			"max_retries":     sint("retries in progress to the upstream; 0: unlimited", 0, config.MaxBreakerLimit),
+			"max_connections": sint("open connections to the upstream's targets (HTTP/1.1 upstreams); 0: unlimited", 0, config.MaxBreakerLimit),
+		})),
+		"RetryBudget": closed(sobj(js{
+			"retry_ratio":            snum(fmt.Sprintf("share of the requests of the last ttl retries may add (default %g)", config.DefaultRetryBudget().RetryRatio), 0, config.MaxRetryRatio),
+			"min_retries_per_second": snum(fmt.Sprintf("retries per second allowed on top (default %g)", config.DefaultRetryBudget().MinRetriesPerSecond), 0, config.MaxMinRetriesPerSecond),
+			"ttl":                    snum(fmt.Sprintf("seconds of the window (default %g)", config.DefaultRetryBudget().TTL.Seconds()), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds()),
+		})),
 		"UpstreamInput": closed(sobj(upstreamIn)),
 		"Upstream": sobj(with(upstreamIn, with(timestamps(), js{"id": uuidSchema("")})),
-			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "created_at", "updated_at"),
+			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "circuit_breakers", "retry_budget", "created_at", "updated_at"),
 		"TargetInput": closed(sobj(js{
 			"target": sstr("host:port (port 8000 when omitted)"),
 			"weight": sint("default "+strconv.Itoa(config.DefaultWeight)+"; 0 drains", 0, config.MaxWeight),

@@ -12,21 +12,23 @@ import (
 
 // upstreamOut is an upstream as the API shows it (Kong's shape).
 type upstreamOut struct {
-	ID               string   `json:"id"`
-	Name             string   `json:"name"`
-	Algorithm        string   `json:"algorithm"`
-	HashOn           string   `json:"hash_on"`
-	HashFallback     string   `json:"hash_fallback"`
-	HashOnHeader     *string  `json:"hash_on_header"`
-	HashOnCookie     *string  `json:"hash_on_cookie"`
-	HashOnCookiePath string   `json:"hash_on_cookie_path"`
-	HashOnQueryArg   *string  `json:"hash_on_query_arg"`
-	HashOnURICapture *string  `json:"hash_on_uri_capture"`
-	Slots            int      `json:"slots"`
-	Healthchecks     hcOut    `json:"healthchecks"`
-	Tags             []string `json:"tags"`
-	CreatedAt        int64    `json:"created_at"`
-	UpdatedAt        int64    `json:"updated_at"`
+	ID               string                `json:"id"`
+	Name             string                `json:"name"`
+	Algorithm        string                `json:"algorithm"`
+	HashOn           string                `json:"hash_on"`
+	HashFallback     string                `json:"hash_fallback"`
+	HashOnHeader     *string               `json:"hash_on_header"`
+	HashOnCookie     *string               `json:"hash_on_cookie"`
+	HashOnCookiePath string                `json:"hash_on_cookie_path"`
+	HashOnQueryArg   *string               `json:"hash_on_query_arg"`
+	HashOnURICapture *string               `json:"hash_on_uri_capture"`
+	Slots            int                   `json:"slots"`
+	Healthchecks     hcOut                 `json:"healthchecks"`
+	CircuitBreakers  state.CircuitBreakers `json:"circuit_breakers"`
+	RetryBudget      state.RetryBudget     `json:"retry_budget"`
+	Tags             []string              `json:"tags"`
+	CreatedAt        int64                 `json:"created_at"`
+	UpdatedAt        int64                 `json:"updated_at"`
 }
 
 type hcOut struct {
@@ -104,6 +106,10 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 					Timeouts: ptr(h.Passive.Unhealthy.Timeouts), HTTPStatuses: h.Passive.Unhealthy.HTTPStatuses, GRPCStatuses: h.Passive.Unhealthy.GRPCStatuses},
 			},
 		},
+		CircuitBreakers: state.CircuitBreakers{MaxRequests: u.CircuitBreakers.MaxRequests, MaxRetries: u.CircuitBreakers.MaxRetries,
+			MaxConnections: u.CircuitBreakers.MaxConnections},
+		RetryBudget: state.RetryBudget{RetryRatio: u.RetryBudget.RetryRatio, MinRetriesPerSecond: u.RetryBudget.MinRetriesPerSecond,
+			TTL: secs(u.RetryBudget.TTL)},
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
 }
@@ -151,11 +157,87 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 			decodeHealthchecks(c, u.Healthchecks)
 		}
 	}
+	decodeBreakers(o, u)
 	o.setStrings("tags", &u.Tags, checkTag)
 	o.kongOnly(map[string]string{"host_header": "", "client_certificate": "", "use_srv_name": "false",
 		"hash_fallback_header": "", "hash_fallback_query_arg": "", "hash_fallback_uri_capture": ""})
 	o.ignore("id", "created_at", "updated_at")
 	o.unknown()
+}
+
+// seeded records the blocks seedBreakers gave an upstream, as given.
+type seeded struct {
+	cb *state.CircuitBreakers
+	rb *state.RetryBudget
+}
+
+// seedBreakers gives u, for a PATCH, the effective circuit_breakers and
+// retry_budget where it has none of its own, so a partial block merges
+// into the file's (or the defaults).
+func seedBreakers(u *state.Upstream, eff *config.Upstream) seeded {
+	var sd seeded
+	if eff == nil {
+		return sd
+	}
+	if u.CircuitBreakers == nil {
+		c := eff.CircuitBreakers
+		sd.cb = &state.CircuitBreakers{MaxRequests: c.MaxRequests, MaxRetries: c.MaxRetries, MaxConnections: c.MaxConnections}
+		u.CircuitBreakers = ptr(*sd.cb)
+	}
+	if u.RetryBudget == nil {
+		r := eff.RetryBudget
+		sd.rb = &state.RetryBudget{RetryRatio: r.RetryRatio, MinRetriesPerSecond: r.MinRetriesPerSecond, TTL: secs(r.TTL)}
+		u.RetryBudget = ptr(*sd.rb)
+	}
+	return sd
+}
+
+// unseedBreakers drops the seeded blocks the PATCH left as they were, so
+// the file's keep shining through.
+func unseedBreakers(u *state.Upstream, sd seeded) {
+	if sd.cb != nil && u.CircuitBreakers != nil && *u.CircuitBreakers == *sd.cb {
+		u.CircuitBreakers = nil
+	}
+	if sd.rb != nil && u.RetryBudget != nil && *u.RetryBudget == *sd.rb {
+		u.RetryBudget = nil
+	}
+}
+
+// decodeBreakers applies circuit_breakers and retry_budget; a block is
+// merged into the upstream's own, or into the defaults when it has none;
+// null drops the upstream's own block.
+func decodeBreakers(o *obj, u *state.Upstream) {
+	if c, present, null := o.child("circuit_breakers"); present {
+		switch {
+		case null:
+			u.CircuitBreakers = nil
+		case c != nil:
+			if u.CircuitBreakers == nil {
+				u.CircuitBreakers = &state.CircuitBreakers{}
+			}
+			cb := u.CircuitBreakers
+			c.setInt("max_requests", &cb.MaxRequests, 0, 0, config.MaxBreakerLimit)
+			c.setInt("max_retries", &cb.MaxRetries, 0, 0, config.MaxBreakerLimit)
+			c.setInt("max_connections", &cb.MaxConnections, 0, 0, config.MaxBreakerLimit)
+			c.unknown()
+		}
+	}
+	if c, present, null := o.child("retry_budget"); present {
+		d := config.DefaultRetryBudget()
+		switch {
+		case null:
+			u.RetryBudget = nil
+		case c != nil:
+			if u.RetryBudget == nil {
+				u.RetryBudget = &state.RetryBudget{RetryRatio: d.RetryRatio, MinRetriesPerSecond: d.MinRetriesPerSecond, TTL: secs(d.TTL)}
+			}
+			rb := u.RetryBudget
+			c.setFloat("retry_ratio", &rb.RetryRatio, d.RetryRatio, 0, config.MaxRetryRatio)
+			c.setFloat("min_retries_per_second", &rb.MinRetriesPerSecond, d.MinRetriesPerSecond, 0, config.MaxMinRetriesPerSecond)
+			c.setFloat("ttl", &rb.TTL, secs(d.TTL), secs(config.MinRetryBudgetTTL), secs(config.MaxRetryBudgetTTL))
+			c.unknown()
+		}
+	}
 }
 
 func decodeHealthchecks(o *obj, h *state.Healthchecks) {

@@ -425,6 +425,26 @@ log:
 				if *u.SlowStart != (SlowStart{Window: 10 * time.Second, Aggression: 1, MinWeightPercent: 10}) {
 					t.Errorf("slow_start = %+v", u.SlowStart)
 				}
+				if u.CircuitBreakers != (CircuitBreakers{}) || u.RetryBudget != (RetryBudget{RetryRatio: 0.2, MinRetriesPerSecond: 10, TTL: 10 * time.Second}) {
+					t.Errorf("circuit_breakers = %+v, retry_budget = %+v", u.CircuitBreakers, u.RetryBudget)
+				}
+			},
+		},
+		{
+			desc: "circuit breakers and retry budget",
+			src: `upstreams:
+  - name: u
+    circuit_breakers: {max_requests: 100, max_retries: 3, max_connections: 20}
+    retry_budget: {retry_ratio: 0.5, ttl: 30s}
+`,
+			check: func(t *testing.T, f *File) {
+				u := f.Upstreams[0]
+				if u.CircuitBreakers != (CircuitBreakers{MaxRequests: 100, MaxRetries: 3, MaxConnections: 20}) {
+					t.Errorf("circuit_breakers = %+v", u.CircuitBreakers)
+				}
+				if u.RetryBudget != (RetryBudget{RetryRatio: 0.5, MinRetriesPerSecond: 10, TTL: 30 * time.Second}) {
+					t.Errorf("retry_budget = %+v", u.RetryBudget)
+				}
 			},
 		},
 	}

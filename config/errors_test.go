@@ -501,6 +501,22 @@ services:
 			},
 		},
 		{
+			desc: "circuit breakers and retry budget",
+			src: `upstreams:
+  - name: u
+    circuit_breakers: {max_requests: -1, max_retries: x, max_widgets: 1}
+    retry_budget: {retry_ratio: 1001, min_retries_per_second: -1, ttl: 100ms}
+`,
+			want: []wantErr{
+				{3, 38, "max_requests: must be between 0 and 2147483647, got -1"},
+				{3, 55, `max_retries: expected an integer, got string "x"`},
+				{3, 58, `unknown field "max_widgets" in circuit_breakers; expected one of: max_requests, max_retries, max_connections`},
+				{4, 33, "retry_ratio: must be between 0 and 1000, got 1001"},
+				{4, 63, "min_retries_per_second: must be between 0 and 100000, got -1"},
+				{4, 72, "ttl: must be between 1s and 10m0s"},
+			},
+		},
+		{
 			desc: "healthcheck values",
 			src: `upstreams:
   - name: u
@@ -955,7 +971,7 @@ log:
 	want := strings.Join([]string{
 		`multi.yaml:8:11: port: expected an integer, got string "http"`,
 		`multi.yaml:10:15: name: duplicate route name "dup" (first defined at line 2)`,
-		`multi.yaml:14:5: unknown field "bogus" in upstream; expected one of: name, algorithm, hash_on, hash_fallback, hash_on_header, hash_on_cookie, hash_on_cookie_path, hash_on_query_arg, hash_on_uri_capture, slots, tags, sticky_sessions_cookie, sticky_sessions_cookie_ttl, slow_start, panic, healthchecks, discovery, targets`,
+		`multi.yaml:14:5: unknown field "bogus" in upstream; expected one of: name, algorithm, hash_on, hash_fallback, hash_on_header, hash_on_cookie, hash_on_cookie_path, hash_on_query_arg, hash_on_uri_capture, slots, tags, sticky_sessions_cookie, sticky_sessions_cookie_ttl, slow_start, panic, circuit_breakers, retry_budget, healthchecks, discovery, targets`,
 		`multi.yaml:17:17: weight: expected an integer, got float 1e3`,
 		`multi.yaml:19:10: level: environment variable LOG_LEVEL is not set (use ${LOG_LEVEL:-default} to give a default)`,
 	}, "\n")

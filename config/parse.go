@@ -265,6 +265,14 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 		{"sticky_sessions_cookie_ttl", d.durationField(&u.StickyTTL, "sticky_sessions_cookie_ttl", false)},
 		{"slow_start", func(v *yaml.Node) { u.SlowStart = d.slowStart(v) }},
 		{"panic", func(v *yaml.Node) { d.panicBlock(v, &u.Panic) }},
+		{"circuit_breakers", func(v *yaml.Node) {
+			d.mapping(v, "circuit_breakers", "circuit_breakers", []field{
+				{"max_requests", d.intField(&u.CircuitBreakers.MaxRequests, "max_requests", 0, MaxBreakerLimit)},
+				{"max_retries", d.intField(&u.CircuitBreakers.MaxRetries, "max_retries", 0, MaxBreakerLimit)},
+				{"max_connections", d.intField(&u.CircuitBreakers.MaxConnections, "max_connections", 0, MaxBreakerLimit)},
+			})
+		}},
+		{"retry_budget", func(v *yaml.Node) { d.retryBudget(v, &u.RetryBudget) }},
 		{"healthchecks", func(v *yaml.Node) { d.healthchecks(v, &u.Healthchecks) }},
 		{"discovery", func(v *yaml.Node) { u.Discovery = d.discovery(v) }},
 		{"targets", func(v *yaml.Node) {
@@ -370,6 +378,22 @@ func (d *decoder) slowStart(n *yaml.Node) *SlowStart {
 		}
 	}
 	return s
+}
+
+func (d *decoder) retryBudget(n *yaml.Node, b *RetryBudget) {
+	d.mapping(n, "retry_budget", "retry_budget", []field{
+		{"retry_ratio", d.numberField(&b.RetryRatio, "retry_ratio", 0, MaxRetryRatio)},
+		{"min_retries_per_second", d.numberField(&b.MinRetriesPerSecond, "min_retries_per_second", 0, MaxMinRetriesPerSecond)},
+		{"ttl", func(v *yaml.Node) {
+			if dur, ok := d.duration(v, "ttl", true); ok {
+				if dur < MinRetryBudgetTTL || dur > MaxRetryBudgetTTL {
+					d.errorf(deref(v), "ttl: must be between %v and %v", MinRetryBudgetTTL, MaxRetryBudgetTTL)
+					return
+				}
+				b.TTL = dur
+			}
+		}},
+	})
 }
 
 func (d *decoder) panicBlock(n *yaml.Node, p *Panic) {

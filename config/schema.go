@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -61,6 +62,16 @@ const (
 	MaxPercent = 100
 	// MaxTagLen bounds a tag, in characters.
 	MaxTagLen = 128
+	// MaxBreakerLimit bounds a circuit breaker's limit (0 is unlimited).
+	MaxBreakerLimit = 1<<31 - 1
+	// MaxRetryRatio bounds a retry budget's retry_ratio.
+	MaxRetryRatio = 1000
+	// MaxMinRetriesPerSecond bounds a retry budget's
+	// min_retries_per_second.
+	MaxMinRetriesPerSecond = 100000
+	// MinRetryBudgetTTL and MaxRetryBudgetTTL bound a retry budget's ttl.
+	MinRetryBudgetTTL = time.Second
+	MaxRetryBudgetTTL = 10 * time.Minute
 )
 
 // Algorithms are an upstream's balancing algorithms, as Kong names them.

@@ -155,6 +155,12 @@ type Upstream struct {
 	SlowStart    *SlowStart
 	Panic        Panic
 	Healthchecks Healthchecks
+	// CircuitBreakers limits what is in progress at once; zero fields
+	// are unlimited.
+	CircuitBreakers CircuitBreakers
+	// RetryBudget bounds retries to a share of recent requests; on by
+	// default.
+	RetryBudget RetryBudget
 	// Targets is the upstream's static targets, possibly none.
 	Targets []Target
 	// Tags are checked by CheckTag, distinct; nil when absent.
@@ -244,6 +250,28 @@ type SlowStart struct {
 	Window           time.Duration
 	Aggression       float64
 	MinWeightPercent float64
+}
+
+// CircuitBreakers are an upstream's limits (Envoy's thresholds) on counts
+// in progress at once; 0 means unlimited. Over a limit a request is
+// answered 503 at once.
+type CircuitBreakers struct {
+	// MaxRequests bounds the requests in progress to the upstream.
+	MaxRequests int
+	// MaxRetries bounds the retries in progress to the upstream.
+	MaxRetries int
+	// MaxConnections bounds the open connections to the upstream's
+	// targets (the HTTP/1.1 engine's pools).
+	MaxConnections int
+}
+
+// RetryBudget bounds an upstream's retries (Linkerd's shape): retries may
+// add at most RetryRatio of the requests of the last TTL, plus
+// MinRetriesPerSecond.
+type RetryBudget struct {
+	RetryRatio          float64
+	MinRetriesPerSecond float64
+	TTL                 time.Duration
 }
 
 // Panic is the upstream's panic-mode setting.
@@ -407,7 +435,13 @@ func defaultUpstream() Upstream {
 		StickyTTL:        DefaultStickyTTL,
 		Panic:            Panic{Mode: "fail-open"},
 		Healthchecks:     defaultHealthchecks(),
+		RetryBudget:      DefaultRetryBudget(),
 	}
+}
+
+// DefaultRetryBudget is the retry budget of an upstream that sets none.
+func DefaultRetryBudget() RetryBudget {
+	return RetryBudget{RetryRatio: 0.2, MinRetriesPerSecond: 10, TTL: 10 * time.Second}
 }
 
 func defaultHealthchecks() Healthchecks {

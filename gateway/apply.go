@@ -358,6 +358,8 @@ func (g *Gateway) commitLocked(p *plan) {
 		} else {
 			rt.layers = old.layers
 		}
+		setBreakers(rt.u, rt.conf)
+		g.metrics.proxy.TrackUpstream(rt.u)
 		if g.serving && rt.checker != nil {
 			rt.checker.Start(g.ctx)
 		}

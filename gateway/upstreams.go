@@ -172,6 +172,15 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 	return rt, nil
 }
 
+// setBreakers gives u the circuit breakers and retry budget of cu; the
+// counts in progress stay.
+func setBreakers(u *upstream.Upstream, cu config.Upstream) {
+	cb, rb := cu.CircuitBreakers, cu.RetryBudget
+	u.Breakers().SetLimits(upstream.Limits{MaxRequests: int64(cb.MaxRequests), MaxRetries: int64(cb.MaxRetries),
+		MaxConnections: int64(cb.MaxConnections)})
+	u.Breakers().SetBudget(upstream.Budget{Ratio: rb.RetryRatio, MinPerSecond: rb.MinRetriesPerSecond, TTL: rb.TTL})
+}
+
 // healthEvent logs and counts one health change (never per probe).
 func (g *Gateway) healthEvent(upstreamName string, log zerolog.Logger, ev health.Event) {
 	g.metrics.healthEvent(upstreamName, ev)

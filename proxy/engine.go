@@ -549,7 +549,14 @@ func refusalMessage(status int) string {
 // appendError appends a whole error response in Kong's JSON shape (no
 // body for HEAD).
 func appendError(dst []byte, status int, msg string, closing, head bool) []byte {
+	return appendErrorField(dst, status, msg, "", closing, head)
+}
+
+// appendErrorField is appendError with one more field line (with its
+// CRLF), or none for "".
+func appendErrorField(dst []byte, status int, msg, field string, closing, head bool) []byte {
 	dst = h1.AppendStatusLine(dst, status, []byte(http.StatusText(status)))
+	dst = append(dst, field...)
 	dst = append(dst, "Content-Type: application/json; charset=utf-8\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(`{"message":""}`)+len(msg)+1), 10)
 	dst = append(dst, '\r', '\n')
@@ -786,6 +793,14 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		sni = hostOnly(bstr(host))
 	}
 
+	brk := ex.up.Breakers()
+	if !brk.AcquireRequest() {
+		return c.overloaded(svc, "max_requests")
+	}
+	retrying := false
+	defer releaseBreakers(brk, &retrying)
+	brk.RecordRequest(ex.start)
+
 	var tried [4]string
 	var uc *upConn
 	var f failure
@@ -826,6 +841,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			break
 		}
 		ep.Stats.InFlight.Add(-1)
+		if f.err == errConnectionLimit {
+			return c.overloaded(svc, "max_connections")
+		}
 		ex.err = f.err
 		if f.client {
 			if f.status != 0 {
@@ -836,7 +854,20 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		}
 		now := time.Now()
 		ex.up.Report(ep, upstream.Outcome{ConnectFailed: f.connectFailed, Timeout: isTimeout(f.err), Duration: now.Sub(t0), At: now})
-		if ex.attempts > svc.Retries || !retryableH1(req, ex.bodySent, f.connectFailed) {
+		retry := ex.attempts <= svc.Retries && retryableH1(req, ex.bodySent, f.connectFailed)
+		if retry && !retrying {
+			if !brk.AcquireRetry() {
+				return c.overloaded(svc, "max_retries")
+			}
+			retrying = true
+		}
+		if retry && !brk.AllowRetry(now) {
+			retry = false
+			if mt := p.opts.Metrics; mt != nil {
+				mt.Overloaded.WithLabelValues(ex.up.Name(), "retry_budget").Inc()
+			}
+		}
+		if !retry {
 			if isTimeout(f.err) {
 				return c.answerErr(http.StatusGatewayTimeout, "The upstream server is timing out", !ex.bodyDone)
 			}
@@ -847,6 +878,40 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		}
 	}
 	return c.respond(uc, upgrade)
+}
+
+// OverloadedHeader marks a 503 a circuit breaker answered.
+const OverloadedHeader = "X-Outrigger-Overloaded"
+
+// overloadedMessage is the message of the overloaded 503.
+const overloadedMessage = "The upstream is overloaded"
+
+// errOverloaded is the error of a request a circuit breaker turned away.
+var errOverloaded = errors.New("upstream overloaded")
+
+// releaseBreakers ends the request's counts in the upstream's circuit
+// breakers: the request, and the retry stage if it reached one.
+func releaseBreakers(b *upstream.Breakers, retrying *bool) {
+	b.ReleaseRequest()
+	if *retrying {
+		b.ReleaseRetry()
+	}
+}
+
+// overloaded answers 503 at once because the upstream's limit is reached.
+func (c *client) overloaded(svc *Service, limit string) bool {
+	if mt := c.s.p.opts.Metrics; mt != nil {
+		mt.Overloaded.WithLabelValues(c.ex.up.Name(), limit).Inc()
+	}
+	c.ex.status = http.StatusServiceUnavailable
+	c.ex.err = errOverloaded
+	closing := !c.ex.bodyDone || c.req.Close || c.s.closing.Load()
+	c.out = appendErrorField(c.out[:0], http.StatusServiceUnavailable, overloadedMessage, OverloadedHeader+": true\r\n", closing, string(c.req.Method) == "HEAD")
+	if _, err := c.nc.Write(c.out); err != nil {
+		c.ex.status = 499
+		return false
+	}
+	return !closing
 }
 
 // replayable is net/http's rule for resending a request on a new
@@ -911,7 +976,7 @@ func (c *client) attempt(hp *hostPool, fresh bool, now time.Time, upath, query [
 	}
 	if uc == nil {
 		var err error
-		if uc, err = hp.dial(); err != nil {
+		if uc, err = hp.dial(ex.up.Breakers()); err != nil {
 			var ce *ConnectError
 			return nil, failure{err: err, connectFailed: errors.As(err, &ce)}
 		}

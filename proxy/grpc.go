@@ -491,6 +491,9 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 		default:
 			return nil, err
 		}
+		if err := t.retryGate(rs, now, err); err != nil {
+			return nil, err
+		}
 		t.retried(svc, rs)
 	}
 }

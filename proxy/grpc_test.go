@@ -650,3 +650,29 @@ func keys(m *sync.Map) []any {
 	m.Range(func(k, _ any) bool { out = append(out, k); return true })
 	return out
 }
+
+// A gRPC call over max_requests is answered at once with grpc-status 14
+// (UNAVAILABLE) and the overloaded header; with the slot free it passes.
+func TestGRPCOverloaded(t *testing.T) {
+	echo := startEcho(t, "a")
+	ctx := testCtx(t)
+	f := newGRPCFixture(t, grpcSetup{targets: []string{echo.addr}})
+	brk := f.up.Breakers()
+	brk.SetLimits(upstream.Limits{MaxRequests: 1})
+	if !brk.AcquireRequest() { // a call in progress
+		t.Fatal("the slot was refused")
+	}
+	// A trailers-only answer: grpc-go hands its fields over as trailers.
+	var md metadata.MD
+	_, err := f.say(ctx, "x", grpc.Trailer(&md))
+	if s := status.Convert(err); s.Code() != codes.Unavailable || s.Message() != overloadedMessage {
+		t.Fatalf("over max_requests: %v", err)
+	}
+	if v := md.Get(OverloadedHeader); len(v) != 1 || v[0] != "true" {
+		t.Fatalf("header metadata %v, want %s: true", md, OverloadedHeader)
+	}
+	brk.ReleaseRequest()
+	if _, err := f.say(ctx, "x"); err != nil {
+		t.Fatalf("with the slot free: %v", err)
+	}
+}

@@ -28,6 +28,16 @@ type Metrics struct {
 	// GRPC counts finished gRPC calls by route, service, upstream and
 	// grpc-status ("0".."16", "other"); no target label.
 	GRPC *prometheus.CounterVec
+	// Overloaded counts requests a circuit breaker or the retry budget
+	// turned away, by upstream and limit (max_requests, max_retries,
+	// retry_budget).
+	Overloaded *prometheus.CounterVec
+
+	// upstreams maps a name to the upstream whose remaining capacity is
+	// read at scrape time (TrackUpstream); a sync.Map, safe for
+	// concurrent use.
+	upstreams sync.Map
+	capacity  *prometheus.Desc
 }
 
 // NewMetrics creates the proxy collectors and registers them on reg.
@@ -54,9 +64,43 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "outrigger", Name: "grpc_responses_total",
 			Help: "Proxied gRPC calls by route, service, upstream and grpc-status.",
 		}, []string{"route", "service", "upstream", "grpc_status"}),
+		Overloaded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "outrigger", Name: "overloaded_total",
+			Help: "Requests answered 503 by a circuit breaker, or retries refused by the retry budget, by upstream and limit.",
+		}, []string{"upstream", "limit"}),
+		capacity: prometheus.NewDesc("outrigger_upstream_capacity_remaining",
+			"Requests or retries an upstream's circuit breaker still admits, by upstream and limit (only limits that are set).",
+			[]string{"upstream", "limit"}, nil),
 	}
-	reg.MustRegister(m.Requests, m.Latency, m.InFlight, m.Retries, m.GRPC)
+	reg.MustRegister(m.Requests, m.Latency, m.InFlight, m.Retries, m.GRPC, m.Overloaded, capacityCollector{m})
 	return m
+}
+
+// TrackUpstream makes u's remaining circuit breaker capacity part of the
+// scrape, replacing an earlier upstream of the same name.
+func (m *Metrics) TrackUpstream(u *upstream.Upstream) { m.upstreams.Store(u.Name(), u) }
+
+// capacityCollector reads the circuit breakers at scrape time.
+type capacityCollector struct{ m *Metrics }
+
+func (c capacityCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.capacity }
+
+func (c capacityCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.upstreams.Range(func(k, v any) bool {
+		b := v.(*upstream.Upstream).Breakers()
+		l := b.Limits()
+		reqs, rets := b.InProgress()
+		if l.MaxRequests > 0 {
+			ch <- prometheus.MustNewConstMetric(c.m.capacity, prometheus.GaugeValue, float64(max(l.MaxRequests-reqs, 0)), k.(string), "max_requests")
+		}
+		if l.MaxConnections > 0 {
+			ch <- prometheus.MustNewConstMetric(c.m.capacity, prometheus.GaugeValue, float64(max(l.MaxConnections-b.Connections(), 0)), k.(string), "max_connections")
+		}
+		if l.MaxRetries > 0 {
+			ch <- prometheus.MustNewConstMetric(c.m.capacity, prometheus.GaugeValue, float64(max(l.MaxRetries-rets, 0)), k.(string), "max_retries")
+		}
+		return true
+	})
 }
 
 // ForgetTarget deletes every series of one target of an upstream.
@@ -72,6 +116,8 @@ func (m *Metrics) ForgetUpstream(name string) {
 	m.Latency.DeletePartialMatch(l)
 	m.Retries.DeletePartialMatch(l)
 	m.GRPC.DeletePartialMatch(l)
+	m.Overloaded.DeletePartialMatch(l)
+	m.upstreams.Delete(name)
 }
 
 // record counts one finished request. With a target (ep) it takes no lock

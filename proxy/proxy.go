@@ -174,6 +174,8 @@ type stateKey struct{}
 // reqState is the per-request bookkeeping shared by ServeHTTP, rewrite,
 // RoundTrip and the error handler. It is owned by one request.
 type reqState struct {
+	// retrying: the request holds a retry in its upstream's breakers.
+	retrying  bool
 	route     *Route
 	up        *upstream.Upstream // the upstream chosen (primary or canary)
 	role      *RoleStats
@@ -263,6 +265,17 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		rs.up, rs.role, hash = c.Upstream, c.Stats, c.Hash
 	}
 	rs.setCookie = hash.key(r, rt, &rs.br)
+	brk := rs.up.Breakers()
+	if !brk.AcquireRequest() {
+		if mt := p.opts.Metrics; mt != nil {
+			mt.Overloaded.WithLabelValues(rs.up.Name(), "max_requests").Inc()
+		}
+		w.Header().Set(OverloadedHeader, "true")
+		p.reject(w, r, rs, start, http.StatusServiceUnavailable, overloadedMessage)
+		return
+	}
+	defer releaseBreakers(brk, &rs.retrying)
+	brk.RecordRequest(start)
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Inc()
 	}
@@ -380,10 +393,38 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Context().Err() != nil || rs.attempts > svc.Retries || !retryable(req, &rs.body, connectFailed) {
 			return nil, err
 		}
+		if err := t.retryGate(rs, now, err); err != nil {
+			return nil, err
+		}
 		if mt := t.p.opts.Metrics; mt != nil {
 			mt.Retries.WithLabelValues(svc.Name, rs.up.Name()).Inc()
 		}
 	}
+}
+
+// retryGate admits a retry under the upstream's max_retries and retry
+// budget; otherwise it returns the error that ends the request:
+// errOverloaded over max_retries, failed (the attempt's error) when the
+// budget is spent.
+func (t roundTripper) retryGate(rs *reqState, now time.Time, failed error) error {
+	brk := rs.up.Breakers()
+	mt := t.p.opts.Metrics
+	if !rs.retrying {
+		if !brk.AcquireRetry() {
+			if mt != nil {
+				mt.Overloaded.WithLabelValues(rs.up.Name(), "max_retries").Inc()
+			}
+			return errOverloaded
+		}
+		rs.retrying = true
+	}
+	if !brk.AllowRetry(now) {
+		if mt != nil {
+			mt.Overloaded.WithLabelValues(rs.up.Name(), "retry_budget").Inc()
+		}
+		return failed
+	}
+	return nil
 }
 
 // maxStalePicks bounds the picks of one attempt that land on a target
@@ -460,6 +501,9 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		// The client went away: nobody to answer. Logged as 499, as nginx.
 		rs.rw.status = 499
 		rs.grpc.status = grpcCanceled
+	case errors.Is(err, errOverloaded):
+		w.Header().Set(OverloadedHeader, "true")
+		rs.answer(w, http.StatusServiceUnavailable, overloadedMessage)
 	case errors.Is(err, upstream.ErrNoTargets):
 		rs.answer(w, http.StatusServiceUnavailable, "failure to get a peer from the ring-balancer")
 	case errors.As(err, &mbe):

@@ -3,11 +3,13 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/proxy/h1"
+	"github.com/outrigger-gw/outrigger/upstream"
 )
 
 // The engine's upstream side: one pool of idle keep-alive connections per
@@ -139,8 +141,25 @@ func (hp *hostPool) get(now time.Time) *upConn {
 	}
 }
 
-// dial opens a new connection.
-func (hp *hostPool) dial() (*upConn, error) {
+// dial opens a new connection, counted on brk (max_connections) until it
+// closes; over the limit it fails with errConnectionLimit.
+func (hp *hostPool) dial(brk *upstream.Breakers) (*upConn, error) {
+	if !brk.AcquireConnection() {
+		return nil, errConnectionLimit
+	}
+	uc, err := hp.dialCounted()
+	if err != nil {
+		brk.ReleaseConnection()
+		return nil, err
+	}
+	uc.brk = brk
+	return uc, nil
+}
+
+// errConnectionLimit is a dial refused by the upstream's max_connections.
+var errConnectionLimit = errors.New("upstream connection limit reached")
+
+func (hp *hostPool) dialCounted() (*upConn, error) {
 	o := &hp.ps.o
 	c, err := hp.ps.dialer.DialContext(context.Background(), "tcp", hp.addr)
 	if err != nil {
@@ -229,8 +248,11 @@ func (hp *hostPool) closeIdle(ttl time.Duration) int {
 // upConn is one upstream connection, owned by one exchange at a time (or
 // by its pool while idle).
 type upConn struct {
-	c      net.Conn
-	pool   *hostPool
+	c    net.Conn
+	pool *hostPool
+	// brk counts the connection open on the upstream that dialled it
+	// (a pooled connection another upstream reuses stays counted there).
+	brk    *upstream.Breakers
 	bufp   *[]byte
 	buf    []byte // read buffer (*bufp); buf[r:w] is unconsumed
 	r, w   int
@@ -269,6 +291,10 @@ func (u *upConn) Write(p []byte) (int, error) {
 
 func (u *upConn) close() {
 	_ = u.c.Close()
+	if u.brk != nil {
+		u.brk.ReleaseConnection()
+		u.brk = nil
+	}
 	if u.bufp != nil {
 		u.pool.ps.bufs.put(u.bufp)
 		u.bufp, u.buf = nil, nil

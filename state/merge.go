@@ -94,6 +94,13 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 	if u.Healthchecks != nil {
 		c.Healthchecks = u.Healthchecks.toConfig()
 	}
+	if cb := u.CircuitBreakers; cb != nil {
+		c.CircuitBreakers = config.CircuitBreakers{MaxRequests: cb.MaxRequests, MaxRetries: cb.MaxRetries, MaxConnections: cb.MaxConnections}
+	}
+	if rb := u.RetryBudget; rb != nil {
+		c.RetryBudget = config.RetryBudget{RetryRatio: rb.RetryRatio, MinRetriesPerSecond: rb.MinRetriesPerSecond,
+			TTL: time.Duration(rb.TTL * float64(time.Second))}
+	}
 	c.Tags = slices.Clone(u.Tags)
 	c.Targets = make([]config.Target, 0, len(u.Targets))
 	for _, t := range u.Targets {

@@ -65,8 +65,27 @@ type Upstream struct {
 	HashOnURICapture string        `json:"hash_on_uri_capture,omitempty"`
 	Slots            int           `json:"slots,omitempty"`
 	Healthchecks     *Healthchecks `json:"healthchecks,omitempty"`
-	Targets          []Target      `json:"targets,omitempty"`
-	Tags             []string      `json:"tags,omitempty"`
+	// CircuitBreakers and RetryBudget replace the file's (or the
+	// default) block when set.
+	CircuitBreakers *CircuitBreakers `json:"circuit_breakers,omitempty"`
+	RetryBudget     *RetryBudget     `json:"retry_budget,omitempty"`
+	Targets         []Target         `json:"targets,omitempty"`
+	Tags            []string         `json:"tags,omitempty"`
+}
+
+// CircuitBreakers are an upstream's limits on counts in progress; 0 is
+// unlimited.
+type CircuitBreakers struct {
+	MaxRequests    int `json:"max_requests"`
+	MaxRetries     int `json:"max_retries"`
+	MaxConnections int `json:"max_connections"`
+}
+
+// RetryBudget is an upstream's retry budget; TTL is in seconds.
+type RetryBudget struct {
+	RetryRatio          float64 `json:"retry_ratio"`
+	MinRetriesPerSecond float64 `json:"min_retries_per_second"`
+	TTL                 float64 `json:"ttl"`
 }
 
 // Healthchecks is the Kong-shaped healthchecks object as the admin API

@@ -290,6 +290,9 @@ type Upstream struct {
 	members map[string]*Member
 
 	snap atomic.Pointer[Snapshot]
+
+	// brk holds the circuit breakers; safe for concurrent use itself.
+	brk Breakers
 }
 
 // New returns an Upstream with no targets.
