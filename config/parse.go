@@ -339,6 +339,8 @@ func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) {
 		}},
 		{"weight", d.intField(&t.Weight, "weight", 0, MaxWeight)},
 		{"tags", d.tags(&t.Tags)},
+		{"priority", d.intField(&t.Priority, "priority", 0, MaxPriority)},
+		{"backup", d.boolField(&t.Backup, "backup")},
 	})
 	if seen != nil {
 		if _, ok := seen["target"]; !ok {

@@ -171,6 +171,11 @@ type Target struct {
 	Weight int
 	// Tags are checked by CheckTag, distinct; nil when absent.
 	Tags []string
+	// Priority is the target's priority level, 0..MaxPriority (lower
+	// first); Backup marks a target that takes traffic only when no
+	// primary target is healthy.
+	Priority int
+	Backup   bool
 }
 
 // Service is a backend the routes proxy to.

@@ -116,6 +116,10 @@ type Target struct {
 	Target string   `json:"target"`
 	Weight int      `json:"weight"`
 	Tags   []string `json:"tags,omitempty"`
+	// Priority and Backup as in the config file (targets[].priority,
+	// targets[].backup).
+	Priority int  `json:"priority,omitempty"`
+	Backup   bool `json:"backup,omitempty"`
 }
 
 // Service is an admin-owned service.
