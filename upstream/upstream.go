@@ -25,6 +25,7 @@
 package upstream
 
 import (
+	"cmp"
 	"errors"
 	"maps"
 	"math"
@@ -107,6 +108,12 @@ type Options struct {
 	OnPanic func(engaged bool, healthyPercent float64)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Zone is the sidecar's own zone; when set, each priority level
+	// prefers the targets whose MetaZone is Zone (zone-aware routing).
+	// MinClusterSize is the number of healthy targets a level needs for
+	// it; 0 means DefaultMinClusterSize.
+	Zone           string
+	MinClusterSize int
 	// OnSnapshot, when set, is called after every snapshot swap (outside
 	// any lock); used for metrics.
 	OnSnapshot func(*Snapshot)
@@ -262,6 +269,9 @@ type Level struct {
 	Healthy int `json:"healthy"`
 	// Load is the percentage of requests it takes (0..100).
 	Load int `json:"load"`
+	// Zones, under zone-aware routing, is the percentage of the level's
+	// requests each zone takes; nil when the level ignores zones.
+	Zones map[string]int `json:"zones,omitempty"`
 }
 
 // Upstream is one named pool of targets with its balancer.
@@ -277,6 +287,8 @@ type Upstream struct {
 	grpcFail   uint32 // bit n: gRPC status n is a failure (immutable)
 	onGone     func(string)
 	now        func() time.Time
+	zone       string
+	minCluster int
 
 	// setMu serialises whole target-set updates, which hand the address
 	// list to the health checker outside mu (the checker may call Rebuild
@@ -324,6 +336,8 @@ func New(o Options) *Upstream {
 		observer:   o.Observer,
 		grpcFail:   grpcFailSet(o.GRPCFailures),
 		onGone:     o.OnTargetGone,
+		zone:       o.Zone,
+		minCluster: cmp.Or(o.MinClusterSize, DefaultMinClusterSize),
 		now:        o.Now,
 		sources:    map[string][]Target{},
 		stats:      map[string]*balance.Stats{},
@@ -679,12 +693,13 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 			order = append(order, i)
 		}
 	}
-	slices.SortStableFunc(order, func(a, b int) int { return epLevel[a] - epLevel[b] })
-	sizes := make([]int, len(levels))
+	epGroup, groupLoads := u.localityGroups(all, healthy, levelOf, levels, epLevel, stateIdx, s)
+	slices.SortStableFunc(order, func(a, b int) int { return epGroup[a] - epGroup[b] })
+	sizes := make([]int, len(groupLoads))
 	kept := make([]balance.Endpoint, 0, len(order))
 	for _, i := range order {
 		kept = append(kept, eps[i])
-		sizes[epLevel[i]]++
+		sizes[epGroup[i]]++
 		s.Endpoints = append(s.Endpoints, Endpoint{Endpoint: eps[i], Target: s.Targets[stateIdx[i]].Target, Member: epMembers[i]})
 	}
 	eps = kept
@@ -707,7 +722,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 	if old := u.snap.Load(); old != nil {
 		prev = old.picker
 	}
-	s.picker = buildLevels(u.builder, eps, sizes, s.Levels, prev)
+	s.picker = buildLevels(u.builder, eps, sizes, groupLoads, prev)
 	u.gen++
 	s.Generation = u.gen
 	s.SourceGenerations = maps.Clone(u.srcGen)
@@ -827,28 +842,28 @@ func priorityLevels(all []Target, healthy []bool, panicked bool) (levelOf []int,
 }
 
 // buildLevels builds the snapshot's picker: the builder's own over eps when
-// one level takes all the traffic, else a level picker over one picker per
-// level with endpoints (eps are grouped by level, sizes[i] in level i).
-func buildLevels(b balance.Builder, eps []balance.Endpoint, sizes []int, levels []Level, prev balance.Picker) balance.Picker {
-	var subs []balance.Picker
+// one group holds every endpoint, else a level picker over one picker per
+// group with endpoints (eps are grouped, sizes[i] in group i, which takes
+// loads[i] of the traffic).
+func buildLevels(b balance.Builder, eps []balance.Endpoint, sizes []int, loads []uint32, prev balance.Picker) balance.Picker {
 	var subSizes []int
-	var loads []uint32
-	off := 0
+	var subLoads []uint32
+	g := uint32(0)
 	for i, n := range sizes {
-		if n > 0 && levels[i].Load > 0 {
-			subs = append(subs, nil)
+		if n > 0 {
 			subSizes = append(subSizes, n)
-			loads = append(loads, uint32(levels[i].Load))
+			subLoads = append(subLoads, loads[i])
+			g = gcd(g, loads[i])
 		}
-		off += n
 	}
-	if len(subs) <= 1 {
+	if len(subSizes) <= 1 || len(subSizes) > balance.MaxLevels {
 		if lp := balance.LevelPicker(prev, 0); lp != nil {
 			prev = lp
 		}
 		return b.Build(eps, prev)
 	}
-	off = 0
+	subs := make([]balance.Picker, len(subSizes))
+	off := 0
 	for i := range subs {
 		sub := balance.LevelPicker(prev, i)
 		if sub == nil && i == 0 {
@@ -856,8 +871,18 @@ func buildLevels(b balance.Builder, eps []balance.Endpoint, sizes []int, levels 
 		}
 		subs[i] = b.Build(eps[off:off+subSizes[i]], sub)
 		off += subSizes[i]
+		if g > 0 {
+			subLoads[i] /= g
+		}
 	}
-	return balance.NewLevels(subs, subSizes, loads, prev)
+	return balance.NewLevels(subs, subSizes, subLoads, prev)
+}
+
+func gcd(a, b uint32) uint32 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // Pick chooses an endpoint for a request. It takes no lock and allocates
