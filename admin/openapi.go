@@ -236,6 +236,7 @@ func schemas() js {
 			"tags":     tagsSchema(),
 			"priority": sint("priority level, default 0; lower levels first, overflowing by health", 0, config.MaxPriority),
 			"backup":   sbool("default false; takes traffic only when no primary target is healthy"),
+			"zone":     sstr("the target's zone, for zone-aware routing"),
 		})),
 		"Target": sobj(with(timestamps(), js{
 			"id": uuidSchema(""), "target": sstr(""), "weight": sint("", 0, config.MaxWeight), "upstream": sref("IdRef"),
@@ -246,7 +247,8 @@ func schemas() js {
 			"meta":             js{"type": "object", "additionalProperties": sstr(""), "description": "discovery metadata"},
 			"priority":         sint("priority level (lower first)", 0, config.MaxPriority),
 			"backup":           sbool("takes traffic only when no primary target is healthy"),
-		}), "id", "target", "weight", "upstream", "source", "priority", "backup"),
+			"zone":             sstr("the target's zone (zone-aware routing); empty when unknown"),
+		}), "id", "target", "weight", "upstream", "source", "priority", "backup", "zone"),
 		"TargetHealth": sobj(js{
 			"id": uuidSchema(""), "target": sstr(""), "weight": js{"type": "integer"}, "upstream": sref("IdRef"),
 			"tags": nullable(sarr(sstr(""), "")), "created_at": js{"type": "integer"},

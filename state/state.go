@@ -120,6 +120,8 @@ type Target struct {
 	// targets[].backup).
 	Priority int  `json:"priority,omitempty"`
 	Backup   bool `json:"backup,omitempty"`
+	// Zone as in the config file (targets[].zone).
+	Zone string `json:"zone,omitempty"`
 }
 
 // Service is an admin-owned service.
