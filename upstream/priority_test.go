@@ -108,3 +108,44 @@ func TestPriorityPanicUsesLowestLevel(t *testing.T) {
 		t.Fatalf("panic: %v", got)
 	}
 }
+
+// levelTargets is n targets over two priority levels (half each) and, when
+// zoned, three zones; every other level-0 target is marked unhealthy, so
+// both levels take traffic, each split by zone (in groups).
+func levelTargets(t testing.TB, n int) *Upstream {
+	u := newWithHealth(Options{Name: "u", Balancer: balance.NewRoundRobin(), Zone: "z0"})
+	ts := make([]Target, n)
+	for i := range ts {
+		ts[i] = Target{Addr: fmt.Sprintf("10.%d.%d.%d:80", i>>16&255, i>>8&255, i&255), Weight: 1, Priority: i % 2,
+			Meta: map[string]string{MetaZone: fmt.Sprintf("z%d", i%3)}}
+	}
+	u.Apply(Spec{Targets: ts})
+	for i := 0; i < n; i += 2 {
+		if i%4 == 0 {
+			u.Health().Mark(ts[i].Addr, health.MarkUnhealthy)
+		}
+	}
+	return u
+}
+
+func TestPriorityPickAllocatesNothing(t *testing.T) {
+	u := levelTargets(t, 600)
+	s := u.Snapshot()
+	if len(s.Levels) != 2 || s.Levels[0].Load != 70 || s.Levels[0].Zones["z0"] != 100 {
+		t.Fatalf("levels: %+v", s.Levels)
+	}
+	var r balance.Request
+	if n := testing.AllocsPerRun(1000, func() { _, _ = u.Pick(&r) }); n != 0 {
+		t.Fatalf("Pick allocates %v times", n)
+	}
+}
+
+func BenchmarkUpstreamPickLevels10k(b *testing.B) {
+	u := levelTargets(b, 10000)
+	var r balance.Request
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		_, _ = u.Pick(&r)
+	}
+}
