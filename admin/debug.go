@@ -100,6 +100,12 @@ func debugSchemas() js {
 			"panic":                 sbool("panic mode is engaged"),
 			"healthy_percent":       js{"type": "number"},
 			"targets":               sarr(target, ""),
-		}, "upstream", "snapshot_generation", "discovery_generations", "targets"),
+			"levels": sarr(sobj(js{
+				"priority": js{"type": "integer"}, "backup": sbool(""),
+				"targets": js{"type": "integer", "description": "weighted targets"}, "healthy": js{"type": "integer"},
+				"load":  js{"type": "integer", "description": "percent of requests the level takes"},
+				"zones": js{"type": "object", "additionalProperties": js{"type": "integer"}, "description": "zone-aware routing: percent of the level's requests per zone"},
+			}), "priority levels, lowest first, backups last"),
+		}, "upstream", "snapshot_generation", "discovery_generations", "targets", "levels"),
 	}
 }

@@ -244,9 +244,12 @@ func schemas() js {
 		"Upstream": sobj(with(upstreamIn, with(timestamps(), js{"id": uuidSchema("")})),
 			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "circuit_breakers", "retry_budget", "created_at", "updated_at"),
 		"TargetInput": closed(sobj(js{
-			"target": sstr("host:port (port 8000 when omitted)"),
-			"weight": sint("default "+strconv.Itoa(config.DefaultWeight)+"; 0 drains", 0, config.MaxWeight),
-			"tags":   tagsSchema(),
+			"target":   sstr("host:port (port 8000 when omitted)"),
+			"weight":   sint("default "+strconv.Itoa(config.DefaultWeight)+"; 0 drains", 0, config.MaxWeight),
+			"tags":     tagsSchema(),
+			"priority": sint("priority level, default 0; lower levels first, overflowing by health", 0, config.MaxPriority),
+			"backup":   sbool("default false; takes traffic only when no primary target is healthy"),
+			"zone":     sstr("the target's zone, for zone-aware routing"),
 		})),
 		"Target": sobj(with(timestamps(), js{
 			"id": uuidSchema(""), "target": sstr(""), "weight": sint("", 0, config.MaxWeight), "upstream": sref("IdRef"),
@@ -255,7 +258,10 @@ func schemas() js {
 			"effective_weight": nullable(js{"type": "integer", "description": "the balancer's weight now (slow start, overrides, health)"}),
 			"healthy":          nullable(sbool("")),
 			"meta":             js{"type": "object", "additionalProperties": sstr(""), "description": "discovery metadata"},
-		}), "id", "target", "weight", "upstream", "source"),
+			"priority":         sint("priority level (lower first)", 0, config.MaxPriority),
+			"backup":           sbool("takes traffic only when no primary target is healthy"),
+			"zone":             sstr("the target's zone (zone-aware routing); empty when unknown"),
+		}), "id", "target", "weight", "upstream", "source", "priority", "backup", "zone"),
 		"TargetHealth": sobj(js{
 			"id": uuidSchema(""), "target": sstr(""), "weight": js{"type": "integer"}, "upstream": sref("IdRef"),
 			"tags": nullable(sarr(sstr(""), "")), "created_at": js{"type": "integer"},

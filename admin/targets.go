@@ -44,6 +44,11 @@ type targetOut struct {
 	EffectiveWeight *int              `json:"effective_weight"`
 	Healthy         *bool             `json:"healthy"`
 	Meta            map[string]string `json:"meta,omitempty"`
+	// Priority and Backup place the target in a priority level.
+	Priority int  `json:"priority"`
+	Backup   bool `json:"backup"`
+	// Zone is the target's zone (zone-aware routing); "" when unknown.
+	Zone string `json:"zone"`
 }
 
 // targetView is a target with what handlers need besides its answer.
@@ -118,7 +123,7 @@ func (w *world) targets(u *config.Upstream, um state.Meta, rt runtime) []targetV
 		owned = d.Targets
 	} else {
 		for _, t := range u.Targets {
-			owned = append(owned, state.Target{Meta: state.Meta{CreatedAt: w.started, UpdatedAt: w.started}, Target: t.Target, Weight: t.Weight, Tags: t.Tags})
+			owned = append(owned, state.Target{Meta: state.Meta{CreatedAt: w.started, UpdatedAt: w.started}, Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
 		}
 	}
 	out := make([]targetView, 0, len(owned)+len(rt.targets))
@@ -128,7 +133,7 @@ func (w *world) targets(u *config.Upstream, um state.Meta, rt runtime) []targetV
 		v := targetView{owned: true, rt: byAddr[t.Target]}
 		v.targetOut = targetOut{
 			ID: t.ID, Target: t.Target, Weight: t.Weight, Upstream: ref, Tags: t.Tags,
-			CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Source: sourceAdmin,
+			CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, Source: sourceAdmin, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone,
 		}
 		if v.ID == "" {
 			v.ID = targetID(u.Name, t.Target)
@@ -148,6 +153,7 @@ func (w *world) targets(u *config.Upstream, um state.Meta, rt runtime) []targetV
 		v.targetOut = targetOut{
 			ID: targetID(u.Name, t.Addr), Target: t.Addr, Weight: t.Weight, Upstream: ref, Tags: t.Tags,
 			CreatedAt: w.started, UpdatedAt: w.started, Source: t.Source, Meta: t.Meta,
+			Priority: t.Priority, Backup: t.Backup, Zone: t.Meta[upstream.MetaZone],
 		}
 		if i := w.exactOverride(u.Name, t.Addr); i >= 0 && w.doc.Overrides[i].Weight != nil {
 			v.Weight = *w.doc.Overrides[i].Weight
@@ -193,6 +199,9 @@ func decodeTarget(o *obj, t *state.Target) {
 	o.setString("target", &t.Target, "", normalizeTarget)
 	o.setInt("weight", &t.Weight, config.DefaultWeight, 0, config.MaxWeight)
 	o.setStrings("tags", &t.Tags, checkTag)
+	o.setInt("priority", &t.Priority, 0, 0, config.MaxPriority)
+	o.setBool("backup", &t.Backup, false)
+	o.setString("zone", &t.Zone, "", checkTag)
 	o.ignore("id", "upstream", "created_at", "updated_at")
 	o.unknown()
 }

@@ -188,3 +188,27 @@ func TestHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetPriority: priority and backup are stored, shown and checked.
+func TestTargetPriority(t *testing.T) {
+	e := newEnv(t, fileRich)
+	r := e.must(http.StatusCreated, http.MethodPost, "/upstreams/example_upstream/targets", map[string]any{"target": "10.0.0.7:8080", "priority": 2, "backup": true, "zone": "z1"})
+	eq(t, "zone", r.body["zone"], "z1")
+	eq(t, "priority", r.body["priority"], 2)
+	eq(t, "backup", r.body["backup"], true)
+	u := e.fk.Doc().Upstreams["example_upstream"]
+	if u == nil || len(u.Targets) != 3 || u.Targets[2].Priority != 2 || !u.Targets[2].Backup || u.Targets[2].Zone != "z1" {
+		t.Fatalf("Doc upstream: %+v", u)
+	}
+	// A PATCH without them keeps them.
+	r = e.must(http.StatusOK, http.MethodPatch, "/upstreams/example_upstream/targets/10.0.0.7:8080", map[string]any{"weight": 5})
+	eq(t, "priority after PATCH", r.body["priority"], 2)
+	eq(t, "backup after PATCH", r.body["backup"], true)
+	r = e.must(http.StatusOK, http.MethodGet, "/upstreams/example_upstream/targets/10.0.0.1:8080", nil)
+	eq(t, "default priority", r.body["priority"], 0)
+	eq(t, "default backup", r.body["backup"], false)
+	bad := e.must(http.StatusBadRequest, http.MethodPost, "/upstreams/example_upstream/targets", map[string]any{"target": "10.0.0.6:8080", "priority": 70000, "backup": "maybe", "zone": "a/b"})
+	if f := bad.fields(); f["priority"] == nil || f["backup"] == nil || f["zone"] == nil {
+		t.Fatalf("fields: %v", f)
+	}
+}

@@ -327,6 +327,27 @@ services:
 			},
 		},
 		{
+			desc: "target priority and backup",
+			src: `upstreams:
+  - name: up
+    targets:
+      - target: 10.0.0.1:80
+      - {target: 10.0.0.2:80, priority: 2}
+      - {target: 10.0.0.3:80, backup: true, zone: eu-west-1a}
+proxy:
+  zone: eu-west-1b
+`,
+			check: func(t *testing.T, f *File) {
+				ts := f.Upstreams[0].Targets
+				if ts[2].Zone != "eu-west-1a" || ts[0].Zone != "" || f.Proxy.Zone != "eu-west-1b" {
+					t.Errorf("zones: %+v, proxy %q", ts, f.Proxy.Zone)
+				}
+				if ts[0].Priority != 0 || ts[0].Backup || ts[1].Priority != 2 || ts[1].Backup || ts[2].Priority != 0 || !ts[2].Backup {
+					t.Errorf("targets = %+v", ts)
+				}
+			},
+		},
+		{
 			desc: "proxy, admin and log sections",
 			src: `proxy:
   listen: "[::]:8000"

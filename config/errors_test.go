@@ -415,6 +415,28 @@ services:
 			},
 		},
 		{
+			desc: "priority and backup",
+			src: `upstreams:
+  - name: u
+    targets:
+      - target: 10.0.0.1:80
+        priority: 70000
+      - target: 10.0.0.2:80
+        priority: -1
+        backup: maybe
+        zone: "a,b"
+proxy:
+  zone: ""
+`,
+			want: []wantErr{
+				{5, 19, "priority: must be between 0 and 65535, got 70000"},
+				{7, 19, "priority: must be between 0 and 65535, got -1"},
+				{8, 17, `backup: expected a boolean (true or false), got string "maybe"`},
+				{9, 15, "zone: "},
+				{11, 9, "zone: "},
+			},
+		},
+		{
 			desc: "bad targets",
 			src: `upstreams:
   - name: u

@@ -178,6 +178,7 @@ func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 			}
 		}},
 		{"drain_timeout", d.durationField(&p.DrainTimeout, "drain_timeout", false)},
+		{"zone", d.strField(&p.Zone, "zone", CheckTag)},
 		{"max_idle_conns_per_host", d.intField(&p.MaxIdleConnsPerHost, "max_idle_conns_per_host", 0, 100000)},
 		{"idle_conn_timeout", d.durationField(&p.IdleConnTimeout, "idle_conn_timeout", false)},
 		{"idle_timeout", d.durationField(&p.IdleTimeout, "idle_timeout", true)},
@@ -347,6 +348,9 @@ func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) {
 		}},
 		{"weight", d.intField(&t.Weight, "weight", 0, MaxWeight)},
 		{"tags", d.tags(&t.Tags)},
+		{"priority", d.intField(&t.Priority, "priority", 0, MaxPriority)},
+		{"backup", d.boolField(&t.Backup, "backup")},
+		{"zone", d.strField(&t.Zone, "zone", CheckTag)},
 	})
 	if seen != nil {
 		if _, ok := seen["target"]; !ok {

@@ -23,6 +23,9 @@ const (
 	// MinSlots and MaxSlots bound an upstream's consistent-hashing ring.
 	MinSlots = balance.MinSlots
 	MaxSlots = balance.MaxSlots
+	// MaxPriority bounds a target's priority (the range of a DNS SRV
+	// priority).
+	MaxPriority = 65535
 	// MaxWeight bounds a target's weight (0 drains it).
 	MaxWeight = 65535
 	// MaxPort bounds every port; MinPort is the lowest a service or a

@@ -28,6 +28,10 @@ type Proxy struct {
 	Pos Pos
 	// Listen is the proxy's (first) "host:port" listen address.
 	Listen string
+	// Zone is the sidecar's own zone: upstreams prefer targets in it
+	// (zone-aware routing). Empty means the OUTRIGGER_ZONE environment
+	// variable, if set. Taken at start; a reload keeps the running value.
+	Zone string
 	// Listeners are every proxy listener (Kong's proxy_listen), the first
 	// one at Listen. Parse always sets it; see ListenersOrDefault.
 	Listeners []Listener
@@ -177,6 +181,13 @@ type Target struct {
 	Weight int
 	// Tags are checked by CheckTag, distinct; nil when absent.
 	Tags []string
+	// Priority is the target's priority level, 0..MaxPriority (lower
+	// first); Backup marks a target that takes traffic only when no
+	// primary target is healthy.
+	Priority int
+	Backup   bool
+	// Zone is the target's zone for zone-aware routing ("" when unset).
+	Zone string
 }
 
 // Service is a backend the routes proxy to.

@@ -14,6 +14,7 @@ package discovery
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -26,8 +27,23 @@ type Target struct {
 	Tags   []string
 	Meta   map[string]string
 	// Priority orders groups of targets (DNS SRV priority; lower first).
-	// Sources without priorities leave it 0.
+	// Consul and Nacos take it from the instance metadata (MetaPriority);
+	// Kubernetes leaves it 0.
 	Priority int
+}
+
+// PriorityMetaKey is the instance metadata key that carries a priority
+// level in registries without one of their own (Consul, Nacos).
+const PriorityMetaKey = "priority"
+
+// MetaPriority is the priority in meta[PriorityMetaKey]: a decimal integer
+// 0..65535, else 0.
+func MetaPriority(meta map[string]string) int {
+	p, err := strconv.Atoi(meta[PriorityMetaKey])
+	if err != nil || p < 0 || p > 65535 {
+		return 0
+	}
+	return p
 }
 
 // Update is one emission of a Source.

@@ -132,7 +132,7 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	for _, cu := range cfg.Upstreams {
 		ts := make([]upstream.Target, 0, len(cu.Targets))
 		for _, t := range cu.Targets {
-			ts = append(ts, upstream.Target{Addr: t.Target, Weight: t.Weight, Tags: t.Tags})
+			ts = append(ts, upstream.Target{Addr: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Meta: zoneMeta(t.Zone)})
 		}
 		if old := g.upstreams[cu.Name]; sameFile && old != nil && old.settingsOf(cu) {
 			// Only its targets (if anything) changed: the upstream, its
@@ -395,4 +395,12 @@ func pathHandling(s string) proxy.PathHandling {
 		return proxy.PathV1
 	}
 	return proxy.PathV0
+}
+
+// zoneMeta is the metadata of a static target in zone z (nil for none).
+func zoneMeta(z string) map[string]string {
+	if z == "" {
+		return nil
+	}
+	return map[string]string{upstream.MetaZone: z}
 }

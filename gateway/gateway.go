@@ -88,6 +88,9 @@ type Gateway struct {
 	proxy      *proxy.Proxy
 	admin      http.Handler
 	env        func(string) (string, bool)
+	// zone is the sidecar's zone (proxy.zone, else OUTRIGGER_ZONE);
+	// immutable after New.
+	zone string
 	// registrars announce the local service (none without a register
 	// block); set by New, run by Serve. Those that probe the local service
 	// (a check's health_url or grpc) are also readiness sources: localHealth.
@@ -166,6 +169,10 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		direct:     map[string]*upstream.Upstream{},
 		doc:        &state.Doc{},
 		stepBases:  map[string]rolloutBase{},
+		zone:       cfg.Proxy.Zone,
+	}
+	if g.zone == "" {
+		g.zone, _ = o.LookupEnv("OUTRIGGER_ZONE")
 	}
 	g.proxy = proxy.New(proxy.Options{
 		Log:         o.Log.With().Str("log", "access").Logger(),

@@ -152,6 +152,7 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 		Panic:        pol,
 		OnSnapshot:   func(s *upstream.Snapshot) { g.metrics.observeSnapshot(name, s) },
 		GRPCFailures: cu.Healthchecks.Passive.Unhealthy.GRPCStatuses,
+		Zone:         g.zone,
 		// A departed target's series go once its last request is counted.
 		OnTargetGone: func(addr string) { g.metrics.forgetTarget(name, addr) },
 		OnPanic: func(on bool, pct float64) {

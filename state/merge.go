@@ -104,7 +104,7 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 	c.Tags = slices.Clone(u.Tags)
 	c.Targets = make([]config.Target, 0, len(u.Targets))
 	for _, t := range u.Targets {
-		c.Targets = append(c.Targets, config.Target{Target: t.Target, Weight: t.Weight, Tags: t.Tags})
+		c.Targets = append(c.Targets, config.Target{Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
 	}
 	return c
 }

@@ -135,6 +135,12 @@ type Target struct {
 	Target string   `json:"target"`
 	Weight int      `json:"weight"`
 	Tags   []string `json:"tags,omitempty"`
+	// Priority and Backup as in the config file (targets[].priority,
+	// targets[].backup).
+	Priority int  `json:"priority,omitempty"`
+	Backup   bool `json:"backup,omitempty"`
+	// Zone as in the config file (targets[].zone).
+	Zone string `json:"zone,omitempty"`
 }
 
 // Service is an admin-owned service.

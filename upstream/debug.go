@@ -20,7 +20,9 @@ type Debug struct {
 	Sources        map[string]uint64 `json:"discovery_generations"`
 	Panic          bool              `json:"panic"`
 	HealthyPercent float64           `json:"healthy_percent"`
-	Targets        []DebugTarget     `json:"targets"`
+	// Levels are the priority levels with their loads (Snapshot.Levels).
+	Levels  []Level       `json:"levels"`
+	Targets []DebugTarget `json:"targets"`
 }
 
 // DebugTarget is one target in Debug.
@@ -72,7 +74,11 @@ type DebugSlowStart struct {
 func (u *Upstream) Debug() Debug {
 	s := u.snap.Load()
 	d := Debug{Generation: s.Generation, Sources: maps.Clone(s.SourceGenerations), Panic: s.Panic, HealthyPercent: s.HealthyPercent,
-		Targets: make([]DebugTarget, 0, len(s.Targets))}
+		Targets: make([]DebugTarget, 0, len(s.Targets)), Levels: make([]Level, len(s.Levels))}
+	for i, l := range s.Levels {
+		l.Zones = maps.Clone(l.Zones)
+		d.Levels[i] = l
+	}
 	if d.Sources == nil {
 		d.Sources = map[string]uint64{}
 	}

@@ -36,6 +36,9 @@ func TestDebugView(t *testing.T) {
 	if len(d.Sources) != 0 {
 		t.Fatalf("static targets count as a discovery generation: %v", d.Sources)
 	}
+	if len(d.Levels) != 1 || d.Levels[0].Load != 100 || d.Levels[0].Targets != 2 || d.Levels[0].Healthy != 2 {
+		t.Fatalf("levels: %+v", d.Levels)
+	}
 	b := debugTarget(t, d, "b:1")
 	if b.Source != StaticSource || b.Weight != 100 || b.EffectiveWeight != 30 || b.Override != "ov1" || !b.Eligible {
 		t.Fatalf("overridden target: %+v", b)

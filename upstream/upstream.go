@@ -25,6 +25,7 @@
 package upstream
 
 import (
+	"cmp"
 	"errors"
 	"maps"
 	"math"
@@ -57,9 +58,13 @@ type Target struct {
 	// Tags and Meta are labels from the config or discovery.
 	Tags []string
 	Meta map[string]string
-	// Priority groups targets (DNS SRV): only the lowest group with a
-	// healthy target receives traffic.
+	// Priority groups targets into levels (static config, DNS SRV): the
+	// lowest level takes traffic by its health, overprovisioned 1.4 times
+	// (Envoy's priority load); what it cannot take goes to the next.
 	Priority int
+	// Backup targets get traffic only when no primary (non-backup)
+	// target is healthy; among themselves they form levels by Priority.
+	Backup bool
 	// Source names where the target came from ("static", "consul:web", ...).
 	Source string
 }
@@ -103,6 +108,12 @@ type Options struct {
 	OnPanic func(engaged bool, healthyPercent float64)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Zone is the sidecar's own zone; when set, each priority level
+	// prefers the targets whose MetaZone is Zone (zone-aware routing).
+	// MinClusterSize is the number of healthy targets a level needs for
+	// it; 0 means DefaultMinClusterSize.
+	Zone           string
+	MinClusterSize int
 	// OnSnapshot, when set, is called after every snapshot swap (outside
 	// any lock); used for metrics.
 	OnSnapshot func(*Snapshot)
@@ -242,7 +253,25 @@ type Snapshot struct {
 	// SourceGenerations counts, per source other than StaticSource, the
 	// target sets that changed it (SetTargets), up to this snapshot.
 	SourceGenerations map[string]uint64
-	picker            balance.Picker
+	// Levels are the priority levels of the weighted targets, primaries
+	// by priority then backups by priority, with the share of traffic
+	// each takes.
+	Levels []Level
+	picker balance.Picker
+}
+
+// Level is one priority level of a snapshot.
+type Level struct {
+	Priority int  `json:"priority"`
+	Backup   bool `json:"backup"`
+	// Targets and Healthy count its weighted targets.
+	Targets int `json:"targets"`
+	Healthy int `json:"healthy"`
+	// Load is the percentage of requests it takes (0..100).
+	Load int `json:"load"`
+	// Zones, under zone-aware routing, is the percentage of the level's
+	// requests each zone takes; nil when the level ignores zones.
+	Zones map[string]int `json:"zones,omitempty"`
 }
 
 // Upstream is one named pool of targets with its balancer.
@@ -258,6 +287,8 @@ type Upstream struct {
 	grpcFail   uint32 // bit n: gRPC status n is a failure (immutable)
 	onGone     func(string)
 	now        func() time.Time
+	zone       string
+	minCluster int
 
 	// setMu serialises whole target-set updates, which hand the address
 	// list to the health checker outside mu (the checker may call Rebuild
@@ -308,6 +339,8 @@ func New(o Options) *Upstream {
 		observer:   o.Observer,
 		grpcFail:   grpcFailSet(o.GRPCFailures),
 		onGone:     o.OnTargetGone,
+		zone:       o.Zone,
+		minCluster: cmp.Or(o.MinClusterSize, DefaultMinClusterSize),
 		now:        o.Now,
 		sources:    map[string][]Target{},
 		stats:      map[string]*balance.Stats{},
@@ -443,7 +476,7 @@ func (u *Upstream) Apply(s Spec) bool {
 
 func targetsEqual(a, b []Target) bool {
 	return slices.EqualFunc(a, b, func(x, y Target) bool {
-		return x.Addr == y.Addr && x.Weight == y.Weight && x.Priority == y.Priority && x.Source == y.Source &&
+		return x.Addr == y.Addr && x.Weight == y.Weight && x.Priority == y.Priority && x.Backup == y.Backup && x.Source == y.Source &&
 			slices.Equal(x.Tags, y.Tags) && maps.Equal(x.Meta, y.Meta)
 	})
 }
@@ -587,14 +620,15 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 		s.HealthyPercent = 100 * float64(healthyN) / float64(total)
 	}
 	s.Panic = total > 0 && u.panic.MinHealthyPercent > 0 && s.HealthyPercent < u.panic.MinHealthyPercent
-	active := activePriority(all, healthy)
+	levelOf, levels := priorityLevels(all, healthy, s.Panic && !u.panic.FailClosed)
+	s.Levels = levels
 	members, departed := u.membersLocked(all)
 
 	live := make(map[string]bool, len(all))
 	eligible := make(map[string]bool, len(all))
 	ramping := false
 	var eps []balance.Endpoint
-	var groups, stateIdx []int // per endpoint: share override, index in s.Targets
+	var groups, stateIdx, epLevel []int // per endpoint: share override, index in s.Targets, level
 	var epMembers []*Member
 	for i, t := range all {
 		live[t.Addr] = true
@@ -604,7 +638,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 			u.stats[t.Addr] = st
 		}
 		w := min(max(t.Weight, 0), math.MaxUint16)
-		use := w > 0 && t.Priority == active && (healthy[i] || (s.Panic && !u.panic.FailClosed))
+		use := w > 0 && levelOf[i] >= 0 && levels[levelOf[i]].Load > 0 && (healthy[i] || (s.Panic && !u.panic.FailClosed))
 		if s.Panic && u.panic.FailClosed {
 			use = false
 		}
@@ -632,6 +666,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 			eps = append(eps, balance.Endpoint{Addr: t.Addr, Weight: uint32(w), Stats: st})
 			groups = append(groups, shareOf(u.overrides, &all[i]))
 			stateIdx = append(stateIdx, len(s.Targets))
+			epLevel = append(epLevel, levelOf[i])
 			epMembers = append(epMembers, members[i])
 		} else {
 			delete(u.rampStart, t.Addr)
@@ -654,12 +689,20 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 			s.Targets[stateIdx[i]].EffectiveWeight = int(ws[i])
 		}
 	}
-	kept := eps[:0]
+	// Endpoints are grouped by level, in target order within each.
+	order := make([]int, 0, len(eps))
 	for i := range eps {
-		if eps[i].Weight == 0 {
-			continue // a share of 0 % drains
+		if eps[i].Weight > 0 { // a share of 0 % drains
+			order = append(order, i)
 		}
+	}
+	epGroup, groupLoads := u.localityGroups(all, healthy, levelOf, levels, epLevel, stateIdx, s)
+	slices.SortStableFunc(order, func(a, b int) int { return epGroup[a] - epGroup[b] })
+	sizes := make([]int, len(groupLoads))
+	kept := make([]balance.Endpoint, 0, len(order))
+	for _, i := range order {
 		kept = append(kept, eps[i])
+		sizes[epGroup[i]]++
 		s.Endpoints = append(s.Endpoints, Endpoint{Endpoint: eps[i], Target: s.Targets[stateIdx[i]].Target, Member: epMembers[i]})
 	}
 	eps = kept
@@ -682,7 +725,7 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 	if old := u.snap.Load(); old != nil {
 		prev = old.picker
 	}
-	s.picker = u.builder.Build(eps, prev)
+	s.picker = buildLevels(u.builder, eps, sizes, groupLoads, prev)
 	u.gen++
 	s.Generation = u.gen
 	s.SourceGenerations = maps.Clone(u.srcGen)
@@ -728,24 +771,121 @@ func (u *Upstream) membersLocked(all []Target) (members, departed []*Member) {
 	return members, departed
 }
 
-// activePriority is the lowest priority among weighted healthy targets, or
-// among all weighted targets when none is healthy: the next group gets
-// traffic only when the whole group before it is unhealthy.
-func activePriority(all []Target, healthy []bool) int {
-	best, bestAny := math.MaxInt, math.MaxInt
+// priorityLevels sorts the weighted targets into levels (primaries by
+// priority, then backups by priority) and gives each its load: Envoy's
+// priority load over the primaries, or over the backups when no primary is
+// healthy. When no level has a healthy target, or in fail-open panic mode,
+// the lowest level with a healthy target (else the lowest) takes it all,
+// as one group. levelOf[i] is target i's level, -1 when it has no weight.
+func priorityLevels(all []Target, healthy []bool, panicked bool) (levelOf []int, levels []Level) {
+	less := func(a, b Level) int {
+		if a.Backup != b.Backup {
+			if a.Backup {
+				return 1
+			}
+			return -1
+		}
+		return a.Priority - b.Priority
+	}
+	for _, t := range all {
+		if t.Weight > 0 {
+			levels = append(levels, Level{Priority: t.Priority, Backup: t.Backup})
+		}
+	}
+	slices.SortFunc(levels, less)
+	levels = slices.CompactFunc(levels, func(a, b Level) bool { return less(a, b) == 0 })
+	levelOf = make([]int, len(all))
 	for i, t := range all {
+		levelOf[i] = -1
 		if t.Weight <= 0 {
 			continue
 		}
-		bestAny = min(bestAny, t.Priority)
+		l, _ := slices.BinarySearchFunc(levels, Level{Priority: t.Priority, Backup: t.Backup}, less)
+		levelOf[i] = l
+		levels[l].Targets++
 		if healthy[i] {
-			best = min(best, t.Priority)
+			levels[l].Healthy++
 		}
 	}
-	if best == math.MaxInt {
-		return bestAny
+	split := func(from, to int) bool {
+		h, n := make([]int, to-from), make([]int, to-from)
+		for i := from; i < to; i++ {
+			h[i-from], n[i-from] = levels[i].Healthy, levels[i].Targets
+		}
+		loads := balance.PriorityLoads(h, n, 0)
+		ok := false
+		for i, l := range loads {
+			levels[from+i].Load = int(l)
+			ok = ok || l > 0
+		}
+		return ok
 	}
-	return best
+	primaries := 0
+	for primaries < len(levels) && !levels[primaries].Backup {
+		primaries++
+	}
+	if !panicked && (split(0, primaries) || split(primaries, len(levels))) {
+		return levelOf, levels
+	}
+	for i := range levels {
+		levels[i].Load = 0
+	}
+	if len(levels) == 0 {
+		return levelOf, levels
+	}
+	active := 0
+	for i := range levels {
+		if levels[i].Healthy > 0 {
+			active = i
+			break
+		}
+	}
+	levels[active].Load = 100
+	return levelOf, levels
+}
+
+// buildLevels builds the snapshot's picker: the builder's own over eps when
+// one group holds every endpoint, else a level picker over one picker per
+// group with endpoints (eps are grouped, sizes[i] in group i, which takes
+// loads[i] of the traffic).
+func buildLevels(b balance.Builder, eps []balance.Endpoint, sizes []int, loads []uint32, prev balance.Picker) balance.Picker {
+	var subSizes []int
+	var subLoads []uint32
+	g := uint32(0)
+	for i, n := range sizes {
+		if n > 0 {
+			subSizes = append(subSizes, n)
+			subLoads = append(subLoads, loads[i])
+			g = gcd(g, loads[i])
+		}
+	}
+	if len(subSizes) <= 1 || len(subSizes) > balance.MaxLevels {
+		if lp := balance.LevelPicker(prev, 0); lp != nil {
+			prev = lp
+		}
+		return b.Build(eps, prev)
+	}
+	subs := make([]balance.Picker, len(subSizes))
+	off := 0
+	for i := range subs {
+		sub := balance.LevelPicker(prev, i)
+		if sub == nil && i == 0 {
+			sub = prev
+		}
+		subs[i] = b.Build(eps[off:off+subSizes[i]], sub)
+		off += subSizes[i]
+		if g > 0 {
+			subLoads[i] /= g
+		}
+	}
+	return balance.NewLevels(subs, subSizes, subLoads, prev)
+}
+
+func gcd(a, b uint32) uint32 {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // Pick chooses an endpoint for a request. It takes no lock and allocates

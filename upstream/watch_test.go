@@ -135,8 +135,9 @@ func TestPriorityGroups(t *testing.T) {
 		t.Fatalf("lowest group first: %v", got)
 	}
 	mark(t, u, "a:1", health.MarkUnhealthy)
-	if got := pickN(t, u, 10); got["b:1"] != 10 {
-		t.Fatalf("the group still has a healthy target: %v", got)
+	// Half healthy: 50 % × 1.4 = 70 % stays, the rest overflows.
+	if got := pickN(t, u, 10); got["b:1"] != 7 || got["c:1"] != 3 {
+		t.Fatalf("the group at half health: %v", got)
 	}
 	mark(t, u, "b:1", health.MarkUnhealthy)
 	if got := pickN(t, u, 10); got["c:1"] != 10 {

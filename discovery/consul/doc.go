@@ -14,7 +14,8 @@
 //     "_service_maintenance:<id>"), whatever their other checks say.
 //   - Each kept instance becomes one discovery.Target: Addr is
 //     Service.Address (Node.Address when empty) joined with Service.Port;
-//     Tags and Meta are copies; Priority is 0. Weight is the integer in
+//     Tags and Meta are copies; Priority is discovery.MetaPriority of Meta
+//     (the "priority" key, else 0). Weight is the integer in
 //     Service.Meta[WeightMetaKey] when that key is configured and parses,
 //     else Service.Weights.Passing for passing instances and
 //     Service.Weights.Warning for warning ones; it is clamped to 0..65535.

@@ -295,6 +295,8 @@ func (s *Source) targets(entries []*api.ServiceEntry) []discovery.Target {
 				Weight: s.weight(e.Service, st),
 				Tags:   slices.Clone(e.Service.Tags),
 				Meta:   maps.Clone(e.Service.Meta),
+				// A level from the meta key "priority".
+				Priority: discovery.MetaPriority(e.Service.Meta),
 			},
 			node:    node,
 			service: e.Service.ID,

@@ -193,13 +193,16 @@ func TestSourceAgainstConsul(t *testing.T) {
 	})
 
 	t.Run("meta filter", func(t *testing.T) {
-		register(t, a, "meta", reg{id: "m-1", port: 9601, meta: map[string]string{"zone": "a", "ver": "2"}})
+		register(t, a, "meta", reg{id: "m-1", port: 9601, meta: map[string]string{"zone": "a", "ver": "2", "priority": "3"}})
 		register(t, a, "meta", reg{id: "m-2", port: 9602, meta: map[string]string{"zone": "a", "ver": "1"}})
 		register(t, a, "meta", reg{id: "m-3", port: 9603, meta: map[string]string{"zone": "b", "ver": "2"}})
 		w := watch(t, newAgentSource(t, a, SourceConfig{Service: "meta", Meta: map[string]string{"zone": "a", "ver": "2"}}))
 		u, _ := w.set(addr(9601))
 		if m := u.Targets[0].Meta; m["zone"] != "a" || m["ver"] != "2" {
 			t.Errorf("meta = %v", m)
+		}
+		if p := u.Targets[0].Priority; p != 3 {
+			t.Errorf("priority from the meta key = %d, want 3", p)
 		}
 		// A change of meta moves the instance in and out of the set.
 		register(t, a, "meta", reg{id: "m-2", port: 9602, meta: map[string]string{"zone": "a", "ver": "2"}})

@@ -325,9 +325,10 @@ func (s *Source) targets(hosts []model.Instance) []discovery.Target {
 		}
 		ins = append(ins, instance{
 			t: discovery.Target{
-				Addr:   net.JoinHostPort(strings.Trim(h.Ip, "[]"), strconv.FormatUint(h.Port, 10)),
-				Weight: ScaleWeight(h.Weight),
-				Meta:   meta,
+				Addr:     net.JoinHostPort(strings.Trim(h.Ip, "[]"), strconv.FormatUint(h.Port, 10)),
+				Weight:   ScaleWeight(h.Weight),
+				Meta:     meta,
+				Priority: discovery.MetaPriority(meta),
 			},
 			cluster: h.ClusterName,
 			id:      h.InstanceId,
