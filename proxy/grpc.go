@@ -420,13 +420,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 		if err != nil {
 			return nil, err
 		}
-		rs.attempts++
-		rs.ep = ep
-		tried[(rs.attempts-1)%len(tried)] = ep.Addr
-		req.URL.Host = ep.Addr
-		ep.Stats.InFlight.Add(1)
-		ep.Stats.Requests.Add(1)
-		rs.resp = respBody{stats: ep.Stats}
+		rs.beginAttempt(ep, &tried, req)
 
 		// The attempt's context: the call's deadline, and the stream
 		// timer of an HTTP/2 upstream.

@@ -350,15 +350,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		rs.attempts++
-		rs.ep = ep
-		tried[(rs.attempts-1)%len(tried)] = ep.Addr
-		req.URL.Host = ep.Addr
-		ep.Stats.InFlight.Add(1)
-		ep.Stats.Requests.Add(1)
-		// rs.resp ends the in-flight count: on Close of the response
-		// body, here on a failure, or in done on a panic.
-		rs.resp = respBody{stats: ep.Stats}
+		rs.beginAttempt(ep, &tried, req)
 		areq := req
 		if tr, ok := svc.Transport.(*Transport); ok && tr.h2 != nil {
 			// HTTP/2 upstream: the timeouts are per stream.
@@ -430,6 +422,20 @@ func (t roundTripper) retryGate(rs *reqState, now time.Time, failed error) error
 // maxStalePicks bounds the picks of one attempt that land on a target
 // removed meanwhile (each one means a removal raced the pick).
 const maxStalePicks = 8
+
+// beginAttempt makes ep the target of the request's next attempt on the
+// net/http path: counted, remembered among the tried, in flight. rs.resp
+// ends the in-flight count: on Close of the response body, on a failure,
+// or in done on a panic.
+func (rs *reqState) beginAttempt(ep *upstream.Endpoint, tried *[4]string, req *http.Request) {
+	rs.attempts++
+	rs.ep = ep
+	tried[(rs.attempts-1)%len(tried)] = ep.Addr
+	req.URL.Host = ep.Addr
+	ep.Stats.InFlight.Add(1)
+	ep.Stats.Requests.Add(1)
+	rs.resp = respBody{stats: ep.Stats}
+}
 
 // nextTarget picks the target of a request's next attempt and holds its
 // Member, releasing prev's (the failed attempt's target; nil before the
