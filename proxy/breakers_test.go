@@ -123,6 +123,27 @@ func TestEngineMaxRequestsBreaker(t *testing.T) {
 }
 
 // refusedAddr is a loopback address nothing listens on.
+// hangUpAddr is a loopback listener that closes every connection it
+// accepts before answering.
+func hangUpAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
 func refusedAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -180,7 +201,9 @@ func TestEngineRetryBudget(t *testing.T) {
 	mt := NewMetrics(reg)
 	f := newEngineFixture(t, ServerOptions{}, Options{Metrics: mt})
 	u := f.svc.Upstream
-	u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: refusedAddr(t), Weight: 1}, {Addr: refusedAddr(t), Weight: 1}})
+	// Targets that accept and hang up: each attempt reached an upstream,
+	// so its retries are budgeted (a failed connect's are not).
+	u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: hangUpAddr(t), Weight: 1}, {Addr: hangUpAddr(t), Weight: 1}})
 	f.svc.Retries = 5
 	const ratio, minPerSecond = 0.2, 1.0
 	u.Breakers().SetBudget(upstream.Budget{Ratio: ratio, MinPerSecond: minPerSecond, TTL: time.Second})

@@ -861,7 +861,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			}
 			retrying = true
 		}
-		if retry && !brk.AllowRetry(now) {
+		// A failed connect reached no upstream: its retry is outside the
+		// budget (see retryGate).
+		if retry && !f.connectFailed && !brk.AllowRetry(now) {
 			retry = false
 			if mt := p.opts.Metrics; mt != nil {
 				mt.Overloaded.WithLabelValues(ex.up.Name(), "retry_budget").Inc()

@@ -485,7 +485,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 		default:
 			return nil, err
 		}
-		if err := t.retryGate(rs, now, err); err != nil {
+		if err := t.retryGate(rs, now, err, connectFailed); err != nil {
 			return nil, err
 		}
 		t.retried(svc, rs)

@@ -385,7 +385,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Context().Err() != nil || rs.attempts > svc.Retries || !retryable(req, &rs.body, connectFailed) {
 			return nil, err
 		}
-		if err := t.retryGate(rs, now, err); err != nil {
+		if err := t.retryGate(rs, now, err, connectFailed); err != nil {
 			return nil, err
 		}
 		if mt := t.p.opts.Metrics; mt != nil {
@@ -397,8 +397,11 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 // retryGate admits a retry under the upstream's max_retries and retry
 // budget; otherwise it returns the error that ends the request:
 // errOverloaded over max_retries, failed (the attempt's error) when the
-// budget is spent.
-func (t roundTripper) retryGate(rs *reqState, now time.Time, failed error) error {
+// budget is spent. A retry after a failed connect is outside the budget:
+// the attempt reached no upstream, so retrying it adds no load anywhere
+// (as in Linkerd, where a failed connection is the balancer's business,
+// not a retry).
+func (t roundTripper) retryGate(rs *reqState, now time.Time, failed error, connectFailed bool) error {
 	brk := rs.up.Breakers()
 	mt := t.p.opts.Metrics
 	if !rs.retrying {
@@ -410,7 +413,7 @@ func (t roundTripper) retryGate(rs *reqState, now time.Time, failed error) error
 		}
 		rs.retrying = true
 	}
-	if !brk.AllowRetry(now) {
+	if !connectFailed && !brk.AllowRetry(now) {
 		if mt != nil {
 			mt.Overloaded.WithLabelValues(rs.up.Name(), "retry_budget").Inc()
 		}

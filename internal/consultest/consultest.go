@@ -254,14 +254,33 @@ func (a *Agent) signal(sig syscall.Signal, wait time.Duration) {
 	}
 }
 
-// Restart stops the agent if it runs and starts it again on the same ports.
+// Restart stops the agent if it runs and starts it again on the same HTTP
+// and DNS ports (the ones clients know; Serf and server ports are chosen
+// again when another process took one meanwhile).
 func (a *Agent) Restart() {
 	a.t.Helper()
 	a.Stop()
-	if err := a.start(); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := a.start()
+		if err == nil {
+			return
+		}
 		a.Kill()
-		a.logTail()
-		a.t.Fatalf("consultest: restart on the same ports: %v", err)
+		if attempt == startAttempts {
+			a.logTail()
+			a.t.Fatalf("consultest: restart on the same ports: %v", err)
+		}
+		// While the agent was down the kernel may have handed one of its
+		// ports to another process. Clients know only the HTTP and DNS
+		// ports: keep those, take fresh ones for Serf and the server.
+		a.t.Logf("consultest: restart attempt %d: %v", attempt, err)
+		fresh, perr := freePorts()
+		if perr != nil {
+			a.t.Fatalf("consultest: %v", perr)
+		}
+		p := a.Ports
+		p.SerfLAN, p.SerfWAN, p.Server = fresh.SerfLAN, fresh.SerfWAN, fresh.Server
+		a.setPorts(p)
 	}
 }
 

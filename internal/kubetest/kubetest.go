@@ -45,10 +45,12 @@ import (
 	"testing"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	rbacv1client "k8s.io/client-go/kubernetes/typed/rbac/v1"
@@ -79,6 +81,7 @@ type Cluster struct {
 	Core      corev1client.CoreV1Interface
 	Discovery discoveryv1client.DiscoveryV1Interface
 	RBAC      rbacv1client.RbacV1Interface
+	authz     authorizationv1client.AuthorizationV1Interface // for Grant's wait
 
 	t      testing.TB
 	dir    string
@@ -200,6 +203,7 @@ func StartOpts(t testing.TB, o Options) *Cluster {
 	c.Core = corev1client.NewForConfigOrDie(cfg)
 	c.Discovery = discoveryv1client.NewForConfigOrDie(cfg)
 	c.RBAC = rbacv1client.NewForConfigOrDie(cfg)
+	c.authz = authorizationv1client.NewForConfigOrDie(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
 	_, err = c.Core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
@@ -294,6 +298,23 @@ func (c *Cluster) Grant(user, ns, apiGroup, resource string, verbs ...string) {
 		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}}}
 	if _, err := c.RBAC.RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		c.t.Fatalf("kubetest: rolebinding %s: %v", name, err)
+	}
+	// The authorizer learns of new roles through its own watch: return once
+	// it allows every verb, so callers never race it.
+	for _, verb := range verbs {
+		for {
+			r, err := c.authz.SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User:               user,
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: apiGroup, Resource: resource},
+			}}, metav1.CreateOptions{})
+			if err == nil && r.Status.Allowed {
+				break
+			}
+			if ctx.Err() != nil {
+				c.t.Fatalf("kubetest: %s may still not %s %s after the grant: %v", user, verb, resource, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 
