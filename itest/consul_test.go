@@ -686,16 +686,11 @@ services:
 	c := newClient()
 
 	checkStatus := func() string {
-		checks, _, err := ag.Client.Health().Checks("checkout", nil)
-		if err != nil {
-			t.Fatal(err)
+		ch := csCheck(t, ag, "checkout", "service:checkout-1")
+		if ch == nil {
+			return "absent"
 		}
-		for _, ch := range checks {
-			if ch.CheckID == "service:checkout-1" {
-				return ch.Status
-			}
-		}
-		return "absent"
+		return ch.Status
 	}
 	ready := func() (int, string) { return ga.ready(t) }
 	waitCheck := func(want string) {
@@ -899,4 +894,20 @@ func TestConsulChangeLatency(t *testing.T) {
 		csMS(csPercentile(all, 50)), csMS(csPercentile(all, 99)), len(all))
 	t.Logf("  registrations:   p50=%.1fms p99=%.1fms over %d changes", csMS(csPercentile(reg, 50)), csMS(csPercentile(reg, 99)), len(reg))
 	t.Logf("  deregistrations: p50=%.1fms p99=%.1fms over %d changes", csMS(csPercentile(dereg, 50)), csMS(csPercentile(dereg, 99)), len(dereg))
+}
+
+// csCheck returns the check id of service's instances in ag, nil when the
+// agent has none.
+func csCheck(t *testing.T, ag *consultest.Agent, service, id string) *api.HealthCheck {
+	t.Helper()
+	checks, _, err := ag.Client.Health().Checks(service, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range checks {
+		if ch.CheckID == id {
+			return ch
+		}
+	}
+	return nil
 }

@@ -17,18 +17,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/outrigger-gw/outrigger/internal/grpctest"
 )
-
-// grpcRaw moves message bytes as they are: the test service needs no
-// generated code.
-type grpcRaw struct{}
-
-func (grpcRaw) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
-func (grpcRaw) Unmarshal(data []byte, v any) error {
-	*(v.(*[]byte)) = append([]byte(nil), data...)
-	return nil
-}
-func (grpcRaw) Name() string { return "proto" }
 
 // grpcOrigin is a grpc-go server of test.Echo: Say (unary, answers
 // "<name>:<msg>" with a trailer) and Chat (bidi, answers every message at
@@ -47,7 +38,7 @@ func startGRPCOrigin(t *testing.T, name string) *grpcOrigin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &grpcOrigin{name: name, addr: ln.Addr().String(), srv: grpc.NewServer(grpc.ForceServerCodec(grpcRaw{}))}
+	o := &grpcOrigin{name: name, addr: ln.Addr().String(), srv: grpc.NewServer(grpc.ForceServerCodec(grpctest.RawCodec{}))}
 	registerEcho(o)
 	go func() { _ = o.srv.Serve(ln) }()
 	t.Cleanup(o.srv.Stop)
@@ -93,7 +84,7 @@ func registerEcho(o *grpcOrigin) {
 func grpcClient(t *testing.T, addr string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	cc, err := grpc.NewClient("passthrough:///"+addr, append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(grpcRaw{})))...)
+		grpc.WithDefaultCallOptions(grpc.ForceCodec(grpctest.RawCodec{})))...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,16 +154,11 @@ services:
 `, ag.HTTPAddr))
 	c := newClient()
 	checkStatus := func() string {
-		checks, _, err := ag.Client.Health().Checks("checkout", nil)
-		if err != nil {
-			t.Fatal(err)
+		ch := csCheck(t, ag, "checkout", "service:checkout-1")
+		if ch == nil {
+			return "absent"
 		}
-		for _, ch := range checks {
-			if ch.CheckID == "service:checkout-1" {
-				return ch.Type + "/" + ch.Status
-			}
-		}
-		return "absent"
+		return ch.Type + "/" + ch.Status
 	}
 	waitCheck := func(want string) {
 		t.Helper()

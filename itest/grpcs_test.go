@@ -23,6 +23,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+
+	"github.com/outrigger-gw/outrigger/internal/grpctest"
 )
 
 // tlsFiles is a test CA and the PEM files of certificates it signed.
@@ -106,7 +108,7 @@ func TestGRPCSUpstreamMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ForceServerCodec(grpcRaw{}), grpc.Creds(credentials.NewTLS(&tls.Config{
+	srv := grpc.NewServer(grpc.ForceServerCodec(grpctest.RawCodec{}), grpc.Creds(credentials.NewTLS(&tls.Config{
 		Certificates: []tls.Certificate{srvPair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})))
 	o := &grpcOrigin{name: "secure", addr: ln.Addr().String(), srv: srv}
 	registerEcho(o)

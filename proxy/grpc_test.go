@@ -24,20 +24,10 @@ import (
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/health"
+	"github.com/outrigger-gw/outrigger/internal/grpctest"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
-
-// rawCodec moves message bytes as they are (no code generation): the
-// messages of the test service are *[]byte.
-type rawCodec struct{}
-
-func (rawCodec) Marshal(v any) ([]byte, error) { return *(v.(*[]byte)), nil }
-func (rawCodec) Unmarshal(data []byte, v any) error {
-	*(v.(*[]byte)) = append([]byte(nil), data...)
-	return nil
-}
-func (rawCodec) Name() string { return "proto" }
 
 // echoServer is a real grpc-go server of the test service test.Echo:
 //   - Say (unary) answers "<name>:<request>", with header and trailer
@@ -70,7 +60,7 @@ func startEcho(t *testing.T, name string, opts ...grpc.ServerOption) *echoServer
 func startEchoOn(t *testing.T, name string, ln net.Listener, opts ...grpc.ServerOption) *echoServer {
 	t.Helper()
 	es := &echoServer{name: name, addr: ln.Addr().String(), deadlines: make(chan time.Duration, 16)}
-	es.srv = grpc.NewServer(append(opts, grpc.ForceServerCodec(rawCodec{}))...)
+	es.srv = grpc.NewServer(append(opts, grpc.ForceServerCodec(grpctest.RawCodec{}))...)
 	es.srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "test.Echo",
 		HandlerType: (*any)(nil),
@@ -210,7 +200,7 @@ func newGRPCFixture(t *testing.T, s grpcSetup) *grpcFixture {
 	f.p.SetTable(&Table{Router: rtr})
 	f.base = serveEngine(t, f.p, ServerOptions{H2C: true})
 	f.conn, err = grpc.NewClient("passthrough:///"+strings.TrimPrefix(f.base, "http://"),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(grpc.ForceCodec(grpctest.RawCodec{})))
 	if err != nil {
 		t.Fatal(err)
 	}
