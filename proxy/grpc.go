@@ -439,8 +439,28 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 			now := time.Now()
 			if code < 0 && resp.StatusCode == http.StatusOK && IsGRPC(resp.Header.Get("Content-Type")) {
 				// A streamed response: its status comes with the trailers.
+				body := st.wrap(resp.Body)
+				if idem && rs.attempts <= svc.Retries && inCtx.Err() == nil {
+					// An idempotent call is committed only once its first
+					// message (or its end) arrived: a target that dies
+					// between its headers and its first message is retried
+					// on another, not relayed as a reset stream.
+					held, rerr := holdFirstRead(body)
+					if rerr != nil && rerr != io.EOF && inCtx.Err() == nil && !isTimeout(rerr) && !st.fired.Load() && t.replayable(rs, hasBody) {
+						_ = body.Close()
+						_ = rs.resp.Close() // stops st
+						now := time.Now()
+						rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, GRPC: true, GRPCStatus: grpcUnavailable, Duration: now.Sub(t0), At: now})
+						if err := t.retryGate(rs, now, rerr, false); err != nil {
+							return nil, err
+						}
+						t.retried(svc, rs)
+						continue
+					}
+					body = held
+				}
 				rs.grpc.pending.ep, rs.grpc.pending.t0, rs.grpc.pending.resp, rs.grpc.pending.done = ep, t0, resp, false
-				rs.resp.rc = st.wrap(resp.Body)
+				rs.resp.rc = body
 				rs.resp.grpc, rs.resp.in = rs, inCtx
 				resp.Body = &rs.resp
 				return resp, nil
@@ -462,6 +482,13 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 			if code == grpcUnavailable && idem && rs.attempts <= svc.Retries && inCtx.Err() == nil && t.replayable(rs, hasBody) {
 				_ = resp.Body.Close()
 				_ = rs.resp.Close() // stops st
+				if err := t.retryGate(rs, now, errGRPCUnavailable, false); err != nil {
+					// Over the budget: the target's own answer is relayed.
+					rs.resp.rc = http.NoBody
+					rs.grpc.pending.resp, rs.grpc.pending.done = resp, true
+					resp.Body = &rs.resp
+					return resp, nil
+				}
 				t.retried(svc, rs)
 				continue
 			}
@@ -514,4 +541,42 @@ func (t roundTripper) retried(svc *Service, rs *reqState) {
 	if mt := t.p.opts.Metrics; mt != nil {
 		mt.Retries.WithLabelValues(svc.Name, rs.up.Name()).Inc()
 	}
+}
+
+// errGRPCUnavailable stands for a target's UNAVAILABLE answer where a
+// retry gate wants the failure it would return.
+var errGRPCUnavailable = errors.New("target answered UNAVAILABLE")
+
+// heldBody is a response body whose first read was done before the
+// response was committed; that read's bytes and end come out first.
+type heldBody struct {
+	io.ReadCloser
+	head []byte
+	err  error // the first read's error (io.EOF when it held the end)
+}
+
+// holdFirstRead does the first read of rc and returns a body that gives
+// it out again, with the read's error.
+func holdFirstRead(rc io.ReadCloser) (io.ReadCloser, error) {
+	buf := make([]byte, 16<<10)
+	n, err := rc.Read(buf)
+	for n == 0 && err == nil {
+		n, err = rc.Read(buf)
+	}
+	return &heldBody{ReadCloser: rc, head: buf[:n], err: err}, err
+}
+
+func (h *heldBody) Read(p []byte) (int, error) {
+	if len(h.head) > 0 {
+		n := copy(p, h.head)
+		h.head = h.head[n:]
+		if len(h.head) == 0 && h.err != nil {
+			return n, h.err
+		}
+		return n, nil
+	}
+	if h.err != nil {
+		return 0, h.err
+	}
+	return h.ReadCloser.Read(p)
 }
