@@ -82,6 +82,7 @@ type Server struct {
 	clients sync.Pool // *client
 	bufs    bufPool
 	clk     monoClock
+	date    dateField
 	closing atomic.Bool
 	done    chan struct{} // closed when closing is set
 	once    sync.Once
@@ -522,7 +523,7 @@ func (c *client) readHead() (int, bool) {
 // JSON error body; the connection closes.
 func (c *client) refuse(status int) {
 	msg := refusalMessage(status)
-	c.out = appendError(c.out[:0], status, msg, true, false)
+	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, true, false)
 	_, _ = c.nc.Write(c.out)
 }
 
@@ -547,15 +548,16 @@ func refusalMessage(status int) string {
 }
 
 // appendError appends a whole error response in Kong's JSON shape (no
-// body for HEAD).
-func appendError(dst []byte, status int, msg string, closing, head bool) []byte {
-	return appendErrorField(dst, status, msg, "", closing, head)
+// body for HEAD), with date its Date field line.
+func appendError(dst, date []byte, status int, msg string, closing, head bool) []byte {
+	return appendErrorField(dst, date, status, msg, "", closing, head)
 }
 
 // appendErrorField is appendError with one more field line (with its
 // CRLF), or none for "".
-func appendErrorField(dst []byte, status int, msg, field string, closing, head bool) []byte {
+func appendErrorField(dst, date []byte, status int, msg, field string, closing, head bool) []byte {
 	dst = h1.AppendStatusLine(dst, status, []byte(http.StatusText(status)))
+	dst = append(dst, date...)
 	dst = append(dst, field...)
 	dst = append(dst, "Content-Type: application/json; charset=utf-8\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(`{"message":""}`)+len(msg)+1), 10)
@@ -727,7 +729,7 @@ func rawSuffix(raw []byte, dec string, k int) []byte {
 // reject answers with an error before any upstream was involved.
 func (c *client) reject(status int, msg string, closing bool) bool {
 	closing = closing || c.req.Close || c.s.closing.Load()
-	c.out = appendError(c.out[:0], status, msg, closing, string(c.req.Method) == "HEAD")
+	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, closing, string(c.req.Method) == "HEAD")
 	if _, err := c.nc.Write(c.out); err != nil {
 		closing = true
 	}
@@ -908,7 +910,7 @@ func (c *client) overloaded(svc *Service, limit string) bool {
 	c.ex.status = http.StatusServiceUnavailable
 	c.ex.err = errOverloaded
 	closing := !c.ex.bodyDone || c.req.Close || c.s.closing.Load()
-	c.out = appendErrorField(c.out[:0], http.StatusServiceUnavailable, overloadedMessage, OverloadedHeader+": true\r\n", closing, string(c.req.Method) == "HEAD")
+	c.out = appendErrorField(c.out[:0], c.s.date.at(time.Now()), http.StatusServiceUnavailable, overloadedMessage, OverloadedHeader+": true\r\n", closing, string(c.req.Method) == "HEAD")
 	if _, err := c.nc.Write(c.out); err != nil {
 		c.ex.status = 499
 		return false
@@ -1255,7 +1257,7 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 func (c *client) answerErr(status int, msg string, closing bool) bool {
 	c.ex.status = status
 	closing = closing || c.req.Close || c.s.closing.Load()
-	c.out = appendError(c.out[:0], status, msg, closing, string(c.req.Method) == "HEAD")
+	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, closing, string(c.req.Method) == "HEAD")
 	if _, err := c.nc.Write(c.out); err != nil {
 		c.ex.status = 499
 		return false
@@ -1290,6 +1292,7 @@ func (c *client) respond(uc *upConn, upgrade bool) bool {
 
 	out := h1.AppendStatusLine(c.out[:0], resp.Status, resp.Reason)
 	pass := kind == h1.BodyChunked && !decode
+	dated := false
 	for i := range resp.Fields {
 		fl := &resp.Fields[i]
 		if resp.Hop.Has(i) && !(pass && (resp.TransferEncoding.Has(i) || foldEq(fl.Name, "trailer"))) {
@@ -1298,7 +1301,11 @@ func (c *client) respond(uc *upConn, upgrade bool) bool {
 		if len(fl.Name) == 18 && foldEq(fl.Name, "proxy-authenticate") {
 			continue
 		}
+		dated = dated || len(fl.Name) == 4 && foldEq(fl.Name, "date")
 		out = h1.AppendField(out, fl.Name, fl.Value)
+	}
+	if !dated {
+		out = append(out, c.s.date.at(now)...)
 	}
 	if ex.setCookie != "" {
 		out = h1.AppendField(out, "Set-Cookie", ex.setCookie)
