@@ -465,7 +465,11 @@ func (g *Gateway) ServeListeners(ctx context.Context, proxyLns []net.Listener, a
 		go g.store.Watch(bg, func(doc *state.Doc, v uint64) { g.remoteChange(bg, doc, v) })
 	}
 	if g.fleet != nil {
-		go g.runFleet(bg)
+		// The report is withdrawn (its session ended) before Serve
+		// returns.
+		fleetDone := make(chan struct{})
+		go func() { defer close(fleetDone); g.runFleet(bg) }()
+		defer func() { stopBG(); <-fleetDone }()
 	}
 	regDone := make(chan struct{})
 	regCtx, stopReg := context.WithCancel(bg)
