@@ -32,14 +32,15 @@ type fgSidecar struct {
 }
 
 // fgBody is a sidecar's file: service s (route /s) on upstream primary,
-// service s2 unless without, and the fleet section.
-func fgBody(primary, prefix, group, id string, auto, withS2 bool) string {
+// upstream bad, service s2 unless without, and the fleet section.
+func fgBody(primary, bad, prefix, group, id string, auto, withS2 bool) string {
 	s2 := "  - {name: s2, host: primary}\n"
 	if !withS2 {
 		s2 = ""
 	}
 	return fmt.Sprintf(`upstreams:
   - {name: primary, targets: [{target: %s}]}
+  - {name: bad, targets: [{target: %s}]}
 services:
   - {name: s, host: primary, routes: [{name: rs, paths: [/s]}]}
 %sfleet:
@@ -49,13 +50,16 @@ services:
   auto_publish: %t
   report_interval: 1s
   keep_versions: 1000
-`, primary, s2, group, id, prefix, auto)
+`, primary, bad, s2, group, id, prefix, auto)
 }
 
-func fgStart(t *testing.T, ag *consultest.Agent, primary, prefix, group, id string, auto, withS2 bool) *fgSidecar {
+// fgBackends are the targets of upstreams primary and bad.
+type fgBackends struct{ primary, bad string }
+
+func fgStart(t *testing.T, ag *consultest.Agent, bk fgBackends, prefix, group, id string, auto, withS2 bool) *fgSidecar {
 	t.Helper()
 	extra := fmt.Sprintf("  store: consul\n  consul:\n    address: %s\n", ag.HTTPAddr)
-	n := adNewNode(t, extra, fgBody(primary, prefix, group, id, auto, withS2))
+	n := adNewNode(t, extra, fgBody(bk.primary, bk.bad, prefix, group, id, auto, withS2))
 	s := &fgSidecar{id: id, node: n}
 	s.g = n.start()
 	s.api = adAdmin(s.g)
@@ -138,13 +142,15 @@ func TestFleetGroupsPublishStageRollbackPromote(t *testing.T) {
 	ag := consultest.Start(t)
 	prefix := fmt.Sprintf("outrigger-test-%016x", rand.Uint64())
 	p := startBackend(t, "primary", nil)
+	bad := startBackend(t, "bad", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
+	bk := fgBackends{primary: p.Addr, bad: bad.Addr}
 	c := newClient()
-	a1 := fgStart(t, ag, p.Addr, prefix, "A", "a1", false, true)
-	a2 := fgStart(t, ag, p.Addr, prefix, "A", "a2", false, true)
+	a1 := fgStart(t, ag, bk, prefix, "A", "a1", false, true)
+	a2 := fgStart(t, ag, bk, prefix, "A", "a2", false, true)
 	// a3's file has no service s2: a version routing to it does not build
 	// there.
-	a3 := fgStart(t, ag, p.Addr, prefix, "A", "a3", false, false)
-	b1 := fgStart(t, ag, p.Addr, prefix, "B", "b1", true, true)
+	a3 := fgStart(t, ag, bk, prefix, "A", "a3", false, false)
+	b1 := fgStart(t, ag, bk, prefix, "B", "b1", true, true)
 	all := []*fgSidecar{a1, a2, a3}
 	fgWaitRuns(t, a1.api, "", map[string]uint64{"a1": 0, "a2": 0, "a3": 0})
 	fgWaitRuns(t, a1.api, "B", map[string]uint64{"b1": 0})
@@ -325,6 +331,60 @@ func TestFleetGroupsPublishStageRollbackPromote(t *testing.T) {
 			t.Fatalf("B's auto-published version: %s", bv.raw)
 		}
 	})
+
+	t.Run("staged by steps: widened and completed by itself", func(t *testing.T) {
+		fgRoute(t, a1.api, "r9", "s")
+		v := a1.api.json(t, http.StatusCreated, http.MethodPost, "/fleet/publish", map[string]any{"message": "add r9",
+			"stage": map[string]any{"sidecars": []string{"a2"}, "steps": []any{50, 100}, "interval": "1s", "min_requests": 0}})
+		n := uint64(v.num("version"))
+		var st admin.FleetStatus
+		waitFor(t, 20*time.Second, "the stage to complete by its steps", func() bool {
+			st = fgFleet(t, a1.api, "")
+			return st.Stage != nil && st.Stage.Version == n && st.Stage.State != state.StageRunning
+		})
+		if st.Stage.State != state.StageCompleted || st.Version != n || st.Stage.Percent != 100 {
+			t.Fatalf("stage: %+v", st.Stage)
+		}
+		fgWaitRuns(t, a1.api, "", runs(n, n, n))
+		step := fmt.Sprintf("staged publish of version %d widened to 50%%", n)
+		if len(a1.g.logsWhere(step))+len(a2.g.logsWhere(step))+len(a3.g.logsWhere(step)) != 1 {
+			t.Fatal("no sidecar logged the step to 50%")
+		}
+	})
+
+	t.Run("staged sidecar erring more than the rest: rolled back", func(t *testing.T) {
+		a1.api.form(t, http.StatusOK, http.MethodPatch, "/services/s", "host", "bad")
+		v := a1.api.json(t, http.StatusCreated, http.MethodPost, "/fleet/publish", map[string]any{"message": "s to bad",
+			"stage": map[string]any{"sidecars": []string{"a2"}, "steps": []any{100}, "interval": "1h", "min_requests": 10, "max_error_rate_increase": 0.1}})
+		n := uint64(v.num("version"))
+		waitFor(t, 15*time.Second, "a2 to run the staged version", func() bool { return fgRuns(fgFleet(t, a1.api, ""))["a2"] == n })
+		// Traffic on every sidecar until the stage stops (bounded).
+		var st admin.FleetStatus
+		for i := 0; ; i++ {
+			if i == 600 {
+				t.Fatalf("the stage did not roll back after %d requests per sidecar: %+v", i, st.Stage)
+			}
+			for _, s := range all {
+				if _, _, err := adHit(c, s.g.url("/s")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if i%10 == 9 {
+				if st = fgFleet(t, a1.api, ""); st.Stage.State != state.StageRunning {
+					break
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if st.Stage.State != state.StageRolledBack || !strings.Contains(st.Stage.Reason, "error rate") {
+			t.Fatalf("stage: %+v", st.Stage)
+		}
+		fgWaitRuns(t, a1.api, "", runs(st.Version, st.Version, st.Version))
+		if status, who, err := adHit(c, a2.g.url("/s")); err != nil || status != http.StatusOK || who != "primary" {
+			t.Fatalf("a2 after the rollback: %d %s %v", status, who, err)
+		}
+		a1.api.form(t, http.StatusOK, http.MethodPatch, "/services/s", "host", "primary")
+	})
 }
 
 func maps4Equal(a, b map[string]uint64) bool {
@@ -348,8 +408,9 @@ func TestFleetGroupConcurrentPublishersAndKill(t *testing.T) {
 	ag := consultest.Start(t)
 	prefix := fmt.Sprintf("outrigger-test-%016x", rand.Uint64())
 	p := startBackend(t, "primary", nil)
-	x := fgStart(t, ag, p.Addr, prefix, "A", "x", true, true)
-	y := fgStart(t, ag, p.Addr, prefix, "A", "y", true, true)
+	bk := fgBackends{primary: p.Addr, bad: p.Addr}
+	x := fgStart(t, ag, bk, prefix, "A", "x", true, true)
+	y := fgStart(t, ag, bk, prefix, "A", "y", true, true)
 	fgWaitRuns(t, x.api, "", map[string]uint64{"x": 0, "y": 0})
 
 	const perWriter = 40
@@ -385,6 +446,12 @@ func TestFleetGroupConcurrentPublishersAndKill(t *testing.T) {
 		return
 	}
 	<-x.g.exited
+	// x's report goes with its session's TTL (10s; Consul may take up to
+	// twice that).
+	waitFor(t, 40*time.Second, "the killed sidecar's report to expire", func() bool {
+		_, ok := fgRuns(fgFleet(t, y.api, ""))["x"]
+		return !ok
+	})
 	// Every acknowledged target is in the group's stable version, and
 	// the numbers 1..latest are all there, each once.
 	st := fgFleet(t, y.api, "")
