@@ -116,12 +116,8 @@ func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc)
 			}
 			return fmt.Errorf("the store holds a newer admin layer: %w", state.ErrConflict)
 		}
-		var refused *state.RefusedError
-		if errors.As(err, &refused) {
-			return &admin.Error{Status: http.StatusConflict, Message: refused.Reason}
-		}
 		if err != nil {
-			return fmt.Errorf("persist admin state: %w", err)
+			return persistErr(err)
 		}
 		if g.lost {
 			g.log.Warn().Uint64("version", v).Msg("admin state: the store's copy is back (recreated with this admin change)")
@@ -131,6 +127,16 @@ func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc)
 	g.commit(p, func() { g.docVersion, g.lost = version, lost })
 	g.layerMetricsLocked()
 	return nil
+}
+
+// persistErr is a failed Save's answer: a refusal of the fleet group
+// (a staged publish running) is a 409.
+func persistErr(err error) error {
+	var refused *state.RefusedError
+	if errors.As(err, &refused) {
+		return &admin.Error{Status: http.StatusConflict, Message: refused.Reason}
+	}
+	return fmt.Errorf("persist admin state: %w", err)
 }
 
 // refusalLocked is Mutate's answer while the store's latest layer does not
@@ -171,7 +177,7 @@ func (g *Gateway) ResetState(ctx context.Context) error {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("persist admin state: %w", err)
+				return persistErr(err)
 			}
 			version, saved = v, true
 			break

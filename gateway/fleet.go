@@ -229,7 +229,7 @@ func (g *Gateway) FleetRollback(ctx context.Context, p admin.FleetRollback) (*st
 	}
 	old, err := fs.ReadVersion(ctx, fs.Group(), p.Version)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, versionErr(err)
 	}
 	if err := g.validate(old.Doc); err != nil {
 		return nil, nil, err
@@ -249,7 +249,7 @@ func (g *Gateway) FleetPromote(ctx context.Context, p admin.FleetPromote) (state
 	}
 	old, err := fs.ReadVersion(ctx, fs.Group(), p.Version)
 	if err != nil {
-		return state.Version{}, err
+		return state.Version{}, versionErr(err)
 	}
 	if err := g.validate(old.Doc); err != nil {
 		return state.Version{}, err
@@ -262,6 +262,16 @@ func (g *Gateway) FleetPromote(ctx context.Context, p admin.FleetPromote) (state
 		From: fs.Group() + "/" + strconv.FormatUint(p.Version, 10)})
 	v.Doc = nil
 	return v, err
+}
+
+// versionErr names the version field when the version asked for is not
+// kept.
+func versionErr(err error) error {
+	var refused *state.RefusedError
+	if errors.As(err, &refused) {
+		return &admin.Error{Status: http.StatusBadRequest, Message: refused.Reason, Fields: map[string]string{"version": "no such version"}}
+	}
+	return err
 }
 
 // FleetStage implements admin.Fleet.

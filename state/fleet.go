@@ -425,6 +425,15 @@ func (s *FleetStore) Publish(ctx context.Context, p Publication) (Version, error
 		}
 		now := s.o.Now()
 		n := max(h.Latest, h.Version) + 1
+		if idx == 0 {
+			// No head (a new group, or its head was deleted): numbers go
+			// on after the versions kept.
+			top, err := s.topVersion(ctx, p.Group)
+			if err != nil {
+				return Version{}, err
+			}
+			n = max(n, top+1)
+		}
 		v := Version{Number: n, Hash: Hash(doc), Author: p.Author, Message: p.Message, CreatedAt: now.Unix(),
 			Source: p.Source, From: p.From, Doc: doc}
 		next := &Head{Version: n, Latest: n}
@@ -478,6 +487,21 @@ func (s *FleetStore) Publish(ctx context.Context, p Publication) (Version, error
 		return v, nil
 	}
 	return Version{}, fmt.Errorf("fleet: publishing to group %q: still conflicting after %d attempts: %w", p.Group, maxPublishAttempts, ErrConflict)
+}
+
+// topVersion is the highest version number a group keeps (0: none).
+func (s *FleetStore) topVersion(ctx context.Context, group string) (uint64, error) {
+	keys, _, err := s.client.KV().Keys(s.key(group, "versions")+"/", "", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("fleet: listing group %q's versions: %w", group, err)
+	}
+	var top uint64
+	for _, k := range keys {
+		if n, err := strconv.ParseUint(k[strings.LastIndexByte(k, '/')+1:], 10, 64); err == nil {
+			top = max(top, n)
+		}
+	}
+	return top, nil
 }
 
 // prunable lists the version keys a publish of n makes too old.

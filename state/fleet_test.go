@@ -86,6 +86,13 @@ func TestFleetVersionsPublishAndPrune(t *testing.T) {
 	if n, err := s.Save(ctx, docWithRoute("x"), 5); err != nil || n != 6 {
 		t.Fatalf("Save: %d %v", n, err)
 	}
+	// A head deleted by hand: numbers go on after the versions kept.
+	if _, err := ag.Client.KV().Delete(prefix+"/a/head", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Save(ctx, docWithRoute("y"), 0); err != nil || n != 7 {
+		t.Fatalf("Save after the head's loss: %d %v", n, err)
+	}
 }
 
 // TestFleetConcurrentPublishers: publishers racing on one group through
