@@ -27,6 +27,12 @@
 //     good configuration stays; admin writes answer 409 until it builds),
 //     and a stored layer that vanished is published again, never taken
 //     for an empty one (DELETE /state resets on purpose).
+//   - In a gateway group (fleet.group) the layer in force is the group's
+//     version the group's head asks of this sidecar; admin writes publish
+//     a version (auto_publish) or edit the group's draft, which is
+//     validated here and applied nowhere until published (fleet.go). The
+//     sidecar reports what it runs under a Consul session and takes part
+//     in deciding the group's staged publish (fleetstage.go).
 //   - Ready is false until every discovery watcher has had its source's
 //     first answer or its block's initial_fetch_timeout passed; that
 //     condition latches, so later registry outages and watchers added by
