@@ -96,6 +96,13 @@ func TestFleetEndpointsInput(t *testing.T) {
 	if r := e.do(http.MethodPost, "/fleet/stage", map[string]any{}); r.status != http.StatusBadRequest {
 		t.Fatalf("empty widen: %d %s", r.status, r.raw)
 	}
+	// The OpenAPI document lists them.
+	paths, _ := e.do(http.MethodGet, "/openapi.json", nil).body["paths"].(map[string]any)
+	for _, p := range []string{"/fleet", "/fleet/versions", "/fleet/versions/{version}", "/fleet/draft", "/fleet/publish", "/fleet/stage", "/fleet/rollback", "/fleet/promote"} {
+		if paths[p] == nil {
+			t.Errorf("openapi.json lacks %s", p)
+		}
+	}
 	// Without a Fleet, nothing is served under /fleet.
 	if r := newEnv(t, fileRich).do(http.MethodGet, "/fleet", nil); r.status != http.StatusNotFound {
 		t.Fatalf("GET /fleet without a group: %d", r.status)
