@@ -11,6 +11,7 @@ import (
 // Fleet is the "fleet" section: the sidecar's gateway group and how the
 // group's published versions are kept. The zero value (no section, or no
 // group) is the single-key fleet mode of admin.store: consul.
+// The gateway takes it at start; a reload keeps the running values.
 type Fleet struct {
 	Pos Pos
 	// Group names the sidecar's gateway group; empty keeps the single
