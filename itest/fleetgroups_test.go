@@ -481,4 +481,29 @@ func TestFleetGroupConcurrentPublishersAndKill(t *testing.T) {
 	// The restarted x runs the group's version.
 	x.restart()
 	fgWaitRuns(t, y.api, "", map[string]uint64{"x": st.Version, "y": st.Version})
+
+	// A dev agent restarted loses every key: the sidecars publish their
+	// last known layer again (one wins), and report again.
+	ag.Restart()
+	var again admin.FleetStatus
+	waitFor(t, 30*time.Second, "the group to be published again and both to report", func() bool {
+		r, err := y.api.try(http.MethodGet, "/fleet", "", "")
+		if err != nil || r.status != http.StatusOK || json.Unmarshal(r.raw, &again) != nil || again.Version == 0 || len(again.Sidecars) != 2 {
+			return false
+		}
+		for _, s := range again.Sidecars {
+			if s.Version != again.Version || !s.Applied {
+				return false
+			}
+		}
+		return true
+	})
+	back, err := y.api.try(http.MethodGet, fmt.Sprintf("/fleet/versions/%d", again.Version), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bv state.Version
+	if err := json.Unmarshal(back.raw, &bv); err != nil || bv.Hash != v.Hash {
+		t.Fatalf("republished version %d: hash %s, want the last known %s (%v)", again.Version, bv.Hash, v.Hash, err)
+	}
 }
