@@ -201,6 +201,16 @@ func (g *Gateway) FleetPublish(ctx context.Context, p admin.FleetPublish) (state
 	if err := g.validate(draft); err != nil {
 		return state.Version{}, err
 	}
+	if p.Stage != nil {
+		// The first step is judged on the traffic from now on.
+		reports, err := g.fleet.store.Sidecars(ctx, g.fleet.store.Group())
+		if err != nil {
+			return state.Version{}, err
+		}
+		st := *p.Stage
+		st.Baseline = baselineOf(reports)
+		p.Stage = &st
+	}
 	v, err := g.fleet.store.Publish(ctx, state.Publication{Doc: draft, Author: p.Author, Message: p.Message, Source: "publish", Stage: p.Stage})
 	v.Doc = nil
 	return v, err
