@@ -408,6 +408,9 @@ func (a *api) openAPI() js {
 			content := js{}
 			for _, ct := range []string{"application/json", "application/x-www-form-urlencoded", "multipart/form-data"} {
 				c := js{"schema": sref(e.in)}
+				if e.in == "object" {
+					c["schema"] = js{"type": "object"}
+				}
 				if ct == "application/json" && e.example != nil {
 					c["example"] = e.example
 				}

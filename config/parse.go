@@ -62,6 +62,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		upstreamNames, serviceNames []named
 		routes                      []routeEntry
 		proxyListen, adminListen    *yaml.Node
+		fleetGroup                  *yaml.Node
 	)
 	d.mapping(n, "configuration", "the top level", []field{
 		{"proxy", func(v *yaml.Node) { proxyListen = d.proxy(v, &f.Proxy) }},
@@ -89,6 +90,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
+		{"fleet", func(v *yaml.Node) { fleetGroup = d.fleet(v, &f.Fleet) }},
 	})
 	if len(f.Proxy.Listeners) == 0 {
 		d.finishProxy(&f.Proxy, nil)
@@ -103,6 +105,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		}
 	}
 
+	d.checkFleet(f, fleetGroup)
 	d.unique("upstream", upstreamNames)
 	d.unique("service", serviceNames)
 

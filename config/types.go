@@ -9,6 +9,7 @@ type File struct {
 	Path      string
 	Proxy     Proxy
 	Admin     Admin
+	Fleet     Fleet
 	Log       Log
 	Upstreams []Upstream
 	Services  []Service

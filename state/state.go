@@ -12,6 +12,10 @@
 //   - A Store persists Docs with compare-and-set on a version, so writers
 //     that race (two admin requests, two sidecars of a fleet) never lose an
 //     acknowledged change: the loser retries on the new version.
+//   - A FleetStore (fleet.go) keeps a gateway group's published versions:
+//     immutable, numbered by check-and-set on the group's head,
+//     content-hashed; as a Store it serves one sidecar the version its
+//     group asks of it.
 //   - Nothing here is package-level mutable state.
 package state
 
