@@ -17,12 +17,12 @@ type RetryOn struct {
 
 // Retry conditions by failure class.
 const (
-	retryConnect   uint8 = 1 << iota // the connection was never established
-	retryRefused                     // HTTP/2 REFUSED_STREAM: not processed
-	retryReset                       // no response: reset, disconnect, timeout
-	retry5xx                         // any 5xx, and every failure above
-	retryGateway                     // 502, 503, 504 and timeouts
-	retryRetriable4xx                // 409
+	retryConnect      uint8 = 1 << iota // the connection was never established
+	retryRefused                        // HTTP/2 REFUSED_STREAM: not processed
+	retryReset                          // no response: reset, disconnect, timeout
+	retry5xx                            // any 5xx, and every failure above
+	retryGateway                        // 502, 503, 504 and timeouts
+	retryRetriable4xx                   // 409
 )
 
 // retryConds maps the condition names to their classes.
