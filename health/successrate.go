@@ -125,3 +125,19 @@ func (c *Checker) evaluateRates(now time.Time) {
 		c.drain()
 	}
 }
+
+// RateSample returns addr's last success-rate sample, nil when there is
+// none (or no such target).
+func (c *Checker) RateSample(addr string) *RateSample {
+	t := c.lookup(addr)
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rate == nil {
+		return nil
+	}
+	r := *t.rate
+	return &r
+}
