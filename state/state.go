@@ -71,8 +71,8 @@ type Upstream struct {
 	RetryBudget     *RetryBudget     `json:"retry_budget,omitempty"`
 	// RetryPolicy replaces the file's retry_policy when set.
 	RetryPolicy *RetryPolicy `json:"retry_policy,omitempty"`
-	Targets         []Target         `json:"targets,omitempty"`
-	Tags            []string         `json:"tags,omitempty"`
+	Targets     []Target     `json:"targets,omitempty"`
+	Tags        []string     `json:"tags,omitempty"`
 }
 
 // CircuitBreakers are an upstream's limits on counts in progress; 0 is
