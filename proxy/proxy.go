@@ -374,15 +374,16 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if err == nil {
 			tc.headed()
-			rs.resp.cap = tc
 			now := time.Now()
 			rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The tunnel needs the raw read-write body; it no longer
-				// counts as an in-flight request.
+				// counts as an in-flight request. Its context lives on
+				// (the client request's ends it).
 				_ = rs.resp.Close()
 				return resp, nil
 			}
+			rs.resp.cap = tc
 			if pol.On.Status(resp.StatusCode) && req.Context().Err() == nil && rs.attempts <= svc.Retries && retryable(req, &rs.body, false) &&
 				t.retryGate(req.Context(), rs, now, nil, false) == nil {
 				_ = resp.Body.Close() // the answer is dropped unread

@@ -344,7 +344,7 @@ type upConn struct {
 func (u *upConn) Read(p []byte) (int, error) {
 	if u.rt > 0 || u.cap != 0 {
 		clk := u.pool.ps.clk
-		if now := clk.now(); u.cap != 0 && (u.rt <= 0 || now+int64(u.rt) >= u.cap) {
+		if now := clk.now(); u.cap != 0 && (u.rt <= 0 || now+int64(u.rt)+deadlineSlack(u.rt) >= u.cap) {
 			if u.rd.at != u.cap {
 				u.rd.exact(u.c.SetReadDeadline, clk, u.cap)
 			}
