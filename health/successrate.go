@@ -69,8 +69,8 @@ type rateCand struct {
 
 // evaluateRates ends an interval: it takes every target's counts (and
 // zeroes them), computes the mean and standard deviation of the success
-// rates of the targets with the volume, and ejects the outliers, lowest
-// rate first, never the last healthy target and within
+// rates of the healthy targets with the volume, and ejects the outliers,
+// lowest rate first, never the last healthy target and within
 // MaxEjectionPercent.
 func (c *Checker) evaluateRates(now time.Time) {
 	m := *c.targets.Load()
@@ -78,9 +78,10 @@ func (c *Checker) evaluateRates(now time.Time) {
 	healthy := 0
 	for _, t := range m {
 		n, ok := t.rateTotal.Swap(0), t.rateOK.Swap(0)
-		if t.eff.Load() {
-			healthy++
+		if !t.eff.Load() {
+			continue // out already: not part of the comparison
 		}
+		healthy++
 		if n >= int64(c.rate.RequestVolume) && n > 0 {
 			cands = append(cands, rateCand{t: t, rate: 100 * float64(ok) / float64(n), n: n})
 		}
