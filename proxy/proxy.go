@@ -5,10 +5,16 @@
 // Contract:
 //   - The routing table is an immutable *Table swapped atomically (SetTable);
 //     a request uses the table it started with from start to finish.
-//   - Retries go to another target, up to the service's retries: a request
-//     whose connection was never established is always retried; otherwise
-//     only idempotent requests without a body are. A request body already
-//     read is never sent twice.
+//   - Retries go to another target, up to the service's retries, on what the
+//     upstream's retry policy names (upstream.RetryPolicy: failure classes,
+//     statuses, gRPC statuses; retry.go): a request whose connection was
+//     never established may always be retried; otherwise only idempotent
+//     requests without a body are, and a status only for those. A request
+//     body already read is never sent twice. Each attempt has the policy's
+//     per-try cap and the whole its overall cap, both up to the response
+//     head; retries wait its backoff (jitter from Options.Rand).
+//   - Over max_connections, a request of the engine waits for a connection
+//     as one of max_pending_requests, else is answered the overloaded 503.
 //   - Errors are answered with a JSON body {"message": ...}: 404 when no
 //     route matches, 413 for a body over the limit, 502 when the upstream
 //     fails, 503 when it has no healthy target, 504 on a timeout. A gRPC
