@@ -244,3 +244,59 @@ func TestRetryOnFailureClasses(t *testing.T) {
 		t.Fatal("errTryTimeout is not a timeout")
 	}
 }
+
+// A waiting request whose connection does not come within its bound
+// (here connect_timeout, 1 s) is answered the overloaded 503, counted on
+// max_connections.
+func TestEnginePendingWaitEnds(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	mt := NewMetrics(reg)
+	f := newEngineFixture(t, ServerOptions{}, Options{Metrics: mt})
+	brk := f.svc.Upstream.Breakers()
+	brk.SetLimits(upstream.Limits{MaxConnections: 1, MaxPendingRequests: 1})
+	const get = "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+	first := f.dial(t)
+	first.send(t, get)
+	oc := f.origin.accept(t)
+	readHead(t, oc.br)
+	second := f.dial(t)
+	second.send(t, get)
+	resp, _ := second.response(t, "GET")
+	if resp.StatusCode != 503 || resp.Header.Get(OverloadedHeader) != "true" {
+		t.Fatalf("second: %d %q, want the overloaded 503", resp.StatusCode, resp.Header.Get(OverloadedHeader))
+	}
+	if n := counterValue(t, mt.Overloaded.WithLabelValues("u", "max_connections")); n != 1 {
+		t.Fatalf("overloaded_total{max_connections} = %v, want 1", n)
+	}
+	if brk.Pending() != 0 {
+		t.Fatalf("pending %d after the wait", brk.Pending())
+	}
+}
+
+// An idle connection of the upstream to one target does not starve a
+// request to another: the waiting request closes it and dials.
+func TestEnginePendingEvictsIdle(t *testing.T) {
+	a := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "a") })
+	b := newOrigin(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "b") })
+	p, url := newTestProxy(t, 0, a.addr(), b.addr())
+	brk := upstreamOf(t, p).Breakers()
+	brk.SetLimits(upstream.Limits{MaxConnections: 1, MaxPendingRequests: 1})
+	c := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(c.CloseIdleConnections)
+	seen := map[string]int{}
+	for i := range 4 {
+		resp, err := c.Get(url + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, body)
+		}
+		seen[string(body)]++
+	}
+	if seen["a"] != 2 || seen["b"] != 2 || brk.Connections() != 1 {
+		t.Fatalf("answers %v, connections %d; want 2 each over one connection at a time", seen, brk.Connections())
+	}
+}
