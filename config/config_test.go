@@ -838,3 +838,31 @@ register:
 		t.Errorf("nacos check at line %d, want 21", f.Register.Nacos.Check.Pos.Line)
 	}
 }
+
+func TestConsulZoneMetaKey(t *testing.T) {
+	f, err := Parse("t.yaml", []byte(`upstreams:
+  - name: a
+    discovery:
+      consul: {service: a, zone_meta_key: az}
+  - name: b
+    discovery:
+      consul: {service: b}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := f.Upstreams[0].Discovery.Consul.ZoneMetaKey; k != "az" {
+		t.Errorf("zone_meta_key = %q", k)
+	}
+	if k := f.Upstreams[1].Discovery.Consul.ZoneMetaKey; k != "" {
+		t.Errorf("default zone_meta_key = %q, want empty (zone)", k)
+	}
+	_, err = Parse("t.yaml", []byte(`upstreams:
+  - name: a
+    discovery:
+      consul: {service: a, zone_meta_key: ""}
+`), nil)
+	if err == nil || !strings.Contains(err.Error(), "t.yaml:4:") || !strings.Contains(err.Error(), "zone_meta_key") {
+		t.Errorf("empty zone_meta_key: %v", err)
+	}
+}

@@ -44,6 +44,9 @@ type SourceConfig struct {
 	// WeightMetaKey, when set, names a Service.Meta key holding an integer
 	// weight that takes precedence over Service.Weights.
 	WeightMetaKey string
+	// ZoneMetaKey names the Service.Meta (else Node.Meta) key holding the
+	// target's zone, copied to Meta["zone"]; "" means "zone".
+	ZoneMetaKey string
 	// WaitTime is the blocking query wait (default 5m, at most 10m).
 	WaitTime time.Duration
 }
@@ -290,6 +293,18 @@ func (s *Source) targets(entries []*api.ServiceEntry) []discovery.Target {
 			continue
 		}
 		meta := maps.Clone(e.Service.Meta)
+		if k := s.cfg.ZoneMetaKey; k != "" && k != discovery.ZoneMetaKey {
+			z := e.Service.Meta[k]
+			if z == "" && e.Node != nil {
+				z = e.Node.Meta[k]
+			}
+			if z != "" { // the configured key wins over a "zone" entry
+				if meta == nil {
+					meta = map[string]string{}
+				}
+				meta[discovery.ZoneMetaKey] = z
+			}
+		}
 		if e.Node != nil {
 			// The node's zone and region where the service has none.
 			meta = discovery.WithLocality(meta, e.Node.Meta)

@@ -249,6 +249,23 @@ func TestSourceAgainstConsul(t *testing.T) {
 		w.until("backup cleared", func(u discovery.Update) bool {
 			return u.Err == nil && len(u.Targets) == 2 && !u.Targets[1].Backup && u.Targets[1].Meta["zone"] == "svc-zone"
 		})
+		// zone_meta_key: another key, read from the service meta, else the
+		// node's.
+		_, err = a.Client.Catalog().Register(&api.CatalogRegistration{
+			Node: "edge-3", Address: "127.0.0.1", NodeMeta: map[string]string{"az": "node-az"},
+			Service: &api.AgentService{ID: "loc-3", Service: "loc", Address: "127.0.0.1", Port: 9653},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byKey := watch(t, newAgentSource(t, a, SourceConfig{Service: "loc", ZoneMetaKey: "az"}))
+		u, _ = byKey.set(addr(9651), addr(9652), addr(9653))
+		if z := u.Targets[2].Meta["zone"]; z != "node-az" {
+			t.Errorf("zone from the node meta key az = %q", z)
+		}
+		if z := u.Targets[1].Meta["zone"]; z != "svc-zone" {
+			t.Errorf("a service's own zone meta = %q, want it kept", z)
+		}
 	})
 
 	t.Run("weights from Service.Weights and from the meta key, clamped", func(t *testing.T) {
