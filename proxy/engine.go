@@ -864,11 +864,11 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			continue
 		}
 		ep.Stats.InFlight.Add(-1)
-		if f.err == errConnectionLimit || f.err == errPendingLimit {
-			if f.err == errPendingLimit {
-				return c.overloaded(svc, "max_pending_requests")
-			}
+		switch f.err {
+		case errConnectionLimit:
 			return c.overloaded(svc, "max_connections")
+		case errPendingLimit:
+			return c.overloaded(svc, "max_pending_requests")
 		}
 		ex.err = f.err
 		if f.client {
