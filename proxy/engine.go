@@ -802,6 +802,11 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 	retrying := false
 	defer releaseBreakers(brk, &retrying)
 	brk.RecordRequest(ex.start)
+	pol := ex.up.RetryPolicy()
+	var overall time.Time // the retry policy's timeout, zero for none
+	if pol.Timeout > 0 {
+		overall = ex.start.Add(pol.Timeout)
+	}
 
 	var tried [4]string
 	var uc *upConn
@@ -822,8 +827,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		if ex.attempts > 1 {
 			t0 = time.Now()
 		}
+		limit := attemptCap(pol, t0, overall)
 		for fresh := false; ; fresh = true {
-			uc, f = c.attempt(hp, fresh, t0, upath, query, hasQuery, host, ep.Addr, prefix, upgrade)
+			uc, f = c.attempt(hp, fresh, t0, limit, upath, query, hasQuery, host, ep.Addr, prefix, upgrade)
 			if f.err == nil {
 				break
 			}
@@ -839,12 +845,32 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			}
 			break
 		}
+		var now time.Time
 		if f.err == nil {
-			break
+			// retry_on a status: only idempotent requests with nothing of
+			// a body sent, and never an upgrade.
+			st := uc.resp.Status
+			if !pol.On.Status(st) || upgrade || ex.attempts > svc.Retries || !retryableH1(req, ex.bodySent, false) {
+				uc.setCap(time.Time{})
+				break
+			}
+			now = time.Now()
+			ex.up.Report(ep, upstream.Outcome{Status: st, Duration: now.Sub(t0), At: now})
+			if c.s.p.admitRetry(context.Background(), ex.up, svc.Name, &retrying, ex.attempts, now, overall, false) != retryGranted {
+				uc.setCap(time.Time{}) // relayed: the last answer stands
+				break
+			}
+			ep.Stats.InFlight.Add(-1)
+			uc.close() // the answer is dropped unread
+			uc = nil
+			continue
 		}
 		ep.Stats.InFlight.Add(-1)
-		if f.err == errConnectionLimit {
+		switch f.err {
+		case errConnectionLimit:
 			return c.overloaded(svc, "max_connections")
+		case errPendingLimit:
+			return c.overloaded(svc, "max_pending_requests")
 		}
 		ex.err = f.err
 		if f.client {
@@ -854,31 +880,22 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			ex.status = 499
 			return false
 		}
-		now := time.Now()
-		ex.up.Report(ep, upstream.Outcome{ConnectFailed: f.connectFailed, Timeout: isTimeout(f.err), Duration: now.Sub(t0), At: now})
-		retry := ex.attempts <= svc.Retries && retryableH1(req, ex.bodySent, f.connectFailed)
-		if retry && !retrying {
-			if !brk.AcquireRetry() {
-				return c.overloaded(svc, "max_retries")
-			}
-			retrying = true
+		now = time.Now()
+		timeout := isTimeout(f.err)
+		ex.up.Report(ep, upstream.Outcome{ConnectFailed: f.connectFailed, Timeout: timeout, Duration: now.Sub(t0), At: now})
+		retry := ex.attempts <= svc.Retries && retryableH1(req, ex.bodySent, f.connectFailed) && retryOnFailure(&pol.On, f.connectFailed, false, timeout)
+		grant := retryDenied
+		if retry {
+			grant = c.s.p.admitRetry(context.Background(), ex.up, svc.Name, &retrying, ex.attempts, now, overall, f.connectFailed)
 		}
-		// A failed connect reached no upstream: its retry is outside the
-		// budget (see retryGate).
-		if retry && !f.connectFailed && !brk.AllowRetry(now) {
-			retry = false
-			if mt := p.opts.Metrics; mt != nil {
-				mt.Overloaded.WithLabelValues(ex.up.Name(), "retry_budget").Inc()
-			}
+		if grant == retryOverloaded {
+			return c.overloaded(svc, "max_retries")
 		}
-		if !retry {
-			if isTimeout(f.err) {
+		if grant != retryGranted {
+			if timeout {
 				return c.answerErr(http.StatusGatewayTimeout, "The upstream server is timing out", !ex.bodyDone)
 			}
 			return c.answerErr(http.StatusBadGateway, "An invalid response was received from the upstream server", !ex.bodyDone)
-		}
-		if mt := p.opts.Metrics; mt != nil {
-			mt.Retries.WithLabelValues(svc.Name, ex.up.Name()).Inc()
 		}
 	}
 	return c.respond(uc, upgrade)
@@ -972,7 +989,7 @@ var errExpectWait = errors.New("no interim response")
 
 // attempt sends the request on one connection (pooled unless fresh) and
 // reads the response head; on success uc.resp holds it at uc.buf[uc.r:].
-func (c *client) attempt(hp *hostPool, fresh bool, now time.Time, upath, query []byte, hasQuery bool, host []byte, addr string, prefix []byte, upgrade bool) (*upConn, failure) {
+func (c *client) attempt(hp *hostPool, fresh bool, now, limit time.Time, upath, query []byte, hasQuery bool, host []byte, addr string, prefix []byte, upgrade bool) (*upConn, failure) {
 	req, ex := &c.req, &c.ex
 	var uc *upConn
 	if !fresh {
@@ -980,10 +997,18 @@ func (c *client) attempt(hp *hostPool, fresh bool, now time.Time, upath, query [
 	}
 	if uc == nil {
 		var err error
-		if uc, err = hp.dial(ex.up.Breakers()); err != nil {
+		brk := ex.up.Breakers()
+		uc, err = hp.dial(brk)
+		if err == errConnectionLimit && brk.Limits().MaxPendingRequests > 0 {
+			uc, err = hp.waitConn(brk, pendingUntil(hp, now, limit))
+		}
+		if err != nil {
 			var ce *ConnectError
 			return nil, failure{err: err, connectFailed: errors.As(err, &ce)}
 		}
+	}
+	if !limit.IsZero() {
+		uc.setCap(limit)
 	}
 	c.out = c.appendUpstreamHead(c.out[:0], upath, query, hasQuery, host, addr, upgrade)
 	// The 100-continue dance applies when the body is still to come.
