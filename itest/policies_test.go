@@ -126,7 +126,7 @@ services:
 	}
 }
 
-// Success-rate ejection: one target answering 50 % 500s among 5 healthy
+// Success-rate ejection: one target answering 30 % 500s among 5 healthy
 // ones is ejected at the end of an interval, shown in the health API with
 // its rate and the cause, counted, gets no traffic while ejected, and
 // comes back after base_ejection_time.
@@ -134,7 +134,7 @@ func TestPolicySuccessRateEjection(t *testing.T) {
 	var flip atomic.Int64
 	bad := startBackend(t, "bad", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Backend", "bad")
-		if flip.Add(1)%2 == 0 {
+		if flip.Add(1)%10 < 3 { // 30 % 500s, evenly spread
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 	}))
@@ -202,8 +202,8 @@ services:
 		t.Fatalf("ejected target %+v, want cause success-rate with a sample", st)
 	}
 	sr := st.Data.SuccessRate
-	if sr.Rate < 40 || sr.Rate > 60 || sr.Threshold <= sr.Rate {
-		t.Fatalf("sample %+v, want a rate near 50 %% under the threshold", sr)
+	if sr.Rate < 60 || sr.Rate > 80 || sr.Threshold <= sr.Rate {
+		t.Fatalf("sample %+v, want a rate near 70 %% under the threshold", sr)
 	}
 	t.Logf("ejected after %d requests (%d 500s); rate %.1f %% over %d requests, threshold %.1f %%", sent, fives, sr.Rate, sr.Requests, sr.Threshold)
 	for _, gd := range goods {
