@@ -1,0 +1,230 @@
+package itest
+
+// The admin portal in a real browser: Debian's chromium driven over the
+// DevTools protocol (chromedp), against the real binary. Each scenario
+// clicks and types as an operator would and checks the effect where it
+// lands: at the origins, or in the admin API.
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// browser is one headless Chromium with one tab.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context // bounded: every action of the test runs under it
+	base string          // the admin listener's URL
+	mu   sync.Mutex
+	errs []string // uncaught exceptions and console.error calls of the page
+}
+
+// newBrowser starts Chromium at 1280×800 for one test, bounded by limit,
+// or skips the test when no Chromium is installed.
+func newBrowser(t *testing.T, g *gateway, limit time.Duration) *browser {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("no Chromium installed (Debian package chromium): the portal's browser tests need one")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path),
+		chromedp.NoSandbox, // root in a container has no user namespace for the sandbox
+		chromedp.WindowSize(1280, 800), chromedp.Flag("disable-gpu", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelAlloc)
+	t.Cleanup(cancelBrowser)
+	b := &browser{t: t, base: "http://" + g.AdminAddr}
+	// The browser lives as long as the context of its first call: bound
+	// its start with a timer rather than a deadline on that context.
+	stuck := time.AfterFunc(60*time.Second, cancelBrowser)
+	err = chromedp.Listen(bctx, func(ev any) {
+		var msg string
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			msg = "exception: " + ev.ExceptionDetails.Text
+			if ex := ev.ExceptionDetails.Exception; ex != nil {
+				msg += " " + ex.Description
+			}
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type != runtime.ConsoleAPICalledTypeError {
+				return
+			}
+			var parts []string
+			for _, a := range ev.Args {
+				parts = append(parts, string(a.Value)+a.Description)
+			}
+			msg = "console.error: " + strings.Join(parts, " ")
+		default:
+			return
+		}
+		b.mu.Lock()
+		b.errs = append(b.errs, msg)
+		b.mu.Unlock()
+	})
+	if err == nil {
+		err = chromedp.Do(bctx, chromedp.EmulateViewport(1280, 800))
+	}
+	stuck.Stop()
+	if err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(bctx, limit)
+	t.Cleanup(cancel)
+	b.ctx = ctx
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, e := range b.errs {
+			t.Errorf("page: %s", e)
+		}
+	})
+	return b
+}
+
+// do runs actions, failing the test with what was being done.
+func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, actions...); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression and returns its value.
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// until waits for a JavaScript expression to be true (bounded by d and by
+// the test's browser deadline).
+func (b *browser) until(what, expr string, d time.Duration) {
+	b.t.Helper()
+	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
+		b.t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+	}
+}
+
+// open navigates to a portal page (a hash route) and waits for it.
+func (b *browser) open(hash, ready string) {
+	b.t.Helper()
+	b.do("open "+hash, chromedp.Navigate(b.base+"/portal/#"+hash), chromedp.WaitVisible(chromedp.CSS(ready)))
+}
+
+// fill replaces the text of an input.
+func (b *browser) fill(sel, text string) {
+	b.t.Helper()
+	b.do("fill "+sel, chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+}
+
+func (b *browser) click(sel string) {
+	b.t.Helper()
+	b.do("click "+sel, chromedp.Click(chromedp.CSS(sel), chromedp.NodeVisible))
+}
+
+// clickText clicks the button with that text inside the element sel.
+func (b *browser) clickText(sel, text string) {
+	b.t.Helper()
+	js := fmt.Sprintf(`[...document.querySelectorAll(%q)].flatMap((e) => [...e.querySelectorAll('button')]).find((x) => x.textContent === %q)`, sel, text)
+	b.do("click "+text+" in "+sel, chromedp.Click(chromedp.JSPath(js), chromedp.NodeVisible))
+}
+
+// screenshot saves the viewport as docs/NAME.png's twin in
+// $PORTAL_SCREENSHOTS when that is set.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	dir := os.Getenv("PORTAL_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// whoSeq sends n sequential GETs and returns the X-Backend of each.
+func whoSeq(t *testing.T, c *http.Client, url string, n int) []string {
+	t.Helper()
+	out := make([]string, 0, n)
+	for range n {
+		status, who, body := get(t, c, url)
+		if status != 200 {
+			t.Fatalf("GET %s: %d %s", url, status, body)
+		}
+		out = append(out, who)
+	}
+	return out
+}
+
+// TestPortalSeedFlow: the Kong tutorial's steps done by clicking: a new
+// upstream, two targets, a service and a route; the proxy then alternates
+// between the two origins.
+func TestPortalSeedFlow(t *testing.T) {
+	a, bk := startBackend(t, "origin-a", nil), startBackend(t, "origin-b", nil)
+	g := startGateway(t, "")
+	b := newBrowser(t, g, 90*time.Second)
+
+	// A browser opening the admin address lands on the portal.
+	b.do("open the admin address", chromedp.Navigate(b.base+"/"), chromedp.WaitVisible(chromedp.CSS("#nav")))
+	if u := eval[string](b, "location.pathname"); u != "/portal/" {
+		t.Fatalf("GET / from a browser went to %q", u)
+	}
+	b.click(`#nav a[data-page="upstreams"]`)
+	b.do("new upstream form", chromedp.WaitVisible(chromedp.CSS("#new-upstream")))
+	b.fill(`#new-upstream [name="name"]`, "example_upstream")
+	b.click(`#new-upstream button[type=submit]`)
+	b.do("the new upstream's page", chromedp.WaitVisible(chromedp.CSS("#new-target")))
+	for _, o := range []*backend{a, bk} {
+		b.fill(`#new-target [name="target"]`, o.Addr)
+		b.click(`#new-target button[type=submit]`)
+		b.until("target "+o.Addr+" in the table", fmt.Sprintf(`!!document.querySelector('tr[data-target=%q]')`, o.Addr), 10*time.Second)
+	}
+	b.click(`#nav a[data-page="services"]`)
+	b.do("services page", chromedp.WaitVisible(chromedp.CSS("#service-form")))
+	b.fill(`#service-form [name="name"]`, "example_service")
+	b.fill(`#service-form [name="host"]`, "example_upstream")
+	b.click(`#service-form button[type=submit]`)
+	b.until("the service in the table", `!!document.querySelector('tr[data-service="example_service"]')`, 10*time.Second)
+	b.fill(`#route-form [name="name"]`, "example_route")
+	b.fill(`#route-form [name="paths"]`, "/mock")
+	b.click(`#route-form button[type=submit]`)
+	b.until("the route in the table", `!!document.querySelector('tr[data-route="example_route"]')`, 10*time.Second)
+
+	c := newClient()
+	seq := whoSeq(t, c, g.url("/mock/headers"), 6)
+	for i := 1; i < len(seq); i++ {
+		if seq[i] == seq[i-1] || (seq[i] != "origin-a" && seq[i] != "origin-b") {
+			t.Fatalf("answers do not alternate between the origins: %v", seq)
+		}
+	}
+	// strip_path (on by default, as in Kong) sent /headers to the origin.
+	if _, _, body := get(t, c, g.url("/mock/headers")); !strings.HasSuffix(body, "GET /headers") {
+		t.Fatalf("origin saw %q", body)
+	}
+	// The overview shows the upstream with both targets healthy and the
+	// traffic just sent.
+	whoSeq(t, c, g.url("/mock/x"), 40)
+	b.click(`#nav a[data-page="overview"]`)
+	b.until("overview row", `(() => { const r = document.querySelector('tr[data-upstream="example_upstream"]'); return r && r.cells[2].textContent === '2 / 2' && parseFloat(r.cells[3].textContent) > 0 && r.cells[5].textContent !== '–'; })()`, 15*time.Second)
+	b.until("services listed", `!!document.querySelector('tr[data-service="example_service"]') && !!document.querySelector('tr[data-route="example_route"]')`, 5*time.Second)
+	b.screenshot("portal-overview")
+}
