@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // browser is one headless Chromium with one tab.
@@ -116,7 +117,8 @@ func eval[T any](b *browser, expr string) T {
 func (b *browser) until(what, expr string, d time.Duration) {
 	b.t.Helper()
 	if _, err := chromedp.Run(b.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
-		b.t.Fatalf("waiting for %s (%s): %v", what, expr, err)
+		page, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector('main').innerText`))
+		b.t.Fatalf("waiting for %s (%s): %v\npage:\n%s", what, expr, err, page)
 	}
 }
 
@@ -129,7 +131,9 @@ func (b *browser) open(hash, ready string) {
 // fill replaces the text of an input.
 func (b *browser) fill(sel, text string) {
 	b.t.Helper()
-	b.do("fill "+sel, chromedp.Clear(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
+	b.do("fill "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
+	eval[bool](b, fmt.Sprintf(`(document.querySelector(%q).value = '') === ''`, sel))
+	b.do("fill "+sel, chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
 func (b *browser) click(sel string) {
@@ -227,4 +231,139 @@ func TestPortalSeedFlow(t *testing.T) {
 	b.until("overview row", `(() => { const r = document.querySelector('tr[data-upstream="example_upstream"]'); return r && r.cells[2].textContent === '2 / 2' && parseFloat(r.cells[3].textContent) > 0 && r.cells[5].textContent !== '–'; })()`, 15*time.Second)
 	b.until("services listed", `!!document.querySelector('tr[data-service="example_service"]') && !!document.querySelector('tr[data-route="example_route"]')`, 5*time.Second)
 	b.screenshot("portal-overview")
+}
+
+// portalFile is a file with a primary and a canary upstream of one
+// origin each... or two targets on the primary when two are given.
+func portalFile(primary []*backend, canary *backend) string {
+	var b strings.Builder
+	b.WriteString("upstreams:\n  - name: example_upstream\n    targets:\n")
+	for _, o := range primary {
+		fmt.Fprintf(&b, "      - target: %s\n", o.Addr)
+	}
+	if canary != nil {
+		fmt.Fprintf(&b, "  - name: canary_upstream\n    targets:\n      - target: %s\n", canary.Addr)
+	}
+	b.WriteString("services:\n  - name: example_service\n    host: example_upstream\n    routes:\n      - name: example_route\n        paths: [/mock]\n")
+	return b.String()
+}
+
+// adminJSON reads an admin API document.
+func adminJSON(t *testing.T, g *gateway, path string) map[string]any {
+	t.Helper()
+	var v map[string]any
+	getJSON(t, "http://"+g.AdminAddr+path, &v)
+	return v
+}
+
+// TestPortalMarkUnhealthy: Mark Unhealthy in the targets table stops the
+// traffic to that target; Clear gives it back.
+func TestPortalMarkUnhealthy(t *testing.T) {
+	a, bk := startBackend(t, "origin-a", nil), startBackend(t, "origin-b", nil)
+	g := startGateway(t, portalFile([]*backend{a, bk}, nil))
+	b := newBrowser(t, g, 90*time.Second)
+	c := newClient()
+	load := startLoad(c, g.url("/mock/x"), 20*time.Millisecond, 1500, 30*time.Second)
+	defer load.Stop()
+	b.open("/upstreams/example_upstream", "#new-target")
+	row := func(o *backend) string { return fmt.Sprintf(`tr[data-target=%q]`, o.Addr) }
+	b.until("both targets receiving traffic", fmt.Sprintf(`[%q, %q].every((s) => { const r = document.querySelector(s); return r && parseFloat(r.cells[6].textContent) > 0; })`, row(a), row(bk)), 15*time.Second)
+	b.clickText(row(a), "Mark Unhealthy")
+	b.until("origin-a shown unhealthy", fmt.Sprintf(`document.querySelector('%s .badge').textContent === 'unhealthy'`, row(a)), 10*time.Second)
+	if h := adminJSON(t, g, "/upstreams/example_upstream/health"); !strings.Contains(fmt.Sprint(h["data"]), "UNHEALTHY") {
+		t.Fatalf("health after the mark: %v", h["data"])
+	}
+	hitsA := a.Hits()
+	seq := whoSeq(t, c, g.url("/mock/x"), 30)
+	for _, who := range seq {
+		if who != "origin-b" {
+			t.Fatalf("a request reached %s after origin-a was marked unhealthy: %v", who, seq)
+		}
+	}
+	// The background load finished its requests in flight at the mark.
+	if d := a.Hits() - hitsA; d > 0 {
+		t.Fatalf("origin-a got %d requests after the mark", d)
+	}
+	b.screenshot("portal-upstream")
+	b.clickText(row(a), "Clear")
+	b.until("origin-a healthy again", fmt.Sprintf(`document.querySelector('%s .badge').textContent === 'healthy'`, row(a)), 10*time.Second)
+	seq = whoSeq(t, c, g.url("/mock/x"), 4)
+	if !strings.Contains(strings.Join(seq, ","), "origin-a") {
+		t.Fatalf("origin-a got nothing after Clear: %v", seq)
+	}
+}
+
+// createCanary opens the canary page of example_service and creates its
+// canary on canary_upstream at 0 % through the page's form.
+func (b *browser) createCanary() {
+	b.t.Helper()
+	b.open("/canary/example_service", "#canary-create")
+	b.fill(`#canary-create [name="upstream"]`, "canary_upstream")
+	b.click(`#canary-create button[type=submit]`)
+	b.do("the canary's slider", chromedp.WaitVisible(chromedp.CSS("#canary-percent")))
+}
+
+// TestPortalCanarySlider: moving the slider to 25 % (by keyboard) sends
+// exactly a quarter of the traffic to the canary's origin: without
+// sticky_by the split is an exact counter, so any 400 consecutive
+// requests hold floor or ceil of 400 × 25 % = 100 canary requests.
+func TestPortalCanarySlider(t *testing.T) {
+	p, cn := startBackend(t, "primary", nil), startBackend(t, "canary", nil)
+	g := startGateway(t, portalFile([]*backend{p}, cn))
+	b := newBrowser(t, g, 120*time.Second)
+	b.createCanary()
+	// Home, two PageUps (a tenth of the range each) and five ArrowRights.
+	b.do("move the slider", chromedp.Focus(chromedp.CSS("#canary-percent")),
+		chromedp.KeyEvent(kb.Home+kb.PageUp+kb.PageUp+strings.Repeat(kb.ArrowRight, 5)))
+	b.until("25 % applied", `document.querySelector('#canary-percent').value === '25' && document.querySelector('.slider + div [role=status]').textContent === 'applied: 25 % to canary_upstream'`, 15*time.Second)
+	if c := adminJSON(t, g, "/services/example_service/canary"); c["percent"] != 25.0 {
+		t.Fatalf("canary after the slider: %v", c)
+	}
+	c := newClient()
+	counts := map[string]int{}
+	for _, who := range whoSeq(t, c, g.url("/mock/x"), 400) {
+		counts[who]++
+	}
+	if counts["canary"] != 100 || counts["primary"] != 300 {
+		t.Fatalf("split over 400 requests: %v, want canary 100, primary 300", counts)
+	}
+	// The live view shows the split; keep traffic going for the charts.
+	load := startLoad(c, g.url("/mock/x"), 10*time.Millisecond, 3000, 30*time.Second)
+	defer load.Stop()
+	b.until("observed share near 25 %", `(() => { const v = parseFloat(document.querySelector('[data-live=split]').textContent); return v >= 20 && v <= 30; })()`, 20*time.Second)
+	if os.Getenv("PORTAL_SCREENSHOTS") != "" {
+		b.until("20 s of live data for the charts", `live.frames.length >= 20`, 30*time.Second)
+	}
+	b.screenshot("portal-canary")
+}
+
+// TestPortalRollbackReason: a rollout started from the page whose canary
+// fails rolls back by itself, and the page shows why.
+func TestPortalRollbackReason(t *testing.T) {
+	p := startBackend(t, "primary", nil)
+	cn := startBackend(t, "canary", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Backend", "canary")
+		http.Error(w, "broken build", http.StatusInternalServerError)
+	}))
+	g := startGateway(t, portalFile([]*backend{p}, cn))
+	b := newBrowser(t, g, 120*time.Second)
+	b.createCanary()
+	b.do("rollout form", chromedp.WaitVisible(chromedp.CSS("#rollout-form")))
+	b.fill(`#rollout-form [name="steps"]`, "20 50 100")
+	b.fill(`#rollout-form [name="interval"]`, "1m")
+	b.fill(`#rollout-form [name="min_requests"]`, "10")
+	b.click(`#rollout-form button[type=submit]`)
+	b.until("the rollout running", `!!document.querySelector('[data-rollout-state="running"]')`, 10*time.Second)
+	c := newClient()
+	load := startLoad(c, g.url("/mock/x"), 5*time.Millisecond, 2000, 30*time.Second)
+	b.until("the rollback's reason", `(() => { const r = document.querySelector('#rollout-reason'); return r && r.textContent.includes('canary error rate'); })()`, 30*time.Second)
+	load.Stop()
+	ro := adminJSON(t, g, "/services/example_service/rollout")
+	shown := eval[string](b, `document.querySelector('#rollout-reason').textContent`)
+	if ro["state"] != "rolled_back" || ro["reason"] == nil || shown != "Rolled back: "+ro["reason"].(string) {
+		t.Fatalf("page shows %q; the API: state %v, reason %v", shown, ro["state"], ro["reason"])
+	}
+	if s := eval[string](b, `document.querySelector('[data-rollout-state]').dataset.rolloutState + ' ' + document.querySelector('#canary-percent').value`); s != "rolled_back 0" {
+		t.Fatalf("state and slider after the rollback: %q", s)
+	}
 }

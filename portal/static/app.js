@@ -360,7 +360,7 @@ function sparkline(el, values, max) {
 }
 
 function newSpark() {
-  return svg('svg', { class: 'spark', width: 120, height: 22, viewBox: '0 0 120 22', 'aria-hidden': 'true' });
+  return svg('svg', { class: 'spark', width: 120, height: 22, viewBox: '0 0 120 22', role: 'img' });
 }
 
 // lineChart draws series [{cls, points: [[t, v|null]...]}] over the last
@@ -369,22 +369,24 @@ function lineChart(el, series, opts) {
   const W = 420, H = 150, L = 48, R = 8, T = 10, B = 20;
   el.replaceChildren();
   const now = live.frames.length ? live.frames[live.frames.length - 1].time : Date.now();
-  const t0 = now - opts.span;
+  // The axis covers the data there is (at least a minute), up to opts.span.
+  const age = live.frames.length ? now - live.frames[0].time : 0;
+  const span = Math.min(opts.span, Math.max(60000, Math.ceil(age / 60000) * 60000));
+  const t0 = now - span;
   let max = opts.max;
   if (max === undefined) {
     max = 0;
     for (const s of series) for (const [, v] of s.points) if (v !== null) max = Math.max(max, v);
     max = max > 0 ? niceCeil(max * 1.1) : 1;
   }
-  const x = (t) => L + ((t - t0) / opts.span) * (W - L - R);
+  const x = (t) => L + ((t - t0) / span) * (W - L - R);
   const y = (v) => T + (1 - Math.min(v, max) / max) * (H - T - B);
   for (let i = 0; i <= 4; i++) {
     const v = (max * i) / 4;
     el.append(svg('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
     el.append(svg('text', { x: L - 4, y: y(v) + 3, 'text-anchor': 'end', text: opts.yFmt(v) }));
   }
-  const mins = Math.round(opts.span / 60000);
-  el.append(svg('text', { x: L, y: H - 5, text: '−' + mins + ' min' }));
+  el.append(svg('text', { x: L, y: H - 5, text: '−' + Math.round(span / 60000) + ' min' }));
   el.append(svg('text', { x: W - R, y: H - 5, 'text-anchor': 'end', text: 'now' }));
   for (const s of series) {
     let d = '';
@@ -622,8 +624,8 @@ async function pageUpstream(m, name) {
   const waiting = h('tr', {}, h('td', { colspan: 10, class: 'muted', text: 'waiting for live data…' }));
   tbody.append(waiting);
   m.append(h('table', { class: 'targets' },
-    h('colgroup', {}, h('col', { width: '15%' }), h('col', { width: '14%' }), h('col', { width: '6%' }), h('col', { width: '10%' }), h('col', { width: '13%' }),
-      h('col', { width: '6%' }), h('col', { width: '7%' }), h('col', { width: '6%' }), h('col', { width: '10%' }), h('col', { width: '13%' })),
+    h('colgroup', {}, h('col', { width: '12%' }), h('col', { width: '11%' }), h('col', { width: '6%' }), h('col', { width: '7%' }), h('col', { width: '12%' }),
+      h('col', { width: '5%' }), h('col', { width: '6%' }), h('col', { width: '5%' }), h('col', { width: '9%' }), h('col', { width: '27%' })),
     h('thead', {}, h('tr', {}, h('th', { text: 'Target' }), h('th', { text: 'Weight' }), h('th', { class: 'num', text: 'Effective' }), h('th', { text: 'Source' }),
       h('th', { text: 'Health' }), h('th', { class: 'num', text: 'In flight' }), h('th', { class: 'num', text: 'Req/s' }), h('th', { class: 'num', text: 'Errors' }),
       h('th', { text: 'Last 2 min' }), h('th', { text: 'Mark' }))),
@@ -643,8 +645,9 @@ async function pageUpstream(m, name) {
       act(async () => { await api('PATCH', path(t.target), { weight: Number(w.value) }); w.dataset.dirty = ''; });
     });
     w.addEventListener('input', () => { w.dataset.dirty = '1'; });
-    const health = h('span', { class: 'badge' }), reason = h('span', { class: 'small muted' });
+    const health = h('span', { class: 'badge' }), reason = h('span', { class: 'small muted reason-line' });
     const spark = newSpark();
+    spark.setAttribute('aria-label', 'requests per second of ' + t.target + ' over the last two minutes');
     const del = h('button', { type: 'button', class: 'danger', text: 'Delete', 'aria-label': 'delete ' + t.target,
       onclick: () => act(async () => { await api('DELETE', path(t.target)); await refreshTargets(); }) });
     const marks = h('td', { class: 'actions' },
@@ -932,8 +935,11 @@ async function pageCanary(m, args) {
       setText(sliderErr, e.fields.percent || e.message);
     }
   };
+  // Changes apply one after the other (a key held down fires many), each
+  // with the slider's value when its turn comes.
+  let chain = Promise.resolve();
   range.addEventListener('input', () => setText(out, range.value + ' %'));
-  range.addEventListener('change', apply);
+  range.addEventListener('change', () => { chain = chain.then(apply); });
   panel.append(h('h2', { id: 'split-h', text: `Split: ${primary} (primary) → ${cup} (canary)` }),
     h('div', { class: 'slider' }, h('span', { class: 'muted', text: '0 %' }), range, h('span', { class: 'muted', text: '100 %' }), out),
     h('div', {}, note, sliderErr));
@@ -948,7 +954,7 @@ async function pageCanary(m, args) {
   }
   const cSplit = newChart('observed canary share'), cErr = newChart('error rate'), cP99 = newChart('p99 latency');
   const legend = () => h('div', { class: 'legend' }, h('span', { class: 'primary' }, h('i', {}), primary), h('span', { class: 'canary' }, h('i', {}), cup));
-  box.append(h('section', { class: 'panel', 'aria-labelledby': 'lv-h' }, h('h2', { id: 'lv-h', text: 'Live (last 5 minutes, 10-second windows)' }), live1,
+  box.append(h('section', { class: 'panel', 'aria-labelledby': 'lv-h' }, h('h2', { id: 'lv-h', text: 'Live (up to the last 5 minutes, 10-second windows)' }), live1,
     h('div', { class: 'row' },
       h('div', { class: 'panel' }, h('h3', { text: 'Share of requests to the canary' }), h('div', { class: 'legend' }, h('span', { class: 'canary' }, h('i', {}), 'observed'), h('span', {}, '- - - set')), cSplit),
       h('div', { class: 'panel' }, h('h3', { text: 'Error rate (5xx)' }), legend(), cErr),
