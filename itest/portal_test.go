@@ -268,6 +268,14 @@ func TestPortalMarkUnhealthy(t *testing.T) {
 	b.open("/upstreams/example_upstream", "#new-target")
 	row := func(o *backend) string { return fmt.Sprintf(`tr[data-target=%q]`, o.Addr) }
 	b.until("both targets receiving traffic", fmt.Sprintf(`[%q, %q].every((s) => { const r = document.querySelector(s); return r && parseFloat(r.cells[6].textContent) > 0; })`, row(a), row(bk)), 15*time.Second)
+	// Live updates change text, not layout: the table keeps its size.
+	size := `(() => { const r = document.querySelector('table.targets').getBoundingClientRect(); return r.width + 'x' + r.height + ' ' + document.documentElement.scrollWidth; })()`
+	frame := eval[float64](b, `live.frames.length`)
+	s1 := eval[string](b, size)
+	b.until("three more frames", fmt.Sprintf(`live.frames.length >= %v`, frame+3), 10*time.Second)
+	if s2 := eval[string](b, size); s1 != s2 || !strings.HasSuffix(s1, " 1280") {
+		t.Fatalf("the targets table moved while live data updated: %s, then %s (table WxH, page width)", s1, s2)
+	}
 	b.clickText(row(a), "Mark Unhealthy")
 	b.until("origin-a shown unhealthy", fmt.Sprintf(`document.querySelector('%s .badge').textContent === 'unhealthy'`, row(a)), 10*time.Second)
 	if h := adminJSON(t, g, "/upstreams/example_upstream/health"); !strings.Contains(fmt.Sprint(h["data"]), "UNHEALTHY") {
@@ -365,5 +373,120 @@ func TestPortalRollbackReason(t *testing.T) {
 	}
 	if s := eval[string](b, `document.querySelector('[data-rollout-state]').dataset.rolloutState + ' ' + document.querySelector('#canary-percent').value`); s != "rolled_back 0" {
 		t.Fatalf("state and slider after the rollback: %q", s)
+	}
+}
+
+// TestPortalValidationError: a refused change shows each error next to
+// its field, and nothing is applied.
+func TestPortalValidationError(t *testing.T) {
+	a := startBackend(t, "origin-a", nil)
+	g := startGateway(t, portalFile([]*backend{a}, nil))
+	b := newBrowser(t, g, 60*time.Second)
+	before := adminJSON(t, g, "/upstreams/example_upstream")
+	status := adminJSON(t, g, "/status")
+	b.open("/upstreams/example_upstream", "#upstream-settings")
+	b.fill(`#upstream-settings [name="healthchecks.active.http_path"]`, "health")
+	b.fill(`#upstream-settings [name="slots"]`, "3")
+	b.do("pick an algorithm", chromedp.SetValue(chromedp.CSS(`#upstream-settings [name="algorithm"]`), "least-connections"))
+	b.click(`#upstream-settings button[type=submit]`)
+	b.until("the errors beside their fields", `document.querySelector('[data-error-for="healthchecks.active.http_path"]').textContent === 'should start with: /' &&
+		document.querySelector('[data-error-for="slots"]').textContent === 'value should be between 10 and 65536'`, 10*time.Second)
+	if inv := eval[string](b, `[...document.querySelectorAll('#upstream-settings [aria-invalid=true]')].map((e) => e.name).join(',')`); inv != "slots,healthchecks.active.http_path" {
+		t.Fatalf("inputs marked invalid: %q", inv)
+	}
+	if msg := eval[string](b, `document.querySelector('#upstream-settings .form-error').textContent + document.querySelector('[data-error-for="algorithm"]').textContent`); msg != "" {
+		t.Fatalf("errors elsewhere: %q", msg)
+	}
+	after, st := adminJSON(t, g, "/upstreams/example_upstream"), adminJSON(t, g, "/status")
+	if fmt.Sprint(after) != fmt.Sprint(before) || st["config_generation"] != status["config_generation"] {
+		t.Fatalf("something was applied:\nbefore %v\nafter  %v\ngenerations %v → %v", before, after, status["config_generation"], st["config_generation"])
+	}
+	// A bad target: the error is beside the target field, the table is unchanged.
+	b.fill(`#new-target [name="target"]`, "bad:x:y")
+	b.click(`#new-target button[type=submit]`)
+	b.until("the target's error", `document.querySelector('#new-target [data-error-for="target"]').textContent.includes('invalid target')`, 10*time.Second)
+	if n := len(adminJSON(t, g, "/upstreams/example_upstream/targets")["data"].([]any)); n != 1 {
+		t.Fatalf("%d targets after a refused add", n)
+	}
+}
+
+// TestPortalToken: with admin.token set the portal shows nothing but its
+// login until given the token, which it keeps in session storage only.
+func TestPortalToken(t *testing.T) {
+	const token = "portal-test-token-4f1d"
+	a := startBackend(t, "origin-a", nil)
+	n := adNewNode(t, "  token: "+token+"\n", portalFile([]*backend{a}, nil))
+	g := n.start()
+	b := newBrowser(t, g, 60*time.Second)
+	for _, page := range []string{"/", "/services", "/canary/example_service", "/fleet", "/upstreams/example_upstream"} {
+		b.open(page, "#login")
+		b.until("the login form only", `document.querySelectorAll('main table, main tr, #new-target').length === 0`, 5*time.Second)
+	}
+	b.fill("#login-token", "wrong")
+	b.click(`#login button[type=submit]`)
+	b.until("the refusal", `document.querySelector('#login .form-error').textContent === 'The token was refused.'`, 10*time.Second)
+	b.fill("#login-token", token)
+	b.click(`#login button[type=submit]`)
+	b.until("the upstream page", `!!document.querySelector('tr[data-target]') && !document.querySelector('#login')`, 15*time.Second)
+	got := eval[string](b, `[sessionStorage.getItem('outrigger.admin.token'), localStorage.length, document.cookie, location.href.includes('`+token+`')].join('|')`)
+	if got != token+"|0||false" {
+		t.Fatalf("session storage, local storage, cookies, URL: %q", got)
+	}
+	// Logging out forgets it.
+	b.click("#logout")
+	b.until("the login form again", `!!document.querySelector('#login') && sessionStorage.length === 0`, 5*time.Second)
+}
+
+// TestPortalFleet: without a fleet listing the page shows this sidecar's
+// layer from /status.
+func TestPortalFleet(t *testing.T) {
+	g := startGateway(t, "")
+	b := newBrowser(t, g, 60*time.Second)
+	b.open("/fleet", "#sidecars")
+	root := adminJSON(t, g, "/")
+	b.until("this sidecar listed", fmt.Sprintf(`!!document.querySelector('#sidecars tr[data-node=%q]')`, root["node_id"]), 10*time.Second)
+	if txt := eval[string](b, `document.querySelector('main').innerText`); !strings.Contains(txt, "memory") || !strings.Contains(txt, "in_sync") {
+		t.Fatalf("fleet page: %s", txt)
+	}
+}
+
+// TestPortalServicesEdit: a service and a route edited and deleted from
+// the services page, each change checked in the admin API.
+func TestPortalServicesEdit(t *testing.T) {
+	a := startBackend(t, "origin-a", nil)
+	g := startGateway(t, portalFile([]*backend{a}, nil))
+	b := newBrowser(t, g, 60*time.Second)
+	b.open("/services", `tr[data-route="example_route"]`)
+	b.clickText(`tr[data-route="example_route"]`, "Edit")
+	b.until("the route in the form", `document.querySelector('#route-form [name="paths"]').value === '/mock'`, 5*time.Second)
+	b.fill(`#route-form [name="paths"]`, "/api /v2")
+	b.click(`#route-form input[name="method"][value="GET"]`)
+	b.click(`#route-form [name="strip_path"]`)
+	b.click(`#route-form button[type=submit]`)
+	b.until("the edited route", `document.querySelector('tr[data-route="example_route"]').cells[1].textContent === '/api /v2'`, 10*time.Second)
+	r := adminJSON(t, g, "/routes/example_route")
+	if fmt.Sprint(r["paths"], r["methods"], r["strip_path"]) != "[/api /v2] [GET] false" {
+		t.Fatalf("route after the edit: %v %v %v", r["paths"], r["methods"], r["strip_path"])
+	}
+	if status, _, _ := get(t, newClient(), g.url("/api/x")); status != 200 {
+		t.Fatalf("GET /api/x through the edited route: %d", status)
+	}
+	b.clickText(`tr[data-service="example_service"]`, "Edit")
+	b.fill(`#service-form [name="path"]`, "/base")
+	b.click(`#service-form button[type=submit]`)
+	b.until("the edited service", `document.querySelector('tr[data-service="example_service"]').cells[3].textContent === '/base'`, 10*time.Second)
+	if s := adminJSON(t, g, "/services/example_service"); s["path"] != "/base" || s["host"] != "example_upstream" {
+		t.Fatalf("service after the edit: %v", s)
+	}
+	// A service with routes cannot go: the API's refusal shows in its row.
+	b.do("accept confirmations", chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`))
+	b.clickText(`tr[data-service="example_service"]`, "Delete")
+	b.until("the refusal in the row", `document.querySelector('tr[data-service="example_service"] .cellerr').textContent !== ''`, 10*time.Second)
+	b.clickText(`tr[data-route="example_route"]`, "Delete")
+	b.until("the route gone", `!document.querySelector('tr[data-route="example_route"]')`, 10*time.Second)
+	b.clickText(`tr[data-service="example_service"]`, "Delete")
+	b.until("the service gone", `!document.querySelector('tr[data-service="example_service"]')`, 10*time.Second)
+	if n := len(adminJSON(t, g, "/services")["data"].([]any)) + len(adminJSON(t, g, "/routes")["data"].([]any)); n != 0 {
+		t.Fatalf("%d services and routes left", n)
 	}
 }
