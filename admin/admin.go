@@ -35,6 +35,12 @@
 //     logged at error level with its stack, counted in Options.Panics,
 //     answered 500 {"message":"An unexpected error occurred"} when nothing
 //     was written yet (else the connection is aborted).
+//   - GET /portal/ serves the web portal's files (package portal) without
+//     the token, as they hold no data; GET / from a browser (Accept names
+//     text/html) is redirected there. GET /stats/stream (stream.go) is the
+//     portal's live data, readable by any client: server-sent events, one
+//     frame of cumulative counters a second, at most Options.MaxStreams
+//     clients, ended when Options.Done closes.
 //   - Nothing here is package-level mutable state.
 //
 // Choices where Kong is silent or Outrigger differs:

@@ -230,7 +230,6 @@ func TestPortalSeedFlow(t *testing.T) {
 	b.click(`#nav a[data-page="overview"]`)
 	b.until("overview row", `(() => { const r = document.querySelector('tr[data-upstream="example_upstream"]'); return r && r.cells[2].textContent === '2 / 2' && parseFloat(r.cells[3].textContent) > 0 && r.cells[5].textContent !== '–'; })()`, 15*time.Second)
 	b.until("services listed", `!!document.querySelector('tr[data-service="example_service"]') && !!document.querySelector('tr[data-route="example_route"]')`, 5*time.Second)
-	b.screenshot("portal-overview")
 }
 
 // portalFile is a file with a primary and a canary upstream of one
@@ -343,6 +342,9 @@ func TestPortalCanarySlider(t *testing.T) {
 		b.until("20 s of live data for the charts", `live.frames.length >= 20`, 30*time.Second)
 	}
 	b.screenshot("portal-canary")
+	b.click(`#nav a[data-page="overview"]`)
+	b.until("the overview with traffic", `[...document.querySelectorAll('tr[data-upstream]')].filter((r) => parseFloat(r.cells[3].textContent) > 0).length === 2`, 15*time.Second)
+	b.screenshot("portal-overview")
 }
 
 // TestPortalRollbackReason: a rollout started from the page whose canary

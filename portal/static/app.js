@@ -624,7 +624,7 @@ async function pageUpstream(m, name) {
   const waiting = h('tr', {}, h('td', { colspan: 10, class: 'muted', text: 'waiting for live data…' }));
   tbody.append(waiting);
   m.append(h('table', { class: 'targets' },
-    h('colgroup', {}, h('col', { width: '12%' }), h('col', { width: '11%' }), h('col', { width: '6%' }), h('col', { width: '7%' }), h('col', { width: '12%' }),
+    h('colgroup', {}, h('col', { width: '11%' }), h('col', { width: '11%' }), h('col', { width: '7%' }), h('col', { width: '7%' }), h('col', { width: '12%' }),
       h('col', { width: '5%' }), h('col', { width: '6%' }), h('col', { width: '5%' }), h('col', { width: '9%' }), h('col', { width: '27%' })),
     h('thead', {}, h('tr', {}, h('th', { text: 'Target' }), h('th', { text: 'Weight' }), h('th', { class: 'num', text: 'Effective' }), h('th', { text: 'Source' }),
       h('th', { text: 'Health' }), h('th', { class: 'num', text: 'In flight' }), h('th', { class: 'num', text: 'Req/s' }), h('th', { class: 'num', text: 'Errors' }),
