@@ -62,11 +62,17 @@ func TestRootForBrowsers(t *testing.T) {
 }
 
 // streamEnv is an admin API over a registry holding the proxy's metrics.
-func streamEnv(t *testing.T, opts ...func(*Options)) (*env, *proxy.Metrics) {
+func streamEnv(t *testing.T, opts ...func(*Options)) (*streamTest, *proxy.Metrics) {
 	reg := prometheus.NewRegistry()
 	pm := proxy.NewMetrics(reg)
 	e := newEnv(t, fileRich, append([]func(*Options){func(o *Options) { o.Metrics = reg }}, opts...)...)
-	return e, pm
+	return &streamTest{env: e, reg: reg}, pm
+}
+
+// streamTest is an env with its metrics registry.
+type streamTest struct {
+	*env
+	reg *prometheus.Registry
 }
 
 // readFrames parses the "stats" events of an event stream.
@@ -100,6 +106,12 @@ func TestStatsStreamFrames(t *testing.T) {
 	for _, d := range []float64{0.002, 0.002, 0.3} {
 		pm.Latency.WithLabelValues("example_route", "example_service", "example_upstream").Observe(d)
 	}
+	// The discovery freshness series, as the gateway's collector names them.
+	age := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "outrigger_discovery_last_success_age_seconds"}, []string{"upstream", "source"})
+	stale := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "outrigger_discovery_staleness_seconds"}, []string{"upstream", "source_kind"})
+	e.reg.MustRegister(age, stale)
+	age.WithLabelValues("example_upstream", "consul:web").Set(2)
+	stale.WithLabelValues("example_upstream", "consul").Set(7)
 	r := e.do(http.MethodGet, "/stats/stream?frames=2", nil)
 	if r.status != 200 || r.header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("%d %s: %s", r.status, r.header.Get("Content-Type"), r.raw)
@@ -117,6 +129,9 @@ func TestStatsStreamFrames(t *testing.T) {
 	}
 	if len(f.Upstreams) != 3 || up == nil || len(up.Targets) != 2 || strings.Join(up.Sources, ",") != "static" {
 		t.Fatalf("upstreams: %+v", f.Upstreams)
+	}
+	if len(up.Discovery) != 1 || up.Discovery[0].Source != "consul:web" || *up.Discovery[0].AgeSeconds != 2 || *up.Discovery[0].StalenessSeconds != 7 {
+		t.Fatalf("discovery: %+v", up.Discovery)
 	}
 	for _, tg := range up.Targets {
 		want := [2]uint64{}

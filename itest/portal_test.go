@@ -8,12 +8,14 @@ package itest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,6 +232,16 @@ func TestPortalSeedFlow(t *testing.T) {
 	b.click(`#nav a[data-page="overview"]`)
 	b.until("overview row", `(() => { const r = document.querySelector('tr[data-upstream="example_upstream"]'); return r && r.cells[2].textContent === '2 / 2' && parseFloat(r.cells[3].textContent) > 0 && r.cells[5].textContent !== '–'; })()`, 15*time.Second)
 	b.until("services listed", `!!document.querySelector('tr[data-service="example_service"]') && !!document.querySelector('tr[data-route="example_route"]')`, 5*time.Second)
+	// Delete a target from its row: the proxy then uses the other alone.
+	b.click(`tr[data-upstream="example_upstream"] a`)
+	b.do("accept confirmations", chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`))
+	b.clickText(fmt.Sprintf(`tr[data-target=%q]`, bk.Addr), "Delete")
+	b.until("the target gone", fmt.Sprintf(`!document.querySelector('tr[data-target=%q]')`, bk.Addr), 10*time.Second)
+	for _, who := range whoSeq(t, c, g.url("/mock/x"), 4) {
+		if who != "origin-a" {
+			t.Fatalf("a request reached %s after its target was deleted", who)
+		}
+	}
 }
 
 // portalFile is a file with a primary and a canary upstream of one
@@ -298,6 +310,15 @@ func TestPortalMarkUnhealthy(t *testing.T) {
 	if !strings.Contains(strings.Join(seq, ","), "origin-a") {
 		t.Fatalf("origin-a got nothing after Clear: %v", seq)
 	}
+	// Weight 0 in the table drains origin-b.
+	b.fill(row(bk)+` input[type=number]`, "0")
+	b.clickText(row(bk), "Set")
+	b.until("origin-b at effective weight 0", fmt.Sprintf(`document.querySelector('%s').cells[2].textContent === '0'`, row(bk)), 10*time.Second)
+	for _, who := range whoSeq(t, c, g.url("/mock/x"), 10) {
+		if who != "origin-a" {
+			t.Fatalf("a request reached %s at weight 0", who)
+		}
+	}
 }
 
 // createCanary opens the canary page of example_service and creates its
@@ -319,6 +340,31 @@ func TestPortalCanarySlider(t *testing.T) {
 	g := startGateway(t, portalFile([]*backend{p}, cn))
 	b := newBrowser(t, g, 120*time.Second)
 	b.createCanary()
+	// A force rule added on the page sends matching requests to the
+	// canary at 0 %.
+	b.do("force kind", chromedp.SetValue(chromedp.CSS(`#force-form [name="force"]`), "header"))
+	b.fill(`#force-form [name="force_name"]`, "X-Canary")
+	b.fill(`#force-form [name="force_value"]`, "1")
+	b.click(`#force-form button[type=submit]`)
+	b.until("the rule listed", `[...document.querySelectorAll('#force td')].some((td) => td.textContent === 'X-Canary')`, 10*time.Second)
+	if _, who, _ := get(t, newClient(), g.url("/mock/x"), "X-Canary", "1"); who != "canary" {
+		t.Fatalf("a forced request went to %q", who)
+	}
+	b.clickText(`#force`, "Remove")
+	b.until("the rule removed", `document.querySelector('#force td').textContent === 'no force rules'`, 10*time.Second)
+	// Sticky by a header, then back to the exact split.
+	b.do("sticky kind", chromedp.SetValue(chromedp.CSS(`#sticky-form [name="sticky_by"]`), "header"))
+	b.fill(`#sticky-form [name="sticky_name"]`, "X-User")
+	b.click(`#sticky-form button[type=submit]`)
+	b.until("sticky saved", `document.querySelector('#sticky-form .ok-note').textContent === 'saved'`, 10*time.Second)
+	if cn := adminJSON(t, g, "/services/example_service/canary"); cn["sticky_by"] != "header:X-User" || len(cn["force"].([]any)) != 0 {
+		t.Fatalf("canary after the forms: %v", cn)
+	}
+	b.do("sticky off", chromedp.SetValue(chromedp.CSS(`#sticky-form [name="sticky_by"]`), "none"))
+	b.click(`#sticky-form button[type=submit]`)
+	waitFor(t, 10*time.Second, "sticky_by cleared", func() bool {
+		return adminJSON(t, g, "/services/example_service/canary")["sticky_by"] == nil
+	})
 	// Home, two PageUps (a tenth of the range each) and five ArrowRights.
 	b.do("move the slider", chromedp.Focus(chromedp.CSS("#canary-percent")),
 		chromedp.KeyEvent(kb.Home+kb.PageUp+kb.PageUp+strings.Repeat(kb.ArrowRight, 5)))
@@ -491,4 +537,55 @@ func TestPortalServicesEdit(t *testing.T) {
 	if n := len(adminJSON(t, g, "/services")["data"].([]any)) + len(adminJSON(t, g, "/routes")["data"].([]any)); n != 0 {
 		t.Fatalf("%d services and routes left", n)
 	}
+}
+
+// TestStatsStreamShutdown: an open stats stream does not hold the drain
+// up: SIGTERM ends it and the process exits long before drain_timeout.
+func TestStatsStreamShutdown(t *testing.T) {
+	g := startGatewayOpts(t, gatewayOpts{Drain: "5m"}, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+g.AdminAddr+"/stats/stream", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 12)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "event: stats" {
+		t.Fatalf("first frame: %q %v", buf, err)
+	}
+	g.signal(syscall.SIGTERM)
+	// Far below the 5-minute drain: only the stream could hold it.
+	if code := g.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil && ctx.Err() != nil {
+		t.Fatalf("the stream did not end: %v", err)
+	}
+}
+
+// TestPortalRolloutActions: Pause, Resume and Abort on the page drive the
+// rollout through the API.
+func TestPortalRolloutActions(t *testing.T) {
+	p, cn := startBackend(t, "primary", nil), startBackend(t, "canary", nil)
+	g := startGateway(t, portalFile([]*backend{p}, cn))
+	b := newBrowser(t, g, 90*time.Second)
+	b.createCanary()
+	b.fill(`#rollout-form [name="steps"]`, "5, 50, 100")
+	b.fill(`#rollout-form [name="interval"]`, "1h")
+	b.click(`#rollout-form button[type=submit]`)
+	b.until("running at step 1", `!!document.querySelector('[data-rollout-state="running"]') && document.querySelector('.steps li.current').textContent === '5 %' && document.querySelector('#canary-percent').value === '5'`, 10*time.Second)
+	state := func() string { return adminJSON(t, g, "/services/example_service/rollout")["state"].(string) }
+	for _, step := range []struct{ button, want string }{{"Pause", "paused"}, {"Resume", "running"}, {"Abort", "aborted"}} {
+		b.clickText("#rollout", step.button)
+		b.until(step.want, fmt.Sprintf(`!!document.querySelector('[data-rollout-state=%q]')`, step.want), 10*time.Second)
+		if s := state(); s != step.want {
+			t.Fatalf("after %s the API says %s", step.button, s)
+		}
+	}
+	if c := adminJSON(t, g, "/services/example_service/canary"); c["percent"] != 0.0 {
+		t.Fatalf("canary after Abort: %v", c["percent"])
+	}
+	b.until("the slider at 0", `document.querySelector('#canary-percent').value === '0'`, 5*time.Second)
 }

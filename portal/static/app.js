@@ -1008,7 +1008,7 @@ function canaryCreate(box, svc, base) {
 }
 
 function forceForm(base, canary) {
-  const sec = h('section', { class: 'panel', 'aria-labelledby': 'force-h' });
+  const sec = h('section', { class: 'panel', id: 'force', 'aria-labelledby': 'force-h' });
   let rules = canary.force.slice();
   const tbody = h('tbody', {});
   const f = h('form', { class: 'grid', id: 'force-form' });
