@@ -589,3 +589,31 @@ func TestPortalRolloutActions(t *testing.T) {
 	}
 	b.until("the slider at 0", `document.querySelector('#canary-percent').value === '0'`, 5*time.Second)
 }
+
+// TestPortalFleetConsul: two sidecars sharing one layer in a real Consul
+// agent. A weight set on A's portal is adopted by B, whose fleet page
+// shows the Consul store at the layer version it runs.
+func TestPortalFleetConsul(t *testing.T) {
+	f := flStartPair(t)
+	b := newBrowser(t, f.ga, 90*time.Second)
+	row := fmt.Sprintf(`tr[data-target=%q]`, f.x.Addr)
+	b.open("/upstreams/w", row)
+	b.fill(row+` input[type=number]`, "300")
+	b.clickText(row, "Set")
+	b.until("A at weight 300", fmt.Sprintf(`document.querySelector('%s').cells[2].textContent === '300'`, row), 10*time.Second)
+	b.base = "http://" + f.gb.AdminAddr
+	b.open("/upstreams/w", row)
+	b.until("B adopted weight 300", fmt.Sprintf(`document.querySelector('%s').cells[2].textContent === '300'`, row), 15*time.Second)
+	st := adminJSON(t, f.gb, "/status")["admin_layer"].(map[string]any)
+	if st["store"] != "consul" || st["version"] == 0.0 || st["version"] != st["store_version"] {
+		t.Fatalf("B's admin layer: %v", st)
+	}
+	b.open("/fleet", "#sidecars")
+	want := []string{"consul", fmt.Sprint(st["version"]), "in_sync"}
+	txt := eval[string](b, `document.querySelector('main').innerText`)
+	for _, w := range want {
+		if !strings.Contains(txt, w) {
+			t.Fatalf("fleet page lacks %q:\n%s", w, txt)
+		}
+	}
+}
