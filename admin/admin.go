@@ -268,7 +268,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) {
 	// The portal's files are public (they hold no data, and every read
 	// and write they make carries the token); the probes too.
 	public := (r.Method == http.MethodGet && (r.URL.Path == "/health" || r.URL.Path == "/ready")) ||
-		(get && strings.HasPrefix(r.URL.Path, portal.Prefix))
+		(get && (strings.HasPrefix(r.URL.Path, portal.Prefix) || r.URL.Path+"/" == portal.Prefix))
 	if token := a.tokenOf(); token != "" && !public && !a.authorized(r, token) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="outrigger-admin"`)
 		writeJSON(w, http.StatusUnauthorized, &Error{Message: "Unauthorized"})

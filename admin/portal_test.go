@@ -32,6 +32,9 @@ func TestPortalFiles(t *testing.T) {
 			t.Fatalf("GET %s: %d, %d bytes", p, r.status, len(r.raw))
 		}
 	}
+	if r := e.do(http.MethodGet, "/portal", nil); r.status != http.StatusTemporaryRedirect || r.header.Get("Location") != "/portal/" {
+		t.Fatalf("GET /portal: %d %q", r.status, r.header.Get("Location"))
+	}
 	if r := e.do(http.MethodGet, "/portal/nope.js", nil); r.status != 404 {
 		t.Fatalf("a missing file: %d", r.status)
 	}

@@ -449,6 +449,15 @@ func TestPortalValidationError(t *testing.T) {
 	if fmt.Sprint(after) != fmt.Sprint(before) || st["config_generation"] != status["config_generation"] {
 		t.Fatalf("something was applied:\nbefore %v\nafter  %v\ngenerations %v → %v", before, after, status["config_generation"], st["config_generation"])
 	}
+	// Corrected, the same form applies everything at once.
+	b.fill(`#upstream-settings [name="healthchecks.active.http_path"]`, "/healthz")
+	b.fill(`#upstream-settings [name="slots"]`, "100")
+	b.click(`#upstream-settings button[type=submit]`)
+	b.until("saved", `document.querySelector('#upstream-settings .ok-note').textContent === 'saved' && !document.querySelector('#upstream-settings [aria-invalid]')`, 10*time.Second)
+	up := adminJSON(t, g, "/upstreams/example_upstream")
+	if hc := up["healthchecks"].(map[string]any)["active"].(map[string]any); up["algorithm"] != "least-connections" || up["slots"] != 100.0 || hc["http_path"] != "/healthz" {
+		t.Fatalf("after the save: algorithm %v, slots %v, http_path %v", up["algorithm"], up["slots"], hc["http_path"])
+	}
 	// A bad target: the error is beside the target field, the table is unchanged.
 	b.fill(`#new-target [name="target"]`, "bad:x:y")
 	b.click(`#new-target button[type=submit]`)

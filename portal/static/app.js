@@ -428,6 +428,10 @@ function route() {
   const pages = { overview: pageOverview, upstreams: pageUpstreams, services: pageServices, canary: pageCanary, fleet: pageFleet };
   const fn = pages[page];
   if (!fn) { m.append(h('h1', { text: 'Not found' }), h('p', {}, h('a', { href: '#/', text: 'Overview' }))); return; }
+  // A new page takes the focus, so keyboard and screen-reader users
+  // start at its top rather than on the link they left.
+  if (route.shown) m.focus({ preventScroll: true });
+  route.shown = true;
   Promise.resolve(fn(m, parts.slice(1))).catch((e) => {
     if (e.status !== 401) m.append(h('p', { class: 'error', role: 'alert', text: 'Could not load the page: ' + e.message }));
   });
