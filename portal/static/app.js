@@ -262,6 +262,9 @@ function stopStream() {
 }
 
 function pushFrame(f) {
+  // Requests per upstream, summed once per frame for the sparklines.
+  f.upRequests = new Map();
+  for (const t of f.traffic) f.upRequests.set(t.upstream, (f.upRequests.get(t.upstream) || 0) + t.requests);
   live.frames.push(f);
   if (live.frames.length > KEEP_FRAMES) live.frames.splice(0, live.frames.length - KEEP_FRAMES);
   setLive('live · ' + new Date(f.time).toLocaleTimeString());
@@ -485,13 +488,13 @@ async function start() {
 // upstreams page): rows are kept and updated in place.
 function upstreamTable() {
   const body = h('tbody', {});
-  const empty = h('tr', {}, h('td', { colspan: 7, class: 'muted', text: 'waiting for live data…' }));
+  const empty = h('tr', {}, h('td', { colspan: 8, class: 'muted', text: 'waiting for live data…' }));
   body.append(empty);
   const table = h('table', { class: 'upstreams' },
-    h('colgroup', {}, h('col', { width: '22%' }), h('col', { width: '14%' }), h('col', { width: '12%' }), h('col', { width: '12%' }), h('col', { width: '12%' }), h('col', { width: '12%' }), h('col', { width: '16%' })),
+    h('colgroup', {}, h('col', { width: '18%' }), h('col', { width: '12%' }), h('col', { width: '10%' }), h('col', { width: '10%' }), h('col', { width: '10%' }), h('col', { width: '10%' }), h('col', { width: '17%' }), h('col', { width: '13%' })),
     h('thead', {}, h('tr', {}, h('th', { text: 'Upstream' }), h('th', { text: 'Source' }), h('th', { class: 'num', text: 'Healthy / total' }),
       h('th', { class: 'num', text: 'Requests/s' }), h('th', { class: 'num', text: 'Errors' }), h('th', { class: 'num', text: 'p99' }),
-      h('th', { class: 'num', text: 'Discovery staleness' }))),
+      h('th', { class: 'num', text: 'Discovery staleness' }), h('th', { text: 'Requests/s, 2 min' }))),
     body);
   const rows = new Map();
   const update = (f) => {
@@ -504,7 +507,9 @@ function upstreamTable() {
       if (!r) {
         r = { tr: h('tr', { 'data-upstream': u.name }), cells: [] };
         const link = h('a', { href: '#/upstreams/' + enc(u.name), text: u.name });
-        r.cells = [h('td', {}, link), h('td', {}), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' })];
+        r.spark = newSpark();
+        r.spark.setAttribute('aria-label', 'requests per second of ' + u.name + ' over the last two minutes');
+        r.cells = [h('td', {}, link), h('td', {}), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', { class: 'num' }), h('td', {}, r.spark)];
         r.tr.append(...r.cells);
         rows.set(u.name, r);
         body.append(r.tr);
@@ -523,6 +528,13 @@ function upstreamTable() {
       setText(r.cells[4], rt ? fmt.pct(rt.errorRate) : '–');
       setText(r.cells[5], rt ? fmt.ms(rt.p99) : '–');
       setText(r.cells[6], u.discovery.length ? fmt.secs(stale) + ' (answer ' + fmt.secs(age) + ' ago)' : '–');
+      const vals = [];
+      const fr = live.frames;
+      for (let i = Math.max(1, fr.length - 120); i < fr.length; i++) {
+        const secs = (fr[i].time - fr[i - 1].time) / 1000;
+        vals.push(secs > 0 ? delta(fr[i - 1].upRequests.get(u.name) || 0, fr[i].upRequests.get(u.name) || 0) / secs : null);
+      }
+      sparkline(r.spark, vals);
     }
     for (const [name, r] of rows) if (!seen.has(name)) { r.tr.remove(); rows.delete(name); }
   };
@@ -653,7 +665,7 @@ async function pageUpstream(m, name) {
     const spark = newSpark();
     spark.setAttribute('aria-label', 'requests per second of ' + t.target + ' over the last two minutes');
     const del = h('button', { type: 'button', class: 'danger', text: 'Delete', 'aria-label': 'delete ' + t.target,
-      onclick: () => act(async () => { await api('DELETE', path(t.target)); await refreshTargets(); }) });
+      onclick: () => { if (confirm('Delete target ' + t.target + '?')) act(async () => { await api('DELETE', path(t.target)); await refreshTargets(); }); } });
     const marks = h('td', { class: 'actions' },
       h('button', { type: 'button', text: 'Mark Healthy', onclick: () => act(() => api('PUT', path(t.target) + '/healthy')) }), ' ',
       h('button', { type: 'button', text: 'Mark Unhealthy', onclick: () => act(() => api('PUT', path(t.target) + '/unhealthy')) }), ' ',
