@@ -18,8 +18,12 @@ import (
 // Options.MaxStreams is 0.
 const DefaultMaxStreams = 8
 
-// streamInterval is the time between two frames of GET /stats/stream.
-const streamInterval = time.Second
+// streamInterval is the time between two frames of GET /stats/stream;
+// streamWriteTimeout bounds the write of one.
+const (
+	streamInterval     = time.Second
+	streamWriteTimeout = 10 * time.Second
+)
 
 // statsFrame is one frame of GET /stats/stream: cumulative counters, so a
 // client computes rates and percentiles over any window by differencing
@@ -130,6 +134,10 @@ func (a *api) streamStats(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
+		// A client that stops reading gives its slot up instead of
+		// holding it (net/http clears the deadline after the request; a
+		// recorder without deadlines streams on).
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		if _, err := fmt.Fprintf(w, "event: stats\ndata: %s\n\n", data); err != nil {
 			return
 		}
