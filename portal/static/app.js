@@ -1169,15 +1169,28 @@ async function pageFleet(m) {
     L.store !== 'consul' ? h('p', { class: 'muted small', text: 'This sidecar keeps its layer in ' + L.store + ': it is not part of a fleet (admin.store: consul shares one layer).' }) : null));
   const sec = h('section', { class: 'panel', id: 'sidecars' }, h('h2', { text: 'Sidecars' }));
   m.append(sec);
-  const rows = fleet && (Array.isArray(fleet) ? fleet : fleet.sidecars || fleet.data || fleet.members);
+  const rows = fleet && (Array.isArray(fleet) ? fleet : fleet.sidecars || fleet.data);
   if (fleet && Array.isArray(rows)) {
-    if (fleet.version !== undefined || fleet.layer_version !== undefined) {
-      sec.append(h('p', { text: 'fleet layer version ' + (fleet.layer_version !== undefined ? fleet.layer_version : fleet.version) }));
-    }
-    const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-    const cell = (v) => (v === null || v === undefined ? '–' : typeof v === 'object' ? JSON.stringify(v) : String(v));
-    sec.append(h('table', {}, h('thead', {}, h('tr', {}, ...keys.map((k) => h('th', { text: k })))),
-      h('tbody', {}, ...rows.map((r) => h('tr', {}, ...keys.map((k) => h('td', { class: 'wrap', text: cell(r[k]) })))))));
+    // GET /fleet: the group's head and every live sidecar's report.
+    const head = h('dl', { class: 'kv' });
+    const addH = (k, v) => { if (v !== undefined && v !== null) head.append(h('dt', { text: k }), h('dd', { text: v })); };
+    addH('group', fleet.group);
+    addH('version (stable)', fleet.version);
+    addH('latest version', fleet.latest);
+    if (fleet.stage) addH('staged', `version ${fleet.stage.version} to ${fleet.stage.percent} %` + (fleet.stage.state ? ' (' + fleet.stage.state + ')' : ''));
+    addH('sidecars drifted', fleet.drifted);
+    sec.append(head);
+    // Known columns first, in this order; any other key after them.
+    const known = ['id', 'version', 'target', 'applied', 'drift', 'drift_reason', 'error', 'reported_at'];
+    const keys = [...new Set([...known.filter((k) => rows.some((r) => k in r)), ...rows.flatMap((r) => Object.keys(r))])];
+    const cell = (k, v) => {
+      if (v === null || v === undefined) return '–';
+      if (k.endsWith('_at') && typeof v === 'number') return new Date(v > 1e12 ? v : v * 1000).toLocaleTimeString();
+      return typeof v === 'object' ? JSON.stringify(v) : String(v);
+    };
+    sec.append(h('table', {}, h('thead', {}, h('tr', {}, ...keys.map((k) => h('th', { text: k.replace(/_/g, ' ') })))),
+      h('tbody', {}, ...rows.map((r) => h('tr', { 'data-node': r.id, class: r.drift ? 'error' : '' },
+        ...keys.map((k) => h('td', { class: 'wrap', text: cell(k, r[k]) })))))));
   } else {
     if (fleet) sec.append(h('pre', { text: JSON.stringify(fleet, null, 2) }));
     else sec.append(h('p', { class: 'muted', text: 'Only this sidecar is known here (' + why + ').' }));
