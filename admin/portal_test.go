@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -65,7 +66,7 @@ func TestRootForBrowsers(t *testing.T) {
 }
 
 // streamEnv is an admin API over a registry holding the proxy's metrics.
-func streamEnv(t *testing.T, opts ...func(*Options)) (*streamTest, *proxy.Metrics) {
+func streamEnv(t testing.TB, opts ...func(*Options)) (*streamTest, *proxy.Metrics) {
 	reg := prometheus.NewRegistry()
 	pm := proxy.NewMetrics(reg)
 	e := newEnv(t, fileRich, append([]func(*Options){func(o *Options) { o.Metrics = reg }}, opts...)...)
@@ -236,4 +237,30 @@ func TestStatsStreamBound(t *testing.T) {
 		t.Fatal("closing Done did not end the stream")
 	}
 	third.Body.Close()
+}
+
+// BenchmarkStatsFrame: one frame of the stats stream (every upstream of
+// fileRich, the proxy's series of 100 targets' worth of traffic), against
+// GET /upstreams/{u}/debug of one upstream as a baseline.
+func BenchmarkStatsFrame(b *testing.B) {
+	e, pm := streamEnv(b)
+	for i := range 100 {
+		pm.Requests.WithLabelValues("example_route", "example_service", "example_upstream", fmt.Sprintf("10.0.0.%d:8080", i), "2xx").Add(3)
+	}
+	pm.Latency.WithLabelValues("example_route", "example_service", "example_upstream").Observe(0.01)
+	api := e.h.(*api)
+	b.Run("frame", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := json.Marshal(api.statsFrame()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("debug-view", func(b *testing.B) {
+		req := httptest.NewRequest(http.MethodGet, "/upstreams/example_upstream/debug", nil)
+		for b.Loop() {
+			rec := httptest.NewRecorder()
+			api.ServeHTTP(rec, req)
+		}
+	})
 }
