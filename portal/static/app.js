@@ -1202,6 +1202,8 @@ async function pageFleet(m) {
 // ---- start -------------------------------------------------------------
 
 window.addEventListener('hashchange', route);
+// A policy violation is a defect of the portal: say so in the console.
+document.addEventListener('securitypolicyviolation', (e) => console.error('content security policy: ' + e.violatedDirective + ' blocked ' + e.blockedURI));
 document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('logout').addEventListener('click', () => {
     sessionStorage.removeItem(TOKEN_KEY);
