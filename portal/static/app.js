@@ -924,7 +924,7 @@ async function pageCanary(m, args) {
   try { canary = await api('GET', base + '/canary'); } catch (e) { if (e.status !== 404) throw e; }
   const box = h('div', {});
   m.append(box);
-  if (!canary) return canaryCreate(box, svc, base);
+  if (!canary) return canaryCreate(box, svc, base, await listAll('/upstreams'));
   const primary = canary.primary, cup = canary.upstream;
 
   // Slider: every change is a PATCH of percent.
@@ -1010,10 +1010,11 @@ async function pageCanary(m, args) {
   await rolloutPanel(ro, base, (c) => { applied = c; range.value = c; setText(out, c + ' %'); });
 }
 
-function canaryCreate(box, svc, base) {
+function canaryCreate(box, svc, base, upstreams) {
   const f = h('form', { class: 'panel grid', id: 'canary-create', 'aria-labelledby': 'cc-h' });
-  f.append(h('h2', { class: 'full', id: 'cc-h', text: 'No canary for ' + svcName(svc) + ': create one' }),
-    ...field('Canary upstream', 'upstream', input('text', { autocomplete: 'off' }), 'the upstream that gets the canary share (not ' + svc.host + ')'),
+  const names = h('datalist', { id: 'canary-upstreams' }, ...upstreams.filter((u) => u.name !== svc.host).map((u) => h('option', { value: u.name })));
+  f.append(h('h2', { class: 'full', id: 'cc-h', text: 'No canary for ' + svcName(svc) + ': create one' }), names,
+    ...field('Canary upstream', 'upstream', input('text', { autocomplete: 'off', list: 'canary-upstreams' }), 'the upstream that gets the canary share (not ' + svc.host + ')'),
     ...field('Percent', 'percent', input('number', { min: 0, max: 100, step: 'any', value: 0 })),
     formError(), h('div', { class: 'full' }, h('button', { type: 'submit', class: 'primary', text: 'Create canary' })));
   onSubmit(f, async () => {
