@@ -446,6 +446,8 @@ func (a *api) openAPI() js {
 		case e.out == "":
 		case e.out == "text":
 			answer["content"] = js{"text/plain": js{"schema": sstr("")}}
+		case e.out == "events":
+			answer["content"] = js{"text/event-stream": js{"schema": sstr("event: stats, data: a JSON frame")}}
 		case e.out == "object":
 			answer["content"] = js{"application/json": js{"schema": js{"type": "object"}}}
 		case strings.HasPrefix(e.out, "list:"):
