@@ -58,6 +58,7 @@ import (
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/internal/guard"
+	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
@@ -109,6 +110,8 @@ type Route struct {
 	// protocols); it serves gRPC requests over HTTP/2 only. GRPCSOnly:
 	// only grpcs (gRPC over TLS).
 	GRPC, GRPCSOnly bool
+	// Plugins is the route's plugin chain; nil when none applies.
+	Plugins *plugins.Chain
 }
 
 // Table is an immutable routing table.
@@ -190,6 +193,7 @@ type reqState struct {
 	resp      respBody
 	rw        respWriter
 	grpc      grpcState
+	plug      plugins.Exchange // the route's plugins' (pluginhook.go)
 }
 
 // ServeHTTP proxies one request.
@@ -244,6 +248,14 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		ref.write(w)
 		p.accessLine(r, start, ref.status)
 		return
+	}
+	if rt.Plugins != nil {
+		rs.rw.plug = &rs.plug
+		if !runPlugins(rt, &rs.plug, httpInbound{r}, r.TLS != nil, rs.grpc.on) {
+			pluginAnswerHTTP(w, &rs.plug)
+			p.accessLine(r, start, rs.plug.Status)
+			return
+		}
 	}
 	if max := p.opts.MaxBodySize; max > 0 {
 		if r.ContentLength > max {
@@ -327,6 +339,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	} else {
 		out.Host = ""
+	}
+	if rs.rw.plug != nil {
+		applyUp(out, rs.rw.plug)
 	}
 }
 
@@ -637,11 +652,16 @@ type respWriter struct {
 	bytes    int64
 	hijacked bool
 	grpc     bool // the request is gRPC (errors are gRPC's)
+	// plug, when the route has plugins, holds their response edits.
+	plug *plugins.Exchange
 }
 
 func (w *respWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
+		if w.plug != nil {
+			applyDown(w.Header(), w.plug)
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -649,6 +669,9 @@ func (w *respWriter) WriteHeader(code int) {
 func (w *respWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		if w.plug != nil {
+			applyDown(w.Header(), w.plug)
+		}
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)

@@ -1,0 +1,280 @@
+package plugins
+
+import (
+	"hash/maphash"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/outrigger-gw/outrigger/config"
+)
+
+// rateLimit is rate-limiting with the local policy: per identifier, one
+// fixed window per configured period (aligned on the period's start, in
+// UTC, as Kong's timestamps), counted in a lock-free table.
+type rateLimit struct {
+	periods []period // configured, shortest first
+	limitBy string
+	header  string // limit_by header
+	path    string // limit_by path
+	service string // limit_by service: the plugin's service (or the route's)
+	hide    bool
+	code    int
+	message string
+	table   *counterTable
+	// now is the clock (time.Now; tests inject theirs).
+	now func() time.Time
+}
+
+// period is one configured limit.
+type period struct {
+	idx   int // in config.RateLimitPeriods
+	limit float64
+	// limitH and remainH are the X-RateLimit-* header names.
+	limitH, remainH string
+}
+
+// Kong's period lengths (kong/plugins/rate-limiting/expiration.lua), for
+// RateLimit-Reset.
+var expiration = [6]int64{1, 60, 3600, 86400, 2592000, 31536000}
+
+var periodTitles = [6]string{"Second", "Minute", "Hour", "Day", "Month", "Year"}
+
+func newRateLimit(c map[string]any, service string, prev *rateLimit) (*rateLimit, error) {
+	rl := &rateLimit{limitBy: str(c, "limit_by"), header: canonical(str(c, "header_name")), path: str(c, "path"),
+		service: service, hide: boolean(c, "hide_client_headers"), message: str(c, "error_message"), now: time.Now}
+	code, _ := number(c, "error_code")
+	rl.code = int(code)
+	for i, name := range config.RateLimitPeriods() {
+		if v, ok := number(c, name); ok {
+			rl.periods = append(rl.periods, period{idx: i, limit: v,
+				limitH: "X-RateLimit-Limit-" + periodTitles[i], remainH: "X-RateLimit-Remaining-" + periodTitles[i]})
+		}
+	}
+	if prev != nil && samePeriods(prev.periods, rl.periods) {
+		rl.table = prev.table
+	} else {
+		rl.table = newCounterTable(len(rl.periods))
+	}
+	return rl, nil
+}
+
+func samePeriods(a, b []period) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].idx != b[i].idx {
+			return false
+		}
+	}
+	return true
+}
+
+// identifier is who the request is counted for (Kong's get_identifier):
+// the configured entity, else the client's IP.
+func (rl *rateLimit) identifier(x *Exchange, r Request) string {
+	switch rl.limitBy {
+	case "consumer":
+		if x.Consumer != nil {
+			return x.Consumer.ID
+		}
+		if x.credential != nil {
+			return x.credential.id
+		}
+	case "credential":
+		if x.credential != nil {
+			return x.credential.id
+		}
+	case "service":
+		if rl.service != "" {
+			return rl.service
+		}
+	case "header":
+		if v, ok := r.Header(rl.header); ok {
+			return v
+		}
+	case "path":
+		if p := r.Path(); p == rl.path {
+			return p
+		}
+	}
+	return r.ClientIP()
+}
+
+// windowOf is the window number and start (unix seconds) of period idx
+// at now.
+func windowOf(idx int, now time.Time) (uint32, int64) {
+	sec := now.Unix()
+	switch idx {
+	case 4: // month
+		y, m, _ := now.UTC().Date()
+		return uint32(y*12 + int(m) - 1), time.Date(y, m, 1, 0, 0, 0, 0, time.UTC).Unix()
+	case 5: // year
+		y := now.UTC().Year()
+		return uint32(y), time.Date(y, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	}
+	n := expiration[idx]
+	w := sec / n
+	return uint32(w), w * n
+}
+
+func (rl *rateLimit) access(x *Exchange, r Request) bool {
+	now := rl.now()
+	id := rl.identifier(x, r)
+	sl := rl.table.slot(id, func(s *counterSlot) bool {
+		for i, p := range rl.periods {
+			w, _ := windowOf(p.idx, now)
+			if uint32(s.win[i].Load()>>32) == w {
+				return false
+			}
+		}
+		return true
+	})
+	if sl == nil {
+		return true // the table is full of live identifiers: fault tolerant
+	}
+	// Count the request in every window unless one is at its limit
+	// (then none counts it, as Kong).
+	var counts [6]uint64
+	stop := -1
+	for i, p := range rl.periods {
+		w, _ := windowOf(p.idx, now)
+		c := &sl.win[i]
+		for {
+			old := c.Load()
+			n := old & 0xffffffff
+			if uint32(old>>32) != w {
+				n = 0
+			}
+			if float64(n) >= p.limit {
+				stop, counts[i] = i, n
+				break
+			}
+			if c.CompareAndSwap(old, uint64(w)<<32|(n+1)) {
+				counts[i] = n + 1
+				break
+			}
+		}
+		if stop >= 0 {
+			break
+		}
+	}
+	if stop >= 0 {
+		for i := 0; i < stop; i++ {
+			w, _ := windowOf(rl.periods[i].idx, now)
+			uncount(&sl.win[i], w)
+		}
+		// The other periods show their usage without this request.
+		for i := stop + 1; i < len(rl.periods); i++ {
+			w, _ := windowOf(rl.periods[i].idx, now)
+			if old := sl.win[i].Load(); uint32(old>>32) == w {
+				counts[i] = old & 0xffffffff
+			}
+		}
+		for i := 0; i < stop; i++ {
+			counts[i]--
+		}
+	}
+	if !rl.hide {
+		rl.headers(x, now, counts[:len(rl.periods)], stop)
+	}
+	if stop >= 0 {
+		x.answer(rl.code, rl.message)
+		return false
+	}
+	return true
+}
+
+// uncount takes back one count of window w.
+func uncount(c *atomic.Uint64, w uint32) {
+	for {
+		old := c.Load()
+		if uint32(old>>32) != w || old&0xffffffff == 0 {
+			return
+		}
+		if c.CompareAndSwap(old, old-1) {
+			return
+		}
+	}
+}
+
+// headers sets Kong's headers: X-RateLimit-Limit-<Period> and
+// X-RateLimit-Remaining-<Period> for each period, RateLimit-Limit,
+// -Remaining and -Reset of the period with the least remaining (the
+// longest on a tie), and Retry-After when stopped.
+func (rl *rateLimit) headers(x *Exchange, now time.Time, counts []uint64, stop int) {
+	best := -1
+	var bestRemain float64
+	for i, p := range rl.periods {
+		// counts include this request unless a period stopped it.
+		remain := max(0, p.limit-float64(counts[i]))
+		if best < 0 || remain < bestRemain || remain == bestRemain && expiration[p.idx] > expiration[rl.periods[best].idx] {
+			best, bestRemain = i, remain
+		}
+		lim, rem := p.limit, remain
+		x.Down = append(x.Down,
+			Edit{OpSet, p.limitH, x.text(func(b []byte) []byte { return strconv.AppendFloat(b, lim, 'f', -1, 64) })},
+			Edit{OpSet, p.remainH, x.text(func(b []byte) []byte { return strconv.AppendFloat(b, rem, 'f', -1, 64) })})
+	}
+	bp := rl.periods[best]
+	_, start := windowOf(bp.idx, now)
+	reset := max(1, expiration[bp.idx]-(now.Unix()-start))
+	resetS := x.text(func(b []byte) []byte { return strconv.AppendInt(b, reset, 10) })
+	x.Down = append(x.Down,
+		Edit{OpSet, "RateLimit-Limit", x.text(func(b []byte) []byte { return strconv.AppendFloat(b, bp.limit, 'f', -1, 64) })},
+		Edit{OpSet, "RateLimit-Remaining", x.text(func(b []byte) []byte { return strconv.AppendFloat(b, bestRemain, 'f', -1, 64) })},
+		Edit{OpSet, "RateLimit-Reset", resetS})
+	if stop >= 0 {
+		x.Down = append(x.Down, Edit{OpSet, "Retry-After", resetS})
+	}
+}
+
+// counterTable is a fixed-size, open-addressed, lock-free table of
+// counters keyed by a 64-bit hash of the identifier. A slot whose
+// windows have all passed is reused by the next identifier probing it.
+type counterTable struct {
+	seed  maphash.Seed
+	slots []counterSlot
+	mask  uint64
+}
+
+// counterSlot is one identifier's counters: per configured period, the
+// window number (high 32 bits) and the count in it (low 32 bits).
+type counterSlot struct {
+	key atomic.Uint64 // hash|1; 0 is free
+	win [6]atomic.Uint64
+}
+
+const (
+	tableSize = 1 << 12
+	maxProbes = 16
+)
+
+func newCounterTable(int) *counterTable {
+	return &counterTable{seed: maphash.MakeSeed(), slots: make([]counterSlot, tableSize), mask: tableSize - 1}
+}
+
+// slot finds (or claims) id's slot; stale reports whether a slot's
+// windows have all passed, so that it may be reused. nil when every
+// probed slot belongs to a live identifier.
+func (t *counterTable) slot(id string, stale func(*counterSlot) bool) *counterSlot {
+	h := maphash.String(t.seed, id) | 1
+	for i := uint64(0); i < maxProbes; i++ {
+		s := &t.slots[(h+i)&t.mask]
+		k := s.key.Load()
+		switch {
+		case k == h:
+			return s
+		case k == 0:
+			if s.key.CompareAndSwap(0, h) || s.key.Load() == h {
+				return s
+			}
+		case stale(s):
+			if s.key.CompareAndSwap(k, h) {
+				return s
+			}
+		}
+	}
+	return nil
+}
