@@ -371,6 +371,10 @@ func pathParams() map[string][2]string {
 		"certificate": {"the certificate's id or one of its SNIs", exCert},
 		"sni":         {"the SNI's name or id", exSNI},
 		"tag":         {"one tag", exTag},
+		"plugin":      {"the plugin's id", exPlugin},
+		"consumer":    {"the consumer's id or username", exConsumer},
+		"keyauth":     {"the key-auth credential's id or key", exKeyAuth},
+		"name":        {"a plugin's name", "rate-limiting"},
 	}
 }
 
@@ -378,6 +382,9 @@ func pathParams() map[string][2]string {
 func (a *api) openAPI() js {
 	comps := schemas()
 	for name, s := range debugSchemas() {
+		comps[name] = s
+	}
+	for name, s := range pluginSchemas() {
 		comps[name] = s
 	}
 	params := pathParams()

@@ -193,6 +193,7 @@ func (w *world) putRoute(old string, r *state.Route, now int64) error {
 		if w.k.route.keyTaken(w, r.Name) {
 			return uniqueViolation("name", r.Name)
 		}
+		w.pluginsFollow(kindRoute, old, r.Name, now)
 		w.k.route.remove(w, old, now)
 	}
 	w.doc.Routes[r.Name] = r

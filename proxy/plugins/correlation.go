@@ -22,7 +22,7 @@ type correlationID struct {
 }
 
 func newCorrelationID(c map[string]any) *correlationID {
-	ci := &correlationID{header: canonical(str(c, "header_name")), generator: str(c, "generator"),
+	ci := &correlationID{header: str(c, "header_name"), generator: str(c, "generator"),
 		echo: boolean(c, "echo_downstream"), pid: strconv.Itoa(os.Getpid())}
 	ci.base = string(appendUUID(nil)) + "#"
 	return ci

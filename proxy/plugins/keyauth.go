@@ -22,8 +22,8 @@ type keyAuth struct {
 
 // Kong's upstream headers for the authenticated consumer.
 const (
-	hConsumerID       = "X-Consumer-Id"
-	hConsumerCustomID = "X-Consumer-Custom-Id"
+	hConsumerID       = "X-Consumer-ID"
+	hConsumerCustomID = "X-Consumer-Custom-ID"
 	hConsumerUsername = "X-Consumer-Username"
 	hCredential       = "X-Credential-Identifier"
 	hAnonymous        = "X-Anonymous-Consumer"
@@ -33,7 +33,7 @@ func newKeyAuth(c map[string]any, e *env) (*keyAuth, error) {
 	ka := &keyAuth{hide: boolean(c, "hide_credentials"), inHeader: boolean(c, "key_in_header"),
 		inQuery: boolean(c, "key_in_query"), runOnPreflight: boolean(c, "run_on_preflight"), creds: e.creds}
 	for _, n := range strs(c, "key_names") {
-		ka.names = append(ka.names, canonical(n))
+		ka.names = append(ka.names, n)
 		ka.queryNames = append(ka.queryNames, n)
 	}
 	ka.wwwAuth = "Key"
@@ -92,7 +92,7 @@ func (ka *keyAuth) access(x *Exchange, r Request) bool {
 		if key != "" {
 			msg = "Invalid authentication credentials"
 		}
-		x.Down = append(x.Down, Edit{OpSet, "Www-Authenticate", ka.wwwAuth})
+		x.Down = append(x.Down, Edit{OpSet, "WWW-Authenticate", ka.wwwAuth})
 		x.answer(401, msg)
 		return false
 	}

@@ -41,7 +41,7 @@ var expiration = [6]int64{1, 60, 3600, 86400, 2592000, 31536000}
 var periodTitles = [6]string{"Second", "Minute", "Hour", "Day", "Month", "Year"}
 
 func newRateLimit(c map[string]any, service string, prev *rateLimit) (*rateLimit, error) {
-	rl := &rateLimit{limitBy: str(c, "limit_by"), header: canonical(str(c, "header_name")), path: str(c, "path"),
+	rl := &rateLimit{limitBy: str(c, "limit_by"), header: str(c, "header_name"), path: str(c, "path"),
 		service: service, hide: boolean(c, "hide_client_headers"), message: str(c, "error_message"), now: time.Now}
 	code, _ := number(c, "error_code")
 	rl.code = int(code)

@@ -21,7 +21,7 @@ func (t *transformer) access(x *Exchange, _ Request) bool {
 func edits(c map[string]any, list string, headers bool) []Edit {
 	name := func(s string) string {
 		if headers {
-			return canonical(s)
+			return s
 		}
 		return s
 	}
