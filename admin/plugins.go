@@ -273,12 +273,12 @@ func (ref entityRef) resolve(field, entities string, look func(string) (string, 
 // pluginBody is a decoded plugin body before its references and config
 // are resolved against the world.
 type pluginBody struct {
-	name, instanceName           *string
-	config                       any
-	hasConfig                    bool
-	enabled                      *bool
-	protocols, tags              *[]string
-	service, route, consumer     entityRef
+	name, instanceName       *string
+	config                   any
+	hasConfig                bool
+	enabled                  *bool
+	protocols, tags          *[]string
+	service, route, consumer entityRef
 }
 
 func decodePluginFields(o *obj) pluginBody {
