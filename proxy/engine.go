@@ -16,7 +16,6 @@ import (
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/proxy/h1"
-	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
@@ -644,8 +643,8 @@ func (c *client) handle(n int) bool {
 		if !runPlugins(rt, &c.plug.x, (*h1Request)(c), c.tls, false) {
 			return c.pluginAnswer()
 		}
-		if q := c.plug.x.Query; len(q) > 0 {
-			c.plug.query = plugins.EditQuery(c.plug.query[:0], bstr(query), q)
+		if len(c.plug.x.Query) > 0 {
+			c.plug.query = c.plug.x.EditQuery(c.plug.query[:0], bstr(query))
 			query = c.plug.query
 			hasQuery = len(query) > 0
 		}

@@ -230,6 +230,6 @@ func applyDown(h http.Header, x *plugins.Exchange) {
 func applyUp(out *http.Request, x *plugins.Exchange) {
 	plugins.Apply(guardedHeader{plugins.HTTPHeader(out.Header)}, x.Up)
 	if len(x.Query) > 0 {
-		out.URL.RawQuery = string(plugins.EditQuery(nil, out.URL.RawQuery, x.Query))
+		out.URL.RawQuery = string(x.EditQuery(nil, out.URL.RawQuery))
 	}
 }

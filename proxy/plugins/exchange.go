@@ -46,8 +46,10 @@ type Exchange struct {
 	// the request, with Body (JSON, "" for none) and the Down edits.
 	Status int
 	Body   string
-	// scratch holds the generated values Up and Down refer to.
+	// scratch holds the generated values Up and Down refer to; pairs
+	// are EditQuery's.
 	scratch []byte
+	pairs   []qpair
 }
 
 // scratchSize is the scratch buffer reserved per Exchange: a request's
@@ -56,7 +58,7 @@ const scratchSize = 512
 
 // Reset empties x for the next request, keeping its capacity.
 func (x *Exchange) Reset() {
-	*x = Exchange{Up: x.Up[:0], Query: x.Query[:0], Down: x.Down[:0], scratch: x.scratch[:0]}
+	*x = Exchange{Up: x.Up[:0], Query: x.Query[:0], Down: x.Down[:0], scratch: x.scratch[:0], pairs: x.pairs[:0]}
 }
 
 // Answered reports whether a plugin answered the request.
@@ -209,24 +211,38 @@ func (f *Fields) Del(name string) {
 	*f = out
 }
 
-// Set implements Headers.
+// Set implements Headers: the first field of name takes value in place,
+// the others go.
 func (f *Fields) Set(name, value string) {
-	f.Del(name)
-	*f = append(*f, Field{name, value})
+	out, set := (*f)[:0], false
+	for _, fl := range *f {
+		if strings.EqualFold(fl.Name, name) {
+			if set {
+				continue
+			}
+			fl.Value, set = value, true
+		}
+		out = append(out, fl)
+	}
+	if !set {
+		out = append(out, Field{name, value})
+	}
+	*f = out
 }
 
 // Add implements Headers.
 func (f *Fields) Add(name, value string) { *f = append(*f, Field{name, value}) }
 
-// EditQuery appends to dst the raw query q (without '?') with edits
-// applied: names are compared decoded, values given are escaped; the
-// pairs left alone are kept as they came.
-func EditQuery(dst []byte, q string, edits []Edit) []byte {
+// EditQuery appends to dst the raw query q (without '?') with x's query
+// edits applied: names are compared decoded, values given are escaped;
+// the pairs left alone are kept as they came.
+func (x *Exchange) EditQuery(dst []byte, q string) []byte {
+	edits := x.Query
 	if len(edits) == 0 {
 		return append(dst, q...)
 	}
-	var buf [32]qpair
-	f := queryPairs{buf[:0]}
+	f := queryPairs{x.pairs[:0]}
+	defer func() { x.pairs = f.p[:0] }()
 	for len(q) > 0 {
 		var pair string
 		pair, q, _ = strings.Cut(q, "&")
