@@ -278,6 +278,9 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 			}
 		}
 		f.Consumers = append(f.Consumers, c)
+		if creds == nil {
+			return
+		}
 		i := 0
 		d.list(creds, "keyauth_credentials", func(cn *yaml.Node) {
 			k := KeyAuth{Pos: pos(cn), Consumer: c.Key()}
