@@ -318,7 +318,7 @@ func schemas() js {
 			"key_file":  sstr("likewise, the key's path"),
 		})), "id", "cert", "key", "snis"),
 		"Tag": sobj(js{
-			"entity_name": senum("the entity's kind", "upstreams", "targets", "services", "routes", "certificates"),
+			"entity_name": senum("the entity's kind", "upstreams", "targets", "services", "routes", "plugins", "consumers", "keyauth_credentials", "certificates"),
 			"entity_id":   uuidSchema(""),
 			"tag":         sstr(""),
 		}, "entity_name", "entity_id", "tag"),

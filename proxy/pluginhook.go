@@ -32,7 +32,7 @@ import (
 // it (x holds the answer).
 func runPlugins(rt *Route, x *plugins.Exchange, r plugins.Request, tls, grpc bool) bool {
 	x.Reset()
-	return rt.Plugins.Access(x, r, plugins.ProtocolOf(tls, grpc))
+	return rt.Plugins.Access(x, r, plugins.ProtocolOf(tls, grpc), rt.Service.Name)
 }
 
 // framing reports whether name is a field the proxy owns.

@@ -39,6 +39,8 @@ type Exchange struct {
 	// Consumer and credential are who key-auth identified (nil: none).
 	Consumer   *Consumer
 	credential *credential
+	// service is the name of the request's service.
+	service string
 	// Up and Query are the edits of the request's headers and query
 	// arguments upstream; Down of the response's headers, in order.
 	Up, Query, Down []Edit

@@ -121,10 +121,11 @@ type Chain struct {
 	steps []step
 }
 
-// Access runs the chain on a request of protocol proto (ProtocolOf); false
-// means a plugin answered the request: x.Status, x.Body and x.Down say
-// how.
-func (c *Chain) Access(x *Exchange, r Request, proto uint8) bool {
+// Access runs the chain on a request of protocol proto (ProtocolOf) to
+// the service named service; false means a plugin answered the request:
+// x.Status, x.Body and x.Down say how.
+func (c *Chain) Access(x *Exchange, r Request, proto uint8, service string) bool {
+	x.service = service
 	for i := range c.steps {
 		st := &c.steps[i]
 		in := st.def
@@ -346,7 +347,7 @@ func compile(p *config.Plugin, e *env, old *instance) (plugin, error) {
 		if old != nil {
 			prev, _ = old.run.(*rateLimit)
 		}
-		return newRateLimit(c, p.Service, prev)
+		return newRateLimit(c, prev)
 	case "key-auth":
 		return newKeyAuth(c, e)
 	case "cors":

@@ -99,7 +99,7 @@ func TestRateLimitMinute(t *testing.T) {
 	var x Exchange
 	for i, want := range []string{"2", "1", "0"} {
 		x.Reset()
-		if !ch.Access(&x, get(nil), ProtoHTTP) {
+		if !ch.Access(&x, get(nil), ProtoHTTP, "s") {
 			t.Fatalf("request %d refused", i)
 		}
 		h := down(&x)
@@ -109,7 +109,7 @@ func TestRateLimitMinute(t *testing.T) {
 		}
 	}
 	x.Reset()
-	if ch.Access(&x, get(nil), ProtoHTTP) {
+	if ch.Access(&x, get(nil), ProtoHTTP, "s") {
 		t.Fatal("4th request allowed")
 	}
 	h := down(&x)
@@ -118,12 +118,12 @@ func TestRateLimitMinute(t *testing.T) {
 	}
 	// Another client has its own count; the next window starts afresh.
 	x.Reset()
-	if !ch.Access(&x, &fakeReq{method: "GET", ip: "10.0.0.2"}, ProtoHTTP) {
+	if !ch.Access(&x, &fakeReq{method: "GET", ip: "10.0.0.2"}, ProtoHTTP, "s") {
 		t.Fatal("other IP refused")
 	}
 	now = now.Add(10 * time.Second)
 	x.Reset()
-	if !ch.Access(&x, get(nil), ProtoHTTP) || down(&x)["X-RateLimit-Remaining-Minute"] != "2" {
+	if !ch.Access(&x, get(nil), ProtoHTTP, "s") || down(&x)["X-RateLimit-Remaining-Minute"] != "2" {
 		t.Fatalf("new window: %v", down(&x))
 	}
 }
@@ -135,12 +135,12 @@ func TestRateLimitStopCountsNothing(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
 	ch.steps[0].def.run.(*rateLimit).now = func() time.Time { return now }
 	var x Exchange
-	ch.Access(&x, get(nil), ProtoHTTP)
+	ch.Access(&x, get(nil), ProtoHTTP, "s")
 	if h := down(&x); h["RateLimit-Limit"] != "1" || h["RateLimit-Remaining"] != "0" || h["X-RateLimit-Remaining-Hour"] != "9" {
 		t.Fatalf("%v", h)
 	}
 	x.Reset()
-	if ch.Access(&x, get(nil), ProtoHTTP) {
+	if ch.Access(&x, get(nil), ProtoHTTP, "s") {
 		t.Fatal("second request in the same second allowed")
 	}
 	if h := down(&x); h["X-RateLimit-Remaining-Hour"] != "9" {
@@ -148,7 +148,7 @@ func TestRateLimitStopCountsNothing(t *testing.T) {
 	}
 	now = now.Add(time.Second)
 	x.Reset()
-	ch.Access(&x, get(nil), ProtoHTTP)
+	ch.Access(&x, get(nil), ProtoHTTP, "s")
 	if h := down(&x); h["X-RateLimit-Remaining-Hour"] != "8" {
 		t.Fatalf("%v", h)
 	}
@@ -161,25 +161,45 @@ func TestRateLimitByHeaderAndConsumer(t *testing.T) {
 	var x Exchange
 	for _, key := range []string{"alice-key", "bob-key"} {
 		x.Reset()
-		if !ch.Access(&x, get(map[string]string{"apikey": key}), ProtoHTTP) {
+		if !ch.Access(&x, get(map[string]string{"apikey": key}), ProtoHTTP, "s") {
 			t.Fatalf("%s: first request refused", key)
 		}
 	}
 	x.Reset()
-	if ch.Access(&x, get(map[string]string{"apikey": "alice-key"}), ProtoHTTP) || x.Status != 429 {
+	if ch.Access(&x, get(map[string]string{"apikey": "alice-key"}), ProtoHTTP, "s") || x.Status != 429 {
 		t.Fatal("alice's second request allowed")
 	}
 
 	hc := chainOf(t, pl(t, "rate-limiting", map[string]any{"minute": 1.0, "limit_by": "header", "header_name": "X-Tenant"}))
 	for _, tenant := range []string{"a", "b"} {
 		x.Reset()
-		if !hc.Access(&x, get(map[string]string{"x-tenant": tenant}), ProtoHTTP) {
+		if !hc.Access(&x, get(map[string]string{"x-tenant": tenant}), ProtoHTTP, "s") {
 			t.Fatalf("tenant %s refused", tenant)
 		}
 	}
 	x.Reset()
-	if hc.Access(&x, get(map[string]string{"x-tenant": "a"}), ProtoHTTP) {
+	if hc.Access(&x, get(map[string]string{"x-tenant": "a"}), ProtoHTTP, "s") {
 		t.Fatal("tenant a allowed twice")
+	}
+}
+
+// TestRateLimitByService: a global limit by service counts each
+// service's requests together, whichever route they came by.
+func TestRateLimitByService(t *testing.T) {
+	s, err := Build(Input{Plugins: []config.Plugin{pl(t, "rate-limiting", map[string]any{"hour": 2.0, "limit_by": "service"})},
+		Routes: []Route{{Name: "a", Service: "s1"}, {Name: "b", Service: "s1"}, {Name: "c", Service: "s2"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x Exchange
+	for _, c := range []struct {
+		route, service string
+		ok             bool
+	}{{"a", "s1", true}, {"b", "s1", true}, {"c", "s2", true}, {"a", "s1", false}, {"c", "s2", true}} {
+		x.Reset()
+		if got := s.Chain(c.route).Access(&x, &fakeReq{method: "GET", ip: "10.1.1." + c.route}, ProtoHTTP, c.service); got != c.ok {
+			t.Fatalf("%+v: allowed %v", c, got)
+		}
 	}
 }
 
@@ -199,7 +219,7 @@ func TestRateLimitConcurrent(t *testing.T) {
 			n := 0
 			for i := 0; i < 100; i++ {
 				x.Reset()
-				if ch.Access(&x, get(nil), ProtoHTTP) {
+				if ch.Access(&x, get(nil), ProtoHTTP, "s") {
 					n++
 				}
 			}
@@ -221,11 +241,11 @@ func TestRateLimitKeepsCounters(t *testing.T) {
 	in := Input{Plugins: []config.Plugin{p}, Routes: []Route{{Name: "r"}}}
 	s1, _ := Build(in, nil)
 	var x Exchange
-	s1.Chain("r").Access(&x, get(nil), ProtoHTTP)
+	s1.Chain("r").Access(&x, get(nil), ProtoHTTP, "s")
 	p.Config["hour"] = 2.0
 	s2, _ := Build(in, s1)
 	x.Reset()
-	if !s2.Chain("r").Access(&x, get(nil), ProtoHTTP) || down(&x)["X-RateLimit-Remaining-Hour"] != "0" {
+	if !s2.Chain("r").Access(&x, get(nil), ProtoHTTP, "s") || down(&x)["X-RateLimit-Remaining-Hour"] != "0" {
 		t.Fatalf("%v", down(&x))
 	}
 }
@@ -233,17 +253,17 @@ func TestRateLimitKeepsCounters(t *testing.T) {
 func TestKeyAuth(t *testing.T) {
 	ch := chainOf(t, pl(t, "key-auth", map[string]any{"hide_credentials": true, "key_names": []any{"apikey", "x-key"}}))
 	var x Exchange
-	ch.Access(&x, get(nil), ProtoHTTP)
+	ch.Access(&x, get(nil), ProtoHTTP, "s")
 	if x.Status != 401 || x.Body != `{"message":"No API key found in request"}` || down(&x)["WWW-Authenticate"] != "Key" {
 		t.Fatalf("%d %s %v", x.Status, x.Body, down(&x))
 	}
 	x.Reset()
-	ch.Access(&x, get(map[string]string{"apikey": "nope"}), ProtoHTTP)
+	ch.Access(&x, get(map[string]string{"apikey": "nope"}), ProtoHTTP, "s")
 	if x.Status != 401 || x.Body != `{"message":"Invalid authentication credentials"}` {
 		t.Fatalf("%d %s", x.Status, x.Body)
 	}
 	x.Reset()
-	if !ch.Access(&x, get(map[string]string{"x-key": "bob-key"}), ProtoHTTP) {
+	if !ch.Access(&x, get(map[string]string{"x-key": "bob-key"}), ProtoHTTP, "s") {
 		t.Fatalf("refused: %s", x.Body)
 	}
 	h := up(&x, Field{"x-key", "bob-key"}, Field{"X-Consumer-Username", "spoofed"}, Field{"X-Anonymous-Consumer", "true"})
@@ -255,7 +275,7 @@ func TestKeyAuth(t *testing.T) {
 	x.Reset()
 	r := get(nil)
 	r.query["apikey"] = "alice-key"
-	if !ch.Access(&x, r, ProtoHTTP) || x.Consumer.Username != "alice" {
+	if !ch.Access(&x, r, ProtoHTTP, "s") || x.Consumer.Username != "alice" {
 		t.Fatal("query key refused")
 	}
 	if q := string(x.EditQuery(nil, "apikey=alice-key&a=1")); q != "a=1" {
@@ -266,11 +286,11 @@ func TestKeyAuth(t *testing.T) {
 func TestKeyAuthAnonymousAndPreflight(t *testing.T) {
 	ch := chainOf(t, pl(t, "key-auth", map[string]any{"anonymous": "bob", "run_on_preflight": false}))
 	var x Exchange
-	if !ch.Access(&x, get(nil), ProtoHTTP) || x.Consumer.ID != "c-bob" || up(&x)["X-Anonymous-Consumer"] != "true" {
+	if !ch.Access(&x, get(nil), ProtoHTTP, "s") || x.Consumer.ID != "c-bob" || up(&x)["X-Anonymous-Consumer"] != "true" {
 		t.Fatalf("anonymous: %v", up(&x))
 	}
 	x.Reset()
-	if !ch.Access(&x, &fakeReq{method: "OPTIONS"}, ProtoHTTP) || x.Consumer != nil {
+	if !ch.Access(&x, &fakeReq{method: "OPTIONS"}, ProtoHTTP, "s") || x.Consumer != nil {
 		t.Fatal("preflight authenticated")
 	}
 }
@@ -280,7 +300,7 @@ func TestCORS(t *testing.T) {
 		"methods": []any{"GET", "POST"}, "headers": []any{"X-One", "X-Two"}, "exposed_headers": []any{"X-Out"}, "max_age": 600.0, "credentials": true}))
 	var x Exchange
 	pre := &fakeReq{method: "OPTIONS", headers: map[string]string{"origin": "http://a.example:80", "access-control-request-method": "POST"}}
-	if ch.Access(&x, pre, ProtoHTTP) || x.Status != 200 || x.Body != "" {
+	if ch.Access(&x, pre, ProtoHTTP, "s") || x.Status != 200 || x.Body != "" {
 		t.Fatalf("preflight not answered: %d", x.Status)
 	}
 	h := down(&x)
@@ -293,7 +313,7 @@ func TestCORS(t *testing.T) {
 	}
 	// A simple request from a regex origin: proxied, with the headers.
 	x.Reset()
-	if !ch.Access(&x, get(map[string]string{"origin": "https://api.b.example"}), ProtoHTTP) {
+	if !ch.Access(&x, get(map[string]string{"origin": "https://api.b.example"}), ProtoHTTP, "s") {
 		t.Fatal("simple request answered")
 	}
 	if h := down(&x); h["Access-Control-Allow-Origin"] != "https://api.b.example" || h["Access-Control-Expose-Headers"] != "X-Out" {
@@ -301,14 +321,14 @@ func TestCORS(t *testing.T) {
 	}
 	// An origin not allowed gets none.
 	x.Reset()
-	ch.Access(&x, get(map[string]string{"origin": "http://evil.example"}), ProtoHTTP)
+	ch.Access(&x, get(map[string]string{"origin": "http://evil.example"}), ProtoHTTP, "s")
 	if _, ok := down(&x)["Access-Control-Allow-Origin"]; ok {
 		t.Fatalf("%v", down(&x))
 	}
 	// Every origin: *.
 	all := chainOf(t, pl(t, "cors", nil))
 	x.Reset()
-	all.Access(&x, pre, ProtoHTTP)
+	all.Access(&x, pre, ProtoHTTP, "s")
 	if h := down(&x); h["Access-Control-Allow-Origin"] != "*" || h["Access-Control-Allow-Methods"] != "GET,HEAD,PUT,PATCH,POST,DELETE,OPTIONS,TRACE,CONNECT" {
 		t.Fatalf("%v", h)
 	}
@@ -317,26 +337,26 @@ func TestCORS(t *testing.T) {
 func TestCorrelationID(t *testing.T) {
 	ch := chainOf(t, pl(t, "correlation-id", map[string]any{"echo_downstream": true}))
 	var x Exchange
-	ch.Access(&x, get(nil), ProtoHTTP)
+	ch.Access(&x, get(nil), ProtoHTTP, "s")
 	id := up(&x)["Kong-Request-ID"]
 	base, n, ok := strings.Cut(id, "#")
 	if !ok || n != "1" || len(base) != 36 || down(&x)["Kong-Request-ID"] != id {
 		t.Fatalf("%q %v", id, down(&x))
 	}
 	x.Reset()
-	ch.Access(&x, get(map[string]string{"kong-request-id": "mine"}), ProtoHTTP)
+	ch.Access(&x, get(map[string]string{"kong-request-id": "mine"}), ProtoHTTP, "s")
 	if len(x.Up) != 0 || down(&x)["Kong-Request-ID"] != "mine" {
 		t.Fatalf("%v %v", x.Up, down(&x))
 	}
 	u := chainOf(t, pl(t, "correlation-id", map[string]any{"generator": "uuid", "header_name": "X-Req"}))
 	x.Reset()
-	u.Access(&x, get(nil), ProtoHTTP)
+	u.Access(&x, get(nil), ProtoHTTP, "s")
 	if v := up(&x)["X-Req"]; len(v) != 36 || v[14] != '4' {
 		t.Fatalf("%q", v)
 	}
 	tr := chainOf(t, pl(t, "correlation-id", map[string]any{"generator": "tracker"}))
 	x.Reset()
-	tr.Access(&x, get(nil), ProtoHTTP)
+	tr.Access(&x, get(nil), ProtoHTTP, "s")
 	if v := up(&x)["Kong-Request-ID"]; !strings.HasPrefix(v, "127.0.0.1-8000-") || !strings.Contains(v, "-7-3-") {
 		t.Fatalf("%q", v)
 	}
@@ -356,7 +376,7 @@ func TestTransformers(t *testing.T) {
 			"add":    map[string]any{"headers": []any{"x-resp:yes"}},
 		}))
 	var x Exchange
-	ch.Access(&x, get(nil), ProtoHTTP)
+	ch.Access(&x, get(nil), ProtoHTTP, "s")
 	f := Fields{{"x-drop", "1"}, {"x-old", "o"}, {"x-rep", "old"}, {"x-app", "1"}}
 	Apply(&f, x.Up)
 	got := ""
@@ -382,7 +402,7 @@ func TestPrecedence(t *testing.T) {
 	tag := func(v string) map[string]any {
 		return map[string]any{"add": map[string]any{"headers": []any{"x-scope:" + v}}}
 	}
-	in := Input{Consumers: testConsumers, KeyAuths: testKeys, Routes: []Route{{Name: "r", Service: "s"}, {Name: "r2", Service: "s"}, {Name: "r3", Service: "t"}}}
+	in := Input{Consumers: testConsumers, KeyAuths: testKeys, Routes: []Route{{Name: "r", Service: "s"}, {Name: "r2", Service: "s"}, {Name: "r3", Service: "t"}, {Name: "r4", Service: "s"}}}
 	in.Plugins = []config.Plugin{
 		pl(t, "key-auth", nil),
 		pl(t, "request-transformer", tag("global")),
@@ -390,6 +410,7 @@ func TestPrecedence(t *testing.T) {
 		pl(t, "request-transformer", tag("route"), "route", "r"),
 		pl(t, "request-transformer", tag("consumer"), "consumer", "alice"),
 		pl(t, "request-transformer", tag("consumer+service"), "consumer", "bob", "service", "s"),
+		pl(t, "request-transformer", tag("route+service"), "route", "r4", "service", "s"),
 	}
 	s, err := Build(in, nil)
 	if err != nil {
@@ -402,9 +423,11 @@ func TestPrecedence(t *testing.T) {
 		{"r2", "bob-key", "consumer+service"},
 		{"r3", "bob-key", "global"},
 		{"r3", "alice-key", "consumer"},
+		{"r4", "alice-key", "route+service"}, // beats consumer alone
+		{"r4", "bob-key", "consumer+service"},
 	} {
 		var x Exchange
-		if !s.Chain(c.route).Access(&x, get(map[string]string{"apikey": c.key}), ProtoHTTP) {
+		if !s.Chain(c.route).Access(&x, get(map[string]string{"apikey": c.key}), ProtoHTTP, "s") {
 			t.Fatalf("%+v: refused", c)
 		}
 		if got := up(&x)["x-scope"]; got != c.want {
@@ -418,7 +441,7 @@ func TestPrecedence(t *testing.T) {
 	off.Enabled = false
 	s, _ = Build(Input{Plugins: []config.Plugin{p, off}, Routes: []Route{{Name: "r"}}}, nil)
 	var x Exchange
-	s.Chain("r").Access(&x, get(map[string]string{"origin": "http://a"}), ProtoHTTP)
+	s.Chain("r").Access(&x, get(map[string]string{"origin": "http://a"}), ProtoHTTP, "s")
 	if len(x.Up)+len(x.Down) != 0 {
 		t.Fatalf("%v %v", x.Up, x.Down)
 	}
@@ -431,10 +454,10 @@ func TestPrecedence(t *testing.T) {
 func TestNoAllocations(t *testing.T) {
 	for name, c := range benchCases(t) {
 		var x Exchange
-		c.chain.Access(&x, c.req, ProtoHTTP) // warm the exchange
+		c.chain.Access(&x, c.req, ProtoHTTP, "s") // warm the exchange
 		if n := testing.AllocsPerRun(100, func() {
 			x.Reset()
-			c.chain.Access(&x, c.req, ProtoHTTP)
+			c.chain.Access(&x, c.req, ProtoHTTP, "s")
 		}); n != 0 {
 			t.Errorf("%s: %.0f allocations per request", name, n)
 		}
@@ -465,7 +488,7 @@ func benchPlugin(b *testing.B, name string) {
 	b.ReportAllocs()
 	for b.Loop() {
 		x.Reset()
-		c.chain.Access(&x, c.req, ProtoHTTP)
+		c.chain.Access(&x, c.req, ProtoHTTP, "s")
 	}
 }
 

@@ -17,7 +17,6 @@ type rateLimit struct {
 	limitBy string
 	header  string // limit_by header
 	path    string // limit_by path
-	service string // limit_by service: the plugin's service (or the route's)
 	hide    bool
 	code    int
 	message string
@@ -40,9 +39,9 @@ var expiration = [6]int64{1, 60, 3600, 86400, 2592000, 31536000}
 
 var periodTitles = [6]string{"Second", "Minute", "Hour", "Day", "Month", "Year"}
 
-func newRateLimit(c map[string]any, service string, prev *rateLimit) (*rateLimit, error) {
+func newRateLimit(c map[string]any, prev *rateLimit) (*rateLimit, error) {
 	rl := &rateLimit{limitBy: str(c, "limit_by"), header: str(c, "header_name"), path: str(c, "path"),
-		service: service, hide: boolean(c, "hide_client_headers"), message: str(c, "error_message"), now: time.Now}
+		hide: boolean(c, "hide_client_headers"), message: str(c, "error_message"), now: time.Now}
 	code, _ := number(c, "error_code")
 	rl.code = int(code)
 	for i, name := range config.RateLimitPeriods() {
@@ -87,8 +86,8 @@ func (rl *rateLimit) identifier(x *Exchange, r Request) string {
 			return x.credential.id
 		}
 	case "service":
-		if rl.service != "" {
-			return rl.service
+		if x.service != "" {
+			return x.service
 		}
 	case "header":
 		if v, ok := r.Header(rl.header); ok {
