@@ -30,6 +30,9 @@
 //   - Bodies stream without buffering: server-sent events and other
 //     responses of unknown length are flushed as they arrive; WebSocket and
 //     other upgrades are tunnelled.
+//   - A route's plugins (Route.Plugins, package proxy/plugins) run on both
+//     request paths once the route is matched (pluginhook.go); a route
+//     without plugins has a nil chain and takes no step of theirs.
 //   - HTTP/2 clients of the engine (h2c and ALPN h2) are served by one
 //     http2.Server per engine Server with the limits of H2Options; their
 //     request trailers reach the upstream. Shutdown sends them GOAWAY:
