@@ -129,7 +129,7 @@ func contractFixture(t *testing.T, op string) *env {
 		d.KeyAuths = map[string]*state.KeyAuth{exKeyAuth: {Meta: state.Meta{ID: exKeyAuth, CreatedAt: 1}, Key: "example-key", Consumer: exConsumer}}
 		cfg, _ := config.CheckPluginConfig(rateLimitingSchema(t), map[string]any{"second": 5.0})
 		d.Plugins = map[string]*state.Plugin{exPlugin: {Meta: state.Meta{ID: exPlugin, CreatedAt: 1, UpdatedAt: 1}, Name: "rate-limiting",
-			Config: cfg, Enabled: true, Protocols: config.PluginProtocols(), Service: exService, Consumer: exConsumer}}
+			Config: cfg, Enabled: true, Protocols: config.PluginProtocols(), Service: exService, Route: exRoute, Consumer: exConsumer}}
 		if rollout != "" {
 			d.Rollouts = map[string]*state.Rollout{exService: {Steps: []float64{1, 50, 100}, Interval: state.Duration(30e9), State: rollout,
 				MaxErrorRateIncrease: 0.01, MaxP99Ratio: 1.5, MinRequests: 100}}

@@ -748,6 +748,23 @@ func keyAuthKind() *kind[config.KeyAuth, state.KeyAuth] {
 	}
 }
 
+// inScope serves h for an entity under the path's parent only: one the
+// parent's scope does not hold is 404 (one that does not exist is h's
+// business: 404, or 204 for a DELETE).
+func (k *kind[C, D]) inScope(a *api, h func(*http.Request) (int, any, error)) func(*http.Request) (int, any, error) {
+	return func(r *http.Request) (int, any, error) {
+		w := a.view()
+		keep, err := k.scope(w, r)
+		if err != nil {
+			return 0, nil, err
+		}
+		if c, _, ok := k.lookup(w, r.PathValue(k.param)); ok && !keep(c) {
+			return 0, nil, notFound()
+		}
+		return h(r)
+	}
+}
+
 // randomKey is a generated key, as Kong's (32 hex characters).
 func randomKey() string {
 	var b [16]byte
@@ -791,6 +808,18 @@ func (a *api) pluginEndpoints(k *kinds, ctl func(endpoint) endpoint) []endpoint 
 				summary: "Add a plugin" + parent.what + " (one of a name per scope; unknown names are refused with the supported ones)", in: "PluginInput", out: "Plugin", ok: http.StatusCreated,
 				example: pluginExample, h: p.create(a)}))
 	}
+	for _, parent := range []struct{ prefix, op, what string }{
+		{"/services/{service}", "Service", " of the service"}, {"/routes/{route}", "Route", " of the route"}, {"/consumers/{consumer}", "Consumer", " of the consumer"},
+	} {
+		out = append(out,
+			ctl(endpoint{method: http.MethodGet, path: parent.prefix + "/plugins/{plugin}", op: "get" + parent.op + "Plugin", tag: "plugins",
+				summary: "Get a plugin" + parent.what + " (404 when it has another scope)", out: "Plugin", ok: http.StatusOK, h: p.inScope(a, p.get(a))}),
+			ctl(endpoint{method: http.MethodPatch, path: parent.prefix + "/plugins/{plugin}", op: "patch" + parent.op + "Plugin", tag: "plugins",
+				summary: "Update a plugin" + parent.what, in: "PluginInput", out: "Plugin", ok: http.StatusOK,
+				example: map[string]any{"enabled": false}, h: p.inScope(a, p.patch(a))}),
+			ctl(endpoint{method: http.MethodDelete, path: parent.prefix + "/plugins/{plugin}", op: "delete" + parent.op + "Plugin", tag: "plugins",
+				summary: "Delete a plugin" + parent.what, ok: http.StatusNoContent, h: p.inScope(a, p.del(a))}))
+	}
 	return append(out,
 		ctl(endpoint{method: http.MethodGet, path: "/plugins/enabled", op: "listEnabledPlugins", tag: "plugins", summary: "The plugins this gateway runs", out: "object", ok: http.StatusOK, h: a.enabledPlugins}),
 		ctl(endpoint{method: http.MethodGet, path: "/schemas/plugins/{name}", op: "getPluginSchema", tag: "plugins", summary: "A plugin's config with its defaults", out: "object", ok: http.StatusOK, h: a.pluginSchema}),
@@ -814,10 +843,10 @@ func (a *api) pluginEndpoints(k *kinds, ctl func(endpoint) endpoint) []endpoint 
 		ctl(endpoint{method: http.MethodGet, path: "/consumers/{consumer}/key-auth", op: "listConsumerKeyAuths", tag: "consumers", summary: "List the consumer's key-auth credentials", out: "list:KeyAuth", ok: http.StatusOK, paged: true, tagged: true, h: ka.list(a)}),
 		ctl(endpoint{method: http.MethodPost, path: "/consumers/{consumer}/key-auth", op: "createKeyAuth", tag: "consumers", summary: "Add a key-auth credential (a random key when none is given)", in: "KeyAuthInput", out: "KeyAuth", ok: http.StatusCreated,
 			example: map[string]any{"key": "new-secret-key"}, h: ka.create(a)}),
-		ctl(endpoint{method: http.MethodGet, path: "/consumers/{consumer}/key-auth/{keyauth}", op: "getConsumerKeyAuth", tag: "consumers", summary: "Get a key-auth credential by id or key", out: "KeyAuth", ok: http.StatusOK, h: ka.get(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/consumers/{consumer}/key-auth/{keyauth}", op: "getConsumerKeyAuth", tag: "consumers", summary: "Get a key-auth credential by id or key", out: "KeyAuth", ok: http.StatusOK, h: ka.inScope(a, ka.get(a))}),
 		ctl(endpoint{method: http.MethodPatch, path: "/consumers/{consumer}/key-auth/{keyauth}", op: "patchKeyAuth", tag: "consumers", summary: "Update a key-auth credential", in: "KeyAuthInput", out: "KeyAuth", ok: http.StatusOK,
-			example: map[string]any{"tags": []any{"rotated"}}, h: ka.patch(a)}),
-		ctl(endpoint{method: http.MethodDelete, path: "/consumers/{consumer}/key-auth/{keyauth}", op: "deleteKeyAuth", tag: "consumers", summary: "Delete a key-auth credential", ok: http.StatusNoContent, h: ka.del(a)}),
+			example: map[string]any{"tags": []any{"rotated"}}, h: ka.inScope(a, ka.patch(a))}),
+		ctl(endpoint{method: http.MethodDelete, path: "/consumers/{consumer}/key-auth/{keyauth}", op: "deleteKeyAuth", tag: "consumers", summary: "Delete a key-auth credential", ok: http.StatusNoContent, h: ka.inScope(a, ka.del(a))}),
 		ctl(endpoint{method: http.MethodGet, path: "/key-auths", op: "listKeyAuths", tag: "consumers", summary: "List every key-auth credential", out: "list:KeyAuth", ok: http.StatusOK, paged: true, tagged: true, h: ka.list(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/key-auths/{keyauth}", op: "getKeyAuth", tag: "consumers", summary: "Get a key-auth credential by id or key", out: "KeyAuth", ok: http.StatusOK, h: ka.get(a)}),
 	)

@@ -149,3 +149,20 @@ func TestPluginScopesFollowTheirEntities(t *testing.T) {
 	e.must(http.StatusNoContent, http.MethodDelete, "/routes/renamed_route", nil)
 	eq(t, "route plugin deleted", len(e.must(http.StatusOK, http.MethodGet, "/plugins", nil).data()), 2)
 }
+
+// TestNestedByID: an entity read, changed or deleted under a parent must
+// belong to it.
+func TestNestedByID(t *testing.T) {
+	e := newEnv(t, filePlugins)
+	p := e.must(http.StatusCreated, http.MethodPost, "/routes/example_route/plugins", map[string]any{"name": "cors"})
+	id := p.str("id")
+	e.must(http.StatusOK, http.MethodGet, "/routes/example_route/plugins/"+id, nil)
+	e.must(http.StatusNotFound, http.MethodGet, "/services/example_service/plugins/"+id, nil)
+	e.must(http.StatusNotFound, http.MethodDelete, "/services/example_service/plugins/"+id, nil)
+	e.must(http.StatusOK, http.MethodPatch, "/routes/example_route/plugins/"+id, map[string]any{"enabled": false})
+	e.must(http.StatusCreated, http.MethodPost, "/consumers", map[string]any{"username": "dave"})
+	e.must(http.StatusNotFound, http.MethodGet, "/consumers/dave/key-auth/file-key", nil)
+	e.must(http.StatusOK, http.MethodGet, "/consumers/file_consumer/key-auth/file-key", nil)
+	e.must(http.StatusNoContent, http.MethodDelete, "/routes/example_route/plugins/"+id, nil)
+	e.must(http.StatusNotFound, http.MethodGet, "/plugins/"+id, nil)
+}
