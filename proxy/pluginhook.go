@@ -221,6 +221,14 @@ func pluginAnswerHTTP(w http.ResponseWriter, x *plugins.Exchange) {
 	}
 }
 
+// releasePlugins gives a finished net/http request's plugin state back.
+func (p *Proxy) releasePlugins(w *respWriter) {
+	if x := w.plug; x != nil {
+		w.plug = nil
+		p.exchanges.Put(x)
+	}
+}
+
 // applyDown applies the response edits to a net/http response header.
 func applyDown(h http.Header, x *plugins.Exchange) {
 	plugins.Apply(guardedHeader{plugins.HTTPHeader(h)}, x.Down)

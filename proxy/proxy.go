@@ -144,11 +144,15 @@ type Proxy struct {
 	table atomic.Pointer[Table]
 	rp    *httputil.ReverseProxy
 	guard guard.Guard
+	// exchanges are the plugins' per-request state on the net/http path
+	// (*plugins.Exchange), taken only for a route with plugins.
+	exchanges sync.Pool
 }
 
 // New returns a Proxy with an empty table (every request gets 404).
 func New(o Options) *Proxy {
 	p := &Proxy{opts: o, log: o.Log}
+	p.exchanges.New = func() any { return &plugins.Exchange{} }
 	p.guard = guard.Guard{Listener: "proxy", Log: o.Log, Panics: o.Panics,
 		Answer: func(w http.ResponseWriter) {
 			if rw, ok := w.(*respWriter); ok && rw.grpc {
@@ -196,7 +200,6 @@ type reqState struct {
 	resp      respBody
 	rw        respWriter
 	grpc      grpcState
-	plug      plugins.Exchange // the route's plugins' (pluginhook.go)
 }
 
 // ServeHTTP proxies one request.
@@ -215,6 +218,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // proxied request is counted and logged (with the 500 of a panic).
 func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
 	v := recover()
+	defer p.releasePlugins(&rs.rw)
 	if v == nil {
 		if rs.route != nil {
 			p.finish(r, rs, start)
@@ -253,10 +257,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		return
 	}
 	if rt.Plugins != nil {
-		rs.rw.plug = &rs.plug
-		if !runPlugins(rt, &rs.plug, httpInbound{r}, r.TLS != nil, rs.grpc.on) {
-			pluginAnswerHTTP(w, &rs.plug)
-			p.accessLine(r, start, rs.plug.Status)
+		x := p.exchanges.Get().(*plugins.Exchange)
+		rs.rw.plug = x // given back by done, after the last write
+		if !runPlugins(rt, x, httpInbound{r}, r.TLS != nil, rs.grpc.on) {
+			pluginAnswerHTTP(w, x)
+			p.accessLine(r, start, x.Status)
 			return
 		}
 	}
