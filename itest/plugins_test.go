@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -359,4 +360,32 @@ func TestPluginsBadFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRateLimitSurvivesReload: a reload that leaves the plugin's periods
+// alone keeps its counters (Kong's local counters outlive a config
+// change too).
+func TestRateLimitSurvivesReload(t *testing.T) {
+	origin := pluginOrigin(t)
+	cfg := pluginsConfig(origin.Addr)
+	g := startGateway(t, cfg)
+	for attempt := 0; attempt < 2; attempt++ {
+		tenant := "reload-" + strconv.Itoa(attempt)
+		resp, _ := call(t, "GET", g.url("/limited"), "x-tenant", tenant)
+		if reset, _ := strconv.Atoi(resp.Header.Get("RateLimit-Reset")); reset <= 10 {
+			end := time.Now().Add(time.Duration(reset+1) * time.Second)
+			waitFor(t, 20*time.Second, "the next rate-limit window", func() bool { return time.Now().After(end) })
+			continue
+		}
+		call(t, "GET", g.url("/limited"), "x-tenant", tenant)
+		gen := g.generation()
+		g.writeConfig(cfg + "upstreams:\n  - name: extra\n    targets: [{target: 127.0.0.1:1}]\n")
+		g.signal(syscall.SIGHUP)
+		waitFor(t, 10*time.Second, "the reload", func() bool { return g.generation() > gen })
+		if resp, body := call(t, "GET", g.url("/limited"), "x-tenant", tenant); resp.StatusCode != 429 {
+			t.Fatalf("after the reload: %d %s %v", resp.StatusCode, body, resp.Header)
+		}
+		return
+	}
+	t.Fatal("no rate-limit window long enough")
 }
