@@ -208,8 +208,18 @@ func (h httpInbound) Conn() (string, string, uint64, int) {
 }
 
 // pluginAnswerHTTP writes the answer a plugin gave on the net/http path
-// (the response edits apply in WriteHeader).
-func pluginAnswerHTTP(w http.ResponseWriter, x *plugins.Exchange) {
+// (the response edits apply in WriteHeader); a gRPC request gets it as a
+// trailers-only gRPC error, with Kong's status mapping.
+func pluginAnswerHTTP(w http.ResponseWriter, x *plugins.Exchange, g *grpcState) {
+	if g.on && x.Status != http.StatusOK {
+		g.status = kongGRPCStatus(x.Status)
+		msg := x.Message
+		if msg == "" {
+			msg = http.StatusText(x.Status)
+		}
+		writeGRPCError(w, g.status, msg)
+		return
+	}
 	h := w.Header()
 	if x.Body != "" {
 		h.Set("Content-Type", "application/json; charset=utf-8")
@@ -227,6 +237,42 @@ func (p *Proxy) releasePlugins(w *respWriter) {
 		w.plug = nil
 		p.exchanges.Put(x)
 	}
+}
+
+// kongGRPCStatus is the gRPC status of an answer of HTTP status s, as
+// Kong maps kong.response.exit for gRPC requests.
+func kongGRPCStatus(s int) int {
+	switch s {
+	case 400:
+		return 3
+	case 401:
+		return 16
+	case 403:
+		return 7
+	case 404:
+		return 5
+	case 409:
+		return 6
+	case 429:
+		return 8
+	case 499:
+		return 1
+	case 500:
+		return 13
+	case 501:
+		return 12
+	case 503:
+		return 14
+	case 504:
+		return 4
+	}
+	switch {
+	case s >= 500:
+		return 13
+	case s >= 400:
+		return 3
+	}
+	return 2
 }
 
 // applyDown applies the response edits to a net/http response header.

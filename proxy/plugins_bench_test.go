@@ -16,23 +16,23 @@ import (
 
 const benchPluginGET = "GET /bench HTTP/1.1\r\nHost: bench.test\r\nApikey: bench-key\r\n\r\n"
 
-func benchChain(tb testing.TB) *plugins.Chain {
+// testPlugin is a checked plugin entity of name (the config is valid).
+func testPlugin(tb testing.TB, name string, raw map[string]any) config.Plugin {
 	tb.Helper()
-	mk := func(name string, raw map[string]any) config.Plugin {
-		s, _ := config.PluginSchemaOf(name)
-		c, errs := config.CheckPluginConfig(s, raw)
-		if errs != nil {
-			tb.Fatalf("%s: %v", name, errs)
-		}
-		return config.Plugin{ID: name, Name: name, Config: c, Enabled: true, Protocols: config.PluginProtocols()}
+	s, _ := config.PluginSchemaOf(name)
+	c, errs := config.CheckPluginConfig(s, raw)
+	if errs != nil {
+		tb.Fatalf("%s: %v", name, errs)
 	}
+	return config.Plugin{ID: name, Name: name, Config: c, Enabled: true, Protocols: config.PluginProtocols()}
+}
+
+// testChain is the chain of ps on a route "r" of service "s", with one
+// consumer "bench" of key "bench-key".
+func testChain(tb testing.TB, ps ...config.Plugin) *plugins.Chain {
+	tb.Helper()
 	set, err := plugins.Build(plugins.Input{
-		Plugins: []config.Plugin{
-			mk("key-auth", map[string]any{"hide_credentials": true}),
-			mk("rate-limiting", map[string]any{"second": 1e9, "limit_by": "consumer"}),
-			mk("correlation-id", map[string]any{"echo_downstream": true}),
-			mk("response-transformer", map[string]any{"add": map[string]any{"headers": []any{"x-bench:1"}}}),
-		},
+		Plugins:   ps,
 		Consumers: []config.Consumer{{ID: "c1", Username: "bench"}},
 		KeyAuths:  []config.KeyAuth{{ID: "k1", Key: "bench-key", Consumer: "bench"}},
 		Routes:    []plugins.Route{{Name: "r", Service: "s"}},
@@ -41,6 +41,15 @@ func benchChain(tb testing.TB) *plugins.Chain {
 		tb.Fatal(err)
 	}
 	return set.Chain("r")
+}
+
+func benchChain(tb testing.TB) *plugins.Chain {
+	return testChain(tb,
+		testPlugin(tb, "key-auth", map[string]any{"hide_credentials": true}),
+		testPlugin(tb, "rate-limiting", map[string]any{"second": 1e9, "limit_by": "consumer"}),
+		testPlugin(tb, "correlation-id", map[string]any{"echo_downstream": true}),
+		testPlugin(tb, "response-transformer", map[string]any{"add": map[string]any{"headers": []any{"x-bench:1"}}}),
+	)
 }
 
 func benchPluginExchange(b *testing.B, netHTTP bool) {

@@ -260,7 +260,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		x := p.exchanges.Get().(*plugins.Exchange)
 		rs.rw.plug = x // given back by done, after the last write
 		if !runPlugins(rt, x, httpInbound{r}, r.TLS != nil, rs.grpc.on) {
-			pluginAnswerHTTP(w, x)
+			pluginAnswerHTTP(w, x, &rs.grpc)
 			p.accessLine(r, start, x.Status)
 			return
 		}

@@ -48,6 +48,8 @@ type Exchange struct {
 	// the request, with Body (JSON, "" for none) and the Down edits.
 	Status int
 	Body   string
+	// Message is the answer's message (Body is {"message": Message}).
+	Message string
 	// scratch holds the generated values Up and Down refer to; pairs
 	// are EditQuery's.
 	scratch []byte
@@ -87,7 +89,7 @@ func (x *Exchange) keep(s string) string {
 
 // answer makes x an answer of status with a {"message": msg} body.
 func (x *Exchange) answer(status int, msg string) {
-	x.Status = status
+	x.Status, x.Message = status, msg
 	x.Body = x.text(func(b []byte) []byte {
 		b = append(b, `{"message":`...)
 		b = appendJSONString(b, msg)
