@@ -772,18 +772,88 @@ func randomKey() string {
 	return hex.EncodeToString(b[:])
 }
 
-// pluginSchema answers GET /schemas/plugins/{name}: the plugin's config
-// fields with their defaults.
+// pluginSchema answers GET /schemas/plugins/{name} in Kong's shape (the
+// one decK reads defaults from): the entity's fields, config a record of
+// the plugin's fields with their types, defaults and checks.
 func (a *api) pluginSchema(r *http.Request) (int, any, error) {
 	s, ok := config.PluginSchemaOf(r.PathValue("name"))
 	if !ok {
 		return 0, nil, &Error{Status: http.StatusNotFound, Message: config.UnknownPlugin(r.PathValue("name"))}
 	}
-	cfg, _ := config.CheckPluginConfig(s, nil)
-	if cfg == nil {
-		cfg = map[string]any{}
+	protocols := make([]any, 0, 4)
+	for _, p := range config.PluginProtocols() {
+		protocols = append(protocols, p)
 	}
-	return http.StatusOK, map[string]any{"name": s.Name, "consumer": !s.NoConsumer, "defaults": cfg}, nil
+	consumer := map[string]any{"type": "foreign", "reference": "consumers", "default": nil}
+	if s.NoConsumer {
+		consumer["eq"] = nil
+	}
+	fields := []any{
+		map[string]any{"id": map[string]any{"type": "string", "uuid": true, "auto": true}},
+		map[string]any{"name": map[string]any{"type": "string", "required": true}},
+		map[string]any{"instance_name": map[string]any{"type": "string"}},
+		map[string]any{"created_at": map[string]any{"type": "integer", "timestamp": true, "auto": true}},
+		map[string]any{"updated_at": map[string]any{"type": "integer", "timestamp": true, "auto": true}},
+		map[string]any{"route": map[string]any{"type": "foreign", "reference": "routes", "default": nil}},
+		map[string]any{"service": map[string]any{"type": "foreign", "reference": "services", "default": nil}},
+		map[string]any{"consumer": consumer},
+		map[string]any{"protocols": map[string]any{"type": "set", "required": true, "default": protocols,
+			"elements": map[string]any{"type": "string", "one_of": protocols}}},
+		map[string]any{"enabled": map[string]any{"type": "boolean", "required": true, "default": true}},
+		map[string]any{"tags": map[string]any{"type": "set", "elements": map[string]any{"type": "string"}}},
+		map[string]any{"config": map[string]any{"type": "record", "required": true, "fields": kongFields(s.Config)}},
+	}
+	return http.StatusOK, map[string]any{"fields": fields}, nil
+}
+
+// kongFields are a record's fields as Kong's schema endpoint shows them.
+func kongFields(fs []config.PluginField) []any {
+	out := make([]any, 0, len(fs))
+	for _, f := range fs {
+		d := map[string]any{}
+		switch f.Kind {
+		case config.KindString:
+			d["type"] = "string"
+		case config.KindBool:
+			d["type"] = "boolean"
+		case config.KindNumber:
+			d["type"] = "number"
+		case config.KindInteger:
+			d["type"] = "integer"
+		case config.KindStrings:
+			el := map[string]any{"type": "string"}
+			if len(f.OneOf) > 0 {
+				el["one_of"] = f.OneOf
+			}
+			d["type"], d["elements"] = "array", el
+		case config.KindRecord:
+			d["type"], d["fields"] = "record", kongFields(f.Fields)
+			d["required"] = true
+		case config.KindAnyJSON:
+			switch f.Default.(type) {
+			case float64:
+				d["type"] = "number"
+			case bool:
+				d["type"] = "boolean"
+			default:
+				d["type"] = "string"
+			}
+		}
+		if f.Kind != config.KindRecord {
+			d["default"] = f.Default
+		}
+		if f.Required {
+			d["required"] = true
+		}
+		if len(f.OneOf) > 0 && f.Kind == config.KindString {
+			d["one_of"] = f.OneOf
+		}
+		if f.Positive {
+			d["gt"] = 0
+		}
+		out = append(out, map[string]any{f.Name: d})
+	}
+	return out
 }
 
 // enabledPlugins answers GET /plugins/enabled (Kong's list of the
@@ -822,7 +892,7 @@ func (a *api) pluginEndpoints(k *kinds, ctl func(endpoint) endpoint) []endpoint 
 	}
 	return append(out,
 		ctl(endpoint{method: http.MethodGet, path: "/plugins/enabled", op: "listEnabledPlugins", tag: "plugins", summary: "The plugins this gateway runs", out: "object", ok: http.StatusOK, h: a.enabledPlugins}),
-		ctl(endpoint{method: http.MethodGet, path: "/schemas/plugins/{name}", op: "getPluginSchema", tag: "plugins", summary: "A plugin's config with its defaults", out: "object", ok: http.StatusOK, h: a.pluginSchema}),
+		ctl(endpoint{method: http.MethodGet, path: "/schemas/plugins/{name}", op: "getPluginSchema", tag: "plugins", summary: "A plugin's schema in Kong's shape: its fields, config's types, defaults and checks (what decK reads defaults from)", out: "object", ok: http.StatusOK, h: a.pluginSchema}),
 		ctl(endpoint{method: http.MethodGet, path: "/plugins/{plugin}", op: "getPlugin", tag: "plugins", summary: "Get a plugin", out: "Plugin", ok: http.StatusOK, h: p.get(a)}),
 		ctl(endpoint{method: http.MethodPatch, path: "/plugins/{plugin}", op: "patchPlugin", tag: "plugins", summary: "Update a plugin (config merges field by field)", in: "PluginInput", out: "Plugin", ok: http.StatusOK,
 			example: map[string]any{"config": map[string]any{"minute": 30}}, h: p.patch(a)}),

@@ -52,7 +52,25 @@ func TestPluginShapesAndDefaults(t *testing.T) {
 		t.Fatalf("credentials %v", ka)
 	}
 	e.must(http.StatusOK, http.MethodGet, "/key-auths/file-key", nil)
-	eq(t, "schema", e.must(http.StatusOK, http.MethodGet, "/schemas/plugins/key-auth", nil).body["defaults"].(map[string]any)["hide_credentials"], false)
+	// The schema, in Kong's shape.
+	var config []any
+	for _, f := range e.must(http.StatusOK, http.MethodGet, "/schemas/plugins/rate-limiting", nil).body["fields"].([]any) {
+		if c, ok := f.(map[string]any)["config"]; ok {
+			config = c.(map[string]any)["fields"].([]any)
+		}
+	}
+	got := map[string]map[string]any{}
+	for _, f := range config {
+		for k, v := range f.(map[string]any) {
+			got[k] = v.(map[string]any)
+		}
+	}
+	eq(t, "minute type", got["minute"]["type"], "number")
+	eq(t, "minute gt", got["minute"]["gt"], 0)
+	eq(t, "policy default", got["policy"]["default"], "local")
+	eq(t, "limit_by one_of", len(got["limit_by"]["one_of"].([]any)), 6)
+	eq(t, "redis", got["redis"]["type"], "record")
+	e.must(http.StatusNotFound, http.MethodGet, "/schemas/plugins/acl", nil)
 }
 
 func TestPluginRefusals(t *testing.T) {
