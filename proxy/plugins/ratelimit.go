@@ -29,8 +29,9 @@ type rateLimit struct {
 type period struct {
 	idx   int // in config.RateLimitPeriods
 	limit float64
-	// limitH and remainH are the X-RateLimit-* header names.
-	limitH, remainH string
+	// limitH and remainH are the X-RateLimit-* header names; limitS is
+	// the limit as the headers show it.
+	limitH, remainH, limitS string
 }
 
 // Kong's period lengths (kong/plugins/rate-limiting/expiration.lua), for
@@ -46,7 +47,7 @@ func newRateLimit(c map[string]any, prev *rateLimit) (*rateLimit, error) {
 	rl.code = int(code)
 	for i, name := range config.RateLimitPeriods() {
 		if v, ok := number(c, name); ok {
-			rl.periods = append(rl.periods, period{idx: i, limit: v,
+			rl.periods = append(rl.periods, period{idx: i, limit: v, limitS: string(appendNumber(nil, v)),
 				limitH: "X-RateLimit-Limit-" + periodTitles[i], remainH: "X-RateLimit-Remaining-" + periodTitles[i]})
 		}
 	}
@@ -120,11 +121,15 @@ func windowOf(idx int, now time.Time) (uint32, int64) {
 
 func (rl *rateLimit) access(x *Exchange, r Request) bool {
 	now := rl.now()
+	var wins [6]uint32
+	for i, p := range rl.periods {
+		wins[i], _ = windowOf(p.idx, now)
+	}
+	n := len(rl.periods)
 	id := rl.identifier(x, r)
 	sl := rl.table.slot(id, func(s *counterSlot) bool {
-		for i, p := range rl.periods {
-			w, _ := windowOf(p.idx, now)
-			if uint32(s.win[i].Load()>>32) == w {
+		for i := 0; i < n; i++ {
+			if uint32(s.win[i].Load()>>32) == wins[i] {
 				return false
 			}
 		}
@@ -138,20 +143,19 @@ func (rl *rateLimit) access(x *Exchange, r Request) bool {
 	var counts [6]uint64
 	stop := -1
 	for i, p := range rl.periods {
-		w, _ := windowOf(p.idx, now)
-		c := &sl.win[i]
+		w, c := wins[i], &sl.win[i]
 		for {
 			old := c.Load()
-			n := old & 0xffffffff
+			used := old & 0xffffffff
 			if uint32(old>>32) != w {
-				n = 0
+				used = 0
 			}
-			if float64(n) >= p.limit {
-				stop, counts[i] = i, n
+			if float64(used) >= p.limit {
+				stop, counts[i] = i, used
 				break
 			}
-			if c.CompareAndSwap(old, uint64(w)<<32|(n+1)) {
-				counts[i] = n + 1
+			if c.CompareAndSwap(old, uint64(w)<<32|(used+1)) {
+				counts[i] = used + 1
 				break
 			}
 		}
@@ -161,22 +165,18 @@ func (rl *rateLimit) access(x *Exchange, r Request) bool {
 	}
 	if stop >= 0 {
 		for i := 0; i < stop; i++ {
-			w, _ := windowOf(rl.periods[i].idx, now)
-			uncount(&sl.win[i], w)
+			uncount(&sl.win[i], wins[i])
+			counts[i]--
 		}
 		// The other periods show their usage without this request.
-		for i := stop + 1; i < len(rl.periods); i++ {
-			w, _ := windowOf(rl.periods[i].idx, now)
-			if old := sl.win[i].Load(); uint32(old>>32) == w {
+		for i := stop + 1; i < n; i++ {
+			if old := sl.win[i].Load(); uint32(old>>32) == wins[i] {
 				counts[i] = old & 0xffffffff
 			}
 		}
-		for i := 0; i < stop; i++ {
-			counts[i]--
-		}
 	}
 	if !rl.hide {
-		rl.headers(x, now, counts[:len(rl.periods)], stop)
+		rl.headers(x, now, counts[:n], stop)
 	}
 	if stop >= 0 {
 		x.answer(rl.code, rl.message)
@@ -198,6 +198,14 @@ func uncount(c *atomic.Uint64, w uint32) {
 	}
 }
 
+// appendNumber appends a limit or a count as Kong prints it (5, or 2.5).
+func appendNumber(b []byte, f float64) []byte {
+	if f == float64(int64(f)) {
+		return strconv.AppendInt(b, int64(f), 10)
+	}
+	return strconv.AppendFloat(b, f, 'f', -1, 64)
+}
+
 // headers sets Kong's headers: X-RateLimit-Limit-<Period> and
 // X-RateLimit-Remaining-<Period> for each period, RateLimit-Limit,
 // -Remaining and -Reset of the period with the least remaining (the
@@ -211,18 +219,17 @@ func (rl *rateLimit) headers(x *Exchange, now time.Time, counts []uint64, stop i
 		if best < 0 || remain < bestRemain || remain == bestRemain && expiration[p.idx] > expiration[rl.periods[best].idx] {
 			best, bestRemain = i, remain
 		}
-		lim, rem := p.limit, remain
 		x.Down = append(x.Down,
-			Edit{OpSet, p.limitH, x.text(func(b []byte) []byte { return strconv.AppendFloat(b, lim, 'f', -1, 64) })},
-			Edit{OpSet, p.remainH, x.text(func(b []byte) []byte { return strconv.AppendFloat(b, rem, 'f', -1, 64) })})
+			Edit{OpSet, p.limitH, p.limitS},
+			Edit{OpSet, p.remainH, x.text(func(b []byte) []byte { return appendNumber(b, remain) })})
 	}
 	bp := rl.periods[best]
 	_, start := windowOf(bp.idx, now)
 	reset := max(1, expiration[bp.idx]-(now.Unix()-start))
 	resetS := x.text(func(b []byte) []byte { return strconv.AppendInt(b, reset, 10) })
 	x.Down = append(x.Down,
-		Edit{OpSet, "RateLimit-Limit", x.text(func(b []byte) []byte { return strconv.AppendFloat(b, bp.limit, 'f', -1, 64) })},
-		Edit{OpSet, "RateLimit-Remaining", x.text(func(b []byte) []byte { return strconv.AppendFloat(b, bestRemain, 'f', -1, 64) })},
+		Edit{OpSet, "RateLimit-Limit", bp.limitS},
+		Edit{OpSet, "RateLimit-Remaining", x.text(func(b []byte) []byte { return appendNumber(b, bestRemain) })},
 		Edit{OpSet, "RateLimit-Reset", resetS})
 	if stop >= 0 {
 		x.Down = append(x.Down, Edit{OpSet, "Retry-After", resetS})
