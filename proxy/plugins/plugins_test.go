@@ -500,3 +500,33 @@ func BenchmarkRequestTransformer(b *testing.B) { benchPlugin(b, "request-transfo
 func BenchmarkResponseTransformer(b *testing.B) {
 	benchPlugin(b, "response-transformer")
 }
+
+// TestCounterTableFullAndReuse: when every probed slot belongs to a live
+// identifier the request is let through uncounted (fault tolerant); once
+// their windows pass the slots are reused.
+func TestCounterTableFullAndReuse(t *testing.T) {
+	ch := chainOf(t, pl(t, "rate-limiting", map[string]any{"minute": 1.0, "limit_by": "ip"}))
+	rl := ch.steps[0].def.run.(*rateLimit)
+	rl.table = newCounterTable(1, 4)
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	rl.now = func() time.Time { return now }
+	var x Exchange
+	for i := 0; i < 4; i++ {
+		x.Reset()
+		if !ch.Access(&x, &fakeReq{ip: "10.0.0." + string(rune('a'+i))}, ProtoHTTP, "s") || len(x.Down) == 0 {
+			t.Fatalf("client %d not counted", i)
+		}
+	}
+	x.Reset()
+	if !ch.Access(&x, &fakeReq{ip: "10.0.9.9"}, ProtoHTTP, "s") || len(x.Down) != 0 {
+		t.Fatalf("a full table: %v", x.Down)
+	}
+	now = now.Add(time.Minute)
+	for i := 0; i < 2; i++ {
+		x.Reset()
+		allowed := ch.Access(&x, &fakeReq{ip: "10.0.9.9"}, ProtoHTTP, "s")
+		if allowed != (i == 0) || len(x.Down) == 0 {
+			t.Fatalf("request %d in a reused slot: allowed %v, %v", i, allowed, x.Down)
+		}
+	}
+}

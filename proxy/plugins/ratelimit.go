@@ -54,7 +54,11 @@ func newRateLimit(c map[string]any, prev *rateLimit) (*rateLimit, error) {
 	if prev != nil && samePeriods(prev.periods, rl.periods) {
 		rl.table = prev.table
 	} else {
-		rl.table = newCounterTable(len(rl.periods))
+		size := manySlots
+		if rl.limitBy == "service" || rl.limitBy == "path" {
+			size = fewSlots
+		}
+		rl.table = newCounterTable(len(rl.periods), size)
 	}
 	return rl, nil
 }
@@ -127,9 +131,9 @@ func (rl *rateLimit) access(x *Exchange, r Request) bool {
 	}
 	n := len(rl.periods)
 	id := rl.identifier(x, r)
-	sl := rl.table.slot(id, func(s *counterSlot) bool {
+	sl := rl.table.slot(id, func(s []atomic.Uint64) bool {
 		for i := 0; i < n; i++ {
-			if uint32(s.win[i].Load()>>32) == wins[i] {
+			if uint32(s[i].Load()>>32) == wins[i] {
 				return false
 			}
 		}
@@ -143,7 +147,7 @@ func (rl *rateLimit) access(x *Exchange, r Request) bool {
 	var counts [6]uint64
 	stop := -1
 	for i, p := range rl.periods {
-		w, c := wins[i], &sl.win[i]
+		w, c := wins[i], &sl[i]
 		for {
 			old := c.Load()
 			used := old & 0xffffffff
@@ -165,12 +169,12 @@ func (rl *rateLimit) access(x *Exchange, r Request) bool {
 	}
 	if stop >= 0 {
 		for i := 0; i < stop; i++ {
-			uncount(&sl.win[i], wins[i])
+			uncount(&sl[i], wins[i])
 			counts[i]--
 		}
 		// The other periods show their usage without this request.
 		for i := stop + 1; i < n; i++ {
-			if old := sl.win[i].Load(); uint32(old>>32) == wins[i] {
+			if old := sl[i].Load(); uint32(old>>32) == wins[i] {
 				counts[i] = old & 0xffffffff
 			}
 		}
@@ -237,48 +241,52 @@ func (rl *rateLimit) headers(x *Exchange, now time.Time, counts []uint64, stop i
 }
 
 // counterTable is a fixed-size, open-addressed, lock-free table of
-// counters keyed by a 64-bit hash of the identifier. A slot whose
-// windows have all passed is reused by the next identifier probing it.
+// counters keyed by a 64-bit hash of the identifier (two identifiers
+// sharing a hash would share counters: 2^-64 odds). A slot whose windows
+// have all passed is reused by the next identifier probing it.
 type counterTable struct {
-	seed  maphash.Seed
-	slots []counterSlot
-	mask  uint64
+	seed    maphash.Seed
+	periods int
+	// keys[i] is slot i's hash|1 (0: free); wins[i*periods+p] its
+	// window number (high 32 bits) and count in it (low 32 bits) for
+	// period p.
+	keys []atomic.Uint64
+	wins []atomic.Uint64
+	mask uint64
 }
 
-// counterSlot is one identifier's counters: per configured period, the
-// window number (high 32 bits) and the count in it (low 32 bits).
-type counterSlot struct {
-	key atomic.Uint64 // hash|1; 0 is free
-	win [6]atomic.Uint64
-}
-
+// Table sizes: identifiers that are many (IPs, consumers, header values)
+// or few (a service, a path).
 const (
-	tableSize = 1 << 12
+	manySlots = 1 << 12
+	fewSlots  = 1 << 6
 	maxProbes = 16
 )
 
-func newCounterTable(int) *counterTable {
-	return &counterTable{seed: maphash.MakeSeed(), slots: make([]counterSlot, tableSize), mask: tableSize - 1}
+func newCounterTable(periods, size int) *counterTable {
+	return &counterTable{seed: maphash.MakeSeed(), periods: periods, keys: make([]atomic.Uint64, size),
+		wins: make([]atomic.Uint64, size*periods), mask: uint64(size - 1)}
 }
 
-// slot finds (or claims) id's slot; stale reports whether a slot's
-// windows have all passed, so that it may be reused. nil when every
-// probed slot belongs to a live identifier.
-func (t *counterTable) slot(id string, stale func(*counterSlot) bool) *counterSlot {
+// slot finds (or claims) id's slot and returns its windows; stale reports
+// whether a slot's windows have all passed, so that it may be reused.
+// nil when every probed slot belongs to a live identifier.
+func (t *counterTable) slot(id string, stale func(wins []atomic.Uint64) bool) []atomic.Uint64 {
 	h := maphash.String(t.seed, id) | 1
 	for i := uint64(0); i < maxProbes; i++ {
-		s := &t.slots[(h+i)&t.mask]
-		k := s.key.Load()
+		at := (h + i) & t.mask
+		key, wins := &t.keys[at], t.wins[int(at)*t.periods:int(at+1)*t.periods]
+		k := key.Load()
 		switch {
 		case k == h:
-			return s
+			return wins
 		case k == 0:
-			if s.key.CompareAndSwap(0, h) || s.key.Load() == h {
-				return s
+			if key.CompareAndSwap(0, h) || key.Load() == h {
+				return wins
 			}
-		case stale(s):
-			if s.key.CompareAndSwap(k, h) {
-				return s
+		case stale(wins):
+			if key.CompareAndSwap(k, h) {
+				return wins
 			}
 		}
 	}
