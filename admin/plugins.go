@@ -198,7 +198,7 @@ func (w *world) putPlugin(p *state.Plugin) error {
 			continue
 		}
 		if o.Name == p.Name && o.Service == p.Service && o.Route == p.Route && o.Consumer == p.Consumer {
-			return uniqueViolation("name", p.Name+"' with the same service, route and consumer: '"+o.ID)
+			return w.pluginScopeTaken(p)
 		}
 		if p.InstanceName != "" && o.InstanceName == p.InstanceName {
 			return uniqueViolation("instance_name", p.InstanceName)
@@ -206,6 +206,23 @@ func (w *world) putPlugin(p *state.Plugin) error {
 	}
 	w.doc.Plugins[p.ID] = p
 	return nil
+}
+
+// pluginScopeTaken is Kong's 409 for a second plugin of a name in a
+// scope: UNIQUE violation detected on '{consumer=null,name="x",route=...,service=...}'.
+func (w *world) pluginScopeTaken(p *state.Plugin) *Error {
+	ref := func(key string, id func(string) string) string {
+		if key == "" {
+			return "null"
+		}
+		return fmt.Sprintf("{id=%q}", id(key))
+	}
+	cons := ref(p.Consumer, func(k string) string { return w.k.consumer.metaOf(w, k).ID })
+	rt := ref(p.Route, func(k string) string { return w.k.route.metaOf(w, k).ID })
+	svc := ref(p.Service, func(k string) string { return w.k.service.metaOf(w, k).ID })
+	return &Error{Status: http.StatusConflict, Code: codeUniqueViolation, Name: "unique constraint violation",
+		Message: fmt.Sprintf("UNIQUE violation detected on '{consumer=%s,name=%q,route=%s,service=%s}'", cons, p.Name, rt, svc),
+		Fields:  map[string]string{"consumer": cons, "name": p.Name, "route": rt, "service": svc}}
 }
 
 // entityRef is a body's reference to an entity: {"id": ...} or

@@ -105,10 +105,11 @@ func TestPluginRefusals(t *testing.T) {
 		})
 	}
 	// One of a name per scope.
-	e.must(http.StatusConflict, http.MethodPost, "/plugins", map[string]any{"name": "correlation-id"})
+	r := e.must(http.StatusConflict, http.MethodPost, "/plugins", map[string]any{"name": "correlation-id"})
+	eq(t, "409", r.str("message"), `UNIQUE violation detected on '{consumer=null,name="correlation-id",route=null,service=null}'`)
 	e.must(http.StatusCreated, http.MethodPost, "/routes/example_route/plugins", map[string]any{"name": "correlation-id"})
 	// A form's numbers are converted by the schema.
-	r := e.must(http.StatusCreated, http.MethodPost, "/routes/example_route/plugins", form{"name", "rate-limiting", "config.minute", "5", "config.hide_client_headers", "true"})
+	r = e.must(http.StatusCreated, http.MethodPost, "/routes/example_route/plugins", form{"name", "rate-limiting", "config.minute", "5", "config.hide_client_headers", "true"})
 	eq(t, "minute", r.body["config"].(map[string]any)["minute"], 5)
 	eq(t, "hide", r.body["config"].(map[string]any)["hide_client_headers"], true)
 }
