@@ -40,7 +40,7 @@
 //     upper-cased, route header names lower-cased, service timeouts
 //     converted from milliseconds to time.Duration. Names and service
 //     hosts are kept as written.
-//   - Plugins (top-level, or nested in a service or a route), consumers
+//   - Plugins (top-level, or nested in a service, route or consumer), consumers
 //     and their keyauth_credentials follow Kong's declarative format; a
 //     plugin's config is checked by its schema (pluginschema.go, the one
 //     the admin API uses too), defaults filled in, errors at the

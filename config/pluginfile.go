@@ -16,8 +16,9 @@ import (
 
 // nestedPlugins is a plugins list written inside a service or a route.
 type nestedPlugins struct {
-	node           *yaml.Node
-	service, route *string // the enclosing entity's name, read once decoded
+	node *yaml.Node
+	// The enclosing entity's name (a consumer's key), read once decoded.
+	service, route, consumer *string
 }
 
 // pluginEntry is a decoded plugin and the nodes the cross-checks report
@@ -28,11 +29,15 @@ type pluginEntry struct {
 	name, id, instanceName *yaml.Node
 }
 
-// pluginsIn records a plugins list nested in a service or a route, decoded
-// by finishPlugins once every service and route is known.
+// pluginsIn records a plugins list nested in a service, a route or a
+// consumer, decoded by finishPlugins once every entity is known.
 func (d *decoder) pluginsIn(service, route *string) field {
+	return d.pluginsUnder(service, route, nil)
+}
+
+func (d *decoder) pluginsUnder(service, route, consumer *string) field {
 	return field{"plugins", func(v *yaml.Node) {
-		d.nested = append(d.nested, nestedPlugins{node: v, service: service, route: route})
+		d.nested = append(d.nested, nestedPlugins{node: v, service: service, route: route, consumer: consumer})
 	}}
 }
 
@@ -100,17 +105,23 @@ func (d *decoder) plugin(n *yaml.Node, parent *nestedPlugins) pluginEntry {
 		return e
 	}
 	if parent != nil {
-		for _, k := range []string{"service", "route"} {
+		for _, k := range []string{"service", "route", "consumer"} {
 			if s, ok := seen[k]; ok {
-				d.errorf(s.key, "%s: not allowed in a plugin nested in a service or a route", k)
+				d.errorf(s.key, "%s: not allowed in a plugin nested in a service, a route or a consumer", k)
 			}
 		}
-		p.Service, p.Route, e.service, e.route = "", "", nil, nil
+		p.Service, p.Route, p.Consumer, e.service, e.route, e.cons = "", "", "", nil, nil, nil
 		if parent.service != nil {
 			p.Service = *parent.service
 		}
 		if parent.route != nil {
 			p.Route = *parent.route
+		}
+		if parent.consumer != nil {
+			p.Consumer = *parent.consumer
+			if s, ok := PluginSchemaOf(p.Name); ok && s.NoConsumer {
+				d.errorAt(p.Pos, "plugin: the %s plugin cannot be scoped to a consumer", p.Name)
+			}
 		}
 	}
 	if _, ok := seen["name"]; !ok {
@@ -235,6 +246,7 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 	d.list(v, "consumers", func(item *yaml.Node) {
 		c := Consumer{Pos: pos(item)}
 		var creds *yaml.Node
+		key := new(string) // the consumer's key, for its nested plugins
 		seen := d.mapping(item, "consumer", "consumer", []field{
 			{"id", func(v *yaml.Node) {
 				if s, ok := d.str(v, "id"); ok {
@@ -249,6 +261,7 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 			{"custom_id", d.strField(&c.CustomID, "custom_id", checkNonEmpty)},
 			{"tags", d.tags(&c.Tags)},
 			{"keyauth_credentials", func(v *yaml.Node) { creds = v }},
+			d.pluginsUnder(nil, nil, key),
 		})
 		if seen == nil {
 			return
@@ -277,6 +290,7 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 				d.errorAt(c.Pos, "consumer: duplicate id %s (first at line %d)", c.ID, prev.Pos.Line)
 			}
 		}
+		*key = c.Key()
 		f.Consumers = append(f.Consumers, c)
 		if creds == nil {
 			return

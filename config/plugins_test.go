@@ -57,6 +57,8 @@ consumers:
       - key: k1
       - key: k2
   - custom_id: c-9
+    plugins:
+      - name: request-transformer
 plugins:
   - name: rate-limiting
     consumer: alice
@@ -66,7 +68,7 @@ plugins:
     name: correlation-id
     enabled: false
 `, nil)
-	if len(f.Plugins) != 4 || len(f.Consumers) != 2 || len(f.KeyAuths) != 2 {
+	if len(f.Plugins) != 5 || len(f.Consumers) != 2 || len(f.KeyAuths) != 2 {
 		t.Fatalf("%d plugins, %d consumers, %d credentials", len(f.Plugins), len(f.Consumers), len(f.KeyAuths))
 	}
 	by := map[string]Plugin{}
@@ -85,8 +87,8 @@ plugins:
 	if p := by["correlation-id"]; p.Enabled || p.ID != "0a1b2c3d-1111-4222-8333-444455556666" {
 		t.Errorf("correlation-id %+v", p)
 	}
-	if c := f.Consumers[1]; c.Key() != c.ID || c.ID != StableID("consumer", "custom_id:c-9") {
-		t.Errorf("consumer %+v", c)
+	if c := f.Consumers[1]; c.Key() != c.ID || c.ID != StableID("consumer", "custom_id:c-9") || by["request-transformer"].Consumer != c.ID {
+		t.Errorf("consumer %+v, its plugin %+v", c, by["request-transformer"])
 	}
 	if k := f.KeyAuths[1]; k.Consumer != "alice" || k.Key != "k2" || k.ID == f.KeyAuths[0].ID {
 		t.Errorf("credential %+v", k)
@@ -100,7 +102,8 @@ func TestPluginFileErrors(t *testing.T) {
 		{"unknown consumer", "plugins:\n  - name: rate-limiting\n    consumer: bob\n    config: {hour: 1}\n", "f.yaml:3:15: consumer: unknown consumer \"bob\""},
 		{"same scope", "plugins:\n  - name: cors\n  - name: cors\n", "f.yaml:3:5: plugin: a cors plugin is already configured for this scope (at line 2)"},
 		{"no name", "plugins:\n  - config: {}\n", "f.yaml:2:5: plugin: name is required"},
-		{"nested scope", "services:\n  - name: s\n    url: http://127.0.0.1:1\n    plugins:\n      - name: cors\n        service: s\n", "f.yaml:6:9: service: not allowed in a plugin nested in a service or a route"},
+		{"nested scope", "services:\n  - name: s\n    url: http://127.0.0.1:1\n    plugins:\n      - name: cors\n        service: s\n", "f.yaml:6:9: service: not allowed in a plugin nested in a service, a route or a consumer"},
+		{"nested in a consumer", "consumers:\n  - username: a\n    plugins:\n      - name: key-auth\n", "f.yaml:4:9: plugin: the key-auth plugin cannot be scoped to a consumer"},
 		{"array element", "plugins:\n  - name: cors\n    config:\n      methods: [GET, BREW]\n", "f.yaml:4:22: config.methods.2: expected one of"},
 		{"entity check", "plugins:\n  - name: rate-limiting\n    config: {}\n", "f.yaml:3:13: config: at least one of these fields must be non-empty"},
 		{"bad protocol", "plugins:\n  - name: cors\n    protocols: [tcp]\n", "f.yaml:3:17: protocols: \"tcp\" is not one of grpc, grpcs, http, https"},
