@@ -190,7 +190,9 @@ func (w *world) pluginScopeTaken(p *state.Plugin) *Error {
 }
 
 // entityRef is a body's reference to an entity: {"id": ...} or
-// {"name": ...} (a plain id or name too), or null.
+// {"name": ...} (a plain id or name too; {"username": ...} for a
+// consumer), or null. Routes' services are read the same way
+// (decodeServiceRef).
 type entityRef struct {
 	id, name string
 	present  bool
@@ -213,7 +215,7 @@ func decodeEntityRef(o *obj, field string) entityRef {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		o.fail(field, "expected a record ({\"id\": ...})")
+		o.fail(field, "expected a record ({\"id\": ...} or {\"name\": ...})")
 		return ref
 	}
 	c := &obj{m: m, form: o.form, prefix: o.key(field) + ".", errs: o.errs, used: map[string]bool{}}
@@ -244,9 +246,7 @@ func (ref entityRef) resolve(field, entities string, look func(string) (string, 
 		if ref.id == "" {
 			k = "name"
 		}
-		msg := fmt.Sprintf("the foreign key '{%s=%q}' does not reference an existing '%s' entity.", k, by, entities)
-		return "", &Error{Status: http.StatusBadRequest, Code: codeForeignKeyViolation, Name: "foreign key violation", Message: msg,
-			Fields: map[string]string{field: msg}}
+		return "", foreignKeyOf(field, entities, k, by)
 	}
 	return key, nil
 }

@@ -96,7 +96,7 @@ func PluginScopeID(name, service, route, consumer string) string {
 	return StableID("plugin", name+"\x00"+service+"\x00"+route+"\x00"+consumer)
 }
 
-// PluginScopeKey is what makes a plugin unique: its name and scope.
+// ScopeKey is what makes a plugin unique: its name and scope.
 func (p *Plugin) ScopeKey() string {
 	return p.Name + "\x00" + p.Service + "\x00" + p.Route + "\x00" + p.Consumer
 }
