@@ -17,7 +17,10 @@ type keyAuth struct {
 	runOnPreflight bool
 	wwwAuth        string
 	anonymous      *Consumer
-	creds          map[string]*credential
+	// missing is Kong's error when anonymous names no consumer ("" when
+	// it does or is unset): a failed authentication is then a 500.
+	missing string
+	creds   map[string]*credential
 }
 
 // Kong's upstream headers for the authenticated consumer.
@@ -50,7 +53,7 @@ func newKeyAuth(c map[string]any, e *env) (*keyAuth, error) {
 			}
 		}
 		if ka.anonymous == nil {
-			return nil, fmt.Errorf("anonymous consumer %s is configured but doesn't exist", a)
+			ka.missing = "anonymous consumer " + a + " is configured but doesn't exist"
 		}
 	}
 	return ka, nil
@@ -60,7 +63,7 @@ func (ka *keyAuth) access(x *Exchange, r Request) bool {
 	if !ka.runOnPreflight && r.Method() == "OPTIONS" {
 		return true
 	}
-	if ka.anonymous != nil && x.credential != nil {
+	if (ka.anonymous != nil || ka.missing != "") && x.credential != nil {
 		return true // another authentication ran (logical OR)
 	}
 	key, found := "", false
@@ -84,6 +87,10 @@ func (ka *keyAuth) access(x *Exchange, r Request) bool {
 		cred = ka.creds[key]
 	}
 	if cred == nil {
+		if ka.missing != "" {
+			x.answer(500, ka.missing)
+			return false
+		}
 		if ka.anonymous != nil {
 			ka.identify(x, ka.anonymous, nil)
 			return true

@@ -293,6 +293,17 @@ func TestKeyAuthAnonymousAndPreflight(t *testing.T) {
 	if !ch.Access(&x, &fakeReq{method: "OPTIONS"}, ProtoHTTP, "s") || x.Consumer != nil {
 		t.Fatal("preflight authenticated")
 	}
+	// An anonymous consumer that does not exist: Kong's 500 when the key
+	// is missing, the key still works.
+	gone := chainOf(t, pl(t, "key-auth", map[string]any{"anonymous": "nobody"}))
+	x.Reset()
+	if gone.Access(&x, get(nil), ProtoHTTP, "s") || x.Status != 500 || x.Body != `{"message":"anonymous consumer nobody is configured but doesn't exist"}` {
+		t.Fatalf("%d %s", x.Status, x.Body)
+	}
+	x.Reset()
+	if !gone.Access(&x, get(map[string]string{"apikey": "bob-key"}), ProtoHTTP, "s") {
+		t.Fatalf("a valid key refused: %s", x.Body)
+	}
 }
 
 func TestCORS(t *testing.T) {
