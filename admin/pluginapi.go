@@ -153,6 +153,8 @@ func (a *api) pluginEndpoints(k *kinds, ctl func(endpoint) endpoint) []endpoint 
 		ctl(endpoint{method: http.MethodGet, path: "/consumers/{consumer}/key-auth/{keyauth}", op: "getConsumerKeyAuth", tag: "consumers", summary: "Get a key-auth credential by id or key", out: "KeyAuth", ok: http.StatusOK, h: ka.inScope(a, ka.get(a))}),
 		ctl(endpoint{method: http.MethodPatch, path: "/consumers/{consumer}/key-auth/{keyauth}", op: "patchKeyAuth", tag: "consumers", summary: "Update a key-auth credential", in: "KeyAuthInput", out: "KeyAuth", ok: http.StatusOK,
 			example: map[string]any{"tags": []any{"rotated"}}, h: ka.inScope(a, ka.patch(a))}),
+		ctl(endpoint{method: http.MethodPut, path: "/consumers/{consumer}/key-auth/{keyauth}", op: "putKeyAuth", tag: "consumers", summary: "Create or replace a key-auth credential by id", in: "KeyAuthInput", out: "KeyAuth", ok: http.StatusOK, upsert: true,
+			example: map[string]any{"key": "replaced-key"}, h: ka.inScope(a, ka.replace(a))}),
 		ctl(endpoint{method: http.MethodDelete, path: "/consumers/{consumer}/key-auth/{keyauth}", op: "deleteKeyAuth", tag: "consumers", summary: "Delete a key-auth credential", ok: http.StatusNoContent, h: ka.inScope(a, ka.del(a))}),
 		ctl(endpoint{method: http.MethodGet, path: "/key-auths", op: "listKeyAuths", tag: "consumers", summary: "List every key-auth credential", out: "list:KeyAuth", ok: http.StatusOK, paged: true, tagged: true, h: ka.list(a)}),
 		ctl(endpoint{method: http.MethodGet, path: "/key-auths/{keyauth}", op: "getKeyAuth", tag: "consumers", summary: "Get a key-auth credential by id or key", out: "KeyAuth", ok: http.StatusOK, h: ka.get(a)}),

@@ -184,4 +184,12 @@ func TestNestedByID(t *testing.T) {
 	e.must(http.StatusOK, http.MethodGet, "/consumers/file_consumer/key-auth/file-key", nil)
 	e.must(http.StatusNoContent, http.MethodDelete, "/routes/example_route/plugins/"+id, nil)
 	e.must(http.StatusNotFound, http.MethodGet, "/plugins/"+id, nil)
+	// PUT of a credential by id: created under the URL's consumer, then
+	// replaced.
+	kid := "6b8f1f0e-2d3c-4b5a-9e8f-0a1b2c3d4e5f"
+	r := e.must(http.StatusCreated, http.MethodPut, "/consumers/dave/key-auth/"+kid, map[string]any{"key": "dave-1"})
+	eq(t, "id kept", r.str("id"), kid)
+	r = e.must(http.StatusOK, http.MethodPut, "/consumers/dave/key-auth/"+kid, map[string]any{"key": "dave-2"})
+	eq(t, "replaced", r.str("key"), "dave-2")
+	e.must(http.StatusNotFound, http.MethodPut, "/consumers/file_consumer/key-auth/"+kid, map[string]any{"key": "x"})
 }
