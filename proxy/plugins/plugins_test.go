@@ -532,6 +532,13 @@ func TestCounterTableFullAndReuse(t *testing.T) {
 	if !ch.Access(&x, &fakeReq{ip: "10.0.9.9"}, ProtoHTTP, "s") || len(x.Down) != 0 {
 		t.Fatalf("a full table: %v", x.Down)
 	}
+	strict := chainOf(t, pl(t, "rate-limiting", map[string]any{"minute": 1.0, "limit_by": "ip", "fault_tolerant": false}))
+	srl := strict.steps[0].def.run.(*rateLimit)
+	srl.table, srl.now = rl.table, rl.now
+	x.Reset()
+	if strict.Access(&x, &fakeReq{ip: "10.0.9.9"}, ProtoHTTP, "s") || x.Status != 500 {
+		t.Fatalf("not fault tolerant: %d", x.Status)
+	}
 	now = now.Add(time.Minute)
 	for i := 0; i < 2; i++ {
 		x.Reset()

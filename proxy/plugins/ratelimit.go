@@ -18,9 +18,12 @@ type rateLimit struct {
 	header  string // limit_by header
 	path    string // limit_by path
 	hide    bool
-	code    int
-	message string
-	table   *counterTable
+	// faultTolerant: a request that cannot be counted (the table is full
+	// of live identifiers) goes through; else it is Kong's 500.
+	faultTolerant bool
+	code          int
+	message       string
+	table         *counterTable
 	// now is the clock (time.Now; tests inject theirs).
 	now func() time.Time
 }
@@ -42,7 +45,7 @@ var periodTitles = [6]string{"Second", "Minute", "Hour", "Day", "Month", "Year"}
 
 func newRateLimit(c map[string]any, prev *rateLimit) (*rateLimit, error) {
 	rl := &rateLimit{limitBy: str(c, "limit_by"), header: str(c, "header_name"), path: str(c, "path"),
-		hide: boolean(c, "hide_client_headers"), message: str(c, "error_message"), now: time.Now}
+		hide: boolean(c, "hide_client_headers"), faultTolerant: boolean(c, "fault_tolerant"), message: str(c, "error_message"), now: time.Now}
 	code, _ := number(c, "error_code")
 	rl.code = int(code)
 	for i, name := range config.RateLimitPeriods() {
@@ -140,7 +143,11 @@ func (rl *rateLimit) access(x *Exchange, r Request) bool {
 		return true
 	})
 	if sl == nil {
-		return true // the table is full of live identifiers: fault tolerant
+		if rl.faultTolerant {
+			return true
+		}
+		x.answer(500, "An unexpected error occurred")
+		return false
 	}
 	// Count the request in every window unless one is at its limit
 	// (then none counts it, as Kong).
