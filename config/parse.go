@@ -91,6 +91,8 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
+		{"plugins", d.decodePlugins},
+		{"consumers", func(v *yaml.Node) { d.decodeConsumers(v, f) }},
 		{"fleet", func(v *yaml.Node) { fleetGroup = d.fleet(v, &f.Fleet) }},
 	})
 	if len(f.Proxy.Listeners) == 0 {
@@ -131,6 +133,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		f.Routes = append(f.Routes, r.route)
 	}
 	d.unique("route", routeNames)
+	d.finishPlugins(f)
 }
 
 // unique reports names used twice, at the second use.
@@ -756,6 +759,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 			parsed = &u
 		}},
 		{"routes", func(v *yaml.Node) { routesNode = v }},
+		d.pluginsIn(&s.Name, nil),
 	})
 	if seen == nil {
 		return s, name, nil
@@ -860,6 +864,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 			}
 			r.Protocols = ps
 		}},
+		d.pluginsIn(nil, &r.Name),
 	})
 	if parent != nil {
 		r.Service = parent.Name
