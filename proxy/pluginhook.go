@@ -164,6 +164,7 @@ func (c *client) pluginAnswer() bool {
 	closing := c.req.Body != h1.BodyNone || c.req.Close || c.s.closing.Load()
 	c.ex.status = x.Status
 	out := h1.AppendStatusLine(c.out[:0], x.Status, []byte(http.StatusText(x.Status)))
+	out = append(out, c.s.date.at(time.Now())...)
 	start := 0
 	body := x.Body
 	if body != "" {
