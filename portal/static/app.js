@@ -1371,7 +1371,14 @@ function fleetGroup(m, first) {
   const docs = new Map(); // version → its doc (versions are immutable)
   const docOf = async (n) => {
     if (!n) return {};
-    if (!docs.has(n)) docs.set(n, (await api('GET', '/fleet/versions/' + n)).doc || {});
+    if (!docs.has(n)) {
+      try {
+        docs.set(n, (await api('GET', '/fleet/versions/' + n)).doc || {});
+      } catch (e) {
+        if (e.status !== 404) throw e;
+        return null; // no longer kept (fleet.keep_versions)
+      }
+    }
     return docs.get(n);
   };
   let diffKey = '';
@@ -1382,8 +1389,10 @@ function fleetGroup(m, first) {
     const run = await docOf(f.version);
     diffKey = key;
     const vs = versions.find((v) => v.version === f.version);
-    const changes = docDiff(run, d.doc);
-    if (vs && vs.hash === d.hash) {
+    const changes = run ? docDiff(run, d.doc) : [];
+    if (!run) {
+      setText(draftNote, `The draft (revision ${d.revision}, ${d.hash.slice(0, 19)}): version ${f.version}, the stable one, is no longer kept, so there is nothing to compare it with.`);
+    } else if (vs && vs.hash === d.hash) {
       setText(draftNote, `The draft (revision ${d.revision}) equals version ${f.version}, the stable one: nothing new to publish.`);
     } else {
       const n = (op) => changes.filter((c) => c.op === op).length;
