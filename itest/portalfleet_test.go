@@ -86,6 +86,17 @@ func TestPortalFleetGroups(t *testing.T) {
 	fgRoute(t, a2.api, "r2", "s")
 	b.until("the draft lists route r2", textHas("#draft-diff", "route r2"), 10*time.Second)
 	b.fill(`#publish-form [name="message"]`, "add r2")
+	// A stage the API refuses: its field's error shows beside that field,
+	// and nothing is published.
+	b.choose(`#publish-form [name="stage"]`, "percent")
+	b.fill(`#publish-form [name="stage.percent"]`, "50")
+	b.fill(`#publish-form [name="stage.steps"]`, "40")
+	b.click(`#publish-form button[type=submit]`)
+	b.until("the steps' error beside them", textHas(`#publish-form [data-error-for="stage.steps"]`, "must start above percent"), 10*time.Second)
+	if st := fgFleet(t, a1.api, ""); st.Latest != 1 {
+		t.Fatalf("a refused staged publish took a number: latest %d", st.Latest)
+	}
+	b.fill(`#publish-form [name="stage.steps"]`, "")
 	b.choose(`#publish-form [name="stage"]`, "sidecars")
 	b.click(`#publish-form input[type=checkbox][value="a1"]`)
 	// Each step, widened by hand too, holds this long before it completes.
@@ -174,4 +185,14 @@ func TestPortalFleetGroups(t *testing.T) {
 		t.Fatalf("a refused publish took a number: latest %d", st.Latest)
 	}
 	serves("/r8", false, false, false)
+
+	// Published from a1, whose file has s2: a3 cannot apply it, keeps
+	// version 3 and its page says why.
+	a1.api.json(t, http.StatusCreated, http.MethodPost, "/fleet/publish", map[string]any{"message": "r8 to s2"})
+	b.until("a3's failure shown", textHas(`#sidecars tr[data-node="a3"] td[data-col=applied]`, "failed")+" && "+
+		textHas(`#sidecars tr[data-node="a3"] td[data-col=applied]`, "s2")+" && "+
+		textHas(`#sidecars tr[data-node="a3"] td[data-col=drift]`, "version 4 did not apply")+" && "+pfRunsCell("a3", 3), 15*time.Second)
+	b.until("a1 shown at version 4", pfRunsCell("a1", 4), 10*time.Second)
+	b.until("one sidecar drifted", textHas(`[data-head=drifted]`, "1 of 3"), 10*time.Second)
+	serves("/r8", true, true, false)
 }
