@@ -104,6 +104,7 @@ func TestPortalFleetGroups(t *testing.T) {
 	b.click(`#publish-form button[type=submit]`)
 	b.until("version 2 published", textHas("#publish-form .ok-note", "published version 2"), 10*time.Second)
 	fgWaitRuns(t, a3.api, "", runs(2, 1, 1))
+	b.until("the draft shown as version 2's content", textHas("#draft-note", "the content of version 2"), 10*time.Second)
 	serves("/r2", true, false, false)
 	if st := fgFleet(t, a1.api, ""); st.Version != 1 || st.Stage == nil || st.Stage.State != state.StageRunning || st.Stage.Percent != 0 {
 		t.Fatalf("head after the staged publish: %+v %+v", st, st.Stage)
@@ -154,6 +155,7 @@ func TestPortalFleetGroups(t *testing.T) {
 		t.Fatalf("rollback: %s (version 1: %s)", v3.raw, v1.raw)
 	}
 	fgWaitRuns(t, a1.api, "", runs(3, 3, 3))
+	b.until("this sidecar's admin layer at version 3", `document.querySelector('#admin-layer dd:nth-of-type(2)').textContent === '3'`, 10*time.Second)
 	serves("/r2", false, false, false)
 	b.until("version 3 listed with version 1's hash", fmt.Sprintf(`document.querySelector('#versions tr[data-version="3"] td:nth-child(2)')?.textContent === %q`, v1.str("hash")), 10*time.Second)
 

@@ -1164,17 +1164,23 @@ async function pageFleet(m) {
     why = e.status === 404 ? 'this sidecar belongs to no gateway group (fleet.group): GET /fleet is not served' : 'GET /fleet: ' + e.message;
   }
   const L = st.admin_layer;
-  const dl = h('dl', { class: 'kv' });
-  const add = (k, v) => dl.append(h('dt', { text: k }), h('dd', { text: v }));
-  add('store', L.store);
-  add('layer version in force', L.version);
-  add('latest version in the store', L.store_version);
-  add('state', L.state);
-  if (L.error) add('why not applied', L.error);
+  const dl = h('dl', { class: 'kv', id: 'admin-layer' });
+  const dd = {};
+  for (const [k, label] of [['store', 'store'], ['version', 'layer version in force'], ['store_version', 'latest version in the store'], ['state', 'state'], ['error', 'why not applied']]) {
+    dd[k] = h('dd', {});
+    dl.append(h('dt', { text: label }), dd[k]);
+  }
+  // showLayer updates the panel in place (the fleet page's refresh
+  // calls it with each GET /status).
+  const showLayer = (l) => {
+    for (const k of Object.keys(dd)) setText(dd[k], l[k] === undefined ? '' : l[k]);
+    dd.error.hidden = dd.error.previousSibling.hidden = !l.error;
+  };
+  showLayer(L);
   const layer = h('section', { class: 'panel' }, h('h2', { text: 'Admin layer' }), dl,
     L.store !== 'consul' ? h('p', { class: 'muted small', text: 'This sidecar keeps its layer in ' + L.store + ': it is not part of a fleet (admin.store: consul and fleet.group share one).' }) : null);
   if (fleet) {
-    fleetGroup(m, fleet);
+    fleetGroup(m, fleet, showLayer);
     m.append(layer);
     return;
   }
@@ -1235,8 +1241,9 @@ function docDiff(a, b) {
 
 // fleetGroup builds the group's panels from the first GET /fleet and
 // keeps them current on each frame of the live stream (one refresh in
-// flight at a time); rows, lists and options are updated in place.
-function fleetGroup(m, first) {
+// flight at a time), as is this sidecar's admin layer (showLayer, from
+// GET /status); rows, lists and options are updated in place.
+function fleetGroup(m, first, showLayer) {
   const hp = 'fleet-h-' + first.group;
   // The head and its staged publish.
   const head = h('dl', { class: 'kv', id: 'fleet-head' });
@@ -1384,7 +1391,7 @@ function fleetGroup(m, first) {
   let diffKey = '';
   const drawDraft = async (f) => {
     const d = await api('GET', '/fleet/draft');
-    const key = d.hash + ' ' + f.version;
+    const key = d.hash + ' ' + f.version + ' ' + f.latest; // a new version may hold the draft's content
     if (key === diffKey) return;
     const run = await docOf(f.version);
     diffKey = key;
@@ -1488,8 +1495,9 @@ function fleetGroup(m, first) {
     busy = true;
     again = false;
     try {
-      const f = await api('GET', '/fleet');
+      const [f, st] = await Promise.all([api('GET', '/fleet'), api('GET', '/status')]);
       draw(f);
+      showLayer(st.admin_layer);
       if (f.latest !== latest) {
         versions = await listAll('/fleet/versions');
         latest = f.latest;
