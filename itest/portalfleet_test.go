@@ -82,6 +82,9 @@ func TestPortalFleetGroups(t *testing.T) {
 	serves("/r1", true, true, true)
 	b.until("the draft equals version 1", textHas("#draft-note", "equals version 1"), 10*time.Second)
 
+	// Rows are updated in place, not rebuilt (the layout holds still).
+	eval[bool](b, `(document.querySelector('#sidecars tr[data-node="a1"]').dataset.kept = 'yes') === 'yes'`)
+
 	// A staged publish to a1 alone.
 	fgRoute(t, a2.api, "r2", "s")
 	b.until("the draft lists route r2", textHas("#draft-diff", "route r2"), 10*time.Second)
@@ -111,6 +114,9 @@ func TestPortalFleetGroups(t *testing.T) {
 	}
 	for id, v := range runs(2, 1, 1) {
 		b.until(id+" shown at its version", pfRunsCell(id, v), 10*time.Second)
+	}
+	if kept := eval[string](b, `document.querySelector('#sidecars tr[data-node="a1"]').dataset.kept || 'rebuilt'`); kept != "yes" {
+		t.Fatalf("a1's row was %s on refresh", kept)
 	}
 	b.until("the stage shown running", `document.querySelector('[data-head=stage]').dataset.stageState === 'running'`, 5*time.Second)
 	eval[bool](b, `(window.scrollTo(0, 0), true)`)

@@ -1417,7 +1417,13 @@ function fleetGroup(m, first, showLayer) {
   m.append(h('section', { class: 'panel', id: 'versions', 'aria-labelledby': 'vs-h' }, h('h2', { id: 'vs-h', text: 'Versions' }),
     h('table', {}, h('colgroup', {}, ...[7, 20, 10, 27, 16, 12, 8].map((w) => h('col', { width: w + '%' }))),
       h('thead', {}, h('tr', {}, ...['Version', 'Hash', 'Author', 'Message', 'Published', 'Source', ''].map((t, i) => h('th', { class: i === 0 ? 'num' : '', text: t })))), vbody)));
-  const verSelect = () => select([]);
+  // verSelect is a select of the kept versions; data-chosen marks one
+  // the operator picked.
+  const verSelect = () => {
+    const s = select([]);
+    s.addEventListener('change', () => { s.dataset.chosen = '1'; });
+    return s;
+  };
   const rf = h('form', { class: 'panel grid', id: 'rollback-form', 'aria-labelledby': 'rb-h' });
   const rsel = verSelect();
   rf.append(h('h2', { class: 'full', id: 'rb-h', text: 'Roll back' }),
@@ -1458,10 +1464,14 @@ function fleetGroup(m, first, showLayer) {
       h('td', { text: v.source + (v.from ? ' of ' + v.from : '') }),
       h('td', {}, v.version === f.version ? h('span', { class: 'badge ok', text: 'stable' }) : v.version === staged ? h('span', { class: 'badge warn', text: 'staged' }) : null)))
       : [h('tr', {}, h('td', { colspan: 7, class: 'muted', text: 'nothing published yet' }))]));
-    for (const s of [rsel, msel]) {
+    // The operator's choice stays; at first, rollback offers the newest
+    // version other than the stable one, promotion the stable one.
+    const prev = versions.find((v) => v.version !== f.version && v.version !== staged);
+    for (const [s, dflt] of [[rsel, prev], [msel, versions.find((v) => v.version === f.version)]]) {
       const was = s.value;
       s.replaceChildren(...versions.map((v) => h('option', { value: v.version, text: v.version + ' · ' + (v.message || v.source) + ' · ' + v.hash.slice(7, 19) })));
-      if ([...s.options].some((o) => o.value === was)) s.value = was;
+      if (s.dataset.chosen && [...s.options].some((o) => o.value === was)) s.value = was;
+      else if (dflt) s.value = String(dflt.version);
     }
   };
 
