@@ -151,12 +151,16 @@ func (b *browser) clickText(sel, text string) {
 }
 
 // screenshot saves the viewport as docs/NAME.png's twin in
-// $PORTAL_SCREENSHOTS when that is set.
+// $PORTAL_SCREENSHOTS when that is set (a relative directory is taken
+// from the repository's root: go test runs in itest/).
 func (b *browser) screenshot(name string) {
 	b.t.Helper()
 	dir := os.Getenv("PORTAL_SCREENSHOTS")
 	if dir == "" {
 		return
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join("..", dir) // relative to the repository, not to itest/
 	}
 	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	if err != nil {

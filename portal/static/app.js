@@ -1150,54 +1150,382 @@ async function rolloutPanel(sec, base, onPercent) {
 
 // ---- fleet -------------------------------------------------------------
 
+// pageFleet shows the admin layer (/status) and, on a sidecar of a
+// gateway group (GET /fleet), the group: its head and staged publish,
+// every sidecar's report, the kept versions, the draft against the
+// stable version, and the publish, stage, rollback and promote controls.
+// Without GET /fleet it lists this sidecar alone.
 async function pageFleet(m) {
   m.append(h('h1', { text: 'Fleet' }));
   const [st, root] = await Promise.all([api('GET', '/status'), api('GET', '/')]);
   let fleet = null, why = '';
   try { fleet = await api('GET', '/fleet'); } catch (e) {
     if (e.status === 401) throw e;
-    why = e.status === 404 ? 'this version serves no fleet listing (GET /fleet)' : 'GET /fleet: ' + e.message;
+    why = e.status === 404 ? 'this sidecar belongs to no gateway group (fleet.group): GET /fleet is not served' : 'GET /fleet: ' + e.message;
   }
   const L = st.admin_layer;
-  const dl = h('dl', { class: 'kv' });
-  const add = (k, v) => dl.append(h('dt', { text: k }), h('dd', { text: v }));
-  add('store', L.store);
-  add('layer version in force', L.version);
-  add('latest version in the store', L.store_version);
-  add('state', L.state);
-  if (L.error) add('why not applied', L.error);
-  m.append(h('section', { class: 'panel' }, h('h2', { text: 'Admin layer' }), dl,
-    L.store !== 'consul' ? h('p', { class: 'muted small', text: 'This sidecar keeps its layer in ' + L.store + ': it is not part of a fleet (admin.store: consul shares one layer).' }) : null));
-  const sec = h('section', { class: 'panel', id: 'sidecars' }, h('h2', { text: 'Sidecars' }));
-  m.append(sec);
-  const rows = fleet && (Array.isArray(fleet) ? fleet : fleet.sidecars || fleet.data);
-  if (fleet && Array.isArray(rows)) {
-    // GET /fleet: the group's head and every live sidecar's report.
-    const head = h('dl', { class: 'kv' });
-    const addH = (k, v) => { if (v !== undefined && v !== null) head.append(h('dt', { text: k }), h('dd', { text: v })); };
-    addH('group', fleet.group);
-    addH('version (stable)', fleet.version);
-    addH('latest version', fleet.latest);
-    if (fleet.stage) addH('staged', `version ${fleet.stage.version} to ${fleet.stage.percent} %` + (fleet.stage.state ? ' (' + fleet.stage.state + ')' : ''));
-    addH('sidecars drifted', fleet.drifted);
-    sec.append(head);
-    // Known columns first, in this order; any other key after them.
-    const known = ['id', 'version', 'target', 'applied', 'drift', 'drift_reason', 'error', 'reported_at'];
-    const keys = [...new Set([...known.filter((k) => rows.some((r) => k in r)), ...rows.flatMap((r) => Object.keys(r))])];
-    const cell = (k, v) => {
-      if (v === null || v === undefined) return '–';
-      if (k.endsWith('_at') && typeof v === 'number') return new Date(v > 1e12 ? v : v * 1000).toLocaleTimeString();
-      return typeof v === 'object' ? JSON.stringify(v) : String(v);
-    };
-    sec.append(h('table', {}, h('thead', {}, h('tr', {}, ...keys.map((k) => h('th', { text: k.replace(/_/g, ' ') })))),
-      h('tbody', {}, ...rows.map((r) => h('tr', { 'data-node': r.id, class: r.drift ? 'error' : '' },
-        ...keys.map((k) => h('td', { class: 'wrap', text: cell(k, r[k]) })))))));
-  } else {
-    if (fleet) sec.append(h('pre', { text: JSON.stringify(fleet, null, 2) }));
-    else sec.append(h('p', { class: 'muted', text: 'Only this sidecar is known here (' + why + ').' }));
-    sec.append(h('table', {}, h('thead', {}, h('tr', {}, h('th', { text: 'node id' }), h('th', { text: 'version' }), h('th', { text: 'layer version' }), h('th', { text: 'state' }))),
-      h('tbody', {}, h('tr', { 'data-node': root.node_id }, h('td', { text: root.node_id + ' (this sidecar)' }), h('td', { text: st.version }), h('td', { text: L.version }), h('td', { text: L.state })))));
+  const dl = h('dl', { class: 'kv', id: 'admin-layer' });
+  const dd = {};
+  for (const [k, label] of [['store', 'store'], ['version', 'layer version in force'], ['store_version', 'latest version in the store'], ['state', 'state'], ['error', 'why not applied']]) {
+    dd[k] = h('dd', {});
+    dl.append(h('dt', { text: label }), dd[k]);
   }
+  // showLayer updates the panel in place (the fleet page's refresh
+  // calls it with each GET /status).
+  const showLayer = (l) => {
+    for (const k of Object.keys(dd)) setText(dd[k], l[k] === undefined ? '' : l[k]);
+    dd.error.hidden = dd.error.previousSibling.hidden = !l.error;
+  };
+  showLayer(L);
+  const layer = h('section', { class: 'panel' }, h('h2', { text: 'Admin layer' }), dl,
+    L.store !== 'consul' ? h('p', { class: 'muted small', text: 'This sidecar keeps its layer in ' + L.store + ': it is not part of a fleet (admin.store: consul and fleet.group share one).' }) : null);
+  if (fleet) {
+    fleetGroup(m, fleet, showLayer);
+    m.append(layer);
+    return;
+  }
+  m.append(layer);
+  const sec = h('section', { class: 'panel', id: 'sidecars' }, h('h2', { text: 'Sidecars' }));
+  sec.append(h('p', { class: 'muted', text: 'Only this sidecar is known here (' + why + ').' }));
+  sec.append(h('table', {}, h('thead', {}, h('tr', {}, h('th', { text: 'node id' }), h('th', { text: 'version' }), h('th', { text: 'layer version' }), h('th', { text: 'state' }))),
+    h('tbody', {}, h('tr', { 'data-node': root.node_id }, h('td', { text: root.node_id + ' (this sidecar)' }), h('td', { text: st.version }), h('td', { text: L.version }), h('td', { text: L.state })))));
+  m.append(sec);
+}
+
+// msTime and secTime format the API's Unix milliseconds and seconds.
+function msTime(v) { return v ? new Date(v).toLocaleTimeString() : '–'; }
+function secTime(v) { return v ? new Date(v * 1000).toLocaleString() : '–'; }
+
+// stageText is a staged publish in one line.
+function stageText(s) {
+  if (!s) return 'none (the last publish went to the whole group)';
+  const who = [];
+  if (s.sidecars && s.sidecars.length) who.push('sidecars ' + s.sidecars.join(', '));
+  if (s.percent || !who.length) who.push(s.percent + ' % of the group');
+  const next = s.steps && s.steps.length > s.step ? '; next steps ' + s.steps.slice(s.step).join(', ') + ' % every ' + s.interval : '; widened by hand';
+  return `version ${s.version} (from ${s.from}) to ${who.join(' and ')}: ${s.state.replace('_', ' ')}` + (s.state === 'running' ? next : '');
+}
+
+// canon is v as JSON with sorted keys (two equal values give one text).
+function canon(v) {
+  if (Array.isArray(v)) return '[' + v.map(canon).join(',') + ']';
+  if (v && typeof v === 'object') return '{' + Object.keys(v).sort().map((k) => JSON.stringify(k) + ':' + canon(v[k])).join(',') + '}';
+  return JSON.stringify(v === undefined ? null : v);
+}
+
+const DOC_KINDS = [['upstreams', 'upstream'], ['services', 'service'], ['routes', 'route'], ['canaries', 'canary of service'],
+  ['rollouts', 'rollout of service'], ['marks', 'health marks of upstream'], ['certificates', 'certificate']];
+
+// docDiff lists what turns layer a (the version running) into b (the
+// draft): [{op: 'add' | 'del' | 'chg', what, detail}]. Timestamps alone
+// are no change.
+function docDiff(a, b) {
+  const out = [];
+  for (const [k, noun] of DOC_KINDS) {
+    const A = (a && a[k]) || {}, B = (b && b[k]) || {};
+    for (const name of [...new Set([...Object.keys(A), ...Object.keys(B)])].sort()) {
+      const x = A[name], y = B[name], what = noun + ' ' + name;
+      const gone = (v) => v === undefined || (v && v.deleted);
+      if (gone(x) && !gone(y)) out.push({ op: 'add', what, detail: '' });
+      else if (!gone(x) && gone(y)) out.push({ op: 'del', what, detail: y ? 'hidden (the file\'s is deleted too)' : '' });
+      else if (x !== undefined && y !== undefined) {
+        const fields = [...new Set([...Object.keys(x || {}), ...Object.keys(y || {})])]
+          .filter((f) => f !== 'updated_at' && f !== 'created_at' && canon(x[f]) !== canon(y[f]));
+        if (fields.length) out.push({ op: 'chg', what, detail: fields.join(', ') });
+      }
+    }
+  }
+  if (canon((a && a.overrides) || []) !== canon((b && b.overrides) || [])) out.push({ op: 'chg', what: 'weight overrides', detail: '' });
+  return out;
+}
+
+// fleetGroup builds the group's panels from the first GET /fleet and
+// keeps them current on each frame of the live stream (one refresh in
+// flight at a time), as is this sidecar's admin layer (showLayer, from
+// GET /status); rows, lists and options are updated in place.
+function fleetGroup(m, first, showLayer) {
+  const hp = 'fleet-h-' + first.group;
+  // The head and its staged publish.
+  const head = h('dl', { class: 'kv', id: 'fleet-head' });
+  const dd = {};
+  for (const [k, label] of [['group', 'group'], ['id', 'this sidecar'], ['mode', 'publishing'], ['version', 'stable version'],
+    ['latest', 'latest version'], ['stage', 'staged publish'], ['drifted', 'sidecars drifted']]) {
+    dd[k] = h('dd', { 'data-head': k });
+    head.append(h('dt', { text: label }), dd[k]);
+  }
+  const steps = h('ol', { class: 'steps', 'aria-label': 'stage steps' });
+  const reason = h('div', { class: 'reason', id: 'stage-reason', role: 'alert', hidden: true });
+  const widen = h('form', { class: 'grid', id: 'stage-form', hidden: true });
+  widen.append(h('h3', { class: 'full', text: 'Widen the staged publish' }),
+    ...field('Percent of the group', 'percent', input('number', { min: 0, max: 100, step: 'any', placeholder: '100' }), 'a share never shrinks; 100 completes the stage'),
+    ...field('Add sidecars', 'sidecars', input('text', { autocomplete: 'off', placeholder: 'a2 a3' }), 'ids, separated by spaces or commas'),
+    formError(), h('div', { class: 'full' }, h('button', { type: 'submit', class: 'primary', text: 'Widen' }), ' ',
+      h('button', { type: 'button', class: 'danger', id: 'stage-rollback', text: 'Roll back the stage' })));
+  onSubmit(widen, async () => {
+    const body = {};
+    if (val(widen, 'percent') !== undefined) body.percent = val(widen, 'percent');
+    const ids = list(widen.elements.sidecars.value);
+    if (ids.length) body.sidecars = ids;
+    await api('POST', '/fleet/stage', body);
+    widen.reset();
+    await refresh();
+  });
+  widen.querySelector('#stage-rollback').addEventListener('click', async () => {
+    clearErrors(widen);
+    try { await api('POST', '/fleet/rollback', { message: 'stage rolled back from the portal' }); await refresh(); } catch (e) { if (e.status !== 401) showErrors(widen, e); }
+  });
+  const loadErr = h('div', { class: 'form-error', role: 'alert', id: 'fleet-error' });
+  m.append(h('section', { class: 'panel', id: 'fleet-group', 'aria-labelledby': hp }, h('h2', { id: hp, text: 'Gateway group' }),
+    h('div', { class: 'fleet-top' }, h('div', {}, head, steps, reason, loadErr), widen)));
+
+  // The sidecars.
+  const cols = [['id', 'Sidecar', 14], ['version', 'Runs', 7, 'num'], ['target', 'Target', 7, 'num'], ['applied', 'Applied', 22],
+    ['drift', 'Drift', 18], ['applied_at', 'Applied at', 9], ['reported_at', 'Reported', 9], ['requests', 'Requests', 7, 'num'], ['errors', 'Errors', 7, 'num']];
+  const sbody = h('tbody', {});
+  const none = h('tr', {}, h('td', { colspan: cols.length, class: 'muted', text: 'no sidecar reports (each writes one under its Consul session)' }));
+  m.append(h('section', { class: 'panel', id: 'sidecars', 'aria-labelledby': 'sc-h' }, h('h2', { id: 'sc-h', text: 'Sidecars' }),
+    h('table', { class: 'fleet-sidecars' }, h('colgroup', {}, ...cols.map((c) => h('col', { width: c[2] + '%' }))),
+      h('thead', {}, h('tr', {}, ...cols.map((c) => h('th', { class: c[3] || '', text: c[1] })))), sbody)));
+  const srows = new Map();
+  const drawSidecars = (f) => {
+    const seen = new Set();
+    for (const s of f.sidecars) {
+      seen.add(s.id);
+      let r = srows.get(s.id);
+      if (!r) {
+        r = { tr: h('tr', { 'data-node': s.id }), c: {} };
+        for (const [k, , , cls] of cols) { r.c[k] = h('td', { 'data-col': k, class: cls || (k === 'applied' || k === 'drift' ? 'wrap' : '') }); r.tr.append(r.c[k]); }
+        r.badge = h('span', { class: 'badge' });
+        r.why = h('span', { class: 'cellerr' });
+        r.c.applied.append(r.badge, ' ', r.why);
+        srows.set(s.id, r);
+      }
+      setText(r.c.id, s.id + (s.id === f.id ? ' (this one)' : ''));
+      setText(r.c.version, s.version);
+      setText(r.c.target, s.target);
+      setText(r.badge, s.applied ? 'applied' : 'failed');
+      r.badge.className = 'badge ' + (s.applied ? 'ok' : 'bad');
+      setText(r.why, s.applied ? '' : s.error || '');
+      setText(r.c.drift, s.drift ? s.drift_reason || 'drift' : 'none');
+      r.c.drift.classList.toggle('error', !!s.drift);
+      r.tr.classList.toggle('drift', !!s.drift);
+      setText(r.c.applied_at, msTime(s.applied_at));
+      setText(r.c.reported_at, msTime(s.reported_at));
+      setText(r.c.requests, s.requests || 0);
+      setText(r.c.errors, s.errors || 0);
+    }
+    for (const [id, r] of srows) if (!seen.has(id)) { r.tr.remove(); srows.delete(id); }
+    // Sorted by id; nodes move only when the order is wrong.
+    const want = [...srows.keys()].sort().map((id) => srows.get(id).tr);
+    if (!want.length) { if (!none.parentNode) sbody.replaceChildren(none); return; }
+    if (none.parentNode) none.remove();
+    want.forEach((tr, i) => { if (sbody.children[i] !== tr) sbody.insertBefore(tr, sbody.children[i] || null); });
+  };
+
+  // The draft and the publish form (groups with a draft only).
+  const pub = h('section', { class: 'panel', id: 'publish', 'aria-labelledby': 'pub-h' });
+  const draftNote = h('p', { class: 'small muted', id: 'draft-note' });
+  const diffList = h('ul', { class: 'diff', id: 'draft-diff' });
+  const pf = h('form', { class: 'grid', id: 'publish-form' });
+  const mode = select([['all', 'the whole group'], ['sidecars', 'chosen sidecars first'], ['percent', 'a share of the group first']], 'all');
+  const checks = h('div', { class: 'checks', role: 'group', 'aria-label': 'sidecars to stage to' });
+  const stageFields = [
+    field('Percent of the group', 'stage.percent', input('number', { min: 0, max: 100, step: 'any', value: 34 }), 'the sidecars whose stable hash bucket is below it'),
+    [h('label', { text: 'Sidecars' }), h('div', {}, checks, h('span', { class: 'field-error', 'data-error-for': 'stage.sidecars', 'aria-live': 'polite' }))],
+    field('Then widen to (%)', 'stage.steps', input('text', { placeholder: '50 100' }), 'optional steps, taken once the staged sidecars ran it cleanly for the interval; empty: widened by hand'),
+    field('Interval', 'stage.interval', input('text', { value: '30s' }), 'how long each step, the last one too, holds before the next'),
+    field('Min requests', 'stage.min_requests', input('number', { min: 0, step: 1, value: 20 }), 'served by the staged sidecars during a step before it is judged or completed'),
+    field('Max error rate increase', 'stage.max_error_rate_increase', input('number', { min: 0, step: 'any', value: 0.05 }), 'staged sidecars\' error rate minus the others\' (0.05 = five points): above it the stage rolls back'),
+  ];
+  pf.append(...field('Message', 'message', input('text', { autocomplete: 'off', placeholder: 'what changes and why' })),
+    ...field('Author', 'author', input('text', { autocomplete: 'off', placeholder: 'admin' })),
+    ...field('Publish to', 'stage', mode), ...stageFields.flat(),
+    formError(), h('div', { class: 'full' }, h('button', { type: 'submit', class: 'primary', text: 'Publish' }), ' ', h('span', { class: 'ok-note', role: 'status' })));
+  const showMode = () => {
+    const m0 = mode.value;
+    stageFields.forEach((pair, i) => pair.forEach((el) => { el.hidden = m0 === 'all' || (i === 0 && m0 !== 'percent') || (i === 1 && m0 !== 'sidecars'); }));
+  };
+  mode.addEventListener('change', showMode);
+  showMode();
+  onSubmit(pf, async () => {
+    setText(pf.querySelector('.ok-note'), '');
+    const body = { message: val(pf, 'message') || '' };
+    if (val(pf, 'author')) body.author = val(pf, 'author');
+    if (mode.value !== 'all') {
+      const stage = {};
+      if (mode.value === 'percent') stage.percent = val(pf, 'stage.percent');
+      else stage.sidecars = [...checks.querySelectorAll('input:checked')].map((c) => c.value);
+      const st = list(pf.elements['stage.steps'].value);
+      if (st.length) stage.steps = st.map(Number);
+      for (const k of ['interval', 'min_requests', 'max_error_rate_increase']) if (val(pf, 'stage.' + k) !== undefined) stage[k] = val(pf, 'stage.' + k);
+      body.stage = stage;
+    }
+    const v = await api('POST', '/fleet/publish', body);
+    pf.elements.message.value = '';
+    setText(pf.querySelector('.ok-note'), 'published version ' + v.version);
+    await refresh();
+  });
+  pub.append(h('h2', { id: 'pub-h', text: 'Draft and publish' }), draftNote, diffList, pf);
+  const autoNote = h('p', { class: 'muted', id: 'auto-note', text: 'This group publishes every admin change as a version at once (fleet.auto_publish: true): it has no draft.' });
+  let checkIds = '';
+  const drawChecks = (f) => {
+    const ids = f.sidecars.map((s) => s.id).sort();
+    if (ids.join(' ') === checkIds) return;
+    checkIds = ids.join(' ');
+    const was = new Set([...checks.querySelectorAll('input:checked')].map((c) => c.value));
+    checks.replaceChildren(...ids.map((id) => h('label', { class: 'inline' }, input('checkbox', { value: id, name: 'stage.sidecar', checked: was.has(id) }), id)));
+  };
+  const docs = new Map(); // version → its doc (versions are immutable)
+  const docOf = async (n) => {
+    if (!n) return {};
+    if (!docs.has(n)) {
+      try {
+        docs.set(n, (await api('GET', '/fleet/versions/' + n)).doc || {});
+      } catch (e) {
+        if (e.status !== 404) throw e;
+        return null; // no longer kept (fleet.keep_versions)
+      }
+    }
+    return docs.get(n);
+  };
+  let diffKey = '';
+  const drawDraft = async (f) => {
+    const d = await api('GET', '/fleet/draft');
+    const key = d.hash + ' ' + f.version + ' ' + f.latest; // a new version may hold the draft's content
+    if (key === diffKey) return;
+    const run = await docOf(f.version);
+    diffKey = key;
+    const vs = versions.find((v) => v.version === f.version);
+    const changes = run ? docDiff(run, d.doc) : [];
+    if (!run) {
+      setText(draftNote, `The draft (revision ${d.revision}, ${d.hash.slice(0, 19)}): version ${f.version}, the stable one, is no longer kept, so there is nothing to compare it with.`);
+    } else if (vs && vs.hash === d.hash) {
+      setText(draftNote, `The draft (revision ${d.revision}) equals version ${f.version}, the stable one: nothing new to publish.`);
+    } else {
+      const n = (op) => changes.filter((c) => c.op === op).length;
+      const same = versions.find((v) => v.hash === d.hash); // newest first
+      setText(draftNote, `The draft (revision ${d.revision}, ${d.hash.slice(0, 19)}${same ? ', the content of version ' + same.version : ''}) against ` +
+        `${f.version ? 'version ' + f.version + ', the stable one' : 'nothing published yet'}: ` +
+        `${changes.length} change${changes.length === 1 ? '' : 's'} (${n('add')} added, ${n('chg')} changed, ${n('del')} removed).`);
+    }
+    const sign = { add: '+', chg: '~', del: '−' };
+    diffList.replaceChildren(...changes.map((c) => h('li', { class: c.op }, h('code', { text: sign[c.op] }), ' ', c.what, c.detail ? h('span', { class: 'muted', text: ' (' + c.detail + ')' }) : null)));
+  };
+
+  // The versions, rollback and promote.
+  const vbody = h('tbody', {});
+  m.append(h('section', { class: 'panel', id: 'versions', 'aria-labelledby': 'vs-h' }, h('h2', { id: 'vs-h', text: 'Versions' }),
+    h('table', {}, h('colgroup', {}, ...[7, 20, 10, 27, 16, 12, 8].map((w) => h('col', { width: w + '%' }))),
+      h('thead', {}, h('tr', {}, ...['Version', 'Hash', 'Author', 'Message', 'Published', 'Source', ''].map((t, i) => h('th', { class: i === 0 ? 'num' : '', text: t })))), vbody)));
+  // verSelect is a select of the kept versions; data-chosen marks one
+  // the operator picked.
+  const verSelect = () => {
+    const s = select([]);
+    s.addEventListener('change', () => { s.dataset.chosen = '1'; });
+    return s;
+  };
+  const rf = h('form', { class: 'panel grid', id: 'rollback-form', 'aria-labelledby': 'rb-h' });
+  const rsel = verSelect();
+  rf.append(h('h2', { class: 'full', id: 'rb-h', text: 'Roll back' }),
+    h('p', { class: 'full small muted', text: 'Publishes the chosen version\'s content, unchanged (same hash), as the next version of the group.' }),
+    ...field('To version', 'version', rsel), ...field('Message', 'message', input('text', { autocomplete: 'off' })),
+    formError(), h('div', { class: 'full' }, h('button', { type: 'submit', class: 'danger', text: 'Roll back' }), ' ', h('span', { class: 'ok-note', role: 'status' })));
+  onSubmit(rf, async () => {
+    setText(rf.querySelector('.ok-note'), '');
+    const v = await api('POST', '/fleet/rollback', { version: Number(rsel.value), message: val(rf, 'message') || '' });
+    rf.elements.message.value = '';
+    setText(rf.querySelector('.ok-note'), v.version ? 'published version ' + v.version + ' (content of ' + v.from + ')' : 'rolled back');
+    await refresh();
+  });
+  const mf = h('form', { class: 'panel grid', id: 'promote-form', 'aria-labelledby': 'pr-h' });
+  const msel = verSelect();
+  mf.append(h('h2', { class: 'full', id: 'pr-h', text: 'Promote to another group' }),
+    h('p', { class: 'full small muted', text: 'Publishes the chosen version, unchanged, as the next version of the other group (test → prod).' }),
+    ...field('Version', 'version', msel), ...field('To group', 'to_group', input('text', { autocomplete: 'off', placeholder: 'payments-prod' })),
+    ...field('Message', 'message', input('text', { autocomplete: 'off' })),
+    formError(), h('div', { class: 'full' }, h('button', { type: 'submit', text: 'Promote' }), ' ', h('span', { class: 'ok-note', role: 'status' })));
+  onSubmit(mf, async () => {
+    setText(mf.querySelector('.ok-note'), '');
+    const to = val(mf, 'to_group') || '';
+    const v = await api('POST', '/fleet/promote', { version: Number(msel.value), to_group: to, message: val(mf, 'message') || '' });
+    setText(mf.querySelector('.ok-note'), 'published as version ' + v.version + ' of ' + to);
+  });
+  m.append(first.auto_publish ? h('section', { class: 'panel', id: 'publish' }, h('h2', { text: 'Publishing' }), autoNote) : pub,
+    h('div', { class: 'row' }, rf, mf));
+  let versions = [], versionsKey = '';
+  const drawVersions = (f) => {
+    const key = canon(versions) + ' ' + f.version + ' ' + canon(f.stage);
+    if (key === versionsKey) return;
+    versionsKey = key;
+    const staged = f.stage && f.stage.state === 'running' ? f.stage.version : 0;
+    vbody.replaceChildren(...(versions.length ? versions.map((v) => h('tr', { 'data-version': v.version },
+      h('td', { class: 'num', text: v.version }), h('td', { title: v.hash, text: v.hash }), h('td', { text: v.author }),
+      h('td', { class: 'wrap', text: v.message || '–' }), h('td', { text: secTime(v.created_at) }),
+      h('td', { text: v.source + (v.from ? ' of ' + v.from : '') }),
+      h('td', {}, v.version === f.version ? h('span', { class: 'badge ok', text: 'stable' }) : v.version === staged ? h('span', { class: 'badge warn', text: 'staged' }) : null)))
+      : [h('tr', {}, h('td', { colspan: 7, class: 'muted', text: 'nothing published yet' }))]));
+    // The operator's choice stays; at first, rollback offers the newest
+    // version other than the stable one, promotion the stable one.
+    const prev = versions.find((v) => v.version !== f.version && v.version !== staged);
+    for (const [s, dflt] of [[rsel, prev], [msel, versions.find((v) => v.version === f.version)]]) {
+      const was = s.value;
+      s.replaceChildren(...versions.map((v) => h('option', { value: v.version, text: v.version + ' · ' + (v.message || v.source) + ' · ' + v.hash.slice(7, 19) })));
+      if (s.dataset.chosen && [...s.options].some((o) => o.value === was)) s.value = was;
+      else if (dflt) s.value = String(dflt.version);
+    }
+  };
+
+  // busy: a refresh is in flight; again: one more was asked meanwhile
+  // (after an action), so its answer is not lost.
+  let latest = -1, busy = false, again = false;
+  const draw = (f) => {
+    setText(dd.group, f.group);
+    setText(dd.id, f.id);
+    setText(dd.mode, f.auto_publish ? 'every admin change at once (auto-publish)' : 'drafts, published by hand');
+    setText(dd.version, f.version);
+    setText(dd.latest, f.latest);
+    setText(dd.stage, stageText(f.stage));
+    dd.stage.setAttribute('data-stage-state', f.stage ? f.stage.state : 'none');
+    setText(dd.drifted, f.drifted + ' of ' + f.sidecars.length);
+    dd.drifted.classList.toggle('error', f.drifted > 0);
+    const s = f.stage, running = !!(s && s.state === 'running');
+    const stepsKey = s ? canon([s.steps, s.step, s.state, s.percent]) : '';
+    if (steps.dataset.key !== stepsKey) {
+      steps.dataset.key = stepsKey;
+      steps.replaceChildren(...(s && s.steps ? s.steps.map((p, i) => h('li', { class: i < s.step || s.state === 'completed' ? 'done' : i === s.step && running ? 'current' : '', text: p + ' %' })) : []));
+    }
+    reason.hidden = !(s && s.reason);
+    reason.replaceChildren(...(s && s.reason ? [h('strong', { text: s.state === 'rolled_back' ? 'Stage rolled back: ' : 'Stage: ' }), s.reason] : []));
+    widen.hidden = !running;
+    drawSidecars(f);
+    drawChecks(f);
+  };
+  const refresh = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    again = false;
+    try {
+      const [f, st] = await Promise.all([api('GET', '/fleet'), api('GET', '/status')]);
+      draw(f);
+      showLayer(st.admin_layer);
+      if (f.latest !== latest) {
+        versions = await listAll('/fleet/versions');
+        latest = f.latest;
+      }
+      drawVersions(f);
+      if (!f.auto_publish) await drawDraft(f);
+      setText(loadErr, '');
+    } catch (e) {
+      if (e.status !== 401) setText(loadErr, 'Could not refresh: ' + e.message);
+    } finally {
+      busy = false;
+    }
+    if (again) await refresh();
+  };
+  draw(first);
+  refresh();
+  // The live stream's frames (one a second) pace the refresh.
+  whileOnPage(onFrame(() => refresh()));
 }
 
 // ---- start -------------------------------------------------------------
