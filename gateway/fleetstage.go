@@ -26,7 +26,8 @@ import (
 // cleanly, the step held for Interval, and the staged sidecars served
 // MinRequests during it. Without steps left, a share of 100% (or the
 // last step) completes: the version becomes the group's stable one.
-// Without steps at all, the share only grows by hand (POST /fleet/stage).
+// Without steps at all, the share only grows by hand (POST /fleet/stage);
+// widened by hand to 100% it completes at once (widenStage).
 func decideStage(h *state.Head, reports []state.Report, now time.Time) (string, bool) {
 	st := h.Stage
 	if st == nil || st.State != state.StageRunning {
@@ -105,6 +106,13 @@ func widenStage(h *state.Head, percent *float64, ids []string, reports []state.R
 	}
 	st.StepSince, st.UpdatedAt = now.UnixMilli(), now.Unix()
 	st.Baseline = baselineOf(reports)
+	if st.Percent >= 100 {
+		// Widened by hand to the whole group: a publish to every sidecar,
+		// done at once as an unstaged publish is (a sidecar that cannot
+		// apply it shows as drift). Waiting for traffic here would hold the
+		// group's every other publish at 409 while the group is idle.
+		h.Version, st.State = st.Version, state.StageCompleted
+	}
 	return nil
 }
 

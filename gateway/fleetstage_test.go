@@ -95,17 +95,16 @@ func TestDecideStageWithoutStepsWaitsForAHand(t *testing.T) {
 	if msg, changed := decideStage(h, reports, t0.Add(time.Hour)); changed {
 		t.Fatalf("a stage without steps moved by itself: %s", msg)
 	}
-	p := 100.0
-	if err := widenStage(h, &p, nil, reports, t0.Add(time.Hour)); err != nil {
-		t.Fatal(err)
+	half, low := 50.0, 10.0
+	if err := widenStage(h, &half, nil, reports, t0.Add(time.Hour)); err != nil || h.Stage.State != state.StageRunning {
+		t.Fatalf("widened to 50%%: %v %+v", err, h.Stage)
 	}
-	low := 10.0
 	if err := widenStage(h, &low, nil, reports, t0.Add(time.Hour)); err == nil {
 		t.Fatal("a stage narrowed")
 	}
-	reports = []state.Report{rep("a1", 2, true, 520, 0), rep("a2", 2, true, 520, 0)}
-	if _, changed := decideStage(h, reports, t0.Add(time.Hour+10*time.Second)); !changed || h.Stage.State != state.StageCompleted {
-		t.Fatalf("at 100%% held for the interval: %+v", h.Stage)
+	p := 100.0
+	if err := widenStage(h, &p, nil, reports, t0.Add(time.Hour)); err != nil || h.Stage.State != state.StageCompleted {
+		t.Fatalf("widened by hand to 100%%: %v %+v", err, h.Stage)
 	}
 }
 
@@ -127,5 +126,24 @@ func TestBucketIsStable(t *testing.T) {
 	}
 	if in == 0 || in == 1000 {
 		t.Fatalf("50%% selected %d of 1000", in)
+	}
+}
+
+// A stage widened by hand to 100% completes at once, traffic or not: the
+// group is not held at 409 until requests arrive.
+func TestWidenStageToAllCompletes(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	h := stagedHead(t0)
+	reports := []state.Report{rep("a1", 2, true, 0, 0), rep("a2", 1, true, 0, 0)}
+	half := 50.0
+	if err := widenStage(h, &half, nil, reports, t0); err != nil || h.Stage.State != state.StageRunning || h.Version != 1 {
+		t.Fatalf("widened to 50%%: %v %+v", err, h.Stage)
+	}
+	all := 100.0
+	if err := widenStage(h, &all, nil, reports, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if h.Stage.State != state.StageCompleted || h.Version != 2 || h.Target("a2") != 2 {
+		t.Fatalf("widened to 100%%: %+v, stable %d", h.Stage, h.Version)
 	}
 }
