@@ -278,6 +278,7 @@ type exchange struct {
 	bodyDone  bool  // the request body was read whole from the client
 	clientErr bool  // the client failed (gone, bad body)
 	finished  bool  // counted and logged (finish ran)
+	spans     spans // tracing (zero when off)
 }
 
 func (s *Server) getClient(nc net.Conn) *client {
@@ -629,6 +630,9 @@ func (c *client) handle(n int) bool {
 	if max := p.opts.MaxBodySize; max > 0 && req.ContentLength > max {
 		return c.reject(http.StatusRequestEntityTooLarge, "Request size limit exceeded", true)
 	}
+	if tr := p.opts.Tracer; tr != nil {
+		c.traceStart(tr)
+	}
 	ex.route, ex.postfix = rt, m.Postfix
 	if m.Prefix != "/" {
 		ex.prefix = m.Prefix
@@ -731,10 +735,7 @@ func (c *client) reject(status int, msg string, closing bool) bool {
 	if _, err := c.nc.Write(c.out); err != nil {
 		closing = true
 	}
-	if c.s.p.opts.AccessLog {
-		c.s.p.log.Info().Str("method", bstr(c.req.Method)).Str("host", bstr(c.req.Host)).Str("path", c.in.dpath).
-			Int("status", status).Dur("duration", time.Since(c.ex.start)).Msg("access")
-	}
+	c.unrouted(status)
 	return !closing
 }
 
@@ -820,6 +821,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		if ex.attempts > 1 {
 			t0 = time.Now()
 		}
+		if ex.spans.tr != nil {
+			ex.spans.startAttempt(ex.spans.method, ex.up, ep, ex.attempts, string(upath), t0)
+		}
 		for fresh := false; ; fresh = true {
 			uc, f = c.attempt(hp, fresh, t0, upath, query, hasQuery, host, ep.Addr, prefix, upgrade)
 			if f.err == nil {
@@ -841,6 +845,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			break
 		}
 		ep.Stats.InFlight.Add(-1)
+		if ex.spans.tr != nil {
+			ex.spans.endAttempt(0, f.err)
+		}
 		if f.err == errConnectionLimit {
 			return c.overloaded(svc, "max_connections")
 		}
@@ -878,6 +885,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		if mt := p.opts.Metrics; mt != nil {
 			mt.Retries.WithLabelValues(svc.Name, ex.up.Name()).Inc()
 		}
+	}
+	if ex.spans.tr != nil {
+		ex.spans.cstatus = uc.resp.Status
 	}
 	return c.respond(uc, upgrade)
 }
@@ -1155,10 +1165,14 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 	passChunked := req.Chunked
 	teTrailers := false
 	xff := false
+	tr := ex.spans.tr // traced: the propagation fields are the proxy's
 	for i := range req.Fields {
 		fl := &req.Fields[i]
 		name := fl.Name
 		if h := c.s.o.ClientSubjectHeader; h != "" && foldEq(name, h) {
+			continue
+		}
+		if tr != nil && isTraceField(tr, name) {
 			continue
 		}
 		if req.Hop.Has(i) {
@@ -1246,6 +1260,11 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 	}
 	if c.subject != "" {
 		dst = h1.AppendField(dst, c.s.o.ClientSubjectHeader, c.subject)
+	}
+	if tr != nil {
+		hc := headCarrier{dst: dst}
+		tr.Inject(ex.spans.cctx, &hc)
+		dst = hc.dst
 	}
 	return h1.EndHead(dst)
 }
@@ -1502,6 +1521,6 @@ func (c *client) finish(method, host, path string) {
 	p.account(&outcome{
 		method: method, host: host, path: path, client: client,
 		route: ex.route, up: ex.up, role: ex.role, ep: ex.ep,
-		status: ex.status, attempts: ex.attempts, bytes: ex.bytes, d: d, err: ex.err,
+		status: ex.status, attempts: ex.attempts, bytes: ex.bytes, d: d, err: ex.err, spans: &ex.spans,
 	})
 }
