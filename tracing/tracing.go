@@ -110,9 +110,12 @@ type Tracer struct {
 type Options struct {
 	// Registerer receives the export counters; nil registers nothing.
 	Registerer prometheus.Registerer
-	// Processor, when set, receives the spans instead of the OTLP export
-	// (tests: tracetest.SpanRecorder); Protocol and Endpoint are ignored.
+	// Processor, when set, receives the spans instead of the queue and
+	// the OTLP export (tests: tracetest.SpanRecorder); Exporter, when
+	// set, replaces the OTLP exporter behind the queue. Protocol and
+	// Endpoint are then ignored.
 	Processor sdktrace.SpanProcessor
+	Exporter  sdktrace.SpanExporter
 }
 
 // New returns a Tracer for c. It does not connect to the collector: the
@@ -131,9 +134,12 @@ func New(c Config, o Options) (*Tracer, error) {
 	t := &Tracer{prop: prop, fields: fields}
 	sp := o.Processor
 	if sp == nil {
-		exp, err := exporter(c)
-		if err != nil {
-			return nil, err
+		exp := o.Exporter
+		if exp == nil {
+			var err error
+			if exp, err = exporter(c); err != nil {
+				return nil, err
+			}
 		}
 		t.queue = newQueue(exp, c, o.Registerer)
 		sp = t.queue
