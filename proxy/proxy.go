@@ -209,7 +209,7 @@ type reqState struct {
 	resp      respBody
 	rw        respWriter
 	grpc      grpcState
-	spans     spans
+	spans     *spans // nil: not traced
 }
 
 // ServeHTTP proxies one request.
@@ -225,6 +225,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil {
 			scheme = "https"
 		}
+		rs.spans = &spans{}
 		rs.spans.startServer(tr, propagation.HeaderCarrier(r.Header), r.Method, scheme, r.Host, r.URL.Path, hostOnly(r.RemoteAddr),
 			strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor), start)
 	}
@@ -468,7 +469,7 @@ func (rs *reqState) beginAttempt(ep *upstream.Endpoint, tried *[4]string, req *h
 	ep.Stats.InFlight.Add(1)
 	ep.Stats.Requests.Add(1)
 	rs.resp = respBody{stats: ep.Stats}
-	if rs.spans.tr != nil {
+	if rs.spans != nil {
 		rs.spans.startAttempt(req.Method, rs.up, ep, rs.attempts, req.URL.Path, time.Now())
 		rs.spans.inject(req.Header)
 	}
@@ -477,7 +478,7 @@ func (rs *reqState) beginAttempt(ep *upstream.Endpoint, tried *[4]string, req *h
 // attemptEnded records on the attempt's span (when traced) that it got
 // status (0: no response) or failed with err.
 func (rs *reqState) attemptEnded(status int, err error) {
-	if rs.spans.tr != nil {
+	if rs.spans != nil {
 		rs.spans.endAttempt(status, err)
 	}
 }
@@ -485,7 +486,7 @@ func (rs *reqState) attemptEnded(status int, err error) {
 // attemptAnswered records the status of the response an attempt got
 // (when traced); its span ends with the request.
 func (rs *reqState) attemptAnswered(status int) {
-	if rs.spans.tr != nil {
+	if rs.spans != nil {
 		rs.spans.cstatus = status
 	}
 }
@@ -592,7 +593,7 @@ func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, rs *reqState, sta
 
 // accessLine ends a request that was answered before it had a route.
 func (p *Proxy) accessLine(r *http.Request, rs *reqState, start time.Time, status int) {
-	p.unrouted(r.Method, r.Host, r.URL.Path, status, time.Since(start), &rs.spans)
+	p.unrouted(r.Method, r.Host, r.URL.Path, status, time.Since(start), rs.spans)
 }
 
 // unrouted ends a request of either server answered before it had a
@@ -600,7 +601,7 @@ func (p *Proxy) accessLine(r *http.Request, rs *reqState, start time.Time, statu
 // without a route is a refusal).
 func (p *Proxy) unrouted(method, host, path string, status int, d time.Duration, sp *spans) {
 	var sc trace.SpanContext
-	if sp.tr != nil {
+	if sp != nil && sp.tr != nil {
 		sc = sp.server.SpanContext()
 		sp.endServer(&outcome{method: method, status: status})
 	}
@@ -649,7 +650,7 @@ func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
 		method: r.Method, host: r.Host, path: r.URL.Path, client: r.RemoteAddr,
 		route: rs.route, up: rs.up, role: rs.role, ep: rs.ep,
 		status: status, attempts: rs.attempts, bytes: rs.rw.bytes, d: time.Since(start), err: rs.err,
-		grpc: rs.grpc.on, grpcStatus: rs.grpc.status, spans: &rs.spans,
+		grpc: rs.grpc.on, grpcStatus: rs.grpc.status, spans: rs.spans,
 	})
 }
 

@@ -391,3 +391,42 @@ func TestAccessLogSuccessRatio(t *testing.T) {
 		t.Error("the default ratio does not log every request")
 	}
 }
+
+// TestTracingUnrouted: a request answered before it had a route (404)
+// gets a server span too, with its status and the caller's parent, and
+// its access line names it; on both request paths.
+func TestTracingUnrouted(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tr, err := tracing.New(tracing.Config{SampleRatio: 1}, tracing.Options{Processor: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	p := New(Options{Log: zerolog.New(&buf), AccessLog: true, Tracer: tr, AccessLogSuccessDrop: 1})
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	for i, url := range []string{serveEngine(t, p, ServerOptions{}), srv.URL} {
+		tid := trace.TraceID{0xde, 0xad, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, byte(i)}
+		req, _ := http.NewRequest("GET", url+"/nowhere", nil)
+		req.Header.Set("Traceparent", "00-"+tid.String()+"-0102030405060708-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		s, clients := waitSpans(t, rec, tid)
+		if st, _ := spanAttr(s, "http.response.status_code"); st.AsInt64() != 404 || len(clients) != 0 || s.Parent().SpanID().String() != "0102030405060708" {
+			t.Errorf("404 span: status %d, %d client spans, parent %s", st.AsInt64(), len(clients), s.Parent().SpanID())
+		}
+		found := false
+		for _, l := range buf.lines(t, "access") {
+			found = found || (l["trace_id"] == tid.String() && l["span_id"] == s.SpanContext().SpanID().String() && l["status"] == float64(404))
+		}
+		if !found {
+			t.Errorf("no access line for the 404 of trace %s", tid)
+		}
+	}
+}

@@ -24,10 +24,12 @@ type queue struct {
 	spans        chan sdktrace.ReadOnlySpan
 	batch        int
 	batchTimeout time.Duration
-	stop         chan context.Context
-	flush        chan chan struct{}
-	done         chan struct{}
-	stopOnce     sync.Once
+	// stop closes on Shutdown, after stopCtx (the drain's bound) is set.
+	stop     chan struct{}
+	stopCtx  context.Context
+	stopOnce sync.Once
+	flush    chan chan struct{}
+	done     chan struct{}
 
 	dropFull, dropFailed, exported prometheus.Counter
 }
@@ -38,7 +40,7 @@ func newQueue(exp sdktrace.SpanExporter, c Config, reg prometheus.Registerer) *q
 		spans:        make(chan sdktrace.ReadOnlySpan, orDefault(c.QueueSize, DefaultQueueSize)),
 		batch:        orDefault(c.BatchSize, DefaultBatchSize),
 		batchTimeout: c.BatchTimeout,
-		stop:         make(chan context.Context),
+		stop:         make(chan struct{}),
 		flush:        make(chan chan struct{}),
 		done:         make(chan struct{}),
 	}
@@ -127,9 +129,9 @@ func (q *queue) run() {
 		case ack := <-q.flush:
 			drain(context.Background())
 			close(ack)
-		case ctx := <-q.stop:
-			drain(ctx)
-			_ = q.exp.Shutdown(ctx)
+		case <-q.stop:
+			drain(q.stopCtx)
+			_ = q.exp.Shutdown(q.stopCtx)
 			return
 		}
 	}
@@ -157,10 +159,8 @@ func (q *queue) ForceFlush(ctx context.Context) error {
 // (until ctx ends) and stops the exporter.
 func (q *queue) Shutdown(ctx context.Context) error {
 	q.stopOnce.Do(func() {
-		select {
-		case q.stop <- ctx:
-		case <-ctx.Done():
-		}
+		q.stopCtx = ctx
+		close(q.stop)
 	})
 	select {
 	case <-q.done:
