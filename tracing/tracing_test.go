@@ -71,7 +71,7 @@ func TestQueueDropsWhenFull(t *testing.T) {
 // as export_failed.
 func TestQueueExportFailed(t *testing.T) {
 	exp := &stuckExporter{release: make(chan struct{})}
-	tr, err := New(Config{SampleRatio: 1, QueueSize: 8, BatchSize: 8, BatchTimeout: time.Hour, }, Options{Exporter: exp})
+	tr, err := New(Config{SampleRatio: 1, QueueSize: 8, BatchSize: 8, BatchTimeout: time.Hour}, Options{Exporter: exp})
 	if err != nil {
 		t.Fatal(err)
 	}
