@@ -822,7 +822,7 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			t0 = time.Now()
 		}
 		if ex.spans.tr != nil {
-			ex.spans.startAttempt(ex.spans.method, ex.up, ep, ex.attempts, string(upath), t0)
+			ex.spans.startAttempt(ex.up, ep, ex.attempts, func() string { return string(upath) }, t0)
 		}
 		for fresh := false; ; fresh = true {
 			uc, f = c.attempt(hp, fresh, t0, upath, query, hasQuery, host, ep.Addr, prefix, upgrade)

@@ -226,8 +226,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			scheme = "https"
 		}
 		rs.spans = &spans{}
-		rs.spans.startServer(tr, propagation.HeaderCarrier(r.Header), r.Method, scheme, r.Host, r.URL.Path, hostOnly(r.RemoteAddr),
-			strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor), start)
+		if rs.spans.startServer(tr, propagation.HeaderCarrier(r.Header), start) {
+			rs.spans.describe(r.Method, scheme, r.Host, r.URL.Path, hostOnly(r.RemoteAddr), strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor))
+		}
 	}
 	defer p.done(r, rs, start)
 	p.serve(&rs.rw, r, rs, start)
@@ -470,7 +471,7 @@ func (rs *reqState) beginAttempt(ep *upstream.Endpoint, tried *[4]string, req *h
 	ep.Stats.Requests.Add(1)
 	rs.resp = respBody{stats: ep.Stats}
 	if rs.spans != nil {
-		rs.spans.startAttempt(req.Method, rs.up, ep, rs.attempts, req.URL.Path, time.Now())
+		rs.spans.startAttempt(rs.up, ep, rs.attempts, func() string { return req.URL.Path }, time.Now())
 		rs.spans.inject(req.Header)
 	}
 }

@@ -59,10 +59,20 @@ type spans struct {
 	cstatus int
 }
 
-// startServer starts the request's server span.
-func (s *spans) startServer(tr *tracing.Tracer, carrier propagation.TextMapCarrier, method, scheme, host, path, client, proto string, start time.Time) {
-	s.tr, s.method = tr, method
-	s.ctx, s.server = tr.StartServer(carrier, method, start,
+// startServer starts the request's server span; it reports whether the
+// span records (was sampled): only then does it need describe.
+func (s *spans) startServer(tr *tracing.Tracer, carrier propagation.TextMapCarrier, start time.Time) bool {
+	s.tr = tr
+	s.ctx, s.server = tr.StartServer(carrier, "HTTP", start)
+	return s.server.IsRecording()
+}
+
+// describe names a recording server span and sets its request
+// attributes; the strings must be the span's own (not aliasing a buffer).
+func (s *spans) describe(method, scheme, host, path, client, proto string) {
+	s.method = method
+	s.server.SetName(method)
+	s.server.SetAttributes(
 		attribute.String("http.request.method", method),
 		attribute.String("url.scheme", scheme),
 		attribute.String("url.path", path),
@@ -73,14 +83,22 @@ func (s *spans) startServer(tr *tracing.Tracer, carrier propagation.TextMapCarri
 }
 
 // startAttempt starts the client span of attempt n (1 for the first) to
-// ep.
-func (s *spans) startAttempt(method string, up *upstream.Upstream, ep *upstream.Endpoint, n int, path string, start time.Time) {
+// ep; path is called for the upstream path only when the span records.
+func (s *spans) startAttempt(up *upstream.Upstream, ep *upstream.Endpoint, n int, path func() string, start time.Time) {
+	s.cctx, s.client, s.cstatus = nil, nil, 0
+	if !s.server.IsRecording() {
+		// Parent-based: the attempt is not sampled either; its span only
+		// carries the context upstream.
+		s.cctx, s.client = s.tr.StartClient(s.ctx, "HTTP", start)
+		return
+	}
+	method := s.method
 	host, port, _ := net.SplitHostPort(ep.Addr)
 	attrs := []attribute.KeyValue{
 		attribute.String("http.request.method", method),
 		attribute.String("server.address", host),
 		attribute.String("network.peer.address", host),
-		attribute.String("url.path", path),
+		attribute.String("url.path", path()),
 		attrUpstream.String(up.Name()),
 		attrTarget.String(ep.Addr),
 		attrAttempt.Int(n),
@@ -91,7 +109,6 @@ func (s *spans) startAttempt(method string, up *upstream.Upstream, ep *upstream.
 	if n > 1 {
 		attrs = append(attrs, attribute.Int("http.request.resend_count", n-1))
 	}
-	s.cctx, s.client, s.cstatus = nil, nil, 0
 	s.cctx, s.client = s.tr.StartClient(s.ctx, method, start, attrs...)
 }
 
@@ -103,6 +120,10 @@ func (s *spans) endAttempt(status int, err error) {
 		return
 	}
 	s.client, s.cctx = nil, nil
+	if !sp.IsRecording() {
+		sp.End()
+		return
+	}
 	if status > 0 {
 		sp.SetAttributes(attribute.Int("http.response.status_code", status))
 	}
@@ -139,6 +160,10 @@ func (s *spans) endServer(o *outcome) {
 		return
 	}
 	s.endAttempt(s.cstatus, nil) // the attempt that answered ends with the request
+	if !sp.IsRecording() {
+		sp.End()
+		return
+	}
 	attrs := make([]attribute.KeyValue, 0, 10)
 	if o.status > 0 {
 		attrs = append(attrs, attribute.Int("http.response.status_code", o.status))
@@ -240,8 +265,9 @@ func (c *client) traceStart(tr *tracing.Tracer) {
 	if c.req.Form == h1.FormAbsolute {
 		host = c.req.Authority
 	}
-	c.ex.spans.startServer(tr, h1Carrier{&c.in}, string(c.req.Method), scheme, string(host), strings.Clone(c.in.dpath), c.ip,
-		"1."+strconv.Itoa(int(c.req.Minor)), c.ex.start)
+	if c.ex.spans.startServer(tr, h1Carrier{&c.in}, c.ex.start) {
+		c.ex.spans.describe(string(c.req.Method), scheme, string(host), strings.Clone(c.in.dpath), c.ip, "1."+strconv.Itoa(int(c.req.Minor)))
+	}
 }
 
 // unrouted ends an engine request answered before it had a route (see
