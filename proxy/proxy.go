@@ -21,8 +21,13 @@
 //     answered 500 when nothing was written yet (else the connection is
 //     aborted); the request is still counted and logged, and the proxy
 //     keeps serving. http.ErrAbortHandler aborts silently.
-//   - Every finished request gets one access-log line and is counted in
-//     Metrics; outcomes go back to the upstream (health, balancer stats).
+//   - Every finished request gets one access-log line (successes sampled
+//     by Options.AccessLogSuccessDrop; with the ids of its trace when
+//     traced) and is counted in Metrics; outcomes go back to the upstream
+//     (health, balancer stats).
+//   - With Options.Tracer, every request has a server span and every
+//     upstream attempt a client span (trace.go); without, nothing of
+//     tracing runs on either request path.
 //   - A request holds the upstream.Member of its target from the pick to
 //     the end of its bookkeeping, so a target removed meanwhile keeps its
 //     metric series until the request is counted. The series children of
