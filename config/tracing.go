@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -118,4 +119,15 @@ func checkCollectorURL(s string) error {
 		return errors.New("user information, a query or a fragment is not supported")
 	}
 	return nil
+}
+
+// SameTracing reports whether two tracing blocks (nil: absent) configure
+// the same tracing, wherever they are written.
+func SameTracing(a, b *Tracing) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Pos, y.Pos = Pos{}, Pos{}
+	return reflect.DeepEqual(x, y)
 }

@@ -67,3 +67,15 @@ func TestTracingErrors(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) { checkErrors(t, tc.src, nil, tc.want) })
 	}
 }
+
+func TestSameTracing(t *testing.T) {
+	a := &Tracing{Pos: Pos{1, 1}, Endpoint: "http://a:1", Propagators: []string{"b3"}}
+	b := &Tracing{Pos: Pos{5, 3}, Endpoint: "http://a:1", Propagators: []string{"b3"}}
+	if !SameTracing(a, b) || !SameTracing(nil, nil) || SameTracing(a, nil) {
+		t.Error("equal blocks differ")
+	}
+	b.Propagators = []string{"tracecontext"}
+	if SameTracing(a, b) {
+		t.Error("different propagators are the same")
+	}
+}

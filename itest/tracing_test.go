@@ -342,3 +342,68 @@ services:
 		})
 	}
 }
+
+// TestAccessLogSuccessSampling: with log.access_log_success_sample_ratio
+// 0 no success gets an access line and a failure (502) always does, with
+// its trace and span ids when tracing is on.
+func TestAccessLogSuccessSampling(t *testing.T) {
+	rec := &trReceiver{}
+	endpoint := startOTLPHTTP(t, rec)
+	origin := startBackend(t, "o", nil)
+	dead := trDeadAddr(t)
+	// The harness's log section ends the lines before the body: the first
+	// line of the body is one more key of it.
+	g := startGateway(t, fmt.Sprintf(`  access_log_success_sample_ratio: 0
+tracing:
+  endpoint: %s
+upstreams:
+  - name: u
+    targets:
+      - target: %s
+  - name: gone
+    targets:
+      - target: %s
+services:
+  - name: s
+    host: u
+    port: 80
+    protocol: http
+    routes:
+      - name: ok
+        paths: [/ok]
+  - name: bad
+    host: gone
+    port: 80
+    protocol: http
+    retries: 0
+    routes:
+      - name: bad
+        paths: [/bad]
+`, endpoint, origin.Addr, dead))
+	c := newClient()
+	for i := range 5 {
+		if status, _, body := get(t, c, g.url("/ok")); status != 200 {
+			t.Fatalf("request %d: status %d: %s", i, status, body)
+		}
+	}
+	if status, _, _ := get(t, c, g.url("/bad")); status != 502 {
+		t.Fatalf("status %d, want 502", status)
+	}
+	var bad map[string]any
+	waitFor(t, 5*time.Second, "the 502's access line", func() bool {
+		for _, l := range g.logsWhere("access") {
+			if l["path"] == "/bad" {
+				bad = l
+			}
+		}
+		return bad != nil
+	})
+	if bad["status"] != float64(502) || len(fmt.Sprint(bad["trace_id"])) != 32 || len(fmt.Sprint(bad["span_id"])) != 16 {
+		t.Errorf("502 access line %v", bad)
+	}
+	for _, l := range g.logsWhere("access") {
+		if l["path"] == "/ok" {
+			t.Errorf("a success was logged at ratio 0: %v", l)
+		}
+	}
+}
