@@ -26,6 +26,10 @@ type Tracing struct {
 	// Protocol is tracing.ProtocolHTTP (OTLP/HTTP protobuf, the default)
 	// or tracing.ProtocolGRPC.
 	Protocol string
+	// Headers are sent with every export (an API key: ${VAR} reads it
+	// from the environment); several values of one name are joined with
+	// ",".
+	Headers map[string]string
 	// SampleRatio is the share of root traces recorded (parent-based).
 	SampleRatio float64
 	// Propagators, in extraction order (tracing.Propagators()).
@@ -66,6 +70,12 @@ func (d *decoder) tracing(n *yaml.Node) *Tracing {
 		{"enabled", d.boolField(&t.Enabled, "enabled")},
 		{"endpoint", d.strField(&t.Endpoint, "endpoint", checkCollectorURL)},
 		{"protocol", d.enumField(&t.Protocol, "protocol", tracing.ProtocolHTTP, tracing.ProtocolGRPC)},
+		{"headers", func(v *yaml.Node) {
+			t.Headers = map[string]string{}
+			for k, vs := range d.headers(v, false) {
+				t.Headers[k] = strings.Join(vs, ",")
+			}
+		}},
 		{"sample_ratio", d.numberField(&t.SampleRatio, "sample_ratio", 0, 1)},
 		{"propagators", func(v *yaml.Node) {
 			var out []string

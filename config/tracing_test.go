@@ -10,6 +10,8 @@ func TestTracingBlock(t *testing.T) {
 	f, err := Parse("t.yaml", []byte(`tracing:
   endpoint: http://127.0.0.1:4317
   protocol: grpc
+  headers:
+    Authorization: Bearer ${OTLP_TOKEN}
   sample_ratio: 0.25
   propagators: [tracecontext, b3, b3multi]
   service_name: edge
@@ -19,11 +21,12 @@ func TestTracingBlock(t *testing.T) {
   export_timeout: 3s
 log:
   access_log_success_sample_ratio: 0.1
-`), nil)
+`), envOf(map[string]string{"OTLP_TOKEN": "s3cret"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &Tracing{Pos: Pos{2, 3}, Enabled: true, Endpoint: "http://127.0.0.1:4317", Protocol: "grpc", SampleRatio: 0.25,
+		Headers:     map[string]string{"Authorization": "Bearer s3cret"},
 		Propagators: []string{"tracecontext", "b3", "b3multi"}, ServiceName: "edge", QueueSize: 100, BatchSize: 10,
 		BatchTimeout: 2 * time.Second, ExportTimeout: 3 * time.Second}
 	if !reflect.DeepEqual(f.Tracing, want) {

@@ -18,6 +18,7 @@ func newTracer(cfg *config.File, version string, reg prometheus.Registerer) (*tr
 	tr, err := tracing.New(tracing.Config{
 		Protocol:       t.Protocol,
 		Endpoint:       t.Endpoint,
+		Headers:        t.Headers,
 		SampleRatio:    t.SampleRatio,
 		Propagators:    t.Propagators,
 		ServiceName:    t.ServiceName,

@@ -17,13 +17,20 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
 // The tracing tests run the binary against OTLP receivers in the test: an
 // OTLP/HTTP endpoint that decodes the protobuf export requests and an
 // OTLP/gRPC collector (the collector's TraceService), both keeping every
-// span they got.
+// span they got. Both refuse an export without the trKey header (the
+// configured tracing.headers).
+
+// trKey is the header every export must carry.
+const trKey, trKeyValue = "X-Otlp-Key", "k1"
 
 // trReceiver keeps the spans an OTLP receiver got.
 type trReceiver struct {
@@ -66,6 +73,10 @@ func startOTLPHTTP(t *testing.T, r *trReceiver) string {
 			http.Error(w, "want POST /v1/traces application/x-protobuf", http.StatusBadRequest)
 			return
 		}
+		if req.Header.Get(trKey) != trKeyValue {
+			http.Error(w, "no key", http.StatusUnauthorized)
+			return
+		}
 		var body io.Reader = req.Body
 		if req.Header.Get("Content-Encoding") == "gzip" {
 			zr, err := gzip.NewReader(req.Body)
@@ -101,7 +112,10 @@ type trCollector struct {
 	r *trReceiver
 }
 
-func (c *trCollector) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+func (c *trCollector) Export(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(trKey)) != 1 || md.Get(trKey)[0] != trKeyValue {
+		return nil, status.Error(codes.Unauthenticated, "no key")
+	}
 	c.r.add(req)
 	return &coltracepb.ExportTraceServiceResponse{}, nil
 }
@@ -138,6 +152,7 @@ func trDeadAddr(t *testing.T) string {
 const trConfig = `tracing:
   endpoint: %s
   protocol: %s
+  headers: {X-Otlp-Key: k1}
   batch_timeout: 50ms
 upstreams:
   - name: u
