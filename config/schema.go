@@ -75,6 +75,10 @@ const (
 	// MinRetryBudgetTTL and MaxRetryBudgetTTL bound a retry budget's ttl.
 	MinRetryBudgetTTL = time.Second
 	MaxRetryBudgetTTL = 10 * time.Minute
+	// MaxTracingQueueSize and MaxTracingBatchSize bound the tracing
+	// block's queue_size and batch_size (both from 1).
+	MaxTracingQueueSize = 1 << 20
+	MaxTracingBatchSize = 1 << 16
 )
 
 // Algorithms are an upstream's balancing algorithms, as Kong names them.

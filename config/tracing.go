@@ -43,12 +43,6 @@ type Tracing struct {
 	BatchTimeout, ExportTimeout time.Duration
 }
 
-// The ranges of the tracing block.
-const (
-	MaxTracingQueueSize = 1 << 20
-	MaxTracingBatchSize = 1 << 16
-)
-
 func defaultTracing() Tracing {
 	return Tracing{
 		Enabled:       true,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/proxy/h1"
+	"github.com/outrigger-gw/outrigger/tracing"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
@@ -251,6 +252,7 @@ type client struct {
 	scanR h1.ChunkedScanner // response body
 	dec   []byte            // a decoded response chunk (HTTP/1.0 client)
 	ex    exchange
+	tsp   spans // the traced request's spans (ex.spans), reset per traced request
 
 	// tls: the connection is TLS; subject is its verified client
 	// certificate's subject (with ClientSubjectHeader set; "" when none).
@@ -274,11 +276,11 @@ type exchange struct {
 	start     time.Time
 	end       time.Time // the response was relayed whole (zero otherwise)
 	status    int
-	bodySent  int64 // request body bytes written upstream
-	bodyDone  bool  // the request body was read whole from the client
-	clientErr bool  // the client failed (gone, bad body)
-	finished  bool  // counted and logged (finish ran)
-	spans     spans // tracing (zero when off)
+	bodySent  int64  // request body bytes written upstream
+	bodyDone  bool   // the request body was read whole from the client
+	clientErr bool   // the client failed (gone, bad body)
+	finished  bool   // counted and logged (finish ran)
+	spans     *spans // tracing: &client.tsp when traced, nil when off
 }
 
 func (s *Server) getClient(nc net.Conn) *client {
@@ -311,6 +313,9 @@ func (s *Server) putClient(c *client) {
 	c.req.Reset()
 	c.in = h1Inbound{}
 	c.ex = exchange{}
+	if c.tsp.tr != nil {
+		c.tsp = spans{} // no span kept alive by the pool
+	}
 	if cap(c.out) > 64<<10 {
 		c.out = make([]byte, 0, 4096)
 	}
@@ -821,7 +826,7 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		if ex.attempts > 1 {
 			t0 = time.Now()
 		}
-		if ex.spans.tr != nil {
+		if ex.spans != nil {
 			ex.spans.startAttempt(ex.up, ep, ex.attempts, func() string { return string(upath) }, t0)
 		}
 		for fresh := false; ; fresh = true {
@@ -845,7 +850,7 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			break
 		}
 		ep.Stats.InFlight.Add(-1)
-		if ex.spans.tr != nil {
+		if ex.spans != nil {
 			ex.spans.endAttempt(0, f.err)
 		}
 		if f.err == errConnectionLimit {
@@ -886,7 +891,7 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			mt.Retries.WithLabelValues(svc.Name, ex.up.Name()).Inc()
 		}
 	}
-	if ex.spans.tr != nil {
+	if ex.spans != nil {
 		ex.spans.cstatus = uc.resp.Status
 	}
 	return c.respond(uc, upgrade)
@@ -1165,7 +1170,10 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 	passChunked := req.Chunked
 	teTrailers := false
 	xff := false
-	tr := ex.spans.tr // traced: the propagation fields are the proxy's
+	var tr *tracing.Tracer // traced: the propagation fields are the proxy's
+	if ex.spans != nil {
+		tr = ex.spans.tr
+	}
 	for i := range req.Fields {
 		fl := &req.Fields[i]
 		name := fl.Name
@@ -1521,6 +1529,6 @@ func (c *client) finish(method, host, path string) {
 	p.account(&outcome{
 		method: method, host: host, path: path, client: client,
 		route: ex.route, up: ex.up, role: ex.role, ep: ex.ep,
-		status: ex.status, attempts: ex.attempts, bytes: ex.bytes, d: d, err: ex.err, spans: &ex.spans,
+		status: ex.status, attempts: ex.attempts, bytes: ex.bytes, d: d, err: ex.err, spans: ex.spans,
 	})
 }

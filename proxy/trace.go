@@ -50,6 +50,8 @@ const (
 type spans struct {
 	tr     *tracing.Tracer // nil: not traced
 	method string          // the request's (its own copy)
+	// req are the server span's request attributes, set when it ends.
+	req    [6]attribute.KeyValue
 	ctx    context.Context // holds server
 	server trace.Span
 	// cctx holds client, the current attempt's span until it ends;
@@ -72,14 +74,14 @@ func (s *spans) startServer(tr *tracing.Tracer, carrier propagation.TextMapCarri
 func (s *spans) describe(method, scheme, host, path, client, proto string) {
 	s.method = method
 	s.server.SetName(method)
-	s.server.SetAttributes(
+	s.req = [...]attribute.KeyValue{
 		attribute.String("http.request.method", method),
 		attribute.String("url.scheme", scheme),
 		attribute.String("url.path", path),
 		attribute.String("server.address", hostOnly(host)),
 		attribute.String("client.address", client),
 		attribute.String("network.protocol.version", proto),
-	)
+	}
 }
 
 // startAttempt starts the client span of attempt n (1 for the first) to
@@ -164,7 +166,10 @@ func (s *spans) endServer(o *outcome) {
 		sp.End()
 		return
 	}
-	attrs := make([]attribute.KeyValue, 0, 10)
+	// One SetAttributes with the request's and the outcome's: the SDK
+	// grows and dedupes the span's attributes once.
+	attrs := make([]attribute.KeyValue, 0, len(s.req)+12)
+	attrs = append(attrs, s.req[:]...)
 	if o.status > 0 {
 		attrs = append(attrs, attribute.Int("http.response.status_code", o.status))
 	}
@@ -265,6 +270,8 @@ func (c *client) traceStart(tr *tracing.Tracer) {
 	if c.req.Form == h1.FormAbsolute {
 		host = c.req.Authority
 	}
+	c.tsp = spans{}
+	c.ex.spans = &c.tsp
 	if c.ex.spans.startServer(tr, h1Carrier{&c.in}, c.ex.start) {
 		c.ex.spans.describe(string(c.req.Method), scheme, string(host), strings.Clone(c.in.dpath), c.ip, "1."+strconv.Itoa(int(c.req.Minor)))
 	}
@@ -274,10 +281,10 @@ func (c *client) traceStart(tr *tracing.Tracer) {
 // Proxy.unrouted); it gets a server span when tracing is on.
 func (c *client) unrouted(status int) {
 	p := c.s.p
-	if tr := p.opts.Tracer; tr != nil && c.ex.spans.tr == nil {
+	if tr := p.opts.Tracer; tr != nil && c.ex.spans == nil {
 		c.traceStart(tr)
 	}
-	if p.opts.AccessLog || c.ex.spans.tr != nil {
-		p.unrouted(bstr(c.req.Method), bstr(c.req.Host), c.in.dpath, status, time.Since(c.ex.start), &c.ex.spans)
+	if p.opts.AccessLog || c.ex.spans != nil {
+		p.unrouted(bstr(c.req.Method), bstr(c.req.Host), c.in.dpath, status, time.Since(c.ex.start), c.ex.spans)
 	}
 }
