@@ -148,6 +148,9 @@ func TestOpenAPIExamplesWork(t *testing.T) {
 	for _, o := range ops {
 		id := o.op["operationId"].(string)
 		t.Run(id, func(t *testing.T) {
+			if id == "streamStats" {
+				t.Skip("an endless event stream: TestStatsStreamFrames calls it with frames=N")
+			}
 			e := contractFixture(t, id)
 			var body any
 			if rb, ok := o.op["requestBody"].(map[string]any); ok {

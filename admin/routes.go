@@ -67,6 +67,7 @@ func (a *api) routes() []endpoint {
 		{method: http.MethodGet, path: "/ready", op: "getReady", tag: "status", summary: "Readiness probe (503 when not ready); needs no token", out: "Ready", ok: http.StatusOK, h: a.ready},
 		{method: http.MethodGet, path: "/health", op: "getHealth", tag: "status", summary: "Liveness probe; needs no token", out: "Message", ok: http.StatusOK, h: a.alive},
 		{method: http.MethodGet, path: "/metrics", op: "getMetrics", tag: "status", summary: "Prometheus metrics (text exposition format)", out: "text", ok: http.StatusOK, raw: a.metricsHandler()},
+		{method: http.MethodGet, path: "/stats/stream", op: "streamStats", tag: "status", summary: "Server-sent events: one \"stats\" frame a second with every upstream's targets (state, in-flight, responses, 5xx) and each service's traffic per upstream (requests, 5xx, latency histogram), cumulative; ?frames=N ends after N frames; 503 over the client bound", out: "events", ok: http.StatusOK, raw: http.HandlerFunc(a.streamStats)},
 		{method: http.MethodGet, path: "/openapi.json", op: "getOpenAPI", tag: "status", summary: "This document", out: "object", ok: http.StatusOK, raw: http.HandlerFunc(a.serveSpec)},
 
 		// The admin layer as a whole.
