@@ -28,13 +28,20 @@ import (
 // net/http.
 func tracedProxy(t *testing.T, o Options, ratio float64, props []string, retries int, backends ...string) (rec *tracetest.SpanRecorder, engineURL, netURL string) {
 	t.Helper()
+	rec, engineURL, netURL, _ = tracedProxyUp(t, o, ratio, props, retries, backends...)
+	return rec, engineURL, netURL
+}
+
+// tracedProxyUp is tracedProxy that also returns the upstream.
+func tracedProxyUp(t *testing.T, o Options, ratio float64, props []string, retries int, backends ...string) (rec *tracetest.SpanRecorder, engineURL, netURL string, u *upstream.Upstream) {
+	t.Helper()
 	rec = tracetest.NewSpanRecorder()
 	tr, err := tracing.New(tracing.Config{SampleRatio: ratio, Propagators: props}, tracing.Options{Processor: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tr.Shutdown(t.Context()) })
-	u := upstream.New(upstream.Options{Name: "u", Balancer: balance.NewRoundRobin()})
+	u = upstream.New(upstream.Options{Name: "u", Balancer: balance.NewRoundRobin()})
 	var ts []upstream.Target
 	for _, b := range backends {
 		ts = append(ts, upstream.Target{Addr: b, Weight: 1})
@@ -54,7 +61,7 @@ func tracedProxy(t *testing.T, o Options, ratio float64, props []string, retries
 	p.SetTable(&Table{Router: rt})
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
-	return rec, serveEngine(t, p, ServerOptions{}), srv.URL
+	return rec, serveEngine(t, p, ServerOptions{}), srv.URL, u
 }
 
 // headerOrigin answers 200 and sends the propagation fields of each
@@ -433,5 +440,52 @@ func TestTracingUnrouted(t *testing.T) {
 			}
 			return false
 		})
+	}
+}
+
+// TestTracingStatusRetry: an attempt answered with a status retry_on
+// names ends its span with that status (an error), and the retry's span
+// has the answer relayed.
+func TestTracingStatusRetry(t *testing.T) {
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
+	t.Cleanup(busy.Close)
+	origin, seen := headerOrigin(t)
+	rec, engineURL, netURL, u := tracedProxyUp(t, Options{Log: zerolog.Nop()}, 1, nil, 1, strings.TrimPrefix(busy.URL, "http://"), origin)
+	on, err := upstream.ParseRetryOn([]string{"503"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.SetRetryPolicy(&upstream.RetryPolicy{On: on})
+	for j, url := range []string{engineURL, netURL} {
+		retried := false
+		for i := range 2 {
+			tid := trace.TraceID{0x50, 3, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, byte(j), byte(i)}
+			req, _ := http.NewRequest("GET", url+"/s", nil)
+			req.Header.Set("Traceparent", "00-"+tid.String()+"-0102030405060708-01")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			<-seen
+			_, clients := waitSpans(t, rec, tid)
+			if len(clients) == 1 {
+				continue
+			}
+			retried = true
+			for _, c := range clients {
+				n, _ := spanAttr(c, "outrigger.attempt")
+				st, _ := spanAttr(c, "http.response.status_code")
+				if want := map[int64]int64{1: 503, 2: 200}[n.AsInt64()]; st.AsInt64() != want || (want == 503) != (c.Status().Code.String() == "Error") {
+					t.Errorf("attempt %d: status %d (%v), want %d", n.AsInt64(), st.AsInt64(), c.Status(), want)
+				}
+			}
+		}
+		if !retried {
+			t.Fatalf("%s: no request was retried", url)
+		}
 	}
 }
