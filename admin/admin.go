@@ -27,10 +27,12 @@
 //     "Kong-Admin-Token: TOKEN".
 //   - The routes table in routes.go drives both the mux and GET
 //     /openapi.json, so the document lists exactly what is served.
-//   - Upstreams, services, routes and certificates are served by one
-//     generic store (store.go: list, get, create, put, patch, delete)
-//     over a description of each kind (kinds.go) whose hooks hold only
-//     what differs between them.
+//   - Upstreams, services, routes, certificates, plugins, consumers and
+//     key-auth credentials are served by one generic store (store.go:
+//     list, get, create, put, patch, delete) over a description of each
+//     kind (kinds.go, plugins.go) whose hooks hold only what differs
+//     between them. A plugin's config is checked by the schema the file
+//     uses (config.CheckPluginConfig).
 //   - A panic while serving a request follows internal/guard's rule:
 //     logged at error level with its stack, counted in Options.Panics,
 //     answered 500 {"message":"An unexpected error occurred"} when nothing

@@ -339,7 +339,7 @@ func schemas() js {
 			"key_file":  sstr("likewise, the key's path"),
 		})), "id", "cert", "key", "snis"),
 		"Tag": sobj(js{
-			"entity_name": senum("the entity's kind", "upstreams", "targets", "services", "routes", "certificates"),
+			"entity_name": senum("the entity's kind", "upstreams", "targets", "services", "routes", "plugins", "consumers", "keyauth_credentials", "certificates"),
 			"entity_id":   uuidSchema(""),
 			"tag":         sstr(""),
 		}, "entity_name", "entity_id", "tag"),
@@ -392,6 +392,10 @@ func pathParams() map[string][2]string {
 		"certificate": {"the certificate's id or one of its SNIs", exCert},
 		"sni":         {"the SNI's name or id", exSNI},
 		"tag":         {"one tag", exTag},
+		"plugin":      {"the plugin's id", exPlugin},
+		"consumer":    {"the consumer's id or username", exConsumer},
+		"keyauth":     {"the key-auth credential's id or key", exKeyAuth},
+		"name":        {"a plugin's name", "rate-limiting"},
 	}
 }
 
@@ -399,6 +403,9 @@ func pathParams() map[string][2]string {
 func (a *api) openAPI() js {
 	comps := schemas()
 	for name, s := range debugSchemas() {
+		comps[name] = s
+	}
+	for name, s := range pluginSchemas() {
 		comps[name] = s
 	}
 	params := pathParams()

@@ -45,6 +45,10 @@ type decoder struct {
 	file   string
 	lookup func(string) (string, bool)
 	errs   []Error
+	// plugins and nested are the plugins decoded so far and the lists
+	// nested in services and routes (pluginfile.go).
+	plugins []pluginEntry
+	nested  []nestedPlugins
 }
 
 func pos(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }

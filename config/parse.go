@@ -92,6 +92,8 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"tracing", func(v *yaml.Node) { f.Tracing = d.tracing(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
+		{"plugins", d.decodePlugins},
+		{"consumers", func(v *yaml.Node) { d.decodeConsumers(v, f) }},
 		{"fleet", func(v *yaml.Node) { fleetGroup = d.fleet(v, &f.Fleet) }},
 	})
 	if len(f.Proxy.Listeners) == 0 {
@@ -132,6 +134,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		f.Routes = append(f.Routes, r.route)
 	}
 	d.unique("route", routeNames)
+	d.finishPlugins(f)
 }
 
 // unique reports names used twice, at the second use.
@@ -758,6 +761,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 			parsed = &u
 		}},
 		{"routes", func(v *yaml.Node) { routesNode = v }},
+		d.pluginsIn(&s.Name, nil),
 	})
 	if seen == nil {
 		return s, name, nil
@@ -862,6 +866,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 			}
 			r.Protocols = ps
 		}},
+		d.pluginsIn(nil, &r.Name),
 	})
 	if parent != nil {
 		r.Service = parent.Name

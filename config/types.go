@@ -24,6 +24,12 @@ type File struct {
 	// Certificates are the TLS certificates of the ssl listeners, in file
 	// order (ids set).
 	Certificates []Certificate
+	// Plugins, Consumers and KeyAuths (consumers' key-auth credentials)
+	// are Kong's entities of those names, in file order (ids set; see
+	// plugins.go).
+	Plugins   []Plugin
+	Consumers []Consumer
+	KeyAuths  []KeyAuth
 }
 
 // Proxy is the "proxy" section.

@@ -15,6 +15,7 @@ import (
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/health"
 	"github.com/outrigger-gw/outrigger/proxy"
+	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/state"
 	"github.com/outrigger-gw/outrigger/upstream"
@@ -36,6 +37,7 @@ type plan struct {
 	direct    map[string]*upstream.Upstream
 	routing   *routing
 	router    *router.Router
+	plugins   *plugins.Set
 	certs     *certs.Loaded // nil: the certificates in force stay
 }
 
@@ -48,6 +50,14 @@ type routing struct {
 	proxy    config.Proxy
 	canaries map[string]state.Canary // percent left out: the splitter takes it
 	ups      map[string]routedUpstream
+	plugins  pluginEntities
+}
+
+// pluginEntities are what the plugins are compiled from.
+type pluginEntities struct {
+	plugins   []config.Plugin
+	consumers []config.Consumer
+	keyAuths  []config.KeyAuth
 }
 
 type routedUpstream struct {
@@ -57,7 +67,8 @@ type routedUpstream struct {
 
 func routingOf(file, cfg *config.File, doc *state.Doc, ups map[string]*upstreamRT) *routing {
 	r := &routing{file: file, services: cfg.Services, routes: cfg.Routes, proxy: cfg.Proxy,
-		canaries: map[string]state.Canary{}, ups: map[string]routedUpstream{}}
+		canaries: map[string]state.Canary{}, ups: map[string]routedUpstream{},
+		plugins: pluginEntities{cfg.Plugins, cfg.Consumers, cfg.KeyAuths}}
 	for name, c := range doc.Canaries {
 		cp := *c
 		cp.Percent, cp.UpdatedAt = 0, 0
@@ -80,7 +91,8 @@ func (r *routing) equal(o *routing) bool {
 		}
 	}
 	return reflect.DeepEqual(r.services, o.services) && reflect.DeepEqual(r.routes, o.routes) &&
-		reflect.DeepEqual(r.proxy, o.proxy) && reflect.DeepEqual(r.canaries, o.canaries)
+		reflect.DeepEqual(r.proxy, o.proxy) && reflect.DeepEqual(r.canaries, o.canaries) &&
+		reflect.DeepEqual(r.plugins, o.plugins)
 }
 
 // serviceStats are a service's rollout counters; they live as long as the
@@ -181,8 +193,12 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	if p.routing.equal(g.routing) {
 		// Services and routes are what they were: the router in force
 		// stays, with its services, splitters, stats and direct hosts.
-		p.router, p.splitters, p.stats, p.direct = g.router, g.splitters, g.stats, g.direct
+		p.router, p.splitters, p.stats, p.direct, p.plugins = g.router, g.splitters, g.stats, g.direct, g.plugins
 		return p, nil
+	}
+	var err error
+	if p.plugins, err = buildPlugins(cfg, g.plugins); err != nil {
+		return nil, err
 	}
 
 	services := make(map[string]*proxy.Service, len(cfg.Services))
@@ -286,7 +302,8 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 			Value: &proxy.Route{Name: cr.Name, Service: svc, StripPath: cr.StripPath, PreserveHost: cr.PreserveHost,
 				PathHandling: pathHandling(cr.PathHandling), Regexps: res,
 				GRPC:      slices.Contains(cr.Protocols, config.ProtocolGRPC) || slices.Contains(cr.Protocols, config.ProtocolGRPCS),
-				GRPCSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolGRPCS})},
+				GRPCSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolGRPCS}),
+				Plugins:   p.plugins.Chain(cr.Name)},
 		})
 	}
 	rt, err := router.New(routes)
@@ -380,7 +397,7 @@ func (g *Gateway) commitLocked(p *plan) {
 	g.adminToken.Store(&p.cfg.Admin.Token)
 	g.gen++
 	g.cfg = p.cfg
-	g.routing, g.router = p.routing, p.router
+	g.routing, g.router, g.plugins = p.routing, p.router, p.plugins
 	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen})
 	if p.certs != nil {
 		g.certs.Commit(p.certs)

@@ -63,6 +63,7 @@ import (
 	kube "github.com/outrigger-gw/outrigger/discovery/kubernetes"
 	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/proxy"
+	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/state"
 	"github.com/outrigger-gw/outrigger/tracing"
@@ -142,6 +143,7 @@ type Gateway struct {
 	direct     map[string]*upstream.Upstream // services' one-target upstreams by host:port
 	routing    *routing                      // what the router in force was built from
 	router     *router.Router
+	plugins    *plugins.Set // the router's compiled plugins
 	watchers   []*watcher
 	serving    bool            // Serve runs: new checkers and watchers start at once
 	ctx        context.Context // Serve's context, for checkers started by Apply

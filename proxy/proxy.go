@@ -41,6 +41,9 @@
 //   - Bodies stream without buffering: server-sent events and other
 //     responses of unknown length are flushed as they arrive; WebSocket and
 //     other upgrades are tunnelled.
+//   - A route's plugins (Route.Plugins, package proxy/plugins) run on both
+//     request paths once the route is matched (pluginhook.go); a route
+//     without plugins has a nil chain and takes no step of theirs.
 //   - HTTP/2 clients of the engine (h2c and ALPN h2) are served by one
 //     http2.Server per engine Server with the limits of H2Options; their
 //     request trailers reach the upstream. Shutdown sends them GOAWAY:
@@ -73,6 +76,7 @@ import (
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/internal/guard"
+	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/tracing"
 	"github.com/outrigger-gw/outrigger/upstream"
@@ -125,6 +129,8 @@ type Route struct {
 	// protocols); it serves gRPC requests over HTTP/2 only. GRPCSOnly:
 	// only grpcs (gRPC over TLS).
 	GRPC, GRPCSOnly bool
+	// Plugins is the route's plugin chain; nil when none applies.
+	Plugins *plugins.Chain
 }
 
 // Table is an immutable routing table.
@@ -164,6 +170,9 @@ type Proxy struct {
 	table atomic.Pointer[Table]
 	rp    *httputil.ReverseProxy
 	guard guard.Guard
+	// exchanges are the plugins' per-request state on the net/http path
+	// (*plugins.Exchange), taken only for a route with plugins.
+	exchanges sync.Pool
 	// logSample: successful requests are sampled for the access log, kept
 	// when their draw is below logBound (see logged).
 	logSample bool
@@ -173,6 +182,7 @@ type Proxy struct {
 // New returns a Proxy with an empty table (every request gets 404).
 func New(o Options) *Proxy {
 	p := &Proxy{opts: o, log: o.Log}
+	p.exchanges.New = func() any { return &plugins.Exchange{} }
 	if d := o.AccessLogSuccessDrop; d > 0 {
 		p.logSample, p.logBound = true, uint64((1-min(d, 1))*(1<<63))
 	}
@@ -255,6 +265,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // proxied request is counted and logged (with the 500 of a panic).
 func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
 	v := recover()
+	defer p.releasePlugins(&rs.rw)
 	if v == nil {
 		if rs.route != nil {
 			p.finish(r, rs, start)
@@ -291,6 +302,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		ref.write(w)
 		p.accessLine(r, rs, start, ref.status)
 		return
+	}
+	if rt.Plugins != nil {
+		x := p.exchanges.Get().(*plugins.Exchange)
+		rs.rw.plug = x // given back by done, after the last write
+		if !runPlugins(rt, x, httpInbound{r}, r.TLS != nil, rs.grpc.on) {
+			pluginAnswerHTTP(w, x, &rs.grpc)
+			p.accessLine(r, rs, start, x.Status)
+			return
+		}
 	}
 	if max := p.opts.MaxBodySize; max > 0 {
 		if r.ContentLength > max {
@@ -377,6 +397,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	} else {
 		out.Host = ""
+	}
+	if rs.rw.plug != nil {
+		applyUp(out, rs.rw.plug)
 	}
 }
 
@@ -626,9 +649,10 @@ func (p *Proxy) accessLine(r *http.Request, rs *reqState, start time.Time, statu
 	p.unrouted(r.Method, r.Host, r.URL.Path, status, time.Since(start), rs.spans)
 }
 
-// unrouted ends a request of either server answered before it had a
-// route: its span and its access line (always written: an answer
-// without a route is a refusal).
+// unrouted ends a request of either server answered by the proxy itself
+// before it had an upstream (no route, a refusal, a plugin's answer): its
+// span and its access line (always written: such an answer is a
+// refusal).
 func (p *Proxy) unrouted(method, host, path string, status int, d time.Duration, sp *spans) {
 	var sc trace.SpanContext
 	if sp != nil && sp.tr != nil {
@@ -768,11 +792,16 @@ type respWriter struct {
 	bytes    int64
 	hijacked bool
 	grpc     bool // the request is gRPC (errors are gRPC's)
+	// plug, when the route has plugins, holds their response edits.
+	plug *plugins.Exchange
 }
 
 func (w *respWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
+		if w.plug != nil {
+			applyDown(w.Header(), w.plug)
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -780,6 +809,9 @@ func (w *respWriter) WriteHeader(code int) {
 func (w *respWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		if w.plug != nil {
+			applyDown(w.Header(), w.plug)
+		}
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)

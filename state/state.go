@@ -42,6 +42,11 @@ type Doc struct {
 	Marks map[string]map[string]string `json:"marks,omitempty"`
 	// Certificates are keyed by id (certificates have no name).
 	Certificates map[string]*Certificate `json:"certificates,omitempty"`
+	// Plugins and KeyAuths are keyed by id, Consumers by username (or
+	// id); see plugins.go.
+	Plugins   map[string]*Plugin   `json:"plugins,omitempty"`
+	Consumers map[string]*Consumer `json:"consumers,omitempty"`
+	KeyAuths  map[string]*KeyAuth  `json:"keyauth_credentials,omitempty"`
 }
 
 // Meta is what every entity carries, as in Kong.
