@@ -489,3 +489,54 @@ func TestTracingStatusRetry(t *testing.T) {
 		}
 	}
 }
+
+// TestTracingPluginAnswer: a request a plugin answers (key-auth's 401)
+// gets its server span with the status and no client span, and its
+// access line names the trace; both request paths.
+func TestTracingPluginAnswer(t *testing.T) {
+	origin, _ := headerOrigin(t)
+	rec := tracetest.NewSpanRecorder()
+	tr, err := tracing.New(tracing.Config{SampleRatio: 1}, tracing.Options{Processor: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := upstream.New(upstream.Options{Name: "u", Balancer: balance.NewRoundRobin()})
+	u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: origin, Weight: 1}})
+	svc := &Service{Name: "s", Scheme: "http", Upstream: u,
+		Transport: NewTransports().Get(TransportOptions{ConnectTimeout: time.Second, MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute})}
+	rt, err := router.New([]router.Route{{Name: "r", Paths: []string{"/"},
+		Value: &Route{Name: "r", Service: svc, Plugins: testChain(t, testPlugin(t, "key-auth", nil))}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf syncBuffer
+	p := New(Options{Log: zerolog.New(&buf), AccessLog: true, Tracer: tr})
+	p.SetTable(&Table{Router: rt})
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	for i, url := range []string{serveEngine(t, p, ServerOptions{}), srv.URL} {
+		tid := trace.TraceID{0x91, 0x7, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, byte(i)}
+		req, _ := http.NewRequest("GET", url+"/keyed", nil)
+		req.Header.Set("Traceparent", "00-"+tid.String()+"-0102030405060708-01")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		s, clients := waitSpans(t, rec, tid)
+		if st, _ := spanAttr(s, "http.response.status_code"); st.AsInt64() != 401 || len(clients) != 0 {
+			t.Errorf("plugin answer span: status %d, %d client spans", st.AsInt64(), len(clients))
+		}
+		waitUntil(t, func() bool {
+			for _, l := range buf.lines(t, "access") {
+				if l["trace_id"] == tid.String() && l["status"] == float64(401) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
