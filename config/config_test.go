@@ -86,7 +86,7 @@ func TestParseExample(t *testing.T) {
 			HTTP2MaxHeaderListSize:    64 << 10,
 		},
 		Admin:     Admin{Pos: Pos{4, 3}, Listen: "127.0.0.1:8001", Store: "file", Consul: AdminConsul{Key: DefaultAdminKey}},
-		Log:       Log{Level: "info", Format: "auto", AccessLog: true},
+		Log:       Log{Level: "info", Format: "auto", AccessLog: true, AccessLogSuccessSampleRatio: 1},
 		Upstreams: []Upstream{up},
 		Services: []Service{{
 			Pos:            Pos{14, 5},
@@ -152,7 +152,7 @@ func TestDefault(t *testing.T) {
 		d.Proxy.DrainTimeout != 30*time.Second || d.Proxy.MaxIdleConnsPerHost != 64 ||
 		d.Proxy.IdleConnTimeout != 90*time.Second || d.Proxy.MaxBodySize != 0 ||
 		d.Proxy.IdleTimeout != 60*time.Second || d.Proxy.HeaderTimeout != 10*time.Second || d.Proxy.MaxConnections != 0 ||
-		d.Log != (Log{Level: "info", Format: "auto", AccessLog: true}) {
+		d.Log != (Log{Level: "info", Format: "auto", AccessLog: true, AccessLogSuccessSampleRatio: 1}) {
 		t.Errorf("Default() = %+v", d)
 	}
 }
@@ -383,7 +383,7 @@ log:
 				if f.Admin.Listen != ":9000" {
 					t.Errorf("admin = %+v", f.Admin)
 				}
-				if f.Log != (Log{Pos: Pos{18, 3}, Level: "warn", Format: "json", AccessLog: false}) {
+				if f.Log != (Log{Pos: Pos{18, 3}, Level: "warn", Format: "json", AccessLog: false, AccessLogSuccessSampleRatio: 1}) {
 					t.Errorf("log = %+v", f.Log)
 				}
 			},

@@ -90,6 +90,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 			})
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
+		{"tracing", func(v *yaml.Node) { f.Tracing = d.tracing(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
 		{"plugins", d.decodePlugins},
 		{"consumers", func(v *yaml.Node) { d.decodeConsumers(v, f) }},
@@ -242,6 +243,7 @@ func (d *decoder) log(n *yaml.Node, l *Log) {
 		{"level", d.enumField(&l.Level, "level", "debug", "info", "warn", "error")},
 		{"format", d.enumField(&l.Format, "format", "auto", "json", "console")},
 		{"access_log", d.boolField(&l.AccessLog, "access_log")},
+		{"access_log_success_sample_ratio", d.numberField(&l.AccessLogSuccessSampleRatio, "access_log_success_sample_ratio", 0, 1)},
 	})
 }
 

@@ -91,6 +91,10 @@ const (
 	// success_rate.interval.
 	MinSuccessRateInterval = 100 * time.Millisecond
 	MaxSuccessRateInterval = time.Hour
+	// MaxTracingQueueSize and MaxTracingBatchSize bound the tracing
+	// block's queue_size and batch_size (both from 1).
+	MaxTracingQueueSize = 1 << 20
+	MaxTracingBatchSize = 1 << 16
 )
 
 // RetryOnConditions are retry_on's failure classes (Envoy's retry_on

@@ -19,6 +19,8 @@ type File struct {
 	Routes []Route
 	// Register is the local service to announce; nil when absent.
 	Register *Register
+	// Tracing is the tracing block; nil when absent (tracing off).
+	Tracing *Tracing
 	// Certificates are the TLS certificates of the ssl listeners, in file
 	// order (ids set).
 	Certificates []Certificate
@@ -133,6 +135,10 @@ type Log struct {
 	// Format is one of auto, json, console.
 	Format    string
 	AccessLog bool
+	// AccessLogSuccessSampleRatio is the share (0..1) of successful
+	// requests (status below 400, gRPC OK) that get an access line;
+	// failed ones always do. Default 1.
+	AccessLogSuccessSampleRatio float64
 }
 
 // Upstream is a named set of targets with a load-balancing algorithm.
@@ -475,6 +481,8 @@ func Default() *File {
 			Level:     DefaultLogLevel,
 			Format:    DefaultLogFormat,
 			AccessLog: true,
+
+			AccessLogSuccessSampleRatio: 1,
 		},
 		Upstreams: []Upstream{},
 		Services:  []Service{},

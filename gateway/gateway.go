@@ -66,6 +66,7 @@ import (
 	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/state"
+	"github.com/outrigger-gw/outrigger/tracing"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
@@ -112,6 +113,7 @@ type Gateway struct {
 	kubePool         *kube.Pool     // shared API clients and informers of every Kubernetes source
 	consulProbes     *consul.Probes // agent reachability probes shared by Consul sources and the registrar
 	discoveryMetrics *discoveryMetrics
+	tracer           *tracing.Tracer        // nil: tracing off; set by New
 	adminToken       atomic.Pointer[string] // the token in force (reloads rotate it)
 	certs            *certs.Store           // the ssl listeners' certificates in force
 
@@ -191,12 +193,20 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 	if g.zone == "" {
 		g.zone, _ = o.LookupEnv("OUTRIGGER_ZONE")
 	}
+	tr, err := newTracer(cfg, g.version, reg)
+	if err != nil {
+		return nil, err
+	}
+	g.tracer = tr
 	g.proxy = proxy.New(proxy.Options{
 		Log:         o.Log.With().Str("log", "access").Logger(),
 		AccessLog:   cfg.Log.AccessLog,
 		Metrics:     g.metrics.proxy,
 		MaxBodySize: cfg.Proxy.MaxBodySize,
 		Panics:      g.metrics.requestPanics.WithLabelValues("proxy"),
+		Tracer:      tr,
+
+		AccessLogSuccessDrop: 1 - cfg.Log.AccessLogSuccessSampleRatio,
 	})
 	g.discoveryMetrics = newDiscoveryMetrics(reg)
 	g.certs = newCertStore(reg, o.Log)
@@ -539,6 +549,15 @@ func (g *Gateway) ServeListeners(ctx context.Context, proxyLns []net.Listener, a
 	wg.Wait()
 	g.transports.CloseIdle()
 	_ = g.nacosPool.Close()
+	if g.tracer != nil {
+		// The spans of the drained requests go out, within the drain
+		// deadline's length.
+		tctx, tcancel := context.WithTimeout(context.Background(), drainTimeout)
+		if err := g.tracer.Shutdown(tctx); err != nil {
+			g.log.Warn().Err(err).Msg("tracing: spans still queued at shutdown were dropped")
+		}
+		tcancel()
+	}
 	if first != nil && !errors.Is(first, http.ErrServerClosed) {
 		return first
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/proxy/h1"
+	"github.com/outrigger-gw/outrigger/tracing"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
@@ -254,6 +255,7 @@ type client struct {
 	scanR h1.ChunkedScanner // response body
 	dec   []byte            // a decoded response chunk (HTTP/1.0 client)
 	ex    exchange
+	tsp   spans // the traced request's spans (ex.spans), reset per traced request
 
 	// tls: the connection is TLS; subject is its verified client
 	// certificate's subject (with ClientSubjectHeader set; "" when none).
@@ -282,11 +284,12 @@ type exchange struct {
 	start     time.Time
 	end       time.Time // the response was relayed whole (zero otherwise)
 	status    int
-	bodySent  int64 // request body bytes written upstream
-	bodyDone  bool  // the request body was read whole from the client
-	clientErr bool  // the client failed (gone, bad body)
-	finished  bool  // counted and logged (finish ran)
-	plugged   bool  // the route's plugins ran (c.plug holds their edits)
+	bodySent  int64  // request body bytes written upstream
+	bodyDone  bool   // the request body was read whole from the client
+	clientErr bool   // the client failed (gone, bad body)
+	finished  bool   // counted and logged (finish ran)
+	spans     *spans // tracing: &client.tsp when traced, nil when off
+	plugged   bool   // the route's plugins ran (c.plug holds their edits)
 }
 
 func (s *Server) getClient(nc net.Conn) *client {
@@ -320,6 +323,9 @@ func (s *Server) putClient(c *client) {
 	c.req.Reset()
 	c.in = h1Inbound{}
 	c.ex = exchange{}
+	if c.tsp.tr != nil {
+		c.tsp = spans{} // no span kept alive by the pool
+	}
 	if cap(c.out) > 64<<10 {
 		c.out = make([]byte, 0, 4096)
 	}
@@ -640,6 +646,9 @@ func (c *client) handle(n int) bool {
 	if max := p.opts.MaxBodySize; max > 0 && req.ContentLength > max {
 		return c.reject(http.StatusRequestEntityTooLarge, "Request size limit exceeded", true)
 	}
+	if tr := p.opts.Tracer; tr != nil {
+		c.traceStart(tr)
+	}
 	if rt.Plugins != nil {
 		ex.plugged = true
 		if !runPlugins(rt, &c.plug.x, (*h1Request)(c), c.tls, false) {
@@ -753,10 +762,7 @@ func (c *client) reject(status int, msg string, closing bool) bool {
 	if _, err := c.nc.Write(c.out); err != nil {
 		closing = true
 	}
-	if c.s.p.opts.AccessLog {
-		c.s.p.log.Info().Str("method", bstr(c.req.Method)).Str("host", bstr(c.req.Host)).Str("path", c.in.dpath).
-			Int("status", status).Dur("duration", time.Since(c.ex.start)).Msg("access")
-	}
+	c.unrouted(status)
 	return !closing
 }
 
@@ -847,6 +853,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		if ex.attempts > 1 {
 			t0 = time.Now()
 		}
+		if ex.spans != nil {
+			ex.spans.startAttempt(ex.up, ep, ex.attempts, func() string { return string(upath) }, t0)
+		}
 		limit := attemptCap(pol, t0, overall)
 		for fresh := false; ; fresh = true {
 			uc, f = c.attempt(hp, fresh, t0, limit, upath, query, hasQuery, host, ep.Addr, prefix, upgrade)
@@ -881,11 +890,17 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 				break
 			}
 			ep.Stats.InFlight.Add(-1)
+			if ex.spans != nil {
+				ex.spans.endAttempt(st, nil)
+			}
 			uc.close() // the answer is dropped unread
 			uc = nil
 			continue
 		}
 		ep.Stats.InFlight.Add(-1)
+		if ex.spans != nil {
+			ex.spans.endAttempt(0, f.err)
+		}
 		switch f.err {
 		case errConnectionLimit:
 			return c.overloaded(svc, "max_connections")
@@ -917,6 +932,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			}
 			return c.answerErr(http.StatusBadGateway, "An invalid response was received from the upstream server", !ex.bodyDone)
 		}
+	}
+	if ex.spans != nil {
+		ex.spans.cstatus = uc.resp.Status
 	}
 	return c.respond(uc, upgrade)
 }
@@ -1203,10 +1221,17 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 	passChunked := req.Chunked
 	teTrailers := false
 	xff := false
+	var tr *tracing.Tracer // traced: the propagation fields are the proxy's
+	if ex.spans != nil {
+		tr = ex.spans.tr
+	}
 	for i := range req.Fields {
 		fl := &req.Fields[i]
 		name := fl.Name
 		if h := c.s.o.ClientSubjectHeader; h != "" && foldEq(name, h) {
+			continue
+		}
+		if tr != nil && isTraceField(tr, name) {
 			continue
 		}
 		if req.Hop.Has(i) {
@@ -1294,6 +1319,11 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 	}
 	if c.subject != "" {
 		dst = h1.AppendField(dst, c.s.o.ClientSubjectHeader, c.subject)
+	}
+	if tr != nil {
+		hc := headCarrier{dst: dst}
+		tr.Inject(ex.spans.cctx, &hc)
+		dst = hc.dst
 	}
 	if ex.plugged && len(c.plug.x.Up) > 0 {
 		return c.plug.editHead(dst, start, c.plug.x.Up)
@@ -1565,6 +1595,6 @@ func (c *client) finish(method, host, path string) {
 	p.account(&outcome{
 		method: method, host: host, path: path, client: client,
 		route: ex.route, up: ex.up, role: ex.role, ep: ex.ep,
-		status: ex.status, attempts: ex.attempts, bytes: ex.bytes, d: d, err: ex.err,
+		status: ex.status, attempts: ex.attempts, bytes: ex.bytes, d: d, err: ex.err, spans: ex.spans,
 	})
 }

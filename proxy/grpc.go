@@ -455,6 +455,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 						_ = rs.resp.Close() // stops st
 						now := time.Now()
 						rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, GRPC: true, GRPCStatus: grpcUnavailable, Duration: now.Sub(t0), At: now})
+						rs.attemptEnded(resp.StatusCode, rerr)
 						if err := t.retryGate(inCtx, rs, now, rerr, false); err != nil {
 							return nil, err
 						}
@@ -462,6 +463,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 					}
 					body = held
 				}
+				rs.attemptAnswered(resp.StatusCode)
 				rs.grpc.pending.ep, rs.grpc.pending.t0, rs.grpc.pending.resp, rs.grpc.pending.done = ep, t0, resp, false
 				rs.resp.rc = body
 				rs.resp.grpc, rs.resp.in = rs, inCtx
@@ -485,15 +487,18 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 			if pol.On.GRPC(code) && idem && rs.attempts <= svc.Retries && inCtx.Err() == nil && t.replayable(rs, hasBody) {
 				_ = resp.Body.Close()
 				_ = rs.resp.Close() // stops st
+				rs.attemptEnded(resp.StatusCode, errGRPCUnavailable)
 				if err := t.retryGate(inCtx, rs, now, errGRPCUnavailable, false); err != nil {
 					// Over the budget: the target's own answer is relayed.
 					rs.resp.rc = http.NoBody
 					rs.grpc.pending.resp, rs.grpc.pending.done = resp, true
+					rs.attemptAnswered(resp.StatusCode)
 					resp.Body = &rs.resp
 					return resp, nil
 				}
 				continue
 			}
+			rs.attemptAnswered(resp.StatusCode)
 			rs.resp.rc = resp.Body
 			rs.resp.grpc, rs.resp.in = rs, inCtx
 			rs.grpc.pending.resp, rs.grpc.pending.done = resp, true
@@ -502,6 +507,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 		}
 		err = tc.failed(err)
 		_ = rs.resp.Close() // stops st
+		rs.attemptEnded(0, err)
 		var ce *ConnectError
 		connectFailed := errors.As(err, &ce)
 		now := time.Now()

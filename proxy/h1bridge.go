@@ -42,10 +42,7 @@ func (c *client) bridge(rt *Route) bool {
 			c.out = bytes.Replace(c.out, []byte("Connection: close\r\n"), []byte("Connection: close, Upgrade\r\n"), 1)
 		}
 		_, _ = c.nc.Write(c.out)
-		if c.s.p.opts.AccessLog {
-			c.s.p.log.Info().Str("method", bstr(c.req.Method)).Str("host", bstr(c.req.Host)).Str("path", c.in.dpath).
-				Int("status", ref.status).Dur("duration", time.Since(c.ex.start)).Msg("access")
-		}
+		c.unrouted(ref.status)
 		return false
 	}
 	r, err := c.bridgeRequest()

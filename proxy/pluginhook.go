@@ -184,10 +184,7 @@ func (c *client) pluginAnswer() bool {
 	if _, err := c.nc.Write(c.out); err != nil {
 		closing = true
 	}
-	if c.s.p.opts.AccessLog {
-		c.s.p.log.Info().Str("method", bstr(c.req.Method)).Str("host", bstr(c.req.Host)).Str("path", c.in.dpath).
-			Int("status", x.Status).Dur("duration", time.Since(c.ex.start)).Msg("access")
-	}
+	c.unrouted(x.Status)
 	return !closing
 }
 

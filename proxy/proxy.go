@@ -27,8 +27,13 @@
 //     answered 500 when nothing was written yet (else the connection is
 //     aborted); the request is still counted and logged, and the proxy
 //     keeps serving. http.ErrAbortHandler aborts silently.
-//   - Every finished request gets one access-log line and is counted in
-//     Metrics; outcomes go back to the upstream (health, balancer stats).
+//   - Every finished request gets one access-log line (successes sampled
+//     by Options.AccessLogSuccessDrop; with the ids of its trace when
+//     traced) and is counted in Metrics; outcomes go back to the upstream
+//     (health, balancer stats).
+//   - With Options.Tracer, every request has a server span and every
+//     upstream attempt a client span (trace.go); without, nothing of
+//     tracing runs on either request path.
 //   - A request holds the upstream.Member of its target from the pick to
 //     the end of its bookkeeping, so a target removed meanwhile keeps its
 //     metric series until the request is counted. The series children of
@@ -48,9 +53,11 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -64,11 +71,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/internal/guard"
 	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
+	"github.com/outrigger-gw/outrigger/tracing"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
 
@@ -143,6 +153,13 @@ type Options struct {
 	// Rand is the jitter source of the retry backoff; nil means
 	// math/rand/v2's.
 	Rand func() uint64
+	// Tracer, when set, traces every request (trace.go); nil is tracing
+	// off.
+	Tracer *tracing.Tracer
+	// AccessLogSuccessDrop is the share (0..1) of successful requests
+	// (status below 400, no error, gRPC OK) that get no access line;
+	// failed ones always get theirs. 0 logs every request.
+	AccessLogSuccessDrop float64
 }
 
 // Proxy is an http.Handler forwarding requests along the current Table.
@@ -156,12 +173,19 @@ type Proxy struct {
 	// exchanges are the plugins' per-request state on the net/http path
 	// (*plugins.Exchange), taken only for a route with plugins.
 	exchanges sync.Pool
+	// logSample: successful requests are sampled for the access log, kept
+	// when their draw is below logBound (see logged).
+	logSample bool
+	logBound  uint64
 }
 
 // New returns a Proxy with an empty table (every request gets 404).
 func New(o Options) *Proxy {
 	p := &Proxy{opts: o, log: o.Log}
 	p.exchanges.New = func() any { return &plugins.Exchange{} }
+	if d := o.AccessLogSuccessDrop; d > 0 {
+		p.logSample, p.logBound = true, uint64((1-min(d, 1))*(1<<63))
+	}
 	p.guard = guard.Guard{Listener: "proxy", Log: o.Log, Panics: o.Panics,
 		Answer: func(w http.ResponseWriter) {
 			if rw, ok := w.(*respWriter); ok && rw.grpc {
@@ -212,6 +236,7 @@ type reqState struct {
 	resp      respBody
 	rw        respWriter
 	grpc      grpcState
+	spans     *spans // nil: not traced
 }
 
 // ServeHTTP proxies one request.
@@ -221,6 +246,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rs.rw.ResponseWriter = w
 	if IsGRPC(r.Header.Get("Content-Type")) {
 		rs.grpc.on, rs.rw.grpc, rs.grpc.status = true, true, -1
+	}
+	if tr := p.opts.Tracer; tr != nil {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		rs.spans = &spans{}
+		if rs.spans.startServer(tr, propagation.HeaderCarrier(r.Header), start) {
+			rs.spans.describe(r.Method, scheme, r.Host, r.URL.Path, hostOnly(r.RemoteAddr), strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor))
+		}
 	}
 	defer p.done(r, rs, start)
 	p.serve(&rs.rw, r, rs, start)
@@ -244,7 +279,7 @@ func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
 	if rs.route != nil {
 		p.finish(r, rs, start)
 	} else {
-		p.accessLine(r, start, rs.rw.status)
+		p.accessLine(r, rs, start, rs.rw.status)
 	}
 	if abort {
 		panic(http.ErrAbortHandler)
@@ -265,7 +300,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 	rt := m.Route.Value.(*Route)
 	if ref := protocolRefusal(rt, rs.grpc.on, r.ProtoMajor >= 2, r.TLS != nil); ref.status != 0 {
 		ref.write(w)
-		p.accessLine(r, start, ref.status)
+		p.accessLine(r, rs, start, ref.status)
 		return
 	}
 	if rt.Plugins != nil {
@@ -273,7 +308,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		rs.rw.plug = x // given back by done, after the last write
 		if !runPlugins(rt, x, httpInbound{r}, r.TLS != nil, rs.grpc.on) {
 			pluginAnswerHTTP(w, x, &rs.grpc)
-			p.accessLine(r, start, x.Status)
+			p.accessLine(r, rs, start, x.Status)
 			return
 		}
 	}
@@ -404,6 +439,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			tc.headed()
 			now := time.Now()
+			rs.attemptAnswered(resp.StatusCode)
 			rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The tunnel needs the raw read-write body; it no longer
@@ -417,6 +453,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 				t.retryGate(req.Context(), rs, now, nil, false) == nil {
 				_ = resp.Body.Close() // the answer is dropped unread
 				_ = rs.resp.Close()
+				rs.attemptEnded(resp.StatusCode, nil)
 				continue
 			}
 			rs.resp.rc = resp.Body
@@ -428,6 +465,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		err = tc.failed(err)
 		_ = rs.resp.Close()
+		rs.attemptEnded(0, err)
 		var ce *ConnectError
 		connectFailed := errors.As(err, &ce)
 		now := time.Now()
@@ -484,6 +522,26 @@ func (rs *reqState) beginAttempt(ep *upstream.Endpoint, tried *[4]string, req *h
 	ep.Stats.InFlight.Add(1)
 	ep.Stats.Requests.Add(1)
 	rs.resp = respBody{stats: ep.Stats}
+	if rs.spans != nil {
+		rs.spans.startAttempt(rs.up, ep, rs.attempts, func() string { return req.URL.Path }, time.Now())
+		rs.spans.inject(req.Header)
+	}
+}
+
+// attemptEnded records on the attempt's span (when traced) that it got
+// status (0: no response) or failed with err.
+func (rs *reqState) attemptEnded(status int, err error) {
+	if rs.spans != nil {
+		rs.spans.endAttempt(status, err)
+	}
+}
+
+// attemptAnswered records the status of the response an attempt got
+// (when traced); its span ends with the request.
+func (rs *reqState) attemptAnswered(status int) {
+	if rs.spans != nil {
+		rs.spans.cstatus = status
+	}
 }
 
 // nextTarget picks the target of a request's next attempt and holds its
@@ -583,15 +641,57 @@ func (rs *reqState) answer(w http.ResponseWriter, status int, msg string) {
 
 func (p *Proxy) reject(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time, status int, msg string) {
 	rs.answer(w, status, msg)
-	p.accessLine(r, start, status)
+	p.accessLine(r, rs, start, status)
 }
 
-// accessLine logs a request that was answered before it had a route.
-func (p *Proxy) accessLine(r *http.Request, start time.Time, status int) {
-	if p.opts.AccessLog {
-		p.log.Info().Str("method", r.Method).Str("host", r.Host).Str("path", r.URL.Path).
-			Int("status", status).Dur("duration", time.Since(start)).Msg("access")
+// accessLine ends a request that was answered before it had a route.
+func (p *Proxy) accessLine(r *http.Request, rs *reqState, start time.Time, status int) {
+	p.unrouted(r.Method, r.Host, r.URL.Path, status, time.Since(start), rs.spans)
+}
+
+// unrouted ends a request of either server answered by the proxy itself
+// before it had an upstream (no route, a refusal, a plugin's answer): its
+// span and its access line (always written: such an answer is a
+// refusal).
+func (p *Proxy) unrouted(method, host, path string, status int, d time.Duration, sp *spans) {
+	var sc trace.SpanContext
+	if sp != nil && sp.tr != nil {
+		sc = sp.server.SpanContext()
+		sp.endServer(&outcome{method: method, status: status})
 	}
+	if p.opts.AccessLog {
+		ev := p.log.Info().Str("method", method).Str("host", host).Str("path", path).
+			Int("status", status).Dur("duration", d)
+		if sc.IsValid() {
+			ev = traceIDs(ev, sc)
+		}
+		ev.Msg("access")
+	}
+}
+
+// traceIDs adds a span context's ids to an access line (hex, as W3C
+// traceparent writes them).
+func traceIDs(ev *zerolog.Event, sc trace.SpanContext) *zerolog.Event {
+	tid, sid := sc.TraceID(), sc.SpanID()
+	return ev.Hex("trace_id", tid[:]).Hex("span_id", sid[:])
+}
+
+// logged reports whether a proxied request gets its access line: always
+// when it failed, else as the success sample says. The draw is the trace
+// id's, as the tracer's ratio sampler draws it (so with equal ratios the
+// logged successes are the traced ones), or a random one untraced.
+func (p *Proxy) logged(o *outcome, sc trace.SpanContext) bool {
+	if !p.logSample || o.status >= 400 || o.status == 0 || o.err != nil || (o.grpc && o.grpcStatus != 0) {
+		return true
+	}
+	var draw uint64
+	if sc.IsValid() {
+		tid := sc.TraceID()
+		draw = binary.BigEndian.Uint64(tid[8:16]) >> 1
+	} else {
+		draw = rand.Uint64() >> 1
+	}
+	return draw < p.logBound
 }
 
 // finish records metrics and the access-log line of a proxied request.
@@ -604,7 +704,7 @@ func (p *Proxy) finish(r *http.Request, rs *reqState, start time.Time) {
 		method: r.Method, host: r.Host, path: r.URL.Path, client: r.RemoteAddr,
 		route: rs.route, up: rs.up, role: rs.role, ep: rs.ep,
 		status: status, attempts: rs.attempts, bytes: rs.rw.bytes, d: time.Since(start), err: rs.err,
-		grpc: rs.grpc.on, grpcStatus: rs.grpc.status,
+		grpc: rs.grpc.on, grpcStatus: rs.grpc.status, spans: rs.spans,
 	})
 }
 
@@ -622,6 +722,7 @@ type outcome struct {
 	err                        error
 	grpc                       bool
 	grpcStatus                 int
+	spans                      *spans // the request's tracing state (nil for none)
 }
 
 // account ends a proxied request: the rollout counters, the metrics, the
@@ -644,12 +745,17 @@ func (p *Proxy) account(o *outcome) {
 			mt.GRPC.WithLabelValues(o.route.Name, svc.Name, upName, grpcStatusLabel(o.grpcStatus)).Inc()
 		}
 	}
+	var sc trace.SpanContext
+	if sp := o.spans; sp != nil && sp.tr != nil {
+		sc = sp.server.SpanContext()
+		sp.endServer(o)
+	}
 	target := ""
 	if o.ep != nil {
 		target = o.ep.Addr
 		o.ep.Member.Done()
 	}
-	if !p.opts.AccessLog {
+	if !p.opts.AccessLog || !p.logged(o, sc) {
 		return
 	}
 	ev := p.log.Info().Str("method", o.method).Str("host", o.host).Str("path", o.path).
@@ -661,6 +767,9 @@ func (p *Proxy) account(o *outcome) {
 	}
 	if o.grpc {
 		ev = ev.Int("grpc_status", o.grpcStatus)
+	}
+	if sc.IsValid() {
+		ev = traceIDs(ev, sc)
 	}
 	ev.Msg("access")
 }

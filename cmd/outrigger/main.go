@@ -322,6 +322,9 @@ func reload(g *gateway.Gateway, load loader, first *config.File, log zerolog.Log
 		if a, b := f.Proxy, first.Proxy; a.SSLVerifyClient != b.SSLVerifyClient || a.SSLClientSubjectHeader != b.SSLClientSubjectHeader || a.SSLPollInterval != b.SSLPollInterval {
 			log.Warn().Msg("reload: proxy ssl_verify_client, ssl_client_subject_header or ssl_poll_interval changed; that takes a restart, keeping the current values")
 		}
+		if !config.SameTracing(f.Tracing, first.Tracing) || f.Log.AccessLogSuccessSampleRatio != first.Log.AccessLogSuccessSampleRatio {
+			log.Warn().Msg("reload: the tracing block or log.access_log_success_sample_ratio changed; that takes a restart, keeping the current values")
+		}
 		err = g.Apply(f)
 	}
 	if err != nil {
