@@ -148,9 +148,7 @@ func decodeRoute(o *obj, r *state.Route) serviceRef {
 	}
 	ref := decodeServiceRef(o)
 	o.setStrings("tags", &r.Tags, checkTag)
-	o.kongOnly(map[string]string{"https_redirect_status_code": "426", "request_buffering": "true",
-		"response_buffering": "true", "snis": "", "sources": "", "destinations": ""})
-	o.ignore("id", "created_at", "updated_at")
+	o.kongFields(config.KindRoute)
 	o.unknown()
 	return ref
 }

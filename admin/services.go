@@ -130,8 +130,7 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 		return m, config.CheckGRPCMethod(m)
 	})
 	o.setStrings("tags", &s.Tags, checkTag)
-	o.kongOnly(map[string]string{"enabled": "true"})
-	o.ignore("id", "created_at", "updated_at")
+	o.kongFields(config.KindService)
 	o.unknown()
 }
 

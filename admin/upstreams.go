@@ -159,9 +159,7 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 	}
 	decodeBreakers(o, u)
 	o.setStrings("tags", &u.Tags, checkTag)
-	o.kongOnly(map[string]string{"host_header": "", "client_certificate": "", "use_srv_name": "false",
-		"hash_fallback_header": "", "hash_fallback_query_arg": "", "hash_fallback_uri_capture": ""})
-	o.ignore("id", "created_at", "updated_at")
+	o.kongFields(config.KindUpstream)
 	o.unknown()
 }
 

@@ -51,19 +51,21 @@ type named struct {
 
 // routeEntry is a decoded route and what the cross-checks need.
 type routeEntry struct {
-	route   Route
-	name    named
-	service *yaml.Node // the service: value of a top-level route
-	nested  bool
+	route     Route
+	name      named
+	service   *yaml.Node // the service: value of a top-level route
+	serviceID string     // its {id: ...}
+	nested    bool
 }
 
 func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 	var (
 		upstreamNames, serviceNames []named
 		routes                      []routeEntry
+		targets                     []topTarget
 		proxyListen, adminListen    *yaml.Node
 	)
-	d.mapping(n, "configuration", "the top level", []field{
+	d.mapping(n, "configuration", "the top level", append([]field{
 		{"proxy", func(v *yaml.Node) { proxyListen = d.proxy(v, &f.Proxy) }},
 		{"admin", func(v *yaml.Node) { adminListen = d.admin(v, &f.Admin) }},
 		{"log", func(v *yaml.Node) { d.log(v, &f.Log) }},
@@ -87,9 +89,17 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 				routes = append(routes, d.route(item, nil))
 			})
 		}},
+		{"targets", func(v *yaml.Node) {
+			d.list(v, "targets", func(item *yaml.Node) {
+				if tt, ok := d.topLevelTarget(item); ok {
+					targets = append(targets, tt)
+				}
+			})
+		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
-	})
+	}, d.declarative()...))
+	d.attachTargets(f, targets)
 	if len(f.Proxy.Listeners) == 0 {
 		d.finishProxy(&f.Proxy, nil)
 	}
@@ -105,6 +115,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 
 	d.unique("upstream", upstreamNames)
 	d.unique("service", serviceNames)
+	d.checkIDs(f)
 
 	// Routes share one namespace and are kept in file order.
 	sort.SliceStable(routes, func(i, j int) bool {
@@ -121,12 +132,19 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 	}
 	for i, r := range routes {
 		routeNames[i] = r.name
-		if r.service != nil && r.route.Service != "" && !services[r.route.Service] {
+		if r.serviceID != "" {
+			d.resolveServiceID(f, &r)
+		} else if r.service != nil && r.route.Service != "" && !services[r.route.Service] {
 			d.errorf(r.service, "service: unknown service %s", quote(r.route.Service))
 		}
 		f.Routes = append(f.Routes, r.route)
 	}
 	d.unique("route", routeNames)
+	routeIDs := make([]idAt, len(f.Routes))
+	for i, r := range f.Routes {
+		routeIDs[i] = idAt{r.ID, r.Pos}
+	}
+	d.uniqueIDs("route", routeIDs)
 }
 
 // unique reports names used twice, at the second use.
@@ -242,7 +260,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 	u := defaultUpstream()
 	u.Pos = pos(n)
 	var name named
-	seen := d.mapping(n, "upstream", "upstream", []field{
+	seen := d.mapping(n, "upstream", "upstream", append([]field{
 		{"name", func(v *yaml.Node) {
 			if s, ok := d.str(v, "name"); ok {
 				if err := CheckUpstreamName(s); err != nil {
@@ -290,7 +308,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 				u.Targets = append(u.Targets, t)
 			})
 		}},
-	})
+	}, d.kongFields(KindUpstream, &u.ID)...))
 	if seen == nil {
 		return u, name
 	}
@@ -331,9 +349,12 @@ func (d *decoder) checkHashing(u *Upstream, seen map[string]entry) {
 }
 
 // target decodes one target; at is the node of its valid target address.
-func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) {
+func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) { return d.targetWith(n) }
+
+// targetWith decodes one target that may also have the extra fields.
+func (d *decoder) targetWith(n *yaml.Node, extra ...field) (t Target, at *yaml.Node) {
 	t = Target{Pos: pos(n), Weight: DefaultWeight}
-	seen := d.mapping(n, "target", "target", []field{
+	seen := d.mapping(n, "target", "target", append([]field{
 		{"target", func(v *yaml.Node) {
 			s, ok := d.str(v, "target")
 			if !ok {
@@ -351,7 +372,7 @@ func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) {
 		{"priority", d.intField(&t.Priority, "priority", 0, MaxPriority)},
 		{"backup", d.boolField(&t.Backup, "backup")},
 		{"zone", d.strField(&t.Zone, "zone", CheckTag)},
-	})
+	}, append(extra, d.kongFields(KindTarget, &t.ID)...)...))
 	if seen != nil {
 		if _, ok := seen["target"]; !ok {
 			d.errorAt(t.Pos, "target: target (host:port) is required")
@@ -602,7 +623,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 		routesNode *yaml.Node
 		parsed     *ServiceURL
 	)
-	seen := d.mapping(n, "service", "service", []field{
+	seen := d.mapping(n, "service", "service", append([]field{
 		{"name", func(v *yaml.Node) {
 			if str, ok := d.str(v, "name"); ok {
 				if err := CheckName(str); err != nil {
@@ -679,7 +700,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 			parsed = &u
 		}},
 		{"routes", func(v *yaml.Node) { routesNode = v }},
-	})
+	}, d.kongFields(KindService, &s.ID)...))
 	if seen == nil {
 		return s, name, nil
 	}
@@ -737,7 +758,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	r := defaultRoute()
 	r.Pos = pos(n)
 	e := routeEntry{nested: parent != nil}
-	seen := d.mapping(n, "route", "route", []field{
+	seen := d.mapping(n, "route", "route", append([]field{
 		{"name", func(v *yaml.Node) {
 			if s, ok := d.str(v, "name"); ok {
 				if err := CheckName(s); err != nil {
@@ -749,8 +770,11 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 		}},
 		{"tags", d.tags(&r.Tags)},
 		{"service", func(v *yaml.Node) {
-			if s, ok := d.str(v, "service"); ok {
-				r.Service, e.service = s, deref(v)
+			if isNull(deref(v)) {
+				return // Kong's service: null, no service
+			}
+			if name, id, ok := d.entityRef(v, "service"); ok {
+				r.Service, e.serviceID, e.service = name, id, deref(v)
 			}
 		}},
 		{"paths", func(v *yaml.Node) {
@@ -783,10 +807,10 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 			}
 			r.Protocols = ps
 		}},
-	})
+	}, d.kongFields(KindRoute, &r.ID)...))
 	if parent != nil {
 		r.Service = parent.Name
-		e.service = nil
+		e.service, e.serviceID = nil, ""
 	}
 	e.route = r
 	if seen == nil {
@@ -797,8 +821,6 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	}
 	if k, ok := seen["service"]; ok && parent != nil {
 		d.errorf(k.key, "service: not allowed in a route nested in a service (it belongs to service %s)", quote(parent.Name))
-	} else if !ok && parent == nil {
-		d.errorAt(r.Pos, "route: service is required for a top-level route")
 	}
 	if len(r.Paths) == 0 && len(r.Hosts) == 0 && len(r.Methods) == 0 && len(r.Headers) == 0 {
 		if noneOf(seen, "paths", "hosts", "methods", "headers") || allOK(seen, "paths", "hosts", "methods", "headers") {

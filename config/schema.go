@@ -208,3 +208,89 @@ func CheckTag(s string) error {
 	}
 	return nil
 }
+
+// KongField is a field of a Kong entity that Outrigger does not implement:
+// a file or an admin request may carry it at Kong's default (or null, or
+// an empty list), so whole Kong entities (a decK dump, Kong Manager's
+// requests) are taken as they are; any other value is refused with Why.
+type KongField struct {
+	Name string
+	// Default is the one value accepted besides null and [], as written
+	// (a YAML or form scalar's text, a JSON value's fmt.Sprint); "" when
+	// only null is.
+	Default string
+	// Why says what Outrigger does not do.
+	Why string
+}
+
+// Refusal is the reason a KongField set to another value is refused.
+func (k KongField) Refusal() string {
+	if k.Default == "" {
+		return "not supported by outrigger (leave it null): " + k.Why
+	}
+	return "not supported by outrigger (only " + k.Default + "): " + k.Why
+}
+
+// Accepts reports whether text, a scalar's text, is the default.
+func (k KongField) Accepts(text string) bool { return k.Default != "" && text == k.Default }
+
+// Entity kinds of the declarative schema, as KongFields and MetaFields
+// name them.
+const (
+	KindUpstream = "upstream"
+	KindTarget   = "target"
+	KindService  = "service"
+	KindRoute    = "route"
+)
+
+// KongFields are the Kong fields of kind (KindUpstream, ...) accepted only
+// at their default. The file's decoder and the admin API both read them
+// from here.
+func KongFields(kind string) []KongField {
+	switch kind {
+	case KindService:
+		return []KongField{
+			{"enabled", "true", "a service cannot be disabled (delete it, or its routes)"},
+		}
+	case KindRoute:
+		stream := "stream (TCP/TLS) routing is not implemented"
+		buffering := "requests and responses are always streamed through, not buffered"
+		return []KongField{
+			{"https_redirect_status_code", "426", "a plain-HTTP request to an https-only route is always answered 426"},
+			{"request_buffering", "true", buffering},
+			{"response_buffering", "true", buffering},
+			{"snis", "", stream},
+			{"sources", "", stream},
+			{"destinations", "", stream},
+		}
+	case KindUpstream:
+		fallback := "the fallback hash reads the same hash_on_* input as hash_on"
+		return []KongField{
+			{"host_header", "", "the Host sent upstream is the service's (or the client's, with preserve_host)"},
+			{"client_certificate", "", "set client_certificate on the service"},
+			{"use_srv_name", "false", "the Host of a DNS SRV target is never its SRV name"},
+			{"hash_fallback_header", "", fallback},
+			{"hash_fallback_query_arg", "", fallback},
+			{"hash_fallback_uri_capture", "", fallback},
+		}
+	}
+	return nil
+}
+
+// MetaFields are the bookkeeping fields every entity of kind may carry (a
+// decK dump or an admin answer sent back): id (a UUID, kept), created_at
+// and updated_at (Unix seconds; the layer sets its own), ws_id (Kong's
+// workspace id; Outrigger has one workspace). Targets also name their
+// upstream.
+func MetaFields(kind string) []string {
+	out := []string{"id", "created_at", "updated_at", "ws_id"}
+	if kind == KindTarget {
+		out = append(out, "upstream")
+	}
+	return out
+}
+
+// DeclarativeFormats are the _format_version values a declarative file
+// may give (Kong's 1.1, 2.1 and 3.0: the entities Outrigger implements
+// read the same in each).
+func DeclarativeFormats() []string { return []string{"1.1", "2.1", "3.0"} }

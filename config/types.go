@@ -133,6 +133,9 @@ type Upstream struct {
 	Pos Pos
 	// Discovery lists the upstream's discovery sources; nil when absent.
 	Discovery *Discovery
+	// ID is the file's id, a lower-cased UUID; "" when it gives none
+	// (the admin API then derives one from the name, StableID).
+	ID string
 	// Name is hostname-like: dot-separated labels of letters, digits, '-'
 	// and '_'.
 	Name string
@@ -174,6 +177,8 @@ type Upstream struct {
 // Target is one backend address of an upstream.
 type Target struct {
 	Pos Pos
+	// ID is the file's id; "" when it gives none (see Upstream.ID).
+	ID string
 	// Target is the normalised "host:port": host lower-cased, IP addresses
 	// in canonical form, IPv6 in brackets.
 	Target string
@@ -192,7 +197,9 @@ type Target struct {
 
 // Service is a backend the routes proxy to.
 type Service struct {
-	Pos  Pos
+	Pos Pos
+	// ID is the file's id; "" when it gives none (see Upstream.ID).
+	ID   string
 	Name string
 	// Protocol is http, https, grpc, grpcs or h2c (ServiceProtocols).
 	Protocol string
@@ -230,8 +237,12 @@ type Service struct {
 
 // Route matches requests and sends them to a service.
 type Route struct {
-	Pos     Pos
-	Name    string
+	Pos Pos
+	// ID is the file's id; "" when it gives none (see Upstream.ID).
+	ID   string
+	Name string
+	// Service is the service's name; "" for a route without one (Kong
+	// answers its requests 503).
 	Service string
 	// Paths are prefixes starting with '/', or regular expressions
 	// written with a leading '~' (kept in the string).

@@ -1,0 +1,239 @@
+package config
+
+import (
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Kong's declarative format (decK files, Kong's DB-less kong.yml): the
+// meta keys of the top level, the bookkeeping and Kong-only fields of
+// each entity (KongFields, MetaFields), top-level targets naming their
+// upstream, and routes naming their service by name or id.
+
+// declarative decodes the top-level meta keys of a Kong declarative file.
+func (d *decoder) declarative() []field {
+	return []field{
+		{"_format_version", func(v *yaml.Node) {
+			if s, ok := d.str(v, "_format_version"); ok && !slices.Contains(DeclarativeFormats(), s) {
+				d.errorf(deref(v), "_format_version: unsupported version %s; expected one of: %s", quote(s), strings.Join(DeclarativeFormats(), ", "))
+			}
+		}},
+		// _transform: false only matters for credentials (hashed or
+		// not), which Outrigger's entities do not hold.
+		{"_transform", func(v *yaml.Node) { d.boolean(v, "_transform") }},
+		{"_comment", func(v *yaml.Node) { d.text(v, "_comment") }},
+		{"_workspace", func(v *yaml.Node) {
+			if s, ok := d.str(v, "_workspace"); ok && s != "default" {
+				d.errorf(deref(v), "_workspace: only the default workspace exists in outrigger, got %s", quote(s))
+			}
+		}},
+		{"_info", func(v *yaml.Node) {
+			d.mapping(v, "_info", "_info", []field{
+				// decK writes the tags it selected on every entity too;
+				// here they are only checked.
+				{"select_tags", func(v *yaml.Node) {
+					var tags []string
+					d.tags(&tags)(v)
+				}},
+				{"defaults", func(v *yaml.Node) {
+					if n := deref(v); !isNull(n) && !(n.Kind == yaml.MappingNode && len(n.Content) == 0) {
+						d.errorf(n, "_info.defaults: not supported by outrigger: write the values on the entities")
+					}
+				}},
+			})
+		}},
+	}
+}
+
+// kongFields are the fields of kind besides its own: the meta fields (id
+// kept in *id, the others checked and dropped) and the Kong-only fields,
+// accepted at their default.
+func (d *decoder) kongFields(kind string, id *string) []field {
+	var out []field
+	for _, k := range MetaFields(kind) {
+		switch k {
+		case "id":
+			out = append(out, field{k, func(v *yaml.Node) {
+				if s, ok := d.str(v, "id"); ok {
+					if !IsUUID(s) {
+						d.errorf(deref(v), "id: expected a UUID, got %s", quote(s))
+						return
+					}
+					*id = strings.ToLower(s)
+				}
+			}})
+		case "created_at", "updated_at":
+			out = append(out, field{k, func(v *yaml.Node) {
+				if !isNull(deref(v)) {
+					d.integer(v, k, 0, 1<<53)
+				}
+			}})
+		case "ws_id":
+			out = append(out, field{k, func(v *yaml.Node) {
+				if s, ok := d.str(v, k); ok && !IsUUID(s) {
+					d.errorf(deref(v), "ws_id: expected a UUID, got %s", quote(s))
+				}
+			}})
+		}
+	}
+	for _, kf := range KongFields(kind) {
+		out = append(out, field{kf.Name, func(v *yaml.Node) {
+			n := deref(v)
+			switch {
+			case isNull(n), n.Kind == yaml.SequenceNode && len(n.Content) == 0:
+				return
+			case n.Kind == yaml.ScalarNode:
+				if sv, ok := d.scalar(n, kf.Name, "a scalar"); !ok || kf.Accepts(sv.text) {
+					return
+				}
+			}
+			d.errorf(n, "%s: %s", kf.Name, kf.Refusal())
+		}})
+	}
+	return out
+}
+
+// entityRef decodes a reference to another entity: its name as a string,
+// or Kong's {name: ...} / {id: ...} record.
+func (d *decoder) entityRef(v *yaml.Node, label string) (name, id string, ok bool) {
+	n := deref(v)
+	if n.Kind != yaml.MappingNode {
+		name, ok = d.str(n, label)
+		return name, "", ok
+	}
+	ok = true
+	seen := d.mapping(n, label, label, []field{
+		{"name", func(v *yaml.Node) {
+			if s, good := d.str(v, label+".name"); good {
+				name = s
+			} else {
+				ok = false
+			}
+		}},
+		{"id", func(v *yaml.Node) {
+			s, good := d.str(v, label+".id")
+			if good && !IsUUID(s) {
+				d.errorf(deref(v), "%s.id: expected a UUID, got %s", label, quote(s))
+				good = false
+			}
+			if good {
+				id = strings.ToLower(s)
+			} else {
+				ok = false
+			}
+		}},
+	})
+	if ok && len(seen) == 0 {
+		d.errorf(n, "%s: expected {name: ...} or {id: ...}", label)
+		ok = false
+	}
+	return name, id, ok
+}
+
+// topTarget is a target written at the top level, naming its upstream.
+type topTarget struct {
+	target Target
+	at     *yaml.Node // the valid address, for duplicates
+	ref    *yaml.Node // the upstream: value
+	name   string     // the upstream's name, or
+	id     string     // its id
+}
+
+// topLevelTarget decodes one item of the top-level targets list.
+func (d *decoder) topLevelTarget(n *yaml.Node) (topTarget, bool) {
+	var tt topTarget
+	ok := true
+	t, at := d.targetWith(n, field{"upstream", func(v *yaml.Node) {
+		tt.ref = deref(v)
+		tt.name, tt.id, ok = d.entityRef(v, "upstream")
+	}})
+	tt.target, tt.at = t, at
+	if tt.ref == nil && deref(n).Kind == yaml.MappingNode {
+		d.errorAt(t.Pos, "target: upstream is required for a top-level target")
+		ok = false
+	}
+	return tt, ok
+}
+
+// attachTargets adds the top-level targets to their upstreams, refusing
+// unknown upstreams and addresses an upstream already has.
+func (d *decoder) attachTargets(f *File, targets []topTarget) {
+	for _, tt := range targets {
+		idx := -1
+		for i := range f.Upstreams {
+			u := &f.Upstreams[i]
+			if (tt.name != "" && u.Name == tt.name) || (tt.id != "" && u.ID == tt.id) {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 {
+			d.errorf(tt.ref, "upstream: unknown upstream %s", quote(tt.name+tt.id))
+			continue
+		}
+		u := &f.Upstreams[idx]
+		if tt.at != nil && slices.ContainsFunc(u.Targets, func(t Target) bool { return t.Target == tt.target.Target }) {
+			d.errorf(tt.at, "target: duplicate target %s in upstream %s", tt.target.Target, quote(u.Name))
+			continue
+		}
+		u.Targets = append(u.Targets, tt.target)
+	}
+}
+
+// uniqueIDs reports an id given to two entities of one kind.
+func (d *decoder) uniqueIDs(kind string, ids []idAt) {
+	first := map[string]int{}
+	for _, e := range ids {
+		if e.id == "" {
+			continue
+		}
+		if line, dup := first[e.id]; dup {
+			d.errorAt(e.pos, "id: duplicate %s id %s (first at line %d)", kind, e.id, line)
+			continue
+		}
+		first[e.id] = e.pos.Line
+	}
+}
+
+// idAt is an entity's id and where the entity is.
+type idAt struct {
+	id  string
+	pos Pos
+}
+
+// resolveServiceID sets the service of a route that names it by id
+// (service: {id: ...}), checking a name given with it.
+func (d *decoder) resolveServiceID(f *File, r *routeEntry) {
+	for i := range f.Services {
+		s := &f.Services[i]
+		if s.ID != r.serviceID {
+			continue
+		}
+		if r.route.Service != "" && r.route.Service != s.Name {
+			d.errorf(r.service, "service: id %s is service %s, not %s", r.serviceID, quote(s.Name), quote(r.route.Service))
+			return
+		}
+		r.route.Service = s.Name
+		return
+	}
+	d.errorf(r.service, "service: unknown service id %s", r.serviceID)
+}
+
+// checkIDs reports ids used twice within a kind.
+func (d *decoder) checkIDs(f *File) {
+	var ups, targets, svcs []idAt
+	for _, u := range f.Upstreams {
+		ups = append(ups, idAt{u.ID, u.Pos})
+		for _, t := range u.Targets {
+			targets = append(targets, idAt{t.ID, t.Pos})
+		}
+	}
+	for _, s := range f.Services {
+		svcs = append(svcs, idAt{s.ID, s.Pos})
+	}
+	d.uniqueIDs("upstream", ups)
+	d.uniqueIDs("target", targets)
+	d.uniqueIDs("service", svcs)
+}
