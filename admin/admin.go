@@ -75,6 +75,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -350,10 +351,74 @@ type Error struct {
 	// Code and Name are Kong's error code and name (2 "schema violation",
 	// 4 "foreign key violation", 5 "unique constraint violation", ...);
 	// zero and empty when Kong has none for the case.
-	Code    int               `json:"code,omitempty"`
-	Name    string            `json:"name,omitempty"`
-	Message string            `json:"message"`
-	Fields  map[string]string `json:"fields,omitempty"`
+	Code    int    `json:"code,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Message string `json:"message"`
+	// Fields are the offending fields: field name → reason, a nested
+	// field's under its parents' ({"healthchecks": {"active":
+	// {"http_path": reason}}}), as Kong answers them.
+	Fields map[string]string `json:"-"`
+	// Extra is added to the answer as is (POST /config's
+	// flattened_errors).
+	Extra map[string]any `json:"-"`
+}
+
+// MarshalJSON writes e in Kong's shape, Fields nested.
+func (e *Error) MarshalJSON() ([]byte, error) {
+	type plain Error
+	out := map[string]any{}
+	b, err := json.Marshal((*plain)(e))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	if len(e.Fields) > 0 {
+		out["fields"] = nestFields(e.Fields)
+	}
+	for k, v := range e.Extra {
+		out[k] = v
+	}
+	return json.Marshal(out)
+}
+
+// nestFields turns dotted field names into nested objects; a name that
+// is both a field and a parent of others stays dotted.
+func nestFields(f map[string]string) map[string]any {
+	out := map[string]any{}
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		parts := strings.Split(k, ".")
+		m := out
+		ok := true
+		for _, p := range parts[:len(parts)-1] {
+			switch next := m[p].(type) {
+			case nil:
+				child := map[string]any{}
+				m[p] = child
+				m = child
+			case map[string]any:
+				m = next
+			default:
+				ok = false
+			}
+			if !ok {
+				break
+			}
+		}
+		last := parts[len(parts)-1]
+		if _, taken := m[last]; !ok || taken || slices.Contains(parts, "") {
+			out[k] = f[k]
+			continue
+		}
+		m[last] = f[k]
+	}
+	return out
 }
 
 func (e *Error) Error() string { return e.Message }

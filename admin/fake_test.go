@@ -286,9 +286,26 @@ func (r *resp) str(key string) string {
 	return v
 }
 
+// fields are the answer's field errors, nested ones under their dotted
+// name (the answer nests them, as Kong).
 func (r *resp) fields() map[string]any {
 	f, _ := r.body["fields"].(map[string]any)
-	return f
+	if f == nil {
+		return nil
+	}
+	out := map[string]any{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			out[prefix+k] = v
+		}
+	}
+	walk("", f)
+	return out
 }
 
 func (r *resp) data() []map[string]any {

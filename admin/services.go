@@ -158,7 +158,7 @@ func (w *world) editableService(name string) *state.Service {
 	if d, ok := w.doc.Services[name]; ok && !d.Deleted {
 		s := *d
 		if s.ID == "" {
-			s.ID = stableID(kindService, name)
+			s.ID = w.k.service.fileID(w, name)
 		}
 		return &s
 	}
@@ -178,7 +178,7 @@ func (w *world) editableRoute(name string) *state.Route {
 	if d, ok := w.doc.Routes[name]; ok && !d.Deleted {
 		r := cloneJSON(d)
 		if r.ID == "" {
-			r.ID = stableID(kindRoute, name)
+			r.ID = w.k.route.fileID(w, name)
 		}
 		return r
 	}

@@ -123,7 +123,7 @@ func (w *world) targets(u *config.Upstream, um state.Meta, rt runtime) []targetV
 		owned = d.Targets
 	} else {
 		for _, t := range u.Targets {
-			owned = append(owned, state.Target{Meta: state.Meta{CreatedAt: w.started, UpdatedAt: w.started}, Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
+			owned = append(owned, state.Target{Meta: state.Meta{ID: t.ID, CreatedAt: w.started, UpdatedAt: w.started}, Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
 		}
 	}
 	out := make([]targetView, 0, len(owned)+len(rt.targets))

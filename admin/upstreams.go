@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -391,7 +392,7 @@ func (w *world) editableUpstream(name string) *state.Upstream {
 	if d, ok := w.doc.Upstreams[name]; ok && !d.Deleted {
 		u = cloneJSON(d)
 		if u.ID == "" {
-			u.ID = stableID(kindUpstream, name)
+			u.ID = w.k.upstream.fileID(w, name)
 		}
 		for i := range u.Targets {
 			if u.Targets[i].ID == "" {
@@ -402,7 +403,7 @@ func (w *world) editableUpstream(name string) *state.Upstream {
 		u = &state.Upstream{Meta: w.k.upstream.fileMeta(w, name), Name: name}
 		for _, t := range eff.Targets {
 			u.Targets = append(u.Targets, state.Target{
-				Meta:   state.Meta{ID: stableID(kindTarget, name+"/"+t.Target), CreatedAt: w.started, UpdatedAt: w.started},
+				Meta:   state.Meta{ID: cmp.Or(t.ID, targetID(name, t.Target)), CreatedAt: w.started, UpdatedAt: w.started},
 				Target: t.Target, Weight: t.Weight, Tags: slices.Clone(t.Tags),
 			})
 		}

@@ -237,3 +237,134 @@ func (d *decoder) checkIDs(f *File) {
 	d.uniqueIDs("target", targets)
 	d.uniqueIDs("service", svcs)
 }
+
+// plain is n as plain values (map[string]any, []any, string, int64,
+// float64, bool, nil) after variable expansion; an expanded scalar takes
+// the type YAML would give its text. Errors are left to the decoding of
+// n itself.
+func (d *decoder) plain(n *yaml.Node, depth int) any {
+	n = deref(n)
+	if depth > maxDepth {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		out := map[string]any{}
+		quiet := &decoder{file: d.file, lookup: d.lookup}
+		for _, p := range quiet.pairs(n, 0) {
+			out[p.key.Value] = d.plain(p.val, depth+1)
+		}
+		return out
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for _, item := range n.Content {
+			out = append(out, d.plain(item, depth+1))
+		}
+		return out
+	case yaml.ScalarNode:
+		text, changed, err := expand(n.Value, d.lookup)
+		if err != nil {
+			return nil
+		}
+		if !changed && n.ShortTag() == tagStr {
+			return text
+		}
+		var v any
+		if yaml.Unmarshal([]byte(text), &v) != nil {
+			return text
+		}
+		if changed {
+			if _, isStr := v.(string); !isStr {
+				return v
+			}
+			return text
+		}
+		return v
+	}
+	return nil
+}
+
+// declarativeKind is one entity kind of a declarative document: its
+// top-level key, and how a document's entities of the kind replace the
+// configuration file's (nil for a key that only feeds another kind, as
+// top-level targets feed their upstreams).
+type declarativeKind struct {
+	key     string
+	replace func(dst, src *File)
+}
+
+// declarativeKinds are the entity kinds of a declarative document, in the
+// order Export writes them. A new kind of entity is one row here, its
+// decoder in decodeFile and its writer in Export.
+func declarativeKinds() []declarativeKind {
+	return []declarativeKind{
+		{"upstreams", func(dst, src *File) { dst.Upstreams = src.Upstreams }},
+		{"targets", nil},
+		{"services", func(dst, src *File) { dst.Services = src.Services }},
+		{"routes", func(dst, src *File) { dst.Routes = src.Routes }},
+		{"certificates", func(dst, src *File) { dst.Certificates = src.Certificates }},
+	}
+}
+
+// DeclarativeKeys are the top-level entity keys of a declarative
+// document.
+func DeclarativeKeys() []string {
+	var out []string
+	for _, k := range declarativeKinds() {
+		out = append(out, k.key)
+	}
+	return out
+}
+
+// onlyEntities refuses, in a declarative document, the top-level keys
+// that configure the process rather than its entities.
+func (d *decoder) onlyEntities(fields []field) []field {
+	if !d.entitiesOnly {
+		return fields
+	}
+	out := make([]field, 0, len(fields))
+	for _, f := range fields {
+		if strings.HasPrefix(f.key, "_") || slices.Contains(DeclarativeKeys(), f.key) {
+			out = append(out, f)
+			continue
+		}
+		key := f.key
+		out = append(out, field{key, func(v *yaml.Node) {
+			d.errorf(deref(v), "%s: not allowed in a declarative configuration (it holds %s; %s belongs in the configuration file)",
+				key, strings.Join(DeclarativeKeys(), ", "), key)
+		}})
+	}
+	return out
+}
+
+// ParseDeclarative decodes a Kong declarative document (a decK file, the
+// body of POST /config): the entity kinds of the configuration file and
+// its meta keys, by the same rules and with the same errors as Parse;
+// the process's own sections (proxy, admin, log, register) are refused,
+// and ${VAR} references are not expanded (a document posted to the admin
+// API does not read the gateway's environment).
+func ParseDeclarative(name string, data []byte) (*File, error) {
+	d := &decoder{file: name, entitiesOnly: true}
+	f := Default()
+	f.Path = name
+	if root := d.parseYAML(data); root != nil && d.checkSize(root) {
+		d.decodeFile(root, f)
+	}
+	if err := d.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// WithEntities returns a copy of base whose entities are decl's: every
+// kind of a declarative document replaces base's (Kong's DB-less
+// semantics); the process's sections stay base's.
+func WithEntities(base, decl *File) *File {
+	out := *base
+	for _, k := range declarativeKinds() {
+		if k.replace != nil {
+			k.replace(&out, decl)
+		}
+	}
+	return &out
+}

@@ -45,6 +45,9 @@ type decoder struct {
 	file   string
 	lookup func(string) (string, bool)
 	errs   []Error
+	// entitiesOnly: a declarative document (ParseDeclarative), whose top
+	// level holds entities and meta keys only.
+	entitiesOnly bool
 }
 
 func pos(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }

@@ -347,7 +347,7 @@ services:
 			want: []wantErr{
 				{2, 5, "upstream: name is required"},
 				{3, 11, `name: "bad name" is not a valid upstream name`},
-				{5, 5, "service: name is required"},
+				{5, 5, "service: name (or id) is required"},
 				{6, 11, `name: "s/1" is not a valid name`},
 			},
 		},

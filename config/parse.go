@@ -65,7 +65,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		targets                     []topTarget
 		proxyListen, adminListen    *yaml.Node
 	)
-	d.mapping(n, "configuration", "the top level", append([]field{
+	d.mapping(n, "configuration", "the top level", d.onlyEntities(append([]field{
 		{"proxy", func(v *yaml.Node) { proxyListen = d.proxy(v, &f.Proxy) }},
 		{"admin", func(v *yaml.Node) { adminListen = d.admin(v, &f.Admin) }},
 		{"log", func(v *yaml.Node) { d.log(v, &f.Log) }},
@@ -98,7 +98,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
-	}, d.declarative()...))
+	}, d.declarative()...)))
 	d.attachTargets(f, targets)
 	if len(f.Proxy.Listeners) == 0 {
 		d.finishProxy(&f.Proxy, nil)
@@ -705,7 +705,12 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 		return s, name, nil
 	}
 	if _, ok := seen["name"]; !ok {
-		d.errorAt(s.Pos, "service: name is required")
+		if s.ID == "" {
+			d.errorAt(s.Pos, "service: name (or id) is required")
+		} else {
+			// Kong's unnamed service: keyed by its id, as the admin API does.
+			s.Name, name = s.ID, named{s.ID, n}
+		}
 	}
 	_, hasURL := seen["url"]
 	_, hasHost := seen["host"]
@@ -817,7 +822,11 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 		return e
 	}
 	if _, ok := seen["name"]; !ok {
-		d.errorAt(r.Pos, "route: name is required")
+		if r.ID == "" {
+			d.errorAt(r.Pos, "route: name (or id) is required")
+		} else {
+			e.route.Name, e.name = r.ID, named{r.ID, n}
+		}
 	}
 	if k, ok := seen["service"]; ok && parent != nil {
 		d.errorf(k.key, "service: not allowed in a route nested in a service (it belongs to service %s)", quote(parent.Name))

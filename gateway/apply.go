@@ -25,6 +25,7 @@ import (
 // upstream receiving its whole spec in one call.
 type plan struct {
 	cfg       *config.File // effective: file + admin layer
+	base      *config.File // what the layer's entities are over: the file, or a declarative document's entities
 	doc       *state.Doc
 	ups       map[string]*upstreamRT
 	watchers  []*watcher
@@ -124,8 +125,12 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	if file.Admin.Token == "" && !config.IsLoopbackListen(file.Admin.Listen) {
 		return nil, fmt.Errorf("%s: admin.listen %s: %s", file.Path, file.Admin.Listen, config.AdminTokenRequired)
 	}
-	cfg := state.Merge(file, doc)
-	p := &plan{cfg: cfg, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
+	base, err := state.Base(file, doc)
+	if err != nil {
+		return nil, err
+	}
+	cfg := state.Merge(base, doc)
+	p := &plan{cfg: cfg, base: base, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
 		overrides: map[string][]upstream.Override{}, marks: map[string]map[string]health.Mark{},
 		splitters: map[string]*proxy.Splitter{}, stats: map[string]*serviceStats{}, direct: map[string]*upstream.Upstream{}}
 	sameFile := file == g.base
@@ -379,7 +384,7 @@ func (g *Gateway) commitLocked(p *plan) {
 	g.rev++
 	g.adminToken.Store(&p.cfg.Admin.Token)
 	g.gen++
-	g.cfg = p.cfg
+	g.cfg, g.layerBase = p.cfg, p.base
 	g.routing, g.router = p.routing, p.router
 	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen})
 	if p.certs != nil {

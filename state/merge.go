@@ -23,6 +23,21 @@ func (d *Doc) Clone() *Doc {
 	return out
 }
 
+// Base is the configuration the Doc's entities are layered over: f, or
+// with a declarative document (d.Config) f with that document's entities
+// instead of its own (config.WithEntities). The document's errors are
+// config's (*config.ErrorList, named "config").
+func Base(f *config.File, d *Doc) (*config.File, error) {
+	if d == nil || d.Config == nil {
+		return f, nil
+	}
+	decl, err := config.ParseDeclarative("config", []byte(d.Config.Text))
+	if err != nil {
+		return nil, err
+	}
+	return config.WithEntities(f, decl), nil
+}
+
 // Merge layers d over the file's configuration and returns the effective
 // configuration (f is not modified). Entities are replaced whole by name;
 // tombstones hide the file's entity; entities only in d are appended in
@@ -104,7 +119,7 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 	c.Tags = slices.Clone(u.Tags)
 	c.Targets = make([]config.Target, 0, len(u.Targets))
 	for _, t := range u.Targets {
-		c.Targets = append(c.Targets, config.Target{Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
+		c.Targets = append(c.Targets, config.Target{ID: t.ID, Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
 	}
 	return c
 }

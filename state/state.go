@@ -5,7 +5,9 @@
 // Contract:
 //   - A Doc is plain data (JSON). It never holds runtime objects.
 //   - The effective configuration is the configuration file with the Doc
-//     layered on top (Merge): an entity present in the Doc replaces the
+//     layered on top (Base, then Merge): the entities of a declarative
+//     document posted to the admin API (Doc.Config) replace the file's
+//     whole; then an entity present in the Doc replaces the
 //     file's entity of the same name whole; a tombstone (Deleted) hides it;
 //     entities only in the Doc are added. Weight overrides, canaries,
 //     rollouts and manual health marks exist only in the Doc.
@@ -38,6 +40,19 @@ type Doc struct {
 	Marks map[string]map[string]string `json:"marks,omitempty"`
 	// Certificates are keyed by id (certificates have no name).
 	Certificates map[string]*Certificate `json:"certificates,omitempty"`
+	// Config is the declarative document posted to /config (Kong's
+	// DB-less POST /config); nil when none was. Its entities replace the
+	// configuration file's (Base), and the rest of the Doc is layered over
+	// them as over the file's.
+	Config *Declarative `json:"config,omitempty"`
+}
+
+// Declarative is a declarative document as posted (YAML or JSON).
+type Declarative struct {
+	Text string `json:"text"`
+	// Hash is Kong's configuration hash of the document (see package
+	// admin).
+	Hash string `json:"hash,omitempty"`
 }
 
 // Meta is what every entity carries, as in Kong.
