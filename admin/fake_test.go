@@ -36,8 +36,9 @@ type fake struct {
 	checkers map[string]*health.Checker
 	found    map[string]map[string][]upstream.Target // upstream → source → discovered targets
 	rollout  map[string]RolloutStatus
-	mutates  int    // successful Mutate calls
-	rev      uint64 // increases with every change
+	mutates  int          // successful Mutate calls
+	rev      uint64       // increases with every change
+	base     *config.File // file, or the layer's declarative document's entities
 }
 
 var _ Controller = (*fake)(nil)
@@ -107,7 +108,11 @@ func (f *fake) ResetState(context.Context) error {
 
 // applyLocked checks the merge and brings the running upstreams in line.
 func (f *fake) applyLocked(d *state.Doc) error {
-	eff := state.Merge(f.file, d)
+	base, err := state.Base(f.file, d)
+	if err != nil {
+		return &Error{Status: 400, Message: err.Error()}
+	}
+	eff := state.Merge(base, d)
 	ups := map[string]bool{}
 	for _, u := range eff.Upstreams {
 		ups[u.Name] = true
@@ -154,6 +159,7 @@ func (f *fake) applyLocked(d *state.Doc) error {
 			chk.Mark(s.Addr, m)
 		}
 	}
+	f.base = base
 	return nil
 }
 
@@ -187,7 +193,11 @@ func (f *fake) Doc() *state.Doc {
 	return f.doc.Clone()
 }
 
-func (f *fake) File() *config.File { return f.file }
+func (f *fake) File() *config.File {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.base
+}
 
 func (f *fake) Upstream(name string) *upstream.Upstream {
 	f.mu.Lock()

@@ -176,16 +176,23 @@ func schemas() js {
 	return js{
 		"Error": sobj(js{
 			"message": sstr(""),
-			"fields":  js{"type": "object", "additionalProperties": sstr(""), "description": "field (dotted when nested) → reason"},
+			"fields":  js{"type": "object", "description": "field → reason; a nested field's under its parents ({\"healthchecks\": {\"active\": {\"http_path\": reason}}}), as Kong"},
 			"code":    js{"type": "integer", "description": "Kong's error code"},
 			"name":    sstr("Kong's error name"),
 		}, "message"),
-		"Welcome": sobj(js{"tagline": sstr(""), "version": sstr(""), "node_id": uuidSchema("this node's id (Kong's node_id)")}),
+		"Welcome": sobj(js{"tagline": sstr(""), "version": sstr(""), "node_id": uuidSchema("this node's id (Kong's node_id)"),
+			"hostname": sstr(""), "pids": js{"type": "object"}, "configuration": js{"type": "object"}, "plugins": js{"type": "object"}, "timers": js{"type": "object"}}),
+		"DeclarativeConfig":   sobj(js{"config": sstr("the effective entities as a declarative document (YAML, _format_version 3.0)")}, "config"),
+		"DeclarativeInput":    js{"type": "object", "description": "a declarative document (_format_version, upstreams, targets, services, routes, certificates), or {config: the document's text}"},
+		"DeclarativeEntities": js{"type": "object", "description": "the entities now in force, by kind then id"},
 		"Status": sobj(js{
 			"version": sstr(""), "started_at": js{"type": "integer", "description": "Unix seconds"},
 			"config_generation": js{"type": "integer"}, "config_file": sstr(""),
 			"upstreams": js{"type": "integer"}, "services": js{"type": "integer"}, "routes": js{"type": "integer"},
-			"uptime_seconds": js{"type": "number"},
+			"uptime_seconds":     js{"type": "number"},
+			"configuration_hash": sstr("MD5 of GET /config's document (Kong's configuration_hash)"),
+			"database":           js{"type": "object"}, "server": js{"type": "object", "description": "total_requests, requests_in_flight"},
+			"memory": js{"type": "object", "description": "Kong's workers_lua_vms (the Go heap), and go: heap_alloc, sys, num_gc, goroutines"},
 			"admin_layer": sobj(js{
 				"store": senum("where the admin layer lives", "memory", "file", "consul"),
 				"state": senum("in_sync: the store's latest layer is in force; not_applied: it does not build with this configuration file "+

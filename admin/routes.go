@@ -70,6 +70,11 @@ func (a *api) routes() []endpoint {
 		{method: http.MethodGet, path: "/openapi.json", op: "getOpenAPI", tag: "status", summary: "This document", out: "object", ok: http.StatusOK, raw: http.HandlerFunc(a.serveSpec)},
 
 		// The admin layer as a whole.
+		ctl(endpoint{method: http.MethodGet, path: "/config", op: "getConfig", tag: "status",
+			summary: "Export the effective entities as a Kong declarative document (Kong DB-less GET /config: {config: YAML})", out: "DeclarativeConfig", ok: http.StatusOK, h: a.getConfig}),
+		ctl(endpoint{method: http.MethodPost, path: "/config", op: "postConfig", tag: "status",
+			summary: "Replace the admin layer with a declarative document (Kong DB-less POST /config; JSON, YAML, or a config field); validated whole, nothing applied on error; ?check_hash=1 answers 304 when nothing would change",
+			in:      "DeclarativeInput", out: "DeclarativeEntities", ok: http.StatusCreated, example: declarativeExample(), h: a.postConfig}),
 		ctl(endpoint{method: http.MethodDelete, path: "/state", op: "resetState", tag: "status",
 			summary: "Reset the admin layer: every change made through the admin API is discarded, in the store too (fleet-wide); the configuration file stays in force",
 			ok:      http.StatusNoContent, h: a.resetState}),
@@ -204,20 +209,6 @@ func (a *api) statusNow() Status {
 		return Status{}
 	}
 	return a.o.Status()
-}
-
-func (a *api) root(*http.Request) (int, any, error) {
-	s := a.statusNow()
-	return http.StatusOK, map[string]any{"tagline": "Welcome to outrigger", "version": s.Version, "node_id": a.nodeID}, nil
-}
-
-func (a *api) status(*http.Request) (int, any, error) {
-	s := a.statusNow()
-	return http.StatusOK, struct {
-		Status
-		StartedAt     int64   `json:"started_at"` // Unix seconds, as every timestamp of the API
-		UptimeSeconds float64 `json:"uptime_seconds"`
-	}{s, s.StartedAt.Unix(), s.Uptime.Seconds()}, nil
 }
 
 func (a *api) resetState(r *http.Request) (int, any, error) {
