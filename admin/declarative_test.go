@@ -1,0 +1,111 @@
+package admin
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestConfigRoundTrip: GET /config exports the effective entities (the
+// file's and the API's, with the ids the API shows), POSTing the export
+// back changes nothing (byte-stable), and check_hash answers 304.
+func TestConfigRoundTrip(t *testing.T) {
+	e := newEnv(t, fileRich)
+	e.must(http.StatusCreated, http.MethodPost, "/upstreams/example_upstream/targets", map[string]any{"target": "10.0.0.9:80", "weight": 7, "tags": []any{"t"}})
+	e.must(http.StatusCreated, http.MethodPost, "/routes", map[string]any{"name": "orphan", "paths": []any{"/o"}, "service": map[string]any{"name": "example_service"}})
+	before := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	for _, want := range []string{`_format_version: "3.0"`, "10.0.0.9:80", "name: orphan", "id: " + stableID(kindService, "example_service")} {
+		if !strings.Contains(before, want) {
+			t.Fatalf("export lacks %q:\n%s", want, before)
+		}
+	}
+	svcBefore := e.must(http.StatusOK, http.MethodGet, "/services/example_service", nil).str("id")
+
+	e.must(http.StatusCreated, http.MethodPost, "/config", raw{data: before, ctype: "application/yaml"})
+	after := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	if after != before {
+		t.Fatalf("export changed after POST of itself:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+	if id := e.must(http.StatusOK, http.MethodGet, "/services/example_service", nil).str("id"); id != svcBefore {
+		t.Fatalf("service id %s after the round trip, was %s", id, svcBefore)
+	}
+	if e.fk.doc.Config == nil || len(e.fk.doc.Services) != 0 {
+		t.Fatalf("the layer is not the posted document: %+v", e.fk.doc)
+	}
+	n := e.fk.mutates
+	r := e.do(http.MethodPost, "/config?check_hash=1", map[string]any{"config": before})
+	if r.status != http.StatusNotModified || e.fk.mutates != n {
+		t.Fatalf("check_hash of the same document: status %d, %d commits (want 304, none)", r.status, e.fk.mutates-n)
+	}
+	edited := strings.Replace(before, "weight: 7", "weight: 8", 1)
+	e.must(http.StatusCreated, http.MethodPost, "/config?check_hash=1", raw{data: edited, ctype: "text/yaml"})
+	if got := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config"); got != edited {
+		t.Fatalf("export after an edit:\n%s\nwant:\n%s", got, edited)
+	}
+	hash := e.must(http.StatusOK, http.MethodGet, "/status", nil).str("configuration_hash")
+	if len(hash) != 32 || hash != configHash([]byte(edited)) {
+		t.Fatalf("configuration_hash %q, want the MD5 of the export", hash)
+	}
+}
+
+// TestConfigRefusedWhole: an invalid document is Kong's code 14 with each
+// error at its line and column, and the layer stays as it was.
+func TestConfigRefusedWhole(t *testing.T) {
+	e := newEnv(t, fileRich)
+	before := e.fk.docJSON()
+	doc := `_format_version: "3.0"
+services:
+  - name: s
+    host: example_upstream
+    enabled: false
+    routes:
+      - name: r
+        paths: [/r]
+        https_redirect_status_code: 301
+`
+	r := e.do(http.MethodPost, "/config", raw{data: doc, ctype: "application/yaml"})
+	if r.status != http.StatusBadRequest || r.body["code"] != float64(codeDeclarativeConfig) || r.str("name") != "invalid declarative configuration" {
+		t.Fatalf("status %d: %s", r.status, r.raw)
+	}
+	f := r.fields()
+	if why, _ := f["config:5:14"].(string); !strings.HasPrefix(why, "enabled: not supported by outrigger (only true)") {
+		t.Fatalf("fields %v", f)
+	}
+	if why, _ := f["config:9:37"].(string); !strings.HasPrefix(why, "https_redirect_status_code: not supported by outrigger (only 426)") {
+		t.Fatalf("fields %v", f)
+	}
+	if after := e.fk.docJSON(); after != before {
+		t.Fatalf("the layer changed:\n%s\n%s", before, after)
+	}
+	for _, tc := range []struct {
+		desc, body, ctype string
+		status            int
+	}{
+		{"no document", ``, "application/json", http.StatusBadRequest},
+		{"process section", "_format_version: \"3.0\"\nadmin: {listen: 127.0.0.1:1}\n", "application/yaml", http.StatusBadRequest},
+		{"unknown format", "_format_version: \"9.9\"\n", "application/yaml", http.StatusBadRequest},
+		{"form without config", "x=1", "application/x-www-form-urlencoded", http.StatusBadRequest},
+	} {
+		if r := e.do(http.MethodPost, "/config", raw{data: tc.body, ctype: tc.ctype}); r.status != tc.status {
+			t.Errorf("%s: status %d, want %d: %s", tc.desc, r.status, tc.status, r.raw)
+		}
+	}
+	if r := e.do(http.MethodPost, "/config?bogus=1", map[string]any{"_format_version": "3.0"}); r.status != http.StatusBadRequest || r.fields()["bogus"] == nil {
+		t.Fatalf("unknown query parameter: status %d: %s", r.status, r.raw)
+	}
+	if after := e.fk.docJSON(); after != before {
+		t.Fatalf("the layer changed:\n%s\n%s", before, after)
+	}
+}
+
+// TestNestedFieldErrors: a nested field's error is nested in fields, as
+// Kong answers it.
+func TestNestedFieldErrors(t *testing.T) {
+	e := newEnv(t, fileRich)
+	r := e.do(http.MethodPatch, "/upstreams/example_upstream", map[string]any{"healthchecks": map[string]any{"active": map[string]any{"http_path": "nope"}}})
+	hc, _ := r.body["fields"].(map[string]any)["healthchecks"].(map[string]any)
+	active, _ := hc["active"].(map[string]any)
+	if r.status != http.StatusBadRequest || active["http_path"] == nil {
+		t.Fatalf("status %d: %s", r.status, r.raw)
+	}
+}
