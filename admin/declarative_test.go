@@ -109,3 +109,25 @@ func TestNestedFieldErrors(t *testing.T) {
 		t.Fatalf("status %d: %s", r.status, r.raw)
 	}
 }
+
+// TestRouteWithoutService: a route may have no service, as in Kong
+// (created so, or its service set to null), and shows service null.
+func TestRouteWithoutService(t *testing.T) {
+	e := newEnv(t, fileRich)
+	r := e.must(http.StatusCreated, http.MethodPost, "/routes", form{"name", "lonely", "paths[]", "/x"})
+	if v, ok := r.body["service"]; !ok || v != nil {
+		t.Fatalf("service %v: %s", v, r.raw)
+	}
+	e.must(http.StatusOK, http.MethodPatch, "/routes/example_route", map[string]any{"service": nil})
+	if r := e.must(http.StatusOK, http.MethodGet, "/routes/example_route", nil); r.body["service"] != nil {
+		t.Fatalf("service after PATCH null: %s", r.raw)
+	}
+	e.must(http.StatusNotFound, http.MethodGet, "/routes/lonely/service", nil)
+	e.must(http.StatusOK, http.MethodPut, "/routes/lonely", map[string]any{"paths": []any{"/y"}})
+	// Exported at the top level, without a service; and read back so.
+	text := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	e.must(http.StatusCreated, http.MethodPost, "/config", map[string]any{"config": text})
+	if r := e.must(http.StatusOK, http.MethodGet, "/routes/lonely", nil); r.body["service"] != nil || r.str("name") != "lonely" {
+		t.Fatalf("after the round trip: %s", r.raw)
+	}
+}

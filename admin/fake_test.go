@@ -122,7 +122,7 @@ func (f *fake) applyLocked(d *state.Doc) error {
 		svcs[s.Name] = true
 	}
 	for _, r := range eff.Routes {
-		if !svcs[r.Service] {
+		if r.Service != "" && !svcs[r.Service] {
 			return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("route %q: service %q not found", r.Name, r.Service)}
 		}
 	}

@@ -209,25 +209,17 @@ func routeKind() *kind[config.Route, state.Route] {
 
 // decodeRouteBody checks a route body and returns its applier, which
 // resolves the route's service: the URL's (POST /services/{service}/routes),
-// the body's, or for a PATCH the current one unless the body names one.
+// the body's, or for a PATCH the current one unless the body names one
+// (or null). A route may have no service, as in Kong.
 func decodeRouteBody(_ *world, r *http.Request, b *obj, m mode, _ string) (applier[state.Route], error) {
 	apply, err := routeDecoder(b)
 	if err != nil {
 		return nil, err
 	}
-	switch m {
-	case modePatch:
-		if v, present := b.m["service"]; present && (v == nil || v == formValue("")) {
-			return nil, fieldError("service", "required field missing")
-		}
-	default:
+	if m != modePatch {
 		scratch := newRoute()
-		ref, err := apply(&scratch)
-		if err != nil {
+		if _, err := apply(&scratch); err != nil {
 			return nil, err
-		}
-		if ref.id == "" && ref.name == "" && (m == modePut || r.PathValue("service") == "") {
-			return nil, fieldError("service", "required field missing")
 		}
 	}
 	return func(w *world, rt *state.Route) error {
@@ -235,11 +227,16 @@ func decodeRouteBody(_ *world, r *http.Request, b *obj, m mode, _ string) (appli
 		if err != nil {
 			return err
 		}
+		named := ref.id != "" || ref.name != ""
 		switch {
 		case m == modeCreate:
 			rt.Service, err = serviceFromPath(w, r, ref)
-		case m == modePut || ref.id != "" || ref.name != "":
+		case named:
 			rt.Service, err = ref.resolve(w)
+		case m == modePut || ref.present:
+			// No service (or service: null), as Kong allows: the
+			// route's requests are answered 503.
+			rt.Service = ""
 		}
 		return err
 	}, nil

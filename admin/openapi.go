@@ -294,10 +294,10 @@ func schemas() js {
 		"ServiceInput": closed(sobj(with(serviceIn, js{"url": sstr("shorthand for protocol, host, port and path: http://host:port/path")}))),
 		"Service":      sobj(with(serviceIn, timestamps()), "id", "protocol", "host", "port", "retries"),
 		"RouteInput": closed(sobj(with(routeIn, js{
-			"service": js{"description": "the route's service: {\"id\": ...} or {\"name\": ...} (form: service.id=... or service.name=...), or an id or name",
+			"service": js{"description": "the route's service (null or absent: none, its requests are answered 503 as Kong): {\"id\": ...} or {\"name\": ...} (form: service.id=... or service.name=...), or an id or name",
 				"oneOf": []any{sstr(""), closed(sobj(js{"id": uuidSchema("")})), closed(sobj(js{"name": sstr("")}))}},
 		}))),
-		"Route":     sobj(with(routeIn, with(timestamps(), js{"service": sref("IdRef")})), "id", "service", "strip_path", "preserve_host", "path_handling"),
+		"Route":     sobj(with(routeIn, with(timestamps(), js{"service": nullable(sref("IdRef"))})), "id", "service", "strip_path", "preserve_host", "path_handling"),
 		"ForceRule": forceRule,
 		"CanaryInput": closed(sobj(js{
 			"upstream":  sstr("the canary upstream; exists, differs from the service's host"),

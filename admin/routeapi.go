@@ -204,6 +204,9 @@ func (w *world) putRoute(old string, r *state.Route, now int64) error {
 func serviceFromPath(w *world, r *http.Request, ref serviceRef) (string, error) {
 	key := r.PathValue("service")
 	if key == "" {
+		if ref.id == "" && ref.name == "" {
+			return "", nil // a route without a service
+		}
 		return ref.resolve(w)
 	}
 	s, _, ok := w.service(key)

@@ -272,7 +272,7 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	routes := make([]router.Route, 0, len(cfg.Routes))
 	for _, cr := range cfg.Routes {
 		svc := services[cr.Service]
-		if svc == nil {
+		if svc == nil && cr.Service != "" {
 			return nil, cfg.Errorf(cr.Pos, "route %q: service %q not found", cr.Name, cr.Service)
 		}
 		var res []*regexp.Regexp

@@ -623,6 +623,9 @@ func (c *client) handle(n int) bool {
 		return c.reject(http.StatusNotFound, "no Route matched with those values", req.Body != h1.BodyNone)
 	}
 	rt := m.Route.Value.(*Route)
+	if rt.Service == nil {
+		return c.reject(http.StatusServiceUnavailable, NoServiceMessage, req.Body != h1.BodyNone)
+	}
 	if rt.GRPC || NeedsHTTP2(rt.Service.Protocol) {
 		return c.bridge(rt) // HTTP/2 upstreams: the net/http path (h1bridge.go)
 	}

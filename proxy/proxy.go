@@ -94,9 +94,15 @@ type Service struct {
 	Stats *RoleStats
 }
 
+// NoServiceMessage is Kong's answer (503) to a request matching a route
+// without a service.
+const NoServiceMessage = "no Service found with those values"
+
 // Route is the payload of a router.Route (its Value).
 type Route struct {
-	Name         string
+	Name string
+	// Service is nil for a route without one: its requests are answered
+	// 503 NoServiceMessage, as Kong's.
 	Service      *Service
 	StripPath    bool
 	PreserveHost bool
@@ -240,6 +246,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		return
 	}
 	rt := m.Route.Value.(*Route)
+	if rt.Service == nil {
+		p.reject(w, r, rs, start, http.StatusServiceUnavailable, NoServiceMessage)
+		return
+	}
 	if ref := protocolRefusal(rt, rs.grpc.on, r.ProtoMajor >= 2, r.TLS != nil); ref.status != 0 {
 		ref.write(w)
 		p.accessLine(r, start, ref.status)
