@@ -131,3 +131,33 @@ func TestRouteWithoutService(t *testing.T) {
 		t.Fatalf("after the round trip: %s", r.raw)
 	}
 }
+
+// TestBalancerHealth: ?balancer_health=1 answers the balancer's health as
+// a whole in Kong's shape; a bad value or another parameter is a 400.
+func TestBalancerHealth(t *testing.T) {
+	e := newEnv(t, fileRich)
+	r := e.must(http.StatusOK, http.MethodGet, "/upstreams/example_upstream/health?balancer_health=1", nil)
+	data, _ := r.body["data"].(map[string]any)
+	details, _ := data["details"].(map[string]any)
+	weight, _ := details["weight"].(map[string]any)
+	hosts, _ := details["hosts"].([]any)
+	if data["id"] != stableID(kindUpstream, "example_upstream") || data["health"] != "HEALTHY" || weight["total"] != float64(200) ||
+		weight["available"] != float64(200) || len(hosts) != 2 || r.str("node_id") == "" {
+		t.Fatalf("%s", r.raw)
+	}
+	if r := e.must(http.StatusOK, http.MethodGet, "/upstreams/canary_upstream/health?balancer_health=1", nil); r.body["data"].(map[string]any)["health"] != "HEALTHCHECKS_OFF" {
+		t.Fatalf("%s", r.raw)
+	}
+	e.must(http.StatusNoContent, http.MethodPut, "/upstreams/example_upstream/targets/10.0.0.1:8080/unhealthy", nil)
+	r = e.must(http.StatusOK, http.MethodGet, "/upstreams/example_upstream/health?balancer_health=1", nil)
+	weight = r.body["data"].(map[string]any)["details"].(map[string]any)["weight"].(map[string]any)
+	if weight["available"] != float64(100) || weight["unavailable"] != float64(100) {
+		t.Fatalf("after marking one unhealthy: %s", r.raw)
+	}
+	if r := e.must(http.StatusOK, http.MethodGet, "/upstreams/example_upstream/health?balancer_health=0", nil); r.data() == nil || r.body["total"] != float64(2) {
+		t.Fatalf("balancer_health=0 lists targets: %s", r.raw)
+	}
+	e.must(http.StatusBadRequest, http.MethodGet, "/upstreams/example_upstream/health?balancer_health=yes", nil)
+	e.must(http.StatusBadRequest, http.MethodGet, "/upstreams/example_upstream/health?balancer_health=1&size=2", nil)
+	e.must(http.StatusNotFound, http.MethodGet, "/upstreams/nope/health?balancer_health=1", nil)
+}

@@ -92,7 +92,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/debug", op: "getUpstreamDebug", tag: "health",
 			summary: "What the sidecar believes: every target of the live snapshot with source, weights, health reason and since, slow start, in-flight, EWMA, ejection, locality; and the layer generations that built it",
 			out:     "UpstreamDebug", ok: http.StatusOK, h: a.upstreamDebug}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, tagged: true, h: healthChild().list(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included; with ?balancer_health=1 the balancer's as a whole, Kong's {data: {id, health, details}}", out: "list:TargetHealth", ok: http.StatusOK, paged: true, tagged: true, h: a.upstreamHealth(healthChild().list(a))}),
 
 		// Targets.
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, tagged: true, h: targets.list(a)}),
