@@ -446,6 +446,9 @@ func (d *decoder) mapping(n *yaml.Node, label, ctx string, fields []field) map[s
 			d.errorf(p.key, "unknown field %s in %s; expected one of: %s", quote(p.key.Value), ctx, fieldNames(fields))
 			continue
 		}
+		if isNull(deref(p.val)) && slices.Contains(NullableFields(ctx), f.key) {
+			continue // Kong's null: not set
+		}
 		before := len(d.errs)
 		f.set(p.val)
 		seen[f.key] = entry{key: p.key, val: p.val, ok: len(d.errs) == before}

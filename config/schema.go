@@ -294,3 +294,24 @@ func MetaFields(kind string) []string {
 // may give (Kong's 1.1, 2.1 and 3.0: the entities Outrigger implements
 // read the same in each).
 func DeclarativeFormats() []string { return []string{"1.1", "2.1", "3.0"} }
+
+// NullableFields are the optional fields of an entity (named as the
+// file's decoder names its mappings: "service", "route", "upstream",
+// "target", "healthchecks.active") that may be written null, meaning not
+// set: Kong's answers and decK's files write unset fields so, and the
+// admin API takes null as "the default" for every field.
+func NullableFields(ctx string) []string {
+	switch ctx {
+	case KindService:
+		return []string{"path", "tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate", "grpc_idempotent_methods", "tags", "url"}
+	case KindRoute:
+		return []string{"hosts", "methods", "paths", "headers", "protocols", "tags"}
+	case KindUpstream:
+		return []string{"hash_on_header", "hash_on_cookie", "hash_on_query_arg", "hash_on_uri_capture", "tags"}
+	case KindTarget:
+		return []string{"tags", "zone"}
+	case "healthchecks.active":
+		return []string{"https_sni", "grpc_service", "headers"}
+	}
+	return nil
+}
