@@ -56,7 +56,12 @@
 //     admin layer keys them by their id, and they show "name": null.
 //   - Kong fields Outrigger lacks (https_redirect_status_code,
 //     use_srv_name, ...) are accepted at Kong's default value and refused
-//     otherwise. Route protocols are kept:
+//     otherwise, by the table the configuration file's decoder reads
+//     (config.KongFields, config.MetaFields). GET and POST /config
+//     (declarative.go) export the effective entities as a declarative
+//     document and replace the admin layer with one, as Kong in DB-less
+//     mode. Field errors nest under their parents, as Kong's; a route may
+//     have no service. Route protocols are kept:
 //     http/https (the default) or grpc/grpcs, never both families.
 //   - Service TLS fields take PEM instead of Kong's certificate ids:
 //     ca_certificates holds file paths or inline PEM, client_certificate
