@@ -109,6 +109,7 @@ func exportOf(w *world) ([]byte, error) {
 			k.withID(w, &f)
 		}
 	}
+	f.Layer = layerOf(w)
 	return config.Export(&f)
 }
 
@@ -163,6 +164,9 @@ func (a *api) postConfig(r *http.Request) (int, any, error) {
 		now := newWorld(a.ctl.File(), cur, a.started)
 		doc := &state.Doc{Config: &state.Declarative{Text: string(text)}}
 		next := newWorld(config.WithEntities(now.file, decl), doc, a.started)
+		if err := applyLayer(next, decl.Layer, a.now().Unix()); err != nil {
+			return 0, nil, err
+		}
 		export, err := exportOf(next)
 		if err != nil {
 			return 0, nil, err
@@ -304,4 +308,236 @@ func declarativeExample() map[string]any {
 		"services": []any{map[string]any{"name": "example_service", "host": "example_upstream", "enabled": true,
 			"routes": []any{map[string]any{"name": "example_route", "paths": []any{"/"}, "https_redirect_status_code": 426}}}},
 	}
+}
+
+// The admin layer's own keys in a declarative document: canaries,
+// rollouts and weight overrides, in the admin API's shapes (plus the
+// service or upstream each belongs to), decoded by the admin API's
+// decoders.
+
+// plainOf is v's JSON shape as plain values.
+func plainOf(v any) map[string]any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("admin: marshal: " + err.Error()) // plain data cannot fail
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic("admin: unmarshal: " + err.Error())
+	}
+	return m
+}
+
+// layerOf is w's admin-layer keys for the export, in a stable order.
+func layerOf(w *world) *config.LayerKeys {
+	l := &config.LayerKeys{}
+	for _, name := range sortedKeys(w.doc.Canaries) {
+		c := w.doc.Canaries[name]
+		v := map[string]any{"service": name, "upstream": c.Upstream, "percent": c.Percent}
+		if len(c.Force) > 0 {
+			v["force"] = plainOf(map[string]any{"f": c.Force})["f"]
+		}
+		if c.StickyBy != "" {
+			v["sticky_by"] = c.StickyBy
+		}
+		l.Canaries = append(l.Canaries, config.LayerItem{Value: v})
+	}
+	for _, name := range sortedKeys(w.doc.Rollouts) {
+		ro := w.doc.Rollouts[name]
+		v := plainOf(ro)
+		for _, k := range []string{"step_since", "updated_at", "reason"} {
+			delete(v, k)
+		}
+		v["service"] = name
+		l.Rollouts = append(l.Rollouts, config.LayerItem{Value: v})
+	}
+	for _, o := range w.doc.Overrides {
+		v := plainOf(o)
+		delete(v, "created_at")
+		l.Overrides = append(l.Overrides, config.LayerItem{Value: v})
+	}
+	if len(l.Canaries)+len(l.Rollouts)+len(l.Overrides) == 0 {
+		return nil
+	}
+	return l
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// layerErrors collects the layer keys' errors at their items' positions.
+type layerErrors struct{ list config.ErrorList }
+
+func (e *layerErrors) add(key string, it config.LayerItem, err error) {
+	msg := err.Error()
+	var ae *Error
+	if errors.As(err, &ae) && len(ae.Fields) > 0 {
+		parts := make([]string, 0, len(ae.Fields))
+		for _, f := range sortedKeys(ae.Fields) {
+			parts = append(parts, f+": "+ae.Fields[f])
+		}
+		msg = strings.Join(parts, "; ")
+	}
+	e.list.Errors = append(e.list.Errors, config.Error{File: "config", Line: it.Pos.Line, Col: it.Pos.Col, Msg: key + ": " + msg})
+}
+
+// itemObj reads a layer item as a JSON body (numbers as json.Number).
+func itemObj(it config.LayerItem) (*obj, error) {
+	b, err := json.Marshal(it.Value)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	v, err := decodeJSONValue(dec, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := v.(map[string]any)
+	return newObj(m, false), nil
+}
+
+// ownerOf pops the item's owner key (service or upstream): a name or an
+// id.
+func ownerOf(o *obj, key string) (string, error) {
+	v, present := o.get(key)
+	if !present || v == nil {
+		return "", fieldError(key, "required field missing")
+	}
+	s, why := asString(v)
+	if why != "" {
+		return "", fieldError(key, "%s", why)
+	}
+	return s, nil
+}
+
+// applyLayer decodes the document's layer keys into w's Doc, checking
+// each against w (the document's entities); now stamps them.
+func applyLayer(w *world, l *config.LayerKeys, now int64) error {
+	if l == nil {
+		return nil
+	}
+	var errs layerErrors
+	for _, it := range l.Canaries {
+		err := func() error {
+			o, err := itemObj(it)
+			if err != nil {
+				return err
+			}
+			key, err := ownerOf(o, "service")
+			if err != nil {
+				return err
+			}
+			s, _, ok := w.service(key)
+			if !ok {
+				return fieldError("service", "service '%s' does not exist", key)
+			}
+			if w.doc.Canaries[s.Name] != nil {
+				return fieldError("service", "service '%s' has a canary already", s.Name)
+			}
+			c := &state.Canary{UpdatedAt: now}
+			if err := o.decode(func(o *obj) { decodeCanary(o, c) }); err != nil {
+				return err
+			}
+			if err := w.checkCanary(s.Name, c); err != nil {
+				return err
+			}
+			w.doc.Canaries[s.Name] = c
+			return nil
+		}()
+		if err != nil {
+			errs.add("canaries", it, err)
+		}
+	}
+	for _, it := range l.Rollouts {
+		err := func() error {
+			o, err := itemObj(it)
+			if err != nil {
+				return err
+			}
+			key, err := ownerOf(o, "service")
+			if err != nil {
+				return err
+			}
+			s, _, ok := w.service(key)
+			if !ok {
+				return fieldError("service", "service '%s' does not exist", key)
+			}
+			if w.doc.Canaries[s.Name] == nil {
+				return fieldError("service", "service '%s' has no canary (give one in canaries)", s.Name)
+			}
+			ro := &state.Rollout{MaxErrorRateIncrease: defaultMaxErrorRateIncrease, MaxP99Ratio: defaultMaxP99Ratio, MinRequests: defaultMinRequests,
+				State: state.RolloutRunning, StepSince: now, UpdatedAt: now}
+			f := fields{}
+			o.setString("state", &ro.State, state.RolloutRunning, oneOf(state.RolloutStates()...))
+			o.setInt("step", &ro.Step, 0, 0, maxMinRequests)
+			if err := o.decode(func(o *obj) {
+				o.ignore("service", "state", "step")
+				decodeRollout(o, ro)
+			}); err != nil {
+				return err
+			}
+			if err := o.err(); err != nil {
+				return err
+			}
+			if ro.Step >= len(ro.Steps) {
+				f.add("step", "must be below the number of steps (%d)", len(ro.Steps))
+				return f.err()
+			}
+			w.doc.Rollouts[s.Name] = ro
+			return nil
+		}()
+		if err != nil {
+			errs.add("rollouts", it, err)
+		}
+	}
+	for _, it := range l.Overrides {
+		err := func() error {
+			o, err := itemObj(it)
+			if err != nil {
+				return err
+			}
+			key, err := ownerOf(o, "upstream")
+			if err != nil {
+				return err
+			}
+			u, _, ok := w.upstream(key)
+			if !ok {
+				return fieldError("upstream", "upstream '%s' does not exist", key)
+			}
+			ov := state.Override{Upstream: u.Name, CreatedAt: now}
+			if v, ok := it.Value["id"].(string); ok && config.IsUUID(v) {
+				ov.ID = strings.ToLower(v)
+			} else if it.Value["id"] != nil {
+				return fieldError("id", "expected a UUID")
+			} else {
+				ov.ID = newID()
+			}
+			if slices.ContainsFunc(w.doc.Overrides, func(x state.Override) bool { return x.ID == ov.ID }) {
+				return fieldError("id", "duplicate override id %s", ov.ID)
+			}
+			apply, err := overrideDecoder(o)
+			if err != nil {
+				return err
+			}
+			if err := apply(&ov); err != nil {
+				return err
+			}
+			w.doc.Overrides = append(w.doc.Overrides, ov)
+			return w.checkShares(u.Name)
+		}()
+		if err != nil {
+			errs.add("overrides", it, err)
+		}
+	}
+	if len(errs.list.Errors) > 0 {
+		return declarativeError(&errs.list)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -160,4 +161,82 @@ func TestBalancerHealth(t *testing.T) {
 	e.must(http.StatusBadRequest, http.MethodGet, "/upstreams/example_upstream/health?balancer_health=yes", nil)
 	e.must(http.StatusBadRequest, http.MethodGet, "/upstreams/example_upstream/health?balancer_health=1&size=2", nil)
 	e.must(http.StatusNotFound, http.MethodGet, "/upstreams/nope/health?balancer_health=1", nil)
+}
+
+// TestConfigLayerKeys: a document's canaries, rollouts and overrides (the
+// admin layer's own entities) are decoded by the admin API's rules,
+// applied with the entities, exported back byte for byte, and refused
+// at their position when bad.
+func TestConfigLayerKeys(t *testing.T) {
+	e := newEnv(t, fileRich)
+	base := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	doc := base + `canaries:
+  - service: example_service
+    upstream: canary_upstream
+    percent: 5
+    force: [{kind: header, name: X-Canary, value: "1"}]
+    sticky_by: cookie:session
+rollouts:
+  - service: example_service
+    steps: [5, 25, 100]
+    interval: 30s
+    step: 0
+overrides:
+  - id: 0b0e6c0a-4a57-4f43-9b2c-2f6a3c1d9e01
+    upstream: example_upstream
+    target: 10.0.0.1:8080
+    weight: 7
+  - upstream: example_upstream
+    tags: [canary]
+    share: 10
+`
+	e.must(http.StatusCreated, http.MethodPost, "/config", raw{data: doc, ctype: "application/yaml"})
+	if r := e.must(http.StatusOK, http.MethodGet, "/services/example_service/canary", nil); r.body["percent"] != float64(5) || r.str("upstream") != "canary_upstream" {
+		t.Fatalf("canary: %s", r.raw)
+	}
+	if r := e.must(http.StatusOK, http.MethodGet, "/services/example_service/rollout", nil); r.str("state") != "running" {
+		t.Fatalf("rollout: %s", r.raw)
+	}
+	if got := len(e.must(http.StatusOK, http.MethodGet, "/upstreams/example_upstream/overrides", nil).data()); got != 2 {
+		t.Fatalf("%d overrides, want 2", got)
+	}
+	first := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	for _, want := range []string{"canaries:", "sticky_by: cookie:session", "rollouts:", "interval: 30s", "id: 0b0e6c0a-4a57-4f43-9b2c-2f6a3c1d9e01"} {
+		if !strings.Contains(first, want) {
+			t.Fatalf("export lacks %q:\n%s", want, first)
+		}
+	}
+	e.must(http.StatusCreated, http.MethodPost, "/config", raw{data: first, ctype: "application/yaml"})
+	second := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	// The second override got a random id the first time; from then on
+	// the export carries it.
+	e.must(http.StatusCreated, http.MethodPost, "/config", raw{data: second, ctype: "application/yaml"})
+	if third := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config"); third != second {
+		t.Fatalf("export not stable:\n%s\n---\n%s", second, third)
+	}
+
+	before := e.fk.docJSON()
+	bad := base + `canaries:
+  - service: example_service
+    upstream: nope
+overrides:
+  - upstream: example_upstream
+    target: 10.0.0.1:8080
+    weight: 70000
+`
+	r := e.do(http.MethodPost, "/config", raw{data: bad, ctype: "application/yaml"})
+	if r.status != http.StatusBadRequest || r.body["code"] != float64(codeDeclarativeConfig) {
+		t.Fatalf("status %d: %s", r.status, r.raw)
+	}
+	lines := strings.Count(base, "\n")
+	f := r.fields()
+	if why, _ := f[fmt.Sprintf("config:%d:5", lines+2)].(string); !strings.Contains(why, "canaries: upstream: upstream 'nope' does not exist") {
+		t.Fatalf("fields %v", f)
+	}
+	if why, _ := f[fmt.Sprintf("config:%d:5", lines+5)].(string); !strings.Contains(why, "overrides: weight: value should be between 0 and 65535") {
+		t.Fatalf("fields %v", f)
+	}
+	if after := e.fk.docJSON(); after != before {
+		t.Fatal("a refused document changed the layer")
+	}
 }

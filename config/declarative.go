@@ -324,7 +324,7 @@ func (d *decoder) onlyEntities(fields []field) []field {
 	}
 	out := make([]field, 0, len(fields))
 	for _, f := range fields {
-		if strings.HasPrefix(f.key, "_") || slices.Contains(DeclarativeKeys(), f.key) {
+		if strings.HasPrefix(f.key, "_") || slices.Contains(DeclarativeKeys(), f.key) || slices.Contains(layerKinds(), f.key) {
 			out = append(out, f)
 			continue
 		}
@@ -367,4 +367,60 @@ func WithEntities(base, decl *File) *File {
 		}
 	}
 	return &out
+}
+
+// LayerKeys are Outrigger's admin-layer entities in a declarative
+// document: canaries and rollouts (each naming its service) and weight
+// overrides (each naming its upstream), in the admin API's shapes. This
+// package only reads them as plain values; the admin API decodes and
+// checks them with its own decoders, so they follow its rules exactly.
+type LayerKeys struct {
+	Canaries, Rollouts, Overrides []LayerItem
+}
+
+// LayerItem is one item of a LayerKeys list: where it is, and its value
+// as plain values (map[string]any of strings, int64, float64, bool, nil,
+// []any, map[string]any).
+type LayerItem struct {
+	Pos   Pos
+	Value map[string]any
+}
+
+// layerKinds are the admin-layer keys of a declarative document.
+func layerKinds() []string { return []string{"canaries", "rollouts", "overrides"} }
+
+// layerFields decodes the admin-layer keys: in a declarative document
+// into f.Layer; in the configuration file they are refused (they live in
+// the admin layer, where a document posted to /config puts them).
+func (d *decoder) layerFields(f *File) []field {
+	var out []field
+	for _, key := range layerKinds() {
+		out = append(out, field{key, func(v *yaml.Node) {
+			if !d.entitiesOnly {
+				d.errorf(deref(v), "%s: only in a declarative document posted to /config: canaries, rollouts and overrides belong to the admin layer (or use the admin API)", key)
+				return
+			}
+			if f.Layer == nil {
+				f.Layer = &LayerKeys{}
+			}
+			var items []LayerItem
+			d.list(v, key, func(item *yaml.Node) {
+				m, ok := d.plain(item, 0).(map[string]any)
+				if !ok || item.Kind != yaml.MappingNode {
+					d.errorf(item, "%s: expected a mapping, got %s", key, describe(item))
+					return
+				}
+				items = append(items, LayerItem{Pos: pos(item), Value: m})
+			})
+			switch key {
+			case "canaries":
+				f.Layer.Canaries = items
+			case "rollouts":
+				f.Layer.Rollouts = items
+			case "overrides":
+				f.Layer.Overrides = items
+			}
+		}})
+	}
+	return out
 }

@@ -226,6 +226,8 @@ func TestDeclarativeErrors(t *testing.T) {
 		{"target without upstream", "targets:\n  - {target: 127.0.0.1:1}", 2, 5, `target: upstream is required for a top-level target`},
 		{"target twice", "upstreams:\n  - name: u\n    targets: [{target: 127.0.0.1:1}]\ntargets:\n  - {target: 127.0.0.1:1, upstream: u}", 5, 14,
 			`target: duplicate target 127.0.0.1:1 in upstream "u"`},
+		{"canaries in the file", "canaries: []", 1, 11, "canaries: only in a declarative document posted to /config"},
+		{"overrides in the file", "overrides:\n  - {upstream: u}", 2, 3, "overrides: only in a declarative document posted to /config"},
 		{"unnamed service without id", "services:\n  - {host: h}", 2, 5, `service: name (or id) is required`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

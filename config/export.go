@@ -10,7 +10,7 @@ import (
 // Export writes the entities of f as a Kong declarative document
 // (_format_version "3.0"): upstreams with their targets nested, services
 // with their routes nested, routes without a service at the top level,
-// then certificates. Every setting ParseDeclarative reads is written, so
+// then certificates, then the admin layer's keys (File.Layer). Every setting ParseDeclarative reads is written, so
 // parsing the result gives f's entities back, and exporting those gives
 // the same bytes. IDs are written as the entities hold them: the caller
 // fills in derived ones first. Fields at their zero value that the
@@ -40,6 +40,16 @@ func Export(f *File) ([]byte, error) {
 			CertFile: c.CertFile, KeyFile: c.KeyFile, CertAltFile: c.CertAltFile, KeyAltFile: c.KeyAltFile,
 			SNIs: c.SNIs, Tags: c.Tags, Default: c.Default})
 	}
+	if l := f.Layer; l != nil {
+		values := func(items []LayerItem) []map[string]any {
+			var out []map[string]any
+			for _, it := range items {
+				out = append(out, it.Value)
+			}
+			return out
+		}
+		doc.Canaries, doc.Rollouts, doc.Overrides = values(l.Canaries), values(l.Rollouts), values(l.Overrides)
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -58,6 +68,10 @@ type exportDoc struct {
 	Services      []exService     `yaml:"services,omitempty"`
 	Routes        []exRoute       `yaml:"routes,omitempty"`
 	Certificates  []exCertificate `yaml:"certificates,omitempty"`
+	// The admin layer's keys (File.Layer).
+	Canaries  []map[string]any `yaml:"canaries,omitempty"`
+	Rollouts  []map[string]any `yaml:"rollouts,omitempty"`
+	Overrides []map[string]any `yaml:"overrides,omitempty"`
 }
 
 type exUpstream struct {

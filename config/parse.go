@@ -98,7 +98,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
-	}, d.declarative()...)))
+	}, append(d.declarative(), d.layerFields(f)...)...)))
 	d.attachTargets(f, targets)
 	if len(f.Proxy.Listeners) == 0 {
 		d.finishProxy(&f.Proxy, nil)

@@ -21,6 +21,9 @@ type File struct {
 	// Certificates are the TLS certificates of the ssl listeners, in file
 	// order (ids set).
 	Certificates []Certificate
+	// Layer holds a declarative document's admin-layer keys (canaries,
+	// rollouts, overrides: ParseDeclarative only); nil otherwise.
+	Layer *LayerKeys
 }
 
 // Proxy is the "proxy" section.

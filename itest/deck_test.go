@@ -282,3 +282,33 @@ func TestKongShapes(t *testing.T) {
 		t.Fatalf("GET /lonely: %d %s", code, body)
 	}
 }
+
+// TestConfigLayerKeys: a posted document's canary (Outrigger's own key,
+// beside Kong's entities) steers traffic, and the export carries it.
+func TestConfigLayerKeys(t *testing.T) {
+	a, b, cn := startBackend(t, "a", nil), startBackend(t, "b", nil), startBackend(t, "canary", nil)
+	g := startGateway(t, dkFile(a.Addr, b.Addr))
+	api := adAdmin(g)
+	c := newClient()
+	// The canary upstream joins the exported upstreams; the canary
+	// follows the entities.
+	export := api.get(t, http.StatusOK, "/config").str("config")
+	posted := strings.Replace(export, "services:\n", fmt.Sprintf("  - name: canary_up\n    targets:\n      - target: %s\nservices:\n", cn.Addr), 1) +
+		"canaries:\n  - service: deck_svc\n    upstream: canary_up\n    percent: 100\n"
+	api.do(t, http.StatusCreated, http.MethodPost, "/config", "application/yaml", posted)
+	before := cn.Hits()
+	for i := 0; i < 10; i++ {
+		if code, who, body := get(t, c, g.url("/deck")); code != http.StatusOK || who != "canary" {
+			t.Fatalf("GET /deck: %d from %q: %s", code, who, body)
+		}
+	}
+	if cn.Hits()-before != 10 {
+		t.Fatalf("canary got %d of 10", cn.Hits()-before)
+	}
+	if r := api.get(t, http.StatusOK, "/services/deck_svc/canary"); r.m["percent"] != float64(100) {
+		t.Fatalf("canary: %s", r.raw)
+	}
+	if got := api.get(t, http.StatusOK, "/config").str("config"); !strings.Contains(got, "canaries:\n  - percent: 100\n    service: deck_svc\n    upstream: canary_up\n") {
+		t.Fatalf("export lacks the canary:\n%s", got)
+	}
+}
