@@ -118,6 +118,18 @@ func (g *Gateway) Apply(cfg *config.File) error {
 	return nil
 }
 
+// baseLocked is what doc's entities are over (state.Base): the layer in
+// force's when file and the layer's declarative document are those it was
+// built from, so that an admin write over a posted document does not
+// parse the document again.
+func (g *Gateway) baseLocked(file *config.File, doc *state.Doc) (*config.File, error) {
+	if cur := g.doc; doc.Config != nil && cur != nil && cur.Config != nil && cur.Config.Text == doc.Config.Text &&
+		file == g.base && g.layerBase != nil {
+		return g.layerBase, nil
+	}
+	return state.Base(file, doc)
+}
+
 // buildLocked builds the effective configuration of file + doc; the
 // caller holds g.write (what it reads of the running configuration only
 // changes under g.write).
@@ -125,7 +137,7 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	if file.Admin.Token == "" && !config.IsLoopbackListen(file.Admin.Listen) {
 		return nil, fmt.Errorf("%s: admin.listen %s: %s", file.Path, file.Admin.Listen, config.AdminTokenRequired)
 	}
-	base, err := state.Base(file, doc)
+	base, err := g.baseLocked(file, doc)
 	if err != nil {
 		return nil, err
 	}
