@@ -993,7 +993,7 @@ log:
 	want := strings.Join([]string{
 		`multi.yaml:8:11: port: expected an integer, got string "http"`,
 		`multi.yaml:10:15: name: duplicate route name "dup" (first defined at line 2)`,
-		`multi.yaml:14:5: unknown field "bogus" in upstream; expected one of: name, algorithm, hash_on, hash_fallback, hash_on_header, hash_on_cookie, hash_on_cookie_path, hash_on_query_arg, hash_on_uri_capture, slots, tags, sticky_sessions_cookie, sticky_sessions_cookie_ttl, slow_start, panic, circuit_breakers, retry_budget, healthchecks, discovery, targets, id, created_at, updated_at, ws_id, host_header, client_certificate, use_srv_name, hash_fallback_header, hash_fallback_query_arg, hash_fallback_uri_capture`,
+		`multi.yaml:14:5: unknown field "bogus" in upstream; expected one of: name, algorithm, hash_on, hash_fallback, hash_on_header, hash_on_cookie, hash_on_cookie_path, hash_on_query_arg, hash_on_uri_capture, slots, tags, sticky_sessions_cookie, sticky_sessions_cookie_ttl, slow_start, panic, circuit_breakers, retry_budget, healthchecks, discovery, targets, id, created_at, updated_at, ws_id, host_header, client_certificate, use_srv_name, sticky_sessions_cookie_path, hash_fallback_header, hash_fallback_query_arg, hash_fallback_uri_capture`,
 		`multi.yaml:17:17: weight: expected an integer, got float 1e3`,
 		`multi.yaml:19:10: level: environment variable LOG_LEVEL is not set (use ${LOG_LEVEL:-default} to give a default)`,
 	}, "\n")

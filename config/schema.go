@@ -269,6 +269,7 @@ func KongFields(kind string) []KongField {
 			{"host_header", "", "the Host sent upstream is the service's (or the client's, with preserve_host)"},
 			{"client_certificate", "", "set client_certificate on the service"},
 			{"use_srv_name", "false", "the Host of a DNS SRV target is never its SRV name"},
+			{"sticky_sessions_cookie_path", "/", "the sticky-session cookie's path is always /"},
 			{"hash_fallback_header", "", fallback},
 			{"hash_fallback_query_arg", "", fallback},
 			{"hash_fallback_uri_capture", "", fallback},
