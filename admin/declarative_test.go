@@ -240,3 +240,21 @@ overrides:
 		t.Fatal("a refused document changed the layer")
 	}
 }
+
+// TestUpstreamStickyFields: the sticky-sessions cookie's name and
+// lifetime, which the file takes, are taken by the API too, by the same
+// rules.
+func TestUpstreamStickyFields(t *testing.T) {
+	e := newEnv(t, fileRich)
+	r := e.must(http.StatusOK, http.MethodPatch, "/upstreams/example_upstream", map[string]any{"algorithm": "sticky-sessions", "sticky_sessions_cookie": "sid", "sticky_sessions_cookie_ttl": "30m"})
+	if r.str("sticky_sessions_cookie") != "sid" || r.str("sticky_sessions_cookie_ttl") != "30m0s" {
+		t.Fatalf("%s", r.raw)
+	}
+	if u, _ := e.fk.doc.Upstreams["example_upstream"]; u == nil || u.StickyCookie != "sid" {
+		t.Fatalf("layer: %+v", u)
+	}
+	e.must(http.StatusOK, http.MethodPatch, "/upstreams/example_upstream", form{"sticky_sessions_cookie_ttl", "0"})
+	for _, bad := range []map[string]any{{"sticky_sessions_cookie": "a b"}, {"sticky_sessions_cookie_ttl": "-1s"}, {"sticky_sessions_cookie_ttl": 30}} {
+		e.must(http.StatusBadRequest, http.MethodPatch, "/upstreams/example_upstream", bad)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
 )
@@ -723,4 +724,31 @@ func (o *obj) setHeaders(k string, dst *map[string][]string, route bool) {
 		out[name] = values
 	}
 	*dst = out
+}
+
+// asDuration reads a Go duration ("1h30m") or 0, not negative, as the
+// configuration file writes durations.
+func asDuration(v any) (time.Duration, string) {
+	const want = "expected a duration such as \"30s\" (or 0)"
+	if n, ok := numberText(v); ok {
+		if n == "0" {
+			return 0, ""
+		}
+		if _, isForm := v.(formValue); !isForm {
+			return 0, want
+		}
+		v = n
+	}
+	s, why := asString(v)
+	if why != "" {
+		return 0, want
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	switch {
+	case err != nil:
+		return 0, want
+	case d < 0:
+		return 0, "must not be negative"
+	}
+	return d, ""
 }

@@ -98,21 +98,23 @@ func schemas() js {
 	counter := func(d string) js { return sint(d, 0, config.MaxCounter) }
 	interval := snum("seconds between probes; 0 disables", 0, config.MaxSeconds)
 	upstreamIn := js{
-		"tags":                tagsSchema(),
-		"id":                  uuidSchema("optional on creation"),
-		"name":                sstr("hostname-like; a service's host names it"),
-		"algorithm":           senum("balancing algorithm", config.Algorithms()...),
-		"hash_on":             senum("hash input (consistent-hashing)", config.HashOnValues()...),
-		"hash_fallback":       senum("hash input when hash_on gives none", config.HashOnValues()...),
-		"hash_on_header":      nullable(sstr("header name (hash_on=header)")),
-		"hash_on_cookie":      nullable(sstr("cookie name (hash_on=cookie)")),
-		"hash_on_cookie_path": sstr("cookie path"),
-		"hash_on_query_arg":   nullable(sstr("query argument (hash_on=query_arg)")),
-		"hash_on_uri_capture": nullable(sstr("regex capture name (hash_on=uri_capture)")),
-		"slots":               sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
-		"healthchecks":        sref("Healthchecks"),
-		"circuit_breakers":    nullable(sref("CircuitBreakers")),
-		"retry_budget":        nullable(sref("RetryBudget")),
+		"tags":                       tagsSchema(),
+		"id":                         uuidSchema("optional on creation"),
+		"name":                       sstr("hostname-like; a service's host names it"),
+		"algorithm":                  senum("balancing algorithm", config.Algorithms()...),
+		"hash_on":                    senum("hash input (consistent-hashing)", config.HashOnValues()...),
+		"hash_fallback":              senum("hash input when hash_on gives none", config.HashOnValues()...),
+		"hash_on_header":             nullable(sstr("header name (hash_on=header)")),
+		"hash_on_cookie":             nullable(sstr("cookie name (hash_on=cookie)")),
+		"hash_on_cookie_path":        sstr("cookie path"),
+		"hash_on_query_arg":          nullable(sstr("query argument (hash_on=query_arg)")),
+		"hash_on_uri_capture":        nullable(sstr("regex capture name (hash_on=uri_capture)")),
+		"slots":                      sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
+		"sticky_sessions_cookie":     sstr("the sticky-sessions cookie's name (default " + config.DefaultStickyCookie + ")"),
+		"sticky_sessions_cookie_ttl": sstr("its lifetime, a duration (\"1h\", the default; 0: a session cookie)"),
+		"healthchecks":               sref("Healthchecks"),
+		"circuit_breakers":           nullable(sref("CircuitBreakers")),
+		"retry_budget":               nullable(sref("RetryBudget")),
 	}
 	timeoutDoc := "milliseconds, default " + strconv.Itoa(ms(config.DefaultTimeout))
 	serviceIn := js{

@@ -24,6 +24,8 @@ type upstreamOut struct {
 	HashOnQueryArg   *string               `json:"hash_on_query_arg"`
 	HashOnURICapture *string               `json:"hash_on_uri_capture"`
 	Slots            int                   `json:"slots"`
+	StickyCookie     string                `json:"sticky_sessions_cookie"`
+	StickyTTL        state.Duration        `json:"sticky_sessions_cookie_ttl"`
 	Healthchecks     hcOut                 `json:"healthchecks"`
 	CircuitBreakers  state.CircuitBreakers `json:"circuit_breakers"`
 	RetryBudget      state.RetryBudget     `json:"retry_budget"`
@@ -88,6 +90,7 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 		HashOnHeader: strOrNil(u.HashOnHeader), HashOnCookie: strOrNil(u.HashOnCookie),
 		HashOnCookiePath: u.HashOnCookiePath, HashOnQueryArg: strOrNil(u.HashOnQueryArg),
 		HashOnURICapture: strOrNil(u.HashOnURICapture), Slots: u.Slots, Tags: tagsOut(u.Tags),
+		StickyCookie: u.StickyCookie, StickyTTL: state.Duration(u.StickyTTL),
 		Healthchecks: hcOut{
 			Threshold: h.Threshold,
 			Active: hcActiveOut{
@@ -147,6 +150,17 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 	o.setString("hash_on_query_arg", &u.HashOnQueryArg, "", nonEmpty)
 	o.setString("hash_on_uri_capture", &u.HashOnURICapture, "", nonEmpty)
 	o.setInt("slots", &u.Slots, d.Slots, config.MinSlots, config.MaxSlots)
+	o.setString("sticky_sessions_cookie", &u.StickyCookie, d.StickyCookie, keep(config.CheckToken))
+	if v, present := o.get("sticky_sessions_cookie_ttl"); present {
+		u.StickyTTL = nil
+		if v != nil {
+			if ttl, why := asDuration(v); why != "" {
+				o.fail("sticky_sessions_cookie_ttl", "%s", why)
+			} else {
+				u.StickyTTL = ptr(state.Duration(ttl))
+			}
+		}
+	}
 	if c, present, null := o.child("healthchecks"); present {
 		switch {
 		case null:
@@ -411,6 +425,7 @@ func (w *world) editableUpstream(name string) *state.Upstream {
 	u.Algorithm, u.HashOn, u.HashFallback = eff.Algorithm, eff.HashOn, eff.HashFallback
 	u.HashOnHeader, u.HashOnCookie, u.HashOnCookiePath = eff.HashOnHeader, eff.HashOnCookie, eff.HashOnCookiePath
 	u.HashOnQueryArg, u.HashOnURICapture, u.Slots = eff.HashOnQueryArg, eff.HashOnURICapture, eff.Slots
+	u.StickyCookie, u.StickyTTL = eff.StickyCookie, ptr(state.Duration(eff.StickyTTL))
 	u.Tags = slices.Clone(eff.Tags)
 	return u
 }

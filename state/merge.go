@@ -106,6 +106,10 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 	if u.Slots > 0 {
 		c.Slots = u.Slots
 	}
+	setStr(&c.StickyCookie, u.StickyCookie)
+	if u.StickyTTL != nil {
+		c.StickyTTL = time.Duration(*u.StickyTTL)
+	}
 	if u.Healthchecks != nil {
 		c.Healthchecks = u.Healthchecks.toConfig()
 	}

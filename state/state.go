@@ -69,17 +69,22 @@ type Meta struct {
 // file's shape (see the admin API) and may be nil.
 type Upstream struct {
 	Meta
-	Name             string        `json:"name"`
-	Algorithm        string        `json:"algorithm,omitempty"`
-	HashOn           string        `json:"hash_on,omitempty"`
-	HashFallback     string        `json:"hash_fallback,omitempty"`
-	HashOnHeader     string        `json:"hash_on_header,omitempty"`
-	HashOnCookie     string        `json:"hash_on_cookie,omitempty"`
-	HashOnCookiePath string        `json:"hash_on_cookie_path,omitempty"`
-	HashOnQueryArg   string        `json:"hash_on_query_arg,omitempty"`
-	HashOnURICapture string        `json:"hash_on_uri_capture,omitempty"`
-	Slots            int           `json:"slots,omitempty"`
-	Healthchecks     *Healthchecks `json:"healthchecks,omitempty"`
+	Name             string `json:"name"`
+	Algorithm        string `json:"algorithm,omitempty"`
+	HashOn           string `json:"hash_on,omitempty"`
+	HashFallback     string `json:"hash_fallback,omitempty"`
+	HashOnHeader     string `json:"hash_on_header,omitempty"`
+	HashOnCookie     string `json:"hash_on_cookie,omitempty"`
+	HashOnCookiePath string `json:"hash_on_cookie_path,omitempty"`
+	HashOnQueryArg   string `json:"hash_on_query_arg,omitempty"`
+	HashOnURICapture string `json:"hash_on_uri_capture,omitempty"`
+	Slots            int    `json:"slots,omitempty"`
+	// StickyCookie and StickyTTL are the sticky-sessions cookie's name
+	// and lifetime (0: a session cookie); nil/empty: the file's or the
+	// default.
+	StickyCookie string        `json:"sticky_sessions_cookie,omitempty"`
+	StickyTTL    *Duration     `json:"sticky_sessions_cookie_ttl,omitempty"`
+	Healthchecks *Healthchecks `json:"healthchecks,omitempty"`
 	// CircuitBreakers and RetryBudget replace the file's (or the
 	// default) block when set.
 	CircuitBreakers *CircuitBreakers `json:"circuit_breakers,omitempty"`
