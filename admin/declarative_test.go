@@ -258,3 +258,37 @@ func TestUpstreamStickyFields(t *testing.T) {
 		e.must(http.StatusBadRequest, http.MethodPatch, "/upstreams/example_upstream", bad)
 	}
 }
+
+// TestUpstreamSlowStartPanic: slow_start and panic, which the file takes,
+// are taken by the API too, by the same rules; a partial block merges
+// into the upstream's own.
+func TestUpstreamSlowStartPanic(t *testing.T) {
+	e := newEnv(t, fileRich)
+	r := e.must(http.StatusOK, http.MethodPatch, "/upstreams/example_upstream", map[string]any{"slow_start": map[string]any{"window": "30s"}, "panic": map[string]any{"min_healthy_percent": 50}})
+	ss, _ := r.body["slow_start"].(map[string]any)
+	pa, _ := r.body["panic"].(map[string]any)
+	if ss["window"] != "30s" || ss["aggression"] != float64(1) || pa["min_healthy_percent"] != float64(50) || pa["mode"] != "fail-open" {
+		t.Fatalf("%s", r.raw)
+	}
+	r = e.must(http.StatusOK, http.MethodPatch, "/upstreams/example_upstream", map[string]any{"slow_start": map[string]any{"aggression": 2}})
+	if ss, _ := r.body["slow_start"].(map[string]any); ss["window"] != "30s" || ss["aggression"] != float64(2) {
+		t.Fatalf("merge: %s", r.raw)
+	}
+	if r := e.must(http.StatusOK, http.MethodPatch, "/upstreams/example_upstream", map[string]any{"slow_start": nil}); r.body["slow_start"] != nil {
+		t.Fatalf("null: %s", r.raw)
+	}
+	for _, bad := range []map[string]any{
+		{"slow_start": map[string]any{"aggression": 2}}, // no window to merge into
+		{"slow_start": map[string]any{"window": "30s", "aggression": 0}},
+		{"slow_start": map[string]any{"window": "0"}},
+		{"panic": map[string]any{"mode": "sometimes"}},
+		{"panic": map[string]any{"min_healthy_percent": 101}},
+	} {
+		e.must(http.StatusBadRequest, http.MethodPatch, "/upstreams/blue_upstream", bad)
+	}
+	// A PATCH that names neither leaves the file's in force.
+	e.must(http.StatusOK, http.MethodPatch, "/upstreams/canary_upstream", map[string]any{"slots": 100})
+	if u := e.fk.doc.Upstreams["canary_upstream"]; u.SlowStart != nil || u.Panic != nil {
+		t.Fatalf("seeded blocks kept: %+v %+v", u.SlowStart, u.Panic)
+	}
+}

@@ -100,6 +100,9 @@ func decodeUpstreamBody(_ *world, _ *http.Request, b *obj, m mode, _ string) (ap
 		if err := checkHashing(&scratch); err != nil {
 			return nil, err
 		}
+		if err := checkSlowStart(&scratch); err != nil {
+			return nil, err
+		}
 	}
 	return func(w *world, u *state.Upstream) error {
 		if m != modePatch {
@@ -117,6 +120,9 @@ func decodeUpstreamBody(_ *world, _ *http.Request, b *obj, m mode, _ string) (ap
 			return err
 		}
 		unseedBreakers(u, sd)
+		if err := checkSlowStart(u); err != nil {
+			return err
+		}
 		return checkHashing(u)
 	}, nil
 }

@@ -86,8 +86,9 @@ func mergeList[C any, E any](file []C, doc map[string]*E, nameOf func(C) string,
 	return out
 }
 
-// toConfig converts an admin upstream. Settings the admin API does not
-// manage (discovery, slow start, panic, sticky cookie) are kept from the
+// toConfig converts an admin upstream. Settings it leaves unset (the
+// sticky cookie, slow start and panic while nil, healthchecks while nil)
+// and those the admin API does not manage (discovery) are kept from the
 // file's upstream of the same name, if any.
 func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 	c := config.DefaultUpstream()
@@ -107,6 +108,15 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 		c.Slots = u.Slots
 	}
 	setStr(&c.StickyCookie, u.StickyCookie)
+	if s := u.SlowStart; s != nil {
+		c.SlowStart = nil
+		if s.Window > 0 {
+			c.SlowStart = &config.SlowStart{Window: time.Duration(s.Window), Aggression: s.Aggression, MinWeightPercent: s.MinWeightPercent}
+		}
+	}
+	if p := u.Panic; p != nil {
+		c.Panic = config.Panic{MinHealthyPercent: p.MinHealthyPercent, Mode: p.Mode}
+	}
 	if u.StickyTTL != nil {
 		c.StickyTTL = time.Duration(*u.StickyTTL)
 	}

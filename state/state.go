@@ -82,8 +82,12 @@ type Upstream struct {
 	// StickyCookie and StickyTTL are the sticky-sessions cookie's name
 	// and lifetime (0: a session cookie); nil/empty: the file's or the
 	// default.
-	StickyCookie string        `json:"sticky_sessions_cookie,omitempty"`
-	StickyTTL    *Duration     `json:"sticky_sessions_cookie_ttl,omitempty"`
+	StickyCookie string    `json:"sticky_sessions_cookie,omitempty"`
+	StickyTTL    *Duration `json:"sticky_sessions_cookie_ttl,omitempty"`
+	// SlowStart and Panic replace the file's (or the default) block when
+	// set; a SlowStart of zero Window is none.
+	SlowStart    *SlowStart    `json:"slow_start,omitempty"`
+	Panic        *Panic        `json:"panic,omitempty"`
 	Healthchecks *Healthchecks `json:"healthchecks,omitempty"`
 	// CircuitBreakers and RetryBudget replace the file's (or the
 	// default) block when set.
@@ -91,6 +95,19 @@ type Upstream struct {
 	RetryBudget     *RetryBudget     `json:"retry_budget,omitempty"`
 	Targets         []Target         `json:"targets,omitempty"`
 	Tags            []string         `json:"tags,omitempty"`
+}
+
+// SlowStart is an upstream's slow start, as the file's slow_start.
+type SlowStart struct {
+	Window           Duration `json:"window"`
+	Aggression       float64  `json:"aggression"`
+	MinWeightPercent float64  `json:"min_weight_percent"`
+}
+
+// Panic is an upstream's panic mode, as the file's panic.
+type Panic struct {
+	MinHealthyPercent float64 `json:"min_healthy_percent"`
+	Mode              string  `json:"mode"`
 }
 
 // CircuitBreakers are an upstream's limits on counts in progress; 0 is
