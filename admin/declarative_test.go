@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/outrigger-gw/outrigger/config"
 )
 
 // TestConfigRoundTrip: GET /config exports the effective entities (the
@@ -290,5 +292,52 @@ func TestUpstreamSlowStartPanic(t *testing.T) {
 	e.must(http.StatusOK, http.MethodPatch, "/upstreams/canary_upstream", map[string]any{"slots": 100})
 	if u := e.fk.doc.Upstreams["canary_upstream"]; u.SlowStart != nil || u.Panic != nil {
 		t.Fatalf("seeded blocks kept: %+v %+v", u.SlowStart, u.Panic)
+	}
+}
+
+// TestKongFieldsSameRules: the admin API applies the configuration file's
+// table of Kong-only fields (config.KongFields): the default, null and []
+// are accepted, any other value is refused with the same reason the file
+// gives.
+func TestKongFieldsSameRules(t *testing.T) {
+	e := newEnv(t, fileRich)
+	paths := map[string]string{
+		config.KindUpstream: "/upstreams/example_upstream", config.KindService: "/services/example_service",
+		config.KindRoute: "/routes/example_route", config.KindTarget: "/upstreams/example_upstream/targets/10.0.0.1:8080",
+	}
+	n := 0
+	for kind, path := range paths {
+		for _, kf := range config.KongFields(kind) {
+			n++
+			var bad, good any = "bogus", nil
+			switch kf.Default {
+			case "true":
+				bad, good = false, true
+			case "false":
+				bad, good = true, false
+			case "426":
+				bad, good = 301, 426
+			case "/":
+				good = "/"
+			}
+			r := e.do(http.MethodPatch, path, map[string]any{kf.Name: bad})
+			if why, _ := r.fields()[kf.Name].(string); r.status != http.StatusBadRequest || why != kf.Refusal() {
+				t.Errorf("%s %s=%v: %d %s, want %q", kind, kf.Name, bad, r.status, r.raw, kf.Refusal())
+			}
+			for _, ok := range []any{good, []any{}} {
+				if r := e.do(http.MethodPatch, path, map[string]any{kf.Name: ok}); r.status != http.StatusOK {
+					t.Errorf("%s %s=%v: %d %s", kind, kf.Name, ok, r.status, r.raw)
+				}
+			}
+		}
+		for _, k := range config.MetaFields(kind) {
+			if k == "ws_id" {
+				e.must(http.StatusBadRequest, http.MethodPatch, path, map[string]any{k: "x"})
+				e.must(http.StatusOK, http.MethodPatch, path, map[string]any{k: "5b1a9c2e-7d3f-4e8a-9c1b-2f6e8d4a7c10"})
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d fields", n)
 	}
 }
