@@ -164,6 +164,9 @@ type Options struct {
 	// Panics counts panics recovered while serving a request; nil counts
 	// nothing.
 	Panics prometheus.Counter
+	// Fleet, when set, serves the /fleet endpoints (a sidecar of a
+	// gateway group).
+	Fleet Fleet
 }
 
 // New returns the admin handler.
@@ -220,7 +223,7 @@ func newAPI(o Options) *api {
 	if a.tokenOf == nil {
 		a.tokenOf = func() string { return o.Token }
 	}
-	a.table = a.routes()
+	a.table = append(a.routes(), a.fleetRoutes()...)
 	for i := range a.table {
 		e := &a.table[i]
 		pattern := e.path
@@ -285,6 +288,9 @@ func (a *api) wrap(e *endpoint) http.Handler {
 		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, a.maxBody)
+		}
+		if r.Method != http.MethodGet {
+			r = r.WithContext(withChange(r))
 		}
 		status, body, err := e.h(r)
 		if err != nil {

@@ -74,13 +74,16 @@ func debugSchemas() js {
 		"meta":             js{"type": "object", "additionalProperties": sstr(""), "description": "discovery metadata"},
 		"health": sobj(js{
 			"healthy":        sbool("effective health"),
-			"reason":         senum("why the effective health last changed", "initial", "active", "passive", "manual", "ejection-expired"),
+			"reason":         senum("why the effective health last changed", "initial", "active", "passive", "manual", "ejection-expired", "success-rate"),
 			"since":          nullable(ts),
 			"checks_healthy": sbool("the checks' own verdict"),
 			"mark":           senum("the manual mark in force", "none", "healthy", "unhealthy"),
 			"ejected":        sbool("a passive ejection is in force"),
 			"ejections":      js{"type": "integer", "description": "recent passive ejections"},
 			"ejected_until":  nullable(ts),
+			"success_rate": sobj(js{"rate": snum("percent of successes in the last interval judged", 0, 100),
+				"requests": js{"type": "integer"}, "threshold": snum("percent under which a target was an outlier; 0: too few targets", -1e9, 100),
+				"at": ts}),
 		}, "healthy", "reason", "since", "mark", "ejected"),
 		"slow_start": nullable(sobj(js{
 			"since":  ts,

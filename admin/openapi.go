@@ -119,6 +119,7 @@ func schemas() js {
 		"healthchecks":     sref("Healthchecks"),
 		"circuit_breakers": nullable(sref("CircuitBreakers")),
 		"retry_budget":     nullable(sref("RetryBudget")),
+		"retry_policy":     nullable(sref("RetryPolicy")),
 	}
 	timeoutDoc := "milliseconds, default " + strconv.Itoa(ms(config.DefaultTimeout))
 	serviceIn := js{
@@ -241,12 +242,29 @@ func schemas() js {
 				"type":      senum("", config.PassiveCheckTypes()...),
 				"healthy":   sref("PassiveHealthy"),
 				"unhealthy": sref("PassiveUnhealthy"),
+				"success_rate": nullable(closed(sobj(js{
+					"minimum_hosts":  sint(fmt.Sprintf("targets with request_volume needed to compare rates (default %d)", config.DefaultSuccessRate().MinimumHosts), config.MinSuccessRateHosts, config.MaxSuccessRateCount),
+					"request_volume": sint(fmt.Sprintf("outcomes a target needs in an interval to be judged (default %d)", config.DefaultSuccessRate().RequestVolume), 1, config.MaxSuccessRateCount),
+					"stdev_factor":   sint(fmt.Sprintf("ejected under mean - stdev_factor/1000 x stdev (default %d)", config.DefaultSuccessRate().StdevFactor), 1, config.MaxSuccessRateCount),
+					"interval":       snum(fmt.Sprintf("seconds between evaluations (default %g)", config.DefaultSuccessRate().Interval.Seconds()), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds()),
+				}))),
 			}))),
 		})),
 		"CircuitBreakers": closed(sobj(js{
-			"max_requests":    sint("requests in progress to the upstream; over it a request is answered 503 with x-outrigger-overloaded: true; 0: unlimited", 0, config.MaxBreakerLimit),
-			"max_retries":     sint("retries in progress to the upstream; 0: unlimited", 0, config.MaxBreakerLimit),
-			"max_connections": sint("open connections to the upstream's targets (HTTP/1.1 upstreams); 0: unlimited", 0, config.MaxBreakerLimit),
+			"max_requests":         sint("requests in progress to the upstream; over it a request is answered 503 with x-outrigger-overloaded: true; 0: unlimited", 0, config.MaxBreakerLimit),
+			"max_retries":          sint("retries in progress to the upstream; 0: unlimited", 0, config.MaxBreakerLimit),
+			"max_connections":      sint("open connections to the upstream's targets (HTTP/1.1 upstreams); 0: unlimited", 0, config.MaxBreakerLimit),
+			"max_pending_requests": sint("requests that may wait for a connection while max_connections are open; 0: none waits", 0, config.MaxBreakerLimit),
+		})),
+		"RetryPolicy": closed(sobj(js{
+			"retry_on": sarr(sstr("a condition ("+strings.Join(config.RetryOnConditions(), ", ")+"), an HTTP status as a string, or a gRPC status ("+
+				strings.Join(config.GRPCRetryOnConditions(), ", ")+")"), "what is retried (default "+strings.Join(config.DefaultRetryPolicy().RetryOn, ", ")+")"),
+			"per_try_timeout": snum("seconds each attempt may take up to the response head; 0: none", 0, config.MaxRetryTimeout.Seconds()),
+			"timeout":         snum("seconds all attempts may take up to the response head; 0: none", 0, config.MaxRetryTimeout.Seconds()),
+			"retry_backoff": closed(sobj(js{
+				"base_interval": snum(fmt.Sprintf("seconds (default %g)", config.DefaultRetryPolicy().BackoffBase.Seconds()), 0, config.MaxRetryTimeout.Seconds()),
+				"max_interval":  snum("seconds, at least base_interval (default 10 x base_interval)", 0, config.MaxRetryTimeout.Seconds()),
+			})),
 		})),
 		"RetryBudget": closed(sobj(js{
 			"retry_ratio":            snum(fmt.Sprintf("share of the requests of the last ttl retries may add (default %g)", config.DefaultRetryBudget().RetryRatio), 0, config.MaxRetryRatio),
@@ -288,6 +306,9 @@ func schemas() js {
 				"active":         healthCounters, "passive": healthCounters,
 				"ejected": sbool(""), "ejections": js{"type": "integer"},
 				"ejected_until": js{"type": "string", "format": "date-time"},
+				"success_rate": sobj(js{"rate": snum("percent of successes in the last interval judged", 0, 100),
+					"requests": js{"type": "integer"}, "threshold": snum("percent under which a target was an outlier; 0: too few targets", -1e9, 100),
+					"at": js{"type": "string", "format": "date-time"}}),
 				"addresses": sarr(sobj(js{
 					"ip": sstr(""), "port": js{"type": "integer"}, "weight": js{"type": "integer"},
 					"health": senum("", "HEALTHY", "UNHEALTHY", "HEALTHCHECKS_OFF"),
@@ -421,6 +442,9 @@ func (a *api) openAPI() js {
 			content := js{}
 			for _, ct := range []string{"application/json", "application/x-www-form-urlencoded", "multipart/form-data"} {
 				c := js{"schema": sref(e.in)}
+				if e.in == "object" {
+					c["schema"] = js{"type": "object"}
+				}
 				if ct == "application/json" && e.example != nil {
 					c["example"] = e.example
 				}

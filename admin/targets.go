@@ -442,6 +442,9 @@ type healthData struct {
 	Ejected      bool            `json:"ejected"`
 	Ejections    int             `json:"ejections"`
 	EjectedUntil *time.Time      `json:"ejected_until,omitempty"`
+	// SuccessRate is the last success-rate sample (success-rate
+	// ejection); Cause "success-rate" says it ejected the target.
+	SuccessRate *health.RateSample `json:"success_rate,omitempty"`
 }
 
 // addressHealth is one address of a target in Kong's health shape.
@@ -489,7 +492,7 @@ func (a *api) targetsHealth(w *world, u *config.Upstream, um state.Meta) []healt
 			healthy = s.Healthy
 			h.Data.ChecksHealthy, h.Data.Cause = ptr(s.Checks), s.Cause.String()
 			h.Data.Active, h.Data.Passive = ptr(s.Active), ptr(s.Passive)
-			h.Data.Ejected, h.Data.Ejections = s.Ejected, s.Ejections
+			h.Data.Ejected, h.Data.Ejections, h.Data.SuccessRate = s.Ejected, s.Ejections, s.SuccessRate
 			if !s.Since.IsZero() {
 				h.Data.Since = ptr(s.Since)
 			}

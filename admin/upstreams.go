@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -31,6 +32,7 @@ type upstreamOut struct {
 	Healthchecks     hcOut                 `json:"healthchecks"`
 	CircuitBreakers  state.CircuitBreakers `json:"circuit_breakers"`
 	RetryBudget      state.RetryBudget     `json:"retry_budget"`
+	RetryPolicy      *state.RetryPolicy    `json:"retry_policy"`
 	Tags             []string              `json:"tags"`
 	CreatedAt        int64                 `json:"created_at"`
 	UpdatedAt        int64                 `json:"updated_at"`
@@ -56,9 +58,10 @@ type hcActiveOut struct {
 }
 
 type hcPassiveOut struct {
-	Type      string     `json:"type"`
-	Healthy   hcCounters `json:"healthy"`
-	Unhealthy hcCounters `json:"unhealthy"`
+	Type        string             `json:"type"`
+	Healthy     hcCounters         `json:"healthy"`
+	Unhealthy   hcCounters         `json:"unhealthy"`
+	SuccessRate *state.SuccessRate `json:"success_rate"`
 }
 
 // hcCounters is a healthy or unhealthy block; fields a block does not
@@ -111,14 +114,38 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 				Healthy: hcCounters{Successes: ptr(h.Passive.Healthy.Successes), HTTPStatuses: h.Passive.Healthy.HTTPStatuses},
 				Unhealthy: hcCounters{HTTPFailures: ptr(h.Passive.Unhealthy.HTTPFailures), TCPFailures: ptr(h.Passive.Unhealthy.TCPFailures),
 					Timeouts: ptr(h.Passive.Unhealthy.Timeouts), HTTPStatuses: h.Passive.Unhealthy.HTTPStatuses, GRPCStatuses: h.Passive.Unhealthy.GRPCStatuses},
+				SuccessRate: successRateOut(h.Passive.SuccessRate),
 			},
 		},
-		CircuitBreakers: state.CircuitBreakers{MaxRequests: u.CircuitBreakers.MaxRequests, MaxRetries: u.CircuitBreakers.MaxRetries,
-			MaxConnections: u.CircuitBreakers.MaxConnections},
+		CircuitBreakers: breakersOut(u.CircuitBreakers),
+		RetryPolicy:     retryPolicyOut(u.RetryPolicy),
 		RetryBudget: state.RetryBudget{RetryRatio: u.RetryBudget.RetryRatio, MinRetriesPerSecond: u.RetryBudget.MinRetriesPerSecond,
 			TTL: secs(u.RetryBudget.TTL)},
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
+}
+
+func breakersOut(c config.CircuitBreakers) state.CircuitBreakers {
+	return state.CircuitBreakers{MaxRequests: c.MaxRequests, MaxRetries: c.MaxRetries, MaxConnections: c.MaxConnections,
+		MaxPendingRequests: c.MaxPendingRequests}
+}
+
+// retryPolicyOut is a retry policy in the admin layer's shape (nil for
+// none).
+func retryPolicyOut(rp *config.RetryPolicy) *state.RetryPolicy {
+	if rp == nil {
+		return nil
+	}
+	return &state.RetryPolicy{RetryOn: slices.Clone(rp.RetryOn), PerTryTimeout: secs(rp.PerTryTimeout), Timeout: secs(rp.Timeout),
+		RetryBackoff: state.RetryBackoff{BaseInterval: secs(rp.BackoffBase), MaxInterval: secs(rp.BackoffMax)}}
+}
+
+func successRateOut(sr *config.SuccessRate) *state.SuccessRate {
+	if sr == nil {
+		return nil
+	}
+	return &state.SuccessRate{MinimumHosts: sr.MinimumHosts, RequestVolume: sr.RequestVolume, StdevFactor: sr.StdevFactor,
+		Interval: secs(sr.Interval)}
 }
 
 // checksOn reports whether an upstream's health checks can change a
@@ -126,7 +153,7 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 func checksOn(u *config.Upstream) bool {
 	a, p := u.Healthchecks.Active, u.Healthchecks.Passive
 	return a.Enabled && (a.Healthy.Interval > 0 || a.Unhealthy.Interval > 0) ||
-		p.Enabled && (p.Unhealthy.HTTPFailures > 0 || p.Unhealthy.TCPFailures > 0 || p.Unhealthy.Timeouts > 0)
+		p.Enabled && (p.Unhealthy.HTTPFailures > 0 || p.Unhealthy.TCPFailures > 0 || p.Unhealthy.Timeouts > 0 || p.SuccessRate != nil)
 }
 
 // newUpstream is an upstream with Kong's defaults, written out so that a
@@ -188,6 +215,7 @@ type seeded struct {
 	rb *state.RetryBudget
 	ss *state.SlowStart
 	pa *state.Panic
+	rp *state.RetryPolicy
 }
 
 // seedBreakers gives u, for a PATCH, the effective circuit_breakers and
@@ -200,8 +228,12 @@ func seedBreakers(u *state.Upstream, eff *config.Upstream) seeded {
 	}
 	if u.CircuitBreakers == nil {
 		c := eff.CircuitBreakers
-		sd.cb = &state.CircuitBreakers{MaxRequests: c.MaxRequests, MaxRetries: c.MaxRetries, MaxConnections: c.MaxConnections}
+		sd.cb = ptr(breakersOut(c))
 		u.CircuitBreakers = ptr(*sd.cb)
+	}
+	if u.RetryPolicy == nil && eff.RetryPolicy != nil {
+		sd.rp = retryPolicyOut(eff.RetryPolicy)
+		u.RetryPolicy = retryPolicyOut(eff.RetryPolicy)
 	}
 	if u.RetryBudget == nil {
 		r := eff.RetryBudget
@@ -236,6 +268,9 @@ func unseedBreakers(u *state.Upstream, sd seeded) {
 	if sd.pa != nil && u.Panic != nil && *u.Panic == *sd.pa {
 		u.Panic = nil
 	}
+	if sd.rp != nil && u.RetryPolicy != nil && reflect.DeepEqual(*u.RetryPolicy, *sd.rp) {
+		u.RetryPolicy = nil
+	}
 }
 
 // decodeBreakers applies circuit_breakers and retry_budget; a block is
@@ -254,6 +289,7 @@ func decodeBreakers(o *obj, u *state.Upstream) {
 			c.setInt("max_requests", &cb.MaxRequests, 0, 0, config.MaxBreakerLimit)
 			c.setInt("max_retries", &cb.MaxRetries, 0, 0, config.MaxBreakerLimit)
 			c.setInt("max_connections", &cb.MaxConnections, 0, 0, config.MaxBreakerLimit)
+			c.setInt("max_pending_requests", &cb.MaxPendingRequests, 0, 0, config.MaxBreakerLimit)
 			c.unknown()
 		}
 	}
@@ -273,6 +309,50 @@ func decodeBreakers(o *obj, u *state.Upstream) {
 			c.unknown()
 		}
 	}
+	if c, present, null := o.child("retry_policy"); present {
+		switch {
+		case null:
+			u.RetryPolicy = nil
+		case c != nil:
+			d := config.DefaultRetryPolicy()
+			if u.RetryPolicy == nil {
+				u.RetryPolicy = retryPolicyOut(&d)
+			}
+			decodeRetryPolicy(c, u.RetryPolicy, d)
+		}
+	}
+}
+
+// decodeRetryPolicy merges a retry_policy block into rp (d: the defaults
+// null reverts to); as in the file, a base_interval without max_interval
+// gets 10 × base_interval.
+func decodeRetryPolicy(c *obj, rp *state.RetryPolicy, d config.RetryPolicy) {
+	limit := secs(config.MaxRetryTimeout)
+	c.setStrings("retry_on", &rp.RetryOn, keep(config.CheckRetryOn))
+	if rp.RetryOn == nil {
+		rp.RetryOn = slices.Clone(d.RetryOn)
+	}
+	c.setFloat("per_try_timeout", &rp.PerTryTimeout, 0, 0, limit)
+	c.setFloat("timeout", &rp.Timeout, 0, 0, limit)
+	if b, present, null := c.child("retry_backoff"); present {
+		bo := &rp.RetryBackoff
+		switch {
+		case null:
+			*bo = state.RetryBackoff{BaseInterval: secs(d.BackoffBase), MaxInterval: secs(d.BackoffMax)}
+		case b != nil:
+			_, maxGiven := b.m["max_interval"]
+			b.setFloat("base_interval", &bo.BaseInterval, secs(d.BackoffBase), 0, limit)
+			b.setFloat("max_interval", &bo.MaxInterval, secs(d.BackoffMax), 0, limit)
+			if _, baseGiven := b.m["base_interval"]; baseGiven && !maxGiven {
+				bo.MaxInterval = 10 * bo.BaseInterval
+			}
+			if bo.MaxInterval < bo.BaseInterval {
+				b.fail("max_interval", "%g is less than base_interval %g", bo.MaxInterval, bo.BaseInterval)
+			}
+			b.unknown()
+		}
+	}
+	c.unknown()
 }
 
 func decodeHealthchecks(o *obj, h *state.Healthchecks) {
@@ -325,6 +405,23 @@ func decodeHealthchecks(o *obj, h *state.Healthchecks) {
 			c.setString("type", &p.Type, "", oneOf(config.PassiveCheckTypes()...))
 			p.Healthy = decodeCounters(c, "healthy", p.Healthy, false, false)
 			p.Unhealthy = decodeCounters(c, "unhealthy", p.Unhealthy, false, true)
+			if sc, present, null := c.child("success_rate"); present {
+				switch {
+				case null:
+					p.SuccessRate = nil
+				case sc != nil:
+					d := config.DefaultSuccessRate()
+					if p.SuccessRate == nil {
+						p.SuccessRate = successRateOut(&d)
+					}
+					sr := p.SuccessRate
+					sc.setInt("minimum_hosts", &sr.MinimumHosts, d.MinimumHosts, config.MinSuccessRateHosts, config.MaxSuccessRateCount)
+					sc.setInt("request_volume", &sr.RequestVolume, d.RequestVolume, 1, config.MaxSuccessRateCount)
+					sc.setInt("stdev_factor", &sr.StdevFactor, d.StdevFactor, 1, config.MaxSuccessRateCount)
+					sc.setFloat("interval", &sr.Interval, secs(d.Interval), secs(config.MinSuccessRateInterval), secs(config.MaxSuccessRateInterval))
+					sc.unknown()
+				}
+			}
 			c.unknown()
 		}
 	}
@@ -375,9 +472,10 @@ func hcFromConfig(h config.Healthchecks) *state.Healthchecks {
 	}
 	if p := h.Passive; p.Enabled {
 		out.Passive = &state.PassiveChecks{
-			Type:      p.Type,
-			Healthy:   &state.Counters{Successes: p.Healthy.Successes, HTTPStatuses: p.Healthy.HTTPStatuses},
-			Unhealthy: &state.Counters{HTTPFailures: p.Unhealthy.HTTPFailures, TCPFailures: p.Unhealthy.TCPFailures, Timeouts: p.Unhealthy.Timeouts, HTTPStatuses: p.Unhealthy.HTTPStatuses, GRPCStatuses: p.Unhealthy.GRPCStatuses},
+			Type:        p.Type,
+			Healthy:     &state.Counters{Successes: p.Healthy.Successes, HTTPStatuses: p.Healthy.HTTPStatuses},
+			Unhealthy:   &state.Counters{HTTPFailures: p.Unhealthy.HTTPFailures, TCPFailures: p.Unhealthy.TCPFailures, Timeouts: p.Unhealthy.Timeouts, HTTPStatuses: p.Unhealthy.HTTPStatuses, GRPCStatuses: p.Unhealthy.GRPCStatuses},
+			SuccessRate: successRateOut(p.SuccessRate),
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -466,6 +467,46 @@ log:
 				if u.RetryBudget != (RetryBudget{RetryRatio: 0.5, MinRetriesPerSecond: 10, TTL: 30 * time.Second}) {
 					t.Errorf("retry_budget = %+v", u.RetryBudget)
 				}
+				if u.RetryPolicy != nil || u.Healthchecks.Passive.SuccessRate != nil {
+					t.Errorf("retry_policy %+v, success_rate %+v without their blocks", u.RetryPolicy, u.Healthchecks.Passive.SuccessRate)
+				}
+			},
+		},
+		{
+			desc: "retry policy and success rate",
+			src: `upstreams:
+  - name: u
+    circuit_breakers: {max_connections: 2, max_pending_requests: 8}
+    retry_policy:
+      retry_on: [connect-failure, 503, gateway-error, unavailable, 503]
+      per_try_timeout: 250ms
+      timeout: 2s
+      retry_backoff: {base_interval: 10ms}
+  - name: v
+    retry_policy: {}
+    healthchecks:
+      passive:
+        success_rate: {stdev_factor: 1000}
+`,
+			check: func(t *testing.T, f *File) {
+				u, v := f.Upstreams[0], f.Upstreams[1]
+				if u.CircuitBreakers.MaxPendingRequests != 8 {
+					t.Errorf("circuit_breakers = %+v", u.CircuitBreakers)
+				}
+				rp := u.RetryPolicy
+				if rp == nil || !slices.Equal(rp.RetryOn, []string{"connect-failure", "503", "gateway-error", "unavailable"}) ||
+					rp.PerTryTimeout != 250*time.Millisecond || rp.Timeout != 2*time.Second ||
+					rp.BackoffBase != 10*time.Millisecond || rp.BackoffMax != 100*time.Millisecond {
+					t.Errorf("retry_policy = %+v", rp)
+				}
+				if d := DefaultRetryPolicy(); v.RetryPolicy == nil || !slices.Equal(v.RetryPolicy.RetryOn, d.RetryOn) ||
+					v.RetryPolicy.BackoffBase != 25*time.Millisecond || v.RetryPolicy.BackoffMax != 250*time.Millisecond {
+					t.Errorf("empty retry_policy = %+v", v.RetryPolicy)
+				}
+				sr := v.Healthchecks.Passive.SuccessRate
+				if sr == nil || *sr != (SuccessRate{MinimumHosts: 5, RequestVolume: 100, StdevFactor: 1000, Interval: 10 * time.Second}) {
+					t.Errorf("success_rate = %+v", sr)
+				}
 			},
 		},
 	}
@@ -795,5 +836,33 @@ register:
 	}
 	if f.Register.Nacos.Check.Pos.Line != 21 {
 		t.Errorf("nacos check at line %d, want 21", f.Register.Nacos.Check.Pos.Line)
+	}
+}
+
+func TestConsulZoneMetaKey(t *testing.T) {
+	f, err := Parse("t.yaml", []byte(`upstreams:
+  - name: a
+    discovery:
+      consul: {service: a, zone_meta_key: az}
+  - name: b
+    discovery:
+      consul: {service: b}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := f.Upstreams[0].Discovery.Consul.ZoneMetaKey; k != "az" {
+		t.Errorf("zone_meta_key = %q", k)
+	}
+	if k := f.Upstreams[1].Discovery.Consul.ZoneMetaKey; k != "" {
+		t.Errorf("default zone_meta_key = %q, want empty (zone)", k)
+	}
+	_, err = Parse("t.yaml", []byte(`upstreams:
+  - name: a
+    discovery:
+      consul: {service: a, zone_meta_key: ""}
+`), nil)
+	if err == nil || !strings.Contains(err.Error(), "t.yaml:4:") || !strings.Contains(err.Error(), "zone_meta_key") {
+		t.Errorf("empty zone_meta_key: %v", err)
 	}
 }

@@ -269,12 +269,13 @@ func TestExportRoundTrip(t *testing.T) {
     sticky_sessions_cookie_ttl: 5m
     slow_start: {window: 30s, aggression: 2}
     panic: {min_healthy_percent: 50, mode: fail-closed}
-    circuit_breakers: {max_requests: 10}
+    circuit_breakers: {max_requests: 10, max_pending_requests: 4}
     retry_budget: {retry_ratio: 0.5, ttl: 30s}
+    retry_policy: {retry_on: [connect-failure, "503"], per_try_timeout: 2s, retry_backoff: {base_interval: 10ms}}
     healthchecks:
       threshold: 25
       active: {type: grpc, grpc_service: svc, headers: {x-a: [b]}, healthy: {interval: 2, successes: 3}}
-      passive: {unhealthy: {http_failures: 3}, base_ejection_time: 10s}
+      passive: {unhealthy: {http_failures: 3}, base_ejection_time: 10s, success_rate: {minimum_hosts: 3}}
     discovery:
       dns_srv: {name: _http._tcp.example.test}
       empty_grace: 5s

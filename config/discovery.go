@@ -52,6 +52,9 @@ type ConsulDiscovery struct {
 	// TokenEnv names the environment variable holding the ACL token.
 	TokenEnv      string
 	WeightMetaKey string
+	// ZoneMetaKey names the service or node meta key holding the
+	// target's zone; "" means "zone".
+	ZoneMetaKey string
 }
 
 // KubernetesDiscovery watches the discovery.k8s.io/v1 EndpointSlices of one
@@ -281,6 +284,7 @@ func (d *decoder) consulDiscovery(n *yaml.Node) *ConsulDiscovery {
 		{"passing_only", d.boolField(&c.PassingOnly, "passing_only")},
 		{"token_env", d.strField(&c.TokenEnv, "token_env", checkNonEmpty)},
 		{"weight_meta_key", d.strField(&c.WeightMetaKey, "weight_meta_key", checkNonEmpty)},
+		{"zone_meta_key", d.strField(&c.ZoneMetaKey, "zone_meta_key", checkNonEmpty)},
 	})
 	if seen != nil {
 		if _, ok := seen["service"]; !ok {

@@ -532,10 +532,39 @@ proxy:
 			want: []wantErr{
 				{3, 38, "max_requests: must be between 0 and 2147483647, got -1"},
 				{3, 55, `max_retries: expected an integer, got string "x"`},
-				{3, 58, `unknown field "max_widgets" in circuit_breakers; expected one of: max_requests, max_retries, max_connections`},
+				{3, 58, `unknown field "max_widgets" in circuit_breakers; expected one of: max_requests, max_retries, max_connections, max_pending_requests`},
 				{4, 33, "retry_ratio: must be between 0 and 1000, got 1001"},
 				{4, 63, "min_retries_per_second: must be between 0 and 100000, got -1"},
 				{4, 72, "ttl: must be between 1s and 10m0s"},
+			},
+		},
+		{
+			desc: "retry policy and success rate",
+			src: `upstreams:
+  - name: u
+    circuit_breakers: {max_pending_requests: -2}
+    retry_policy:
+      retry_on: [reset, 503, bogus, 600, " 502"]
+      per_try_timeout: 0s
+      timeout: 48h
+      retry_backoff: {base_interval: 100ms, max_interval: 10ms, jitter: 1}
+    healthchecks:
+      passive:
+        success_rate: {minimum_hosts: 1, request_volume: 0, stdev_factor: x, interval: 50ms}
+`,
+			want: []wantErr{
+				{3, 46, "max_pending_requests: must be between 0 and 2147483647, got -2"},
+				{5, 30, `retry_on: unknown condition "bogus"`},
+				{5, 37, `retry_on: unknown condition "600"`},
+				{5, 42, `retry_on: unknown condition " 502"`},
+				{6, 24, "per_try_timeout: must be positive"},
+				{7, 16, "timeout: must be at most 24h0m0s"},
+				{8, 59, "max_interval: 10ms is less than base_interval 100ms"},
+				{8, 65, `unknown field "jitter" in retry_policy.retry_backoff`},
+				{11, 39, "minimum_hosts: must be between 2 and 2147483647, got 1"},
+				{11, 58, "request_volume: must be between 1 and 2147483647, got 0"},
+				{11, 75, `stdev_factor: expected an integer, got string "x"`},
+				{11, 88, "interval: must be between 100ms and 1h0m0s"},
 			},
 		},
 		{
@@ -993,7 +1022,7 @@ log:
 	want := strings.Join([]string{
 		`multi.yaml:8:11: port: expected an integer, got string "http"`,
 		`multi.yaml:10:15: name: duplicate route name "dup" (first defined at line 2)`,
-		`multi.yaml:14:5: unknown field "bogus" in upstream; expected one of: name, algorithm, hash_on, hash_fallback, hash_on_header, hash_on_cookie, hash_on_cookie_path, hash_on_query_arg, hash_on_uri_capture, slots, tags, sticky_sessions_cookie, sticky_sessions_cookie_ttl, slow_start, panic, circuit_breakers, retry_budget, healthchecks, discovery, targets, id, created_at, updated_at, ws_id, host_header, client_certificate, use_srv_name, sticky_sessions_cookie_path, hash_fallback_header, hash_fallback_query_arg, hash_fallback_uri_capture`,
+		`multi.yaml:14:5: unknown field "bogus" in upstream; expected one of: name, algorithm, hash_on, hash_fallback, hash_on_header, hash_on_cookie, hash_on_cookie_path, hash_on_query_arg, hash_on_uri_capture, slots, tags, sticky_sessions_cookie, sticky_sessions_cookie_ttl, slow_start, panic, circuit_breakers, retry_budget, retry_policy, healthchecks, discovery, targets, id, created_at, updated_at, ws_id, host_header, client_certificate, use_srv_name, sticky_sessions_cookie_path, hash_fallback_header, hash_fallback_query_arg, hash_fallback_uri_capture`,
 		`multi.yaml:17:17: weight: expected an integer, got float 1e3`,
 		`multi.yaml:19:10: level: environment variable LOG_LEVEL is not set (use ${LOG_LEVEL:-default} to give a default)`,
 	}, "\n")

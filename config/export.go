@@ -92,6 +92,7 @@ type exUpstream struct {
 	Panic            exPanic           `yaml:"panic"`
 	CircuitBreakers  exCircuitBreakers `yaml:"circuit_breakers"`
 	RetryBudget      exRetryBudget     `yaml:"retry_budget"`
+	RetryPolicy      *exRetryPolicy    `yaml:"retry_policy,omitempty"`
 	Healthchecks     exHealthchecks    `yaml:"healthchecks"`
 	Discovery        any               `yaml:"discovery,omitempty"`
 	Tags             []string          `yaml:"tags,omitempty"`
@@ -110,9 +111,29 @@ type exPanic struct {
 }
 
 type exCircuitBreakers struct {
-	MaxRequests    int `yaml:"max_requests"`
-	MaxRetries     int `yaml:"max_retries"`
-	MaxConnections int `yaml:"max_connections"`
+	MaxRequests        int `yaml:"max_requests"`
+	MaxRetries         int `yaml:"max_retries"`
+	MaxConnections     int `yaml:"max_connections"`
+	MaxPendingRequests int `yaml:"max_pending_requests"`
+}
+
+type exRetryPolicy struct {
+	RetryOn       []string  `yaml:"retry_on"`
+	PerTryTimeout string    `yaml:"per_try_timeout,omitempty"`
+	Timeout       string    `yaml:"timeout,omitempty"`
+	RetryBackoff  exBackoff `yaml:"retry_backoff"`
+}
+
+type exBackoff struct {
+	BaseInterval string `yaml:"base_interval"`
+	MaxInterval  string `yaml:"max_interval"`
+}
+
+type exSuccessRate struct {
+	MinimumHosts  int    `yaml:"minimum_hosts"`
+	RequestVolume int    `yaml:"request_volume"`
+	StdevFactor   int    `yaml:"stdev_factor"`
+	Interval      string `yaml:"interval"`
 }
 
 type exRetryBudget struct {
@@ -141,12 +162,13 @@ type exActive struct {
 }
 
 type exPassive struct {
-	Type               string     `yaml:"type"`
-	Healthy            exCounters `yaml:"healthy"`
-	Unhealthy          exCounters `yaml:"unhealthy"`
-	MaxEjectionPercent float64    `yaml:"max_ejection_percent"`
-	BaseEjectionTime   string     `yaml:"base_ejection_time"`
-	MaxEjectionTime    string     `yaml:"max_ejection_time"`
+	Type               string         `yaml:"type"`
+	Healthy            exCounters     `yaml:"healthy"`
+	Unhealthy          exCounters     `yaml:"unhealthy"`
+	MaxEjectionPercent float64        `yaml:"max_ejection_percent"`
+	BaseEjectionTime   string         `yaml:"base_ejection_time"`
+	MaxEjectionTime    string         `yaml:"max_ejection_time"`
+	SuccessRate        *exSuccessRate `yaml:"success_rate,omitempty"`
 }
 
 // exCounters is a healthy or unhealthy block; the counters a block lacks
@@ -236,10 +258,22 @@ func exportUpstream(u *Upstream) exUpstream {
 		StickyCookie: u.StickyCookie, StickyTTL: durText(u.StickyTTL),
 		Panic: exPanic{MinHealthyPercent: u.Panic.MinHealthyPercent, Mode: u.Panic.Mode},
 		CircuitBreakers: exCircuitBreakers{MaxRequests: u.CircuitBreakers.MaxRequests, MaxRetries: u.CircuitBreakers.MaxRetries,
-			MaxConnections: u.CircuitBreakers.MaxConnections},
+			MaxConnections: u.CircuitBreakers.MaxConnections, MaxPendingRequests: u.CircuitBreakers.MaxPendingRequests},
 		RetryBudget: exRetryBudget{RetryRatio: u.RetryBudget.RetryRatio, MinRetriesPerSecond: u.RetryBudget.MinRetriesPerSecond,
 			TTL: durText(u.RetryBudget.TTL)},
 		Tags: u.Tags,
+	}
+	if rp := u.RetryPolicy; rp != nil {
+		out.RetryPolicy = &exRetryPolicy{RetryOn: rp.RetryOn, RetryBackoff: exBackoff{BaseInterval: durText(rp.BackoffBase), MaxInterval: durText(rp.BackoffMax)}}
+		if out.RetryPolicy.RetryOn == nil {
+			out.RetryPolicy.RetryOn = []string{}
+		}
+		if rp.PerTryTimeout > 0 {
+			out.RetryPolicy.PerTryTimeout = durText(rp.PerTryTimeout)
+		}
+		if rp.Timeout > 0 {
+			out.RetryPolicy.Timeout = durText(rp.Timeout)
+		}
 	}
 	if s := u.SlowStart; s != nil {
 		out.SlowStart = &exSlowStart{Window: durText(s.Window), Aggression: s.Aggression, MinWeightPercent: s.MinWeightPercent}
@@ -266,6 +300,10 @@ func exportUpstream(u *Upstream) exUpstream {
 			Unhealthy: exCounters{HTTPFailures: ptrTo(p.Unhealthy.HTTPFailures), TCPFailures: ptrTo(p.Unhealthy.TCPFailures),
 				Timeouts: ptrTo(p.Unhealthy.Timeouts), HTTPStatuses: p.Unhealthy.HTTPStatuses, GRPCStatuses: p.Unhealthy.GRPCStatuses},
 			MaxEjectionPercent: p.MaxEjectionPercent, BaseEjectionTime: durText(p.BaseEjectionTime), MaxEjectionTime: durText(p.MaxEjectionTime),
+		}
+		if sr := p.SuccessRate; sr != nil {
+			out.Healthchecks.Passive.SuccessRate = &exSuccessRate{MinimumHosts: sr.MinimumHosts, RequestVolume: sr.RequestVolume,
+				StdevFactor: sr.StdevFactor, Interval: durText(sr.Interval)}
 		}
 	}
 	for _, t := range u.Targets {

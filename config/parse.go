@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
@@ -64,6 +65,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		routes                      []routeEntry
 		targets                     []topTarget
 		proxyListen, adminListen    *yaml.Node
+		fleetGroup                  *yaml.Node
 	)
 	d.mapping(n, "configuration", "the top level", d.onlyEntities(append([]field{
 		{"proxy", func(v *yaml.Node) { proxyListen = d.proxy(v, &f.Proxy) }},
@@ -98,6 +100,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
+		{"fleet", func(v *yaml.Node) { fleetGroup = d.fleet(v, &f.Fleet) }},
 	}, append(d.declarative(), d.layerFields(f)...)...)))
 	d.attachTargets(f, targets)
 	if len(f.Proxy.Listeners) == 0 {
@@ -113,6 +116,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		}
 	}
 
+	d.checkFleet(f, fleetGroup)
 	d.unique("upstream", upstreamNames)
 	d.unique("service", serviceNames)
 	d.checkIDs(f)
@@ -289,9 +293,11 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 				{"max_requests", d.intField(&u.CircuitBreakers.MaxRequests, "max_requests", 0, MaxBreakerLimit)},
 				{"max_retries", d.intField(&u.CircuitBreakers.MaxRetries, "max_retries", 0, MaxBreakerLimit)},
 				{"max_connections", d.intField(&u.CircuitBreakers.MaxConnections, "max_connections", 0, MaxBreakerLimit)},
+				{"max_pending_requests", d.intField(&u.CircuitBreakers.MaxPendingRequests, "max_pending_requests", 0, MaxBreakerLimit)},
 			})
 		}},
 		{"retry_budget", func(v *yaml.Node) { d.retryBudget(v, &u.RetryBudget) }},
+		{"retry_policy", func(v *yaml.Node) { u.RetryPolicy = d.retryPolicy(v) }},
 		{"healthchecks", func(v *yaml.Node) { d.healthchecks(v, &u.Healthchecks) }},
 		{"discovery", func(v *yaml.Node) { u.Discovery = d.discovery(v) }},
 		{"targets", func(v *yaml.Node) {
@@ -419,6 +425,58 @@ func (d *decoder) retryBudget(n *yaml.Node, b *RetryBudget) {
 			}
 		}},
 	})
+}
+
+// retryPolicy decodes a retry_policy block over DefaultRetryPolicy.
+func (d *decoder) retryPolicy(n *yaml.Node) *RetryPolicy {
+	rp := DefaultRetryPolicy()
+	limit := func(dst *time.Duration, label string) func(*yaml.Node) {
+		return func(v *yaml.Node) {
+			if dur, ok := d.duration(v, label, true); ok {
+				if dur > MaxRetryTimeout {
+					d.errorf(deref(v), "%s: must be at most %v", label, MaxRetryTimeout)
+					return
+				}
+				*dst = dur
+			}
+		}
+	}
+	var backoff map[string]entry
+	seen := d.mapping(n, "retry_policy", "retry_policy", []field{
+		{"retry_on", func(v *yaml.Node) {
+			on := []string{}
+			d.list(v, "retry_on", func(item *yaml.Node) {
+				if s, ok := d.scalar(item, "retry_on", "a condition"); ok {
+					if err := CheckRetryOn(s.text); err != nil {
+						d.errorf(s.node, "retry_on: %v", err)
+						return
+					}
+					if !slices.Contains(on, s.text) {
+						on = append(on, s.text)
+					}
+				}
+			})
+			rp.RetryOn = on
+		}},
+		{"per_try_timeout", limit(&rp.PerTryTimeout, "per_try_timeout")},
+		{"timeout", limit(&rp.Timeout, "timeout")},
+		{"retry_backoff", func(v *yaml.Node) {
+			backoff = d.mapping(v, "retry_backoff", "retry_policy.retry_backoff", []field{
+				{"base_interval", limit(&rp.BackoffBase, "base_interval")},
+				{"max_interval", limit(&rp.BackoffMax, "max_interval")},
+			})
+			if _, ok := backoff["max_interval"]; !ok && allOK(backoff, "base_interval") {
+				rp.BackoffMax = 10 * rp.BackoffBase // Envoy's default
+			}
+		}},
+	})
+	if seen == nil {
+		return nil
+	}
+	if e, ok := backoff["max_interval"]; ok && allOK(backoff, "base_interval", "max_interval") && rp.BackoffMax < rp.BackoffBase {
+		d.errorf(deref(e.val), "max_interval: %v is less than base_interval %v", rp.BackoffMax, rp.BackoffBase)
+	}
+	return &rp
 }
 
 func (d *decoder) panicBlock(n *yaml.Node, p *Panic) {
@@ -556,6 +614,25 @@ func (d *decoder) passive(n *yaml.Node, p *Passive) {
 		{"max_ejection_percent", d.numberField(&p.MaxEjectionPercent, "max_ejection_percent", 0, MaxPercent)},
 		{"base_ejection_time", d.durationField(&p.BaseEjectionTime, "base_ejection_time", true)},
 		{"max_ejection_time", d.durationField(&p.MaxEjectionTime, "max_ejection_time", true)},
+		{"success_rate", func(v *yaml.Node) {
+			sr := DefaultSuccessRate()
+			if d.mapping(v, "success_rate", ctx+".success_rate", []field{
+				{"minimum_hosts", d.intField(&sr.MinimumHosts, "minimum_hosts", MinSuccessRateHosts, MaxSuccessRateCount)},
+				{"request_volume", d.intField(&sr.RequestVolume, "request_volume", 1, MaxSuccessRateCount)},
+				{"stdev_factor", d.intField(&sr.StdevFactor, "stdev_factor", 1, MaxSuccessRateCount)},
+				{"interval", func(v *yaml.Node) {
+					if dur, ok := d.duration(v, "interval", true); ok {
+						if dur < MinSuccessRateInterval || dur > MaxSuccessRateInterval {
+							d.errorf(deref(v), "interval: must be between %v and %v", MinSuccessRateInterval, MaxSuccessRateInterval)
+							return
+						}
+						sr.Interval = dur
+					}
+				}},
+			}) != nil {
+				p.SuccessRate = &sr
+			}
+		}},
 	})
 	if seen == nil || !allOK(seen, "base_ejection_time", "max_ejection_time") || p.MaxEjectionTime >= p.BaseEjectionTime {
 		return

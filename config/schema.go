@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -75,7 +76,47 @@ const (
 	// MinRetryBudgetTTL and MaxRetryBudgetTTL bound a retry budget's ttl.
 	MinRetryBudgetTTL = time.Second
 	MaxRetryBudgetTTL = 10 * time.Minute
+	// MinRetryStatus and MaxRetryStatus bound the statuses of retry_on.
+	MinRetryStatus = 100
+	MaxRetryStatus = 599
+	// MaxRetryTimeout bounds a retry policy's timeouts and backoff
+	// intervals.
+	MaxRetryTimeout = 24 * time.Hour
+	// MinSuccessRateHosts bounds success_rate.minimum_hosts (Envoy needs
+	// at least two rates to compare); MaxSuccessRateCount bounds its
+	// counts and stdev_factor.
+	MinSuccessRateHosts = 2
+	MaxSuccessRateCount = 1<<31 - 1
+	// MinSuccessRateInterval and MaxSuccessRateInterval bound
+	// success_rate.interval.
+	MinSuccessRateInterval = 100 * time.Millisecond
+	MaxSuccessRateInterval = time.Hour
 )
+
+// RetryOnConditions are retry_on's failure classes (Envoy's retry_on
+// names); retry_on also takes HTTP statuses and GRPCRetryOnConditions.
+func RetryOnConditions() []string {
+	return []string{"connect-failure", "refused-stream", "reset", "5xx", "gateway-error", "retriable-4xx"}
+}
+
+// GRPCRetryOnConditions are the gRPC statuses retry_on may name (Envoy's
+// x-envoy-retry-grpc-on names).
+func GRPCRetryOnConditions() []string {
+	return []string{"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"}
+}
+
+// CheckRetryOn checks one retry_on entry: a condition, an HTTP status
+// MinRetryStatus..MaxRetryStatus, or a gRPC status name.
+func CheckRetryOn(s string) error {
+	if slices.Contains(RetryOnConditions(), s) || slices.Contains(GRPCRetryOnConditions(), s) {
+		return nil
+	}
+	if n, err := strconv.Atoi(s); err == nil && n >= MinRetryStatus && n <= MaxRetryStatus && strconv.Itoa(n) == s {
+		return nil
+	}
+	return fmt.Errorf("unknown condition %s (expected one of %s, an HTTP status %d-%d, or one of %s)", quote(s),
+		strings.Join(RetryOnConditions(), ", "), MinRetryStatus, MaxRetryStatus, strings.Join(GRPCRetryOnConditions(), ", "))
+}
 
 // Algorithms are an upstream's balancing algorithms, as Kong names them.
 func Algorithms() []string {

@@ -9,6 +9,7 @@ type File struct {
 	Path      string
 	Proxy     Proxy
 	Admin     Admin
+	Fleet     Fleet
 	Log       Log
 	Upstreams []Upstream
 	Services  []Service
@@ -171,6 +172,9 @@ type Upstream struct {
 	// RetryBudget bounds retries to a share of recent requests; on by
 	// default.
 	RetryBudget RetryBudget
+	// RetryPolicy is how the upstream's requests are retried; nil when
+	// the file has no retry_policy block (the built-in behaviour).
+	RetryPolicy *RetryPolicy
 	// Targets is the upstream's static targets, possibly none.
 	Targets []Target
 	// Tags are checked by CheckTag, distinct; nil when absent.
@@ -288,6 +292,40 @@ type CircuitBreakers struct {
 	// MaxConnections bounds the open connections to the upstream's
 	// targets (the HTTP/1.1 engine's pools).
 	MaxConnections int
+	// MaxPendingRequests bounds the requests waiting for a connection
+	// while MaxConnections are open; 0: none waits (503 at once).
+	MaxPendingRequests int
+}
+
+// RetryPolicy is an upstream's retry policy (Envoy's retry_policy).
+type RetryPolicy struct {
+	// RetryOn lists RetryOnConditions names, HTTP statuses (as decimal
+	// strings) and GRPCRetryOnConditions names.
+	RetryOn []string
+	// PerTryTimeout bounds each attempt, Timeout all of them with the
+	// backoff between, both up to the response head; 0: none.
+	PerTryTimeout time.Duration
+	Timeout       time.Duration
+	// BackoffBase and BackoffMax shape the exponential backoff with full
+	// jitter between tries.
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+}
+
+// SuccessRate is success-rate outlier ejection (Envoy's outlier_detection
+// success_rate_* settings).
+type SuccessRate struct {
+	// MinimumHosts is how many targets need RequestVolume requests in an
+	// interval for the rates to be compared.
+	MinimumHosts int
+	// RequestVolume is the requests a target needs in an interval to be
+	// judged.
+	RequestVolume int
+	// StdevFactor: a target is ejected when its success rate is under
+	// mean − (StdevFactor/1000) × stdev.
+	StdevFactor int
+	// Interval is how often the rates are compared.
+	Interval time.Duration
 }
 
 // RetryBudget bounds an upstream's retries (Linkerd's shape): retries may
@@ -368,6 +406,9 @@ type Passive struct {
 	MaxEjectionPercent float64
 	BaseEjectionTime   time.Duration
 	MaxEjectionTime    time.Duration
+	// SuccessRate, when set, also ejects targets whose success rate is an
+	// outlier among the upstream's.
+	SuccessRate *SuccessRate
 }
 
 // PassiveHealthy is when passive checking deems a target healthy again.
@@ -462,6 +503,19 @@ func defaultUpstream() Upstream {
 		Healthchecks:     defaultHealthchecks(),
 		RetryBudget:      DefaultRetryBudget(),
 	}
+}
+
+// DefaultRetryPolicy is a retry_policy block's settings where it is
+// silent (Envoy's defaults, and the built-in retry conditions).
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{RetryOn: []string{"connect-failure", "refused-stream", "reset", "unavailable"},
+		BackoffBase: 25 * time.Millisecond, BackoffMax: 250 * time.Millisecond}
+}
+
+// DefaultSuccessRate is a success_rate block's settings where it is
+// silent (Envoy's).
+func DefaultSuccessRate() SuccessRate {
+	return SuccessRate{MinimumHosts: 5, RequestVolume: 100, StdevFactor: 1900, Interval: 10 * time.Second}
 }
 
 // DefaultRetryBudget is the retry budget of an upstream that sets none.

@@ -30,6 +30,51 @@ type Target struct {
 	// Consul and Nacos take it from the instance metadata (MetaPriority);
 	// Kubernetes leaves it 0.
 	Priority int
+	// Backup marks a target that takes traffic only when no primary one
+	// is healthy (Consul and Nacos: MetaBackup).
+	Backup bool
+}
+
+// Locality and failover metadata keys of registries without fields of
+// their own (Consul service or node meta, Nacos instance metadata).
+const (
+	// BackupMetaKey: "true" marks a backup target.
+	BackupMetaKey = "backup"
+	// ZoneMetaKey and RegionMetaKey carry the target's locality; zone is
+	// what zone-aware routing reads.
+	ZoneMetaKey   = "zone"
+	RegionMetaKey = "region"
+)
+
+// MetaBackup reports whether meta[BackupMetaKey] is a true boolean
+// ("true", "1", as strconv.ParseBool).
+func MetaBackup(meta map[string]string) bool {
+	b, err := strconv.ParseBool(meta[BackupMetaKey])
+	return err == nil && b
+}
+
+// WithLocality returns meta with the zone and region of outer added
+// where meta has none (a Consul service's meta over its node's); meta
+// itself is not modified. nil stays nil when there is nothing to add.
+func WithLocality(meta, outer map[string]string) map[string]string {
+	var out map[string]string
+	for _, k := range []string{ZoneMetaKey, RegionMetaKey} {
+		v, ok := outer[k]
+		if _, has := meta[k]; has || !ok || v == "" {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(meta)+2)
+			for mk, mv := range meta {
+				out[mk] = mv
+			}
+		}
+		out[k] = v
+	}
+	if out == nil {
+		return meta
+	}
+	return out
 }
 
 // PriorityMetaKey is the instance metadata key that carries a priority

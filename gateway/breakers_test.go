@@ -58,3 +58,40 @@ services:
 		}
 	}
 }
+
+// The file's retry_policy and max_pending_requests reach the upstream; an
+// admin PATCH merges into the file's policy, and null drops the admin's
+// block (the file's shows through again).
+func TestUpstreamRetryPolicyApplied(t *testing.T) {
+	g, _, au := testGateway(t, `
+upstreams:
+  - name: u
+    targets: [{target: 127.0.0.1:1}]
+    circuit_breakers: {max_connections: 2, max_pending_requests: 5}
+    retry_policy: {retry_on: [503, connect-failure], per_try_timeout: 250ms, retry_backoff: {base_interval: 10ms}}
+services:
+  - {name: s, host: u, routes: [{name: r, paths: [/]}]}
+`)
+	u := g.Upstream("u")
+	if l := u.Breakers().Limits(); l.MaxPendingRequests != 5 || l.MaxConnections != 2 {
+		t.Fatalf("limits = %+v", l)
+	}
+	p := u.RetryPolicy()
+	if !p.On.Status(503) || p.On.Status(502) || !p.On.ConnectFailure() || p.On.Failure(false) ||
+		p.PerTryTimeout != 250*time.Millisecond || p.BackoffBase != 10*time.Millisecond || p.BackoffMax != 100*time.Millisecond {
+		t.Fatalf("retry policy = %+v", *p)
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	adminDo(t, c, http.MethodPatch, au+"/upstreams/u", url.Values{"retry_policy.timeout": {"2"}}, http.StatusOK)
+	if g.Upstream("u") != u {
+		t.Fatal("a retry policy change rebuilt the upstream")
+	}
+	p = u.RetryPolicy()
+	if !p.On.Status(503) || p.PerTryTimeout != 250*time.Millisecond || p.Timeout != 2*time.Second {
+		t.Fatalf("retry policy after PATCH = %+v", *p)
+	}
+	adminDo(t, c, http.MethodPatch, au+"/upstreams/u", url.Values{"retry_policy": {""}}, http.StatusOK)
+	if p = u.RetryPolicy(); p.Timeout != 0 || p.PerTryTimeout != 250*time.Millisecond {
+		t.Fatalf("retry policy after null = %+v, want the file's", *p)
+	}
+}

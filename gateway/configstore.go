@@ -64,6 +64,9 @@ func (g *Gateway) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
 // its revision, or the 409 refusal while the store's latest layer does not
 // build here.
 func (g *Gateway) Layer() (*state.Doc, uint64, error) {
+	if g.draftMode() {
+		return g.draftLayer()
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.pending != nil {
@@ -79,6 +82,9 @@ func (g *Gateway) Layer() (*state.Doc, uint64, error) {
 // then adopted), answers an error wrapping state.ErrConflict: read Layer
 // again and retry.
 func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) error {
+	if g.draftMode() {
+		return g.draftCompareAndSet(ctx, rev, doc)
+	}
 	g.write.Lock()
 	defer g.write.Unlock()
 	if g.pending != nil {
@@ -111,7 +117,7 @@ func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc)
 			return fmt.Errorf("the store holds a newer admin layer: %w", state.ErrConflict)
 		}
 		if err != nil {
-			return fmt.Errorf("persist admin state: %w", err)
+			return persistErr(err)
 		}
 		if g.lost {
 			g.log.Warn().Uint64("version", v).Msg("admin state: the store's copy is back (recreated with this admin change)")
@@ -121,6 +127,16 @@ func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc)
 	g.commit(p, func() { g.docVersion, g.lost = version, lost })
 	g.layerMetricsLocked()
 	return nil
+}
+
+// persistErr is a failed Save's answer: a refusal of the fleet group
+// (a staged publish running) is a 409.
+func persistErr(err error) error {
+	var refused *state.RefusedError
+	if errors.As(err, &refused) {
+		return &admin.Error{Status: http.StatusConflict, Message: refused.Reason}
+	}
+	return fmt.Errorf("persist admin state: %w", err)
 }
 
 // refusalLocked is Mutate's answer while the store's latest layer does not
@@ -161,7 +177,7 @@ func (g *Gateway) ResetState(ctx context.Context) error {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("persist admin state: %w", err)
+				return persistErr(err)
 			}
 			version, saved = v, true
 			break
@@ -286,6 +302,7 @@ func (g *Gateway) setLayer(f func()) {
 // layerMetricsLocked sets the admin layer state gauge.
 func (g *Gateway) layerMetricsLocked() {
 	g.metrics.setLayerState(g.layerStateLocked())
+	g.kickFleet()
 }
 
 // layerStateLocked is the admin layer's state word.

@@ -109,7 +109,7 @@ func (g *Gateway) sourcesOf(cu config.Upstream) ([]*watcher, error) {
 		}
 		src, err := consul.NewSource(consul.SourceConfig{
 			Address: c.Address, Scheme: c.Scheme, Service: c.Service, Tags: c.Tags, Meta: c.Meta,
-			Datacenter: c.Datacenter, PassingOnly: c.PassingOnly, Token: token, WeightMetaKey: c.WeightMetaKey,
+			Datacenter: c.Datacenter, PassingOnly: c.PassingOnly, Token: token, WeightMetaKey: c.WeightMetaKey, ZoneMetaKey: c.ZoneMetaKey,
 		}, consul.WithLookupEnv(g.env), consul.WithProbes(g.consulProbes))
 		if err != nil {
 			return nil, fmt.Errorf("discovery.consul: %w", err)

@@ -27,6 +27,12 @@
 //     good configuration stays; admin writes answer 409 until it builds),
 //     and a stored layer that vanished is published again, never taken
 //     for an empty one (DELETE /state resets on purpose).
+//   - In a gateway group (fleet.group) the layer in force is the group's
+//     version the group's head asks of this sidecar; admin writes publish
+//     a version (auto_publish) or edit the group's draft, which is
+//     validated here and applied nowhere until published (fleet.go). The
+//     sidecar reports what it runs under a Consul session and takes part
+//     in deciding the group's staged publish (fleetstage.go).
 //   - Ready is false until every discovery watcher has had its source's
 //     first answer or its block's initial_fetch_timeout passed; that
 //     condition latches, so later registry outages and watchers added by
@@ -142,6 +148,10 @@ type Gateway struct {
 	pending *pendingLayer
 	lost    bool
 
+	// fleet is the sidecar's gateway group (nil without fleet.group);
+	// immutable after New.
+	fleet *fleetRT
+
 	// Guarded by mu alone.
 	stepBases map[string]rolloutBase // rollout plan and step baselines by service
 
@@ -184,7 +194,14 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 	})
 	g.discoveryMetrics = newDiscoveryMetrics(reg)
 	g.certs = newCertStore(reg, o.Log)
-	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g,
+	storeErr := func(err error) { g.log.Warn().Err(err).Msg("admin state: watching the fleet store failed; retrying") }
+	if err := g.openFleet(cfg, o, storeErr); err != nil {
+		return nil, err
+	}
+	if g.fleet != nil {
+		o.Store = g.fleet.store
+	}
+	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g, Fleet: g.fleetAPI(),
 		Panics: g.metrics.requestPanics.WithLabelValues("admin"),
 		TokenFunc: func() string {
 			if t := g.adminToken.Load(); t != nil {
@@ -205,7 +222,6 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 			g.localHealth = append(g.localHealth, h)
 		}
 	}
-	storeErr := func(err error) { g.log.Warn().Err(err).Msg("admin state: watching the fleet store failed; retrying") }
 	if g.store = o.Store; g.store == nil {
 		if g.store, err = state.Open(cfg.Admin, g.env, storeErr); err != nil {
 			return nil, cfg.Errorf(cfg.Admin.Pos, "admin: %v", err)
@@ -267,7 +283,7 @@ func (g *Gateway) Status() admin.Status {
 func (g *Gateway) adminLayerLocked() admin.AdminLayer {
 	l := admin.AdminLayer{Store: "memory", State: g.layerStateLocked(), Version: g.docVersion, StoreVersion: g.latestVersionLocked()}
 	switch g.store.(type) {
-	case *state.ConsulStore:
+	case *state.ConsulStore, *state.FleetStore:
 		l.Store = "consul"
 	case *state.FileStore:
 		l.Store = "file"
@@ -454,6 +470,13 @@ func (g *Gateway) ServeListeners(ctx context.Context, proxyLns []net.Listener, a
 	go g.runRollouts(bg)
 	if g.store != nil {
 		go g.store.Watch(bg, func(doc *state.Doc, v uint64) { g.remoteChange(bg, doc, v) })
+	}
+	if g.fleet != nil {
+		// The report is withdrawn (its session ended) before Serve
+		// returns.
+		fleetDone := make(chan struct{})
+		go func() { defer close(fleetDone); g.runFleet(bg) }()
+		defer func() { stopBG(); <-fleetDone }()
 	}
 	regDone := make(chan struct{})
 	regCtx, stopReg := context.WithCancel(bg)

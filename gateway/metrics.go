@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"upstream", "target"}),
 		healthChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "outrigger", Name: "health_changes_total",
-			Help: "Target health changes by cause (active, passive, manual, ejection-expired, ejection-refused) and new state.",
+			Help: "Target health changes by cause (active, passive, manual, ejection-expired, ejection-refused, success-rate) and new state.",
 		}, []string{"upstream", "cause", "state"}),
 		panicMode: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "outrigger", Name: "upstream_panic",

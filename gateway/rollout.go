@@ -65,6 +65,9 @@ type verdict struct {
 }
 
 func (g *Gateway) evaluateRollouts(ctx context.Context, now time.Time) {
+	if g.draftMode() {
+		return // decisions would land in the group's draft (see README: fleet)
+	}
 	var verdicts []verdict
 	g.mu.Lock()
 	if g.pending != nil {

@@ -97,6 +97,10 @@ func healthConfig(h config.Healthchecks) health.Config {
 			BaseEjectionTime: p.BaseEjectionTime, MaxEjectionTime: p.MaxEjectionTime,
 		},
 	}
+	if sr := p.SuccessRate; sr != nil {
+		hc.Passive.SuccessRate = &health.SuccessRateConfig{MinimumHosts: sr.MinimumHosts, RequestVolume: sr.RequestVolume,
+			StdevFactor: sr.StdevFactor, Interval: sr.Interval}
+	}
 	if p.Type == "tcp" {
 		// A tcp passive checker judges connections only, never statuses.
 		hc.Passive.HealthyStatuses, hc.Passive.UnhealthyStatuses = nil, nil
@@ -173,13 +177,28 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 	return rt, nil
 }
 
-// setBreakers gives u the circuit breakers and retry budget of cu; the
-// counts in progress stay.
+// setBreakers gives u the circuit breakers, retry budget and retry policy
+// of cu; the counts in progress stay.
 func setBreakers(u *upstream.Upstream, cu config.Upstream) {
 	cb, rb := cu.CircuitBreakers, cu.RetryBudget
 	u.Breakers().SetLimits(upstream.Limits{MaxRequests: int64(cb.MaxRequests), MaxRetries: int64(cb.MaxRetries),
-		MaxConnections: int64(cb.MaxConnections)})
+		MaxConnections: int64(cb.MaxConnections), MaxPendingRequests: int64(cb.MaxPendingRequests)})
 	u.Breakers().SetBudget(upstream.Budget{Ratio: rb.RetryRatio, MinPerSecond: rb.MinRetriesPerSecond, TTL: rb.TTL})
+	u.SetRetryPolicy(retryPolicy(cu.RetryPolicy))
+}
+
+// retryPolicy maps a retry_policy block (nil: the built-in policy). The
+// block's retry_on entries are checked by the config package.
+func retryPolicy(rp *config.RetryPolicy) *upstream.RetryPolicy {
+	if rp == nil {
+		return nil
+	}
+	on, err := upstream.ParseRetryOn(rp.RetryOn)
+	if err != nil {
+		on = upstream.DefaultRetryOn() // unreachable: config checked them
+	}
+	return &upstream.RetryPolicy{On: on, PerTryTimeout: rp.PerTryTimeout, Timeout: rp.Timeout,
+		BackoffBase: rp.BackoffBase, BackoffMax: rp.BackoffMax}
 }
 
 // healthEvent logs and counts one health change (never per probe).

@@ -20,6 +20,9 @@ type run struct {
 	wg   sync.WaitGroup
 	sem  chan struct{} // Concurrency slots
 	done chan struct{} // closed once the run is torn down and wg drained
+	// rateTimer is the next success-rate evaluation; guarded by
+	// Checker.mu.
+	rateTimer Timer
 }
 
 // Start begins active probing (if configured) and arms timed ejections
@@ -46,6 +49,10 @@ func (c *Checker) Start(ctx context.Context) {
 	c.mu.Lock()
 	if c.probeOn {
 		c.cur.Store(r)
+	}
+	if c.rate != nil {
+		c.rateRun = r
+		c.armRate(r)
 	}
 	now := c.clock.Now()
 	for _, t := range *c.targets.Load() {
@@ -93,6 +100,12 @@ func (c *Checker) teardown(r *run) {
 	defer c.mu.Unlock()
 	c.cur.CompareAndSwap(r, nil)
 	c.halted.Store(true)
+	if c.rateRun == r {
+		c.rateRun = nil
+		if r.rateTimer != nil {
+			r.rateTimer.Stop()
+		}
+	}
 	for _, t := range *c.targets.Load() {
 		t.mu.Lock()
 		if t.probeRun == r {

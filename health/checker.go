@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"crypto/tls"
+	"math"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -53,6 +54,8 @@ type Checker struct {
 	baseEject      time.Duration
 	maxEject       time.Duration
 	prober         prober
+	// rate is success-rate ejection; nil when off.
+	rate *SuccessRateConfig
 
 	// lifeMu serialises Start and Stop and guards last.
 	lifeMu sync.Mutex
@@ -68,6 +71,9 @@ type Checker struct {
 	// cur is the run probes are scheduled on, nil when not probing. Stored
 	// under mu, read under a target's mu.
 	cur atomic.Pointer[run]
+	// rateRun is the run success-rate evaluations are scheduled on, nil
+	// when none; guarded by mu.
+	rateRun *run
 	// halted is set by Stop (and by a cancelled Start context) and cleared
 	// by Start; while set, timed ejections are not armed.
 	halted atomic.Bool
@@ -111,6 +117,11 @@ type target struct {
 	ejectedUntil time.Time // zero unless a timed ejection is pending
 	ejectTimer   Timer
 	ejectSeq     uint64
+	// rate is the last success-rate sample (nil before one); rateOK and
+	// rateTotal count the current interval's outcomes, lock-free.
+	rate      *RateSample
+	rateOK    atomic.Int64
+	rateTotal atomic.Int64
 
 	// Active probing: a target has a pending probe timer, a probe in
 	// flight (probing), or neither (parked); never both.
@@ -247,6 +258,10 @@ func New(cfg Config, opts Options) *Checker {
 	if c.probeOn {
 		c.prober = newProber(a, opts)
 	}
+	if sr := p.SuccessRate; sr != nil && p.Enabled && sr.Interval > 0 {
+		cp := *sr
+		c.rate = &cp
+	}
 	empty := map[string]*target{}
 	c.targets.Store(&empty)
 	return c
@@ -351,6 +366,9 @@ func (c *Checker) Observe(addr string, r Result) {
 	if t == nil {
 		return
 	}
+	if c.rate != nil {
+		c.countRate(t, k)
+	}
 	t.mu.Lock()
 	if t.removed || (!t.healthy && !(t.ejected && !c.activeRecovers)) {
 		t.mu.Unlock()
@@ -359,7 +377,7 @@ func (c *Checker) Observe(addr string, r Result) {
 	notify := false
 	switch move := t.passive.record(k, &c.passiveTh); {
 	case move < 0 && t.healthy:
-		c.eject(t, c.clock.Now())
+		c.eject(t, c.clock.Now(), CausePassive, false)
 		notify = true
 	case move > 0 && !t.healthy:
 		c.setChecks(t, true, CausePassive, c.clock.Now())
@@ -420,6 +438,7 @@ func (c *Checker) States() []TargetState {
 			Ejected:      t.ejected,
 			Ejections:    t.ejections,
 			EjectedUntil: t.ejectedUntil,
+			SuccessRate:  t.rate,
 		})
 		t.mu.Unlock()
 	}
@@ -482,11 +501,14 @@ func (c *Checker) publish(t *target, old bool, cause Cause, now time.Time) {
 	}, old != eff)
 }
 
-// eject handles a passive failure threshold reached by a healthy target:
-// either a passive ejection or, over MaxEjectionPercent, a refusal. Caller
-// holds t.mu and must call drain after unlocking.
-func (c *Checker) eject(t *target, now time.Time) {
-	if !c.reserveSlot() {
+// eject handles an ejection decided by the passive checks (cause
+// CausePassive: a failure threshold; CauseSuccessRate: an outlier) for a
+// healthy target: either an ejection or, over MaxEjectionPercent, a
+// refusal. keepOne refuses an ejection that would leave no target
+// unejected. It reports whether the target was ejected. Caller holds t.mu
+// and must call drain after unlocking.
+func (c *Checker) eject(t *target, now time.Time, cause Cause, keepOne bool) bool {
+	if !c.reserveSlot(keepOne) {
 		t.passive = counters{}
 		eff := t.effective()
 		c.enqueue(Event{
@@ -494,7 +516,7 @@ func (c *Checker) eject(t *target, now time.Time) {
 			Old: eff, New: eff, Checks: true, Mark: t.mark,
 			Ejections: t.ejections,
 		}, false)
-		return
+		return false
 	}
 	c.decay(t, now)
 	t.ejected = true
@@ -509,20 +531,35 @@ func (c *Checker) eject(t *target, now time.Time) {
 		t.ejectedUntil = now.Add(d)
 		c.armEjectTimer(t, d)
 	}
-	c.setChecks(t, false, CausePassive, now)
+	c.setChecks(t, false, cause, now)
+	return true
 }
 
-// reserveSlot takes one ejection slot unless that would put more than
-// MaxEjectionPercent of the targets in the ejected state.
-func (c *Checker) reserveSlot() bool {
-	if c.maxEjectPct == 0 {
-		c.ejected.Add(1)
-		return true
+// ejectionLimit is how many of total targets may hold an ejection slot
+// under MaxEjectionPercent pct (0: no cap): floor(pct × total / 100), but
+// at least one (Envoy ejects one host whatever the percentage) and, with a
+// cap, never all of them, so a pool of 2 or 3 is neither forbidden an
+// ejection by rounding nor emptied by it. keepOne also keeps one target
+// out of reach without a cap.
+func ejectionLimit(pct float64, total int, keepOne bool) int {
+	limit := total
+	if pct > 0 {
+		limit = max(int(math.Floor(pct*float64(total)/100+1e-9)), 1)
+		keepOne = true
 	}
-	total := float64(len(*c.targets.Load()))
+	if keepOne {
+		limit = min(limit, total-1)
+	}
+	return max(limit, 0)
+}
+
+// reserveSlot takes one ejection slot unless that would put more targets
+// in the ejected state than ejectionLimit allows.
+func (c *Checker) reserveSlot(keepOne bool) bool {
+	limit := int64(ejectionLimit(c.maxEjectPct, len(*c.targets.Load()), keepOne))
 	for {
 		n := c.ejected.Load()
-		if float64(n+1)*100 > c.maxEjectPct*total {
+		if n+1 > limit {
 			return false
 		}
 		if c.ejected.CompareAndSwap(n, n+1) {
@@ -534,7 +571,11 @@ func (c *Checker) reserveSlot() bool {
 // decay forgets one ejection per BaseEjectionTime the target has spent
 // healthy since decayFrom. Caller holds t.mu.
 func (c *Checker) decay(t *target, now time.Time) {
-	if !t.healthy || t.ejections == 0 {
+	if !t.healthy {
+		return
+	}
+	if t.ejections == 0 {
+		t.decayFrom = now // nothing to decay: the period starts afresh
 		return
 	}
 	k := now.Sub(t.decayFrom) / c.baseEject

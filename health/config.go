@@ -135,6 +135,9 @@ type PassiveConfig struct {
 	// capped at MaxEjectionTime. Defaults 30s and 300s; a MaxEjectionTime
 	// below BaseEjectionTime is raised to it.
 	BaseEjectionTime, MaxEjectionTime time.Duration
+	// SuccessRate, when set (and Enabled), also ejects success-rate
+	// outliers; it needs a running Checker (Start).
+	SuccessRate *SuccessRateConfig
 }
 
 // DefaultConfig returns Kong's defaults for both checkers (both disabled,

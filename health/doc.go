@@ -53,6 +53,15 @@
 //     decays by one per BaseEjectionTime spent healthy. Passive outcomes
 //     for an unhealthy target are ignored, except that successes may end a
 //     timed ejection early (PassiveConfig.Successes).
+//   - Success-rate ejection (PassiveConfig.SuccessRate, Envoy's): while the
+//     Checker runs, every Interval the healthy targets with RequestVolume
+//     passive outcomes in it are compared when there are MinimumHosts of
+//     them; one under mean − StdevFactor/1000 × stdev is ejected as a
+//     passive ejection (CauseSuccessRate), lowest rate first, never the last
+//     healthy target. Counts are per interval (atomics, no lock in
+//     Observe); TargetState.SuccessRate is the last sample.
+//   - MaxEjectionPercent allows floor(pct × targets / 100) ejections at
+//     once, at least one, and (below 100) never every target (ejectionLimit).
 //   - Manual marks (Mark) override the checks until cleared with MarkNone;
 //     the checks keep running and counting underneath, and clearing the
 //     mark returns to their verdict.

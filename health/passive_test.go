@@ -185,7 +185,13 @@ func TestMaxEjectionPercent(t *testing.T) {
 	}{
 		{desc: "50% of 4", pct: 50, targets: 4, ejectable: 2},
 		{desc: "34% of 3 allows one", pct: 34, targets: 3, ejectable: 1},
-		{desc: "10% of 3 allows none", pct: 10, targets: 3, ejectable: 0},
+		// Small pools: at least one ejection whatever the rounding, never
+		// all with a cap.
+		{desc: "10% of 3 allows one", pct: 10, targets: 3, ejectable: 1},
+		{desc: "50% of 2 allows one", pct: 50, targets: 2, ejectable: 1},
+		{desc: "99% of 2 keeps one", pct: 99, targets: 2, ejectable: 1},
+		{desc: "67% of 3 allows two", pct: 67, targets: 3, ejectable: 2},
+		{desc: "10% of 1 allows none", pct: 10, targets: 1, ejectable: 0},
 		{desc: "0 means no cap", pct: 0, targets: 3, ejectable: 3},
 		{desc: "100% of 2", pct: 100, targets: 2, ejectable: 2},
 	}
@@ -314,4 +320,24 @@ func TestPassiveEjectionWithActiveRecovery(t *testing.T) {
 		t.Errorf("state %+v, want healed by active", st)
 	}
 	clk.waitPending(t, 0)
+}
+
+// A target healthy for longer than base_ejection_time before its first
+// ejection keeps that ejection in its count: the next one, right after it
+// returns, lasts twice as long.
+func TestEjectionCountAfterLongHealthyPeriod(t *testing.T) {
+	clk := newFakeClock()
+	var rec recorder
+	c := New(Config{Passive: passiveConfig()}, rec.options(clk))
+	c.SetTargets([]string{"a:1"})
+	clk.Advance(15 * time.Second)
+	fail(c, "a:1", 3)
+	if st := state(t, c, "a:1"); st.Ejections != 1 || st.EjectedUntil.Sub(clk.Now()) != 10*time.Second {
+		t.Fatalf("first ejection %+v, want 1 ejection of 10s", st)
+	}
+	clk.Advance(10 * time.Second)
+	fail(c, "a:1", 3)
+	if st := state(t, c, "a:1"); st.Ejections != 2 || st.EjectedUntil.Sub(clk.Now()) != 20*time.Second {
+		t.Fatalf("second ejection %+v, want 2 ejections, 20s", st)
+	}
 }

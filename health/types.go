@@ -99,6 +99,9 @@ const (
 	// MaxEjectionPercent; the target stays healthy and its passive
 	// counters are reset. Not a state change, reported for visibility.
 	CauseEjectionRefused
+	// CauseSuccessRate: the target's success rate was an outlier among
+	// the upstream's (success-rate ejection).
+	CauseSuccessRate
 )
 
 // String returns the cause's name as used in logs and the admin API.
@@ -116,6 +119,8 @@ func (c Cause) String() string {
 		return "ejection-expired"
 	case CauseEjectionRefused:
 		return "ejection-refused"
+	case CauseSuccessRate:
+		return "success-rate"
 	}
 	return fmt.Sprintf("Cause(%d)", uint8(c))
 }
@@ -176,6 +181,9 @@ type TargetState struct {
 	// EjectedUntil is when a timed ejection ends; zero when the target is
 	// not ejected or waits for active probes to bring it back.
 	EjectedUntil time.Time `json:"ejected_until"`
+	// SuccessRate is the target's last success-rate sample; nil without
+	// success-rate ejection or before an interval judged it.
+	SuccessRate *RateSample `json:"success_rate,omitempty"`
 }
 
 // Clock is the time source. The zero Options use real time; tests inject a

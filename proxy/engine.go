@@ -82,6 +82,7 @@ type Server struct {
 	clients sync.Pool // *client
 	bufs    bufPool
 	clk     monoClock
+	date    dateField
 	closing atomic.Bool
 	done    chan struct{} // closed when closing is set
 	once    sync.Once
@@ -522,7 +523,7 @@ func (c *client) readHead() (int, bool) {
 // JSON error body; the connection closes.
 func (c *client) refuse(status int) {
 	msg := refusalMessage(status)
-	c.out = appendError(c.out[:0], status, msg, true, false)
+	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, true, false)
 	_, _ = c.nc.Write(c.out)
 }
 
@@ -547,15 +548,16 @@ func refusalMessage(status int) string {
 }
 
 // appendError appends a whole error response in Kong's JSON shape (no
-// body for HEAD).
-func appendError(dst []byte, status int, msg string, closing, head bool) []byte {
-	return appendErrorField(dst, status, msg, "", closing, head)
+// body for HEAD), with date its Date field line.
+func appendError(dst, date []byte, status int, msg string, closing, head bool) []byte {
+	return appendErrorField(dst, date, status, msg, "", closing, head)
 }
 
 // appendErrorField is appendError with one more field line (with its
 // CRLF), or none for "".
-func appendErrorField(dst []byte, status int, msg, field string, closing, head bool) []byte {
+func appendErrorField(dst, date []byte, status int, msg, field string, closing, head bool) []byte {
 	dst = h1.AppendStatusLine(dst, status, []byte(http.StatusText(status)))
+	dst = append(dst, date...)
 	dst = append(dst, field...)
 	dst = append(dst, "Content-Type: application/json; charset=utf-8\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(`{"message":""}`)+len(msg)+1), 10)
@@ -730,7 +732,7 @@ func rawSuffix(raw []byte, dec string, k int) []byte {
 // reject answers with an error before any upstream was involved.
 func (c *client) reject(status int, msg string, closing bool) bool {
 	closing = closing || c.req.Close || c.s.closing.Load()
-	c.out = appendError(c.out[:0], status, msg, closing, string(c.req.Method) == "HEAD")
+	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, closing, string(c.req.Method) == "HEAD")
 	if _, err := c.nc.Write(c.out); err != nil {
 		closing = true
 	}
@@ -803,6 +805,11 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 	retrying := false
 	defer releaseBreakers(brk, &retrying)
 	brk.RecordRequest(ex.start)
+	pol := ex.up.RetryPolicy()
+	var overall time.Time // the retry policy's timeout, zero for none
+	if pol.Timeout > 0 {
+		overall = ex.start.Add(pol.Timeout)
+	}
 
 	var tried [4]string
 	var uc *upConn
@@ -823,8 +830,9 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 		if ex.attempts > 1 {
 			t0 = time.Now()
 		}
+		limit := attemptCap(pol, t0, overall)
 		for fresh := false; ; fresh = true {
-			uc, f = c.attempt(hp, fresh, t0, upath, query, hasQuery, host, ep.Addr, prefix, upgrade)
+			uc, f = c.attempt(hp, fresh, t0, limit, upath, query, hasQuery, host, ep.Addr, prefix, upgrade)
 			if f.err == nil {
 				break
 			}
@@ -840,12 +848,32 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			}
 			break
 		}
+		var now time.Time
 		if f.err == nil {
-			break
+			// retry_on a status: only idempotent requests with nothing of
+			// a body sent, and never an upgrade.
+			st := uc.resp.Status
+			if !pol.On.Status(st) || upgrade || ex.attempts > svc.Retries || !retryableH1(req, ex.bodySent, false) {
+				uc.setCap(time.Time{})
+				break
+			}
+			now = time.Now()
+			ex.up.Report(ep, upstream.Outcome{Status: st, Duration: now.Sub(t0), At: now})
+			if c.s.p.admitRetry(context.Background(), ex.up, svc.Name, &retrying, ex.attempts, now, overall, false) != retryGranted {
+				uc.setCap(time.Time{}) // relayed: the last answer stands
+				break
+			}
+			ep.Stats.InFlight.Add(-1)
+			uc.close() // the answer is dropped unread
+			uc = nil
+			continue
 		}
 		ep.Stats.InFlight.Add(-1)
-		if f.err == errConnectionLimit {
+		switch f.err {
+		case errConnectionLimit:
 			return c.overloaded(svc, "max_connections")
+		case errPendingLimit:
+			return c.overloaded(svc, "max_pending_requests")
 		}
 		ex.err = f.err
 		if f.client {
@@ -855,31 +883,22 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 			ex.status = 499
 			return false
 		}
-		now := time.Now()
-		ex.up.Report(ep, upstream.Outcome{ConnectFailed: f.connectFailed, Timeout: isTimeout(f.err), Duration: now.Sub(t0), At: now})
-		retry := ex.attempts <= svc.Retries && retryableH1(req, ex.bodySent, f.connectFailed)
-		if retry && !retrying {
-			if !brk.AcquireRetry() {
-				return c.overloaded(svc, "max_retries")
-			}
-			retrying = true
+		now = time.Now()
+		timeout := isTimeout(f.err)
+		ex.up.Report(ep, upstream.Outcome{ConnectFailed: f.connectFailed, Timeout: timeout, Duration: now.Sub(t0), At: now})
+		retry := ex.attempts <= svc.Retries && retryableH1(req, ex.bodySent, f.connectFailed) && retryOnFailure(&pol.On, f.connectFailed, false, timeout)
+		grant := retryDenied
+		if retry {
+			grant = c.s.p.admitRetry(context.Background(), ex.up, svc.Name, &retrying, ex.attempts, now, overall, f.connectFailed)
 		}
-		// A failed connect reached no upstream: its retry is outside the
-		// budget (see retryGate).
-		if retry && !f.connectFailed && !brk.AllowRetry(now) {
-			retry = false
-			if mt := p.opts.Metrics; mt != nil {
-				mt.Overloaded.WithLabelValues(ex.up.Name(), "retry_budget").Inc()
-			}
+		if grant == retryOverloaded {
+			return c.overloaded(svc, "max_retries")
 		}
-		if !retry {
-			if isTimeout(f.err) {
+		if grant != retryGranted {
+			if timeout {
 				return c.answerErr(http.StatusGatewayTimeout, "The upstream server is timing out", !ex.bodyDone)
 			}
 			return c.answerErr(http.StatusBadGateway, "An invalid response was received from the upstream server", !ex.bodyDone)
-		}
-		if mt := p.opts.Metrics; mt != nil {
-			mt.Retries.WithLabelValues(svc.Name, ex.up.Name()).Inc()
 		}
 	}
 	return c.respond(uc, upgrade)
@@ -911,7 +930,7 @@ func (c *client) overloaded(svc *Service, limit string) bool {
 	c.ex.status = http.StatusServiceUnavailable
 	c.ex.err = errOverloaded
 	closing := !c.ex.bodyDone || c.req.Close || c.s.closing.Load()
-	c.out = appendErrorField(c.out[:0], http.StatusServiceUnavailable, overloadedMessage, OverloadedHeader+": true\r\n", closing, string(c.req.Method) == "HEAD")
+	c.out = appendErrorField(c.out[:0], c.s.date.at(time.Now()), http.StatusServiceUnavailable, overloadedMessage, OverloadedHeader+": true\r\n", closing, string(c.req.Method) == "HEAD")
 	if _, err := c.nc.Write(c.out); err != nil {
 		c.ex.status = 499
 		return false
@@ -973,7 +992,7 @@ var errExpectWait = errors.New("no interim response")
 
 // attempt sends the request on one connection (pooled unless fresh) and
 // reads the response head; on success uc.resp holds it at uc.buf[uc.r:].
-func (c *client) attempt(hp *hostPool, fresh bool, now time.Time, upath, query []byte, hasQuery bool, host []byte, addr string, prefix []byte, upgrade bool) (*upConn, failure) {
+func (c *client) attempt(hp *hostPool, fresh bool, now, limit time.Time, upath, query []byte, hasQuery bool, host []byte, addr string, prefix []byte, upgrade bool) (*upConn, failure) {
 	req, ex := &c.req, &c.ex
 	var uc *upConn
 	if !fresh {
@@ -981,10 +1000,18 @@ func (c *client) attempt(hp *hostPool, fresh bool, now time.Time, upath, query [
 	}
 	if uc == nil {
 		var err error
-		if uc, err = hp.dial(ex.up.Breakers()); err != nil {
+		brk := ex.up.Breakers()
+		uc, err = hp.dial(brk)
+		if err == errConnectionLimit && brk.Limits().MaxPendingRequests > 0 {
+			uc, err = hp.waitConn(brk, pendingUntil(hp, now, limit))
+		}
+		if err != nil {
 			var ce *ConnectError
 			return nil, failure{err: err, connectFailed: errors.As(err, &ce)}
 		}
+	}
+	if !limit.IsZero() {
+		uc.setCap(limit)
 	}
 	c.out = c.appendUpstreamHead(c.out[:0], upath, query, hasQuery, host, addr, upgrade)
 	// The 100-continue dance applies when the body is still to come.
@@ -1258,7 +1285,7 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 func (c *client) answerErr(status int, msg string, closing bool) bool {
 	c.ex.status = status
 	closing = closing || c.req.Close || c.s.closing.Load()
-	c.out = appendError(c.out[:0], status, msg, closing, string(c.req.Method) == "HEAD")
+	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, closing, string(c.req.Method) == "HEAD")
 	if _, err := c.nc.Write(c.out); err != nil {
 		c.ex.status = 499
 		return false
@@ -1293,6 +1320,7 @@ func (c *client) respond(uc *upConn, upgrade bool) bool {
 
 	out := h1.AppendStatusLine(c.out[:0], resp.Status, resp.Reason)
 	pass := kind == h1.BodyChunked && !decode
+	dated := false
 	for i := range resp.Fields {
 		fl := &resp.Fields[i]
 		if resp.Hop.Has(i) && !(pass && (resp.TransferEncoding.Has(i) || foldEq(fl.Name, "trailer"))) {
@@ -1301,7 +1329,11 @@ func (c *client) respond(uc *upConn, upgrade bool) bool {
 		if len(fl.Name) == 18 && foldEq(fl.Name, "proxy-authenticate") {
 			continue
 		}
+		dated = dated || len(fl.Name) == 4 && foldEq(fl.Name, "date")
 		out = h1.AppendField(out, fl.Name, fl.Value)
+	}
+	if !dated {
+		out = append(out, c.s.date.at(now)...)
 	}
 	if ex.setCookie != "" {
 		out = h1.AppendField(out, "Set-Cookie", ex.setCookie)

@@ -689,3 +689,35 @@ func TestEngineH2CPriorKnowledge(t *testing.T) {
 		}
 	}
 }
+
+// A forwarded response without a Date field gets one (RFC 9110 section
+// 6.6.1); one that has it keeps it as sent, once; the engine's own
+// answers carry one.
+func TestEngineDateField(t *testing.T) {
+	f := newEngineFixture(t, ServerOptions{}, Options{})
+	c := f.dial(t)
+	c.send(t, "GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	oc := f.origin.accept(t)
+	readHead(t, oc.br)
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	resp, _ := c.response(t, "GET")
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err != nil || len(resp.Header.Values("Date")) != 1 {
+		t.Fatalf("a response without Date was forwarded with %q (%v)", resp.Header.Values("Date"), err)
+	} else if d.Location() != time.UTC {
+		t.Fatalf("Date %v is not GMT", d)
+	}
+
+	c.send(t, "GET /b HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	readHead(t, oc.br)
+	const sent = "Tue, 15 Nov 1994 08:12:31 GMT"
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nDate: "+sent+"\r\nContent-Length: 2\r\n\r\nok")
+	if resp, _ := c.response(t, "GET"); len(resp.Header.Values("Date")) != 1 || resp.Header.Get("Date") != sent {
+		t.Fatalf("the origin's Date became %q", resp.Header.Values("Date"))
+	}
+
+	c.send(t, "GET /c HTTP/1.1\r\nHost: a.test\r\nContent-Length: x\r\n\r\n")
+	resp, _ = c.response(t, "GET")
+	if _, err := http.ParseTime(resp.Header.Get("Date")); resp.StatusCode != 400 || err != nil {
+		t.Fatalf("the engine's own %d answer has Date %q", resp.StatusCode, resp.Header.Get("Date"))
+	}
+}

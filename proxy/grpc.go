@@ -414,6 +414,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 		req.Body = &rs.body
 	}
 	inCtx := req.Context()
+	pol := rs.up.RetryPolicy()
 	var tried [4]string
 	for {
 		ep, err := nextTarget(rs.up, &rs.br, rs.ep, &tried)
@@ -430,11 +431,14 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 		areq, st := attemptRequest(req, tr, rs.grpc.deadline, hasBody, &rs.body)
 		rs.resp.st = st
 		t0 := time.Now()
+		areq, tc := capRequest(areq, attemptCap(pol, t0, rs.overall))
 		resp, err := svc.Transport.RoundTrip(areq)
 		if err != nil && st.fired.Load() {
 			err = errStreamIdle
 		}
 		if err == nil {
+			tc.headed()
+			rs.resp.cap = tc
 			code := grpcStatusOf(resp.Header)
 			now := time.Now()
 			if code < 0 && resp.StatusCode == http.StatusOK && IsGRPC(resp.Header.Get("Content-Type")) {
@@ -451,10 +455,9 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 						_ = rs.resp.Close() // stops st
 						now := time.Now()
 						rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, GRPC: true, GRPCStatus: grpcUnavailable, Duration: now.Sub(t0), At: now})
-						if err := t.retryGate(rs, now, rerr, false); err != nil {
+						if err := t.retryGate(inCtx, rs, now, rerr, false); err != nil {
 							return nil, err
 						}
-						t.retried(svc, rs)
 						continue
 					}
 					body = held
@@ -479,17 +482,16 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 				// status), so it is relayed as a response without body.
 				resp.ContentLength = 0
 			}
-			if code == grpcUnavailable && idem && rs.attempts <= svc.Retries && inCtx.Err() == nil && t.replayable(rs, hasBody) {
+			if pol.On.GRPC(code) && idem && rs.attempts <= svc.Retries && inCtx.Err() == nil && t.replayable(rs, hasBody) {
 				_ = resp.Body.Close()
 				_ = rs.resp.Close() // stops st
-				if err := t.retryGate(rs, now, errGRPCUnavailable, false); err != nil {
+				if err := t.retryGate(inCtx, rs, now, errGRPCUnavailable, false); err != nil {
 					// Over the budget: the target's own answer is relayed.
 					rs.resp.rc = http.NoBody
 					rs.grpc.pending.resp, rs.grpc.pending.done = resp, true
 					resp.Body = &rs.resp
 					return resp, nil
 				}
-				t.retried(svc, rs)
 				continue
 			}
 			rs.resp.rc = resp.Body
@@ -498,24 +500,28 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 			resp.Body = &rs.resp
 			return resp, nil
 		}
+		err = tc.failed(err)
 		_ = rs.resp.Close() // stops st
 		var ce *ConnectError
 		connectFailed := errors.As(err, &ce)
 		now := time.Now()
-		rs.up.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: isTimeout(err), Duration: now.Sub(t0), At: now})
+		timeout := isTimeout(err)
+		rs.up.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: timeout, Duration: now.Sub(t0), At: now})
 		if inCtx.Err() != nil || rs.attempts > svc.Retries {
 			return nil, err
 		}
+		refused := refusedStream(err)
 		switch {
-		case rs.body.n.Load() == 0 && connectFailed:
-		case idem && t.replayable(rs, hasBody) && !isTimeout(err):
+		case !retryOnFailure(&pol.On, connectFailed, refused, timeout):
+			return nil, err
+		case rs.body.n.Load() == 0 && (connectFailed || refused):
+		case idem && t.replayable(rs, hasBody) && (!timeout || err == errTryTimeout):
 		default:
 			return nil, err
 		}
-		if err := t.retryGate(rs, now, err, connectFailed); err != nil {
+		if err := t.retryGate(inCtx, rs, now, err, connectFailed); err != nil {
 			return nil, err
 		}
-		t.retried(svc, rs)
 	}
 }
 
@@ -535,12 +541,6 @@ func (t roundTripper) replayable(rs *reqState, hasBody bool) bool {
 	rs.body.rc = rc
 	rs.body.n.Store(0)
 	return true
-}
-
-func (t roundTripper) retried(svc *Service, rs *reqState) {
-	if mt := t.p.opts.Metrics; mt != nil {
-		mt.Retries.WithLabelValues(svc.Name, rs.up.Name()).Inc()
-	}
 }
 
 // errGRPCUnavailable stands for a target's UNAVAILABLE answer where a

@@ -727,3 +727,34 @@ func TestGRPCRetryAfterHeadersThenReset(t *testing.T) {
 		t.Fatal("a non-idempotent call on a resetting target succeeded")
 	}
 }
+
+// retry_on decides which grpc-status a call is retried on: a policy
+// without unavailable relays the target's UNAVAILABLE; one naming it (and
+// only resource-exhausted otherwise) retries it.
+func TestGRPCRetryOnStatuses(t *testing.T) {
+	a, b := startEcho(t, "a"), startEcho(t, "b")
+	a.unavailable.Store(true)
+	ctx := testCtx(t)
+	f := newGRPCFixture(t, grpcSetup{targets: []string{a.addr, b.addr}, retries: 2, idem: []string{"/test.Echo/Say"}})
+	failures := func() (n int) {
+		for range 10 {
+			if _, err := f.say(ctx, "x"); status.Code(err) == codes.Unavailable {
+				n++
+			}
+		}
+		return n
+	}
+	on, err := upstream.ParseRetryOn([]string{"reset", "resource-exhausted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.up.SetRetryPolicy(&upstream.RetryPolicy{On: on})
+	if n := failures(); n != 5 {
+		t.Fatalf("retry_on without unavailable: %d of 10 failed, want 5", n)
+	}
+	on, _ = upstream.ParseRetryOn([]string{"unavailable"})
+	f.up.SetRetryPolicy(&upstream.RetryPolicy{On: on, BackoffBase: time.Millisecond})
+	if n := failures(); n != 0 {
+		t.Fatalf("retry_on unavailable: %d of 10 failed, want 0", n)
+	}
+}

@@ -34,7 +34,7 @@ func (c *client) bridge(rt *Route) bool {
 	grpc := IsGRPC(bstr(c.req.Get("content-type")))
 	if ref := protocolRefusal(rt, grpc, false, false); ref.status != 0 {
 		c.ex.status = ref.status
-		c.out = appendError(c.out[:0], ref.status, ref.msg, true, string(c.req.Method) == "HEAD")
+		c.out = appendError(c.out[:0], c.s.date.at(time.Now()), ref.status, ref.msg, true, string(c.req.Method) == "HEAD")
 		if ref.status == http.StatusUpgradeRequired {
 			// Kong's Upgrade hint, in the head appendError wrote.
 			i := bytes.Index(c.out, []byte("\r\n")) + 2

@@ -96,6 +96,9 @@ func (c capacityCollector) Collect(ch chan<- prometheus.Metric) {
 		if l.MaxConnections > 0 {
 			ch <- prometheus.MustNewConstMetric(c.m.capacity, prometheus.GaugeValue, float64(max(l.MaxConnections-b.Connections(), 0)), k.(string), "max_connections")
 		}
+		if l.MaxPendingRequests > 0 {
+			ch <- prometheus.MustNewConstMetric(c.m.capacity, prometheus.GaugeValue, float64(max(l.MaxPendingRequests-b.Pending(), 0)), k.(string), "max_pending_requests")
+		}
 		if l.MaxRetries > 0 {
 			ch <- prometheus.MustNewConstMetric(c.m.capacity, prometheus.GaugeValue, float64(max(l.MaxRetries-rets, 0)), k.(string), "max_retries")
 		}

@@ -5,10 +5,16 @@
 // Contract:
 //   - The routing table is an immutable *Table swapped atomically (SetTable);
 //     a request uses the table it started with from start to finish.
-//   - Retries go to another target, up to the service's retries: a request
-//     whose connection was never established is always retried; otherwise
-//     only idempotent requests without a body are. A request body already
-//     read is never sent twice.
+//   - Retries go to another target, up to the service's retries, on what the
+//     upstream's retry policy names (upstream.RetryPolicy: failure classes,
+//     statuses, gRPC statuses; retry.go): a request whose connection was
+//     never established may always be retried; otherwise only idempotent
+//     requests without a body are, and a status only for those. A request
+//     body already read is never sent twice. Each attempt has the policy's
+//     per-try cap and the whole its overall cap, both up to the response
+//     head; retries wait its backoff (jitter from Options.Rand).
+//   - Over max_connections, a request of the engine waits for a connection
+//     as one of max_pending_requests, else is answered the overloaded 503.
 //   - Errors are answered with a JSON body {"message": ...}: 404 when no
 //     route matches, 413 for a body over the limit, 502 when the upstream
 //     fails, 503 when it has no healthy target, 504 on a timeout. A gRPC
@@ -134,6 +140,9 @@ type Options struct {
 	// Panics counts panics recovered while serving a request; nil counts
 	// nothing.
 	Panics prometheus.Counter
+	// Rand is the jitter source of the retry backoff; nil means
+	// math/rand/v2's.
+	Rand func() uint64
 }
 
 // Proxy is an http.Handler forwarding requests along the current Table.
@@ -181,7 +190,10 @@ type stateKey struct{}
 // RoundTrip and the error handler. It is owned by one request.
 type reqState struct {
 	// retrying: the request holds a retry in its upstream's breakers.
-	retrying  bool
+	retrying bool
+	// overall is the retry policy's deadline for the response head (zero
+	// for none).
+	overall   time.Time
 	route     *Route
 	up        *upstream.Upstream // the upstream chosen (primary or canary)
 	role      *RoleStats
@@ -286,6 +298,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 	}
 	defer releaseBreakers(brk, &rs.retrying)
 	brk.RecordRequest(start)
+	if d := rs.up.RetryPolicy().Timeout; d > 0 {
+		rs.overall = start.Add(d)
+	}
 	if mt := p.opts.Metrics; mt != nil {
 		mt.InFlight.Inc()
 	}
@@ -355,6 +370,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body = &rs.body
 	}
 	var tried [4]string // the last few targets that failed
+	pol := rs.up.RetryPolicy()
 	for {
 		ep, err := nextTarget(rs.up, &rs.br, rs.ep, &tried)
 		if err != nil {
@@ -367,18 +383,28 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			areq, rs.resp.st = attemptRequest(req, tr, time.Time{}, req.Body != nil && req.Body != http.NoBody, req.Body)
 		}
 		t0 := time.Now()
+		areq, tc := capRequest(areq, attemptCap(pol, t0, rs.overall))
 		resp, err := svc.Transport.RoundTrip(areq)
 		if err != nil && rs.resp.st != nil && rs.resp.st.fired.Load() {
 			err = errStreamIdle
 		}
 		if err == nil {
+			tc.headed()
 			now := time.Now()
 			rs.up.Report(ep, upstream.Outcome{Status: resp.StatusCode, Duration: now.Sub(t0), At: now})
 			if resp.StatusCode == http.StatusSwitchingProtocols {
 				// The tunnel needs the raw read-write body; it no longer
-				// counts as an in-flight request.
+				// counts as an in-flight request. Its context lives on
+				// (the client request's ends it).
 				_ = rs.resp.Close()
 				return resp, nil
+			}
+			rs.resp.cap = tc
+			if pol.On.Status(resp.StatusCode) && req.Context().Err() == nil && rs.attempts <= svc.Retries && retryable(req, &rs.body, false) &&
+				t.retryGate(req.Context(), rs, now, nil, false) == nil {
+				_ = resp.Body.Close() // the answer is dropped unread
+				_ = rs.resp.Close()
+				continue
 			}
 			rs.resp.rc = resp.Body
 			if rs.resp.st != nil {
@@ -387,50 +413,47 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Body = &rs.resp
 			return resp, nil
 		}
+		err = tc.failed(err)
 		_ = rs.resp.Close()
 		var ce *ConnectError
 		connectFailed := errors.As(err, &ce)
 		now := time.Now()
-		rs.up.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: isTimeout(err), Duration: now.Sub(t0), At: now})
-		if req.Context().Err() != nil || rs.attempts > svc.Retries || !retryable(req, &rs.body, connectFailed) {
+		timeout := isTimeout(err)
+		rs.up.Report(ep, upstream.Outcome{ConnectFailed: connectFailed, Timeout: timeout, Duration: now.Sub(t0), At: now})
+		refused := refusedStream(err)
+		if req.Context().Err() != nil || rs.attempts > svc.Retries || !retryable(req, &rs.body, connectFailed || refused) ||
+			!retryOnFailure(&pol.On, connectFailed, refused, timeout) {
 			return nil, err
 		}
-		if err := t.retryGate(rs, now, err, connectFailed); err != nil {
+		if err := t.retryGate(req.Context(), rs, now, err, connectFailed); err != nil {
 			return nil, err
-		}
-		if mt := t.p.opts.Metrics; mt != nil {
-			mt.Retries.WithLabelValues(svc.Name, rs.up.Name()).Inc()
 		}
 	}
 }
 
-// retryGate admits a retry under the upstream's max_retries and retry
-// budget; otherwise it returns the error that ends the request:
-// errOverloaded over max_retries, failed (the attempt's error) when the
-// budget is spent. A retry after a failed connect is outside the budget:
-// the attempt reached no upstream, so retrying it adds no load anywhere
-// (as in Linkerd, where a failed connection is the balancer's business,
-// not a retry).
-func (t roundTripper) retryGate(rs *reqState, now time.Time, failed error, connectFailed bool) error {
-	brk := rs.up.Breakers()
-	mt := t.p.opts.Metrics
-	if !rs.retrying {
-		if !brk.AcquireRetry() {
-			if mt != nil {
-				mt.Overloaded.WithLabelValues(rs.up.Name(), "max_retries").Inc()
-			}
-			return errOverloaded
+// retryGate admits a retry (admitRetry: max_retries, the retry budget,
+// the backoff and the overall deadline); otherwise it returns the error
+// that ends the request: errOverloaded over max_retries, failed (the
+// attempt's error) when the retry is denied.
+func (t roundTripper) retryGate(ctx context.Context, rs *reqState, now time.Time, failed error, connectFailed bool) error {
+	switch t.p.admitRetry(ctx, rs.up, rs.route.Service.Name, &rs.retrying, rs.attempts, now, rs.overall, connectFailed) {
+	case retryOverloaded:
+		if mt := t.p.opts.Metrics; mt != nil {
+			mt.Overloaded.WithLabelValues(rs.up.Name(), "max_retries").Inc()
 		}
-		rs.retrying = true
-	}
-	if !connectFailed && !brk.AllowRetry(now) {
-		if mt != nil {
-			mt.Overloaded.WithLabelValues(rs.up.Name(), "retry_budget").Inc()
+		return errOverloaded
+	case retryDenied:
+		if failed == nil {
+			return errRetryDenied
 		}
 		return failed
 	}
 	return nil
 }
+
+// errRetryDenied is retryGate's refusal when the attempt did not fail
+// (a status retry_on names): its answer is relayed.
+var errRetryDenied = errors.New("retry denied")
 
 // maxStalePicks bounds the picks of one attempt that land on a target
 // removed meanwhile (each one means a removal raced the pick).
@@ -697,6 +720,8 @@ type respBody struct {
 	closed bool
 	// st, when set, is the attempt's stream timer, stopped on Close.
 	st *streamTimer
+	// cap, when set, is the attempt's retry-policy cap, released on Close.
+	cap *tryCap
 	// grpc, for a streamed gRPC response, is settled when the body ends
 	// (reqState.grpcEnd); in is the client request's context.
 	grpc *reqState
@@ -721,6 +746,7 @@ func (b *respBody) Close() error {
 		if b.st != nil {
 			b.st.stop()
 		}
+		b.cap.release()
 	}
 	if b.rc == nil {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -159,6 +160,72 @@ func (hp *hostPool) dial(brk *upstream.Breakers) (*upConn, error) {
 // errConnectionLimit is a dial refused by the upstream's max_connections.
 var errConnectionLimit = errors.New("upstream connection limit reached")
 
+// errPendingLimit is a request turned away by max_pending_requests: the
+// connection limit was reached and as many requests already wait.
+var errPendingLimit = errors.New("upstream pending request limit reached")
+
+// waitConn waits, as one of the upstream's pending requests
+// (max_pending_requests), for a connection to addr once max_connections
+// are open: an idle one of hp, or room to dial. An idle connection of the
+// upstream to another address is closed to make room. The wait ends at
+// until (errConnectionLimit), or at once with errPendingLimit when the
+// pending requests are at their limit.
+func (hp *hostPool) waitConn(brk *upstream.Breakers, until time.Time) (*upConn, error) {
+	if !brk.AcquirePending() {
+		return nil, errPendingLimit
+	}
+	defer brk.ReleasePending()
+	var timer *time.Timer
+	for {
+		ch := brk.ConnectionWait()
+		now := time.Now()
+		if uc := hp.get(now); uc != nil {
+			return uc, nil
+		}
+		uc, err := hp.dial(brk)
+		if err != errConnectionLimit {
+			return uc, err
+		}
+		if hp.ps.evictIdle(brk, hp) {
+			continue
+		}
+		if !now.Before(until) {
+			return nil, errConnectionLimit
+		}
+		if timer == nil {
+			timer = time.NewTimer(until.Sub(now))
+			defer timer.Stop()
+		}
+		select {
+		case <-ch:
+		case <-timer.C: // the next round sees the deadline passed
+		}
+	}
+}
+
+// evictIdle closes one idle connection counted on brk in a pool other than
+// except, and reports whether it found one.
+func (ps *connPools) evictIdle(brk *upstream.Breakers, except *hostPool) bool {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	for _, hp := range ps.hosts {
+		if hp == except {
+			continue
+		}
+		hp.mu.Lock()
+		for i, uc := range hp.idle {
+			if uc.brk == brk {
+				hp.idle = slices.Delete(hp.idle, i, i+1)
+				hp.mu.Unlock()
+				uc.close()
+				return true
+			}
+		}
+		hp.mu.Unlock()
+	}
+	return false
+}
+
 func (hp *hostPool) dialCounted() (*upConn, error) {
 	o := &hp.ps.o
 	c, err := hp.ps.dialer.DialContext(context.Background(), "tcp", hp.addr)
@@ -188,6 +255,11 @@ func (hp *hostPool) dialCounted() (*upConn, error) {
 func (hp *hostPool) put(uc *upConn, now time.Time) {
 	uc.idleAt = now
 	uc.r, uc.w = 0, 0
+	uc.setCap(time.Time{})
+	if brk := uc.brk; brk != nil {
+		// Once listed, the connection may be another exchange's.
+		defer brk.ConnectionFreed()
+	}
 	hp.mu.Lock()
 	if len(hp.idle) >= hp.maxIdle() {
 		hp.mu.Unlock()
@@ -262,21 +334,40 @@ type upConn struct {
 	reused bool // taken from the idle list
 	rt, wt time.Duration
 	rd, wd deadline // c's read and write deadlines (rolling: deadline.go)
+	// cap, when not 0, is a fixed deadline (on the pool's clock) for
+	// reads and writes: the attempt's per-try or overall timeout.
+	cap int64
 }
 
-// Read enforces read_timeout: the longest wait for one read.
+// Read enforces read_timeout (the longest wait for one read) and the
+// attempt's cap.
 func (u *upConn) Read(p []byte) (int, error) {
-	if u.rt > 0 {
+	if u.rt > 0 || u.cap != 0 {
 		clk := u.pool.ps.clk
-		u.rd.roll(u.c.SetReadDeadline, clk, clk.now(), u.rt)
+		if now := clk.now(); u.cap != 0 && (u.rt <= 0 || now+int64(u.rt)+deadlineSlack(u.rt) >= u.cap) {
+			if u.rd.at != u.cap {
+				u.rd.exact(u.c.SetReadDeadline, clk, u.cap)
+			}
+		} else {
+			u.rd.roll(u.c.SetReadDeadline, clk, now, u.rt)
+		}
 	}
 	return u.c.Read(p)
 }
 
 // Write enforces write_timeout and, like deadlineConn, pushes the read
-// deadline out so a connection from the pool has no stale one.
+// deadline out so a connection from the pool has no stale one; the
+// attempt's cap bounds both.
 func (u *upConn) Write(p []byte) (int, error) {
-	if u.wt > 0 || u.rt > 0 {
+	if u.cap != 0 {
+		clk := u.pool.ps.clk
+		if u.wd.at != u.cap {
+			u.wd.exact(u.c.SetWriteDeadline, clk, u.cap)
+		}
+		if u.rd.at != u.cap {
+			u.rd.exact(u.c.SetReadDeadline, clk, u.cap)
+		}
+	} else if u.wt > 0 || u.rt > 0 {
 		clk := u.pool.ps.clk
 		now := clk.now()
 		if u.wt > 0 {
@@ -287,6 +378,22 @@ func (u *upConn) Write(p []byte) (int, error) {
 		}
 	}
 	return u.c.Write(p)
+}
+
+// setCap bounds the connection's reads and writes by at (per_try_timeout
+// and the retry policy's timeout, up to the response head); the zero time
+// lifts the cap, back to the rolling timeouts alone.
+func (u *upConn) setCap(at time.Time) {
+	if at.IsZero() {
+		if u.cap == 0 {
+			return
+		}
+		u.cap = 0
+		u.rd.clear(u.c.SetReadDeadline)
+		u.wd.clear(u.c.SetWriteDeadline)
+		return
+	}
+	u.cap = max(int64(at.Sub(u.pool.ps.clk.base)), 1)
 }
 
 func (u *upConn) close() {

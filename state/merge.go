@@ -124,7 +124,12 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 		c.Healthchecks = u.Healthchecks.toConfig()
 	}
 	if cb := u.CircuitBreakers; cb != nil {
-		c.CircuitBreakers = config.CircuitBreakers{MaxRequests: cb.MaxRequests, MaxRetries: cb.MaxRetries, MaxConnections: cb.MaxConnections}
+		c.CircuitBreakers = config.CircuitBreakers{MaxRequests: cb.MaxRequests, MaxRetries: cb.MaxRetries, MaxConnections: cb.MaxConnections,
+			MaxPendingRequests: cb.MaxPendingRequests}
+	}
+	if rp := u.RetryPolicy; rp != nil {
+		c.RetryPolicy = &config.RetryPolicy{RetryOn: slices.Clone(rp.RetryOn), PerTryTimeout: seconds(rp.PerTryTimeout),
+			Timeout: seconds(rp.Timeout), BackoffBase: seconds(rp.RetryBackoff.BaseInterval), BackoffMax: seconds(rp.RetryBackoff.MaxInterval)}
 	}
 	if rb := u.RetryBudget; rb != nil {
 		c.RetryBudget = config.RetryBudget{RetryRatio: rb.RetryRatio, MinRetriesPerSecond: rb.MinRetriesPerSecond,
@@ -198,6 +203,10 @@ func (h *Healthchecks) toConfig() config.Healthchecks {
 			if x.GRPCStatuses != nil {
 				c.Passive.Unhealthy.GRPCStatuses = x.GRPCStatuses
 			}
+		}
+		if sr := p.SuccessRate; sr != nil {
+			c.Passive.SuccessRate = &config.SuccessRate{MinimumHosts: sr.MinimumHosts, RequestVolume: sr.RequestVolume,
+				StdevFactor: sr.StdevFactor, Interval: seconds(sr.Interval)}
 		}
 	}
 	return c

@@ -19,19 +19,9 @@ func Open(a config.Admin, lookupEnv func(string) (string, bool), watchErr func(e
 		}
 		return NewFileStore(a.StateFile), nil
 	case "consul":
-		cfg := api.DefaultConfigWithLogger(nil)
-		if a.Consul.Address != "" {
-			cfg.Address = a.Consul.Address
-		} else if v, ok := lookupEnv("CONSUL_HTTP_ADDR"); ok && v != "" {
-			cfg.Address = v
-		}
-		cfg.Token = ""
-		if a.Consul.TokenEnv != "" {
-			cfg.Token, _ = lookupEnv(a.Consul.TokenEnv)
-		}
-		c, err := api.NewClient(cfg)
+		c, err := consulClient(a, lookupEnv)
 		if err != nil {
-			return nil, fmt.Errorf("admin store: consul: %w", err)
+			return nil, err
 		}
 		var opts []ConsulOption
 		if watchErr != nil {
@@ -40,4 +30,36 @@ func Open(a config.Admin, lookupEnv func(string) (string, bool), watchErr func(e
 		return NewConsulStore(c, a.Consul.Key, opts...), nil
 	}
 	return nil, fmt.Errorf("admin store: unknown store %q", a.Store)
+}
+
+// OpenFleet returns the store of sidecar id in the fleet block's group,
+// on the admin block's Consul agent.
+func OpenFleet(a config.Admin, f config.Fleet, id string, lookupEnv func(string) (string, bool), watchErr func(error)) (*FleetStore, error) {
+	if a.Store != "consul" {
+		return nil, fmt.Errorf("fleet: group %q needs admin.store: consul", f.Group)
+	}
+	c, err := consulClient(a, lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return NewFleetStore(c, FleetOptions{Prefix: f.PrefixOrDefault(), Group: f.Group, ID: id, Keep: f.KeepOrDefault(), OnError: watchErr}), nil
+}
+
+// consulClient is the admin block's Consul client.
+func consulClient(a config.Admin, lookupEnv func(string) (string, bool)) (*api.Client, error) {
+	cfg := api.DefaultConfigWithLogger(nil)
+	if a.Consul.Address != "" {
+		cfg.Address = a.Consul.Address
+	} else if v, ok := lookupEnv("CONSUL_HTTP_ADDR"); ok && v != "" {
+		cfg.Address = v
+	}
+	cfg.Token = ""
+	if a.Consul.TokenEnv != "" {
+		cfg.Token, _ = lookupEnv(a.Consul.TokenEnv)
+	}
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("admin store: consul: %w", err)
+	}
+	return c, nil
 }

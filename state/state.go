@@ -14,6 +14,10 @@
 //   - A Store persists Docs with compare-and-set on a version, so writers
 //     that race (two admin requests, two sidecars of a fleet) never lose an
 //     acknowledged change: the loser retries on the new version.
+//   - A FleetStore (fleet.go) keeps a gateway group's published versions:
+//     immutable, numbered by check-and-set on the group's head,
+//     content-hashed; as a Store it serves one sidecar the version its
+//     group asks of it.
 //   - Nothing here is package-level mutable state.
 package state
 
@@ -93,8 +97,10 @@ type Upstream struct {
 	// default) block when set.
 	CircuitBreakers *CircuitBreakers `json:"circuit_breakers,omitempty"`
 	RetryBudget     *RetryBudget     `json:"retry_budget,omitempty"`
-	Targets         []Target         `json:"targets,omitempty"`
-	Tags            []string         `json:"tags,omitempty"`
+	// RetryPolicy replaces the file's retry_policy when set.
+	RetryPolicy *RetryPolicy `json:"retry_policy,omitempty"`
+	Targets     []Target     `json:"targets,omitempty"`
+	Tags        []string     `json:"tags,omitempty"`
 }
 
 // SlowStart is an upstream's slow start, as the file's slow_start.
@@ -116,6 +122,31 @@ type CircuitBreakers struct {
 	MaxRequests    int `json:"max_requests"`
 	MaxRetries     int `json:"max_retries"`
 	MaxConnections int `json:"max_connections"`
+	// MaxPendingRequests: requests that may wait for a connection.
+	MaxPendingRequests int `json:"max_pending_requests"`
+}
+
+// RetryPolicy is an upstream's retry policy; durations are in seconds (0:
+// none).
+type RetryPolicy struct {
+	RetryOn       []string     `json:"retry_on"`
+	PerTryTimeout float64      `json:"per_try_timeout"`
+	Timeout       float64      `json:"timeout"`
+	RetryBackoff  RetryBackoff `json:"retry_backoff"`
+}
+
+// RetryBackoff is a retry policy's backoff, in seconds.
+type RetryBackoff struct {
+	BaseInterval float64 `json:"base_interval"`
+	MaxInterval  float64 `json:"max_interval"`
+}
+
+// SuccessRate is success-rate outlier ejection; Interval is in seconds.
+type SuccessRate struct {
+	MinimumHosts  int     `json:"minimum_hosts"`
+	RequestVolume int     `json:"request_volume"`
+	StdevFactor   int     `json:"stdev_factor"`
+	Interval      float64 `json:"interval"`
 }
 
 // RetryBudget is an upstream's retry budget; TTL is in seconds.
@@ -152,6 +183,8 @@ type PassiveChecks struct {
 	Type      string    `json:"type,omitempty"`
 	Healthy   *Counters `json:"healthy,omitempty"`
 	Unhealthy *Counters `json:"unhealthy,omitempty"`
+	// SuccessRate turns on success-rate ejection (nil: off).
+	SuccessRate *SuccessRate `json:"success_rate,omitempty"`
 }
 
 // Counters mirrors Kong's healthy/unhealthy blocks (unused fields zero).

@@ -60,6 +60,8 @@ type DebugHealth struct {
 	Ejected      bool       `json:"ejected"`
 	Ejections    int        `json:"ejections"`
 	EjectedUntil *time.Time `json:"ejected_until"`
+	// SuccessRate is the last success-rate sample; nil without one.
+	SuccessRate *health.RateSample `json:"success_rate,omitempty"`
 }
 
 // DebugSlowStart is a ramp in progress.
@@ -107,7 +109,8 @@ func (u *Upstream) Debug() Debug {
 		if u.health != nil {
 			if st, ok := u.health.Status(ts.Addr); ok {
 				t.Health = DebugHealth{Healthy: st.Healthy, Reason: st.Cause.String(), Since: timePtr(st.Since), Checks: st.Checks,
-					Mark: st.Mark.String(), Ejected: st.Ejected, Ejections: st.Ejections, EjectedUntil: timePtr(st.EjectedUntil)}
+					Mark: st.Mark.String(), Ejected: st.Ejected, Ejections: st.Ejections, EjectedUntil: timePtr(st.EjectedUntil),
+					SuccessRate: u.health.RateSample(ts.Addr)}
 			}
 		}
 		if !ts.RampingSince.IsZero() {

@@ -7,7 +7,9 @@ import (
 )
 
 // Limits are an upstream's circuit breakers (Envoy's thresholds): counts
-// of things in progress at once; 0 means unlimited.
+// of things in progress at once; 0 means unlimited, except that
+// MaxPendingRequests 0 lets no request wait for a connection (over
+// MaxConnections a request fails at once).
 type Limits struct {
 	MaxConnections     int64
 	MaxPendingRequests int64
@@ -40,6 +42,10 @@ type Breakers struct {
 	retries     atomic.Int64
 	connections atomic.Int64
 	pending     atomic.Int64
+
+	// wake, while requests wait for a connection, is closed (and
+	// cleared) when a connection closes or goes back idle.
+	wake atomic.Pointer[chan struct{}]
 }
 
 // Breakers returns the upstream's circuit breakers.
@@ -132,8 +138,56 @@ func (b *Breakers) AcquireConnection() bool {
 	return acquire(&b.connections, max)
 }
 
-// ReleaseConnection ends a connection AcquireConnection counted.
-func (b *Breakers) ReleaseConnection() { b.connections.Add(-1) }
+// ReleaseConnection ends a connection AcquireConnection counted, and
+// wakes the requests waiting for one.
+func (b *Breakers) ReleaseConnection() {
+	b.connections.Add(-1)
+	b.ConnectionFreed()
+}
+
+// AcquirePending counts a request waiting for a connection, or reports
+// false when MaxPendingRequests already wait (or none may: 0). A true
+// result is matched by one ReleasePending.
+func (b *Breakers) AcquirePending() bool {
+	l := b.limits.Load()
+	if l == nil || l.MaxPendingRequests <= 0 {
+		return false
+	}
+	return acquire(&b.pending, l.MaxPendingRequests)
+}
+
+// ReleasePending ends a wait AcquirePending counted.
+func (b *Breakers) ReleasePending() { b.pending.Add(-1) }
+
+// Pending returns the requests waiting for a connection.
+func (b *Breakers) Pending() int64 { return b.pending.Load() }
+
+// ConnectionWait returns a channel closed at the next ConnectionFreed. A
+// waiter takes it before it tries for a connection (AcquireConnection or
+// an idle one), then waits on it if it got none: a connection freed in
+// between closes the channel it holds.
+func (b *Breakers) ConnectionWait() <-chan struct{} {
+	for {
+		if p := b.wake.Load(); p != nil {
+			return *p
+		}
+		c := make(chan struct{})
+		if b.wake.CompareAndSwap(nil, &c) {
+			return c
+		}
+	}
+}
+
+// ConnectionFreed wakes the requests waiting for a connection: one closed
+// or went back to its pool. Without waiters it costs one atomic load.
+func (b *Breakers) ConnectionFreed() {
+	if b.pending.Load() == 0 {
+		return
+	}
+	if p := b.wake.Swap(nil); p != nil {
+		close(*p)
+	}
+}
 
 // Connections returns the open connections counted.
 func (b *Breakers) Connections() int64 { return b.connections.Load() }

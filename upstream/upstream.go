@@ -324,6 +324,8 @@ type Upstream struct {
 
 	// brk holds the circuit breakers; safe for concurrent use itself.
 	brk Breakers
+	// retry is the retry policy; nil means the default. Swapped whole.
+	retry atomic.Pointer[RetryPolicy]
 }
 
 // New returns an Upstream with no targets.

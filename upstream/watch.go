@@ -107,7 +107,7 @@ func (u *Upstream) Watch(ctx context.Context, src discovery.Source, o WatchOptio
 func convertTargets(ts []discovery.Target) []Target {
 	out := make([]Target, len(ts))
 	for i, t := range ts {
-		out[i] = Target{Addr: t.Addr, Weight: t.Weight, Tags: t.Tags, Meta: t.Meta, Priority: t.Priority}
+		out[i] = Target{Addr: t.Addr, Weight: t.Weight, Tags: t.Tags, Meta: t.Meta, Priority: t.Priority, Backup: t.Backup}
 	}
 	return out
 }

@@ -144,3 +144,31 @@ func TestPriorityGroups(t *testing.T) {
 		t.Fatalf("whole group unhealthy: next group: %v", got)
 	}
 }
+
+// A discovered target's Backup and zone metadata reach the priority
+// levels: the backup takes traffic only once the primary is down.
+func TestWatchCarriesBackup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u := newWithHealth(Options{Name: "u", Balancer: balance.NewRoundRobin()})
+		src := chanSource{ch: make(chan discovery.Update)}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			u.Watch(ctx, src, WatchOptions{})
+			close(done)
+		}()
+		defer func() { cancel(); <-done }()
+		src.ch <- discovery.Update{At: time.Now(), Targets: []discovery.Target{
+			{Addr: "p:1", Weight: 1, Meta: map[string]string{MetaZone: "a"}},
+			{Addr: "b:1", Weight: 1, Backup: true},
+		}}
+		synctest.Wait()
+		if got := pickN(t, u, 10); got["p:1"] != 10 {
+			t.Fatalf("with the primary healthy: %v", got)
+		}
+		mark(t, u, "p:1", health.MarkUnhealthy)
+		if got := pickN(t, u, 10); got["b:1"] != 10 {
+			t.Fatalf("with the primary down: %v", got)
+		}
+	})
+}

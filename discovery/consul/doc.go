@@ -14,8 +14,12 @@
 //     "_service_maintenance:<id>"), whatever their other checks say.
 //   - Each kept instance becomes one discovery.Target: Addr is
 //     Service.Address (Node.Address when empty) joined with Service.Port;
-//     Tags and Meta are copies; Priority is discovery.MetaPriority of Meta
-//     (the "priority" key, else 0). Weight is the integer in
+//     Tags and Meta are copies of the service's, with the zone of
+//     ZoneMetaKey (service meta first, then node meta) as "zone", and the
+//     node meta's "zone" and "region" added where the service meta has none
+//     (discovery.WithLocality); Priority is discovery.MetaPriority of the
+//     service meta (the "priority" key, else 0) and Backup
+//     discovery.MetaBackup (the "backup" key). Weight is the integer in
 //     Service.Meta[WeightMetaKey] when that key is configured and parses,
 //     else Service.Weights.Passing for passing instances and
 //     Service.Weights.Warning for warning ones; it is clamped to 0..65535.

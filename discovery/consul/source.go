@@ -44,6 +44,9 @@ type SourceConfig struct {
 	// WeightMetaKey, when set, names a Service.Meta key holding an integer
 	// weight that takes precedence over Service.Weights.
 	WeightMetaKey string
+	// ZoneMetaKey names the Service.Meta (else Node.Meta) key holding the
+	// target's zone, copied to Meta["zone"]; "" means "zone".
+	ZoneMetaKey string
 	// WaitTime is the blocking query wait (default 5m, at most 10m).
 	WaitTime time.Duration
 }
@@ -289,14 +292,33 @@ func (s *Source) targets(entries []*api.ServiceEntry) []discovery.Target {
 		if host == "" || e.Service.Port <= 0 {
 			continue
 		}
+		meta := maps.Clone(e.Service.Meta)
+		if k := s.cfg.ZoneMetaKey; k != "" && k != discovery.ZoneMetaKey {
+			z := e.Service.Meta[k]
+			if z == "" && e.Node != nil {
+				z = e.Node.Meta[k]
+			}
+			if z != "" { // the configured key wins over a "zone" entry
+				if meta == nil {
+					meta = map[string]string{}
+				}
+				meta[discovery.ZoneMetaKey] = z
+			}
+		}
+		if e.Node != nil {
+			// The node's zone and region where the service has none.
+			meta = discovery.WithLocality(meta, e.Node.Meta)
+		}
 		ins = append(ins, instance{
 			t: discovery.Target{
 				Addr:   joinHostPort(host, e.Service.Port),
 				Weight: s.weight(e.Service, st),
 				Tags:   slices.Clone(e.Service.Tags),
-				Meta:   maps.Clone(e.Service.Meta),
-				// A level from the meta key "priority".
+				Meta:   meta,
+				// A level from the meta key "priority", backup from
+				// "backup".
 				Priority: discovery.MetaPriority(e.Service.Meta),
+				Backup:   discovery.MetaBackup(e.Service.Meta),
 			},
 			node:    node,
 			service: e.Service.ID,
@@ -355,7 +377,7 @@ func clampWeight(n int64) int {
 
 func equalTargets(a, b []discovery.Target) bool {
 	return slices.EqualFunc(a, b, func(x, y discovery.Target) bool {
-		return x.Addr == y.Addr && x.Weight == y.Weight && x.Priority == y.Priority &&
+		return x.Addr == y.Addr && x.Weight == y.Weight && x.Priority == y.Priority && x.Backup == y.Backup &&
 			slices.Equal(x.Tags, y.Tags) && maps.Equal(x.Meta, y.Meta)
 	})
 }

@@ -209,6 +209,65 @@ func TestSourceAgainstConsul(t *testing.T) {
 		w.set(addr(9601), addr(9602))
 	})
 
+	t.Run("locality and failover from service and node meta", func(t *testing.T) {
+		// An instance on a node of its own, whose node meta gives the
+		// zone and region; a service meta zone wins over the node's.
+		_, err := a.Client.Catalog().Register(&api.CatalogRegistration{
+			Node: "edge-1", Address: "127.0.0.1", NodeMeta: map[string]string{"zone": "node-zone", "region": "eu"},
+			Service: &api.AgentService{ID: "loc-1", Service: "loc", Address: "127.0.0.1", Port: 9651,
+				Meta: map[string]string{"priority": "1"}},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = a.Client.Catalog().Register(&api.CatalogRegistration{
+			Node: "edge-2", Address: "127.0.0.1", NodeMeta: map[string]string{"zone": "node-zone"},
+			Service: &api.AgentService{ID: "loc-2", Service: "loc", Address: "127.0.0.1", Port: 9652,
+				Meta: map[string]string{"zone": "svc-zone", "backup": "true"}},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := watch(t, newAgentSource(t, a, SourceConfig{Service: "loc"}))
+		u, _ := w.set(addr(9651), addr(9652))
+		one, two := u.Targets[0], u.Targets[1]
+		if one.Meta["zone"] != "node-zone" || one.Meta["region"] != "eu" || one.Priority != 1 || one.Backup {
+			t.Errorf("node-meta instance %+v", one)
+		}
+		if two.Meta["zone"] != "svc-zone" || !two.Backup || two.Priority != 0 {
+			t.Errorf("service-meta instance %+v", two)
+		}
+		// A change of backup alone is a change of the set.
+		_, err = a.Client.Catalog().Register(&api.CatalogRegistration{
+			Node: "edge-2", Address: "127.0.0.1", NodeMeta: map[string]string{"zone": "node-zone"},
+			Service: &api.AgentService{ID: "loc-2", Service: "loc", Address: "127.0.0.1", Port: 9652,
+				Meta: map[string]string{"zone": "svc-zone"}},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.until("backup cleared", func(u discovery.Update) bool {
+			return u.Err == nil && len(u.Targets) == 2 && !u.Targets[1].Backup && u.Targets[1].Meta["zone"] == "svc-zone"
+		})
+		// zone_meta_key: another key, read from the service meta, else the
+		// node's.
+		_, err = a.Client.Catalog().Register(&api.CatalogRegistration{
+			Node: "edge-3", Address: "127.0.0.1", NodeMeta: map[string]string{"az": "node-az"},
+			Service: &api.AgentService{ID: "loc-3", Service: "loc", Address: "127.0.0.1", Port: 9653},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byKey := watch(t, newAgentSource(t, a, SourceConfig{Service: "loc", ZoneMetaKey: "az"}))
+		u, _ = byKey.set(addr(9651), addr(9652), addr(9653))
+		if z := u.Targets[2].Meta["zone"]; z != "node-az" {
+			t.Errorf("zone from the node meta key az = %q", z)
+		}
+		if z := u.Targets[1].Meta["zone"]; z != "svc-zone" {
+			t.Errorf("a service's own zone meta = %q, want it kept", z)
+		}
+	})
+
 	t.Run("weights from Service.Weights and from the meta key, clamped", func(t *testing.T) {
 		register(t, a, "weighted", reg{id: "wt-1", port: 9701, weights: &api.AgentWeights{Passing: 7, Warning: 1}})
 		register(t, a, "weighted", reg{id: "wt-2", port: 9702, meta: map[string]string{"lb_weight": "250"}})

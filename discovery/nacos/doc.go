@@ -50,8 +50,10 @@
 //   - A target is an instance that is Healthy, Enabled and has Weight > 0,
 //     of one of Clusters (when set) and carrying every Metadata entry (both
 //     filtered client-side). Addr is ip:port, Meta a copy of the instance
-//     metadata, Tags nil, Priority discovery.MetaPriority of the metadata
-//     (the "priority" key, else 0). Weight is round(w*100) for the float
+//     metadata, with the cluster name as "zone" when the metadata has no
+//     zone and the cluster is not DEFAULT; Tags nil, Priority
+//     discovery.MetaPriority of the metadata (the "priority" key, else 0),
+//     Backup discovery.MetaBackup (the "backup" key). Weight is round(w*100) for the float
 //     Nacos weight w, at least 1 for any positive w, at most 65535 (so 1.0
 //     -> 100, 0.5 -> 50, 1.234 -> 123, 0.001 -> 1). Instances sharing an
 //     address collapse into one (the first by cluster, then instance id).

@@ -501,3 +501,35 @@ func TestRegistrarWhileServerDown(t *testing.T) {
 	}
 	t.Logf("events: %s", &ev)
 }
+
+// Instance metadata carries priority, backup and zone; an instance without
+// a zone of its own takes its cluster's name (DEFAULT names none).
+func TestSourceLocalityAndFailoverMetadata(t *testing.T) {
+	e := server(t)
+	pool := newPool(t)
+	svc := uniqueService(t, "locality")
+	reg := func(port uint64, cluster string, md map[string]string) *other {
+		return registerOther(t, e, pool, svc, model.Instance{Port: port, ClusterName: cluster, Weight: 1, Healthy: true, Enable: true, Metadata: md})
+	}
+	p := reg(9201, "eu-1a", map[string]string{"priority": "0"})
+	b := reg(9202, "eu-1b", map[string]string{"backup": "true", "zone": "own", "region": "eu"})
+	d := reg(9203, DefaultCluster, map[string]string{"priority": "2"})
+	s, err := NewSource(pool, e.sourceConfig(svc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := watch(t, s).set(p.addr(), b.addr(), d.addr())
+	got := map[string]discovery.Target{}
+	for _, tg := range u.Targets {
+		got[tg.Addr] = tg
+	}
+	if tg := got[p.addr()]; tg.Meta["zone"] != "eu-1a" || tg.Backup || tg.Priority != 0 {
+		t.Errorf("primary %+v, want zone eu-1a from the cluster", tg)
+	}
+	if tg := got[b.addr()]; tg.Meta["zone"] != "own" || tg.Meta["region"] != "eu" || !tg.Backup {
+		t.Errorf("backup %+v, want its own zone and backup", tg)
+	}
+	if tg := got[d.addr()]; tg.Meta["zone"] != "" || tg.Priority != 2 || tg.Backup {
+		t.Errorf("DEFAULT cluster %+v, want no zone, priority 2", tg)
+	}
+}

@@ -323,12 +323,17 @@ func (s *Source) targets(hosts []model.Instance) []discovery.Target {
 		if len(h.Metadata) > 0 {
 			meta = maps.Clone(h.Metadata)
 		}
+		if c := h.ClusterName; c != "" && c != DefaultCluster {
+			// The cluster names the zone where the metadata has none.
+			meta = discovery.WithLocality(meta, map[string]string{discovery.ZoneMetaKey: c})
+		}
 		ins = append(ins, instance{
 			t: discovery.Target{
 				Addr:     net.JoinHostPort(strings.Trim(h.Ip, "[]"), strconv.FormatUint(h.Port, 10)),
 				Weight:   ScaleWeight(h.Weight),
 				Meta:     meta,
 				Priority: discovery.MetaPriority(meta),
+				Backup:   discovery.MetaBackup(meta),
 			},
 			cluster: h.ClusterName,
 			id:      h.InstanceId,
@@ -372,7 +377,7 @@ func metaMatches(have, want map[string]string) bool {
 
 func equalTargets(a, b []discovery.Target) bool {
 	return slices.EqualFunc(a, b, func(x, y discovery.Target) bool {
-		return x.Addr == y.Addr && x.Weight == y.Weight && x.Priority == y.Priority &&
+		return x.Addr == y.Addr && x.Weight == y.Weight && x.Priority == y.Priority && x.Backup == y.Backup &&
 			slices.Equal(x.Tags, y.Tags) && maps.Equal(x.Meta, y.Meta)
 	})
 }
