@@ -325,3 +325,13 @@ services:
 		}
 	}
 }
+
+// TestKongCACertificateIDs: Kong's ca_certificates ids are refused with
+// what to write instead.
+func TestKongCACertificateIDs(t *testing.T) {
+	src := "services:\n  - name: s\n    url: https://h:443\n    ca_certificates: [0d3c8f1e-52f3-4c9b-9a43-8f1e2a7c6b01]\n"
+	_, err := Parse("k.yaml", []byte(src), nil)
+	if !errAt(err, 4, 5, "ca_certificates: 0d3c8f1e-52f3-4c9b-9a43-8f1e2a7c6b01 is a Kong ca_certificates entity id; outrigger takes PEM file paths or inline PEM") {
+		t.Fatalf("got %v", err)
+	}
+}
