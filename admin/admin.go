@@ -51,7 +51,8 @@
 //     list refuses any query parameter it does not know (400 invalid
 //     option naming it) rather than ignore it. GET /tags lists the
 //     targets the file or the layer holds, not discovered ones.
-//   - DELETE of an unknown entity is 404 (Kong answers 204).
+//   - DELETE of an entity that is not there is 204, as in Kong 3 (a
+//     missing parent stays 404).
 //   - Services and routes may be created without a name, as in Kong; the
 //     admin layer keys them by their id, and they show "name": null.
 //   - Kong fields Outrigger lacks (https_redirect_status_code,
