@@ -238,6 +238,27 @@ func (d *decoder) checkIDs(f *File) {
 	d.uniqueIDs("service", svcs)
 }
 
+// checkScalars reports the scalars of n that do not expand (an unset
+// variable) or carry an unsupported tag, as decoding them would.
+func (d *decoder) checkScalars(n *yaml.Node, label string, depth int) {
+	n = deref(n)
+	if depth > maxDepth {
+		return
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		for _, p := range d.pairs(n, 0) {
+			d.checkScalars(p.val, p.key.Value, depth+1)
+		}
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			d.checkScalars(item, label, depth+1)
+		}
+	case yaml.ScalarNode:
+		d.scalar(n, label, "a scalar")
+	}
+}
+
 // plain is n as plain values (map[string]any, []any, string, int64,
 // float64, bool, nil) after variable expansion; an expanded scalar takes
 // the type YAML would give its text. Errors are left to the decoding of
@@ -405,6 +426,7 @@ func (d *decoder) layerFields(f *File) []field {
 			}
 			var items []LayerItem
 			d.list(v, key, func(item *yaml.Node) {
+				d.checkScalars(item, key, 0)
 				m, ok := d.plain(item, 0).(map[string]any)
 				if !ok || item.Kind != yaml.MappingNode {
 					d.errorf(item, "%s: expected a mapping, got %s", key, describe(item))

@@ -335,3 +335,24 @@ func TestKongCACertificateIDs(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestLayerKeysPlain: a declarative document's layer keys are kept as
+// plain values with their positions; a variable that does not expand is
+// an error, not a null.
+func TestLayerKeysPlain(t *testing.T) {
+	f, err := ParseDeclarative("config", []byte("canaries:\n  - {service: s, upstream: c, percent: 5}\noverrides:\n  - {upstream: u, tags: [a], share: 2.5}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Layer.Canaries[0]
+	if c.Pos != (Pos{Line: 2, Col: 5}) || c.Value["percent"] != 5 || c.Value["service"] != "s" {
+		t.Fatalf("canary %+v", c)
+	}
+	if o := f.Layer.Overrides[0]; o.Value["share"] != 2.5 || len(o.Value["tags"].([]any)) != 1 {
+		t.Fatalf("override %+v", o)
+	}
+	_, err = ParseDeclarative("config", []byte("canaries:\n  - {service: s, upstream: \"${UP}\"}\n"))
+	if !errAt(err, 2, 28, "upstream: environment variable UP is not set") {
+		t.Fatalf("got %v", err)
+	}
+}
