@@ -297,7 +297,7 @@ func KongFields(kind string) []KongField {
 		stream := "stream (TCP/TLS) routing is not implemented"
 		buffering := "requests and responses are always streamed through, not buffered"
 		return []KongField{
-			{"https_redirect_status_code", "426", "a plain-HTTP request to an https-only route is always answered 426"},
+			{"https_redirect_status_code", "426", "a plaintext request to a route whose protocols are [https] is answered 426; redirecting it is not implemented"},
 			{"request_buffering", "true", buffering},
 			{"response_buffering", "true", buffering},
 			{"snis", "", stream},

@@ -303,7 +303,8 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 			Value: &proxy.Route{Name: cr.Name, Service: svc, StripPath: cr.StripPath, PreserveHost: cr.PreserveHost,
 				PathHandling: pathHandling(cr.PathHandling), Regexps: res,
 				GRPC:      slices.Contains(cr.Protocols, config.ProtocolGRPC) || slices.Contains(cr.Protocols, config.ProtocolGRPCS),
-				GRPCSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolGRPCS})},
+				GRPCSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolGRPCS}),
+				HTTPSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolHTTPS})},
 		})
 	}
 	rt, err := router.New(routes)

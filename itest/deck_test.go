@@ -11,6 +11,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -310,5 +311,42 @@ func TestConfigLayerKeys(t *testing.T) {
 	}
 	if got := api.get(t, http.StatusOK, "/config").str("config"); !strings.Contains(got, "canaries:\n  - percent: 100\n    service: deck_svc\n    upstream: canary_up\n") {
 		t.Fatalf("export lacks the canary:\n%s", got)
+	}
+}
+
+// TestHTTPSOnlyRoute: a route whose protocols are [https] answers a
+// plaintext request as Kong does (426 "Please use HTTPS protocol", with
+// Upgrade: TLS/1.2, HTTP/1.1: its https_redirect_status_code default),
+// on both engines; it used to be proxied.
+func TestHTTPSOnlyRoute(t *testing.T) {
+	b := startBackend(t, "b", nil)
+	cfg := fmt.Sprintf(`upstreams:
+  - name: u
+    targets: [{target: %s}]
+services:
+  - name: s
+    host: u
+    routes:
+      - {name: tls_only, paths: [/secure], protocols: [https]}
+      - {name: both, paths: [/open], protocols: [http, https]}
+`, b.Addr)
+	for _, engine := range []string{"h1", "net/http"} {
+		t.Run(strings.ReplaceAll(engine, "/", "_"), func(t *testing.T) {
+			g := startGatewayOpts(t, gatewayOpts{Proxy: "  engine: " + engine + "\n"}, cfg)
+			c := newClient()
+			resp, err := c.Get(g.url("/secure"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(string(body), `"message":"Please use HTTPS protocol"`) ||
+				resp.Header.Get("Upgrade") != "TLS/1.2, HTTP/1.1" {
+				t.Fatalf("plaintext to an https route: %d %v %s", resp.StatusCode, resp.Header, body)
+			}
+			if code, who, _ := get(t, c, g.url("/open")); code != http.StatusOK || who != "b" {
+				t.Fatalf("http route: %d %q", code, who)
+			}
+		})
 	}
 }

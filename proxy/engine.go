@@ -625,6 +625,9 @@ func (c *client) handle(n int) bool {
 		return c.reject(http.StatusNotFound, "no Route matched with those values", req.Body != h1.BodyNone)
 	}
 	rt := m.Route.Value.(*Route)
+	if rt.HTTPSOnly && !c.tls {
+		return c.rejectField(http.StatusUpgradeRequired, HTTPSOnlyMessage, httpsUpgradeFields, req.Body != h1.BodyNone)
+	}
 	if rt.Service == nil {
 		return c.reject(http.StatusServiceUnavailable, NoServiceMessage, req.Body != h1.BodyNone)
 	}
@@ -731,8 +734,20 @@ func rawSuffix(raw []byte, dec string, k int) []byte {
 
 // reject answers with an error before any upstream was involved.
 func (c *client) reject(status int, msg string, closing bool) bool {
+	return c.rejectField(status, msg, "", closing)
+}
+
+// httpsUpgradeFields are Kong's hints on a 426 to an https-only route.
+const httpsUpgradeFields = "Upgrade: TLS/1.2, HTTP/1.1\r\n"
+
+// rejectField is reject with one more field line (with its CRLF); a
+// field naming Upgrade also lists it in Connection, as Kong's 426.
+func (c *client) rejectField(status int, msg, field string, closing bool) bool {
 	closing = closing || c.req.Close || c.s.closing.Load()
-	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, closing, string(c.req.Method) == "HEAD")
+	if field == httpsUpgradeFields && !closing {
+		field = "Connection: Upgrade\r\n" + field
+	}
+	c.out = appendErrorField(c.out[:0], c.s.date.at(time.Now()), status, msg, field, closing, string(c.req.Method) == "HEAD")
 	if _, err := c.nc.Write(c.out); err != nil {
 		closing = true
 	}

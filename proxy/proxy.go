@@ -104,12 +104,21 @@ type Service struct {
 // without a service.
 const NoServiceMessage = "no Service found with those values"
 
+// HTTPSOnlyMessage is Kong's answer (426, with Upgrade: TLS/1.2,
+// HTTP/1.1) to a plaintext request matching a route whose protocols are
+// https alone.
+const HTTPSOnlyMessage = "Please use HTTPS protocol"
+
 // Route is the payload of a router.Route (its Value).
 type Route struct {
 	Name string
 	// Service is nil for a route without one: its requests are answered
 	// 503 NoServiceMessage, as Kong's.
-	Service      *Service
+	Service *Service
+	// HTTPSOnly: the route's protocols are https alone; a plaintext
+	// request is answered 426 HTTPSOnlyMessage, as Kong's (its
+	// https_redirect_status_code default).
+	HTTPSOnly    bool
 	StripPath    bool
 	PreserveHost bool
 	// PathHandling combines the service path with the request path.
@@ -258,6 +267,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		return
 	}
 	rt := m.Route.Value.(*Route)
+	if rt.HTTPSOnly && r.TLS == nil {
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "TLS/1.2, HTTP/1.1")
+		p.reject(w, r, rs, start, http.StatusUpgradeRequired, HTTPSOnlyMessage)
+		return
+	}
 	if rt.Service == nil {
 		p.reject(w, r, rs, start, http.StatusServiceUnavailable, NoServiceMessage)
 		return
