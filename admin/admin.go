@@ -55,8 +55,8 @@
 //     missing parent stays 404).
 //   - Services and routes may be created without a name, as in Kong; the
 //     admin layer keys them by their id, and they show "name": null.
-//   - Kong fields Outrigger lacks (https_redirect_status_code,
-//     use_srv_name, ...) are accepted at Kong's default value and refused
+//   - Kong fields Outrigger lacks (request_buffering, use_srv_name,
+//     ...) are accepted at Kong's default value and refused
 //     otherwise, by the table the configuration file's decoder reads
 //     (config.KongFields, config.MetaFields). GET and POST /config
 //     (declarative.go) export the effective entities as a declarative

@@ -64,7 +64,7 @@ services:
     routes:
       - name: r
         paths: [/r]
-        https_redirect_status_code: 301
+        https_redirect_status_code: 303
 `
 	r := e.do(http.MethodPost, "/config", raw{data: doc, ctype: "application/yaml"})
 	if r.status != http.StatusBadRequest || r.body["code"] != float64(codeDeclarativeConfig) || r.str("name") != "invalid declarative configuration" {
@@ -74,7 +74,7 @@ services:
 	if why, _ := f["config:5:14"].(string); !strings.HasPrefix(why, "enabled: not supported by outrigger (only true)") {
 		t.Fatalf("fields %v", f)
 	}
-	if why, _ := f["config:9:37"].(string); !strings.HasPrefix(why, "https_redirect_status_code: not supported by outrigger (only 426)") {
+	if why, _ := f["config:9:37"].(string); !strings.HasPrefix(why, "https_redirect_status_code: expected one of 426, 301, 302, 307, 308, got 303") {
 		t.Fatalf("fields %v", f)
 	}
 	if after := e.fk.docJSON(); after != before {

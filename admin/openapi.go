@@ -155,7 +155,9 @@ func schemas() js {
 		"preserve_host":  sbool("default " + strconv.FormatBool(newRoute().PreserveHost)),
 		"regex_priority": sint("order of regex paths", config.MinRegexPriority, config.MaxRegexPriority),
 		"path_handling":  senum("default "+config.DefaultPathHandling+": how the service path and the request path combine upstream, as Kong's", config.PathHandlings()...),
-		"protocols":      sarr(senum("", config.RouteProtocols()...), "default [http, https]; grpc/grpcs (not mixed with http/https): gRPC over HTTP/2 only, a non-gRPC request gets 415, gRPC over HTTP/1.1 426"),
+		"https_redirect_status_code": js{"type": "integer", "enum": []any{426, 301, 302, 307, 308},
+			"description": "a plaintext request to a route whose protocols are [https]: 426 (the default) refuses it, the others redirect it to https"},
+		"protocols": sarr(senum("", config.RouteProtocols()...), "default [http, https]; grpc/grpcs (not mixed with http/https): gRPC over HTTP/2 only, a non-gRPC request gets 415, gRPC over HTTP/1.1 426"),
 	}
 	overrideIn := js{
 		"target": nullable(sstr("select one address (host:port)")),

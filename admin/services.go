@@ -187,7 +187,7 @@ func (w *world) editableRoute(name string) *state.Route {
 		Meta: w.k.route.fileMeta(w, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
 		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
 		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority, PathHandling: e.PathHandling,
-		Protocols: slices.Clone(e.Protocols), Tags: slices.Clone(e.Tags),
+		Protocols: slices.Clone(e.Protocols), Tags: slices.Clone(e.Tags), HTTPSRedirectStatusCode: e.HTTPSRedirectStatusCode,
 	}
 }
 

@@ -228,6 +228,7 @@ func TestDeclarativeErrors(t *testing.T) {
 			`target: duplicate target 127.0.0.1:1 in upstream "u"`},
 		{"canaries in the file", "canaries: []", 1, 11, "canaries: only in a declarative document posted to /config"},
 		{"overrides in the file", "overrides:\n  - {upstream: u}", 2, 3, "overrides: only in a declarative document posted to /config"},
+		{"https redirect code", "routes:\n  - {name: r, paths: [/], https_redirect_status_code: 303}", 2, 55, "https_redirect_status_code: expected one of 426, 301, 302, 307, 308, got 303"},
 		{"unnamed service without id", "services:\n  - {host: h}", 2, 5, `service: name (or id) is required`},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

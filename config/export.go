@@ -230,6 +230,7 @@ type exRoute struct {
 	PreserveHost  bool                `yaml:"preserve_host"`
 	RegexPriority int                 `yaml:"regex_priority"`
 	PathHandling  string              `yaml:"path_handling"`
+	HTTPSRedirect int                 `yaml:"https_redirect_status_code"`
 	Tags          []string            `yaml:"tags,omitempty"`
 }
 
@@ -334,7 +335,8 @@ func exportService(s *Service) exService {
 func exportRoute(r *Route) exRoute {
 	out := exRoute{
 		ID: r.ID, Name: r.Name, Protocols: r.Protocols, Methods: r.Methods, Hosts: r.Hosts, Paths: r.Paths, Headers: r.Headers,
-		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: r.PathHandling, Tags: r.Tags,
+		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: r.PathHandling,
+		HTTPSRedirect: r.HTTPSRedirectStatusCode, Tags: r.Tags,
 	}
 	if out.Name == out.ID {
 		out.Name = ""

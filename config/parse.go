@@ -875,6 +875,15 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 		{"preserve_host", d.boolField(&r.PreserveHost, "preserve_host")},
 		{"regex_priority", d.intField(&r.RegexPriority, "regex_priority", MinRegexPriority, MaxRegexPriority)},
 		{"path_handling", d.enumField(&r.PathHandling, "path_handling", PathHandlings()...)},
+		{"https_redirect_status_code", func(v *yaml.Node) {
+			if i, ok := d.integer(v, "https_redirect_status_code", MinHTTPStatus, MaxHTTPStatus); ok {
+				if err := CheckHTTPSRedirect(int(i)); err != nil {
+					d.errorf(deref(v), "https_redirect_status_code: %v", err)
+					return
+				}
+				r.HTTPSRedirectStatusCode = int(i)
+			}
+		}},
 		{"protocols", func(v *yaml.Node) {
 			ps := d.routeList(v, "protocols", func(p string) (string, error) {
 				p = strings.ToLower(p)

@@ -250,6 +250,23 @@ func CheckTag(s string) error {
 	return nil
 }
 
+// DefaultHTTPSRedirect is a route's https_redirect_status_code when none
+// is given (Kong's).
+const DefaultHTTPSRedirect = 426
+
+// HTTPSRedirectCodes are the values of a route's
+// https_redirect_status_code, as Kong's: 426 refuses a plaintext request
+// to an https-only route, the others redirect it to https.
+func HTTPSRedirectCodes() []int { return []int{426, 301, 302, 307, 308} }
+
+// CheckHTTPSRedirect checks an https_redirect_status_code.
+func CheckHTTPSRedirect(code int) error {
+	if !slices.Contains(HTTPSRedirectCodes(), code) {
+		return fmt.Errorf("expected one of 426, 301, 302, 307, 308, got %d", code)
+	}
+	return nil
+}
+
 // KongField is a field of a Kong entity that Outrigger does not implement:
 // a file or an admin request may carry it at Kong's default (or null, or
 // an empty list), so whole Kong entities (a decK dump, Kong Manager's
@@ -297,7 +314,6 @@ func KongFields(kind string) []KongField {
 		stream := "stream (TCP/TLS) routing is not implemented"
 		buffering := "requests and responses are always streamed through, not buffered"
 		return []KongField{
-			{"https_redirect_status_code", "426", "a plaintext request to a route whose protocols are [https] is answered 426; redirecting it is not implemented"},
 			{"request_buffering", "true", buffering},
 			{"response_buffering", "true", buffering},
 			{"snis", "", stream},

@@ -270,6 +270,10 @@ type Route struct {
 	// Protocols are Kong's route protocols: nil or a subset of http and
 	// https (every request), or of grpc and grpcs (gRPC over HTTP/2 only).
 	Protocols []string
+	// HTTPSRedirectStatusCode answers a plaintext request to a route whose
+	// protocols are [https]: 426 (the default), or a redirect to https
+	// (HTTPSRedirectCodes).
+	HTTPSRedirectStatusCode int
 	// Tags are checked by CheckTag, distinct; nil when absent.
 	Tags []string
 }
@@ -568,7 +572,7 @@ func defaultService() Service {
 }
 
 func defaultRoute() Route {
-	return Route{StripPath: true, PathHandling: DefaultPathHandling}
+	return Route{StripPath: true, PathHandling: DefaultPathHandling, HTTPSRedirectStatusCode: DefaultHTTPSRedirect}
 }
 
 // Upstream returns the upstream named name.

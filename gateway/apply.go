@@ -304,7 +304,7 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 				PathHandling: pathHandling(cr.PathHandling), Regexps: res,
 				GRPC:      slices.Contains(cr.Protocols, config.ProtocolGRPC) || slices.Contains(cr.Protocols, config.ProtocolGRPCS),
 				GRPCSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolGRPCS}),
-				HTTPSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolHTTPS})},
+				HTTPSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolHTTPS}), HTTPSRedirect: cr.HTTPSRedirectStatusCode},
 		})
 	}
 	rt, err := router.New(routes)

@@ -317,7 +317,8 @@ func TestConfigLayerKeys(t *testing.T) {
 // TestHTTPSOnlyRoute: a route whose protocols are [https] answers a
 // plaintext request as Kong does (426 "Please use HTTPS protocol", with
 // Upgrade: TLS/1.2, HTTP/1.1: its https_redirect_status_code default),
-// on both engines; it used to be proxied.
+// or redirects it to https with another https_redirect_status_code, on
+// both engines; it used to be proxied.
 func TestHTTPSOnlyRoute(t *testing.T) {
 	b := startBackend(t, "b", nil)
 	cfg := fmt.Sprintf(`upstreams:
@@ -329,6 +330,7 @@ services:
     routes:
       - {name: tls_only, paths: [/secure], protocols: [https]}
       - {name: both, paths: [/open], protocols: [http, https]}
+      - {name: moved, paths: [/moved], protocols: [https], https_redirect_status_code: 308}
 `, b.Addr)
 	for _, engine := range []string{"h1", "net/http"} {
 		t.Run(strings.ReplaceAll(engine, "/", "_"), func(t *testing.T) {
@@ -346,6 +348,17 @@ services:
 			}
 			if code, who, _ := get(t, c, g.url("/open")); code != http.StatusOK || who != "b" {
 				t.Fatalf("http route: %d %q", code, who)
+			}
+			nc := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			req, _ := http.NewRequest(http.MethodGet, g.url("/moved/a?x=1"), nil)
+			req.Host = "api.example.test:8000"
+			resp, err = nc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != "https://api.example.test/moved/a?x=1" {
+				t.Fatalf("https_redirect_status_code 308: %d %v", resp.StatusCode, resp.Header)
 			}
 		})
 	}

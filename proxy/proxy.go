@@ -104,6 +104,19 @@ type Service struct {
 // without a service.
 const NoServiceMessage = "no Service found with those values"
 
+// HTTPSLocation is where a plaintext request to an https-only route is
+// redirected, as Kong: https, the request's host without its port, and
+// the request's target as sent.
+func HTTPSLocation(host, requestURI string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
+	}
+	return "https://" + host + requestURI
+}
+
 // HTTPSOnlyMessage is Kong's answer (426, with Upgrade: TLS/1.2,
 // HTTP/1.1) to a plaintext request matching a route whose protocols are
 // https alone.
@@ -116,11 +129,13 @@ type Route struct {
 	// 503 NoServiceMessage, as Kong's.
 	Service *Service
 	// HTTPSOnly: the route's protocols are https alone; a plaintext
-	// request is answered 426 HTTPSOnlyMessage, as Kong's (its
-	// https_redirect_status_code default).
-	HTTPSOnly    bool
-	StripPath    bool
-	PreserveHost bool
+	// request is answered HTTPSRedirect: 426 HTTPSOnlyMessage, or a
+	// redirect to https (301, 302, 307, 308), as Kong's
+	// https_redirect_status_code (0 is 426).
+	HTTPSOnly     bool
+	HTTPSRedirect int
+	StripPath     bool
+	PreserveHost  bool
 	// PathHandling combines the service path with the request path.
 	PathHandling PathHandling
 	// Regexps are the route's regex paths, anchored; hash_on uri_capture
@@ -267,6 +282,12 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		return
 	}
 	rt := m.Route.Value.(*Route)
+	if rt.HTTPSOnly && r.TLS == nil && rt.HTTPSRedirect != 0 && rt.HTTPSRedirect != http.StatusUpgradeRequired {
+		w.Header().Set("Location", HTTPSLocation(r.Host, r.RequestURI))
+		w.WriteHeader(rt.HTTPSRedirect)
+		p.accessLine(r, start, rt.HTTPSRedirect)
+		return
+	}
 	if rt.HTTPSOnly && r.TLS == nil {
 		w.Header().Set("Connection", "Upgrade")
 		w.Header().Set("Upgrade", "TLS/1.2, HTTP/1.1")

@@ -237,10 +237,14 @@ func (r *Route) toConfig() config.Route {
 	if ph == "" {
 		ph = config.DefaultPathHandling
 	}
+	redirect := r.HTTPSRedirectStatusCode
+	if redirect == 0 {
+		redirect = config.DefaultHTTPSRedirect
+	}
 	return config.Route{
 		Name: r.Name, Service: r.Service, Paths: r.Paths, Hosts: r.Hosts, Methods: r.Methods, Headers: r.Headers,
 		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: ph,
-		Protocols: r.Protocols, Tags: slices.Clone(r.Tags),
+		Protocols: r.Protocols, Tags: slices.Clone(r.Tags), HTTPSRedirectStatusCode: redirect,
 	}
 }
 

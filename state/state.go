@@ -260,7 +260,10 @@ type Route struct {
 	PathHandling string `json:"path_handling,omitempty"`
 	// Protocols are Kong's route protocols; empty means every request.
 	Protocols []string `json:"protocols,omitempty"`
-	Tags      []string `json:"tags,omitempty"`
+	// HTTPSRedirectStatusCode is Kong's https_redirect_status_code; 0
+	// (documents written before it existed) means the default, 426.
+	HTTPSRedirectStatusCode int      `json:"https_redirect_status_code,omitempty"`
+	Tags                    []string `json:"tags,omitempty"`
 }
 
 // Override sets the weight of the targets of one upstream that match its
