@@ -27,14 +27,22 @@
 //     "Kong-Admin-Token: TOKEN".
 //   - The routes table in routes.go drives both the mux and GET
 //     /openapi.json, so the document lists exactly what is served.
-//   - Upstreams, services, routes and certificates are served by one
-//     generic store (store.go: list, get, create, put, patch, delete)
-//     over a description of each kind (kinds.go) whose hooks hold only
-//     what differs between them.
+//   - Upstreams, services, routes, certificates, plugins, consumers and
+//     key-auth credentials are served by one generic store (store.go:
+//     list, get, create, put, patch, delete) over a description of each
+//     kind (kinds.go, plugins.go) whose hooks hold only what differs
+//     between them. A plugin's config is checked by the schema the file
+//     uses (config.CheckPluginConfig).
 //   - A panic while serving a request follows internal/guard's rule:
 //     logged at error level with its stack, counted in Options.Panics,
 //     answered 500 {"message":"An unexpected error occurred"} when nothing
 //     was written yet (else the connection is aborted).
+//   - GET /portal/ serves the web portal's files (package portal) without
+//     the token, as they hold no data; GET / from a browser (Accept names
+//     text/html) is redirected there. GET /stats/stream (stream.go) is the
+//     portal's live data, readable by any client: server-sent events, one
+//     frame of cumulative counters a second, at most Options.MaxStreams
+//     clients, ended when Options.Done closes.
 //   - Nothing here is package-level mutable state.
 //
 // Choices where Kong is silent or Outrigger differs:
@@ -89,6 +97,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outrigger-gw/outrigger/internal/guard"
+	"github.com/outrigger-gw/outrigger/portal"
 )
 
 // Status is the body of GET /status.
@@ -168,6 +177,12 @@ type Options struct {
 	// Fleet, when set, serves the /fleet endpoints (a sidecar of a
 	// gateway group).
 	Fleet Fleet
+	// MaxStreams bounds the concurrent GET /stats/stream clients (503
+	// above); 0 means DefaultMaxStreams.
+	MaxStreams int
+	// Done, when closed, ends every open stream (the listener is shutting
+	// down: an open stream would hold its drain up); nil never closes.
+	Done <-chan struct{}
 }
 
 // New returns the admin handler.
@@ -192,6 +207,9 @@ type api struct {
 	tokenOf func() string
 	// tokenEqual compares token digests; subtle.ConstantTimeCompare.
 	tokenEqual func(x, y []byte) int
+	// streams holds a slot per open GET /stats/stream (its capacity is
+	// the bound); safe for concurrent use.
+	streams chan struct{}
 }
 
 func newAPI(o Options) *api {
@@ -210,6 +228,11 @@ func newAPI(o Options) *api {
 	if a.maxBody <= 0 {
 		a.maxBody = DefaultMaxBodyBytes
 	}
+	maxStreams := o.MaxStreams
+	if maxStreams <= 0 {
+		maxStreams = DefaultMaxStreams
+	}
+	a.streams = make(chan struct{}, maxStreams)
 	a.started = a.now().Unix()
 	a.nodeID = o.NodeID
 	if a.nodeID == "" {
@@ -233,6 +256,7 @@ func newAPI(o Options) *api {
 		}
 		a.mux.Handle(e.method+" "+pattern, a.wrap(e))
 	}
+	a.mux.Handle("GET "+portal.Prefix, portal.Handler())
 	a.mux.HandleFunc("/", a.fallback)
 	spec, err := json.MarshalIndent(a.openAPI(), "", "  ")
 	if err != nil {
@@ -246,13 +270,35 @@ func newAPI(o Options) *api {
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.guarded.ServeHTTP(w, r) }
 
 func (a *api) serve(w http.ResponseWriter, r *http.Request) {
-	public := r.Method == http.MethodGet && (r.URL.Path == "/health" || r.URL.Path == "/ready")
+	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if get && r.URL.Path == "/" && wantsHTML(r) {
+		// A browser opening the admin address gets the portal; API
+		// clients (Accept: application/json, */* or none) the JSON root.
+		http.Redirect(w, r, portal.Prefix, http.StatusSeeOther)
+		return
+	}
+	// The portal's files are public (they hold no data, and every read
+	// and write they make carries the token); the probes too.
+	public := (r.Method == http.MethodGet && (r.URL.Path == "/health" || r.URL.Path == "/ready")) ||
+		(get && (strings.HasPrefix(r.URL.Path, portal.Prefix) || r.URL.Path+"/" == portal.Prefix))
 	if token := a.tokenOf(); token != "" && !public && !a.authorized(r, token) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="outrigger-admin"`)
 		writeJSON(w, http.StatusUnauthorized, &Error{Message: "Unauthorized"})
 		return
 	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// wantsHTML reports whether r's Accept header names text/html (what a
+// browser's navigation sends).
+func wantsHTML(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+			return true
+		}
+	}
+	return false
 }
 
 // authorized reports whether r carries the token. Digests are compared in

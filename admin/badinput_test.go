@@ -114,7 +114,7 @@ func TestBadInput(t *testing.T) {
 		{desc: "unknown target", method: http.MethodPatch, path: "/upstreams/example_upstream/targets/10.9.9.9:80", body: form{"weight", "1"}, status: 404, msg: "Not found"},
 		{desc: "mark an unknown target", method: http.MethodPut, path: "/upstreams/example_upstream/targets/10.9.9.9:80/healthy", status: 404, msg: "Not found"},
 		{desc: "unknown service", method: http.MethodPatch, path: "/services/nope", body: form{"retries", "1"}, status: 404, msg: "Not found"},
-		{desc: "unknown path", method: http.MethodGet, path: "/consumers", status: 404, msg: "Not found"},
+		{desc: "unknown path", method: http.MethodGet, path: "/acls", status: 404, msg: "Not found"},
 
 		// Overrides.
 		{desc: "share above 100", method: http.MethodPost, path: "/upstreams/example_upstream/overrides", body: form{"target", "10.0.0.1:8080", "share", "150"},

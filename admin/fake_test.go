@@ -43,7 +43,7 @@ type fake struct {
 
 var _ Controller = (*fake)(nil)
 
-func newFake(t *testing.T, yaml string) *fake {
+func newFake(t testing.TB, yaml string) *fake {
 	t.Helper()
 	f, err := config.Parse("test.yaml", []byte(yaml), nil)
 	if err != nil {
@@ -219,7 +219,7 @@ func (f *fake) docJSON() string {
 
 // env is a handler over a fake.
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	fk  *fake
 	h   http.Handler
 	now time.Time
@@ -267,7 +267,7 @@ services:
         paths: [/mock]
 `
 
-func newEnv(t *testing.T, yaml string, opts ...func(*Options)) *env {
+func newEnv(t testing.TB, yaml string, opts ...func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, fk: newFake(t, yaml), now: time.Unix(1700000000, 0)}
 	o := Options{

@@ -15,10 +15,11 @@ type kinds struct {
 	service  *kind[config.Service, state.Service]
 	route    *kind[config.Route, state.Route]
 	cert     *kind[config.Certificate, state.Certificate]
+	pluginKinds
 }
 
 func newKinds() *kinds {
-	return &kinds{upstream: upstreamKind(), service: serviceKind(), route: routeKind(), cert: certificateKind()}
+	return &kinds{upstream: upstreamKind(), service: serviceKind(), route: routeKind(), cert: certificateKind(), pluginKinds: newPluginKinds()}
 }
 
 // Lookups by id or key, for the nested collections and references.
@@ -171,6 +172,7 @@ func serviceKind() *kind[config.Service, state.Service] {
 			}
 			delete(w.doc.Canaries, name)
 			delete(w.doc.Rollouts, name)
+			w.pluginsCascade(kindService, name)
 			return nil
 		},
 	}
@@ -210,6 +212,7 @@ func routeKind() *kind[config.Route, state.Route] {
 		fresh:    func() *state.Route { r := newRoute(); return &r },
 		editable: func(w *world, key string) *state.Route { return w.editableRoute(key) },
 		put:      func(w *world, old string, d *state.Route, now int64) error { return w.putRoute(old, d, now) },
+		unlink:   func(w *world, name string) error { w.pluginsCascade(kindRoute, name); return nil },
 	}
 }
 

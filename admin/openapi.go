@@ -354,7 +354,7 @@ func schemas() js {
 			"key_file":  sstr("likewise, the key's path"),
 		})), "id", "cert", "key", "snis"),
 		"Tag": sobj(js{
-			"entity_name": senum("the entity's kind", "upstreams", "targets", "services", "routes", "certificates"),
+			"entity_name": senum("the entity's kind", "upstreams", "targets", "services", "routes", "plugins", "consumers", "keyauth_credentials", "certificates"),
 			"entity_id":   uuidSchema(""),
 			"tag":         sstr(""),
 		}, "entity_name", "entity_id", "tag"),
@@ -407,6 +407,10 @@ func pathParams() map[string][2]string {
 		"certificate": {"the certificate's id or one of its SNIs", exCert},
 		"sni":         {"the SNI's name or id", exSNI},
 		"tag":         {"one tag", exTag},
+		"plugin":      {"the plugin's id", exPlugin},
+		"consumer":    {"the consumer's id or username", exConsumer},
+		"keyauth":     {"the key-auth credential's id or key", exKeyAuth},
+		"name":        {"a plugin's name", "rate-limiting"},
 	}
 }
 
@@ -414,6 +418,9 @@ func pathParams() map[string][2]string {
 func (a *api) openAPI() js {
 	comps := schemas()
 	for name, s := range debugSchemas() {
+		comps[name] = s
+	}
+	for name, s := range pluginSchemas() {
 		comps[name] = s
 	}
 	params := pathParams()
@@ -461,6 +468,8 @@ func (a *api) openAPI() js {
 		case e.out == "":
 		case e.out == "text":
 			answer["content"] = js{"text/plain": js{"schema": sstr("")}}
+		case e.out == "events":
+			answer["content"] = js{"text/event-stream": js{"schema": sstr("event: stats, data: a JSON frame")}}
 		case e.out == "object":
 			answer["content"] = js{"application/json": js{"schema": js{"type": "object"}}}
 		case strings.HasPrefix(e.out, "list:"):

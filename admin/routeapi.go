@@ -74,29 +74,8 @@ type serviceRef struct {
 }
 
 func decodeServiceRef(o *obj) serviceRef {
-	v, present := o.get("service")
-	ref := serviceRef{present: present}
-	if !present || v == nil {
-		return ref
-	}
-	if s, why := asString(v); why == "" {
-		if config.IsUUID(s) {
-			ref.id = s
-		} else {
-			ref.name = s
-		}
-		return ref
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		o.fail("service", "expected a record ({\"id\": ...} or {\"name\": ...})")
-		return ref
-	}
-	c := &obj{m: m, form: o.form, prefix: o.key("service") + ".", errs: o.errs, used: map[string]bool{}}
-	c.setString("id", &ref.id, "", checkID)
-	c.setString("name", &ref.name, "", nil)
-	c.unknown()
-	return ref
+	r := decodeEntityRef(o, kindService)
+	return serviceRef{id: r.id, name: r.name, present: r.present}
 }
 
 // resolve finds the service ref names; both id and name must agree.
@@ -127,11 +106,15 @@ func (ref serviceRef) resolve(w *world) (string, error) {
 	return "", fieldError("service", "required field missing")
 }
 
-// foreignKey is Kong's 400 for a reference to no entity.
-func foreignKey(key, value string) *Error {
-	msg := fmt.Sprintf("the foreign key '{%s=%q}' does not reference an existing 'services' entity.", key, value)
+// foreignKey is Kong's 400 for a reference to no service.
+func foreignKey(key, value string) *Error { return foreignKeyOf(kindService, "services", key, value) }
+
+// foreignKeyOf is Kong's 400 for a reference (field) to no entity of
+// entities by key.
+func foreignKeyOf(field, entities, key, value string) *Error {
+	msg := fmt.Sprintf("the foreign key '{%s=%q}' does not reference an existing '%s' entity.", key, value, entities)
 	return &Error{Status: http.StatusBadRequest, Code: codeForeignKeyViolation, Name: "foreign key violation", Message: msg,
-		Fields: map[string]string{"service": msg}}
+		Fields: map[string]string{field: msg}}
 }
 
 func decodeRoute(o *obj, r *state.Route) serviceRef {
@@ -202,6 +185,7 @@ func (w *world) putRoute(old string, r *state.Route, now int64) error {
 		if w.k.route.keyTaken(w, r.Name) {
 			return uniqueViolation("name", r.Name)
 		}
+		w.pluginsFollow(kindRoute, old, r.Name, now)
 		w.k.route.remove(w, old, now)
 	}
 	w.doc.Routes[r.Name] = r

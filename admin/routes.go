@@ -36,6 +36,9 @@ const (
 	exCert     = "5f1e0c9a-3b7d-4e2a-8c61-0d9f4b2a7e13"
 	exSNI      = "api.example.com"
 	exTag      = "edge"
+	exPlugin   = "3c5d7e9f-1a2b-4c6d-8e0f-123456789abc"
+	exConsumer = "example_consumer"
+	exKeyAuth  = "7d1e3f5a-9b2c-4d6e-8f0a-abcdef012345"
 )
 
 // routes is the table of everything the admin listener serves.
@@ -60,13 +63,14 @@ func (a *api) routes() []endpoint {
 			tag: "health", summary: "Clear the target's manual mark, whichever it is (the checks decide again)",
 			ok: http.StatusNoContent, h: a.markTarget("none")})
 	}
-	return []endpoint{
+	return append([]endpoint{
 		// Status.
 		{method: http.MethodGet, path: "/", op: "root", tag: "status", summary: "Welcome: tagline and version", out: "Welcome", ok: http.StatusOK, h: a.root},
 		{method: http.MethodGet, path: "/status", op: "getStatus", tag: "status", summary: "Version, uptime and configuration generation", out: "Status", ok: http.StatusOK, h: a.status},
 		{method: http.MethodGet, path: "/ready", op: "getReady", tag: "status", summary: "Readiness probe (503 when not ready); needs no token", out: "Ready", ok: http.StatusOK, h: a.ready},
 		{method: http.MethodGet, path: "/health", op: "getHealth", tag: "status", summary: "Liveness probe; needs no token", out: "Message", ok: http.StatusOK, h: a.alive},
 		{method: http.MethodGet, path: "/metrics", op: "getMetrics", tag: "status", summary: "Prometheus metrics (text exposition format)", out: "text", ok: http.StatusOK, raw: a.metricsHandler()},
+		{method: http.MethodGet, path: "/stats/stream", op: "streamStats", tag: "status", summary: "Server-sent events: one \"stats\" frame a second with every upstream's targets (state, in-flight, responses, 5xx) and each service's traffic per upstream (requests, 5xx, latency histogram), cumulative; ?frames=N ends after N frames; 503 over the client bound", out: "events", ok: http.StatusOK, raw: http.HandlerFunc(a.streamStats)},
 		{method: http.MethodGet, path: "/openapi.json", op: "getOpenAPI", tag: "status", summary: "This document", out: "object", ok: http.StatusOK, raw: http.HandlerFunc(a.serveSpec)},
 
 		// The admin layer as a whole.
@@ -184,7 +188,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodGet, path: "/tags", op: "listTags", tag: "tags", summary: "List every tag of every entity (upstreams, targets, services, routes, certificates), by tag", out: "list:Tag", ok: http.StatusOK, paged: true, h: a.listTags}),
 		ctl(endpoint{method: http.MethodGet, path: "/tags/{tag}", op: "listTag", tag: "tags", summary: "List the entities carrying one tag", out: "list:Tag", ok: http.StatusOK, paged: true, h: a.listTag}),
 		ctl(endpoint{method: http.MethodGet, path: "/snis/{sni}", op: "getSNI", tag: "certificates", summary: "Get an SNI by name or id", out: "SNI", ok: http.StatusOK, h: a.getSNI}),
-	}
+	}, a.pluginEndpoints(k, ctl)...)
 }
 
 func title(s string) string {

@@ -230,6 +230,7 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 			r.Service, r.UpdatedAt = s.Name, now
 			w.doc.Routes[rn] = r
 		}
+		w.pluginsFollow(kindService, old, s.Name, now)
 		w.k.service.remove(w, old, now)
 		if c, ok := w.doc.Canaries[old]; ok {
 			delete(w.doc.Canaries, old)

@@ -54,6 +54,7 @@ func newWorld(file *config.File, doc *state.Doc, started int64) *world {
 	if doc.Certificates == nil {
 		doc.Certificates = map[string]*state.Certificate{}
 	}
+	initPluginDocs(doc)
 	w := &world{file: file, doc: doc, started: started, k: newKinds()}
 	w.refresh()
 	return w

@@ -48,6 +48,10 @@ type decoder struct {
 	// entitiesOnly: a declarative document (ParseDeclarative), whose top
 	// level holds entities and meta keys only.
 	entitiesOnly bool
+	// plugins and nested are the plugins decoded so far and the lists
+	// nested in services and routes (pluginfile.go).
+	plugins []pluginEntry
+	nested  []nestedPlugins
 }
 
 func pos(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }

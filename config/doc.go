@@ -54,6 +54,12 @@
 //     upper-cased, route header names lower-cased, service timeouts
 //     converted from milliseconds to time.Duration. Names and service
 //     hosts are kept as written.
+//   - Plugins (top-level, or nested in a service, route or consumer), consumers
+//     and their keyauth_credentials follow Kong's declarative format; a
+//     plugin's config is checked by its schema (pluginschema.go, the one
+//     the admin API uses too), defaults filled in, errors at the
+//     offending node. Scope references must name entities of the file;
+//     a scope holds one plugin of a name.
 //   - Nothing here resolves names or touches the network: whether a
 //     service's host names an upstream or a real host is for the caller to
 //     decide. Callers report their own semantic errors at an entity's Pos

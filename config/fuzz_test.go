@@ -37,6 +37,7 @@ routes:
 		"proxy: a: b\n",
 		"\tproxy: {}\n",
 		"log:\n  level: 'info\n",
+		"consumers: [{username: a, keyauth_credentials: [{key: k}]}]\nplugins:\n  - {name: rate-limiting, consumer: a, config: {minute: ${P}, redis: {host: x}}}\n  - name: request-transformer\n    config: {add: {headers: [\"a:b\"]}, remove: &r {querystring: [q]}, rename: *r}\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

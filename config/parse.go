@@ -100,6 +100,8 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
+		{"plugins", d.decodePlugins},
+		{"consumers", func(v *yaml.Node) { d.decodeConsumers(v, f) }},
 		{"fleet", func(v *yaml.Node) { fleetGroup = d.fleet(v, &f.Fleet) }},
 	}, append(d.declarative(), d.layerFields(f)...)...)))
 	d.attachTargets(f, targets)
@@ -149,6 +151,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		routeIDs[i] = idAt{r.ID, r.Pos}
 	}
 	d.uniqueIDs("route", routeIDs)
+	d.finishPlugins(f)
 }
 
 // unique reports names used twice, at the second use.
@@ -777,6 +780,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 			parsed = &u
 		}},
 		{"routes", func(v *yaml.Node) { routesNode = v }},
+		d.pluginsIn(&s.Name, nil),
 	}, d.kongFields(KindService, &s.ID)...))
 	if seen == nil {
 		return s, name, nil
@@ -898,6 +902,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 			}
 			r.Protocols = ps
 		}},
+		d.pluginsIn(nil, &r.Name),
 	}, d.kongFields(KindRoute, &r.ID)...))
 	if parent != nil {
 		r.Service = parent.Name

@@ -299,6 +299,9 @@ const (
 	KindTarget   = "target"
 	KindService  = "service"
 	KindRoute    = "route"
+	KindPlugin   = "plugin"
+	KindConsumer = "consumer"
+	KindKeyAuth  = "keyauth_credential"
 )
 
 // KongFields are the Kong fields of kind (KindUpstream, ...) accepted only
@@ -320,6 +323,13 @@ func KongFields(kind string) []KongField {
 			{"sources", "", stream},
 			{"destinations", "", stream},
 		}
+	case KindPlugin:
+		return []KongField{
+			{"ordering", "", "plugins run in Kong's static priority order"},
+			{"consumer_group", "", "consumer groups are not implemented"},
+		}
+	case KindKeyAuth:
+		return []KongField{{"ttl", "", "credentials do not expire"}}
 	case KindUpstream:
 		fallback := "the fallback hash reads the same hash_on_* input as hash_on"
 		return []KongField{

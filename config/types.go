@@ -25,6 +25,12 @@ type File struct {
 	// Layer holds a declarative document's admin-layer keys (canaries,
 	// rollouts, overrides: ParseDeclarative only); nil otherwise.
 	Layer *LayerKeys
+	// Plugins, Consumers and KeyAuths (consumers' key-auth credentials)
+	// are Kong's entities of those names, in file order (ids set; see
+	// plugins.go).
+	Plugins   []Plugin
+	Consumers []Consumer
+	KeyAuths  []KeyAuth
 }
 
 // Proxy is the "proxy" section.

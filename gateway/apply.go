@@ -15,6 +15,7 @@ import (
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/health"
 	"github.com/outrigger-gw/outrigger/proxy"
+	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/state"
 	"github.com/outrigger-gw/outrigger/upstream"
@@ -37,6 +38,7 @@ type plan struct {
 	direct    map[string]*upstream.Upstream
 	routing   *routing
 	router    *router.Router
+	plugins   *plugins.Set
 	certs     *certs.Loaded // nil: the certificates in force stay
 }
 
@@ -49,6 +51,14 @@ type routing struct {
 	proxy    config.Proxy
 	canaries map[string]state.Canary // percent left out: the splitter takes it
 	ups      map[string]routedUpstream
+	plugins  pluginEntities
+}
+
+// pluginEntities are what the plugins are compiled from.
+type pluginEntities struct {
+	plugins   []config.Plugin
+	consumers []config.Consumer
+	keyAuths  []config.KeyAuth
 }
 
 type routedUpstream struct {
@@ -58,7 +68,8 @@ type routedUpstream struct {
 
 func routingOf(file, cfg *config.File, doc *state.Doc, ups map[string]*upstreamRT) *routing {
 	r := &routing{file: file, services: cfg.Services, routes: cfg.Routes, proxy: cfg.Proxy,
-		canaries: map[string]state.Canary{}, ups: map[string]routedUpstream{}}
+		canaries: map[string]state.Canary{}, ups: map[string]routedUpstream{},
+		plugins: pluginEntities{cfg.Plugins, cfg.Consumers, cfg.KeyAuths}}
 	for name, c := range doc.Canaries {
 		cp := *c
 		cp.Percent, cp.UpdatedAt = 0, 0
@@ -81,7 +92,8 @@ func (r *routing) equal(o *routing) bool {
 		}
 	}
 	return reflect.DeepEqual(r.services, o.services) && reflect.DeepEqual(r.routes, o.routes) &&
-		reflect.DeepEqual(r.proxy, o.proxy) && reflect.DeepEqual(r.canaries, o.canaries)
+		reflect.DeepEqual(r.proxy, o.proxy) && reflect.DeepEqual(r.canaries, o.canaries) &&
+		reflect.DeepEqual(r.plugins, o.plugins)
 }
 
 // serviceStats are a service's rollout counters; they live as long as the
@@ -198,8 +210,11 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	if p.routing.equal(g.routing) {
 		// Services and routes are what they were: the router in force
 		// stays, with its services, splitters, stats and direct hosts.
-		p.router, p.splitters, p.stats, p.direct = g.router, g.splitters, g.stats, g.direct
+		p.router, p.splitters, p.stats, p.direct, p.plugins = g.router, g.splitters, g.stats, g.direct, g.plugins
 		return p, nil
+	}
+	if p.plugins, err = buildPlugins(cfg, g.plugins); err != nil {
+		return nil, err
 	}
 
 	services := make(map[string]*proxy.Service, len(cfg.Services))
@@ -304,7 +319,8 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 				PathHandling: pathHandling(cr.PathHandling), Regexps: res,
 				GRPC:      slices.Contains(cr.Protocols, config.ProtocolGRPC) || slices.Contains(cr.Protocols, config.ProtocolGRPCS),
 				GRPCSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolGRPCS}),
-				HTTPSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolHTTPS}), HTTPSRedirect: cr.HTTPSRedirectStatusCode},
+				HTTPSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolHTTPS}), HTTPSRedirect: cr.HTTPSRedirectStatusCode,
+				Plugins:   p.plugins.Chain(cr.Name)},
 		})
 	}
 	rt, err := router.New(routes)
@@ -398,7 +414,7 @@ func (g *Gateway) commitLocked(p *plan) {
 	g.adminToken.Store(&p.cfg.Admin.Token)
 	g.gen++
 	g.cfg, g.layerBase = p.cfg, p.base
-	g.routing, g.router = p.routing, p.router
+	g.routing, g.router, g.plugins = p.routing, p.router, p.plugins
 	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen})
 	if p.certs != nil {
 		g.certs.Commit(p.certs)

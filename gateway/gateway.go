@@ -63,6 +63,7 @@ import (
 	kube "github.com/outrigger-gw/outrigger/discovery/kubernetes"
 	"github.com/outrigger-gw/outrigger/discovery/nacos"
 	"github.com/outrigger-gw/outrigger/proxy"
+	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/state"
 	"github.com/outrigger-gw/outrigger/upstream"
@@ -93,7 +94,12 @@ type Gateway struct {
 	transports *proxy.Transports
 	proxy      *proxy.Proxy
 	admin      http.Handler
-	env        func(string) (string, bool)
+	// adminDone closes (once, adminDoneOnce) when the admin listener
+	// starts shutting down: it ends the open stats streams, which would
+	// otherwise hold the drain up.
+	adminDone     chan struct{}
+	adminDoneOnce sync.Once
+	env           func(string) (string, bool)
 	// zone is the sidecar's zone (proxy.zone, else OUTRIGGER_ZONE);
 	// immutable after New.
 	zone string
@@ -136,6 +142,7 @@ type Gateway struct {
 	direct     map[string]*upstream.Upstream // services' one-target upstreams by host:port
 	routing    *routing                      // what the router in force was built from
 	router     *router.Router
+	plugins    *plugins.Set // the router's compiled plugins
 	watchers   []*watcher
 	serving    bool            // Serve runs: new checkers and watchers start at once
 	ctx        context.Context // Serve's context, for checkers started by Apply
@@ -201,7 +208,8 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 	if g.fleet != nil {
 		o.Store = g.fleet.store
 	}
-	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g, Fleet: g.fleetAPI(),
+	g.adminDone = make(chan struct{})
+	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g, Fleet: g.fleetAPI(), Done: g.adminDone,
 		Panics: g.metrics.requestPanics.WithLabelValues("admin"),
 		TokenFunc: func() string {
 			if t := g.adminToken.Load(); t != nil {
@@ -499,6 +507,7 @@ func (g *Gateway) ServeListeners(ctx context.Context, proxyLns []net.Listener, a
 	stdLog := zerologStd(g.log)
 	ps, serves := g.proxyServers(clients, ls, proxyLns, stdLog)
 	as := &http.Server{Handler: g.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdLog}
+	as.RegisterOnShutdown(func() { g.adminDoneOnce.Do(func() { close(g.adminDone) }) })
 	errc := make(chan error, len(serves)+1)
 	for _, serve := range serves {
 		go func() { errc <- serve() }()

@@ -90,6 +90,8 @@ type Server struct {
 	mu    sync.Mutex
 	lns   map[net.Listener]struct{}
 	conns map[*client]struct{}
+
+	serials atomic.Uint64 // the last connection's serial
 }
 
 // NewServer returns an engine server for p.
@@ -257,6 +259,11 @@ type client struct {
 	// certificate's subject (with ClientSubjectHeader set; "" when none).
 	tls     bool
 	subject string
+
+	// serial numbers the connection; plug is the plugins' scratch
+	// (pluginhook.go).
+	serial uint64
+	plug   pluginState
 }
 
 // exchange is the bookkeeping of one proxied request.
@@ -279,6 +286,7 @@ type exchange struct {
 	bodyDone  bool  // the request body was read whole from the client
 	clientErr bool  // the client failed (gone, bad body)
 	finished  bool  // counted and logged (finish ran)
+	plugged   bool  // the route's plugins ran (c.plug holds their edits)
 }
 
 func (s *Server) getClient(nc net.Conn) *client {
@@ -289,6 +297,7 @@ func (s *Server) getClient(nc net.Conn) *client {
 		c.buf = *c.bufp
 	}
 	c.nc = nc
+	c.serial = s.serials.Add(1)
 	c.state.Store(stateActive)
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.ip = a.IP.String()
@@ -643,6 +652,17 @@ func (c *client) handle(n int) bool {
 	}
 	if max := p.opts.MaxBodySize; max > 0 && req.ContentLength > max {
 		return c.reject(http.StatusRequestEntityTooLarge, "Request size limit exceeded", true)
+	}
+	if rt.Plugins != nil {
+		ex.plugged = true
+		if !runPlugins(rt, &c.plug.x, (*h1Request)(c), c.tls, false) {
+			return c.pluginAnswer()
+		}
+		if len(c.plug.x.Query) > 0 {
+			c.plug.query = c.plug.x.EditQuery(c.plug.query[:0], bstr(query))
+			query = c.plug.query
+			hasQuery = len(query) > 0
+		}
 	}
 	ex.route, ex.postfix = rt, m.Postfix
 	if m.Prefix != "/" {
@@ -1212,6 +1232,7 @@ func (c *client) readResp(uc *upConn, stopAt100 bool, wait time.Duration) (inter
 // appendUpstreamHead appends the request head for the upstream.
 func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, host []byte, addr string, upgrade bool) []byte {
 	req, ex := &c.req, &c.ex
+	start := len(dst)
 	dst = append(dst, req.Method...)
 	dst = append(dst, ' ')
 	dst = append(dst, upath...)
@@ -1321,6 +1342,9 @@ func (c *client) appendUpstreamHead(dst, upath, query []byte, hasQuery bool, hos
 	if c.subject != "" {
 		dst = h1.AppendField(dst, c.s.o.ClientSubjectHeader, c.subject)
 	}
+	if ex.plugged && len(c.plug.x.Up) > 0 {
+		return c.plug.editHead(dst, start, c.plug.x.Up)
+	}
 	return h1.EndHead(dst)
 }
 
@@ -1330,6 +1354,9 @@ func (c *client) answerErr(status int, msg string, closing bool) bool {
 	c.ex.status = status
 	closing = closing || c.req.Close || c.s.closing.Load()
 	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, closing, string(c.req.Method) == "HEAD")
+	if c.ex.plugged && len(c.plug.x.Down) > 0 {
+		c.out = c.plug.editAnswer(c.out)
+	}
 	if _, err := c.nc.Write(c.out); err != nil {
 		c.ex.status = 499
 		return false
@@ -1387,7 +1414,11 @@ func (c *client) respond(uc *upConn, upgrade bool) bool {
 	} else if old {
 		out = append(out, "Connection: keep-alive\r\n"...)
 	}
-	out = h1.EndHead(out)
+	if ex.plugged && len(c.plug.x.Down) > 0 {
+		out = c.plug.editHead(out, 0, c.plug.x.Down)
+	} else {
+		out = h1.EndHead(out)
+	}
 
 	// What of the body came with the head.
 	body := uc.buf[uc.r+hn : uc.w]

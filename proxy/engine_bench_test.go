@@ -14,6 +14,7 @@ import (
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/proxy/h1"
+	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
@@ -120,14 +121,17 @@ func benchOriginConn(c net.Conn) {
 }
 
 // benchProxy returns a proxy with route "/" to origin.
-func benchProxy(tb testing.TB, origin string) *Proxy {
+func benchProxy(tb testing.TB, origin string) *Proxy { return benchProxyPlugins(tb, origin, nil) }
+
+// benchProxyPlugins is benchProxy with the route's plugin chain.
+func benchProxyPlugins(tb testing.TB, origin string, chain *plugins.Chain) *Proxy {
 	tb.Helper()
 	u := upstream.New(upstream.Options{Name: "u", Balancer: balance.NewRoundRobin()})
 	u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: origin, Weight: 1}})
 	svc := &Service{Name: "s", Scheme: "http", Upstream: u,
 		Transport: NewTransports().Get(TransportOptions{ConnectTimeout: time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute})}
-	rt, err := router.New([]router.Route{{Name: "r", Paths: []string{"/"}, Value: &Route{Name: "r", Service: svc}}})
+	rt, err := router.New([]router.Route{{Name: "r", Paths: []string{"/"}, Value: &Route{Name: "r", Service: svc, Plugins: chain}}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/health"
 	"github.com/outrigger-gw/outrigger/internal/grpctest"
+	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
@@ -160,6 +161,7 @@ type grpcSetup struct {
 	passive  *health.PassiveConfig
 	readTO   time.Duration
 	routeRPC bool // the route's protocols are grpc
+	plugins  *plugins.Chain
 }
 
 func newGRPCFixture(t *testing.T, s grpcSetup) *grpcFixture {
@@ -191,7 +193,7 @@ func newGRPCFixture(t *testing.T, s grpcSetup) *grpcFixture {
 		Transport: NewTransports().Get(TransportOptions{ConnectTimeout: time.Second, IdleConnTimeout: time.Minute,
 			MaxIdleConnsPerHost: 4, ReadTimeout: s.readTO, WriteTimeout: s.readTO, Protocol: s.protocol, TLS: s.tls})}
 	rtr, err := router.New([]router.Route{
-		{Name: "echo", Paths: []string{"/test.Echo/"}, Value: &Route{Name: "echo", Service: f.svc, GRPC: s.routeRPC}},
+		{Name: "echo", Paths: []string{"/test.Echo/"}, Value: &Route{Name: "echo", Service: f.svc, GRPC: s.routeRPC, Plugins: s.plugins}},
 		{Name: "plain", Paths: []string{"/plain/"}, Value: &Route{Name: "plain", Service: f.svc}},
 	})
 	if err != nil {

@@ -36,6 +36,9 @@
 //   - Bodies stream without buffering: server-sent events and other
 //     responses of unknown length are flushed as they arrive; WebSocket and
 //     other upgrades are tunnelled.
+//   - A route's plugins (Route.Plugins, package proxy/plugins) run on both
+//     request paths once the route is matched (pluginhook.go); a route
+//     without plugins has a nil chain and takes no step of theirs.
 //   - HTTP/2 clients of the engine (h2c and ALPN h2) are served by one
 //     http2.Server per engine Server with the limits of H2Options; their
 //     request trailers reach the upstream. Shutdown sends them GOAWAY:
@@ -64,6 +67,7 @@ import (
 
 	"github.com/outrigger-gw/outrigger/balance"
 	"github.com/outrigger-gw/outrigger/internal/guard"
+	"github.com/outrigger-gw/outrigger/proxy/plugins"
 	"github.com/outrigger-gw/outrigger/proxy/router"
 	"github.com/outrigger-gw/outrigger/upstream"
 )
@@ -145,6 +149,8 @@ type Route struct {
 	// protocols); it serves gRPC requests over HTTP/2 only. GRPCSOnly:
 	// only grpcs (gRPC over TLS).
 	GRPC, GRPCSOnly bool
+	// Plugins is the route's plugin chain; nil when none applies.
+	Plugins *plugins.Chain
 }
 
 // Table is an immutable routing table.
@@ -177,11 +183,15 @@ type Proxy struct {
 	table atomic.Pointer[Table]
 	rp    *httputil.ReverseProxy
 	guard guard.Guard
+	// exchanges are the plugins' per-request state on the net/http path
+	// (*plugins.Exchange), taken only for a route with plugins.
+	exchanges sync.Pool
 }
 
 // New returns a Proxy with an empty table (every request gets 404).
 func New(o Options) *Proxy {
 	p := &Proxy{opts: o, log: o.Log}
+	p.exchanges.New = func() any { return &plugins.Exchange{} }
 	p.guard = guard.Guard{Listener: "proxy", Log: o.Log, Panics: o.Panics,
 		Answer: func(w http.ResponseWriter) {
 			if rw, ok := w.(*respWriter); ok && rw.grpc {
@@ -250,6 +260,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // proxied request is counted and logged (with the 500 of a panic).
 func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
 	v := recover()
+	defer p.releasePlugins(&rs.rw)
 	if v == nil {
 		if rs.route != nil {
 			p.finish(r, rs, start)
@@ -302,6 +313,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		ref.write(w)
 		p.accessLine(r, start, ref.status)
 		return
+	}
+	if rt.Plugins != nil {
+		x := p.exchanges.Get().(*plugins.Exchange)
+		rs.rw.plug = x // given back by done, after the last write
+		if !runPlugins(rt, x, httpInbound{r}, r.TLS != nil, rs.grpc.on) {
+			pluginAnswerHTTP(w, x, &rs.grpc)
+			p.accessLine(r, start, x.Status)
+			return
+		}
 	}
 	if max := p.opts.MaxBodySize; max > 0 {
 		if r.ContentLength > max {
@@ -388,6 +408,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	} else {
 		out.Host = ""
+	}
+	if rs.rw.plug != nil {
+		applyUp(out, rs.rw.plug)
 	}
 }
 
@@ -706,11 +729,16 @@ type respWriter struct {
 	bytes    int64
 	hijacked bool
 	grpc     bool // the request is gRPC (errors are gRPC's)
+	// plug, when the route has plugins, holds their response edits.
+	plug *plugins.Exchange
 }
 
 func (w *respWriter) WriteHeader(code int) {
 	if w.status == 0 && code >= 200 {
 		w.status = code
+		if w.plug != nil {
+			applyDown(w.Header(), w.plug)
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -718,6 +746,9 @@ func (w *respWriter) WriteHeader(code int) {
 func (w *respWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		if w.plug != nil {
+			applyDown(w.Header(), w.plug)
+		}
 	}
 	n, err := w.ResponseWriter.Write(b)
 	w.bytes += int64(n)

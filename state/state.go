@@ -49,6 +49,11 @@ type Doc struct {
 	// configuration file's (Base), and the rest of the Doc is layered over
 	// them as over the file's.
 	Config *Declarative `json:"config,omitempty"`
+	// Plugins and KeyAuths are keyed by id, Consumers by username (or
+	// id); see plugins.go.
+	Plugins   map[string]*Plugin   `json:"plugins,omitempty"`
+	Consumers map[string]*Consumer `json:"consumers,omitempty"`
+	KeyAuths  map[string]*KeyAuth  `json:"keyauth_credentials,omitempty"`
 }
 
 // Declarative is a declarative document as posted (YAML or JSON).
