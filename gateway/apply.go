@@ -320,7 +320,7 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 				GRPC:      slices.Contains(cr.Protocols, config.ProtocolGRPC) || slices.Contains(cr.Protocols, config.ProtocolGRPCS),
 				GRPCSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolGRPCS}),
 				HTTPSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolHTTPS}), HTTPSRedirect: cr.HTTPSRedirectStatusCode,
-				Plugins:   p.plugins.Chain(cr.Name)},
+				Plugins: p.plugins.Chain(cr.Name)},
 		})
 	}
 	rt, err := router.New(routes)
