@@ -85,6 +85,9 @@ func configKinds() []configKind {
 			}
 		}, renderKind(k.route)},
 		{"certificates", nil, renderKind(k.cert)},
+		{"plugins", nil, renderKind(k.plugin)},
+		{"consumers", nil, renderKind(k.consumer)},
+		{"keyauth_credentials", nil, renderKind(k.keyAuth)},
 	}
 }
 

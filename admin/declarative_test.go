@@ -341,3 +341,30 @@ func TestKongFieldsSameRules(t *testing.T) {
 		t.Fatalf("only %d fields", n)
 	}
 }
+
+// TestConfigPluginsAndConsumers: plugins and consumers (and their keys)
+// made through the API are exported, and a POST of the export keeps them
+// with their ids.
+func TestConfigPluginsAndConsumers(t *testing.T) {
+	e := newEnv(t, fileRich)
+	pid := e.must(http.StatusCreated, http.MethodPost, "/services/example_service/plugins", map[string]any{"name": "cors"}).str("id")
+	e.must(http.StatusCreated, http.MethodPost, "/consumers", map[string]any{"username": "alice"})
+	kid := e.must(http.StatusCreated, http.MethodPost, "/consumers/alice/key-auth", map[string]any{"key": "secret-1"}).str("id")
+	export := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	for _, want := range []string{"plugins:", "name: cors", "service: example_service", "consumers:", "username: alice", "key: secret-1"} {
+		if !strings.Contains(export, want) {
+			t.Fatalf("export lacks %q:\n%s", want, export)
+		}
+	}
+	r := e.must(http.StatusCreated, http.MethodPost, "/config", raw{data: export, ctype: "application/yaml"})
+	if ps, _ := r.body["plugins"].(map[string]any); ps[pid] == nil {
+		t.Fatalf("answer lacks plugin %s: %s", pid, r.raw)
+	}
+	if got := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config"); got != export {
+		t.Fatalf("export changed:\n%s\n---\n%s", export, got)
+	}
+	e.must(http.StatusOK, http.MethodGet, "/plugins/"+pid, nil)
+	if r := e.must(http.StatusOK, http.MethodGet, "/consumers/alice/key-auth/"+kid, nil); r.str("key") != "secret-1" {
+		t.Fatalf("key-auth after the round trip: %s", r.raw)
+	}
+}

@@ -324,6 +324,8 @@ func declarativeKinds() []declarativeKind {
 		{"services", func(dst, src *File) { dst.Services = src.Services }},
 		{"routes", func(dst, src *File) { dst.Routes = src.Routes }},
 		{"certificates", func(dst, src *File) { dst.Certificates = src.Certificates }},
+		{"plugins", func(dst, src *File) { dst.Plugins = src.Plugins }},
+		{"consumers", func(dst, src *File) { dst.Consumers, dst.KeyAuths = src.Consumers, src.KeyAuths }},
 	}
 }
 

@@ -357,3 +357,60 @@ func TestLayerKeysPlain(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestExportPlugins: plugins (nested ones exported at the top level with
+// their scope) and consumers with their credentials round-trip too.
+func TestExportPlugins(t *testing.T) {
+	src := `services:
+  - name: s
+    url: http://127.0.0.1:1
+    plugins:
+      - name: cors
+    routes:
+      - name: r
+        paths: [/]
+        plugins:
+          - name: key-auth
+            protocols: [https]
+consumers:
+  - username: alice
+    keyauth_credentials:
+      - key: k1
+      - key: k2
+  - custom_id: c-9
+    plugins:
+      - name: request-transformer
+plugins:
+  - name: rate-limiting
+    consumer: alice
+    route: r
+    config: {second: 1}
+  - id: 0A1B2C3D-1111-4222-8333-444455556666
+    name: correlation-id
+    enabled: false
+`
+	f, err := Parse("p.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := Export(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseDeclarative("config", first)
+	if err != nil {
+		t.Fatalf("the export does not parse: %v\n%s", err, first)
+	}
+	second, _ := Export(back)
+	if string(first) != string(second) {
+		t.Fatalf("export not stable:\n%s\n---\n%s", first, second)
+	}
+	if len(back.Plugins) != len(f.Plugins) || len(back.Consumers) != 2 || len(back.KeyAuths) != 2 {
+		t.Fatalf("plugins %d/%d consumers %d keys %d", len(back.Plugins), len(f.Plugins), len(back.Consumers), len(back.KeyAuths))
+	}
+	for i := range f.Plugins {
+		if a, b := f.Plugins[i], back.Plugins[i]; a.ID != b.ID || a.Service != b.Service || a.Route != b.Route || a.Consumer != b.Consumer {
+			t.Errorf("plugin %d: %+v, back %+v", i, a, b)
+		}
+	}
+}

@@ -10,7 +10,8 @@ import (
 // Export writes the entities of f as a Kong declarative document
 // (_format_version "3.0"): upstreams with their targets nested, services
 // with their routes nested, routes without a service at the top level,
-// then certificates, then the admin layer's keys (File.Layer). Every setting ParseDeclarative reads is written, so
+// then certificates, plugins (scoped by name), consumers with their
+// key-auth credentials, then the admin layer's keys (File.Layer). Every setting ParseDeclarative reads is written, so
 // parsing the result gives f's entities back, and exporting those gives
 // the same bytes. IDs are written as the entities hold them: the caller
 // fills in derived ones first. Fields at their zero value that the
@@ -40,6 +41,21 @@ func Export(f *File) ([]byte, error) {
 			CertFile: c.CertFile, KeyFile: c.KeyFile, CertAltFile: c.CertAltFile, KeyAltFile: c.KeyAltFile,
 			SNIs: c.SNIs, Tags: c.Tags, Default: c.Default})
 	}
+	for i := range f.Plugins {
+		p := &f.Plugins[i]
+		doc.Plugins = append(doc.Plugins, exPlugin{ID: p.ID, Name: p.Name, InstanceName: p.InstanceName, Config: p.Config,
+			Enabled: p.Enabled, Protocols: p.Protocols, Tags: p.Tags, Service: p.Service, Route: p.Route, Consumer: p.Consumer})
+	}
+	for i := range f.Consumers {
+		c := &f.Consumers[i]
+		ec := exConsumer{ID: c.ID, Username: c.Username, CustomID: c.CustomID, Tags: c.Tags}
+		for _, k := range f.KeyAuths {
+			if k.Consumer == c.Key() {
+				ec.KeyAuths = append(ec.KeyAuths, exKeyAuth{ID: k.ID, Key: k.Key, Tags: k.Tags})
+			}
+		}
+		doc.Consumers = append(doc.Consumers, ec)
+	}
 	if l := f.Layer; l != nil {
 		values := func(items []LayerItem) []map[string]any {
 			var out []map[string]any
@@ -68,10 +84,39 @@ type exportDoc struct {
 	Services      []exService     `yaml:"services,omitempty"`
 	Routes        []exRoute       `yaml:"routes,omitempty"`
 	Certificates  []exCertificate `yaml:"certificates,omitempty"`
+	Plugins       []exPlugin      `yaml:"plugins,omitempty"`
+	Consumers     []exConsumer    `yaml:"consumers,omitempty"`
 	// The admin layer's keys (File.Layer).
 	Canaries  []map[string]any `yaml:"canaries,omitempty"`
 	Rollouts  []map[string]any `yaml:"rollouts,omitempty"`
 	Overrides []map[string]any `yaml:"overrides,omitempty"`
+}
+
+type exPlugin struct {
+	ID           string         `yaml:"id,omitempty"`
+	Name         string         `yaml:"name"`
+	InstanceName string         `yaml:"instance_name,omitempty"`
+	Service      string         `yaml:"service,omitempty"`
+	Route        string         `yaml:"route,omitempty"`
+	Consumer     string         `yaml:"consumer,omitempty"`
+	Config       map[string]any `yaml:"config,omitempty"`
+	Enabled      bool           `yaml:"enabled"`
+	Protocols    []string       `yaml:"protocols,omitempty"`
+	Tags         []string       `yaml:"tags,omitempty"`
+}
+
+type exConsumer struct {
+	ID       string      `yaml:"id,omitempty"`
+	Username string      `yaml:"username,omitempty"`
+	CustomID string      `yaml:"custom_id,omitempty"`
+	Tags     []string    `yaml:"tags,omitempty"`
+	KeyAuths []exKeyAuth `yaml:"keyauth_credentials,omitempty"`
+}
+
+type exKeyAuth struct {
+	ID   string   `yaml:"id,omitempty"`
+	Key  string   `yaml:"key"`
+	Tags []string `yaml:"tags,omitempty"`
 }
 
 type exUpstream struct {
