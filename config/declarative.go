@@ -448,3 +448,17 @@ func (d *decoder) layerFields(f *File) []field {
 	}
 	return out
 }
+
+// kongFieldsExcept is kongFields without the meta fields the entity's
+// decoder reads itself.
+func (d *decoder) kongFieldsExcept(kind string, own ...string) []field {
+	var id string
+	all := d.kongFields(kind, &id)
+	out := all[:0]
+	for _, f := range all {
+		if !slices.Contains(own, f.key) {
+			out = append(out, f)
+		}
+	}
+	return out
+}

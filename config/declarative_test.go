@@ -164,9 +164,11 @@ func TestKongFieldsRefused(t *testing.T) {
 		KindTarget:   "upstreams:\n  - name: u\n    targets:\n      - target: 127.0.0.1:1\n        %s\n",
 		KindService:  "services:\n  - name: s\n    host: h\n    %s\n",
 		KindRoute:    "routes:\n  - name: r\n    paths: [/]\n    %s\n",
+		KindPlugin:   "plugins:\n  - name: cors\n    %s\n",
+		KindKeyAuth:  "consumers:\n  - username: a\n    keyauth_credentials:\n      - key: k\n        %s\n",
 	}
-	line := map[string]int{KindUpstream: 3, KindTarget: 5, KindService: 4, KindRoute: 4}
-	col := map[string]int{KindUpstream: 5, KindTarget: 9, KindService: 5, KindRoute: 5}
+	line := map[string]int{KindUpstream: 3, KindTarget: 5, KindService: 4, KindRoute: 4, KindPlugin: 3, KindKeyAuth: 5}
+	col := map[string]int{KindUpstream: 5, KindTarget: 9, KindService: 5, KindRoute: 5, KindPlugin: 5, KindKeyAuth: 9}
 	n := 0
 	for kind, tmpl := range entity {
 		for _, kf := range KongFields(kind) {
