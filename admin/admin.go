@@ -59,12 +59,18 @@
 //     list refuses any query parameter it does not know (400 invalid
 //     option naming it) rather than ignore it. GET /tags lists the
 //     targets the file or the layer holds, not discovered ones.
-//   - DELETE of an unknown entity is 404 (Kong answers 204).
+//   - DELETE of an entity that is not there is 204, as in Kong 3 (a
+//     missing parent stays 404).
 //   - Services and routes may be created without a name, as in Kong; the
 //     admin layer keys them by their id, and they show "name": null.
-//   - Kong fields Outrigger lacks (https_redirect_status_code,
-//     use_srv_name, ...) are accepted at Kong's default value and refused
-//     otherwise. Route protocols are kept:
+//   - Kong fields Outrigger lacks (request_buffering, use_srv_name,
+//     ...) are accepted at Kong's default value and refused
+//     otherwise, by the table the configuration file's decoder reads
+//     (config.KongFields, config.MetaFields). GET and POST /config
+//     (declarative.go) export the effective entities as a declarative
+//     document and replace the admin layer with one, as Kong in DB-less
+//     mode. Field errors nest under their parents, as Kong's; a route may
+//     have no service. Route protocols are kept:
 //     http/https (the default) or grpc/grpcs, never both families.
 //   - Service TLS fields take PEM instead of Kong's certificate ids:
 //     ca_certificates holds file paths or inline PEM, client_certificate
@@ -83,6 +89,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -402,10 +409,74 @@ type Error struct {
 	// Code and Name are Kong's error code and name (2 "schema violation",
 	// 4 "foreign key violation", 5 "unique constraint violation", ...);
 	// zero and empty when Kong has none for the case.
-	Code    int               `json:"code,omitempty"`
-	Name    string            `json:"name,omitempty"`
-	Message string            `json:"message"`
-	Fields  map[string]string `json:"fields,omitempty"`
+	Code    int    `json:"code,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Message string `json:"message"`
+	// Fields are the offending fields: field name → reason, a nested
+	// field's under its parents' ({"healthchecks": {"active":
+	// {"http_path": reason}}}), as Kong answers them.
+	Fields map[string]string `json:"-"`
+	// Extra is added to the answer as is (POST /config's
+	// flattened_errors).
+	Extra map[string]any `json:"-"`
+}
+
+// MarshalJSON writes e in Kong's shape, Fields nested.
+func (e *Error) MarshalJSON() ([]byte, error) {
+	type plain Error
+	out := map[string]any{}
+	b, err := json.Marshal((*plain)(e))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
+	}
+	if len(e.Fields) > 0 {
+		out["fields"] = nestFields(e.Fields)
+	}
+	for k, v := range e.Extra {
+		out[k] = v
+	}
+	return json.Marshal(out)
+}
+
+// nestFields turns dotted field names into nested objects; a name that
+// is both a field and a parent of others stays dotted.
+func nestFields(f map[string]string) map[string]any {
+	out := map[string]any{}
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		parts := strings.Split(k, ".")
+		m := out
+		ok := true
+		for _, p := range parts[:len(parts)-1] {
+			switch next := m[p].(type) {
+			case nil:
+				child := map[string]any{}
+				m[p] = child
+				m = child
+			case map[string]any:
+				m = next
+			default:
+				ok = false
+			}
+			if !ok {
+				break
+			}
+		}
+		last := parts[len(parts)-1]
+		if _, taken := m[last]; !ok || taken || slices.Contains(parts, "") {
+			out[k] = f[k]
+			continue
+		}
+		m[last] = f[k]
+	}
+	return out
 }
 
 func (e *Error) Error() string { return e.Message }

@@ -49,7 +49,7 @@ func TestUpstreamRetryPolicyAndSuccessRate(t *testing.T) {
 	if bad.status != http.StatusBadRequest {
 		t.Fatalf("bad retry_policy: %d %v", bad.status, bad.body)
 	}
-	fields, _ := bad.body["fields"].(map[string]any)
+	fields := bad.fields() // nested in the answer, dotted here
 	if fields["retry_policy.retry_on"] == nil || fields["retry_policy.retry_backoff.max_interval"] == nil {
 		t.Fatalf("bad retry_policy fields %v", bad.body)
 	}

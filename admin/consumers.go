@@ -65,7 +65,7 @@ func consumerKind() *kind[config.Consumer, state.Consumer] {
 		meta:   func(d *state.Consumer) *state.Meta { return &d.Meta },
 		docKey: func(d *state.Consumer) string { return d.Username },
 		setKey: func(d *state.Consumer, key string) { d.Username = key },
-		fileID: func(key string) string { return stableID(kindConsumer, key) },
+		fileID: func(_ *world, key string) string { return stableID(kindConsumer, key) },
 		find: func(w *world, key string) (*config.Consumer, state.Meta, bool) {
 			for i := range w.eff.Consumers {
 				c := &w.eff.Consumers[i]
@@ -83,7 +83,7 @@ func consumerKind() *kind[config.Consumer, state.Consumer] {
 					o.setString("username", &c.Username, "", nil)
 					o.setString("custom_id", &c.CustomID, "", nil)
 					o.setStrings("tags", &c.Tags, checkTag)
-					o.ignore("id", "created_at", "updated_at")
+					o.kongFields(config.KindConsumer)
 					o.unknown()
 				})
 			}
@@ -159,7 +159,7 @@ func keyAuthKind() *kind[config.KeyAuth, state.KeyAuth] {
 		meta:   func(d *state.KeyAuth) *state.Meta { return &d.Meta },
 		docKey: func(d *state.KeyAuth) string { return d.ID },
 		setKey: func(d *state.KeyAuth, key string) { d.ID = key },
-		fileID: func(id string) string { return id },
+		fileID: func(_ *world, id string) string { return id },
 		// By id or by key, as Kong's.
 		find: func(w *world, key string) (*config.KeyAuth, state.Meta, bool) {
 			for i := range w.eff.KeyAuths {
@@ -185,8 +185,7 @@ func keyAuthKind() *kind[config.KeyAuth, state.KeyAuth] {
 					o.setString("key", &k.Key, "", nonEmpty)
 					o.setStrings("tags", &k.Tags, checkTag)
 					ref = decodeEntityRef(o, kindConsumer)
-					o.kongOnly(map[string]string{"ttl": ""})
-					o.ignore("id", "created_at")
+					o.kongFields(config.KindKeyAuth)
 					o.unknown()
 				})
 			}

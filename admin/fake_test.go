@@ -36,8 +36,9 @@ type fake struct {
 	checkers map[string]*health.Checker
 	found    map[string]map[string][]upstream.Target // upstream → source → discovered targets
 	rollout  map[string]RolloutStatus
-	mutates  int    // successful Mutate calls
-	rev      uint64 // increases with every change
+	mutates  int          // successful Mutate calls
+	rev      uint64       // increases with every change
+	base     *config.File // file, or the layer's declarative document's entities
 }
 
 var _ Controller = (*fake)(nil)
@@ -107,7 +108,11 @@ func (f *fake) ResetState(context.Context) error {
 
 // applyLocked checks the merge and brings the running upstreams in line.
 func (f *fake) applyLocked(d *state.Doc) error {
-	eff := state.Merge(f.file, d)
+	base, err := state.Base(f.file, d)
+	if err != nil {
+		return &Error{Status: 400, Message: err.Error()}
+	}
+	eff := state.Merge(base, d)
 	ups := map[string]bool{}
 	for _, u := range eff.Upstreams {
 		ups[u.Name] = true
@@ -117,7 +122,7 @@ func (f *fake) applyLocked(d *state.Doc) error {
 		svcs[s.Name] = true
 	}
 	for _, r := range eff.Routes {
-		if !svcs[r.Service] {
+		if r.Service != "" && !svcs[r.Service] {
 			return &Error{Status: http.StatusBadRequest, Message: fmt.Sprintf("route %q: service %q not found", r.Name, r.Service)}
 		}
 	}
@@ -154,6 +159,7 @@ func (f *fake) applyLocked(d *state.Doc) error {
 			chk.Mark(s.Addr, m)
 		}
 	}
+	f.base = base
 	return nil
 }
 
@@ -187,7 +193,11 @@ func (f *fake) Doc() *state.Doc {
 	return f.doc.Clone()
 }
 
-func (f *fake) File() *config.File { return f.file }
+func (f *fake) File() *config.File {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.base
+}
 
 func (f *fake) Upstream(name string) *upstream.Upstream {
 	f.mu.Lock()
@@ -286,9 +296,26 @@ func (r *resp) str(key string) string {
 	return v
 }
 
+// fields are the answer's field errors, nested ones under their dotted
+// name (the answer nests them, as Kong).
 func (r *resp) fields() map[string]any {
 	f, _ := r.body["fields"].(map[string]any)
-	return f
+	if f == nil {
+		return nil
+	}
+	out := map[string]any{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			out[prefix+k] = v
+		}
+	}
+	walk("", f)
+	return out
 }
 
 func (r *resp) data() []map[string]any {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
 )
@@ -327,28 +328,42 @@ func (o *obj) ignore(keys ...string) {
 	}
 }
 
-// kongOnly accepts fields Kong has and Outrigger does not implement as
-// long as they hold Kong's default: null, an empty list, or def (as
-// written in a form; "" when only null is the default). Clients that send
-// whole Kong entities (Kong Manager, decK) then work; a value that would
-// change behaviour is refused.
-func (o *obj) kongOnly(defaults map[string]string) {
-	for k, def := range defaults {
+// kongFields accepts the bookkeeping and Kong-only fields of kind, by
+// the rules the configuration file applies to them (config.MetaFields,
+// config.KongFields): the id is left to the caller, created_at and
+// updated_at must be integers and ws_id a UUID (all three dropped), and a
+// Kong-only field must hold null, an empty list or Kong's default, so
+// clients that send whole Kong entities (Kong Manager, decK) work while a
+// value that would change behaviour is refused.
+func (o *obj) kongFields(kind string) {
+	for _, k := range config.MetaFields(kind) {
 		v, present := o.get(k)
+		if !present || v == nil {
+			continue
+		}
+		switch k {
+		case "created_at", "updated_at":
+			if i, why := asInt(v); why != "" || i < 0 {
+				o.fail(k, "expected an integer")
+			}
+		case "ws_id":
+			if s, why := asString(v); why != "" || !config.IsUUID(s) {
+				o.fail(k, "expected a UUID")
+			}
+		}
+	}
+	for _, kf := range config.KongFields(kind) {
+		v, present := o.get(kf.Name)
 		if !present || v == nil {
 			continue
 		}
 		if l, ok := v.([]any); ok && len(l) == 0 {
 			continue
 		}
-		if def != "" && fmt.Sprint(v) == def {
+		if _, isList := v.([]any); !isList && kf.Accepts(fmt.Sprint(v)) {
 			continue
 		}
-		if def == "" {
-			o.fail(k, "not supported by outrigger (leave it null)")
-		} else {
-			o.fail(k, "not supported by outrigger (only %s)", def)
-		}
+		o.fail(kf.Name, "%s", kf.Refusal())
 	}
 }
 
@@ -709,4 +724,31 @@ func (o *obj) setHeaders(k string, dst *map[string][]string, route bool) {
 		out[name] = values
 	}
 	*dst = out
+}
+
+// asDuration reads a Go duration ("1h30m") or 0, not negative, as the
+// configuration file writes durations.
+func asDuration(v any) (time.Duration, string) {
+	const want = "expected a duration such as \"30s\" (or 0)"
+	if n, ok := numberText(v); ok {
+		if n == "0" {
+			return 0, ""
+		}
+		if _, isForm := v.(formValue); !isForm {
+			return 0, want
+		}
+		v = n
+	}
+	s, why := asString(v)
+	if why != "" {
+		return 0, want
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	switch {
+	case err != nil:
+		return 0, want
+	case d < 0:
+		return 0, "must not be negative"
+	}
+	return d, ""
 }

@@ -36,25 +36,36 @@ func (w *world) route(key string) (*config.Route, state.Meta, bool) { return w.k
 
 // fileMeta is the meta of a file entity no Doc entity replaces.
 func (k *kind[C, D]) fileMeta(w *world, key string) state.Meta {
-	return state.Meta{ID: k.fileID(key), CreatedAt: w.started, UpdatedAt: w.started}
+	return state.Meta{ID: k.fileID(w, key), CreatedAt: w.started, UpdatedAt: w.started}
 }
 
-// derivedID is the id of a file entity of kind and name.
-func derivedID(kind string) func(string) string {
-	return func(name string) string { return stableID(kind, name) }
+// fileIDOf is the id of a file entity of kind: the one the file gives
+// (idOf, "" for none), else one derived from its key.
+func fileIDOf(kind string, idOf func(f *config.File, key string) string) func(*world, string) string {
+	return func(w *world, key string) string {
+		if id := idOf(w.file, key); id != "" {
+			return id
+		}
+		return stableID(kind, key)
+	}
 }
 
 func upstreamKind() *kind[config.Upstream, state.Upstream] {
 	return &kind[config.Upstream, state.Upstream]{
 		name: kindUpstream, param: "upstream", named: true, nameRequired: true, checkName: config.CheckUpstreamName,
-		all:      func(f *config.File) []config.Upstream { return f.Upstreams },
-		tags:     func(c *config.Upstream) []string { return c.Tags },
-		key:      func(c *config.Upstream) string { return c.Name },
-		docs:     func(d *state.Doc) map[string]*state.Upstream { return d.Upstreams },
-		meta:     func(d *state.Upstream) *state.Meta { return &d.Meta },
-		docKey:   func(d *state.Upstream) string { return d.Name },
-		setKey:   func(d *state.Upstream, key string) { d.Name = key },
-		fileID:   derivedID(kindUpstream),
+		all:    func(f *config.File) []config.Upstream { return f.Upstreams },
+		tags:   func(c *config.Upstream) []string { return c.Tags },
+		key:    func(c *config.Upstream) string { return c.Name },
+		docs:   func(d *state.Doc) map[string]*state.Upstream { return d.Upstreams },
+		meta:   func(d *state.Upstream) *state.Meta { return &d.Meta },
+		docKey: func(d *state.Upstream) string { return d.Name },
+		setKey: func(d *state.Upstream, key string) { d.Name = key },
+		fileID: fileIDOf(kindUpstream, func(f *config.File, key string) string {
+			if u, ok := f.Upstream(key); ok {
+				return u.ID
+			}
+			return ""
+		}),
 		render:   func(_ *world, c *config.Upstream, m state.Meta) any { return renderUpstream(c, m) },
 		decode:   decodeUpstreamBody,
 		fresh:    func() *state.Upstream { u := newUpstream(); return &u },
@@ -90,6 +101,9 @@ func decodeUpstreamBody(_ *world, _ *http.Request, b *obj, m mode, _ string) (ap
 		if err := checkHashing(&scratch); err != nil {
 			return nil, err
 		}
+		if err := checkSlowStart(&scratch); err != nil {
+			return nil, err
+		}
 	}
 	return func(w *world, u *state.Upstream) error {
 		if m != modePatch {
@@ -107,6 +121,9 @@ func decodeUpstreamBody(_ *world, _ *http.Request, b *obj, m mode, _ string) (ap
 			return err
 		}
 		unseedBreakers(u, sd)
+		if err := checkSlowStart(u); err != nil {
+			return err
+		}
 		return checkHashing(u)
 	}, nil
 }
@@ -121,7 +138,12 @@ func serviceKind() *kind[config.Service, state.Service] {
 		meta:   func(d *state.Service) *state.Meta { return &d.Meta },
 		docKey: func(d *state.Service) string { return d.Name },
 		setKey: func(d *state.Service, key string) { d.Name = key },
-		fileID: derivedID(kindService),
+		fileID: fileIDOf(kindService, func(f *config.File, key string) string {
+			if s, ok := f.Service(key); ok {
+				return s.ID
+			}
+			return ""
+		}),
 		render: func(_ *world, c *config.Service, m state.Meta) any { return renderService(c, m) },
 		decode: func(_ *world, _ *http.Request, b *obj, m mode, _ string) (applier[state.Service], error) {
 			apply, err := serviceDecoder(b)
@@ -166,7 +188,14 @@ func routeKind() *kind[config.Route, state.Route] {
 		meta:   func(d *state.Route) *state.Meta { return &d.Meta },
 		docKey: func(d *state.Route) string { return d.Name },
 		setKey: func(d *state.Route, key string) { d.Name = key },
-		fileID: derivedID(kindRoute),
+		fileID: fileIDOf(kindRoute, func(f *config.File, key string) string {
+			for i := range f.Routes {
+				if f.Routes[i].Name == key {
+					return f.Routes[i].ID
+				}
+			}
+			return ""
+		}),
 		render: func(w *world, c *config.Route, m state.Meta) any { return w.renderRoute(c, m) },
 		scope: func(w *world, r *http.Request) (func(*config.Route) bool, error) {
 			key := r.PathValue("service")
@@ -189,25 +218,17 @@ func routeKind() *kind[config.Route, state.Route] {
 
 // decodeRouteBody checks a route body and returns its applier, which
 // resolves the route's service: the URL's (POST /services/{service}/routes),
-// the body's, or for a PATCH the current one unless the body names one.
+// the body's, or for a PATCH the current one unless the body names one
+// (or null). A route may have no service, as in Kong.
 func decodeRouteBody(_ *world, r *http.Request, b *obj, m mode, _ string) (applier[state.Route], error) {
 	apply, err := routeDecoder(b)
 	if err != nil {
 		return nil, err
 	}
-	switch m {
-	case modePatch:
-		if v, present := b.m["service"]; present && (v == nil || v == formValue("")) {
-			return nil, fieldError("service", "required field missing")
-		}
-	default:
+	if m != modePatch {
 		scratch := newRoute()
-		ref, err := apply(&scratch)
-		if err != nil {
+		if _, err := apply(&scratch); err != nil {
 			return nil, err
-		}
-		if ref.id == "" && ref.name == "" && (m == modePut || r.PathValue("service") == "") {
-			return nil, fieldError("service", "required field missing")
 		}
 	}
 	return func(w *world, rt *state.Route) error {
@@ -215,11 +236,16 @@ func decodeRouteBody(_ *world, r *http.Request, b *obj, m mode, _ string) (appli
 		if err != nil {
 			return err
 		}
+		named := ref.id != "" || ref.name != ""
 		switch {
 		case m == modeCreate:
 			rt.Service, err = serviceFromPath(w, r, ref)
-		case m == modePut || ref.id != "" || ref.name != "":
+		case named:
 			rt.Service, err = ref.resolve(w)
+		case m == modePut || ref.present:
+			// No service (or service: null), as Kong allows: the
+			// route's requests are answered 503.
+			rt.Service = ""
 		}
 		return err
 	}, nil
@@ -235,7 +261,7 @@ func certificateKind() *kind[config.Certificate, state.Certificate] {
 		meta:   func(d *state.Certificate) *state.Meta { return &d.Meta },
 		docKey: func(d *state.Certificate) string { return d.ID },
 		setKey: func(d *state.Certificate, key string) { d.ID = key },
-		fileID: func(id string) string { return id },
+		fileID: func(_ *world, id string) string { return id },
 		find:   func(w *world, key string) (*config.Certificate, state.Meta, bool) { return w.certificate(key) },
 		render: func(_ *world, c *config.Certificate, m state.Meta) any { return renderCertificate(c, m) },
 		// A PATCH is checked against the certificate as it is now; inside

@@ -98,22 +98,28 @@ func schemas() js {
 	counter := func(d string) js { return sint(d, 0, config.MaxCounter) }
 	interval := snum("seconds between probes; 0 disables", 0, config.MaxSeconds)
 	upstreamIn := js{
-		"tags":                tagsSchema(),
-		"id":                  uuidSchema("optional on creation"),
-		"name":                sstr("hostname-like; a service's host names it"),
-		"algorithm":           senum("balancing algorithm", config.Algorithms()...),
-		"hash_on":             senum("hash input (consistent-hashing)", config.HashOnValues()...),
-		"hash_fallback":       senum("hash input when hash_on gives none", config.HashOnValues()...),
-		"hash_on_header":      nullable(sstr("header name (hash_on=header)")),
-		"hash_on_cookie":      nullable(sstr("cookie name (hash_on=cookie)")),
-		"hash_on_cookie_path": sstr("cookie path"),
-		"hash_on_query_arg":   nullable(sstr("query argument (hash_on=query_arg)")),
-		"hash_on_uri_capture": nullable(sstr("regex capture name (hash_on=uri_capture)")),
-		"slots":               sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
-		"healthchecks":        sref("Healthchecks"),
-		"circuit_breakers":    nullable(sref("CircuitBreakers")),
-		"retry_budget":        nullable(sref("RetryBudget")),
-		"retry_policy":        nullable(sref("RetryPolicy")),
+		"tags":                       tagsSchema(),
+		"id":                         uuidSchema("optional on creation"),
+		"name":                       sstr("hostname-like; a service's host names it"),
+		"algorithm":                  senum("balancing algorithm", config.Algorithms()...),
+		"hash_on":                    senum("hash input (consistent-hashing)", config.HashOnValues()...),
+		"hash_fallback":              senum("hash input when hash_on gives none", config.HashOnValues()...),
+		"hash_on_header":             nullable(sstr("header name (hash_on=header)")),
+		"hash_on_cookie":             nullable(sstr("cookie name (hash_on=cookie)")),
+		"hash_on_cookie_path":        sstr("cookie path"),
+		"hash_on_query_arg":          nullable(sstr("query argument (hash_on=query_arg)")),
+		"hash_on_uri_capture":        nullable(sstr("regex capture name (hash_on=uri_capture)")),
+		"slots":                      sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
+		"sticky_sessions_cookie":     sstr("the sticky-sessions cookie's name (default " + config.DefaultStickyCookie + ")"),
+		"sticky_sessions_cookie_ttl": sstr("its lifetime, a duration (\"1h\", the default; 0: a session cookie)"),
+		"slow_start": nullable(closed(sobj(js{"window": sstr("a positive duration (\"30s\")"), "aggression": js{"type": "number", "description": "ramp curve exponent, > 0 (default 1)"},
+			"min_weight_percent": snum("weight at the start of the ramp (default 10)", 0, config.MaxPercent)}))),
+		"panic": closed(sobj(js{"min_healthy_percent": snum("healthy share under which the upstream panics (0: never)", 0, config.MaxPercent),
+			"mode": senum("what a panicking upstream does", config.PanicModes()...)})),
+		"healthchecks":     sref("Healthchecks"),
+		"circuit_breakers": nullable(sref("CircuitBreakers")),
+		"retry_budget":     nullable(sref("RetryBudget")),
+		"retry_policy":     nullable(sref("RetryPolicy")),
 	}
 	timeoutDoc := "milliseconds, default " + strconv.Itoa(ms(config.DefaultTimeout))
 	serviceIn := js{
@@ -149,7 +155,9 @@ func schemas() js {
 		"preserve_host":  sbool("default " + strconv.FormatBool(newRoute().PreserveHost)),
 		"regex_priority": sint("order of regex paths", config.MinRegexPriority, config.MaxRegexPriority),
 		"path_handling":  senum("default "+config.DefaultPathHandling+": how the service path and the request path combine upstream, as Kong's", config.PathHandlings()...),
-		"protocols":      sarr(senum("", config.RouteProtocols()...), "default [http, https]; grpc/grpcs (not mixed with http/https): gRPC over HTTP/2 only, a non-gRPC request gets 415, gRPC over HTTP/1.1 426"),
+		"https_redirect_status_code": js{"type": "integer", "enum": []any{426, 301, 302, 307, 308},
+			"description": "a plaintext request to a route whose protocols are [https]: 426 (the default) refuses it, the others redirect it to https"},
+		"protocols": sarr(senum("", config.RouteProtocols()...), "default [http, https]; grpc/grpcs (not mixed with http/https): gRPC over HTTP/2 only, a non-gRPC request gets 415, gRPC over HTTP/1.1 426"),
 	}
 	overrideIn := js{
 		"target": nullable(sstr("select one address (host:port)")),
@@ -177,16 +185,23 @@ func schemas() js {
 	return js{
 		"Error": sobj(js{
 			"message": sstr(""),
-			"fields":  js{"type": "object", "additionalProperties": sstr(""), "description": "field (dotted when nested) → reason"},
+			"fields":  js{"type": "object", "description": "field → reason; a nested field's under its parents ({\"healthchecks\": {\"active\": {\"http_path\": reason}}}), as Kong"},
 			"code":    js{"type": "integer", "description": "Kong's error code"},
 			"name":    sstr("Kong's error name"),
 		}, "message"),
-		"Welcome": sobj(js{"tagline": sstr(""), "version": sstr(""), "node_id": uuidSchema("this node's id (Kong's node_id)")}),
+		"Welcome": sobj(js{"tagline": sstr(""), "version": sstr(""), "node_id": uuidSchema("this node's id (Kong's node_id)"),
+			"hostname": sstr(""), "pids": js{"type": "object"}, "configuration": js{"type": "object"}, "plugins": js{"type": "object"}, "timers": js{"type": "object"}}),
+		"DeclarativeConfig":   sobj(js{"config": sstr("the effective entities as a declarative document (YAML, _format_version 3.0)")}, "config"),
+		"DeclarativeInput":    js{"type": "object", "description": "a declarative document (_format_version, upstreams, targets, services, routes, certificates), or {config: the document's text}"},
+		"DeclarativeEntities": js{"type": "object", "description": "the entities now in force, by kind then id"},
 		"Status": sobj(js{
 			"version": sstr(""), "started_at": js{"type": "integer", "description": "Unix seconds"},
 			"config_generation": js{"type": "integer"}, "config_file": sstr(""),
 			"upstreams": js{"type": "integer"}, "services": js{"type": "integer"}, "routes": js{"type": "integer"},
-			"uptime_seconds": js{"type": "number"},
+			"uptime_seconds":     js{"type": "number"},
+			"configuration_hash": sstr("MD5 of GET /config's document (Kong's configuration_hash)"),
+			"database":           js{"type": "object"}, "server": js{"type": "object", "description": "total_requests, requests_in_flight"},
+			"memory": js{"type": "object", "description": "Kong's workers_lua_vms (the Go heap), and go: heap_alloc, sys, num_gc, goroutines"},
 			"admin_layer": sobj(js{
 				"store": senum("where the admin layer lives", "memory", "file", "consul"),
 				"state": senum("in_sync: the store's latest layer is in force; not_applied: it does not build with this configuration file "+
@@ -308,10 +323,10 @@ func schemas() js {
 		"ServiceInput": closed(sobj(with(serviceIn, js{"url": sstr("shorthand for protocol, host, port and path: http://host:port/path")}))),
 		"Service":      sobj(with(serviceIn, timestamps()), "id", "protocol", "host", "port", "retries"),
 		"RouteInput": closed(sobj(with(routeIn, js{
-			"service": js{"description": "the route's service: {\"id\": ...} or {\"name\": ...} (form: service.id=... or service.name=...), or an id or name",
+			"service": js{"description": "the route's service (null or absent: none, its requests are answered 503 as Kong): {\"id\": ...} or {\"name\": ...} (form: service.id=... or service.name=...), or an id or name",
 				"oneOf": []any{sstr(""), closed(sobj(js{"id": uuidSchema("")})), closed(sobj(js{"name": sstr("")}))}},
 		}))),
-		"Route":     sobj(with(routeIn, with(timestamps(), js{"service": sref("IdRef")})), "id", "service", "strip_path", "preserve_host", "path_handling"),
+		"Route":     sobj(with(routeIn, with(timestamps(), js{"service": nullable(sref("IdRef"))})), "id", "service", "strip_path", "preserve_host", "path_handling"),
 		"ForceRule": forceRule,
 		"CanaryInput": closed(sobj(js{
 			"upstream":  sstr("the canary upstream; exists, differs from the service's host"),

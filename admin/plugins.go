@@ -99,7 +99,7 @@ func pluginKind() *kind[config.Plugin, state.Plugin] {
 		meta:   func(d *state.Plugin) *state.Meta { return &d.Meta },
 		docKey: func(d *state.Plugin) string { return d.ID },
 		setKey: func(d *state.Plugin, key string) { d.ID = key },
-		fileID: func(id string) string { return id },
+		fileID: func(_ *world, id string) string { return id },
 		render: func(w *world, c *config.Plugin, m state.Meta) any { return w.renderPlugin(c, m) },
 		scope: func(w *world, r *http.Request) (func(*config.Plugin) bool, error) {
 			svc, rt, cons, err := scopeOfPath(w, r)
@@ -303,8 +303,7 @@ func decodePluginFields(o *obj) pluginBody {
 	b.service = decodeEntityRef(o, kindService)
 	b.route = decodeEntityRef(o, kindRoute)
 	b.consumer = decodeEntityRef(o, kindConsumer)
-	o.kongOnly(map[string]string{"ordering": "", "consumer_group": ""})
-	o.ignore("id", "created_at", "updated_at")
+	o.kongFields(config.KindPlugin)
 	o.unknown()
 	return b
 }

@@ -22,6 +22,7 @@ type routeOut struct {
 	PreserveHost  bool                `json:"preserve_host"`
 	RegexPriority int                 `json:"regex_priority"`
 	PathHandling  string              `json:"path_handling"`
+	HTTPSRedirect int                 `json:"https_redirect_status_code"`
 	Service       *idRef              `json:"service"`
 	Tags          []string            `json:"tags"`
 	CreatedAt     int64               `json:"created_at"`
@@ -40,7 +41,8 @@ func (w *world) renderRoute(r *config.Route, m state.Meta) routeOut {
 		ID: m.ID, Name: shownName(r.Name, m), Protocols: r.Protocols,
 		Methods: nilIfEmpty(r.Methods), Hosts: nilIfEmpty(r.Hosts), Paths: nilIfEmpty(r.Paths),
 		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: r.PathHandling,
-		Tags: tagsOut(r.Tags), CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
+		HTTPSRedirect: r.HTTPSRedirectStatusCode,
+		Tags:          tagsOut(r.Tags), CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
 	if len(r.Headers) > 0 {
 		out.Headers = r.Headers
@@ -125,15 +127,22 @@ func decodeRoute(o *obj, r *state.Route) serviceRef {
 	o.setBool("preserve_host", &r.PreserveHost, false)
 	o.setInt("regex_priority", &r.RegexPriority, 0, config.MinRegexPriority, config.MaxRegexPriority)
 	o.setString("path_handling", &r.PathHandling, config.DefaultPathHandling, oneOf(config.PathHandlings()...))
+	if o.has("https_redirect_status_code") {
+		code := r.HTTPSRedirectStatusCode
+		o.setInt("https_redirect_status_code", &code, config.DefaultHTTPSRedirect, config.MinHTTPStatus, config.MaxHTTPStatus)
+		if err := config.CheckHTTPSRedirect(code); err != nil {
+			o.fail("https_redirect_status_code", "%v", err)
+		} else {
+			r.HTTPSRedirectStatusCode = code
+		}
+	}
 	o.setStrings("protocols", &r.Protocols, oneOf(config.RouteProtocols()...))
 	if err := config.CheckRouteProtocols(r.Protocols); err != nil {
 		o.fail("protocols", "%v", err)
 	}
 	ref := decodeServiceRef(o)
 	o.setStrings("tags", &r.Tags, checkTag)
-	o.kongOnly(map[string]string{"https_redirect_status_code": "426", "request_buffering": "true",
-		"response_buffering": "true", "snis": "", "sources": "", "destinations": ""})
-	o.ignore("id", "created_at", "updated_at")
+	o.kongFields(config.KindRoute)
 	o.unknown()
 	return ref
 }
@@ -190,6 +199,9 @@ func (w *world) putRoute(old string, r *state.Route, now int64) error {
 func serviceFromPath(w *world, r *http.Request, ref serviceRef) (string, error) {
 	key := r.PathValue("service")
 	if key == "" {
+		if ref.id == "" && ref.name == "" {
+			return "", nil // a route without a service
+		}
 		return ref.resolve(w)
 	}
 	s, _, ok := w.service(key)

@@ -74,6 +74,11 @@ func (a *api) routes() []endpoint {
 		{method: http.MethodGet, path: "/openapi.json", op: "getOpenAPI", tag: "status", summary: "This document", out: "object", ok: http.StatusOK, raw: http.HandlerFunc(a.serveSpec)},
 
 		// The admin layer as a whole.
+		ctl(endpoint{method: http.MethodGet, path: "/config", op: "getConfig", tag: "status",
+			summary: "Export the effective entities as a Kong declarative document (Kong DB-less GET /config: {config: YAML})", out: "DeclarativeConfig", ok: http.StatusOK, h: a.getConfig}),
+		ctl(endpoint{method: http.MethodPost, path: "/config", op: "postConfig", tag: "status",
+			summary: "Replace the admin layer with a declarative document (Kong DB-less POST /config; JSON, YAML, or a config field); validated whole, nothing applied on error; ?check_hash=1 answers 304 when nothing would change",
+			in:      "DeclarativeInput", out: "DeclarativeEntities", ok: http.StatusCreated, example: declarativeExample(), h: a.postConfig}),
 		ctl(endpoint{method: http.MethodDelete, path: "/state", op: "resetState", tag: "status",
 			summary: "Reset the admin layer: every change made through the admin API is discarded, in the store too (fleet-wide); the configuration file stays in force",
 			ok:      http.StatusNoContent, h: a.resetState}),
@@ -91,7 +96,7 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/debug", op: "getUpstreamDebug", tag: "health",
 			summary: "What the sidecar believes: every target of the live snapshot with source, weights, health reason and since, slow start, in-flight, EWMA, ejection, locality; and the layer generations that built it",
 			out:     "UpstreamDebug", ok: http.StatusOK, h: a.upstreamDebug}),
-		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included", out: "list:TargetHealth", ok: http.StatusOK, paged: true, tagged: true, h: healthChild().list(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/health", op: "getUpstreamHealth", tag: "health", summary: "Health of every target, discovered ones included; with ?balancer_health=1 the balancer's as a whole, Kong's {data: {id, health, details}}", out: "list:TargetHealth", ok: http.StatusOK, paged: true, tagged: true, h: a.upstreamHealth(healthChild().list(a))}),
 
 		// Targets.
 		ctl(endpoint{method: http.MethodGet, path: "/upstreams/{upstream}/targets", op: "listTargets", tag: "targets", summary: "List targets: the file's, the API's and discovered ones", out: "list:Target", ok: http.StatusOK, paged: true, tagged: true, h: targets.list(a)}),
@@ -208,20 +213,6 @@ func (a *api) statusNow() Status {
 		return Status{}
 	}
 	return a.o.Status()
-}
-
-func (a *api) root(*http.Request) (int, any, error) {
-	s := a.statusNow()
-	return http.StatusOK, map[string]any{"tagline": "Welcome to outrigger", "version": s.Version, "node_id": a.nodeID}, nil
-}
-
-func (a *api) status(*http.Request) (int, any, error) {
-	s := a.statusNow()
-	return http.StatusOK, struct {
-		Status
-		StartedAt     int64   `json:"started_at"` // Unix seconds, as every timestamp of the API
-		UptimeSeconds float64 `json:"uptime_seconds"`
-	}{s, s.StartedAt.Unix(), s.Uptime.Seconds()}, nil
 }
 
 func (a *api) resetState(r *http.Request) (int, any, error) {

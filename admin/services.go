@@ -130,8 +130,7 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 		return m, config.CheckGRPCMethod(m)
 	})
 	o.setStrings("tags", &s.Tags, checkTag)
-	o.kongOnly(map[string]string{"enabled": "true"})
-	o.ignore("id", "created_at", "updated_at")
+	o.kongFields(config.KindService)
 	o.unknown()
 }
 
@@ -159,7 +158,7 @@ func (w *world) editableService(name string) *state.Service {
 	if d, ok := w.doc.Services[name]; ok && !d.Deleted {
 		s := *d
 		if s.ID == "" {
-			s.ID = stableID(kindService, name)
+			s.ID = w.k.service.fileID(w, name)
 		}
 		return &s
 	}
@@ -179,7 +178,7 @@ func (w *world) editableRoute(name string) *state.Route {
 	if d, ok := w.doc.Routes[name]; ok && !d.Deleted {
 		r := cloneJSON(d)
 		if r.ID == "" {
-			r.ID = stableID(kindRoute, name)
+			r.ID = w.k.route.fileID(w, name)
 		}
 		return r
 	}
@@ -188,7 +187,7 @@ func (w *world) editableRoute(name string) *state.Route {
 		Meta: w.k.route.fileMeta(w, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
 		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
 		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority, PathHandling: e.PathHandling,
-		Protocols: slices.Clone(e.Protocols), Tags: slices.Clone(e.Tags),
+		Protocols: slices.Clone(e.Protocols), Tags: slices.Clone(e.Tags), HTTPSRedirectStatusCode: e.HTTPSRedirectStatusCode,
 	}
 }
 

@@ -52,8 +52,9 @@ type kind[C, D any] struct {
 	meta   func(d *D) *state.Meta
 	docKey func(d *D) string
 	setKey func(d *D, key string)
-	// fileID is the id of a file entity of that key.
-	fileID func(key string) string
+	// fileID is the id of a file entity of that key: the file's own, or
+	// one derived from the key.
+	fileID func(w *world, key string) string
 	// find looks an effective entity up by id or key (by name, or what
 	// else the kind allows); nil means by id or key.
 	find   func(w *world, key string) (*C, state.Meta, bool)
@@ -91,12 +92,12 @@ func (k *kind[C, D]) metaOf(w *world, key string) state.Meta {
 	if d, ok := k.docs(w.doc)[key]; ok {
 		if m := *k.meta(d); !m.Deleted {
 			if m.ID == "" {
-				m.ID = k.fileID(key)
+				m.ID = k.fileID(w, key)
 			}
 			return m
 		}
 	}
-	return state.Meta{ID: k.fileID(key), CreatedAt: w.started, UpdatedAt: w.started}
+	return state.Meta{ID: k.fileID(w, key), CreatedAt: w.started, UpdatedAt: w.started}
 }
 
 // lookup finds an effective entity by id or key.
@@ -150,7 +151,7 @@ func (k *kind[C, D]) idTaken(w *world, id string) bool {
 	for key, d := range k.docs(w.doc) {
 		m := *k.meta(d)
 		if m.ID == "" {
-			m.ID = k.fileID(key)
+			m.ID = k.fileID(w, key)
 		}
 		if sameID(m.ID, id) {
 			return true
@@ -158,7 +159,7 @@ func (k *kind[C, D]) idTaken(w *world, id string) bool {
 	}
 	all := k.all(w.file)
 	for i := range all {
-		if sameID(k.fileID(k.key(&all[i])), id) {
+		if sameID(k.fileID(w, k.key(&all[i])), id) {
 			return true
 		}
 	}

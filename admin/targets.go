@@ -123,7 +123,7 @@ func (w *world) targets(u *config.Upstream, um state.Meta, rt runtime) []targetV
 		owned = d.Targets
 	} else {
 		for _, t := range u.Targets {
-			owned = append(owned, state.Target{Meta: state.Meta{CreatedAt: w.started, UpdatedAt: w.started}, Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
+			owned = append(owned, state.Target{Meta: state.Meta{ID: t.ID, CreatedAt: w.started, UpdatedAt: w.started}, Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
 		}
 	}
 	out := make([]targetView, 0, len(owned)+len(rt.targets))
@@ -202,7 +202,7 @@ func decodeTarget(o *obj, t *state.Target) {
 	o.setInt("priority", &t.Priority, 0, 0, config.MaxPriority)
 	o.setBool("backup", &t.Backup, false)
 	o.setString("zone", &t.Zone, "", checkTag)
-	o.ignore("id", "upstream", "created_at", "updated_at")
+	o.kongFields(config.KindTarget)
 	o.unknown()
 }
 
@@ -343,7 +343,7 @@ func (w *world) overrideDiscovered(b *obj, name string, cur *targetView, now int
 			o.fail(k, "cannot be changed on a target discovered by %s (only weight can)", cur.Source)
 		}
 	}
-	o.ignore("id", "upstream", "created_at", "updated_at")
+	o.kongFields(config.KindTarget)
 	o.unknown()
 	if err := o.err(); err != nil {
 		return err

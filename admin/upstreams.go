@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -24,6 +25,10 @@ type upstreamOut struct {
 	HashOnQueryArg   *string               `json:"hash_on_query_arg"`
 	HashOnURICapture *string               `json:"hash_on_uri_capture"`
 	Slots            int                   `json:"slots"`
+	StickyCookie     string                `json:"sticky_sessions_cookie"`
+	StickyTTL        state.Duration        `json:"sticky_sessions_cookie_ttl"`
+	SlowStart        *state.SlowStart      `json:"slow_start"`
+	Panic            state.Panic           `json:"panic"`
 	Healthchecks     hcOut                 `json:"healthchecks"`
 	CircuitBreakers  state.CircuitBreakers `json:"circuit_breakers"`
 	RetryBudget      state.RetryBudget     `json:"retry_budget"`
@@ -90,6 +95,8 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 		HashOnHeader: strOrNil(u.HashOnHeader), HashOnCookie: strOrNil(u.HashOnCookie),
 		HashOnCookiePath: u.HashOnCookiePath, HashOnQueryArg: strOrNil(u.HashOnQueryArg),
 		HashOnURICapture: strOrNil(u.HashOnURICapture), Slots: u.Slots, Tags: tagsOut(u.Tags),
+		StickyCookie: u.StickyCookie, StickyTTL: state.Duration(u.StickyTTL), SlowStart: slowStartOf(u),
+		Panic: state.Panic{MinHealthyPercent: u.Panic.MinHealthyPercent, Mode: u.Panic.Mode},
 		Healthchecks: hcOut{
 			Threshold: h.Threshold,
 			Active: hcActiveOut{
@@ -173,6 +180,18 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 	o.setString("hash_on_query_arg", &u.HashOnQueryArg, "", nonEmpty)
 	o.setString("hash_on_uri_capture", &u.HashOnURICapture, "", nonEmpty)
 	o.setInt("slots", &u.Slots, d.Slots, config.MinSlots, config.MaxSlots)
+	o.setString("sticky_sessions_cookie", &u.StickyCookie, d.StickyCookie, keep(config.CheckToken))
+	if v, present := o.get("sticky_sessions_cookie_ttl"); present {
+		u.StickyTTL = nil
+		if v != nil {
+			if ttl, why := asDuration(v); why != "" {
+				o.fail("sticky_sessions_cookie_ttl", "%s", why)
+			} else {
+				u.StickyTTL = ptr(state.Duration(ttl))
+			}
+		}
+	}
+	decodeSlowStartPanic(o, u)
 	if c, present, null := o.child("healthchecks"); present {
 		switch {
 		case null:
@@ -186,9 +205,7 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 	}
 	decodeBreakers(o, u)
 	o.setStrings("tags", &u.Tags, checkTag)
-	o.kongOnly(map[string]string{"host_header": "", "client_certificate": "", "use_srv_name": "false",
-		"hash_fallback_header": "", "hash_fallback_query_arg": "", "hash_fallback_uri_capture": ""})
-	o.ignore("id", "created_at", "updated_at")
+	o.kongFields(config.KindUpstream)
 	o.unknown()
 }
 
@@ -196,6 +213,8 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 type seeded struct {
 	cb *state.CircuitBreakers
 	rb *state.RetryBudget
+	ss *state.SlowStart
+	pa *state.Panic
 	rp *state.RetryPolicy
 }
 
@@ -221,6 +240,16 @@ func seedBreakers(u *state.Upstream, eff *config.Upstream) seeded {
 		sd.rb = &state.RetryBudget{RetryRatio: r.RetryRatio, MinRetriesPerSecond: r.MinRetriesPerSecond, TTL: secs(r.TTL)}
 		u.RetryBudget = ptr(*sd.rb)
 	}
+	if u.SlowStart == nil {
+		if sd.ss = slowStartOf(eff); sd.ss == nil {
+			sd.ss = &state.SlowStart{}
+		}
+		u.SlowStart = ptr(*sd.ss)
+	}
+	if u.Panic == nil {
+		sd.pa = &state.Panic{MinHealthyPercent: eff.Panic.MinHealthyPercent, Mode: eff.Panic.Mode}
+		u.Panic = ptr(*sd.pa)
+	}
 	return sd
 }
 
@@ -232,6 +261,12 @@ func unseedBreakers(u *state.Upstream, sd seeded) {
 	}
 	if sd.rb != nil && u.RetryBudget != nil && *u.RetryBudget == *sd.rb {
 		u.RetryBudget = nil
+	}
+	if sd.ss != nil && u.SlowStart != nil && *u.SlowStart == *sd.ss {
+		u.SlowStart = nil
+	}
+	if sd.pa != nil && u.Panic != nil && *u.Panic == *sd.pa {
+		u.Panic = nil
 	}
 	if sd.rp != nil && u.RetryPolicy != nil && reflect.DeepEqual(*u.RetryPolicy, *sd.rp) {
 		u.RetryPolicy = nil
@@ -491,7 +526,7 @@ func (w *world) editableUpstream(name string) *state.Upstream {
 	if d, ok := w.doc.Upstreams[name]; ok && !d.Deleted {
 		u = cloneJSON(d)
 		if u.ID == "" {
-			u.ID = stableID(kindUpstream, name)
+			u.ID = w.k.upstream.fileID(w, name)
 		}
 		for i := range u.Targets {
 			if u.Targets[i].ID == "" {
@@ -502,7 +537,7 @@ func (w *world) editableUpstream(name string) *state.Upstream {
 		u = &state.Upstream{Meta: w.k.upstream.fileMeta(w, name), Name: name}
 		for _, t := range eff.Targets {
 			u.Targets = append(u.Targets, state.Target{
-				Meta:   state.Meta{ID: stableID(kindTarget, name+"/"+t.Target), CreatedAt: w.started, UpdatedAt: w.started},
+				Meta:   state.Meta{ID: cmp.Or(t.ID, targetID(name, t.Target)), CreatedAt: w.started, UpdatedAt: w.started},
 				Target: t.Target, Weight: t.Weight, Tags: slices.Clone(t.Tags),
 			})
 		}
@@ -579,4 +614,71 @@ func bodyID(b *obj) (string, error) {
 	id := ""
 	o.setString("id", &id, "", checkID)
 	return id, o.err()
+}
+
+// slowStartOf is an upstream's slow start in the API's shape (nil: none).
+func slowStartOf(u *config.Upstream) *state.SlowStart {
+	s := u.SlowStart
+	if s == nil {
+		return nil
+	}
+	return &state.SlowStart{Window: state.Duration(s.Window), Aggression: s.Aggression, MinWeightPercent: s.MinWeightPercent}
+}
+
+// checkSlowStart refuses a slow_start block without a window (merged
+// into an upstream that had none).
+func checkSlowStart(u *state.Upstream) error {
+	if s := u.SlowStart; s != nil && s.Window == 0 && *s != (state.SlowStart{}) {
+		return fieldError("slow_start.window", "required field missing")
+	}
+	return nil
+}
+
+// decodeSlowStartPanic applies slow_start and panic as the file reads
+// them: slow_start needs a positive window (null removes it), aggression
+// is positive, min_weight_percent and min_healthy_percent 0..100; a block
+// is merged into the upstream's own.
+func decodeSlowStartPanic(o *obj, u *state.Upstream) {
+	if c, present, null := o.child("slow_start"); present {
+		switch {
+		case null:
+			u.SlowStart = &state.SlowStart{}
+		case c != nil:
+			if u.SlowStart == nil || u.SlowStart.Window == 0 {
+				u.SlowStart = &state.SlowStart{Aggression: 1, MinWeightPercent: 10}
+			}
+			s := u.SlowStart
+			if v, present := c.get("window"); present {
+				d, why := asDuration(v)
+				switch {
+				case v == nil || d == 0 && why == "":
+					c.fail("window", "must be positive")
+				case why != "":
+					c.fail("window", "%s", why)
+				default:
+					s.Window = state.Duration(d)
+				}
+			}
+			c.setFloat("aggression", &s.Aggression, 1, 0, 1e9)
+			if s.Aggression <= 0 {
+				c.fail("aggression", "must be greater than 0")
+			}
+			c.setFloat("min_weight_percent", &s.MinWeightPercent, 10, 0, config.MaxPercent)
+			c.unknown()
+		}
+	}
+	if c, present, null := o.child("panic"); present {
+		d := config.DefaultUpstream().Panic
+		switch {
+		case null:
+			u.Panic = nil
+		case c != nil:
+			if u.Panic == nil {
+				u.Panic = &state.Panic{MinHealthyPercent: d.MinHealthyPercent, Mode: d.Mode}
+			}
+			c.setFloat("min_healthy_percent", &u.Panic.MinHealthyPercent, d.MinHealthyPercent, 0, config.MaxPercent)
+			c.setString("mode", &u.Panic.Mode, d.Mode, oneOf(config.PanicModes()...))
+			c.unknown()
+		}
+	}
 }

@@ -106,7 +106,7 @@ func TestParseExample(t *testing.T) {
 			Service:      "example_service",
 			Paths:        []string{"/mock"},
 			StripPath:    true,
-			PathHandling: "v0",
+			PathHandling: "v0", HTTPSRedirectStatusCode: DefaultHTTPSRedirect,
 		}},
 	}
 	if !reflect.DeepEqual(f, want) {

@@ -45,6 +45,9 @@ type decoder struct {
 	file   string
 	lookup func(string) (string, bool)
 	errs   []Error
+	// entitiesOnly: a declarative document (ParseDeclarative), whose top
+	// level holds entities and meta keys only.
+	entitiesOnly bool
 	// plugins and nested are the plugins decoded so far and the lists
 	// nested in services and routes (pluginfile.go).
 	plugins []pluginEntry
@@ -446,6 +449,9 @@ func (d *decoder) mapping(n *yaml.Node, label, ctx string, fields []field) map[s
 		if !ok {
 			d.errorf(p.key, "unknown field %s in %s; expected one of: %s", quote(p.key.Value), ctx, fieldNames(fields))
 			continue
+		}
+		if isNull(deref(p.val)) && slices.Contains(NullableFields(ctx), f.key) {
+			continue // Kong's null: not set
 		}
 		before := len(d.errs)
 		f.set(p.val)

@@ -16,7 +16,11 @@ import (
 // Discovery is an upstream's "discovery" block: where its targets come from
 // besides the static list. Each source is optional; several may be given.
 type Discovery struct {
-	Pos    Pos
+	Pos Pos
+	// Source is the block as written (variables expanded, aliases and
+	// merge keys resolved) in plain values, for exporting the
+	// configuration (Export) in the shape it was read.
+	Source any
 	Consul *ConsulDiscovery
 	DNSSRV *DNSSRVDiscovery
 	Nacos  *NacosDiscovery
@@ -202,6 +206,7 @@ const (
 
 func (d *decoder) discovery(n *yaml.Node) *Discovery {
 	ds := &Discovery{Pos: pos(deref(n)), EmptyGrace: DefaultEmptyGrace, InitialFetchTimeout: DefaultInitialFetchTimeout}
+	ds.Source = d.plain(n, 0)
 	d.mapping(n, "discovery", "discovery", []field{
 		{"consul", func(v *yaml.Node) { ds.Consul = d.consulDiscovery(v) }},
 		{"dns_srv", func(v *yaml.Node) { ds.DNSSRV = d.dnsSRV(v) }},

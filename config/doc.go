@@ -32,9 +32,23 @@
 //     integer. Keys are never expanded.
 //   - Names are unique per kind: upstreams, services, and routes (nested
 //     and top-level routes share one namespace). Every entity needs a
-//     name. File.Routes holds all routes in file order, nested ones with
-//     Service set to their service's name; a top-level route must name an
-//     existing service, and a nested one must not name any.
+//     name, but a service or route with an id may go without (it is then
+//     keyed by its id, as the admin API keys it). File.Routes holds all
+//     routes in file order, nested ones with Service set to their
+//     service's name; a top-level route names an existing service (by
+//     name, {name: ...} or {id: ...}) or none at all, and a nested one
+//     must not name any. Top-level targets name their upstream the same
+//     way and join its targets.
+//   - The file is also a Kong declarative file (declarative.go): the meta
+//     keys (_format_version, _transform, _comment, _workspace, _info),
+//     ids (kept, unique per kind), the bookkeeping fields (MetaFields),
+//     null for unset optional fields (NullableFields) and Kong's fields
+//     Outrigger lacks at their default (KongFields, a table the admin API
+//     reads too) load; any other value of a Kong field is an error naming
+//     it and why. ParseDeclarative reads a document holding entities only
+//     (POST /config); Export writes a file's entities back in that form,
+//     so that parsing the export and exporting again gives the same bytes.
+//     A new kind of entity is one row of declarativeKinds.
 //   - Values are normalised where that is unambiguous: target addresses
 //     and route hosts are lower-cased with IPs in canonical form, methods
 //     upper-cased, route header names lower-cased, service timeouts

@@ -347,7 +347,7 @@ services:
 			want: []wantErr{
 				{2, 5, "upstream: name is required"},
 				{3, 11, `name: "bad name" is not a valid upstream name`},
-				{5, 5, "service: name is required"},
+				{5, 5, "service: name (or id) is required"},
 				{6, 11, `name: "s/1" is not a valid name`},
 			},
 		},
@@ -816,7 +816,7 @@ routes:
 			want: []wantErr{
 				{6, 9, `service: not allowed in a route nested in a service (it belongs to service "s")`},
 				{10, 14, `service: unknown service "nope"`},
-				{12, 5, "route: service is required for a top-level route"},
+				// orphan has no service, as Kong allows.
 			},
 		},
 		{
@@ -1022,7 +1022,7 @@ log:
 	want := strings.Join([]string{
 		`multi.yaml:8:11: port: expected an integer, got string "http"`,
 		`multi.yaml:10:15: name: duplicate route name "dup" (first defined at line 2)`,
-		`multi.yaml:14:5: unknown field "bogus" in upstream; expected one of: name, algorithm, hash_on, hash_fallback, hash_on_header, hash_on_cookie, hash_on_cookie_path, hash_on_query_arg, hash_on_uri_capture, slots, tags, sticky_sessions_cookie, sticky_sessions_cookie_ttl, slow_start, panic, circuit_breakers, retry_budget, retry_policy, healthchecks, discovery, targets`,
+		`multi.yaml:14:5: unknown field "bogus" in upstream; expected one of: name, algorithm, hash_on, hash_fallback, hash_on_header, hash_on_cookie, hash_on_cookie_path, hash_on_query_arg, hash_on_uri_capture, slots, tags, sticky_sessions_cookie, sticky_sessions_cookie_ttl, slow_start, panic, circuit_breakers, retry_budget, retry_policy, healthchecks, discovery, targets, id, created_at, updated_at, ws_id, host_header, client_certificate, use_srv_name, sticky_sessions_cookie_path, hash_fallback_header, hash_fallback_query_arg, hash_fallback_uri_capture`,
 		`multi.yaml:17:17: weight: expected an integer, got float 1e3`,
 		`multi.yaml:19:10: level: environment variable LOG_LEVEL is not set (use ${LOG_LEVEL:-default} to give a default)`,
 	}, "\n")

@@ -52,20 +52,22 @@ type named struct {
 
 // routeEntry is a decoded route and what the cross-checks need.
 type routeEntry struct {
-	route   Route
-	name    named
-	service *yaml.Node // the service: value of a top-level route
-	nested  bool
+	route     Route
+	name      named
+	service   *yaml.Node // the service: value of a top-level route
+	serviceID string     // its {id: ...}
+	nested    bool
 }
 
 func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 	var (
 		upstreamNames, serviceNames []named
 		routes                      []routeEntry
+		targets                     []topTarget
 		proxyListen, adminListen    *yaml.Node
 		fleetGroup                  *yaml.Node
 	)
-	d.mapping(n, "configuration", "the top level", []field{
+	d.mapping(n, "configuration", "the top level", d.onlyEntities(append([]field{
 		{"proxy", func(v *yaml.Node) { proxyListen = d.proxy(v, &f.Proxy) }},
 		{"admin", func(v *yaml.Node) { adminListen = d.admin(v, &f.Admin) }},
 		{"log", func(v *yaml.Node) { d.log(v, &f.Log) }},
@@ -89,13 +91,21 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 				routes = append(routes, d.route(item, nil))
 			})
 		}},
+		{"targets", func(v *yaml.Node) {
+			d.list(v, "targets", func(item *yaml.Node) {
+				if tt, ok := d.topLevelTarget(item); ok {
+					targets = append(targets, tt)
+				}
+			})
+		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"tracing", func(v *yaml.Node) { f.Tracing = d.tracing(v) }},
 		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
 		{"plugins", d.decodePlugins},
 		{"consumers", func(v *yaml.Node) { d.decodeConsumers(v, f) }},
 		{"fleet", func(v *yaml.Node) { fleetGroup = d.fleet(v, &f.Fleet) }},
-	})
+	}, append(d.declarative(), d.layerFields(f)...)...)))
+	d.attachTargets(f, targets)
 	if len(f.Proxy.Listeners) == 0 {
 		d.finishProxy(&f.Proxy, nil)
 	}
@@ -112,6 +122,7 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 	d.checkFleet(f, fleetGroup)
 	d.unique("upstream", upstreamNames)
 	d.unique("service", serviceNames)
+	d.checkIDs(f)
 
 	// Routes share one namespace and are kept in file order.
 	sort.SliceStable(routes, func(i, j int) bool {
@@ -128,12 +139,19 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 	}
 	for i, r := range routes {
 		routeNames[i] = r.name
-		if r.service != nil && r.route.Service != "" && !services[r.route.Service] {
+		if r.serviceID != "" {
+			d.resolveServiceID(f, &r)
+		} else if r.service != nil && r.route.Service != "" && !services[r.route.Service] {
 			d.errorf(r.service, "service: unknown service %s", quote(r.route.Service))
 		}
 		f.Routes = append(f.Routes, r.route)
 	}
 	d.unique("route", routeNames)
+	routeIDs := make([]idAt, len(f.Routes))
+	for i, r := range f.Routes {
+		routeIDs[i] = idAt{r.ID, r.Pos}
+	}
+	d.uniqueIDs("route", routeIDs)
 	d.finishPlugins(f)
 }
 
@@ -251,7 +269,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 	u := defaultUpstream()
 	u.Pos = pos(n)
 	var name named
-	seen := d.mapping(n, "upstream", "upstream", []field{
+	seen := d.mapping(n, "upstream", "upstream", append([]field{
 		{"name", func(v *yaml.Node) {
 			if s, ok := d.str(v, "name"); ok {
 				if err := CheckUpstreamName(s); err != nil {
@@ -301,7 +319,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 				u.Targets = append(u.Targets, t)
 			})
 		}},
-	})
+	}, d.kongFields(KindUpstream, &u.ID)...))
 	if seen == nil {
 		return u, name
 	}
@@ -342,9 +360,12 @@ func (d *decoder) checkHashing(u *Upstream, seen map[string]entry) {
 }
 
 // target decodes one target; at is the node of its valid target address.
-func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) {
+func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) { return d.targetWith(n) }
+
+// targetWith decodes one target that may also have the extra fields.
+func (d *decoder) targetWith(n *yaml.Node, extra ...field) (t Target, at *yaml.Node) {
 	t = Target{Pos: pos(n), Weight: DefaultWeight}
-	seen := d.mapping(n, "target", "target", []field{
+	seen := d.mapping(n, "target", "target", append([]field{
 		{"target", func(v *yaml.Node) {
 			s, ok := d.str(v, "target")
 			if !ok {
@@ -362,7 +383,7 @@ func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) {
 		{"priority", d.intField(&t.Priority, "priority", 0, MaxPriority)},
 		{"backup", d.boolField(&t.Backup, "backup")},
 		{"zone", d.strField(&t.Zone, "zone", CheckTag)},
-	})
+	}, append(extra, d.kongFields(KindTarget, &t.ID)...)...))
 	if seen != nil {
 		if _, ok := seen["target"]; !ok {
 			d.errorAt(t.Pos, "target: target (host:port) is required")
@@ -684,7 +705,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 		routesNode *yaml.Node
 		parsed     *ServiceURL
 	)
-	seen := d.mapping(n, "service", "service", []field{
+	seen := d.mapping(n, "service", "service", append([]field{
 		{"name", func(v *yaml.Node) {
 			if str, ok := d.str(v, "name"); ok {
 				if err := CheckName(str); err != nil {
@@ -762,12 +783,17 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 		}},
 		{"routes", func(v *yaml.Node) { routesNode = v }},
 		d.pluginsIn(&s.Name, nil),
-	})
+	}, d.kongFields(KindService, &s.ID)...))
 	if seen == nil {
 		return s, name, nil
 	}
 	if _, ok := seen["name"]; !ok {
-		d.errorAt(s.Pos, "service: name is required")
+		if s.ID == "" {
+			d.errorAt(s.Pos, "service: name (or id) is required")
+		} else {
+			// Kong's unnamed service: keyed by its id, as the admin API does.
+			s.Name, name = s.ID, named{s.ID, n}
+		}
 	}
 	_, hasURL := seen["url"]
 	_, hasHost := seen["host"]
@@ -820,7 +846,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	r := defaultRoute()
 	r.Pos = pos(n)
 	e := routeEntry{nested: parent != nil}
-	seen := d.mapping(n, "route", "route", []field{
+	seen := d.mapping(n, "route", "route", append([]field{
 		{"name", func(v *yaml.Node) {
 			if s, ok := d.str(v, "name"); ok {
 				if err := CheckName(s); err != nil {
@@ -832,8 +858,11 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 		}},
 		{"tags", d.tags(&r.Tags)},
 		{"service", func(v *yaml.Node) {
-			if s, ok := d.str(v, "service"); ok {
-				r.Service, e.service = s, deref(v)
+			if isNull(deref(v)) {
+				return // Kong's service: null, no service
+			}
+			if name, id, ok := d.entityRef(v, "service"); ok {
+				r.Service, e.serviceID, e.service = name, id, deref(v)
 			}
 		}},
 		{"paths", func(v *yaml.Node) {
@@ -852,6 +881,15 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 		{"preserve_host", d.boolField(&r.PreserveHost, "preserve_host")},
 		{"regex_priority", d.intField(&r.RegexPriority, "regex_priority", MinRegexPriority, MaxRegexPriority)},
 		{"path_handling", d.enumField(&r.PathHandling, "path_handling", PathHandlings()...)},
+		{"https_redirect_status_code", func(v *yaml.Node) {
+			if i, ok := d.integer(v, "https_redirect_status_code", MinHTTPStatus, MaxHTTPStatus); ok {
+				if err := CheckHTTPSRedirect(int(i)); err != nil {
+					d.errorf(deref(v), "https_redirect_status_code: %v", err)
+					return
+				}
+				r.HTTPSRedirectStatusCode = int(i)
+			}
+		}},
 		{"protocols", func(v *yaml.Node) {
 			ps := d.routeList(v, "protocols", func(p string) (string, error) {
 				p = strings.ToLower(p)
@@ -867,22 +905,24 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 			r.Protocols = ps
 		}},
 		d.pluginsIn(nil, &r.Name),
-	})
+	}, d.kongFields(KindRoute, &r.ID)...))
 	if parent != nil {
 		r.Service = parent.Name
-		e.service = nil
+		e.service, e.serviceID = nil, ""
 	}
 	e.route = r
 	if seen == nil {
 		return e
 	}
 	if _, ok := seen["name"]; !ok {
-		d.errorAt(r.Pos, "route: name is required")
+		if r.ID == "" {
+			d.errorAt(r.Pos, "route: name (or id) is required")
+		} else {
+			e.route.Name, e.name = r.ID, named{r.ID, n}
+		}
 	}
 	if k, ok := seen["service"]; ok && parent != nil {
 		d.errorf(k.key, "service: not allowed in a route nested in a service (it belongs to service %s)", quote(parent.Name))
-	} else if !ok && parent == nil {
-		d.errorAt(r.Pos, "route: service is required for a top-level route")
 	}
 	if len(r.Paths) == 0 && len(r.Hosts) == 0 && len(r.Methods) == 0 && len(r.Headers) == 0 {
 		if noneOf(seen, "paths", "hosts", "methods", "headers") || allOK(seen, "paths", "hosts", "methods", "headers") {

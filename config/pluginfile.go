@@ -57,7 +57,7 @@ func (d *decoder) plugin(n *yaml.Node, parent *nestedPlugins) pluginEntry {
 			}
 		}
 	}
-	seen := d.mapping(n, "plugin", "plugin", []field{
+	seen := d.mapping(n, "plugin", "plugin", append([]field{
 		{"id", func(v *yaml.Node) {
 			if s, ok := d.str(v, "id"); ok {
 				if !IsUUID(s) {
@@ -100,7 +100,7 @@ func (d *decoder) plugin(n *yaml.Node, parent *nestedPlugins) pluginEntry {
 		{"service", scope(&p.Service, &e.service, "service")},
 		{"route", scope(&p.Route, &e.route, "route")},
 		{"consumer", scope(&p.Consumer, &e.cons, "consumer")},
-	})
+	}, d.kongFieldsExcept(KindPlugin, "id")...))
 	if seen == nil {
 		return e
 	}
@@ -247,7 +247,7 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 		c := Consumer{Pos: pos(item)}
 		var creds *yaml.Node
 		key := new(string) // the consumer's key, for its nested plugins
-		seen := d.mapping(item, "consumer", "consumer", []field{
+		seen := d.mapping(item, "consumer", "consumer", append([]field{
 			{"id", func(v *yaml.Node) {
 				if s, ok := d.str(v, "id"); ok {
 					if !IsUUID(s) {
@@ -262,7 +262,7 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 			{"tags", d.tags(&c.Tags)},
 			{"keyauth_credentials", func(v *yaml.Node) { creds = v }},
 			d.pluginsUnder(nil, nil, key),
-		})
+		}, d.kongFieldsExcept(KindConsumer, "id")...))
 		if seen == nil {
 			return
 		}
@@ -298,7 +298,7 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 		i := 0
 		d.list(creds, "keyauth_credentials", func(cn *yaml.Node) {
 			k := KeyAuth{Pos: pos(cn), Consumer: c.Key()}
-			seen := d.mapping(cn, "keyauth_credential", "keyauth_credential", []field{
+			seen := d.mapping(cn, "keyauth_credential", "keyauth_credential", append([]field{
 				{"id", func(v *yaml.Node) {
 					if s, ok := d.str(v, "id"); ok {
 						if !IsUUID(s) {
@@ -310,7 +310,7 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 				}},
 				{"key", d.strField(&k.Key, "key", checkNonEmpty)},
 				{"tags", d.tags(&k.Tags)},
-			})
+			}, d.kongFieldsExcept(KindKeyAuth, "id")...))
 			if seen == nil {
 				return
 			}

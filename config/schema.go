@@ -253,3 +253,137 @@ func CheckTag(s string) error {
 	}
 	return nil
 }
+
+// DefaultHTTPSRedirect is a route's https_redirect_status_code when none
+// is given (Kong's).
+const DefaultHTTPSRedirect = 426
+
+// HTTPSRedirectCodes are the values of a route's
+// https_redirect_status_code, as Kong's: 426 refuses a plaintext request
+// to an https-only route, the others redirect it to https.
+func HTTPSRedirectCodes() []int { return []int{426, 301, 302, 307, 308} }
+
+// CheckHTTPSRedirect checks an https_redirect_status_code.
+func CheckHTTPSRedirect(code int) error {
+	if !slices.Contains(HTTPSRedirectCodes(), code) {
+		return fmt.Errorf("expected one of 426, 301, 302, 307, 308, got %d", code)
+	}
+	return nil
+}
+
+// KongField is a field of a Kong entity that Outrigger does not implement:
+// a file or an admin request may carry it at Kong's default (or null, or
+// an empty list), so whole Kong entities (a decK dump, Kong Manager's
+// requests) are taken as they are; any other value is refused with Why.
+type KongField struct {
+	Name string
+	// Default is the one value accepted besides null and [], as written
+	// (a YAML or form scalar's text, a JSON value's fmt.Sprint); "" when
+	// only null is.
+	Default string
+	// Why says what Outrigger does not do.
+	Why string
+}
+
+// Refusal is the reason a KongField set to another value is refused.
+func (k KongField) Refusal() string {
+	if k.Default == "" {
+		return "not supported by outrigger (leave it null): " + k.Why
+	}
+	return "not supported by outrigger (only " + k.Default + "): " + k.Why
+}
+
+// Accepts reports whether text, a scalar's text, is the default.
+func (k KongField) Accepts(text string) bool { return k.Default != "" && text == k.Default }
+
+// Entity kinds of the declarative schema, as KongFields and MetaFields
+// name them.
+const (
+	KindUpstream = "upstream"
+	KindTarget   = "target"
+	KindService  = "service"
+	KindRoute    = "route"
+	KindPlugin   = "plugin"
+	KindConsumer = "consumer"
+	KindKeyAuth  = "keyauth_credential"
+)
+
+// KongFields are the Kong fields of kind (KindUpstream, ...) accepted only
+// at their default. The file's decoder and the admin API both read them
+// from here.
+func KongFields(kind string) []KongField {
+	switch kind {
+	case KindService:
+		return []KongField{
+			{"enabled", "true", "a service cannot be disabled (delete it, or its routes)"},
+		}
+	case KindRoute:
+		stream := "stream (TCP/TLS) routing is not implemented"
+		buffering := "requests and responses are always streamed through, not buffered"
+		return []KongField{
+			{"request_buffering", "true", buffering},
+			{"response_buffering", "true", buffering},
+			{"snis", "", stream},
+			{"sources", "", stream},
+			{"destinations", "", stream},
+		}
+	case KindPlugin:
+		return []KongField{
+			{"ordering", "", "plugins run in Kong's static priority order"},
+			{"consumer_group", "", "consumer groups are not implemented"},
+		}
+	case KindKeyAuth:
+		return []KongField{{"ttl", "", "credentials do not expire"}}
+	case KindUpstream:
+		fallback := "the fallback hash reads the same hash_on_* input as hash_on"
+		return []KongField{
+			{"host_header", "", "the Host sent upstream is the service's (or the client's, with preserve_host)"},
+			{"client_certificate", "", "set client_certificate on the service"},
+			{"use_srv_name", "false", "the Host of a DNS SRV target is never its SRV name"},
+			{"sticky_sessions_cookie_path", "/", "the sticky-session cookie's path is always /"},
+			{"hash_fallback_header", "", fallback},
+			{"hash_fallback_query_arg", "", fallback},
+			{"hash_fallback_uri_capture", "", fallback},
+		}
+	}
+	return nil
+}
+
+// MetaFields are the bookkeeping fields every entity of kind may carry (a
+// decK dump or an admin answer sent back): id (a UUID, kept), created_at
+// and updated_at (Unix seconds; the layer sets its own), ws_id (Kong's
+// workspace id; Outrigger has one workspace). Targets also name their
+// upstream.
+func MetaFields(kind string) []string {
+	out := []string{"id", "created_at", "updated_at", "ws_id"}
+	if kind == KindTarget {
+		out = append(out, "upstream")
+	}
+	return out
+}
+
+// DeclarativeFormats are the _format_version values a declarative file
+// may give (Kong's 1.1, 2.1 and 3.0: the entities Outrigger implements
+// read the same in each).
+func DeclarativeFormats() []string { return []string{"1.1", "2.1", "3.0"} }
+
+// NullableFields are the optional fields of an entity (named as the
+// file's decoder names its mappings: "service", "route", "upstream",
+// "target", "healthchecks.active") that may be written null, meaning not
+// set: Kong's answers and decK's files write unset fields so, and the
+// admin API takes null as "the default" for every field.
+func NullableFields(ctx string) []string {
+	switch ctx {
+	case KindService:
+		return []string{"path", "tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate", "grpc_idempotent_methods", "tags", "url"}
+	case KindRoute:
+		return []string{"hosts", "methods", "paths", "headers", "protocols", "tags"}
+	case KindUpstream:
+		return []string{"hash_on_header", "hash_on_cookie", "hash_on_query_arg", "hash_on_uri_capture", "tags"}
+	case KindTarget:
+		return []string{"tags", "zone"}
+	case "healthchecks.active":
+		return []string{"https_sni", "grpc_service", "headers"}
+	}
+	return nil
+}

@@ -24,6 +24,9 @@ type File struct {
 	// Certificates are the TLS certificates of the ssl listeners, in file
 	// order (ids set).
 	Certificates []Certificate
+	// Layer holds a declarative document's admin-layer keys (canaries,
+	// rollouts, overrides: ParseDeclarative only); nil otherwise.
+	Layer *LayerKeys
 	// Plugins, Consumers and KeyAuths (consumers' key-auth credentials)
 	// are Kong's entities of those names, in file order (ids set; see
 	// plugins.go).
@@ -146,6 +149,9 @@ type Upstream struct {
 	Pos Pos
 	// Discovery lists the upstream's discovery sources; nil when absent.
 	Discovery *Discovery
+	// ID is the file's id, a lower-cased UUID; "" when it gives none
+	// (the admin API then derives one from the name, StableID).
+	ID string
 	// Name is hostname-like: dot-separated labels of letters, digits, '-'
 	// and '_'.
 	Name string
@@ -190,6 +196,8 @@ type Upstream struct {
 // Target is one backend address of an upstream.
 type Target struct {
 	Pos Pos
+	// ID is the file's id; "" when it gives none (see Upstream.ID).
+	ID string
 	// Target is the normalised "host:port": host lower-cased, IP addresses
 	// in canonical form, IPv6 in brackets.
 	Target string
@@ -208,7 +216,9 @@ type Target struct {
 
 // Service is a backend the routes proxy to.
 type Service struct {
-	Pos  Pos
+	Pos Pos
+	// ID is the file's id; "" when it gives none (see Upstream.ID).
+	ID   string
 	Name string
 	// Protocol is http, https, grpc, grpcs or h2c (ServiceProtocols).
 	Protocol string
@@ -246,8 +256,12 @@ type Service struct {
 
 // Route matches requests and sends them to a service.
 type Route struct {
-	Pos     Pos
-	Name    string
+	Pos Pos
+	// ID is the file's id; "" when it gives none (see Upstream.ID).
+	ID   string
+	Name string
+	// Service is the service's name; "" for a route without one (Kong
+	// answers its requests 503).
 	Service string
 	// Paths are prefixes starting with '/', or regular expressions
 	// written with a leading '~' (kept in the string).
@@ -268,6 +282,10 @@ type Route struct {
 	// Protocols are Kong's route protocols: nil or a subset of http and
 	// https (every request), or of grpc and grpcs (gRPC over HTTP/2 only).
 	Protocols []string
+	// HTTPSRedirectStatusCode answers a plaintext request to a route whose
+	// protocols are [https]: 426 (the default), or a redirect to https
+	// (HTTPSRedirectCodes).
+	HTTPSRedirectStatusCode int
 	// Tags are checked by CheckTag, distinct; nil when absent.
 	Tags []string
 }
@@ -568,7 +586,7 @@ func defaultService() Service {
 }
 
 func defaultRoute() Route {
-	return Route{StripPath: true, PathHandling: DefaultPathHandling}
+	return Route{StripPath: true, PathHandling: DefaultPathHandling, HTTPSRedirectStatusCode: DefaultHTTPSRedirect}
 }
 
 // Upstream returns the upstream named name.

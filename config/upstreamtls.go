@@ -94,6 +94,9 @@ func LoadServiceTLS(s *Service) (ServiceTLS, error) {
 	var out ServiceTLS
 	var ca strings.Builder
 	for _, e := range s.CACertificates {
+		if IsUUID(e) {
+			return out, fmt.Errorf("ca_certificates: %s is a Kong ca_certificates entity id; outrigger takes PEM file paths or inline PEM instead", e)
+		}
 		pem, err := pemOf(e)
 		if err != nil {
 			return out, fmt.Errorf("ca_certificates: %v", err)

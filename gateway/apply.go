@@ -26,6 +26,7 @@ import (
 // upstream receiving its whole spec in one call.
 type plan struct {
 	cfg       *config.File // effective: file + admin layer
+	base      *config.File // what the layer's entities are over: the file, or a declarative document's entities
 	doc       *state.Doc
 	ups       map[string]*upstreamRT
 	watchers  []*watcher
@@ -129,6 +130,18 @@ func (g *Gateway) Apply(cfg *config.File) error {
 	return nil
 }
 
+// baseLocked is what doc's entities are over (state.Base): the layer in
+// force's when file and the layer's declarative document are those it was
+// built from, so that an admin write over a posted document does not
+// parse the document again.
+func (g *Gateway) baseLocked(file *config.File, doc *state.Doc) (*config.File, error) {
+	if cur := g.doc; doc.Config != nil && cur != nil && cur.Config != nil && cur.Config.Text == doc.Config.Text &&
+		file == g.base && g.layerBase != nil {
+		return g.layerBase, nil
+	}
+	return state.Base(file, doc)
+}
+
 // buildLocked builds the effective configuration of file + doc; the
 // caller holds g.write (what it reads of the running configuration only
 // changes under g.write).
@@ -136,8 +149,12 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	if file.Admin.Token == "" && !config.IsLoopbackListen(file.Admin.Listen) {
 		return nil, fmt.Errorf("%s: admin.listen %s: %s", file.Path, file.Admin.Listen, config.AdminTokenRequired)
 	}
-	cfg := state.Merge(file, doc)
-	p := &plan{cfg: cfg, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
+	base, err := g.baseLocked(file, doc)
+	if err != nil {
+		return nil, err
+	}
+	cfg := state.Merge(base, doc)
+	p := &plan{cfg: cfg, base: base, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
 		overrides: map[string][]upstream.Override{}, marks: map[string]map[string]health.Mark{},
 		splitters: map[string]*proxy.Splitter{}, stats: map[string]*serviceStats{}, direct: map[string]*upstream.Upstream{}}
 	sameFile := file == g.base
@@ -196,7 +213,6 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 		p.router, p.splitters, p.stats, p.direct, p.plugins = g.router, g.splitters, g.stats, g.direct, g.plugins
 		return p, nil
 	}
-	var err error
 	if p.plugins, err = buildPlugins(cfg, g.plugins); err != nil {
 		return nil, err
 	}
@@ -283,7 +299,7 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	routes := make([]router.Route, 0, len(cfg.Routes))
 	for _, cr := range cfg.Routes {
 		svc := services[cr.Service]
-		if svc == nil {
+		if svc == nil && cr.Service != "" {
 			return nil, cfg.Errorf(cr.Pos, "route %q: service %q not found", cr.Name, cr.Service)
 		}
 		var res []*regexp.Regexp
@@ -303,7 +319,8 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 				PathHandling: pathHandling(cr.PathHandling), Regexps: res,
 				GRPC:      slices.Contains(cr.Protocols, config.ProtocolGRPC) || slices.Contains(cr.Protocols, config.ProtocolGRPCS),
 				GRPCSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolGRPCS}),
-				Plugins:   p.plugins.Chain(cr.Name)},
+				HTTPSOnly: slices.Equal(cr.Protocols, []string{config.ProtocolHTTPS}), HTTPSRedirect: cr.HTTPSRedirectStatusCode,
+				Plugins: p.plugins.Chain(cr.Name)},
 		})
 	}
 	rt, err := router.New(routes)
@@ -396,7 +413,7 @@ func (g *Gateway) commitLocked(p *plan) {
 	g.rev++
 	g.adminToken.Store(&p.cfg.Admin.Token)
 	g.gen++
-	g.cfg = p.cfg
+	g.cfg, g.layerBase = p.cfg, p.base
 	g.routing, g.router, g.plugins = p.routing, p.router, p.plugins
 	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen})
 	if p.certs != nil {

@@ -323,10 +323,15 @@ func (g *Gateway) Doc() *state.Doc {
 	return g.doc.Clone()
 }
 
-// File implements admin.Controller: the file's own entities.
+// File implements admin.Controller: the entities the admin layer is
+// over: the file's own, or those of the declarative document the layer
+// holds (POST /config).
 func (g *Gateway) File() *config.File {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.layerBase != nil {
+		return g.layerBase
+	}
 	return g.base
 }
 

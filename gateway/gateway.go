@@ -130,6 +130,7 @@ type Gateway struct {
 	write      sync.Mutex
 	mu         sync.Mutex
 	base       *config.File // the configuration file as loaded
+	layerBase  *config.File // what the admin layer's entities are over: base, or a posted declarative document's entities
 	cfg        *config.File // effective: base + admin layer
 	doc        *state.Doc   // the admin layer in force
 	docVersion uint64       // its version in store

@@ -76,9 +76,26 @@ func (r adResp) data() []map[string]any {
 	return out
 }
 
+// fields are the answer's field errors, a nested field's under its
+// dotted name (the answer nests them, as Kong's).
 func (r adResp) fields() map[string]any {
 	f, _ := r.m["fields"].(map[string]any)
-	return f
+	if f == nil {
+		return nil
+	}
+	out := map[string]any{}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, v := range m {
+			if sub, ok := v.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			out[prefix+k] = v
+		}
+	}
+	walk("", f)
+	return out
 }
 
 // adAPI talks to one gateway's admin listener.

@@ -640,6 +640,19 @@ func (c *client) handle(n int) bool {
 		return c.reject(http.StatusNotFound, "no Route matched with those values", req.Body != h1.BodyNone)
 	}
 	rt := m.Route.Value.(*Route)
+	if rt.HTTPSOnly && !c.tls {
+		if rt.HTTPSRedirect != 0 && rt.HTTPSRedirect != http.StatusUpgradeRequired {
+			target := req.Target
+			if req.Form == h1.FormAbsolute {
+				target = req.Path
+			}
+			return c.redirect(rt.HTTPSRedirect, HTTPSLocation(bstr(host), bstr(target)), req.Body != h1.BodyNone)
+		}
+		return c.rejectField(http.StatusUpgradeRequired, HTTPSOnlyMessage, httpsUpgradeFields, req.Body != h1.BodyNone)
+	}
+	if rt.Service == nil {
+		return c.reject(http.StatusServiceUnavailable, NoServiceMessage, req.Body != h1.BodyNone)
+	}
 	if rt.GRPC || NeedsHTTP2(rt.Service.Protocol) {
 		return c.bridge(rt) // HTTP/2 upstreams: the net/http path (h1bridge.go)
 	}
@@ -757,8 +770,42 @@ func rawSuffix(raw []byte, dec string, k int) []byte {
 
 // reject answers with an error before any upstream was involved.
 func (c *client) reject(status int, msg string, closing bool) bool {
+	return c.rejectField(status, msg, "", closing)
+}
+
+// redirect answers status (a 3xx) with Location and no body.
+func (c *client) redirect(status int, location string, closing bool) bool {
 	closing = closing || c.req.Close || c.s.closing.Load()
-	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, closing, string(c.req.Method) == "HEAD")
+	c.out = h1.AppendStatusLine(c.out[:0], status, []byte(http.StatusText(status)))
+	c.out = append(c.out, c.s.date.at(time.Now())...)
+	c.out = append(c.out, "Location: "...)
+	c.out = append(c.out, location...)
+	c.out = append(c.out, "\r\nContent-Length: 0\r\n"...)
+	if closing {
+		c.out = append(c.out, "Connection: close\r\n"...)
+	}
+	c.out = h1.EndHead(c.out)
+	if _, err := c.nc.Write(c.out); err != nil {
+		closing = true
+	}
+	if c.s.p.opts.AccessLog {
+		c.s.p.log.Info().Str("method", bstr(c.req.Method)).Str("host", bstr(c.req.Host)).Str("path", c.in.dpath).
+			Int("status", status).Dur("duration", time.Since(c.ex.start)).Msg("access")
+	}
+	return !closing
+}
+
+// httpsUpgradeFields are Kong's hints on a 426 to an https-only route.
+const httpsUpgradeFields = "Upgrade: TLS/1.2, HTTP/1.1\r\n"
+
+// rejectField is reject with one more field line (with its CRLF); a
+// field naming Upgrade also lists it in Connection, as Kong's 426.
+func (c *client) rejectField(status int, msg, field string, closing bool) bool {
+	closing = closing || c.req.Close || c.s.closing.Load()
+	if field == httpsUpgradeFields && !closing {
+		field = "Connection: Upgrade\r\n" + field
+	}
+	c.out = appendErrorField(c.out[:0], c.s.date.at(time.Now()), status, msg, field, closing, string(c.req.Method) == "HEAD")
 	if _, err := c.nc.Write(c.out); err != nil {
 		closing = true
 	}

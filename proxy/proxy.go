@@ -114,12 +114,42 @@ type Service struct {
 	Stats *RoleStats
 }
 
+// NoServiceMessage is Kong's answer (503) to a request matching a route
+// without a service.
+const NoServiceMessage = "no Service found with those values"
+
+// HTTPSLocation is where a plaintext request to an https-only route is
+// redirected, as Kong: https, the request's host without its port, and
+// the request's target as sent.
+func HTTPSLocation(host, requestURI string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+		if strings.Contains(h, ":") {
+			host = "[" + h + "]"
+		}
+	}
+	return "https://" + host + requestURI
+}
+
+// HTTPSOnlyMessage is Kong's answer (426, with Upgrade: TLS/1.2,
+// HTTP/1.1) to a plaintext request matching a route whose protocols are
+// https alone.
+const HTTPSOnlyMessage = "Please use HTTPS protocol"
+
 // Route is the payload of a router.Route (its Value).
 type Route struct {
-	Name         string
-	Service      *Service
-	StripPath    bool
-	PreserveHost bool
+	Name string
+	// Service is nil for a route without one: its requests are answered
+	// 503 NoServiceMessage, as Kong's.
+	Service *Service
+	// HTTPSOnly: the route's protocols are https alone; a plaintext
+	// request is answered HTTPSRedirect: 426 HTTPSOnlyMessage, or a
+	// redirect to https (301, 302, 307, 308), as Kong's
+	// https_redirect_status_code (0 is 426).
+	HTTPSOnly     bool
+	HTTPSRedirect int
+	StripPath     bool
+	PreserveHost  bool
 	// PathHandling combines the service path with the request path.
 	PathHandling PathHandling
 	// Regexps are the route's regex paths, anchored; hash_on uri_capture
@@ -298,6 +328,22 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 		return
 	}
 	rt := m.Route.Value.(*Route)
+	if rt.HTTPSOnly && r.TLS == nil && rt.HTTPSRedirect != 0 && rt.HTTPSRedirect != http.StatusUpgradeRequired {
+		w.Header().Set("Location", HTTPSLocation(r.Host, r.RequestURI))
+		w.WriteHeader(rt.HTTPSRedirect)
+		p.accessLine(r, start, rt.HTTPSRedirect)
+		return
+	}
+	if rt.HTTPSOnly && r.TLS == nil {
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "TLS/1.2, HTTP/1.1")
+		p.reject(w, r, rs, start, http.StatusUpgradeRequired, HTTPSOnlyMessage)
+		return
+	}
+	if rt.Service == nil {
+		p.reject(w, r, rs, start, http.StatusServiceUnavailable, NoServiceMessage)
+		return
+	}
 	if ref := protocolRefusal(rt, rs.grpc.on, r.ProtoMajor >= 2, r.TLS != nil); ref.status != 0 {
 		ref.write(w)
 		p.accessLine(r, rs, start, ref.status)

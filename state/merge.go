@@ -23,6 +23,21 @@ func (d *Doc) Clone() *Doc {
 	return out
 }
 
+// Base is the configuration the Doc's entities are layered over: f, or
+// with a declarative document (d.Config) f with that document's entities
+// instead of its own (config.WithEntities). The document's errors are
+// config's (*config.ErrorList, named "config").
+func Base(f *config.File, d *Doc) (*config.File, error) {
+	if d == nil || d.Config == nil {
+		return f, nil
+	}
+	decl, err := config.ParseDeclarative("config", []byte(d.Config.Text))
+	if err != nil {
+		return nil, err
+	}
+	return config.WithEntities(f, decl), nil
+}
+
 // Merge layers d over the file's configuration and returns the effective
 // configuration (f is not modified). Entities are replaced whole by name;
 // tombstones hide the file's entity; entities only in d are appended in
@@ -72,8 +87,9 @@ func mergeList[C any, E any](file []C, doc map[string]*E, nameOf func(C) string,
 	return out
 }
 
-// toConfig converts an admin upstream. Settings the admin API does not
-// manage (discovery, slow start, panic, sticky cookie) are kept from the
+// toConfig converts an admin upstream. Settings it leaves unset (the
+// sticky cookie, slow start and panic while nil, healthchecks while nil)
+// and those the admin API does not manage (discovery) are kept from the
 // file's upstream of the same name, if any.
 func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 	c := config.DefaultUpstream()
@@ -91,6 +107,19 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 	setStr(&c.HashOnURICapture, u.HashOnURICapture)
 	if u.Slots > 0 {
 		c.Slots = u.Slots
+	}
+	setStr(&c.StickyCookie, u.StickyCookie)
+	if s := u.SlowStart; s != nil {
+		c.SlowStart = nil
+		if s.Window > 0 {
+			c.SlowStart = &config.SlowStart{Window: time.Duration(s.Window), Aggression: s.Aggression, MinWeightPercent: s.MinWeightPercent}
+		}
+	}
+	if p := u.Panic; p != nil {
+		c.Panic = config.Panic{MinHealthyPercent: p.MinHealthyPercent, Mode: p.Mode}
+	}
+	if u.StickyTTL != nil {
+		c.StickyTTL = time.Duration(*u.StickyTTL)
 	}
 	if u.Healthchecks != nil {
 		c.Healthchecks = u.Healthchecks.toConfig()
@@ -110,7 +139,7 @@ func (u *Upstream) toConfig(base *config.Upstream) config.Upstream {
 	c.Tags = slices.Clone(u.Tags)
 	c.Targets = make([]config.Target, 0, len(u.Targets))
 	for _, t := range u.Targets {
-		c.Targets = append(c.Targets, config.Target{Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
+		c.Targets = append(c.Targets, config.Target{ID: t.ID, Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
 	}
 	return c
 }
@@ -209,10 +238,14 @@ func (r *Route) toConfig() config.Route {
 	if ph == "" {
 		ph = config.DefaultPathHandling
 	}
+	redirect := r.HTTPSRedirectStatusCode
+	if redirect == 0 {
+		redirect = config.DefaultHTTPSRedirect
+	}
 	return config.Route{
 		Name: r.Name, Service: r.Service, Paths: r.Paths, Hosts: r.Hosts, Methods: r.Methods, Headers: r.Headers,
 		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: ph,
-		Protocols: r.Protocols, Tags: slices.Clone(r.Tags),
+		Protocols: r.Protocols, Tags: slices.Clone(r.Tags), HTTPSRedirectStatusCode: redirect,
 	}
 }
 

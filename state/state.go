@@ -5,7 +5,9 @@
 // Contract:
 //   - A Doc is plain data (JSON). It never holds runtime objects.
 //   - The effective configuration is the configuration file with the Doc
-//     layered on top (Merge): an entity present in the Doc replaces the
+//     layered on top (Base, then Merge): the entities of a declarative
+//     document posted to the admin API (Doc.Config) replace the file's
+//     whole; then an entity present in the Doc replaces the
 //     file's entity of the same name whole; a tombstone (Deleted) hides it;
 //     entities only in the Doc are added. Weight overrides, canaries,
 //     rollouts and manual health marks exist only in the Doc.
@@ -42,11 +44,24 @@ type Doc struct {
 	Marks map[string]map[string]string `json:"marks,omitempty"`
 	// Certificates are keyed by id (certificates have no name).
 	Certificates map[string]*Certificate `json:"certificates,omitempty"`
+	// Config is the declarative document posted to /config (Kong's
+	// DB-less POST /config); nil when none was. Its entities replace the
+	// configuration file's (Base), and the rest of the Doc is layered over
+	// them as over the file's.
+	Config *Declarative `json:"config,omitempty"`
 	// Plugins and KeyAuths are keyed by id, Consumers by username (or
 	// id); see plugins.go.
 	Plugins   map[string]*Plugin   `json:"plugins,omitempty"`
 	Consumers map[string]*Consumer `json:"consumers,omitempty"`
 	KeyAuths  map[string]*KeyAuth  `json:"keyauth_credentials,omitempty"`
+}
+
+// Declarative is a declarative document as posted (YAML or JSON).
+type Declarative struct {
+	Text string `json:"text"`
+	// Hash is Kong's configuration hash of the document (see package
+	// admin).
+	Hash string `json:"hash,omitempty"`
 }
 
 // Meta is what every entity carries, as in Kong.
@@ -63,17 +78,26 @@ type Meta struct {
 // file's shape (see the admin API) and may be nil.
 type Upstream struct {
 	Meta
-	Name             string        `json:"name"`
-	Algorithm        string        `json:"algorithm,omitempty"`
-	HashOn           string        `json:"hash_on,omitempty"`
-	HashFallback     string        `json:"hash_fallback,omitempty"`
-	HashOnHeader     string        `json:"hash_on_header,omitempty"`
-	HashOnCookie     string        `json:"hash_on_cookie,omitempty"`
-	HashOnCookiePath string        `json:"hash_on_cookie_path,omitempty"`
-	HashOnQueryArg   string        `json:"hash_on_query_arg,omitempty"`
-	HashOnURICapture string        `json:"hash_on_uri_capture,omitempty"`
-	Slots            int           `json:"slots,omitempty"`
-	Healthchecks     *Healthchecks `json:"healthchecks,omitempty"`
+	Name             string `json:"name"`
+	Algorithm        string `json:"algorithm,omitempty"`
+	HashOn           string `json:"hash_on,omitempty"`
+	HashFallback     string `json:"hash_fallback,omitempty"`
+	HashOnHeader     string `json:"hash_on_header,omitempty"`
+	HashOnCookie     string `json:"hash_on_cookie,omitempty"`
+	HashOnCookiePath string `json:"hash_on_cookie_path,omitempty"`
+	HashOnQueryArg   string `json:"hash_on_query_arg,omitempty"`
+	HashOnURICapture string `json:"hash_on_uri_capture,omitempty"`
+	Slots            int    `json:"slots,omitempty"`
+	// StickyCookie and StickyTTL are the sticky-sessions cookie's name
+	// and lifetime (0: a session cookie); nil/empty: the file's or the
+	// default.
+	StickyCookie string    `json:"sticky_sessions_cookie,omitempty"`
+	StickyTTL    *Duration `json:"sticky_sessions_cookie_ttl,omitempty"`
+	// SlowStart and Panic replace the file's (or the default) block when
+	// set; a SlowStart of zero Window is none.
+	SlowStart    *SlowStart    `json:"slow_start,omitempty"`
+	Panic        *Panic        `json:"panic,omitempty"`
+	Healthchecks *Healthchecks `json:"healthchecks,omitempty"`
 	// CircuitBreakers and RetryBudget replace the file's (or the
 	// default) block when set.
 	CircuitBreakers *CircuitBreakers `json:"circuit_breakers,omitempty"`
@@ -82,6 +106,19 @@ type Upstream struct {
 	RetryPolicy *RetryPolicy `json:"retry_policy,omitempty"`
 	Targets     []Target     `json:"targets,omitempty"`
 	Tags        []string     `json:"tags,omitempty"`
+}
+
+// SlowStart is an upstream's slow start, as the file's slow_start.
+type SlowStart struct {
+	Window           Duration `json:"window"`
+	Aggression       float64  `json:"aggression"`
+	MinWeightPercent float64  `json:"min_weight_percent"`
+}
+
+// Panic is an upstream's panic mode, as the file's panic.
+type Panic struct {
+	MinHealthyPercent float64 `json:"min_healthy_percent"`
+	Mode              string  `json:"mode"`
 }
 
 // CircuitBreakers are an upstream's limits on counts in progress; 0 is
@@ -228,7 +265,10 @@ type Route struct {
 	PathHandling string `json:"path_handling,omitempty"`
 	// Protocols are Kong's route protocols; empty means every request.
 	Protocols []string `json:"protocols,omitempty"`
-	Tags      []string `json:"tags,omitempty"`
+	// HTTPSRedirectStatusCode is Kong's https_redirect_status_code; 0
+	// (documents written before it existed) means the default, 426.
+	HTTPSRedirectStatusCode int      `json:"https_redirect_status_code,omitempty"`
+	Tags                    []string `json:"tags,omitempty"`
 }
 
 // Override sets the weight of the targets of one upstream that match its

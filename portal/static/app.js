@@ -60,12 +60,23 @@ function authHeaders() {
   return t ? { 'Authorization': 'Bearer ' + t } : {};
 }
 
-// ApiError is an admin API error: status, message and the offending fields.
+// flatFields turns the API's nested field errors ({"healthchecks":
+// {"active": {"http_path": why}}}, as Kong's) into dotted names.
+function flatFields(f, prefix, out) {
+  for (const [k, v] of Object.entries(f || {})) {
+    if (v && typeof v === 'object' && !Array.isArray(v)) flatFields(v, prefix + k + '.', out);
+    else out[prefix + k] = v;
+  }
+  return out;
+}
+
+// ApiError is an admin API error: status, message and the offending fields
+// (dotted names).
 class ApiError extends Error {
   constructor(status, body) {
     super((body && body.message) || ('HTTP ' + status));
     this.status = status;
-    this.fields = (body && body.fields) || {};
+    this.fields = flatFields(body && body.fields, '', {});
   }
 }
 
