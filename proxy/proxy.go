@@ -331,7 +331,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 	if rt.HTTPSOnly && r.TLS == nil && rt.HTTPSRedirect != 0 && rt.HTTPSRedirect != http.StatusUpgradeRequired {
 		w.Header().Set("Location", HTTPSLocation(r.Host, r.RequestURI))
 		w.WriteHeader(rt.HTTPSRedirect)
-		p.accessLine(r, start, rt.HTTPSRedirect)
+		p.accessLine(r, rs, start, rt.HTTPSRedirect)
 		return
 	}
 	if rt.HTTPSOnly && r.TLS == nil {
