@@ -125,11 +125,15 @@ func (ref serviceRef) resolve(w *world) (string, error) {
 	return "", fieldError("service", "required field missing")
 }
 
-// foreignKey is Kong's 400 for a reference to no entity.
-func foreignKey(key, value string) *Error {
-	msg := fmt.Sprintf("the foreign key '{%s=%q}' does not reference an existing 'services' entity.", key, value)
+// foreignKey is Kong's 400 for a reference to no service.
+func foreignKey(key, value string) *Error { return foreignKeyOn("service", "services", key, value) }
+
+// foreignKeyOn is Kong's 400 for a reference (field) to no entity of
+// entities.
+func foreignKeyOn(field, entities, key, value string) *Error {
+	msg := fmt.Sprintf("the foreign key '{%s=%q}' does not reference an existing '%s' entity.", key, value, entities)
 	return &Error{Status: http.StatusBadRequest, Code: codeForeignKeyViolation, Name: "foreign key violation", Message: msg,
-		Fields: map[string]string{"service": msg}}
+		Fields: map[string]string{field: msg}}
 }
 
 func decodeRoute(o *obj, r *state.Route) serviceRef {

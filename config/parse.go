@@ -63,7 +63,8 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		upstreamNames, serviceNames []named
 		routes                      []routeEntry
 		proxyListen, adminListen    *yaml.Node
-		fleetGroup                  *yaml.Node
+		fleetGroup, snis            *yaml.Node
+		sniOwner                    = map[string]*yaml.Node{}
 	)
 	d.mapping(n, "configuration", "the top level", []field{
 		{"proxy", func(v *yaml.Node) { proxyListen = d.proxy(v, &f.Proxy) }},
@@ -90,11 +91,15 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 			})
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
-		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
+		{"certificates", func(v *yaml.Node) { d.certificates(v, f, sniOwner) }},
+		{"snis", func(v *yaml.Node) { snis = v }},
 		{"fleet", func(v *yaml.Node) { fleetGroup = d.fleet(v, &f.Fleet) }},
 	})
 	if len(f.Proxy.Listeners) == 0 {
 		d.finishProxy(&f.Proxy, nil)
+	}
+	if snis != nil {
+		d.topLevelSNIs(snis, f, sniOwner)
 	}
 
 	if proxyListen != nil && adminListen != nil && !strings.HasSuffix(f.Admin.Listen, ":0") {

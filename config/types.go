@@ -22,6 +22,10 @@ type File struct {
 	// Certificates are the TLS certificates of the ssl listeners, in file
 	// order (ids set).
 	Certificates []Certificate
+	// SNIs are the snis entities (Kong's): those listed in a certificate's
+	// snis and the top-level ones, in file order. Each certificate's SNIs
+	// holds the names of its own.
+	SNIs []SNI
 }
 
 // Proxy is the "proxy" section.

@@ -36,6 +36,7 @@ func Merge(f *config.File, d *Doc) *config.File {
 	out.Routes = mergeList(f.Routes, d.Routes, func(r config.Route) string { return r.Name },
 		func(e *Route) (string, Meta) { return e.Name, e.Meta }, func(e *Route, _ *config.Route) config.Route { return e.toConfig() })
 	out.Certificates = mergeCertificates(f.Certificates, d.Certificates)
+	out.SNIs = mergeSNIs(f.SNIs, d, out.Certificates)
 	return &out
 }
 

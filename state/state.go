@@ -42,6 +42,8 @@ type Doc struct {
 	Marks map[string]map[string]string `json:"marks,omitempty"`
 	// Certificates are keyed by id (certificates have no name).
 	Certificates map[string]*Certificate `json:"certificates,omitempty"`
+	// SNIs are keyed by name (unique across certificates).
+	SNIs map[string]*SNI `json:"snis,omitempty"`
 }
 
 // Meta is what every entity carries, as in Kong.
