@@ -37,7 +37,7 @@ func renderSNI(c *config.SNI, m state.Meta) sniOut {
 
 func sniKind() *kind[config.SNI, state.SNI] {
 	k := &kind[config.SNI, state.SNI]{
-		name: kindSNI, param: "sni", named: true,
+		name: kindSNI, param: "sni", named: true, nameRequired: true,
 		checkName: func(s string) error { _, err := checkCertSNI(s); return err },
 		all:       func(f *config.File) []config.SNI { return f.SNIs },
 		tags:      func(c *config.SNI) []string { return c.Tags },

@@ -47,6 +47,12 @@ func TestSNIsCRUD(t *testing.T) {
 	e.must(http.StatusNotFound, http.MethodGet, "/snis/www.a.test", nil)
 	eq(t, "a's snis", e.must(http.StatusOK, http.MethodGet, "/certificates/"+certA, nil).body["snis"], []any{"a.test"})
 
+	// PUT by a new id with a name creates it under that id.
+	const putID = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+	r = e.must(http.StatusCreated, http.MethodPut, "/snis/"+putID, map[string]any{"name": "d.test", "certificate": map[string]any{"id": certA}})
+	eq(t, "put by id", r.str("id"), putID)
+	e.must(http.StatusNoContent, http.MethodDelete, "/snis/"+putID, nil)
+
 	// PUT by name creates, then replaces.
 	e.must(http.StatusCreated, http.MethodPut, "/snis/c.test", map[string]any{"certificate": map[string]any{"id": certA}})
 	r = e.must(http.StatusOK, http.MethodPut, "/snis/c.test", map[string]any{"certificate": map[string]any{"id": certB}, "tags": []string{"x"}})
@@ -107,6 +113,9 @@ func TestSNIsBadInput(t *testing.T) {
 		{desc: "under an unknown certificate", method: http.MethodPost, path: "/certificates/" + nobody + "/snis", body: func(string) any {
 			return map[string]any{"name": "n.test"}
 		}, status: 404},
+		{desc: "PUT by a new id without a name", method: http.MethodPut, path: "/snis/" + nobody, body: func(c string) any {
+			return map[string]any{"certificate": map[string]any{"id": c}}
+		}, status: 400, fields: map[string]string{"name": "required field missing"}},
 		{desc: "bad name in a PUT's URL", method: http.MethodPut, path: "/snis/a.*.test", body: func(c string) any {
 			return map[string]any{"certificate": map[string]any{"id": c}}
 		}, status: 400, fields: map[string]string{"name": "invalid wildcard"}},
