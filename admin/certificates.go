@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"net/http"
 	"slices"
 	"strings"
 
@@ -13,10 +12,10 @@ import (
 // Certificates and SNIs, in Kong's shapes.
 //
 //   - A certificate is addressed by its id or by one of its SNIs (as in
-//     Kong). Its SNIs are a list of names on the certificate ("snis");
-//     /snis lists them as SNI objects ({id, name, certificate: {id}}), with
-//     ids derived from the name. SNIs are created, changed and removed
-//     through their certificate (POST /snis is not served).
+//     Kong). Its SNIs are entities of their own (snis.go); a certificate's
+//     "snis" lists their names, and a body's "snis" sets them: names no
+//     longer listed are deleted, new ones created (as Kong's).
+//   - Deleting a certificate deletes its SNIs (Kong's cascade).
 //   - A body is checked in full before anything changes: the PEM parses,
 //     the key belongs to the certificate (cert_alt/key_alt likewise), each
 //     SNI is a host name or a single leading "*." wildcard, and no SNI
@@ -28,7 +27,8 @@ import (
 
 const kindCertificate = "certificate"
 
-// certificateOut is a certificate as the API shows it.
+// certificateOut is a certificate as the API shows it; its snis sorted,
+// as Kong's.
 type certificateOut struct {
 	ID        string   `json:"id"`
 	CreatedAt int64    `json:"created_at"`
@@ -56,7 +56,7 @@ type sniOut struct {
 func renderCertificate(c *config.Certificate, m state.Meta) certificateOut {
 	out := certificateOut{ID: c.ID, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 		Cert: strOrNil(c.Cert), Key: strOrNil(c.Key), CertAlt: strOrNil(c.CertAlt), KeyAlt: strOrNil(c.KeyAlt),
-		CertFile: c.CertFile, KeyFile: c.KeyFile, SNIs: slices.Clone(c.SNIs)}
+		CertFile: c.CertFile, KeyFile: c.KeyFile, SNIs: slices.Sorted(slices.Values(c.SNIs))}
 	if out.SNIs == nil {
 		out.SNIs = []string{}
 	}
@@ -65,8 +65,6 @@ func renderCertificate(c *config.Certificate, m state.Meta) certificateOut {
 	}
 	return out
 }
-
-func sniID(name string) string { return stableID("sni", name) }
 
 // certificate finds an effective certificate by id or SNI name.
 func (w *world) certificate(key string) (*config.Certificate, state.Meta, bool) {
@@ -96,10 +94,17 @@ func (w *world) sniOwners(except string) map[string]string {
 }
 
 // editableCertificate returns a copy of the certificate with id as a Doc
-// entity (from the Doc, else converted from the file).
+// entity (from the Doc, else converted from the file), with the SNIs it
+// serves now.
 func (w *world) editableCertificate(id string) *state.Certificate {
+	var snis []string
+	if cur, _, ok := w.k.cert.byKey(w, id); ok {
+		snis = slices.Clone(cur.SNIs)
+	}
 	if e, ok := w.doc.Certificates[id]; ok && !e.Deleted {
-		return cloneJSON(e)
+		c := cloneJSON(e)
+		c.SNIs = snis
+		return c
 	}
 	var fc *config.Certificate
 	for i := range w.file.Certificates {
@@ -109,17 +114,36 @@ func (w *world) editableCertificate(id string) *state.Certificate {
 	}
 	return &state.Certificate{Meta: state.Meta{ID: id, CreatedAt: w.started}, Cert: fc.Cert, Key: fc.Key, CertAlt: fc.CertAlt, KeyAlt: fc.KeyAlt,
 		CertFile: fc.CertFile, KeyFile: fc.KeyFile, CertAltFile: fc.CertAltFile, KeyAltFile: fc.KeyAltFile,
-		SNIs: slices.Clone(fc.SNIs), Tags: slices.Clone(fc.Tags)}
+		SNIs: snis, Tags: slices.Clone(fc.Tags)}
 }
 
-// putCertificate stores c (checked) as the Doc's certificate of its id.
-func (w *world) putCertificate(c *state.Certificate) error {
+// putCertificate stores c (checked) as the Doc's certificate of its id,
+// and makes its SNI entities those c.SNIs names: the others of the
+// certificate are deleted, the new ones created at now.
+func (w *world) putCertificate(c *state.Certificate, now int64) error {
 	owners := w.sniOwners(c.ID)
 	for _, n := range c.SNIs {
 		if other, taken := owners[n]; taken {
 			return fieldError("snis", "%s already associated with existing certificate '%s'", n, other)
 		}
 	}
+	var current []string
+	for _, s := range w.eff.SNIs {
+		if sameID(s.Certificate, c.ID) {
+			current = append(current, s.Name)
+		}
+	}
+	for _, n := range current {
+		if !slices.Contains(c.SNIs, n) {
+			w.k.sni.remove(w, n, now)
+		}
+	}
+	for _, n := range c.SNIs {
+		if !slices.Contains(current, n) {
+			w.doc.SNIs[n] = &state.SNI{Meta: state.Meta{ID: newID(), CreatedAt: now, UpdatedAt: now}, Name: n, Certificate: c.ID}
+		}
+	}
+	c.SNIs = nil
 	w.doc.Certificates[c.ID] = c
 	return nil
 }
@@ -190,58 +214,6 @@ func certificateDecoder(b *obj, base *state.Certificate) (func(c *state.Certific
 		return nil, err
 	}
 	return apply, nil
-}
-
-// snisOf lists the SNI objects of the certificates that keep returns true
-// for.
-func (w *world) snisOf(keep func(*config.Certificate) bool) []sniOut {
-	var out []sniOut
-	for i := range w.eff.Certificates {
-		c := &w.eff.Certificates[i]
-		if !keep(c) {
-			continue
-		}
-		m := w.k.cert.metaOf(w, c.ID)
-		for _, n := range c.SNIs {
-			out = append(out, sniOut{ID: sniID(n), Name: n, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, Certificate: idRef{ID: c.ID}})
-		}
-	}
-	return out
-}
-
-func (a *api) listSNIs(r *http.Request) (int, any, error) {
-	p, err := parsePage(r, untagged)
-	if err != nil {
-		return 0, nil, err
-	}
-	items := a.view().snisOf(func(*config.Certificate) bool { return true })
-	return http.StatusOK, paginate(r, p, items, func(s sniOut) string { return s.Name }), nil
-}
-
-// certificateSNIs lists a certificate's SNIs.
-func certificateSNIs() *child[config.Certificate, state.Certificate, sniOut] {
-	return &child[config.Certificate, state.Certificate, sniOut]{
-		parent: func(k *kinds) *kind[config.Certificate, state.Certificate] { return k.cert },
-		items: func(_ *api, w *world, cur *config.Certificate, _ state.Meta) []sniOut {
-			if items := w.snisOf(func(c *config.Certificate) bool { return c.ID == cur.ID }); items != nil {
-				return items
-			}
-			return []sniOut{}
-		},
-		pageKey: func(s sniOut) string { return s.Name },
-		show:    func(s sniOut) any { return s },
-	}
-}
-
-func (a *api) getSNI(r *http.Request) (int, any, error) {
-	key := r.PathValue("sni")
-	name := strings.ToLower(key)
-	for _, s := range a.view().snisOf(func(*config.Certificate) bool { return true }) {
-		if s.Name == name || sameID(s.ID, key) {
-			return http.StatusOK, s, nil
-		}
-	}
-	return 0, nil, notFound()
 }
 
 // certificateExample is the shape of a certificate body in the document

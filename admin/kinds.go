@@ -16,10 +16,11 @@ type kinds struct {
 	route    *kind[config.Route, state.Route]
 	cert     *kind[config.Certificate, state.Certificate]
 	pluginKinds
+	sni *kind[config.SNI, state.SNI]
 }
 
 func newKinds() *kinds {
-	return &kinds{upstream: upstreamKind(), service: serviceKind(), route: routeKind(), cert: certificateKind(), pluginKinds: newPluginKinds()}
+	return &kinds{upstream: upstreamKind(), service: serviceKind(), route: routeKind(), cert: certificateKind(), sni: sniKind(), pluginKinds: newPluginKinds()}
 }
 
 // Lookups by id or key, for the nested collections and references.
@@ -283,9 +284,18 @@ func certificateKind() *kind[config.Certificate, state.Certificate] {
 		},
 		fresh:    func() *state.Certificate { return &state.Certificate{} },
 		editable: func(w *world, id string) *state.Certificate { return w.editableCertificate(id) },
-		put: func(w *world, _ string, c *state.Certificate, _ int64) error {
+		put: func(w *world, _ string, c *state.Certificate, now int64) error {
 			c.Deleted = false
-			return w.putCertificate(c)
+			return w.putCertificate(c, now)
+		},
+		// Its SNIs go with it.
+		unlink: func(w *world, id string) error {
+			for name, s := range w.doc.SNIs {
+				if sameID(s.Certificate, id) {
+					delete(w.doc.SNIs, name)
+				}
+			}
+			return nil
 		},
 		// PUT /certificates/{sni}: a new certificate serving it.
 		putAt: func(c *state.Certificate, key string) error {

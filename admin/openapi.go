@@ -354,12 +354,18 @@ func schemas() js {
 			"key_file":  sstr("likewise, the key's path"),
 		})), "id", "cert", "key", "snis"),
 		"Tag": sobj(js{
-			"entity_name": senum("the entity's kind", "upstreams", "targets", "services", "routes", "plugins", "consumers", "keyauth_credentials", "certificates"),
+			"entity_name": senum("the entity's kind", "upstreams", "targets", "services", "routes", "plugins", "consumers", "keyauth_credentials", "certificates", "snis"),
 			"entity_id":   uuidSchema(""),
 			"tag":         sstr(""),
 		}, "entity_name", "entity_id", "tag"),
+		"SNIInput": closed(sobj(js{
+			"id":          uuidSchema("ignored"),
+			"name":        sstr("a host name, *.suffix or prefix.* (one wildcard label, leftmost or rightmost); unique across certificates"),
+			"certificate": nullable(sref("IdRef")),
+			"tags":        tagsSchema(),
+		})),
 		"SNI": sobj(with(timestamps(), js{
-			"id": uuidSchema("derived from the name"), "name": sstr(""), "tags": nullable(sarr(sstr(""), "")),
+			"id": uuidSchema("random, or derived from the name for the file's"), "name": sstr(""), "tags": nullable(sarr(sstr(""), "")),
 			"certificate": sref("IdRef"),
 		}), "id", "name", "certificate"),
 		"Rollout": sobj(js{
@@ -382,7 +388,7 @@ func certIn() js {
 		"key":      nullable(sstr("PEM private key of the leaf (answers hold it, as Kong's)")),
 		"cert_alt": nullable(sstr("an alternate PEM chain (another key type, e.g. ECDSA beside RSA); served to clients that support it first")),
 		"key_alt":  nullable(sstr("the alternate chain's PEM key")),
-		"snis":     sarr(sstr("a host name or *.suffix (one leading label); unique across certificates"), "the names this certificate serves"),
+		"snis":     sarr(sstr("a host name, *.suffix or prefix.* (one wildcard label); unique across certificates"), "the names this certificate serves"),
 		"tags":     tagsSchema(),
 	}
 }

@@ -182,12 +182,21 @@ func (a *api) routes() []endpoint {
 		ctl(endpoint{method: http.MethodPut, path: "/certificates/{certificate}", op: "putCertificate", tag: "certificates", summary: "Create or replace a certificate (by id, or by an SNI it serves)", in: "CertificateInput", out: "Certificate", ok: http.StatusOK, upsert: true,
 			example: certificateExample(), h: k.cert.replace(a)}),
 		ctl(endpoint{method: http.MethodDelete, path: "/certificates/{certificate}", op: "deleteCertificate", tag: "certificates", summary: "Delete a certificate and its SNIs", ok: http.StatusNoContent, h: k.cert.del(a)}),
-		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}/snis", op: "listCertificateSNIs", tag: "certificates", summary: "List a certificate's SNIs", out: "list:SNI", ok: http.StatusOK, paged: true, h: certificateSNIs().list(a)}),
-		ctl(endpoint{method: http.MethodGet, path: "/snis", op: "listSNIs", tag: "certificates", summary: "List SNIs (they are set through their certificate's snis)", out: "list:SNI", ok: http.StatusOK, paged: true, h: a.listSNIs}),
+		ctl(endpoint{method: http.MethodGet, path: "/certificates/{certificate}/snis", op: "listCertificateSNIs", tag: "certificates", summary: "List a certificate's SNIs", out: "list:SNI", ok: http.StatusOK, paged: true, tagged: true, h: k.sni.list(a)}),
+		ctl(endpoint{method: http.MethodPost, path: "/certificates/{certificate}/snis", op: "createCertificateSNI", tag: "certificates", summary: "Create an SNI of this certificate (409 when the name is taken)", in: "SNIInput", out: "SNI", ok: http.StatusCreated,
+			example: map[string]any{"name": "www.example.com"}, h: k.sni.create(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/snis", op: "listSNIs", tag: "certificates", summary: "List SNIs", out: "list:SNI", ok: http.StatusOK, paged: true, tagged: true, h: k.sni.list(a)}),
+		ctl(endpoint{method: http.MethodPost, path: "/snis", op: "createSNI", tag: "certificates", summary: "Create an SNI (409 when the name is taken; the certificate must exist)", in: "SNIInput", out: "SNI", ok: http.StatusCreated,
+			example: sniExample(), h: k.sni.create(a)}),
+		ctl(endpoint{method: http.MethodGet, path: "/snis/{sni}", op: "getSNI", tag: "certificates", summary: "Get an SNI by name or id", out: "SNI", ok: http.StatusOK, h: k.sni.get(a)}),
+		ctl(endpoint{method: http.MethodPatch, path: "/snis/{sni}", op: "patchSNI", tag: "certificates", summary: "Update an SNI (rename it, move it to another certificate, retag it)", in: "SNIInput", out: "SNI", ok: http.StatusOK,
+			example: map[string]any{"tags": []any{"edge", "v2"}}, h: k.sni.patch(a)}),
+		ctl(endpoint{method: http.MethodPut, path: "/snis/{sni}", op: "putSNI", tag: "certificates", summary: "Create or replace an SNI by name or id", in: "SNIInput", out: "SNI", ok: http.StatusOK, upsert: true,
+			example: map[string]any{"certificate": map[string]any{"id": exCert}}, h: k.sni.replace(a)}),
+		ctl(endpoint{method: http.MethodDelete, path: "/snis/{sni}", op: "deleteSNI", tag: "certificates", summary: "Delete an SNI", ok: http.StatusNoContent, h: k.sni.del(a)}),
 		// Tags.
-		ctl(endpoint{method: http.MethodGet, path: "/tags", op: "listTags", tag: "tags", summary: "List every tag of every entity (upstreams, targets, services, routes, certificates), by tag", out: "list:Tag", ok: http.StatusOK, paged: true, h: a.listTags}),
+		ctl(endpoint{method: http.MethodGet, path: "/tags", op: "listTags", tag: "tags", summary: "List every tag of every entity (upstreams, targets, services, routes, certificates, SNIs), by tag", out: "list:Tag", ok: http.StatusOK, paged: true, h: a.listTags}),
 		ctl(endpoint{method: http.MethodGet, path: "/tags/{tag}", op: "listTag", tag: "tags", summary: "List the entities carrying one tag", out: "list:Tag", ok: http.StatusOK, paged: true, h: a.listTag}),
-		ctl(endpoint{method: http.MethodGet, path: "/snis/{sni}", op: "getSNI", tag: "certificates", summary: "Get an SNI by name or id", out: "SNI", ok: http.StatusOK, h: a.getSNI}),
 	}, a.pluginEndpoints(k, ctl)...)
 }
 

@@ -39,7 +39,7 @@ func kindTags[C, D any](w *world, k *kind[C, D], entity string, keep func(string
 // allTags is every (entity, tag) pair whose tag passes keep: upstreams,
 // the targets the file or the admin layer holds (discovered targets are
 // no entities), services, routes, plugins, consumers, key-auth
-// credentials and certificates.
+// credentials, certificates and SNIs.
 func (w *world) allTags(keep func(string) bool) []tagOut {
 	out := kindTags(w, w.k.upstream, "upstreams", keep, []tagOut{})
 	for i := range w.eff.Upstreams {
@@ -60,7 +60,8 @@ func (w *world) allTags(keep func(string) bool) []tagOut {
 	out = kindTags(w, w.k.plugin, "plugins", keep, out)
 	out = kindTags(w, w.k.consumer, "consumers", keep, out)
 	out = kindTags(w, w.k.keyAuth, "keyauth_credentials", keep, out)
-	return kindTags(w, w.k.cert, "certificates", keep, out)
+	out = kindTags(w, w.k.cert, "certificates", keep, out)
+	return kindTags(w, w.k.sni, "snis", keep, out)
 }
 
 // listTags is GET /tags: every tag of every entity.

@@ -55,6 +55,9 @@ func newWorld(file *config.File, doc *state.Doc, started int64) *world {
 		doc.Certificates = map[string]*state.Certificate{}
 	}
 	initPluginDocs(doc)
+	if doc.SNIs == nil {
+		doc.SNIs = map[string]*state.SNI{}
+	}
 	w := &world{file: file, doc: doc, started: started, k: newKinds()}
 	w.refresh()
 	return w

@@ -5,9 +5,11 @@
 //   - A Set is immutable: built once from Entries (NewSet validates every
 //     pair and refuses an SNI used twice) and read by any number of
 //     handshakes at once.
-//   - Selection (Set.Certificate): the exact name first, then a wildcard
-//     "*.example.com" (which matches exactly one label in front of
-//     example.com), then the default certificate, else an error, which
+//   - Selection (Set.Certificate), as Kong's: the exact name first, then a
+//     leading wildcard "*.example.com" (which matches exactly one label in
+//     front of example.com), then a trailing wildcard "example.*" (which
+//     matches exactly one last label after example), then the default
+//     certificate, else an error, which
 //     makes crypto/tls fail the handshake with an alert. The default is
 //     the entry marked Default, else the first entry without SNIs. A
 //     client that sends no SNI (it dialled an IP address) gets the
@@ -90,8 +92,9 @@ func ParseCAs(bundle []byte) (*x509.CertPool, error) {
 
 // CheckName validates an SNI name and returns it lower-cased: a host name
 // (dot-separated labels of letters, digits, '-' and '_'), or one with a
-// single leading "*." wildcard label. IP addresses and ports are refused
-// (TLS clients send no IP address as SNI).
+// single wildcard label, leftmost ("*.example.com") or rightmost
+// ("example.*"), as Kong's wildcard hosts. IP addresses and ports are
+// refused (TLS clients send no IP address as SNI).
 func CheckName(s string) (string, error) {
 	if s == "" {
 		return "", errors.New("must not be empty")
@@ -103,8 +106,13 @@ func CheckName(s string) (string, error) {
 	if strings.Contains(name, ":") {
 		return "", errors.New("must not have a port")
 	}
+	if strings.Count(name, "*") > 1 {
+		return "", errors.New("invalid wildcard: only one wildcard must be specified")
+	}
 	host := name
 	if rest, ok := strings.CutPrefix(name, "*."); ok {
+		host = rest
+	} else if rest, ok := strings.CutSuffix(name, ".*"); ok {
 		host = rest
 	}
 	if len(host) > 253 {
@@ -116,7 +124,7 @@ func CheckName(s string) (string, error) {
 			return "", errors.New("invalid name: empty label")
 		}
 		if strings.Contains(l, "*") {
-			return "", errors.New("invalid wildcard: only a single leading '*.' is allowed")
+			return "", errors.New("invalid wildcard: the wildcard must be a whole leftmost or rightmost label ('*.example.com' or 'example.*')")
 		}
 		if len(l) > 63 {
 			return "", errors.New("invalid name: label longer than 63 characters")
@@ -130,7 +138,7 @@ func CheckName(s string) (string, error) {
 			return "", errors.New("invalid name: a label starts or ends with '-'")
 		}
 	}
-	if host != name && len(labels) < 2 {
+	if strings.HasPrefix(name, "*.") && len(labels) < 2 {
 		return "", errors.New("invalid wildcard: '*.' needs at least two labels after it")
 	}
 	return name, nil
@@ -150,6 +158,7 @@ type Entry struct {
 type Set struct {
 	exact   map[string]*Entry
 	wild    map[string]*Entry // by the part after "*."
+	suffix  map[string]*Entry // by the part before ".*"
 	def     *Entry
 	entries []*Entry
 }
@@ -167,7 +176,7 @@ func (e *DuplicateSNIError) Error() string {
 // NewSet indexes entries. It refuses an entry without a key pair, an
 // invalid name, a name two entries claim and two default entries.
 func NewSet(entries []Entry) (*Set, error) {
-	s := &Set{exact: map[string]*Entry{}, wild: map[string]*Entry{}}
+	s := &Set{exact: map[string]*Entry{}, wild: map[string]*Entry{}, suffix: map[string]*Entry{}}
 	owner := map[string]string{}
 	var firstBare *Entry
 	for i := range entries {
@@ -187,6 +196,8 @@ func NewSet(entries []Entry) (*Set, error) {
 			owner[name] = e.ID
 			if rest, ok := strings.CutPrefix(name, "*."); ok {
 				s.wild[rest] = e
+			} else if rest, ok := strings.CutSuffix(name, ".*"); ok {
+				s.suffix[rest] = e
 			} else {
 				s.exact[name] = e
 			}
@@ -221,6 +232,11 @@ func (s *Set) Lookup(name string) (*Entry, string) {
 		}
 		if i := strings.IndexByte(name, '.'); i > 0 {
 			if e := s.wild[name[i+1:]]; e != nil {
+				return e, "wildcard"
+			}
+		}
+		if i := strings.LastIndexByte(name, '.'); i > 0 {
+			if e := s.suffix[name[:i]]; e != nil {
 				return e, "wildcard"
 			}
 		}

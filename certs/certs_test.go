@@ -58,10 +58,12 @@ func TestSelection(t *testing.T) {
 	exact := ca.Server(t, "api.example.com")
 	wild := ca.Server(t, "*.example.com")
 	def := ca.Server(t, "default")
+	suffix := ca.Server(t, "example.*")
 	set, err := NewSet([]Entry{
 		{ID: "wild", SNIs: []string{"*.example.com"}, Pairs: []*tls.Certificate{pair(t, wild)}},
 		{ID: "exact", SNIs: []string{"API.example.com"}, Pairs: []*tls.Certificate{pair(t, exact)}},
 		{ID: "default", Pairs: []*tls.Certificate{pair(t, def)}},
+		{ID: "suffix", SNIs: []string{"example.*"}, Pairs: []*tls.Certificate{pair(t, suffix)}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +80,9 @@ func TestSelection(t *testing.T) {
 		{desc: "exact, any case", sni: "API.Example.COM", want: "api.example.com", set: set},
 		{desc: "wildcard matches one label", sni: "www.example.com", want: "*.example.com", set: set},
 		{desc: "wildcard does not match two labels", sni: "a.b.example.com", want: "default", set: set},
-		{desc: "wildcard does not match the bare domain", sni: "example.com", want: "default", set: set},
+		{desc: "trailing wildcard matches the last label", sni: "example.org", want: "example.*", set: set},
+		{desc: "trailing wildcard matches one label only", sni: "example.co.uk", want: "default", set: set},
+		{desc: "leading wildcard beats trailing", sni: "x.example.com", want: "*.example.com", set: set},
 		{desc: "no SNI gets the default", sni: "", want: "default", set: set},
 		{desc: "unknown name gets the default", sni: "other.test", want: "default", set: set},
 		{desc: "no default: handshake fails", sni: "other.test", want: "", set: noDefault},
@@ -138,7 +142,9 @@ func TestCheckName(t *testing.T) {
 		{in: "*.com", err: "two labels"},
 		{in: "a.*.com", err: "wildcard"},
 		{in: "*foo.com", err: "wildcard"},
-		{in: "foo.*", err: "wildcard"},
+		{in: "Foo.*", want: "foo.*"},
+		{in: "*.foo.*", err: "only one wildcard"},
+		{in: "foo*.com", err: "wildcard"},
 		{in: "10.0.0.1", err: "IP address"},
 		{in: "a.test:443", err: "port"},
 		{in: "a..test", err: "empty label"},

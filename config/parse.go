@@ -65,7 +65,8 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		routes                      []routeEntry
 		targets                     []topTarget
 		proxyListen, adminListen    *yaml.Node
-		fleetGroup                  *yaml.Node
+		fleetGroup, snis            *yaml.Node
+		sniOwner                    = map[string]*yaml.Node{}
 	)
 	d.mapping(n, "configuration", "the top level", d.onlyEntities(append([]field{
 		{"proxy", func(v *yaml.Node) { proxyListen = d.proxy(v, &f.Proxy) }},
@@ -100,7 +101,8 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 		}},
 		{"register", func(v *yaml.Node) { f.Register = d.register(v) }},
 		{"tracing", func(v *yaml.Node) { f.Tracing = d.tracing(v) }},
-		{"certificates", func(v *yaml.Node) { d.certificates(v, f) }},
+		{"certificates", func(v *yaml.Node) { d.certificates(v, f, sniOwner) }},
+		{"snis", func(v *yaml.Node) { snis = v }},
 		{"plugins", d.decodePlugins},
 		{"consumers", func(v *yaml.Node) { d.decodeConsumers(v, f) }},
 		{"fleet", func(v *yaml.Node) { fleetGroup = d.fleet(v, &f.Fleet) }},
@@ -108,6 +110,9 @@ func (d *decoder) decodeFile(n *yaml.Node, f *File) {
 	d.attachTargets(f, targets)
 	if len(f.Proxy.Listeners) == 0 {
 		d.finishProxy(&f.Proxy, nil)
+	}
+	if snis != nil {
+		d.topLevelSNIs(snis, f, sniOwner)
 	}
 
 	if proxyListen != nil && adminListen != nil && !strings.HasSuffix(f.Admin.Listen, ":0") {

@@ -101,6 +101,18 @@ type Certificate struct {
 	Default bool
 }
 
+// SNI is an snis entity (Kong's): a name a certificate serves.
+type SNI struct {
+	Pos Pos
+	// ID is derived from the name (StableID "sni").
+	ID string
+	// Name is lower-cased, exact or a wildcard (certs.CheckName).
+	Name string
+	// Certificate is the id of the certificate serving Name.
+	Certificate string
+	Tags        []string
+}
+
 // FromFiles reports whether the pair is read from files.
 func (c *Certificate) FromFiles() bool { return c.CertFile != "" }
 
@@ -300,13 +312,12 @@ func (d *decoder) caBundleField(dst *string) func(*yaml.Node) {
 }
 
 // certificates decodes the top-level certificates list.
-func (d *decoder) certificates(n *yaml.Node, f *File) {
-	owner := map[string]*yaml.Node{}
+func (d *decoder) certificates(n *yaml.Node, f *File, owner map[string]*yaml.Node) {
 	ids := map[string]*yaml.Node{}
 	var def *yaml.Node
 	i := 0
 	d.list(n, "certificates", func(item *yaml.Node) {
-		c, ok := d.certificate(item, i, owner)
+		c, snis, ok := d.certificate(item, i, owner)
 		i++
 		if !ok {
 			return
@@ -316,6 +327,10 @@ func (d *decoder) certificates(n *yaml.Node, f *File) {
 			return
 		}
 		ids[c.ID] = item
+		for i := range snis {
+			snis[i].Certificate = c.ID
+		}
+		f.SNIs = append(f.SNIs, snis...)
 		if c.Default {
 			if def != nil {
 				d.errorf(item, "default: only one certificate may be the default (the first is at line %d)", def.Line)
@@ -327,8 +342,9 @@ func (d *decoder) certificates(n *yaml.Node, f *File) {
 	})
 }
 
-func (d *decoder) certificate(n *yaml.Node, index int, owner map[string]*yaml.Node) (Certificate, bool) {
+func (d *decoder) certificate(n *yaml.Node, index int, owner map[string]*yaml.Node) (Certificate, []SNI, bool) {
 	c := Certificate{Pos: pos(n), SNIs: []string{}, Tags: []string{}}
+	var snis []SNI
 	before := len(d.errs)
 	pem := func(dst *string, label string) func(*yaml.Node) {
 		return func(v *yaml.Node) {
@@ -356,25 +372,19 @@ func (d *decoder) certificate(n *yaml.Node, index int, owner map[string]*yaml.No
 		{"cert_alt_file", path(&c.CertAltFile, "cert_alt_file")},
 		{"key_alt_file", path(&c.KeyAltFile, "key_alt_file")},
 		{"snis", func(v *yaml.Node) {
-			d.stringList(v, "snis", false, func(s string, item *yaml.Node) {
-				name, err := certs.CheckName(s)
-				if err != nil {
-					d.errorf(item, "snis: %s: %v", quote(s), err)
-					return
+			d.list(v, "snis", func(item *yaml.Node) {
+				sni, ok := d.sni(item, owner, false)
+				if ok {
+					c.SNIs = append(c.SNIs, sni.Name)
+					snis = append(snis, sni)
 				}
-				if prev, dup := owner[name]; dup {
-					d.errorf(item, "snis: %s already belongs to the certificate at line %d", name, prev.Line)
-					return
-				}
-				owner[name] = item
-				c.SNIs = append(c.SNIs, name)
 			})
 		}},
 		{"tags", d.tags(&c.Tags)},
 		{"default", d.boolField(&c.Default, "default")},
 	})
 	if seen == nil || len(d.errs) > before {
-		return c, false
+		return c, nil, false
 	}
 	key := func(k string) *yaml.Node {
 		if e, ok := seen[k]; ok {
@@ -387,10 +397,10 @@ func (d *decoder) certificate(n *yaml.Node, index int, owner map[string]*yaml.No
 	switch {
 	case inline && files:
 		d.errorf(key("cert_file"), "cert_file: give either cert and key (inline PEM) or cert_file and key_file, not both")
-		return c, false
+		return c, nil, false
 	case !inline && !files:
 		d.errorf(n, "certificate: cert and key (inline PEM) or cert_file and key_file are required")
-		return c, false
+		return c, nil, false
 	}
 	pairs := [][2]string{{"cert", "key"}, {"cert_alt", "key_alt"}, {"cert_file", "key_file"}, {"cert_alt_file", "key_alt_file"}}
 	for _, p := range pairs {
@@ -406,16 +416,16 @@ func (d *decoder) certificate(n *yaml.Node, index int, owner map[string]*yaml.No
 				at = p[1]
 			}
 			d.errorf(key(at), "%s: %s and %s go together", missing, p[0], p[1])
-			return c, false
+			return c, nil, false
 		}
 	}
 	if _, alt := seen["cert_alt"]; alt && files {
 		d.errorf(key("cert_alt"), "cert_alt: use cert_alt_file with cert_file")
-		return c, false
+		return c, nil, false
 	}
 	if _, alt := seen["cert_alt_file"]; alt && inline {
 		d.errorf(key("cert_alt_file"), "cert_alt_file: use cert_alt with inline cert")
-		return c, false
+		return c, nil, false
 	}
 	src := c.Source()
 	var err error
@@ -424,12 +434,12 @@ func (d *decoder) certificate(n *yaml.Node, index int, owner map[string]*yaml.No
 		if err == nil && c.CertAlt != "" {
 			if _, err = certs.ParsePair(src.CertAlt, src.KeyAlt); err != nil {
 				d.errorf(key("cert_alt"), "cert_alt: %v", err)
-				return c, false
+				return c, nil, false
 			}
 		}
 		if err != nil {
 			d.errorf(key("cert"), "cert: %v", err)
-			return c, false
+			return c, nil, false
 		}
 	} else {
 		for _, p := range [][2]string{{c.CertFile, c.KeyFile}, {c.CertAltFile, c.KeyAltFile}} {
@@ -447,7 +457,7 @@ func (d *decoder) certificate(n *yaml.Node, index int, owner map[string]*yaml.No
 			}
 			if err != nil {
 				d.errorf(key("cert_file"), "cert_file: %v", err)
-				return c, false
+				return c, nil, false
 			}
 		}
 	}
@@ -462,5 +472,88 @@ func (d *decoder) certificate(n *yaml.Node, index int, owner map[string]*yaml.No
 		}
 	}
 	c.ID = strings.ToLower(c.ID)
-	return c, true
+	return c, snis, true
+}
+
+// sni decodes one snis entity: a name (in a certificate's snis), or a
+// mapping {name, tags} and, at the top level (topLevel), certificate
+// (an id or {id: ...}), as Kong's declarative format. owner holds the
+// names already taken.
+func (d *decoder) sni(n *yaml.Node, owner map[string]*yaml.Node, topLevel bool) (SNI, bool) {
+	n = deref(n)
+	s := SNI{Pos: pos(n), Tags: []string{}}
+	before := len(d.errs)
+	nameNode := n
+	if n.Kind == yaml.ScalarNode && !topLevel {
+		if v, ok := d.text(n, "snis"); ok {
+			s.Name = v
+		}
+	} else {
+		fields := []field{
+			{"name", func(v *yaml.Node) {
+				nameNode = v
+				if t, ok := d.text(v, "name"); ok {
+					s.Name = t
+				}
+			}},
+			{"tags", d.tags(&s.Tags)},
+		}
+		if topLevel {
+			fields = append(fields, field{"certificate", func(v *yaml.Node) {
+				v = deref(v)
+				if v.Kind == yaml.MappingNode {
+					d.mapping(v, "certificate", "certificate", []field{{"id", d.strField(&s.Certificate, "id", nil)}})
+				} else if t, ok := d.text(v, "certificate"); ok {
+					s.Certificate = t
+				}
+			}})
+		}
+		seen := d.mapping(n, "sni", "sni", fields)
+		if seen == nil || len(d.errs) > before {
+			return s, false
+		}
+		if _, ok := seen["name"]; !ok {
+			d.errorf(n, "name: required field missing")
+			return s, false
+		}
+		if _, ok := seen["certificate"]; topLevel && !ok {
+			d.errorf(n, "certificate: required field missing")
+			return s, false
+		}
+	}
+	if len(d.errs) > before {
+		return s, false
+	}
+	name, err := certs.CheckName(s.Name)
+	if err != nil {
+		d.errorf(nameNode, "snis: %s: %v", quote(s.Name), err)
+		return s, false
+	}
+	if prev, dup := owner[name]; dup {
+		d.errorf(nameNode, "snis: %s already belongs to the certificate at line %d", name, prev.Line)
+		return s, false
+	}
+	owner[name] = nameNode
+	s.Name = name
+	s.ID, s.Certificate = StableID("sni", name), strings.ToLower(s.Certificate)
+	return s, true
+}
+
+// topLevelSNIs decodes the top-level snis list once the certificates are
+// known: each names its certificate by id.
+func (d *decoder) topLevelSNIs(n *yaml.Node, f *File, owner map[string]*yaml.Node) {
+	d.list(n, "snis", func(item *yaml.Node) {
+		s, ok := d.sni(item, owner, true)
+		if !ok {
+			return
+		}
+		for i := range f.Certificates {
+			if c := &f.Certificates[i]; c.ID == s.Certificate {
+				c.SNIs = append(c.SNIs, s.Name)
+				f.SNIs = append(f.SNIs, s)
+				return
+			}
+		}
+		d.errorf(item, "certificate: no certificate has the id %s", quote(s.Certificate))
+	})
 }

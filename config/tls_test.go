@@ -44,6 +44,7 @@ func TestListeners(t *testing.T) {
 }
 
 func TestTLSErrors(t *testing.T) {
+	const certID, otherID = "6b2d9e4a-7c1f-4a3b-9d8e-1f2a3b4c5d6e", "0c7a4e1f-9d2b-4b6a-8e3f-5a1d2c3b4e5f"
 	ca := certtest.NewCA(t, "config test CA")
 	a, b := ca.Server(t, "a.test"), ca.Server(t, "b.test")
 	dir := t.TempDir()
@@ -91,6 +92,14 @@ func TestTLSErrors(t *testing.T) {
 			want: []wantErr{{2, 12, "invalid wildcard"}}},
 		{desc: "SNI twice", src: "certificates:\n  - snis: [a.test]\n" + good + "  - snis: [A.test]\n" + good,
 			want: []wantErr{{3 + strings.Count(good, "\n"), 12, "a.test already belongs to the certificate at line 2"}}},
+		{desc: "top-level SNI of no certificate", src: "certificates:\n  - id: " + certID + "\n" + good + "snis:\n  - name: b.test\n    certificate: " + otherID + "\n",
+			want: []wantErr{{4 + strings.Count(good, "\n"), 5, "certificate: no certificate has the id \"" + otherID + "\""}}},
+		{desc: "top-level SNI without certificate", src: "certificates:\n  - id: " + certID + "\n" + good + "snis:\n  - name: b.test\n",
+			want: []wantErr{{4 + strings.Count(good, "\n"), 5, "certificate: required field missing"}}},
+		{desc: "top-level SNI taken", src: "certificates:\n  - id: " + certID + "\n    snis: [a.test]\n" + good + "snis:\n  - name: A.test\n    certificate: {id: " + certID + "}\n",
+			want: []wantErr{{5 + strings.Count(good, "\n"), 11, "a.test already belongs to the certificate at line 3"}}},
+		{desc: "top-level SNI bad wildcard", src: "certificates:\n  - id: " + certID + "\n" + good + "snis:\n  - name: \"a.*.b\"\n    certificate: " + certID + "\n",
+			want: []wantErr{{4 + strings.Count(good, "\n"), 11, "invalid wildcard"}}},
 		{desc: "two defaults", src: "certificates:\n  - default: true\n" + good + "  - default: true\n" + good,
 			want: []wantErr{{3 + strings.Count(good, "\n"), 5, "only one certificate may be the default"}}},
 		{desc: "bad id", src: "certificates:\n  - id: x\n" + good,
@@ -123,5 +132,30 @@ func TestCertificates(t *testing.T) {
 	// The derived id is stable across parses.
 	if again := mustParse(t, src, nil); again.Certificates[0].ID != c0.ID {
 		t.Errorf("id changed: %s, %s", again.Certificates[0].ID, c0.ID)
+	}
+}
+
+// TestSNIEntities: a certificate's snis (names or {name, tags}) and the
+// top-level snis (Kong's declarative entities) become File.SNIs, and each
+// certificate's SNIs lists its names.
+func TestSNIEntities(t *testing.T) {
+	ca := certtest.NewCA(t, "config test CA")
+	certPath, keyPath := ca.Server(t, "a.test").WriteFiles(t, t.TempDir(), "a")
+	const id = "5f1e0c9a-3b7d-4e2a-8c61-0d9f4b2a7e13"
+	src := "snis:\n  - name: b.*\n    certificate: {id: " + id + "}\n  - name: c.test\n    certificate: " + id + "\n    tags: [top]\n" +
+		"certificates:\n  - id: " + id + "\n    cert_file: " + certPath + "\n    key_file: " + keyPath + "\n    snis: [A.test, {name: \"*.a.test\", tags: [w]}]\n"
+	f := mustParse(t, src, nil)
+	if got := fmt.Sprint(f.Certificates[0].SNIs); got != "[a.test *.a.test b.* c.test]" {
+		t.Errorf("certificate snis = %s", got)
+	}
+	var got []string
+	for _, s := range f.SNIs {
+		if s.Certificate != id || s.ID != StableID("sni", s.Name) {
+			t.Errorf("sni %+v", s)
+		}
+		got = append(got, s.Name+fmt.Sprint(s.Tags))
+	}
+	if fmt.Sprint(got) != "[a.test[] *.a.test[w] b.*[] c.test[top]]" {
+		t.Errorf("snis = %v", got)
 	}
 }

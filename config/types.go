@@ -33,6 +33,10 @@ type File struct {
 	Plugins   []Plugin
 	Consumers []Consumer
 	KeyAuths  []KeyAuth
+	// SNIs are the snis entities (Kong's): those listed in a certificate's
+	// snis and the top-level ones, in file order. Each certificate's SNIs
+	// holds the names of its own.
+	SNIs []SNI
 }
 
 // Proxy is the "proxy" section.

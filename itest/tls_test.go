@@ -565,3 +565,86 @@ func TestTLSAdminCertificatesPersist(t *testing.T) {
 		t.Fatalf("proto %s", proto)
 	}
 }
+
+// TestTLSAdminSNIs: SNIs added through /snis (exact, leading and trailing
+// wildcards) choose the certificate of the next handshake; a name taken is
+// Kong's 409; deleting one falls back to the default certificate; a
+// keep-alive connection opened before the changes is still served after
+// them.
+func TestTLSAdminSNIs(t *testing.T) {
+	ca := certtest.NewCA(t, "itest CA")
+	be := echoBackend(t)
+	def, other := ca.Server(t, "default.test"), ca.Server(t, "other.test")
+	const otherID = "6b2d9e4a-7c1f-4a3b-9d8e-1f2a3b4c5d6e"
+	opts := gatewayOpts{ExtraListeners: 1,
+		Listen: func(p string, x []string) string { return fmt.Sprintf("[%s, \"%s ssl http2\"]", p, x[0]) },
+	}
+	g := startGatewayOpts(t, opts, tlsRouteConfig(be.Addr)+"certificates:\n"+inlineCert(def)+"    default: true\n"+
+		inlineCert(other, "other.test")+"    id: "+otherID+"\n")
+	admin := func(method, path string, v any) (int, map[string]any) {
+		t.Helper()
+		b, _ := json.Marshal(v)
+		req, _ := http.NewRequest(method, "http://"+g.AdminAddr+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	served := func(sni, want string) {
+		t.Helper()
+		if got, err := servedName(g.Extra[0], sni, nil); err != nil || got != want {
+			t.Fatalf("SNI %s: served %q, %v; want %q", sni, got, err, want)
+		}
+	}
+	// One keep-alive connection (HTTP/1.1, SNI new.test) across the changes.
+	var conns int
+	keep := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{ServerName: "new.test", InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}},
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conns++
+			d := tls.Dialer{Config: &tls.Config{ServerName: "new.test", InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+	getProto(t, keep, "https://"+g.Extra[0]+"/before")
+	served("new.test", "default.test")
+
+	status, out := admin(http.MethodPost, "/snis", map[string]any{"name": "New.test", "certificate": map[string]any{"id": otherID}, "tags": []string{"it"}})
+	if status != http.StatusCreated || out["name"] != "new.test" {
+		t.Fatalf("POST /snis: %d %v", status, out)
+	}
+	served("new.test", "other.test")
+	if status, out = admin(http.MethodPost, "/certificates/"+otherID+"/snis", map[string]any{"name": "*.wild.test"}); status != http.StatusCreated {
+		t.Fatalf("POST /certificates/{id}/snis: %d %v", status, out)
+	}
+	if status, out = admin(http.MethodPost, "/snis", map[string]any{"name": "suffix.*", "certificate": map[string]any{"id": otherID}}); status != http.StatusCreated {
+		t.Fatalf("POST /snis suffix.*: %d %v", status, out)
+	}
+	served("a.wild.test", "other.test")
+	served("a.b.wild.test", "default.test")
+	served("suffix.org", "other.test")
+	served("suffix.co.uk", "default.test")
+
+	status, out = admin(http.MethodPost, "/snis", map[string]any{"name": "new.test", "certificate": map[string]any{"id": otherID}})
+	if status != http.StatusConflict || out["message"] != `UNIQUE violation detected on '{name="new.test"}'` {
+		t.Fatalf("duplicate name: %d %v", status, out)
+	}
+	if status, out = admin(http.MethodGet, "/certificates/"+otherID, nil); status != http.StatusOK ||
+		fmt.Sprint(out["snis"]) != "[*.wild.test new.test other.test suffix.*]" {
+		t.Fatalf("certificate: %d %v", status, out["snis"])
+	}
+	if status, _ = admin(http.MethodDelete, "/snis/new.test", nil); status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", status)
+	}
+	served("new.test", "default.test")
+
+	getProto(t, keep, "https://"+g.Extra[0]+"/after")
+	if conns != 1 {
+		t.Fatalf("the keep-alive connection was not reused across the changes: %d connections", conns)
+	}
+}

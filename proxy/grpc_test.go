@@ -760,3 +760,41 @@ func TestGRPCRetryOnStatuses(t *testing.T) {
 		t.Fatalf("retry_on unavailable: %d of 10 failed, want 0", n)
 	}
 }
+
+// TestH2StreamIdleTimer: with an HTTP/2 upstream, read_timeout bounds the
+// gap between two operations of a stream, not the stream: a bidi stream
+// whose messages come more often than that lives on well past it, and a
+// stream with nothing moving is cut.
+func TestH2StreamIdleTimer(t *testing.T) {
+	const timeout = time.Second
+	a := startEcho(t, "a")
+	f := newGRPCFixture(t, grpcSetup{targets: []string{a.addr}, readTO: timeout})
+	ctx := testCtx(t)
+	chat := func() grpc.ClientStream {
+		st, err := f.conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, "/test.Echo/Chat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	busy := chat()
+	end := time.Now().Add(4 * timeout)
+	for i := 0; time.Now().Before(end); i++ {
+		msg := []byte(fmt.Sprint("m", i))
+		if err := busy.SendMsg(&msg); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		var out []byte
+		if err := busy.RecvMsg(&out); err != nil {
+			t.Fatalf("message %d, a gap shorter than read_timeout: %v", i, err)
+		}
+		time.Sleep(timeout / 10)
+	}
+	_ = busy.CloseSend()
+
+	idle := chat()
+	var out []byte
+	if err := idle.RecvMsg(&out); err == nil {
+		t.Fatal("a stream with nothing moving was not cut")
+	}
+}

@@ -102,13 +102,21 @@ func (*streamIdleError) Temporary() bool { return true }
 // write to it happened for that long (the longest gap between two
 // successive operations). A zero d never fires. Safe for concurrent use:
 // request and response bodies move in different goroutines.
+//
+// A touch only records when it happened (one clock read and an atomic
+// store, no lock and no timer update per read or write); when the timer
+// goes off it compares the gap since the last touch with d and sets
+// itself again for the rest when the gap is shorter, so the stream is cut
+// d after its last operation, as with a timer reset on every touch.
 type streamTimer struct {
 	d      time.Duration
 	cancel context.CancelFunc
 	fired  atomic.Bool // the timer cut the stream
-	mu     sync.Mutex  // guards t and stopped
-	t      *time.Timer // nil when d is 0
-	// stopped: the stream ended; touch does nothing.
+	clk    monoClock
+	last   atomic.Int64 // the last touch, on clk's scale
+	mu     sync.Mutex   // guards t and stopped
+	t      *time.Timer  // nil when d is 0
+	// stopped: the stream ended; the timer does nothing more.
 	stopped bool
 }
 
@@ -131,7 +139,10 @@ func attemptRequest(req *http.Request, tr *Transport, deadline time.Time, hasBod
 	}
 	areq := req.WithContext(ctx)
 	if st.d > 0 {
-		st.t = time.AfterFunc(st.d, func() { st.fired.Store(true); cancel() })
+		st.clk = newMonoClock()
+		st.mu.Lock()
+		st.t = time.AfterFunc(st.d, st.expire)
+		st.mu.Unlock()
 		if hasBody {
 			areq.Body = timedBody{ReadCloser: body, st: st}
 		}
@@ -141,11 +152,25 @@ func attemptRequest(req *http.Request, tr *Transport, deadline time.Time, hasBod
 
 // touch restarts the gap.
 func (st *streamTimer) touch() {
-	st.mu.Lock()
-	if !st.stopped && st.t != nil {
-		st.t.Reset(st.d)
+	if st.d > 0 {
+		st.last.Store(st.clk.now())
 	}
-	st.mu.Unlock()
+}
+
+// expire runs when the timer goes off: it cuts the stream when the gap
+// since the last touch reached d, else sets the timer for the rest.
+func (st *streamTimer) expire() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.stopped {
+		return
+	}
+	if gap := time.Duration(st.clk.now() - st.last.Load()); gap < st.d {
+		st.t.Reset(st.d - gap)
+		return
+	}
+	st.fired.Store(true)
+	st.cancel()
 }
 
 // stop ends the timer and the attempt's context.

@@ -207,6 +207,7 @@ type Proxy struct {
 	// when their draw is below logBound (see logged).
 	logSample bool
 	logBound  uint64
+	ports     portCache // X-Forwarded-Port's text
 }
 
 // New returns a Proxy with an empty table (every request gets 404).
@@ -412,21 +413,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Host = rs.up.Name() // replaced per attempt in RoundTrip
 	out.URL.Path = upstreamPath(rs.route.PathHandling, rs.route.StripPath, svc.Path, pr.In.URL.Path, rs.postfix)
 	out.URL.RawPath = ""
-	if xff := pr.In.Header["X-Forwarded-For"]; len(xff) > 0 {
-		out.Header["X-Forwarded-For"] = append([]string(nil), xff...)
-	}
-	pr.SetXForwarded()
-	if la, ok := pr.In.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-		if tcp, ok := la.(*net.TCPAddr); ok {
-			out.Header.Set("X-Forwarded-Port", strconv.Itoa(tcp.Port))
-		}
-	}
-	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		out.Header.Set("X-Real-Ip", ip)
-	}
-	if rs.prefix != "" {
-		out.Header.Set("X-Forwarded-Prefix", rs.prefix)
-	}
+	setForwarded(pr, &p.ports, rs.prefix)
 	if len(pr.In.Trailer) > 0 {
 		// The server fills the client's trailer values into In.Trailer
 		// when the body ends (in the goroutine reading the body, before
@@ -929,16 +916,6 @@ func (b *respBody) Close() error {
 	}
 	return b.rc.Close()
 }
-
-// bufferPool recycles copy buffers between requests.
-type bufferPool struct{ p sync.Pool }
-
-func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}}
-}
-
-func (bp *bufferPool) Get() []byte  { return *(bp.p.Get().(*[]byte)) }
-func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
 
 // zerologWriter adapts the standard logger ReverseProxy uses for copy
 // errors to zerolog at debug level.

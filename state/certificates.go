@@ -2,6 +2,7 @@ package state
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 
 	"github.com/outrigger-gw/outrigger/config"
@@ -10,7 +11,9 @@ import (
 // Certificate is an admin-owned certificates entity (Kong's), keyed in
 // Doc.Certificates by its id. Its pair is inline PEM; a certificate of the
 // file whose pair comes from files keeps those files (CertFile...) when
-// the API changes only its SNIs or tags.
+// the API changes only its SNIs or tags. Its names are SNI entities
+// (Doc.SNIs); SNIs is only read from layers written before those existed
+// (its names become SNIs of the certificate unless an SNI entity has them).
 type Certificate struct {
 	Meta
 	Cert        string   `json:"cert,omitempty"`
@@ -68,4 +71,51 @@ func (c *Certificate) toConfig(id string) config.Certificate {
 		CertFile: c.CertFile, KeyFile: c.KeyFile, CertAltFile: c.CertAltFile, KeyAltFile: c.KeyAltFile,
 		SNIs: slices.Clone(c.SNIs), Tags: slices.Clone(c.Tags),
 	}
+}
+
+// SNI is an admin-owned snis entity (Kong's), keyed in Doc.SNIs by its
+// name: a name its certificate (an id) serves.
+type SNI struct {
+	Meta
+	Name        string   `json:"name"`
+	Certificate string   `json:"certificate"`
+	Tags        []string `json:"tags,omitempty"`
+}
+
+func (s *SNI) toConfig() config.SNI {
+	return config.SNI{ID: s.ID, Name: s.Name, Certificate: s.Certificate, Tags: slices.Clone(s.Tags)}
+}
+
+// mergeSNIs layers the Doc's SNIs over the file's, by name, keeps those
+// whose certificate is in force and sets each certificate's SNIs to the
+// names it serves, in order.
+func mergeSNIs(file []config.SNI, d *Doc, certs []config.Certificate) []config.SNI {
+	all := mergeList(file, d.SNIs, func(s config.SNI) string { return s.Name },
+		func(e *SNI) (string, Meta) { return e.Name, e.Meta }, func(e *SNI, _ *config.SNI) config.SNI { return e.toConfig() })
+	taken := map[string]bool{}
+	for _, s := range all {
+		taken[s.Name] = true
+	}
+	for _, id := range slices.Sorted(maps.Keys(d.Certificates)) {
+		c := d.Certificates[id]
+		for _, n := range c.SNIs {
+			if !c.Deleted && !taken[n] {
+				taken[n] = true
+				all = append(all, config.SNI{ID: config.StableID("sni", n), Name: n, Certificate: id, Tags: []string{}})
+			}
+		}
+	}
+	byCert := make(map[string]int, len(certs))
+	for i := range certs {
+		byCert[certs[i].ID] = i
+		certs[i].SNIs = []string{}
+	}
+	out := all[:0]
+	for _, s := range all {
+		if i, ok := byCert[s.Certificate]; ok {
+			certs[i].SNIs = append(certs[i].SNIs, s.Name)
+			out = append(out, s)
+		}
+	}
+	return out
 }

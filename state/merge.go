@@ -52,6 +52,7 @@ func Merge(f *config.File, d *Doc) *config.File {
 		func(e *Route) (string, Meta) { return e.Name, e.Meta }, func(e *Route, _ *config.Route) config.Route { return e.toConfig() })
 	out.Certificates = mergeCertificates(f.Certificates, d.Certificates)
 	mergePlugins(&out, f, d)
+	out.SNIs = mergeSNIs(f.SNIs, d, out.Certificates)
 	return &out
 }
 

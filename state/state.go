@@ -54,6 +54,8 @@ type Doc struct {
 	Plugins   map[string]*Plugin   `json:"plugins,omitempty"`
 	Consumers map[string]*Consumer `json:"consumers,omitempty"`
 	KeyAuths  map[string]*KeyAuth  `json:"keyauth_credentials,omitempty"`
+	// SNIs are keyed by name (unique across certificates).
+	SNIs map[string]*SNI `json:"snis,omitempty"`
 }
 
 // Declarative is a declarative document as posted (YAML or JSON).

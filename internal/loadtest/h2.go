@@ -55,14 +55,19 @@ func benchH2(o benchOpts, tmp string, origins []string) error {
 		fmt.Println("\nh2load: not installed (apt-get install nghttp2-client to measure HTTP/2)")
 		return nil
 	}
-	// The HTTP/2 table measures the first binary of -outrigger.
-	bin, _, _ := strings.Cut(o.outrigger, ",")
-	og, err := startOutrigger("outrigger", bin, filepath.Join(tmp, "h2"), origins, true)
-	if err != nil {
-		return err
+	var targets []*target
+	for i, bin := range strings.Split(o.outrigger, ",") {
+		name := "outrigger"
+		if i > 0 {
+			name += ":" + filepath.Base(bin)
+		}
+		og, err := startOutrigger(name, bin, filepath.Join(tmp, "h2-"+strconv.Itoa(i)), origins, true)
+		if err != nil {
+			return err
+		}
+		defer og.stop()
+		targets = append(targets, og.t)
 	}
-	defer og.stop()
-	targets := []*target{og.t}
 	for _, p := range []struct {
 		bin, pkg string
 		start    func(string) (*proc, error)
@@ -97,17 +102,20 @@ func benchH2(o benchOpts, tmp string, origins []string) error {
 		t.rssIdle = treeRSS(t.pid)
 	}
 	for _, sh := range o.h2 {
-		med := map[string]run{}
-		for _, t := range targets {
-			var rs []run
-			for range o.rounds {
+		// Round by round across the targets, as the HTTP/1.1 section.
+		rs := map[string][]run{}
+		for range o.rounds {
+			for _, t := range targets {
 				r, err := measureWith(t, func() (run, error) { return loadH2(o.h2load, t.url, sh, o.d, logs) })
 				if err != nil {
 					return fmt.Errorf("%s (HTTP/2 %s): %w", t.name, sh, err)
 				}
-				rs = append(rs, r)
+				rs[t.name] = append(rs[t.name], r)
 			}
-			med[t.name] = median(rs)
+		}
+		med := map[string]run{}
+		for name, r := range rs {
+			med[name] = median(r)
 		}
 		report(fmt.Sprintf("HTTP/2: %d connections x %d streams", sh.conns, sh.streams), targets, med)
 	}

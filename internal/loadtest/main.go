@@ -6,7 +6,8 @@
 // (read from /proc, summed over its process tree) and its resident memory
 // idle and under load, with ratios against nginx measured in the same run.
 // Rounds alternate between the targets. Several Outrigger builds can be
-// compared in one run (-outrigger old,new).
+// compared in one run (-outrigger old,new). HTTP/2 (h2load, h2.go) and
+// gRPC (a bounded grpc-go client, grpc.go) have tables of their own.
 //
 // The load generator is wrk (one thread) when it is installed, else a
 // closed loop in this process. Either way every run is bounded in time and
@@ -36,22 +37,31 @@ import (
 func main() {
 	var (
 		outrigger = flag.String("outrigger", "bin/outrigger", "outrigger binary; a comma-separated list compares builds in one run (the second and later are named outrigger:FILE)")
-		conns     = flag.String("c", "8,64", "comma-separated concurrent connection counts")
+		conns     = flag.String("c", "8,64", "comma-separated concurrent connection counts (HTTP/1.1); \"\" skips them")
 		duration  = flag.Duration("d", 5*time.Second, "duration of each run")
 		rounds    = flag.Int("rounds", 3, "rounds per target and concurrency (medians are reported)")
 		maxReq    = flag.Int("n", 2_000_000, "cap on requests per run (built-in generator)")
 		backend   = flag.String("serve-backend", "", "internal: serve the test backend on this address")
 		size      = flag.Int("size", 64, "response body size in bytes")
 		gen       = flag.String("gen", "auto", "load generator: auto (wrk when installed), wrk, builtin")
-		h2shapes  = flag.String("h2", "8x1,8x16", "HTTP/2 runs (h2load): comma-separated CONNECTIONSxSTREAMS")
+		h2shapes  = flag.String("h2", "8x1,8x16", "HTTP/2 runs (h2load): comma-separated CONNECTIONSxSTREAMS; \"\" skips them")
+		grpcShape = flag.String("grpc", "1x16,4x16", "gRPC runs (unary calls): comma-separated CONNECTIONSxCALLS in flight per connection; \"\" skips them")
+		grpcServe = flag.String("serve-grpc", "", "internal: serve the gRPC test origin on this address")
 	)
 	flag.Parse()
 	if *backend != "" {
 		serveBackend(*backend, *size)
 		return
 	}
+	if *grpcServe != "" {
+		serveGRPC(*grpcServe, *size)
+		return
+	}
 	var cs []int
 	for _, f := range strings.Split(*conns, ",") {
+		if *conns == "" {
+			break
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
 			fmt.Fprintf(os.Stderr, "loadtest: -c %q: want positive integers\n", *conns)
@@ -61,9 +71,17 @@ func main() {
 	}
 	o := benchOpts{outrigger: *outrigger, conns: cs, d: *duration, rounds: max(*rounds, 1), maxReq: *maxReq, size: *size}
 	var err error
-	if o.h2, err = parseShapes(*h2shapes); err != nil {
-		fmt.Fprintf(os.Stderr, "loadtest: -h2 %q: %v\n", *h2shapes, err)
-		os.Exit(2)
+	if *h2shapes != "" {
+		if o.h2, err = parseShapes(*h2shapes); err != nil {
+			fmt.Fprintf(os.Stderr, "loadtest: -h2 %q: %v\n", *h2shapes, err)
+			os.Exit(2)
+		}
+	}
+	if *grpcShape != "" {
+		if o.grpc, err = parseShapes(*grpcShape); err != nil {
+			fmt.Fprintf(os.Stderr, "loadtest: -grpc %q: %v\n", *grpcShape, err)
+			os.Exit(2)
+		}
 	}
 	o.h2load, _ = exec.LookPath("h2load")
 	switch *gen {
@@ -97,6 +115,7 @@ type benchOpts struct {
 	wrk       string // path of wrk, "" for the built-in generator
 	h2        []h2Shape
 	h2load    string // path of h2load, "" when not installed
+	grpc      []h2Shape
 }
 
 func serveBackend(addr string, size int) {
@@ -305,6 +324,20 @@ func bench(o benchOpts) error {
 		origins = append(origins, addr)
 	}
 
+	if len(o.conns) > 0 {
+		if err := benchH1(o, tmp, origins); err != nil {
+			return err
+		}
+	}
+	if err := benchH2(o, tmp, origins); err != nil {
+		return err
+	}
+	return benchGRPC(o, tmp)
+}
+
+// benchH1 runs the HTTP/1.1 section: its own proxy processes, stopped at
+// its end.
+func benchH1(o benchOpts, tmp string, origins []string) error {
 	targets := []*target{{name: "direct", url: "http://" + origins[0] + "/bench"}}
 	for i, bin := range strings.Split(o.outrigger, ",") {
 		name := "outrigger"
@@ -370,7 +403,7 @@ func bench(o benchOpts) error {
 		}
 		report(fmt.Sprintf("%d connections", c), targets, med)
 	}
-	return benchH2(o, tmp, origins)
+	return nil
 }
 
 // measure runs one bounded load against t and reads the proxy's CPU time
