@@ -229,8 +229,9 @@ func TestTagsUnknownQueryParameter(t *testing.T) {
 	api := adAdmin(g)
 	leaf := certtest.NewCA(t, "itest CA").Server(t, "a.example.com")
 	cert := api.json(t, http.StatusCreated, http.MethodPost, "/certificates", map[string]any{"cert": string(leaf.CertPEM), "key": string(leaf.KeyPEM), "snis": []string{"a.example.com"}, "tags": []string{"edge"}})
-	tagged := []string{"/upstreams", "/upstreams/file_up/targets", "/upstreams/file_up/health", "/services", "/services/file_svc/routes", "/routes", "/certificates"}
-	untaggedLists := []string{"/upstreams/file_up/overrides", "/certificates/" + cert.str("id") + "/snis", "/snis", "/tags", "/tags/edge"}
+	tagged := []string{"/upstreams", "/upstreams/file_up/targets", "/upstreams/file_up/health", "/services", "/services/file_svc/routes", "/routes", "/certificates",
+		"/certificates/" + cert.str("id") + "/snis", "/snis"}
+	untaggedLists := []string{"/upstreams/file_up/overrides", "/tags", "/tags/edge"}
 	for _, path := range append(slices.Clone(tagged), untaggedLists...) {
 		t.Run(path, func(t *testing.T) {
 			for _, q := range []struct{ query, param string }{{"tag=x", "tag"}, {"foo=1", "foo"}, {"size=1&filter=x", "filter"}, {"size=1&size=2", "size"}} {
