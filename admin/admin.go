@@ -205,6 +205,14 @@ type api struct {
 	guarded http.Handler // serve under internal/guard's panic rule
 	table   []endpoint
 	spec    func() []byte // GET /openapi.json, rendered once on first use
+	// hash caches GET /status's configuration_hash for one configuration
+	// generation; mu guards the rest.
+	hash struct {
+		mu    sync.Mutex
+		gen   uint64
+		value string
+		ok    bool
+	}
 	tokenOf func() string
 	// tokenEqual compares token digests; subtle.ConstantTimeCompare.
 	tokenEqual func(x, y []byte) int
