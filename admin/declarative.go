@@ -164,9 +164,9 @@ func (a *api) postConfig(r *http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		now := newWorld(a.ctl.File(), cur, a.started)
+		now := a.world(a.ctl.File(), cur, nil)
 		doc := &state.Doc{Config: &state.Declarative{Text: string(text)}}
-		next := newWorld(config.WithEntities(now.file, decl), doc, a.started)
+		next := a.world(config.WithEntities(now.file, decl), doc, nil)
 		if err := applyLayer(next, decl.Layer, a.now().Unix()); err != nil {
 			return 0, nil, err
 		}
@@ -180,7 +180,7 @@ func (a *api) postConfig(r *http.Request) (int, any, error) {
 				return http.StatusNotModified, nil, nil
 			}
 		}
-		err = a.ctl.CompareAndSet(r.Context(), rev, doc)
+		_, err = a.ctl.CompareAndSet(r.Context(), rev, doc)
 		if errors.Is(err, state.ErrConflict) {
 			continue
 		}
