@@ -479,7 +479,7 @@ func applyLayer(w *world, l *config.LayerKeys, now int64) error {
 				State: state.RolloutRunning, StepSince: now, UpdatedAt: now}
 			f := fields{}
 			o.setString("state", &ro.State, state.RolloutRunning, oneOf(state.RolloutStates()...))
-			o.setInt("step", &ro.Step, 0, 0, maxMinRequests)
+			o.setInt("step", &ro.Step, 0, 0, config.MaxMinRequests)
 			if err := o.decode(func(o *obj) {
 				o.ignore("service", "state", "step")
 				decodeRollout(o, ro)
