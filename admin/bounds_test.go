@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -48,6 +49,37 @@ func TestOpenAPIStatesConfigBounds(t *testing.T) {
 		s = resolve(s)
 		if lo, hi := s["minimum"], s["maximum"]; lo != b.Min || hi != b.Max {
 			t.Errorf("%s.%s: the OpenAPI document states %v..%v, config %v..%v", b.Kind, b.Path, lo, hi, b.Min, b.Max)
+		}
+	}
+}
+
+// TestAdminRefusesOutsideConfigBounds walks the same table through the
+// admin API: a value just outside a field's range is a 400 naming the
+// field.
+func TestAdminRefusesOutsideConfigBounds(t *testing.T) {
+	e := newEnv(t, fileRich)
+	at := map[string]struct{ path, prefix string }{
+		config.KindUpstream: {"/upstreams/example_upstream", ""},
+		"healthchecks":      {"/upstreams/example_upstream", "healthchecks."},
+		config.KindTarget:   {"/upstreams/example_upstream/targets/10.0.0.1:8080", ""},
+		config.KindService:  {"/services/example_service", ""},
+		config.KindRoute:    {"/routes/example_route", ""},
+	}
+	for _, b := range config.Bounds() {
+		where, ok := at[b.Kind]
+		if !ok {
+			continue // rollouts: checked by their own tests
+		}
+		steps := strings.Split(where.prefix+b.Path, ".")
+		for _, v := range []float64{b.Min - 1, b.Max + 1} {
+			var body any = v
+			for i := len(steps) - 1; i >= 0; i-- {
+				body = map[string]any{steps[i]: body}
+			}
+			r := e.do(http.MethodPatch, where.path, body)
+			if r.status != http.StatusBadRequest || !strings.Contains(string(r.raw), steps[len(steps)-1]) {
+				t.Errorf("PATCH %s %s=%v: %d %s, want a 400 naming the field", where.path, b.Path, v, r.status, r.raw)
+			}
 		}
 	}
 }
