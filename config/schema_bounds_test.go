@@ -14,7 +14,9 @@ func TestRegistrationBoundsFromSchema(t *testing.T) {
 	nacos := func(extra string) string {
 		return "register:\n  nacos: {servers: [127.0.0.1:8848], service: web, ip: 127.0.0.1, " + extra + "}\n"
 	}
-	between := func(label string, lo, hi int) string { return fmt.Sprintf("%s: must be between %d and %d", label, lo, hi) }
+	between := func(label string, lo, hi int) string {
+		return fmt.Sprintf("%s: must be between %d and %d", label, lo, hi)
+	}
 	for _, tc := range []struct{ src, want string }{
 		{consul(fmt.Sprintf("{name: web, port: %d}", MaxPort+1)), between("port", MinPort, MaxPort)},
 		{consul(fmt.Sprintf("{name: web, port: %d}", MinPort-1)), between("port", MinPort, MaxPort)},
