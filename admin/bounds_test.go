@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
 )
@@ -80,6 +81,17 @@ func TestAdminRefusesOutsideConfigBounds(t *testing.T) {
 			if r.status != http.StatusBadRequest || !strings.Contains(string(r.raw), steps[len(steps)-1]) {
 				t.Errorf("PATCH %s %s=%v: %d %s, want a 400 naming the field", where.path, b.Path, v, r.status, r.raw)
 			}
+		}
+	}
+}
+
+func TestFmtDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		config.MinRolloutInterval: "1s", config.MaxRolloutInterval: "24h", 10 * time.Second: "10s",
+		10 * time.Minute: "10m", 90 * time.Second: "1m30s", time.Hour + 30*time.Second: "1h0m30s", 1500 * time.Millisecond: "1.5s",
+	} {
+		if got := fmtDuration(d); got != want {
+			t.Errorf("fmtDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

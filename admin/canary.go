@@ -298,7 +298,7 @@ func parseInterval(v any) (time.Duration, string) {
 		return 0, "expected a duration (\"30s\") or a number of seconds"
 	}
 	if d < config.MinRolloutInterval || d > config.MaxRolloutInterval {
-		return 0, "must be between 1s and 24h"
+		return 0, "must be between " + fmtDuration(config.MinRolloutInterval) + " and " + fmtDuration(config.MaxRolloutInterval)
 	}
 	return d, ""
 }

@@ -341,7 +341,7 @@ func schemas() js {
 		}, "service", "upstream", "percent"),
 		"RolloutInput": closed(sobj(js{
 			"steps":                   sarr(snum("", 0, config.MaxPercent), "canary percents, strictly increasing (form: steps[]=1 or steps=1,5,25)"),
-			"interval":                js{"oneOf": []any{sstr("a duration, e.g. 30s"), js{"type": "number", "description": "seconds"}}, "description": "how long each step holds (1s..24h)"},
+			"interval":                js{"oneOf": []any{sstr("a duration, e.g. 30s"), js{"type": "number", "description": "seconds"}}, "description": "how long each step holds (" + fmtDuration(config.MinRolloutInterval) + ".." + fmtDuration(config.MaxRolloutInterval) + ")"},
 			"max_error_rate_increase": snum("default "+fmtNum(defaultMaxErrorRateIncrease), 0, config.MaxErrorRateIncrease),
 			"max_p99_ratio":           snum("default "+fmtNum(defaultMaxP99Ratio), config.MinP99Ratio, config.MaxP99Ratio),
 			"min_requests":            sint("default "+strconv.Itoa(defaultMinRequests), 0, config.MaxMinRequests),
