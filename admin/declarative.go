@@ -164,7 +164,8 @@ func (a *api) postConfig(r *http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		now := a.world(a.ctl.File(), cur, nil)
+		eff, _ := a.ctl.Effective(rev)
+		now := a.world(a.ctl.File(), cur, eff)
 		doc := &state.Doc{Config: &state.Declarative{Text: string(text)}}
 		next := a.world(config.WithEntities(now.file, decl), doc, nil)
 		if err := applyLayer(next, decl.Layer, a.now().Unix()); err != nil {
