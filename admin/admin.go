@@ -97,8 +97,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/internal/guard"
 	"github.com/outrigger-gw/outrigger/portal"
+	"github.com/outrigger-gw/outrigger/state"
 )
 
 // Status is the body of GET /status.
@@ -184,6 +186,11 @@ type Options struct {
 	// Done, when closed, ends every open stream (the listener is shutting
 	// down: an open stream would hold its drain up); nil never closes.
 	Done <-chan struct{}
+	// Merge layers an admin layer over the file when the API needs the
+	// effective configuration and the Controller has none at hand
+	// (Effective); nil means state.Merge. The gateway passes its own, so
+	// that it counts every merge.
+	Merge func(*config.File, *state.Doc) *config.File
 }
 
 // New returns the admin handler.
@@ -198,8 +205,9 @@ type api struct {
 	ctl     Controller
 	log     zerolog.Logger
 	now     func() time.Time
-	started int64  // created_at of the file's entities (Unix seconds)
-	nodeID  string // Kong's node_id: Options.NodeID, or random per API
+	merge   func(*config.File, *state.Doc) *config.File // Options.Merge
+	started int64                                       // created_at of the file's entities (Unix seconds)
+	nodeID  string                                      // Kong's node_id: Options.NodeID, or random per API
 	maxBody int64
 	mux     *http.ServeMux
 	guarded http.Handler // serve under internal/guard's panic rule
@@ -230,6 +238,9 @@ func newAPI(o Options) *api {
 		maxBody:    o.MaxBodyBytes,
 		mux:        http.NewServeMux(),
 		tokenEqual: subtle.ConstantTimeCompare,
+	}
+	if a.merge = o.Merge; a.merge == nil {
+		a.merge = state.Merge
 	}
 	if a.now == nil {
 		a.now = time.Now

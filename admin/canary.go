@@ -229,15 +229,11 @@ func (a *api) deleteCanary(r *http.Request) (int, any, error) {
 
 // Rollouts.
 
-// Rollout defaults and bounds.
+// Rollout defaults (their bounds are config's).
 const (
 	defaultMaxErrorRateIncrease = 0.01
 	defaultMaxP99Ratio          = 1.5
 	defaultMinRequests          = 100
-	maxErrorRateIncrease        = 1
-	minP99Ratio                 = 1
-	maxP99Ratio                 = 1000
-	maxMinRequests              = 1<<31 - 1
 )
 
 // rolloutOut is a rollout and, while the gateway evaluates it, its
@@ -301,8 +297,8 @@ func parseInterval(v any) (time.Duration, string) {
 	default:
 		return 0, "expected a duration (\"30s\") or a number of seconds"
 	}
-	if d < time.Second || d > 24*time.Hour {
-		return 0, "must be between 1s and 24h"
+	if d < config.MinRolloutInterval || d > config.MaxRolloutInterval {
+		return 0, "must be between " + fmtDuration(config.MinRolloutInterval) + " and " + fmtDuration(config.MaxRolloutInterval)
 	}
 	return d, ""
 }
@@ -335,9 +331,9 @@ func decodeRollout(o *obj, ro *state.Rollout) {
 		}
 		ro.Interval = state.Duration(d)
 	}
-	o.setFloat("max_error_rate_increase", &ro.MaxErrorRateIncrease, defaultMaxErrorRateIncrease, 0, maxErrorRateIncrease)
-	o.setFloat("max_p99_ratio", &ro.MaxP99Ratio, defaultMaxP99Ratio, minP99Ratio, maxP99Ratio)
-	o.setInt("min_requests", &ro.MinRequests, defaultMinRequests, 0, maxMinRequests)
+	o.setFloat("max_error_rate_increase", &ro.MaxErrorRateIncrease, defaultMaxErrorRateIncrease, 0, config.MaxErrorRateIncrease)
+	o.setFloat("max_p99_ratio", &ro.MaxP99Ratio, defaultMaxP99Ratio, config.MinP99Ratio, config.MaxP99Ratio)
+	o.setInt("min_requests", &ro.MinRequests, defaultMinRequests, 0, config.MaxMinRequests)
 	o.unknown()
 	if len(ro.Steps) == 0 {
 		o.errs.add("steps", "required field missing")

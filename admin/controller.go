@@ -35,10 +35,21 @@ type Controller interface {
 	// is still the revision in force: validated, persisted and applied as
 	// Mutate does. When the layer moved on meanwhile (here or in the
 	// store) it returns an error wrapping state.ErrConflict: read Layer
-	// again and redo the change.
-	CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) error
+	// again and redo the change. On success it returns the effective
+	// configuration doc built to (file + doc), which the caller only reads:
+	// an admin change is merged once, by the build.
+	CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*config.File, error)
+	// Effective returns the effective configuration of the layer at
+	// revision rev (from Layer) while that layer is the one in force, as
+	// its build merged it (read-only); false when rev moved on or the
+	// Controller keeps none (the caller then merges itself).
+	Effective(rev uint64) (*config.File, bool)
 	// Doc returns a copy of the current admin layer.
 	Doc() *state.Doc
+	// View returns what Doc does and, read under the same lock, the
+	// effective configuration that layer was built to (read-only; nil
+	// when the Controller keeps none).
+	View() (*state.Doc, *config.File)
 	// File returns the configuration file's own entities (before the
 	// admin layer), so GET can list file-defined entities and PATCH can
 	// start from them.

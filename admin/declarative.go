@@ -176,9 +176,10 @@ func (a *api) postConfig(r *http.Request) (int, any, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		now := newWorld(a.ctl.File(), cur, a.started)
+		eff, _ := a.ctl.Effective(rev)
+		now := a.world(a.ctl.File(), cur, eff)
 		doc := &state.Doc{Config: &state.Declarative{Text: string(text)}}
-		next := newWorld(config.WithEntities(now.file, decl), doc, a.started)
+		next := a.world(config.WithEntities(now.file, decl), doc, nil)
 		if err := applyLayer(next, decl.Layer, a.now().Unix()); err != nil {
 			return 0, nil, err
 		}
@@ -192,7 +193,7 @@ func (a *api) postConfig(r *http.Request) (int, any, error) {
 				return http.StatusNotModified, nil, nil
 			}
 		}
-		err = a.ctl.CompareAndSet(r.Context(), rev, doc)
+		_, err = a.ctl.CompareAndSet(r.Context(), rev, doc)
 		if errors.Is(err, state.ErrConflict) {
 			continue
 		}
@@ -491,7 +492,7 @@ func applyLayer(w *world, l *config.LayerKeys, now int64) error {
 				State: state.RolloutRunning, StepSince: now, UpdatedAt: now}
 			f := fields{}
 			o.setString("state", &ro.State, state.RolloutRunning, oneOf(state.RolloutStates()...))
-			o.setInt("step", &ro.Step, 0, 0, maxMinRequests)
+			o.setInt("step", &ro.Step, 0, 0, config.MaxMinRequests)
 			if err := o.decode(func(o *obj) {
 				o.ignore("service", "state", "step")
 				decodeRollout(o, ro)

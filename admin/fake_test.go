@@ -39,6 +39,7 @@ type fake struct {
 	mutates  int          // successful Mutate calls
 	rev      uint64       // increases with every change
 	base     *config.File // file, or the layer's declarative document's entities
+	eff      *config.File // the merge of the layer in force (Effective)
 	// fileReads counts File calls (each view of the configuration).
 	fileReads int
 }
@@ -81,19 +82,31 @@ func (f *fake) Layer() (*state.Doc, uint64, error) {
 	return f.doc.Clone(), f.rev, nil
 }
 
-func (f *fake) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) error {
+func (f *fake) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*config.File, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if rev != f.rev {
-		return state.ErrConflict
+		return nil, state.ErrConflict
 	}
 	if err := f.applyLocked(doc); err != nil {
-		return err
+		return nil, err
 	}
 	f.doc = doc.Clone()
 	f.mutates++
 	f.rev++
-	return nil
+	return f.eff, nil
+}
+
+func (f *fake) View() (*state.Doc, *config.File) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.doc.Clone(), f.eff
+}
+
+func (f *fake) Effective(rev uint64) (*config.File, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.eff, rev == f.rev && f.eff != nil
 }
 
 func (f *fake) ResetState(context.Context) error {
@@ -161,7 +174,7 @@ func (f *fake) applyLocked(d *state.Doc) error {
 			chk.Mark(s.Addr, m)
 		}
 	}
-	f.base = base
+	f.base, f.eff = base, eff
 	return nil
 }
 

@@ -239,8 +239,8 @@ func decodeStage(o *obj) *state.Stage {
 		}
 		st.Interval = state.Duration(d)
 	}
-	o.setFloat("max_error_rate_increase", &st.MaxErrorRateIncrease, defaultStageMaxErrorRate, 0, maxErrorRateIncrease)
-	o.setInt("min_requests", &st.MinRequests, defaultStageMinRequests, 0, maxMinRequests)
+	o.setFloat("max_error_rate_increase", &st.MaxErrorRateIncrease, defaultStageMaxErrorRate, 0, config.MaxErrorRateIncrease)
+	o.setInt("min_requests", &st.MinRequests, defaultStageMinRequests, 0, config.MaxMinRequests)
 	o.unknown()
 	if !o.has("percent") && !o.has("sidecars") {
 		o.errs.add(o.key("percent"), "percent or sidecars required")

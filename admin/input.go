@@ -566,6 +566,19 @@ func (o *obj) setFloat(k string, dst *float64, def, lo, hi float64) {
 
 func fmtNum(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
+// fmtDuration is d as time.Duration.String gives it, without its zero
+// minutes and seconds: 24h, 10m, 1m30s.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
 func (o *obj) setBool(k string, dst *bool, def bool) { scalar(o, k, dst, def, asBool) }
 
 // setList reads k as a list (through toList) whose items each converts,

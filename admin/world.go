@@ -24,9 +24,20 @@ type world struct {
 	eff     *config.File
 	started int64 // created_at of the file's entities
 	k       *kinds
+	merge   func(*config.File, *state.Doc) *config.File // refresh's (api.merge)
 }
 
 func newWorld(file *config.File, doc *state.Doc, started int64) *world {
+	return makeWorld(file, doc, nil, state.Merge, started)
+}
+
+// world is the API's world of file and doc; eff, when not nil, is their
+// merge already made (the Controller's Effective), else a.merge makes it.
+func (a *api) world(file *config.File, doc *state.Doc, eff *config.File) *world {
+	return makeWorld(file, doc, eff, a.merge, a.started)
+}
+
+func makeWorld(file *config.File, doc *state.Doc, eff *config.File, merge func(*config.File, *state.Doc) *config.File, started int64) *world {
 	if file == nil {
 		file = config.Default()
 	}
@@ -58,16 +69,22 @@ func newWorld(file *config.File, doc *state.Doc, started int64) *world {
 	if doc.SNIs == nil {
 		doc.SNIs = map[string]*state.SNI{}
 	}
-	w := &world{file: file, doc: doc, started: started, k: newKinds()}
-	w.refresh()
+	w := &world{file: file, doc: doc, eff: eff, started: started, k: newKinds(), merge: merge}
+	if eff == nil {
+		w.refresh()
+	}
 	return w
 }
 
 // refresh recomputes the merge after the Doc changed.
-func (w *world) refresh() { w.eff = state.Merge(w.file, w.doc) }
+func (w *world) refresh() { w.eff = w.merge(w.file, w.doc) }
 
 // view returns the current world (outside Mutate).
-func (a *api) view() *world { return newWorld(a.ctl.File(), a.ctl.Doc(), a.started) }
+func (a *api) view() *world {
+	file := a.ctl.File()
+	doc, eff := a.ctl.View()
+	return a.world(file, doc, eff)
+}
 
 // maxMutateAttempts bounds how often mutate redoes a change the layer
 // moved under.
@@ -75,26 +92,29 @@ const maxMutateAttempts = 16
 
 // mutate runs fn on a copy of the Controller's layer and commits the
 // world fn left with CompareAndSet (the one persisted); when the layer
-// moved on meanwhile, fn runs again on the new one. fn looks up and
-// applies; its errors are returned as is.
+// moved on meanwhile, fn runs again on the new one. fn looks up (in the
+// layer in force's merge, Effective) and applies; its errors are returned
+// as is. The world returned shows the merge CompareAndSet built: the
+// change is merged once.
 func (a *api) mutate(r *http.Request, fn func(w *world) error) (*world, error) {
 	for range maxMutateAttempts {
 		d, rev, err := a.ctl.Layer()
 		if err != nil {
 			return nil, err
 		}
-		w := newWorld(a.ctl.File(), d, a.started)
+		eff, _ := a.ctl.Effective(rev)
+		w := a.world(a.ctl.File(), d, eff)
 		if err := fn(w); err != nil {
 			return nil, err
 		}
-		w.refresh()
-		err = a.ctl.CompareAndSet(r.Context(), rev, w.doc)
+		eff, err = a.ctl.CompareAndSet(r.Context(), rev, w.doc)
 		if errors.Is(err, state.ErrConflict) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
+		w.eff = eff
 		return w, nil
 	}
 	return nil, fmt.Errorf("persist admin state: still conflicting after %d attempts", maxMutateAttempts)

@@ -335,8 +335,8 @@ func checkDNSLabel(is func(string) []string) func(string) error {
 // checkKubePort accepts a port number or a Kubernetes port name.
 func checkKubePort(s string) error {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n < 1 || n > 65535 {
-			return fmt.Errorf("%d is not a port (1..65535)", n)
+		if n < MinPort || n > MaxPort {
+			return fmt.Errorf("%d is not a port (%d..%d)", n, MinPort, MaxPort)
 		}
 		return nil
 	}
@@ -407,13 +407,13 @@ func (d *decoder) registeredService(n *yaml.Node, s *RegisteredService) {
 		{"name", d.strField(&s.Name, "name", checkNonEmpty)},
 		{"id", d.strField(&s.ID, "id", checkNonEmpty)},
 		{"address", d.strField(&s.Address, "address", nil)},
-		{"port", d.intField(&s.Port, "port", 1, 65535)},
+		{"port", d.intField(&s.Port, "port", MinPort, MaxPort)},
 		{"tags", d.strings("tags", &s.Tags)},
 		{"meta", d.stringMap("meta", &s.Meta)},
 		{"weights", func(v *yaml.Node) {
 			d.mapping(v, "weights", "register.consul.service.weights", []field{
-				{"passing", d.intField(&s.WeightPassing, "passing", 1, 65535)},
-				{"warning", d.intField(&s.WeightWarning, "warning", 0, 65535)},
+				{"passing", d.intField(&s.WeightPassing, "passing", MinConsulPassingWeight, MaxConsulWeight)},
+				{"warning", d.intField(&s.WeightWarning, "warning", 0, MaxConsulWeight)},
 			})
 		}},
 	})
@@ -481,7 +481,7 @@ func (d *decoder) nacosFields(n *Nacos) []field {
 				n.Servers = append(n.Servers, s)
 			})
 		}},
-		{"grpc_port", d.intField(&n.GRPCPort, "grpc_port", 1, 65535)},
+		{"grpc_port", d.intField(&n.GRPCPort, "grpc_port", MinPort, MaxPort)},
 		{"namespace", d.strField(&n.Namespace, "namespace", nil)},
 		{"group", d.strField(&n.Group, "group", checkNonEmpty)},
 		{"username_env", d.strField(&n.UsernameEnv, "username_env", checkNonEmpty)},
@@ -517,8 +517,8 @@ func (d *decoder) nacosRegister(n *yaml.Node) *NacosRegister {
 	fields := append(d.nacosFields(&c.Nacos),
 		field{"service", d.strField(&c.Service, "service", checkNonEmpty)},
 		field{"ip", d.strField(&c.IP, "ip", checkNonEmpty)},
-		field{"port", d.intField(&c.Port, "port", 1, 65535)},
-		field{"weight", d.numberField(&c.Weight, "weight", 0, 10000)},
+		field{"port", d.intField(&c.Port, "port", MinPort, MaxPort)},
+		field{"weight", d.numberField(&c.Weight, "weight", 0, MaxNacosWeight)},
 		field{"cluster", d.strField(&c.Cluster, "cluster", checkNonEmpty)},
 		field{"metadata", d.stringMap("metadata", &c.Metadata)},
 		field{"check", func(v *yaml.Node) { c.Check = d.nacosRegisterCheck(v) }},

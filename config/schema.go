@@ -95,7 +95,56 @@ const (
 	// block's queue_size and batch_size (both from 1).
 	MaxTracingQueueSize = 1 << 20
 	MaxTracingBatchSize = 1 << 16
+	// MinConsulPassingWeight and MaxConsulWeight bound a registered
+	// service's Consul weights (passing from 1, warning from 0), as the
+	// Consul agent does.
+	MinConsulPassingWeight = 1
+	MaxConsulWeight        = 65535
+	// MaxNacosWeight bounds a Nacos instance's weight (Nacos's range).
+	MaxNacosWeight = 10000
+	// The bounds of a rollout: max_error_rate_increase (a fraction),
+	// max_p99_ratio, min_requests, and how long a step holds.
+	MaxErrorRateIncrease = 1
+	MinP99Ratio          = 1
+	MaxP99Ratio          = 1000
+	MaxMinRequests       = 1<<31 - 1
+	MinRolloutInterval   = time.Second
+	MaxRolloutInterval   = 24 * time.Hour
 )
+
+// Bound is the inclusive range of one field the admin API takes: Kind is
+// the entity (KindUpstream, ..., or "rollout", "healthchecks", the
+// nested blocks' names), Path the field's dotted path in it.
+type Bound struct {
+	Kind, Path string
+	Min, Max   float64
+}
+
+// Bounds lists the ranges above by the fields that use them, for the
+// admin API's OpenAPI document and its test (the decoders read the
+// constants themselves).
+func Bounds() []Bound {
+	return []Bound{
+		{KindUpstream, "slots", MinSlots, MaxSlots},
+		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
+		{KindUpstream, "panic.min_healthy_percent", 0, MaxPercent},
+		{KindTarget, "weight", 0, MaxWeight},
+		{KindTarget, "priority", 0, MaxPriority},
+		{KindService, "port", MinPort, MaxPort},
+		{KindService, "retries", 0, MaxRetries},
+		{KindService, "connect_timeout", MinTimeoutMs, MaxTimeoutMs},
+		{KindService, "read_timeout", MinTimeoutMs, MaxTimeoutMs},
+		{KindService, "write_timeout", MinTimeoutMs, MaxTimeoutMs},
+		{KindService, "tls_verify_depth", 0, MaxTLSVerifyDepth},
+		{KindRoute, "regex_priority", MinRegexPriority, MaxRegexPriority},
+		{"healthchecks", "threshold", 0, MaxPercent},
+		{"healthchecks", "active.timeout", 0, MaxSeconds},
+		{"healthchecks", "active.concurrency", MinConcurrency, MaxConcurrency},
+		{"rollout", "max_error_rate_increase", 0, MaxErrorRateIncrease},
+		{"rollout", "max_p99_ratio", MinP99Ratio, MaxP99Ratio},
+		{"rollout", "min_requests", 0, MaxMinRequests},
+	}
+}
 
 // RetryOnConditions are retry_on's failure classes (Envoy's retry_on
 // names); retry_on also takes HTTP statuses and GRPCRetryOnConditions.

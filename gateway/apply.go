@@ -142,6 +142,14 @@ func (g *Gateway) baseLocked(file *config.File, doc *state.Doc) (*config.File, e
 	return state.Base(file, doc)
 }
 
+// merge is state.Merge, counted (g.merges): a configuration change
+// merges once, when it is built; what the admin API shows of the layer in
+// force is that merge's result (Effective, CompareAndSet).
+func (g *Gateway) merge(base *config.File, doc *state.Doc) *config.File {
+	g.merges.Add(1)
+	return state.Merge(base, doc)
+}
+
 // buildLocked builds the effective configuration of file + doc; the
 // caller holds g.write (what it reads of the running configuration only
 // changes under g.write).
@@ -153,7 +161,7 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	cfg := state.Merge(base, doc)
+	cfg := g.merge(base, doc)
 	p := &plan{cfg: cfg, base: base, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
 		overrides: map[string][]upstream.Override{}, marks: map[string]map[string]health.Mark{},
 		splitters: map[string]*proxy.Splitter{}, stats: map[string]*serviceStats{}, direct: map[string]*upstream.Upstream{}}

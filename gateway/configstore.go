@@ -52,7 +52,7 @@ func (g *Gateway) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
 		if err := fn(doc); err != nil {
 			return err
 		}
-		err = g.CompareAndSet(ctx, rev, doc)
+		_, err = g.CompareAndSet(ctx, rev, doc)
 		if !errors.Is(err, state.ErrConflict) {
 			return err
 		}
@@ -80,8 +80,9 @@ func (g *Gateway) Layer() (*state.Doc, uint64, error) {
 // with the store's check-and-set (g.mu is not held meanwhile), then
 // committed. A stale rev, or a store that holds a newer layer (which is
 // then adopted), answers an error wrapping state.ErrConflict: read Layer
-// again and retry.
-func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) error {
+// again and retry. It returns the effective configuration doc built to
+// (read-only).
+func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*config.File, error) {
 	if g.draftMode() {
 		return g.draftCompareAndSet(ctx, rev, doc)
 	}
@@ -90,18 +91,18 @@ func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc)
 	if g.pending != nil {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		return g.refusalLocked()
+		return nil, g.refusalLocked()
 	}
 	if rev != g.rev {
-		return fmt.Errorf("admin layer revision %d is no longer in force (now %d): %w", rev, g.rev, state.ErrConflict)
+		return nil, fmt.Errorf("admin layer revision %d is no longer in force (now %d): %w", rev, g.rev, state.ErrConflict)
 	}
 	p, err := g.buildLocked(g.base, doc)
 	if err != nil {
 		var ae *admin.Error
 		if errors.As(err, &ae) {
-			return err
+			return nil, err
 		}
-		return &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
+		return nil, &admin.Error{Status: http.StatusBadRequest, Message: err.Error()}
 	}
 	version, lost := g.docVersion, g.lost
 	if g.store != nil {
@@ -112,12 +113,12 @@ func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc)
 		v, err := g.store.Save(ctx, doc, prev)
 		if errors.Is(err, state.ErrConflict) {
 			if err := g.reloadDocLocked(ctx); err != nil {
-				return err
+				return nil, err
 			}
-			return fmt.Errorf("the store holds a newer admin layer: %w", state.ErrConflict)
+			return nil, fmt.Errorf("the store holds a newer admin layer: %w", state.ErrConflict)
 		}
 		if err != nil {
-			return persistErr(err)
+			return nil, persistErr(err)
 		}
 		if g.lost {
 			g.log.Warn().Uint64("version", v).Msg("admin state: the store's copy is back (recreated with this admin change)")
@@ -126,7 +127,23 @@ func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc)
 	}
 	g.commit(p, func() { g.docVersion, g.lost = version, lost })
 	g.layerMetricsLocked()
-	return nil
+	return p.cfg, nil
+}
+
+// Effective implements admin.Controller: the effective configuration of
+// the layer at revision rev (from Layer) while it is the one in force (in
+// draft mode never: the caller merges the draft itself). It is the merge
+// that layer was built with; callers only read it.
+func (g *Gateway) Effective(rev uint64) (*config.File, bool) {
+	if g.draftMode() {
+		return nil, false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pending != nil || rev != g.rev || g.cfg == nil {
+		return nil, false
+	}
+	return g.cfg, true
 }
 
 // persistErr is a failed Save's answer: a refusal of the fleet group
@@ -321,6 +338,13 @@ func (g *Gateway) Doc() *state.Doc {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.doc.Clone()
+}
+
+// View implements admin.Controller: the layer in force and its merge.
+func (g *Gateway) View() (*state.Doc, *config.File) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.doc.Clone(), g.cfg
 }
 
 // File implements admin.Controller: the entities the admin layer is

@@ -112,32 +112,35 @@ func (g *Gateway) draftLayer() (*state.Doc, uint64, error) {
 // draftCompareAndSet is CompareAndSet in draft mode: doc must build with
 // this sidecar's file; it is saved as the draft if rev is still its
 // revision, and applied nowhere until published.
-func (g *Gateway) draftCompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) error {
-	if err := g.validate(doc); err != nil {
-		return err
+func (g *Gateway) draftCompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*config.File, error) {
+	cfg, err := g.validate(doc)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := g.fleet.store.SaveDraft(ctx, doc, rev); err != nil {
 		if errors.Is(err, state.ErrConflict) {
-			return fmt.Errorf("the group's draft changed meanwhile: %w", state.ErrConflict)
+			return nil, fmt.Errorf("the group's draft changed meanwhile: %w", state.ErrConflict)
 		}
-		return fmt.Errorf("persist the group's draft: %w", err)
+		return nil, fmt.Errorf("persist the group's draft: %w", err)
 	}
-	return nil
+	return cfg, nil
 }
 
 // validate builds doc over the configuration file without committing it:
-// a 400 *admin.Error when it does not build.
-func (g *Gateway) validate(doc *state.Doc) error {
+// the effective configuration, or a 400 *admin.Error when it does not
+// build.
+func (g *Gateway) validate(doc *state.Doc) (*config.File, error) {
 	g.write.Lock()
 	defer g.write.Unlock()
-	if _, err := g.buildLocked(g.base, doc); err != nil {
+	p, err := g.buildLocked(g.base, doc)
+	if err != nil {
 		var ae *admin.Error
 		if errors.As(err, &ae) {
-			return err
+			return nil, err
 		}
-		return &admin.Error{Status: http.StatusBadRequest, Message: "the version does not build with this sidecar's configuration file: " + err.Error()}
+		return nil, &admin.Error{Status: http.StatusBadRequest, Message: "the version does not build with this sidecar's configuration file: " + err.Error()}
 	}
-	return nil
+	return p.cfg, nil
 }
 
 // FleetStatus implements admin.Fleet.
@@ -198,7 +201,7 @@ func (g *Gateway) FleetPublish(ctx context.Context, p admin.FleetPublish) (state
 	if err != nil {
 		return state.Version{}, err
 	}
-	if err := g.validate(draft); err != nil {
+	if _, err := g.validate(draft); err != nil {
 		return state.Version{}, err
 	}
 	if p.Stage != nil {
@@ -241,7 +244,7 @@ func (g *Gateway) FleetRollback(ctx context.Context, p admin.FleetRollback) (*st
 	if err != nil {
 		return nil, nil, versionErr(err)
 	}
-	if err := g.validate(old.Doc); err != nil {
+	if _, err := g.validate(old.Doc); err != nil {
 		return nil, nil, err
 	}
 	v, err := fs.Publish(ctx, state.Publication{Doc: old.Doc, Author: p.Author, Message: p.Message, Source: "rollback", From: strconv.FormatUint(p.Version, 10)})
@@ -261,7 +264,7 @@ func (g *Gateway) FleetPromote(ctx context.Context, p admin.FleetPromote) (state
 	if err != nil {
 		return state.Version{}, versionErr(err)
 	}
-	if err := g.validate(old.Doc); err != nil {
+	if _, err := g.validate(old.Doc); err != nil {
 		return state.Version{}, err
 	}
 	msg := p.Message

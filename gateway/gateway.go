@@ -116,6 +116,7 @@ type Gateway struct {
 	tracer           *tracing.Tracer        // nil: tracing off; set by New
 	adminToken       atomic.Pointer[string] // the token in force (reloads rotate it)
 	certs            *certs.Store           // the ssl listeners' certificates in force
+	merges           atomic.Uint64          // state.Merge calls so far (merge): one per configuration change
 
 	// The configuration store and the runtime have one lock each.
 	//
@@ -219,7 +220,7 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		o.Store = g.fleet.store
 	}
 	g.adminDone = make(chan struct{})
-	g.admin = admin.New(admin.Options{Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g, Fleet: g.fleetAPI(), Done: g.adminDone,
+	g.admin = admin.New(admin.Options{Merge: g.merge, Status: g.Status, Ready: g.Ready, Metrics: reg, Log: o.Log, Controller: g, Fleet: g.fleetAPI(), Done: g.adminDone,
 		Panics: g.metrics.requestPanics.WithLabelValues("admin"),
 		TokenFunc: func() string {
 			if t := g.adminToken.Load(); t != nil {
