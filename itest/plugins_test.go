@@ -49,7 +49,7 @@ func call(t *testing.T, method, url string, hdr ...string) (*http.Response, stri
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Do(req)
@@ -145,6 +145,22 @@ func checkKeyAuth(t *testing.T, g *gateway) {
 	resp, body = call(t, "GET", g.url("/keyed"), "apikey", "wrong")
 	if resp.StatusCode != 401 || body != `{"message":"Invalid authentication credentials"}` {
 		t.Fatalf("bad key: %d %s", resp.StatusCode, body)
+	}
+	// Kong: the name read carrying several values is a duplicate key; a
+	// header shadows the query.
+	for _, c := range []struct {
+		url  string
+		hdrs []string
+		want int
+	}{
+		{"/keyed", []string{"apikey", "alice-secret", "apikey", "alice-secret"}, 401},
+		{"/keyed?apikey=alice-secret&apikey=x", nil, 401},
+		{"/keyed?apikey=a&apikey=b", []string{"apikey", "alice-secret"}, 200},
+	} {
+		resp, body = call(t, "GET", g.url(c.url), c.hdrs...)
+		if resp.StatusCode != c.want || (c.want == 401 && body != `{"message":"Duplicate API key found"}`) {
+			t.Fatalf("%s %v: %d %s", c.url, c.hdrs, resp.StatusCode, body)
+		}
 	}
 	for _, c := range []struct{ url, hdr, val string }{
 		{"/keyed", "apikey", "alice-secret"},

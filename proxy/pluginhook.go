@@ -147,8 +147,16 @@ type h1Request client
 func (h *h1Request) Header(name string) (string, bool)   { return h.in.header(name) }
 func (h *h1Request) QueryArg(name string) (string, bool) { return h.in.queryArg(name) }
 func (h *h1Request) Method() string                      { return bstr(h.req.Method) }
-func (h *h1Request) Path() string                        { return h.in.dpath }
-func (h *h1Request) ClientIP() string                    { return h.ip }
+func (h *h1Request) Repeated(name string, query bool) bool {
+	if query {
+		_, ok := h.in.queryArgAt(name, 1)
+		return ok
+	}
+	_, ok := h.in.Value(name, 1)
+	return ok
+}
+func (h *h1Request) Path() string     { return h.in.dpath }
+func (h *h1Request) ClientIP() string { return h.ip }
 func (h *h1Request) Conn() (string, string, uint64, int) {
 	ip := ""
 	if a, ok := h.nc.LocalAddr().(*net.TCPAddr); ok {
@@ -193,7 +201,13 @@ func (c *client) pluginAnswer() bool {
 func (h httpInbound) Header(name string) (string, bool)   { return h.header(name) }
 func (h httpInbound) QueryArg(name string) (string, bool) { return h.queryArg(name) }
 func (h httpInbound) Method() string                      { return h.r.Method }
-func (h httpInbound) Path() string                        { return h.r.URL.Path }
+func (h httpInbound) Repeated(name string, query bool) bool {
+	if query {
+		return len(h.r.URL.Query()[name]) > 1
+	}
+	return len(h.r.Header.Values(name)) > 1
+}
+func (h httpInbound) Path() string { return h.r.URL.Path }
 func (h httpInbound) ClientIP() string {
 	ip, _ := h.remoteIP()
 	return ip

@@ -44,6 +44,9 @@ type Request interface {
 	Header(name string) (string, bool)
 	// QueryArg is the first value of the query argument name, decoded.
 	QueryArg(name string) (string, bool)
+	// Repeated reports whether the header (query false) or the query
+	// argument (query true) name occurs more than once.
+	Repeated(name string, query bool) bool
 	Method() string
 	// Path is the request path, percent-decoded, without the query.
 	Path() string

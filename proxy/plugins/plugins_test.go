@@ -14,6 +14,14 @@ type fakeReq struct {
 	method, path, ip string
 	headers          map[string]string // lower-case names
 	query            map[string]string
+	repeated         map[string]bool // "h:" or "q:" and the name
+}
+
+func (r *fakeReq) Repeated(name string, query bool) bool {
+	if query {
+		return r.repeated["q:"+name]
+	}
+	return r.repeated["h:"+strings.ToLower(name)]
 }
 
 func (r *fakeReq) Header(name string) (string, bool) {
@@ -280,6 +288,56 @@ func TestKeyAuth(t *testing.T) {
 	}
 	if q := string(x.EditQuery(nil, "apikey=alice-key&a=1")); q != "a=1" {
 		t.Fatalf("query %q", q)
+	}
+}
+
+// Kong's key-auth answers 401 "Duplicate API key found" when the name it
+// reads carries several values; a header takes precedence over the
+// query, and the first name found is the one read.
+func TestKeyAuthDuplicateKey(t *testing.T) {
+	ch := chainOf(t, pl(t, "key-auth", map[string]any{"key_names": []any{"apikey", "x-key"}}))
+	dup := func(h map[string]string, q map[string]string, rep ...string) *fakeReq {
+		r := get(h)
+		for k, v := range q {
+			r.query[k] = v
+		}
+		r.repeated = map[string]bool{}
+		for _, n := range rep {
+			r.repeated[n] = true
+		}
+		return r
+	}
+	var x Exchange
+	for i, r := range []*fakeReq{
+		dup(map[string]string{"apikey": "alice-key"}, nil, "h:apikey"),
+		dup(nil, map[string]string{"apikey": "alice-key"}, "q:apikey"),
+		dup(nil, map[string]string{"x-key": "bob-key"}, "q:x-key"),
+	} {
+		x.Reset()
+		if ch.Access(&x, r, ProtoHTTP, "s") || x.Status != 401 || x.Body != `{"message":"Duplicate API key found"}` {
+			t.Fatalf("%d: %d %s", i, x.Status, x.Body)
+		}
+		if _, ok := down(&x)["WWW-Authenticate"]; ok {
+			t.Fatalf("%d: WWW-Authenticate on a duplicate key", i)
+		}
+	}
+	// Not duplicates: the header shadows a repeated query argument, and a
+	// repeated later name is not read.
+	for i, r := range []*fakeReq{
+		dup(map[string]string{"apikey": "alice-key"}, map[string]string{"apikey": "x"}, "q:apikey"),
+		dup(map[string]string{"apikey": "alice-key", "x-key": "bob-key"}, nil, "h:x-key"),
+		dup(map[string]string{"apikey": "alice-key"}, map[string]string{"apikey": "bob-key"}),
+	} {
+		x.Reset()
+		if !ch.Access(&x, r, ProtoHTTP, "s") || x.Consumer.Username != "alice" {
+			t.Fatalf("%d: %d %s", i, x.Status, x.Body)
+		}
+	}
+	// With anonymous, a duplicate key falls back to it, as in Kong.
+	anon := chainOf(t, pl(t, "key-auth", map[string]any{"anonymous": "bob"}))
+	x.Reset()
+	if !anon.Access(&x, dup(map[string]string{"apikey": "alice-key"}, nil, "h:apikey"), ProtoHTTP, "s") || x.Consumer.ID != "c-bob" {
+		t.Fatalf("anonymous: %d %s", x.Status, x.Body)
 	}
 }
 
