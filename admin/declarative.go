@@ -85,6 +85,12 @@ func configKinds() []configKind {
 			}
 		}, renderKind(k.route)},
 		{"certificates", nil, renderKind(k.cert)},
+		{"snis", func(w *world, f *config.File) {
+			f.SNIs = slices.Clone(f.SNIs)
+			for i := range f.SNIs {
+				f.SNIs[i].ID = w.k.sni.metaOf(w, f.SNIs[i].Name).ID
+			}
+		}, renderKind(k.sni)},
 		{"plugins", nil, renderKind(k.plugin)},
 		{"consumers", nil, renderKind(k.consumer)},
 		{"keyauth_credentials", nil, renderKind(k.keyAuth)},

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/internal/certtest"
 )
 
 // TestConfigRoundTrip: GET /config exports the effective entities (the
@@ -367,4 +368,28 @@ func TestConfigPluginsAndConsumers(t *testing.T) {
 	if r := e.must(http.StatusOK, http.MethodGet, "/consumers/alice/key-auth/"+kid, nil); r.str("key") != "secret-1" {
 		t.Fatalf("key-auth after the round trip: %s", r.raw)
 	}
+}
+
+// TestConfigRoundTripSNIs: SNIs made through /snis keep their ids and tags
+// through GET /config and POST /config of the export (byte-stable).
+func TestConfigRoundTripSNIs(t *testing.T) {
+	e := newEnv(t, fileRich)
+	leaf := certtest.NewCA(t, "admin test CA").Server(t, "a.test")
+	cert := e.must(http.StatusCreated, http.MethodPost, "/certificates", map[string]any{"cert": string(leaf.CertPEM), "key": string(leaf.KeyPEM), "snis": []string{"a.test"}}).str("id")
+	const sniID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
+	e.must(http.StatusCreated, http.MethodPost, "/snis", map[string]any{"id": sniID, "name": "www.a.test", "certificate": map[string]any{"id": cert}, "tags": []string{"edge"}})
+	before := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	for _, want := range []string{"id: " + sniID, "- edge"} {
+		if !strings.Contains(before, want) {
+			t.Fatalf("export lacks %q:\n%s", want, before)
+		}
+	}
+	e.must(http.StatusCreated, http.MethodPost, "/config", raw{data: before, ctype: "application/yaml"})
+	if after := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config"); after != before {
+		t.Fatalf("export changed after POST of itself:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+	r := e.must(http.StatusOK, http.MethodGet, "/snis/www.a.test", nil)
+	eq(t, "id", r.str("id"), sniID)
+	eq(t, "tags", r.body["tags"], []any{"edge"})
+	eq(t, "certificate", r.body["certificate"], map[string]any{"id": cert})
 }
