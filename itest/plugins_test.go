@@ -405,3 +405,53 @@ func TestRateLimitSurvivesReload(t *testing.T) {
 	}
 	t.Fatal("no rate-limit window long enough")
 }
+
+// TestPluginsUnmatched: on a request no route matched Kong runs no access
+// phase, and its response phases fall back to the global plugins: a
+// global response-transformer and cors edit the 404; key-auth, rate
+// limiting and correlation-id (access phase) do nothing to it.
+func TestPluginsUnmatched(t *testing.T) {
+	origin := pluginOrigin(t)
+	cfg := fmt.Sprintf(`services:
+  - name: api
+    url: http://%s
+    routes:
+      - name: r
+        paths: [/r]
+plugins:
+  - name: correlation-id
+    config: {echo_downstream: true, header_name: X-Request-ID}
+  - name: key-auth
+  - name: rate-limiting
+    config: {hour: 1000, limit_by: ip}
+  - name: cors
+    config: {origins: [http://app.example]}
+  - name: response-transformer
+    config: {add: {headers: ["x-gw:outrigger"]}}
+consumers:
+  - username: alice
+    keyauth_credentials:
+      - key: alice-secret
+`, origin.Addr)
+	for _, engine := range []string{"h1", "net/http"} {
+		t.Run(strings.ReplaceAll(engine, "/", ""), func(t *testing.T) {
+			g := startGatewayOpts(t, gatewayOpts{Proxy: "  engine: " + engine + "\n"}, cfg)
+			resp, body := call(t, "GET", g.url("/nope"), "Origin", "http://app.example")
+			if resp.StatusCode != 404 || strings.TrimSpace(body) != `{"message":"no Route matched with those values"}` {
+				t.Fatalf("%d %q", resp.StatusCode, body)
+			}
+			if resp.Header.Get("X-Gw") != "outrigger" || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
+				t.Fatalf("the global response phase did not run: %v", resp.Header)
+			}
+			for _, h := range []string{"X-Request-ID", "WWW-Authenticate", "X-RateLimit-Limit-Hour", "RateLimit-Limit"} {
+				if v := resp.Header.Get(h); v != "" {
+					t.Fatalf("%s: %q on an unmatched request", h, v)
+				}
+			}
+			// A matched request still gets the access phase.
+			if resp, _ := call(t, "GET", g.url("/r")); resp.StatusCode != 401 {
+				t.Fatalf("/r: %d %v", resp.StatusCode, resp.Header)
+			}
+		})
+	}
+}

@@ -140,6 +140,34 @@ func (ps *pluginState) editAnswer(out []byte) []byte {
 	return append(out, ps.query...)
 }
 
+// msgNoRoute is Kong's answer to a request no route matched.
+const msgNoRoute = "no Route matched with those values"
+
+// noRoute answers a request no route matched on the engine: Kong's 404,
+// edited by the global plugins' response phase (Table.Unmatched).
+func (c *client) noRoute(t *Table) bool {
+	if t.Unmatched == nil {
+		return c.reject(http.StatusNotFound, msgNoRoute, c.req.Body != h1.BodyNone)
+	}
+	x := &c.plug.x
+	x.Reset()
+	t.Unmatched.Respond(x, (*h1Request)(c), plugins.ProtocolOf(c.tls, false))
+	x.Status, x.Message, x.Body = http.StatusNotFound, msgNoRoute, `{"message":"`+msgNoRoute+`"}`+"\n"
+	return c.pluginAnswer()
+}
+
+// noRoute answers a request no route matched on the net/http path, as
+// the engine's noRoute.
+func (p *Proxy) noRoute(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time, t *Table) {
+	if t.Unmatched != nil {
+		x := p.exchanges.Get().(*plugins.Exchange)
+		rs.rw.plug = x // given back by done, after the last write
+		x.Reset()
+		t.Unmatched.Respond(x, httpInbound{r}, plugins.ProtocolOf(r.TLS != nil, rs.grpc.on))
+	}
+	p.reject(w, r, rs, start, http.StatusNotFound, msgNoRoute)
+}
+
 // h1Request is the engine's client as the plugins' Request; being a
 // pointer it converts to the interface without allocating.
 type h1Request client

@@ -606,3 +606,35 @@ func TestCounterTableFullAndReuse(t *testing.T) {
 		}
 	}
 }
+
+// TestUnmatched: only global plugins with a response phase (cors, a
+// response-transformer with header edits) make the chain for requests
+// no route matched, in priority order, and it allocates nothing.
+func TestUnmatched(t *testing.T) {
+	build := func(ps ...config.Plugin) *Set {
+		s, err := Build(Input{Plugins: ps, Consumers: testConsumers, KeyAuths: testKeys, Routes: []Route{{Name: "r", Service: "s"}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if u := build(pl(t, "key-auth", nil), pl(t, "rate-limiting", map[string]any{"minute": 5}), pl(t, "correlation-id", nil),
+		pl(t, "request-transformer", map[string]any{"add": map[string]any{"headers": []any{"a:b"}}}),
+		pl(t, "cors", nil, "route", "r")).Unmatched(); u != nil {
+		t.Fatalf("a chain of no response phase: %+v", u)
+	}
+	u := build(pl(t, "response-transformer", map[string]any{"add": map[string]any{"headers": []any{"x-gw:1"}}}),
+		pl(t, "cors", map[string]any{"origins": []any{"http://app.example"}})).Unmatched()
+	if u == nil || len(u.steps) != 2 || u.steps[0].def.name != "cors" {
+		t.Fatalf("unmatched chain %+v", u)
+	}
+	var x Exchange
+	r := get(map[string]string{"origin": "http://app.example"})
+	u.Respond(&x, r, ProtoHTTP)
+	if d := down(&x); d["Access-Control-Allow-Origin"] != "http://app.example" || d["x-gw"] != "1" {
+		t.Fatalf("edits %v", d)
+	}
+	if n := testing.AllocsPerRun(100, func() { x.Reset(); u.Respond(&x, r, ProtoHTTP) }); n != 0 {
+		t.Fatalf("%v allocations", n)
+	}
+}
