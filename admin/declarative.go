@@ -130,15 +130,27 @@ func configHash(export []byte) string {
 
 // ConfigurationHash is the hash of the effective configuration the
 // Controller holds (GET /status).
-func (a *api) configurationHash() string {
+// configurationHash is the hash of the effective configuration at gen, the
+// configuration generation (which every commit advances). It is computed
+// once per generation: an export of every entity costs too much for each
+// GET /status (the portal asks every second).
+func (a *api) configurationHash(gen uint64) string {
 	if a.ctl == nil {
 		return strings.Repeat("0", 32)
+	}
+	a.hash.mu.Lock()
+	defer a.hash.mu.Unlock()
+	if a.hash.ok && a.hash.gen == gen {
+		return a.hash.value
 	}
 	text, err := exportOf(a.view())
 	if err != nil {
 		return strings.Repeat("0", 32)
 	}
-	return configHash(text)
+	// The view may be newer than gen (a commit in between): cached under
+	// gen, it is recomputed at the next generation anyway.
+	a.hash.gen, a.hash.value, a.hash.ok = gen, configHash(text), true
+	return a.hash.value
 }
 
 func (a *api) getConfig(r *http.Request) (int, any, error) {

@@ -450,3 +450,32 @@ services:
 		}
 	}
 }
+
+// GET /status computes configuration_hash once per configuration
+// generation (each call exported every entity, about 1 MiB of garbage a
+// call with the portal asking every second), and a change gives the new
+// hash at once.
+func TestStatusHashOncePerGeneration(t *testing.T) {
+	e := newEnv(t, fileRich)
+	first := e.must(http.StatusOK, http.MethodGet, "/status", nil).str("configuration_hash")
+	e.fk.mu.Lock()
+	reads := e.fk.fileReads
+	e.fk.mu.Unlock()
+	for range 5 {
+		if h := e.must(http.StatusOK, http.MethodGet, "/status", nil).str("configuration_hash"); h != first {
+			t.Fatalf("hash moved without a change: %s then %s", first, h)
+		}
+	}
+	e.fk.mu.Lock()
+	again := e.fk.fileReads - reads
+	e.fk.mu.Unlock()
+	if again != 0 {
+		t.Fatalf("5 GET /status with no change viewed the configuration %d times, want 0", again)
+	}
+	e.must(http.StatusOK, http.MethodPatch, "/upstreams/example_upstream", map[string]any{"slots": 20000})
+	changed := e.must(http.StatusOK, http.MethodGet, "/status", nil).str("configuration_hash")
+	export := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	if changed == first || changed != configHash([]byte(export)) {
+		t.Fatalf("after a change the hash is %s (was %s), want the export's %s", changed, first, configHash([]byte(export)))
+	}
+}

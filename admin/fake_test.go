@@ -39,6 +39,8 @@ type fake struct {
 	mutates  int          // successful Mutate calls
 	rev      uint64       // increases with every change
 	base     *config.File // file, or the layer's declarative document's entities
+	// fileReads counts File calls (each view of the configuration).
+	fileReads int
 }
 
 var _ Controller = (*fake)(nil)
@@ -196,7 +198,16 @@ func (f *fake) Doc() *state.Doc {
 func (f *fake) File() *config.File {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.fileReads++
 	return f.base
+}
+
+// generation stands for the gateway's configuration generation: it
+// advances with every change.
+func (f *fake) generation() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rev
 }
 
 func (f *fake) Upstream(name string) *upstream.Upstream {
@@ -271,7 +282,7 @@ func newEnv(t testing.TB, yaml string, opts ...func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, fk: newFake(t, yaml), now: time.Unix(1700000000, 0)}
 	o := Options{
-		Status:     func() Status { return Status{Version: "test"} },
+		Status:     func() Status { return Status{Version: "test", ConfigGeneration: e.fk.generation()} },
 		Metrics:    prometheus.NewRegistry(),
 		Controller: e.fk,
 		Now:        func() time.Time { return e.now },

@@ -259,5 +259,5 @@ func (a *api) metricsHandler() http.Handler {
 func (a *api) serveSpec(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(a.spec)
+	_, _ = w.Write(a.spec())
 }

@@ -40,7 +40,7 @@ func (a *api) status(*http.Request) (int, any, error) {
 		Server            map[string]any `json:"server"`
 		Memory            map[string]any `json:"memory"`
 	}{
-		s, s.StartedAt.Unix(), s.Uptime.Seconds(), a.configurationHash(),
+		s, s.StartedAt.Unix(), s.Uptime.Seconds(), a.configurationHash(s.ConfigGeneration),
 		map[string]any{"reachable": true},
 		map[string]any{"total_requests": total, "requests_in_flight": inFlight},
 		map[string]any{

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/textproto"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +87,14 @@ func diffRequest(raw []byte) (both bool, err error) {
 	host := string(r.Host)
 	if r.Form == FormAbsolute || r.Form == FormAuthority {
 		host = string(r.Authority)
+		if r.Form == FormAbsolute {
+			// net/http percent-decodes an absolute-form target's host
+			// (url.Parse); the parser keeps the bytes as sent, which is
+			// what goes upstream.
+			if dec, err := url.PathUnescape(host); err == nil {
+				host = dec
+			}
+		}
 	}
 	if nr.Host != host {
 		return true, fmt.Errorf("host: %q vs %q", host, nr.Host)
