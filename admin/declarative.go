@@ -85,6 +85,12 @@ func configKinds() []configKind {
 			}
 		}, renderKind(k.route)},
 		{"certificates", nil, renderKind(k.cert)},
+		{"snis", func(w *world, f *config.File) {
+			f.SNIs = slices.Clone(f.SNIs)
+			for i := range f.SNIs {
+				f.SNIs[i].ID = w.k.sni.metaOf(w, f.SNIs[i].Name).ID
+			}
+		}, renderKind(k.sni)},
 		{"plugins", nil, renderKind(k.plugin)},
 		{"consumers", nil, renderKind(k.consumer)},
 		{"keyauth_credentials", nil, renderKind(k.keyAuth)},
@@ -169,7 +175,7 @@ func (a *api) postConfig(r *http.Request) (int, any, error) {
 	}
 	decl, err := config.ParseDeclarative("config", text)
 	if err != nil {
-		return 0, nil, declarativeError(err)
+		return 0, nil, declarativeError(err, text)
 	}
 	for range maxMutateAttempts {
 		cur, rev, err := a.ctl.Layer()
@@ -289,14 +295,19 @@ func declarativeBody(r *http.Request) ([]byte, error) {
 // declarativeError is Kong's 400 for an invalid declarative document:
 // code 14, every error in the message, and fields naming each error's
 // position ("config:LINE:COL") with its reason, which names the field;
-// flattened_errors lists them in order.
-func declarativeError(err error) error {
+// flattened_errors lists them in order. Given the posted text, each
+// error is also placed at its entity as Kong 3 places it: fields nested
+// by entity kind and index beside the positions, and each flattened error
+// with its entity_type, entity_name, entity_id and errors.
+func declarativeError(err error, text []byte) error {
 	var list *config.ErrorList
 	if !errors.As(err, &list) {
 		return &Error{Status: http.StatusBadRequest, Code: codeDeclarativeConfig, Name: "invalid declarative configuration",
 			Message: "declarative config is invalid: " + err.Error()}
 	}
 	fields := map[string]string{}
+	nested := map[string]any{}
+	spans := declarativeEntities(text)
 	flat := make([]map[string]any, 0, len(list.Errors))
 	lines := make([]string, 0, len(list.Errors))
 	for _, e := range list.Errors {
@@ -307,12 +318,33 @@ func declarativeError(err error) error {
 		if _, dup := fields[at]; !dup {
 			fields[at] = e.Msg
 		}
-		flat = append(flat, map[string]any{"position": at, "line": e.Line, "column": e.Col, "message": e.Msg})
+		fe := map[string]any{"position": at, "line": e.Line, "column": e.Col, "message": e.Msg}
+		if s := entityOf(spans, e.Line, e.Col); s != nil {
+			field, reason := fieldOf(e.Msg)
+			placeError(nested, s.path, field, at+": "+reason)
+			fe["entity_type"], fe["entity_name"] = s.typ, s.name
+			if s.id != "" {
+				fe["entity_id"] = s.id
+			}
+			one := map[string]any{"type": "entity", "message": at + ": " + reason}
+			if field != "" {
+				one["type"], one["field"] = "field", field
+			}
+			fe["errors"] = []any{one}
+		}
+		flat = append(flat, fe)
 		lines = append(lines, at+": "+e.Msg)
 	}
-	return &Error{Status: http.StatusBadRequest, Code: codeDeclarativeConfig, Name: "invalid declarative configuration",
+	out := &Error{Status: http.StatusBadRequest, Code: codeDeclarativeConfig, Name: "invalid declarative configuration",
 		Message: "declarative config is invalid: " + strings.Join(lines, "; "), Fields: fields,
 		Extra: map[string]any{"flattened_errors": flat}}
+	if len(nested) > 0 {
+		for k, v := range nestFields(fields) {
+			nested[k] = v
+		}
+		out.Extra["fields"] = nested
+	}
+	return out
 }
 
 // declarativeExample is POST /config's documented example.
@@ -553,7 +585,7 @@ func applyLayer(w *world, l *config.LayerKeys, now int64) error {
 		}
 	}
 	if len(errs.list.Errors) > 0 {
-		return declarativeError(&errs.list)
+		return declarativeError(&errs.list, nil)
 	}
 	return nil
 }

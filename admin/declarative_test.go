@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/internal/certtest"
 )
 
 // TestConfigRoundTrip: GET /config exports the effective entities (the
@@ -366,6 +367,87 @@ func TestConfigPluginsAndConsumers(t *testing.T) {
 	e.must(http.StatusOK, http.MethodGet, "/plugins/"+pid, nil)
 	if r := e.must(http.StatusOK, http.MethodGet, "/consumers/alice/key-auth/"+kid, nil); r.str("key") != "secret-1" {
 		t.Fatalf("key-auth after the round trip: %s", r.raw)
+	}
+}
+
+// TestConfigRoundTripSNIs: SNIs made through /snis keep their ids and tags
+// through GET /config and POST /config of the export (byte-stable).
+func TestConfigRoundTripSNIs(t *testing.T) {
+	e := newEnv(t, fileRich)
+	leaf := certtest.NewCA(t, "admin test CA").Server(t, "a.test")
+	cert := e.must(http.StatusCreated, http.MethodPost, "/certificates", map[string]any{"cert": string(leaf.CertPEM), "key": string(leaf.KeyPEM), "snis": []string{"a.test"}}).str("id")
+	const sniID = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
+	e.must(http.StatusCreated, http.MethodPost, "/snis", map[string]any{"id": sniID, "name": "www.a.test", "certificate": map[string]any{"id": cert}, "tags": []string{"edge"}})
+	before := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config")
+	for _, want := range []string{"id: " + sniID, "- edge"} {
+		if !strings.Contains(before, want) {
+			t.Fatalf("export lacks %q:\n%s", want, before)
+		}
+	}
+	e.must(http.StatusCreated, http.MethodPost, "/config", raw{data: before, ctype: "application/yaml"})
+	if after := e.must(http.StatusOK, http.MethodGet, "/config", nil).str("config"); after != before {
+		t.Fatalf("export changed after POST of itself:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+	r := e.must(http.StatusOK, http.MethodGet, "/snis/www.a.test", nil)
+	eq(t, "id", r.str("id"), sniID)
+	eq(t, "tags", r.body["tags"], []any{"edge"})
+	eq(t, "certificate", r.body["certificate"], map[string]any{"id": cert})
+}
+
+// TestConfigErrorsPerEntity: beside the positions, POST /config places
+// each error at its entity as Kong 3 does: fields nested by kind and
+// index (null for the valid items before it), flattened errors naming the
+// entity, line and column kept in the messages.
+func TestConfigErrorsPerEntity(t *testing.T) {
+	e := newEnv(t, fileRich)
+	doc := `_format_version: "3.0"
+services:
+  - name: ok
+    host: example_upstream
+  - name: s
+    id: 5a0c3e1f-2b4d-4c6e-8f0a-1b2c3d4e5f60
+    host: example_upstream
+    enabled: false
+    routes:
+      - name: r
+        paths: [/r]
+        https_redirect_status_code: 303
+`
+	r := e.do(http.MethodPost, "/config", raw{data: doc, ctype: "application/yaml"})
+	if r.status != http.StatusBadRequest {
+		t.Fatalf("status %d: %s", r.status, r.raw)
+	}
+	f := r.fields()
+	if _, ok := f["config:8:14"]; !ok {
+		t.Fatalf("the positions are gone: %v", f)
+	}
+	svcs, _ := f["services"].([]any)
+	if len(svcs) != 2 || svcs[0] != nil {
+		t.Fatalf("fields.services %v", f["services"])
+	}
+	s, _ := svcs[1].(map[string]any)
+	if why, _ := s["enabled"].(string); !strings.HasPrefix(why, "config:8:14: not supported by outrigger") {
+		t.Fatalf("fields.services[1] %v", s)
+	}
+	route, _ := s["routes"].([]any)[0].(map[string]any)
+	if why, _ := route["https_redirect_status_code"].(string); !strings.HasPrefix(why, "config:12:37: expected one of 426") {
+		t.Fatalf("fields.services[1].routes[0] %v", route)
+	}
+	flat, _ := r.body["flattened_errors"].([]any)
+	if len(flat) != 2 {
+		t.Fatalf("flattened_errors %v", r.body["flattened_errors"])
+	}
+	want := []map[string]any{
+		{"entity_type": "service", "entity_name": "s", "entity_id": "5a0c3e1f-2b4d-4c6e-8f0a-1b2c3d4e5f60", "field": "enabled"},
+		{"entity_type": "route", "entity_name": "r", "field": "https_redirect_status_code"},
+	}
+	for i, w := range want {
+		got, _ := flat[i].(map[string]any)
+		errs, _ := got["errors"].([]any)
+		if len(errs) != 1 || got["entity_type"] != w["entity_type"] || got["entity_name"] != w["entity_name"] || got["entity_id"] != w["entity_id"] ||
+			errs[0].(map[string]any)["field"] != w["field"] || errs[0].(map[string]any)["type"] != "field" {
+			t.Fatalf("flattened_errors[%d] = %v", i, got)
+		}
 	}
 }
 

@@ -46,8 +46,15 @@ func sniKind() *kind[config.SNI, state.SNI] {
 		meta:      func(d *state.SNI) *state.Meta { return &d.Meta },
 		docKey:    func(d *state.SNI) string { return d.Name },
 		setKey:    func(d *state.SNI, key string) { d.Name = strings.ToLower(key) },
-		fileID:    func(_ *world, key string) string { return stableID(kindSNI, key) },
-		render:    func(_ *world, c *config.SNI, m state.Meta) any { return renderSNI(c, m) },
+		fileID: fileIDOf(kindSNI, func(f *config.File, key string) string {
+			for i := range f.SNIs {
+				if f.SNIs[i].Name == key {
+					return f.SNIs[i].ID
+				}
+			}
+			return ""
+		}),
+		render: func(_ *world, c *config.SNI, m state.Meta) any { return renderSNI(c, m) },
 		// POST/GET /certificates/{certificate}/snis.
 		scope: func(w *world, r *http.Request) (func(*config.SNI) bool, error) {
 			key := r.PathValue("certificate")

@@ -323,7 +323,8 @@ func declarativeKinds() []declarativeKind {
 		{"targets", nil},
 		{"services", func(dst, src *File) { dst.Services = src.Services }},
 		{"routes", func(dst, src *File) { dst.Routes = src.Routes }},
-		{"certificates", func(dst, src *File) { dst.Certificates = src.Certificates }},
+		{"certificates", func(dst, src *File) { dst.Certificates, dst.SNIs = src.Certificates, src.SNIs }},
+		{"snis", nil},
 		{"plugins", func(dst, src *File) { dst.Plugins = src.Plugins }},
 		{"consumers", func(dst, src *File) { dst.Consumers, dst.KeyAuths = src.Consumers, src.KeyAuths }},
 	}

@@ -37,9 +37,24 @@ func Export(f *File) ([]byte, error) {
 	}
 	for i := range f.Certificates {
 		c := &f.Certificates[i]
-		doc.Certificates = append(doc.Certificates, exCertificate{ID: c.ID, Cert: c.Cert, Key: c.Key, CertAlt: c.CertAlt, KeyAlt: c.KeyAlt,
+		ec := exCertificate{ID: c.ID, Cert: c.Cert, Key: c.Key, CertAlt: c.CertAlt, KeyAlt: c.KeyAlt,
 			CertFile: c.CertFile, KeyFile: c.KeyFile, CertAltFile: c.CertAltFile, KeyAltFile: c.KeyAltFile,
-			SNIs: c.SNIs, Tags: c.Tags, Default: c.Default})
+			Tags: c.Tags, Default: c.Default}
+		// decK's layout: a certificate's SNIs nested as entities (name,
+		// id, tags), a plain name when the rest is the default.
+		for _, name := range c.SNIs {
+			var sni any = name
+			for j := range f.SNIs {
+				if s := &f.SNIs[j]; s.Name == name && s.Certificate == c.ID && (len(s.Tags) > 0 || s.ID != StableID("sni", name)) {
+					sni = exSNI{Name: name, Tags: s.Tags}
+					if s.ID != StableID("sni", name) {
+						sni = exSNI{Name: name, ID: s.ID, Tags: s.Tags}
+					}
+				}
+			}
+			ec.SNIs = append(ec.SNIs, sni)
+		}
+		doc.Certificates = append(doc.Certificates, ec)
 	}
 	for i := range f.Plugins {
 		p := &f.Plugins[i]
@@ -289,9 +304,15 @@ type exCertificate struct {
 	KeyFile     string   `yaml:"key_file,omitempty"`
 	CertAltFile string   `yaml:"cert_alt_file,omitempty"`
 	KeyAltFile  string   `yaml:"key_alt_file,omitempty"`
-	SNIs        []string `yaml:"snis,omitempty"`
+	SNIs        []any    `yaml:"snis,omitempty"`
 	Tags        []string `yaml:"tags,omitempty"`
 	Default     bool     `yaml:"default,omitempty"`
+}
+
+type exSNI struct {
+	Name string   `yaml:"name"`
+	ID   string   `yaml:"id,omitempty"`
+	Tags []string `yaml:"tags,omitempty"`
 }
 
 func durText(d time.Duration) string { return d.String() }

@@ -104,7 +104,8 @@ type Certificate struct {
 // SNI is an snis entity (Kong's): a name a certificate serves.
 type SNI struct {
 	Pos Pos
-	// ID is derived from the name (StableID "sni").
+	// ID is the id given (a UUID), or derived from the name (StableID
+	// "sni").
 	ID string
 	// Name is lower-cased, exact or a wildcard (certs.CheckName).
 	Name string
@@ -497,6 +498,12 @@ func (d *decoder) sni(n *yaml.Node, owner map[string]*yaml.Node, topLevel bool) 
 				}
 			}},
 			{"tags", d.tags(&s.Tags)},
+			{"id", d.strField(&s.ID, "id", func(v string) error {
+				if !IsUUID(v) {
+					return fmt.Errorf("expected a UUID")
+				}
+				return nil
+			})},
 		}
 		if topLevel {
 			fields = append(fields, field{"certificate", func(v *yaml.Node) {
@@ -535,7 +542,10 @@ func (d *decoder) sni(n *yaml.Node, owner map[string]*yaml.Node, topLevel bool) 
 	}
 	owner[name] = nameNode
 	s.Name = name
-	s.ID, s.Certificate = StableID("sni", name), strings.ToLower(s.Certificate)
+	if s.ID == "" {
+		s.ID = StableID("sni", name)
+	}
+	s.ID, s.Certificate = strings.ToLower(s.ID), strings.ToLower(s.Certificate)
 	return s, true
 }
 

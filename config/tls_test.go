@@ -159,3 +159,44 @@ func TestSNIEntities(t *testing.T) {
 		t.Errorf("snis = %v", got)
 	}
 }
+
+// TestSNIsDeclarative: a declarative document takes SNIs nested under a
+// certificate and at the top level, with ids and tags; its export nests
+// them under their certificate (decK's layout), a name alone when id and
+// tags are the defaults, and reads back to the same SNIs.
+func TestSNIsDeclarative(t *testing.T) {
+	ca := certtest.NewCA(t, "config test CA")
+	certPath, keyPath := ca.Server(t, "a.test").WriteFiles(t, t.TempDir(), "a")
+	const id, sniID = "5f1e0c9a-3b7d-4e2a-8c61-0d9f4b2a7e13", "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+	src := "_format_version: \"3.0\"\nsnis:\n  - name: c.test\n    id: " + strings.ToUpper(sniID) + "\n    certificate: {id: " + id + "}\n    tags: [top]\n" +
+		"certificates:\n  - id: " + id + "\n    cert_file: " + certPath + "\n    key_file: " + keyPath + "\n    snis: [a.test, {name: b.test, tags: [w]}]\n"
+	d, err := ParseDeclarative("config", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := WithEntities(&File{}, d)
+	if len(f.SNIs) != 3 || f.SNIs[2].ID != sniID || fmt.Sprint(f.SNIs[2].Tags) != "[top]" {
+		t.Fatalf("snis %+v", f.SNIs)
+	}
+	out, err := Export(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "    snis:\n      - a.test\n      - name: b.test\n        tags:\n          - w\n      - name: c.test\n        id: " + sniID + "\n        tags:\n          - top\n"
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("export:\n%s\nwant snis:\n%s", out, want)
+	}
+	d2, err := ParseDeclarative("config", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noPos := func(l []SNI) string {
+		for i := range l {
+			l[i].Pos = Pos{}
+		}
+		return fmt.Sprint(l)
+	}
+	if a, b := noPos(WithEntities(&File{}, d2).SNIs), noPos(f.SNIs); a != b {
+		t.Fatalf("read back %s, want %s", a, b)
+	}
+}

@@ -423,7 +423,7 @@ func (g *Gateway) commitLocked(p *plan) {
 	g.gen++
 	g.cfg, g.layerBase = p.cfg, p.base
 	g.routing, g.router, g.plugins = p.routing, p.router, p.plugins
-	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen})
+	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen, Unmatched: p.plugins.Unmatched()})
 	if p.certs != nil {
 		g.certs.Commit(p.certs)
 	}

@@ -49,7 +49,7 @@ func call(t *testing.T, method, url string, hdr ...string) (*http.Response, stri
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	c := &http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Do(req)
@@ -145,6 +145,22 @@ func checkKeyAuth(t *testing.T, g *gateway) {
 	resp, body = call(t, "GET", g.url("/keyed"), "apikey", "wrong")
 	if resp.StatusCode != 401 || body != `{"message":"Invalid authentication credentials"}` {
 		t.Fatalf("bad key: %d %s", resp.StatusCode, body)
+	}
+	// Kong: the name read carrying several values is a duplicate key; a
+	// header shadows the query.
+	for _, c := range []struct {
+		url  string
+		hdrs []string
+		want int
+	}{
+		{"/keyed", []string{"apikey", "alice-secret", "apikey", "alice-secret"}, 401},
+		{"/keyed?apikey=alice-secret&apikey=x", nil, 401},
+		{"/keyed?apikey=a&apikey=b", []string{"apikey", "alice-secret"}, 200},
+	} {
+		resp, body = call(t, "GET", g.url(c.url), c.hdrs...)
+		if resp.StatusCode != c.want || (c.want == 401 && body != `{"message":"Duplicate API key found"}`) {
+			t.Fatalf("%s %v: %d %s", c.url, c.hdrs, resp.StatusCode, body)
+		}
 	}
 	for _, c := range []struct{ url, hdr, val string }{
 		{"/keyed", "apikey", "alice-secret"},
@@ -388,4 +404,54 @@ func TestRateLimitSurvivesReload(t *testing.T) {
 		return
 	}
 	t.Fatal("no rate-limit window long enough")
+}
+
+// TestPluginsUnmatched: on a request no route matched Kong runs no access
+// phase, and its response phases fall back to the global plugins: a
+// global response-transformer and cors edit the 404; key-auth, rate
+// limiting and correlation-id (access phase) do nothing to it.
+func TestPluginsUnmatched(t *testing.T) {
+	origin := pluginOrigin(t)
+	cfg := fmt.Sprintf(`services:
+  - name: api
+    url: http://%s
+    routes:
+      - name: r
+        paths: [/r]
+plugins:
+  - name: correlation-id
+    config: {echo_downstream: true, header_name: X-Request-ID}
+  - name: key-auth
+  - name: rate-limiting
+    config: {hour: 1000, limit_by: ip}
+  - name: cors
+    config: {origins: [http://app.example]}
+  - name: response-transformer
+    config: {add: {headers: ["x-gw:outrigger"]}}
+consumers:
+  - username: alice
+    keyauth_credentials:
+      - key: alice-secret
+`, origin.Addr)
+	for _, engine := range []string{"h1", "net/http"} {
+		t.Run(strings.ReplaceAll(engine, "/", ""), func(t *testing.T) {
+			g := startGatewayOpts(t, gatewayOpts{Proxy: "  engine: " + engine + "\n"}, cfg)
+			resp, body := call(t, "GET", g.url("/nope"), "Origin", "http://app.example")
+			if resp.StatusCode != 404 || strings.TrimSpace(body) != `{"message":"no Route matched with those values"}` {
+				t.Fatalf("%d %q", resp.StatusCode, body)
+			}
+			if resp.Header.Get("X-Gw") != "outrigger" || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
+				t.Fatalf("the global response phase did not run: %v", resp.Header)
+			}
+			for _, h := range []string{"X-Request-ID", "WWW-Authenticate", "X-RateLimit-Limit-Hour", "RateLimit-Limit"} {
+				if v := resp.Header.Get(h); v != "" {
+					t.Fatalf("%s: %q on an unmatched request", h, v)
+				}
+			}
+			// A matched request still gets the access phase.
+			if resp, _ := call(t, "GET", g.url("/r")); resp.StatusCode != 401 {
+				t.Fatalf("/r: %d %v", resp.StatusCode, resp.Header)
+			}
+		})
+	}
 }

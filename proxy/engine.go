@@ -633,11 +633,11 @@ func (c *client) handle(n int) bool {
 
 	t := p.table.Load()
 	if t.Router == nil {
-		return c.reject(http.StatusNotFound, "no Route matched with those values", req.Body != h1.BodyNone)
+		return c.noRoute(t)
 	}
 	m, ok := t.Router.MatchHeaders(method, hostStr, dpath, &c.in)
 	if !ok {
-		return c.reject(http.StatusNotFound, "no Route matched with those values", req.Body != h1.BodyNone)
+		return c.noRoute(t)
 	}
 	rt := m.Route.Value.(*Route)
 	if rt.HTTPSOnly && !c.tls {

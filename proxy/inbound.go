@@ -151,7 +151,11 @@ func (h *h1Inbound) cookie(name string) (string, bool) {
 // queryArg reads the raw query as url.ParseQuery does: pairs separated by
 // "&", a pair holding ";" skipped, names and values unescaped (only those
 // holding '%' or '+' are copied).
-func (h *h1Inbound) queryArg(name string) (string, bool) {
+func (h *h1Inbound) queryArg(name string) (string, bool) { return h.queryArgAt(name, 0) }
+
+// queryArgAt is the value of the (i+1)th query argument name, as queryArg
+// reads it.
+func (h *h1Inbound) queryArgAt(name string, i int) (string, bool) {
 	q := bstr(h.query)
 	for len(q) > 0 {
 		var pair string
@@ -174,6 +178,10 @@ func (h *h1Inbound) queryArg(name string) (string, bool) {
 			if v, err = url.QueryUnescape(v); err != nil {
 				continue
 			}
+		}
+		if i > 0 {
+			i--
+			continue
 		}
 		return v, true
 	}

@@ -140,6 +140,34 @@ func (ps *pluginState) editAnswer(out []byte) []byte {
 	return append(out, ps.query...)
 }
 
+// msgNoRoute is Kong's answer to a request no route matched.
+const msgNoRoute = "no Route matched with those values"
+
+// noRoute answers a request no route matched on the engine: Kong's 404,
+// edited by the global plugins' response phase (Table.Unmatched).
+func (c *client) noRoute(t *Table) bool {
+	if t.Unmatched == nil {
+		return c.reject(http.StatusNotFound, msgNoRoute, c.req.Body != h1.BodyNone)
+	}
+	x := &c.plug.x
+	x.Reset()
+	t.Unmatched.Respond(x, (*h1Request)(c), plugins.ProtocolOf(c.tls, false))
+	x.Status, x.Message, x.Body = http.StatusNotFound, msgNoRoute, `{"message":"`+msgNoRoute+`"}`+"\n"
+	return c.pluginAnswer()
+}
+
+// noRoute answers a request no route matched on the net/http path, as
+// the engine's noRoute.
+func (p *Proxy) noRoute(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time, t *Table) {
+	if t.Unmatched != nil {
+		x := p.exchanges.Get().(*plugins.Exchange)
+		rs.rw.plug = x // given back by done, after the last write
+		x.Reset()
+		t.Unmatched.Respond(x, httpInbound{r}, plugins.ProtocolOf(r.TLS != nil, rs.grpc.on))
+	}
+	p.reject(w, r, rs, start, http.StatusNotFound, msgNoRoute)
+}
+
 // h1Request is the engine's client as the plugins' Request; being a
 // pointer it converts to the interface without allocating.
 type h1Request client
@@ -147,8 +175,16 @@ type h1Request client
 func (h *h1Request) Header(name string) (string, bool)   { return h.in.header(name) }
 func (h *h1Request) QueryArg(name string) (string, bool) { return h.in.queryArg(name) }
 func (h *h1Request) Method() string                      { return bstr(h.req.Method) }
-func (h *h1Request) Path() string                        { return h.in.dpath }
-func (h *h1Request) ClientIP() string                    { return h.ip }
+func (h *h1Request) Repeated(name string, query bool) bool {
+	if query {
+		_, ok := h.in.queryArgAt(name, 1)
+		return ok
+	}
+	_, ok := h.in.Value(name, 1)
+	return ok
+}
+func (h *h1Request) Path() string     { return h.in.dpath }
+func (h *h1Request) ClientIP() string { return h.ip }
 func (h *h1Request) Conn() (string, string, uint64, int) {
 	ip := ""
 	if a, ok := h.nc.LocalAddr().(*net.TCPAddr); ok {
@@ -193,7 +229,13 @@ func (c *client) pluginAnswer() bool {
 func (h httpInbound) Header(name string) (string, bool)   { return h.header(name) }
 func (h httpInbound) QueryArg(name string) (string, bool) { return h.queryArg(name) }
 func (h httpInbound) Method() string                      { return h.r.Method }
-func (h httpInbound) Path() string                        { return h.r.URL.Path }
+func (h httpInbound) Repeated(name string, query bool) bool {
+	if query {
+		return len(h.r.URL.Query()[name]) > 1
+	}
+	return len(h.r.Header.Values(name)) > 1
+}
+func (h httpInbound) Path() string { return h.r.URL.Path }
 func (h httpInbound) ClientIP() string {
 	ip, _ := h.remoteIP()
 	return ip

@@ -168,6 +168,9 @@ type Table struct {
 	Router *router.Router
 	// Generation identifies the configuration the table was built from.
 	Generation uint64
+	// Unmatched is the global plugins' response phase for requests no
+	// route matched (plugins.Set.Unmatched); nil when none.
+	Unmatched *plugins.Chain
 }
 
 // Options configure a Proxy.
@@ -320,12 +323,12 @@ func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time) {
 	t := p.table.Load()
 	if t.Router == nil {
-		p.reject(w, r, rs, start, http.StatusNotFound, "no Route matched with those values")
+		p.noRoute(w, r, rs, start, t)
 		return
 	}
 	m, ok := t.Router.Match(r.Method, r.Host, r.URL.Path, r.Header)
 	if !ok {
-		p.reject(w, r, rs, start, http.StatusNotFound, "no Route matched with those values")
+		p.noRoute(w, r, rs, start, t)
 		return
 	}
 	rt := m.Route.Value.(*Route)

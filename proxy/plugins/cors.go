@@ -161,19 +161,26 @@ func (co *cors) credentialsHeader(x *Exchange, allowAll, filter bool, origin str
 	}
 }
 
+// respond is cors's header_filter: the headers of an ordinary
+// (non-preflight) response.
+func (co *cors) respond(x *Exchange, r Request) {
+	origin, _ := r.Header("Origin")
+	if origin == "" && !co.allowOriginAbsent {
+		return
+	}
+	allowAll := co.origin(x, origin, true)
+	co.credentialsHeader(x, allowAll, true, origin)
+	if co.exposed != "" {
+		x.Down = append(x.Down, Edit{OpSet, "Access-Control-Expose-Headers", co.exposed})
+	}
+}
+
 func (co *cors) access(x *Exchange, r Request) bool {
 	origin, _ := r.Header("Origin")
 	_, acrm := r.Header("Access-Control-Request-Method")
 	if r.Method() != "OPTIONS" || origin == "" || !acrm {
 		// An ordinary request: the response gets the headers.
-		if origin == "" && !co.allowOriginAbsent {
-			return true
-		}
-		allowAll := co.origin(x, origin, true)
-		co.credentialsHeader(x, allowAll, true, origin)
-		if co.exposed != "" {
-			x.Down = append(x.Down, Edit{OpSet, "Access-Control-Expose-Headers", co.exposed})
-		}
+		co.respond(x, r)
 		return true
 	}
 	if co.preflightContinue {

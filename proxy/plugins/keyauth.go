@@ -7,7 +7,9 @@ import (
 
 // keyAuth is key-auth: the key is read from the first of key_names found
 // in a header (key_in_header) or the query (key_in_query), and names a
-// credential of a consumer.
+// credential of a consumer. As in Kong, a name read that carries several
+// values (a repeated header, or a repeated query argument) is a 401
+// "Duplicate API key found" (or the anonymous consumer).
 type keyAuth struct {
 	names          []string // canonical header names
 	queryNames     []string // as configured
@@ -66,13 +68,20 @@ func (ka *keyAuth) access(x *Exchange, r Request) bool {
 	if (ka.anonymous != nil || ka.missing != "") && x.credential != nil {
 		return true // another authentication ran (logical OR)
 	}
-	key, found := "", false
+	key, found, dup := "", false, false
 	for i, name := range ka.names {
 		if ka.inHeader {
 			key, found = r.Header(name)
+			dup = found && r.Repeated(name, false)
 		}
 		if !found && ka.inQuery {
 			key, found = r.QueryArg(ka.queryNames[i])
+			dup = found && r.Repeated(ka.queryNames[i], true)
+		}
+		if dup {
+			// Kong: the name read carries several values.
+			key = ""
+			break
 		}
 		if found {
 			if ka.hide {
@@ -94,6 +103,10 @@ func (ka *keyAuth) access(x *Exchange, r Request) bool {
 		if ka.anonymous != nil {
 			ka.identify(x, ka.anonymous, nil)
 			return true
+		}
+		if dup {
+			x.answer(401, "Duplicate API key found")
+			return false
 		}
 		msg := "No API key found in request"
 		if key != "" {

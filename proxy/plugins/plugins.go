@@ -44,6 +44,9 @@ type Request interface {
 	Header(name string) (string, bool)
 	// QueryArg is the first value of the query argument name, decoded.
 	QueryArg(name string) (string, bool)
+	// Repeated reports whether the header (query false) or the query
+	// argument (query true) name occurs more than once.
+	Repeated(name string, query bool) bool
 	Method() string
 	// Path is the request path, percent-decoded, without the query.
 	Path() string
@@ -100,6 +103,14 @@ type plugin interface {
 	access(x *Exchange, r Request) bool
 }
 
+// responder is a plugin with Kong's response phase (header_filter) apart
+// from its access phase. On a request no route matched Kong's access phase
+// never runs and the response phases fall back to the global plugins, so
+// a global responder also edits the "no Route matched" answer.
+type responder interface {
+	respond(x *Exchange, r Request)
+}
+
 // instance is a compiled plugin entity.
 type instance struct {
 	id     string
@@ -144,6 +155,16 @@ func (c *Chain) Access(x *Exchange, r Request, proto uint8, service string) bool
 	return true
 }
 
+// Respond runs the response phase of an Unmatched chain on a request no
+// route matched: x.Down gets the global responders' edits.
+func (c *Chain) Respond(x *Exchange, r Request, proto uint8) {
+	for i := range c.steps {
+		if in := c.steps[i].def; in.protos&proto != 0 {
+			in.run.(responder).respond(x, r)
+		}
+	}
+}
+
 // Consumer is a consumer as plugins see it.
 type Consumer struct {
 	ID, Username, CustomID string
@@ -184,6 +205,17 @@ type Set struct {
 	chains map[string]*Chain
 	// instances by plugin id, for the next Build to keep counters.
 	instances map[string]*instance
+	// unmatched is the global responders, for requests no route matched.
+	unmatched *Chain
+}
+
+// Unmatched is the chain to Respond with on a request no route matched,
+// nil when no global plugin has a response phase.
+func (s *Set) Unmatched() *Chain {
+	if s == nil {
+		return nil
+	}
+	return s.unmatched
 }
 
 // Chain is the chain of route, nil when no plugin applies to it.
@@ -235,6 +267,17 @@ func Build(in Input, prev *Set) (*Set, error) {
 		inst := &instance{id: p.ID, name: p.Name, protos: protocolMask(p.Protocols), run: run}
 		s.instances[p.ID] = inst
 		all = append(all, scoped{p, inst})
+		if p.Route == "" && p.Service == "" && p.Consumer == "" && responds(run) {
+			if s.unmatched == nil {
+				s.unmatched = &Chain{}
+			}
+			s.unmatched.steps = append(s.unmatched.steps, step{def: inst})
+		}
+	}
+	if s.unmatched != nil {
+		slices.SortFunc(s.unmatched.steps, func(a, b step) int {
+			return cmp.Compare(priorities[b.def.name], priorities[a.def.name])
+		})
 	}
 	if len(all) == 0 {
 		return s, nil
@@ -321,6 +364,18 @@ func Build(in Input, prev *Set) (*Set, error) {
 		s.chains[rt.Name] = ch
 	}
 	return s, nil
+}
+
+// responds reports whether run has a response phase that edits
+// something.
+func responds(run plugin) bool {
+	switch r := run.(type) {
+	case *transformer:
+		return len(r.down) > 0
+	case responder:
+		return true
+	}
+	return false
 }
 
 func stepName(s step) string {

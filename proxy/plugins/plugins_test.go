@@ -14,6 +14,14 @@ type fakeReq struct {
 	method, path, ip string
 	headers          map[string]string // lower-case names
 	query            map[string]string
+	repeated         map[string]bool // "h:" or "q:" and the name
+}
+
+func (r *fakeReq) Repeated(name string, query bool) bool {
+	if query {
+		return r.repeated["q:"+name]
+	}
+	return r.repeated["h:"+strings.ToLower(name)]
 }
 
 func (r *fakeReq) Header(name string) (string, bool) {
@@ -283,6 +291,56 @@ func TestKeyAuth(t *testing.T) {
 	}
 }
 
+// Kong's key-auth answers 401 "Duplicate API key found" when the name it
+// reads carries several values; a header takes precedence over the
+// query, and the first name found is the one read.
+func TestKeyAuthDuplicateKey(t *testing.T) {
+	ch := chainOf(t, pl(t, "key-auth", map[string]any{"key_names": []any{"apikey", "x-key"}}))
+	dup := func(h map[string]string, q map[string]string, rep ...string) *fakeReq {
+		r := get(h)
+		for k, v := range q {
+			r.query[k] = v
+		}
+		r.repeated = map[string]bool{}
+		for _, n := range rep {
+			r.repeated[n] = true
+		}
+		return r
+	}
+	var x Exchange
+	for i, r := range []*fakeReq{
+		dup(map[string]string{"apikey": "alice-key"}, nil, "h:apikey"),
+		dup(nil, map[string]string{"apikey": "alice-key"}, "q:apikey"),
+		dup(nil, map[string]string{"x-key": "bob-key"}, "q:x-key"),
+	} {
+		x.Reset()
+		if ch.Access(&x, r, ProtoHTTP, "s") || x.Status != 401 || x.Body != `{"message":"Duplicate API key found"}` {
+			t.Fatalf("%d: %d %s", i, x.Status, x.Body)
+		}
+		if _, ok := down(&x)["WWW-Authenticate"]; ok {
+			t.Fatalf("%d: WWW-Authenticate on a duplicate key", i)
+		}
+	}
+	// Not duplicates: the header shadows a repeated query argument, and a
+	// repeated later name is not read.
+	for i, r := range []*fakeReq{
+		dup(map[string]string{"apikey": "alice-key"}, map[string]string{"apikey": "x"}, "q:apikey"),
+		dup(map[string]string{"apikey": "alice-key", "x-key": "bob-key"}, nil, "h:x-key"),
+		dup(map[string]string{"apikey": "alice-key"}, map[string]string{"apikey": "bob-key"}),
+	} {
+		x.Reset()
+		if !ch.Access(&x, r, ProtoHTTP, "s") || x.Consumer.Username != "alice" {
+			t.Fatalf("%d: %d %s", i, x.Status, x.Body)
+		}
+	}
+	// With anonymous, a duplicate key falls back to it, as in Kong.
+	anon := chainOf(t, pl(t, "key-auth", map[string]any{"anonymous": "bob"}))
+	x.Reset()
+	if !anon.Access(&x, dup(map[string]string{"apikey": "alice-key"}, nil, "h:apikey"), ProtoHTTP, "s") || x.Consumer.ID != "c-bob" {
+		t.Fatalf("anonymous: %d %s", x.Status, x.Body)
+	}
+}
+
 func TestKeyAuthAnonymousAndPreflight(t *testing.T) {
 	ch := chainOf(t, pl(t, "key-auth", map[string]any{"anonymous": "bob", "run_on_preflight": false}))
 	var x Exchange
@@ -546,5 +604,37 @@ func TestCounterTableFullAndReuse(t *testing.T) {
 		if allowed != (i == 0) || len(x.Down) == 0 {
 			t.Fatalf("request %d in a reused slot: allowed %v, %v", i, allowed, x.Down)
 		}
+	}
+}
+
+// TestUnmatched: only global plugins with a response phase (cors, a
+// response-transformer with header edits) make the chain for requests
+// no route matched, in priority order, and it allocates nothing.
+func TestUnmatched(t *testing.T) {
+	build := func(ps ...config.Plugin) *Set {
+		s, err := Build(Input{Plugins: ps, Consumers: testConsumers, KeyAuths: testKeys, Routes: []Route{{Name: "r", Service: "s"}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if u := build(pl(t, "key-auth", nil), pl(t, "rate-limiting", map[string]any{"minute": 5}), pl(t, "correlation-id", nil),
+		pl(t, "request-transformer", map[string]any{"add": map[string]any{"headers": []any{"a:b"}}}),
+		pl(t, "cors", nil, "route", "r")).Unmatched(); u != nil {
+		t.Fatalf("a chain of no response phase: %+v", u)
+	}
+	u := build(pl(t, "response-transformer", map[string]any{"add": map[string]any{"headers": []any{"x-gw:1"}}}),
+		pl(t, "cors", map[string]any{"origins": []any{"http://app.example"}})).Unmatched()
+	if u == nil || len(u.steps) != 2 || u.steps[0].def.name != "cors" {
+		t.Fatalf("unmatched chain %+v", u)
+	}
+	var x Exchange
+	r := get(map[string]string{"origin": "http://app.example"})
+	u.Respond(&x, r, ProtoHTTP)
+	if d := down(&x); d["Access-Control-Allow-Origin"] != "http://app.example" || d["x-gw"] != "1" {
+		t.Fatalf("edits %v", d)
+	}
+	if n := testing.AllocsPerRun(100, func() { x.Reset(); u.Respond(&x, r, ProtoHTTP) }); n != 0 {
+		t.Fatalf("%v allocations", n)
 	}
 }

@@ -16,6 +16,9 @@ func (t *transformer) access(x *Exchange, _ Request) bool {
 	return true
 }
 
+// respond is response-transformer's header_filter.
+func (t *transformer) respond(x *Exchange, _ Request) { x.Down = append(x.Down, t.down...) }
+
 // edits are a config's edits of one list (headers or querystring) in
 // Kong's order.
 func edits(c map[string]any, list string, headers bool) []Edit {
