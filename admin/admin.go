@@ -466,6 +466,26 @@ func (e *Error) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
+// parentOf returns the object under root that holds the last of parts
+// (a dotted name split), making the objects on the way; false when one of
+// them is already a value.
+func parentOf(root map[string]any, parts []string) (map[string]any, bool) {
+	m := root
+	for _, p := range parts[:len(parts)-1] {
+		switch next := m[p].(type) {
+		case nil:
+			child := map[string]any{}
+			m[p] = child
+			m = child
+		case map[string]any:
+			m = next
+		default:
+			return m, false
+		}
+	}
+	return m, true
+}
+
 // nestFields turns dotted field names into nested objects; a name that
 // is both a field and a parent of others stays dotted.
 func nestFields(f map[string]string) map[string]any {
@@ -477,23 +497,7 @@ func nestFields(f map[string]string) map[string]any {
 	slices.Sort(keys)
 	for _, k := range keys {
 		parts := strings.Split(k, ".")
-		m := out
-		ok := true
-		for _, p := range parts[:len(parts)-1] {
-			switch next := m[p].(type) {
-			case nil:
-				child := map[string]any{}
-				m[p] = child
-				m = child
-			case map[string]any:
-				m = next
-			default:
-				ok = false
-			}
-			if !ok {
-				break
-			}
-		}
+		m, ok := parentOf(out, parts)
 		last := parts[len(parts)-1]
 		if _, taken := m[last]; !ok || taken || slices.Contains(parts, "") {
 			out[k] = f[k]

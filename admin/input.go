@@ -248,23 +248,7 @@ func formObj(vals map[string][]string) (*obj, error) {
 			v = list
 		}
 		parts := strings.Split(p, ".")
-		m := root
-		ok := true
-		for _, part := range parts[:len(parts)-1] {
-			switch next := m[part].(type) {
-			case nil:
-				child := map[string]any{}
-				m[part] = child
-				m = child
-			case map[string]any:
-				m = next
-			default:
-				ok = false
-			}
-			if !ok {
-				break
-			}
-		}
+		m, ok := parentOf(root, parts)
 		last := parts[len(parts)-1]
 		if _, taken := m[last]; !ok || taken {
 			bad.add(p, "conflicting form keys (a value and nested keys)")
