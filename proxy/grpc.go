@@ -215,6 +215,14 @@ type grpcState struct {
 	}
 }
 
+// pastDeadline reports whether a gRPC call with a deadline is past it at
+// now: whatever ended an attempt then (our timer, or the target resetting
+// the stream on its own copy of the deadline, whichever came first), the
+// call's status is DEADLINE_EXCEEDED, as its client's own timer says.
+func (g *grpcState) pastDeadline(now time.Time) bool {
+	return g.on && !g.deadline.IsZero() && !now.Before(g.deadline)
+}
+
 // end settles a streamed gRPC response: rerr is how reading its body
 // ended (io.EOF when whole). The status comes from the trailers; a broken
 // stream is UNAVAILABLE (or DEADLINE_EXCEEDED when our timer cut it), a
@@ -236,7 +244,7 @@ func (rs *reqState) grpcEnd(inCtx context.Context, rerr error) {
 		// The client went away, or its side failed: not the target's doing.
 		g.status = grpcCanceled
 		return
-	case isTimeout(rerr):
+	case isTimeout(rerr), g.pastDeadline(time.Now()):
 		code = grpcDeadlineExceeded
 	default:
 		code = grpcUnavailable

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -797,4 +798,38 @@ func TestH2StreamIdleTimer(t *testing.T) {
 	if err := idle.RecvMsg(&out); err == nil {
 		t.Fatal("a stream with nothing moving was not cut")
 	}
+}
+
+// A gRPC call whose attempt ends past the call's deadline by anything but
+// our own timer (the target resetting the stream on its copy of the
+// deadline came first) is DEADLINE_EXCEEDED, not UNAVAILABLE (seen in CI
+// under load as "An invalid response was received from the upstream
+// server").
+func TestGRPCPastDeadlineIsDeadlineExceeded(t *testing.T) {
+	p := New(Options{Log: zerolog.Nop()})
+	for _, tc := range []struct {
+		deadline time.Time
+		want     string
+	}{
+		{time.Now().Add(-time.Millisecond), "4"},
+		{time.Now().Add(time.Hour), "14"},
+		{time.Time{}, "14"},
+	} {
+		rs := &reqState{}
+		rs.grpc.on, rs.grpc.deadline = true, tc.deadline
+		r := httptest.NewRequest(http.MethodPost, "/test.Echo/Slow", nil)
+		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, rs))
+		w := httptest.NewRecorder()
+		p.errorHandler(w, r, http2StreamReset{})
+		if got := w.Header().Get("Grpc-Status"); got != tc.want {
+			t.Errorf("deadline %v: grpc-status %q, want %s", tc.deadline, got, tc.want)
+		}
+	}
+}
+
+// http2StreamReset stands for the error a reset stream gives.
+type http2StreamReset struct{}
+
+func (http2StreamReset) Error() string {
+	return "stream error: stream ID 1; CANCEL; received from peer"
 }

@@ -657,7 +657,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		rs.answer(w, http.StatusServiceUnavailable, "failure to get a peer from the ring-balancer")
 	case errors.As(err, &mbe):
 		rs.answer(w, http.StatusRequestEntityTooLarge, "Request size limit exceeded")
-	case isTimeout(err):
+	case isTimeout(err), rs.grpc.pastDeadline(time.Now()):
 		rs.answer(w, http.StatusGatewayTimeout, "The upstream server is timing out")
 	default:
 		rs.answer(w, http.StatusBadGateway, "An invalid response was received from the upstream server")
