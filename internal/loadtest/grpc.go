@@ -193,27 +193,14 @@ func benchGRPC(o benchOpts, tmp string) error {
 		defer og.stop()
 		targets = append(targets, og.t)
 	}
-	for _, p := range []struct {
-		bin, pkg string
-		start    func(string) (*proc, error)
-	}{
+	for _, pr := range startPeers([]peer{
 		{"nginx", "nginx-light", func(path string) (*proc, error) {
 			return startNginxGRPC(path, filepath.Join(tmp, "nginx-grpc"), origins)
 		}},
 		{"haproxy", "haproxy", func(path string) (*proc, error) {
 			return startHAProxyGRPC(path, filepath.Join(tmp, "haproxy-grpc.cfg"), origins)
 		}},
-	} {
-		path, err := exec.LookPath(p.bin)
-		if err != nil {
-			fmt.Printf("%s: not installed (apt-get install %s to compare over gRPC)\n", p.bin, p.pkg)
-			continue
-		}
-		pr, err := p.start(path)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s (gRPC) found but did not start: %v\n", p.bin, err)
-			continue
-		}
+	}, "gRPC") {
 		defer pr.stop()
 		targets = append(targets, pr.t)
 	}
@@ -288,28 +275,14 @@ func startNginxGRPC(path, dir string, origins []string) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
-		return nil, err
-	}
-	conf := fmt.Sprintf(`worker_processes auto;
-daemon off;
-master_process on;
-pid %[1]s/nginx.pid;
-error_log %[1]s/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
-  upstream grpcbackend { server %[2]s; server %[3]s; keepalive 128; keepalive_requests 100000000; }
+	cf, err := writeNginxConf(dir, fmt.Sprintf(`  upstream grpcbackend { server %[1]s; server %[2]s; keepalive 128; keepalive_requests 100000000; }
   server {
-    listen %[4]s http2;
+    listen %[3]s http2;
     keepalive_requests 100000000;
     location / { grpc_pass grpc://grpcbackend; }
   }
-}
-`, dir, origins[0], origins[1], addr)
-	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+`, origins[0], origins[1], addr))
+	if err != nil {
 		return nil, err
 	}
 	return startAndWaitFor("nginx", exec.Command(path, "-p", dir, "-c", cf), addr, waitGRPC)

@@ -68,27 +68,14 @@ func benchH2(o benchOpts, tmp string, origins []string) error {
 		defer og.stop()
 		targets = append(targets, og.t)
 	}
-	for _, p := range []struct {
-		bin, pkg string
-		start    func(string) (*proc, error)
-	}{
+	for _, pr := range startPeers([]peer{
 		{"nginx", "nginx-light", func(path string) (*proc, error) {
 			return startNginxOn(path, filepath.Join(tmp, "nginx-h2"), origins, true)
 		}},
 		{"haproxy", "haproxy", func(path string) (*proc, error) {
 			return startHAProxyOn(path, filepath.Join(tmp, "haproxy-h2.cfg"), origins, true)
 		}},
-	} {
-		path, err := exec.LookPath(p.bin)
-		if err != nil {
-			fmt.Printf("%s: not installed (apt-get install %s to compare over HTTP/2)\n", p.bin, p.pkg)
-			continue
-		}
-		pr, err := p.start(path)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s (HTTP/2) found but did not start: %v\n", p.bin, err)
-			continue
-		}
+	}, "HTTP/2") {
 		defer pr.stop()
 		targets = append(targets, pr.t)
 	}

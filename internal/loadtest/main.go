@@ -351,20 +351,10 @@ func benchH1(o benchOpts, tmp string, origins []string) error {
 		defer og.stop()
 		targets = append(targets, og.t)
 	}
-	for _, p := range []struct {
-		bin, pkg string
-		start    func(string, string, []string) (*proc, error)
-	}{{"nginx", "nginx-light", startNginx}, {"haproxy", "haproxy", startHAProxy}} {
-		path, err := exec.LookPath(p.bin)
-		if err != nil {
-			fmt.Printf("%s: not installed (apt-get install %s to compare)\n", p.bin, p.pkg)
-			continue
-		}
-		pr, err := p.start(path, tmp, origins)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s found but did not start: %v\n", p.bin, err)
-			continue
-		}
+	for _, pr := range startPeers([]peer{
+		{"nginx", "nginx-light", func(path string) (*proc, error) { return startNginx(path, tmp, origins) }},
+		{"haproxy", "haproxy", func(path string) (*proc, error) { return startHAProxy(path, tmp, origins) }},
+	}, "") {
 		defer pr.stop()
 		targets = append(targets, pr.t)
 	}
@@ -558,11 +548,30 @@ func startNginxOn(path, dir string, origins []string, h2 bool) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+	cf, err := writeNginxConf(dir, fmt.Sprintf(`  upstream backend { server %[1]s; server %[2]s; keepalive 128; }
+  server {
+    listen %[3]s%[4]s;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+`, origins[0], origins[1], addr, map[bool]string{true: " http2; keepalive_requests 100000000"}[h2]))
+	if err != nil {
 		return nil, err
 	}
-	// One worker per core (the machine's two), upstream keep-alive, no
-	// access log: nginx at its usual production shape.
+	cmd := exec.Command(path, "-p", dir, "-c", cf)
+	if h2 {
+		return startAndWaitH2("nginx", cmd, "http://"+addr+"/bench")
+	}
+	return startAndWait("nginx", cmd, "http://"+addr+"/bench")
+}
+
+// writeNginxConf writes dir/nginx.conf: nginx at its usual production
+// shape (one worker per core, the machine's two; no access log; temp paths
+// and logs in dir) with http's upstreams and servers given, and returns its
+// path.
+func writeNginxConf(dir, http string) (string, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "logs"), 0o755); err != nil {
+		return "", err
+	}
 	conf := fmt.Sprintf(`worker_processes auto;
 daemon off;
 master_process on;
@@ -572,22 +581,42 @@ events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
-  upstream backend { server %[2]s; server %[3]s; keepalive 128; }
-  server {
-    listen %[4]s%[5]s;
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-`, dir, origins[0], origins[1], addr, map[bool]string{true: " http2; keepalive_requests 100000000"}[h2])
+%[2]s}
+`, dir, http)
 	cf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
-		return nil, err
+	return cf, os.WriteFile(cf, []byte(conf), 0o600)
+}
+
+// peer is a proxy compared with Outrigger: its binary, the Debian package
+// that has it, and how it starts from the binary's path.
+type peer struct {
+	bin, pkg string
+	start    func(path string) (*proc, error)
+}
+
+// startPeers starts each installed peer; one that is not installed or does
+// not start is reported and left out. over names the protocol of the
+// comparison ("" for HTTP/1.1). The caller stops what it returns.
+func startPeers(peers []peer, over string) []*proc {
+	compare, found := "to compare", "found"
+	if over != "" {
+		compare, found = "to compare over "+over, "("+over+") found"
 	}
-	cmd := exec.Command(path, "-p", dir, "-c", cf)
-	if h2 {
-		return startAndWaitH2("nginx", cmd, "http://"+addr+"/bench")
+	var out []*proc
+	for _, p := range peers {
+		path, err := exec.LookPath(p.bin)
+		if err != nil {
+			fmt.Printf("%s: not installed (apt-get install %s %s)\n", p.bin, p.pkg, compare)
+			continue
+		}
+		pr, err := p.start(path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s %s but did not start: %v\n", p.bin, found, err)
+			continue
+		}
+		out = append(out, pr)
 	}
-	return startAndWait("nginx", cmd, "http://"+addr+"/bench")
+	return out
 }
 
 func startHAProxy(path, tmp string, origins []string) (*proc, error) {
