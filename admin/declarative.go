@@ -465,6 +465,24 @@ func ownerOf(o *obj, key string) (string, error) {
 	return s, nil
 }
 
+// eachOwned runs fn on each item of kind with the item's object and the
+// name its owner field gives (a service, an upstream); what goes wrong is
+// added to errs under the item.
+func eachOwned(errs *layerErrors, kind string, items []config.LayerItem, owner string, fn func(it config.LayerItem, o *obj, key string) error) {
+	for _, it := range items {
+		o, err := itemObj(it)
+		if err == nil {
+			var key string
+			if key, err = ownerOf(o, owner); err == nil {
+				err = fn(it, o, key)
+			}
+		}
+		if err != nil {
+			errs.add(kind, it, err)
+		}
+	}
+}
+
 // applyLayer decodes the document's layer keys into w's Doc, checking
 // each against w (the document's entities); now stamps them.
 func applyLayer(w *world, l *config.LayerKeys, now int64) error {
@@ -472,118 +490,79 @@ func applyLayer(w *world, l *config.LayerKeys, now int64) error {
 		return nil
 	}
 	var errs layerErrors
-	for _, it := range l.Canaries {
-		err := func() error {
-			o, err := itemObj(it)
-			if err != nil {
-				return err
-			}
-			key, err := ownerOf(o, "service")
-			if err != nil {
-				return err
-			}
-			s, _, ok := w.service(key)
-			if !ok {
-				return fieldError("service", "service '%s' does not exist", key)
-			}
-			if w.doc.Canaries[s.Name] != nil {
-				return fieldError("service", "service '%s' has a canary already", s.Name)
-			}
-			c := &state.Canary{UpdatedAt: now}
-			if err := o.decode(func(o *obj) { decodeCanary(o, c) }); err != nil {
-				return err
-			}
-			if err := w.checkCanary(s.Name, c); err != nil {
-				return err
-			}
-			w.doc.Canaries[s.Name] = c
-			return nil
-		}()
-		if err != nil {
-			errs.add("canaries", it, err)
+	eachOwned(&errs, "canaries", l.Canaries, "service", func(_ config.LayerItem, o *obj, key string) error {
+		s, _, ok := w.service(key)
+		if !ok {
+			return fieldError("service", "service '%s' does not exist", key)
 		}
-	}
-	for _, it := range l.Rollouts {
-		err := func() error {
-			o, err := itemObj(it)
-			if err != nil {
-				return err
-			}
-			key, err := ownerOf(o, "service")
-			if err != nil {
-				return err
-			}
-			s, _, ok := w.service(key)
-			if !ok {
-				return fieldError("service", "service '%s' does not exist", key)
-			}
-			if w.doc.Canaries[s.Name] == nil {
-				return fieldError("service", "service '%s' has no canary (give one in canaries)", s.Name)
-			}
-			ro := &state.Rollout{MaxErrorRateIncrease: defaultMaxErrorRateIncrease, MaxP99Ratio: defaultMaxP99Ratio, MinRequests: defaultMinRequests,
-				State: state.RolloutRunning, StepSince: now, UpdatedAt: now}
-			f := fields{}
-			o.setString("state", &ro.State, state.RolloutRunning, oneOf(state.RolloutStates()...))
-			o.setInt("step", &ro.Step, 0, 0, config.MaxMinRequests)
-			if err := o.decode(func(o *obj) {
-				o.ignore("service", "state", "step")
-				decodeRollout(o, ro)
-			}); err != nil {
-				return err
-			}
-			if err := o.err(); err != nil {
-				return err
-			}
-			if ro.Step >= len(ro.Steps) {
-				f.add("step", "must be below the number of steps (%d)", len(ro.Steps))
-				return f.err()
-			}
-			w.doc.Rollouts[s.Name] = ro
-			return nil
-		}()
-		if err != nil {
-			errs.add("rollouts", it, err)
+		if w.doc.Canaries[s.Name] != nil {
+			return fieldError("service", "service '%s' has a canary already", s.Name)
 		}
-	}
-	for _, it := range l.Overrides {
-		err := func() error {
-			o, err := itemObj(it)
-			if err != nil {
-				return err
-			}
-			key, err := ownerOf(o, "upstream")
-			if err != nil {
-				return err
-			}
-			u, _, ok := w.upstream(key)
-			if !ok {
-				return fieldError("upstream", "upstream '%s' does not exist", key)
-			}
-			ov := state.Override{Upstream: u.Name, CreatedAt: now}
-			if v, ok := it.Value["id"].(string); ok && config.IsUUID(v) {
-				ov.ID = strings.ToLower(v)
-			} else if it.Value["id"] != nil {
-				return fieldError("id", "expected a UUID")
-			} else {
-				ov.ID = newID()
-			}
-			if slices.ContainsFunc(w.doc.Overrides, func(x state.Override) bool { return x.ID == ov.ID }) {
-				return fieldError("id", "duplicate override id %s", ov.ID)
-			}
-			apply, err := overrideDecoder(o)
-			if err != nil {
-				return err
-			}
-			if err := apply(&ov); err != nil {
-				return err
-			}
-			w.doc.Overrides = append(w.doc.Overrides, ov)
-			return w.checkShares(u.Name)
-		}()
-		if err != nil {
-			errs.add("overrides", it, err)
+		c := &state.Canary{UpdatedAt: now}
+		if err := o.decode(func(o *obj) { decodeCanary(o, c) }); err != nil {
+			return err
 		}
-	}
+		if err := w.checkCanary(s.Name, c); err != nil {
+			return err
+		}
+		w.doc.Canaries[s.Name] = c
+		return nil
+	})
+	eachOwned(&errs, "rollouts", l.Rollouts, "service", func(_ config.LayerItem, o *obj, key string) error {
+		s, _, ok := w.service(key)
+		if !ok {
+			return fieldError("service", "service '%s' does not exist", key)
+		}
+		if w.doc.Canaries[s.Name] == nil {
+			return fieldError("service", "service '%s' has no canary (give one in canaries)", s.Name)
+		}
+		ro := &state.Rollout{MaxErrorRateIncrease: defaultMaxErrorRateIncrease, MaxP99Ratio: defaultMaxP99Ratio, MinRequests: defaultMinRequests,
+			State: state.RolloutRunning, StepSince: now, UpdatedAt: now}
+		f := fields{}
+		o.setString("state", &ro.State, state.RolloutRunning, oneOf(state.RolloutStates()...))
+		o.setInt("step", &ro.Step, 0, 0, config.MaxMinRequests)
+		if err := o.decode(func(o *obj) {
+			o.ignore("service", "state", "step")
+			decodeRollout(o, ro)
+		}); err != nil {
+			return err
+		}
+		if err := o.err(); err != nil {
+			return err
+		}
+		if ro.Step >= len(ro.Steps) {
+			f.add("step", "must be below the number of steps (%d)", len(ro.Steps))
+			return f.err()
+		}
+		w.doc.Rollouts[s.Name] = ro
+		return nil
+	})
+	eachOwned(&errs, "overrides", l.Overrides, "upstream", func(it config.LayerItem, o *obj, key string) error {
+		u, _, ok := w.upstream(key)
+		if !ok {
+			return fieldError("upstream", "upstream '%s' does not exist", key)
+		}
+		ov := state.Override{Upstream: u.Name, CreatedAt: now}
+		if v, ok := it.Value["id"].(string); ok && config.IsUUID(v) {
+			ov.ID = strings.ToLower(v)
+		} else if it.Value["id"] != nil {
+			return fieldError("id", "expected a UUID")
+		} else {
+			ov.ID = newID()
+		}
+		if slices.ContainsFunc(w.doc.Overrides, func(x state.Override) bool { return x.ID == ov.ID }) {
+			return fieldError("id", "duplicate override id %s", ov.ID)
+		}
+		apply, err := overrideDecoder(o)
+		if err != nil {
+			return err
+		}
+		if err := apply(&ov); err != nil {
+			return err
+		}
+		w.doc.Overrides = append(w.doc.Overrides, ov)
+		return w.checkShares(u.Name)
+	})
 	if len(errs.list.Errors) > 0 {
 		return declarativeError(&errs.list, nil)
 	}
