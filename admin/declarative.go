@@ -177,7 +177,12 @@ func (a *api) postConfig(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, declarativeError(err, text)
 	}
-	for range maxMutateAttempts {
+	for attempt := range maxMutateAttempts {
+		if attempt > 0 {
+			if err := state.BackOff(r.Context(), attempt); err != nil {
+				return 0, nil, err
+			}
+		}
 		cur, rev, err := a.ctl.Layer()
 		if err != nil {
 			return 0, nil, err

@@ -92,12 +92,18 @@ const maxMutateAttempts = 16
 
 // mutate runs fn on a copy of the Controller's layer and commits the
 // world fn left with CompareAndSet (the one persisted); when the layer
-// moved on meanwhile, fn runs again on the new one. fn looks up (in the
-// layer in force's merge, Effective) and applies; its errors are returned
-// as is. The world returned shows the merge CompareAndSet built: the
+// moved on meanwhile, fn runs again on the new one, after a random wait
+// (state.BackOff) so that racing writers do not collide in lockstep. fn
+// looks up (in the layer in force's merge, Effective) and applies; its
+// errors are returned as is. The world returned shows the merge CompareAndSet built: the
 // change is merged once.
 func (a *api) mutate(r *http.Request, fn func(w *world) error) (*world, error) {
-	for range maxMutateAttempts {
+	for attempt := range maxMutateAttempts {
+		if attempt > 0 {
+			if err := state.BackOff(r.Context(), attempt); err != nil {
+				return nil, err
+			}
+		}
 		d, rev, err := a.ctl.Layer()
 		if err != nil {
 			return nil, err

@@ -42,9 +42,14 @@ type pendingLayer struct {
 // not build here (pending) the change is refused with 409, since writing
 // over the older layer in force would discard changes this sidecar never
 // saw. fn runs with no lock held; a change committed meanwhile makes it
-// run again on the new layer.
+// run again on the new layer, after a random wait (state.BackOff).
 func (g *Gateway) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
-	for range maxMutateRetries {
+	for attempt := range maxMutateRetries {
+		if attempt > 0 {
+			if err := state.BackOff(ctx, attempt); err != nil {
+				return err
+			}
+		}
 		doc, rev, err := g.Layer()
 		if err != nil {
 			return err
