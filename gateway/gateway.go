@@ -171,8 +171,10 @@ type Gateway struct {
 	discoveryReady bool
 }
 
-// New builds a gateway from cfg. It does not listen yet (see Serve).
-func New(cfg *config.File, o Options) (*Gateway, error) {
+// New builds a gateway from cfg. It does not listen yet (see Serve). When
+// it fails, what it had started (the tracer's export queue, registry
+// clients) is stopped before it returns.
+func New(cfg *config.File, o Options) (_ *Gateway, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.LookupEnv == nil {
@@ -200,6 +202,11 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.tracer = tr
+	defer func() {
+		if err != nil {
+			g.release(context.Background())
+		}
+	}()
 	g.proxy = proxy.New(proxy.Options{
 		Log:         o.Log.With().Str("log", "access").Logger(),
 		AccessLog:   cfg.Log.AccessLog,
@@ -263,6 +270,21 @@ func New(cfg *config.File, o Options) (*Gateway, error) {
 	}
 	g.metrics.setLayerState(admin.LayerInSync)
 	return g, nil
+}
+
+// release stops what New started besides the listeners: idle upstream
+// connections, the Nacos clients and the tracer, whose queued spans go out
+// until ctx ends. Serve calls it after the drain, New when it fails.
+func (g *Gateway) release(ctx context.Context) {
+	g.transports.CloseIdle()
+	if g.nacosPool != nil {
+		_ = g.nacosPool.Close()
+	}
+	if g.tracer != nil {
+		if err := g.tracer.Shutdown(ctx); err != nil {
+			g.log.Warn().Err(err).Msg("tracing: spans still queued at shutdown were dropped")
+		}
+	}
 }
 
 // ProxyHandler returns the data-plane handler.
@@ -549,17 +571,11 @@ func (g *Gateway) ServeListeners(ctx context.Context, proxyLns []net.Listener, a
 		}()
 	}
 	wg.Wait()
-	g.transports.CloseIdle()
-	_ = g.nacosPool.Close()
-	if g.tracer != nil {
-		// The spans of the drained requests go out, within the drain
-		// deadline's length.
-		tctx, tcancel := context.WithTimeout(context.Background(), drainTimeout)
-		if err := g.tracer.Shutdown(tctx); err != nil {
-			g.log.Warn().Err(err).Msg("tracing: spans still queued at shutdown were dropped")
-		}
-		tcancel()
-	}
+	// The spans of the drained requests go out, within the drain
+	// deadline's length.
+	tctx, tcancel := context.WithTimeout(context.Background(), drainTimeout)
+	g.release(tctx)
+	tcancel()
 	if first != nil && !errors.Is(first, http.ErrServerClosed) {
 		return first
 	}
