@@ -408,8 +408,10 @@ func (s *FleetStore) Publish(ctx context.Context, p Publication) (Version, error
 		doc = &Doc{}
 	}
 	for attempt := 0; attempt < maxPublishAttempts; attempt++ {
-		if attempt > 0 && !discovery.Sleep(ctx, discovery.Backoff(attempt, 5*time.Millisecond, 200*time.Millisecond, discovery.FullJitter)) {
-			return Version{}, ctx.Err()
+		if attempt > 0 {
+			if err := BackOff(ctx, attempt); err != nil {
+				return Version{}, err
+			}
 		}
 		h, idx, err := s.ReadHead(ctx, p.Group)
 		if err != nil {
@@ -535,7 +537,12 @@ func (s *FleetStore) UpdateHead(ctx context.Context, group string, fn func(h *He
 	if group == "" {
 		group = s.o.Group
 	}
-	for range maxPublishAttempts {
+	for attempt := range maxPublishAttempts {
+		if attempt > 0 {
+			if err := BackOff(ctx, attempt); err != nil {
+				return nil, err
+			}
+		}
 		h, idx, err := s.ReadHead(ctx, group)
 		if err != nil {
 			return nil, err
