@@ -68,9 +68,12 @@ type FleetStageChange struct {
 // FleetStatus is GET /fleet: the group's head and who runs what.
 type FleetStatus struct {
 	// Group is the group shown; ID the answering sidecar.
-	Group       string `json:"group"`
-	ID          string `json:"id"`
-	AutoPublish bool   `json:"auto_publish"`
+	Group string `json:"group"`
+	ID    string `json:"id"`
+	// AutoPublish: the group publishes every admin change at once. For
+	// the answering sidecar's own group it is its fleet.auto_publish; for
+	// another group, true when each of its live sidecars reports it.
+	AutoPublish bool `json:"auto_publish"`
 	// Version is the group's stable version, Latest the last number used.
 	Version uint64       `json:"version"`
 	Latest  uint64       `json:"latest"`

@@ -157,8 +157,16 @@ func (g *Gateway) FleetStatus(ctx context.Context, group string) (admin.FleetSta
 	if err != nil {
 		return admin.FleetStatus{}, err
 	}
-	out := admin.FleetStatus{Group: group, ID: fs.ID(), AutoPublish: g.fleet.auto && group == fs.Group(),
+	out := admin.FleetStatus{Group: group, ID: fs.ID(), AutoPublish: g.fleet.auto,
 		Version: h.Version, Latest: h.Latest, Stage: h.Stage, Sidecars: []admin.FleetSidecar{}}
+	if group != fs.Group() {
+		// Another group's mode is its sidecars' setting, read from their
+		// reports: auto-publishing when every live one says so.
+		out.AutoPublish = len(reports) > 0
+		for _, r := range reports {
+			out.AutoPublish = out.AutoPublish && r.AutoPublish
+		}
+	}
 	for _, r := range reports {
 		s := admin.FleetSidecar{Report: r}
 		want := h.Target(r.ID)
@@ -345,7 +353,7 @@ func (g *Gateway) runFleet(ctx context.Context) {
 // fleetReport is this sidecar's report now; it sets the fleet gauges.
 func (g *Gateway) fleetReport() state.Report {
 	fs := g.fleet.store
-	r := state.Report{ID: fs.ID(), Group: fs.Group(), Applied: true, ReportedAt: time.Now().UnixMilli()}
+	r := state.Report{ID: fs.ID(), Group: fs.Group(), Applied: true, AutoPublish: g.fleet.auto, ReportedAt: time.Now().UnixMilli()}
 	r.Target = fs.LastHead().Target(fs.ID())
 	g.mu.Lock()
 	r.Version = g.docVersion

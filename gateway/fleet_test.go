@@ -20,6 +20,13 @@ import (
 // ends.
 func groupGateway(t *testing.T, consul, prefix, id string) *Gateway {
 	t.Helper()
+	return groupGatewayOf(t, consul, prefix, id, "A", false)
+}
+
+// groupGatewayOf serves a gateway of group with fleet.auto_publish auto
+// until the test ends.
+func groupGatewayOf(t *testing.T, consul, prefix, id, group string, auto bool) *Gateway {
+	t.Helper()
 	src := fmt.Sprintf(`admin:
   listen: 127.0.0.1:0
   store: consul
@@ -28,8 +35,8 @@ upstreams:
   - {name: primary, targets: [{target: 127.0.0.1:7001}]}
 services:
   - {name: s, host: primary, routes: [{name: rs, paths: [/s]}]}
-fleet: {group: A, id: %s, prefix: %s, auto_publish: false, report_interval: 1s}
-`, consul, id, prefix)
+fleet: {group: %s, id: %s, prefix: %s, auto_publish: %t, report_interval: 1s}
+`, consul, group, id, prefix, auto)
 	cfg, err := config.Parse("group.yaml", []byte(src), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -138,4 +145,30 @@ func TestGroupDraftPublishAndReports(t *testing.T) {
 	}
 	waitUntil(t, "g1 back on version 1", func() bool { _, ok := g1.Doc().Routes["r0"]; return ok })
 	waitUntil(t, "both at version 1 again", runs(1))
+}
+
+// TestFleetStatusOfAnotherGroupShowsItsMode: GET /fleet?group=B from a
+// sidecar of group A says whether B auto-publishes, from B's sidecars'
+// reports (it said false for every other group).
+func TestFleetStatusOfAnotherGroupShowsItsMode(t *testing.T) {
+	ag := consultest.Start(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("t%016x", rand.Uint64())
+	a := groupGatewayOf(t, ag.HTTPAddr, prefix, "a1", "A", false)
+	b := groupGatewayOf(t, ag.HTTPAddr, prefix, "b1", "B", true)
+	for _, c := range []struct {
+		from  *Gateway
+		group string
+		auto  bool
+	}{{a, "B", true}, {a, "A", false}, {b, "A", false}, {b, "B", true}, {a, "", false}, {b, "", true}} {
+		var st admin.FleetStatus
+		waitUntil(t, "a report of group "+c.group, func() bool {
+			var err error
+			st, err = c.from.FleetStatus(ctx, c.group)
+			return err == nil && len(st.Sidecars) == 1
+		})
+		if st.AutoPublish != c.auto {
+			t.Errorf("FleetStatus(%q) from %s: auto_publish %v, want %v", c.group, st.ID, st.AutoPublish, c.auto)
+		}
+	}
 }

@@ -160,6 +160,9 @@ type Report struct {
 	// running Version.
 	Applied bool   `json:"applied"`
 	Error   string `json:"error,omitempty"`
+	// AutoPublish is the sidecar's fleet.auto_publish: its admin changes
+	// are published at once (else they go to the group's draft).
+	AutoPublish bool `json:"auto_publish"`
 	// AppliedAt is when Version was applied, ReportedAt when the report
 	// was written (Unix milliseconds).
 	AppliedAt  int64 `json:"applied_at"`
