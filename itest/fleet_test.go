@@ -461,7 +461,7 @@ func TestFleetKeyLossRepublished(t *testing.T) {
 		}},
 		{"dev agent restarted (every key lost)", ag.Restart},
 	}
-	publishes := 0
+	publishes, losses := 0, 0
 	for _, l := range lose {
 		t.Run(l.desc, func(t *testing.T) {
 			_, lostAt := flKey(t, ag, key)
@@ -517,6 +517,18 @@ func TestFleetKeyLossRepublished(t *testing.T) {
 				t.Errorf("%d publications of the last known layer, want exactly one", n-publishes)
 			}
 			publishes = n
+			// The loss itself is logged, as an error, by whoever saw it.
+			const lostMsg = "admin state: the store no longer holds the admin layer; keeping the last known one and publishing it again"
+			lost := append(ga.logsWhere(lostMsg), gb.logsWhere(lostMsg)...)
+			if len(lost) <= losses {
+				t.Errorf("no sidecar logged the loss of the key")
+			}
+			for _, l := range lost {
+				if l["level"] != "error" {
+					t.Errorf("the loss was logged at level %v, want error: %v", l["level"], l)
+				}
+			}
+			losses = len(lost)
 		})
 	}
 

@@ -15,6 +15,10 @@ const maxBackOff = 64 * time.Millisecond
 // in lockstep and one of them cannot win every round. It returns ctx's
 // error when ctx ends first.
 func BackOff(ctx context.Context, attempt int) error {
+	// A wait over at once would otherwise race an ended ctx in the select.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	ceiling := min(time.Millisecond<<min(attempt, 16), maxBackOff)
 	t := time.NewTimer(rand.N(ceiling) + 1)
 	defer t.Stop()

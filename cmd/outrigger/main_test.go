@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,11 +21,26 @@ func TestCLI(t *testing.T) {
 	os.WriteFile(nul, []byte("log:\n  level: in\x00fo\n"), 0o600)
 	syntax := filepath.Join(dir, "syntax.yaml")
 	os.WriteFile(syntax, []byte("log:\n  level: info\n   format: json\n"), 0o600)
+	badUTF8 := filepath.Join(dir, "utf8.yaml")
+	os.WriteFile(badUTF8, []byte("log:\n  level: in\xfffo\n"), 0o600)
+	ctrl := filepath.Join(dir, "ctrl.yaml")
+	os.WriteFile(ctrl, []byte("log:\n  level: in\x07fo\n"), 0o600)
+	// 10 MB without an alias: refused only for what it says, at its place.
+	big := filepath.Join(dir, "big.yaml")
+	var b strings.Builder
+	b.WriteString("upstreams:\n  - name: u\n    targets:\n")
+	for n := 0; b.Len() < 10<<20; n++ {
+		fmt.Fprintf(&b, "      - {target: 10.%d.%d.%d:80, weight: 1}\n", n>>16&255, n>>8&255, n&255)
+	}
+	bigLines := strings.Count(b.String(), "\n")
+	b.WriteString("services:\n  - {name: s, host: u, retries: -1}\n")
+	os.WriteFile(big, []byte(b.String()), 0o600)
 	for _, tc := range []struct {
 		desc     string
 		args     []string
 		wantCode int
 		wantOut  string // substring of stdout+stderr
+		notOut   string // when set, not in stdout+stderr
 	}{
 		{desc: "no args", args: nil, wantCode: 2, wantOut: "Usage:"},
 		{desc: "help", args: []string{"--help"}, wantCode: 0, wantOut: "outrigger run --config FILE"},
@@ -37,6 +53,9 @@ func TestCLI(t *testing.T) {
 		{desc: "validate bad", args: []string{"validate", "--config", bad}, wantCode: 2, wantOut: bad + ":3:"},
 		{desc: "validate NUL byte", args: []string{"validate", "--config", nul}, wantCode: 2, wantOut: nul + ":2:12: NUL byte"},
 		{desc: "validate YAML syntax error", args: []string{"validate", "--config", syntax}, wantCode: 2, wantOut: syntax + ":3:10: YAML syntax error"},
+		{desc: "validate invalid UTF-8", args: []string{"validate", "--config", badUTF8}, wantCode: 2, wantOut: badUTF8 + ":2:12: invalid UTF-8"},
+		{desc: "validate control character", args: []string{"validate", "--config", ctrl}, wantCode: 2, wantOut: ctrl + ":2:12: control character U+0007"},
+		{desc: "validate 10 MB without aliases", args: []string{"validate", "--config", big}, wantCode: 2, wantOut: fmt.Sprintf("%s:%d:33: retries", big, bigLines+2), notOut: "alias"},
 		{desc: "validate missing flag", args: []string{"validate"}, wantCode: 2, wantOut: "--config FILE is required"},
 		{desc: "validate missing file", args: []string{"validate", "--config", filepath.Join(dir, "nope.yaml")}, wantCode: 2, wantOut: "nope.yaml"},
 		{desc: "run bad config starts nothing", args: []string{"run", "--config", bad}, wantCode: 2, wantOut: bad + ":3:"},
@@ -49,6 +68,9 @@ func TestCLI(t *testing.T) {
 			code := run(tc.args, &out, &out, noEnv)
 			if code != tc.wantCode || !strings.Contains(out.String(), tc.wantOut) {
 				t.Fatalf("code %d (want %d), output:\n%s\nwant it to contain %q", code, tc.wantCode, out.String(), tc.wantOut)
+			}
+			if tc.notOut != "" && strings.Contains(out.String(), tc.notOut) {
+				t.Fatalf("output:\n%s\nwant no %q in it", out.String(), tc.notOut)
 			}
 		})
 	}
