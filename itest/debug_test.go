@@ -30,6 +30,7 @@ type dvView struct {
 		Override        string            `json:"override"`
 		Eligible        bool              `json:"eligible"`
 		Locality        map[string]string `json:"locality"`
+		Meta            map[string]string `json:"meta"`
 		Health          struct {
 			Healthy bool       `json:"healthy"`
 			Reason  string     `json:"reason"`

@@ -15,7 +15,9 @@ package itest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -30,10 +32,19 @@ import (
 	"github.com/outrigger-gw/outrigger/internal/kubetest"
 )
 
-// ksEP is one endpoint of a slice: an origin and its conditions.
+// ksEP is one endpoint of a slice: an origin, its conditions and its
+// topology (zone, node, zone hints; "" or nil when unset).
 type ksEP struct {
 	o                           *kubetest.Origin
 	ready, serving, terminating *bool
+	zone, node                  string
+	forZones                    []string
+}
+
+// in returns e with its topology set.
+func (e ksEP) in(zone, node string, forZones ...string) ksEP {
+	e.zone, e.node, e.forZones = zone, node, forZones
+	return e
 }
 
 func ksBool(b bool) *bool { return &b }
@@ -71,8 +82,21 @@ func (a ksAPI) put(name string, eps ...ksEP) time.Time {
 		Ports:       []discoveryv1.EndpointPort{{Name: &pname, Port: &port, Protocol: &proto}},
 	}
 	for _, e := range eps {
-		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{e.o.IP},
-			Conditions: discoveryv1.EndpointConditions{Ready: e.ready, Serving: e.serving, Terminating: e.terminating}})
+		x := discoveryv1.Endpoint{Addresses: []string{e.o.IP},
+			Conditions: discoveryv1.EndpointConditions{Ready: e.ready, Serving: e.serving, Terminating: e.terminating}}
+		if e.zone != "" {
+			x.Zone = &e.zone
+		}
+		if e.node != "" {
+			x.NodeName = &e.node
+		}
+		if len(e.forZones) > 0 {
+			x.Hints = &discoveryv1.EndpointHints{}
+			for _, z := range e.forZones {
+				x.Hints.ForZones = append(x.Hints.ForZones, discoveryv1.ForZone{Name: z})
+			}
+		}
+		s.Endpoints = append(s.Endpoints, x)
 	}
 	cl := a.c.Discovery.EndpointSlices("default")
 	var err error
@@ -330,12 +354,16 @@ func ksTimeToLeave(t testing.TB, c *http.Client, g *gateway, t0 time.Time, gone 
 
 // TestKubernetesAPIServerOutage: the API server stops for 10 s under
 // load: no request fails (the last set is kept), a gateway started during
-// the outage is not ready until its first sync; after the restart the
-// watch resumes and a new endpoint gets traffic within 1 s.
+// the outage is not ready until its first sync. After the restart the watch
+// resumes: an endpoint written the moment the API server answers again gets
+// traffic once the informer's retry reaches it (jittered backoff, at most
+// 5 s: logged, the restart's cost to routing), and once the watch is back
+// a new endpoint gets traffic within 1 s.
 func TestKubernetesAPIServerOutage(t *testing.T) {
 	c := kubetest.Start(t)
 	demo := kubetest.DemoService(t)
 	o1, o2, o3 := kubetest.StartOrigin(t, demo, "k1"), kubetest.StartOrigin(t, demo, "k2"), kubetest.StartOrigin(t, demo, "k3")
+	o4 := kubetest.StartOrigin(t, demo, "k4")
 	a := ksAPI{t, c}
 	a.put("web-a", ksReady(o1), ksReady(o2))
 	kc := c.Kubeconfig("admin", "")
@@ -360,19 +388,26 @@ func TestKubernetesAPIServerOutage(t *testing.T) {
 	time.Sleep(time.Until(outage.Add(10 * time.Second)))
 	restarted := time.Now()
 	c.StartAPIServer()
+	up := time.Now()
+	t0 := a.put("web-a", ksReady(o1), ksReady(o2), ksReady(o3))
+	var dUp time.Duration
+	csPoll(t, 30*time.Second, func() bool {
+		dUp = time.Since(up)
+		return ksWho(t, cl, g) == o3.Name
+	}, func() string { return o3.Name + ", written as the API server came back, to get traffic" })
 	waitFor(t, 30*time.Second, "the watch to resume (the source answers again)", func() bool {
 		return csMetric(t, g, csDiscoverySeries(src, "update")) > updates
 	})
-	resumed := time.Since(restarted)
 	waitFor(t, 30*time.Second, "the gateway started during the outage to be ready", func() bool {
 		code, _ := g2.ready(t)
 		return code == http.StatusOK
 	})
-	t0 := a.put("web-a", ksReady(o1), ksReady(o2), ksReady(o3))
-	d := ksTimeToAppear(t, cl, g, t0, o3)
+	t1 := a.put("web-a", ksReady(o1), ksReady(o2), ksReady(o3), ksReady(o4))
+	d := ksTimeToAppear(t, cl, g, t1, o4)
 	ok, failed, first, _ := load.Stop()
-	t.Logf("outage 10s; the watch resumed %s after the restart began; a new endpoint got traffic %s after its write; load: %d ok, %d failed %v",
-		resumed.Round(time.Millisecond), d, ok, failed, first)
+	t.Logf("outage 10s; the API server took %s to start again; an endpoint written as it answered (%s after) got traffic %s after it answered; "+
+		"after the watch resumed a new endpoint got traffic %s after its write; load: %d ok, %d failed %v",
+		up.Sub(restarted).Round(time.Millisecond), t0.Sub(up).Round(time.Millisecond), dUp.Round(time.Millisecond), d, ok, failed, first)
 	if failed > 0 || ok == 0 {
 		t.Errorf("%d requests failed (%d ok) during the API server outage: %v", failed, ok, first)
 	}
@@ -469,4 +504,159 @@ func TestKubernetesHealthKeptAcrossUpdates(t *testing.T) {
 
 func k2weight(o *kubetest.Origin, w int) string {
 	return fmt.Sprintf("%s listed at weight %d", o.Name, w)
+}
+
+// TestKubernetesNotReadyDrainsInFlight: a request in flight to an endpoint
+// that turns not-ready finishes there (the target stays listed at weight 0:
+// a drain, not a removal), while new requests go to the ready one. The
+// request is held in flight by its body: the origin answers when the body
+// ends (cmd/demo-service's echo reads it through).
+func TestKubernetesNotReadyDrainsInFlight(t *testing.T) {
+	c := kubetest.Start(t)
+	demo := kubetest.DemoService(t)
+	o1, o2 := kubetest.StartOrigin(t, demo, "k1"), kubetest.StartOrigin(t, demo, "k2")
+	a := ksAPI{t, c}
+	a.put("web-a", ksReady(o1), ksReady(o2))
+	g := startGateway(t, ksConfig(c.Kubeconfig("admin", "")))
+	cl := newClient()
+	ksWaitOrigins(t, cl, g, 10*time.Second, o1, o2)
+
+	type answer struct {
+		status int
+		who    string
+		bytes  int64
+		err    error
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	done := make(chan answer, 1)
+	go func() {
+		resp, err := newClient().Post(g.url("/upload"), "application/octet-stream", pr)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var body struct {
+			BodyBytes int64 `json:"body_bytes"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		done <- answer{status: resp.StatusCode, who: resp.Header.Get("X-Instance"), bytes: body.BodyBytes, err: err}
+	}()
+	first := []byte(strings.Repeat("a", 1000))
+	if _, err := pw.Write(first); err != nil {
+		t.Fatal(err)
+	}
+	var held, other *kubetest.Origin
+	waitFor(t, 10*time.Second, "the upload in flight at one origin", func() bool {
+		v := dvGet(t, g, "u")
+		for _, o := range []*kubetest.Origin{o1, o2} {
+			if v.Targets[v.target(t, o.Addr)].InFlight == 1 {
+				held = o
+			}
+		}
+		return held != nil
+	})
+	other = o1
+	if held == o1 {
+		other = o2
+	}
+
+	t0 := a.put("web-a", ksReady(other), ksNotReady(held))
+	d, _ := ksTimeToLeave(t, cl, g, t0, held, other)
+	t.Logf("%s turned not-ready: out of new requests in %s, with the upload in flight there", held.Name, d)
+	v := dvGet(t, g, "u")
+	tg := v.Targets[v.target(t, held.Addr)]
+	if tg.Weight != 0 || tg.InFlight != 1 {
+		t.Fatalf("the not-ready %s: weight %d, in flight %d; want listed at weight 0 with the upload still in flight", held.Addr, tg.Weight, tg.InFlight)
+	}
+	select {
+	case ans := <-done:
+		t.Fatalf("the upload ended before its body did: %+v", ans)
+	default:
+	}
+	rest := []byte(strings.Repeat("b", 500))
+	if _, err := pw.Write(rest); err != nil {
+		t.Fatalf("the upload's body after the drain began: %v", err)
+	}
+	pw.Close()
+	select {
+	case ans := <-done:
+		if ans.err != nil || ans.status != http.StatusOK || ans.who != held.Name || ans.bytes != int64(len(first)+len(rest)) {
+			t.Fatalf("the in-flight upload: %+v; want 200 from %s with %d bytes read", ans, held.Name, len(first)+len(rest))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the in-flight upload never finished")
+	}
+}
+
+// TestKubernetesSlowStartAndTopology: an endpoint that joins ramps (slow
+// start) and keeps its ramp's start through the updates that follow (its
+// topology changing, another endpoint's condition flipping), while an
+// endpoint coming back from not-ready ramps anew; zone, node name and
+// hints.forZones reach the target's metadata.
+func TestKubernetesSlowStartAndTopology(t *testing.T) {
+	c := kubetest.Start(t)
+	demo := kubetest.DemoService(t)
+	o1, o2, o3 := kubetest.StartOrigin(t, demo, "k1"), kubetest.StartOrigin(t, demo, "k2"), kubetest.StartOrigin(t, demo, "k3")
+	a := ksAPI{t, c}
+	a.put("web-a", ksReady(o1), ksReady(o2))
+	g := startGateway(t, ksConfigWith(c.Kubeconfig("admin", ""),
+		"    slow_start: {window: 600s, aggression: 1.0, min_weight_percent: 10}"))
+	cl := newClient()
+	ksWaitOrigins(t, cl, g, 10*time.Second, o1, o2)
+	v := dvGet(t, g, "u")
+	for _, o := range []*kubetest.Origin{o1, o2} {
+		if ss := v.Targets[v.target(t, o.Addr)].SlowStart; ss != nil {
+			t.Errorf("%s of the first set ramps: %+v", o.Name, ss)
+		}
+	}
+
+	// o3 joins: it ramps.
+	a.put("web-a", ksReady(o1), ksReady(o2), ksReady(o3))
+	var since time.Time
+	waitFor(t, 10*time.Second, "k3 listed and ramping", func() bool {
+		v := dvGet(t, g, "u")
+		for _, tg := range v.Targets {
+			if tg.Target == o3.Addr && tg.SlowStart != nil {
+				since = tg.SlowStart.Since
+				return true
+			}
+		}
+		return false
+	})
+
+	// Its topology changes: same address, same ramp; the metadata follow.
+	a.put("web-a", ksReady(o1), ksReady(o2), ksReady(o3).in("zone-b", "node-3", "zone-b", "zone-c"))
+	waitFor(t, 10*time.Second, "k3's zone in the debug view", func() bool {
+		v := dvGet(t, g, "u")
+		return v.Targets[v.target(t, o3.Addr)].Locality["zone"] == "zone-b"
+	})
+	v = dvGet(t, g, "u")
+	tg := v.Targets[v.target(t, o3.Addr)]
+	if tg.Locality["nodeName"] != "node-3" || tg.Meta["hints.forZones"] != "zone-b,zone-c" || tg.Meta["condition"] != "ready" {
+		t.Errorf("k3's locality %v, meta %v; want nodeName node-3, hints.forZones zone-b,zone-c, condition ready", tg.Locality, tg.Meta)
+	}
+	if tg.SlowStart == nil || !tg.SlowStart.Since.Equal(since) {
+		t.Errorf("k3's ramp after its topology changed: %+v, want the one since %s kept", tg.SlowStart, since)
+	}
+
+	// o1 leaves (not ready) and comes back: it ramps from its return; o3's
+	// ramp is untouched.
+	a.put("web-a", ksNotReady(o1), ksReady(o2), ksReady(o3).in("zone-b", "node-3", "zone-b", "zone-c"))
+	waitFor(t, 10*time.Second, "k1 at weight 0", func() bool { return ksWeights(t, g)[o1.Addr] == 0 })
+	back := time.Now()
+	a.put("web-a", ksReady(o1), ksReady(o2), ksReady(o3).in("zone-b", "node-3", "zone-b", "zone-c"))
+	waitFor(t, 10*time.Second, "k1 back and ramping", func() bool {
+		v := dvGet(t, g, "u")
+		ss := v.Targets[v.target(t, o1.Addr)].SlowStart
+		return ss != nil && ss.Since.After(back.Add(-time.Second))
+	})
+	v = dvGet(t, g, "u")
+	if ss := v.Targets[v.target(t, o3.Addr)].SlowStart; ss == nil || !ss.Since.Equal(since) {
+		t.Errorf("k3's ramp after k1's return: %+v, want the one since %s kept", ss, since)
+	}
+	if ss := v.Targets[v.target(t, o2.Addr)].SlowStart; ss != nil {
+		t.Errorf("k2, listed throughout, ramps: %+v", ss)
+	}
 }

@@ -4,7 +4,9 @@
 //
 // Every answer is JSON naming the service and the instance that served it
 // (also in the X-Instance header), so a caller can count where its requests
-// went. GET /health answers 200 until told otherwise with
+// went. The echo reads the whole request body before it answers and reports
+// its length (body_bytes), so a caller streaming a body holds its request
+// in flight for as long as it likes. GET /health answers 200 until told otherwise with
 // POST /admin/health?status=500 (any status 200..599; status=200 restores
 // it). On SIGTERM or SIGINT it goes lame duck: /health answers 503 while
 // every other request is still served for --shutdown-delay, so a sidecar
@@ -157,6 +159,8 @@ type Reply struct {
 	Query    string            `json:"query,omitempty"`
 	Host     string            `json:"host"`
 	Headers  map[string]string `json:"headers"`
+	// BodyBytes is the length of the request body, read to its end.
+	BodyBytes int64 `json:"body_bytes"`
 }
 
 func newService(name, instance string) *service {
@@ -201,6 +205,11 @@ func (s *service) setHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *service) echo(w http.ResponseWriter, r *http.Request) {
+	n, err := io.Copy(io.Discard, r.Body)
+	if err != nil {
+		s.writeJSON(w, http.StatusBadRequest, map[string]string{"message": "reading the request body: " + err.Error()})
+		return
+	}
 	h := make(map[string]string, len(r.Header))
 	for k, v := range r.Header {
 		if len(v) > 0 {
@@ -209,7 +218,7 @@ func (s *service) echo(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeJSON(w, http.StatusOK, Reply{
 		Service: s.name, Instance: s.instance, Method: r.Method, Path: r.URL.Path,
-		Query: r.URL.RawQuery, Host: r.Host, Headers: h,
+		Query: r.URL.RawQuery, Host: r.Host, Headers: h, BodyBytes: n,
 	})
 }
 

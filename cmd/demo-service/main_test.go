@@ -36,6 +36,39 @@ func TestEchoNamesServiceAndInstance(t *testing.T) {
 	}
 }
 
+// The echo answers once the request body has ended, with its length: a
+// request whose body is still streaming stays in flight.
+func TestEchoReadsTheBody(t *testing.T) {
+	srv := httptest.NewServer(newService("web", "web-1"))
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	got := make(chan map[string]any, 1)
+	go func() {
+		var body map[string]any
+		resp, err := http.Post(srv.URL+"/upload", "application/octet-stream", pr)
+		if err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+		}
+		got <- body
+	}()
+	if _, err := pw.Write([]byte("hello ")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-got:
+		t.Fatalf("answered before the body ended: %v", b)
+	default:
+	}
+	if _, err := pw.Write([]byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if b := <-got; b["body_bytes"] != 11.0 || b["method"] != "POST" {
+		t.Fatalf("reply %v, want body_bytes 11", b)
+	}
+}
+
 func TestHealthFlip(t *testing.T) {
 	s := newService("web", "web-1")
 	if resp, _ := do(t, s, http.MethodGet, "/health"); resp.StatusCode != 200 {

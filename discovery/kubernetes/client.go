@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -75,14 +74,14 @@ func (o options) newClient(cr credentials) (*client, error) {
 		ns = metav1.NamespaceDefault
 	}
 	scheme := runtime.NewScheme()
-	if err := discoveryv1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
+	addToScheme(scheme)
 	cfg = rest.CopyConfig(cfg)
-	cfg.GroupVersion = &discoveryv1.SchemeGroupVersion
+	gv := groupVersion
+	cfg.GroupVersion = &gv
 	cfg.APIPath = "/apis"
-	cfg.ContentType = runtime.ContentTypeProtobuf
-	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	// JSON: the watcher's own types (types.go) have no protobuf codec.
+	cfg.ContentType = runtime.ContentTypeJSON
+	cfg.AcceptContentTypes = runtime.ContentTypeJSON
 	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
 	cfg.UserAgent = o.userAgent
 	// The API server's warning headers would go to klog's stderr, outside
@@ -128,8 +127,8 @@ func (o options) inCluster() (*rest.Config, string, error) {
 }
 
 // list lists the EndpointSlices of namespace ns that opts select.
-func (c *client) list(ctx context.Context, ns string, opts metav1.ListOptions, timeout time.Duration) (*discoveryv1.EndpointSliceList, error) {
-	out := &discoveryv1.EndpointSliceList{}
+func (c *client) list(ctx context.Context, ns string, opts metav1.ListOptions, timeout time.Duration) (*endpointSliceList, error) {
+	out := &endpointSliceList{}
 	err := c.rc.Get().Namespace(ns).Resource("endpointslices").
 		VersionedParams(&opts, c.params).Timeout(timeout).Do(ctx).Into(out)
 	return out, err

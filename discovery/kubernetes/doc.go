@@ -10,9 +10,14 @@
 //     started by the first Source's Run that needs it, stopped when the last
 //     one returns (Pool.Stats). Sources that differ only in their port share
 //     an informer.
-//   - The client knows discovery.k8s.io/v1 EndpointSlices and nothing else
-//     (its scheme registers that group only; client-go's clientset and its
-//     scheme of every API group are not linked in). It asks for protobuf.
+//   - The client knows discovery.k8s.io/v1 EndpointSlices and nothing else:
+//     its scheme registers that kind, its list and the meta types only, as
+//     the package's own types (types.go: the fields of k8s.io/api's
+//     discovery/v1 the watcher reads, under their JSON names). Neither
+//     client-go's clientset (its scheme registers every API group) nor
+//     k8s.io/api is linked in: k8s.io/api/discovery/v1 imports core/v1,
+//     whose initialisation keeps the generated code of every core type.
+//     It asks for JSON.
 //   - Credentials: with SourceConfig.Kubeconfig, that file's current
 //     context (its namespace is the default one). Otherwise the pod's
 //     service account, as client-go's in-cluster configuration:

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -170,7 +169,7 @@ func (lw *listWatch) Watch(opts metav1.ListOptions) (watch.Interface, error) {
 
 func (lw *listWatch) ListWithContext(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 	opts.LabelSelector = lw.sel
-	var l *discoveryv1.EndpointSliceList
+	var l *endpointSliceList
 	err := lw.retry(ctx, "list", func() (err error) {
 		l, err = lw.c.list(ctx, lw.ns, opts, lw.timeout)
 		return err
@@ -239,13 +238,13 @@ func transient(err error) bool {
 
 // startWatch starts the informer of k; the caller holds p.mu.
 func (p *Pool) startWatch(c *client, k watchKey) *sharedWatch {
-	sel := labels.Set{discoveryv1.LabelServiceName: k.service}.AsSelector().String()
+	sel := labels.Set{labelServiceName: k.service}.AsSelector().String()
 	if k.selector != "" {
 		sel += "," + k.selector
 	}
 	w := &sharedWatch{key: k, done: make(chan struct{}), subs: map[chan struct{}]time.Time{}}
 	lw := &listWatch{w: w, c: c, p: p, ns: k.namespace, sel: sel, timeout: p.opts.requestTimeout}
-	w.informer = cache.NewSharedIndexInformerWithOptions(lw, &discoveryv1.EndpointSlice{}, cache.SharedIndexInformerOptions{})
+	w.informer = cache.NewSharedIndexInformerWithOptions(lw, &endpointSlice{}, cache.SharedIndexInformerOptions{})
 	// Errors are reported through the Sources' updates, not logged here.
 	_ = w.informer.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
 		switch {
@@ -386,11 +385,11 @@ func (w *sharedWatch) unsubscribe(ch chan struct{}) {
 }
 
 // slices is the informer's current EndpointSlices.
-func (w *sharedWatch) slices() []*discoveryv1.EndpointSlice {
+func (w *sharedWatch) slices() []*endpointSlice {
 	objs := w.informer.GetStore().List()
-	out := make([]*discoveryv1.EndpointSlice, 0, len(objs))
+	out := make([]*endpointSlice, 0, len(objs))
 	for _, o := range objs {
-		if s, ok := o.(*discoveryv1.EndpointSlice); ok {
+		if s, ok := o.(*endpointSlice); ok {
 			out = append(out, s)
 		}
 	}

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -299,12 +297,12 @@ type candidate struct {
 
 // targets merges the service's slices into the target set (see the
 // package documentation for the rules).
-func (s *Source) targets(sl []*discoveryv1.EndpointSlice) []discovery.Target {
-	slices.SortFunc(sl, func(a, b *discoveryv1.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
+func (s *Source) targets(sl []*endpointSlice) []discovery.Target {
+	slices.SortFunc(sl, func(a, b *endpointSlice) int { return strings.Compare(a.Name, b.Name) })
 	best := map[string]candidate{}
 	anyReady := false
 	for _, es := range sl {
-		if es.AddressType != discoveryv1.AddressTypeIPv4 && es.AddressType != discoveryv1.AddressTypeIPv6 {
+		if es.AddressType != addressTypeIPv4 && es.AddressType != addressTypeIPv6 {
 			continue
 		}
 		port, ok := s.matchPort(es.Ports)
@@ -344,7 +342,7 @@ func (s *Source) targets(sl []*discoveryv1.EndpointSlice) []discovery.Target {
 // state classifies an endpoint as kube-proxy does: ready (nil is true)
 // gets traffic; serving (nil is true) and terminating (nil is false) is
 // the fallback when nothing is ready; anything else gets none.
-func state(c discoveryv1.EndpointConditions) int {
+func state(c endpointConditions) int {
 	ready := c.Ready == nil || *c.Ready
 	serving := c.Serving == nil || *c.Serving
 	terminating := c.Terminating != nil && *c.Terminating
@@ -357,7 +355,7 @@ func state(c discoveryv1.EndpointConditions) int {
 	return stateNotReady
 }
 
-func meta(ep *discoveryv1.Endpoint, st int) map[string]string {
+func meta(ep *endpoint, st int) map[string]string {
 	m := map[string]string{MetaCondition: [...]string{ConditionNotReady, ConditionTerminating, ConditionReady}[st]}
 	if ep.Zone != nil && *ep.Zone != "" {
 		m[MetaZone] = *ep.Zone
@@ -388,12 +386,12 @@ func meta(ep *discoveryv1.Endpoint, st int) map[string]string {
 }
 
 // matchPort finds the configured TCP port among a slice's ports.
-func (s *Source) matchPort(ps []discoveryv1.EndpointPort) (int32, bool) {
+func (s *Source) matchPort(ps []endpointPort) (int32, bool) {
 	for _, p := range ps {
 		if p.Port == nil || *p.Port < 1 || *p.Port > 65535 {
 			continue
 		}
-		if p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP {
+		if p.Protocol != nil && *p.Protocol != protocolTCP {
 			continue
 		}
 		name := ""

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,6 +151,21 @@ func TestSource(t *testing.T) {
 		m := u.Targets[0].Meta
 		if m[MetaNodeName] != "n1" || m[MetaForZones] != "z1,z2" {
 			t.Errorf("meta %v, want nodeName n1 and hints.forZones z1,z2", m)
+		}
+		// The API server selects: the informer holds this service's slices
+		// only, never the namespace's (nor the cluster's).
+		pool.mu.Lock()
+		var held []string
+		for k, w := range pool.watches {
+			if k.namespace == "merge" {
+				for _, s := range w.slices() {
+					held = append(held, s.Namespace+"/"+s.Name)
+				}
+			}
+		}
+		pool.mu.Unlock()
+		if slices.Sort(held); !slices.Equal(held, []string{"merge/web-a", "merge/web-b"}) {
+			t.Errorf("the informer's store holds %v, want merge/web-a and merge/web-b alone", held)
 		}
 		// By number: only the slice with that port.
 		r2 := watchSource(t, pool, SourceConfig{Kubeconfig: kc, Namespace: "merge", Service: "web", Port: "9090"})
