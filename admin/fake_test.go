@@ -82,7 +82,7 @@ func (f *fake) Layer() (*state.Doc, uint64, error) {
 	return f.doc.Clone(), f.rev, nil
 }
 
-func (f *fake) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*config.File, error) {
+func (f *fake) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc, _ *Merged) (*config.File, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if rev != f.rev {
