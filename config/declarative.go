@@ -67,7 +67,7 @@ func (d *decoder) kongFields(kind string, id *string) []field {
 		case "created_at", "updated_at":
 			out = append(out, field{k, func(v *yaml.Node) {
 				if !isNull(deref(v)) {
-					d.integer(v, k, 0, 1<<53)
+					d.integer(v, k, 0, MaxExactInteger)
 				}
 			}})
 		case "ws_id":
