@@ -164,7 +164,7 @@ func TestDraftChangeMergesOnce(t *testing.T) {
 			t.Errorf("draft change %d merged the configuration %d times, want once", i+1, n)
 		}
 	}
-	if ts := g.Upstream("primary").Snapshot().Targets; len(ts) != 1 || ts[0].Weight != 1 {
-		t.Errorf("primary runs %+v, want the file's weight 1 (draft edits apply nowhere)", ts)
+	if ts := g.Upstream("primary").Snapshot().Targets; len(ts) != 1 || ts[0].Weight != 100 {
+		t.Errorf("primary runs %+v, want the file's weight 100 (draft edits apply nowhere)", ts)
 	}
 }
