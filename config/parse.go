@@ -21,9 +21,14 @@ import (
 // When the file is invalid, Parse returns a nil *File and an *ErrorList
 // holding every problem found.
 func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*File, error) {
-	d := &decoder{file: name, lookup: lookupEnv}
+	return (&decoder{file: name, lookup: lookupEnv}).parse(data)
+}
+
+// parse decodes data over the defaults with d's rules (Parse,
+// ParseDeclarative).
+func (d *decoder) parse(data []byte) (*File, error) {
 	f := Default()
-	f.Path = name
+	f.Path = d.file
 	if root := d.parseYAML(data); root != nil && d.checkSize(root) {
 		d.decodeFile(root, f)
 	}
