@@ -77,7 +77,7 @@ func consumerKind() *kind[config.Consumer, state.Consumer] {
 			return nil, state.Meta{}, false
 		},
 		render: func(_ *world, c *config.Consumer, m state.Meta) any { return renderConsumer(c, m) },
-		decode: func(_ *world, _ *http.Request, b *obj, m mode, _ string) (applier[state.Consumer], error) {
+		decode: func(_ func() *world, _ *http.Request, b *obj, m mode, _ string) (applier[state.Consumer], error) {
 			decode := func(c *state.Consumer) error {
 				return b.decode(func(o *obj) {
 					o.setString("username", &c.Username, "", nil)
@@ -178,7 +178,7 @@ func keyAuthKind() *kind[config.KeyAuth, state.KeyAuth] {
 			}
 			return func(k *config.KeyAuth) bool { return cons == "" || k.Consumer == cons }, nil
 		},
-		decode: func(_ *world, r *http.Request, b *obj, m mode, _ string) (applier[state.KeyAuth], error) {
+		decode: func(_ func() *world, r *http.Request, b *obj, m mode, _ string) (applier[state.KeyAuth], error) {
 			var ref entityRef
 			decode := func(k *state.KeyAuth) error {
 				return b.decode(func(o *obj) {

@@ -37,8 +37,9 @@ type Controller interface {
 	// store) it returns an error wrapping state.ErrConflict: read Layer
 	// again and redo the change. On success it returns the effective
 	// configuration doc built to (file + doc), which the caller only reads:
-	// an admin change is merged once, by the build.
-	CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*config.File, error)
+	// an admin change is merged once, by the build, or by the caller when
+	// merged is not nil (the build then takes it as it is).
+	CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc, merged *Merged) (*config.File, error)
 	// Effective returns the effective configuration of the layer at
 	// revision rev (from Layer) while that layer is the one in force, as
 	// its build merged it (read-only); false when rev moved on or the
@@ -66,6 +67,14 @@ type Controller interface {
 	// is the one intentional way to an empty layer, and it works while
 	// Mutate refuses changes because the stored layer does not build here.
 	ResetState(ctx context.Context) error
+}
+
+// Merged is an admin layer's merge that the caller of CompareAndSet has
+// already made: Effective is the layer merged (Options.Merge) over Base,
+// which is File() with the entities of the layer's declarative document
+// (state.Base) when it holds one, else File().
+type Merged struct {
+	Base, Effective *config.File
 }
 
 // RolloutStatus is the measured side of a rollout, for GET: over the

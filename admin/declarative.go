@@ -204,7 +204,7 @@ func (a *api) postConfig(r *http.Request) (int, any, error) {
 				return http.StatusNotModified, nil, nil
 			}
 		}
-		_, err = a.ctl.CompareAndSet(r.Context(), rev, doc)
+		_, err = a.ctl.CompareAndSet(r.Context(), rev, doc, &Merged{Base: next.file, Effective: next.eff})
 		if errors.Is(err, state.ErrConflict) {
 			continue
 		}

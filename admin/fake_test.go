@@ -42,6 +42,9 @@ type fake struct {
 	eff      *config.File // the merge of the layer in force (Effective)
 	// fileReads counts File calls (each view of the configuration).
 	fileReads int
+	// copies counts the copies of the admin layer handed out (Layer,
+	// View, Doc).
+	copies int
 }
 
 var _ Controller = (*fake)(nil)
@@ -79,10 +82,11 @@ func (f *fake) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
 func (f *fake) Layer() (*state.Doc, uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.copies++
 	return f.doc.Clone(), f.rev, nil
 }
 
-func (f *fake) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*config.File, error) {
+func (f *fake) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc, _ *Merged) (*config.File, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if rev != f.rev {
@@ -100,6 +104,7 @@ func (f *fake) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*
 func (f *fake) View() (*state.Doc, *config.File) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.copies++
 	return f.doc.Clone(), f.eff
 }
 
@@ -205,6 +210,7 @@ func (f *fake) discover(name, source string, ts ...upstream.Target) {
 func (f *fake) Doc() *state.Doc {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.copies++
 	return f.doc.Clone()
 }
 

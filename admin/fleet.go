@@ -291,7 +291,7 @@ func (a *api) rollbackFleet(r *http.Request) (int, any, error) {
 	var p FleetRollback
 	p.Author, p.Message = who(r, o)
 	var n int
-	o.setInt("version", &n, 0, 1, 1<<53)
+	o.setInt("version", &n, 0, 1, config.MaxExactInteger)
 	p.Version = uint64(n)
 	o.unknown()
 	if err := o.err(); err != nil {
@@ -316,7 +316,7 @@ func (a *api) promoteFleet(r *http.Request) (int, any, error) {
 	var p FleetPromote
 	p.Author, p.Message = who(r, o)
 	var n int
-	o.setInt("version", &n, 0, 1, 1<<53)
+	o.setInt("version", &n, 0, 1, config.MaxExactInteger)
 	p.Version = uint64(n)
 	o.setString("to_group", &p.ToGroup, "", checkSidecarID)
 	o.unknown()

@@ -435,7 +435,7 @@ func asInt(v any) (int64, string) {
 	i, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
 		// 5.0 is an integer in JSON's eyes; 5.5 and 1e300 are not.
-		if f, ferr := strconv.ParseFloat(s, 64); ferr == nil && f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		if f, ferr := strconv.ParseFloat(s, 64); ferr == nil && f == math.Trunc(f) && math.Abs(f) < config.MaxExactInteger {
 			return int64(f), ""
 		}
 		return 0, "expected an integer"

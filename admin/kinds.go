@@ -88,7 +88,7 @@ func upstreamKind() *kind[config.Upstream, state.Upstream] {
 // decodeUpstreamBody checks an upstream body (against defaults, and the
 // hashing settings as a whole) and returns its applier; healthchecks are
 // merged into a PATCHed upstream's, starting from the effective ones.
-func decodeUpstreamBody(_ *world, _ *http.Request, b *obj, m mode, _ string) (applier[state.Upstream], error) {
+func decodeUpstreamBody(_ func() *world, _ *http.Request, b *obj, m mode, _ string) (applier[state.Upstream], error) {
 	apply, err := upstreamDecoder(b)
 	if err != nil {
 		return nil, err
@@ -146,7 +146,7 @@ func serviceKind() *kind[config.Service, state.Service] {
 			return ""
 		}),
 		render: func(_ *world, c *config.Service, m state.Meta) any { return renderService(c, m) },
-		decode: func(_ *world, _ *http.Request, b *obj, m mode, _ string) (applier[state.Service], error) {
+		decode: func(_ func() *world, _ *http.Request, b *obj, m mode, _ string) (applier[state.Service], error) {
 			apply, err := serviceDecoder(b)
 			if err != nil {
 				return nil, err
@@ -221,7 +221,7 @@ func routeKind() *kind[config.Route, state.Route] {
 // resolves the route's service: the URL's (POST /services/{service}/routes),
 // the body's, or for a PATCH the current one unless the body names one
 // (or null). A route may have no service, as in Kong.
-func decodeRouteBody(_ *world, r *http.Request, b *obj, m mode, _ string) (applier[state.Route], error) {
+func decodeRouteBody(_ func() *world, r *http.Request, b *obj, m mode, _ string) (applier[state.Route], error) {
 	apply, err := routeDecoder(b)
 	if err != nil {
 		return nil, err
@@ -267,9 +267,10 @@ func certificateKind() *kind[config.Certificate, state.Certificate] {
 		render: func(_ *world, c *config.Certificate, m state.Meta) any { return renderCertificate(c, m) },
 		// A PATCH is checked against the certificate as it is now; inside
 		// Mutate it is applied to the latest one.
-		decode: func(v *world, _ *http.Request, b *obj, m mode, key string) (applier[state.Certificate], error) {
+		decode: func(view func() *world, _ *http.Request, b *obj, m mode, key string) (applier[state.Certificate], error) {
 			var base *state.Certificate
 			if m == modePatch {
+				v := view()
 				cur, _, ok := v.certificate(key)
 				if !ok {
 					return nil, notFound()

@@ -112,7 +112,7 @@ func schemas() js {
 		"slots":                      sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
 		"sticky_sessions_cookie":     sstr("the sticky-sessions cookie's name (default " + config.DefaultStickyCookie + ")"),
 		"sticky_sessions_cookie_ttl": sstr("its lifetime, a duration (\"1h\", the default; 0: a session cookie)"),
-		"slow_start": nullable(closed(sobj(js{"window": sstr("a positive duration (\"30s\")"), "aggression": js{"type": "number", "description": "ramp curve exponent, > 0 (default 1)"},
+		"slow_start": nullable(closed(sobj(js{"window": sstr("a positive duration (\"30s\")"), "aggression": snum("ramp curve exponent, > 0 (default 1)", 0, config.MaxAggression),
 			"min_weight_percent": snum("weight at the start of the ramp (default 10)", 0, config.MaxPercent)}))),
 		"panic": closed(sobj(js{"min_healthy_percent": snum("healthy share under which the upstream panics (0: never)", 0, config.MaxPercent),
 			"mode": senum("what a panicking upstream does", config.PanicModes()...)})),

@@ -354,7 +354,7 @@ func mergeConfig(cur map[string]any, patch any) any {
 // decodePluginBody checks a plugin body and returns its applier, which
 // resolves the scope (the URL's, for the nested collections) and checks
 // the config against the plugin's schema.
-func decodePluginBody(_ *world, r *http.Request, b *obj, m mode, _ string) (applier[state.Plugin], error) {
+func decodePluginBody(_ func() *world, r *http.Request, b *obj, m mode, _ string) (applier[state.Plugin], error) {
 	var body pluginBody
 	if err := b.decode(func(o *obj) { body = decodePluginFields(o) }); err != nil {
 		return nil, err

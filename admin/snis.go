@@ -132,7 +132,7 @@ func decodeCertificateRef(o *obj) certificateRef {
 // decodeSNIBody checks an SNI body and returns its applier, which
 // resolves the certificate: the body's, else (POST under a certificate)
 // the path's.
-func decodeSNIBody(_ *world, r *http.Request, b *obj, m mode, _ string) (applier[state.SNI], error) {
+func decodeSNIBody(_ func() *world, r *http.Request, b *obj, m mode, _ string) (applier[state.SNI], error) {
 	var ref certificateRef
 	apply := func(s *state.SNI) error {
 		return b.decode(func(o *obj) {

@@ -67,9 +67,10 @@ type kind[C, D any] struct {
 	scope func(w *world, r *http.Request) (func(c *C) bool, error)
 
 	// decode checks a body in full for m (and the fields a kind requires)
-	// and returns what applies it. v is the world as it is now; key the
-	// URL's key (PATCH and PUT).
-	decode   func(v *world, r *http.Request, b *obj, m mode, key string) (applier[D], error)
+	// and returns what applies it. view returns the world as it is now (a
+	// copy of the admin layer: only a decoder that needs it calls it); key
+	// is the URL's key (PATCH and PUT).
+	decode   func(view func() *world, r *http.Request, b *obj, m mode, key string) (applier[D], error)
 	fresh    func() *D
 	editable func(w *world, key string) *D
 	// put stores d under its key; old is its key before the change
@@ -255,7 +256,7 @@ func (k *kind[C, D]) get(a *api) func(*http.Request) (int, any, error) {
 // body reads and checks a request body and its optional id.
 func (k *kind[C, D]) body(a *api, r *http.Request, m mode) (applier[D], string, error) {
 	apply, b, err := readApplier(r, func(b *obj) (applier[D], error) {
-		return k.decode(a.view(), r, b, m, r.PathValue(k.param))
+		return k.decode(a.view, r, b, m, r.PathValue(k.param))
 	})
 	if err != nil {
 		return nil, "", err

@@ -156,6 +156,16 @@ func (a *api) statsFrame() statsFrame {
 	type skey struct{ service, upstream string }
 	traffic := map[skey]*streamTraffic{}
 	var order []skey
+	// trafficOf is sk's entry, added in the order first seen.
+	trafficOf := func(sk skey) *streamTraffic {
+		t := traffic[sk]
+		if t == nil {
+			t = &streamTraffic{Service: sk.service, Upstream: sk.upstream}
+			traffic[sk] = t
+			order = append(order, sk)
+		}
+		return t
+	}
 	age, stale := map[[2]string]float64{}, map[[2]string]float64{}
 	if a.o.Metrics != nil {
 		fams, _ := a.o.Metrics.Gather() // a partial gather still serves what it has
@@ -167,13 +177,7 @@ func (a *api) statsFrame() statsFrame {
 					n := uint64(m.GetCounter().GetValue())
 					k := key{l["upstream"], l["target"]}
 					responses[k] += n
-					sk := skey{l["service"], l["upstream"]}
-					t := traffic[sk]
-					if t == nil {
-						t = &streamTraffic{Service: sk.service, Upstream: sk.upstream}
-						traffic[sk] = t
-						order = append(order, sk)
-					}
+					t := trafficOf(skey{l["service"], l["upstream"]})
 					t.Requests += n
 					if l["code"] == "5xx" {
 						errors[k] += n
@@ -190,13 +194,7 @@ func (a *api) statsFrame() statsFrame {
 							f.LatencyBuckets = append(f.LatencyBuckets, b.GetUpperBound())
 						}
 					}
-					sk := skey{l["service"], l["upstream"]}
-					t := traffic[sk]
-					if t == nil {
-						t = &streamTraffic{Service: sk.service, Upstream: sk.upstream}
-						traffic[sk] = t
-						order = append(order, sk)
-					}
+					t := trafficOf(skey{l["service"], l["upstream"]})
 					if t.Buckets == nil {
 						t.Buckets = make([]uint64, len(bs)+1)
 					}

@@ -77,14 +77,6 @@ func (a *api) runtimeOf(name string) runtime {
 	return rt
 }
 
-// runtimeFor reads the running state of the upstream key names now.
-func (a *api) runtimeFor(key string) runtime {
-	if u, _, ok := a.view().upstream(key); ok {
-		return a.runtimeOf(u.Name)
-	}
-	return runtime{}
-}
-
 func targetID(upstreamName, addr string) string { return stableID(kindTarget, upstreamName+"/"+addr) }
 
 // exactOverride returns the index of the last override that sets the
@@ -292,9 +284,9 @@ func (a *api) patchTarget(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	tkey, now := r.PathValue("target"), a.now().Unix()
-	rt := a.runtimeFor(r.PathValue("upstream"))
 	var name, addr string
 	w, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
+		rt := a.runtimeOf(eff.Name)
 		cur, ok := findTarget(w.targets(eff, um, rt), tkey)
 		if !ok {
 			return notFound()
@@ -376,8 +368,8 @@ func (w *world) moveMark(name, from, to string) {
 
 func (a *api) deleteTarget(r *http.Request) (int, any, error) {
 	tkey, now := r.PathValue("target"), a.now().Unix()
-	rt := a.runtimeFor(r.PathValue("upstream"))
 	_, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
+		rt := a.runtimeOf(eff.Name)
 		cur, ok := findTarget(w.targets(eff, um, rt), tkey)
 		if !ok {
 			return absentError{}
@@ -546,8 +538,8 @@ func (a *api) markTarget(mark string) func(*http.Request) (int, any, error) {
 			return 0, nil, o.err()
 		}
 		tkey := r.PathValue("target")
-		rt := a.runtimeFor(r.PathValue("upstream"))
 		_, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
+			rt := a.runtimeOf(eff.Name)
 			t, ok := findTarget(w.targets(eff, um, rt), tkey)
 			if !ok {
 				return notFound()
@@ -593,10 +585,10 @@ func (a *api) putTarget(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	tkey, now := r.PathValue("target"), a.now().Unix()
-	rt := a.runtimeFor(r.PathValue("upstream"))
 	status := http.StatusOK
 	var name, addr string
 	w, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
+		rt := a.runtimeOf(eff.Name)
 		name = eff.Name
 		cur, found := findTarget(w.targets(eff, um, rt), tkey)
 		if found && !cur.owned {

@@ -212,3 +212,30 @@ func TestTargetPriority(t *testing.T) {
 		t.Fatalf("fields: %v", f)
 	}
 }
+
+// TestWritesCopyTheLayerOnce: an admin change copies the admin layer once
+// (the copy it edits); checking the body and resolving an upstream's
+// running state take no copy of their own.
+func TestWritesCopyTheLayerOnce(t *testing.T) {
+	e := newEnv(t, fileRich)
+	for _, c := range []struct {
+		method, path string
+		body         any
+		want         int
+	}{
+		{http.MethodPatch, "/upstreams/example_upstream/targets/10.0.0.1:8080", map[string]any{"weight": 7}, http.StatusOK},
+		{http.MethodPut, "/upstreams/example_upstream/targets/10.0.0.3:8080", map[string]any{"weight": 3}, http.StatusCreated},
+		{http.MethodDelete, "/upstreams/example_upstream/targets/10.0.0.3:8080", nil, http.StatusNoContent},
+		{http.MethodPatch, "/upstreams/example_upstream", map[string]any{"slots": 200}, http.StatusOK},
+		{http.MethodPatch, "/services/example_service", map[string]any{"retries": 2}, http.StatusOK},
+		{http.MethodPost, "/services/example_service/routes", map[string]any{"name": "r2", "paths": []string{"/two"}}, http.StatusCreated},
+		{http.MethodPut, "/routes/r2", map[string]any{"paths": []string{"/2"}, "service": map[string]any{"name": "example_service"}}, http.StatusOK},
+		{http.MethodDelete, "/routes/r2", nil, http.StatusNoContent},
+	} {
+		before := e.fk.copies
+		e.must(c.want, c.method, c.path, c.body)
+		if n := e.fk.copies - before; n != 1 {
+			t.Errorf("%s %s copied the admin layer %d times, want once", c.method, c.path, n)
+		}
+	}
+}

@@ -659,7 +659,7 @@ func decodeSlowStartPanic(o *obj, u *state.Upstream) {
 					s.Window = state.Duration(d)
 				}
 			}
-			c.setFloat("aggression", &s.Aggression, 1, 0, 1e9)
+			c.setFloat("aggression", &s.Aggression, 1, 0, config.MaxAggression)
 			if s.Aggression <= 0 {
 				c.fail("aggression", "must be greater than 0")
 			}

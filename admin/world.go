@@ -113,7 +113,7 @@ func (a *api) mutate(r *http.Request, fn func(w *world) error) (*world, error) {
 		if err := fn(w); err != nil {
 			return nil, err
 		}
-		eff, err = a.ctl.CompareAndSet(r.Context(), rev, w.doc)
+		eff, err = a.ctl.CompareAndSet(r.Context(), rev, w.doc, nil)
 		if errors.Is(err, state.ErrConflict) {
 			continue
 		}

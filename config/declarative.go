@@ -67,7 +67,7 @@ func (d *decoder) kongFields(kind string, id *string) []field {
 		case "created_at", "updated_at":
 			out = append(out, field{k, func(v *yaml.Node) {
 				if !isNull(deref(v)) {
-					d.integer(v, k, 0, 1<<53)
+					d.integer(v, k, 0, MaxExactInteger)
 				}
 			}})
 		case "ws_id":
@@ -368,16 +368,7 @@ func (d *decoder) onlyEntities(fields []field) []field {
 // and ${VAR} references are not expanded (a document posted to the admin
 // API does not read the gateway's environment).
 func ParseDeclarative(name string, data []byte) (*File, error) {
-	d := &decoder{file: name, entitiesOnly: true}
-	f := Default()
-	f.Path = name
-	if root := d.parseYAML(data); root != nil && d.checkSize(root) {
-		d.decodeFile(root, f)
-	}
-	if err := d.err(); err != nil {
-		return nil, err
-	}
-	return f, nil
+	return (&decoder{file: name, entitiesOnly: true}).parse(data)
 }
 
 // WithEntities returns a copy of base whose entities are decl's: every

@@ -21,9 +21,14 @@ import (
 // When the file is invalid, Parse returns a nil *File and an *ErrorList
 // holding every problem found.
 func Parse(name string, data []byte, lookupEnv func(string) (string, bool)) (*File, error) {
-	d := &decoder{file: name, lookup: lookupEnv}
+	return (&decoder{file: name, lookup: lookupEnv}).parse(data)
+}
+
+// parse decodes data over the defaults with d's rules (Parse,
+// ParseDeclarative).
+func (d *decoder) parse(data []byte) (*File, error) {
 	f := Default()
-	f.Path = name
+	f.Path = d.file
 	if root := d.parseYAML(data); root != nil && d.checkSize(root) {
 		d.decodeFile(root, f)
 	}
@@ -210,11 +215,11 @@ func (d *decoder) proxy(n *yaml.Node, p *Proxy) (listen *yaml.Node) {
 		}},
 		{"drain_timeout", d.durationField(&p.DrainTimeout, "drain_timeout", false)},
 		{"zone", d.strField(&p.Zone, "zone", CheckTag)},
-		{"max_idle_conns_per_host", d.intField(&p.MaxIdleConnsPerHost, "max_idle_conns_per_host", 0, 100000)},
+		{"max_idle_conns_per_host", d.intField(&p.MaxIdleConnsPerHost, "max_idle_conns_per_host", 0, MaxIdleConnsPerHost)},
 		{"idle_conn_timeout", d.durationField(&p.IdleConnTimeout, "idle_conn_timeout", false)},
 		{"idle_timeout", d.durationField(&p.IdleTimeout, "idle_timeout", true)},
 		{"header_timeout", d.durationField(&p.HeaderTimeout, "header_timeout", true)},
-		{"max_connections", d.intField(&p.MaxConnections, "max_connections", 0, 1<<24)},
+		{"max_connections", d.intField(&p.MaxConnections, "max_connections", 0, MaxConnections)},
 		{"engine", d.enumField(&p.Engine, "engine", EngineH1, EngineNetHTTP)},
 		{"h2c", d.boolField(&p.H2C, "h2c")},
 		{"http2_max_concurrent_streams", d.intField(&p.HTTP2MaxConcurrentStreams, "http2_max_concurrent_streams", 1, math.MaxInt32)},
@@ -403,7 +408,7 @@ func (d *decoder) slowStart(n *yaml.Node) *SlowStart {
 	seen := d.mapping(n, "slow_start", "slow_start", []field{
 		{"window", d.durationField(&s.Window, "window", true)},
 		{"aggression", func(v *yaml.Node) {
-			if f, ok := d.number(v, "aggression", 0, 1e9); ok {
+			if f, ok := d.number(v, "aggression", 0, MaxAggression); ok {
 				if f <= 0 {
 					d.errorf(deref(v), "aggression: must be greater than 0")
 					return

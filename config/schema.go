@@ -110,6 +110,16 @@ const (
 	MaxMinRequests       = 1<<31 - 1
 	MinRolloutInterval   = time.Second
 	MaxRolloutInterval   = 24 * time.Hour
+	// MaxAggression bounds an upstream's slow_start.aggression (which
+	// must also be greater than 0).
+	MaxAggression = 1e9
+	// MaxIdleConnsPerHost bounds proxy.max_idle_conns_per_host.
+	MaxIdleConnsPerHost = 100000
+	// MaxConnections bounds proxy.max_connections (0 is unlimited).
+	MaxConnections = 1 << 24
+	// MaxExactInteger bounds timestamps (created_at, updated_at) and
+	// version numbers: the largest integer a JSON number holds exactly.
+	MaxExactInteger = 1 << 53
 )
 
 // Bound is the inclusive range of one field the admin API takes: Kind is
@@ -127,6 +137,7 @@ func Bounds() []Bound {
 	return []Bound{
 		{KindUpstream, "slots", MinSlots, MaxSlots},
 		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
+		{KindUpstream, "slow_start.aggression", 0, MaxAggression},
 		{KindUpstream, "panic.min_healthy_percent", 0, MaxPercent},
 		{KindTarget, "weight", 0, MaxWeight},
 		{KindTarget, "priority", 0, MaxPriority},

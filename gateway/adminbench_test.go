@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/state"
 )
 
 // BenchmarkAdminPatchTargetWeight measures admin write latency: PATCHes
@@ -21,12 +23,14 @@ import (
 // part). It reports the median and the 99th percentile.
 func BenchmarkAdminPatchTargetWeight(b *testing.B) {
 	b.Run("file", func(b *testing.B) {
-		benchPatch(b, fmt.Sprintf("admin:\n  state_file: %s\n", filepath.Join(b.TempDir(), "state.json")))
+		benchPatch(b, fmt.Sprintf("admin:\n  state_file: %s\n", filepath.Join(b.TempDir(), "state.json")), 0)
 	})
-	b.Run("memory", func(b *testing.B) { benchPatch(b, "") })
+	b.Run("memory", func(b *testing.B) { benchPatch(b, "", 0) })
+	// An admin layer of 200 upstreams: what copying the layer costs.
+	b.Run("memory-200", func(b *testing.B) { benchPatch(b, "", 200) })
 }
 
-func benchPatch(b *testing.B, admin string) {
+func benchPatch(b *testing.B, admin string, more int) {
 	body := admin + `upstreams:
   - name: u1
     targets: [{target: "127.0.0.1:7001"}, {target: "127.0.0.1:7002"}]
@@ -48,6 +52,19 @@ routes:
 	g, err := New(cfg, Options{Log: zerolog.Nop(), LoadState: true})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if more > 0 {
+		if err := g.Mutate(context.Background(), func(d *state.Doc) error {
+			d.Upstreams = map[string]*state.Upstream{}
+			for i := range more {
+				name := fmt.Sprint("extra", i)
+				d.Upstreams[name] = &state.Upstream{Name: name, Algorithm: "round-robin",
+					Targets: []state.Target{{Target: fmt.Sprintf("127.0.0.%d:80", 1+i%250), Weight: 100}}}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
 	}
 	h := g.AdminHandler()
 	lat := make([]time.Duration, 0, b.N)

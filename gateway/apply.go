@@ -154,14 +154,25 @@ func (g *Gateway) merge(base *config.File, doc *state.Doc) *config.File {
 // caller holds g.write (what it reads of the running configuration only
 // changes under g.write).
 func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) {
+	return g.buildMergedLocked(file, doc, nil)
+}
+
+// buildMergedLocked is buildLocked over doc's merge when the admin API
+// already made it (merged, from CompareAndSet), else over its own.
+func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *admin.Merged) (*plan, error) {
 	if file.Admin.Token == "" && !config.IsLoopbackListen(file.Admin.Listen) {
 		return nil, fmt.Errorf("%s: admin.listen %s: %s", file.Path, file.Admin.Listen, config.AdminTokenRequired)
 	}
-	base, err := g.baseLocked(file, doc)
-	if err != nil {
-		return nil, err
+	var base, cfg *config.File
+	if merged != nil {
+		base, cfg = merged.Base, merged.Effective
+	} else {
+		var err error
+		if base, err = g.baseLocked(file, doc); err != nil {
+			return nil, err
+		}
+		cfg = g.merge(base, doc)
 	}
-	cfg := g.merge(base, doc)
 	p := &plan{cfg: cfg, base: base, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
 		overrides: map[string][]upstream.Override{}, marks: map[string]map[string]health.Mark{},
 		splitters: map[string]*proxy.Splitter{}, stats: map[string]*serviceStats{}, direct: map[string]*upstream.Upstream{}}
@@ -221,6 +232,7 @@ func (g *Gateway) buildLocked(file *config.File, doc *state.Doc) (*plan, error) 
 		p.router, p.splitters, p.stats, p.direct, p.plugins = g.router, g.splitters, g.stats, g.direct, g.plugins
 		return p, nil
 	}
+	var err error
 	if p.plugins, err = buildPlugins(cfg, g.plugins); err != nil {
 		return nil, err
 	}

@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,5 +149,50 @@ func TestCommitKeepsRouterAndDirectHosts(t *testing.T) {
 	}
 	if directOf() != direct {
 		t.Error("a new route replaced the direct host's upstream")
+	}
+}
+
+// TestCommitRebuildsOnlyTheChangedUpstream: a change of u1's balancer
+// swaps u1's snapshot alone; u2, whose spec did not change, keeps its
+// upstream and snapshot, and the direct host keeps its upstream and its
+// target's stats.
+func TestCommitRebuildsOnlyTheChangedUpstream(t *testing.T) {
+	g, err := New(parse(t, twoTargets), Options{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	directOf := func() *upstream.Upstream {
+		m, ok := g.proxy.Table().Router.Match(http.MethodGet, "example.test", "/b", nil)
+		if !ok {
+			t.Fatal("route r2 does not match /b")
+		}
+		return m.Route.Value.(*proxy.Route).Service.Upstream
+	}
+	u1, u2, direct := g.Upstream("u1"), g.Upstream("u2"), directOf()
+	gen1, gen2, stats := u1.Snapshot().Generation, u2.Snapshot().Generation, direct.Snapshot().Targets[0].Stats
+	runtimeOf := func(name string) *upstreamRT {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.upstreams[name]
+	}
+	rt2 := runtimeOf("u2")
+	req := httptest.NewRequest(http.MethodPatch, "/upstreams/u1", strings.NewReader(`{"algorithm": "least-connections"}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	g.AdminHandler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("PATCH /upstreams/u1 = %d %s", rec.Code, rec.Body)
+	}
+	if s := g.Upstream("u1").Snapshot(); s.Generation == gen1 {
+		t.Error("u1's new algorithm did not swap its snapshot")
+	}
+	if runtimeOf("u2") != rt2 {
+		t.Error("a change of u1 rebuilt u2's runtime (balancer, checker, watchers)")
+	}
+	if g.Upstream("u2") != u2 || u2.Snapshot().Generation != gen2 {
+		t.Errorf("a change of u1 rebuilt u2 or swapped its snapshot (generation %d, was %d)", u2.Snapshot().Generation, gen2)
+	}
+	if d := directOf(); d != direct || d.Snapshot().Targets[0].Stats != stats {
+		t.Error("a change of u1 replaced the direct host's upstream or its target's stats")
 	}
 }

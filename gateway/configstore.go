@@ -57,7 +57,7 @@ func (g *Gateway) Mutate(ctx context.Context, fn func(*state.Doc) error) error {
 		if err := fn(doc); err != nil {
 			return err
 		}
-		_, err = g.CompareAndSet(ctx, rev, doc)
+		_, err = g.CompareAndSet(ctx, rev, doc, nil)
 		if !errors.Is(err, state.ErrConflict) {
 			return err
 		}
@@ -86,10 +86,10 @@ func (g *Gateway) Layer() (*state.Doc, uint64, error) {
 // committed. A stale rev, or a store that holds a newer layer (which is
 // then adopted), answers an error wrapping state.ErrConflict: read Layer
 // again and retry. It returns the effective configuration doc built to
-// (read-only).
-func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*config.File, error) {
+// (read-only): merged, when the caller made it, else the build's merge.
+func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc, merged *admin.Merged) (*config.File, error) {
 	if g.draftMode() {
-		return g.draftCompareAndSet(ctx, rev, doc)
+		return g.draftCompareAndSet(ctx, rev, doc, merged)
 	}
 	g.write.Lock()
 	defer g.write.Unlock()
@@ -101,7 +101,7 @@ func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc)
 	if rev != g.rev {
 		return nil, fmt.Errorf("admin layer revision %d is no longer in force (now %d): %w", rev, g.rev, state.ErrConflict)
 	}
-	p, err := g.buildLocked(g.base, doc)
+	p, err := g.buildMergedLocked(g.base, doc, merged)
 	if err != nil {
 		var ae *admin.Error
 		if errors.As(err, &ae) {
@@ -137,14 +137,14 @@ func (g *Gateway) CompareAndSet(ctx context.Context, rev uint64, doc *state.Doc)
 
 // Effective implements admin.Controller: the effective configuration of
 // the layer at revision rev (from Layer) while it is the one in force (in
-// draft mode never: the caller merges the draft itself). It is the merge
-// that layer was built with; callers only read it.
+// draft mode: while rev is the draft this sidecar saved last). It is the
+// merge that layer was built with; callers only read it.
 func (g *Gateway) Effective(rev uint64) (*config.File, bool) {
-	if g.draftMode() {
-		return nil, false
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.draftMode() {
+		return g.draftEffectiveLocked(rev)
+	}
 	if g.pending != nil || rev != g.rev || g.cfg == nil {
 		return nil, false
 	}

@@ -263,7 +263,7 @@ func TestCompareAndSetStaleRevision(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = markDown("127.0.0.1:7002")(doc)
-	if _, err := g.CompareAndSet(ctx, rev, doc); !errors.Is(err, state.ErrConflict) {
+	if _, err := g.CompareAndSet(ctx, rev, doc, nil); !errors.Is(err, state.ErrConflict) {
 		t.Fatalf("CompareAndSet on a stale revision = %v, want a conflict", err)
 	}
 	if _, v, saves := st.stored(); v != 1 || saves != 1 {

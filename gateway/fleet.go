@@ -112,35 +112,66 @@ func (g *Gateway) draftLayer() (*state.Doc, uint64, error) {
 // draftCompareAndSet is CompareAndSet in draft mode: doc must build with
 // this sidecar's file; it is saved as the draft if rev is still its
 // revision, and applied nowhere until published.
-func (g *Gateway) draftCompareAndSet(ctx context.Context, rev uint64, doc *state.Doc) (*config.File, error) {
-	cfg, err := g.validate(doc)
+func (g *Gateway) draftCompareAndSet(ctx context.Context, rev uint64, doc *state.Doc, merged *admin.Merged) (*config.File, error) {
+	cfg, file, err := g.validateOver(doc, merged)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := g.fleet.store.SaveDraft(ctx, doc, rev); err != nil {
+	saved, err := g.fleet.store.SaveDraft(ctx, doc, rev)
+	if err != nil {
 		if errors.Is(err, state.ErrConflict) {
 			return nil, fmt.Errorf("the group's draft changed meanwhile: %w", state.ErrConflict)
 		}
 		return nil, fmt.Errorf("persist the group's draft: %w", err)
 	}
+	g.mu.Lock()
+	g.draftBuilt = draftBuild{rev: saved, file: file, cfg: cfg}
+	g.mu.Unlock()
 	return cfg, nil
+}
+
+// draftBuild is a saved draft's revision, the configuration file it was
+// built over and its effective configuration.
+type draftBuild struct {
+	rev  uint64
+	file *config.File
+	cfg  *config.File
+}
+
+// draftEffectiveLocked is Effective in draft mode: the merge of the draft
+// at revision rev when this sidecar saved it last and the file is still
+// the one it was built over. Revision 0 (no draft: the stable version's
+// copy) is never known. The caller holds g.mu.
+func (g *Gateway) draftEffectiveLocked(rev uint64) (*config.File, bool) {
+	b := g.draftBuilt
+	if rev == 0 || rev != b.rev || b.file != g.base || b.cfg == nil {
+		return nil, false
+	}
+	return b.cfg, true
 }
 
 // validate builds doc over the configuration file without committing it:
 // the effective configuration, or a 400 *admin.Error when it does not
 // build.
 func (g *Gateway) validate(doc *state.Doc) (*config.File, error) {
+	cfg, _, err := g.validateOver(doc, nil)
+	return cfg, err
+}
+
+// validateOver is validate of doc, merged by the caller when merged is
+// not nil; it also returns the configuration file doc was built over.
+func (g *Gateway) validateOver(doc *state.Doc, merged *admin.Merged) (*config.File, *config.File, error) {
 	g.write.Lock()
 	defer g.write.Unlock()
-	p, err := g.buildLocked(g.base, doc)
+	p, err := g.buildMergedLocked(g.base, doc, merged)
 	if err != nil {
 		var ae *admin.Error
 		if errors.As(err, &ae) {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, &admin.Error{Status: http.StatusBadRequest, Message: "the version does not build with this sidecar's configuration file: " + err.Error()}
+		return nil, nil, &admin.Error{Status: http.StatusBadRequest, Message: "the version does not build with this sidecar's configuration file: " + err.Error()}
 	}
-	return p.cfg, nil
+	return p.cfg, g.base, nil
 }
 
 // FleetStatus implements admin.Fleet.

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,5 +173,31 @@ func TestFleetStatusOfAnotherGroupShowsItsMode(t *testing.T) {
 		if st.AutoPublish != c.auto {
 			t.Errorf("FleetStatus(%q) from %s: auto_publish %v, want %v", c.group, st.ID, st.AutoPublish, c.auto)
 		}
+	}
+}
+
+// TestDraftChangeMergesOnce: in draft mode an admin change over the draft
+// this sidecar saved last looks up in that draft's merge and merges once
+// (the first change, over the stable version's copy, merges that copy
+// too); the draft's changes are in force nowhere.
+func TestDraftChangeMergesOnce(t *testing.T) {
+	ag := consultest.Start(t)
+	g := groupGateway(t, ag.HTTPAddr, fmt.Sprintf("t%016x", rand.Uint64()), "g1")
+	h := g.AdminHandler()
+	for i, weight := range []int{3, 4, 5} {
+		before := g.merges.Load()
+		req := httptest.NewRequest(http.MethodPatch, "/upstreams/primary/targets/127.0.0.1:7001", strings.NewReader(fmt.Sprintf(`{"weight": %d}`, weight)))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || !strings.Contains(strings.ReplaceAll(rec.Body.String(), " ", ""), fmt.Sprintf(`"weight":%d`, weight)) {
+			t.Fatalf("PATCH weight %d = %d %s", weight, rec.Code, rec.Body)
+		}
+		if n := g.merges.Load() - before; i > 0 && n != 1 {
+			t.Errorf("draft change %d merged the configuration %d times, want once", i+1, n)
+		}
+	}
+	if ts := g.Upstream("primary").Snapshot().Targets; len(ts) != 1 || ts[0].Weight != 100 {
+		t.Errorf("primary runs %+v, want the file's weight 100 (draft edits apply nowhere)", ts)
 	}
 }

@@ -164,6 +164,10 @@ type Gateway struct {
 
 	// Guarded by mu alone.
 	stepBases map[string]rolloutBase // rollout plan and step baselines by service
+	// draftBuilt is the last draft this sidecar saved (draft mode) and
+	// its build's merge, for Effective: the next change to that draft
+	// looks up in it instead of merging it again.
+	draftBuilt draftBuild
 
 	// discoveryReady latches once every watcher has had its first answer
 	// (or its initial_fetch_timeout passed): later outages and watchers

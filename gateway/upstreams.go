@@ -38,7 +38,8 @@ type upstreamRT struct {
 // settingsOf reports whether cu configures rt as it is (targets aside).
 func (rt *upstreamRT) settingsOf(cu config.Upstream) bool {
 	cu.Targets = nil
-	return reflect.DeepEqual(rt.conf, cu)
+	// Pointers: boxing the structs themselves would copy both per call.
+	return reflect.DeepEqual(&rt.conf, &cu)
 }
 
 type upstreamSpec struct {

@@ -357,15 +357,7 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 		}
 		failures = 0
 
-		// Consul's blocking query rules: an index going backwards resets
-		// the cursor; 0 is never used twice in a row as a cursor.
-		next := meta.LastIndex
-		switch {
-		case next < waitIdx:
-			next = 0
-		case next == 0:
-			next = 1
-		}
+		next := nextWaitIndex(meta.LastIndex, waitIdx)
 		early := waitIdx != 0 && meta.LastIndex == waitIdx && time.Since(start) < wait/2
 		switch {
 		case early:
@@ -463,4 +455,17 @@ func (s *ConsulStore) backoff(n int) time.Duration {
 		half := d / 2
 		return half + rand.N(d-half+1)
 	})
+}
+
+// nextWaitIndex is the cursor of the blocking query after one that
+// waited on waitIdx and answered index last, by Consul's rules: an index
+// going backwards resets the cursor; 0 is never used twice in a row.
+func nextWaitIndex(last, waitIdx uint64) uint64 {
+	switch {
+	case last < waitIdx:
+		return 0
+	case last == 0:
+		return 1
+	}
+	return last
 }

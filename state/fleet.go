@@ -690,13 +690,7 @@ func (s *FleetStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 			}
 			continue
 		}
-		next := meta.LastIndex
-		switch {
-		case next < waitIdx:
-			next = 0
-		case next == 0:
-			next = 1
-		}
+		next := nextWaitIndex(meta.LastIndex, waitIdx)
 		early := waitIdx != 0 && meta.LastIndex == waitIdx && time.Since(start) < s.o.WatchWait/2
 		waitIdx = next
 		if own := s.ownIdx.Load(); versionOf(pair) < own {
