@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/outrigger-gw/outrigger/discovery"
+	"github.com/outrigger-gw/outrigger/discovery/consul"
 )
 
 // ConsulStore keeps the Doc as JSON at one Consul KV key, shared by a fleet
@@ -357,7 +358,7 @@ func (s *ConsulStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 		}
 		failures = 0
 
-		next := nextWaitIndex(meta.LastIndex, waitIdx)
+		next := consul.NextIndex(waitIdx, meta.LastIndex)
 		early := waitIdx != 0 && meta.LastIndex == waitIdx && time.Since(start) < wait/2
 		switch {
 		case early:
@@ -455,17 +456,4 @@ func (s *ConsulStore) backoff(n int) time.Duration {
 		half := d / 2
 		return half + rand.N(d-half+1)
 	})
-}
-
-// nextWaitIndex is the cursor of the blocking query after one that
-// waited on waitIdx and answered index last, by Consul's rules: an index
-// going backwards resets the cursor; 0 is never used twice in a row.
-func nextWaitIndex(last, waitIdx uint64) uint64 {
-	switch {
-	case last < waitIdx:
-		return 0
-	case last == 0:
-		return 1
-	}
-	return last
 }

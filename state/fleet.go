@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/outrigger-gw/outrigger/discovery"
+	"github.com/outrigger-gw/outrigger/discovery/consul"
 )
 
 // The gateway groups of fleet mode: a group's sidecars share published
@@ -690,7 +691,7 @@ func (s *FleetStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 			}
 			continue
 		}
-		next := nextWaitIndex(meta.LastIndex, waitIdx)
+		next := consul.NextIndex(waitIdx, meta.LastIndex)
 		early := waitIdx != 0 && meta.LastIndex == waitIdx && time.Since(start) < s.o.WatchWait/2
 		waitIdx = next
 		if own := s.ownIdx.Load(); versionOf(pair) < own {

@@ -2,12 +2,12 @@ package consul
 
 import "time"
 
-// nextIndex returns the wait index for the query that follows an answer
+// NextIndex returns the wait index for the query that follows an answer
 // carrying index got, asked with wait index prev (Consul's blocking query
 // rules): an index that went backwards resets to 0 (the next query answers
 // at once with fresh state), and an index of 0 becomes 1, so 0 is never
 // sent twice in a row as a blocking cursor.
-func nextIndex(prev, got uint64) uint64 {
+func NextIndex(prev, got uint64) uint64 {
 	switch {
 	case got < prev:
 		return 0

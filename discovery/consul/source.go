@@ -205,7 +205,7 @@ func (s *Source) Run(ctx context.Context, fn func(discovery.Update)) {
 		}
 		failures = 0
 
-		next := nextIndex(index, got)
+		next := NextIndex(index, got)
 		switch {
 		case index == 0:
 			// A non-blocking query answers at once by design: it neither

@@ -33,8 +33,8 @@ func TestNextIndex(t *testing.T) {
 		{desc: "0 answer to index 1 resets, then the 0 rule applies", prev: 1, got: 0, want: 0},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			if got := nextIndex(tc.prev, tc.got); got != tc.want {
-				t.Errorf("nextIndex(%d, %d) = %d, want %d", tc.prev, tc.got, got, tc.want)
+			if got := NextIndex(tc.prev, tc.got); got != tc.want {
+				t.Errorf("NextIndex(%d, %d) = %d, want %d", tc.prev, tc.got, got, tc.want)
 			}
 		})
 	}
