@@ -360,7 +360,7 @@ func (s *Server) serveConn(nc net.Conn, lo *ListenerOptions) {
 		}
 	} else if lo.H2C {
 		if c.h2cPreface() {
-			s.serveH2(c, &replayConn{Conn: nc, pending: c.buf[:c.w]})
+			s.serveH2(c, nc, c.buf[:c.w])
 			return
 		}
 		c.h2c = true

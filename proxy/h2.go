@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
@@ -112,14 +113,19 @@ func newH2Server(h http.Handler, o ServerOptions) *h2Server {
 	return s
 }
 
-// serveH2 serves c as an HTTP/2 connection on nc until it closes: nc
-// yields the client preface first (replayed when the engine read it to
-// tell h2c apart). c stays in the engine's connection set, marked as
-// HTTP/2, so Shutdown sends it GOAWAY and Close closes it. x/net reads nc
-// through an h2Filter.
-func (s *Server) serveH2(c *client, nc net.Conn) {
+// serveH2 serves c as an HTTP/2 connection on nc until it closes:
+// pending, the bytes the engine read to tell h2c apart, then nc yield the
+// client preface first. c stays in the engine's connection set, marked
+// as HTTP/2, so Shutdown sends it GOAWAY and Close closes it. x/net reads
+// nc through an h2Filter, which takes a copy of pending (x/net's reading
+// goroutine may outlive ServeConn, and c's buffer goes back to the pool).
+func (s *Server) serveH2(c *client, nc net.Conn, pending []byte) {
 	c.state.Store(stateH2)
-	fc := h2FilterConn{Conn: nc, f: newH2Filter(nc, h2DecoderTableSize, h2MaxReadFrameSize, &s.h2.bufs)}
+	f := newH2Filter(nc, h2DecoderTableSize, h2MaxReadFrameSize, &s.h2.bufs)
+	if !f.preload(pending) {
+		f.src = &replayConn{Conn: nc, pending: bytes.Clone(pending)}
+	}
+	fc := h2FilterConn{Conn: nc, f: f}
 	var conn net.Conn = &fc
 	if tc, ok := nc.(*tls.Conn); ok {
 		conn = &h2FilterTLSConn{h2FilterConn: fc, tc: tc}

@@ -137,6 +137,27 @@ func newH2Filter(src io.Reader, tableSize uint32, maxFrame int, pool *sync.Pool)
 	return f
 }
 
+// preload puts b, the first bytes of the connection (read before the
+// filter was made), in the filter's buffer; it reports false, leaving the
+// filter as it was, when b does not fit.
+func (f *h2Filter) preload(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if h2FilterHeadroom+len(b) > len(f.buf) {
+		if h2FilterHeadroom+len(b) > h2BigBufLen(f.maxFrame) {
+			return false
+		}
+		f.big = f.pool.Get().(*[]byte)
+		f.buf = *f.big
+	}
+	f.w = f.r + copy(f.buf[f.r:], b)
+	// The preface goes out unlooked at, from the buffer first.
+	f.out = min(f.pass, len(b))
+	f.pass -= f.out
+	return true
+}
+
 // h2BigBufLen is the size of the buffers that hold one frame of up to
 // maxFrame bytes.
 func h2BigBufLen(maxFrame int) int { return h2FilterHeadroom + h2FrameHeaderLen + maxFrame }

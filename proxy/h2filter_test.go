@@ -537,6 +537,28 @@ func TestH2FilterSplitReads(t *testing.T) {
 	}
 }
 
+// The bytes the engine read before handing the connection over may be put
+// in the filter's buffer (small or pooled) first; more than a pooled buffer
+// holds are refused.
+func TestH2FilterPreload(t *testing.T) {
+	in, want := filterScript()
+	pool := testFilterPool()
+	for _, k := range []int{0, 10, 24, 100, h2FilterSmall, h2FilterSmall + 1, 10000, h2BigBufLen(h2MaxReadFrameSize) - h2FilterHeadroom} {
+		f := newH2Filter(&chunkReader{data: in[k:], sizes: []int{333}}, h2DecoderTableSize, h2MaxReadFrameSize, pool)
+		if !f.preload(in[:k]) {
+			t.Fatalf("preload of %d bytes refused", k)
+		}
+		got, err := io.ReadAll(f)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("preload of %d bytes: %v %s", k, err, firstDiff(got, want))
+		}
+	}
+	f := newH2Filter(&chunkReader{}, h2DecoderTableSize, h2MaxReadFrameSize, pool)
+	if f.preload(in[:h2BigBufLen(h2MaxReadFrameSize)]) || f.w != f.r || f.big != nil {
+		t.Fatal("a preload over the pooled buffer's size was taken")
+	}
+}
+
 func firstDiff(got, want []byte) string {
 	for i := range min(len(got), len(want)) {
 		if got[i] != want[i] {
@@ -757,4 +779,46 @@ func settingsView(f *http2.SettingsFrame) string {
 		return "invalid " + invalid
 	}
 	return fmt.Sprint(last)
+}
+
+// BenchmarkH2FilterRequest is the filter's cost for one request header
+// frame, its fields indexed (x/net's transport sends a repeated request
+// so), read as x/net reads it: the header, then the payload.
+func BenchmarkH2FilterRequest(b *testing.B) {
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	fields := []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "http"},
+		{Name: ":authority", Value: "a.test"}, {Name: ":path", Value: "/x"}, {Name: "user-agent", Value: "bench"},
+		{Name: "accept-encoding", Value: "gzip"}}
+	for _, hf := range fields {
+		_ = enc.WriteField(hf)
+	}
+	warm := append([]byte(http2.ClientPreface), frameBytes(http2.FrameHeaders, h2FlagEndHeaders|0x1, 1, hb.Bytes())...)
+	hb.Reset()
+	for _, hf := range fields {
+		_ = enc.WriteField(hf)
+	}
+	frame := frameBytes(http2.FrameHeaders, h2FlagEndHeaders|0x1, 3, hb.Bytes())
+	src := &loopReader{data: warm}
+	f := newH2Filter(src, h2DecoderTableSize, h2MaxReadFrameSize, testFilterPool())
+	p := make([]byte, 16384)
+	read := func() {
+		for len(src.data) > 0 || f.out > 0 || f.pass > 0 {
+			n := h2FrameHeaderLen
+			if f.r != f.w && f.out < h2FrameHeaderLen {
+				n = len(p)
+			}
+			if _, err := f.Read(p[:n]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	read()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	b.ResetTimer()
+	for range b.N {
+		src.data = frame
+		read()
+	}
 }
