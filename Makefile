@@ -46,7 +46,7 @@ test: vet fuzz $(CONSUL) h2spec $(KUBE_APISERVER)
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 20m ./balance/ ./upstream/ ./proxy/... ./health/ ./discovery/... ./state/ ./admin/
 
-## fuzz: each fuzz target of proxy/h1 for FUZZTIME (its seed corpus also runs in every `go test`)
+## fuzz: each fuzz target of proxy/h1 and the HTTP/2 read filter for FUZZTIME (its seed corpus also runs in every `go test`)
 .PHONY: fuzz
 # A count, not a duration: a duration-based -fuzztime can fail with a bare
 # "context deadline exceeded" when it expires while a worker is busy (a race
@@ -56,6 +56,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./proxy/h1/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) ./proxy/h1/
 	$(GO) test -run '^$$' -fuzz '^FuzzChunked$$' -fuzztime $(FUZZTIME) ./proxy/h1/
+	$(GO) test -run '^$$' -fuzz '^FuzzH2Filter$$' -fuzztime $(FUZZTIME) ./proxy/
 
 unit:
 	$(GO) test -count=1 $(shell $(GO) list ./... | grep -v /itest)

@@ -44,37 +44,13 @@ type h2specListener struct {
 	setup func(t *testing.T) (gatewayOpts, string)
 	// args are h2spec's connection flags besides host and port.
 	args []string
-	// deviations are the cases known to fail, by h2spec package and case
-	// name, with the reason. Any other failure fails the test, and so
-	// does a listed case that passes (the list must be kept exact).
-	deviations map[string]string
-}
-
-// xnetDeviations are the cases x/net/http2 fails by its own choice; the
-// proxy cannot change them without rewriting frames.
-func xnetDeviations() map[string]string {
-	return map[string]string{
-		"http2/6.5.3 Sends multiple values of SETTINGS_INITIAL_WINDOW_SIZE": "x/net/http2 hangs up (PROTOCOL_ERROR) on a SETTINGS frame that repeats a setting, " +
-			"a hardening of its own that RFC 9113 does not ask for; clients do not send such frames",
-		"http2/8.1.2.2 Sends a HEADERS frame that contains the connection-specific header field": "x/net/http2 answers 400 instead of resetting the stream, " +
-			"which RFC 9113 section 8.1.1 allows for a malformed request",
-		`http2/8.1.2.2 Sends a HEADERS frame that contains the TE header field with any value other than "trailers"`: "x/net/http2 answers 400 instead of resetting the stream, " +
-			"which RFC 9113 section 8.1.1 allows for a malformed request",
-	}
 }
 
 func h2specListeners() []h2specListener {
-	h2c := map[string]string{
-		"http2/3.5 Sends invalid connection preface": "the listener serves HTTP/1.1 beside h2c: a connection that does not start " +
-			"with the preface is read as HTTP/1.1, and this one is answered 400 before the close",
-	}
-	for k, v := range xnetDeviations() {
-		h2c[k] = v
-	}
 	return []h2specListener{
-		{name: "h2c", deviations: h2c, setup: func(*testing.T) (gatewayOpts, string) { return h2cOpts(), "" }},
+		{name: "h2c", setup: func(*testing.T) (gatewayOpts, string) { return h2cOpts(), "" }},
 		// TLS with ALPN h2, the certificate the default one (no snis).
-		{name: "tls", args: []string{"-t", "-k"}, deviations: xnetDeviations(), setup: func(t *testing.T) (gatewayOpts, string) {
+		{name: "tls", args: []string{"-t", "-k"}, setup: func(t *testing.T) (gatewayOpts, string) {
 			ca := certtest.NewCA(t, "h2spec CA")
 			return gatewayOpts{Listen: func(p string, _ []string) string { return fmt.Sprintf("%q", p+" ssl http2") }},
 				"certificates:\n" + inlineCert(ca.Server(t, "h2spec.test"))
@@ -84,7 +60,7 @@ func h2specListeners() []h2specListener {
 
 // TestH2Spec runs every h2spec case (generic, HPACK and RFC 7540) against
 // the proxy listener, proxying to an HTTP/1.1 upstream, and fails on any
-// failed case.
+// case that does not pass (skipped ones included).
 func TestH2Spec(t *testing.T) {
 	bin := h2specBinary(t)
 	be := startBackend(t, "b", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -98,15 +74,14 @@ func TestH2Spec(t *testing.T) {
 services:
   - {name: s, url: "http://%s", routes: [{name: r, paths: [/]}]}
 `, be.Addr))
-			runH2Spec(t, bin, g.ProxyAddr, l.args, l.deviations)
+			runH2Spec(t, bin, g.ProxyAddr, l.args)
 		})
 	}
 }
 
 // runH2Spec runs h2spec against addr (bounded to five minutes) and fails
-// the test on each failed case that is not one of the known deviations,
-// and on each known deviation that passes.
-func runH2Spec(t *testing.T, bin, addr string, args []string, deviations map[string]string) {
+// the test on each case that fails or is skipped.
+func runH2Spec(t *testing.T, bin, addr string, args []string) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -128,20 +103,14 @@ func runH2Spec(t *testing.T, bin, addr string, args []string, deviations map[str
 	if err := xml.Unmarshal(data, &suites); err != nil {
 		t.Fatalf("h2spec report: %v", err)
 	}
-	var total, failed, known, skipped int
+	var total, failed, skipped int
 	for _, s := range suites.Suites {
 		for _, c := range s.Cases {
 			total++
 			id := c.Package + " " + c.Name
-			why, isKnown := deviations[id]
 			switch {
 			case c.Failure != nil || c.Error != nil:
 				failed++
-				if isKnown {
-					known++
-					t.Logf("h2spec %s: known deviation: %s", id, why)
-					continue
-				}
 				msg := ""
 				if c.Failure != nil {
 					msg = c.Failure.Text
@@ -151,13 +120,11 @@ func runH2Spec(t *testing.T, bin, addr string, args []string, deviations map[str
 				t.Errorf("h2spec %s: failed\n%s", id, strings.TrimSpace(msg))
 			case c.Skipped != nil:
 				skipped++
-			case isKnown:
-				t.Errorf("h2spec %s: passes now; remove it from the known deviations", id)
+				t.Errorf("h2spec %s: skipped: %s", id, strings.TrimSpace(c.Skipped.Msg+" "+c.Skipped.Text))
 			}
 		}
 	}
-	t.Logf("h2spec: %d cases, %d passed, %d failed (%d of them known deviations), %d skipped",
-		total, total-failed-skipped, failed, known, skipped)
+	t.Logf("h2spec: %d cases, %d passed, %d failed, %d skipped", total, total-failed-skipped, failed, skipped)
 	if total == 0 {
 		t.Fatalf("h2spec ran no case (%v)\n%s", runErr, out)
 	}

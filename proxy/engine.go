@@ -261,6 +261,9 @@ type client struct {
 	// certificate's subject (with ClientSubjectHeader set; "" when none).
 	tls     bool
 	subject string
+	// h2c: the listener serves h2c with prior knowledge too (a first
+	// line that is no HTTP/1.x request line is a failed HTTP/2 preface).
+	h2c bool
 
 	// serial numbers the connection; plug is the plugins' scratch
 	// (pluginhook.go).
@@ -319,7 +322,7 @@ func (s *Server) putClient(c *client) {
 	c.buf = *c.bufp
 	c.w, c.next, c.reqs = 0, 0, 0
 	c.ip, c.port, c.raddr = "", "", ""
-	c.tls, c.subject = false, ""
+	c.tls, c.subject, c.h2c = false, "", false
 	c.req.Reset()
 	c.in = h1Inbound{}
 	c.ex = exchange{}
@@ -355,9 +358,12 @@ func (s *Server) serveConn(nc net.Conn, lo *ListenerOptions) {
 		if !c.serveTLS(lo.TLS) {
 			return
 		}
-	} else if lo.H2C && c.h2cPreface() {
-		s.serveH2(c, &replayConn{Conn: nc, pending: c.buf[:c.w]})
-		return
+	} else if lo.H2C {
+		if c.h2cPreface() {
+			s.serveH2(c, nc, c.buf[:c.w])
+			return
+		}
+		c.h2c = true
 	}
 	for c.serveOne() && !s.closing.Load() {
 	}
@@ -492,7 +498,11 @@ func (c *client) readHead() (int, bool) {
 			}
 			if err != h1.ErrIncomplete {
 				var he *h1.Error
-				if errors.As(err, &he) {
+				switch {
+				case !errors.As(err, &he):
+				case c.h2c && c.reqs == 0 && !h1RequestLine(c.buf[:c.w]):
+					c.refuseH2Preface()
+				default:
 					c.refuse(he.Status)
 				}
 				return 0, false
@@ -540,6 +550,71 @@ func (c *client) refuse(status int) {
 	msg := refusalMessage(status)
 	c.out = appendError(c.out[:0], c.s.date.at(time.Now()), status, msg, true, false)
 	_, _ = c.nc.Write(c.out)
+}
+
+// h2PrefaceRefusal is what an h2c listener answers a connection that
+// starts with neither the HTTP/2 preface nor an HTTP/1.x request line: a
+// failed HTTP/2 preface, a connection error PROTOCOL_ERROR (RFC 9113 3.4),
+// so the server preface (an empty SETTINGS frame) and GOAWAY naming no
+// stream, before the close.
+const h2PrefaceRefusal = "\x00\x00\x00\x04\x00\x00\x00\x00\x00" + // SETTINGS, length 0
+	"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + // GOAWAY, length 8
+	"\x00\x00\x00\x00" + // last stream 0
+	"\x00\x00\x00\x01" // PROTOCOL_ERROR
+
+func (c *client) refuseH2Preface() {
+	c.out = append(c.out[:0], h2PrefaceRefusal...)
+	_, _ = c.nc.Write(c.out)
+}
+
+// h1RequestLine reports whether b, the first bytes of a connection, can be
+// the start of an HTTP/1.x request: a method token and a space, then, once
+// the line is complete, a target and " HTTP/1." and a digit before the
+// CRLF (empty lines before it are skipped, as the parser does). A line not
+// complete yet counts when its bytes so far are printable, so a request
+// line over the limit is still answered 414.
+func h1RequestLine(b []byte) bool {
+	for len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
+		b = b[2:]
+	}
+	line := b
+	complete := false
+	if i := bytes.Index(b, []byte("\r\n")); i >= 0 {
+		line, complete = b[:i], true
+	}
+	m := bytes.IndexByte(line, ' ')
+	if m <= 0 {
+		return false
+	}
+	for _, ch := range line[:m] {
+		if !isTokenByte(ch) {
+			return false
+		}
+	}
+	for _, ch := range line[m:] {
+		if ch < ' ' || ch >= 0x7f {
+			return false
+		}
+	}
+	if !complete {
+		return true
+	}
+	v := bytes.LastIndexByte(line, ' ')
+	return v > m+1 && len(line)-v == 9 && string(line[v+1:v+8]) == "HTTP/1." &&
+		line[v+8] >= '0' && line[v+8] <= '9'
+}
+
+// isTokenByte reports whether ch is a tchar (RFC 9110 5.6.2).
+func isTokenByte(ch byte) bool {
+	switch {
+	case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
+		return true
+	}
+	switch ch {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
 }
 
 func refusalMessage(status int) string {

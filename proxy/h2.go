@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
+	"sync"
 
 	"golang.org/x/net/http2"
 )
@@ -14,7 +17,12 @@ import (
 // listener set), whatever brought the connection there: the h2c preface
 // on a plaintext connection, or ALPN "h2" after a TLS handshake. Streams
 // are served by Proxy.ServeHTTP, the net/http handler, with the limits of
-// H2Options advertised in the server's SETTINGS.
+// H2Options advertised in the server's SETTINGS. x/net reads each
+// connection through an h2Filter (h2filter.go), which brings two of its
+// answers in line with RFC 9113: a SETTINGS frame repeating a setting is
+// processed instead of hung up on, and a request carrying a
+// connection-specific header field (or TE other than "trailers") ends in
+// RST_STREAM(PROTOCOL_ERROR) instead of a 400, the handler never called.
 //
 // Drain: Shutdown sends GOAWAY (NO_ERROR, naming the last stream
 // received) to every HTTP/2 connection; streams up to that one finish,
@@ -49,10 +57,14 @@ const (
 	// h2HeaderSlack is what x/net adds to http.Server.MaxHeaderBytes to
 	// get SETTINGS_MAX_HEADER_LIST_SIZE (32 bytes for ten fields).
 	h2HeaderSlack = 10 * 32
+	// h2DecoderTableSize is SETTINGS_HEADER_TABLE_SIZE, the HPACK table
+	// size of x/net's decoder and of the filter's (they must be equal).
+	h2DecoderTableSize = 4096
 )
 
 // h2Server is the HTTP/2 side of an engine Server. Immutable after
-// newH2Server; the http2 and http servers are safe for concurrent use.
+// newH2Server; the http2 and http servers and the pool are safe for
+// concurrent use.
 type h2Server struct {
 	srv *http2.Server
 	// hs is the connections' BaseConfig: it carries the header list limit
@@ -60,6 +72,9 @@ type h2Server struct {
 	// hook that sends GOAWAY to every connection (run by hs.Shutdown).
 	hs *http.Server
 	h  http.Handler
+	// bufs are the filters' buffers for a frame larger than their own
+	// (*[]byte of h2BigBufLen(h2MaxReadFrameSize) bytes).
+	bufs sync.Pool
 }
 
 func newH2Server(h http.Handler, o ServerOptions) *h2Server {
@@ -81,22 +96,41 @@ func newH2Server(h http.Handler, o ServerOptions) *h2Server {
 		MaxConcurrentStreams: streams,
 		MaxReadFrameSize:     h2MaxReadFrameSize,
 		IdleTimeout:          o.IdleTimeout,
+		// Set, not left to x/net's default: the filter's decoder has
+		// the same.
+		MaxDecoderHeaderTableSize: h2DecoderTableSize,
 	}
 	if err := http2.ConfigureServer(hs, srv); err != nil {
 		// Only a TLS configuration without HTTP/2's cipher suites fails,
 		// and hs has none.
 		panic("proxy: configuring HTTP/2: " + err.Error())
 	}
-	return &h2Server{srv: srv, hs: hs, h: h}
+	s := &h2Server{srv: srv, hs: hs, h: h}
+	s.bufs.New = func() any {
+		b := make([]byte, h2BigBufLen(h2MaxReadFrameSize))
+		return &b
+	}
+	return s
 }
 
-// serveH2 serves c as an HTTP/2 connection on nc until it closes: nc
-// yields the client preface first (replayed when the engine read it to
-// tell h2c apart). c stays in the engine's connection set, marked as
-// HTTP/2, so Shutdown sends it GOAWAY and Close closes it.
-func (s *Server) serveH2(c *client, nc net.Conn) {
+// serveH2 serves c as an HTTP/2 connection on nc until it closes:
+// pending, the bytes the engine read to tell h2c apart, then nc yield the
+// client preface first. c stays in the engine's connection set, marked
+// as HTTP/2, so Shutdown sends it GOAWAY and Close closes it. x/net reads
+// nc through an h2Filter, which takes a copy of pending (x/net's reading
+// goroutine may outlive ServeConn, and c's buffer goes back to the pool).
+func (s *Server) serveH2(c *client, nc net.Conn, pending []byte) {
 	c.state.Store(stateH2)
-	s.h2.srv.ServeConn(nc, &http2.ServeConnOpts{Handler: s.h2.h, BaseConfig: s.h2.hs})
+	f := newH2Filter(nc, h2DecoderTableSize, h2MaxReadFrameSize, &s.h2.bufs)
+	if !f.preload(pending) {
+		f.src = &replayConn{Conn: nc, pending: bytes.Clone(pending)}
+	}
+	fc := h2FilterConn{Conn: nc, f: f}
+	var conn net.Conn = &fc
+	if tc, ok := nc.(*tls.Conn); ok {
+		conn = &h2FilterTLSConn{h2FilterConn: fc, tc: tc}
+	}
+	s.h2.srv.ServeConn(conn, &http2.ServeConnOpts{Handler: s.h2.h, BaseConfig: s.h2.hs})
 }
 
 // goAway sends GOAWAY to every HTTP/2 connection being served (once per

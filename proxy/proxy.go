@@ -48,7 +48,14 @@
 //     http2.Server per engine Server with the limits of H2Options; their
 //     request trailers reach the upstream. Shutdown sends them GOAWAY:
 //     streams already opened finish, later ones are refused, and an idle
-//     connection closes without waiting for the drain deadline.
+//     connection closes without waiting for the drain deadline. x/net
+//     reads each connection through a frame filter (h2filter.go): a
+//     SETTINGS frame repeating a setting is processed in order, and a
+//     request carrying a connection-specific field or TE other than
+//     "trailers" is reset (PROTOCOL_ERROR) before any handler runs. On an
+//     h2c listener, a connection opening with neither the HTTP/2 preface
+//     nor an HTTP/1.x request line gets SETTINGS and GOAWAY
+//     (PROTOCOL_ERROR), not a 400.
 package proxy
 
 import (

@@ -57,7 +57,7 @@ func (c *client) serveTLS(cfg *tls.Config) bool {
 	s.mu.Unlock()
 	cs := tc.ConnectionState()
 	if cs.NegotiatedProtocol == http2.NextProtoTLS {
-		s.serveH2(c, tc)
+		s.serveH2(c, tc, nil)
 		return false
 	}
 	c.tls = true
