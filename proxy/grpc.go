@@ -206,6 +206,10 @@ type grpcState struct {
 	deadline time.Time // from grpc-timeout; zero for none
 	status   int       // the response's grpc-status; -1 until known
 	replay   *replayBody
+	// body is the current attempt's request body: the reqState's for the
+	// first, a new one for each replay, as an earlier attempt's transport
+	// may go on reading its own body after its RoundTrip returned.
+	body *countingBody
 	// pending is the attempt whose outcome waits for the trailers.
 	pending struct {
 		ep   *upstream.Endpoint
@@ -412,6 +416,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 	// rs.body counts what the transport read: a body partly sent is never
 	// retried, except by replay (idempotent methods).
 	hasBody := req.Body != nil && req.Body != http.NoBody
+	rs.grpc.body = &rs.body
 	if hasBody {
 		if idem {
 			rs.grpc.replay = &replayBody{src: req.Body}
@@ -436,7 +441,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 		if !rs.grpc.deadline.IsZero() {
 			req.Header.Set("Grpc-Timeout", encodeGRPCTimeout(time.Until(rs.grpc.deadline)))
 		}
-		areq, st := attemptRequest(req, tr, rs.grpc.deadline, hasBody, &rs.body)
+		areq, st := attemptRequest(req, tr, rs.grpc.deadline, hasBody, rs.grpc.body)
 		rs.resp.st = st
 		t0 := time.Now()
 		areq, tc := capRequest(areq, attemptCap(pol, t0, rs.overall))
@@ -458,7 +463,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 					// between its headers and its first message is retried
 					// on another, not relayed as a reset stream.
 					held, rerr := holdFirstRead(body)
-					if rerr != nil && rerr != io.EOF && inCtx.Err() == nil && !isTimeout(rerr) && !st.fired.Load() && t.replayable(rs, hasBody) {
+					if rerr != nil && rerr != io.EOF && inCtx.Err() == nil && !isTimeout(rerr) && !st.fired.Load() && t.replayable(req, rs, hasBody) {
 						_ = body.Close()
 						_ = rs.resp.Close() // stops st
 						now := time.Now()
@@ -492,7 +497,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 				// status), so it is relayed as a response without body.
 				resp.ContentLength = 0
 			}
-			if pol.On.GRPC(code) && idem && rs.attempts <= svc.Retries && inCtx.Err() == nil && t.replayable(rs, hasBody) {
+			if pol.On.GRPC(code) && idem && rs.attempts <= svc.Retries && inCtx.Err() == nil && t.replayable(req, rs, hasBody) {
 				_ = resp.Body.Close()
 				_ = rs.resp.Close() // stops st
 				rs.attemptEnded(resp.StatusCode, errGRPCUnavailable)
@@ -528,8 +533,8 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 		switch {
 		case !retryOnFailure(&pol.On, connectFailed, refused, timeout):
 			return nil, err
-		case rs.body.n.Load() == 0 && (connectFailed || refused):
-		case idem && t.replayable(rs, hasBody) && (!timeout || err == errTryTimeout):
+		case rs.grpc.body.n.Load() == 0 && (connectFailed || refused):
+		case idem && t.replayable(req, rs, hasBody) && (!timeout || err == errTryTimeout):
 		default:
 			return nil, err
 		}
@@ -540,20 +545,22 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 }
 
 // replayable reports whether the request body can go to another target,
-// and sets it up for the next attempt.
-func (t roundTripper) replayable(rs *reqState, hasBody bool) bool {
+// and sets it up for the next attempt (req's body is then a new one: the
+// earlier attempt's may still be read by its transport, and must then
+// fail rather than take the new attempt's bytes).
+func (t roundTripper) replayable(req *http.Request, rs *reqState, hasBody bool) bool {
 	if !hasBody {
 		return true
 	}
 	if rs.grpc.replay == nil {
-		return rs.body.n.Load() == 0
+		return rs.grpc.body.n.Load() == 0
 	}
 	rc, ok := rs.grpc.replay.again()
 	if !ok {
 		return false
 	}
-	rs.body.rc = rc
-	rs.body.n.Store(0)
+	rs.grpc.body = &countingBody{rc: rc}
+	req.Body = rs.grpc.body
 	return true
 }
 
