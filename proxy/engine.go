@@ -1101,6 +1101,26 @@ func (c *client) attempt(hp *hostPool, fresh bool, now, limit time.Time, upath, 
 	if !expect {
 		c.out = append(c.out, prefix...)
 	}
+	if !expect && ex.bodyDone && uc.w == uc.r && (!uc.reused || now.Sub(uc.idleAt) < rawIdleMax) {
+		// The whole request in one write, and the answer awaited
+		// without a read that would find nothing yet.
+		m, wrote, err := uc.writeRead(c.out, uc.buf[uc.w:])
+		if !wrote {
+			return uc, failure{err: err}
+		}
+		ex.bodySent += int64(len(prefix))
+		uc.w += m
+		if m == 0 && err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return uc, failure{err: err, gotBytes: uc.w > 0}
+		}
+		if _, f := c.readResp(uc, false, 0); f.err != nil {
+			return uc, f
+		}
+		return uc, failure{}
+	}
 	if _, err := uc.Write(c.out); err != nil {
 		return uc, failure{err: err}
 	}
