@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/balance"
@@ -176,7 +177,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		h2 := false
 		for c := range s.conns {
 			if c.state.CompareAndSwap(stateIdle, stateClosed) {
-				_ = c.nc.Close()
+				c.abort()
 			}
 			h2 = h2 || c.state.Load() == stateH2
 		}
@@ -203,7 +204,7 @@ func (s *Server) Close() error {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
-		_ = c.nc.Close()
+		c.abort()
 	}
 	return nil
 }
@@ -266,7 +267,32 @@ type client struct {
 	// (pluginhook.go).
 	serial uint64
 	plug   pluginState
+
+	// hs is the head being read, kept across the waits of serveRaw;
+	// raw, rawFn, fd, drained, rawRes and rawN are serveRaw's state
+	// (clientraw_unix.go).
+	hs      headState
+	raw     syscall.RawConn
+	rawFn   func(fd uintptr) bool
+	fd      uintptr
+	drained bool
+	rawRes  int
+	rawN    int
 }
+
+// headState is the reading of one request head.
+type headState struct {
+	begun     bool  // the clocks are set for this head
+	started   bool  // the header clock runs
+	headerDue int64 // when the header clock started and the deadline is not set yet
+}
+
+// readHeadStep's results.
+const (
+	headOK   = iota // a whole head
+	headFail        // the connection ends (answered when it should be)
+	headWait        // raw: nothing to read; wait for readiness
+)
 
 // exchange is the bookkeeping of one proxied request.
 type exchange struct {
@@ -296,6 +322,7 @@ func (s *Server) getClient(nc net.Conn) *client {
 	c, _ := s.clients.Get().(*client)
 	if c == nil {
 		c = &client{s: s, out: make([]byte, 0, 4096), lim: upLimits()}
+		c.rawFn = c.rawServe
 		c.bufp = s.bufs.get()
 		c.buf = *c.bufp
 	}
@@ -320,6 +347,7 @@ func (s *Server) putClient(c *client) {
 	c.w, c.next, c.reqs = 0, 0, 0
 	c.ip, c.port, c.raddr = "", "", ""
 	c.tls, c.subject = false, ""
+	c.hs, c.raw, c.drained = headState{}, nil, false
 	c.req.Reset()
 	c.in = h1Inbound{}
 	c.ex = exchange{}
@@ -335,6 +363,9 @@ func (s *Server) putClient(c *client) {
 func (s *Server) serveConn(nc net.Conn, lo *ListenerOptions) {
 	defer s.release()
 	c := s.getClient(nc)
+	if lo.TLS == nil {
+		c.raw = rawConnOf(nc) // set before Shutdown and Close can see c
+	}
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -357,6 +388,10 @@ func (s *Server) serveConn(nc net.Conn, lo *ListenerOptions) {
 		}
 	} else if lo.H2C && c.h2cPreface() {
 		s.serveH2(c, &replayConn{Conn: nc, pending: c.buf[:c.w]})
+		return
+	}
+	if c.raw != nil {
+		c.serveRaw()
 		return
 	}
 	for c.serveOne() && !s.closing.Load() {
@@ -466,70 +501,101 @@ func (c *client) handleGuarded(n int) (keep bool) {
 // rolling deadline: see deadline.go). The header deadline is only set
 // when the head did not come whole with its first read.
 func (c *client) readHead() (int, bool) {
+	n, st := c.readHeadStep(false)
+	return n, st == headOK
+}
+
+// beginHead starts the clocks of the next head (c.hs); false: the
+// connection ends.
+func (c *client) beginHead() bool {
 	s := c.s
 	set := c.nc.SetReadDeadline
-	started := c.w > 0 || c.reqs == 0 // the header clock runs
+	c.hs = headState{begun: true, started: c.w > 0 || c.reqs == 0}
 	if c.w == 0 {
 		c.state.Store(stateIdle)
 		if s.closing.Load() {
-			return 0, false
+			c.hs.begun = false
+			return false
 		}
 	}
-	headerDue := int64(0) // when the header clock started and the deadline is not set yet
 	switch {
-	case started && s.o.HeaderTimeout > 0:
+	case c.hs.started && s.o.HeaderTimeout > 0:
 		c.rd.exact(set, s.clk, s.clk.now()+int64(s.o.HeaderTimeout))
-	case !started && s.o.IdleTimeout > 0:
+	case !c.hs.started && s.o.IdleTimeout > 0:
 		c.rd.roll(set, s.clk, s.clk.now(), s.o.IdleTimeout)
 	case c.reqs > 0:
 		c.rd.clear(set)
+	}
+	return true
+}
+
+// readHeadStep is readHead, resumable: with raw (inside serveRaw) it
+// reads without blocking and returns headWait when it must wait.
+func (c *client) readHeadStep(raw bool) (int, int) {
+	s := c.s
+	hs := &c.hs
+	if !hs.begun && !c.beginHead() {
+		return 0, headFail
 	}
 	for {
 		if c.w > 0 {
 			n, err := h1.ParseRequest(c.buf[:c.w], &c.req, nil)
 			if err == nil {
-				return n, true
+				hs.begun = false
+				return n, headOK
 			}
 			if err != h1.ErrIncomplete {
+				hs.begun = false
 				var he *h1.Error
 				if errors.As(err, &he) {
 					c.refuse(he.Status)
 				}
-				return 0, false
+				return 0, headFail
 			}
 			if c.w == len(c.buf) {
 				if len(c.buf) >= maxHeadBuf {
+					hs.begun = false
 					c.refuse(http.StatusRequestHeaderFieldsTooLarge)
-					return 0, false
+					return 0, headFail
 				}
 				nb := make([]byte, maxHeadBuf)
 				copy(nb, c.buf[:c.w])
 				c.buf = nb
 			}
 		}
-		if headerDue != 0 {
-			c.rd.exact(set, s.clk, headerDue)
-			headerDue = 0
+		if hs.headerDue != 0 {
+			c.rd.exact(c.nc.SetReadDeadline, s.clk, hs.headerDue)
+			hs.headerDue = 0
 		}
-		m, err := c.nc.Read(c.buf[c.w:])
+		var m int
+		var err error
+		if raw {
+			if m, err = c.rawRead(c.buf[c.w:]); err == errWouldBlock {
+				return 0, headWait
+			}
+		} else {
+			m, err = c.nc.Read(c.buf[c.w:])
+		}
 		if m > 0 {
 			if c.w == 0 {
 				if !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
-					return 0, false
+					hs.begun = false
+					return 0, headFail
 				}
-				if !started && s.o.HeaderTimeout > 0 {
-					headerDue = s.clk.now() + int64(s.o.HeaderTimeout)
+				if !hs.started && s.o.HeaderTimeout > 0 {
+					hs.headerDue = s.clk.now() + int64(s.o.HeaderTimeout)
 				}
-				started = true
+				hs.started = true
 			}
 			c.w += m
 			continue
 		}
 		if err != nil {
+			hs.begun = false
 			if c.w > 0 && isTimeout(err) {
 				c.refuse(http.StatusRequestTimeout)
 			}
-			return 0, false
+			return 0, headFail
 		}
 	}
 }
