@@ -5,6 +5,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"syscall"
 
@@ -52,7 +53,7 @@ func (c *client) serveRaw() {
 		if err := c.raw.Read(c.rawFn); err != nil {
 			// A deadline, or closed while waiting.
 			if c.hs.begun && c.w > 0 && isTimeout(err) {
-				c.refuse(408)
+				c.refuse(http.StatusRequestTimeout)
 			}
 			return
 		}

@@ -848,3 +848,44 @@ func TestEngineCloseDuringExchange(t *testing.T) {
 	oc.Close() // the exchange ends; the serving goroutine goes
 	<-done
 }
+
+// A connection carries a request whose body comes after its head, then
+// a chunked one, then plain ones: each is forwarded whole and answered.
+func TestEngineStreamedBodiesThenKeepAlive(t *testing.T) {
+	f := newEngineFixture(t, ServerOptions{}, Options{})
+	c := f.dial(t)
+	c.send(t, "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n")
+	oc := f.origin.accept(t)
+	if got := requestLine(readHead(t, oc.br)); got != "POST /1 HTTP/1.1" {
+		t.Fatal(got)
+	}
+	c.send(t, "abc")
+	if b := readN(t, oc.br, 3); b != "abc" {
+		t.Fatalf("body %q", b)
+	}
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 || body != "1" {
+		t.Fatal(resp.StatusCode, body)
+	}
+	c.send(t, "POST /2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n")
+	if got := requestLine(readHead(t, oc.br)); got != "POST /2 HTTP/1.1" {
+		t.Fatal(got)
+	}
+	if b := readN(t, oc.br, len("3\r\nxyz\r\n0\r\n\r\n")); b != "3\r\nxyz\r\n0\r\n\r\n" {
+		t.Fatalf("chunked body %q", b)
+	}
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 || body != "2" {
+		t.Fatal(resp.StatusCode, body)
+	}
+	for i := 3; i <= 4; i++ {
+		c.send(t, "GET /"+strconv.Itoa(i)+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		if got := requestLine(readHead(t, oc.br)); got != "GET /"+strconv.Itoa(i)+" HTTP/1.1" {
+			t.Fatal(got)
+		}
+		io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"+strconv.Itoa(i))
+		if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || body != strconv.Itoa(i) {
+			t.Fatal(resp.StatusCode, body)
+		}
+	}
+}
