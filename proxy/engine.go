@@ -30,7 +30,11 @@ import (
 // upstream connection (or dials one), writes the upstream head in one
 // write, streams the request body, reads the response head with h1 and
 // streams the response back as it arrives. Requests on one connection are
-// served in sequence (pipelined requests wait in the buffer). A WebSocket
+// served in sequence (pipelined requests wait in the buffer). On plaintext
+// TCP neither side is read before it can have something to say: a client
+// after its response and an upstream after its request are waited on
+// first (clientraw_unix.go, upraw_unix.go), as nginx does, so a proxied
+// request costs two reads and two writes. A WebSocket
 // or other upgrade answered 101 becomes a two-way byte tunnel (one more
 // goroutine). What the engine refuses while framing a request is answered
 // with the *h1.Error status, the JSON error body and a closed connection.
