@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/balance"
@@ -29,7 +30,11 @@ import (
 // upstream connection (or dials one), writes the upstream head in one
 // write, streams the request body, reads the response head with h1 and
 // streams the response back as it arrives. Requests on one connection are
-// served in sequence (pipelined requests wait in the buffer). A WebSocket
+// served in sequence (pipelined requests wait in the buffer). On plaintext
+// TCP neither side is read before it can have something to say: a client
+// after its response and an upstream after its request are waited on
+// first (clientraw_unix.go, upraw_unix.go), as nginx does, so a proxied
+// request costs two reads and two writes. A WebSocket
 // or other upgrade answered 101 becomes a two-way byte tunnel (one more
 // goroutine). What the engine refuses while framing a request is answered
 // with the *h1.Error status, the JSON error body and a closed connection.
@@ -176,7 +181,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		h2 := false
 		for c := range s.conns {
 			if c.state.CompareAndSwap(stateIdle, stateClosed) {
-				_ = c.nc.Close()
+				c.abort()
 			}
 			h2 = h2 || c.state.Load() == stateH2
 		}
@@ -203,7 +208,7 @@ func (s *Server) Close() error {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
-		_ = c.nc.Close()
+		c.abort()
 	}
 	return nil
 }
@@ -269,7 +274,32 @@ type client struct {
 	// (pluginhook.go).
 	serial uint64
 	plug   pluginState
+
+	// hs is the head being read, kept across the waits of serveRaw;
+	// raw, rawFn, fd, drained, rawRes and rawN are serveRaw's state
+	// (clientraw_unix.go).
+	hs      headState
+	raw     syscall.RawConn
+	rawFn   func(fd uintptr) bool
+	fd      uintptr
+	drained bool
+	rawRes  int
+	rawN    int
 }
+
+// headState is the reading of one request head.
+type headState struct {
+	begun     bool  // the clocks are set for this head
+	started   bool  // the header clock runs
+	headerDue int64 // when the header clock started and the deadline is not set yet
+}
+
+// readHeadStep's results.
+const (
+	headOK   = iota // a whole head
+	headFail        // the connection ends (answered when it should be)
+	headWait        // raw: nothing to read; wait for readiness
+)
 
 // exchange is the bookkeeping of one proxied request.
 type exchange struct {
@@ -299,6 +329,7 @@ func (s *Server) getClient(nc net.Conn) *client {
 	c, _ := s.clients.Get().(*client)
 	if c == nil {
 		c = &client{s: s, out: make([]byte, 0, 4096), lim: upLimits()}
+		c.rawFn = c.rawServe
 		c.bufp = s.bufs.get()
 		c.buf = *c.bufp
 	}
@@ -323,6 +354,7 @@ func (s *Server) putClient(c *client) {
 	c.w, c.next, c.reqs = 0, 0, 0
 	c.ip, c.port, c.raddr = "", "", ""
 	c.tls, c.subject, c.h2c = false, "", false
+	c.hs, c.raw, c.drained = headState{}, nil, false
 	c.req.Reset()
 	c.in = h1Inbound{}
 	c.ex = exchange{}
@@ -338,6 +370,9 @@ func (s *Server) putClient(c *client) {
 func (s *Server) serveConn(nc net.Conn, lo *ListenerOptions) {
 	defer s.release()
 	c := s.getClient(nc)
+	if lo.TLS == nil {
+		c.raw = rawConnOf(nc) // set before Shutdown and Close can see c
+	}
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -364,6 +399,10 @@ func (s *Server) serveConn(nc net.Conn, lo *ListenerOptions) {
 			return
 		}
 		c.h2c = true
+	}
+	if c.raw != nil {
+		c.serveRaw()
+		return
 	}
 	for c.serveOne() && !s.closing.Load() {
 	}
@@ -472,31 +511,51 @@ func (c *client) handleGuarded(n int) (keep bool) {
 // rolling deadline: see deadline.go). The header deadline is only set
 // when the head did not come whole with its first read.
 func (c *client) readHead() (int, bool) {
+	n, st := c.readHeadStep(false)
+	return n, st == headOK
+}
+
+// beginHead starts the clocks of the next head (c.hs); false: the
+// connection ends.
+func (c *client) beginHead() bool {
 	s := c.s
 	set := c.nc.SetReadDeadline
-	started := c.w > 0 || c.reqs == 0 // the header clock runs
+	c.hs = headState{begun: true, started: c.w > 0 || c.reqs == 0}
 	if c.w == 0 {
 		c.state.Store(stateIdle)
 		if s.closing.Load() {
-			return 0, false
+			c.hs.begun = false
+			return false
 		}
 	}
-	headerDue := int64(0) // when the header clock started and the deadline is not set yet
 	switch {
-	case started && s.o.HeaderTimeout > 0:
+	case c.hs.started && s.o.HeaderTimeout > 0:
 		c.rd.exact(set, s.clk, s.clk.now()+int64(s.o.HeaderTimeout))
-	case !started && s.o.IdleTimeout > 0:
+	case !c.hs.started && s.o.IdleTimeout > 0:
 		c.rd.roll(set, s.clk, s.clk.now(), s.o.IdleTimeout)
 	case c.reqs > 0:
 		c.rd.clear(set)
+	}
+	return true
+}
+
+// readHeadStep is readHead, resumable: with raw (inside serveRaw) it
+// reads without blocking and returns headWait when it must wait.
+func (c *client) readHeadStep(raw bool) (int, int) {
+	s := c.s
+	hs := &c.hs
+	if !hs.begun && !c.beginHead() {
+		return 0, headFail
 	}
 	for {
 		if c.w > 0 {
 			n, err := h1.ParseRequest(c.buf[:c.w], &c.req, nil)
 			if err == nil {
-				return n, true
+				hs.begun = false
+				return n, headOK
 			}
 			if err != h1.ErrIncomplete {
+				hs.begun = false
 				var he *h1.Error
 				switch {
 				case !errors.As(err, &he):
@@ -505,41 +564,52 @@ func (c *client) readHead() (int, bool) {
 				default:
 					c.refuse(he.Status)
 				}
-				return 0, false
+				return 0, headFail
 			}
 			if c.w == len(c.buf) {
 				if len(c.buf) >= maxHeadBuf {
+					hs.begun = false
 					c.refuse(http.StatusRequestHeaderFieldsTooLarge)
-					return 0, false
+					return 0, headFail
 				}
 				nb := make([]byte, maxHeadBuf)
 				copy(nb, c.buf[:c.w])
 				c.buf = nb
 			}
 		}
-		if headerDue != 0 {
-			c.rd.exact(set, s.clk, headerDue)
-			headerDue = 0
+		if hs.headerDue != 0 {
+			c.rd.exact(c.nc.SetReadDeadline, s.clk, hs.headerDue)
+			hs.headerDue = 0
 		}
-		m, err := c.nc.Read(c.buf[c.w:])
+		var m int
+		var err error
+		if raw {
+			if m, err = c.rawRead(c.buf[c.w:]); err == errWouldBlock {
+				return 0, headWait
+			}
+		} else {
+			m, err = c.nc.Read(c.buf[c.w:])
+		}
 		if m > 0 {
 			if c.w == 0 {
 				if !c.state.CompareAndSwap(stateIdle, stateActive) && c.state.Load() == stateClosed {
-					return 0, false
+					hs.begun = false
+					return 0, headFail
 				}
-				if !started && s.o.HeaderTimeout > 0 {
-					headerDue = s.clk.now() + int64(s.o.HeaderTimeout)
+				if !hs.started && s.o.HeaderTimeout > 0 {
+					hs.headerDue = s.clk.now() + int64(s.o.HeaderTimeout)
 				}
-				started = true
+				hs.started = true
 			}
 			c.w += m
 			continue
 		}
 		if err != nil {
+			hs.begun = false
 			if c.w > 0 && isTimeout(err) {
 				c.refuse(http.StatusRequestTimeout)
 			}
-			return 0, false
+			return 0, headFail
 		}
 	}
 }
@@ -1175,6 +1245,26 @@ func (c *client) attempt(hp *hostPool, fresh bool, now, limit time.Time, upath, 
 	expect := req.Expect100 && !ex.bodyDone && len(prefix) == 0
 	if !expect {
 		c.out = append(c.out, prefix...)
+	}
+	if !expect && ex.bodyDone && uc.w == uc.r && (!uc.reused || now.Sub(uc.idleAt) < rawIdleMax) {
+		// The whole request in one write, and the answer awaited
+		// without a read that would find nothing yet.
+		m, wrote, err := uc.writeRead(c.out, uc.buf[uc.w:])
+		if !wrote {
+			return uc, failure{err: err}
+		}
+		ex.bodySent += int64(len(prefix))
+		uc.w += m
+		if m == 0 && err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return uc, failure{err: err, gotBytes: uc.w > 0}
+		}
+		if _, f := c.readResp(uc, false, 0); f.err != nil {
+			return uc, f
+		}
+		return uc, failure{}
 	}
 	if _, err := uc.Write(c.out); err != nil {
 		return uc, failure{err: err}

@@ -721,3 +721,171 @@ func TestEngineDateField(t *testing.T) {
 		t.Fatalf("the engine's own %d answer has Date %q", resp.StatusCode, resp.Header.Get("Date"))
 	}
 }
+
+// A pooled connection the origin closed while it idled is found out when
+// the next request is written to it, and the request goes on a new
+// connection (nothing of it can have been served).
+func TestEngineClosedPooledConnRetried(t *testing.T) {
+	f := newEngineFixture(t, ServerOptions{}, Options{})
+	c := f.dial(t)
+	c.send(t, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	oc := f.origin.accept(t)
+	readHead(t, oc.br)
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	oc.Close()
+	c.send(t, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+	oc2 := f.origin.accept(t)
+	if head := readHead(t, oc2.br); !strings.HasPrefix(head, "GET /b ") {
+		t.Fatalf("the new connection carried %q", head)
+	}
+	io.WriteString(oc2, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatal(resp.StatusCode, body)
+	}
+}
+
+// A pooled connection the origin half-closed while it idled (FIN sent,
+// still reading, as a lingering close) is not waited on: the request goes
+// on a new connection at once, however long the read timeout.
+func TestEngineHalfClosedPooledConnRetried(t *testing.T) {
+	f := newEngineFixture(t, ServerOptions{}, Options{})
+	c := f.dial(t)
+	c.send(t, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
+	oc := f.origin.accept(t)
+	readHead(t, oc.br)
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	if err := oc.Conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	// The connection must have idled as long as upstreams idle before
+	// closing: only then is the close looked for before the write.
+	time.Sleep(2 * rawIdleMax)
+	c.send(t, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+	oc2 := f.origin.accept(t)
+	if head := readHead(t, oc2.br); !strings.HasPrefix(head, "GET /b ") {
+		t.Fatalf("the new connection carried %q", head)
+	}
+	io.WriteString(oc2, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatal(resp.StatusCode, body)
+	}
+}
+
+// A request pipelined while the previous one is still with the origin,
+// and one sent in two parts after it, are served: bytes that arrive during
+// an exchange are never left unread in the socket.
+func TestEnginePipelinedDuringExchange(t *testing.T) {
+	f := newEngineFixture(t, ServerOptions{}, Options{})
+	c := f.dial(t)
+	c.send(t, "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+	oc := f.origin.accept(t)
+	if got := requestLine(readHead(t, oc.br)); got != "GET /1 HTTP/1.1" {
+		t.Fatal(got)
+	}
+	c.send(t, "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n") // the proxy waits for the origin meanwhile
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || body != "1" {
+		t.Fatal(resp.StatusCode, body)
+	}
+	if got := requestLine(readHead(t, oc.br)); got != "GET /2 HTTP/1.1" {
+		t.Fatal(got)
+	}
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || body != "2" {
+		t.Fatal(resp.StatusCode, body)
+	}
+	c.send(t, "GET /3 HTTP/1.1\r\nHo")
+	c.send(t, "st: a\r\n\r\n")
+	if got := requestLine(readHead(t, oc.br)); got != "GET /3 HTTP/1.1" {
+		t.Fatal(got)
+	}
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n3")
+	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || body != "3" {
+		t.Fatal(resp.StatusCode, body)
+	}
+}
+
+// Close ends a connection whose request is still with the origin at once:
+// the client sees the close without waiting for the origin, and Close
+// does not wait for it either.
+func TestEngineCloseDuringExchange(t *testing.T) {
+	origin := newRawOrigin(t)
+	u := upstream.New(upstream.Options{Name: "u", Balancer: balance.NewRoundRobin()})
+	u.SetTargets(upstream.StaticSource, []upstream.Target{{Addr: origin.ln.Addr().String(), Weight: 1}})
+	svc := &Service{Name: "s", Scheme: "http", Upstream: u, Transport: NewTransports().Get(TransportOptions{ConnectTimeout: time.Second})}
+	rt, err := router.New([]router.Route{{Name: "r", Paths: []string{"/"}, Value: &Route{Name: "r", Service: svc}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Options{Log: zerolog.Nop(), Metrics: NewMetrics(prometheus.NewRegistry())})
+	p.SetTable(&Table{Router: rt})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := p.NewServer(ServerOptions{})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Serve(ln) }()
+	f := &engineFixture{p: p, addr: ln.Addr().String(), origin: origin, svc: svc}
+	c := f.dial(t)
+	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	oc := origin.accept(t)
+	readHead(t, oc.br) // the request is with the origin, which does not answer
+	closed := make(chan struct{})
+	go func() { defer close(closed); _ = s.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited for the exchange")
+	}
+	c.expectClosed(t)
+	oc.Close() // the exchange ends; the serving goroutine goes
+	<-done
+}
+
+// A connection carries a request whose body comes after its head, then
+// a chunked one, then plain ones: each is forwarded whole and answered.
+func TestEngineStreamedBodiesThenKeepAlive(t *testing.T) {
+	f := newEngineFixture(t, ServerOptions{}, Options{})
+	c := f.dial(t)
+	c.send(t, "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n")
+	oc := f.origin.accept(t)
+	if got := requestLine(readHead(t, oc.br)); got != "POST /1 HTTP/1.1" {
+		t.Fatal(got)
+	}
+	c.send(t, "abc")
+	if b := readN(t, oc.br, 3); b != "abc" {
+		t.Fatalf("body %q", b)
+	}
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 || body != "1" {
+		t.Fatal(resp.StatusCode, body)
+	}
+	c.send(t, "POST /2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nxyz\r\n0\r\n\r\n")
+	if got := requestLine(readHead(t, oc.br)); got != "POST /2 HTTP/1.1" {
+		t.Fatal(got)
+	}
+	if b := readN(t, oc.br, len("3\r\nxyz\r\n0\r\n\r\n")); b != "3\r\nxyz\r\n0\r\n\r\n" {
+		t.Fatalf("chunked body %q", b)
+	}
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2")
+	if resp, body := c.response(t, "POST"); resp.StatusCode != 200 || body != "2" {
+		t.Fatal(resp.StatusCode, body)
+	}
+	for i := 3; i <= 4; i++ {
+		c.send(t, "GET /"+strconv.Itoa(i)+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		if got := requestLine(readHead(t, oc.br)); got != "GET /"+strconv.Itoa(i)+" HTTP/1.1" {
+			t.Fatal(got)
+		}
+		io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n"+strconv.Itoa(i))
+		if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || body != strconv.Itoa(i) {
+			t.Fatal(resp.StatusCode, body)
+		}
+	}
+}

@@ -720,6 +720,14 @@ func sameFrames(t *testing.T, in, out []byte) {
 		b, errB := fo.ReadFrame()
 		if errA != nil || errB != nil {
 			if (errA == nil) != (errB == nil) {
+				// x/net's framer checks the first value of a setting
+				// only, and the output holds the first invalid one
+				// where the input had a valid one before it: the
+				// server refuses the input's frame too, when it checks
+				// each setting (FLOW_CONTROL_ERROR either way).
+				if sa, ok := a.(*http2.SettingsFrame); ok && errB != nil && strings.HasPrefix(settingsView(sa), "invalid ") {
+					return
+				}
 				t.Fatalf("frame %d: input %v (%v), output %v (%v)", i, a, errA, b, errB)
 			}
 			return

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/proxy/h1"
@@ -245,6 +247,9 @@ func (hp *hostPool) dialCounted() (*upConn, error) {
 		c = tc
 	}
 	uc := &upConn{c: c, pool: hp, rt: o.ReadTimeout, wt: o.WriteTimeout}
+	if uc.raw = rawConnOf(c); uc.raw != nil {
+		uc.rawFn = uc.rawStep
+	}
 	uc.bufp = hp.ps.bufs.get()
 	uc.buf = *uc.bufp
 	return uc, nil
@@ -337,11 +342,41 @@ type upConn struct {
 	// cap, when not 0, is a fixed deadline (on the pool's clock) for
 	// reads and writes: the attempt's per-try or overall timeout.
 	cap int64
+
+	// raw is c's raw connection when c is plain TCP (nil else), rawFn
+	// its bound rawStep, and the rest writeRead's state (upraw_unix.go).
+	raw      syscall.RawConn
+	rawFn    func(fd uintptr) bool
+	rawPhase int
+	rawOut   []byte
+	rawIn    []byte
+	rawN     int
+	rawErr   error
 }
+
+// rawIdleMax is how long a pooled connection may have idled and still be
+// written with writeRead: a close or bytes the upstream sent while it
+// idled are only seen by a read before the write (an upstream that
+// half-closed and still reads, as Apache's lingering close, would be
+// waited on until read_timeout), and upstreams idle-close after seconds.
+const rawIdleMax = 100 * time.Millisecond
+
+// writeRead's phases.
+const (
+	rawWriting = iota
+	rawReading
+	rawDone
+)
 
 // Read enforces read_timeout (the longest wait for one read) and the
 // attempt's cap.
 func (u *upConn) Read(p []byte) (int, error) {
+	u.armRead()
+	return u.c.Read(p)
+}
+
+// armRead sets the read deadline Read needs.
+func (u *upConn) armRead() {
 	if u.rt > 0 || u.cap != 0 {
 		clk := u.pool.ps.clk
 		if now := clk.now(); u.cap != 0 && (u.rt <= 0 || now+int64(u.rt)+deadlineSlack(u.rt) >= u.cap) {
@@ -352,13 +387,18 @@ func (u *upConn) Read(p []byte) (int, error) {
 			u.rd.roll(u.c.SetReadDeadline, clk, now, u.rt)
 		}
 	}
-	return u.c.Read(p)
 }
 
 // Write enforces write_timeout and, like deadlineConn, pushes the read
 // deadline out so a connection from the pool has no stale one; the
 // attempt's cap bounds both.
 func (u *upConn) Write(p []byte) (int, error) {
+	u.armWrite()
+	return u.c.Write(p)
+}
+
+// armWrite sets the deadlines Write needs.
+func (u *upConn) armWrite() {
 	if u.cap != 0 {
 		clk := u.pool.ps.clk
 		if u.wd.at != u.cap {
@@ -377,7 +417,48 @@ func (u *upConn) Write(p []byte) (int, error) {
 			u.rd.roll(u.c.SetReadDeadline, clk, now, u.rt)
 		}
 	}
-	return u.c.Write(p)
+}
+
+// writeRead writes out and then reads once into in, as Write and Read
+// would with their deadlines, but on a plaintext TCP connection without
+// the read that would find nothing yet (upraw_unix.go). wrote reports
+// whether out went whole; err is the write's error when not, else the
+// read's (n is 0 with it).
+func (u *upConn) writeRead(out, in []byte) (n int, wrote bool, err error) {
+	if u.raw == nil {
+		if _, err := u.Write(out); err != nil {
+			return 0, false, err
+		}
+		n, err := u.Read(in)
+		return n, true, err
+	}
+	u.armWrite()
+	u.armRead()
+	u.rawPhase, u.rawOut, u.rawIn, u.rawN, u.rawErr = rawWriting, out, in, 0, nil
+	rerr := u.raw.Read(u.rawFn)
+	phase, rest, n, err := u.rawPhase, u.rawOut, u.rawN, u.rawErr
+	u.rawOut, u.rawIn, u.rawErr = nil, nil, nil
+	if phase == rawWriting {
+		if err != nil {
+			return 0, false, err
+		}
+		if rerr != nil {
+			return 0, false, rawOpError(rerr)
+		}
+		// The send buffer was full: the rest the ordinary way.
+		if _, err := u.c.Write(rest); err != nil {
+			return 0, false, err
+		}
+		n, err := u.c.Read(in)
+		return n, true, err
+	}
+	if phase == rawReading {
+		return 0, true, rawOpError(rerr) // a deadline or a close while waiting
+	}
+	if err == nil && n == 0 && len(in) > 0 {
+		err = io.EOF
+	}
+	return n, true, err
 }
 
 // setCap bounds the connection's reads and writes by at (per_try_timeout
