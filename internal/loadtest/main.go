@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -669,12 +670,33 @@ func startAndWaitFor(name string, cmd *exec.Cmd, url string, wait func(string, t
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	stop := func() { stopTree(cmd) }
 	if err := wait(url, 10*time.Second); err != nil {
 		stop()
 		return nil, err
 	}
 	return &proc{t: &target{name: name, url: url, pid: cmd.Process.Pid}, stop: stop}, nil
+}
+
+// stopTree stops cmd and what it started: SIGTERM, which nginx's master
+// passes on to its workers, then SIGKILL for whatever of the tree is left
+// after 5 s (a SIGKILL to nginx's master alone left its workers running).
+func stopTree(cmd *exec.Cmd) {
+	pids := tree(cmd.Process.Pid)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	for _, p := range pids {
+		if p != cmd.Process.Pid {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
 }
 
 // clockTick is USER_HZ, the unit of /proc/PID/stat's CPU times; it is 100
