@@ -17,11 +17,15 @@ import (
 // httputil's SetXForwarded does (X-Forwarded-For: the inbound values and
 // the client's address, joined by ", "; X-Forwarded-Host; X-Forwarded-Proto
 // http or https) and Kong's X-Forwarded-Port, X-Real-IP and, when prefix is
-// set, X-Forwarded-Prefix. The values share one backing array: one
+// set, X-Forwarded-Prefix. The values share one backing array: vals's
+// when it has room for six (the caller's, no allocation), else one
 // allocation for all of them instead of one per header. ReverseProxy has
 // removed the X-Forwarded-* headers of pr.Out before Rewrite runs.
-func setForwarded(pr *httputil.ProxyRequest, ports *portCache, prefix string) {
-	vals := make([]string, 0, 6)
+func setForwarded(pr *httputil.ProxyRequest, ports *portCache, prefix string, vals []string) {
+	if cap(vals) < 6 {
+		vals = make([]string, 0, 6)
+	}
+	vals = vals[:0]
 	h := pr.Out.Header
 	set := func(k, v string) {
 		vals = append(vals, v)

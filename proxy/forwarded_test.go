@@ -51,7 +51,7 @@ func TestSetForwarded(t *testing.T) {
 			got := &httputil.ProxyRequest{In: in, Out: in.Clone(in.Context())}
 			delete(got.Out.Header, "X-Forwarded-For")
 			var ports portCache
-			setForwarded(got, &ports, tc.prefix)
+			setForwarded(got, &ports, tc.prefix, nil)
 			if !reflect.DeepEqual(got.Out.Header, want.Out.Header) {
 				t.Fatalf("headers\n got %v\nwant %v", got.Out.Header, want.Out.Header)
 			}

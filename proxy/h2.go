@@ -105,7 +105,7 @@ func newH2Server(h http.Handler, o ServerOptions) *h2Server {
 		// and hs has none.
 		panic("proxy: configuring HTTP/2: " + err.Error())
 	}
-	s := &h2Server{srv: srv, hs: hs, h: h}
+	s := &h2Server{srv: srv, hs: hs, h: h2StreamHandler{h}}
 	s.bufs.New = func() any {
 		b := make([]byte, h2BigBufLen(h2MaxReadFrameSize))
 		return &b
@@ -142,3 +142,35 @@ func (h *h2Server) goAway() {
 	// runs the GOAWAY hook (in a goroutine) and returns.
 	_ = h.hs.Shutdown(context.Background())
 }
+
+// h2StreamHandler serves a stream on the goroutine x/net starts for it.
+// A new goroutine starts with a small stack, and proxying a request needs
+// more: grown where the need arises, deep in ReverseProxy or the router,
+// each growth copies and adjusts every frame below it, once or twice a
+// request. preGrowStack grows it once, while the stack is still shallow,
+// to the size a proxied request needs.
+type h2StreamHandler struct{ h http.Handler }
+
+func (s h2StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	preGrowStack()
+	s.h.ServeHTTP(w, r)
+}
+
+// h2StreamStack is preGrowStack's frame: with the few frames below it,
+// it needs an 8 KiB stack, which holds a proxied request (measured:
+// no stream grows its stack again; 8 KiB of frame would make it 16 KiB
+// and cost more than it saves).
+const h2StreamStack = 4 << 10
+
+// preGrowStack's frame is h2StreamStack bytes: calling it grows the
+// goroutine's stack to hold them (one copy of a shallow stack), and the
+// stack stays that size when it returns.
+//
+//go:noinline
+func preGrowStack() {
+	var frame [h2StreamStack]byte
+	stackSink(frame[:])
+}
+
+//go:noinline
+func stackSink(b []byte) { _ = b }

@@ -278,6 +278,25 @@ type reqState struct {
 	rw        respWriter
 	grpc      grpcState
 	spans     *spans // nil: not traced
+	// fwd backs the X-Forwarded-* values of the upstream request
+	// (setForwarded), so they cost no allocation of their own.
+	fwd [6]string
+	// parent is the client request's context: reqState is the context
+	// of the request handed to ReverseProxy (the parent's, plus itself
+	// under stateKey), which saves a context.WithValue per request.
+	parent context.Context
+}
+
+// Deadline, Done, Err and Value make reqState the proxied request's
+// context: its parent's, with the reqState itself under stateKey{}.
+func (rs *reqState) Deadline() (time.Time, bool) { return rs.parent.Deadline() }
+func (rs *reqState) Done() <-chan struct{}       { return rs.parent.Done() }
+func (rs *reqState) Err() error                  { return rs.parent.Err() }
+func (rs *reqState) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return rs
+	}
+	return rs.parent.Value(key)
 }
 
 // ServeHTTP proxies one request.
@@ -412,7 +431,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 			rs.grpc.deadline = start.Add(d)
 		}
 	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, rs)))
+	rs.parent = r.Context()
+	p.rp.ServeHTTP(w, r.WithContext(rs))
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
@@ -423,7 +443,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Host = rs.up.Name() // replaced per attempt in RoundTrip
 	out.URL.Path = upstreamPath(rs.route.PathHandling, rs.route.StripPath, svc.Path, pr.In.URL.Path, rs.postfix)
 	out.URL.RawPath = ""
-	setForwarded(pr, &p.ports, rs.prefix)
+	setForwarded(pr, &p.ports, rs.prefix, rs.fwd[:0])
 	if len(pr.In.Trailer) > 0 {
 		// The server fills the client's trailer values into In.Trailer
 		// when the body ends (in the goroutine reading the body, before
