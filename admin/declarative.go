@@ -73,28 +73,29 @@ func configKinds() []configKind {
 			return out
 		}},
 		{"services", func(w *world, f *config.File) {
-			f.Services = slices.Clone(f.Services)
-			for i := range f.Services {
-				f.Services[i].ID = w.k.service.metaOf(w, f.Services[i].Name).ID
-			}
+			f.Services = withShownIDs(w, w.k.service, f.Services, func(c *config.Service) *string { return &c.ID })
 		}, renderKind(k.service)},
 		{"routes", func(w *world, f *config.File) {
-			f.Routes = slices.Clone(f.Routes)
-			for i := range f.Routes {
-				f.Routes[i].ID = w.k.route.metaOf(w, f.Routes[i].Name).ID
-			}
+			f.Routes = withShownIDs(w, w.k.route, f.Routes, func(c *config.Route) *string { return &c.ID })
 		}, renderKind(k.route)},
 		{"certificates", nil, renderKind(k.cert)},
 		{"snis", func(w *world, f *config.File) {
-			f.SNIs = slices.Clone(f.SNIs)
-			for i := range f.SNIs {
-				f.SNIs[i].ID = w.k.sni.metaOf(w, f.SNIs[i].Name).ID
-			}
+			f.SNIs = withShownIDs(w, w.k.sni, f.SNIs, func(c *config.SNI) *string { return &c.ID })
 		}, renderKind(k.sni)},
 		{"plugins", nil, renderKind(k.plugin)},
 		{"consumers", nil, renderKind(k.consumer)},
 		{"keyauth_credentials", nil, renderKind(k.keyAuth)},
 	}
+}
+
+// withShownIDs is a copy of list whose entities carry the ids the API
+// shows for them (by their key), set through id.
+func withShownIDs[C, D any](w *world, k *kind[C, D], list []C, id func(c *C) *string) []C {
+	list = slices.Clone(list)
+	for i := range list {
+		*id(&list[i]) = k.metaOf(w, k.key(&list[i])).ID
+	}
+	return list
 }
 
 // renderKind renders every effective entity of a kind by id.
