@@ -273,6 +273,18 @@ func (w *world) renderRollout(service string, ro *state.Rollout, st *RolloutStat
 	return out
 }
 
+// setInterval sets *dst from k when k is present and not null, by
+// parseInterval (zero, with the error reported, when it does not parse).
+func (o *obj) setInterval(k string, dst *state.Duration) {
+	if v, present := o.get(k); present && v != nil {
+		d, why := parseInterval(v)
+		if why != "" {
+			o.fail(k, "%s", why)
+		}
+		*dst = state.Duration(d)
+	}
+}
+
 // parseInterval reads "30s" or a number of seconds.
 func parseInterval(v any) (time.Duration, string) {
 	var d time.Duration
@@ -324,13 +336,7 @@ func decodeRollout(o *obj, ro *state.Rollout) {
 		}
 		ro.Steps = steps
 	}
-	if v, present := o.get("interval"); present && v != nil {
-		d, why := parseInterval(v)
-		if why != "" {
-			o.fail("interval", "%s", why)
-		}
-		ro.Interval = state.Duration(d)
-	}
+	o.setInterval("interval", &ro.Interval)
 	o.setFloat("max_error_rate_increase", &ro.MaxErrorRateIncrease, defaultMaxErrorRateIncrease, 0, config.MaxErrorRateIncrease)
 	o.setFloat("max_p99_ratio", &ro.MaxP99Ratio, defaultMaxP99Ratio, config.MinP99Ratio, config.MaxP99Ratio)
 	o.setInt("min_requests", &ro.MinRequests, defaultMinRequests, 0, config.MaxMinRequests)

@@ -235,13 +235,7 @@ func decodeStage(o *obj) *state.Stage {
 			}
 		}
 	}
-	if v, present := o.get("interval"); present && v != nil {
-		d, why := parseInterval(v)
-		if why != "" {
-			o.fail("interval", "%s", why)
-		}
-		st.Interval = state.Duration(d)
-	}
+	o.setInterval("interval", &st.Interval)
 	o.setFloat("max_error_rate_increase", &st.MaxErrorRateIncrease, defaultStageMaxErrorRate, 0, config.MaxErrorRateIncrease)
 	o.setInt("min_requests", &st.MinRequests, defaultStageMinRequests, 0, config.MaxMinRequests)
 	o.unknown()
