@@ -505,6 +505,23 @@ func scalar[T any](o *obj, k string, dst *T, def T, conv func(any) (T, string)) 
 	return true
 }
 
+// setNullable sets an optional field from k when k is present: nil for a
+// null (or an empty form value), else a new zero value that set reads k
+// into (set reports k's errors).
+func setNullable[T any](o *obj, k string, dst **T, set func(*T)) {
+	v, present := o.get(k)
+	if !present {
+		return
+	}
+	if v == nil {
+		*dst = nil
+		return
+	}
+	var x T
+	set(&x)
+	*dst = &x
+}
+
 func (o *obj) setString(k string, dst *string, def string, check func(string) (string, error)) {
 	s := *dst
 	if !scalar(o, k, &s, def, asString) {

@@ -71,22 +71,8 @@ func decodeOverride(o *obj, ov *state.Override) {
 			o.fail("meta", "expected a record of strings (meta.KEY=VALUE in a form)")
 		}
 	}
-	if v, present := o.get("weight"); present {
-		ov.Weight = nil
-		if v != nil {
-			w := 0
-			o.setInt("weight", &w, 0, 0, config.MaxWeight)
-			ov.Weight = &w
-		}
-	}
-	if v, present := o.get("share"); present {
-		ov.Share = nil
-		if v != nil {
-			s := 0.0
-			o.setFloat("share", &s, 0, 0, config.MaxPercent)
-			ov.Share = &s
-		}
-	}
+	setNullable(o, "weight", &ov.Weight, func(w *int) { o.setInt("weight", w, 0, 0, config.MaxWeight) })
+	setNullable(o, "share", &ov.Share, func(s *float64) { o.setFloat("share", s, 0, 0, config.MaxPercent) })
 	o.ignore("id", "upstream", "created_at")
 	o.unknown()
 }

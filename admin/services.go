@@ -250,24 +250,8 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 // decodeServiceTLS reads Kong's TLS fields of a service: they apply to
 // https and grpcs only, and the material they name must load.
 func decodeServiceTLS(o *obj, s *state.Service) {
-	if v, present := o.get("tls_verify"); present {
-		if v == nil {
-			s.TLSVerify = nil
-		} else {
-			var b bool
-			o.setBool("tls_verify", &b, false)
-			s.TLSVerify = &b
-		}
-	}
-	if v, present := o.get("tls_verify_depth"); present {
-		if v == nil {
-			s.TLSVerifyDepth = nil
-		} else {
-			var d int
-			o.setInt("tls_verify_depth", &d, 0, 0, config.MaxTLSVerifyDepth)
-			s.TLSVerifyDepth = &d
-		}
-	}
+	setNullable(o, "tls_verify", &s.TLSVerify, func(b *bool) { o.setBool("tls_verify", b, false) })
+	setNullable(o, "tls_verify_depth", &s.TLSVerifyDepth, func(d *int) { o.setInt("tls_verify_depth", d, 0, 0, config.MaxTLSVerifyDepth) })
 	o.setStrings("ca_certificates", &s.CACertificates, nil)
 	if c, present, null := o.child("client_certificate"); present {
 		switch {
