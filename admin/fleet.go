@@ -190,18 +190,35 @@ func who(r *http.Request, o *obj) (author, message string) {
 	return author, message
 }
 
+// readFleetBody reads a fleet change's body and its author and message
+// (by who).
+func readFleetBody(r *http.Request) (o *obj, author, message string, err error) {
+	b, err := readBody(r)
+	if err != nil {
+		return nil, "", "", err
+	}
+	o = newObj(b.m, b.form)
+	author, message = who(r, o)
+	return o, author, message, nil
+}
+
+// fleetVersion reads a fleet change's version (zero when absent).
+func fleetVersion(o *obj) uint64 {
+	var n int
+	o.setInt("version", &n, 0, 1, config.MaxExactInteger)
+	return uint64(n)
+}
+
 type errText string
 
 func (e errText) Error() string { return string(e) }
 
 func (a *api) publishFleet(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
+	o, author, message, err := readFleetBody(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	o := newObj(b.m, b.form)
-	var p FleetPublish
-	p.Author, p.Message = who(r, o)
+	p := FleetPublish{Author: author, Message: message}
 	if c, present, null := o.child("stage"); present && !null && c != nil {
 		p.Stage = decodeStage(c)
 	}
@@ -277,16 +294,11 @@ func checkSidecarID(s string) (string, error) {
 }
 
 func (a *api) rollbackFleet(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
+	o, author, message, err := readFleetBody(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	o := newObj(b.m, b.form)
-	var p FleetRollback
-	p.Author, p.Message = who(r, o)
-	var n int
-	o.setInt("version", &n, 0, 1, config.MaxExactInteger)
-	p.Version = uint64(n)
+	p := FleetRollback{Author: author, Message: message, Version: fleetVersion(o)}
 	o.unknown()
 	if err := o.err(); err != nil {
 		return 0, nil, err
@@ -302,16 +314,11 @@ func (a *api) rollbackFleet(r *http.Request) (int, any, error) {
 }
 
 func (a *api) promoteFleet(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
+	o, author, message, err := readFleetBody(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	o := newObj(b.m, b.form)
-	var p FleetPromote
-	p.Author, p.Message = who(r, o)
-	var n int
-	o.setInt("version", &n, 0, 1, config.MaxExactInteger)
-	p.Version = uint64(n)
+	p := FleetPromote{Author: author, Message: message, Version: fleetVersion(o)}
 	o.setString("to_group", &p.ToGroup, "", checkSidecarID)
 	o.unknown()
 	if p.Version == 0 && !o.has("version") {
@@ -331,13 +338,11 @@ func (a *api) promoteFleet(r *http.Request) (int, any, error) {
 }
 
 func (a *api) widenFleetStage(r *http.Request) (int, any, error) {
-	b, err := readBody(r)
+	o, author, _, err := readFleetBody(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	o := newObj(b.m, b.form)
-	var p FleetStageChange
-	p.Author, _ = who(r, o)
+	p := FleetStageChange{Author: author}
 	if o.has("percent") {
 		var f float64
 		o.setFloat("percent", &f, 0, 0, config.MaxPercent)
