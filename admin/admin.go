@@ -490,11 +490,7 @@ func parentOf(root map[string]any, parts []string) (map[string]any, bool) {
 // is both a field and a parent of others stays dotted.
 func nestFields(f map[string]string) map[string]any {
 	out := map[string]any{}
-	keys := make([]string, 0, len(f))
-	for k := range f {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(f)
 	for _, k := range keys {
 		parts := strings.Split(k, ".")
 		m, ok := parentOf(out, parts)

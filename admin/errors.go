@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 )
 
@@ -48,11 +47,7 @@ func (f fields) err() error {
 
 // schemaViolation is Kong's 400 "schema violation (k: reason; ...)".
 func schemaViolation(f fields) *Error {
-	keys := make([]string, 0, len(f))
-	for k := range f {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(f)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = k + ": " + f[k]

@@ -218,11 +218,7 @@ func formObj(vals map[string][]string) (*obj, error) {
 			l.indexed[idx] = vs[0]
 		}
 	}
-	paths := make([]string, 0, len(leaves))
-	for p := range leaves {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
+	paths := sortedKeys(leaves)
 	root := map[string]any{}
 	for _, p := range paths {
 		l := leaves[p]
@@ -690,11 +686,7 @@ func (o *obj) setHeaders(k string, dst *map[string][]string, route bool) {
 	}
 	out := make(map[string][]string, len(m))
 	folded := map[string]bool{}
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
+	names := sortedKeys(m)
 	for _, orig := range names {
 		if err := config.CheckToken(orig); err != nil {
 			o.fail(k, "invalid header name: %v", err)

@@ -209,11 +209,7 @@ func parsePage(r *http.Request, withTags bool) (page, error) {
 	if withTags {
 		known = append(known, "tags")
 	}
-	names := make([]string, 0, len(q))
-	for k := range q {
-		names = append(names, k)
-	}
-	slices.Sort(names)
+	names := sortedKeys(q)
 	for _, k := range names {
 		switch {
 		case k == "tags" && !withTags:
