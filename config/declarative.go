@@ -55,15 +55,7 @@ func (d *decoder) kongFields(kind string, id *string) []field {
 	for _, k := range MetaFields(kind) {
 		switch k {
 		case "id":
-			out = append(out, field{k, func(v *yaml.Node) {
-				if s, ok := d.str(v, "id"); ok {
-					if !IsUUID(s) {
-						d.errorf(deref(v), "id: expected a UUID, got %s", quote(s))
-						return
-					}
-					*id = strings.ToLower(s)
-				}
-			}})
+			out = append(out, field{k, d.idField(id)})
 		case "created_at", "updated_at":
 			out = append(out, field{k, func(v *yaml.Node) {
 				if !isNull(deref(v)) {

@@ -797,6 +797,19 @@ func (d *decoder) durationField(dst *time.Duration, label string, positive bool)
 	}
 }
 
+// idField decodes an entity's id: a UUID, lower-cased into dst.
+func (d *decoder) idField(dst *string) func(*yaml.Node) {
+	return func(v *yaml.Node) {
+		if s, ok := d.str(v, "id"); ok {
+			if !IsUUID(s) {
+				d.errorf(deref(v), "id: expected a UUID, got %s", quote(s))
+				return
+			}
+			*dst = strings.ToLower(s)
+		}
+	}
+}
+
 // secondsField decodes a number of seconds in 0..MaxSeconds (Kong's way of
 // writing health-check durations) into dst; with positive, 0 is refused.
 func (d *decoder) secondsField(dst *time.Duration, label string, positive bool) func(*yaml.Node) {

@@ -248,15 +248,7 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 		var creds *yaml.Node
 		key := new(string) // the consumer's key, for its nested plugins
 		seen := d.mapping(item, "consumer", "consumer", append([]field{
-			{"id", func(v *yaml.Node) {
-				if s, ok := d.str(v, "id"); ok {
-					if !IsUUID(s) {
-						d.errorf(deref(v), "id: expected a UUID, got %s", quote(s))
-						return
-					}
-					c.ID = strings.ToLower(s)
-				}
-			}},
+			{"id", d.idField(&c.ID)},
 			{"username", d.strField(&c.Username, "username", checkNonEmpty)},
 			{"custom_id", d.strField(&c.CustomID, "custom_id", checkNonEmpty)},
 			{"tags", d.tags(&c.Tags)},
@@ -299,15 +291,7 @@ func (d *decoder) decodeConsumers(v *yaml.Node, f *File) {
 		d.list(creds, "keyauth_credentials", func(cn *yaml.Node) {
 			k := KeyAuth{Pos: pos(cn), Consumer: c.Key()}
 			seen := d.mapping(cn, "keyauth_credential", "keyauth_credential", append([]field{
-				{"id", func(v *yaml.Node) {
-					if s, ok := d.str(v, "id"); ok {
-						if !IsUUID(s) {
-							d.errorf(deref(v), "id: expected a UUID, got %s", quote(s))
-							return
-						}
-						k.ID = strings.ToLower(s)
-					}
-				}},
+				{"id", d.idField(&k.ID)},
 				{"key", d.strField(&k.Key, "key", checkNonEmpty)},
 				{"tags", d.tags(&k.Tags)},
 			}, d.kongFieldsExcept(KindKeyAuth, "id")...))
