@@ -797,6 +797,19 @@ func (d *decoder) durationField(dst *time.Duration, label string, positive bool)
 	}
 }
 
+// durationBetween decodes a positive duration in lo..hi into dst.
+func (d *decoder) durationBetween(dst *time.Duration, label string, lo, hi time.Duration) func(*yaml.Node) {
+	return func(v *yaml.Node) {
+		if dur, ok := d.duration(v, label, true); ok {
+			if dur < lo || dur > hi {
+				d.errorf(deref(v), "%s: must be between %v and %v", label, lo, hi)
+				return
+			}
+			*dst = dur
+		}
+	}
+}
+
 // idField decodes an entity's id: a UUID, lower-cased into dst.
 func (d *decoder) idField(dst *string) func(*yaml.Node) {
 	return func(v *yaml.Node) {

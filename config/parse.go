@@ -430,15 +430,7 @@ func (d *decoder) retryBudget(n *yaml.Node, b *RetryBudget) {
 	d.mapping(n, "retry_budget", "retry_budget", []field{
 		{"retry_ratio", d.numberField(&b.RetryRatio, "retry_ratio", 0, MaxRetryRatio)},
 		{"min_retries_per_second", d.numberField(&b.MinRetriesPerSecond, "min_retries_per_second", 0, MaxMinRetriesPerSecond)},
-		{"ttl", func(v *yaml.Node) {
-			if dur, ok := d.duration(v, "ttl", true); ok {
-				if dur < MinRetryBudgetTTL || dur > MaxRetryBudgetTTL {
-					d.errorf(deref(v), "ttl: must be between %v and %v", MinRetryBudgetTTL, MaxRetryBudgetTTL)
-					return
-				}
-				b.TTL = dur
-			}
-		}},
+		{"ttl", d.durationBetween(&b.TTL, "ttl", MinRetryBudgetTTL, MaxRetryBudgetTTL)},
 	})
 }
 
@@ -635,15 +627,7 @@ func (d *decoder) passive(n *yaml.Node, p *Passive) {
 				{"minimum_hosts", d.intField(&sr.MinimumHosts, "minimum_hosts", MinSuccessRateHosts, MaxSuccessRateCount)},
 				{"request_volume", d.intField(&sr.RequestVolume, "request_volume", 1, MaxSuccessRateCount)},
 				{"stdev_factor", d.intField(&sr.StdevFactor, "stdev_factor", 1, MaxSuccessRateCount)},
-				{"interval", func(v *yaml.Node) {
-					if dur, ok := d.duration(v, "interval", true); ok {
-						if dur < MinSuccessRateInterval || dur > MaxSuccessRateInterval {
-							d.errorf(deref(v), "interval: must be between %v and %v", MinSuccessRateInterval, MaxSuccessRateInterval)
-							return
-						}
-						sr.Interval = dur
-					}
-				}},
+				{"interval", d.durationBetween(&sr.Interval, "interval", MinSuccessRateInterval, MaxSuccessRateInterval)},
 			}) != nil {
 				p.SuccessRate = &sr
 			}
