@@ -216,6 +216,8 @@ func TestDeclarativeErrors(t *testing.T) {
 		{"info select_tags", "_info:\n  select_tags: [\"a b\"]", 2, 17, `tags: invalid tag "a b"`},
 		{"info unknown", "_info:\n  nope: 1", 2, 3, `unknown field "nope" in _info`},
 		{"bad id", "services:\n  - {name: s, host: h, id: not-a-uuid}", 2, 28, `id: expected a UUID, got "not-a-uuid"`},
+		{"bad consumer id", "consumers:\n  - {username: u, id: not-a-uuid}", 2, 23, `id: expected a UUID, got "not-a-uuid"`},
+		{"bad credential id", "consumers:\n  - username: u\n    keyauth_credentials:\n      - {key: k, id: x1}", 4, 22, `id: expected a UUID, got "x1"`},
 		{"bad ws_id", "services:\n  - {name: s, host: h, ws_id: x}", 2, 31, `ws_id: expected a UUID`},
 		{"bad created_at", "services:\n  - {name: s, host: h, created_at: yesterday}", 2, 36, `created_at: expected an integer`},
 		{"duplicate id", "services:\n  - {name: a, host: h, id: 0d3c8f1e-52f3-4c9b-9a43-8f1e2a7c6b01}\n  - {name: b, host: h, id: 0D3C8F1E-52F3-4C9B-9A43-8F1E2A7C6B01}", 3, 5,
