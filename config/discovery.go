@@ -266,10 +266,7 @@ func IsLoopbackListen(addr string) bool {
 }
 
 func (d *decoder) consulAddress(dst *string) func(*yaml.Node) {
-	return d.strField(dst, "address", func(s string) error {
-		_, err := normalizeHostPort(s, 1, false)
-		return err
-	})
+	return d.strField(dst, "address", checkHostPort)
 }
 
 func (d *decoder) consulDiscovery(n *yaml.Node) *ConsulDiscovery {
@@ -350,10 +347,7 @@ func (d *decoder) dnsSRV(n *yaml.Node) *DNSSRVDiscovery {
 	s := &DNSSRVDiscovery{Pos: pos(deref(n)), MinTTL: DefaultDNSMinTTL, MaxTTL: DefaultDNSMaxTTL}
 	seen := d.mapping(n, "dns_srv", "discovery.dns_srv", []field{
 		{"name", d.strField(&s.Name, "name", checkNonEmpty)},
-		{"resolver", d.strField(&s.Resolver, "resolver", func(v string) error {
-			_, err := normalizeHostPort(v, 1, false)
-			return err
-		})},
+		{"resolver", d.strField(&s.Resolver, "resolver", checkHostPort)},
 		{"min_ttl", d.durationField(&s.MinTTL, "min_ttl", true)},
 		{"max_ttl", d.durationField(&s.MaxTTL, "max_ttl", true)},
 	})
@@ -431,10 +425,7 @@ func (d *decoder) registerCheck(n *yaml.Node, c *RegisterCheck) {
 	c.Interval, c.Timeout = 10*time.Second, 5*time.Second
 	seen := d.mapping(n, "check", "register.consul.check", []field{
 		{"http", d.strField(&c.HTTP, "http", checkNonEmpty)},
-		{"tcp", d.strField(&c.TCP, "tcp", func(s string) error {
-			_, err := normalizeHostPort(s, 1, false)
-			return err
-		})},
+		{"tcp", d.strField(&c.TCP, "tcp", checkHostPort)},
 		{"grpc", d.strField(&c.GRPC, "grpc", CheckGRPCTarget)},
 		{"grpc_use_tls", d.boolField(&c.GRPCUseTLS, "grpc_use_tls")},
 		{"tls_skip_verify", d.boolField(&c.TLSSkipVerify, "tls_skip_verify")},

@@ -183,6 +183,13 @@ func NormalizeServiceHost(h string) (string, error) {
 	return h, nil
 }
 
+// checkHostPort checks "host:port" with a port in 1..65535, as
+// normalizeHostPort does.
+func checkHostPort(s string) error {
+	_, err := normalizeHostPort(s, 1, false)
+	return err
+}
+
 // normalizeHostPort checks "host:port" (IPv6 in brackets) with a port in
 // minPort..65535 and returns it normalised. With emptyHost an empty host
 // (":8000") is allowed.
