@@ -346,12 +346,22 @@ func (s *FleetStore) ReadVersion(ctx context.Context, group string, n uint64) (*
 	return v, nil
 }
 
+// listGroup reads, consistently, the pairs under a group's folder what
+// (versions, sidecars).
+func (s *FleetStore) listGroup(ctx context.Context, group, what string) (api.KVPairs, error) {
+	pairs, _, err := s.client.KV().List(s.key(group, what)+"/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("fleet: listing group %q's %s: %w", group, what, err)
+	}
+	return pairs, nil
+}
+
 // Versions lists a group's kept versions, newest first, without their
 // Docs.
 func (s *FleetStore) Versions(ctx context.Context, group string) ([]Version, error) {
-	pairs, _, err := s.client.KV().List(s.key(group, "versions")+"/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	pairs, err := s.listGroup(ctx, group, "versions")
 	if err != nil {
-		return nil, fmt.Errorf("fleet: listing group %q's versions: %w", group, err)
+		return nil, err
 	}
 	out := make([]Version, 0, len(pairs))
 	for _, p := range pairs {
@@ -739,9 +749,9 @@ func (s *FleetStore) Watch(ctx context.Context, fn func(*Doc, uint64)) {
 
 // Sidecars lists the reports of a group's live sidecars, by id.
 func (s *FleetStore) Sidecars(ctx context.Context, group string) ([]Report, error) {
-	pairs, _, err := s.client.KV().List(s.key(group, "sidecars")+"/", (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	pairs, err := s.listGroup(ctx, group, "sidecars")
 	if err != nil {
-		return nil, fmt.Errorf("fleet: listing group %q's sidecars: %w", group, err)
+		return nil, err
 	}
 	out := make([]Report, 0, len(pairs))
 	for _, p := range pairs {
