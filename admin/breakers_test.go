@@ -63,3 +63,27 @@ func TestUpstreamRetryPolicyAndSuccessRate(t *testing.T) {
 	r = e.must(http.StatusOK, http.MethodPatch, "/upstreams/u", map[string]any{"retry_policy": nil})
 	eq(t, "retry_policy", r.body["retry_policy"], nil)
 }
+
+// A null for an upstream's optional block (retry_budget, panic,
+// healthchecks.active, healthchecks.passive.success_rate) drops what a
+// PATCH set: the upstream shows what one never given the block shows.
+func TestUpstreamBlockNullDropsIt(t *testing.T) {
+	e := newEnv(t, "")
+	fresh := e.must(http.StatusCreated, http.MethodPost, "/upstreams", map[string]any{"name": "fresh"})
+	e.must(http.StatusCreated, http.MethodPost, "/upstreams", map[string]any{"name": "u"})
+	r := e.must(http.StatusOK, http.MethodPatch, "/upstreams/u", map[string]any{
+		"retry_budget": map[string]any{"ttl": 30.0},
+		"panic":        map[string]any{"min_healthy_percent": 40.0},
+		"healthchecks": map[string]any{
+			"active":  map[string]any{"http_path": "/up"},
+			"passive": map[string]any{"success_rate": map[string]any{"stdev_factor": 1000.0}}}})
+	eq(t, "retry_budget set", r.body["retry_budget"].(map[string]any)["ttl"], 30.0)
+	eq(t, "panic set", r.body["panic"].(map[string]any)["min_healthy_percent"], 40.0)
+
+	r = e.must(http.StatusOK, http.MethodPatch, "/upstreams/u", map[string]any{
+		"retry_budget": nil, "panic": nil,
+		"healthchecks": map[string]any{"active": nil, "passive": map[string]any{"success_rate": nil}}})
+	for _, k := range []string{"retry_budget", "panic", "healthchecks"} {
+		eq(t, k, r.body[k], fresh.body[k])
+	}
+}

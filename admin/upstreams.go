@@ -277,49 +277,42 @@ func unseedBreakers(u *state.Upstream, sd seeded) {
 // merged into the upstream's own, or into the defaults when it has none;
 // null drops the upstream's own block.
 func decodeBreakers(o *obj, u *state.Upstream) {
-	if c, present, null := o.child("circuit_breakers"); present {
-		switch {
-		case null:
-			u.CircuitBreakers = nil
-		case c != nil:
-			if u.CircuitBreakers == nil {
-				u.CircuitBreakers = &state.CircuitBreakers{}
-			}
-			cb := u.CircuitBreakers
+	mergeChild(o, "circuit_breakers", &u.CircuitBreakers, func() *state.CircuitBreakers { return &state.CircuitBreakers{} },
+		func(c *obj, cb *state.CircuitBreakers) {
 			c.setInt("max_requests", &cb.MaxRequests, 0, 0, config.MaxBreakerLimit)
 			c.setInt("max_retries", &cb.MaxRetries, 0, 0, config.MaxBreakerLimit)
 			c.setInt("max_connections", &cb.MaxConnections, 0, 0, config.MaxBreakerLimit)
 			c.setInt("max_pending_requests", &cb.MaxPendingRequests, 0, 0, config.MaxBreakerLimit)
 			c.unknown()
+		})
+	rbd := config.DefaultRetryBudget()
+	mergeChild(o, "retry_budget", &u.RetryBudget, func() *state.RetryBudget {
+		return &state.RetryBudget{RetryRatio: rbd.RetryRatio, MinRetriesPerSecond: rbd.MinRetriesPerSecond, TTL: secs(rbd.TTL)}
+	}, func(c *obj, rb *state.RetryBudget) {
+		c.setFloat("retry_ratio", &rb.RetryRatio, rbd.RetryRatio, 0, config.MaxRetryRatio)
+		c.setFloat("min_retries_per_second", &rb.MinRetriesPerSecond, rbd.MinRetriesPerSecond, 0, config.MaxMinRetriesPerSecond)
+		c.setFloat("ttl", &rb.TTL, secs(rbd.TTL), secs(config.MinRetryBudgetTTL), secs(config.MaxRetryBudgetTTL))
+		c.unknown()
+	})
+	rpd := config.DefaultRetryPolicy()
+	mergeChild(o, "retry_policy", &u.RetryPolicy, func() *state.RetryPolicy { return retryPolicyOut(&rpd) },
+		func(c *obj, rp *state.RetryPolicy) { decodeRetryPolicy(c, rp, rpd) })
+}
+
+// mergeChild merges the object at k into *dst: a null drops the block
+// (nil); an object is decoded into *dst, which fresh makes first when
+// there is none; an absent k leaves *dst as it is.
+func mergeChild[T any](o *obj, k string, dst **T, fresh func() *T, decode func(c *obj, t *T)) {
+	c, present, null := o.child(k)
+	switch {
+	case !present:
+	case null:
+		*dst = nil
+	case c != nil:
+		if *dst == nil {
+			*dst = fresh()
 		}
-	}
-	if c, present, null := o.child("retry_budget"); present {
-		d := config.DefaultRetryBudget()
-		switch {
-		case null:
-			u.RetryBudget = nil
-		case c != nil:
-			if u.RetryBudget == nil {
-				u.RetryBudget = &state.RetryBudget{RetryRatio: d.RetryRatio, MinRetriesPerSecond: d.MinRetriesPerSecond, TTL: secs(d.TTL)}
-			}
-			rb := u.RetryBudget
-			c.setFloat("retry_ratio", &rb.RetryRatio, d.RetryRatio, 0, config.MaxRetryRatio)
-			c.setFloat("min_retries_per_second", &rb.MinRetriesPerSecond, d.MinRetriesPerSecond, 0, config.MaxMinRetriesPerSecond)
-			c.setFloat("ttl", &rb.TTL, secs(d.TTL), secs(config.MinRetryBudgetTTL), secs(config.MaxRetryBudgetTTL))
-			c.unknown()
-		}
-	}
-	if c, present, null := o.child("retry_policy"); present {
-		switch {
-		case null:
-			u.RetryPolicy = nil
-		case c != nil:
-			d := config.DefaultRetryPolicy()
-			if u.RetryPolicy == nil {
-				u.RetryPolicy = retryPolicyOut(&d)
-			}
-			decodeRetryPolicy(c, u.RetryPolicy, d)
-		}
+		decode(c, *dst)
 	}
 }
 
@@ -357,74 +350,47 @@ func decodeRetryPolicy(c *obj, rp *state.RetryPolicy, d config.RetryPolicy) {
 
 func decodeHealthchecks(o *obj, h *state.Healthchecks) {
 	o.setFloat("threshold", &h.Threshold, 0, 0, config.MaxPercent)
-	if c, present, null := o.child("active"); present {
-		switch {
-		case null:
-			h.Active = nil
-		case c != nil:
-			if h.Active == nil {
-				h.Active = &state.ActiveChecks{}
+	mergeChild(o, "active", &h.Active, func() *state.ActiveChecks { return &state.ActiveChecks{} }, func(c *obj, a *state.ActiveChecks) {
+		c.setString("type", &a.Type, "", oneOf(config.ActiveCheckTypes()...))
+		c.setString("grpc_service", &a.GRPCService, "", keep(config.CheckGRPCService))
+		c.setString("http_path", &a.HTTPPath, "", checkPath)
+		c.setFloat("timeout", &a.Timeout, 0, 0, config.MaxSeconds)
+		c.setInt("concurrency", &a.Concurrency, 0, config.MinConcurrency, config.MaxConcurrency)
+		if v, present := c.get("https_verify_certificate"); present {
+			if v == nil {
+				a.HTTPSVerifyCertificate = nil
+			} else if b, why := asBool(v); why != "" {
+				c.fail("https_verify_certificate", "%s", why)
+			} else {
+				a.HTTPSVerifyCertificate = &b
 			}
-			a := h.Active
-			c.setString("type", &a.Type, "", oneOf(config.ActiveCheckTypes()...))
-			c.setString("grpc_service", &a.GRPCService, "", keep(config.CheckGRPCService))
-			c.setString("http_path", &a.HTTPPath, "", checkPath)
-			c.setFloat("timeout", &a.Timeout, 0, 0, config.MaxSeconds)
-			c.setInt("concurrency", &a.Concurrency, 0, config.MinConcurrency, config.MaxConcurrency)
-			if v, present := c.get("https_verify_certificate"); present {
-				if v == nil {
-					a.HTTPSVerifyCertificate = nil
-				} else if b, why := asBool(v); why != "" {
-					c.fail("https_verify_certificate", "%s", why)
-				} else {
-					a.HTTPSVerifyCertificate = &b
-				}
-			}
-			c.setString("https_sni", &a.HTTPSSNI, "", checkSNI)
-			c.setHeaders("headers", &a.Headers, false)
-			a.Healthy = decodeCounters(c, "healthy", a.Healthy, true, false)
-			a.Unhealthy = decodeCounters(c, "unhealthy", a.Unhealthy, true, true)
-			if typ := a.Type; a.GRPCService != "" && !config.GRPCType(typ) {
-				if typ == "" {
-					typ = config.DefaultUpstream().Healthchecks.Active.Type
-				}
-				c.fail("grpc_service", "only used by checks of type grpc or grpcs (type is %s)", typ)
-			}
-			c.unknown()
 		}
-	}
-	if c, present, null := o.child("passive"); present {
-		switch {
-		case null:
-			h.Passive = nil
-		case c != nil:
-			if h.Passive == nil {
-				h.Passive = &state.PassiveChecks{}
+		c.setString("https_sni", &a.HTTPSSNI, "", checkSNI)
+		c.setHeaders("headers", &a.Headers, false)
+		a.Healthy = decodeCounters(c, "healthy", a.Healthy, true, false)
+		a.Unhealthy = decodeCounters(c, "unhealthy", a.Unhealthy, true, true)
+		if typ := a.Type; a.GRPCService != "" && !config.GRPCType(typ) {
+			if typ == "" {
+				typ = config.DefaultUpstream().Healthchecks.Active.Type
 			}
-			p := h.Passive
-			c.setString("type", &p.Type, "", oneOf(config.PassiveCheckTypes()...))
-			p.Healthy = decodeCounters(c, "healthy", p.Healthy, false, false)
-			p.Unhealthy = decodeCounters(c, "unhealthy", p.Unhealthy, false, true)
-			if sc, present, null := c.child("success_rate"); present {
-				switch {
-				case null:
-					p.SuccessRate = nil
-				case sc != nil:
-					d := config.DefaultSuccessRate()
-					if p.SuccessRate == nil {
-						p.SuccessRate = successRateOut(&d)
-					}
-					sr := p.SuccessRate
-					sc.setInt("minimum_hosts", &sr.MinimumHosts, d.MinimumHosts, config.MinSuccessRateHosts, config.MaxSuccessRateCount)
-					sc.setInt("request_volume", &sr.RequestVolume, d.RequestVolume, 1, config.MaxSuccessRateCount)
-					sc.setInt("stdev_factor", &sr.StdevFactor, d.StdevFactor, 1, config.MaxSuccessRateCount)
-					sc.setFloat("interval", &sr.Interval, secs(d.Interval), secs(config.MinSuccessRateInterval), secs(config.MaxSuccessRateInterval))
-					sc.unknown()
-				}
-			}
-			c.unknown()
+			c.fail("grpc_service", "only used by checks of type grpc or grpcs (type is %s)", typ)
 		}
-	}
+		c.unknown()
+	})
+	mergeChild(o, "passive", &h.Passive, func() *state.PassiveChecks { return &state.PassiveChecks{} }, func(c *obj, p *state.PassiveChecks) {
+		c.setString("type", &p.Type, "", oneOf(config.PassiveCheckTypes()...))
+		p.Healthy = decodeCounters(c, "healthy", p.Healthy, false, false)
+		p.Unhealthy = decodeCounters(c, "unhealthy", p.Unhealthy, false, true)
+		d := config.DefaultSuccessRate()
+		mergeChild(c, "success_rate", &p.SuccessRate, func() *state.SuccessRate { return successRateOut(&d) }, func(sc *obj, sr *state.SuccessRate) {
+			sc.setInt("minimum_hosts", &sr.MinimumHosts, d.MinimumHosts, config.MinSuccessRateHosts, config.MaxSuccessRateCount)
+			sc.setInt("request_volume", &sr.RequestVolume, d.RequestVolume, 1, config.MaxSuccessRateCount)
+			sc.setInt("stdev_factor", &sr.StdevFactor, d.StdevFactor, 1, config.MaxSuccessRateCount)
+			sc.setFloat("interval", &sr.Interval, secs(d.Interval), secs(config.MinSuccessRateInterval), secs(config.MaxSuccessRateInterval))
+			sc.unknown()
+		})
+		c.unknown()
+	})
 	o.unknown()
 }
 
@@ -667,18 +633,11 @@ func decodeSlowStartPanic(o *obj, u *state.Upstream) {
 			c.unknown()
 		}
 	}
-	if c, present, null := o.child("panic"); present {
-		d := config.DefaultUpstream().Panic
-		switch {
-		case null:
-			u.Panic = nil
-		case c != nil:
-			if u.Panic == nil {
-				u.Panic = &state.Panic{MinHealthyPercent: d.MinHealthyPercent, Mode: d.Mode}
-			}
-			c.setFloat("min_healthy_percent", &u.Panic.MinHealthyPercent, d.MinHealthyPercent, 0, config.MaxPercent)
-			c.setString("mode", &u.Panic.Mode, d.Mode, oneOf(config.PanicModes()...))
+	pd := config.DefaultUpstream().Panic
+	mergeChild(o, "panic", &u.Panic, func() *state.Panic { return &state.Panic{MinHealthyPercent: pd.MinHealthyPercent, Mode: pd.Mode} },
+		func(c *obj, p *state.Panic) {
+			c.setFloat("min_healthy_percent", &p.MinHealthyPercent, pd.MinHealthyPercent, 0, config.MaxPercent)
+			c.setString("mode", &p.Mode, pd.Mode, oneOf(config.PanicModes()...))
 			c.unknown()
-		}
-	}
+		})
 }
