@@ -74,3 +74,29 @@ func TestServiceProtocolsAndRouteProtocols(t *testing.T) {
 		t.Errorf("patched %s", r.raw)
 	}
 }
+
+// A service's tls_verify and tls_verify_depth, and an override's weight
+// and share, take a value or a null that unsets them (an empty form value
+// likewise).
+func TestNullableFieldsUnset(t *testing.T) {
+	e := newEnv(t, fileRich)
+	r := e.must(http.StatusCreated, http.MethodPost, "/services", map[string]any{
+		"name": "tls", "url": "https://backend.internal", "tls_verify": true, "tls_verify_depth": 2})
+	eq(t, "tls_verify", r.body["tls_verify"], true)
+	eq(t, "tls_verify_depth", r.body["tls_verify_depth"], 2)
+	r = e.must(http.StatusOK, http.MethodPatch, "/services/tls", map[string]any{"tls_verify": nil})
+	eq(t, "tls_verify after null", r.body["tls_verify"], nil)
+	eq(t, "tls_verify_depth kept", r.body["tls_verify_depth"], 2)
+	r = e.must(http.StatusOK, http.MethodPatch, "/services/tls", form{"tls_verify_depth", ""})
+	eq(t, "tls_verify_depth after an empty form value", r.body["tls_verify_depth"], nil)
+
+	ov := e.must(http.StatusCreated, http.MethodPost, "/upstreams/example_upstream/overrides", map[string]any{"tags": []string{"v2"}, "weight": 5})
+	eq(t, "weight", ov.body["weight"], 5)
+	path := "/upstreams/example_upstream/overrides/" + ov.str("id")
+	r = e.must(http.StatusOK, http.MethodPatch, path, map[string]any{"weight": nil, "share": 30})
+	eq(t, "weight after null", r.body["weight"], nil)
+	eq(t, "share", r.body["share"], 30)
+	r = e.must(http.StatusOK, http.MethodPatch, path, map[string]any{"share": nil, "weight": 7})
+	eq(t, "share after null", r.body["share"], nil)
+	eq(t, "weight again", r.body["weight"], 7)
+}
