@@ -726,31 +726,28 @@ func TestEngineDateField(t *testing.T) {
 // the next request is written to it, and the request goes on a new
 // connection (nothing of it can have been served).
 func TestEngineClosedPooledConnRetried(t *testing.T) {
-	f := newEngineFixture(t, ServerOptions{}, Options{})
-	c := f.dial(t)
-	c.send(t, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
-	oc := f.origin.accept(t)
-	readHead(t, oc.br)
-	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
-		t.Fatal(resp.StatusCode)
-	}
-	oc.Close()
-	c.send(t, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
-	oc2 := f.origin.accept(t)
-	if head := readHead(t, oc2.br); !strings.HasPrefix(head, "GET /b ") {
-		t.Fatalf("the new connection carried %q", head)
-	}
-	io.WriteString(oc2, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	if resp, body := c.response(t, "GET"); resp.StatusCode != 200 || body != "ok" {
-		t.Fatal(resp.StatusCode, body)
-	}
+	pooledConnRetried(t, func(oc *originConn) { oc.Close() })
 }
 
 // A pooled connection the origin half-closed while it idled (FIN sent,
 // still reading, as a lingering close) is not waited on: the request goes
 // on a new connection at once, however long the read timeout.
 func TestEngineHalfClosedPooledConnRetried(t *testing.T) {
+	pooledConnRetried(t, func(oc *originConn) {
+		if err := oc.Conn.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		// The connection must have idled as long as upstreams idle
+		// before closing: only then is the close looked for before the
+		// write.
+		time.Sleep(2 * rawIdleMax)
+	})
+}
+
+// pooledConnRetried serves a request, lets closeIdle end the origin's
+// side of the pooled connection, and checks that the next request reaches
+// the origin on a new connection and is answered.
+func pooledConnRetried(t *testing.T, closeIdle func(oc *originConn)) {
 	f := newEngineFixture(t, ServerOptions{}, Options{})
 	c := f.dial(t)
 	c.send(t, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -760,12 +757,7 @@ func TestEngineHalfClosedPooledConnRetried(t *testing.T) {
 	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
 		t.Fatal(resp.StatusCode)
 	}
-	if err := oc.Conn.(*net.TCPConn).CloseWrite(); err != nil {
-		t.Fatal(err)
-	}
-	// The connection must have idled as long as upstreams idle before
-	// closing: only then is the close looked for before the write.
-	time.Sleep(2 * rawIdleMax)
+	closeIdle(oc)
 	c.send(t, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
 	oc2 := f.origin.accept(t)
 	if head := readHead(t, oc2.br); !strings.HasPrefix(head, "GET /b ") {
