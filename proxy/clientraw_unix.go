@@ -42,10 +42,7 @@ var errWouldBlock = syscall.EAGAIN
 func (c *client) serveRaw() {
 	s := c.s
 	for !s.closing.Load() {
-		if c.next > 0 {
-			c.w = copy(c.buf, c.buf[c.next:c.w])
-			c.next = 0
-		}
+		c.shiftPipelined()
 		if !c.hs.begun && !c.beginHead() {
 			return // the clocks before Read: a deadline past must not fail it
 		}
@@ -82,10 +79,7 @@ func (c *client) rawServe(fd uintptr) bool {
 	c.fd = fd
 	s := c.s
 	for {
-		if c.next > 0 {
-			c.w = copy(c.buf, c.buf[c.next:c.w])
-			c.next = 0
-		}
+		c.shiftPipelined()
 		n, st := c.readHeadStep(true)
 		switch st {
 		case headWait:

@@ -457,13 +457,19 @@ func (r *replayConn) Read(p []byte) (int, error) {
 	return r.Conn.Read(p)
 }
 
-// serveOne serves one request; it reports whether the connection may
-// carry another.
-func (c *client) serveOne() bool {
+// shiftPipelined moves the bytes the client sent after the last request
+// (pipelined, from buf[next:w]) to the front of buf.
+func (c *client) shiftPipelined() {
 	if c.next > 0 {
 		c.w = copy(c.buf, c.buf[c.next:c.w])
 		c.next = 0
 	}
+}
+
+// serveOne serves one request; it reports whether the connection may
+// carry another.
+func (c *client) serveOne() bool {
+	c.shiftPipelined()
 	n, ok := c.readHead()
 	if !ok {
 		return false
