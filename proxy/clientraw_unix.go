@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"syscall"
 
 	"github.com/outrigger-gw/outrigger/proxy/h1"
@@ -133,7 +132,7 @@ func (c *client) rawRead(p []byte) (int, error) {
 		case err == syscall.EAGAIN:
 			return 0, errWouldBlock
 		case err != nil:
-			return 0, &net.OpError{Op: "read", Net: "tcp", Source: c.nc.LocalAddr(), Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", err)}
+			return 0, sysOpError(c.nc, "read", err)
 		case m == 0:
 			return 0, io.EOF
 		}

@@ -56,7 +56,7 @@ func (u *upConn) rawStep(fd uintptr) bool {
 				return true // the rest with the ordinary write
 			}
 			if err != nil {
-				u.rawErr = u.opError("write", err)
+				u.rawErr = sysOpError(u.c, "write", err)
 				return true
 			}
 		}
@@ -71,7 +71,7 @@ func (u *upConn) rawStep(fd uintptr) bool {
 		case err == syscall.EAGAIN:
 			return false
 		case err != nil:
-			u.rawErr = u.opError("read", err)
+			u.rawErr = sysOpError(u.c, "read", err)
 		default:
 			u.rawN = n
 		}
@@ -80,9 +80,10 @@ func (u *upConn) rawStep(fd uintptr) bool {
 	}
 }
 
-// opError is the error net.Conn's Read or Write would return for errno.
-func (u *upConn) opError(op string, errno error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: u.c.LocalAddr(), Addr: u.c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
+// sysOpError is the error c's Read or Write (op "read" or "write") would
+// return for errno, for a system call made on c's descriptor directly.
+func sysOpError(c net.Conn, op string, errno error) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, errno)}
 }
 
 // rawOpError gives an error of the raw read (a deadline, a closed
