@@ -23,7 +23,8 @@ import (
 
 // plan is a fully built configuration: one immutable value, ready to be
 // committed. Building has no visible effect; committing swaps it in, each
-// upstream receiving its whole spec in one call.
+// upstream receiving its whole spec in one call, then the proxy's table
+// (router and canary percents) in one store.
 type plan struct {
 	cfg       *config.File // effective: file + admin layer
 	base      *config.File // what the layer's entities are over: the file, or a declarative document's entities
@@ -34,6 +35,7 @@ type plan struct {
 	overrides map[string][]upstream.Override
 	marks     map[string]map[string]health.Mark
 	splitters map[string]*proxy.Splitter
+	slots     map[string]int // canary service → index of its percent in the table (proxy.Canary.Slot)
 	stats     map[string]*serviceStats
 	direct    map[string]*upstream.Upstream
 	routing   *routing
@@ -49,7 +51,7 @@ type routing struct {
 	services []config.Service
 	routes   []config.Route
 	proxy    config.Proxy
-	canaries map[string]state.Canary // percent left out: the splitter takes it
+	canaries map[string]state.Canary // percent left out: the table takes it
 	ups      map[string]routedUpstream
 	plugins  pluginEntities
 }
@@ -175,7 +177,7 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 	}
 	p := &plan{cfg: cfg, base: base, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
 		overrides: map[string][]upstream.Override{}, marks: map[string]map[string]health.Mark{},
-		splitters: map[string]*proxy.Splitter{}, stats: map[string]*serviceStats{}, direct: map[string]*upstream.Upstream{}}
+		splitters: map[string]*proxy.Splitter{}, slots: map[string]int{}, stats: map[string]*serviceStats{}, direct: map[string]*upstream.Upstream{}}
 	sameFile := file == g.base
 	for _, cu := range cfg.Upstreams {
 		ts := make([]upstream.Target, 0, len(cu.Targets))
@@ -229,7 +231,7 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 	if p.routing.equal(g.routing) {
 		// Services and routes are what they were: the router in force
 		// stays, with its services, splitters, stats and direct hosts.
-		p.router, p.splitters, p.stats, p.direct, p.plugins = g.router, g.splitters, g.stats, g.direct, g.plugins
+		p.router, p.splitters, p.slots, p.stats, p.direct, p.plugins = g.router, g.splitters, g.slots, g.stats, g.direct, g.plugins
 		return p, nil
 	}
 	var err error
@@ -303,8 +305,8 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 			if sp == nil {
 				sp = &proxy.Splitter{}
 			}
-			p.splitters[cs.Name] = sp
-			svc.Canary = &proxy.Canary{Upstream: crt.u, Hash: crt.hash, Split: sp, StickyBy: c.StickyBy, Stats: &st.canary}
+			p.splitters[cs.Name], p.slots[cs.Name] = sp, len(p.slots)
+			svc.Canary = &proxy.Canary{Upstream: crt.u, Hash: crt.hash, Split: sp, Slot: p.slots[cs.Name], StickyBy: c.StickyBy, Stats: &st.canary}
 			for _, f := range c.Force {
 				svc.Canary.Force = append(svc.Canary.Force, proxy.ForceRule{Kind: f.Kind, Name: f.Name, Value: f.Value})
 			}
@@ -393,10 +395,16 @@ func (g *Gateway) commit(p *plan, set func()) {
 	g.commitLocked(p)
 }
 
-// commitLocked swaps a built plan in: each upstream gets its whole spec in
-// one Apply (one snapshot swap, none when its part did not change); the
-// caller holds g.write and g.mu.
+// commitLocked swaps a built plan in as configuration generation g.gen+1:
+// each upstream gets its whole spec of that generation in one Apply (one
+// snapshot swap, none when its part did not change), then the proxy's table
+// of that generation — router and canary percents — is stored at once.
+// Until then a request resolves the table before, and the upstreams give
+// it their snapshots of that table's generation (upstream.SnapshotAt): no
+// request mixes two generations, whichever upstreams, routes and canaries
+// the change touches. The caller holds g.write and g.mu.
 func (g *Gateway) commitLocked(p *plan) {
+	gen := g.gen + 1
 	for name, rt := range p.ups {
 		old := g.upstreams[name]
 		if old != nil && old.u != rt.u {
@@ -407,7 +415,9 @@ func (g *Gateway) commitLocked(p *plan) {
 			}
 			g.retire(old)
 		}
-		if rt.u.Apply(p.specs[name]) || old == nil || old.u != rt.u {
+		spec := p.specs[name]
+		spec.Generation = gen
+		if rt.u.Apply(spec) || old == nil || old.u != rt.u {
 			rt.layers = g.layerGens
 		} else {
 			rt.layers = old.layers
@@ -417,6 +427,9 @@ func (g *Gateway) commitLocked(p *plan) {
 		if g.serving && rt.checker != nil {
 			rt.checker.Start(g.ctx)
 		}
+		if g.commitStep != nil {
+			g.commitStep(false)
+		}
 	}
 	for name, old := range g.upstreams {
 		if _, ok := p.ups[name]; !ok {
@@ -425,17 +438,23 @@ func (g *Gateway) commitLocked(p *plan) {
 		}
 	}
 	g.reconcileWatchers(p.watchers)
+	percents := make([]uint64, len(p.slots))
 	for name, c := range p.doc.Canaries {
-		p.splitters[name].SetPercent(c.Percent)
+		if i, ok := p.slots[name]; ok {
+			percents[i] = proxy.ScalePercent(c.Percent)
+		}
 	}
-	g.upstreams, g.splitters, g.stats, g.direct = p.ups, p.splitters, p.stats, p.direct
+	g.upstreams, g.splitters, g.slots, g.stats, g.direct = p.ups, p.splitters, p.slots, p.stats, p.direct
 	g.doc = p.doc
 	g.rev++
 	g.adminToken.Store(&p.cfg.Admin.Token)
-	g.gen++
+	g.gen = gen
 	g.cfg, g.layerBase = p.cfg, p.base
 	g.routing, g.router, g.plugins = p.routing, p.router, p.plugins
-	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: g.gen, Unmatched: p.plugins.Unmatched()})
+	if g.commitStep != nil {
+		g.commitStep(true)
+	}
+	g.proxy.SetTable(&proxy.Table{Router: p.router, Generation: gen, Percents: percents, Unmatched: p.plugins.Unmatched()})
 	if p.certs != nil {
 		g.certs.Commit(p.certs)
 	}

@@ -138,6 +138,7 @@ type Gateway struct {
 	rev        uint64       // increases with every commit: CompareAndSet's check
 	store      state.Store  // nil: admin changes live in memory only
 	splitters  map[string]*proxy.Splitter
+	slots      map[string]int // canary service → index of its percent in the proxy's table
 	stats      map[string]*serviceStats
 	gen        uint64
 	layerGens  admin.LayerGenerations // see countLayersLocked
@@ -173,6 +174,12 @@ type Gateway struct {
 	// (or its initial_fetch_timeout passed): later outages and watchers
 	// added by reloads no longer hold readiness back.
 	discoveryReady bool
+
+	// commitStep, when set (by tests), runs between the swaps of a
+	// commit, with g.write and g.mu held: after each upstream's Apply
+	// (table false) and just before the table swap (table true). Nil in
+	// production.
+	commitStep func(table bool)
 }
 
 // New builds a gateway from cfg. It does not listen yet (see Serve). When

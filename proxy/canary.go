@@ -14,27 +14,26 @@ import (
 // 0.001 % steps are exact.
 const PercentScale = 100000
 
-// Splitter holds the state of a service's canary split that must outlive
-// table rebuilds: the percent and the position of the exact counter split.
-// Safe for concurrent use; the zero value sends nothing to the canary.
+// ScalePercent is a canary share of 0..100 (decimals allowed) as a
+// Table's Percents hold it, 0..PercentScale.
+func ScalePercent(p float64) uint64 {
+	return uint64(math.Round(min(max(p, 0), 100) * PercentScale / 100))
+}
+
+// Splitter is the state of a service's canary split that must outlive
+// table rebuilds: the position of the exact counter split. The percent is
+// the table's (Table.Percents), so that a request splits by the percent of
+// the generation it resolves everything else against. Safe for concurrent
+// use; the zero value is ready.
 type Splitter struct {
-	pct atomic.Uint64 // 0..PercentScale
-	n   atomic.Uint64 // requests split so far
+	n atomic.Uint64 // requests split so far
 }
 
-// SetPercent sets the canary share, 0..100 (decimals allowed).
-func (s *Splitter) SetPercent(p float64) {
-	s.pct.Store(uint64(math.Round(min(max(p, 0), 100) * PercentScale / 100)))
-}
-
-// Percent returns the canary share, 0..100.
-func (s *Splitter) Percent() float64 { return float64(s.pct.Load()) * 100 / PercentScale }
-
-// next reports whether the next request of the exact split goes to the
-// canary: the n-th request does when floor(n·p) grows, so any window of k
-// consecutive requests holds floor or ceil of k·p canary requests.
-func (s *Splitter) next() bool {
-	p := s.pct.Load()
+// next reports whether the next request of the exact split at p
+// (0..PercentScale) goes to the canary: the n-th request does when
+// floor(n·p) grows, so any window of k consecutive requests at one
+// percent holds floor or ceil of k·p canary requests.
+func (s *Splitter) next(p uint64) bool {
 	n := s.n.Add(1)
 	return n*p/PercentScale != (n-1)*p/PercentScale
 }
@@ -72,6 +71,9 @@ type Canary struct {
 	// Hash keys the canary upstream's balancer (its own hash_on settings).
 	Hash  *HashSpec
 	Split *Splitter
+	// Slot is the index of the canary's percent in Table.Percents; a
+	// table without it sends nothing to the canary (but forced requests).
+	Slot  int
 	Force []ForceRule
 	// StickyBy, when set ("ip", "header:NAME" or "cookie:NAME"), assigns a
 	// request by the hash of that input instead of the exact counter, so a
@@ -82,14 +84,17 @@ type Canary struct {
 	Stats *RoleStats
 }
 
-// choose reports whether r goes to the canary.
-func (c *Canary) choose(r inbound) bool {
+// choose reports whether r, routed by table t, goes to the canary.
+func (c *Canary) choose(r inbound, t *Table) bool {
 	for i := range c.Force {
 		if c.Force[i].matches(r) {
 			return true
 		}
 	}
-	p := c.Split.pct.Load()
+	var p uint64
+	if c.Slot >= 0 && c.Slot < len(t.Percents) {
+		p = t.Percents[c.Slot]
+	}
 	switch {
 	case p == 0:
 		return false
@@ -99,7 +104,7 @@ func (c *Canary) choose(r inbound) bool {
 	if key, ok := stickyInput(r, c.StickyBy); ok {
 		return balance.HashKey(key)%PercentScale < p
 	}
-	return c.Split.next()
+	return c.Split.next(p)
 }
 
 func stickyInput(r inbound, by string) (string, bool) {

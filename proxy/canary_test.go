@@ -19,8 +19,8 @@ import (
 
 // newCanaryProxy serves route "/" through a service whose primary and
 // canary upstreams each have one real backend naming itself ("primary" or
-// "canary") in X-Backend.
-func newCanaryProxy(t *testing.T, c Canary) (url string) {
+// "canary") in X-Backend; the table gives the canary percent.
+func newCanaryProxy(t *testing.T, c Canary, percent float64) (url string) {
 	t.Helper()
 	upstreamTo := func(name string) *upstream.Upstream {
 		be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +40,7 @@ func newCanaryProxy(t *testing.T, c Canary) (url string) {
 		t.Fatal(err)
 	}
 	p := New(Options{Log: zerolog.Nop(), Metrics: NewMetrics(prometheus.NewRegistry())})
-	p.SetTable(&Table{Router: rt})
+	p.SetTable(&Table{Router: rt, Percents: []uint64{ScalePercent(percent)}})
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -95,9 +95,7 @@ func TestCanaryInputs(t *testing.T) {
 			force: []ForceRule{{Kind: ForceCookie, Name: "beta", Value: "yes"}}, canary: 1},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			sp := &Splitter{}
-			sp.SetPercent(tc.percent)
-			url := newCanaryProxy(t, Canary{Split: sp, StickyBy: tc.sticky, Force: tc.force})
+			url := newCanaryProxy(t, Canary{Split: &Splitter{}, StickyBy: tc.sticky, Force: tc.force}, tc.percent)
 			c := &http.Client{Timeout: 10 * time.Second}
 			got := 0
 			for i := range n {

@@ -305,6 +305,7 @@ const (
 type exchange struct {
 	route     *Route
 	up        *upstream.Upstream // the upstream chosen (primary or canary)
+	gen       uint64             // the table's generation: up's snapshot is chosen by it
 	role      *RoleStats
 	postfix   string // what the route's path left of the request path
 	prefix    string // X-Forwarded-Prefix to send ("" for none)
@@ -830,8 +831,8 @@ func (c *client) handle(n int) bool {
 	}
 	ex.br.Now = ex.start.UnixNano()
 	svc, hash := rt.Service, rt.Service.Hash
-	ex.up, ex.role = svc.Upstream, svc.Stats
-	if cn := svc.Canary; cn != nil && cn.choose(&c.in) {
+	ex.up, ex.role, ex.gen = svc.Upstream, svc.Stats, t.Generation
+	if cn := svc.Canary; cn != nil && cn.choose(&c.in, t) {
 		ex.up, ex.role, hash = cn.Upstream, cn.Stats, cn.Hash
 	}
 	ex.setCookie = hash.keyOf(&c.in, rt, &ex.br)
@@ -1036,7 +1037,7 @@ func (c *client) proxy(svc *Service, upath, query []byte, hasQuery bool, host []
 	var uc *upConn
 	var f failure
 	for {
-		ep, err := nextTarget(ex.up, &ex.br, ex.ep, &tried)
+		ep, err := nextTarget(ex.up, ex.gen, &ex.br, ex.ep, &tried)
 		if err != nil {
 			ex.err = err
 			return c.answerErr(http.StatusServiceUnavailable, "failure to get a peer from the ring-balancer", !ex.bodyDone)

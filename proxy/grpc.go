@@ -430,7 +430,7 @@ func (t roundTripper) roundTripGRPC(req *http.Request, rs *reqState) (*http.Resp
 	pol := rs.up.RetryPolicy()
 	var tried [4]string
 	for {
-		ep, err := nextTarget(rs.up, &rs.br, rs.ep, &tried)
+		ep, err := nextTarget(rs.up, rs.gen, &rs.br, rs.ep, &tried)
 		if err != nil {
 			return nil, err
 		}

@@ -4,7 +4,11 @@
 //
 // Contract:
 //   - The routing table is an immutable *Table swapped atomically (SetTable);
-//     a request uses the table it started with from start to finish.
+//     a request uses the table it started with from start to finish, and
+//     resolves everything against that table's generation: its route and
+//     service, its canary percent (Table.Percents) and the snapshot of its
+//     upstream (upstream.SnapshotAt(Table.Generation)). Only a pick whose
+//     target has left meanwhile is made again on the current snapshot.
 //   - Retries go to another target, up to the service's retries, on what the
 //     upstream's retry policy names (upstream.RetryPolicy: failure classes,
 //     statuses, gRPC statuses; retry.go): a request whose connection was
@@ -170,11 +174,19 @@ type Route struct {
 	Plugins *plugins.Chain
 }
 
-// Table is an immutable routing table.
+// Table is an immutable routing table: one configuration generation of
+// everything a request resolves. A request loads it once and resolves its
+// route, service, canary split (Percents) and upstream snapshot
+// (upstream.SnapshotAt(Generation)) against it alone.
 type Table struct {
 	Router *router.Router
-	// Generation identifies the configuration the table was built from.
+	// Generation identifies the configuration the table was built from;
+	// upstreams' snapshots are chosen by it (upstream.SnapshotAt).
 	Generation uint64
+	// Percents are the canary shares of this generation (0..PercentScale,
+	// see ScalePercent), indexed by Canary.Slot: a change of percent alone
+	// is a new Table over the same Router.
+	Percents []uint64
 	// Unmatched is the global plugins' response phase for requests no
 	// route matched (plugins.Set.Unmatched); nil when none.
 	Unmatched *plugins.Chain
@@ -265,6 +277,7 @@ type reqState struct {
 	overall   time.Time
 	route     *Route
 	up        *upstream.Upstream // the upstream chosen (primary or canary)
+	gen       uint64             // the table's generation: up's snapshot is chosen by it
 	role      *RoleStats
 	postfix   string // what the route's path left of the request path (strip_path)
 	prefix    string
@@ -403,8 +416,8 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, star
 	}
 	rs.br.Now = start.UnixNano()
 	svc, hash := rt.Service, rt.Service.Hash
-	rs.up, rs.role = svc.Upstream, svc.Stats
-	if c := svc.Canary; c != nil && c.choose(httpInbound{r}) {
+	rs.up, rs.role, rs.gen = svc.Upstream, svc.Stats, t.Generation
+	if c := svc.Canary; c != nil && c.choose(httpInbound{r}, t) {
 		rs.up, rs.role, hash = c.Upstream, c.Stats, c.Hash
 	}
 	rs.setCookie = hash.key(r, rt, &rs.br)
@@ -483,7 +496,7 @@ func (t roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	var tried [4]string // the last few targets that failed
 	pol := rs.up.RetryPolicy()
 	for {
-		ep, err := nextTarget(rs.up, &rs.br, rs.ep, &tried)
+		ep, err := nextTarget(rs.up, rs.gen, &rs.br, rs.ep, &tried)
 		if err != nil {
 			return nil, err
 		}
@@ -609,15 +622,21 @@ func (rs *reqState) attemptAnswered(status int) {
 
 // nextTarget picks the target of a request's next attempt and holds its
 // Member, releasing prev's (the failed attempt's target; nil before the
-// first attempt). The first attempt asks the balancer. A retry takes the
-// endpoint after prev that tried does not list: a balancer pick would
-// consume a round-robin slot and could land on the same dead target every
-// other request. A pick from a snapshot that predates its target's removal
-// (and the end of its last request) is made again on the current snapshot,
-// up to maxStalePicks times. On error prev stays held.
-func nextTarget(up *upstream.Upstream, br *balance.Request, prev *upstream.Endpoint, tried *[4]string) (*upstream.Endpoint, error) {
+// first attempt), from up's snapshot of the request's table generation gen
+// (upstream.SnapshotAt). The first attempt asks the balancer. A retry
+// takes the endpoint after prev that tried does not list: a balancer pick
+// would consume a round-robin slot and could land on the same dead target
+// every other request. A pick from a snapshot that predates its target's
+// removal (and the end of its last request) is made again on the current
+// snapshot, up to maxStalePicks times: the target is gone, and the
+// generation in force is the one that can still serve the request. On
+// error prev stays held.
+func nextTarget(up *upstream.Upstream, gen uint64, br *balance.Request, prev *upstream.Endpoint, tried *[4]string) (*upstream.Endpoint, error) {
 	for stale := 1; ; stale++ {
 		snap := up.Snapshot()
+		if stale == 1 {
+			snap = up.SnapshotAt(gen)
+		}
 		var ep *upstream.Endpoint
 		var err error
 		if prev == nil {

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -115,5 +116,74 @@ func TestApplyKeepsState(t *testing.T) {
 		if ep.Addr == "a:1" && (ep.Stats != st || ep.Member != m || ep.Weight != 5) {
 			t.Fatalf("a:1 after Apply: stats kept %v, member kept %v, weight %d (want 5)", ep.Stats == st, ep.Member == m, ep.Weight)
 		}
+	}
+}
+
+// addrsOf lists a snapshot's endpoint addresses, in order.
+func addrsOf(s *Snapshot) []string {
+	out := make([]string, 0, len(s.Endpoints))
+	for _, ep := range s.Endpoints {
+		out = append(out, ep.Addr)
+	}
+	return out
+}
+
+// TestSnapshotAtKeepsOneGenerationBack: an Apply of a new configuration
+// generation keeps the last snapshot of the one before for requests of
+// that generation, and rebuilds between Applies (a discovered target
+// set) update the current snapshot without touching it: a request of the
+// new generation sees the discovered targets, one of the old generation
+// the snapshot it had. One step back only: a request two generations old
+// gets the current snapshot. An Apply that changes nothing keeps the
+// snapshot and its generation; an unversioned one (generation 0) serves
+// every generation the current snapshot.
+func TestSnapshotAtKeepsOneGenerationBack(t *testing.T) {
+	u := New(Options{Name: "u", Balancer: balance.NewRoundRobin()})
+	x, y := Target{Addr: "x:1", Weight: 1}, Target{Addr: "y:1", Weight: 1}
+	check := func(gen uint64, want *Snapshot) {
+		t.Helper()
+		if got := u.SnapshotAt(gen); got != want {
+			t.Fatalf("SnapshotAt(%d) has generation %d, endpoints %v; want generation %d, endpoints %v",
+				gen, got.ConfigGeneration, addrsOf(got), want.ConfigGeneration, addrsOf(want))
+		}
+	}
+	u.Apply(Spec{Generation: 1, Targets: []Target{x}})
+	s1 := u.Snapshot()
+	u.Apply(Spec{Generation: 2, Targets: []Target{y}})
+	s2 := u.Snapshot()
+	if s1.ConfigGeneration != 1 || s2.ConfigGeneration != 2 {
+		t.Fatalf("config generations %d and %d, want 1 and 2", s1.ConfigGeneration, s2.ConfigGeneration)
+	}
+	check(1, s1)
+	check(2, s2)
+	check(3, s2)
+
+	u.SetTargets("consul:web", []Target{{Addr: "z:1", Weight: 1}})
+	s2z := u.Snapshot()
+	if s2z.ConfigGeneration != 2 || !slices.Equal(addrsOf(s2z), []string{"y:1", "z:1"}) {
+		t.Fatalf("after discovery: generation %d, endpoints %v; want 2, [y:1 z:1]", s2z.ConfigGeneration, addrsOf(s2z))
+	}
+	check(1, s1)
+	check(2, s2z)
+
+	u.Apply(Spec{Generation: 3, Targets: []Target{x}})
+	s3 := u.Snapshot()
+	if !slices.Equal(addrsOf(s3), []string{"x:1", "z:1"}) {
+		t.Fatalf("generation 3 endpoints %v, want [x:1 z:1] (the discovered target kept)", addrsOf(s3))
+	}
+	check(2, s2z)
+	check(3, s3)
+	check(1, s3)
+
+	if u.Apply(Spec{Generation: 4, Targets: []Target{x}}) {
+		t.Fatal("an Apply that changes nothing rebuilt")
+	}
+	check(4, s3)
+	check(2, s2z)
+
+	u.Apply(Spec{Targets: []Target{y}})
+	s0 := u.Snapshot()
+	for _, gen := range []uint64{0, 1, 3, 9} {
+		check(gen, s0)
 	}
 }

@@ -74,7 +74,7 @@ type DebugSlowStart struct {
 
 // Debug returns the upstream's debug view.
 func (u *Upstream) Debug() Debug {
-	s := u.snap.Load()
+	s := u.Snapshot()
 	d := Debug{Generation: s.Generation, Sources: maps.Clone(s.SourceGenerations), Panic: s.Panic, HealthyPercent: s.HealthyPercent,
 		Targets: make([]DebugTarget, 0, len(s.Targets)), Levels: make([]Level, len(s.Levels))}
 	for i, l := range s.Levels {

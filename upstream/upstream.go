@@ -21,6 +21,13 @@
 //     a request still holds the old one keeps it.
 //   - Apply sets every configured input at once with one snapshot swap
 //     (none when nothing changed), so no reader sees half of a change.
+//   - A snapshot records the configuration generation of the spec it was
+//     built from (Spec.Generation). When Apply moves the upstream to a new
+//     generation, the last snapshot of the previous one stays reachable
+//     (one step back, never a chain): SnapshotAt(gen) gives a request that
+//     resolves generation gen the state of that generation, so a
+//     configuration change can install every upstream's new snapshot
+//     before it switches the routing table, and no request mixes the two.
 //   - Nothing outside this package mutates a Picker.
 package upstream
 
@@ -242,6 +249,11 @@ type TargetState struct {
 type Snapshot struct {
 	// Generation increases with every swap.
 	Generation uint64
+	// ConfigGeneration is the configuration generation of the spec the
+	// snapshot was built from (Spec.Generation of the last Apply that
+	// changed something); rebuilds between two Applies (targets, health,
+	// slow start) keep it.
+	ConfigGeneration uint64
 	// Endpoints are the eligible targets, index-aligned with Picker.
 	Endpoints []Endpoint
 	// Targets lists every known target with its effective state.
@@ -258,6 +270,14 @@ type Snapshot struct {
 	// each takes.
 	Levels []Level
 	picker balance.Picker
+}
+
+// snapshots is what readers load: the current snapshot, and the last one
+// of the configuration generation before the current one's (nil before
+// the first change of generation). The predecessor's own predecessor is
+// not kept.
+type snapshots struct {
+	cur, prev *Snapshot
 }
 
 // Level is one priority level of a snapshot.
@@ -310,6 +330,7 @@ type Upstream struct {
 	rampTimer   *time.Timer
 	closed      bool
 	gen         uint64
+	cfgGen      uint64 // the configuration generation of the spec in force
 	// applying defers rebuilds while Apply hands its inputs to the health
 	// checker (Apply's own rebuild then covers them).
 	applying bool
@@ -320,7 +341,7 @@ type Upstream struct {
 	memMu   sync.Mutex
 	members map[string]*Member
 
-	snap atomic.Pointer[Snapshot]
+	snap atomic.Pointer[snapshots]
 
 	// brk holds the circuit breakers; safe for concurrent use itself.
 	brk Breakers
@@ -354,7 +375,7 @@ func New(o Options) *Upstream {
 	if u.now == nil {
 		u.now = time.Now
 	}
-	u.snap.Store(&Snapshot{})
+	u.snap.Store(&snapshots{cur: &Snapshot{}})
 	return u
 }
 
@@ -362,7 +383,22 @@ func New(o Options) *Upstream {
 func (u *Upstream) Name() string { return u.name }
 
 // Snapshot returns the current snapshot.
-func (u *Upstream) Snapshot() *Snapshot { return u.snap.Load() }
+func (u *Upstream) Snapshot() *Snapshot { return u.snap.Load().cur }
+
+// SnapshotAt returns the snapshot of a request that resolves configuration
+// generation gen (the routing table's): the current snapshot when it was
+// built from gen's spec or an earlier one, else the predecessor when that
+// is of gen or earlier — the request's table was built before the spec in
+// force was applied. A request older still (its table was replaced twice
+// since) gets the current snapshot. It takes no lock and allocates
+// nothing.
+func (u *Upstream) SnapshotAt(gen uint64) *Snapshot {
+	ss := u.snap.Load()
+	if ss.cur.ConfigGeneration > gen && ss.prev != nil && ss.prev.ConfigGeneration <= gen {
+		return ss.prev
+	}
+	return ss.cur
+}
 
 // SetTargets replaces the full target set of one source and rebuilds the
 // picker. State of addresses present before and after is kept.
@@ -403,9 +439,13 @@ func (u *Upstream) SetTargets(source string, ts []Target) {
 // Spec is everything the configuration sets on an upstream: the balancer,
 // the static targets, the weight overrides and the manual health marks.
 type Spec struct {
-	Balancer  balance.Builder
-	Targets   []Target // the StaticSource's set
-	Overrides []Override
+	// Generation is the configuration generation the spec belongs to
+	// (the snapshot's ConfigGeneration); generations only increase. 0
+	// leaves the upstream unversioned: SnapshotAt is then Snapshot.
+	Generation uint64
+	Balancer   balance.Builder
+	Targets    []Target // the StaticSource's set
+	Overrides  []Override
 	// Marks are the manual health marks by address (see SetMarks); they
 	// need a health checker.
 	Marks map[string]health.Mark
@@ -413,9 +453,12 @@ type Spec struct {
 
 // Apply sets every input of s at once: the snapshot is swapped exactly
 // once, with all of s in force, or not at all when s changes nothing (the
-// balancer is compared by identity). Per-address state (health, slow
-// start, balancer stats, members) is kept as with SetTargets. It reports
-// whether the snapshot was rebuilt.
+// balancer is compared by identity; s.Generation is not an input: a spec
+// that changes nothing leaves the snapshot of its earlier generation in
+// force, valid for this one too). Per-address state (health, slow start,
+// balancer stats, members) is kept as with SetTargets. It reports whether
+// the snapshot was rebuilt; the snapshot it was before stays reachable by
+// SnapshotAt for requests of the generations before s.Generation.
 func (u *Upstream) Apply(s Spec) bool {
 	static := make([]Target, len(s.Targets))
 	for i, t := range s.Targets {
@@ -438,7 +481,7 @@ func (u *Upstream) Apply(s Spec) bool {
 		u.mu.Unlock()
 		return false
 	}
-	u.builder, u.overrides = s.Balancer, ovs
+	u.builder, u.overrides, u.cfgGen = s.Balancer, ovs, s.Generation
 	if len(static) == 0 {
 		delete(u.sources, StaticSource)
 	} else {
@@ -469,7 +512,7 @@ func (u *Upstream) Apply(s Spec) bool {
 	}
 	u.mu.Lock()
 	u.applying = false
-	old := u.snap.Load()
+	old := u.Snapshot()
 	snap := u.rebuildLocked()
 	u.mu.Unlock()
 	u.notify(old, snap)
@@ -538,7 +581,7 @@ func (u *Upstream) Rebuild() {
 		u.mu.Unlock()
 		return
 	}
-	old := u.snap.Load()
+	old := u.Snapshot()
 	s := u.rebuildLocked()
 	u.mu.Unlock()
 	u.notify(old, s)
@@ -723,15 +766,16 @@ func (u *Upstream) rebuildLocked() *Snapshot {
 		})
 	}
 
-	var prev balance.Picker
-	if old := u.snap.Load(); old != nil {
-		prev = old.picker
-	}
-	s.picker = buildLevels(u.builder, eps, sizes, groupLoads, prev)
+	old := u.snap.Load()
+	s.picker = buildLevels(u.builder, eps, sizes, groupLoads, old.cur.picker)
 	u.gen++
-	s.Generation = u.gen
+	s.Generation, s.ConfigGeneration = u.gen, u.cfgGen
 	s.SourceGenerations = maps.Clone(u.srcGen)
-	u.snap.Store(s)
+	next := &snapshots{cur: s, prev: old.prev}
+	if old.cur.ConfigGeneration != s.ConfigGeneration {
+		next.prev = old.cur
+	}
+	u.snap.Store(next)
 	// Only now, with no current snapshot listing them, can departed
 	// members end (a Hold on an older snapshot's endpoint then fails).
 	for _, m := range departed {
@@ -893,8 +937,7 @@ func gcd(a, b uint32) uint32 {
 // Pick chooses an endpoint for a request. It takes no lock and allocates
 // nothing.
 func (u *Upstream) Pick(r *balance.Request) (*Endpoint, error) {
-	s := u.snap.Load()
-	return s.Pick(r)
+	return u.Snapshot().Pick(r)
 }
 
 // Pick chooses an endpoint from this snapshot.
