@@ -806,7 +806,7 @@ func (c *client) handle(n int) bool {
 		return c.reject(http.StatusServiceUnavailable, NoServiceMessage, req.Body != h1.BodyNone)
 	}
 	if rt.GRPC || NeedsHTTP2(rt.Service.Protocol) {
-		return c.bridge(rt) // HTTP/2 upstreams: the net/http path (h1bridge.go)
+		return c.bridge(t, rt) // HTTP/2 upstreams: the net/http path (h1bridge.go)
 	}
 	if max := p.opts.MaxBodySize; max > 0 && req.ContentLength > max {
 		return c.reject(http.StatusRequestEntityTooLarge, "Request size limit exceeded", true)

@@ -29,8 +29,9 @@ import (
 // gRPC over HTTP/1.1 is refused with 426 Upgrade Required (gRPC needs
 // HTTP/2 end to end), and a non-gRPC request on a grpc route with 415.
 
-// bridge serves the routed request through the net/http path.
-func (c *client) bridge(rt *Route) bool {
+// bridge serves the request routed by t through the net/http path, which
+// resolves it against t too.
+func (c *client) bridge(t *Table, rt *Route) bool {
 	grpc := IsGRPC(bstr(c.req.Get("content-type")))
 	if ref := protocolRefusal(rt, grpc, false, false); ref.status != 0 {
 		c.ex.status = ref.status
@@ -50,7 +51,7 @@ func (c *client) bridge(rt *Route) bool {
 		c.refuse(http.StatusBadRequest)
 		return false
 	}
-	w := &h1Writer{c: c, head: r.Method == http.MethodHead, header: http.Header{}, http10: c.req.Minor == 0}
+	w := &h1Writer{c: c, table: t, head: r.Method == http.MethodHead, header: http.Header{}, http10: c.req.Minor == 0}
 	c.s.p.ServeHTTP(w, r)
 	w.finish()
 	return false
@@ -127,6 +128,7 @@ func (cr *continueReader) Read(p []byte) (int, error) {
 // Content-Length, always closing the connection after the response.
 type h1Writer struct {
 	c       *client
+	table   *Table // the table the engine routed the request by
 	header  http.Header
 	head    bool // HEAD: no body
 	http10  bool // the client speaks HTTP/1.0: no chunked, body until close

@@ -331,7 +331,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	defer p.done(r, rs, start)
-	p.serve(&rs.rw, r, rs, start)
+	t := p.table.Load()
+	if hw, ok := w.(*h1Writer); ok && hw.table != nil {
+		t = hw.table // bridged by the engine: the table it routed by
+	}
+	p.serve(&rs.rw, r, rs, start, t)
 }
 
 // done ends a request: a panic is handled by the guard's rule, then a
@@ -359,8 +363,7 @@ func (p *Proxy) done(r *http.Request, rs *reqState, start time.Time) {
 	}
 }
 
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time) {
-	t := p.table.Load()
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, rs *reqState, start time.Time, t *Table) {
 	if t.Router == nil {
 		p.noRoute(w, r, rs, start, t)
 		return
