@@ -20,17 +20,20 @@ import (
 )
 
 // flip is one side of a blue-green switch made by one admin change that
-// touches two upstreams and a canary split at once: an even gen gives
-// blue's target weight 1, green's 0 and the canary (green) 0 %, an odd
-// gen the opposite. Either sends every request to a target of weight 1;
-// a request that mixes the split of one gen with the snapshot of the
-// other finds its upstream with no eligible target.
+// touches two upstreams, a canary split and a route at once: an even gen
+// gives blue's target weight 1, green's 0, the canary (green) of service s
+// 0 % and route rr to service sb (blue); an odd gen the opposite (route rr
+// to sg, green). Either sends every request, on / (s) and on /r (rr), to a
+// target of weight 1; a request that mixes the split or the route of one
+// gen with the snapshot of the other finds its upstream with no eligible
+// target.
 func flip(blue, green string, gen int) func(*state.Doc) error {
 	return func(d *state.Doc) error {
-		wb, wg, pct := 1, 0, 0.0
+		wb, wg, pct, svc := 1, 0, 0.0, "sb"
 		if gen%2 == 1 {
-			wb, wg, pct = 0, 1, 100
+			wb, wg, pct, svc = 0, 1, 100, "sg"
 		}
+		d.Routes = map[string]*state.Route{"rr": {Name: "rr", Paths: []string{"/r"}, Service: svc}}
 		d.Overrides = []state.Override{
 			{ID: "blue", Upstream: "blue", Target: blue, Weight: &wb, CreatedAt: 1},
 			{ID: "green", Upstream: "green", Target: green, Weight: &wg, CreatedAt: 2},
@@ -41,13 +44,14 @@ func flip(blue, green string, gen int) func(*state.Doc) error {
 }
 
 // TestCommitNeverMixesUpstreamsAndCanary: readers send requests through
-// the engine and the net/http server while 201 admin changes flip traffic
-// between two upstreams (their weights and the canary percent in each
-// change). Every commit pauses after each upstream's swap and before the
-// table swap until a request of each server has run in that state, so
-// every intermediate state is served; no request may fail, which it does
-// when it resolves the percent of one generation with an upstream
-// snapshot of another. An upstream keeps one generation back, so the
+// the engine and the net/http server, to the canary's service and to the
+// flipped route, while 201 admin changes flip traffic between two
+// upstreams (their weights, the canary percent and a route's service in
+// each change; the router is rebuilt every time). Every commit pauses
+// after each upstream's swap and before the table swap until a request of
+// each reader has run in that state, so every intermediate state is
+// served; no request may fail, which it does when it resolves the percent
+// or the route of one generation with an upstream snapshot of another. An upstream keeps one generation back, so the
 // guarantee covers a request during whose life the table is replaced
 // once: before each table swap the commit also waits until the requests
 // that started before the previous one have ended (on two busy cores a
@@ -64,6 +68,8 @@ func TestCommitNeverMixesUpstreamsAndCanary(t *testing.T) {
   - {name: green, targets: [{target: %s}]}
 services:
   - {name: s, host: blue, routes: [{name: r, paths: [/]}]}
+  - {name: sb, host: blue}
+  - {name: sg, host: green}
 `, blue, green)), Options{Log: zerolog.Nop(), LookupEnv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)
@@ -76,11 +82,12 @@ services:
 	engine := g.proxy.NewServer(proxy.ServerOptions{})
 	go func() { _ = engine.Serve(ln) }()
 	t.Cleanup(func() { _ = engine.Close() })
-	urls := [2]string{"http://" + ln.Addr().String() + "/", serveHandler(t, g.ProxyHandler()) + "/"}
+	servers := [2]string{"http://" + ln.Addr().String(), serveHandler(t, g.ProxyHandler())}
+	paths := [2]string{"/", "/r"}
 
 	var (
 		stage   atomic.Int64    // bumped by every commit step
-		reached [2]atomic.Int64 // per server: the latest stage a request started in and ended
+		reached [4]atomic.Int64 // per reader: the latest stage a request started in and ended
 		failed  atomic.Int64
 		first   atomic.Pointer[string]
 		served  [2]atomic.Int64 // requests blue and green answered
@@ -90,8 +97,8 @@ services:
 	)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for i := range 4 {
-		srv := i % 2
+	for i := range 4 { // one reader per server and path
+		srv, path := i%2, paths[i/2]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -105,7 +112,7 @@ services:
 				}
 				at := stage.Load()
 				inflight[i].Store(at + 1)
-				resp, err := client.Get(urls[srv])
+				resp, err := client.Get(servers[srv] + path)
 				var body []byte
 				if err == nil {
 					body, _ = io.ReadAll(resp.Body)
@@ -115,9 +122,9 @@ services:
 				case err != nil || resp.StatusCode != http.StatusOK:
 					if failed.Add(1) == 1 {
 						end := stage.Load()
-						msg := fmt.Sprintf("server %d, stages %d-%d: %v", srv, at, end, err)
+						msg := fmt.Sprintf("server %d, %s, stages %d-%d: %v", srv, path, at, end, err)
 						if err == nil {
-							msg = fmt.Sprintf("server %d, stages %d-%d: %d %s", srv, at, end, resp.StatusCode, body)
+							msg = fmt.Sprintf("server %d, %s, stages %d-%d: %d %s", srv, path, at, end, resp.StatusCode, body)
 						}
 						first.Store(&msg)
 					}
@@ -127,8 +134,7 @@ services:
 					served[1].Add(1)
 				}
 				inflight[i].Store(0)
-				for r := reached[srv].Load(); r < at && !reached[srv].CompareAndSwap(r, at); r = reached[srv].Load() {
-				}
+				reached[i].Store(at)
 			}
 		}()
 	}
@@ -145,7 +151,14 @@ services:
 	}
 	g.commitStep = func(table bool) {
 		at := stage.Add(1)
-		wait(func() bool { return reached[0].Load() >= at && reached[1].Load() >= at })
+		wait(func() bool {
+			for i := range reached {
+				if reached[i].Load() < at {
+					return false
+				}
+			}
+			return true
+		})
 		if !table {
 			return
 		}
