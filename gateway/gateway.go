@@ -13,6 +13,13 @@
 //     all when its part did not change; the router is rebuilt only when
 //     services or routes changed; direct-host upstreams keep their
 //     identity and stats.
+//   - A commit is one configuration generation: the upstreams' snapshots
+//     of it are installed first, then the proxy's table (router and canary
+//     percents) in one store, and a request resolves everything against
+//     the generation of the table it loaded (upstream.SnapshotAt), so no
+//     request mixes two generations of what it uses. Upstreams keep one
+//     generation back: a request during whose life the table is replaced
+//     twice picks from the current snapshots.
 //   - Upstreams are kept across reloads by name, so balancer position,
 //     in-flight counts and health state survive a reload.
 //   - The configuration store (Apply, Mutate, Layer and CompareAndSet,
