@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,5 +195,43 @@ func TestCommitRebuildsOnlyTheChangedUpstream(t *testing.T) {
 	}
 	if d := directOf(); d != direct || d.Snapshot().Targets[0].Stats != stats {
 		t.Error("a change of u1 replaced the direct host's upstream or its target's stats")
+	}
+}
+
+// TestCommitPercentKeepsRouter: a change of a canary's percent alone is a
+// new table of a new generation over the same router, carrying the new
+// percent; the upstreams' snapshots are left alone.
+func TestCommitPercentKeepsRouter(t *testing.T) {
+	ctx := context.Background()
+	g, err := New(parse(t, twoTargets), Options{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	percent := func(p float64) func(*state.Doc) error {
+		return func(d *state.Doc) error {
+			d.Canaries = map[string]*state.Canary{"s1": {Upstream: "u2", Percent: p}}
+			return nil
+		}
+	}
+	if err := g.Mutate(ctx, percent(10)); err != nil {
+		t.Fatal(err)
+	}
+	before := g.proxy.Table()
+	u1, u2 := g.Upstream("u1").Snapshot(), g.Upstream("u2").Snapshot()
+	if err := g.Mutate(ctx, percent(25.5)); err != nil {
+		t.Fatal(err)
+	}
+	after := g.proxy.Table()
+	if after.Router != before.Router {
+		t.Error("a percent change rebuilt the router")
+	}
+	if after.Generation != before.Generation+1 {
+		t.Errorf("table generation %d after %d, want one more", after.Generation, before.Generation)
+	}
+	if want := []uint64{proxy.ScalePercent(25.5)}; !slices.Equal(after.Percents, want) || slices.Equal(before.Percents, want) {
+		t.Errorf("percents %v then %v, want %v after", before.Percents, after.Percents, want)
+	}
+	if g.Upstream("u1").Snapshot() != u1 || g.Upstream("u2").Snapshot() != u2 {
+		t.Error("a percent change swapped an upstream's snapshot")
 	}
 }
