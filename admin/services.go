@@ -58,7 +58,7 @@ func nameKey(name *string, id string) string {
 func renderService(s *config.Service, m state.Meta) serviceOut {
 	out := serviceOut{
 		ID: m.ID, Name: shownName(s.Name, m), Protocol: s.Protocol, Host: s.Host, Port: s.Port, Path: strOrNil(s.Path),
-		Retries: s.Retries, ConnectTimeout: ms(s.ConnectTimeout), ReadTimeout: ms(s.ReadTimeout), WriteTimeout: ms(s.WriteTimeout),
+		Retries: s.Retries, ConnectTimeout: ms(s.ConnectTimeout.D()), ReadTimeout: ms(s.ReadTimeout.D()), WriteTimeout: ms(s.WriteTimeout.D()),
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, CACertificates: s.CACertificates, GRPCIdempotentMethods: s.GRPCIdempotentMethods,
 		Tags: tagsOut(s.Tags),
 	}
@@ -72,21 +72,18 @@ func serviceTLSOf(s *config.Service) (*bool, *int, *state.ClientCertificate) {
 	v := s.TLSVerify
 	var d *int
 	var cc *state.ClientCertificate
-	if s.TLSVerifyDepth > 0 {
-		d = ptr(s.TLSVerifyDepth)
+	if s.VerifyDepth() > 0 {
+		d = ptr(s.VerifyDepth())
 	}
 	if c := s.ClientCertificate; c != nil {
-		cc = &state.ClientCertificate{CertFile: c.CertFile, KeyFile: c.KeyFile}
+		cc = ptr(*c)
 	}
 	return v, d, cc
 }
 
 // newService is a service with Kong's defaults (port is set later, from
 // the protocol, when the body names none).
-func newService() state.Service {
-	t := ms(config.DefaultTimeout)
-	return state.Service{Protocol: "http", Retries: config.DefaultRetries, ConnectTimeout: t, ReadTimeout: t, WriteTimeout: t}
-}
+func newService() state.Service { return config.DefaultService() }
 
 // decodeService applies a body to s. creating fills the port from the
 // protocol when the body gives neither port nor url.
@@ -98,9 +95,9 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 	o.setInt("port", &s.Port, 0, config.MinPort, config.MaxPort)
 	o.setString("path", &s.Path, "", checkPath)
 	o.setInt("retries", &s.Retries, d.Retries, 0, config.MaxRetries)
-	o.setInt("connect_timeout", &s.ConnectTimeout, d.ConnectTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
-	o.setInt("read_timeout", &s.ReadTimeout, d.ReadTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
-	o.setInt("write_timeout", &s.WriteTimeout, d.WriteTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
+	o.setMillis("connect_timeout", &s.ConnectTimeout, d.ConnectTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
+	o.setMillis("read_timeout", &s.ReadTimeout, d.ReadTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
+	o.setMillis("write_timeout", &s.WriteTimeout, d.WriteTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
 	hasURL := false
 	if v, present := o.get("url"); present && v != nil {
 		str, why := asString(v)
@@ -163,11 +160,8 @@ func (w *world) editableService(name string) *state.Service {
 		return &s
 	}
 	e, _ := w.eff.Service(name)
-	s := &state.Service{
-		Meta: w.k.service.fileMeta(w, name), Name: e.Name, Protocol: e.Protocol, Host: e.Host, Port: e.Port, Path: e.Path,
-		Retries: e.Retries, ConnectTimeout: ms(e.ConnectTimeout), ReadTimeout: ms(e.ReadTimeout), WriteTimeout: ms(e.WriteTimeout),
-		CACertificates: e.CACertificates, GRPCIdempotentMethods: e.GRPCIdempotentMethods, Tags: slices.Clone(e.Tags),
-	}
+	s := ptr(*e)
+	s.Pos, s.Meta, s.Tags = config.Pos{}, w.k.service.fileMeta(w, name), slices.Clone(e.Tags)
 	s.TLSVerify, s.TLSVerifyDepth, s.ClientCertificate = serviceTLSOf(e)
 	return s
 }
@@ -243,6 +237,13 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 	}
 	w.doc.Services[s.Name] = s
 	return nil
+}
+
+// setMillis reads a number of milliseconds in lo..hi.
+func (o *obj) setMillis(k string, dst *config.Millis, def config.Millis, lo, hi int64) {
+	i := ms(dst.D())
+	o.setInt(k, &i, ms(def.D()), lo, hi)
+	*dst = config.Millis(time.Duration(i) * time.Millisecond)
 }
 
 // Handlers.

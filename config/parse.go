@@ -728,7 +728,11 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 				s.TLSVerify = &b
 			}
 		}},
-		{"tls_verify_depth", d.intField(&s.TLSVerifyDepth, "tls_verify_depth", 0, MaxTLSVerifyDepth)},
+		{"tls_verify_depth", func(v *yaml.Node) {
+			if i, ok := d.integer(v, "tls_verify_depth", 0, MaxTLSVerifyDepth); ok {
+				s.TLSVerifyDepth = ptrTo(int(i))
+			}
+		}},
 		{"ca_certificates", d.strings("ca_certificates", &s.CACertificates)},
 		{"client_certificate", func(v *yaml.Node) {
 			cc := &ClientCertificate{}
