@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
@@ -88,16 +87,10 @@ func newService() state.Service { return config.DefaultService() }
 // decodeService applies a body to s. creating fills the port from the
 // protocol when the body gives neither port nor url.
 func decodeService(o *obj, s *state.Service, creating bool) {
-	d := newService()
-	o.setString("name", &s.Name, "", keep(config.CheckName))
-	o.setString("protocol", &s.Protocol, d.Protocol, oneOf(config.ServiceProtocols()...))
-	o.setString("host", &s.Host, "", config.NormalizeServiceHost)
-	o.setInt("port", &s.Port, 0, config.MinPort, config.MaxPort)
-	o.setString("path", &s.Path, "", checkPath)
-	o.setInt("retries", &s.Retries, d.Retries, 0, config.MaxRetries)
-	o.setMillis("connect_timeout", &s.ConnectTimeout, d.ConnectTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
-	o.setMillis("read_timeout", &s.ReadTimeout, d.ReadTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
-	o.setMillis("write_timeout", &s.WriteTimeout, d.WriteTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
+	decodeFields(o, config.ServiceSchema(), s, map[string]func(string) (string, error){"path": checkPath})
+	if len(s.CACertificates) == 0 {
+		s.CACertificates = nil // none: as absent (Validate)
+	}
 	hasURL := false
 	if v, present := o.get("url"); present && v != nil {
 		str, why := asString(v)
@@ -122,17 +115,13 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 	if v, present := o.m["port"]; s.Port == 0 || (creating && !hasURL && (!present || v == nil || v == formValue(""))) {
 		s.Port = config.DefaultPort(s.Protocol)
 	}
-	decodeServiceTLS(o, s)
-	o.setStrings("grpc_idempotent_methods", &s.GRPCIdempotentMethods, func(m string) (string, error) {
-		return m, config.CheckGRPCMethod(m)
-	})
-	o.setStrings("tags", &s.Tags, checkTag)
+	decodeClientCertificate(o, s)
 	o.kongFields(config.KindService)
 	o.unknown()
 }
 
 // serviceDecoder checks a body in full and returns its applier.
-// The applier also checks the result as a whole (checkServiceTLS).
+// The applier also checks the result as a whole (Validate).
 func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error) {
 	decode := func(s *state.Service, creating bool) error {
 		return b.decode(func(o *obj) { decodeService(o, s, creating) })
@@ -145,7 +134,7 @@ func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error)
 		if err := decode(s, creating); err != nil {
 			return err
 		}
-		return checkServiceTLS(s)
+		return problemsError(s.Validate())
 	}, nil
 }
 
@@ -239,21 +228,10 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 	return nil
 }
 
-// setMillis reads a number of milliseconds in lo..hi.
-func (o *obj) setMillis(k string, dst *config.Millis, def config.Millis, lo, hi int64) {
-	i := ms(dst.D())
-	o.setInt(k, &i, ms(def.D()), lo, hi)
-	*dst = config.Millis(time.Duration(i) * time.Millisecond)
-}
-
 // Handlers.
 
-// decodeServiceTLS reads Kong's TLS fields of a service: they apply to
-// https and grpcs only, and the material they name must load.
-func decodeServiceTLS(o *obj, s *state.Service) {
-	setNullable(o, "tls_verify", &s.TLSVerify, func(b *bool) { o.setBool("tls_verify", b, false) })
-	setNullable(o, "tls_verify_depth", &s.TLSVerifyDepth, func(d *int) { o.setInt("tls_verify_depth", d, 0, 0, config.MaxTLSVerifyDepth) })
-	o.setStrings("ca_certificates", &s.CACertificates, nil)
+// decodeClientCertificate reads a service's client_certificate.
+func decodeClientCertificate(o *obj, s *state.Service) {
 	if c, present, null := o.child("client_certificate"); present {
 		switch {
 		case null:
@@ -269,38 +247,4 @@ func decodeServiceTLS(o *obj, s *state.Service) {
 			s.ClientCertificate = cc
 		}
 	}
-}
-
-// checkServiceTLS checks a service's TLS fields as a whole: they apply to
-// https and grpcs only, and the material they name must load.
-func checkServiceTLS(s *state.Service) error {
-	f := fields{}
-	if !config.TLSProtocol(s.Protocol) {
-		if s.TLSVerify != nil {
-			f.add("tls_verify", "only allowed when protocol is https or grpcs")
-		}
-		if s.TLSVerifyDepth != nil {
-			f.add("tls_verify_depth", "only allowed when protocol is https or grpcs")
-		}
-		if len(s.CACertificates) > 0 {
-			f.add("ca_certificates", "only allowed when protocol is https or grpcs")
-		}
-		if s.ClientCertificate != nil {
-			f.add("client_certificate", "only allowed when protocol is https or grpcs")
-		}
-		return f.err()
-	}
-	if len(s.CACertificates) > 0 {
-		if _, err := config.LoadServiceTLS(&config.Service{CACertificates: s.CACertificates}); err != nil {
-			f.add("ca_certificates", "%s", strings.TrimPrefix(err.Error(), "ca_certificates: "))
-		}
-	}
-	if cc := s.ClientCertificate; cc != nil {
-		cs := &config.Service{ClientCertificate: &config.ClientCertificate{CertFile: cc.CertFile, KeyFile: cc.KeyFile}}
-		if _, err := config.LoadServiceTLS(cs); err != nil {
-			f.add("client_certificate", "%s", strings.TrimPrefix(err.Error(), "client_certificate: "))
-		}
-	}
-	return f.err()
-
 }

@@ -699,42 +699,9 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 		routesNode *yaml.Node
 		parsed     *ServiceURL
 	)
-	seen := d.mapping(n, "service", "service", append([]field{
-		{"name", func(v *yaml.Node) {
-			if str, ok := d.str(v, "name"); ok {
-				if err := CheckName(str); err != nil {
-					d.errorf(deref(v), "name: %v", err)
-					return
-				}
-				s.Name, name = str, named{str, deref(v)}
-			}
-		}},
-		{"host", func(v *yaml.Node) {
-			h, ok := d.str(v, "host")
-			if !ok {
-				return
-			}
-			norm, err := NormalizeServiceHost(h)
-			if err != nil {
-				d.errorf(deref(v), "host: %v", err)
-				return
-			}
-			s.Host = norm
-		}},
-		{"port", d.intField(&s.Port, "port", MinPort, MaxPort)},
-		{"protocol", d.enumField(&s.Protocol, "protocol", ServiceProtocols()...)},
-		{"tls_verify", func(n *yaml.Node) {
-			if b, ok := d.boolean(n, "tls_verify"); ok {
-				s.TLSVerify = &b
-			}
-		}},
-		{"tls_verify_depth", func(v *yaml.Node) {
-			if i, ok := d.integer(v, "tls_verify_depth", 0, MaxTLSVerifyDepth); ok {
-				s.TLSVerifyDepth = ptrTo(int(i))
-			}
-		}},
-		{"ca_certificates", d.strings("ca_certificates", &s.CACertificates)},
-		{"client_certificate", func(v *yaml.Node) {
+	schema := ServiceSchema()
+	seen := d.mapping(n, "service", "service", append(append(schemaFields(d, schema, &s, map[string]func(*yaml.Node){
+		"client_certificate": func(v *yaml.Node) {
 			cc := &ClientCertificate{}
 			seen := d.mapping(v, "client_certificate", "client_certificate", []field{
 				{"cert_file", d.strField(&cc.CertFile, "cert_file", nil)},
@@ -750,19 +717,8 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 				return
 			}
 			s.ClientCertificate = cc
-		}},
-		{"grpc_idempotent_methods", func(v *yaml.Node) {
-			s.GRPCIdempotentMethods = d.routeList(v, "grpc_idempotent_methods", func(m string) (string, error) {
-				return m, CheckGRPCMethod(m)
-			})
-		}},
-		{"path", d.strField(&s.Path, "path", checkPath)},
-		{"retries", d.intField(&s.Retries, "retries", 0, MaxRetries)},
-		{"tags", d.tags(&s.Tags)},
-		{"connect_timeout", d.millisecondsField(&s.ConnectTimeout, "connect_timeout", MinTimeoutMs, MaxTimeoutMs)},
-		{"read_timeout", d.millisecondsField(&s.ReadTimeout, "read_timeout", MinTimeoutMs, MaxTimeoutMs)},
-		{"write_timeout", d.millisecondsField(&s.WriteTimeout, "write_timeout", MinTimeoutMs, MaxTimeoutMs)},
-		{"url", func(v *yaml.Node) {
+		},
+		"url": func(v *yaml.Node) {
 			str, ok := d.str(v, "url")
 			if !ok {
 				return
@@ -778,14 +734,15 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 				return
 			}
 			parsed = &u
-		}},
-		{"routes", func(v *yaml.Node) { routesNode = v }},
-		d.pluginsIn(&s.Name, nil),
-	}, d.kongFields(KindService, &s.ID)...))
+		},
+	}), field{"routes", func(v *yaml.Node) { routesNode = v }}, d.pluginsIn(&s.Name, nil)),
+		d.kongFields(KindService, &s.ID)...))
 	if seen == nil {
 		return s, name, nil
 	}
-	if _, ok := seen["name"]; !ok {
+	if e, ok := seen["name"]; ok && e.ok {
+		name = named{s.Name, deref(e.val)}
+	} else if !ok {
 		if s.ID == "" {
 			d.errorAt(s.Pos, "service: name (or id) is required")
 		} else {
@@ -811,25 +768,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	if _, ok := seen["port"]; !ok && !hasURL {
 		s.Port = DefaultPort(s.Protocol)
 	}
-	if !TLSProtocol(s.Protocol) && allOK(seen, "protocol", "url") {
-		for _, k := range []string{"tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"} {
-			if e, ok := seen[k]; ok {
-				d.errorf(e.key, "%s: only allowed when protocol is https or grpcs (protocol is %s)", k, s.Protocol)
-			}
-		}
-	} else {
-		// The material must load (read again when the service is built).
-		if e, ok := seen["ca_certificates"]; ok && e.ok {
-			if _, err := LoadServiceTLS(&Service{CACertificates: s.CACertificates}); err != nil {
-				d.errorf(e.key, "%v", err)
-			}
-		}
-		if e, ok := seen["client_certificate"]; ok && e.ok && s.ClientCertificate != nil {
-			if _, err := LoadServiceTLS(&Service{ClientCertificate: s.ClientCertificate}); err != nil {
-				d.errorf(e.key, "%v", err)
-			}
-		}
-	}
+	d.problems(s.Validate(), seen, s.Pos)
 	if routesNode != nil {
 		d.list(routesNode, "routes", func(item *yaml.Node) {
 			routes = append(routes, d.route(item, &s))
