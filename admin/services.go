@@ -166,12 +166,12 @@ func (w *world) editableRoute(name string) *state.Route {
 		return r
 	}
 	e, _, _ := w.route(name)
-	return &state.Route{
-		Meta: w.k.route.fileMeta(w, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
-		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
-		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority, PathHandling: e.PathHandling,
-		Protocols: slices.Clone(e.Protocols), Tags: slices.Clone(e.Tags), HTTPSRedirectStatusCode: e.HTTPSRedirectStatusCode,
-	}
+	r := ptr(*e)
+	r.Pos, r.Meta = config.Pos{}, w.k.route.fileMeta(w, name)
+	r.Paths, r.Hosts, r.Methods, r.Protocols, r.Tags = slices.Clone(e.Paths), slices.Clone(e.Hosts), slices.Clone(e.Methods),
+		slices.Clone(e.Protocols), slices.Clone(e.Tags)
+	r.Headers = cloneHeaders(e.Headers)
+	return r
 }
 
 func cloneHeaders(h map[string][]string) map[string][]string {

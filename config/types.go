@@ -269,40 +269,56 @@ func (s *Service) VerifyDepth() int {
 	return *s.TLSVerifyDepth
 }
 
-// Route matches requests and sends them to a service.
+// Route matches requests and sends them to a service. It is also the
+// admin layer's persisted route (package state): the json tags are that
+// shape, which must stay readable by earlier versions.
 type Route struct {
-	Pos Pos
-	// ID is the file's id; "" when it gives none (see Upstream.ID).
-	ID   string
-	Name string
+	Pos Pos `json:"-"`
+	// Meta's ID is the file's id; "" when it gives none (see Upstream.ID).
+	Meta
+	Name string `json:"name"`
 	// Service is the service's name; "" for a route without one (Kong
 	// answers its requests 503).
-	Service string
+	Service string `json:"service"`
 	// Paths are prefixes starting with '/', or regular expressions
 	// written with a leading '~' (kept in the string).
-	Paths []string
+	Paths []string `json:"paths,omitempty"`
 	// Hosts are lower-cased host names, possibly with one wildcard label
 	// at either end ("*.example.com", "example.*") and a ":port".
-	Hosts []string
+	Hosts []string `json:"hosts,omitempty"`
 	// Methods are upper-cased.
-	Methods []string
+	Methods []string `json:"methods,omitempty"`
 	// Headers maps lower-cased header names to the values that match.
-	Headers       map[string][]string
-	StripPath     bool
-	PreserveHost  bool
-	RegexPriority int
+	Headers       map[string][]string `json:"headers,omitempty"`
+	StripPath     bool                `json:"strip_path"`
+	PreserveHost  bool                `json:"preserve_host"`
+	RegexPriority int                 `json:"regex_priority,omitempty"`
 	// PathHandling is how the service path and the request path combine
-	// upstream: "v0" (the default) or "v1", as Kong's path_handling.
-	PathHandling string
+	// upstream: "v0" (the default) or "v1", as Kong's path_handling. A
+	// layer written before it existed holds "" (WithDefaults).
+	PathHandling string `json:"path_handling,omitempty"`
 	// Protocols are Kong's route protocols: nil or a subset of http and
 	// https (every request), or of grpc and grpcs (gRPC over HTTP/2 only).
-	Protocols []string
+	Protocols []string `json:"protocols,omitempty"`
 	// HTTPSRedirectStatusCode answers a plaintext request to a route whose
 	// protocols are [https]: 426 (the default), or a redirect to https
-	// (HTTPSRedirectCodes).
-	HTTPSRedirectStatusCode int
+	// (HTTPSRedirectCodes). A layer written before it existed holds 0.
+	HTTPSRedirectStatusCode int `json:"https_redirect_status_code,omitempty"`
 	// Tags are checked by CheckTag, distinct; nil when absent.
-	Tags []string
+	Tags []string `json:"tags,omitempty"`
+}
+
+// WithDefaults is r with the defaults of the settings a layer written
+// before they existed leaves zero (path_handling,
+// https_redirect_status_code).
+func (r Route) WithDefaults() Route {
+	if r.PathHandling == "" {
+		r.PathHandling = DefaultPathHandling
+	}
+	if r.HTTPSRedirectStatusCode == 0 {
+		r.HTTPSRedirectStatusCode = DefaultHTTPSRedirect
+	}
+	return r
 }
 
 // SlowStart ramps a new or recovered target's weight up over a window.

@@ -49,7 +49,7 @@ func Merge(f *config.File, d *Doc) *config.File {
 	out.Services = mergeList(f.Services, d.Services, func(s config.Service) string { return s.Name },
 		func(e *Service) (string, Meta) { return e.Name, e.Meta }, func(e *Service, _ *config.Service) config.Service { return *e })
 	out.Routes = mergeList(f.Routes, d.Routes, func(r config.Route) string { return r.Name },
-		func(e *Route) (string, Meta) { return e.Name, e.Meta }, func(e *Route, _ *config.Route) config.Route { return e.toConfig() })
+		func(e *Route) (string, Meta) { return e.Name, e.Meta }, func(e *Route, _ *config.Route) config.Route { return e.WithDefaults() })
 	out.Certificates = mergeCertificates(f.Certificates, d.Certificates)
 	mergePlugins(&out, f, d)
 	out.SNIs = mergeSNIs(f.SNIs, d, out.Certificates)
@@ -212,22 +212,6 @@ func (h *Healthchecks) toConfig() config.Healthchecks {
 		}
 	}
 	return c
-}
-
-func (r *Route) toConfig() config.Route {
-	ph := r.PathHandling
-	if ph == "" {
-		ph = config.DefaultPathHandling
-	}
-	redirect := r.HTTPSRedirectStatusCode
-	if redirect == 0 {
-		redirect = config.DefaultHTTPSRedirect
-	}
-	return config.Route{
-		Name: r.Name, Service: r.Service, Paths: r.Paths, Hosts: r.Hosts, Methods: r.Methods, Headers: r.Headers,
-		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: ph,
-		Protocols: r.Protocols, Tags: slices.Clone(r.Tags), HTTPSRedirectStatusCode: redirect,
-	}
 }
 
 // MarshalJSON writes a Duration as Go's duration string.

@@ -225,28 +225,9 @@ type Service = config.Service
 // certificate.
 type ClientCertificate = config.ClientCertificate
 
-// Route is an admin-owned route.
-type Route struct {
-	Meta
-	Name          string              `json:"name"`
-	Service       string              `json:"service"` // service name
-	Paths         []string            `json:"paths,omitempty"`
-	Hosts         []string            `json:"hosts,omitempty"`
-	Methods       []string            `json:"methods,omitempty"`
-	Headers       map[string][]string `json:"headers,omitempty"`
-	StripPath     bool                `json:"strip_path"`
-	PreserveHost  bool                `json:"preserve_host"`
-	RegexPriority int                 `json:"regex_priority,omitempty"`
-	// PathHandling is "v0" or "v1"; empty (documents written before it
-	// existed) means the default, v0.
-	PathHandling string `json:"path_handling,omitempty"`
-	// Protocols are Kong's route protocols; empty means every request.
-	Protocols []string `json:"protocols,omitempty"`
-	// HTTPSRedirectStatusCode is Kong's https_redirect_status_code; 0
-	// (documents written before it existed) means the default, 426.
-	HTTPSRedirectStatusCode int      `json:"https_redirect_status_code,omitempty"`
-	Tags                    []string `json:"tags,omitempty"`
-}
+// Route is an admin-owned route: the configuration's own type, whose
+// json tags are the layer's shape.
+type Route = config.Route
 
 // Override sets the weight of the targets of one upstream that match its
 // selector: one address, or every target carrying all Tags and Meta
