@@ -134,7 +134,7 @@ func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error)
 		if err := decode(s, creating); err != nil {
 			return err
 		}
-		return problemsError(s.Validate())
+		return problemsError(s.Validate(), nil)
 	}, nil
 }
 

@@ -134,14 +134,13 @@ type Bound struct {
 // admin API's OpenAPI document and its test (the decoders read the
 // constants themselves).
 func Bounds() []Bound {
-	return append(schemaBounds(ServiceSchema()), []Bound{
+	return append(append(schemaBounds(ServiceSchema()), schemaBounds(RouteSchema())...), []Bound{
 		{KindUpstream, "slots", MinSlots, MaxSlots},
 		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
 		{KindUpstream, "slow_start.aggression", 0, MaxAggression},
 		{KindUpstream, "panic.min_healthy_percent", 0, MaxPercent},
 		{KindTarget, "weight", 0, MaxWeight},
 		{KindTarget, "priority", 0, MaxPriority},
-		{KindRoute, "regex_priority", MinRegexPriority, MaxRegexPriority},
 		{"healthchecks", "threshold", 0, MaxPercent},
 		{"healthchecks", "active.timeout", 0, MaxSeconds},
 		{"healthchecks", "active.concurrency", MinConcurrency, MaxConcurrency},
@@ -431,7 +430,7 @@ func NullableFields(ctx string) []string {
 	case KindService:
 		return ServiceSchema().NullableFields()
 	case KindRoute:
-		return []string{"hosts", "methods", "paths", "headers", "protocols", "tags"}
+		return RouteSchema().NullableFields()
 	case KindUpstream:
 		return []string{"hash_on_header", "hash_on_cookie", "hash_on_query_arg", "hash_on_uri_capture", "tags"}
 	case KindTarget:

@@ -52,7 +52,18 @@ func (d *decoder) specField(f *FieldSpec, p any) func(*yaml.Node) {
 			*p = s
 		}
 	case *int:
-		return d.intField(p, f.Name, f.Min, f.Max)
+		if f.CheckInt == nil {
+			return d.intField(p, f.Name, f.Min, f.Max)
+		}
+		return func(v *yaml.Node) {
+			if i, ok := d.integer(v, f.Name, f.Min, f.Max); ok {
+				if err := f.CheckInt(int(i)); err != nil {
+					d.errorf(deref(v), "%s: %v", f.Name, err)
+					return
+				}
+				*p = int(i)
+			}
+		}
 	case **int:
 		return func(v *yaml.Node) {
 			if i, ok := d.integer(v, f.Name, f.Min, f.Max); ok {
@@ -80,17 +91,26 @@ func (d *decoder) specField(f *FieldSpec, p any) func(*yaml.Node) {
 		if check == nil {
 			check = func(s string) (string, error) { return s, nil }
 		}
-		return func(v *yaml.Node) { *p = d.routeList(v, f.Name, check) }
+		return func(v *yaml.Node) {
+			l := d.routeList(v, f.Name, check)
+			if f.CheckList != nil {
+				if err := f.CheckList(l); err != nil {
+					d.errorf(deref(v), "%s: %v", f.Name, err)
+					return
+				}
+			}
+			*p = l
+		}
 	}
 	panic(fmt.Sprintf("config: field %s: no decoder for %T", f.Name, p))
 }
 
 // problems reports what an entity's Validate found, each at its field's
-// key (at, the entity's position, for a field not in seen) and once per
-// field. A problem of a field whose value did not decode, or one caused
+// key (at, the entity's position, for a field not in seen or the entity
+// as a whole, named label) and once per field. A problem of a field whose value did not decode, or one caused
 // by another field (Because) that did not, is left out: that value's own
 // error says what is wrong.
-func (d *decoder) problems(ps []Problem, seen map[string]entry, at Pos) {
+func (d *decoder) problems(label string, ps []Problem, seen map[string]entry, at Pos) {
 	done := map[string]bool{}
 	for _, p := range ps {
 		e, present := seen[p.Field]
@@ -99,6 +119,9 @@ func (d *decoder) problems(ps []Problem, seen map[string]entry, at Pos) {
 		}
 		done[p.Field] = true
 		msg := p.Field + ": " + p.Msg
+		if p.Field == "" {
+			msg = label + ": " + p.Msg
+		}
 		if p.Detail != "" {
 			msg += " (" + p.Detail + ")"
 		}
