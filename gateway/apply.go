@@ -167,6 +167,12 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 	if merged != nil {
 		base, cfg = merged.Base, merged.Effective
 	} else {
+		// A layer the admin API did not just check (loaded, adopted from
+		// another sidecar, or under a reloaded file) is checked as the
+		// admin API checks its entities.
+		if err := doc.Validate(); err != nil {
+			return nil, err
+		}
 		var err error
 		if base, err = g.baseLocked(file, doc); err != nil {
 			return nil, err
