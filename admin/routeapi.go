@@ -127,8 +127,13 @@ func decodeRoute(o *obj, r *state.Route) serviceRef {
 	return ref
 }
 
+// newRoute is a route with the table's defaults but
+// https_redirect_status_code, which a layer holds as absent (0) until a
+// body sets it (Route.WithDefaults gives it its default).
 func newRoute() state.Route {
-	return state.Route{StripPath: true, PathHandling: config.DefaultPathHandling}
+	r := config.RouteSchema().New()
+	r.HTTPSRedirectStatusCode = 0
+	return r
 }
 
 // routeDecoder checks a body's fields in full and returns its applier,

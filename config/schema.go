@@ -131,8 +131,9 @@ type Bound struct {
 }
 
 // Bounds lists the ranges above by the fields that use them, for the
-// admin API's OpenAPI document and its test (the decoders read the
-// constants themselves).
+// admin API's OpenAPI document and its test: those of the entities with a
+// field table (fields.go) from it, the others' as the decoders read the
+// constants themselves.
 func Bounds() []Bound {
 	return append(append(schemaBounds(ServiceSchema()), schemaBounds(RouteSchema())...), []Bound{
 		{KindUpstream, "slots", MinSlots, MaxSlots},
