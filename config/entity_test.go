@@ -44,3 +44,22 @@ func TestMetaNotShadowed(t *testing.T) {
 		t.Errorf("back %+v, %v", back, err)
 	}
 }
+
+// TestServiceTLSOnlyAsWritten: a TLS setting on a plaintext service is
+// refused where the file gives it, also when its value is itself wrong
+// (both errors), and a list given empty counts as given.
+func TestServiceTLSOnlyAsWritten(t *testing.T) {
+	checkErrors(t, `services:
+  - name: s
+    host: h
+    tls_verify: nope
+    ca_certificates: []
+    client_certificate: {cert_file: a}
+`, nil, []wantErr{
+		{4, 5, "tls_verify: only allowed when protocol is https or grpcs (protocol is http)"},
+		{4, 17, `tls_verify: expected a boolean (true or false), got string "nope"`},
+		{5, 5, "ca_certificates: only allowed when protocol is https or grpcs (protocol is http)"},
+		{6, 5, "client_certificate: only allowed when protocol is https or grpcs (protocol is http)"},
+		{6, 25, "client_certificate: cert_file and key_file are both required"},
+	})
+}

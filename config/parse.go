@@ -768,7 +768,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	if _, ok := seen["port"]; !ok && !hasURL {
 		s.Port = DefaultPort(s.Protocol)
 	}
-	d.problems("service", s.Validate(), seen, s.Pos)
+	d.problems("service", asWritten(schema, s, seen).Validate(), seen, s.Pos)
 	if routesNode != nil {
 		d.list(routesNode, "routes", func(item *yaml.Node) {
 			routes = append(routes, d.route(item, &s))
