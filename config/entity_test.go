@@ -63,3 +63,35 @@ func TestServiceTLSOnlyAsWritten(t *testing.T) {
 		{6, 25, "client_certificate: cert_file and key_file are both required"},
 	})
 }
+
+// TestSchemaFieldsDecoded: every field of the service and route tables
+// that is not custom is read by the file's decoder (a mapping where a
+// scalar or list belongs is refused under the field's name).
+func TestSchemaFieldsDecoded(t *testing.T) {
+	check := func(kind, base string, fields []FieldSpec) {
+		for _, f := range fields {
+			if f.Type == FieldCustom {
+				continue
+			}
+			src := kind + ":\n  - " + f.Name + ": {x: 1}\n"
+			for _, line := range strings.Split(base, "\n") {
+				if k, _, _ := strings.Cut(line, ":"); k != f.Name {
+					src += "    " + line + "\n"
+				}
+			}
+			_, err := Parse("f.yaml", []byte(src), nil)
+			if err == nil || !strings.Contains(err.Error(), ": "+f.Name+": ") {
+				t.Errorf("%s.%s: %v", kind, f.Name, err)
+			}
+		}
+	}
+	var svc, rt []FieldSpec
+	for _, f := range ServiceSchema().Fields {
+		svc = append(svc, f.FieldSpec)
+	}
+	for _, f := range RouteSchema().Fields {
+		rt = append(rt, f.FieldSpec)
+	}
+	check("services", "name: s\nhost: h", svc)
+	check("routes", "name: r\npaths: [/]", rt)
+}
