@@ -122,12 +122,11 @@ func schemas() js {
 		"retry_policy":     nullable(sref("RetryPolicy")),
 	}
 	serviceIn := schemaProps(config.ServiceSchema(), js{
-		"client_certificate": nullable(closed(sobj(js{
-			"cert_file": sstr("PEM certificate (chain) file"),
-			"key_file":  sstr("PEM private key file"),
-		}, "cert_file", "key_file"))),
+		"id": uuidSchema("optional on creation"),
+		"client_certificate": nullable(closed(sobj(schemaProps(config.ClientCertificateSchema(), nil), "cert_file", "key_file"))),
 	})
 	routeIn := schemaProps(config.RouteSchema(), js{
+		"id":                         uuidSchema("optional on creation"),
 		"headers":                    nullable(headers),
 		"https_redirect_status_code": js{"type": "integer", "enum": config.HTTPSRedirectCodes(), "description": fieldDoc(config.RouteSchema(), "https_redirect_status_code")},
 		"protocols":                  sarr(senum("", config.RouteProtocols()...), fieldDoc(config.RouteSchema(), "protocols")),
@@ -366,12 +365,18 @@ func certIn() js {
 	}
 }
 
-// schemaProps are the input properties of an entity's fields (its id
-// and its field table); custom gives those a field's type cannot say (a
-// custom field without one is left out). A field the file takes as null is nullable, and so is
-// the name: an entity created without one is keyed by its id.
+// schemaProps are the input properties of a field table's fields, and
+// custom's other entries (an id). custom also gives what a field's type
+// cannot say; a custom field without an entry is left out. A field the
+// file takes as null is nullable, and so is the name: an entity created
+// without one is keyed by its id.
 func schemaProps[T any](s *config.Schema[T], custom js) js {
-	out := js{"id": uuidSchema("optional on creation")}
+	out := js{}
+	for k, v := range custom {
+		if _, field := s.Field(k); !field {
+			out[k] = v
+		}
+	}
 	for _, f := range s.Fields {
 		var p js
 		switch f.Type {

@@ -238,8 +238,7 @@ func decodeClientCertificate(o *obj, s *state.Service) {
 			s.ClientCertificate = nil
 		case c != nil:
 			cc := &state.ClientCertificate{}
-			c.setString("cert_file", &cc.CertFile, "", nil)
-			c.setString("key_file", &cc.KeyFile, "", nil)
+			decodeFields(c, config.ClientCertificateSchema(), cc, nil)
 			if cc.CertFile == "" || cc.KeyFile == "" {
 				o.fail("client_certificate", "cert_file and key_file are both required")
 			}

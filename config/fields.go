@@ -186,6 +186,16 @@ func ServiceSchema() *Schema[Service] {
 	}}
 }
 
+// ClientCertificateSchema is the fields of a service's
+// client_certificate, both required.
+func ClientCertificateSchema() *Schema[ClientCertificate] {
+	type f = Field[ClientCertificate]
+	return &Schema[ClientCertificate]{Kind: "client_certificate", New: func() ClientCertificate { return ClientCertificate{} }, Fields: []f{
+		{FieldSpec{Name: "cert_file", Doc: "PEM certificate (chain) file"}, func(c *ClientCertificate) any { return &c.CertFile }},
+		{FieldSpec{Name: "key_file", Doc: "PEM private key file"}, func(c *ClientCertificate) any { return &c.KeyFile }},
+	}}
+}
+
 // tlsOnly is why a TLS setting is refused on a plaintext service.
 const tlsOnly = "only allowed when protocol is https or grpcs"
 

@@ -703,10 +703,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	seen := d.mapping(n, "service", "service", append(append(schemaFields(d, schema, &s, map[string]func(*yaml.Node){
 		"client_certificate": func(v *yaml.Node) {
 			cc := &ClientCertificate{}
-			seen := d.mapping(v, "client_certificate", "client_certificate", []field{
-				{"cert_file", d.strField(&cc.CertFile, "cert_file", nil)},
-				{"key_file", d.strField(&cc.KeyFile, "key_file", nil)},
-			})
+			seen := d.mapping(v, "client_certificate", "client_certificate", schemaFields(d, ClientCertificateSchema(), cc, nil))
 			if seen == nil {
 				return
 			}
