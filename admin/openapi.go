@@ -122,7 +122,7 @@ func schemas() js {
 		"retry_policy":     nullable(sref("RetryPolicy")),
 	}
 	serviceIn := schemaProps(config.ServiceSchema(), js{
-		"id": uuidSchema("optional on creation"),
+		"id":                 uuidSchema("optional on creation"),
 		"client_certificate": nullable(closed(sobj(schemaProps(config.ClientCertificateSchema(), nil), "cert_file", "key_file"))),
 	})
 	routeIn := schemaProps(config.RouteSchema(), js{
