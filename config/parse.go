@@ -699,43 +699,11 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 		routesNode *yaml.Node
 		parsed     *ServiceURL
 	)
-	seen := d.mapping(n, "service", "service", append([]field{
-		{"name", func(v *yaml.Node) {
-			if str, ok := d.str(v, "name"); ok {
-				if err := CheckName(str); err != nil {
-					d.errorf(deref(v), "name: %v", err)
-					return
-				}
-				s.Name, name = str, named{str, deref(v)}
-			}
-		}},
-		{"host", func(v *yaml.Node) {
-			h, ok := d.str(v, "host")
-			if !ok {
-				return
-			}
-			norm, err := NormalizeServiceHost(h)
-			if err != nil {
-				d.errorf(deref(v), "host: %v", err)
-				return
-			}
-			s.Host = norm
-		}},
-		{"port", d.intField(&s.Port, "port", MinPort, MaxPort)},
-		{"protocol", d.enumField(&s.Protocol, "protocol", ServiceProtocols()...)},
-		{"tls_verify", func(n *yaml.Node) {
-			if b, ok := d.boolean(n, "tls_verify"); ok {
-				s.TLSVerify = &b
-			}
-		}},
-		{"tls_verify_depth", d.intField(&s.TLSVerifyDepth, "tls_verify_depth", 0, MaxTLSVerifyDepth)},
-		{"ca_certificates", d.strings("ca_certificates", &s.CACertificates)},
-		{"client_certificate", func(v *yaml.Node) {
+	schema := ServiceSchema()
+	seen := d.mapping(n, "service", "service", append(append(schemaFields(d, schema, &s, map[string]func(*yaml.Node){
+		"client_certificate": func(v *yaml.Node) {
 			cc := &ClientCertificate{}
-			seen := d.mapping(v, "client_certificate", "client_certificate", []field{
-				{"cert_file", d.strField(&cc.CertFile, "cert_file", nil)},
-				{"key_file", d.strField(&cc.KeyFile, "key_file", nil)},
-			})
+			seen := d.mapping(v, "client_certificate", "client_certificate", schemaFields(d, ClientCertificateSchema(), cc, nil))
 			if seen == nil {
 				return
 			}
@@ -746,19 +714,8 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 				return
 			}
 			s.ClientCertificate = cc
-		}},
-		{"grpc_idempotent_methods", func(v *yaml.Node) {
-			s.GRPCIdempotentMethods = d.routeList(v, "grpc_idempotent_methods", func(m string) (string, error) {
-				return m, CheckGRPCMethod(m)
-			})
-		}},
-		{"path", d.strField(&s.Path, "path", checkPath)},
-		{"retries", d.intField(&s.Retries, "retries", 0, MaxRetries)},
-		{"tags", d.tags(&s.Tags)},
-		{"connect_timeout", d.millisecondsField(&s.ConnectTimeout, "connect_timeout", MinTimeoutMs, MaxTimeoutMs)},
-		{"read_timeout", d.millisecondsField(&s.ReadTimeout, "read_timeout", MinTimeoutMs, MaxTimeoutMs)},
-		{"write_timeout", d.millisecondsField(&s.WriteTimeout, "write_timeout", MinTimeoutMs, MaxTimeoutMs)},
-		{"url", func(v *yaml.Node) {
+		},
+		"url": func(v *yaml.Node) {
 			str, ok := d.str(v, "url")
 			if !ok {
 				return
@@ -774,14 +731,15 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 				return
 			}
 			parsed = &u
-		}},
-		{"routes", func(v *yaml.Node) { routesNode = v }},
-		d.pluginsIn(&s.Name, nil),
-	}, d.kongFields(KindService, &s.ID)...))
+		},
+	}), field{"routes", func(v *yaml.Node) { routesNode = v }}, d.pluginsIn(&s.Name, nil)),
+		d.kongFields(KindService, &s.ID)...))
 	if seen == nil {
 		return s, name, nil
 	}
-	if _, ok := seen["name"]; !ok {
+	if e, ok := seen["name"]; ok && e.ok {
+		name = named{s.Name, deref(e.val)}
+	} else if !ok {
 		if s.ID == "" {
 			d.errorAt(s.Pos, "service: name (or id) is required")
 		} else {
@@ -807,25 +765,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	if _, ok := seen["port"]; !ok && !hasURL {
 		s.Port = DefaultPort(s.Protocol)
 	}
-	if !TLSProtocol(s.Protocol) && allOK(seen, "protocol", "url") {
-		for _, k := range []string{"tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"} {
-			if e, ok := seen[k]; ok {
-				d.errorf(e.key, "%s: only allowed when protocol is https or grpcs (protocol is %s)", k, s.Protocol)
-			}
-		}
-	} else {
-		// The material must load (read again when the service is built).
-		if e, ok := seen["ca_certificates"]; ok && e.ok {
-			if _, err := LoadServiceTLS(&Service{CACertificates: s.CACertificates}); err != nil {
-				d.errorf(e.key, "%v", err)
-			}
-		}
-		if e, ok := seen["client_certificate"]; ok && e.ok && s.ClientCertificate != nil {
-			if _, err := LoadServiceTLS(&Service{ClientCertificate: s.ClientCertificate}); err != nil {
-				d.errorf(e.key, "%v", err)
-			}
-		}
-	}
+	d.problems("service", asWritten(schema, s, seen).Validate(), seen, s.Pos)
 	if routesNode != nil {
 		d.list(routesNode, "routes", func(item *yaml.Node) {
 			routes = append(routes, d.route(item, &s))
@@ -840,66 +780,17 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	r := defaultRoute()
 	r.Pos = pos(n)
 	e := routeEntry{nested: parent != nil}
-	seen := d.mapping(n, "route", "route", append([]field{
-		{"name", func(v *yaml.Node) {
-			if s, ok := d.str(v, "name"); ok {
-				if err := CheckName(s); err != nil {
-					d.errorf(deref(v), "name: %v", err)
-					return
-				}
-				r.Name, e.name = s, named{s, deref(v)}
-			}
-		}},
-		{"tags", d.tags(&r.Tags)},
-		{"service", func(v *yaml.Node) {
+	seen := d.mapping(n, "route", "route", append(append(schemaFields(d, RouteSchema(), &r, map[string]func(*yaml.Node){
+		"service": func(v *yaml.Node) {
 			if isNull(deref(v)) {
 				return // Kong's service: null, no service
 			}
 			if name, id, ok := d.entityRef(v, "service"); ok {
 				r.Service, e.serviceID, e.service = name, id, deref(v)
 			}
-		}},
-		{"paths", func(v *yaml.Node) {
-			r.Paths = d.routeList(v, "paths", func(s string) (string, error) {
-				return s, CheckRoutePath(s)
-			})
-		}},
-		{"hosts", func(v *yaml.Node) { r.Hosts = d.routeList(v, "hosts", NormalizeRouteHost) }},
-		{"methods", func(v *yaml.Node) {
-			r.Methods = d.routeList(v, "methods", func(s string) (string, error) {
-				return strings.ToUpper(s), CheckToken(s)
-			})
-		}},
-		{"headers", func(v *yaml.Node) { r.Headers = d.headers(v, true) }},
-		{"strip_path", d.boolField(&r.StripPath, "strip_path")},
-		{"preserve_host", d.boolField(&r.PreserveHost, "preserve_host")},
-		{"regex_priority", d.intField(&r.RegexPriority, "regex_priority", MinRegexPriority, MaxRegexPriority)},
-		{"path_handling", d.enumField(&r.PathHandling, "path_handling", PathHandlings()...)},
-		{"https_redirect_status_code", func(v *yaml.Node) {
-			if i, ok := d.integer(v, "https_redirect_status_code", MinHTTPStatus, MaxHTTPStatus); ok {
-				if err := CheckHTTPSRedirect(int(i)); err != nil {
-					d.errorf(deref(v), "https_redirect_status_code: %v", err)
-					return
-				}
-				r.HTTPSRedirectStatusCode = int(i)
-			}
-		}},
-		{"protocols", func(v *yaml.Node) {
-			ps := d.routeList(v, "protocols", func(p string) (string, error) {
-				p = strings.ToLower(p)
-				if !slices.Contains(RouteProtocols(), p) {
-					return p, fmt.Errorf("%s is not one of %s", quote(p), strings.Join(RouteProtocols(), ", "))
-				}
-				return p, nil
-			})
-			if err := CheckRouteProtocols(ps); err != nil {
-				d.errorf(deref(v), "protocols: %v", err)
-				return
-			}
-			r.Protocols = ps
-		}},
-		d.pluginsIn(nil, &r.Name),
-	}, d.kongFields(KindRoute, &r.ID)...))
+		},
+		"headers": func(v *yaml.Node) { r.Headers = d.headers(v, true) },
+	}), d.pluginsIn(nil, &r.Name)), d.kongFields(KindRoute, &r.ID)...))
 	if parent != nil {
 		r.Service = parent.Name
 		e.service, e.serviceID = nil, ""
@@ -908,7 +799,9 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	if seen == nil {
 		return e
 	}
-	if _, ok := seen["name"]; !ok {
+	if k, ok := seen["name"]; ok && k.ok {
+		e.name = named{r.Name, deref(k.val)}
+	} else if !ok {
 		if r.ID == "" {
 			d.errorAt(r.Pos, "route: name (or id) is required")
 		} else {
@@ -918,11 +811,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	if k, ok := seen["service"]; ok && parent != nil {
 		d.errorf(k.key, "service: not allowed in a route nested in a service (it belongs to service %s)", quote(parent.Name))
 	}
-	if len(r.Paths) == 0 && len(r.Hosts) == 0 && len(r.Methods) == 0 && len(r.Headers) == 0 {
-		if noneOf(seen, "paths", "hosts", "methods", "headers") || allOK(seen, "paths", "hosts", "methods", "headers") {
-			d.errorAt(r.Pos, "route: at least one of paths, hosts, methods or headers is required")
-		}
-	}
+	d.problems("route", r.Validate(), seen, r.Pos)
 	return e
 }
 

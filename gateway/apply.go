@@ -69,7 +69,8 @@ type routedUpstream struct {
 }
 
 func routingOf(file, cfg *config.File, doc *state.Doc, ups map[string]*upstreamRT) *routing {
-	r := &routing{file: file, services: cfg.Services, routes: cfg.Routes, proxy: cfg.Proxy,
+	r := &routing{file: file, services: withoutMeta(cfg.Services, func(s *config.Service) *config.Meta { return &s.Meta }),
+		routes: withoutMeta(cfg.Routes, func(r *config.Route) *config.Meta { return &r.Meta }), proxy: cfg.Proxy,
 		canaries: map[string]state.Canary{}, ups: map[string]routedUpstream{},
 		plugins: pluginEntities{cfg.Plugins, cfg.Consumers, cfg.KeyAuths}}
 	for name, c := range doc.Canaries {
@@ -81,6 +82,16 @@ func routingOf(file, cfg *config.File, doc *state.Doc, ups map[string]*upstreamR
 		r.ups[name] = routedUpstream{u: rt.u, hash: rt.hash}
 	}
 	return r
+}
+
+// withoutMeta is a copy of l without the entities' Meta (ids and the admin
+// layer's bookkeeping), which the router is not built from.
+func withoutMeta[T any](l []T, meta func(*T) *config.Meta) []T {
+	out := slices.Clone(l)
+	for i := range out {
+		*meta(&out[i]) = config.Meta{}
+	}
+	return out
 }
 
 func (r *routing) equal(o *routing) bool {
@@ -169,6 +180,12 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 	if merged != nil {
 		base, cfg = merged.Base, merged.Effective
 	} else {
+		// A layer the admin API did not just check (loaded, adopted from
+		// another sidecar, or under a reloaded file) is checked as the
+		// admin API checks its entities.
+		if err := doc.Validate(); err != nil {
+			return nil, err
+		}
 		var err error
 		if base, err = g.baseLocked(file, doc); err != nil {
 			return nil, err
@@ -243,9 +260,9 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 	direct := p.direct
 	for _, cs := range cfg.Services {
 		to := proxy.TransportOptions{
-			ConnectTimeout:      cs.ConnectTimeout,
-			ReadTimeout:         cs.ReadTimeout,
-			WriteTimeout:        cs.WriteTimeout,
+			ConnectTimeout:      cs.ConnectTimeout.D(),
+			ReadTimeout:         cs.ReadTimeout.D(),
+			WriteTimeout:        cs.WriteTimeout.D(),
 			MaxIdleConnsPerHost: cfg.Proxy.MaxIdleConnsPerHost,
 			IdleConnTimeout:     cfg.Proxy.IdleConnTimeout,
 			Protocol:            cs.Protocol,
@@ -255,7 +272,7 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 			if err != nil {
 				return nil, cfg.Errorf(cs.Pos, "service %q: %v", cs.Name, err)
 			}
-			to.TLS = proxy.TLSOptions{Verify: cs.TLSVerify == nil || *cs.TLSVerify, VerifyDepth: cs.TLSVerifyDepth, CA: m.CA, ClientCert: m.Cert, ClientKey: m.Key}
+			to.TLS = proxy.TLSOptions{Verify: cs.TLSVerify == nil || *cs.TLSVerify, VerifyDepth: cs.VerifyDepth(), CA: m.CA, ClientCert: m.Cert, ClientKey: m.Key}
 			if _, err := to.TLS.Config(); err != nil {
 				return nil, cfg.Errorf(cs.Pos, "service %q: %v", cs.Name, err)
 			}

@@ -47,9 +47,9 @@ func Merge(f *config.File, d *Doc) *config.File {
 	out.Upstreams = mergeList(f.Upstreams, d.Upstreams, func(u config.Upstream) string { return u.Name },
 		func(e *Upstream) (string, Meta) { return e.Name, e.Meta }, func(e *Upstream, base *config.Upstream) config.Upstream { return e.toConfig(base) })
 	out.Services = mergeList(f.Services, d.Services, func(s config.Service) string { return s.Name },
-		func(e *Service) (string, Meta) { return e.Name, e.Meta }, func(e *Service, _ *config.Service) config.Service { return e.toConfig() })
+		func(e *Service) (string, Meta) { return e.Name, e.Meta }, func(e *Service, _ *config.Service) config.Service { return *e })
 	out.Routes = mergeList(f.Routes, d.Routes, func(r config.Route) string { return r.Name },
-		func(e *Route) (string, Meta) { return e.Name, e.Meta }, func(e *Route, _ *config.Route) config.Route { return e.toConfig() })
+		func(e *Route) (string, Meta) { return e.Name, e.Meta }, func(e *Route, _ *config.Route) config.Route { return e.WithDefaults() })
 	out.Certificates = mergeCertificates(f.Certificates, d.Certificates)
 	mergePlugins(&out, f, d)
 	out.SNIs = mergeSNIs(f.SNIs, d, out.Certificates)
@@ -212,42 +212,6 @@ func (h *Healthchecks) toConfig() config.Healthchecks {
 		}
 	}
 	return c
-}
-
-func (s *Service) toConfig() config.Service {
-	c := config.Service{
-		Name: s.Name, Protocol: s.Protocol, Host: s.Host, Port: s.Port, Path: s.Path, Retries: s.Retries,
-		ConnectTimeout:        time.Duration(s.ConnectTimeout) * time.Millisecond,
-		ReadTimeout:           time.Duration(s.ReadTimeout) * time.Millisecond,
-		WriteTimeout:          time.Duration(s.WriteTimeout) * time.Millisecond,
-		CACertificates:        s.CACertificates,
-		GRPCIdempotentMethods: s.GRPCIdempotentMethods,
-		Tags:                  slices.Clone(s.Tags),
-	}
-	c.TLSVerify = s.TLSVerify
-	if s.TLSVerifyDepth != nil {
-		c.TLSVerifyDepth = *s.TLSVerifyDepth
-	}
-	if cc := s.ClientCertificate; cc != nil {
-		c.ClientCertificate = &config.ClientCertificate{CertFile: cc.CertFile, KeyFile: cc.KeyFile}
-	}
-	return c
-}
-
-func (r *Route) toConfig() config.Route {
-	ph := r.PathHandling
-	if ph == "" {
-		ph = config.DefaultPathHandling
-	}
-	redirect := r.HTTPSRedirectStatusCode
-	if redirect == 0 {
-		redirect = config.DefaultHTTPSRedirect
-	}
-	return config.Route{
-		Name: r.Name, Service: r.Service, Paths: r.Paths, Hosts: r.Hosts, Methods: r.Methods, Headers: r.Headers,
-		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: ph,
-		Protocols: r.Protocols, Tags: slices.Clone(r.Tags), HTTPSRedirectStatusCode: redirect,
-	}
 }
 
 // MarshalJSON writes a Duration as Go's duration string.
