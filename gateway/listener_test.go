@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/outrigger-gw/outrigger/config"
+	"github.com/outrigger-gw/outrigger/internal/rawtest"
 )
 
 // serveProxy runs a gateway on the proxy section proxyYAML (no routes:
@@ -55,39 +56,13 @@ func serveProxy(t *testing.T, proxyYAML string) string {
 	return pln.Addr().String()
 }
 
-func dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// roundTrip sends one keep-alive request on c and reads its response
-// within d.
-func roundTrip(c net.Conn, br *bufio.Reader, d time.Duration) (*http.Response, error) {
-	if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
-		return nil, err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return nil, err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp, err
-}
-
 // TestIdleConnectionClosed: a keep-alive connection that sends nothing
 // after its response is closed by the gateway once idle_timeout passes.
 func TestIdleConnectionClosed(t *testing.T) {
 	addr := serveProxy(t, "  idle_timeout: 300ms\n")
-	c := dial(t, addr)
+	c := rawtest.Dial(t, addr)
 	br := bufio.NewReader(c)
-	resp, err := roundTrip(c, br, 5*time.Second)
+	resp, err := rawtest.RoundTrip(c, br, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,15 +84,15 @@ func TestMaxConnections(t *testing.T) {
 	addr := serveProxy(t, "  max_connections: 2\n")
 	var held []net.Conn
 	for i := 0; i < 2; i++ {
-		c := dial(t, addr)
-		if _, err := roundTrip(c, bufio.NewReader(c), 5*time.Second); err != nil {
+		c := rawtest.Dial(t, addr)
+		if _, err := rawtest.RoundTrip(c, bufio.NewReader(c), 5*time.Second); err != nil {
 			t.Fatalf("connection %d: %v", i+1, err)
 		}
 		held = append(held, c)
 	}
-	third := dial(t, addr) // completes in the kernel's backlog
+	third := rawtest.Dial(t, addr) // completes in the kernel's backlog
 	br := bufio.NewReader(third)
-	_, err := roundTrip(third, br, 500*time.Millisecond)
+	_, err := rawtest.RoundTrip(third, br, 500*time.Millisecond)
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("third connection while two are open: %v; want no answer (read timeout)", err)
@@ -134,7 +109,7 @@ func TestMaxConnections(t *testing.T) {
 	}
 	// The second held connection still works: the limit never breaks
 	// served connections.
-	if _, err := roundTrip(held[1], bufio.NewReader(held[1]), 5*time.Second); err != nil {
+	if _, err := rawtest.RoundTrip(held[1], bufio.NewReader(held[1]), 5*time.Second); err != nil {
 		t.Fatalf("second connection: %v", err)
 	}
 }
@@ -144,7 +119,7 @@ func TestMaxConnections(t *testing.T) {
 // passes, long before it could finish.
 func TestSlowlorisAnswered408(t *testing.T) {
 	addr := serveProxy(t, "  header_timeout: 1s\n")
-	c := dial(t, addr)
+	c := rawtest.Dial(t, addr)
 	// 60 bytes at 200 ms: 12 s to send, far beyond the 1 s timeout.
 	req := "GET /x HTTP/1.1\r\nHost: test\r\nX-Slow: " + strings.Repeat("a", 60)
 	stop := make(chan struct{})
@@ -179,20 +154,16 @@ func TestSlowlorisAnswered408(t *testing.T) {
 	}
 	// Closed: EOF, or a reset when the sender's next byte beat the FIN.
 	if n, err := br.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) ||
-		!errors.Is(err, io.EOF) && !isReset(err) {
+		!errors.Is(err, io.EOF) && !rawtest.IsReset(err) {
 		t.Fatalf("after the 408: read %d, %v; want the connection closed", n, err)
 	}
-}
-
-func isReset(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
 
 // TestIdleConnectionWithoutRequestClosedSilently: a connection that sends
 // nothing is closed once header_timeout passes, without a response.
 func TestIdleConnectionWithoutRequestClosedSilently(t *testing.T) {
 	addr := serveProxy(t, "  header_timeout: 300ms\n")
-	c := dial(t, addr)
+	c := rawtest.Dial(t, addr)
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, err := c.Read(make([]byte, 64))
 	if n != 0 || !errors.Is(err, io.EOF) {

@@ -12,61 +12,19 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outrigger-gw/outrigger/internal/rawtest"
 )
-
-// clDial opens a raw connection to the gateway's proxy listener.
-func clDial(t *testing.T, g *gateway) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", g.ProxyAddr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// clRoundTrip sends one keep-alive GET on c and reads its response, giving
-// up after d.
-func clRoundTrip(c net.Conn, br *bufio.Reader, d time.Duration) (*http.Response, error) {
-	if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: test\r\n\r\n"); err != nil {
-		return nil, err
-	}
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return nil, err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp, err
-}
-
-// clClosed reports whether the peer closed c (EOF or a reset), waiting up
-// to d for it.
-func clClosed(br *bufio.Reader, c net.Conn, d time.Duration) error {
-	_ = c.SetReadDeadline(time.Now().Add(d))
-	n, err := br.Read(make([]byte, 1))
-	switch {
-	case n != 0:
-		return errors.New("the gateway sent more bytes")
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return errors.New("still open")
-	case errors.Is(err, io.EOF), err != nil && strings.Contains(err.Error(), "connection reset"):
-		return nil
-	}
-	return err
-}
 
 func TestProxyClientConnectionSettings(t *testing.T) {
 	t.Run("idle_timeout closes an idle keep-alive connection", func(t *testing.T) {
 		g := startGatewayOpts(t, gatewayOpts{Proxy: "  idle_timeout: 300ms\n"}, "")
-		c := clDial(t, g)
+		c := rawtest.Dial(t, g.ProxyAddr)
 		br := bufio.NewReader(c)
-		resp, err := clRoundTrip(c, br, 5*time.Second)
+		resp, err := rawtest.RoundTrip(c, br, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +32,7 @@ func TestProxyClientConnectionSettings(t *testing.T) {
 			t.Fatalf("response %d, close %v; want a kept-alive 404", resp.StatusCode, resp.Close)
 		}
 		start := time.Now()
-		if err := clClosed(br, c, 10*time.Second); err != nil {
+		if err := rawtest.Closed(br, c, 10*time.Second); err != nil {
 			t.Fatalf("idle keep-alive connection: %v after %s; want it closed by the gateway", err, time.Since(start))
 		}
 		t.Logf("idle keep-alive connection closed %.0fms after its response (idle_timeout 300ms)", csMS(time.Since(start)))
@@ -82,7 +40,7 @@ func TestProxyClientConnectionSettings(t *testing.T) {
 
 	t.Run("header_timeout answers a slowloris 408", func(t *testing.T) {
 		g := startGatewayOpts(t, gatewayOpts{Proxy: "  header_timeout: 1s\n"}, "")
-		c := clDial(t, g)
+		c := rawtest.Dial(t, g.ProxyAddr)
 		// One byte every 200 ms: 60 bytes of header would take 12 s.
 		req := "GET /x HTTP/1.1\r\nHost: test\r\nX-Slow: " + strings.Repeat("a", 60)
 		stop := make(chan struct{})
@@ -113,7 +71,7 @@ func TestProxyClientConnectionSettings(t *testing.T) {
 		if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
 			t.Fatalf("slowloris: %d close=%v %q; want 408 with Connection: close", resp.StatusCode, resp.Close, body)
 		}
-		if err := clClosed(br, c, 5*time.Second); err != nil {
+		if err := rawtest.Closed(br, c, 5*time.Second); err != nil {
 			t.Fatalf("after the 408: %v; want the connection closed", err)
 		}
 		t.Logf("slowloris answered %d %q after %.0fms (header_timeout 1s; the headers would have taken 12s)", resp.StatusCode, body, csMS(time.Since(start)))
@@ -123,16 +81,16 @@ func TestProxyClientConnectionSettings(t *testing.T) {
 		g := startGatewayOpts(t, gatewayOpts{Proxy: "  max_connections: 2\n"}, "")
 		var held []net.Conn
 		for i := range 2 {
-			c := clDial(t, g)
-			if _, err := clRoundTrip(c, bufio.NewReader(c), 5*time.Second); err != nil {
+			c := rawtest.Dial(t, g.ProxyAddr)
+			if _, err := rawtest.RoundTrip(c, bufio.NewReader(c), 5*time.Second); err != nil {
 				t.Fatalf("connection %d: %v", i+1, err)
 			}
 			held = append(held, c)
 		}
-		third := clDial(t, g) // the kernel completes the handshake
+		third := rawtest.Dial(t, g.ProxyAddr) // the kernel completes the handshake
 		br := bufio.NewReader(third)
 		var ne net.Error
-		if _, err := clRoundTrip(third, br, 500*time.Millisecond); !errors.As(err, &ne) || !ne.Timeout() {
+		if _, err := rawtest.RoundTrip(third, br, 500*time.Millisecond); !errors.As(err, &ne) || !ne.Timeout() {
 			t.Fatalf("a third connection while two are open: %v; want no answer yet", err)
 		}
 		held[0].Close()
@@ -145,7 +103,7 @@ func TestProxyClientConnectionSettings(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("the third connection: %d, want 404", resp.StatusCode)
 		}
-		if _, err := clRoundTrip(held[1], bufio.NewReader(held[1]), 5*time.Second); err != nil {
+		if _, err := rawtest.RoundTrip(held[1], bufio.NewReader(held[1]), 5*time.Second); err != nil {
 			t.Fatalf("the second connection after the cap was reached: %v", err)
 		}
 		select {

@@ -295,6 +295,11 @@ type target struct {
 	url     string
 	pid     int   // root of the measured process tree; 0 for direct
 	rssIdle int64 // after start-up and one warm-up, bytes
+	// anonIdle is the anonymous part of rssIdle (heap, stacks: what the
+	// process itself allocated); the rest is file pages (the binary and
+	// libraries, shared with the page cache), whose residency the kernel
+	// decides.
+	anonIdle int64
 }
 
 func bench(o benchOpts) error {
@@ -373,7 +378,7 @@ func benchH1(o benchOpts, tmp string, origins []string) error {
 		if _, err := measure(o, t, 8, o.d/5); err != nil { // warm-up
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
-		t.rssIdle = treeRSS(t.pid)
+		t.rssIdle, t.anonIdle = treeRSS(t.pid), treeMem(t.pid, "RssAnon:")
 	}
 	for _, c := range o.conns {
 		// Round by round across the targets, so that what else the
@@ -467,8 +472,8 @@ func report(title string, targets []*target, med map[string]run) {
 	for _, t := range targets {
 		w = max(w, len(t.name))
 	}
-	fmt.Printf("%-*s %10s %7s %9s %9s %10s %9s %9s %9s %9s %9s\n", w, "target", "req/s", "errors", "p50", "p99",
-		"cpu/req", "rss idle", "rss load", "rps×ngx", "cpu×ngx", "p99×ngx")
+	fmt.Printf("%-*s %10s %7s %9s %9s %10s %9s %9s %9s %9s %9s %9s\n", w, "target", "req/s", "errors", "p50", "p99",
+		"cpu/req", "rss idle", "anon idle", "rss load", "rps×ngx", "cpu×ngx", "p99×ngx")
 	ngx, haveNgx := med["nginx"]
 	ratio := func(a, b float64) string {
 		if !haveNgx || b == 0 {
@@ -478,15 +483,16 @@ func report(title string, targets []*target, med map[string]run) {
 	}
 	for _, t := range targets {
 		r := med[t.name]
-		cpu, idle, load, cpuRatio := "-", "-", "-", "-"
+		cpu, idle, anon, load, cpuRatio := "-", "-", "-", "-", "-"
 		if t.pid != 0 {
 			cpu = fmt.Sprintf("%.1fµs", float64(r.cpuPerReq)/float64(time.Microsecond))
 			idle = fmt.Sprintf("%.1fMiB", float64(t.rssIdle)/mib)
+			anon = fmt.Sprintf("%.1fMiB", float64(t.anonIdle)/mib)
 			load = fmt.Sprintf("%.1fMiB", float64(r.rssLoad)/mib)
 			cpuRatio = ratio(float64(r.cpuPerReq), float64(ngx.cpuPerReq))
 		}
-		fmt.Printf("%-*s %10.0f %7d %9s %9s %10s %9s %9s %9s %9s %9s\n", w, t.name, r.rps(), r.errs,
-			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), cpu, idle, load,
+		fmt.Printf("%-*s %10.0f %7d %9s %9s %10s %9s %9s %9s %9s %9s %9s\n", w, t.name, r.rps(), r.errs,
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), cpu, idle, anon, load,
 			ratio(r.rps(), ngx.rps()), cpuRatio, ratio(float64(r.p99), float64(ngx.p99)))
 	}
 }
@@ -757,7 +763,11 @@ func treeCPU(pid int) time.Duration {
 }
 
 // treeRSS is the resident set of pid's process tree, in bytes.
-func treeRSS(pid int) int64 {
+func treeRSS(pid int) int64 { return treeMem(pid, "VmRSS:") }
+
+// treeMem sums one kB field of /proc/PID/status (field is its name with
+// the colon) over pid's process tree, in bytes.
+func treeMem(pid int, field string) int64 {
 	var kb int64
 	for _, p := range tree(pid) {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
@@ -765,7 +775,7 @@ func treeRSS(pid int) int64 {
 			continue
 		}
 		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			if v, ok := strings.CutPrefix(line, field); ok {
 				n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 				kb += n
 			}
