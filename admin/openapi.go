@@ -248,7 +248,7 @@ func schemas() js {
 					"minimum_hosts":  sint(fmt.Sprintf("targets with request_volume needed to compare rates (default %d)", config.DefaultSuccessRate().MinimumHosts), config.MinSuccessRateHosts, config.MaxSuccessRateCount),
 					"request_volume": sint(fmt.Sprintf("outcomes a target needs in an interval to be judged (default %d)", config.DefaultSuccessRate().RequestVolume), 1, config.MaxSuccessRateCount),
 					"stdev_factor":   sint(fmt.Sprintf("ejected under mean - stdev_factor/1000 x stdev (default %d)", config.DefaultSuccessRate().StdevFactor), 1, config.MaxSuccessRateCount),
-					"interval":       snum(fmt.Sprintf("seconds between evaluations (default %g)", config.DefaultSuccessRate().Interval.Seconds()), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds()),
+					"interval":       snum(fmt.Sprintf("seconds between evaluations (default %g)", config.DefaultSuccessRate().Interval.Float()), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds()),
 				}))),
 			}))),
 		})),
@@ -271,7 +271,7 @@ func schemas() js {
 		"RetryBudget": closed(sobj(js{
 			"retry_ratio":            snum(fmt.Sprintf("share of the requests of the last ttl retries may add (default %g)", config.DefaultRetryBudget().RetryRatio), 0, config.MaxRetryRatio),
 			"min_retries_per_second": snum(fmt.Sprintf("retries per second allowed on top (default %g)", config.DefaultRetryBudget().MinRetriesPerSecond), 0, config.MaxMinRetriesPerSecond),
-			"ttl":                    snum(fmt.Sprintf("seconds of the window (default %g)", config.DefaultRetryBudget().TTL.Seconds()), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds()),
+			"ttl":                    snum(fmt.Sprintf("seconds of the window (default %g)", config.DefaultRetryBudget().TTL.Float()), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds()),
 		})),
 		"UpstreamInput": closed(sobj(upstreamIn)),
 		"Upstream": sobj(with(upstreamIn, with(timestamps(), js{"id": uuidSchema("")})),

@@ -300,9 +300,9 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 		{"slots", d.intField(&u.Slots, "slots", MinSlots, MaxSlots)},
 		{"tags", d.tags(&u.Tags)},
 		{"sticky_sessions_cookie", d.strField(&u.StickyCookie, "sticky_sessions_cookie", CheckToken)},
-		{"sticky_sessions_cookie_ttl", d.durationField(&u.StickyTTL, "sticky_sessions_cookie_ttl", false)},
+		{"sticky_sessions_cookie_ttl", d.durationField((*time.Duration)(u.StickyTTL), "sticky_sessions_cookie_ttl", false)},
 		{"slow_start", func(v *yaml.Node) { u.SlowStart = d.slowStart(v) }},
-		{"panic", func(v *yaml.Node) { d.panicBlock(v, &u.Panic) }},
+		{"panic", func(v *yaml.Node) { d.panicBlock(v, u.Panic) }},
 		{"circuit_breakers", func(v *yaml.Node) {
 			d.mapping(v, "circuit_breakers", "circuit_breakers", []field{
 				{"max_requests", d.intField(&u.CircuitBreakers.MaxRequests, "max_requests", 0, MaxBreakerLimit)},
@@ -311,9 +311,9 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 				{"max_pending_requests", d.intField(&u.CircuitBreakers.MaxPendingRequests, "max_pending_requests", 0, MaxBreakerLimit)},
 			})
 		}},
-		{"retry_budget", func(v *yaml.Node) { d.retryBudget(v, &u.RetryBudget) }},
+		{"retry_budget", func(v *yaml.Node) { d.retryBudget(v, u.RetryBudget) }},
 		{"retry_policy", func(v *yaml.Node) { u.RetryPolicy = d.retryPolicy(v) }},
-		{"healthchecks", func(v *yaml.Node) { d.healthchecks(v, &u.Healthchecks) }},
+		{"healthchecks", func(v *yaml.Node) { d.healthchecks(v, u.Healthchecks) }},
 		{"discovery", func(v *yaml.Node) { u.Discovery = d.discovery(v) }},
 		{"targets", func(v *yaml.Node) {
 			first := make(map[string]*yaml.Node)
@@ -406,7 +406,7 @@ func (d *decoder) slowStart(n *yaml.Node) *SlowStart {
 	s := &SlowStart{Aggression: 1, MinWeightPercent: 10}
 	at := pos(deref(n))
 	seen := d.mapping(n, "slow_start", "slow_start", []field{
-		{"window", d.durationField(&s.Window, "window", true)},
+		{"window", d.durationField((*time.Duration)(&s.Window), "window", true)},
 		{"aggression", func(v *yaml.Node) {
 			if f, ok := d.number(v, "aggression", 0, MaxAggression); ok {
 				if f <= 0 {
@@ -430,7 +430,7 @@ func (d *decoder) retryBudget(n *yaml.Node, b *RetryBudget) {
 	d.mapping(n, "retry_budget", "retry_budget", []field{
 		{"retry_ratio", d.numberField(&b.RetryRatio, "retry_ratio", 0, MaxRetryRatio)},
 		{"min_retries_per_second", d.numberField(&b.MinRetriesPerSecond, "min_retries_per_second", 0, MaxMinRetriesPerSecond)},
-		{"ttl", d.durationBetween(&b.TTL, "ttl", MinRetryBudgetTTL, MaxRetryBudgetTTL)},
+		{"ttl", d.durationBetween((*time.Duration)(&b.TTL), "ttl", MinRetryBudgetTTL, MaxRetryBudgetTTL)},
 	})
 }
 
@@ -540,7 +540,7 @@ func (d *decoder) active(n *yaml.Node, a *Active) {
 		{"type", d.enumField(&a.Type, "type", ActiveCheckTypes()...)},
 		{"grpc_service", d.strField(&a.GRPCService, "grpc_service", CheckGRPCService)},
 		{"http_path", d.strField(&a.HTTPPath, "http_path", checkPath)},
-		{"timeout", d.secondsField(&a.Timeout, "timeout", true)},
+		{"timeout", d.secondsField((*time.Duration)(&a.Timeout), "timeout", true)},
 		{"concurrency", d.intField(&a.Concurrency, "concurrency", MinConcurrency, MaxConcurrency)},
 		{"https_verify_certificate", d.boolField(&a.HTTPSVerifyCertificate, "https_verify_certificate")},
 		{"https_sni", d.strField(&a.HTTPSSNI, "https_sni", func(s string) error {
@@ -553,7 +553,7 @@ func (d *decoder) active(n *yaml.Node, a *Active) {
 		{"healthy", func(v *yaml.Node) {
 			h := &a.Healthy
 			seen := d.mapping(v, "healthy", ctx+".healthy", []field{
-				{"interval", d.secondsField(&h.Interval, "interval", false)},
+				{"interval", d.secondsField((*time.Duration)(&h.Interval), "interval", false)},
 				{"successes", d.intField(&h.Successes, "successes", 0, MaxCounter)},
 				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
 			})
@@ -564,7 +564,7 @@ func (d *decoder) active(n *yaml.Node, a *Active) {
 		{"unhealthy", func(v *yaml.Node) {
 			h := &a.Unhealthy
 			seen := d.mapping(v, "unhealthy", ctx+".unhealthy", []field{
-				{"interval", d.secondsField(&h.Interval, "interval", false)},
+				{"interval", d.secondsField((*time.Duration)(&h.Interval), "interval", false)},
 				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, MaxCounter)},
 				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, MaxCounter)},
 				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, MaxCounter)},
@@ -627,7 +627,7 @@ func (d *decoder) passive(n *yaml.Node, p *Passive) {
 				{"minimum_hosts", d.intField(&sr.MinimumHosts, "minimum_hosts", MinSuccessRateHosts, MaxSuccessRateCount)},
 				{"request_volume", d.intField(&sr.RequestVolume, "request_volume", 1, MaxSuccessRateCount)},
 				{"stdev_factor", d.intField(&sr.StdevFactor, "stdev_factor", 1, MaxSuccessRateCount)},
-				{"interval", d.durationBetween(&sr.Interval, "interval", MinSuccessRateInterval, MaxSuccessRateInterval)},
+				{"interval", d.durationBetween((*time.Duration)(&sr.Interval), "interval", MinSuccessRateInterval, MaxSuccessRateInterval)},
 			}) != nil {
 				p.SuccessRate = &sr
 			}
