@@ -99,10 +99,10 @@ func decodeUpstreamBody(_ func() *world, _ *http.Request, b *obj, m mode, _ stri
 		if m == modeCreate && scratch.Name == "" {
 			return nil, fieldError("name", "required field missing")
 		}
-		if err := checkHashing(&scratch); err != nil {
+		if err := validate(&scratch, hashing); err != nil {
 			return nil, err
 		}
-		if err := checkSlowStart(&scratch); err != nil {
+		if err := validate(&scratch, slowStart); err != nil {
 			return nil, err
 		}
 	}
@@ -122,10 +122,10 @@ func decodeUpstreamBody(_ func() *world, _ *http.Request, b *obj, m mode, _ stri
 			return err
 		}
 		unseedBreakers(u, sd)
-		if err := checkSlowStart(u); err != nil {
+		if err := validate(u, slowStart); err != nil {
 			return err
 		}
-		return checkHashing(u)
+		return validate(u, hashing)
 	}, nil
 }
 

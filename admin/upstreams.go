@@ -179,7 +179,36 @@ func decodeUpstream(o *obj, u *config.Upstream, base func() *config.Healthchecks
 	o.setStrings("tags", &u.Tags, checkTag)
 	o.kongFields(config.KindUpstream)
 	o.unknown()
+	// The problems within a block are the body's own; the hashing and
+	// slow start ones are judged once the body decoded (validate).
+	for _, p := range u.Validate() {
+		switch p.Path {
+		case "healthchecks.active.grpc_service":
+			o.fail(p.Path, "%s", p.Why)
+		case "retry_policy.retry_backoff.max_interval":
+			o.fail(p.Path, "%g is less than %s %g", p.Got.Seconds(), p.By, p.Bound.Seconds())
+		}
+	}
 }
+
+// validate reports u's problems (Upstream.Validate) that of selects, as
+// the API words them.
+func validate(u *config.Upstream, of func(config.Problem) bool) error {
+	f := fields{}
+	for _, p := range u.Validate() {
+		if of(p) {
+			f.add(p.Path, "%s", p)
+		}
+	}
+	return f.err()
+}
+
+// hashing selects the hashing problems, slowStart the slow start's.
+func hashing(p config.Problem) bool {
+	return p.Path == "hash_fallback" || p.Kind == config.ProblemRequiredBy
+}
+
+func slowStart(p config.Problem) bool { return p.Path == "slow_start.window" }
 
 // seeded records the blocks seedBreakers gave an upstream, as given.
 type seeded struct {
@@ -327,9 +356,6 @@ func decodeRetryPolicy(c *obj, rp *config.RetryPolicy, d config.RetryPolicy) {
 			if _, baseGiven := b.m["base_interval"]; baseGiven && !maxGiven {
 				rp.BackoffMax = 10 * rp.BackoffBase
 			}
-			if rp.BackoffMax < rp.BackoffBase {
-				b.fail("max_interval", "%g is less than base_interval %g", rp.BackoffMax.Seconds(), rp.BackoffBase.Seconds())
-			}
 			b.unknown()
 		}
 	}
@@ -372,12 +398,6 @@ func decodeHealthchecks(o *obj, h *config.Healthchecks) {
 		decodeCounters(c, "unhealthy", func() { a.Unhealthy = d.Clone().Active.Unhealthy }, counters{interval: &a.Unhealthy.Interval,
 			httpFailures: &a.Unhealthy.HTTPFailures, tcpFailures: &a.Unhealthy.TCPFailures, timeouts: &a.Unhealthy.Timeouts,
 			httpStatuses: &a.Unhealthy.HTTPStatuses})
-		if typ := a.Type; a.GRPCService != "" && !config.GRPCType(typ) {
-			if typ == "" {
-				typ = d.Active.Type
-			}
-			c.fail("grpc_service", "only used by checks of type grpc or grpcs (type is %s)", typ)
-		}
 		c.unknown()
 	})
 	mergeChecker(o, "passive", &h.Passive.Enabled, func() { h.Passive = d.Clone().Passive }, func(c *obj) {
@@ -439,26 +459,6 @@ func decodeCounters(o *obj, k string, reset func(), v counters) {
 
 // offHealthchecks is healthchecks with both checkers off.
 func offHealthchecks() *config.Healthchecks { return config.DefaultUpstream().Healthchecks }
-
-// checkHashing checks the hash_on / hash_fallback combination and that
-// the inputs they name are set.
-func checkHashing(u *config.Upstream) error {
-	f := fields{}
-	if why := config.HashFallbackProblem(u.HashOn, u.HashFallback); why != "" {
-		f.add("hash_fallback", "%s", why)
-	}
-	inputs := config.HashInputs{Header: u.HashOnHeader, Cookie: u.HashOnCookie, QueryArg: u.HashOnQueryArg, URICapture: u.HashOnURICapture}
-	for _, key := range []string{"hash_on", "hash_fallback"} {
-		input := u.HashOn
-		if key == "hash_fallback" {
-			input = u.HashFallback
-		}
-		if inputs.Missing(input) {
-			f.add("hash_on_"+input, "required when %s is %s", key, input)
-		}
-	}
-	return f.err()
-}
 
 // cloneJSON deep-copies plain data.
 func cloneJSON[T any](v *T) *T {
@@ -571,15 +571,6 @@ func bodyID(b *obj) (string, error) {
 	id := ""
 	o.setString("id", &id, "", checkID)
 	return id, o.err()
-}
-
-// checkSlowStart refuses a slow_start block without a window (merged
-// into an upstream that had none).
-func checkSlowStart(u *config.Upstream) error {
-	if s := u.SlowStart; s != nil && s.Window == 0 && *s != (config.SlowStart{}) {
-		return fieldError("slow_start.window", "required field missing")
-	}
-	return nil
 }
 
 // decodeSlowStartPanic applies slow_start and panic as the file reads

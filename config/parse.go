@@ -279,6 +279,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 	u := defaultUpstream()
 	u.Pos = pos(n)
 	var name named
+	var nested upstreamSeen
 	seen := d.mapping(n, "upstream", "upstream", append([]field{
 		{"name", func(v *yaml.Node) {
 			if s, ok := d.str(v, "name"); ok {
@@ -301,7 +302,7 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 		{"tags", d.tags(&u.Tags)},
 		{"sticky_sessions_cookie", d.strField(&u.StickyCookie, "sticky_sessions_cookie", CheckToken)},
 		{"sticky_sessions_cookie_ttl", d.durationField((*time.Duration)(u.StickyTTL), "sticky_sessions_cookie_ttl", false)},
-		{"slow_start", func(v *yaml.Node) { u.SlowStart = d.slowStart(v) }},
+		{"slow_start", func(v *yaml.Node) { u.SlowStart, nested.slowStart, nested.slowStartAt = d.slowStart(v) }},
 		{"panic", func(v *yaml.Node) { d.panicBlock(v, u.Panic) }},
 		{"circuit_breakers", func(v *yaml.Node) {
 			d.mapping(v, "circuit_breakers", "circuit_breakers", []field{
@@ -312,8 +313,8 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 			})
 		}},
 		{"retry_budget", func(v *yaml.Node) { d.retryBudget(v, u.RetryBudget) }},
-		{"retry_policy", func(v *yaml.Node) { u.RetryPolicy = d.retryPolicy(v) }},
-		{"healthchecks", func(v *yaml.Node) { d.healthchecks(v, u.Healthchecks) }},
+		{"retry_policy", func(v *yaml.Node) { u.RetryPolicy, nested.backoff = d.retryPolicy(v) }},
+		{"healthchecks", func(v *yaml.Node) { nested.active, nested.passive = d.healthchecks(v, u.Healthchecks) }},
 		{"discovery", func(v *yaml.Node) { u.Discovery = d.discovery(v) }},
 		{"targets", func(v *yaml.Node) {
 			first := make(map[string]*yaml.Node)
@@ -336,36 +337,61 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 	if _, ok := seen["name"]; !ok {
 		d.errorAt(u.Pos, "upstream: name is required")
 	}
-	d.checkHashing(&u, seen)
+	nested.top = seen
+	d.upstreamProblems(u.Validate(), &nested)
 	return u, name
 }
 
-// checkHashing checks the hash_on / hash_fallback combination and that
-// the inputs they need are named.
-func (d *decoder) checkHashing(u *Upstream, seen map[string]entry) {
-	on, onOK := seen["hash_on"]
-	fb, fbOK := seen["hash_fallback"]
-	if (onOK && !on.ok) || (fbOK && !fb.ok) {
-		return // already reported
-	}
-	fbValid := true
-	if fbOK {
-		if why := HashFallbackProblem(u.HashOn, u.HashFallback); why != "" {
-			d.errorf(deref(fb.val), "hash_fallback: %s", why)
-			fbValid = false
+// upstreamSeen is what an upstream's mappings held, for
+// upstreamProblems: the upstream's own, its slow_start's (and where it
+// is), its retry_backoff's and its active and passive checkers'.
+type upstreamSeen struct {
+	top, slowStart, backoff, active, passive map[string]entry
+	slowStartAt                              Pos
+}
+
+// upstreamProblems reports the problems Upstream.Validate found, each at
+// the node of the field it concerns, unless that field's own error was
+// reported already (or, for a missing setting, the field was given).
+func (d *decoder) upstreamProblems(ps Problems, s *upstreamSeen) {
+	on, onOK := s.top["hash_on"]
+	fb, fbOK := s.top["hash_fallback"]
+	hashingOK := !(onOK && !on.ok) && !(fbOK && !fb.ok)
+	fallbackRefused := false
+	for _, p := range ps {
+		switch {
+		case p.Path == "hash_fallback":
+			if hashingOK && fbOK {
+				d.errorf(deref(fb.val), "hash_fallback: %s", p.Why)
+				fallbackRefused = true
+			}
+		case p.Kind == ProblemRequiredBy:
+			e, ok := s.top[p.By]
+			if _, given := s.top[p.Path]; !hashingOK || !ok || given || (p.By == "hash_fallback" && fallbackRefused) {
+				continue
+			}
+			d.errorf(deref(e.val), "%s: %s is required when %s is %s", p.By, p.Path, p.By, p.Value)
+		case p.Path == "slow_start.window":
+			if _, given := s.slowStart["window"]; s.slowStart != nil && !given {
+				d.errorAt(s.slowStartAt, "slow_start: window is required")
+			}
+		case p.Path == "healthchecks.active.grpc_service":
+			if e, ok := s.active["grpc_service"]; ok && e.ok && allOK(s.active, "type") {
+				d.errorf(deref(e.key), "grpc_service: %s", p.Why)
+			}
+		case p.Path == "healthchecks.passive.max_ejection_time":
+			if s.passive != nil && allOK(s.passive, "base_ejection_time", "max_ejection_time") {
+				e, ok := s.passive["max_ejection_time"]
+				if !ok {
+					e = s.passive["base_ejection_time"]
+				}
+				d.errorf(deref(e.val), "%s: max_ejection_time %v is less than base_ejection_time %v", e.key.Value, p.Got, p.Bound)
+			}
+		case p.Path == "retry_policy.retry_backoff.max_interval":
+			if e, ok := s.backoff["max_interval"]; ok && allOK(s.backoff, "base_interval", "max_interval") {
+				d.errorf(deref(e.val), "max_interval: %v is less than base_interval %v", p.Got, p.Bound)
+			}
 		}
-	}
-	inputs := HashInputs{Header: u.HashOnHeader, Cookie: u.HashOnCookie, QueryArg: u.HashOnQueryArg, URICapture: u.HashOnURICapture}
-	need := func(input string, e entry, key string) {
-		if _, given := seen["hash_on_"+input]; inputs.Missing(input) && !given {
-			d.errorf(deref(e.val), "%s: hash_on_%s is required when %s is %s", key, input, key, input)
-		}
-	}
-	if onOK {
-		need(u.HashOn, on, "hash_on")
-	}
-	if fbOK && fbValid {
-		need(u.HashFallback, fb, "hash_fallback")
 	}
 }
 
@@ -402,10 +428,11 @@ func (d *decoder) targetWith(n *yaml.Node, extra ...field) (t Target, at *yaml.N
 	return t, at
 }
 
-func (d *decoder) slowStart(n *yaml.Node) *SlowStart {
-	s := &SlowStart{Aggression: 1, MinWeightPercent: 10}
-	at := pos(deref(n))
-	seen := d.mapping(n, "slow_start", "slow_start", []field{
+// slowStart decodes a slow_start block; seen is its mapping (nil if it is
+// none), at where it is.
+func (d *decoder) slowStart(n *yaml.Node) (s *SlowStart, seen map[string]entry, at Pos) {
+	s = &SlowStart{Aggression: 1, MinWeightPercent: 10}
+	seen = d.mapping(n, "slow_start", "slow_start", []field{
 		{"window", d.durationField((*time.Duration)(&s.Window), "window", true)},
 		{"aggression", func(v *yaml.Node) {
 			if f, ok := d.number(v, "aggression", 0, MaxAggression); ok {
@@ -418,12 +445,7 @@ func (d *decoder) slowStart(n *yaml.Node) *SlowStart {
 		}},
 		{"min_weight_percent", d.numberField(&s.MinWeightPercent, "min_weight_percent", 0, MaxPercent)},
 	})
-	if seen != nil {
-		if _, ok := seen["window"]; !ok {
-			d.errorAt(at, "slow_start: window is required")
-		}
-	}
-	return s
+	return s, seen, pos(deref(n))
 }
 
 func (d *decoder) retryBudget(n *yaml.Node, b *RetryBudget) {
@@ -434,8 +456,9 @@ func (d *decoder) retryBudget(n *yaml.Node, b *RetryBudget) {
 	})
 }
 
-// retryPolicy decodes a retry_policy block over DefaultRetryPolicy.
-func (d *decoder) retryPolicy(n *yaml.Node) *RetryPolicy {
+// retryPolicy decodes a retry_policy block over DefaultRetryPolicy;
+// backoff is its retry_backoff's mapping.
+func (d *decoder) retryPolicy(n *yaml.Node) (_ *RetryPolicy, backoff map[string]entry) {
 	rp := DefaultRetryPolicy()
 	limit := func(dst *time.Duration, label string) func(*yaml.Node) {
 		return func(v *yaml.Node) {
@@ -448,7 +471,6 @@ func (d *decoder) retryPolicy(n *yaml.Node) *RetryPolicy {
 			}
 		}
 	}
-	var backoff map[string]entry
 	seen := d.mapping(n, "retry_policy", "retry_policy", []field{
 		{"retry_on", func(v *yaml.Node) {
 			on := []string{}
@@ -478,12 +500,9 @@ func (d *decoder) retryPolicy(n *yaml.Node) *RetryPolicy {
 		}},
 	})
 	if seen == nil {
-		return nil
+		return nil, nil
 	}
-	if e, ok := backoff["max_interval"]; ok && allOK(backoff, "base_interval", "max_interval") && rp.BackoffMax < rp.BackoffBase {
-		d.errorf(deref(e.val), "max_interval: %v is less than base_interval %v", rp.BackoffMax, rp.BackoffBase)
-	}
-	return &rp
+	return &rp, backoff
 }
 
 func (d *decoder) panicBlock(n *yaml.Node, p *Panic) {
@@ -507,18 +526,21 @@ func CheckGRPCService(s string) error {
 	return nil
 }
 
-func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) {
+// healthchecks decodes a healthchecks block; active and passive are its
+// checkers' mappings.
+func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) (active, passive map[string]entry) {
 	d.mapping(n, "healthchecks", "healthchecks", []field{
 		{"threshold", d.numberField(&h.Threshold, "threshold", 0, MaxPercent)},
 		{"active", func(v *yaml.Node) {
 			h.Active.Enabled = true
-			d.active(v, &h.Active)
+			active = d.active(v, &h.Active)
 		}},
 		{"passive", func(v *yaml.Node) {
 			h.Passive.Enabled = true
-			d.passive(v, &h.Passive)
+			passive = d.passive(v, &h.Passive)
 		}},
 	})
+	return active, passive
 }
 
 // noneOf reports whether seen (a decoded mapping) holds none of keys.
@@ -534,7 +556,7 @@ func noneOf(seen map[string]entry, keys ...string) bool {
 	return true
 }
 
-func (d *decoder) active(n *yaml.Node, a *Active) {
+func (d *decoder) active(n *yaml.Node, a *Active) map[string]entry {
 	const ctx = "healthchecks.active"
 	seen := d.mapping(n, "active", ctx, []field{
 		{"type", d.enumField(&a.Type, "type", ActiveCheckTypes()...)},
@@ -575,15 +597,18 @@ func (d *decoder) active(n *yaml.Node, a *Active) {
 			}
 		}},
 	})
-	if e, ok := seen["grpc_service"]; ok && e.ok && allOK(seen, "type") && !GRPCType(a.Type) {
-		d.errorf(deref(e.key), "grpc_service: only used by checks of type grpc or grpcs (type is %s)", a.Type)
+	if e, ok := seen["grpc_service"]; ok && e.ok && a.GRPCService == "" && allOK(seen, "type") && !GRPCType(a.Type) {
+		// The file refuses even an empty grpc_service on such a check
+		// (Validate, seeing no name, has nothing to say).
+		d.errorf(deref(e.key), "grpc_service: %s", grpcServiceWhy(a.Type))
 	}
+	return seen
 }
 
 // GRPCType reports whether an active check type speaks gRPC.
 func GRPCType(typ string) bool { return typ == "grpc" || typ == "grpcs" }
 
-func (d *decoder) passive(n *yaml.Node, p *Passive) {
+func (d *decoder) passive(n *yaml.Node, p *Passive) map[string]entry {
 	const ctx = "healthchecks.passive"
 	seen := d.mapping(n, "passive", ctx, []field{
 		{"type", d.enumField(&p.Type, "type", PassiveCheckTypes()...)},
@@ -633,14 +658,7 @@ func (d *decoder) passive(n *yaml.Node, p *Passive) {
 			}
 		}},
 	})
-	if seen == nil || !allOK(seen, "base_ejection_time", "max_ejection_time") || p.MaxEjectionTime >= p.BaseEjectionTime {
-		return
-	}
-	e, ok := seen["max_ejection_time"]
-	if !ok {
-		e = seen["base_ejection_time"]
-	}
-	d.errorf(deref(e.val), "%s: max_ejection_time %v is less than base_ejection_time %v", e.key.Value, p.MaxEjectionTime, p.BaseEjectionTime)
+	return seen
 }
 
 // headers decodes a map of header name to values (a list, or a single
