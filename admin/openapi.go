@@ -121,28 +121,12 @@ func schemas() js {
 		"retry_budget":     nullable(sref("RetryBudget")),
 		"retry_policy":     nullable(sref("RetryPolicy")),
 	}
-	timeoutDoc := "milliseconds, default " + strconv.Itoa(ms(config.DefaultTimeout))
-	serviceIn := js{
-		"tags":             tagsSchema(),
-		"id":               uuidSchema("optional on creation"),
-		"name":             nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
-		"protocol":         senum("default "+newService().Protocol+"; h2c, grpc: HTTP/2 with prior knowledge; grpcs: HTTP/2 over TLS", config.ServiceProtocols()...),
-		"host":             sstr("an upstream's name, or a host name or IP address"),
-		"port":             sint(fmt.Sprintf("default %d (%d for https and grpcs)", config.DefaultPort(config.ProtocolHTTP), config.DefaultPort(config.ProtocolHTTPS)), config.MinPort, config.MaxPort),
-		"path":             nullable(sstr("prefix added to upstream requests")),
-		"retries":          sint("default "+strconv.Itoa(config.DefaultRetries), 0, config.MaxRetries),
-		"connect_timeout":  sint(timeoutDoc, config.MinTimeoutMs, config.MaxTimeoutMs),
-		"read_timeout":     sint(timeoutDoc, config.MinTimeoutMs, config.MaxTimeoutMs),
-		"write_timeout":    sint(timeoutDoc, config.MinTimeoutMs, config.MaxTimeoutMs),
-		"tls_verify":       nullable(sbool("https/grpcs only: verify the target's certificate; default null (on; Kong's default is off)")),
-		"tls_verify_depth": nullable(sint("https/grpcs only: most certificates above the leaf", 0, config.MaxTLSVerifyDepth)),
-		"ca_certificates":  nullable(sarr(sstr(""), "https/grpcs only: PEM file paths or inline PEM of the trusted CAs (Kong takes CA certificate ids); null: the system roots")),
+	serviceIn := schemaProps(config.ServiceSchema(), js{
 		"client_certificate": nullable(closed(sobj(js{
 			"cert_file": sstr("PEM certificate (chain) file"),
 			"key_file":  sstr("PEM private key file"),
 		}, "cert_file", "key_file"))),
-		"grpc_idempotent_methods": nullable(sarr(sstr("/package.Service/Method or /package.Service/*"), "gRPC methods retried on another target after UNAVAILABLE")),
-	}
+	})
 	routeIn := js{
 		"tags":           tagsSchema(),
 		"id":             uuidSchema("optional on creation"),
@@ -320,7 +304,7 @@ func schemas() js {
 		"OverrideInput": closed(sobj(overrideIn)),
 		"Override": sobj(with(overrideIn, js{"id": uuidSchema(""), "upstream": sref("IdRef"), "created_at": js{"type": "integer"}}),
 			"id", "upstream"),
-		"ServiceInput": closed(sobj(with(serviceIn, js{"url": sstr("shorthand for protocol, host, port and path: http://host:port/path")}))),
+		"ServiceInput": closed(sobj(with(serviceIn, js{"url": sstr(fieldDoc(config.ServiceSchema(), "url"))}))),
 		"Service":      sobj(with(serviceIn, timestamps()), "id", "protocol", "host", "port", "retries"),
 		"RouteInput": closed(sobj(with(routeIn, js{
 			"service": js{"description": "the route's service (null or absent: none, its requests are answered 503 as Kong): {\"id\": ...} or {\"name\": ...} (form: service.id=... or service.name=...), or an id or name",
@@ -391,6 +375,51 @@ func certIn() js {
 		"snis":     sarr(sstr("a host name, *.suffix or prefix.* (one wildcard label); unique across certificates"), "the names this certificate serves"),
 		"tags":     tagsSchema(),
 	}
+}
+
+// schemaProps are the input properties of an entity's fields (its id
+// and its field table), a custom field's from custom (left out when
+// custom has none). A field the file takes as null is nullable, and so is
+// the name: an entity created without one is keyed by its id.
+func schemaProps[T any](s *config.Schema[T], custom js) js {
+	out := js{"id": uuidSchema("optional on creation")}
+	for _, f := range s.Fields {
+		var p js
+		switch f.Type {
+		case config.FieldString:
+			p = sstr(f.Doc)
+			if f.OneOf != nil {
+				p = senum(f.Doc, f.OneOf...)
+			}
+		case config.FieldInt, config.FieldOptInt, config.FieldMillis:
+			p = sint(f.Doc, f.Min, f.Max)
+		case config.FieldBool, config.FieldOptBool:
+			p = sbool(f.Doc)
+		case config.FieldStrings, config.FieldTexts:
+			p = sarr(sstr(""), f.Doc)
+		case config.FieldTags:
+			out[f.Name] = tagsSchema()
+			continue
+		case config.FieldCustom:
+			if c, ok := custom[f.Name].(js); ok {
+				out[f.Name] = c
+			}
+			continue
+		}
+		if f.Nullable || f.Name == "name" {
+			p = nullable(p)
+		}
+		out[f.Name] = p
+	}
+	return out
+}
+
+// fieldDoc is the documentation of a schema's field.
+func fieldDoc[T any](s *config.Schema[T], name string) string {
+	if f, ok := s.Field(name); ok {
+		return f.Doc
+	}
+	return ""
 }
 
 // tagsSchema is an entity's tags.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
@@ -58,7 +57,7 @@ func nameKey(name *string, id string) string {
 func renderService(s *config.Service, m state.Meta) serviceOut {
 	out := serviceOut{
 		ID: m.ID, Name: shownName(s.Name, m), Protocol: s.Protocol, Host: s.Host, Port: s.Port, Path: strOrNil(s.Path),
-		Retries: s.Retries, ConnectTimeout: ms(s.ConnectTimeout), ReadTimeout: ms(s.ReadTimeout), WriteTimeout: ms(s.WriteTimeout),
+		Retries: s.Retries, ConnectTimeout: ms(s.ConnectTimeout.D()), ReadTimeout: ms(s.ReadTimeout.D()), WriteTimeout: ms(s.WriteTimeout.D()),
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, CACertificates: s.CACertificates, GRPCIdempotentMethods: s.GRPCIdempotentMethods,
 		Tags: tagsOut(s.Tags),
 	}
@@ -72,35 +71,26 @@ func serviceTLSOf(s *config.Service) (*bool, *int, *state.ClientCertificate) {
 	v := s.TLSVerify
 	var d *int
 	var cc *state.ClientCertificate
-	if s.TLSVerifyDepth > 0 {
-		d = ptr(s.TLSVerifyDepth)
+	if s.VerifyDepth() > 0 {
+		d = ptr(s.VerifyDepth())
 	}
 	if c := s.ClientCertificate; c != nil {
-		cc = &state.ClientCertificate{CertFile: c.CertFile, KeyFile: c.KeyFile}
+		cc = ptr(*c)
 	}
 	return v, d, cc
 }
 
 // newService is a service with Kong's defaults (port is set later, from
 // the protocol, when the body names none).
-func newService() state.Service {
-	t := ms(config.DefaultTimeout)
-	return state.Service{Protocol: "http", Retries: config.DefaultRetries, ConnectTimeout: t, ReadTimeout: t, WriteTimeout: t}
-}
+func newService() state.Service { return config.DefaultService() }
 
 // decodeService applies a body to s. creating fills the port from the
 // protocol when the body gives neither port nor url.
 func decodeService(o *obj, s *state.Service, creating bool) {
-	d := newService()
-	o.setString("name", &s.Name, "", keep(config.CheckName))
-	o.setString("protocol", &s.Protocol, d.Protocol, oneOf(config.ServiceProtocols()...))
-	o.setString("host", &s.Host, "", config.NormalizeServiceHost)
-	o.setInt("port", &s.Port, 0, config.MinPort, config.MaxPort)
-	o.setString("path", &s.Path, "", checkPath)
-	o.setInt("retries", &s.Retries, d.Retries, 0, config.MaxRetries)
-	o.setInt("connect_timeout", &s.ConnectTimeout, d.ConnectTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
-	o.setInt("read_timeout", &s.ReadTimeout, d.ReadTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
-	o.setInt("write_timeout", &s.WriteTimeout, d.WriteTimeout, config.MinTimeoutMs, config.MaxTimeoutMs)
+	decodeFields(o, config.ServiceSchema(), s, map[string]func(string) (string, error){"path": checkPath})
+	if len(s.CACertificates) == 0 {
+		s.CACertificates = nil // none: as absent (Validate)
+	}
 	hasURL := false
 	if v, present := o.get("url"); present && v != nil {
 		str, why := asString(v)
@@ -125,17 +115,13 @@ func decodeService(o *obj, s *state.Service, creating bool) {
 	if v, present := o.m["port"]; s.Port == 0 || (creating && !hasURL && (!present || v == nil || v == formValue(""))) {
 		s.Port = config.DefaultPort(s.Protocol)
 	}
-	decodeServiceTLS(o, s)
-	o.setStrings("grpc_idempotent_methods", &s.GRPCIdempotentMethods, func(m string) (string, error) {
-		return m, config.CheckGRPCMethod(m)
-	})
-	o.setStrings("tags", &s.Tags, checkTag)
+	decodeClientCertificate(o, s)
 	o.kongFields(config.KindService)
 	o.unknown()
 }
 
 // serviceDecoder checks a body in full and returns its applier.
-// The applier also checks the result as a whole (checkServiceTLS).
+// The applier also checks the result as a whole (Validate).
 func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error) {
 	decode := func(s *state.Service, creating bool) error {
 		return b.decode(func(o *obj) { decodeService(o, s, creating) })
@@ -148,7 +134,7 @@ func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error)
 		if err := decode(s, creating); err != nil {
 			return err
 		}
-		return checkServiceTLS(s)
+		return problemsError(s.Validate())
 	}, nil
 }
 
@@ -163,11 +149,8 @@ func (w *world) editableService(name string) *state.Service {
 		return &s
 	}
 	e, _ := w.eff.Service(name)
-	s := &state.Service{
-		Meta: w.k.service.fileMeta(w, name), Name: e.Name, Protocol: e.Protocol, Host: e.Host, Port: e.Port, Path: e.Path,
-		Retries: e.Retries, ConnectTimeout: ms(e.ConnectTimeout), ReadTimeout: ms(e.ReadTimeout), WriteTimeout: ms(e.WriteTimeout),
-		CACertificates: e.CACertificates, GRPCIdempotentMethods: e.GRPCIdempotentMethods, Tags: slices.Clone(e.Tags),
-	}
+	s := ptr(*e)
+	s.Pos, s.Meta, s.Tags = config.Pos{}, w.k.service.fileMeta(w, name), slices.Clone(e.Tags)
 	s.TLSVerify, s.TLSVerifyDepth, s.ClientCertificate = serviceTLSOf(e)
 	return s
 }
@@ -183,12 +166,12 @@ func (w *world) editableRoute(name string) *state.Route {
 		return r
 	}
 	e, _, _ := w.route(name)
-	return &state.Route{
-		Meta: w.k.route.fileMeta(w, name), Name: e.Name, Service: e.Service, Paths: slices.Clone(e.Paths),
-		Hosts: slices.Clone(e.Hosts), Methods: slices.Clone(e.Methods), Headers: cloneHeaders(e.Headers),
-		StripPath: e.StripPath, PreserveHost: e.PreserveHost, RegexPriority: e.RegexPriority, PathHandling: e.PathHandling,
-		Protocols: slices.Clone(e.Protocols), Tags: slices.Clone(e.Tags), HTTPSRedirectStatusCode: e.HTTPSRedirectStatusCode,
-	}
+	r := ptr(*e)
+	r.Pos, r.Meta = config.Pos{}, w.k.route.fileMeta(w, name)
+	r.Paths, r.Hosts, r.Methods, r.Protocols, r.Tags = slices.Clone(e.Paths), slices.Clone(e.Hosts), slices.Clone(e.Methods),
+		slices.Clone(e.Protocols), slices.Clone(e.Tags)
+	r.Headers = cloneHeaders(e.Headers)
+	return r
 }
 
 func cloneHeaders(h map[string][]string) map[string][]string {
@@ -247,12 +230,8 @@ func (w *world) putService(old string, s *state.Service, now int64) error {
 
 // Handlers.
 
-// decodeServiceTLS reads Kong's TLS fields of a service: they apply to
-// https and grpcs only, and the material they name must load.
-func decodeServiceTLS(o *obj, s *state.Service) {
-	setNullable(o, "tls_verify", &s.TLSVerify, func(b *bool) { o.setBool("tls_verify", b, false) })
-	setNullable(o, "tls_verify_depth", &s.TLSVerifyDepth, func(d *int) { o.setInt("tls_verify_depth", d, 0, 0, config.MaxTLSVerifyDepth) })
-	o.setStrings("ca_certificates", &s.CACertificates, nil)
+// decodeClientCertificate reads a service's client_certificate.
+func decodeClientCertificate(o *obj, s *state.Service) {
 	if c, present, null := o.child("client_certificate"); present {
 		switch {
 		case null:
@@ -268,38 +247,4 @@ func decodeServiceTLS(o *obj, s *state.Service) {
 			s.ClientCertificate = cc
 		}
 	}
-}
-
-// checkServiceTLS checks a service's TLS fields as a whole: they apply to
-// https and grpcs only, and the material they name must load.
-func checkServiceTLS(s *state.Service) error {
-	f := fields{}
-	if !config.TLSProtocol(s.Protocol) {
-		if s.TLSVerify != nil {
-			f.add("tls_verify", "only allowed when protocol is https or grpcs")
-		}
-		if s.TLSVerifyDepth != nil {
-			f.add("tls_verify_depth", "only allowed when protocol is https or grpcs")
-		}
-		if len(s.CACertificates) > 0 {
-			f.add("ca_certificates", "only allowed when protocol is https or grpcs")
-		}
-		if s.ClientCertificate != nil {
-			f.add("client_certificate", "only allowed when protocol is https or grpcs")
-		}
-		return f.err()
-	}
-	if len(s.CACertificates) > 0 {
-		if _, err := config.LoadServiceTLS(&config.Service{CACertificates: s.CACertificates}); err != nil {
-			f.add("ca_certificates", "%s", strings.TrimPrefix(err.Error(), "ca_certificates: "))
-		}
-	}
-	if cc := s.ClientCertificate; cc != nil {
-		cs := &config.Service{ClientCertificate: &config.ClientCertificate{CertFile: cc.CertFile, KeyFile: cc.KeyFile}}
-		if _, err := config.LoadServiceTLS(cs); err != nil {
-			f.add("client_certificate", "%s", strings.TrimPrefix(err.Error(), "client_certificate: "))
-		}
-	}
-	return f.err()
-
 }

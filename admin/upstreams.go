@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
@@ -182,11 +183,11 @@ func decodeUpstream(o *obj, u *config.Upstream, base func() *config.Healthchecks
 	// The problems within a block are the body's own; the hashing and
 	// slow start ones are judged once the body decoded (validate).
 	for _, p := range u.Validate() {
-		switch p.Path {
+		switch p.Field {
 		case "healthchecks.active.grpc_service":
-			o.fail(p.Path, "%s", p.Why)
+			o.fail(p.Field, "%s", p.Msg)
 		case "retry_policy.retry_backoff.max_interval":
-			o.fail(p.Path, "%g is less than %s %g", p.Got.Seconds(), p.By, p.Bound.Seconds())
+			o.fail(p.Field, "%g is less than base_interval %g", p.Got.Seconds(), p.Bound.Seconds())
 		}
 	}
 }
@@ -197,7 +198,7 @@ func validate(u *config.Upstream, of func(config.Problem) bool) error {
 	f := fields{}
 	for _, p := range u.Validate() {
 		if of(p) {
-			f.add(p.Path, "%s", p)
+			f.add(p.Field, "%s", p.Msg)
 		}
 	}
 	return f.err()
@@ -205,10 +206,10 @@ func validate(u *config.Upstream, of func(config.Problem) bool) error {
 
 // hashing selects the hashing problems, slowStart the slow start's.
 func hashing(p config.Problem) bool {
-	return p.Path == "hash_fallback" || p.Kind == config.ProblemRequiredBy
+	return p.Field == "hash_fallback" || strings.HasPrefix(p.Field, "hash_on_")
 }
 
-func slowStart(p config.Problem) bool { return p.Path == "slow_start.window" }
+func slowStart(p config.Problem) bool { return p.Field == "slow_start.window" }
 
 // seeded records the blocks seedBreakers gave an upstream, as given.
 type seeded struct {

@@ -96,9 +96,9 @@ func TestParseExample(t *testing.T) {
 			Port:           80,
 			Path:           "/",
 			Retries:        5,
-			ConnectTimeout: 2 * time.Second,
-			ReadTimeout:    60 * time.Second,
-			WriteTimeout:   60 * time.Second,
+			ConnectTimeout: Millis(2 * time.Second),
+			ReadTimeout:    Millis(60 * time.Second),
+			WriteTimeout:   Millis(60 * time.Second),
 		}},
 		Routes: []Route{{
 			Pos:          Pos{24, 9},
@@ -119,7 +119,7 @@ func TestParseExample(t *testing.T) {
 	if u, ok := f.Upstream("example_upstream"); !ok || len(u.Targets) != 2 {
 		t.Errorf("File.Upstream lookup failed")
 	}
-	if s, ok := f.Service("example_service"); !ok || s.ConnectTimeout != 2*time.Second {
+	if s, ok := f.Service("example_service"); !ok || s.ConnectTimeout.D() != 2*time.Second {
 		t.Errorf("File.Service lookup failed")
 	}
 }
@@ -211,7 +211,7 @@ func TestParseValid(t *testing.T) {
 			check: func(t *testing.T, f *File) {
 				s := f.Services[0]
 				if s.Protocol != "http" || s.Port != 80 || s.Path != "" || s.Retries != 5 ||
-					s.ConnectTimeout != 60*time.Second || s.ReadTimeout != 60*time.Second || s.WriteTimeout != 60*time.Second {
+					s.ConnectTimeout.D() != 60*time.Second || s.ReadTimeout.D() != 60*time.Second || s.WriteTimeout.D() != 60*time.Second {
 					t.Errorf("defaults: %+v", s)
 				}
 				if s := f.Services[1]; s.Port != 443 || s.Host != "2001:db8::1" {
@@ -569,7 +569,7 @@ upstreams:
 	for _, s := range f.Services {
 		got[s.Name] = s
 	}
-	if s := got["b"]; s.Host != "a.local" || s.Retries != 7 || s.ConnectTimeout != 500*time.Millisecond {
+	if s := got["b"]; s.Host != "a.local" || s.Retries != 7 || s.ConnectTimeout.D() != 500*time.Millisecond {
 		t.Errorf("b = %+v", s)
 	}
 	if s := got["c"]; s.Retries != 1 || s.Host != "a.local" {

@@ -841,10 +841,10 @@ func (d *decoder) secondsField(dst *time.Duration, label string, positive bool) 
 
 // millisecondsField decodes an integer number of milliseconds in min..max into
 // dst.
-func (d *decoder) millisecondsField(dst *time.Duration, label string, min, max int64) func(*yaml.Node) {
+func (d *decoder) millisecondsField(dst *Millis, label string, min, max int64) func(*yaml.Node) {
 	return func(n *yaml.Node) {
 		if i, ok := d.integer(n, label, min, max); ok {
-			*dst = time.Duration(i) * time.Millisecond
+			*dst = Millis(time.Duration(i) * time.Millisecond)
 		}
 	}
 }

@@ -371,8 +371,8 @@ func ptrTo[T any](v T) *T { return &v }
 func exportService(s *Service) exService {
 	out := exService{
 		ID: s.ID, Name: s.Name, Protocol: s.Protocol, Host: s.Host, Port: s.Port, Path: s.Path, Retries: s.Retries,
-		ConnectTimeout: s.ConnectTimeout.Milliseconds(), ReadTimeout: s.ReadTimeout.Milliseconds(), WriteTimeout: s.WriteTimeout.Milliseconds(),
-		TLSVerify: s.TLSVerify, TLSVerifyDepth: s.TLSVerifyDepth, CACertificates: s.CACertificates,
+		ConnectTimeout: s.ConnectTimeout.D().Milliseconds(), ReadTimeout: s.ReadTimeout.D().Milliseconds(), WriteTimeout: s.WriteTimeout.D().Milliseconds(),
+		TLSVerify: s.TLSVerify, TLSVerifyDepth: s.VerifyDepth(), CACertificates: s.CACertificates,
 		GRPCIdempotentMethods: s.GRPCIdempotentMethods, Tags: s.Tags,
 	}
 	if c := s.ClientCertificate; c != nil {

@@ -353,43 +353,44 @@ type upstreamSeen struct {
 // upstreamProblems reports the problems Upstream.Validate found, each at
 // the node of the field it concerns, unless that field's own error was
 // reported already (or, for a missing setting, the field was given).
-func (d *decoder) upstreamProblems(ps Problems, s *upstreamSeen) {
+func (d *decoder) upstreamProblems(ps []Problem, s *upstreamSeen) {
 	on, onOK := s.top["hash_on"]
 	fb, fbOK := s.top["hash_fallback"]
 	hashingOK := !(onOK && !on.ok) && !(fbOK && !fb.ok)
 	fallbackRefused := false
 	for _, p := range ps {
 		switch {
-		case p.Path == "hash_fallback":
+		case p.Field == "hash_fallback":
 			if hashingOK && fbOK {
-				d.errorf(deref(fb.val), "hash_fallback: %s", p.Why)
+				d.errorf(deref(fb.val), "hash_fallback: %s", p.Msg)
 				fallbackRefused = true
 			}
-		case p.Kind == ProblemRequiredBy:
-			e, ok := s.top[p.By]
-			if _, given := s.top[p.Path]; !hashingOK || !ok || given || (p.By == "hash_fallback" && fallbackRefused) {
+		case strings.HasPrefix(p.Field, "hash_on_"):
+			by := p.Because[0]
+			e, ok := s.top[by]
+			if _, given := s.top[p.Field]; !hashingOK || !ok || given || (by == "hash_fallback" && fallbackRefused) {
 				continue
 			}
-			d.errorf(deref(e.val), "%s: %s is required when %s is %s", p.By, p.Path, p.By, p.Value)
-		case p.Path == "slow_start.window":
+			d.errorf(deref(e.val), "%s: %s is %s", by, p.Field, p.Msg)
+		case p.Field == "slow_start.window":
 			if _, given := s.slowStart["window"]; s.slowStart != nil && !given {
 				d.errorAt(s.slowStartAt, "slow_start: window is required")
 			}
-		case p.Path == "healthchecks.active.grpc_service":
+		case p.Field == "healthchecks.active.grpc_service":
 			if e, ok := s.active["grpc_service"]; ok && e.ok && allOK(s.active, "type") {
-				d.errorf(deref(e.key), "grpc_service: %s", p.Why)
+				d.errorf(deref(e.key), "grpc_service: %s", p.Msg)
 			}
-		case p.Path == "healthchecks.passive.max_ejection_time":
+		case p.Field == "healthchecks.passive.max_ejection_time":
 			if s.passive != nil && allOK(s.passive, "base_ejection_time", "max_ejection_time") {
 				e, ok := s.passive["max_ejection_time"]
 				if !ok {
 					e = s.passive["base_ejection_time"]
 				}
-				d.errorf(deref(e.val), "%s: max_ejection_time %v is less than base_ejection_time %v", e.key.Value, p.Got, p.Bound)
+				d.errorf(deref(e.val), "%s: max_ejection_time %s", e.key.Value, p.Msg)
 			}
-		case p.Path == "retry_policy.retry_backoff.max_interval":
+		case p.Field == "retry_policy.retry_backoff.max_interval":
 			if e, ok := s.backoff["max_interval"]; ok && allOK(s.backoff, "base_interval", "max_interval") {
-				d.errorf(deref(e.val), "max_interval: %v is less than base_interval %v", p.Got, p.Bound)
+				d.errorf(deref(e.val), "max_interval: %s", p.Msg)
 			}
 		}
 	}
@@ -717,38 +718,9 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 		routesNode *yaml.Node
 		parsed     *ServiceURL
 	)
-	seen := d.mapping(n, "service", "service", append([]field{
-		{"name", func(v *yaml.Node) {
-			if str, ok := d.str(v, "name"); ok {
-				if err := CheckName(str); err != nil {
-					d.errorf(deref(v), "name: %v", err)
-					return
-				}
-				s.Name, name = str, named{str, deref(v)}
-			}
-		}},
-		{"host", func(v *yaml.Node) {
-			h, ok := d.str(v, "host")
-			if !ok {
-				return
-			}
-			norm, err := NormalizeServiceHost(h)
-			if err != nil {
-				d.errorf(deref(v), "host: %v", err)
-				return
-			}
-			s.Host = norm
-		}},
-		{"port", d.intField(&s.Port, "port", MinPort, MaxPort)},
-		{"protocol", d.enumField(&s.Protocol, "protocol", ServiceProtocols()...)},
-		{"tls_verify", func(n *yaml.Node) {
-			if b, ok := d.boolean(n, "tls_verify"); ok {
-				s.TLSVerify = &b
-			}
-		}},
-		{"tls_verify_depth", d.intField(&s.TLSVerifyDepth, "tls_verify_depth", 0, MaxTLSVerifyDepth)},
-		{"ca_certificates", d.strings("ca_certificates", &s.CACertificates)},
-		{"client_certificate", func(v *yaml.Node) {
+	schema := ServiceSchema()
+	seen := d.mapping(n, "service", "service", append(append(schemaFields(d, schema, &s, map[string]func(*yaml.Node){
+		"client_certificate": func(v *yaml.Node) {
 			cc := &ClientCertificate{}
 			seen := d.mapping(v, "client_certificate", "client_certificate", []field{
 				{"cert_file", d.strField(&cc.CertFile, "cert_file", nil)},
@@ -764,19 +736,8 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 				return
 			}
 			s.ClientCertificate = cc
-		}},
-		{"grpc_idempotent_methods", func(v *yaml.Node) {
-			s.GRPCIdempotentMethods = d.routeList(v, "grpc_idempotent_methods", func(m string) (string, error) {
-				return m, CheckGRPCMethod(m)
-			})
-		}},
-		{"path", d.strField(&s.Path, "path", checkPath)},
-		{"retries", d.intField(&s.Retries, "retries", 0, MaxRetries)},
-		{"tags", d.tags(&s.Tags)},
-		{"connect_timeout", d.millisecondsField(&s.ConnectTimeout, "connect_timeout", MinTimeoutMs, MaxTimeoutMs)},
-		{"read_timeout", d.millisecondsField(&s.ReadTimeout, "read_timeout", MinTimeoutMs, MaxTimeoutMs)},
-		{"write_timeout", d.millisecondsField(&s.WriteTimeout, "write_timeout", MinTimeoutMs, MaxTimeoutMs)},
-		{"url", func(v *yaml.Node) {
+		},
+		"url": func(v *yaml.Node) {
 			str, ok := d.str(v, "url")
 			if !ok {
 				return
@@ -792,14 +753,15 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 				return
 			}
 			parsed = &u
-		}},
-		{"routes", func(v *yaml.Node) { routesNode = v }},
-		d.pluginsIn(&s.Name, nil),
-	}, d.kongFields(KindService, &s.ID)...))
+		},
+	}), field{"routes", func(v *yaml.Node) { routesNode = v }}, d.pluginsIn(&s.Name, nil)),
+		d.kongFields(KindService, &s.ID)...))
 	if seen == nil {
 		return s, name, nil
 	}
-	if _, ok := seen["name"]; !ok {
+	if e, ok := seen["name"]; ok && e.ok {
+		name = named{s.Name, deref(e.val)}
+	} else if !ok {
 		if s.ID == "" {
 			d.errorAt(s.Pos, "service: name (or id) is required")
 		} else {
@@ -825,25 +787,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	if _, ok := seen["port"]; !ok && !hasURL {
 		s.Port = DefaultPort(s.Protocol)
 	}
-	if !TLSProtocol(s.Protocol) && allOK(seen, "protocol", "url") {
-		for _, k := range []string{"tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate"} {
-			if e, ok := seen[k]; ok {
-				d.errorf(e.key, "%s: only allowed when protocol is https or grpcs (protocol is %s)", k, s.Protocol)
-			}
-		}
-	} else {
-		// The material must load (read again when the service is built).
-		if e, ok := seen["ca_certificates"]; ok && e.ok {
-			if _, err := LoadServiceTLS(&Service{CACertificates: s.CACertificates}); err != nil {
-				d.errorf(e.key, "%v", err)
-			}
-		}
-		if e, ok := seen["client_certificate"]; ok && e.ok && s.ClientCertificate != nil {
-			if _, err := LoadServiceTLS(&Service{ClientCertificate: s.ClientCertificate}); err != nil {
-				d.errorf(e.key, "%v", err)
-			}
-		}
-	}
+	d.problems(s.Validate(), seen, s.Pos)
 	if routesNode != nil {
 		d.list(routesNode, "routes", func(item *yaml.Node) {
 			routes = append(routes, d.route(item, &s))

@@ -134,19 +134,13 @@ type Bound struct {
 // admin API's OpenAPI document and its test (the decoders read the
 // constants themselves).
 func Bounds() []Bound {
-	return []Bound{
+	return append(schemaBounds(ServiceSchema()), []Bound{
 		{KindUpstream, "slots", MinSlots, MaxSlots},
 		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
 		{KindUpstream, "slow_start.aggression", 0, MaxAggression},
 		{KindUpstream, "panic.min_healthy_percent", 0, MaxPercent},
 		{KindTarget, "weight", 0, MaxWeight},
 		{KindTarget, "priority", 0, MaxPriority},
-		{KindService, "port", MinPort, MaxPort},
-		{KindService, "retries", 0, MaxRetries},
-		{KindService, "connect_timeout", MinTimeoutMs, MaxTimeoutMs},
-		{KindService, "read_timeout", MinTimeoutMs, MaxTimeoutMs},
-		{KindService, "write_timeout", MinTimeoutMs, MaxTimeoutMs},
-		{KindService, "tls_verify_depth", 0, MaxTLSVerifyDepth},
 		{KindRoute, "regex_priority", MinRegexPriority, MaxRegexPriority},
 		{"healthchecks", "threshold", 0, MaxPercent},
 		{"healthchecks", "active.timeout", 0, MaxSeconds},
@@ -154,7 +148,7 @@ func Bounds() []Bound {
 		{"rollout", "max_error_rate_increase", 0, MaxErrorRateIncrease},
 		{"rollout", "max_p99_ratio", MinP99Ratio, MaxP99Ratio},
 		{"rollout", "min_requests", 0, MaxMinRequests},
-	}
+	}...)
 }
 
 // RetryOnConditions are retry_on's failure classes (Envoy's retry_on
@@ -435,7 +429,7 @@ func DeclarativeFormats() []string { return []string{"1.1", "2.1", "3.0"} }
 func NullableFields(ctx string) []string {
 	switch ctx {
 	case KindService:
-		return []string{"path", "tls_verify", "tls_verify_depth", "ca_certificates", "client_certificate", "grpc_idempotent_methods", "tags", "url"}
+		return ServiceSchema().NullableFields()
 	case KindRoute:
 		return []string{"hosts", "methods", "paths", "headers", "protocols", "tags"}
 	case KindUpstream:

@@ -242,80 +242,107 @@ type Target struct {
 	Zone string `json:"zone,omitempty"`
 }
 
-// Service is a backend the routes proxy to.
+// Service is a backend the routes proxy to. It is also the admin layer's
+// persisted service (package state): the json tags are that shape, which
+// must stay readable by earlier versions.
 type Service struct {
-	Pos Pos
-	// ID is the file's id; "" when it gives none (see Upstream.ID).
-	ID   string
-	Name string
+	Pos Pos `json:"-"`
+	// Meta's ID is the file's id; "" when it gives none (see Upstream.ID).
+	Meta
+	Name string `json:"name"`
 	// Protocol is http, https, grpc, grpcs or h2c (ServiceProtocols).
-	Protocol string
+	Protocol string `json:"protocol"`
 	// Host is an upstream's name, or a host name or IP address (IPv6
 	// without brackets).
-	Host string
-	Port int
+	Host string `json:"host"`
+	Port int    `json:"port"`
 	// Path is the path prefix added to proxied requests; "" when unset,
 	// otherwise it starts with '/'.
-	Path           string
-	Retries        int
-	ConnectTimeout time.Duration
-	ReadTimeout    time.Duration
-	WriteTimeout   time.Duration
+	Path           string `json:"path,omitempty"`
+	Retries        int    `json:"retries"`
+	ConnectTimeout Millis `json:"connect_timeout"`
+	ReadTimeout    Millis `json:"read_timeout"`
+	WriteTimeout   Millis `json:"write_timeout"`
 	// TLS towards the targets (https and grpcs only), Kong's names.
 	// TLSVerify checks the target's certificate; nil means the default,
 	// which is to verify (Kong's default is off: Outrigger keeps Go's
 	// verifying default so an https target is never trusted silently).
-	TLSVerify *bool
-	// TLSVerifyDepth caps the chain above the leaf; 0 means no cap.
-	TLSVerifyDepth int
+	TLSVerify *bool `json:"tls_verify,omitempty"`
+	// TLSVerifyDepth caps the chain above the leaf; nil or 0 means no cap
+	// (set, even to 0, only where TLS applies).
+	TLSVerifyDepth *int `json:"tls_verify_depth,omitempty"`
 	// CACertificates are PEM file paths or inline PEM (Kong takes ids of
 	// CA certificate entities instead); the system roots when empty.
-	CACertificates []string
+	CACertificates []string `json:"ca_certificates,omitempty"`
 	// ClientCertificate is presented to targets asking for one; nil for
 	// none.
-	ClientCertificate *ClientCertificate
+	ClientCertificate *ClientCertificate `json:"client_certificate,omitempty"`
 	// GRPCIdempotentMethods are the gRPC methods retried on another target
 	// after a trailers-only UNAVAILABLE ("/pkg.Service/Method" or
 	// "/pkg.Service/*").
-	GRPCIdempotentMethods []string
+	GRPCIdempotentMethods []string `json:"grpc_idempotent_methods,omitempty"`
 	// Tags are checked by CheckTag, distinct; nil when absent.
-	Tags []string
+	Tags []string `json:"tags,omitempty"`
 }
 
-// Route matches requests and sends them to a service.
+// VerifyDepth is the cap on the chain above the leaf; 0 means none.
+func (s *Service) VerifyDepth() int {
+	if s.TLSVerifyDepth == nil {
+		return 0
+	}
+	return *s.TLSVerifyDepth
+}
+
+// Route matches requests and sends them to a service. It is also the
+// admin layer's persisted route (package state): the json tags are that
+// shape, which must stay readable by earlier versions.
 type Route struct {
-	Pos Pos
-	// ID is the file's id; "" when it gives none (see Upstream.ID).
-	ID   string
-	Name string
+	Pos Pos `json:"-"`
+	// Meta's ID is the file's id; "" when it gives none (see Upstream.ID).
+	Meta
+	Name string `json:"name"`
 	// Service is the service's name; "" for a route without one (Kong
 	// answers its requests 503).
-	Service string
+	Service string `json:"service"`
 	// Paths are prefixes starting with '/', or regular expressions
 	// written with a leading '~' (kept in the string).
-	Paths []string
+	Paths []string `json:"paths,omitempty"`
 	// Hosts are lower-cased host names, possibly with one wildcard label
 	// at either end ("*.example.com", "example.*") and a ":port".
-	Hosts []string
+	Hosts []string `json:"hosts,omitempty"`
 	// Methods are upper-cased.
-	Methods []string
+	Methods []string `json:"methods,omitempty"`
 	// Headers maps lower-cased header names to the values that match.
-	Headers       map[string][]string
-	StripPath     bool
-	PreserveHost  bool
-	RegexPriority int
+	Headers       map[string][]string `json:"headers,omitempty"`
+	StripPath     bool                `json:"strip_path"`
+	PreserveHost  bool                `json:"preserve_host"`
+	RegexPriority int                 `json:"regex_priority,omitempty"`
 	// PathHandling is how the service path and the request path combine
-	// upstream: "v0" (the default) or "v1", as Kong's path_handling.
-	PathHandling string
+	// upstream: "v0" (the default) or "v1", as Kong's path_handling. A
+	// layer written before it existed holds "" (WithDefaults).
+	PathHandling string `json:"path_handling,omitempty"`
 	// Protocols are Kong's route protocols: nil or a subset of http and
 	// https (every request), or of grpc and grpcs (gRPC over HTTP/2 only).
-	Protocols []string
+	Protocols []string `json:"protocols,omitempty"`
 	// HTTPSRedirectStatusCode answers a plaintext request to a route whose
 	// protocols are [https]: 426 (the default), or a redirect to https
-	// (HTTPSRedirectCodes).
-	HTTPSRedirectStatusCode int
+	// (HTTPSRedirectCodes). A layer written before it existed holds 0.
+	HTTPSRedirectStatusCode int `json:"https_redirect_status_code,omitempty"`
 	// Tags are checked by CheckTag, distinct; nil when absent.
-	Tags []string
+	Tags []string `json:"tags,omitempty"`
+}
+
+// WithDefaults is r with the defaults of the settings a layer written
+// before they existed leaves zero (path_handling,
+// https_redirect_status_code).
+func (r Route) WithDefaults() Route {
+	if r.PathHandling == "" {
+		r.PathHandling = DefaultPathHandling
+	}
+	if r.HTTPSRedirectStatusCode == 0 {
+		r.HTTPSRedirectStatusCode = DefaultHTTPSRedirect
+	}
+	return r
 }
 
 // SlowStart ramps a new or recovered target's weight up over a window.
@@ -611,13 +638,18 @@ func defaultHealthchecks() Healthchecks {
 	}
 }
 
+// DefaultService returns a service with every default filled in but the
+// port, which depends on the protocol (for entities created outside the
+// file, by the admin API).
+func DefaultService() Service { return defaultService() }
+
 func defaultService() Service {
 	return Service{
 		Protocol:       "http",
 		Retries:        DefaultRetries,
-		ConnectTimeout: DefaultTimeout,
-		ReadTimeout:    DefaultTimeout,
-		WriteTimeout:   DefaultTimeout,
+		ConnectTimeout: Millis(DefaultTimeout),
+		ReadTimeout:    Millis(DefaultTimeout),
+		WriteTimeout:   Millis(DefaultTimeout),
 	}
 }
 

@@ -11,18 +11,6 @@ import (
 	"time"
 )
 
-// Meta is the bookkeeping every entity of the admin layer carries, as in
-// Kong. An entity embeds it, so ID is defined once: an entity type must
-// not declare an ID (or CreatedAt, UpdatedAt, Deleted) of its own, which
-// encoding/json would silently prefer or, at the same depth, drop.
-type Meta struct {
-	ID        string `json:"id"`
-	CreatedAt int64  `json:"created_at"`
-	UpdatedAt int64  `json:"updated_at"`
-	// Deleted marks a tombstone: the file's entity of this name is hidden.
-	Deleted bool `json:"deleted,omitempty"`
-}
-
 // Duration is a time.Duration that reads and writes as "30s" in JSON (and
 // accepts a number of seconds).
 type Duration time.Duration
@@ -286,64 +274,6 @@ func orDefault(dst *[]int, def []int) {
 	}
 }
 
-// Problem is one problem Validate finds in an entity: a setting that does
-// not fit the others. Each decoder words it its own way (the file's at the
-// node of the field, the admin API's under the field's path).
-type Problem struct {
-	// Path is the field at fault, dotted from the entity
-	// ("hash_on_header", "retry_policy.retry_backoff.max_interval").
-	Path string
-	Kind ProblemKind
-	// Why says what is wrong, for ProblemInvalid.
-	Why string
-	// By is the field whose value Value makes Path required
-	// (ProblemRequiredBy: "hash_on", "header"), or the field whose value
-	// Bound Path's value Got is under (ProblemBelow).
-	By, Value  string
-	Got, Bound time.Duration
-}
-
-// ProblemKind is what kind of problem a Problem is.
-type ProblemKind int
-
-// Problem kinds.
-const (
-	// ProblemInvalid: the value does not fit the others (Why).
-	ProblemInvalid ProblemKind = iota
-	// ProblemRequired: a block lacks the field.
-	ProblemRequired
-	// ProblemRequiredBy: By's value (Value) needs the field, and it is
-	// empty.
-	ProblemRequiredBy
-	// ProblemBelow: the value (Got) is less than By's (Bound).
-	ProblemBelow
-)
-
-// Problems are an entity's problems, in the order of its fields; as an
-// error it lists them as "path: what" lines.
-type Problems []Problem
-
-func (ps Problems) Error() string {
-	lines := make([]string, 0, len(ps))
-	for _, p := range ps {
-		lines = append(lines, p.Path+": "+p.String())
-	}
-	return strings.Join(lines, "; ")
-}
-
-// String says what is wrong, without the path.
-func (p Problem) String() string {
-	switch p.Kind {
-	case ProblemRequired:
-		return "required field missing"
-	case ProblemRequiredBy:
-		return fmt.Sprintf("required when %s is %s", p.By, p.Value)
-	case ProblemBelow:
-		return fmt.Sprintf("%v is less than %s %v", p.Got, p.By, p.Bound)
-	}
-	return p.Why
-}
-
 // Validate reports the settings of u that do not fit together: the
 // hashing inputs (hash_fallback against hash_on, the hash_on_* setting
 // each needs), a slow_start block without a window, an active checker's
@@ -352,10 +282,10 @@ func (p Problem) String() string {
 // way round. Each field's own range and form are the decoders'. u may be a
 // decoded, an effective or (with its hashing settings written out, as the
 // admin API stores them) a stored upstream. Nil when all is well.
-func (u *Upstream) Validate() Problems {
-	var ps Problems
+func (u *Upstream) Validate() []Problem {
+	var ps []Problem
 	if why := HashFallbackProblem(u.HashOn, u.HashFallback); why != "" {
-		ps = append(ps, Problem{Path: "hash_fallback", Kind: ProblemInvalid, Why: why})
+		ps = append(ps, Problem{Field: "hash_fallback", Msg: why, Because: []string{"hash_on"}})
 	}
 	inputs := HashInputs{Header: u.HashOnHeader, Cookie: u.HashOnCookie, QueryArg: u.HashOnQueryArg, URICapture: u.HashOnURICapture}
 	for _, by := range []string{"hash_on", "hash_fallback"} {
@@ -364,28 +294,32 @@ func (u *Upstream) Validate() Problems {
 			input = u.HashFallback
 		}
 		if inputs.Missing(input) {
-			ps = append(ps, Problem{Path: "hash_on_" + input, Kind: ProblemRequiredBy, By: by, Value: input})
+			ps = append(ps, Problem{Field: "hash_on_" + input, Msg: "required when " + by + " is " + input, Because: []string{by}})
 		}
 	}
 	if s := u.SlowStart; s != nil && s.Window == 0 && *s != (SlowStart{}) {
-		ps = append(ps, Problem{Path: "slow_start.window", Kind: ProblemRequired})
+		ps = append(ps, Problem{Field: "slow_start.window", Msg: "required field missing"})
 	}
 	if h := u.Healthchecks; h != nil {
 		if a := h.Active; a.Enabled && a.GRPCService != "" {
 			if typ := cmp.Or(a.Type, defaultHealthchecks().Active.Type); !GRPCType(typ) {
-				ps = append(ps, Problem{Path: "healthchecks.active.grpc_service", Kind: ProblemInvalid, Why: grpcServiceWhy(typ)})
+				ps = append(ps, Problem{Field: "healthchecks.active.grpc_service", Msg: grpcServiceWhy(typ), Because: []string{"healthchecks.active.type"}})
 			}
 		}
 		if p := h.Passive; p.Enabled && p.MaxEjectionTime < p.BaseEjectionTime {
-			ps = append(ps, Problem{Path: "healthchecks.passive.max_ejection_time", Kind: ProblemBelow, By: "base_ejection_time",
-				Got: p.MaxEjectionTime, Bound: p.BaseEjectionTime})
+			ps = append(ps, below("healthchecks.passive.max_ejection_time", "healthchecks.passive.base_ejection_time", p.MaxEjectionTime, p.BaseEjectionTime))
 		}
 	}
 	if rp := u.RetryPolicy; rp != nil && rp.BackoffMax < rp.BackoffBase {
-		ps = append(ps, Problem{Path: "retry_policy.retry_backoff.max_interval", Kind: ProblemBelow, By: "base_interval",
-			Got: rp.BackoffMax, Bound: rp.BackoffBase})
+		ps = append(ps, below("retry_policy.retry_backoff.max_interval", "retry_policy.retry_backoff.base_interval", rp.BackoffMax, rp.BackoffBase))
 	}
 	return ps
+}
+
+// below is the problem of a duration field under another's value.
+func below(field, bound string, got, limit time.Duration) Problem {
+	return Problem{Field: field, Msg: fmt.Sprintf("%v is less than %s %v", got, bound[strings.LastIndexByte(bound, '.')+1:], limit),
+		Because: []string{bound}, Got: got, Bound: limit}
 }
 
 // grpcServiceWhy is the problem of a grpc_service on a check of type typ.

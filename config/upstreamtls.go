@@ -73,7 +73,8 @@ func CheckGRPCMethod(m string) error {
 // ClientCertificate is the certificate a service presents to targets that
 // ask for one (mutual TLS); both are PEM file paths.
 type ClientCertificate struct {
-	CertFile, KeyFile string
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
 }
 
 // ServiceTLS is a service's TLS material, loaded.

@@ -74,7 +74,7 @@ func TestServiceProtocolsAndTLS(t *testing.T) {
 `
 	f := mustParse(t, src, nil)
 	s := f.Services[0]
-	if s.Protocol != "grpcs" || s.Port != 443 || s.TLSVerify == nil || !*s.TLSVerify || s.TLSVerifyDepth != 2 || len(s.CACertificates) != 2 ||
+	if s.Protocol != "grpcs" || s.Port != 443 || s.TLSVerify == nil || !*s.TLSVerify || s.VerifyDepth() != 2 || len(s.CACertificates) != 2 ||
 		s.ClientCertificate == nil || s.ClientCertificate.CertFile != cert ||
 		!reflect.DeepEqual(s.GRPCIdempotentMethods, []string{"/pkg.Echo/Say", "/pkg.Health/*"}) {
 		t.Errorf("service %+v", s)

@@ -244,9 +244,9 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 	direct := p.direct
 	for _, cs := range cfg.Services {
 		to := proxy.TransportOptions{
-			ConnectTimeout:      cs.ConnectTimeout,
-			ReadTimeout:         cs.ReadTimeout,
-			WriteTimeout:        cs.WriteTimeout,
+			ConnectTimeout:      cs.ConnectTimeout.D(),
+			ReadTimeout:         cs.ReadTimeout.D(),
+			WriteTimeout:        cs.WriteTimeout.D(),
 			MaxIdleConnsPerHost: cfg.Proxy.MaxIdleConnsPerHost,
 			IdleConnTimeout:     cfg.Proxy.IdleConnTimeout,
 			Protocol:            cs.Protocol,
@@ -256,7 +256,7 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 			if err != nil {
 				return nil, cfg.Errorf(cs.Pos, "service %q: %v", cs.Name, err)
 			}
-			to.TLS = proxy.TLSOptions{Verify: cs.TLSVerify == nil || *cs.TLSVerify, VerifyDepth: cs.TLSVerifyDepth, CA: m.CA, ClientCert: m.Cert, ClientKey: m.Key}
+			to.TLS = proxy.TLSOptions{Verify: cs.TLSVerify == nil || *cs.TLSVerify, VerifyDepth: cs.VerifyDepth(), CA: m.CA, ClientCert: m.Cert, ClientKey: m.Key}
 			if _, err := to.TLS.Config(); err != nil {
 				return nil, cfg.Errorf(cs.Pos, "service %q: %v", cs.Name, err)
 			}

@@ -56,7 +56,7 @@ func sampleDoc() *state.Doc {
 		},
 		Services: map[string]*state.Service{
 			"svc": {Meta: state.Meta{ID: "s1"}, Name: "svc", Protocol: "http", Host: "api", Port: 80, Path: "/v1",
-				Retries: 3, ConnectTimeout: 1000, ReadTimeout: 2000, WriteTimeout: 3000},
+				Retries: 3, ConnectTimeout: config.Millis(time.Second), ReadTimeout: config.Millis(2 * time.Second), WriteTimeout: config.Millis(3 * time.Second)},
 		},
 		Routes: map[string]*state.Route{
 			"r": {Meta: state.Meta{ID: "r1"}, Name: "r", Service: "svc", Paths: []string{"/a", "/b"}, Hosts: []string{"x.test"},

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
 )
@@ -47,9 +46,9 @@ func Merge(f *config.File, d *Doc) *config.File {
 	out.Upstreams = mergeList(f.Upstreams, d.Upstreams, func(u config.Upstream) string { return u.Name },
 		func(e *config.Upstream) (string, Meta) { return e.Name, e.Meta }, func(e *config.Upstream, base *config.Upstream) config.Upstream { return e.Resolve(base) })
 	out.Services = mergeList(f.Services, d.Services, func(s config.Service) string { return s.Name },
-		func(e *Service) (string, Meta) { return e.Name, e.Meta }, func(e *Service, _ *config.Service) config.Service { return e.toConfig() })
+		func(e *Service) (string, Meta) { return e.Name, e.Meta }, func(e *Service, _ *config.Service) config.Service { return *e })
 	out.Routes = mergeList(f.Routes, d.Routes, func(r config.Route) string { return r.Name },
-		func(e *Route) (string, Meta) { return e.Name, e.Meta }, func(e *Route, _ *config.Route) config.Route { return e.toConfig() })
+		func(e *Route) (string, Meta) { return e.Name, e.Meta }, func(e *Route, _ *config.Route) config.Route { return e.WithDefaults() })
 	out.Certificates = mergeCertificates(f.Certificates, d.Certificates)
 	mergePlugins(&out, f, d)
 	out.SNIs = mergeSNIs(f.SNIs, d, out.Certificates)
@@ -67,8 +66,8 @@ func Validate(eff *config.File, d *Doc) error {
 		if _, ours := d.Upstreams[u.Name]; !ours {
 			continue
 		}
-		if ps := u.Validate(); ps != nil {
-			errs = append(errs, fmt.Errorf("admin state: upstream %q: %w", u.Name, ps))
+		if err := config.ProblemsError(u.Validate()); err != nil {
+			errs = append(errs, fmt.Errorf("admin state: upstream %q: %w", u.Name, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -104,40 +103,4 @@ func mergeList[C any, E any](file []C, doc map[string]*E, nameOf func(C) string,
 		out = append(out, conv(e, nil))
 	}
 	return out
-}
-
-func (s *Service) toConfig() config.Service {
-	c := config.Service{
-		Name: s.Name, Protocol: s.Protocol, Host: s.Host, Port: s.Port, Path: s.Path, Retries: s.Retries,
-		ConnectTimeout:        time.Duration(s.ConnectTimeout) * time.Millisecond,
-		ReadTimeout:           time.Duration(s.ReadTimeout) * time.Millisecond,
-		WriteTimeout:          time.Duration(s.WriteTimeout) * time.Millisecond,
-		CACertificates:        s.CACertificates,
-		GRPCIdempotentMethods: s.GRPCIdempotentMethods,
-		Tags:                  slices.Clone(s.Tags),
-	}
-	c.TLSVerify = s.TLSVerify
-	if s.TLSVerifyDepth != nil {
-		c.TLSVerifyDepth = *s.TLSVerifyDepth
-	}
-	if cc := s.ClientCertificate; cc != nil {
-		c.ClientCertificate = &config.ClientCertificate{CertFile: cc.CertFile, KeyFile: cc.KeyFile}
-	}
-	return c
-}
-
-func (r *Route) toConfig() config.Route {
-	ph := r.PathHandling
-	if ph == "" {
-		ph = config.DefaultPathHandling
-	}
-	redirect := r.HTTPSRedirectStatusCode
-	if redirect == 0 {
-		redirect = config.DefaultHTTPSRedirect
-	}
-	return config.Route{
-		Name: r.Name, Service: r.Service, Paths: r.Paths, Hosts: r.Hosts, Methods: r.Methods, Headers: r.Headers,
-		StripPath: r.StripPath, PreserveHost: r.PreserveHost, RegexPriority: r.RegexPriority, PathHandling: ph,
-		Protocols: r.Protocols, Tags: slices.Clone(r.Tags), HTTPSRedirectStatusCode: redirect,
-	}
 }

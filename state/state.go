@@ -69,62 +69,21 @@ type Declarative struct {
 	Hash string `json:"hash,omitempty"`
 }
 
-// Meta is what every entity carries, as in Kong (config.Meta, defined
-// once there).
+// Meta is what every entity carries, as in Kong (config.Meta: the
+// entity types embed it).
 type Meta = config.Meta
 
-// Service is an admin-owned service.
-type Service struct {
-	Meta
-	Name           string `json:"name"`
-	Protocol       string `json:"protocol"`
-	Host           string `json:"host"`
-	Port           int    `json:"port"`
-	Path           string `json:"path,omitempty"`
-	Retries        int    `json:"retries"`
-	ConnectTimeout int    `json:"connect_timeout"` // milliseconds, as Kong
-	ReadTimeout    int    `json:"read_timeout"`
-	WriteTimeout   int    `json:"write_timeout"`
-	// TLS towards the targets (https and grpcs); nil/empty: Kong's
-	// defaults (no verification, system roots, no client certificate).
-	TLSVerify         *bool              `json:"tls_verify,omitempty"`
-	TLSVerifyDepth    *int               `json:"tls_verify_depth,omitempty"`
-	CACertificates    []string           `json:"ca_certificates,omitempty"`
-	ClientCertificate *ClientCertificate `json:"client_certificate,omitempty"`
-	// GRPCIdempotentMethods are the gRPC methods retried after UNAVAILABLE.
-	GRPCIdempotentMethods []string `json:"grpc_idempotent_methods,omitempty"`
-	Tags                  []string `json:"tags,omitempty"`
-}
+// Service is an admin-owned service: the configuration's own type, whose
+// json tags are the layer's shape (timeouts in milliseconds, as Kong).
+type Service = config.Service
 
 // ClientCertificate names the PEM files of a service's client
 // certificate.
-type ClientCertificate struct {
-	CertFile string `json:"cert_file"`
-	KeyFile  string `json:"key_file"`
-}
+type ClientCertificate = config.ClientCertificate
 
-// Route is an admin-owned route.
-type Route struct {
-	Meta
-	Name          string              `json:"name"`
-	Service       string              `json:"service"` // service name
-	Paths         []string            `json:"paths,omitempty"`
-	Hosts         []string            `json:"hosts,omitempty"`
-	Methods       []string            `json:"methods,omitempty"`
-	Headers       map[string][]string `json:"headers,omitempty"`
-	StripPath     bool                `json:"strip_path"`
-	PreserveHost  bool                `json:"preserve_host"`
-	RegexPriority int                 `json:"regex_priority,omitempty"`
-	// PathHandling is "v0" or "v1"; empty (documents written before it
-	// existed) means the default, v0.
-	PathHandling string `json:"path_handling,omitempty"`
-	// Protocols are Kong's route protocols; empty means every request.
-	Protocols []string `json:"protocols,omitempty"`
-	// HTTPSRedirectStatusCode is Kong's https_redirect_status_code; 0
-	// (documents written before it existed) means the default, 426.
-	HTTPSRedirectStatusCode int      `json:"https_redirect_status_code,omitempty"`
-	Tags                    []string `json:"tags,omitempty"`
-}
+// Route is an admin-owned route: the configuration's own type, whose
+// json tags are the layer's shape.
+type Route = config.Route
 
 // Override sets the weight of the targets of one upstream that match its
 // selector: one address, or every target carrying all Tags and Meta

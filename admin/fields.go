@@ -1,0 +1,75 @@
+package admin
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/outrigger-gw/outrigger/config"
+)
+
+// The admin API's reading of an entity's field table (config.Schema):
+// each field's value in a JSON or form body decoded into the entity by
+// its type, with Kong's messages; a null (or an empty form value) sets the
+// field's default. Custom fields are left to the kind's decoder.
+
+// decodeFields reads s's fields of body o into e. kong replaces the check
+// of a field whose refusal Kong words differently from the file.
+func decodeFields[T any](o *obj, s *config.Schema[T], e *T, kong map[string]func(string) (string, error)) {
+	def := s.New()
+	for i := range s.Fields {
+		f := &s.Fields[i]
+		if f.Type != config.FieldCustom {
+			o.setField(&f.FieldSpec, f.At(e), f.At(&def), kong[f.Name])
+		}
+	}
+}
+
+// setField reads field f into p, def holding its default (both what the
+// field's At returned); check, when set, replaces f.Check.
+func (o *obj) setField(f *config.FieldSpec, p, def any, check func(string) (string, error)) {
+	if check == nil {
+		check = f.Check
+	}
+	k := f.Name
+	switch p := p.(type) {
+	case *string:
+		if f.OneOf != nil {
+			check = oneOf(f.OneOf...)
+		}
+		o.setString(k, p, *def.(*string), check)
+	case *int:
+		o.setInt(k, p, *def.(*int), f.Min, f.Max)
+	case **int:
+		setNullable(o, k, p, func(d *int) { o.setInt(k, d, 0, f.Min, f.Max) })
+	case *config.Millis:
+		o.setMillis(k, p, *def.(*config.Millis), f.Min, f.Max)
+	case *bool:
+		o.setBool(k, p, *def.(*bool))
+	case **bool:
+		setNullable(o, k, p, func(b *bool) { o.setBool(k, b, false) })
+	case *[]string:
+		if f.Type == config.FieldTags {
+			check = checkTag
+		}
+		o.setStrings(k, p, check)
+	default:
+		panic(fmt.Sprintf("admin: field %s: no decoder for %T", k, p))
+	}
+}
+
+// setMillis reads a number of milliseconds in lo..hi.
+func (o *obj) setMillis(k string, dst *config.Millis, def config.Millis, lo, hi int64) {
+	i := ms(dst.D())
+	o.setInt(k, &i, ms(def.D()), lo, hi)
+	*dst = config.Millis(time.Duration(i) * time.Millisecond)
+}
+
+// problemsError is what an entity's Validate found as Kong's schema
+// violation: one reason per field, the first.
+func problemsError(ps []config.Problem) error {
+	f := fields{}
+	for _, p := range ps {
+		f.add(p.Field, "%s", p.Msg)
+	}
+	return f.err()
+}

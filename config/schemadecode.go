@@ -1,0 +1,111 @@
+package config
+
+import (
+	"fmt"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// The file's reading of a Schema (fields.go): each field's value decoded
+// into the entity by its type, with the file's messages at the value's
+// position.
+
+// schemaFields returns the decoder fields of s for entity e, in the
+// schema's order; a FieldCustom field is decoded by custom[name] (a
+// custom field without one is left out).
+func schemaFields[T any](d *decoder, s *Schema[T], e *T, custom map[string]func(*yaml.Node)) []field {
+	out := make([]field, 0, len(s.Fields))
+	for i := range s.Fields {
+		f := &s.Fields[i]
+		set := custom[f.Name]
+		if set == nil && f.Type != FieldCustom {
+			set = d.specField(&f.FieldSpec, f.At(e))
+		}
+		if set != nil {
+			out = append(out, field{f.Name, set})
+		}
+	}
+	return out
+}
+
+// specField decodes a value of field f into p (what the field's At
+// returned).
+func (d *decoder) specField(f *FieldSpec, p any) func(*yaml.Node) {
+	switch p := p.(type) {
+	case *string:
+		if f.OneOf != nil {
+			return d.enumField(p, f.Name, f.OneOf...)
+		}
+		return func(v *yaml.Node) {
+			s, ok := d.str(v, f.Name)
+			if !ok {
+				return
+			}
+			if f.Check != nil {
+				norm, err := f.Check(s)
+				if err != nil {
+					d.errorf(deref(v), "%s: %v", f.Name, err)
+					return
+				}
+				s = norm
+			}
+			*p = s
+		}
+	case *int:
+		return d.intField(p, f.Name, f.Min, f.Max)
+	case **int:
+		return func(v *yaml.Node) {
+			if i, ok := d.integer(v, f.Name, f.Min, f.Max); ok {
+				*p = ptrTo(int(i))
+			}
+		}
+	case *Millis:
+		return d.millisecondsField(p, f.Name, f.Min, f.Max)
+	case *bool:
+		return d.boolField(p, f.Name)
+	case **bool:
+		return func(v *yaml.Node) {
+			if b, ok := d.boolean(v, f.Name); ok {
+				*p = &b
+			}
+		}
+	case *[]string:
+		switch f.Type {
+		case FieldTags:
+			return d.tags(p)
+		case FieldTexts:
+			return d.strings(f.Name, p)
+		}
+		check := f.Check
+		if check == nil {
+			check = func(s string) (string, error) { return s, nil }
+		}
+		return func(v *yaml.Node) { *p = d.routeList(v, f.Name, check) }
+	}
+	panic(fmt.Sprintf("config: field %s: no decoder for %T", f.Name, p))
+}
+
+// problems reports what an entity's Validate found, each at its field's
+// key (at, the entity's position, for a field not in seen) and once per
+// field. A problem of a field whose value did not decode, or one caused
+// by another field (Because) that did not, is left out: that value's own
+// error says what is wrong.
+func (d *decoder) problems(ps []Problem, seen map[string]entry, at Pos) {
+	done := map[string]bool{}
+	for _, p := range ps {
+		e, present := seen[p.Field]
+		if done[p.Field] || (present && !e.ok) || !allOK(seen, p.Because...) {
+			continue
+		}
+		done[p.Field] = true
+		msg := p.Field + ": " + p.Msg
+		if p.Detail != "" {
+			msg += " (" + p.Detail + ")"
+		}
+		if present {
+			d.errorf(e.key, "%s", msg)
+		} else {
+			d.errorAt(at, "%s", msg)
+		}
+	}
+}
