@@ -97,21 +97,8 @@ func schemas() js {
 	statuses := sarr(js{"type": "integer", "minimum": config.MinHTTPStatus, "maximum": config.MaxHTTPStatus}, "HTTP statuses")
 	counter := func(d string) js { return sint(d, 0, config.MaxCounter) }
 	interval := snum("seconds between probes; 0 disables", 0, config.MaxSeconds)
-	upstreamIn := js{
-		"tags":                       tagsSchema(),
-		"id":                         uuidSchema("optional on creation"),
-		"name":                       sstr("hostname-like; a service's host names it"),
-		"algorithm":                  senum("balancing algorithm", config.Algorithms()...),
-		"hash_on":                    senum("hash input (consistent-hashing)", config.HashOnValues()...),
-		"hash_fallback":              senum("hash input when hash_on gives none", config.HashOnValues()...),
-		"hash_on_header":             nullable(sstr("header name (hash_on=header)")),
-		"hash_on_cookie":             nullable(sstr("cookie name (hash_on=cookie)")),
-		"hash_on_cookie_path":        sstr("cookie path"),
-		"hash_on_query_arg":          nullable(sstr("query argument (hash_on=query_arg)")),
-		"hash_on_uri_capture":        nullable(sstr("regex capture name (hash_on=uri_capture)")),
-		"slots":                      sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
-		"sticky_sessions_cookie":     sstr("the sticky-sessions cookie's name (default " + config.DefaultStickyCookie + ")"),
-		"sticky_sessions_cookie_ttl": sstr("its lifetime, a duration (\"1h\", the default; 0: a session cookie)"),
+	upstreamIn := schemaProps(config.UpstreamSchema(), js{
+		"sticky_sessions_cookie_ttl": sstr(fieldDoc(config.UpstreamSchema(), "sticky_sessions_cookie_ttl")),
 		"slow_start": nullable(closed(sobj(js{"window": sstr("a positive duration (\"30s\")"), "aggression": snum("ramp curve exponent, > 0 (default 1)", 0, config.MaxAggression),
 			"min_weight_percent": snum("weight at the start of the ramp (default 10)", 0, config.MaxPercent)}))),
 		"panic": closed(sobj(js{"min_healthy_percent": snum("healthy share under which the upstream panics (0: never)", 0, config.MaxPercent),
@@ -120,6 +107,9 @@ func schemas() js {
 		"circuit_breakers": nullable(sref("CircuitBreakers")),
 		"retry_budget":     nullable(sref("RetryBudget")),
 		"retry_policy":     nullable(sref("RetryPolicy")),
+	})
+	for _, k := range []string{"hash_on_header", "hash_on_cookie", "hash_on_query_arg", "hash_on_uri_capture"} {
+		upstreamIn[k] = nullable(upstreamIn[k].(js))
 	}
 	serviceIn := schemaProps(config.ServiceSchema(), js{
 		"client_certificate": nullable(closed(sobj(js{
@@ -236,12 +226,7 @@ func schemas() js {
 				}))),
 			}))),
 		})),
-		"CircuitBreakers": closed(sobj(js{
-			"max_requests":         sint("requests in progress to the upstream; over it a request is answered 503 with x-outrigger-overloaded: true; 0: unlimited", 0, config.MaxBreakerLimit),
-			"max_retries":          sint("retries in progress to the upstream; 0: unlimited", 0, config.MaxBreakerLimit),
-			"max_connections":      sint("open connections to the upstream's targets (HTTP/1.1 upstreams); 0: unlimited", 0, config.MaxBreakerLimit),
-			"max_pending_requests": sint("requests that may wait for a connection while max_connections are open; 0: none waits", 0, config.MaxBreakerLimit),
-		})),
+		"CircuitBreakers": closed(sobj(blockProps(config.CircuitBreakersSchema()))),
 		"RetryPolicy": closed(sobj(js{
 			"retry_on": sarr(sstr("a condition ("+strings.Join(config.RetryOnConditions(), ", ")+"), an HTTP status as a string, or a gRPC status ("+
 				strings.Join(config.GRPCRetryOnConditions(), ", ")+")"), "what is retried (default "+strings.Join(config.DefaultRetryPolicy().RetryOn, ", ")+")"),
@@ -260,14 +245,7 @@ func schemas() js {
 		"UpstreamInput": closed(sobj(upstreamIn)),
 		"Upstream": sobj(with(upstreamIn, with(timestamps(), js{"id": uuidSchema("")})),
 			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "circuit_breakers", "retry_budget", "created_at", "updated_at"),
-		"TargetInput": closed(sobj(js{
-			"target":   sstr("host:port (port 8000 when omitted)"),
-			"weight":   sint("default "+strconv.Itoa(config.DefaultWeight)+"; 0 drains", 0, config.MaxWeight),
-			"tags":     tagsSchema(),
-			"priority": sint("priority level, default 0; lower levels first, overflowing by health", 0, config.MaxPriority),
-			"backup":   sbool("default false; takes traffic only when no primary target is healthy"),
-			"zone":     sstr("the target's zone, for zone-aware routing"),
-		})),
+		"TargetInput": closed(sobj(schemaProps(config.TargetSchema(), js{"target": sstr(fieldDoc(config.TargetSchema(), "target"))}))),
 		"Target": sobj(with(timestamps(), js{
 			"id": uuidSchema(""), "target": sstr(""), "weight": sint("", 0, config.MaxWeight), "upstream": sref("IdRef"),
 			"tags":             nullable(sarr(sstr(""), "")),
@@ -411,6 +389,13 @@ func schemaProps[T any](s *config.Schema[T], custom js) js {
 		}
 		out[f.Name] = p
 	}
+	return out
+}
+
+// blockProps are the properties of a block's fields (no id).
+func blockProps[T any](s *config.Schema[T]) js {
+	out := schemaProps(s, nil)
+	delete(out, "id")
 	return out
 }
 

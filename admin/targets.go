@@ -189,11 +189,7 @@ func tagsOut(tags []string) []string {
 
 func decodeTarget(o *obj, t *config.Target) {
 	o.setString("target", &t.Target, "", normalizeTarget)
-	o.setInt("weight", &t.Weight, config.DefaultWeight, 0, config.MaxWeight)
-	o.setStrings("tags", &t.Tags, checkTag)
-	o.setInt("priority", &t.Priority, 0, 0, config.MaxPriority)
-	o.setBool("backup", &t.Backup, false)
-	o.setString("zone", &t.Zone, "", checkTag)
+	decodeFields(o, config.TargetSchema(), t, map[string]func(string) (string, error){"zone": checkTag})
 	o.kongFields(config.KindTarget)
 	o.unknown()
 }

@@ -142,18 +142,7 @@ func newUpstream() config.Upstream {
 // decodeUpstream applies a body to u. Healthchecks are merged into
 // u.Healthchecks, starting from base() when u has none.
 func decodeUpstream(o *obj, u *config.Upstream, base func() *config.Healthchecks) {
-	d := config.DefaultUpstream()
-	o.setString("name", &u.Name, "", keep(config.CheckUpstreamName))
-	o.setString("algorithm", &u.Algorithm, d.Algorithm, oneOf(config.Algorithms()...))
-	o.setString("hash_on", &u.HashOn, d.HashOn, oneOf(config.HashOnValues()...))
-	o.setString("hash_fallback", &u.HashFallback, d.HashFallback, oneOf(config.HashOnValues()...))
-	o.setString("hash_on_header", &u.HashOnHeader, "", keep(config.CheckToken))
-	o.setString("hash_on_cookie", &u.HashOnCookie, "", keep(config.CheckToken))
-	o.setString("hash_on_cookie_path", &u.HashOnCookiePath, d.HashOnCookiePath, checkPath)
-	o.setString("hash_on_query_arg", &u.HashOnQueryArg, "", nonEmpty)
-	o.setString("hash_on_uri_capture", &u.HashOnURICapture, "", nonEmpty)
-	o.setInt("slots", &u.Slots, d.Slots, config.MinSlots, config.MaxSlots)
-	o.setString("sticky_sessions_cookie", &u.StickyCookie, d.StickyCookie, keep(config.CheckToken))
+	decodeFields(o, config.UpstreamSchema(), u, map[string]func(string) (string, error){"hash_on_cookie_path": checkPath})
 	if v, present := o.get("sticky_sessions_cookie_ttl"); present {
 		u.StickyTTL = nil
 		if v != nil {
@@ -177,7 +166,6 @@ func decodeUpstream(o *obj, u *config.Upstream, base func() *config.Healthchecks
 		}
 	}
 	decodeBreakers(o, u)
-	o.setStrings("tags", &u.Tags, checkTag)
 	o.kongFields(config.KindUpstream)
 	o.unknown()
 	// The problems within a block are the body's own; the hashing and
@@ -286,10 +274,7 @@ func unseedBreakers(u *config.Upstream, sd seeded) {
 func decodeBreakers(o *obj, u *config.Upstream) {
 	mergeChild(o, "circuit_breakers", &u.CircuitBreakers, func() *config.CircuitBreakers { return &config.CircuitBreakers{} },
 		func(c *obj, cb *config.CircuitBreakers) {
-			c.setInt("max_requests", &cb.MaxRequests, 0, 0, config.MaxBreakerLimit)
-			c.setInt("max_retries", &cb.MaxRetries, 0, 0, config.MaxBreakerLimit)
-			c.setInt("max_connections", &cb.MaxConnections, 0, 0, config.MaxBreakerLimit)
-			c.setInt("max_pending_requests", &cb.MaxPendingRequests, 0, 0, config.MaxBreakerLimit)
+			decodeFields(c, config.CircuitBreakersSchema(), cb, nil)
 			c.unknown()
 		})
 	rbd := config.DefaultRetryBudget()

@@ -280,43 +280,18 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 	u.Pos = pos(n)
 	var name named
 	var nested upstreamSeen
-	seen := d.mapping(n, "upstream", "upstream", append([]field{
-		{"name", func(v *yaml.Node) {
-			if s, ok := d.str(v, "name"); ok {
-				if err := CheckUpstreamName(s); err != nil {
-					d.errorf(deref(v), "name: %v", err)
-					return
-				}
-				u.Name, name = s, named{s, deref(v)}
-			}
-		}},
-		{"algorithm", d.enumField(&u.Algorithm, "algorithm", Algorithms()...)},
-		{"hash_on", d.enumField(&u.HashOn, "hash_on", HashOnValues()...)},
-		{"hash_fallback", d.enumField(&u.HashFallback, "hash_fallback", HashOnValues()...)},
-		{"hash_on_header", d.strField(&u.HashOnHeader, "hash_on_header", CheckToken)},
-		{"hash_on_cookie", d.strField(&u.HashOnCookie, "hash_on_cookie", CheckToken)},
-		{"hash_on_cookie_path", d.strField(&u.HashOnCookiePath, "hash_on_cookie_path", checkPath)},
-		{"hash_on_query_arg", d.strField(&u.HashOnQueryArg, "hash_on_query_arg", checkNonEmpty)},
-		{"hash_on_uri_capture", d.strField(&u.HashOnURICapture, "hash_on_uri_capture", checkNonEmpty)},
-		{"slots", d.intField(&u.Slots, "slots", MinSlots, MaxSlots)},
-		{"tags", d.tags(&u.Tags)},
-		{"sticky_sessions_cookie", d.strField(&u.StickyCookie, "sticky_sessions_cookie", CheckToken)},
-		{"sticky_sessions_cookie_ttl", d.durationField((*time.Duration)(u.StickyTTL), "sticky_sessions_cookie_ttl", false)},
-		{"slow_start", func(v *yaml.Node) { u.SlowStart, nested.slowStart, nested.slowStartAt = d.slowStart(v) }},
-		{"panic", func(v *yaml.Node) { d.panicBlock(v, u.Panic) }},
-		{"circuit_breakers", func(v *yaml.Node) {
-			d.mapping(v, "circuit_breakers", "circuit_breakers", []field{
-				{"max_requests", d.intField(&u.CircuitBreakers.MaxRequests, "max_requests", 0, MaxBreakerLimit)},
-				{"max_retries", d.intField(&u.CircuitBreakers.MaxRetries, "max_retries", 0, MaxBreakerLimit)},
-				{"max_connections", d.intField(&u.CircuitBreakers.MaxConnections, "max_connections", 0, MaxBreakerLimit)},
-				{"max_pending_requests", d.intField(&u.CircuitBreakers.MaxPendingRequests, "max_pending_requests", 0, MaxBreakerLimit)},
-			})
-		}},
-		{"retry_budget", func(v *yaml.Node) { d.retryBudget(v, u.RetryBudget) }},
-		{"retry_policy", func(v *yaml.Node) { u.RetryPolicy, nested.backoff = d.retryPolicy(v) }},
-		{"healthchecks", func(v *yaml.Node) { nested.active, nested.passive = d.healthchecks(v, u.Healthchecks) }},
-		{"discovery", func(v *yaml.Node) { u.Discovery = d.discovery(v) }},
-		{"targets", func(v *yaml.Node) {
+	seen := d.mapping(n, "upstream", "upstream", append(schemaFields(d, UpstreamSchema(), &u, map[string]func(*yaml.Node){
+		"sticky_sessions_cookie_ttl": d.durationField((*time.Duration)(u.StickyTTL), "sticky_sessions_cookie_ttl", false),
+		"slow_start":                 func(v *yaml.Node) { u.SlowStart, nested.slowStart, nested.slowStartAt = d.slowStart(v) },
+		"panic":                      func(v *yaml.Node) { d.panicBlock(v, u.Panic) },
+		"circuit_breakers": func(v *yaml.Node) {
+			d.mapping(v, "circuit_breakers", "circuit_breakers", schemaFields(d, CircuitBreakersSchema(), u.CircuitBreakers, nil))
+		},
+		"retry_budget": func(v *yaml.Node) { d.retryBudget(v, u.RetryBudget) },
+		"retry_policy": func(v *yaml.Node) { u.RetryPolicy, nested.backoff = d.retryPolicy(v) },
+		"healthchecks": func(v *yaml.Node) { nested.active, nested.passive = d.healthchecks(v, u.Healthchecks) },
+		"discovery":    func(v *yaml.Node) { u.Discovery = d.discovery(v) },
+		"targets": func(v *yaml.Node) {
 			first := make(map[string]*yaml.Node)
 			d.list(v, "targets", func(item *yaml.Node) {
 				t, at := d.target(item)
@@ -329,13 +304,15 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 				}
 				u.Targets = append(u.Targets, t)
 			})
-		}},
-	}, d.kongFields(KindUpstream, &u.ID)...))
+		},
+	}), d.kongFields(KindUpstream, &u.ID)...))
 	if seen == nil {
 		return u, name
 	}
-	if _, ok := seen["name"]; !ok {
+	if e, ok := seen["name"]; !ok {
 		d.errorAt(u.Pos, "upstream: name is required")
+	} else if e.ok {
+		name = named{u.Name, deref(e.val)}
 	}
 	nested.top = seen
 	d.upstreamProblems(u.Validate(), &nested)
@@ -401,9 +378,10 @@ func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) { return d.targ
 
 // targetWith decodes one target that may also have the extra fields.
 func (d *decoder) targetWith(n *yaml.Node, extra ...field) (t Target, at *yaml.Node) {
-	t = Target{Pos: pos(n), Weight: DefaultWeight}
-	seen := d.mapping(n, "target", "target", append([]field{
-		{"target", func(v *yaml.Node) {
+	t = TargetSchema().New()
+	t.Pos = pos(n)
+	seen := d.mapping(n, "target", "target", append(schemaFields(d, TargetSchema(), &t, map[string]func(*yaml.Node){
+		"target": func(v *yaml.Node) {
 			s, ok := d.str(v, "target")
 			if !ok {
 				return
@@ -414,13 +392,8 @@ func (d *decoder) targetWith(n *yaml.Node, extra ...field) (t Target, at *yaml.N
 				return
 			}
 			t.Target, at = norm, deref(v)
-		}},
-		{"weight", d.intField(&t.Weight, "weight", 0, MaxWeight)},
-		{"tags", d.tags(&t.Tags)},
-		{"priority", d.intField(&t.Priority, "priority", 0, MaxPriority)},
-		{"backup", d.boolField(&t.Backup, "backup")},
-		{"zone", d.strField(&t.Zone, "zone", CheckTag)},
-	}, append(extra, d.kongFields(KindTarget, &t.ID)...)...))
+		},
+	}), append(extra, d.kongFields(KindTarget, &t.ID)...)...))
 	if seen != nil {
 		if _, ok := seen["target"]; !ok {
 			d.errorAt(t.Pos, "target: target (host:port) is required")

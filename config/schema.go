@@ -134,13 +134,14 @@ type Bound struct {
 // admin API's OpenAPI document and its test (the decoders read the
 // constants themselves).
 func Bounds() []Bound {
-	return append(schemaBounds(ServiceSchema()), []Bound{
-		{KindUpstream, "slots", MinSlots, MaxSlots},
+	out := slices.Concat(schemaBounds(ServiceSchema()), schemaBounds(UpstreamSchema()), schemaBounds(TargetSchema()))
+	for _, b := range schemaBounds(CircuitBreakersSchema()) {
+		out = append(out, Bound{KindUpstream, "circuit_breakers." + b.Path, b.Min, b.Max})
+	}
+	return append(out, []Bound{
 		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
 		{KindUpstream, "slow_start.aggression", 0, MaxAggression},
 		{KindUpstream, "panic.min_healthy_percent", 0, MaxPercent},
-		{KindTarget, "weight", 0, MaxWeight},
-		{KindTarget, "priority", 0, MaxPriority},
 		{KindRoute, "regex_priority", MinRegexPriority, MaxRegexPriority},
 		{"healthchecks", "threshold", 0, MaxPercent},
 		{"healthchecks", "active.timeout", 0, MaxSeconds},

@@ -1,0 +1,77 @@
+package config
+
+import "strconv"
+
+// The upstream's, the target's and the circuit breakers' fields
+// (fields.go). The other blocks of an upstream (slow_start, panic,
+// retry_budget, retry_policy, healthchecks) are custom fields: the file
+// writes their durations as "30s" where the admin API takes seconds, and
+// an absent healthy or unhealthy block means different defaults to each.
+
+// UpstreamSchema is the upstream's fields.
+func UpstreamSchema() *Schema[Upstream] {
+	type f = Field[Upstream]
+	hashInput := func(name, doc string, check func(string) error, at func(*Upstream) any) f {
+		return f{FieldSpec{Name: name, Check: keepValue(check), Doc: doc}, at}
+	}
+	custom := func(name, doc string) f {
+		return f{FieldSpec{Name: name, Type: FieldCustom, Doc: doc}, func(*Upstream) any { return nil }}
+	}
+	return &Schema[Upstream]{Kind: KindUpstream, New: defaultUpstream, Fields: []f{
+		{FieldSpec{Name: "name", Check: keepValue(CheckUpstreamName), Doc: "hostname-like; a service's host names it"},
+			func(u *Upstream) any { return &u.Name }},
+		{FieldSpec{Name: "algorithm", OneOf: Algorithms(), Doc: "balancing algorithm"}, func(u *Upstream) any { return &u.Algorithm }},
+		{FieldSpec{Name: "hash_on", OneOf: HashOnValues(), Doc: "hash input (consistent-hashing)"}, func(u *Upstream) any { return &u.HashOn }},
+		{FieldSpec{Name: "hash_fallback", OneOf: HashOnValues(), Doc: "hash input when hash_on gives none"}, func(u *Upstream) any { return &u.HashFallback }},
+		hashInput("hash_on_header", "header name (hash_on=header)", CheckToken, func(u *Upstream) any { return &u.HashOnHeader }),
+		hashInput("hash_on_cookie", "cookie name (hash_on=cookie)", CheckToken, func(u *Upstream) any { return &u.HashOnCookie }),
+		{FieldSpec{Name: "hash_on_cookie_path", Check: keepValue(checkPath), Doc: "cookie path"}, func(u *Upstream) any { return &u.HashOnCookiePath }},
+		hashInput("hash_on_query_arg", "query argument (hash_on=query_arg)", checkNonEmpty, func(u *Upstream) any { return &u.HashOnQueryArg }),
+		hashInput("hash_on_uri_capture", "regex capture name (hash_on=uri_capture)", checkNonEmpty, func(u *Upstream) any { return &u.HashOnURICapture }),
+		{FieldSpec{Name: "slots", Type: FieldInt, Min: MinSlots, Max: MaxSlots, Doc: "ring size (consistent-hashing)"},
+			func(u *Upstream) any { return &u.Slots }},
+		{FieldSpec{Name: "tags", Type: FieldTags}, func(u *Upstream) any { return &u.Tags }},
+		{FieldSpec{Name: "sticky_sessions_cookie", Check: keepValue(CheckToken), Doc: "the sticky-sessions cookie's name (default " + DefaultStickyCookie + ")"},
+			func(u *Upstream) any { return &u.StickyCookie }},
+		custom("sticky_sessions_cookie_ttl", "its lifetime, a duration (\"1h\", the default; 0: a session cookie)"),
+		custom("slow_start", "ramps a new or recovered target's weight up over window"),
+		custom("panic", "min_healthy_percent and mode (fail-open, fail-closed)"),
+		custom("circuit_breakers", "limits on what is in progress at once (CircuitBreakersSchema)"),
+		custom("retry_budget", "retry_ratio, min_retries_per_second and ttl"),
+		custom("retry_policy", "retry_on, per_try_timeout, timeout and retry_backoff"),
+		custom("healthchecks", "Kong's healthchecks: threshold, active, passive"),
+		custom("discovery", "the file's discovery sources"),
+		custom("targets", "the file's static targets"),
+	}}
+}
+
+// TargetSchema is a target's fields.
+func TargetSchema() *Schema[Target] {
+	type f = Field[Target]
+	return &Schema[Target]{Kind: KindTarget, New: func() Target { return Target{Weight: DefaultWeight} }, Fields: []f{
+		{FieldSpec{Name: "target", Type: FieldCustom, Doc: "host:port (port 8000 when omitted)"}, func(t *Target) any { return &t.Target }},
+		{FieldSpec{Name: "weight", Type: FieldInt, Min: 0, Max: MaxWeight, Doc: "default " + strconv.Itoa(DefaultWeight) + "; 0 drains"}, func(t *Target) any { return &t.Weight }},
+		{FieldSpec{Name: "tags", Type: FieldTags}, func(t *Target) any { return &t.Tags }},
+		{FieldSpec{Name: "priority", Type: FieldInt, Min: 0, Max: MaxPriority, Doc: "priority level, default 0; lower levels first, overflowing by health"}, func(t *Target) any { return &t.Priority }},
+		{FieldSpec{Name: "backup", Type: FieldBool, Doc: "default false; takes traffic only when no primary target is healthy"},
+			func(t *Target) any { return &t.Backup }},
+		{FieldSpec{Name: "zone", Check: keepValue(CheckTag), Doc: "the target's zone, for zone-aware routing"}, func(t *Target) any { return &t.Zone }},
+	}}
+}
+
+// CircuitBreakersSchema is the circuit_breakers block's fields.
+func CircuitBreakersSchema() *Schema[CircuitBreakers] {
+	type f = Field[CircuitBreakers]
+	limit := func(name, doc string, at func(*CircuitBreakers) any) f {
+		return f{FieldSpec{Name: name, Type: FieldInt, Min: 0, Max: MaxBreakerLimit, Doc: doc}, at}
+	}
+	return &Schema[CircuitBreakers]{Kind: "circuit_breakers", New: func() CircuitBreakers { return CircuitBreakers{} }, Fields: []f{
+		limit("max_requests", "requests in progress to the upstream; over it a request is answered 503 with x-outrigger-overloaded: true; 0: unlimited",
+			func(c *CircuitBreakers) any { return &c.MaxRequests }),
+		limit("max_retries", "retries in progress to the upstream; 0: unlimited", func(c *CircuitBreakers) any { return &c.MaxRetries }),
+		limit("max_connections", "open connections to the upstream's targets (HTTP/1.1 upstreams); 0: unlimited",
+			func(c *CircuitBreakers) any { return &c.MaxConnections }),
+		limit("max_pending_requests", "requests that may wait for a connection while max_connections are open; 0: none waits",
+			func(c *CircuitBreakers) any { return &c.MaxPendingRequests }),
+	}}
+}
