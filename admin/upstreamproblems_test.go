@@ -55,3 +55,25 @@ func TestUpstreamProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestPatchKeepsFileTargetSettings: changing a file upstream through the
+// API moves its targets into the admin layer with their priority, backup
+// and zone, which were lost.
+func TestPatchKeepsFileTargetSettings(t *testing.T) {
+	e := newEnv(t, `
+upstreams:
+  - name: u
+    targets:
+      - {target: 10.0.0.1:80, priority: 2, zone: z1}
+      - {target: 10.0.0.2:80, backup: true}
+`)
+	e.must(http.StatusOK, http.MethodPatch, "/upstreams/u", map[string]any{"slots": 100})
+	_, eff := e.fk.View()
+	u, ok := eff.Upstream("u")
+	if !ok || len(u.Targets) != 2 {
+		t.Fatalf("effective u = %+v", u)
+	}
+	if a, b := u.Targets[0], u.Targets[1]; a.Priority != 2 || a.Zone != "z1" || a.Backup || !b.Backup || b.Priority != 0 {
+		t.Errorf("effective targets = %+v", u.Targets)
+	}
+}

@@ -481,7 +481,7 @@ func (w *world) editableUpstream(name string) *config.Upstream {
 		for _, t := range eff.Targets {
 			u.Targets = append(u.Targets, config.Target{
 				Meta:   state.Meta{ID: cmp.Or(t.ID, targetID(name, t.Target)), CreatedAt: w.started, UpdatedAt: w.started},
-				Target: t.Target, Weight: t.Weight, Tags: slices.Clone(t.Tags),
+				Target: t.Target, Weight: t.Weight, Tags: slices.Clone(t.Tags), Priority: t.Priority, Backup: t.Backup, Zone: t.Zone,
 			})
 		}
 	}
