@@ -101,8 +101,7 @@ func schemas() js {
 		"sticky_sessions_cookie_ttl": sstr(fieldDoc(config.UpstreamSchema(), "sticky_sessions_cookie_ttl")),
 		"slow_start": nullable(closed(sobj(js{"window": sstr("a positive duration (\"30s\")"), "aggression": snum("ramp curve exponent, > 0 (default 1)", 0, config.MaxAggression),
 			"min_weight_percent": snum("weight at the start of the ramp (default 10)", 0, config.MaxPercent)}))),
-		"panic": closed(sobj(js{"min_healthy_percent": snum("healthy share under which the upstream panics (0: never)", 0, config.MaxPercent),
-			"mode": senum("what a panicking upstream does", config.PanicModes()...)})),
+		"panic":            closed(sobj(blockProps(config.PanicSchema()))),
 		"healthchecks":     sref("Healthchecks"),
 		"circuit_breakers": nullable(sref("CircuitBreakers")),
 		"retry_budget":     nullable(sref("RetryBudget")),
@@ -237,11 +236,9 @@ func schemas() js {
 				"max_interval":  snum("seconds, at least base_interval (default 10 x base_interval)", 0, config.MaxRetryTimeout.Seconds()),
 			})),
 		})),
-		"RetryBudget": closed(sobj(js{
-			"retry_ratio":            snum(fmt.Sprintf("share of the requests of the last ttl retries may add (default %g)", config.DefaultRetryBudget().RetryRatio), 0, config.MaxRetryRatio),
-			"min_retries_per_second": snum(fmt.Sprintf("retries per second allowed on top (default %g)", config.DefaultRetryBudget().MinRetriesPerSecond), 0, config.MaxMinRetriesPerSecond),
-			"ttl":                    snum(fmt.Sprintf("seconds of the window (default %g)", config.DefaultRetryBudget().TTL.Float()), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds()),
-		})),
+		"RetryBudget": closed(sobj(with(blockProps(config.RetryBudgetSchema()), js{
+			"ttl": snum(fieldDoc(config.RetryBudgetSchema(), "ttl"), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds()),
+		}))),
 		"UpstreamInput": closed(sobj(upstreamIn)),
 		"Upstream": sobj(with(upstreamIn, with(timestamps(), js{"id": uuidSchema("")})),
 			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "circuit_breakers", "retry_budget", "created_at", "updated_at"),
@@ -371,6 +368,8 @@ func schemaProps[T any](s *config.Schema[T], custom js) js {
 			}
 		case config.FieldInt, config.FieldOptInt, config.FieldMillis:
 			p = sint(f.Doc, f.Min, f.Max)
+		case config.FieldFloat:
+			p = snum(f.Doc, float64(f.Min), float64(f.Max))
 		case config.FieldBool, config.FieldOptBool:
 			p = sbool(f.Doc)
 		case config.FieldStrings, config.FieldTexts:

@@ -279,8 +279,7 @@ func decodeBreakers(o *obj, u *config.Upstream) {
 		})
 	rbd := config.DefaultRetryBudget()
 	mergeChild(o, "retry_budget", &u.RetryBudget, func() *config.RetryBudget { return ptr(rbd) }, func(c *obj, rb *config.RetryBudget) {
-		c.setFloat("retry_ratio", &rb.RetryRatio, rbd.RetryRatio, 0, config.MaxRetryRatio)
-		c.setFloat("min_retries_per_second", &rb.MinRetriesPerSecond, rbd.MinRetriesPerSecond, 0, config.MaxMinRetriesPerSecond)
+		decodeFields(c, config.RetryBudgetSchema(), rb, nil)
 		setSeconds(c, "ttl", &rb.TTL, rbd.TTL.Float(), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds())
 		c.unknown()
 	})
@@ -595,8 +594,7 @@ func decodeSlowStartPanic(o *obj, u *config.Upstream) {
 	pd := config.DefaultUpstream().Panic
 	mergeChild(o, "panic", &u.Panic, func() *config.Panic { return ptr(*pd) },
 		func(c *obj, p *config.Panic) {
-			c.setFloat("min_healthy_percent", &p.MinHealthyPercent, pd.MinHealthyPercent, 0, config.MaxPercent)
-			c.setString("mode", &p.Mode, pd.Mode, oneOf(config.PanicModes()...))
+			decodeFields(c, config.PanicSchema(), p, nil)
 			c.unknown()
 		})
 }

@@ -31,6 +31,7 @@ const (
 	FieldStrings                  // *[]string: strings each normalised by Check, distinct
 	FieldTexts                    // *[]string: free text (the file keeps duplicates, the API refuses them)
 	FieldTags                     // *[]string: tags (CheckTag), distinct
+	FieldFloat                    // *float64 in Min..Max
 	FieldCustom                   // decoded by each decoder's own code
 )
 
@@ -39,7 +40,8 @@ const (
 type FieldSpec struct {
 	Name string
 	Type FieldType
-	// Min and Max bound FieldInt, FieldOptInt and FieldMillis.
+	// Min and Max bound FieldInt, FieldOptInt, FieldMillis and
+	// FieldFloat.
 	Min, Max int64
 	// OneOf lists a FieldString's values.
 	OneOf []string
@@ -95,7 +97,7 @@ func schemaBounds[T any](s *Schema[T]) []Bound {
 	var out []Bound
 	for _, f := range s.Fields {
 		switch f.Type {
-		case FieldInt, FieldOptInt, FieldMillis:
+		case FieldInt, FieldOptInt, FieldMillis, FieldFloat:
 			out = append(out, Bound{s.Kind, f.Name, float64(f.Min), float64(f.Max)})
 		}
 	}

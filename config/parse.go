@@ -423,11 +423,9 @@ func (d *decoder) slowStart(n *yaml.Node) (s *SlowStart, seen map[string]entry, 
 }
 
 func (d *decoder) retryBudget(n *yaml.Node, b *RetryBudget) {
-	d.mapping(n, "retry_budget", "retry_budget", []field{
-		{"retry_ratio", d.numberField(&b.RetryRatio, "retry_ratio", 0, MaxRetryRatio)},
-		{"min_retries_per_second", d.numberField(&b.MinRetriesPerSecond, "min_retries_per_second", 0, MaxMinRetriesPerSecond)},
-		{"ttl", d.durationBetween((*time.Duration)(&b.TTL), "ttl", MinRetryBudgetTTL, MaxRetryBudgetTTL)},
-	})
+	d.mapping(n, "retry_budget", "retry_budget", schemaFields(d, RetryBudgetSchema(), b, map[string]func(*yaml.Node){
+		"ttl": d.durationBetween((*time.Duration)(&b.TTL), "ttl", MinRetryBudgetTTL, MaxRetryBudgetTTL),
+	}))
 }
 
 // retryPolicy decodes a retry_policy block over DefaultRetryPolicy;
@@ -480,10 +478,7 @@ func (d *decoder) retryPolicy(n *yaml.Node) (_ *RetryPolicy, backoff map[string]
 }
 
 func (d *decoder) panicBlock(n *yaml.Node, p *Panic) {
-	d.mapping(n, "panic", "panic", []field{
-		{"min_healthy_percent", d.numberField(&p.MinHealthyPercent, "min_healthy_percent", 0, MaxPercent)},
-		{"mode", d.enumField(&p.Mode, "mode", PanicModes()...)},
-	})
+	d.mapping(n, "panic", "panic", schemaFields(d, PanicSchema(), p, nil))
 }
 
 // CheckGRPCService reports a gRPC health service name that cannot be sent:

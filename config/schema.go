@@ -135,13 +135,12 @@ type Bound struct {
 // constants themselves).
 func Bounds() []Bound {
 	out := slices.Concat(schemaBounds(ServiceSchema()), schemaBounds(UpstreamSchema()), schemaBounds(TargetSchema()))
-	for _, b := range schemaBounds(CircuitBreakersSchema()) {
-		out = append(out, Bound{KindUpstream, "circuit_breakers." + b.Path, b.Min, b.Max})
+	for _, b := range slices.Concat(schemaBounds(CircuitBreakersSchema()), schemaBounds(PanicSchema()), schemaBounds(RetryBudgetSchema())) {
+		out = append(out, Bound{KindUpstream, b.Kind + "." + b.Path, b.Min, b.Max})
 	}
 	return append(out, []Bound{
 		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
 		{KindUpstream, "slow_start.aggression", 0, MaxAggression},
-		{KindUpstream, "panic.min_healthy_percent", 0, MaxPercent},
 		{KindRoute, "regex_priority", MinRegexPriority, MaxRegexPriority},
 		{"healthchecks", "threshold", 0, MaxPercent},
 		{"healthchecks", "active.timeout", 0, MaxSeconds},

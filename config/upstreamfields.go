@@ -1,6 +1,9 @@
 package config
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+)
 
 // The upstream's, the target's and the circuit breakers' fields
 // (fields.go). The other blocks of an upstream (slow_start, panic,
@@ -56,6 +59,33 @@ func TargetSchema() *Schema[Target] {
 		{FieldSpec{Name: "backup", Type: FieldBool, Doc: "default false; takes traffic only when no primary target is healthy"},
 			func(t *Target) any { return &t.Backup }},
 		{FieldSpec{Name: "zone", Check: keepValue(CheckTag), Doc: "the target's zone, for zone-aware routing"}, func(t *Target) any { return &t.Zone }},
+	}}
+}
+
+// PanicSchema is the panic block's fields.
+func PanicSchema() *Schema[Panic] {
+	type f = Field[Panic]
+	return &Schema[Panic]{Kind: "panic", New: func() Panic { return *defaultUpstream().Panic }, Fields: []f{
+		{FieldSpec{Name: "min_healthy_percent", Type: FieldFloat, Min: 0, Max: MaxPercent,
+			Doc: "healthy share under which the upstream panics (0: never)"}, func(p *Panic) any { return &p.MinHealthyPercent }},
+		{FieldSpec{Name: "mode", OneOf: PanicModes(), Doc: "what a panicking upstream does"}, func(p *Panic) any { return &p.Mode }},
+	}}
+}
+
+// RetryBudgetSchema is the retry_budget block's fields; ttl is custom
+// (the file writes a duration, the admin API seconds).
+func RetryBudgetSchema() *Schema[RetryBudget] {
+	type f = Field[RetryBudget]
+	d := DefaultRetryBudget()
+	return &Schema[RetryBudget]{Kind: "retry_budget", New: DefaultRetryBudget, Fields: []f{
+		{FieldSpec{Name: "retry_ratio", Type: FieldFloat, Min: 0, Max: MaxRetryRatio,
+			Doc: fmt.Sprintf("share of the requests of the last ttl retries may add (default %g)", d.RetryRatio)},
+			func(b *RetryBudget) any { return &b.RetryRatio }},
+		{FieldSpec{Name: "min_retries_per_second", Type: FieldFloat, Min: 0, Max: MaxMinRetriesPerSecond,
+			Doc: fmt.Sprintf("retries per second allowed on top (default %g)", d.MinRetriesPerSecond)},
+			func(b *RetryBudget) any { return &b.MinRetriesPerSecond }},
+		{FieldSpec{Name: "ttl", Type: FieldCustom, Doc: fmt.Sprintf("seconds of the window (default %g)", d.TTL.Float())},
+			func(b *RetryBudget) any { return &b.TTL }},
 	}}
 }
 
