@@ -97,11 +97,20 @@ func schemas() js {
 	statuses := sarr(js{"type": "integer", "minimum": config.MinHTTPStatus, "maximum": config.MaxHTTPStatus}, "HTTP statuses")
 	counter := func(d string) js { return sint(d, 0, config.MaxCounter) }
 	interval := snum("seconds between probes; 0 disables", 0, config.MaxSeconds)
+	active := blockProps(config.ActiveSchema(), js{
+		"timeout":   snum(fieldDoc(config.ActiveSchema(), "timeout"), 0, config.MaxSeconds),
+		"headers":   nullable(headers),
+		"healthy":   sref("ActiveHealthy"),
+		"unhealthy": sref("ActiveUnhealthy"),
+	})
+	for _, k := range []string{"grpc_service", "https_sni"} {
+		active[k] = nullable(active[k].(js))
+	}
 	upstreamIn := schemaProps(config.UpstreamSchema(), js{
 		"sticky_sessions_cookie_ttl": sstr(fieldDoc(config.UpstreamSchema(), "sticky_sessions_cookie_ttl")),
 		"slow_start": nullable(closed(sobj(js{"window": sstr("a positive duration (\"30s\")"), "aggression": snum("ramp curve exponent, > 0 (default 1)", 0, config.MaxAggression),
 			"min_weight_percent": snum("weight at the start of the ramp (default 10)", 0, config.MaxPercent)}))),
-		"panic":            closed(sobj(blockProps(config.PanicSchema()))),
+		"panic":            closed(sobj(blockProps(config.PanicSchema(), nil))),
 		"healthchecks":     sref("Healthchecks"),
 		"circuit_breakers": nullable(sref("CircuitBreakers")),
 		"retry_budget":     nullable(sref("RetryBudget")),
@@ -199,33 +208,18 @@ func schemas() js {
 			"http_failures": counter(""), "tcp_failures": counter(""), "timeouts": counter(""), "http_statuses": statuses,
 			"grpc_statuses": sarr(js{"type": "integer", "minimum": 0, "maximum": config.MaxGRPCStatus}, "gRPC statuses counted as failures (default "+joinInts(config.DefaultUpstream().Healthchecks.Passive.Unhealthy.GRPCStatuses)+")"),
 		})),
-		"Healthchecks": closed(sobj(js{
-			"threshold": snum("percent of healthy weight under which the upstream fails", 0, config.MaxPercent),
-			"active": nullable(closed(sobj(js{
-				"type":                     senum("probe: http(s) GET, tcp connect, or grpc(s) grpc.health.v1.Health/Check", config.ActiveCheckTypes()...),
-				"grpc_service":             nullable(sstr("grpc(s) only: the service name asked about; empty or null is the whole server")),
-				"http_path":                sstr("probe path"),
-				"timeout":                  snum("seconds", 0, config.MaxSeconds),
-				"concurrency":              sint("", config.MinConcurrency, config.MaxConcurrency),
-				"https_verify_certificate": sbool("https and grpcs"),
-				"https_sni":                nullable(sstr("https and grpcs")),
-				"headers":                  nullable(headers),
-				"healthy":                  sref("ActiveHealthy"),
-				"unhealthy":                sref("ActiveUnhealthy"),
-			}))),
+		"Healthchecks": closed(sobj(blockProps(config.HealthchecksSchema(), js{
+			"active": nullable(closed(sobj(active))),
 			"passive": nullable(closed(sobj(js{
 				"type":      senum("", config.PassiveCheckTypes()...),
 				"healthy":   sref("PassiveHealthy"),
 				"unhealthy": sref("PassiveUnhealthy"),
-				"success_rate": nullable(closed(sobj(js{
-					"minimum_hosts":  sint(fmt.Sprintf("targets with request_volume needed to compare rates (default %d)", config.DefaultSuccessRate().MinimumHosts), config.MinSuccessRateHosts, config.MaxSuccessRateCount),
-					"request_volume": sint(fmt.Sprintf("outcomes a target needs in an interval to be judged (default %d)", config.DefaultSuccessRate().RequestVolume), 1, config.MaxSuccessRateCount),
-					"stdev_factor":   sint(fmt.Sprintf("ejected under mean - stdev_factor/1000 x stdev (default %d)", config.DefaultSuccessRate().StdevFactor), 1, config.MaxSuccessRateCount),
-					"interval":       snum(fmt.Sprintf("seconds between evaluations (default %g)", config.DefaultSuccessRate().Interval.Float()), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds()),
-				}))),
+				"success_rate": nullable(closed(sobj(blockProps(config.SuccessRateSchema(), js{
+					"interval": snum(fieldDoc(config.SuccessRateSchema(), "interval"), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds()),
+				})))),
 			}))),
-		})),
-		"CircuitBreakers": closed(sobj(blockProps(config.CircuitBreakersSchema()))),
+		}))),
+		"CircuitBreakers": closed(sobj(blockProps(config.CircuitBreakersSchema(), nil))),
 		"RetryPolicy": closed(sobj(js{
 			"retry_on": sarr(sstr("a condition ("+strings.Join(config.RetryOnConditions(), ", ")+"), an HTTP status as a string, or a gRPC status ("+
 				strings.Join(config.GRPCRetryOnConditions(), ", ")+")"), "what is retried (default "+strings.Join(config.DefaultRetryPolicy().RetryOn, ", ")+")"),
@@ -236,7 +230,7 @@ func schemas() js {
 				"max_interval":  snum("seconds, at least base_interval (default 10 x base_interval)", 0, config.MaxRetryTimeout.Seconds()),
 			})),
 		})),
-		"RetryBudget": closed(sobj(with(blockProps(config.RetryBudgetSchema()), js{
+		"RetryBudget": closed(sobj(blockProps(config.RetryBudgetSchema(), js{
 			"ttl": snum(fieldDoc(config.RetryBudgetSchema(), "ttl"), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds()),
 		}))),
 		"UpstreamInput": closed(sobj(upstreamIn)),
@@ -391,9 +385,10 @@ func schemaProps[T any](s *config.Schema[T], custom js) js {
 	return out
 }
 
-// blockProps are the properties of a block's fields (no id).
-func blockProps[T any](s *config.Schema[T]) js {
-	out := schemaProps(s, nil)
+// blockProps are the properties of a block's fields (no id), a custom
+// field's from custom.
+func blockProps[T any](s *config.Schema[T], custom js) js {
+	out := schemaProps(s, custom)
 	delete(out, "id")
 	return out
 }

@@ -367,16 +367,11 @@ func mergeChecker(o *obj, k string, enabled *bool, off func(), decode func(c *ob
 
 func decodeHealthchecks(o *obj, h *config.Healthchecks) {
 	d := config.DefaultUpstream().Healthchecks
-	o.setFloat("threshold", &h.Threshold, 0, 0, config.MaxPercent)
+	decodeFields(o, config.HealthchecksSchema(), h, nil)
 	mergeChecker(o, "active", &h.Active.Enabled, func() { h.Active = d.Clone().Active }, func(c *obj) {
 		a := &h.Active
-		c.setString("type", &a.Type, "", oneOf(config.ActiveCheckTypes()...))
-		c.setString("grpc_service", &a.GRPCService, "", keep(config.CheckGRPCService))
-		c.setString("http_path", &a.HTTPPath, "", checkPath)
+		decodeFields(c, config.ActiveSchema(), a, map[string]func(string) (string, error){"http_path": checkPath, "https_sni": checkSNI})
 		setSeconds(c, "timeout", &a.Timeout, 0, 0, config.MaxSeconds)
-		c.setInt("concurrency", &a.Concurrency, 0, config.MinConcurrency, config.MaxConcurrency)
-		c.setBool("https_verify_certificate", &a.HTTPSVerifyCertificate, d.Active.HTTPSVerifyCertificate)
-		c.setString("https_sni", &a.HTTPSSNI, "", checkSNI)
 		c.setHeaders("headers", &a.Headers, false)
 		decodeCounters(c, "healthy", func() { a.Healthy = d.Clone().Active.Healthy }, counters{interval: &a.Healthy.Interval,
 			successes: &a.Healthy.Successes, httpStatuses: &a.Healthy.HTTPStatuses})
@@ -395,9 +390,7 @@ func decodeHealthchecks(o *obj, h *config.Healthchecks) {
 			grpcStatuses: &p.Unhealthy.GRPCStatuses})
 		srd := config.DefaultSuccessRate()
 		mergeChild(c, "success_rate", &p.SuccessRate, func() *config.SuccessRate { return ptr(srd) }, func(sc *obj, sr *config.SuccessRate) {
-			sc.setInt("minimum_hosts", &sr.MinimumHosts, srd.MinimumHosts, config.MinSuccessRateHosts, config.MaxSuccessRateCount)
-			sc.setInt("request_volume", &sr.RequestVolume, srd.RequestVolume, 1, config.MaxSuccessRateCount)
-			sc.setInt("stdev_factor", &sr.StdevFactor, srd.StdevFactor, 1, config.MaxSuccessRateCount)
+			decodeFields(sc, config.SuccessRateSchema(), sr, nil)
 			setSeconds(sc, "interval", &sr.Interval, srd.Interval.Float(), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds())
 			sc.unknown()
 		})

@@ -498,17 +498,16 @@ func CheckGRPCService(s string) error {
 // healthchecks decodes a healthchecks block; active and passive are its
 // checkers' mappings.
 func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) (active, passive map[string]entry) {
-	d.mapping(n, "healthchecks", "healthchecks", []field{
-		{"threshold", d.numberField(&h.Threshold, "threshold", 0, MaxPercent)},
-		{"active", func(v *yaml.Node) {
+	d.mapping(n, "healthchecks", "healthchecks", schemaFields(d, HealthchecksSchema(), h, map[string]func(*yaml.Node){
+		"active": func(v *yaml.Node) {
 			h.Active.Enabled = true
 			active = d.active(v, &h.Active)
-		}},
-		{"passive", func(v *yaml.Node) {
+		},
+		"passive": func(v *yaml.Node) {
 			h.Passive.Enabled = true
 			passive = d.passive(v, &h.Passive)
-		}},
-	})
+		},
+	}))
 	return active, passive
 }
 
@@ -527,21 +526,10 @@ func noneOf(seen map[string]entry, keys ...string) bool {
 
 func (d *decoder) active(n *yaml.Node, a *Active) map[string]entry {
 	const ctx = "healthchecks.active"
-	seen := d.mapping(n, "active", ctx, []field{
-		{"type", d.enumField(&a.Type, "type", ActiveCheckTypes()...)},
-		{"grpc_service", d.strField(&a.GRPCService, "grpc_service", CheckGRPCService)},
-		{"http_path", d.strField(&a.HTTPPath, "http_path", checkPath)},
-		{"timeout", d.secondsField((*time.Duration)(&a.Timeout), "timeout", true)},
-		{"concurrency", d.intField(&a.Concurrency, "concurrency", MinConcurrency, MaxConcurrency)},
-		{"https_verify_certificate", d.boolField(&a.HTTPSVerifyCertificate, "https_verify_certificate")},
-		{"https_sni", d.strField(&a.HTTPSSNI, "https_sni", func(s string) error {
-			if s != "" && !ValidHostname(s) {
-				return fmt.Errorf("%s is not a valid server name", quote(s))
-			}
-			return nil
-		})},
-		{"headers", func(v *yaml.Node) { a.Headers = d.headers(v, false) }},
-		{"healthy", func(v *yaml.Node) {
+	seen := d.mapping(n, "active", ctx, schemaFields(d, ActiveSchema(), a, map[string]func(*yaml.Node){
+		"timeout": d.secondsField((*time.Duration)(&a.Timeout), "timeout", true),
+		"headers": func(v *yaml.Node) { a.Headers = d.headers(v, false) },
+		"healthy": func(v *yaml.Node) {
 			h := &a.Healthy
 			seen := d.mapping(v, "healthy", ctx+".healthy", []field{
 				{"interval", d.secondsField((*time.Duration)(&h.Interval), "interval", false)},
@@ -551,8 +539,8 @@ func (d *decoder) active(n *yaml.Node, a *Active) map[string]entry {
 			if noneOf(seen, "interval", "successes") {
 				h.Interval, h.Successes = 1e9, 2
 			}
-		}},
-		{"unhealthy", func(v *yaml.Node) {
+		},
+		"unhealthy": func(v *yaml.Node) {
 			h := &a.Unhealthy
 			seen := d.mapping(v, "unhealthy", ctx+".unhealthy", []field{
 				{"interval", d.secondsField((*time.Duration)(&h.Interval), "interval", false)},
@@ -564,8 +552,8 @@ func (d *decoder) active(n *yaml.Node, a *Active) map[string]entry {
 			if noneOf(seen, "interval", "http_failures", "tcp_failures", "timeouts") {
 				h.Interval, h.HTTPFailures, h.TCPFailures, h.Timeouts = 1e9, 5, 2, 3
 			}
-		}},
-	})
+		},
+	}))
 	if e, ok := seen["grpc_service"]; ok && e.ok && a.GRPCService == "" && allOK(seen, "type") && !GRPCType(a.Type) {
 		// The file refuses even an empty grpc_service on such a check
 		// (Validate, seeing no name, has nothing to say).
@@ -617,12 +605,9 @@ func (d *decoder) passive(n *yaml.Node, p *Passive) map[string]entry {
 		{"max_ejection_time", d.durationField(&p.MaxEjectionTime, "max_ejection_time", true)},
 		{"success_rate", func(v *yaml.Node) {
 			sr := DefaultSuccessRate()
-			if d.mapping(v, "success_rate", ctx+".success_rate", []field{
-				{"minimum_hosts", d.intField(&sr.MinimumHosts, "minimum_hosts", MinSuccessRateHosts, MaxSuccessRateCount)},
-				{"request_volume", d.intField(&sr.RequestVolume, "request_volume", 1, MaxSuccessRateCount)},
-				{"stdev_factor", d.intField(&sr.StdevFactor, "stdev_factor", 1, MaxSuccessRateCount)},
-				{"interval", d.durationBetween((*time.Duration)(&sr.Interval), "interval", MinSuccessRateInterval, MaxSuccessRateInterval)},
-			}) != nil {
+			if d.mapping(v, "success_rate", ctx+".success_rate", schemaFields(d, SuccessRateSchema(), &sr, map[string]func(*yaml.Node){
+				"interval": d.durationBetween((*time.Duration)(&sr.Interval), "interval", MinSuccessRateInterval, MaxSuccessRateInterval),
+			})) != nil {
 				p.SuccessRate = &sr
 			}
 		}},

@@ -138,13 +138,15 @@ func Bounds() []Bound {
 	for _, b := range slices.Concat(schemaBounds(CircuitBreakersSchema()), schemaBounds(PanicSchema()), schemaBounds(RetryBudgetSchema())) {
 		out = append(out, Bound{KindUpstream, b.Kind + "." + b.Path, b.Min, b.Max})
 	}
+	out = append(out, schemaBounds(HealthchecksSchema())...)
+	for _, b := range schemaBounds(ActiveSchema()) {
+		out = append(out, Bound{"healthchecks", "active." + b.Path, b.Min, b.Max})
+	}
 	return append(out, []Bound{
 		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
 		{KindUpstream, "slow_start.aggression", 0, MaxAggression},
 		{KindRoute, "regex_priority", MinRegexPriority, MaxRegexPriority},
-		{"healthchecks", "threshold", 0, MaxPercent},
 		{"healthchecks", "active.timeout", 0, MaxSeconds},
-		{"healthchecks", "active.concurrency", MinConcurrency, MaxConcurrency},
 		{"rollout", "max_error_rate_increase", 0, MaxErrorRateIncrease},
 		{"rollout", "max_p99_ratio", MinP99Ratio, MaxP99Ratio},
 		{"rollout", "min_requests", 0, MaxMinRequests},

@@ -105,3 +105,68 @@ func CircuitBreakersSchema() *Schema[CircuitBreakers] {
 			func(c *CircuitBreakers) any { return &c.MaxPendingRequests }),
 	}}
 }
+
+// HealthchecksSchema is the healthchecks block's fields; active and
+// passive are custom (ActiveSchema; the passive checker's counters mean
+// other defaults to the file and to the admin API).
+func HealthchecksSchema() *Schema[Healthchecks] {
+	type f = Field[Healthchecks]
+	return &Schema[Healthchecks]{Kind: "healthchecks", New: defaultHealthchecks, Fields: []f{
+		{FieldSpec{Name: "threshold", Type: FieldFloat, Min: 0, Max: MaxPercent, Doc: "percent of healthy weight under which the upstream fails"},
+			func(h *Healthchecks) any { return &h.Threshold }},
+		{FieldSpec{Name: "active", Type: FieldCustom}, func(*Healthchecks) any { return nil }},
+		{FieldSpec{Name: "passive", Type: FieldCustom}, func(*Healthchecks) any { return nil }},
+	}}
+}
+
+// ActiveSchema is an active checker's fields; its timeout (the file
+// takes a positive number of seconds, the API 0 for the default), headers
+// and counter blocks are custom.
+func ActiveSchema() *Schema[Active] {
+	type f = Field[Active]
+	custom := func(name, doc string) f {
+		return f{FieldSpec{Name: name, Type: FieldCustom, Doc: doc}, func(*Active) any { return nil }}
+	}
+	return &Schema[Active]{Kind: "active", New: func() Active { return defaultHealthchecks().Active }, Fields: []f{
+		{FieldSpec{Name: "type", OneOf: ActiveCheckTypes(), Doc: "probe: http(s) GET, tcp connect, or grpc(s) grpc.health.v1.Health/Check"},
+			func(a *Active) any { return &a.Type }},
+		{FieldSpec{Name: "grpc_service", Check: keepValue(CheckGRPCService), Doc: "grpc(s) only: the service name asked about; empty or null is the whole server"},
+			func(a *Active) any { return &a.GRPCService }},
+		{FieldSpec{Name: "http_path", Check: keepValue(checkPath), Doc: "probe path"}, func(a *Active) any { return &a.HTTPPath }},
+		custom("timeout", "seconds"),
+		{FieldSpec{Name: "concurrency", Type: FieldInt, Min: MinConcurrency, Max: MaxConcurrency}, func(a *Active) any { return &a.Concurrency }},
+		{FieldSpec{Name: "https_verify_certificate", Type: FieldBool, Doc: "https and grpcs"}, func(a *Active) any { return &a.HTTPSVerifyCertificate }},
+		{FieldSpec{Name: "https_sni", Check: keepValue(checkServerName), Doc: "https and grpcs"}, func(a *Active) any { return &a.HTTPSSNI }},
+		custom("headers", "header name → values"),
+		custom("healthy", ""),
+		custom("unhealthy", ""),
+	}}
+}
+
+// checkServerName checks a TLS server name (empty: none).
+func checkServerName(s string) error {
+	if s != "" && !ValidHostname(s) {
+		return fmt.Errorf("%s is not a valid server name", quote(s))
+	}
+	return nil
+}
+
+// SuccessRateSchema is a success_rate block's fields; interval is custom
+// (a duration in the file, seconds in the API).
+func SuccessRateSchema() *Schema[SuccessRate] {
+	type f = Field[SuccessRate]
+	d := DefaultSuccessRate()
+	return &Schema[SuccessRate]{Kind: "success_rate", New: DefaultSuccessRate, Fields: []f{
+		{FieldSpec{Name: "minimum_hosts", Type: FieldInt, Min: MinSuccessRateHosts, Max: MaxSuccessRateCount,
+			Doc: fmt.Sprintf("targets with request_volume needed to compare rates (default %d)", d.MinimumHosts)},
+			func(s *SuccessRate) any { return &s.MinimumHosts }},
+		{FieldSpec{Name: "request_volume", Type: FieldInt, Min: 1, Max: MaxSuccessRateCount,
+			Doc: fmt.Sprintf("outcomes a target needs in an interval to be judged (default %d)", d.RequestVolume)},
+			func(s *SuccessRate) any { return &s.RequestVolume }},
+		{FieldSpec{Name: "stdev_factor", Type: FieldInt, Min: 1, Max: MaxSuccessRateCount,
+			Doc: fmt.Sprintf("ejected under mean - stdev_factor/1000 x stdev (default %d)", d.StdevFactor)},
+			func(s *SuccessRate) any { return &s.StdevFactor }},
+		{FieldSpec{Name: "interval", Type: FieldCustom, Doc: fmt.Sprintf("seconds between evaluations (default %g)", d.Interval.Float())},
+			func(s *SuccessRate) any { return &s.Interval }},
+	}}
+}
