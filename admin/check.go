@@ -98,14 +98,6 @@ func checkRoutePath(s string) (string, error) {
 	return s, nil
 }
 
-// checkMethod upper-cases an HTTP method.
-func checkMethod(s string) (string, error) {
-	if err := config.CheckToken(s); err != nil {
-		return "", err
-	}
-	return strings.ToUpper(s), nil
-}
-
 // checkSNI checks an optional TLS server name.
 func checkSNI(s string) (string, error) {
 	if s != "" && !config.ValidHostname(s) {

@@ -38,7 +38,19 @@ func (o *obj) setField(f *config.FieldSpec, p, def any, check func(string) (stri
 		}
 		o.setString(k, p, *def.(*string), check)
 	case *int:
-		o.setInt(k, p, *def.(*int), f.Min, f.Max)
+		if f.CheckInt == nil {
+			o.setInt(k, p, *def.(*int), f.Min, f.Max)
+			return
+		}
+		if o.has(k) {
+			i := *p
+			o.setInt(k, &i, *def.(*int), f.Min, f.Max)
+			if err := f.CheckInt(i); err != nil {
+				o.fail(k, "%v", err)
+			} else {
+				*p = i
+			}
+		}
 	case **int:
 		setNullable(o, k, p, func(d *int) { o.setInt(k, d, 0, f.Min, f.Max) })
 	case *config.Millis:
@@ -54,6 +66,11 @@ func (o *obj) setField(f *config.FieldSpec, p, def any, check func(string) (stri
 			check = checkTag
 		}
 		o.setStrings(k, p, check)
+		if f.CheckList != nil {
+			if err := f.CheckList(*p); err != nil {
+				o.fail(k, "%v", err)
+			}
+		}
 	default:
 		panic(fmt.Sprintf("admin: field %s: no decoder for %T", k, p))
 	}
@@ -67,11 +84,20 @@ func (o *obj) setMillis(k string, dst *config.Millis, def config.Millis, lo, hi 
 }
 
 // problemsError is what an entity's Validate found as Kong's schema
-// violation: one reason per field, the first.
-func problemsError(ps []config.Problem) error {
+// violation: one reason per field, the first, in Kong's words where
+// kong has them (by the problem's message); a problem of the entity as a
+// whole is Kong's "@entity".
+func problemsError(ps []config.Problem, kong map[string]string) error {
 	f := fields{}
 	for _, p := range ps {
-		f.add(p.Field, "%s", p.Msg)
+		field, msg := p.Field, p.Msg
+		if field == "" {
+			field = "@entity"
+		}
+		if w, ok := kong[msg]; ok {
+			msg = w
+		}
+		f.add(field, "%s", msg)
 	}
 	return f.err()
 }

@@ -120,27 +120,15 @@ func schemas() js {
 		upstreamIn[k] = nullable(upstreamIn[k].(js))
 	}
 	serviceIn := schemaProps(config.ServiceSchema(), js{
-		"client_certificate": nullable(closed(sobj(js{
-			"cert_file": sstr("PEM certificate (chain) file"),
-			"key_file":  sstr("PEM private key file"),
-		}, "cert_file", "key_file"))),
+		"id":                 uuidSchema("optional on creation"),
+		"client_certificate": nullable(closed(sobj(schemaProps(config.ClientCertificateSchema(), nil), "cert_file", "key_file"))),
 	})
-	routeIn := js{
-		"tags":           tagsSchema(),
-		"id":             uuidSchema("optional on creation"),
-		"name":           nullable(sstr("1..128 of letters, digits, '.', '_', '~', '-'")),
-		"paths":          nullable(sarr(sstr(""), "prefixes, or regular expressions after '~' (form: paths[]=/a or repeated paths=/a)")),
-		"hosts":          nullable(sarr(sstr(""), "host names, one wildcard label at either end allowed")),
-		"methods":        nullable(sarr(sstr(""), "HTTP methods")),
-		"headers":        nullable(headers),
-		"strip_path":     sbool("default " + strconv.FormatBool(newRoute().StripPath)),
-		"preserve_host":  sbool("default " + strconv.FormatBool(newRoute().PreserveHost)),
-		"regex_priority": sint("order of regex paths", config.MinRegexPriority, config.MaxRegexPriority),
-		"path_handling":  senum("default "+config.DefaultPathHandling+": how the service path and the request path combine upstream, as Kong's", config.PathHandlings()...),
-		"https_redirect_status_code": js{"type": "integer", "enum": []any{426, 301, 302, 307, 308},
-			"description": "a plaintext request to a route whose protocols are [https]: 426 (the default) refuses it, the others redirect it to https"},
-		"protocols": sarr(senum("", config.RouteProtocols()...), "default [http, https]; grpc/grpcs (not mixed with http/https): gRPC over HTTP/2 only, a non-gRPC request gets 415, gRPC over HTTP/1.1 426"),
-	}
+	routeIn := schemaProps(config.RouteSchema(), js{
+		"id":                         uuidSchema("optional on creation"),
+		"headers":                    nullable(headers),
+		"https_redirect_status_code": js{"type": "integer", "enum": config.HTTPSRedirectCodes(), "description": fieldDoc(config.RouteSchema(), "https_redirect_status_code")},
+		"protocols":                  sarr(senum("", config.RouteProtocols()...), fieldDoc(config.RouteSchema(), "protocols")),
+	})
 	overrideIn := js{
 		"target": nullable(sstr("select one address (host:port)")),
 		"tags":   nullable(sarr(sstr(""), "select targets carrying every tag (form: tags[]=x)")),
@@ -346,12 +334,18 @@ func certIn() js {
 	}
 }
 
-// schemaProps are the input properties of an entity's fields (its id
-// and its field table), a custom field's from custom (left out when
-// custom has none). A field the file takes as null is nullable, and so is
-// the name: an entity created without one is keyed by its id.
+// schemaProps are the input properties of a field table's fields, and
+// custom's other entries (an id). custom also gives what a field's type
+// cannot say; a custom field without an entry is left out. A field the
+// file takes as null is nullable, and so is the name: an entity created
+// without one is keyed by its id.
 func schemaProps[T any](s *config.Schema[T], custom js) js {
-	out := js{"id": uuidSchema("optional on creation")}
+	out := js{}
+	for k, v := range custom {
+		if _, field := s.Field(k); !field {
+			out[k] = v
+		}
+	}
 	for _, f := range s.Fields {
 		var p js
 		switch f.Type {
@@ -371,8 +365,9 @@ func schemaProps[T any](s *config.Schema[T], custom js) js {
 		case config.FieldTags:
 			out[f.Name] = tagsSchema()
 			continue
-		case config.FieldCustom:
-			if c, ok := custom[f.Name].(js); ok {
+		}
+		if c, ok := custom[f.Name].(js); ok || f.Type == config.FieldCustom {
+			if ok {
 				out[f.Name] = c
 			}
 			continue

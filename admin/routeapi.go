@@ -118,45 +118,22 @@ func foreignKeyOf(field, entities, key, value string) *Error {
 }
 
 func decodeRoute(o *obj, r *state.Route) serviceRef {
-	o.setString("name", &r.Name, "", keep(config.CheckName))
-	o.setStrings("paths", &r.Paths, checkRoutePath)
-	o.setStrings("hosts", &r.Hosts, config.NormalizeRouteHost)
-	o.setStrings("methods", &r.Methods, checkMethod)
+	decodeFields(o, config.RouteSchema(), r, map[string]func(string) (string, error){
+		"paths": checkRoutePath, "protocols": oneOf(config.RouteProtocols()...)})
 	o.setHeaders("headers", &r.Headers, true)
-	o.setBool("strip_path", &r.StripPath, true)
-	o.setBool("preserve_host", &r.PreserveHost, false)
-	o.setInt("regex_priority", &r.RegexPriority, 0, config.MinRegexPriority, config.MaxRegexPriority)
-	o.setString("path_handling", &r.PathHandling, config.DefaultPathHandling, oneOf(config.PathHandlings()...))
-	if o.has("https_redirect_status_code") {
-		code := r.HTTPSRedirectStatusCode
-		o.setInt("https_redirect_status_code", &code, config.DefaultHTTPSRedirect, config.MinHTTPStatus, config.MaxHTTPStatus)
-		if err := config.CheckHTTPSRedirect(code); err != nil {
-			o.fail("https_redirect_status_code", "%v", err)
-		} else {
-			r.HTTPSRedirectStatusCode = code
-		}
-	}
-	o.setStrings("protocols", &r.Protocols, oneOf(config.RouteProtocols()...))
-	if err := config.CheckRouteProtocols(r.Protocols); err != nil {
-		o.fail("protocols", "%v", err)
-	}
 	ref := decodeServiceRef(o)
-	o.setStrings("tags", &r.Tags, checkTag)
 	o.kongFields(config.KindRoute)
 	o.unknown()
 	return ref
 }
 
-// checkRoute checks a route as a whole.
-func checkRoute(r *state.Route) error {
-	if len(r.Paths) == 0 && len(r.Hosts) == 0 && len(r.Methods) == 0 && len(r.Headers) == 0 {
-		return fieldError("@entity", "must set one of 'methods', 'hosts', 'headers', 'paths'")
-	}
-	return nil
-}
-
+// newRoute is a route with the table's defaults but
+// https_redirect_status_code, which a layer holds as absent (0) until a
+// body sets it (Route.WithDefaults gives it its default).
 func newRoute() state.Route {
-	return state.Route{StripPath: true, PathHandling: config.DefaultPathHandling}
+	r := config.RouteSchema().New()
+	r.HTTPSRedirectStatusCode = 0
+	return r
 }
 
 // routeDecoder checks a body's fields in full and returns its applier,
@@ -174,7 +151,7 @@ func routeDecoder(b *obj) (func(r *state.Route) (serviceRef, error), error) {
 		if err != nil {
 			return ref, err
 		}
-		return ref, checkRoute(r)
+		return ref, problemsError(r.Validate(), map[string]string{config.NoMatcher: "must set one of 'methods', 'hosts', 'headers', 'paths'"})
 	}, nil
 }
 

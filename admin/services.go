@@ -134,7 +134,7 @@ func serviceDecoder(b *obj) (func(s *state.Service, creating bool) error, error)
 		if err := decode(s, creating); err != nil {
 			return err
 		}
-		return problemsError(s.Validate())
+		return problemsError(s.Validate(), nil)
 	}, nil
 }
 
@@ -238,8 +238,7 @@ func decodeClientCertificate(o *obj, s *state.Service) {
 			s.ClientCertificate = nil
 		case c != nil:
 			cc := &state.ClientCertificate{}
-			c.setString("cert_file", &cc.CertFile, "", nil)
-			c.setString("key_file", &cc.KeyFile, "", nil)
+			decodeFields(c, config.ClientCertificateSchema(), cc, nil)
 			if cc.CertFile == "" || cc.KeyFile == "" {
 				o.fail("client_certificate", "cert_file and key_file are both required")
 			}

@@ -52,8 +52,15 @@
 //   - Values are normalised where that is unambiguous: target addresses
 //     and route hosts are lower-cased with IPs in canonical form, methods
 //     upper-cased, route header names lower-cased, service timeouts
-//     converted from milliseconds to time.Duration. Names and service
-//     hosts are kept as written.
+//     converted from milliseconds to Millis (a time.Duration). Names and
+//     service hosts are kept as written.
+//   - Services and routes are also the admin layer's persisted entities
+//     (package state): they embed Meta, and their json tags are that
+//     layer's shape, which must stay readable. Their fields are stated
+//     once, as data (ServiceSchema, RouteSchema in fields.go): this
+//     package's decoder, the admin API's and its OpenAPI document read
+//     that table, and each entity's Validate holds its checks across
+//     fields, for every decoder and for a stored layer.
 //   - Plugins (top-level, or nested in a service, route or consumer), consumers
 //     and their keyauth_credentials follow Kong's declarative format; a
 //     plugin's config is checked by its schema (pluginschema.go, the one

@@ -44,3 +44,54 @@ func TestMetaNotShadowed(t *testing.T) {
 		t.Errorf("back %+v, %v", back, err)
 	}
 }
+
+// TestServiceTLSOnlyAsWritten: a TLS setting on a plaintext service is
+// refused where the file gives it, also when its value is itself wrong
+// (both errors), and a list given empty counts as given.
+func TestServiceTLSOnlyAsWritten(t *testing.T) {
+	checkErrors(t, `services:
+  - name: s
+    host: h
+    tls_verify: nope
+    ca_certificates: []
+    client_certificate: {cert_file: a}
+`, nil, []wantErr{
+		{4, 5, "tls_verify: only allowed when protocol is https or grpcs (protocol is http)"},
+		{4, 17, `tls_verify: expected a boolean (true or false), got string "nope"`},
+		{5, 5, "ca_certificates: only allowed when protocol is https or grpcs (protocol is http)"},
+		{6, 5, "client_certificate: only allowed when protocol is https or grpcs (protocol is http)"},
+		{6, 25, "client_certificate: cert_file and key_file are both required"},
+	})
+}
+
+// TestSchemaFieldsDecoded: every field of the service and route tables
+// that is not custom is read by the file's decoder (a mapping where a
+// scalar or list belongs is refused under the field's name).
+func TestSchemaFieldsDecoded(t *testing.T) {
+	check := func(kind, base string, fields []FieldSpec) {
+		for _, f := range fields {
+			if f.Type == FieldCustom {
+				continue
+			}
+			src := kind + ":\n  - " + f.Name + ": {x: 1}\n"
+			for _, line := range strings.Split(base, "\n") {
+				if k, _, _ := strings.Cut(line, ":"); k != f.Name {
+					src += "    " + line + "\n"
+				}
+			}
+			_, err := Parse("f.yaml", []byte(src), nil)
+			if err == nil || !strings.Contains(err.Error(), ": "+f.Name+": ") {
+				t.Errorf("%s.%s: %v", kind, f.Name, err)
+			}
+		}
+	}
+	var svc, rt []FieldSpec
+	for _, f := range ServiceSchema().Fields {
+		svc = append(svc, f.FieldSpec)
+	}
+	for _, f := range RouteSchema().Fields {
+		rt = append(rt, f.FieldSpec)
+	}
+	check("services", "name: s\nhost: h", svc)
+	check("routes", "name: r\npaths: [/]", rt)
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -48,6 +49,10 @@ type FieldSpec struct {
 	// Check normalises a FieldString or each item of a FieldStrings, or
 	// says why the value is refused.
 	Check func(string) (string, error)
+	// CheckInt checks a FieldInt within its bounds further.
+	CheckInt func(int) error
+	// CheckList checks a FieldStrings as a whole, its items checked.
+	CheckList func([]string) error
 	// Nullable: the file takes null as unset (Kong's null), as the
 	// admin API does for every field.
 	Nullable bool
@@ -92,10 +97,14 @@ func (s *Schema[T]) NullableFields() []string {
 	return out
 }
 
-// schemaBounds are the ranges of a schema's integer fields.
+// schemaBounds are the ranges of a schema's integer fields (but those
+// CheckInt narrows to a set of values).
 func schemaBounds[T any](s *Schema[T]) []Bound {
 	var out []Bound
 	for _, f := range s.Fields {
+		if f.CheckInt != nil {
+			continue
+		}
 		switch f.Type {
 		case FieldInt, FieldOptInt, FieldMillis, FieldFloat:
 			out = append(out, Bound{s.Kind, f.Name, float64(f.Min), float64(f.Max)})
@@ -110,7 +119,8 @@ func keepValue(check func(string) error) func(string) (string, error) {
 }
 
 // Problem is one thing wrong with an entity as a whole, found by its
-// Validate: Field is the path of the field it concerns, Msg why. Detail,
+// Validate: Field is the path of the field it concerns ("" for the
+// entity as a whole), Msg why. Detail,
 // when set, is a clause the file's messages add in parentheses ("protocol
 // is http").
 type Problem struct {
@@ -183,6 +193,16 @@ func ServiceSchema() *Schema[Service] {
 	}}
 }
 
+// ClientCertificateSchema is the fields of a service's
+// client_certificate, both required.
+func ClientCertificateSchema() *Schema[ClientCertificate] {
+	type f = Field[ClientCertificate]
+	return &Schema[ClientCertificate]{Kind: "client_certificate", New: func() ClientCertificate { return ClientCertificate{} }, Fields: []f{
+		{FieldSpec{Name: "cert_file", Doc: "PEM certificate (chain) file"}, func(c *ClientCertificate) any { return &c.CertFile }},
+		{FieldSpec{Name: "key_file", Doc: "PEM private key file"}, func(c *ClientCertificate) any { return &c.KeyFile }},
+	}}
+}
+
 // tlsOnly is why a TLS setting is refused on a plaintext service.
 const tlsOnly = "only allowed when protocol is https or grpcs"
 
@@ -213,4 +233,58 @@ func (s *Service) Validate() []Problem {
 		}
 	}
 	return out
+}
+
+// RouteSchema is the route's fields.
+func RouteSchema() *Schema[Route] {
+	type f = Field[Route]
+	return &Schema[Route]{Kind: KindRoute, New: defaultRoute, Fields: []f{
+		{FieldSpec{Name: "name", Check: keepValue(CheckName), Doc: "1..128 of letters, digits, '.', '_', '~', '-'"},
+			func(r *Route) any { return &r.Name }},
+		{FieldSpec{Name: "tags", Type: FieldTags, Nullable: true}, func(r *Route) any { return &r.Tags }},
+		{FieldSpec{Name: "service", Type: FieldCustom}, func(r *Route) any { return &r.Service }},
+		{FieldSpec{Name: "paths", Type: FieldStrings, Check: keepValue(CheckRoutePath), Nullable: true,
+			Doc: "prefixes, or regular expressions after '~' (form: paths[]=/a or repeated paths=/a)"},
+			func(r *Route) any { return &r.Paths }},
+		{FieldSpec{Name: "hosts", Type: FieldStrings, Check: NormalizeRouteHost, Nullable: true,
+			Doc: "host names, one wildcard label at either end allowed"},
+			func(r *Route) any { return &r.Hosts }},
+		{FieldSpec{Name: "methods", Type: FieldStrings, Nullable: true, Doc: "HTTP methods",
+			Check: func(s string) (string, error) { return strings.ToUpper(s), CheckToken(s) }},
+			func(r *Route) any { return &r.Methods }},
+		{FieldSpec{Name: "headers", Type: FieldCustom, Nullable: true, Doc: "header name → values"},
+			func(r *Route) any { return &r.Headers }},
+		{FieldSpec{Name: "strip_path", Type: FieldBool, Doc: "default true"}, func(r *Route) any { return &r.StripPath }},
+		{FieldSpec{Name: "preserve_host", Type: FieldBool, Doc: "default false"}, func(r *Route) any { return &r.PreserveHost }},
+		{FieldSpec{Name: "regex_priority", Type: FieldInt, Min: MinRegexPriority, Max: MaxRegexPriority, Doc: "order of regex paths"},
+			func(r *Route) any { return &r.RegexPriority }},
+		{FieldSpec{Name: "path_handling", OneOf: PathHandlings(),
+			Doc: "default " + DefaultPathHandling + ": how the service path and the request path combine upstream, as Kong's"},
+			func(r *Route) any { return &r.PathHandling }},
+		{FieldSpec{Name: "https_redirect_status_code", Type: FieldInt, Min: MinHTTPStatus, Max: MaxHTTPStatus, CheckInt: CheckHTTPSRedirect,
+			Doc: "a plaintext request to a route whose protocols are [https]: 426 (the default) refuses it, the others redirect it to https"},
+			func(r *Route) any { return &r.HTTPSRedirectStatusCode }},
+		{FieldSpec{Name: "protocols", Type: FieldStrings, Nullable: true, CheckList: CheckRouteProtocols,
+			Check: func(p string) (string, error) {
+				p = strings.ToLower(p)
+				if !slices.Contains(RouteProtocols(), p) {
+					return p, fmt.Errorf("%s is not one of %s", quote(p), strings.Join(RouteProtocols(), ", "))
+				}
+				return p, nil
+			},
+			Doc: "default [http, https]; grpc/grpcs (not mixed with http/https): gRPC over HTTP/2 only, a non-gRPC request gets 415, gRPC over HTTP/1.1 426"},
+			func(r *Route) any { return &r.Protocols }},
+	}}
+}
+
+// NoMatcher is why a route that matches nothing is refused.
+const NoMatcher = "at least one of paths, hosts, methods or headers is required"
+
+// Validate checks a route as a whole and reports every problem: it needs
+// a matcher.
+func (r *Route) Validate() []Problem {
+	if len(r.Paths) == 0 && len(r.Hosts) == 0 && len(r.Methods) == 0 && len(r.Headers) == 0 {
+		return []Problem{{Msg: NoMatcher, Because: []string{"paths", "hosts", "methods", "headers"}}}
+	}
+	return nil
 }

@@ -675,10 +675,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	seen := d.mapping(n, "service", "service", append(append(schemaFields(d, schema, &s, map[string]func(*yaml.Node){
 		"client_certificate": func(v *yaml.Node) {
 			cc := &ClientCertificate{}
-			seen := d.mapping(v, "client_certificate", "client_certificate", []field{
-				{"cert_file", d.strField(&cc.CertFile, "cert_file", nil)},
-				{"key_file", d.strField(&cc.KeyFile, "key_file", nil)},
-			})
+			seen := d.mapping(v, "client_certificate", "client_certificate", schemaFields(d, ClientCertificateSchema(), cc, nil))
 			if seen == nil {
 				return
 			}
@@ -740,7 +737,7 @@ func (d *decoder) service(n *yaml.Node) (Service, named, []routeEntry) {
 	if _, ok := seen["port"]; !ok && !hasURL {
 		s.Port = DefaultPort(s.Protocol)
 	}
-	d.problems(s.Validate(), seen, s.Pos)
+	d.problems("service", asWritten(schema, s, seen).Validate(), seen, s.Pos)
 	if routesNode != nil {
 		d.list(routesNode, "routes", func(item *yaml.Node) {
 			routes = append(routes, d.route(item, &s))
@@ -755,66 +752,17 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	r := defaultRoute()
 	r.Pos = pos(n)
 	e := routeEntry{nested: parent != nil}
-	seen := d.mapping(n, "route", "route", append([]field{
-		{"name", func(v *yaml.Node) {
-			if s, ok := d.str(v, "name"); ok {
-				if err := CheckName(s); err != nil {
-					d.errorf(deref(v), "name: %v", err)
-					return
-				}
-				r.Name, e.name = s, named{s, deref(v)}
-			}
-		}},
-		{"tags", d.tags(&r.Tags)},
-		{"service", func(v *yaml.Node) {
+	seen := d.mapping(n, "route", "route", append(append(schemaFields(d, RouteSchema(), &r, map[string]func(*yaml.Node){
+		"service": func(v *yaml.Node) {
 			if isNull(deref(v)) {
 				return // Kong's service: null, no service
 			}
 			if name, id, ok := d.entityRef(v, "service"); ok {
 				r.Service, e.serviceID, e.service = name, id, deref(v)
 			}
-		}},
-		{"paths", func(v *yaml.Node) {
-			r.Paths = d.routeList(v, "paths", func(s string) (string, error) {
-				return s, CheckRoutePath(s)
-			})
-		}},
-		{"hosts", func(v *yaml.Node) { r.Hosts = d.routeList(v, "hosts", NormalizeRouteHost) }},
-		{"methods", func(v *yaml.Node) {
-			r.Methods = d.routeList(v, "methods", func(s string) (string, error) {
-				return strings.ToUpper(s), CheckToken(s)
-			})
-		}},
-		{"headers", func(v *yaml.Node) { r.Headers = d.headers(v, true) }},
-		{"strip_path", d.boolField(&r.StripPath, "strip_path")},
-		{"preserve_host", d.boolField(&r.PreserveHost, "preserve_host")},
-		{"regex_priority", d.intField(&r.RegexPriority, "regex_priority", MinRegexPriority, MaxRegexPriority)},
-		{"path_handling", d.enumField(&r.PathHandling, "path_handling", PathHandlings()...)},
-		{"https_redirect_status_code", func(v *yaml.Node) {
-			if i, ok := d.integer(v, "https_redirect_status_code", MinHTTPStatus, MaxHTTPStatus); ok {
-				if err := CheckHTTPSRedirect(int(i)); err != nil {
-					d.errorf(deref(v), "https_redirect_status_code: %v", err)
-					return
-				}
-				r.HTTPSRedirectStatusCode = int(i)
-			}
-		}},
-		{"protocols", func(v *yaml.Node) {
-			ps := d.routeList(v, "protocols", func(p string) (string, error) {
-				p = strings.ToLower(p)
-				if !slices.Contains(RouteProtocols(), p) {
-					return p, fmt.Errorf("%s is not one of %s", quote(p), strings.Join(RouteProtocols(), ", "))
-				}
-				return p, nil
-			})
-			if err := CheckRouteProtocols(ps); err != nil {
-				d.errorf(deref(v), "protocols: %v", err)
-				return
-			}
-			r.Protocols = ps
-		}},
-		d.pluginsIn(nil, &r.Name),
-	}, d.kongFields(KindRoute, &r.ID)...))
+		},
+		"headers": func(v *yaml.Node) { r.Headers = d.headers(v, true) },
+	}), d.pluginsIn(nil, &r.Name)), d.kongFields(KindRoute, &r.ID)...))
 	if parent != nil {
 		r.Service = parent.Name
 		e.service, e.serviceID = nil, ""
@@ -823,7 +771,9 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	if seen == nil {
 		return e
 	}
-	if _, ok := seen["name"]; !ok {
+	if k, ok := seen["name"]; ok && k.ok {
+		e.name = named{r.Name, deref(k.val)}
+	} else if !ok {
 		if r.ID == "" {
 			d.errorAt(r.Pos, "route: name (or id) is required")
 		} else {
@@ -833,11 +783,7 @@ func (d *decoder) route(n *yaml.Node, parent *Service) routeEntry {
 	if k, ok := seen["service"]; ok && parent != nil {
 		d.errorf(k.key, "service: not allowed in a route nested in a service (it belongs to service %s)", quote(parent.Name))
 	}
-	if len(r.Paths) == 0 && len(r.Hosts) == 0 && len(r.Methods) == 0 && len(r.Headers) == 0 {
-		if noneOf(seen, "paths", "hosts", "methods", "headers") || allOK(seen, "paths", "hosts", "methods", "headers") {
-			d.errorAt(r.Pos, "route: at least one of paths, hosts, methods or headers is required")
-		}
-	}
+	d.problems("route", r.Validate(), seen, r.Pos)
 	return e
 }
 

@@ -131,10 +131,11 @@ type Bound struct {
 }
 
 // Bounds lists the ranges above by the fields that use them, for the
-// admin API's OpenAPI document and its test (the decoders read the
-// constants themselves).
+// admin API's OpenAPI document and its test: those of the entities with a
+// field table (fields.go) from it, the others' as the decoders read the
+// constants themselves.
 func Bounds() []Bound {
-	out := slices.Concat(schemaBounds(ServiceSchema()), schemaBounds(UpstreamSchema()), schemaBounds(TargetSchema()))
+	out := slices.Concat(schemaBounds(ServiceSchema()), schemaBounds(RouteSchema()), schemaBounds(UpstreamSchema()), schemaBounds(TargetSchema()))
 	for _, b := range slices.Concat(schemaBounds(CircuitBreakersSchema()), schemaBounds(PanicSchema()), schemaBounds(RetryBudgetSchema())) {
 		out = append(out, Bound{KindUpstream, b.Kind + "." + b.Path, b.Min, b.Max})
 	}
@@ -145,7 +146,6 @@ func Bounds() []Bound {
 	return append(out, []Bound{
 		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
 		{KindUpstream, "slow_start.aggression", 0, MaxAggression},
-		{KindRoute, "regex_priority", MinRegexPriority, MaxRegexPriority},
 		{"healthchecks", "active.timeout", 0, MaxSeconds},
 		{"rollout", "max_error_rate_increase", 0, MaxErrorRateIncrease},
 		{"rollout", "max_p99_ratio", MinP99Ratio, MaxP99Ratio},
@@ -433,7 +433,7 @@ func NullableFields(ctx string) []string {
 	case KindService:
 		return ServiceSchema().NullableFields()
 	case KindRoute:
-		return []string{"hosts", "methods", "paths", "headers", "protocols", "tags"}
+		return RouteSchema().NullableFields()
 	case KindUpstream:
 		return []string{"hash_on_header", "hash_on_cookie", "hash_on_query_arg", "hash_on_uri_capture", "tags"}
 	case KindTarget:

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -52,7 +53,18 @@ func (d *decoder) specField(f *FieldSpec, p any) func(*yaml.Node) {
 			*p = s
 		}
 	case *int:
-		return d.intField(p, f.Name, f.Min, f.Max)
+		if f.CheckInt == nil {
+			return d.intField(p, f.Name, f.Min, f.Max)
+		}
+		return func(v *yaml.Node) {
+			if i, ok := d.integer(v, f.Name, f.Min, f.Max); ok {
+				if err := f.CheckInt(int(i)); err != nil {
+					d.errorf(deref(v), "%s: %v", f.Name, err)
+					return
+				}
+				*p = int(i)
+			}
+		}
 	case **int:
 		return func(v *yaml.Node) {
 			if i, ok := d.integer(v, f.Name, f.Min, f.Max); ok {
@@ -82,25 +94,37 @@ func (d *decoder) specField(f *FieldSpec, p any) func(*yaml.Node) {
 		if check == nil {
 			check = func(s string) (string, error) { return s, nil }
 		}
-		return func(v *yaml.Node) { *p = d.routeList(v, f.Name, check) }
+		return func(v *yaml.Node) {
+			l := d.routeList(v, f.Name, check)
+			if f.CheckList != nil {
+				if err := f.CheckList(l); err != nil {
+					d.errorf(deref(v), "%s: %v", f.Name, err)
+					return
+				}
+			}
+			*p = l
+		}
 	}
 	panic(fmt.Sprintf("config: field %s: no decoder for %T", f.Name, p))
 }
 
 // problems reports what an entity's Validate found, each at its field's
-// key (at, the entity's position, for a field not in seen) and once per
-// field. A problem of a field whose value did not decode, or one caused
-// by another field (Because) that did not, is left out: that value's own
-// error says what is wrong.
-func (d *decoder) problems(ps []Problem, seen map[string]entry, at Pos) {
+// key (at, the entity's position, for a field not in seen or the entity
+// as a whole, named label) and once per field. A problem of a field's own
+// value that did not decode, or one caused by another field (Because)
+// that did not, is left out: that value's own error says what is wrong.
+func (d *decoder) problems(label string, ps []Problem, seen map[string]entry, at Pos) {
 	done := map[string]bool{}
 	for _, p := range ps {
 		e, present := seen[p.Field]
-		if done[p.Field] || (present && !e.ok) || !allOK(seen, p.Because...) {
+		if done[p.Field] || (present && !e.ok && len(p.Because) == 0) || !allOK(seen, p.Because...) {
 			continue
 		}
 		done[p.Field] = true
 		msg := p.Field + ": " + p.Msg
+		if p.Field == "" {
+			msg = label + ": " + p.Msg
+		}
 		if p.Detail != "" {
 			msg += " (" + p.Detail + ")"
 		}
@@ -110,4 +134,27 @@ func (d *decoder) problems(ps []Problem, seen map[string]entry, at Pos) {
 			d.errorAt(at, "%s", msg)
 		}
 	}
+}
+
+// asWritten is a copy of e in which each field the file gives but that did
+// not decode holds a non-nil zero value (a pointer or list field), so
+// that its Validate sees the field set, as the file has it.
+func asWritten[T any](s *Schema[T], e T, seen map[string]entry) *T {
+	for name, en := range seen {
+		f, ok := s.Field(name)
+		if en.ok || !ok {
+			continue
+		}
+		v := reflect.ValueOf(f.At(&e))
+		if v.Kind() != reflect.Pointer {
+			continue
+		}
+		switch v = v.Elem(); {
+		case v.Kind() == reflect.Pointer && v.IsNil():
+			v.Set(reflect.New(v.Type().Elem()))
+		case v.Kind() == reflect.Slice && v.IsNil():
+			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
+		}
+	}
+	return &e
 }

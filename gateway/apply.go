@@ -67,7 +67,8 @@ type routedUpstream struct {
 }
 
 func routingOf(file, cfg *config.File, doc *state.Doc, ups map[string]*upstreamRT) *routing {
-	r := &routing{file: file, services: cfg.Services, routes: cfg.Routes, proxy: cfg.Proxy,
+	r := &routing{file: file, services: withoutMeta(cfg.Services, func(s *config.Service) *config.Meta { return &s.Meta }),
+		routes: withoutMeta(cfg.Routes, func(r *config.Route) *config.Meta { return &r.Meta }), proxy: cfg.Proxy,
 		canaries: map[string]state.Canary{}, ups: map[string]routedUpstream{},
 		plugins: pluginEntities{cfg.Plugins, cfg.Consumers, cfg.KeyAuths}}
 	for name, c := range doc.Canaries {
@@ -79,6 +80,16 @@ func routingOf(file, cfg *config.File, doc *state.Doc, ups map[string]*upstreamR
 		r.ups[name] = routedUpstream{u: rt.u, hash: rt.hash}
 	}
 	return r
+}
+
+// withoutMeta is a copy of l without the entities' Meta (ids and the admin
+// layer's bookkeeping), which the router is not built from.
+func withoutMeta[T any](l []T, meta func(*T) *config.Meta) []T {
+	out := slices.Clone(l)
+	for i := range out {
+		*meta(&out[i]) = config.Meta{}
+	}
+	return out
 }
 
 func (r *routing) equal(o *routing) bool {
@@ -167,12 +178,18 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 	if merged != nil {
 		base, cfg = merged.Base, merged.Effective
 	} else {
+		// A layer the admin API did not just check (loaded, adopted from
+		// another sidecar, or under a reloaded file) is checked as the
+		// admin API checks its entities.
+		if err := doc.Validate(); err != nil {
+			return nil, err
+		}
 		var err error
 		if base, err = g.baseLocked(file, doc); err != nil {
 			return nil, err
 		}
 		cfg = g.merge(base, doc)
-		if err := state.Validate(cfg, doc); err != nil {
+		if err := doc.ValidateUpstreams(cfg); err != nil {
 			return nil, err
 		}
 	}

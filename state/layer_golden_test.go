@@ -57,3 +57,26 @@ func TestLayerGoldenRoundTrip(t *testing.T) {
 		t.Errorf("old route %+v", old)
 	}
 }
+
+// TestLayerValidate: a stored layer is checked by the entities' own
+// Validate, every problem reported by its path; tombstones are not.
+func TestLayerValidate(t *testing.T) {
+	yes := true
+	d := &state.Doc{
+		Services: map[string]*state.Service{
+			"plain": {Name: "plain", Protocol: "http", Host: "h", Port: 80, TLSVerify: &yes},
+			"gone":  {Meta: state.Meta{Deleted: true}, Name: "gone", Protocol: "http", TLSVerify: &yes},
+		},
+		Routes: map[string]*state.Route{"r": {Name: "r", Service: "plain"}, "ok": {Name: "ok", Paths: []string{"/"}}},
+	}
+	err := d.Validate()
+	want := "admin state: services.plain.tls_verify: only allowed when protocol is https or grpcs; routes.r: " + config.NoMatcher
+	if err == nil || err.Error() != want {
+		t.Errorf("Validate = %v, want %s", err, want)
+	}
+	delete(d.Services, "plain")
+	delete(d.Routes, "r")
+	if err := d.Validate(); err != nil {
+		t.Errorf("valid layer: %v", err)
+	}
+}

@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -53,24 +52,6 @@ func Merge(f *config.File, d *Doc) *config.File {
 	mergePlugins(&out, f, d)
 	out.SNIs = mergeSNIs(f.SNIs, d, out.Certificates)
 	return &out
-}
-
-// Validate reports the problems of the entities d sets, as they are in
-// eff (Merge's result over the file): a layer written by the admin API has
-// none, one edited by hand or by another program may. A layer with
-// problems does not apply, as one that does not build.
-func Validate(eff *config.File, d *Doc) error {
-	var errs []error
-	for i := range eff.Upstreams {
-		u := &eff.Upstreams[i]
-		if _, ours := d.Upstreams[u.Name]; !ours {
-			continue
-		}
-		if err := config.ProblemsError(u.Validate()); err != nil {
-			errs = append(errs, fmt.Errorf("admin state: upstream %q: %w", u.Name, err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 func mergeList[C any, E any](file []C, doc map[string]*E, nameOf func(C) string, metaOf func(*E) (string, Meta), conv func(*E, *C) C) []C {
