@@ -108,13 +108,12 @@ func schemas() js {
 	}
 	upstreamIn := schemaProps(config.UpstreamSchema(), js{
 		"sticky_sessions_cookie_ttl": sstr(fieldDoc(config.UpstreamSchema(), "sticky_sessions_cookie_ttl")),
-		"slow_start": nullable(closed(sobj(js{"window": sstr("a positive duration (\"30s\")"), "aggression": snum("ramp curve exponent, > 0 (default 1)", 0, config.MaxAggression),
-			"min_weight_percent": snum("weight at the start of the ramp (default 10)", 0, config.MaxPercent)}))),
-		"panic":            closed(sobj(blockProps(config.PanicSchema(), nil))),
-		"healthchecks":     sref("Healthchecks"),
-		"circuit_breakers": nullable(sref("CircuitBreakers")),
-		"retry_budget":     nullable(sref("RetryBudget")),
-		"retry_policy":     nullable(sref("RetryPolicy")),
+		"slow_start":                 nullable(closed(sobj(blockProps(config.SlowStartSchema(), js{"window": sstr(fieldDoc(config.SlowStartSchema(), "window"))})))),
+		"panic":                      closed(sobj(blockProps(config.PanicSchema(), nil))),
+		"healthchecks":               sref("Healthchecks"),
+		"circuit_breakers":           nullable(sref("CircuitBreakers")),
+		"retry_budget":               nullable(sref("RetryBudget")),
+		"retry_policy":               nullable(sref("RetryPolicy")),
 	})
 	for _, k := range []string{"hash_on_header", "hash_on_cookie", "hash_on_query_arg", "hash_on_uri_capture"} {
 		upstreamIn[k] = nullable(upstreamIn[k].(js))

@@ -35,6 +35,10 @@ func TestUpstreamProblems(t *testing.T) {
 			"schema violation (slots: value should be between 10 and 65536)"},
 		{"grpc_service and another bad active field", http.MethodPatch, "/upstreams/api_upstream",
 			map[string]any{"healthchecks": map[string]any{"active": map[string]any{"grpc_service": "pkg.Echo", "concurrency": 0}}}, "2 schema violations (healthchecks.active.concurrency: value should be between 1 and 2147483647; healthchecks.active.grpc_service: only used by checks of type grpc or grpcs (type is http))"},
+		{"aggression 0", http.MethodPost, "/upstreams", map[string]any{"name": "u9", "slow_start": map[string]any{"window": "10s", "aggression": 0}},
+			"schema violation (slow_start.aggression: must be greater than 0)"},
+		{"aggression 0 and a bad min_weight_percent", http.MethodPatch, "/upstreams/api_upstream",
+			map[string]any{"slow_start": map[string]any{"window": "10s", "aggression": 0, "min_weight_percent": 101}}, "2 schema violations (slow_start.aggression: must be greater than 0; slow_start.min_weight_percent: value should be between 0 and 100)"},
 		{"grpc_service kept, type changed", http.MethodPatch, "/upstreams/grpc_upstream",
 			map[string]any{"healthchecks": map[string]any{"active": map[string]any{"type": "tcp"}}}, "schema violation (healthchecks.active.grpc_service: only used by checks of type grpc or grpcs (type is tcp))"},
 	}

@@ -172,7 +172,7 @@ func decodeUpstream(o *obj, u *config.Upstream, base func() *config.Healthchecks
 	// slow start ones are judged once the body decoded (validate).
 	for _, p := range u.Validate() {
 		switch p.Field {
-		case "healthchecks.active.grpc_service":
+		case "healthchecks.active.grpc_service", "slow_start.aggression":
 			o.fail(p.Field, "%s", p.Msg)
 		case "retry_policy.retry_backoff.max_interval":
 			o.fail(p.Field, "%g is less than base_interval %g", p.Got.Seconds(), p.Bound.Seconds())
@@ -562,7 +562,7 @@ func decodeSlowStartPanic(o *obj, u *config.Upstream) {
 			u.SlowStart = &config.SlowStart{}
 		case c != nil:
 			if u.SlowStart == nil || u.SlowStart.Window == 0 {
-				u.SlowStart = &config.SlowStart{Aggression: 1, MinWeightPercent: 10}
+				u.SlowStart = ptr(config.SlowStartSchema().New())
 			}
 			s := u.SlowStart
 			if v, present := c.get("window"); present {
@@ -576,11 +576,7 @@ func decodeSlowStartPanic(o *obj, u *config.Upstream) {
 					s.Window = config.Duration(d)
 				}
 			}
-			c.setFloat("aggression", &s.Aggression, 1, 0, config.MaxAggression)
-			if s.Aggression <= 0 {
-				c.fail("aggression", "must be greater than 0")
-			}
-			c.setFloat("min_weight_percent", &s.MinWeightPercent, 10, 0, config.MaxPercent)
+			decodeFields(c, config.SlowStartSchema(), s, nil)
 			c.unknown()
 		}
 	}

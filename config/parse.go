@@ -349,6 +349,10 @@ func (d *decoder) upstreamProblems(ps []Problem, s *upstreamSeen) {
 				continue
 			}
 			d.errorf(deref(e.val), "%s: %s is %s", by, p.Field, p.Msg)
+		case p.Field == "slow_start.aggression":
+			if e, ok := s.slowStart["aggression"]; ok && e.ok {
+				d.errorf(deref(e.val), "aggression: %s", p.Msg)
+			}
 		case p.Field == "slow_start.window":
 			if _, given := s.slowStart["window"]; s.slowStart != nil && !given {
 				d.errorAt(s.slowStartAt, "slow_start: window is required")
@@ -405,20 +409,11 @@ func (d *decoder) targetWith(n *yaml.Node, extra ...field) (t Target, at *yaml.N
 // slowStart decodes a slow_start block; seen is its mapping (nil if it is
 // none), at where it is.
 func (d *decoder) slowStart(n *yaml.Node) (s *SlowStart, seen map[string]entry, at Pos) {
-	s = &SlowStart{Aggression: 1, MinWeightPercent: 10}
-	seen = d.mapping(n, "slow_start", "slow_start", []field{
-		{"window", d.durationField((*time.Duration)(&s.Window), "window", true)},
-		{"aggression", func(v *yaml.Node) {
-			if f, ok := d.number(v, "aggression", 0, MaxAggression); ok {
-				if f <= 0 {
-					d.errorf(deref(v), "aggression: must be greater than 0")
-					return
-				}
-				s.Aggression = f
-			}
-		}},
-		{"min_weight_percent", d.numberField(&s.MinWeightPercent, "min_weight_percent", 0, MaxPercent)},
-	})
+	schema := SlowStartSchema()
+	s = ptrTo(schema.New())
+	seen = d.mapping(n, "slow_start", "slow_start", schemaFields(d, schema, s, map[string]func(*yaml.Node){
+		"window": d.durationField((*time.Duration)(&s.Window), "window", true),
+	}))
 	return s, seen, pos(deref(n))
 }
 

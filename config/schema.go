@@ -136,7 +136,8 @@ type Bound struct {
 // constants themselves.
 func Bounds() []Bound {
 	out := slices.Concat(schemaBounds(ServiceSchema()), schemaBounds(RouteSchema()), schemaBounds(UpstreamSchema()), schemaBounds(TargetSchema()))
-	for _, b := range slices.Concat(schemaBounds(CircuitBreakersSchema()), schemaBounds(PanicSchema()), schemaBounds(RetryBudgetSchema())) {
+	for _, b := range slices.Concat(schemaBounds(SlowStartSchema()), schemaBounds(CircuitBreakersSchema()), schemaBounds(PanicSchema()),
+		schemaBounds(RetryBudgetSchema())) {
 		out = append(out, Bound{KindUpstream, b.Kind + "." + b.Path, b.Min, b.Max})
 	}
 	out = append(out, schemaBounds(HealthchecksSchema())...)
@@ -144,8 +145,6 @@ func Bounds() []Bound {
 		out = append(out, Bound{"healthchecks", "active." + b.Path, b.Min, b.Max})
 	}
 	return append(out, []Bound{
-		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
-		{KindUpstream, "slow_start.aggression", 0, MaxAggression},
 		{"healthchecks", "active.timeout", 0, MaxSeconds},
 		{"rollout", "max_error_rate_increase", 0, MaxErrorRateIncrease},
 		{"rollout", "max_p99_ratio", MinP99Ratio, MaxP99Ratio},

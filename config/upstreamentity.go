@@ -276,7 +276,8 @@ func orDefault(dst *[]int, def []int) {
 
 // Validate reports the settings of u that do not fit together: the
 // hashing inputs (hash_fallback against hash_on, the hash_on_* setting
-// each needs), a slow_start block without a window, an active checker's
+// each needs), a slow_start block without a window or with an aggression
+// of 0, an active checker's
 // grpc_service with a type that does not use it, a retry backoff whose
 // max_interval is under its base_interval, passive ejection times the wrong
 // way round. Each field's own range and form are the decoders'. u may be a
@@ -297,8 +298,13 @@ func (u *Upstream) Validate() []Problem {
 			ps = append(ps, Problem{Field: "hash_on_" + input, Msg: "required when " + by + " is " + input, Because: []string{by}})
 		}
 	}
-	if s := u.SlowStart; s != nil && s.Window == 0 && *s != (SlowStart{}) {
-		ps = append(ps, Problem{Field: "slow_start.window", Msg: "required field missing"})
+	if s := u.SlowStart; s != nil && *s != (SlowStart{}) {
+		if s.Window == 0 {
+			ps = append(ps, Problem{Field: "slow_start.window", Msg: "required field missing"})
+		}
+		if s.Aggression <= 0 {
+			ps = append(ps, Problem{Field: "slow_start.aggression", Msg: "must be greater than 0"})
+		}
 	}
 	if h := u.Healthchecks; h != nil {
 		if a := h.Active; a.Enabled && a.GRPCService != "" {

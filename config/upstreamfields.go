@@ -62,6 +62,19 @@ func TargetSchema() *Schema[Target] {
 	}}
 }
 
+// SlowStartSchema is the slow_start block's fields; window is custom (a
+// duration in both, but the admin API takes 0 and refuses it itself).
+func SlowStartSchema() *Schema[SlowStart] {
+	type f = Field[SlowStart]
+	return &Schema[SlowStart]{Kind: "slow_start", New: func() SlowStart { return SlowStart{Aggression: 1, MinWeightPercent: 10} }, Fields: []f{
+		{FieldSpec{Name: "window", Type: FieldCustom, Doc: "a positive duration (\"30s\")"}, func(s *SlowStart) any { return &s.Window }},
+		{FieldSpec{Name: "aggression", Type: FieldFloat, Min: 0, Max: MaxAggression, Doc: "ramp curve exponent, > 0 (default 1)"},
+			func(s *SlowStart) any { return &s.Aggression }},
+		{FieldSpec{Name: "min_weight_percent", Type: FieldFloat, Min: 0, Max: MaxPercent, Doc: "weight at the start of the ramp (default 10)"},
+			func(s *SlowStart) any { return &s.MinWeightPercent }},
+	}}
+}
+
 // PanicSchema is the panic block's fields.
 func PanicSchema() *Schema[Panic] {
 	type f = Field[Panic]
