@@ -55,6 +55,8 @@ func (o *obj) setField(f *config.FieldSpec, p, def any, check func(string) (stri
 		setNullable(o, k, p, func(d *int) { o.setInt(k, d, 0, f.Min, f.Max) })
 	case *config.Millis:
 		o.setMillis(k, p, *def.(*config.Millis), f.Min, f.Max)
+	case *float64:
+		o.setFloat(k, p, *def.(*float64), float64(f.Min), float64(f.Max))
 	case *bool:
 		o.setBool(k, p, *def.(*bool))
 	case **bool:

@@ -11,7 +11,7 @@ import (
 
 // kinds are the top-level kinds the generic store serves. Immutable.
 type kinds struct {
-	upstream *kind[config.Upstream, state.Upstream]
+	upstream *kind[config.Upstream, config.Upstream]
 	service  *kind[config.Service, state.Service]
 	route    *kind[config.Route, state.Route]
 	cert     *kind[config.Certificate, state.Certificate]
@@ -51,16 +51,16 @@ func fileIDOf(kind string, idOf func(f *config.File, key string) string) func(*w
 	}
 }
 
-func upstreamKind() *kind[config.Upstream, state.Upstream] {
-	return &kind[config.Upstream, state.Upstream]{
+func upstreamKind() *kind[config.Upstream, config.Upstream] {
+	return &kind[config.Upstream, config.Upstream]{
 		name: kindUpstream, param: "upstream", named: true, nameRequired: true, checkName: config.CheckUpstreamName,
 		all:    func(f *config.File) []config.Upstream { return f.Upstreams },
 		tags:   func(c *config.Upstream) []string { return c.Tags },
 		key:    func(c *config.Upstream) string { return c.Name },
-		docs:   func(d *state.Doc) map[string]*state.Upstream { return d.Upstreams },
-		meta:   func(d *state.Upstream) *state.Meta { return &d.Meta },
-		docKey: func(d *state.Upstream) string { return d.Name },
-		setKey: func(d *state.Upstream, key string) { d.Name = key },
+		docs:   func(d *state.Doc) map[string]*config.Upstream { return d.Upstreams },
+		meta:   func(d *config.Upstream) *state.Meta { return &d.Meta },
+		docKey: func(d *config.Upstream) string { return d.Name },
+		setKey: func(d *config.Upstream, key string) { d.Name = key },
 		fileID: fileIDOf(kindUpstream, func(f *config.File, key string) string {
 			if u, ok := f.Upstream(key); ok {
 				return u.ID
@@ -69,11 +69,11 @@ func upstreamKind() *kind[config.Upstream, state.Upstream] {
 		}),
 		render:   func(_ *world, c *config.Upstream, m state.Meta) any { return renderUpstream(c, m) },
 		decode:   decodeUpstreamBody,
-		fresh:    func() *state.Upstream { u := newUpstream(); return &u },
-		editable: func(w *world, key string) *state.Upstream { return w.editableUpstream(key) },
-		put:      func(w *world, old string, d *state.Upstream, now int64) error { return w.putUpstream(old, d, now) },
+		fresh:    func() *config.Upstream { u := newUpstream(); return &u },
+		editable: func(w *world, key string) *config.Upstream { return w.editableUpstream(key) },
+		put:      func(w *world, old string, d *config.Upstream, now int64) error { return w.putUpstream(old, d, now) },
 		// Targets are entities of their own: a PUT keeps them.
-		replaced: func(w *world, old string, d *state.Upstream) { d.Targets = w.editableUpstream(old).Targets },
+		replaced: func(w *world, old string, d *config.Upstream) { d.Targets = w.editableUpstream(old).Targets },
 		unlink: func(w *world, name string) error {
 			if users := w.upstreamUsers(name); len(users) > 0 {
 				return referenced("upstreams", "services", users)
@@ -88,7 +88,7 @@ func upstreamKind() *kind[config.Upstream, state.Upstream] {
 // decodeUpstreamBody checks an upstream body (against defaults, and the
 // hashing settings as a whole) and returns its applier; healthchecks are
 // merged into a PATCHed upstream's, starting from the effective ones.
-func decodeUpstreamBody(_ func() *world, _ *http.Request, b *obj, m mode, _ string) (applier[state.Upstream], error) {
+func decodeUpstreamBody(_ func() *world, _ *http.Request, b *obj, m mode, _ string) (applier[config.Upstream], error) {
 	apply, err := upstreamDecoder(b)
 	if err != nil {
 		return nil, err
@@ -99,14 +99,14 @@ func decodeUpstreamBody(_ func() *world, _ *http.Request, b *obj, m mode, _ stri
 		if m == modeCreate && scratch.Name == "" {
 			return nil, fieldError("name", "required field missing")
 		}
-		if err := checkHashing(&scratch); err != nil {
+		if err := validate(&scratch, hashing); err != nil {
 			return nil, err
 		}
-		if err := checkSlowStart(&scratch); err != nil {
+		if err := validate(&scratch, slowStart); err != nil {
 			return nil, err
 		}
 	}
-	return func(w *world, u *state.Upstream) error {
+	return func(w *world, u *config.Upstream) error {
 		if m != modePatch {
 			if err := apply(u, offHealthchecks); err != nil {
 				return err
@@ -118,14 +118,14 @@ func decodeUpstreamBody(_ func() *world, _ *http.Request, b *obj, m mode, _ stri
 		}
 		eff, _ := w.eff.Upstream(u.Name)
 		sd := seedBreakers(u, eff)
-		if err := apply(u, func() *state.Healthchecks { return hcFromConfig(eff.Healthchecks) }); err != nil {
+		if err := apply(u, func() *config.Healthchecks { return eff.Healthchecks.Clone() }); err != nil {
 			return err
 		}
 		unseedBreakers(u, sd)
-		if err := checkSlowStart(u); err != nil {
+		if err := validate(u, slowStart); err != nil {
 			return err
 		}
-		return checkHashing(u)
+		return validate(u, hashing)
 	}, nil
 }
 

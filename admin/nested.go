@@ -82,8 +82,8 @@ func (c *child[P, PD, V]) get(a *api) func(*http.Request) (int, any, error) {
 }
 
 // The parent kinds.
-func upstreams(k *kinds) *kind[config.Upstream, state.Upstream] { return k.upstream }
-func services(k *kinds) *kind[config.Service, state.Service]    { return k.service }
+func upstreams(k *kinds) *kind[config.Upstream, config.Upstream] { return k.upstream }
+func services(k *kinds) *kind[config.Service, state.Service]     { return k.service }
 
 // under changes the admin layer under the entity of kind (picked from the
 // world's kinds) that the path names, 404 when there is none: fn gets the
@@ -107,7 +107,7 @@ func (a *api) underService(r *http.Request, fn func(w *world, s *config.Service,
 	return under(a, r, services, fn)
 }
 
-type upstreamChild[V any] = child[config.Upstream, state.Upstream, V]
+type upstreamChild[V any] = child[config.Upstream, config.Upstream, V]
 
 func targetsChild() *upstreamChild[targetView] {
 	return &upstreamChild[targetView]{

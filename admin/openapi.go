@@ -97,29 +97,26 @@ func schemas() js {
 	statuses := sarr(js{"type": "integer", "minimum": config.MinHTTPStatus, "maximum": config.MaxHTTPStatus}, "HTTP statuses")
 	counter := func(d string) js { return sint(d, 0, config.MaxCounter) }
 	interval := snum("seconds between probes; 0 disables", 0, config.MaxSeconds)
-	upstreamIn := js{
-		"tags":                       tagsSchema(),
-		"id":                         uuidSchema("optional on creation"),
-		"name":                       sstr("hostname-like; a service's host names it"),
-		"algorithm":                  senum("balancing algorithm", config.Algorithms()...),
-		"hash_on":                    senum("hash input (consistent-hashing)", config.HashOnValues()...),
-		"hash_fallback":              senum("hash input when hash_on gives none", config.HashOnValues()...),
-		"hash_on_header":             nullable(sstr("header name (hash_on=header)")),
-		"hash_on_cookie":             nullable(sstr("cookie name (hash_on=cookie)")),
-		"hash_on_cookie_path":        sstr("cookie path"),
-		"hash_on_query_arg":          nullable(sstr("query argument (hash_on=query_arg)")),
-		"hash_on_uri_capture":        nullable(sstr("regex capture name (hash_on=uri_capture)")),
-		"slots":                      sint("ring size (consistent-hashing)", config.MinSlots, config.MaxSlots),
-		"sticky_sessions_cookie":     sstr("the sticky-sessions cookie's name (default " + config.DefaultStickyCookie + ")"),
-		"sticky_sessions_cookie_ttl": sstr("its lifetime, a duration (\"1h\", the default; 0: a session cookie)"),
-		"slow_start": nullable(closed(sobj(js{"window": sstr("a positive duration (\"30s\")"), "aggression": snum("ramp curve exponent, > 0 (default 1)", 0, config.MaxAggression),
-			"min_weight_percent": snum("weight at the start of the ramp (default 10)", 0, config.MaxPercent)}))),
-		"panic": closed(sobj(js{"min_healthy_percent": snum("healthy share under which the upstream panics (0: never)", 0, config.MaxPercent),
-			"mode": senum("what a panicking upstream does", config.PanicModes()...)})),
-		"healthchecks":     sref("Healthchecks"),
-		"circuit_breakers": nullable(sref("CircuitBreakers")),
-		"retry_budget":     nullable(sref("RetryBudget")),
-		"retry_policy":     nullable(sref("RetryPolicy")),
+	active := blockProps(config.ActiveSchema(), js{
+		"timeout":   snum(fieldDoc(config.ActiveSchema(), "timeout"), 0, config.MaxSeconds),
+		"headers":   nullable(headers),
+		"healthy":   sref("ActiveHealthy"),
+		"unhealthy": sref("ActiveUnhealthy"),
+	})
+	for _, k := range []string{"grpc_service", "https_sni"} {
+		active[k] = nullable(active[k].(js))
+	}
+	upstreamIn := schemaProps(config.UpstreamSchema(), js{
+		"sticky_sessions_cookie_ttl": sstr(fieldDoc(config.UpstreamSchema(), "sticky_sessions_cookie_ttl")),
+		"slow_start":                 nullable(closed(sobj(blockProps(config.SlowStartSchema(), js{"window": sstr(fieldDoc(config.SlowStartSchema(), "window"))})))),
+		"panic":                      closed(sobj(blockProps(config.PanicSchema(), nil))),
+		"healthchecks":               sref("Healthchecks"),
+		"circuit_breakers":           nullable(sref("CircuitBreakers")),
+		"retry_budget":               nullable(sref("RetryBudget")),
+		"retry_policy":               nullable(sref("RetryPolicy")),
+	})
+	for _, k := range []string{"hash_on_header", "hash_on_cookie", "hash_on_query_arg", "hash_on_uri_capture"} {
+		upstreamIn[k] = nullable(upstreamIn[k].(js))
 	}
 	serviceIn := schemaProps(config.ServiceSchema(), js{
 		"id":                 uuidSchema("optional on creation"),
@@ -198,38 +195,18 @@ func schemas() js {
 			"http_failures": counter(""), "tcp_failures": counter(""), "timeouts": counter(""), "http_statuses": statuses,
 			"grpc_statuses": sarr(js{"type": "integer", "minimum": 0, "maximum": config.MaxGRPCStatus}, "gRPC statuses counted as failures (default "+joinInts(config.DefaultUpstream().Healthchecks.Passive.Unhealthy.GRPCStatuses)+")"),
 		})),
-		"Healthchecks": closed(sobj(js{
-			"threshold": snum("percent of healthy weight under which the upstream fails", 0, config.MaxPercent),
-			"active": nullable(closed(sobj(js{
-				"type":                     senum("probe: http(s) GET, tcp connect, or grpc(s) grpc.health.v1.Health/Check", config.ActiveCheckTypes()...),
-				"grpc_service":             nullable(sstr("grpc(s) only: the service name asked about; empty or null is the whole server")),
-				"http_path":                sstr("probe path"),
-				"timeout":                  snum("seconds", 0, config.MaxSeconds),
-				"concurrency":              sint("", config.MinConcurrency, config.MaxConcurrency),
-				"https_verify_certificate": sbool("https and grpcs"),
-				"https_sni":                nullable(sstr("https and grpcs")),
-				"headers":                  nullable(headers),
-				"healthy":                  sref("ActiveHealthy"),
-				"unhealthy":                sref("ActiveUnhealthy"),
-			}))),
+		"Healthchecks": closed(sobj(blockProps(config.HealthchecksSchema(), js{
+			"active": nullable(closed(sobj(active))),
 			"passive": nullable(closed(sobj(js{
 				"type":      senum("", config.PassiveCheckTypes()...),
 				"healthy":   sref("PassiveHealthy"),
 				"unhealthy": sref("PassiveUnhealthy"),
-				"success_rate": nullable(closed(sobj(js{
-					"minimum_hosts":  sint(fmt.Sprintf("targets with request_volume needed to compare rates (default %d)", config.DefaultSuccessRate().MinimumHosts), config.MinSuccessRateHosts, config.MaxSuccessRateCount),
-					"request_volume": sint(fmt.Sprintf("outcomes a target needs in an interval to be judged (default %d)", config.DefaultSuccessRate().RequestVolume), 1, config.MaxSuccessRateCount),
-					"stdev_factor":   sint(fmt.Sprintf("ejected under mean - stdev_factor/1000 x stdev (default %d)", config.DefaultSuccessRate().StdevFactor), 1, config.MaxSuccessRateCount),
-					"interval":       snum(fmt.Sprintf("seconds between evaluations (default %g)", config.DefaultSuccessRate().Interval.Seconds()), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds()),
-				}))),
+				"success_rate": nullable(closed(sobj(blockProps(config.SuccessRateSchema(), js{
+					"interval": snum(fieldDoc(config.SuccessRateSchema(), "interval"), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds()),
+				})))),
 			}))),
-		})),
-		"CircuitBreakers": closed(sobj(js{
-			"max_requests":         sint("requests in progress to the upstream; over it a request is answered 503 with x-outrigger-overloaded: true; 0: unlimited", 0, config.MaxBreakerLimit),
-			"max_retries":          sint("retries in progress to the upstream; 0: unlimited", 0, config.MaxBreakerLimit),
-			"max_connections":      sint("open connections to the upstream's targets (HTTP/1.1 upstreams); 0: unlimited", 0, config.MaxBreakerLimit),
-			"max_pending_requests": sint("requests that may wait for a connection while max_connections are open; 0: none waits", 0, config.MaxBreakerLimit),
-		})),
+		}))),
+		"CircuitBreakers": closed(sobj(blockProps(config.CircuitBreakersSchema(), nil))),
 		"RetryPolicy": closed(sobj(js{
 			"retry_on": sarr(sstr("a condition ("+strings.Join(config.RetryOnConditions(), ", ")+"), an HTTP status as a string, or a gRPC status ("+
 				strings.Join(config.GRPCRetryOnConditions(), ", ")+")"), "what is retried (default "+strings.Join(config.DefaultRetryPolicy().RetryOn, ", ")+")"),
@@ -240,22 +217,13 @@ func schemas() js {
 				"max_interval":  snum("seconds, at least base_interval (default 10 x base_interval)", 0, config.MaxRetryTimeout.Seconds()),
 			})),
 		})),
-		"RetryBudget": closed(sobj(js{
-			"retry_ratio":            snum(fmt.Sprintf("share of the requests of the last ttl retries may add (default %g)", config.DefaultRetryBudget().RetryRatio), 0, config.MaxRetryRatio),
-			"min_retries_per_second": snum(fmt.Sprintf("retries per second allowed on top (default %g)", config.DefaultRetryBudget().MinRetriesPerSecond), 0, config.MaxMinRetriesPerSecond),
-			"ttl":                    snum(fmt.Sprintf("seconds of the window (default %g)", config.DefaultRetryBudget().TTL.Seconds()), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds()),
-		})),
+		"RetryBudget": closed(sobj(blockProps(config.RetryBudgetSchema(), js{
+			"ttl": snum(fieldDoc(config.RetryBudgetSchema(), "ttl"), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds()),
+		}))),
 		"UpstreamInput": closed(sobj(upstreamIn)),
 		"Upstream": sobj(with(upstreamIn, with(timestamps(), js{"id": uuidSchema("")})),
 			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "circuit_breakers", "retry_budget", "created_at", "updated_at"),
-		"TargetInput": closed(sobj(js{
-			"target":   sstr("host:port (port 8000 when omitted)"),
-			"weight":   sint("default "+strconv.Itoa(config.DefaultWeight)+"; 0 drains", 0, config.MaxWeight),
-			"tags":     tagsSchema(),
-			"priority": sint("priority level, default 0; lower levels first, overflowing by health", 0, config.MaxPriority),
-			"backup":   sbool("default false; takes traffic only when no primary target is healthy"),
-			"zone":     sstr("the target's zone, for zone-aware routing"),
-		})),
+		"TargetInput": closed(sobj(schemaProps(config.TargetSchema(), js{"target": sstr(fieldDoc(config.TargetSchema(), "target"))}))),
 		"Target": sobj(with(timestamps(), js{
 			"id": uuidSchema(""), "target": sstr(""), "weight": sint("", 0, config.MaxWeight), "upstream": sref("IdRef"),
 			"tags":             nullable(sarr(sstr(""), "")),
@@ -387,6 +355,8 @@ func schemaProps[T any](s *config.Schema[T], custom js) js {
 			}
 		case config.FieldInt, config.FieldOptInt, config.FieldMillis:
 			p = sint(f.Doc, f.Min, f.Max)
+		case config.FieldFloat:
+			p = snum(f.Doc, float64(f.Min), float64(f.Max))
 		case config.FieldBool, config.FieldOptBool:
 			p = sbool(f.Doc)
 		case config.FieldStrings, config.FieldTexts:
@@ -406,6 +376,14 @@ func schemaProps[T any](s *config.Schema[T], custom js) js {
 		}
 		out[f.Name] = p
 	}
+	return out
+}
+
+// blockProps are the properties of a block's fields (no id), a custom
+// field's from custom.
+func blockProps[T any](s *config.Schema[T], custom js) js {
+	out := schemaProps(s, custom)
+	delete(out, "id")
 	return out
 }
 

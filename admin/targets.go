@@ -110,12 +110,12 @@ func (w *world) targets(u *config.Upstream, um state.Meta, rt runtime) []targetV
 		}
 	}
 	ref := idRef{ID: um.ID, Name: u.Name}
-	var owned []state.Target
+	var owned []config.Target
 	if d, ok := w.doc.Upstreams[u.Name]; ok && !d.Deleted {
 		owned = d.Targets
 	} else {
 		for _, t := range u.Targets {
-			owned = append(owned, state.Target{Meta: state.Meta{ID: t.ID, CreatedAt: w.started, UpdatedAt: w.started}, Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
+			owned = append(owned, config.Target{Meta: state.Meta{ID: t.ID, CreatedAt: w.started, UpdatedAt: w.started}, Target: t.Target, Weight: t.Weight, Tags: t.Tags, Priority: t.Priority, Backup: t.Backup, Zone: t.Zone})
 		}
 	}
 	out := make([]targetView, 0, len(owned)+len(rt.targets))
@@ -187,24 +187,20 @@ func tagsOut(tags []string) []string {
 	return tags
 }
 
-func decodeTarget(o *obj, t *state.Target) {
+func decodeTarget(o *obj, t *config.Target) {
 	o.setString("target", &t.Target, "", normalizeTarget)
-	o.setInt("weight", &t.Weight, config.DefaultWeight, 0, config.MaxWeight)
-	o.setStrings("tags", &t.Tags, checkTag)
-	o.setInt("priority", &t.Priority, 0, 0, config.MaxPriority)
-	o.setBool("backup", &t.Backup, false)
-	o.setString("zone", &t.Zone, "", checkTag)
+	decodeFields(o, config.TargetSchema(), t, map[string]func(string) (string, error){"zone": checkTag})
 	o.kongFields(config.KindTarget)
 	o.unknown()
 }
 
 // targetDecoder checks a body in full and returns the function applying
 // it to a target.
-func targetDecoder(b *obj) (func(t *state.Target) error, error) {
-	apply := func(t *state.Target) error {
+func targetDecoder(b *obj) (func(t *config.Target) error, error) {
+	apply := func(t *config.Target) error {
 		return b.decode(func(o *obj) { decodeTarget(o, t) })
 	}
-	scratch := state.Target{Weight: config.DefaultWeight}
+	scratch := config.Target{Weight: config.DefaultWeight}
 	if err := apply(&scratch); err != nil {
 		return nil, err
 	}
@@ -241,7 +237,7 @@ func (a *api) createTarget(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	scratch := state.Target{Weight: config.DefaultWeight}
+	scratch := config.Target{Weight: config.DefaultWeight}
 	_ = apply(&scratch)
 	if scratch.Target == "" {
 		return 0, nil, fieldError("target", "required field missing")
@@ -250,7 +246,7 @@ func (a *api) createTarget(r *http.Request) (int, any, error) {
 	var name string
 	w, err := a.underUpstream(r, func(w *world, eff *config.Upstream, um state.Meta) error {
 		u := w.editableUpstream(eff.Name)
-		t := state.Target{Weight: config.DefaultWeight}
+		t := config.Target{Weight: config.DefaultWeight}
 		if err := apply(&t); err != nil {
 			return err
 		}
@@ -296,7 +292,7 @@ func (a *api) patchTarget(r *http.Request) (int, any, error) {
 			return w.overrideDiscovered(b, eff.Name, cur, now)
 		}
 		u := w.editableUpstream(eff.Name)
-		i := slices.IndexFunc(u.Targets, func(t state.Target) bool { return t.Target == cur.Target })
+		i := slices.IndexFunc(u.Targets, func(t config.Target) bool { return t.Target == cur.Target })
 		if i < 0 {
 			return notFound()
 		}
@@ -305,7 +301,7 @@ func (a *api) patchTarget(r *http.Request) (int, any, error) {
 			return err
 		}
 		if t.Target != cur.Target {
-			if slices.ContainsFunc(u.Targets, func(x state.Target) bool { return x.Target == t.Target }) {
+			if slices.ContainsFunc(u.Targets, func(x config.Target) bool { return x.Target == t.Target }) {
 				return targetUnique(um, t.Target)
 			}
 			w.moveMark(eff.Name, cur.Target, t.Target)
@@ -378,7 +374,7 @@ func (a *api) deleteTarget(r *http.Request) (int, any, error) {
 			return badRequest("target %s is discovered by %s and cannot be deleted: PATCH weight=0 drains it", cur.Target, cur.Source)
 		}
 		u := w.editableUpstream(eff.Name)
-		u.Targets = slices.DeleteFunc(u.Targets, func(t state.Target) bool { return t.Target == cur.Target })
+		u.Targets = slices.DeleteFunc(u.Targets, func(t config.Target) bool { return t.Target == cur.Target })
 		u.UpdatedAt = now
 		w.doc.Upstreams[eff.Name] = u
 		// The mark goes with the target unless discovery lists it too.
@@ -596,10 +592,10 @@ func (a *api) putTarget(r *http.Request) (int, any, error) {
 			return w.overrideDiscovered(b, eff.Name, cur, now)
 		}
 		u := w.editableUpstream(eff.Name)
-		t := state.Target{Weight: config.DefaultWeight}
+		t := config.Target{Weight: config.DefaultWeight}
 		i := -1
 		if found {
-			i = slices.IndexFunc(u.Targets, func(x state.Target) bool { return x.Target == cur.Target })
+			i = slices.IndexFunc(u.Targets, func(x config.Target) bool { return x.Target == cur.Target })
 		}
 		if i >= 0 {
 			old := u.Targets[i]

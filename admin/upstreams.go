@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
@@ -14,28 +15,28 @@ import (
 
 // upstreamOut is an upstream as the API shows it (Kong's shape).
 type upstreamOut struct {
-	ID               string                `json:"id"`
-	Name             string                `json:"name"`
-	Algorithm        string                `json:"algorithm"`
-	HashOn           string                `json:"hash_on"`
-	HashFallback     string                `json:"hash_fallback"`
-	HashOnHeader     *string               `json:"hash_on_header"`
-	HashOnCookie     *string               `json:"hash_on_cookie"`
-	HashOnCookiePath string                `json:"hash_on_cookie_path"`
-	HashOnQueryArg   *string               `json:"hash_on_query_arg"`
-	HashOnURICapture *string               `json:"hash_on_uri_capture"`
-	Slots            int                   `json:"slots"`
-	StickyCookie     string                `json:"sticky_sessions_cookie"`
-	StickyTTL        state.Duration        `json:"sticky_sessions_cookie_ttl"`
-	SlowStart        *state.SlowStart      `json:"slow_start"`
-	Panic            state.Panic           `json:"panic"`
-	Healthchecks     hcOut                 `json:"healthchecks"`
-	CircuitBreakers  state.CircuitBreakers `json:"circuit_breakers"`
-	RetryBudget      state.RetryBudget     `json:"retry_budget"`
-	RetryPolicy      *state.RetryPolicy    `json:"retry_policy"`
-	Tags             []string              `json:"tags"`
-	CreatedAt        int64                 `json:"created_at"`
-	UpdatedAt        int64                 `json:"updated_at"`
+	ID               string                 `json:"id"`
+	Name             string                 `json:"name"`
+	Algorithm        string                 `json:"algorithm"`
+	HashOn           string                 `json:"hash_on"`
+	HashFallback     string                 `json:"hash_fallback"`
+	HashOnHeader     *string                `json:"hash_on_header"`
+	HashOnCookie     *string                `json:"hash_on_cookie"`
+	HashOnCookiePath string                 `json:"hash_on_cookie_path"`
+	HashOnQueryArg   *string                `json:"hash_on_query_arg"`
+	HashOnURICapture *string                `json:"hash_on_uri_capture"`
+	Slots            int                    `json:"slots"`
+	StickyCookie     string                 `json:"sticky_sessions_cookie"`
+	StickyTTL        config.Duration        `json:"sticky_sessions_cookie_ttl"`
+	SlowStart        *config.SlowStart      `json:"slow_start"`
+	Panic            config.Panic           `json:"panic"`
+	Healthchecks     hcOut                  `json:"healthchecks"`
+	CircuitBreakers  config.CircuitBreakers `json:"circuit_breakers"`
+	RetryBudget      config.RetryBudget     `json:"retry_budget"`
+	RetryPolicy      *config.RetryPolicy    `json:"retry_policy"`
+	Tags             []string               `json:"tags"`
+	CreatedAt        int64                  `json:"created_at"`
+	UpdatedAt        int64                  `json:"updated_at"`
 }
 
 type hcOut struct {
@@ -58,10 +59,10 @@ type hcActiveOut struct {
 }
 
 type hcPassiveOut struct {
-	Type        string             `json:"type"`
-	Healthy     hcCounters         `json:"healthy"`
-	Unhealthy   hcCounters         `json:"unhealthy"`
-	SuccessRate *state.SuccessRate `json:"success_rate"`
+	Type        string              `json:"type"`
+	Healthy     hcCounters          `json:"healthy"`
+	Unhealthy   hcCounters          `json:"unhealthy"`
+	SuccessRate *config.SuccessRate `json:"success_rate"`
 }
 
 // hcCounters is a healthy or unhealthy block; fields a block does not
@@ -85,8 +86,6 @@ func strOrNil(s string) *string {
 
 func ptr[T any](v T) *T { return &v }
 
-func secs(d time.Duration) float64 { return d.Seconds() }
-
 // renderUpstream shows an effective upstream.
 func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 	h := u.Healthchecks
@@ -95,17 +94,17 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 		HashOnHeader: strOrNil(u.HashOnHeader), HashOnCookie: strOrNil(u.HashOnCookie),
 		HashOnCookiePath: u.HashOnCookiePath, HashOnQueryArg: strOrNil(u.HashOnQueryArg),
 		HashOnURICapture: strOrNil(u.HashOnURICapture), Slots: u.Slots, Tags: tagsOut(u.Tags),
-		StickyCookie: u.StickyCookie, StickyTTL: state.Duration(u.StickyTTL), SlowStart: slowStartOf(u),
-		Panic: state.Panic{MinHealthyPercent: u.Panic.MinHealthyPercent, Mode: u.Panic.Mode},
+		StickyCookie: u.StickyCookie, StickyTTL: config.Duration(u.StickyLifetime()), SlowStart: u.SlowStart,
+		Panic: *u.Panic,
 		Healthchecks: hcOut{
 			Threshold: h.Threshold,
 			Active: hcActiveOut{
-				Type: h.Active.Type, GRPCService: strOrNil(h.Active.GRPCService), HTTPPath: h.Active.HTTPPath, Timeout: secs(h.Active.Timeout),
+				Type: h.Active.Type, GRPCService: strOrNil(h.Active.GRPCService), HTTPPath: h.Active.HTTPPath, Timeout: h.Active.Timeout.Float(),
 				Concurrency: h.Active.Concurrency, HTTPSVerifyCertificate: h.Active.HTTPSVerifyCertificate,
 				HTTPSSNI: strOrNil(h.Active.HTTPSSNI), Headers: h.Active.Headers,
-				Healthy: hcCounters{Interval: ptr(secs(h.Active.Healthy.Interval)), Successes: ptr(h.Active.Healthy.Successes),
+				Healthy: hcCounters{Interval: ptr(h.Active.Healthy.Interval.Float()), Successes: ptr(h.Active.Healthy.Successes),
 					HTTPStatuses: h.Active.Healthy.HTTPStatuses},
-				Unhealthy: hcCounters{Interval: ptr(secs(h.Active.Unhealthy.Interval)), HTTPFailures: ptr(h.Active.Unhealthy.HTTPFailures),
+				Unhealthy: hcCounters{Interval: ptr(h.Active.Unhealthy.Interval.Float()), HTTPFailures: ptr(h.Active.Unhealthy.HTTPFailures),
 					TCPFailures: ptr(h.Active.Unhealthy.TCPFailures), Timeouts: ptr(h.Active.Unhealthy.Timeouts),
 					HTTPStatuses: h.Active.Unhealthy.HTTPStatuses},
 			},
@@ -114,38 +113,12 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 				Healthy: hcCounters{Successes: ptr(h.Passive.Healthy.Successes), HTTPStatuses: h.Passive.Healthy.HTTPStatuses},
 				Unhealthy: hcCounters{HTTPFailures: ptr(h.Passive.Unhealthy.HTTPFailures), TCPFailures: ptr(h.Passive.Unhealthy.TCPFailures),
 					Timeouts: ptr(h.Passive.Unhealthy.Timeouts), HTTPStatuses: h.Passive.Unhealthy.HTTPStatuses, GRPCStatuses: h.Passive.Unhealthy.GRPCStatuses},
-				SuccessRate: successRateOut(h.Passive.SuccessRate),
+				SuccessRate: h.Passive.SuccessRate,
 			},
 		},
-		CircuitBreakers: breakersOut(u.CircuitBreakers),
-		RetryPolicy:     retryPolicyOut(u.RetryPolicy),
-		RetryBudget: state.RetryBudget{RetryRatio: u.RetryBudget.RetryRatio, MinRetriesPerSecond: u.RetryBudget.MinRetriesPerSecond,
-			TTL: secs(u.RetryBudget.TTL)},
+		CircuitBreakers: *u.CircuitBreakers, RetryPolicy: u.RetryPolicy, RetryBudget: *u.RetryBudget,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
 	}
-}
-
-func breakersOut(c config.CircuitBreakers) state.CircuitBreakers {
-	return state.CircuitBreakers{MaxRequests: c.MaxRequests, MaxRetries: c.MaxRetries, MaxConnections: c.MaxConnections,
-		MaxPendingRequests: c.MaxPendingRequests}
-}
-
-// retryPolicyOut is a retry policy in the admin layer's shape (nil for
-// none).
-func retryPolicyOut(rp *config.RetryPolicy) *state.RetryPolicy {
-	if rp == nil {
-		return nil
-	}
-	return &state.RetryPolicy{RetryOn: slices.Clone(rp.RetryOn), PerTryTimeout: secs(rp.PerTryTimeout), Timeout: secs(rp.Timeout),
-		RetryBackoff: state.RetryBackoff{BaseInterval: secs(rp.BackoffBase), MaxInterval: secs(rp.BackoffMax)}}
-}
-
-func successRateOut(sr *config.SuccessRate) *state.SuccessRate {
-	if sr == nil {
-		return nil
-	}
-	return &state.SuccessRate{MinimumHosts: sr.MinimumHosts, RequestVolume: sr.RequestVolume, StdevFactor: sr.StdevFactor,
-		Interval: secs(sr.Interval)}
 }
 
 // checksOn reports whether an upstream's health checks can change a
@@ -158,9 +131,9 @@ func checksOn(u *config.Upstream) bool {
 
 // newUpstream is an upstream with Kong's defaults, written out so that a
 // file entity of the same name cannot shine through.
-func newUpstream() state.Upstream {
+func newUpstream() config.Upstream {
 	d := config.DefaultUpstream()
-	return state.Upstream{
+	return config.Upstream{
 		Algorithm: d.Algorithm, HashOn: d.HashOn, HashFallback: d.HashFallback,
 		HashOnCookiePath: d.HashOnCookiePath, Slots: d.Slots,
 	}
@@ -168,26 +141,15 @@ func newUpstream() state.Upstream {
 
 // decodeUpstream applies a body to u. Healthchecks are merged into
 // u.Healthchecks, starting from base() when u has none.
-func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) {
-	d := config.DefaultUpstream()
-	o.setString("name", &u.Name, "", keep(config.CheckUpstreamName))
-	o.setString("algorithm", &u.Algorithm, d.Algorithm, oneOf(config.Algorithms()...))
-	o.setString("hash_on", &u.HashOn, d.HashOn, oneOf(config.HashOnValues()...))
-	o.setString("hash_fallback", &u.HashFallback, d.HashFallback, oneOf(config.HashOnValues()...))
-	o.setString("hash_on_header", &u.HashOnHeader, "", keep(config.CheckToken))
-	o.setString("hash_on_cookie", &u.HashOnCookie, "", keep(config.CheckToken))
-	o.setString("hash_on_cookie_path", &u.HashOnCookiePath, d.HashOnCookiePath, checkPath)
-	o.setString("hash_on_query_arg", &u.HashOnQueryArg, "", nonEmpty)
-	o.setString("hash_on_uri_capture", &u.HashOnURICapture, "", nonEmpty)
-	o.setInt("slots", &u.Slots, d.Slots, config.MinSlots, config.MaxSlots)
-	o.setString("sticky_sessions_cookie", &u.StickyCookie, d.StickyCookie, keep(config.CheckToken))
+func decodeUpstream(o *obj, u *config.Upstream, base func() *config.Healthchecks) {
+	decodeFields(o, config.UpstreamSchema(), u, map[string]func(string) (string, error){"hash_on_cookie_path": checkPath})
 	if v, present := o.get("sticky_sessions_cookie_ttl"); present {
 		u.StickyTTL = nil
 		if v != nil {
 			if ttl, why := asDuration(v); why != "" {
 				o.fail("sticky_sessions_cookie_ttl", "%s", why)
 			} else {
-				u.StickyTTL = ptr(state.Duration(ttl))
+				u.StickyTTL = ptr(config.Duration(ttl))
 			}
 		}
 	}
@@ -195,7 +157,7 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 	if c, present, null := o.child("healthchecks"); present {
 		switch {
 		case null:
-			u.Healthchecks = &state.Healthchecks{}
+			u.Healthchecks = offHealthchecks()
 		case c != nil:
 			if u.Healthchecks == nil {
 				u.Healthchecks = base()
@@ -204,58 +166,91 @@ func decodeUpstream(o *obj, u *state.Upstream, base func() *state.Healthchecks) 
 		}
 	}
 	decodeBreakers(o, u)
-	o.setStrings("tags", &u.Tags, checkTag)
 	o.kongFields(config.KindUpstream)
 	o.unknown()
+	// The problems within a block are the body's own; the hashing and
+	// slow start ones are judged once the body decoded (validate).
+	for _, p := range u.Validate() {
+		switch p.Field {
+		case "healthchecks.active.grpc_service", "slow_start.aggression":
+			o.fail(p.Field, "%s", p.Msg)
+		case "retry_policy.retry_backoff.max_interval":
+			o.fail(p.Field, "%g is less than base_interval %g", p.Got.Seconds(), p.Bound.Seconds())
+		}
+	}
 }
+
+// validate reports u's problems (Upstream.Validate) that of selects, as
+// the API words them.
+func validate(u *config.Upstream, of func(config.Problem) bool) error {
+	f := fields{}
+	for _, p := range u.Validate() {
+		if of(p) {
+			f.add(p.Field, "%s", p.Msg)
+		}
+	}
+	return f.err()
+}
+
+// hashing selects the hashing problems, slowStart the slow start's.
+func hashing(p config.Problem) bool {
+	return p.Field == "hash_fallback" || strings.HasPrefix(p.Field, "hash_on_")
+}
+
+func slowStart(p config.Problem) bool { return p.Field == "slow_start.window" }
 
 // seeded records the blocks seedBreakers gave an upstream, as given.
 type seeded struct {
-	cb *state.CircuitBreakers
-	rb *state.RetryBudget
-	ss *state.SlowStart
-	pa *state.Panic
-	rp *state.RetryPolicy
+	cb *config.CircuitBreakers
+	rb *config.RetryBudget
+	ss *config.SlowStart
+	pa *config.Panic
+	rp *config.RetryPolicy
 }
 
 // seedBreakers gives u, for a PATCH, the effective circuit_breakers and
 // retry_budget where it has none of its own, so a partial block merges
 // into the file's (or the defaults).
-func seedBreakers(u *state.Upstream, eff *config.Upstream) seeded {
+func seedBreakers(u *config.Upstream, eff *config.Upstream) seeded {
 	var sd seeded
 	if eff == nil {
 		return sd
 	}
 	if u.CircuitBreakers == nil {
-		c := eff.CircuitBreakers
-		sd.cb = ptr(breakersOut(c))
+		sd.cb = ptr(*eff.CircuitBreakers)
 		u.CircuitBreakers = ptr(*sd.cb)
 	}
 	if u.RetryPolicy == nil && eff.RetryPolicy != nil {
-		sd.rp = retryPolicyOut(eff.RetryPolicy)
-		u.RetryPolicy = retryPolicyOut(eff.RetryPolicy)
+		sd.rp = cloneRetryPolicy(eff.RetryPolicy)
+		u.RetryPolicy = cloneRetryPolicy(eff.RetryPolicy)
 	}
 	if u.RetryBudget == nil {
-		r := eff.RetryBudget
-		sd.rb = &state.RetryBudget{RetryRatio: r.RetryRatio, MinRetriesPerSecond: r.MinRetriesPerSecond, TTL: secs(r.TTL)}
+		sd.rb = ptr(*eff.RetryBudget)
 		u.RetryBudget = ptr(*sd.rb)
 	}
 	if u.SlowStart == nil {
-		if sd.ss = slowStartOf(eff); sd.ss == nil {
-			sd.ss = &state.SlowStart{}
+		sd.ss = &config.SlowStart{}
+		if eff.SlowStart != nil {
+			sd.ss = ptr(*eff.SlowStart)
 		}
 		u.SlowStart = ptr(*sd.ss)
 	}
 	if u.Panic == nil {
-		sd.pa = &state.Panic{MinHealthyPercent: eff.Panic.MinHealthyPercent, Mode: eff.Panic.Mode}
+		sd.pa = ptr(*eff.Panic)
 		u.Panic = ptr(*sd.pa)
 	}
 	return sd
 }
 
+func cloneRetryPolicy(rp *config.RetryPolicy) *config.RetryPolicy {
+	c := *rp
+	c.RetryOn = slices.Clone(rp.RetryOn)
+	return &c
+}
+
 // unseedBreakers drops the seeded blocks the PATCH left as they were, so
 // the file's keep shining through.
-func unseedBreakers(u *state.Upstream, sd seeded) {
+func unseedBreakers(u *config.Upstream, sd seeded) {
 	if sd.cb != nil && u.CircuitBreakers != nil && *u.CircuitBreakers == *sd.cb {
 		u.CircuitBreakers = nil
 	}
@@ -276,27 +271,35 @@ func unseedBreakers(u *state.Upstream, sd seeded) {
 // decodeBreakers applies circuit_breakers and retry_budget; a block is
 // merged into the upstream's own, or into the defaults when it has none;
 // null drops the upstream's own block.
-func decodeBreakers(o *obj, u *state.Upstream) {
-	mergeChild(o, "circuit_breakers", &u.CircuitBreakers, func() *state.CircuitBreakers { return &state.CircuitBreakers{} },
-		func(c *obj, cb *state.CircuitBreakers) {
-			c.setInt("max_requests", &cb.MaxRequests, 0, 0, config.MaxBreakerLimit)
-			c.setInt("max_retries", &cb.MaxRetries, 0, 0, config.MaxBreakerLimit)
-			c.setInt("max_connections", &cb.MaxConnections, 0, 0, config.MaxBreakerLimit)
-			c.setInt("max_pending_requests", &cb.MaxPendingRequests, 0, 0, config.MaxBreakerLimit)
+func decodeBreakers(o *obj, u *config.Upstream) {
+	mergeChild(o, "circuit_breakers", &u.CircuitBreakers, func() *config.CircuitBreakers { return &config.CircuitBreakers{} },
+		func(c *obj, cb *config.CircuitBreakers) {
+			decodeFields(c, config.CircuitBreakersSchema(), cb, nil)
 			c.unknown()
 		})
 	rbd := config.DefaultRetryBudget()
-	mergeChild(o, "retry_budget", &u.RetryBudget, func() *state.RetryBudget {
-		return &state.RetryBudget{RetryRatio: rbd.RetryRatio, MinRetriesPerSecond: rbd.MinRetriesPerSecond, TTL: secs(rbd.TTL)}
-	}, func(c *obj, rb *state.RetryBudget) {
-		c.setFloat("retry_ratio", &rb.RetryRatio, rbd.RetryRatio, 0, config.MaxRetryRatio)
-		c.setFloat("min_retries_per_second", &rb.MinRetriesPerSecond, rbd.MinRetriesPerSecond, 0, config.MaxMinRetriesPerSecond)
-		c.setFloat("ttl", &rb.TTL, secs(rbd.TTL), secs(config.MinRetryBudgetTTL), secs(config.MaxRetryBudgetTTL))
+	mergeChild(o, "retry_budget", &u.RetryBudget, func() *config.RetryBudget { return ptr(rbd) }, func(c *obj, rb *config.RetryBudget) {
+		decodeFields(c, config.RetryBudgetSchema(), rb, nil)
+		setSeconds(c, "ttl", &rb.TTL, rbd.TTL.Float(), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds())
 		c.unknown()
 	})
 	rpd := config.DefaultRetryPolicy()
-	mergeChild(o, "retry_policy", &u.RetryPolicy, func() *state.RetryPolicy { return retryPolicyOut(&rpd) },
-		func(c *obj, rp *state.RetryPolicy) { decodeRetryPolicy(c, rp, rpd) })
+	mergeChild(o, "retry_policy", &u.RetryPolicy, func() *config.RetryPolicy { return cloneRetryPolicy(&rpd) },
+		func(c *obj, rp *config.RetryPolicy) { decodeRetryPolicy(c, rp, rpd) })
+}
+
+// setSeconds is setFloat for a duration given in seconds (def, lo and hi
+// in seconds too).
+func setSeconds[D ~int64](o *obj, k string, dst *D, def, lo, hi float64) {
+	if !o.has(k) {
+		return
+	}
+	cur := time.Duration(*dst).Seconds()
+	f := cur
+	o.setFloat(k, &f, def, lo, hi)
+	if f != cur {
+		*dst = D(config.SecondsOf(f))
+	}
 }
 
 // mergeChild merges the object at k into *dst: a null drops the block
@@ -319,28 +322,24 @@ func mergeChild[T any](o *obj, k string, dst **T, fresh func() *T, decode func(c
 // decodeRetryPolicy merges a retry_policy block into rp (d: the defaults
 // null reverts to); as in the file, a base_interval without max_interval
 // gets 10 × base_interval.
-func decodeRetryPolicy(c *obj, rp *state.RetryPolicy, d config.RetryPolicy) {
-	limit := secs(config.MaxRetryTimeout)
+func decodeRetryPolicy(c *obj, rp *config.RetryPolicy, d config.RetryPolicy) {
+	limit := config.MaxRetryTimeout.Seconds()
 	c.setStrings("retry_on", &rp.RetryOn, keep(config.CheckRetryOn))
 	if rp.RetryOn == nil {
 		rp.RetryOn = slices.Clone(d.RetryOn)
 	}
-	c.setFloat("per_try_timeout", &rp.PerTryTimeout, 0, 0, limit)
-	c.setFloat("timeout", &rp.Timeout, 0, 0, limit)
+	setSeconds(c, "per_try_timeout", &rp.PerTryTimeout, 0, 0, limit)
+	setSeconds(c, "timeout", &rp.Timeout, 0, 0, limit)
 	if b, present, null := c.child("retry_backoff"); present {
-		bo := &rp.RetryBackoff
 		switch {
 		case null:
-			*bo = state.RetryBackoff{BaseInterval: secs(d.BackoffBase), MaxInterval: secs(d.BackoffMax)}
+			rp.BackoffBase, rp.BackoffMax = d.BackoffBase, d.BackoffMax
 		case b != nil:
 			_, maxGiven := b.m["max_interval"]
-			b.setFloat("base_interval", &bo.BaseInterval, secs(d.BackoffBase), 0, limit)
-			b.setFloat("max_interval", &bo.MaxInterval, secs(d.BackoffMax), 0, limit)
+			setSeconds(b, "base_interval", &rp.BackoffBase, d.BackoffBase.Seconds(), 0, limit)
+			setSeconds(b, "max_interval", &rp.BackoffMax, d.BackoffMax.Seconds(), 0, limit)
 			if _, baseGiven := b.m["base_interval"]; baseGiven && !maxGiven {
-				bo.MaxInterval = 10 * bo.BaseInterval
-			}
-			if bo.MaxInterval < bo.BaseInterval {
-				b.fail("max_interval", "%g is less than base_interval %g", bo.MaxInterval, bo.BaseInterval)
+				rp.BackoffMax = 10 * rp.BackoffBase
 			}
 			b.unknown()
 		}
@@ -348,45 +347,51 @@ func decodeRetryPolicy(c *obj, rp *state.RetryPolicy, d config.RetryPolicy) {
 	c.unknown()
 }
 
-func decodeHealthchecks(o *obj, h *state.Healthchecks) {
-	o.setFloat("threshold", &h.Threshold, 0, 0, config.MaxPercent)
-	mergeChild(o, "active", &h.Active, func() *state.ActiveChecks { return &state.ActiveChecks{} }, func(c *obj, a *state.ActiveChecks) {
-		c.setString("type", &a.Type, "", oneOf(config.ActiveCheckTypes()...))
-		c.setString("grpc_service", &a.GRPCService, "", keep(config.CheckGRPCService))
-		c.setString("http_path", &a.HTTPPath, "", checkPath)
-		c.setFloat("timeout", &a.Timeout, 0, 0, config.MaxSeconds)
-		c.setInt("concurrency", &a.Concurrency, 0, config.MinConcurrency, config.MaxConcurrency)
-		if v, present := c.get("https_verify_certificate"); present {
-			if v == nil {
-				a.HTTPSVerifyCertificate = nil
-			} else if b, why := asBool(v); why != "" {
-				c.fail("https_verify_certificate", "%s", why)
-			} else {
-				a.HTTPSVerifyCertificate = &b
-			}
+// mergeChecker merges the object at k into a health checker: a null
+// turns it off (its settings back to the defaults, off()); an object
+// turns it on, over the defaults when it was off, and is decoded into it.
+func mergeChecker(o *obj, k string, enabled *bool, off func(), decode func(c *obj)) {
+	c, present, null := o.child(k)
+	switch {
+	case !present:
+	case null:
+		off()
+	case c != nil:
+		if !*enabled {
+			off()
+			*enabled = true
 		}
-		c.setString("https_sni", &a.HTTPSSNI, "", checkSNI)
+		decode(c)
+	}
+}
+
+func decodeHealthchecks(o *obj, h *config.Healthchecks) {
+	d := config.DefaultUpstream().Healthchecks
+	decodeFields(o, config.HealthchecksSchema(), h, nil)
+	mergeChecker(o, "active", &h.Active.Enabled, func() { h.Active = d.Clone().Active }, func(c *obj) {
+		a := &h.Active
+		decodeFields(c, config.ActiveSchema(), a, map[string]func(string) (string, error){"http_path": checkPath, "https_sni": checkSNI})
+		setSeconds(c, "timeout", &a.Timeout, 0, 0, config.MaxSeconds)
 		c.setHeaders("headers", &a.Headers, false)
-		a.Healthy = decodeCounters(c, "healthy", a.Healthy, true, false)
-		a.Unhealthy = decodeCounters(c, "unhealthy", a.Unhealthy, true, true)
-		if typ := a.Type; a.GRPCService != "" && !config.GRPCType(typ) {
-			if typ == "" {
-				typ = config.DefaultUpstream().Healthchecks.Active.Type
-			}
-			c.fail("grpc_service", "only used by checks of type grpc or grpcs (type is %s)", typ)
-		}
+		decodeCounters(c, "healthy", func() { a.Healthy = d.Clone().Active.Healthy }, counters{interval: &a.Healthy.Interval,
+			successes: &a.Healthy.Successes, httpStatuses: &a.Healthy.HTTPStatuses})
+		decodeCounters(c, "unhealthy", func() { a.Unhealthy = d.Clone().Active.Unhealthy }, counters{interval: &a.Unhealthy.Interval,
+			httpFailures: &a.Unhealthy.HTTPFailures, tcpFailures: &a.Unhealthy.TCPFailures, timeouts: &a.Unhealthy.Timeouts,
+			httpStatuses: &a.Unhealthy.HTTPStatuses})
 		c.unknown()
 	})
-	mergeChild(o, "passive", &h.Passive, func() *state.PassiveChecks { return &state.PassiveChecks{} }, func(c *obj, p *state.PassiveChecks) {
+	mergeChecker(o, "passive", &h.Passive.Enabled, func() { h.Passive = d.Clone().Passive }, func(c *obj) {
+		p := &h.Passive
 		c.setString("type", &p.Type, "", oneOf(config.PassiveCheckTypes()...))
-		p.Healthy = decodeCounters(c, "healthy", p.Healthy, false, false)
-		p.Unhealthy = decodeCounters(c, "unhealthy", p.Unhealthy, false, true)
-		d := config.DefaultSuccessRate()
-		mergeChild(c, "success_rate", &p.SuccessRate, func() *state.SuccessRate { return successRateOut(&d) }, func(sc *obj, sr *state.SuccessRate) {
-			sc.setInt("minimum_hosts", &sr.MinimumHosts, d.MinimumHosts, config.MinSuccessRateHosts, config.MaxSuccessRateCount)
-			sc.setInt("request_volume", &sr.RequestVolume, d.RequestVolume, 1, config.MaxSuccessRateCount)
-			sc.setInt("stdev_factor", &sr.StdevFactor, d.StdevFactor, 1, config.MaxSuccessRateCount)
-			sc.setFloat("interval", &sr.Interval, secs(d.Interval), secs(config.MinSuccessRateInterval), secs(config.MaxSuccessRateInterval))
+		decodeCounters(c, "healthy", func() { p.Healthy = d.Clone().Passive.Healthy }, counters{successes: &p.Healthy.Successes,
+			httpStatuses: &p.Healthy.HTTPStatuses})
+		decodeCounters(c, "unhealthy", func() { p.Unhealthy = d.Clone().Passive.Unhealthy }, counters{httpFailures: &p.Unhealthy.HTTPFailures,
+			tcpFailures: &p.Unhealthy.TCPFailures, timeouts: &p.Unhealthy.Timeouts, httpStatuses: &p.Unhealthy.HTTPStatuses,
+			grpcStatuses: &p.Unhealthy.GRPCStatuses})
+		srd := config.DefaultSuccessRate()
+		mergeChild(c, "success_rate", &p.SuccessRate, func() *config.SuccessRate { return ptr(srd) }, func(sc *obj, sr *config.SuccessRate) {
+			decodeFields(sc, config.SuccessRateSchema(), sr, nil)
+			setSeconds(sc, "interval", &sr.Interval, srd.Interval.Float(), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds())
 			sc.unknown()
 		})
 		c.unknown()
@@ -394,80 +399,44 @@ func decodeHealthchecks(o *obj, h *state.Healthchecks) {
 	o.unknown()
 }
 
-// decodeCounters applies o[k] (a healthy or unhealthy block) to cur.
-func decodeCounters(o *obj, k string, cur *state.Counters, active, unhealthy bool) *state.Counters {
+// counters are the fields of a healthy or unhealthy block (nil: the block
+// has no such field).
+type counters struct {
+	interval                                       *config.Seconds
+	successes, httpFailures, tcpFailures, timeouts *int
+	httpStatuses, grpcStatuses                     *[]int
+}
+
+// decodeCounters applies o[k] (a healthy or unhealthy block) to the
+// fields of v; null resets the block (reset).
+func decodeCounters(o *obj, k string, reset func(), v counters) {
 	c, present, null := o.child(k)
 	switch {
 	case !present || (c == nil && !null):
-		return cur
+		return
 	case null:
-		return nil
+		reset()
+		return
 	}
-	if cur == nil {
-		cur = &state.Counters{}
+	if v.interval != nil {
+		setSeconds(c, "interval", v.interval, 0, 0, config.MaxSeconds)
 	}
-	if active {
-		c.setFloat("interval", &cur.Interval, 0, 0, config.MaxSeconds)
-	}
-	if unhealthy {
-		c.setInt("http_failures", &cur.HTTPFailures, 0, 0, config.MaxCounter)
-		c.setInt("tcp_failures", &cur.TCPFailures, 0, 0, config.MaxCounter)
-		c.setInt("timeouts", &cur.Timeouts, 0, 0, config.MaxCounter)
+	if v.successes == nil {
+		c.setInt("http_failures", v.httpFailures, 0, 0, config.MaxCounter)
+		c.setInt("tcp_failures", v.tcpFailures, 0, 0, config.MaxCounter)
+		c.setInt("timeouts", v.timeouts, 0, 0, config.MaxCounter)
 	} else {
-		c.setInt("successes", &cur.Successes, 0, 0, config.MaxCounter)
+		c.setInt("successes", v.successes, 0, 0, config.MaxCounter)
 	}
-	c.setInts("http_statuses", &cur.HTTPStatuses, config.MinHTTPStatus, config.MaxHTTPStatus)
-	if !active && unhealthy {
-		c.setInts("grpc_statuses", &cur.GRPCStatuses, 0, config.MaxGRPCStatus)
+	c.setInts("http_statuses", v.httpStatuses, config.MinHTTPStatus, config.MaxHTTPStatus)
+	if v.grpcStatuses != nil {
+		c.setInts("grpc_statuses", v.grpcStatuses, 0, config.MaxGRPCStatus)
 	}
 	c.unknown()
-	return cur
 }
 
-// hcFromConfig converts an effective healthchecks block back to the
-// admin layer's shape, so a PATCH can start from it.
-func hcFromConfig(h config.Healthchecks) *state.Healthchecks {
-	out := &state.Healthchecks{Threshold: h.Threshold}
-	if a := h.Active; a.Enabled {
-		out.Active = &state.ActiveChecks{
-			Type: a.Type, GRPCService: a.GRPCService, HTTPPath: a.HTTPPath, Timeout: secs(a.Timeout), Concurrency: a.Concurrency,
-			HTTPSVerifyCertificate: ptr(a.HTTPSVerifyCertificate), HTTPSSNI: a.HTTPSSNI, Headers: a.Headers,
-			Healthy:   &state.Counters{Interval: secs(a.Healthy.Interval), Successes: a.Healthy.Successes, HTTPStatuses: a.Healthy.HTTPStatuses},
-			Unhealthy: &state.Counters{Interval: secs(a.Unhealthy.Interval), HTTPFailures: a.Unhealthy.HTTPFailures, TCPFailures: a.Unhealthy.TCPFailures, Timeouts: a.Unhealthy.Timeouts, HTTPStatuses: a.Unhealthy.HTTPStatuses},
-		}
-	}
-	if p := h.Passive; p.Enabled {
-		out.Passive = &state.PassiveChecks{
-			Type:        p.Type,
-			Healthy:     &state.Counters{Successes: p.Healthy.Successes, HTTPStatuses: p.Healthy.HTTPStatuses},
-			Unhealthy:   &state.Counters{HTTPFailures: p.Unhealthy.HTTPFailures, TCPFailures: p.Unhealthy.TCPFailures, Timeouts: p.Unhealthy.Timeouts, HTTPStatuses: p.Unhealthy.HTTPStatuses, GRPCStatuses: p.Unhealthy.GRPCStatuses},
-			SuccessRate: successRateOut(p.SuccessRate),
-		}
-	}
-	return out
-}
-
-func offHealthchecks() *state.Healthchecks { return &state.Healthchecks{} }
-
-// checkHashing checks the hash_on / hash_fallback combination and that
-// the inputs they name are set.
-func checkHashing(u *state.Upstream) error {
-	f := fields{}
-	if why := config.HashFallbackProblem(u.HashOn, u.HashFallback); why != "" {
-		f.add("hash_fallback", "%s", why)
-	}
-	inputs := config.HashInputs{Header: u.HashOnHeader, Cookie: u.HashOnCookie, QueryArg: u.HashOnQueryArg, URICapture: u.HashOnURICapture}
-	for _, key := range []string{"hash_on", "hash_fallback"} {
-		input := u.HashOn
-		if key == "hash_fallback" {
-			input = u.HashFallback
-		}
-		if inputs.Missing(input) {
-			f.add("hash_on_"+input, "required when %s is %s", key, input)
-		}
-	}
-	return f.err()
-}
+// offHealthchecks is healthchecks with both checkers off.
+func offHealthchecks() *config.Healthchecks { return config.DefaultUpstream().Healthchecks }
 
 // cloneJSON deep-copies plain data.
 func cloneJSON[T any](v *T) *T {
@@ -486,9 +455,9 @@ func cloneJSON[T any](v *T) *T {
 // admin layer's shape: the Doc's entity, or the file's converted whole
 // (settings written out, targets with their derived ids, healthchecks nil
 // so the file's stay in force until a change names them).
-func (w *world) editableUpstream(name string) *state.Upstream {
+func (w *world) editableUpstream(name string) *config.Upstream {
 	eff, _ := w.eff.Upstream(name)
-	var u *state.Upstream
+	var u *config.Upstream
 	if d, ok := w.doc.Upstreams[name]; ok && !d.Deleted {
 		u = cloneJSON(d)
 		if u.ID == "" {
@@ -500,11 +469,11 @@ func (w *world) editableUpstream(name string) *state.Upstream {
 			}
 		}
 	} else {
-		u = &state.Upstream{Meta: w.k.upstream.fileMeta(w, name), Name: name}
+		u = &config.Upstream{Meta: w.k.upstream.fileMeta(w, name), Name: name}
 		for _, t := range eff.Targets {
-			u.Targets = append(u.Targets, state.Target{
+			u.Targets = append(u.Targets, config.Target{
 				Meta:   state.Meta{ID: cmp.Or(t.ID, targetID(name, t.Target)), CreatedAt: w.started, UpdatedAt: w.started},
-				Target: t.Target, Weight: t.Weight, Tags: slices.Clone(t.Tags),
+				Target: t.Target, Weight: t.Weight, Tags: slices.Clone(t.Tags), Priority: t.Priority, Backup: t.Backup, Zone: t.Zone,
 			})
 		}
 	}
@@ -535,7 +504,7 @@ func (w *world) upstreamUsers(name string) (services []string) {
 // putUpstream stores u under its name, handling a rename from old: the
 // name must be free, nothing may refer to the old name, and overrides and
 // marks follow.
-func (w *world) putUpstream(old string, u *state.Upstream, now int64) error {
+func (w *world) putUpstream(old string, u *config.Upstream, now int64) error {
 	if old != "" && u.Name != old {
 		if w.k.upstream.keyTaken(w, u.Name) {
 			return uniqueViolation("name", u.Name)
@@ -563,8 +532,8 @@ func (w *world) putUpstream(old string, u *state.Upstream, now int64) error {
 
 // upstreamDecoder checks a body in full (against defaults) and returns
 // the function that applies it to an entity inside Mutate.
-func upstreamDecoder(b *obj) (func(u *state.Upstream, base func() *state.Healthchecks) error, error) {
-	apply := func(u *state.Upstream, base func() *state.Healthchecks) error {
+func upstreamDecoder(b *obj) (func(u *config.Upstream, base func() *config.Healthchecks) error, error) {
+	apply := func(u *config.Upstream, base func() *config.Healthchecks) error {
 		return b.decode(func(o *obj) { decodeUpstream(o, u, base) })
 	}
 	scratch := newUpstream()
@@ -582,36 +551,18 @@ func bodyID(b *obj) (string, error) {
 	return id, o.err()
 }
 
-// slowStartOf is an upstream's slow start in the API's shape (nil: none).
-func slowStartOf(u *config.Upstream) *state.SlowStart {
-	s := u.SlowStart
-	if s == nil {
-		return nil
-	}
-	return &state.SlowStart{Window: state.Duration(s.Window), Aggression: s.Aggression, MinWeightPercent: s.MinWeightPercent}
-}
-
-// checkSlowStart refuses a slow_start block without a window (merged
-// into an upstream that had none).
-func checkSlowStart(u *state.Upstream) error {
-	if s := u.SlowStart; s != nil && s.Window == 0 && *s != (state.SlowStart{}) {
-		return fieldError("slow_start.window", "required field missing")
-	}
-	return nil
-}
-
 // decodeSlowStartPanic applies slow_start and panic as the file reads
 // them: slow_start needs a positive window (null removes it), aggression
 // is positive, min_weight_percent and min_healthy_percent 0..100; a block
 // is merged into the upstream's own.
-func decodeSlowStartPanic(o *obj, u *state.Upstream) {
+func decodeSlowStartPanic(o *obj, u *config.Upstream) {
 	if c, present, null := o.child("slow_start"); present {
 		switch {
 		case null:
-			u.SlowStart = &state.SlowStart{}
+			u.SlowStart = &config.SlowStart{}
 		case c != nil:
 			if u.SlowStart == nil || u.SlowStart.Window == 0 {
-				u.SlowStart = &state.SlowStart{Aggression: 1, MinWeightPercent: 10}
+				u.SlowStart = ptr(config.SlowStartSchema().New())
 			}
 			s := u.SlowStart
 			if v, present := c.get("window"); present {
@@ -622,22 +573,17 @@ func decodeSlowStartPanic(o *obj, u *state.Upstream) {
 				case why != "":
 					c.fail("window", "%s", why)
 				default:
-					s.Window = state.Duration(d)
+					s.Window = config.Duration(d)
 				}
 			}
-			c.setFloat("aggression", &s.Aggression, 1, 0, config.MaxAggression)
-			if s.Aggression <= 0 {
-				c.fail("aggression", "must be greater than 0")
-			}
-			c.setFloat("min_weight_percent", &s.MinWeightPercent, 10, 0, config.MaxPercent)
+			decodeFields(c, config.SlowStartSchema(), s, nil)
 			c.unknown()
 		}
 	}
 	pd := config.DefaultUpstream().Panic
-	mergeChild(o, "panic", &u.Panic, func() *state.Panic { return &state.Panic{MinHealthyPercent: pd.MinHealthyPercent, Mode: pd.Mode} },
-		func(c *obj, p *state.Panic) {
-			c.setFloat("min_healthy_percent", &p.MinHealthyPercent, pd.MinHealthyPercent, 0, config.MaxPercent)
-			c.setString("mode", &p.Mode, pd.Mode, oneOf(config.PanicModes()...))
+	mergeChild(o, "panic", &u.Panic, func() *config.Panic { return ptr(*pd) },
+		func(c *obj, p *config.Panic) {
+			decodeFields(c, config.PanicSchema(), p, nil)
 			c.unknown()
 		})
 }

@@ -45,7 +45,7 @@ func makeWorld(file *config.File, doc *state.Doc, eff *config.File, merge func(*
 		doc = &state.Doc{}
 	}
 	if doc.Upstreams == nil {
-		doc.Upstreams = map[string]*state.Upstream{}
+		doc.Upstreams = map[string]*config.Upstream{}
 	}
 	if doc.Services == nil {
 		doc.Services = map[string]*state.Service{}

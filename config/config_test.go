@@ -413,13 +413,13 @@ log:
 				u := f.Upstreams[0]
 				if u.Algorithm != "consistent-hashing" || u.HashOn != "header" || u.HashFallback != "cookie" ||
 					u.HashOnHeader != "X-User" || u.HashOnCookie != "session" || u.HashOnCookiePath != "/app" ||
-					u.Slots != 65536 || u.StickyCookie != "stick" || u.StickyTTL != 30*time.Minute {
+					u.Slots != 65536 || u.StickyCookie != "stick" || u.StickyLifetime() != 30*time.Minute {
 					t.Errorf("upstream = %+v", u)
 				}
-				if u.SlowStart == nil || *u.SlowStart != (SlowStart{Window: 45 * time.Second, Aggression: 2.5, MinWeightPercent: 0}) {
+				if u.SlowStart == nil || *u.SlowStart != (SlowStart{Window: Duration(45 * time.Second), Aggression: 2.5, MinWeightPercent: 0}) {
 					t.Errorf("slow_start = %+v", u.SlowStart)
 				}
-				if u.Panic != (Panic{MinHealthyPercent: 50, Mode: "fail-closed"}) {
+				if *u.Panic != (Panic{MinHealthyPercent: 50, Mode: "fail-closed"}) {
 					t.Errorf("panic = %+v", u.Panic)
 				}
 				want := []Target{
@@ -441,13 +441,13 @@ log:
 				u := f.Upstreams[0]
 				if u.Algorithm != "round-robin" || u.HashOn != "none" || u.HashFallback != "none" ||
 					u.HashOnCookiePath != "/" || u.Slots != 10000 || u.StickyCookie != "outrigger_sticky" ||
-					u.StickyTTL != time.Hour || u.Panic != (Panic{Mode: "fail-open"}) || u.Targets != nil {
+					u.StickyLifetime() != time.Hour || *u.Panic != (Panic{Mode: "fail-open"}) || u.Targets != nil {
 					t.Errorf("upstream = %+v", u)
 				}
-				if *u.SlowStart != (SlowStart{Window: 10 * time.Second, Aggression: 1, MinWeightPercent: 10}) {
+				if *u.SlowStart != (SlowStart{Window: Duration(10 * time.Second), Aggression: 1, MinWeightPercent: 10}) {
 					t.Errorf("slow_start = %+v", u.SlowStart)
 				}
-				if u.CircuitBreakers != (CircuitBreakers{}) || u.RetryBudget != (RetryBudget{RetryRatio: 0.2, MinRetriesPerSecond: 10, TTL: 10 * time.Second}) {
+				if *u.CircuitBreakers != (CircuitBreakers{}) || *u.RetryBudget != (RetryBudget{RetryRatio: 0.2, MinRetriesPerSecond: 10, TTL: Seconds(10 * time.Second)}) {
 					t.Errorf("circuit_breakers = %+v, retry_budget = %+v", u.CircuitBreakers, u.RetryBudget)
 				}
 			},
@@ -461,10 +461,10 @@ log:
 `,
 			check: func(t *testing.T, f *File) {
 				u := f.Upstreams[0]
-				if u.CircuitBreakers != (CircuitBreakers{MaxRequests: 100, MaxRetries: 3, MaxConnections: 20}) {
+				if *u.CircuitBreakers != (CircuitBreakers{MaxRequests: 100, MaxRetries: 3, MaxConnections: 20}) {
 					t.Errorf("circuit_breakers = %+v", u.CircuitBreakers)
 				}
-				if u.RetryBudget != (RetryBudget{RetryRatio: 0.5, MinRetriesPerSecond: 10, TTL: 30 * time.Second}) {
+				if *u.RetryBudget != (RetryBudget{RetryRatio: 0.5, MinRetriesPerSecond: 10, TTL: Seconds(30 * time.Second)}) {
 					t.Errorf("retry_budget = %+v", u.RetryBudget)
 				}
 				if u.RetryPolicy != nil || u.Healthchecks.Passive.SuccessRate != nil {
@@ -504,7 +504,7 @@ log:
 					t.Errorf("empty retry_policy = %+v", v.RetryPolicy)
 				}
 				sr := v.Healthchecks.Passive.SuccessRate
-				if sr == nil || *sr != (SuccessRate{MinimumHosts: 5, RequestVolume: 100, StdevFactor: 1000, Interval: 10 * time.Second}) {
+				if sr == nil || *sr != (SuccessRate{MinimumHosts: 5, RequestVolume: 100, StdevFactor: 1000, Interval: Seconds(10 * time.Second)}) {
 					t.Errorf("success_rate = %+v", sr)
 				}
 			},
@@ -576,7 +576,7 @@ upstreams:
 		t.Errorf("c = %+v (earlier merge sources win)", s)
 	}
 	for _, u := range f.Upstreams {
-		if a := u.Healthchecks.Active; !a.Enabled || a.Healthy.Interval != 5*time.Second {
+		if a := u.Healthchecks.Active; !a.Enabled || a.Healthy.Interval != Seconds(5*time.Second) {
 			t.Errorf("%s active = %+v", u.Name, a)
 		}
 	}
@@ -617,8 +617,8 @@ func TestHealthcheckDefaults(t *testing.T) {
 `,
 			active: func(a *Active) {
 				a.Enabled = true
-				a.Healthy.Interval, a.Healthy.Successes = time.Second, 2
-				a.Unhealthy.Interval, a.Unhealthy.HTTPFailures, a.Unhealthy.TCPFailures, a.Unhealthy.Timeouts = time.Second, 5, 2, 3
+				a.Healthy.Interval, a.Healthy.Successes = Seconds(time.Second), 2
+				a.Unhealthy.Interval, a.Unhealthy.HTTPFailures, a.Unhealthy.TCPFailures, a.Unhealthy.Timeouts = Seconds(time.Second), 5, 2, 3
 			},
 			passive: func(p *Passive) {
 				p.Enabled = true
@@ -636,7 +636,7 @@ func TestHealthcheckDefaults(t *testing.T) {
 `,
 			active: func(a *Active) {
 				a.Enabled = true
-				a.Healthy.Interval, a.Healthy.Successes, a.Healthy.HTTPStatuses = time.Second, 2, []int{200}
+				a.Healthy.Interval, a.Healthy.Successes, a.Healthy.HTTPStatuses = Seconds(time.Second), 2, []int{200}
 			},
 			passive: func(p *Passive) {
 				p.Enabled = true
@@ -697,11 +697,11 @@ func TestHealthcheckDefaults(t *testing.T) {
 `,
 			active: func(a *Active) {
 				*a = Active{
-					Enabled: true, Type: "https", HTTPPath: "/healthz", Timeout: 500 * time.Millisecond,
+					Enabled: true, Type: "https", HTTPPath: "/healthz", Timeout: Seconds(500 * time.Millisecond),
 					Concurrency: 3, HTTPSVerifyCertificate: false, HTTPSSNI: "api.example.com",
 					Headers:   map[string][]string{"X-Probe": {"yes"}, "Host": {"probe.local"}},
-					Healthy:   ActiveHealthy{Interval: 2500 * time.Millisecond, Successes: 3, HTTPStatuses: []int{200, 204}},
-					Unhealthy: ActiveUnhealthy{Interval: time.Second, HTTPFailures: 2, TCPFailures: 1, Timeouts: 4, HTTPStatuses: []int{503}},
+					Healthy:   ActiveHealthy{Interval: Seconds(2500 * time.Millisecond), Successes: 3, HTTPStatuses: []int{200, 204}},
+					Unhealthy: ActiveUnhealthy{Interval: Seconds(time.Second), HTTPFailures: 2, TCPFailures: 1, Timeouts: 4, HTTPStatuses: []int{503}},
 				}
 			},
 			passive: func(p *Passive) {
@@ -737,7 +737,7 @@ func TestHealthcheckDefaults(t *testing.T) {
 		})
 	}
 	// Kong's defaults themselves.
-	if a := kongActive; a.Type != "http" || a.HTTPPath != "/" || a.Timeout != time.Second || a.Concurrency != 10 ||
+	if a := kongActive; a.Type != "http" || a.HTTPPath != "/" || a.Timeout != Seconds(time.Second) || a.Concurrency != 10 ||
 		!a.HTTPSVerifyCertificate || a.Healthy.Interval != 0 || a.Healthy.Successes != 0 ||
 		!reflect.DeepEqual(a.Healthy.HTTPStatuses, []int{200, 302}) ||
 		!reflect.DeepEqual(a.Unhealthy.HTTPStatuses, []int{429, 404, 500, 501, 502, 503, 504, 505}) {

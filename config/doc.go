@@ -61,6 +61,14 @@
 //     package's decoder, the admin API's and its OpenAPI document read
 //     that table, and each entity's Validate holds its checks across
 //     fields, for every decoder and for a stored layer.
+//   - Upstreams and their targets are persisted the same way
+//     (UpstreamSchema, TargetSchema and their blocks' tables in
+//     upstreamfields.go; Upstream.Validate). A stored upstream may leave
+//     settings and blocks out to take the file's (nil blocks, empty
+//     strings); Upstream.Resolve is the one step that layers it over the
+//     file's upstream, and an effective upstream has every block set but
+//     SlowStart and RetryPolicy (nil for none). Durations keep their wire
+//     units through Duration ("30s") and Seconds (a number of seconds).
 //   - Plugins (top-level, or nested in a service, route or consumer), consumers
 //     and their keyauth_credentials follow Kong's declarative format; a
 //     plugin's config is checked by its schema (pluginschema.go, the one

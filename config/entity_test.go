@@ -12,7 +12,7 @@ import (
 // field of the same name at their own level, which encoding/json would
 // resolve by dropping one of them silently.
 func TestMetaNotShadowed(t *testing.T) {
-	for _, v := range []any{Service{}, Route{}} {
+	for _, v := range []any{Service{}, Upstream{}, Target{}, Route{}} {
 		typ := reflect.TypeOf(v)
 		metaKeys := map[string]bool{"id": true, "created_at": true, "updated_at": true, "deleted": true}
 		for i := 0; i < typ.NumField(); i++ {

@@ -135,46 +135,34 @@ type exKeyAuth struct {
 }
 
 type exUpstream struct {
-	ID               string            `yaml:"id,omitempty"`
-	Name             string            `yaml:"name"`
-	Algorithm        string            `yaml:"algorithm"`
-	HashOn           string            `yaml:"hash_on"`
-	HashFallback     string            `yaml:"hash_fallback"`
-	HashOnHeader     string            `yaml:"hash_on_header,omitempty"`
-	HashOnCookie     string            `yaml:"hash_on_cookie,omitempty"`
-	HashOnCookiePath string            `yaml:"hash_on_cookie_path"`
-	HashOnQueryArg   string            `yaml:"hash_on_query_arg,omitempty"`
-	HashOnURICapture string            `yaml:"hash_on_uri_capture,omitempty"`
-	Slots            int               `yaml:"slots"`
-	StickyCookie     string            `yaml:"sticky_sessions_cookie"`
-	StickyTTL        string            `yaml:"sticky_sessions_cookie_ttl"`
-	SlowStart        *exSlowStart      `yaml:"slow_start,omitempty"`
-	Panic            exPanic           `yaml:"panic"`
-	CircuitBreakers  exCircuitBreakers `yaml:"circuit_breakers"`
-	RetryBudget      exRetryBudget     `yaml:"retry_budget"`
-	RetryPolicy      *exRetryPolicy    `yaml:"retry_policy,omitempty"`
-	Healthchecks     exHealthchecks    `yaml:"healthchecks"`
-	Discovery        any               `yaml:"discovery,omitempty"`
-	Tags             []string          `yaml:"tags,omitempty"`
-	Targets          []exTarget        `yaml:"targets,omitempty"`
+	ID               string          `yaml:"id,omitempty"`
+	Name             string          `yaml:"name"`
+	Algorithm        string          `yaml:"algorithm"`
+	HashOn           string          `yaml:"hash_on"`
+	HashFallback     string          `yaml:"hash_fallback"`
+	HashOnHeader     string          `yaml:"hash_on_header,omitempty"`
+	HashOnCookie     string          `yaml:"hash_on_cookie,omitempty"`
+	HashOnCookiePath string          `yaml:"hash_on_cookie_path"`
+	HashOnQueryArg   string          `yaml:"hash_on_query_arg,omitempty"`
+	HashOnURICapture string          `yaml:"hash_on_uri_capture,omitempty"`
+	Slots            int             `yaml:"slots"`
+	StickyCookie     string          `yaml:"sticky_sessions_cookie"`
+	StickyTTL        string          `yaml:"sticky_sessions_cookie_ttl"`
+	SlowStart        *exSlowStart    `yaml:"slow_start,omitempty"`
+	Panic            Panic           `yaml:"panic"`
+	CircuitBreakers  CircuitBreakers `yaml:"circuit_breakers"`
+	RetryBudget      exRetryBudget   `yaml:"retry_budget"`
+	RetryPolicy      *exRetryPolicy  `yaml:"retry_policy,omitempty"`
+	Healthchecks     exHealthchecks  `yaml:"healthchecks"`
+	Discovery        any             `yaml:"discovery,omitempty"`
+	Tags             []string        `yaml:"tags,omitempty"`
+	Targets          []exTarget      `yaml:"targets,omitempty"`
 }
 
 type exSlowStart struct {
 	Window           string  `yaml:"window"`
 	Aggression       float64 `yaml:"aggression"`
 	MinWeightPercent float64 `yaml:"min_weight_percent"`
-}
-
-type exPanic struct {
-	MinHealthyPercent float64 `yaml:"min_healthy_percent"`
-	Mode              string  `yaml:"mode"`
-}
-
-type exCircuitBreakers struct {
-	MaxRequests        int `yaml:"max_requests"`
-	MaxRetries         int `yaml:"max_retries"`
-	MaxConnections     int `yaml:"max_connections"`
-	MaxPendingRequests int `yaml:"max_pending_requests"`
 }
 
 type exRetryPolicy struct {
@@ -322,12 +310,10 @@ func exportUpstream(u *Upstream) exUpstream {
 		ID: u.ID, Name: u.Name, Algorithm: u.Algorithm, HashOn: u.HashOn, HashFallback: u.HashFallback,
 		HashOnHeader: u.HashOnHeader, HashOnCookie: u.HashOnCookie, HashOnCookiePath: u.HashOnCookiePath,
 		HashOnQueryArg: u.HashOnQueryArg, HashOnURICapture: u.HashOnURICapture, Slots: u.Slots,
-		StickyCookie: u.StickyCookie, StickyTTL: durText(u.StickyTTL),
-		Panic: exPanic{MinHealthyPercent: u.Panic.MinHealthyPercent, Mode: u.Panic.Mode},
-		CircuitBreakers: exCircuitBreakers{MaxRequests: u.CircuitBreakers.MaxRequests, MaxRetries: u.CircuitBreakers.MaxRetries,
-			MaxConnections: u.CircuitBreakers.MaxConnections, MaxPendingRequests: u.CircuitBreakers.MaxPendingRequests},
+		StickyCookie: u.StickyCookie, StickyTTL: durText(u.StickyLifetime()),
+		Panic: *u.Panic, CircuitBreakers: *u.CircuitBreakers,
 		RetryBudget: exRetryBudget{RetryRatio: u.RetryBudget.RetryRatio, MinRetriesPerSecond: u.RetryBudget.MinRetriesPerSecond,
-			TTL: durText(u.RetryBudget.TTL)},
+			TTL: durText(time.Duration(u.RetryBudget.TTL))},
 		Tags: u.Tags,
 	}
 	if rp := u.RetryPolicy; rp != nil {
@@ -343,7 +329,7 @@ func exportUpstream(u *Upstream) exUpstream {
 		}
 	}
 	if s := u.SlowStart; s != nil {
-		out.SlowStart = &exSlowStart{Window: durText(s.Window), Aggression: s.Aggression, MinWeightPercent: s.MinWeightPercent}
+		out.SlowStart = &exSlowStart{Window: durText(time.Duration(s.Window)), Aggression: s.Aggression, MinWeightPercent: s.MinWeightPercent}
 	}
 	if u.Discovery != nil {
 		out.Discovery = u.Discovery.Source
@@ -352,11 +338,11 @@ func exportUpstream(u *Upstream) exUpstream {
 	out.Healthchecks.Threshold = h.Threshold
 	if a := h.Active; a.Enabled {
 		out.Healthchecks.Active = &exActive{
-			Type: a.Type, GRPCService: a.GRPCService, HTTPPath: a.HTTPPath, Timeout: a.Timeout.Seconds(),
+			Type: a.Type, GRPCService: a.GRPCService, HTTPPath: a.HTTPPath, Timeout: a.Timeout.Float(),
 			Concurrency: a.Concurrency, HTTPSVerifyCertificate: a.HTTPSVerifyCertificate, HTTPSSNI: a.HTTPSSNI, Headers: a.Headers,
-			Healthy: exCounters{Interval: ptrTo(a.Healthy.Interval.Seconds()), Successes: ptrTo(a.Healthy.Successes),
+			Healthy: exCounters{Interval: ptrTo(a.Healthy.Interval.Float()), Successes: ptrTo(a.Healthy.Successes),
 				HTTPStatuses: a.Healthy.HTTPStatuses},
-			Unhealthy: exCounters{Interval: ptrTo(a.Unhealthy.Interval.Seconds()), HTTPFailures: ptrTo(a.Unhealthy.HTTPFailures),
+			Unhealthy: exCounters{Interval: ptrTo(a.Unhealthy.Interval.Float()), HTTPFailures: ptrTo(a.Unhealthy.HTTPFailures),
 				TCPFailures: ptrTo(a.Unhealthy.TCPFailures), Timeouts: ptrTo(a.Unhealthy.Timeouts), HTTPStatuses: a.Unhealthy.HTTPStatuses},
 		}
 	}
@@ -370,7 +356,7 @@ func exportUpstream(u *Upstream) exUpstream {
 		}
 		if sr := p.SuccessRate; sr != nil {
 			out.Healthchecks.Passive.SuccessRate = &exSuccessRate{MinimumHosts: sr.MinimumHosts, RequestVolume: sr.RequestVolume,
-				StdevFactor: sr.StdevFactor, Interval: durText(sr.Interval)}
+				StdevFactor: sr.StdevFactor, Interval: durText(time.Duration(sr.Interval))}
 		}
 	}
 	for _, t := range u.Targets {

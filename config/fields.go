@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The entities' fields, stated once as data (as pluginschema.go does for
@@ -31,6 +32,7 @@ const (
 	FieldStrings                  // *[]string: strings each normalised by Check, distinct
 	FieldTexts                    // *[]string: free text (the file keeps duplicates, the API refuses them)
 	FieldTags                     // *[]string: tags (CheckTag), distinct
+	FieldFloat                    // *float64 in Min..Max
 	FieldCustom                   // decoded by each decoder's own code
 )
 
@@ -39,7 +41,8 @@ const (
 type FieldSpec struct {
 	Name string
 	Type FieldType
-	// Min and Max bound FieldInt, FieldOptInt and FieldMillis.
+	// Min and Max bound FieldInt, FieldOptInt, FieldMillis and
+	// FieldFloat.
 	Min, Max int64
 	// OneOf lists a FieldString's values.
 	OneOf []string
@@ -103,7 +106,7 @@ func schemaBounds[T any](s *Schema[T]) []Bound {
 			continue
 		}
 		switch f.Type {
-		case FieldInt, FieldOptInt, FieldMillis:
+		case FieldInt, FieldOptInt, FieldMillis, FieldFloat:
 			out = append(out, Bound{s.Kind, f.Name, float64(f.Min), float64(f.Max)})
 		}
 	}
@@ -125,6 +128,10 @@ type Problem struct {
 	// Because names the fields whose values make Field's wrong
 	// ("protocol"); none when Field's own value does.
 	Because []string
+	// Got and Bound are, for a duration under another field's value
+	// (Because[0]), the two values, for the decoders that word them in
+	// their own unit.
+	Got, Bound time.Duration
 }
 
 // ProblemsError joins problems into one error, "field: msg; ...".

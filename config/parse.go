@@ -279,43 +279,19 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 	u := defaultUpstream()
 	u.Pos = pos(n)
 	var name named
-	seen := d.mapping(n, "upstream", "upstream", append([]field{
-		{"name", func(v *yaml.Node) {
-			if s, ok := d.str(v, "name"); ok {
-				if err := CheckUpstreamName(s); err != nil {
-					d.errorf(deref(v), "name: %v", err)
-					return
-				}
-				u.Name, name = s, named{s, deref(v)}
-			}
-		}},
-		{"algorithm", d.enumField(&u.Algorithm, "algorithm", Algorithms()...)},
-		{"hash_on", d.enumField(&u.HashOn, "hash_on", HashOnValues()...)},
-		{"hash_fallback", d.enumField(&u.HashFallback, "hash_fallback", HashOnValues()...)},
-		{"hash_on_header", d.strField(&u.HashOnHeader, "hash_on_header", CheckToken)},
-		{"hash_on_cookie", d.strField(&u.HashOnCookie, "hash_on_cookie", CheckToken)},
-		{"hash_on_cookie_path", d.strField(&u.HashOnCookiePath, "hash_on_cookie_path", checkPath)},
-		{"hash_on_query_arg", d.strField(&u.HashOnQueryArg, "hash_on_query_arg", checkNonEmpty)},
-		{"hash_on_uri_capture", d.strField(&u.HashOnURICapture, "hash_on_uri_capture", checkNonEmpty)},
-		{"slots", d.intField(&u.Slots, "slots", MinSlots, MaxSlots)},
-		{"tags", d.tags(&u.Tags)},
-		{"sticky_sessions_cookie", d.strField(&u.StickyCookie, "sticky_sessions_cookie", CheckToken)},
-		{"sticky_sessions_cookie_ttl", d.durationField(&u.StickyTTL, "sticky_sessions_cookie_ttl", false)},
-		{"slow_start", func(v *yaml.Node) { u.SlowStart = d.slowStart(v) }},
-		{"panic", func(v *yaml.Node) { d.panicBlock(v, &u.Panic) }},
-		{"circuit_breakers", func(v *yaml.Node) {
-			d.mapping(v, "circuit_breakers", "circuit_breakers", []field{
-				{"max_requests", d.intField(&u.CircuitBreakers.MaxRequests, "max_requests", 0, MaxBreakerLimit)},
-				{"max_retries", d.intField(&u.CircuitBreakers.MaxRetries, "max_retries", 0, MaxBreakerLimit)},
-				{"max_connections", d.intField(&u.CircuitBreakers.MaxConnections, "max_connections", 0, MaxBreakerLimit)},
-				{"max_pending_requests", d.intField(&u.CircuitBreakers.MaxPendingRequests, "max_pending_requests", 0, MaxBreakerLimit)},
-			})
-		}},
-		{"retry_budget", func(v *yaml.Node) { d.retryBudget(v, &u.RetryBudget) }},
-		{"retry_policy", func(v *yaml.Node) { u.RetryPolicy = d.retryPolicy(v) }},
-		{"healthchecks", func(v *yaml.Node) { d.healthchecks(v, &u.Healthchecks) }},
-		{"discovery", func(v *yaml.Node) { u.Discovery = d.discovery(v) }},
-		{"targets", func(v *yaml.Node) {
+	var nested upstreamSeen
+	seen := d.mapping(n, "upstream", "upstream", append(schemaFields(d, UpstreamSchema(), &u, map[string]func(*yaml.Node){
+		"sticky_sessions_cookie_ttl": d.durationField((*time.Duration)(u.StickyTTL), "sticky_sessions_cookie_ttl", false),
+		"slow_start":                 func(v *yaml.Node) { u.SlowStart, nested.slowStart, nested.slowStartAt = d.slowStart(v) },
+		"panic":                      func(v *yaml.Node) { d.panicBlock(v, u.Panic) },
+		"circuit_breakers": func(v *yaml.Node) {
+			d.mapping(v, "circuit_breakers", "circuit_breakers", schemaFields(d, CircuitBreakersSchema(), u.CircuitBreakers, nil))
+		},
+		"retry_budget": func(v *yaml.Node) { d.retryBudget(v, u.RetryBudget) },
+		"retry_policy": func(v *yaml.Node) { u.RetryPolicy, nested.backoff = d.retryPolicy(v) },
+		"healthchecks": func(v *yaml.Node) { nested.active, nested.passive = d.healthchecks(v, u.Healthchecks) },
+		"discovery":    func(v *yaml.Node) { u.Discovery = d.discovery(v) },
+		"targets": func(v *yaml.Node) {
 			first := make(map[string]*yaml.Node)
 			d.list(v, "targets", func(item *yaml.Node) {
 				t, at := d.target(item)
@@ -328,44 +304,76 @@ func (d *decoder) upstream(n *yaml.Node) (Upstream, named) {
 				}
 				u.Targets = append(u.Targets, t)
 			})
-		}},
-	}, d.kongFields(KindUpstream, &u.ID)...))
+		},
+	}), d.kongFields(KindUpstream, &u.ID)...))
 	if seen == nil {
 		return u, name
 	}
-	if _, ok := seen["name"]; !ok {
+	if e, ok := seen["name"]; !ok {
 		d.errorAt(u.Pos, "upstream: name is required")
+	} else if e.ok {
+		name = named{u.Name, deref(e.val)}
 	}
-	d.checkHashing(&u, seen)
+	nested.top = seen
+	d.upstreamProblems(u.Validate(), &nested)
 	return u, name
 }
 
-// checkHashing checks the hash_on / hash_fallback combination and that
-// the inputs they need are named.
-func (d *decoder) checkHashing(u *Upstream, seen map[string]entry) {
-	on, onOK := seen["hash_on"]
-	fb, fbOK := seen["hash_fallback"]
-	if (onOK && !on.ok) || (fbOK && !fb.ok) {
-		return // already reported
-	}
-	fbValid := true
-	if fbOK {
-		if why := HashFallbackProblem(u.HashOn, u.HashFallback); why != "" {
-			d.errorf(deref(fb.val), "hash_fallback: %s", why)
-			fbValid = false
+// upstreamSeen is what an upstream's mappings held, for
+// upstreamProblems: the upstream's own, its slow_start's (and where it
+// is), its retry_backoff's and its active and passive checkers'.
+type upstreamSeen struct {
+	top, slowStart, backoff, active, passive map[string]entry
+	slowStartAt                              Pos
+}
+
+// upstreamProblems reports the problems Upstream.Validate found, each at
+// the node of the field it concerns, unless that field's own error was
+// reported already (or, for a missing setting, the field was given).
+func (d *decoder) upstreamProblems(ps []Problem, s *upstreamSeen) {
+	on, onOK := s.top["hash_on"]
+	fb, fbOK := s.top["hash_fallback"]
+	hashingOK := !(onOK && !on.ok) && !(fbOK && !fb.ok)
+	fallbackRefused := false
+	for _, p := range ps {
+		switch {
+		case p.Field == "hash_fallback":
+			if hashingOK && fbOK {
+				d.errorf(deref(fb.val), "hash_fallback: %s", p.Msg)
+				fallbackRefused = true
+			}
+		case strings.HasPrefix(p.Field, "hash_on_"):
+			by := p.Because[0]
+			e, ok := s.top[by]
+			if _, given := s.top[p.Field]; !hashingOK || !ok || given || (by == "hash_fallback" && fallbackRefused) {
+				continue
+			}
+			d.errorf(deref(e.val), "%s: %s is %s", by, p.Field, p.Msg)
+		case p.Field == "slow_start.aggression":
+			if e, ok := s.slowStart["aggression"]; ok && e.ok {
+				d.errorf(deref(e.val), "aggression: %s", p.Msg)
+			}
+		case p.Field == "slow_start.window":
+			if _, given := s.slowStart["window"]; s.slowStart != nil && !given {
+				d.errorAt(s.slowStartAt, "slow_start: window is required")
+			}
+		case p.Field == "healthchecks.active.grpc_service":
+			if e, ok := s.active["grpc_service"]; ok && e.ok && allOK(s.active, "type") {
+				d.errorf(deref(e.key), "grpc_service: %s", p.Msg)
+			}
+		case p.Field == "healthchecks.passive.max_ejection_time":
+			if s.passive != nil && allOK(s.passive, "base_ejection_time", "max_ejection_time") {
+				e, ok := s.passive["max_ejection_time"]
+				if !ok {
+					e = s.passive["base_ejection_time"]
+				}
+				d.errorf(deref(e.val), "%s: max_ejection_time %s", e.key.Value, p.Msg)
+			}
+		case p.Field == "retry_policy.retry_backoff.max_interval":
+			if e, ok := s.backoff["max_interval"]; ok && allOK(s.backoff, "base_interval", "max_interval") {
+				d.errorf(deref(e.val), "max_interval: %s", p.Msg)
+			}
 		}
-	}
-	inputs := HashInputs{Header: u.HashOnHeader, Cookie: u.HashOnCookie, QueryArg: u.HashOnQueryArg, URICapture: u.HashOnURICapture}
-	need := func(input string, e entry, key string) {
-		if _, given := seen["hash_on_"+input]; inputs.Missing(input) && !given {
-			d.errorf(deref(e.val), "%s: hash_on_%s is required when %s is %s", key, input, key, input)
-		}
-	}
-	if onOK {
-		need(u.HashOn, on, "hash_on")
-	}
-	if fbOK && fbValid {
-		need(u.HashFallback, fb, "hash_fallback")
 	}
 }
 
@@ -374,9 +382,10 @@ func (d *decoder) target(n *yaml.Node) (t Target, at *yaml.Node) { return d.targ
 
 // targetWith decodes one target that may also have the extra fields.
 func (d *decoder) targetWith(n *yaml.Node, extra ...field) (t Target, at *yaml.Node) {
-	t = Target{Pos: pos(n), Weight: DefaultWeight}
-	seen := d.mapping(n, "target", "target", append([]field{
-		{"target", func(v *yaml.Node) {
+	t = TargetSchema().New()
+	t.Pos = pos(n)
+	seen := d.mapping(n, "target", "target", append(schemaFields(d, TargetSchema(), &t, map[string]func(*yaml.Node){
+		"target": func(v *yaml.Node) {
 			s, ok := d.str(v, "target")
 			if !ok {
 				return
@@ -387,13 +396,8 @@ func (d *decoder) targetWith(n *yaml.Node, extra ...field) (t Target, at *yaml.N
 				return
 			}
 			t.Target, at = norm, deref(v)
-		}},
-		{"weight", d.intField(&t.Weight, "weight", 0, MaxWeight)},
-		{"tags", d.tags(&t.Tags)},
-		{"priority", d.intField(&t.Priority, "priority", 0, MaxPriority)},
-		{"backup", d.boolField(&t.Backup, "backup")},
-		{"zone", d.strField(&t.Zone, "zone", CheckTag)},
-	}, append(extra, d.kongFields(KindTarget, &t.ID)...)...))
+		},
+	}), append(extra, d.kongFields(KindTarget, &t.ID)...)...))
 	if seen != nil {
 		if _, ok := seen["target"]; !ok {
 			d.errorAt(t.Pos, "target: target (host:port) is required")
@@ -402,40 +406,26 @@ func (d *decoder) targetWith(n *yaml.Node, extra ...field) (t Target, at *yaml.N
 	return t, at
 }
 
-func (d *decoder) slowStart(n *yaml.Node) *SlowStart {
-	s := &SlowStart{Aggression: 1, MinWeightPercent: 10}
-	at := pos(deref(n))
-	seen := d.mapping(n, "slow_start", "slow_start", []field{
-		{"window", d.durationField(&s.Window, "window", true)},
-		{"aggression", func(v *yaml.Node) {
-			if f, ok := d.number(v, "aggression", 0, MaxAggression); ok {
-				if f <= 0 {
-					d.errorf(deref(v), "aggression: must be greater than 0")
-					return
-				}
-				s.Aggression = f
-			}
-		}},
-		{"min_weight_percent", d.numberField(&s.MinWeightPercent, "min_weight_percent", 0, MaxPercent)},
-	})
-	if seen != nil {
-		if _, ok := seen["window"]; !ok {
-			d.errorAt(at, "slow_start: window is required")
-		}
-	}
-	return s
+// slowStart decodes a slow_start block; seen is its mapping (nil if it is
+// none), at where it is.
+func (d *decoder) slowStart(n *yaml.Node) (s *SlowStart, seen map[string]entry, at Pos) {
+	schema := SlowStartSchema()
+	s = ptrTo(schema.New())
+	seen = d.mapping(n, "slow_start", "slow_start", schemaFields(d, schema, s, map[string]func(*yaml.Node){
+		"window": d.durationField((*time.Duration)(&s.Window), "window", true),
+	}))
+	return s, seen, pos(deref(n))
 }
 
 func (d *decoder) retryBudget(n *yaml.Node, b *RetryBudget) {
-	d.mapping(n, "retry_budget", "retry_budget", []field{
-		{"retry_ratio", d.numberField(&b.RetryRatio, "retry_ratio", 0, MaxRetryRatio)},
-		{"min_retries_per_second", d.numberField(&b.MinRetriesPerSecond, "min_retries_per_second", 0, MaxMinRetriesPerSecond)},
-		{"ttl", d.durationBetween(&b.TTL, "ttl", MinRetryBudgetTTL, MaxRetryBudgetTTL)},
-	})
+	d.mapping(n, "retry_budget", "retry_budget", schemaFields(d, RetryBudgetSchema(), b, map[string]func(*yaml.Node){
+		"ttl": d.durationBetween((*time.Duration)(&b.TTL), "ttl", MinRetryBudgetTTL, MaxRetryBudgetTTL),
+	}))
 }
 
-// retryPolicy decodes a retry_policy block over DefaultRetryPolicy.
-func (d *decoder) retryPolicy(n *yaml.Node) *RetryPolicy {
+// retryPolicy decodes a retry_policy block over DefaultRetryPolicy;
+// backoff is its retry_backoff's mapping.
+func (d *decoder) retryPolicy(n *yaml.Node) (_ *RetryPolicy, backoff map[string]entry) {
 	rp := DefaultRetryPolicy()
 	limit := func(dst *time.Duration, label string) func(*yaml.Node) {
 		return func(v *yaml.Node) {
@@ -448,7 +438,6 @@ func (d *decoder) retryPolicy(n *yaml.Node) *RetryPolicy {
 			}
 		}
 	}
-	var backoff map[string]entry
 	seen := d.mapping(n, "retry_policy", "retry_policy", []field{
 		{"retry_on", func(v *yaml.Node) {
 			on := []string{}
@@ -478,19 +467,13 @@ func (d *decoder) retryPolicy(n *yaml.Node) *RetryPolicy {
 		}},
 	})
 	if seen == nil {
-		return nil
+		return nil, nil
 	}
-	if e, ok := backoff["max_interval"]; ok && allOK(backoff, "base_interval", "max_interval") && rp.BackoffMax < rp.BackoffBase {
-		d.errorf(deref(e.val), "max_interval: %v is less than base_interval %v", rp.BackoffMax, rp.BackoffBase)
-	}
-	return &rp
+	return &rp, backoff
 }
 
 func (d *decoder) panicBlock(n *yaml.Node, p *Panic) {
-	d.mapping(n, "panic", "panic", []field{
-		{"min_healthy_percent", d.numberField(&p.MinHealthyPercent, "min_healthy_percent", 0, MaxPercent)},
-		{"mode", d.enumField(&p.Mode, "mode", PanicModes()...)},
-	})
+	d.mapping(n, "panic", "panic", schemaFields(d, PanicSchema(), p, nil))
 }
 
 // CheckGRPCService reports a gRPC health service name that cannot be sent:
@@ -507,18 +490,20 @@ func CheckGRPCService(s string) error {
 	return nil
 }
 
-func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) {
-	d.mapping(n, "healthchecks", "healthchecks", []field{
-		{"threshold", d.numberField(&h.Threshold, "threshold", 0, MaxPercent)},
-		{"active", func(v *yaml.Node) {
+// healthchecks decodes a healthchecks block; active and passive are its
+// checkers' mappings.
+func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) (active, passive map[string]entry) {
+	d.mapping(n, "healthchecks", "healthchecks", schemaFields(d, HealthchecksSchema(), h, map[string]func(*yaml.Node){
+		"active": func(v *yaml.Node) {
 			h.Active.Enabled = true
-			d.active(v, &h.Active)
-		}},
-		{"passive", func(v *yaml.Node) {
+			active = d.active(v, &h.Active)
+		},
+		"passive": func(v *yaml.Node) {
 			h.Passive.Enabled = true
-			d.passive(v, &h.Passive)
-		}},
-	})
+			passive = d.passive(v, &h.Passive)
+		},
+	}))
+	return active, passive
 }
 
 // noneOf reports whether seen (a decoded mapping) holds none of keys.
@@ -534,37 +519,26 @@ func noneOf(seen map[string]entry, keys ...string) bool {
 	return true
 }
 
-func (d *decoder) active(n *yaml.Node, a *Active) {
+func (d *decoder) active(n *yaml.Node, a *Active) map[string]entry {
 	const ctx = "healthchecks.active"
-	seen := d.mapping(n, "active", ctx, []field{
-		{"type", d.enumField(&a.Type, "type", ActiveCheckTypes()...)},
-		{"grpc_service", d.strField(&a.GRPCService, "grpc_service", CheckGRPCService)},
-		{"http_path", d.strField(&a.HTTPPath, "http_path", checkPath)},
-		{"timeout", d.secondsField(&a.Timeout, "timeout", true)},
-		{"concurrency", d.intField(&a.Concurrency, "concurrency", MinConcurrency, MaxConcurrency)},
-		{"https_verify_certificate", d.boolField(&a.HTTPSVerifyCertificate, "https_verify_certificate")},
-		{"https_sni", d.strField(&a.HTTPSSNI, "https_sni", func(s string) error {
-			if s != "" && !ValidHostname(s) {
-				return fmt.Errorf("%s is not a valid server name", quote(s))
-			}
-			return nil
-		})},
-		{"headers", func(v *yaml.Node) { a.Headers = d.headers(v, false) }},
-		{"healthy", func(v *yaml.Node) {
+	seen := d.mapping(n, "active", ctx, schemaFields(d, ActiveSchema(), a, map[string]func(*yaml.Node){
+		"timeout": d.secondsField((*time.Duration)(&a.Timeout), "timeout", true),
+		"headers": func(v *yaml.Node) { a.Headers = d.headers(v, false) },
+		"healthy": func(v *yaml.Node) {
 			h := &a.Healthy
 			seen := d.mapping(v, "healthy", ctx+".healthy", []field{
-				{"interval", d.secondsField(&h.Interval, "interval", false)},
+				{"interval", d.secondsField((*time.Duration)(&h.Interval), "interval", false)},
 				{"successes", d.intField(&h.Successes, "successes", 0, MaxCounter)},
 				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
 			})
 			if noneOf(seen, "interval", "successes") {
 				h.Interval, h.Successes = 1e9, 2
 			}
-		}},
-		{"unhealthy", func(v *yaml.Node) {
+		},
+		"unhealthy": func(v *yaml.Node) {
 			h := &a.Unhealthy
 			seen := d.mapping(v, "unhealthy", ctx+".unhealthy", []field{
-				{"interval", d.secondsField(&h.Interval, "interval", false)},
+				{"interval", d.secondsField((*time.Duration)(&h.Interval), "interval", false)},
 				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, MaxCounter)},
 				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, MaxCounter)},
 				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, MaxCounter)},
@@ -573,17 +547,20 @@ func (d *decoder) active(n *yaml.Node, a *Active) {
 			if noneOf(seen, "interval", "http_failures", "tcp_failures", "timeouts") {
 				h.Interval, h.HTTPFailures, h.TCPFailures, h.Timeouts = 1e9, 5, 2, 3
 			}
-		}},
-	})
-	if e, ok := seen["grpc_service"]; ok && e.ok && allOK(seen, "type") && !GRPCType(a.Type) {
-		d.errorf(deref(e.key), "grpc_service: only used by checks of type grpc or grpcs (type is %s)", a.Type)
+		},
+	}))
+	if e, ok := seen["grpc_service"]; ok && e.ok && a.GRPCService == "" && allOK(seen, "type") && !GRPCType(a.Type) {
+		// The file refuses even an empty grpc_service on such a check
+		// (Validate, seeing no name, has nothing to say).
+		d.errorf(deref(e.key), "grpc_service: %s", grpcServiceWhy(a.Type))
 	}
+	return seen
 }
 
 // GRPCType reports whether an active check type speaks gRPC.
 func GRPCType(typ string) bool { return typ == "grpc" || typ == "grpcs" }
 
-func (d *decoder) passive(n *yaml.Node, p *Passive) {
+func (d *decoder) passive(n *yaml.Node, p *Passive) map[string]entry {
 	const ctx = "healthchecks.passive"
 	seen := d.mapping(n, "passive", ctx, []field{
 		{"type", d.enumField(&p.Type, "type", PassiveCheckTypes()...)},
@@ -623,24 +600,14 @@ func (d *decoder) passive(n *yaml.Node, p *Passive) {
 		{"max_ejection_time", d.durationField(&p.MaxEjectionTime, "max_ejection_time", true)},
 		{"success_rate", func(v *yaml.Node) {
 			sr := DefaultSuccessRate()
-			if d.mapping(v, "success_rate", ctx+".success_rate", []field{
-				{"minimum_hosts", d.intField(&sr.MinimumHosts, "minimum_hosts", MinSuccessRateHosts, MaxSuccessRateCount)},
-				{"request_volume", d.intField(&sr.RequestVolume, "request_volume", 1, MaxSuccessRateCount)},
-				{"stdev_factor", d.intField(&sr.StdevFactor, "stdev_factor", 1, MaxSuccessRateCount)},
-				{"interval", d.durationBetween(&sr.Interval, "interval", MinSuccessRateInterval, MaxSuccessRateInterval)},
-			}) != nil {
+			if d.mapping(v, "success_rate", ctx+".success_rate", schemaFields(d, SuccessRateSchema(), &sr, map[string]func(*yaml.Node){
+				"interval": d.durationBetween((*time.Duration)(&sr.Interval), "interval", MinSuccessRateInterval, MaxSuccessRateInterval),
+			})) != nil {
 				p.SuccessRate = &sr
 			}
 		}},
 	})
-	if seen == nil || !allOK(seen, "base_ejection_time", "max_ejection_time") || p.MaxEjectionTime >= p.BaseEjectionTime {
-		return
-	}
-	e, ok := seen["max_ejection_time"]
-	if !ok {
-		e = seen["base_ejection_time"]
-	}
-	d.errorf(deref(e.val), "%s: max_ejection_time %v is less than base_ejection_time %v", e.key.Value, p.MaxEjectionTime, p.BaseEjectionTime)
+	return seen
 }
 
 // headers decodes a map of header name to values (a list, or a single

@@ -135,16 +135,17 @@ type Bound struct {
 // field table (fields.go) from it, the others' as the decoders read the
 // constants themselves.
 func Bounds() []Bound {
-	return append(append(schemaBounds(ServiceSchema()), schemaBounds(RouteSchema())...), []Bound{
-		{KindUpstream, "slots", MinSlots, MaxSlots},
-		{KindUpstream, "slow_start.min_weight_percent", 0, MaxPercent},
-		{KindUpstream, "slow_start.aggression", 0, MaxAggression},
-		{KindUpstream, "panic.min_healthy_percent", 0, MaxPercent},
-		{KindTarget, "weight", 0, MaxWeight},
-		{KindTarget, "priority", 0, MaxPriority},
-		{"healthchecks", "threshold", 0, MaxPercent},
+	out := slices.Concat(schemaBounds(ServiceSchema()), schemaBounds(RouteSchema()), schemaBounds(UpstreamSchema()), schemaBounds(TargetSchema()))
+	for _, b := range slices.Concat(schemaBounds(SlowStartSchema()), schemaBounds(CircuitBreakersSchema()), schemaBounds(PanicSchema()),
+		schemaBounds(RetryBudgetSchema())) {
+		out = append(out, Bound{KindUpstream, b.Kind + "." + b.Path, b.Min, b.Max})
+	}
+	out = append(out, schemaBounds(HealthchecksSchema())...)
+	for _, b := range schemaBounds(ActiveSchema()) {
+		out = append(out, Bound{"healthchecks", "active." + b.Path, b.Min, b.Max})
+	}
+	return append(out, []Bound{
 		{"healthchecks", "active.timeout", 0, MaxSeconds},
-		{"healthchecks", "active.concurrency", MinConcurrency, MaxConcurrency},
 		{"rollout", "max_error_rate_increase", 0, MaxErrorRateIncrease},
 		{"rollout", "max_p99_ratio", MinP99Ratio, MaxP99Ratio},
 		{"rollout", "min_requests", 0, MaxMinRequests},

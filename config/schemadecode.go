@@ -73,6 +73,8 @@ func (d *decoder) specField(f *FieldSpec, p any) func(*yaml.Node) {
 		}
 	case *Millis:
 		return d.millisecondsField(p, f.Name, f.Min, f.Max)
+	case *float64:
+		return d.numberField(p, f.Name, float64(f.Min), float64(f.Max))
 	case *bool:
 		return d.boolField(p, f.Name)
 	case **bool:

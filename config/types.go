@@ -148,74 +148,98 @@ type Log struct {
 	AccessLogSuccessSampleRatio float64
 }
 
-// Upstream is a named set of targets with a load-balancing algorithm.
+// Upstream is a named set of targets with a load-balancing algorithm. It
+// is the one definition of the entity: the file decodes into it, the
+// admin layer (package state) stores it as JSON under the tags below, and
+// the admin API edits it.
+//
+// A decoded (file) upstream and an effective one (Resolve) have every
+// setting filled in and every block set, except SlowStart and RetryPolicy,
+// which are nil for none. An upstream stored in the admin layer may leave
+// settings out, and then takes the file's upstream of the same name (or
+// the defaults): an empty string or zero Slots, a nil StickyTTL and a nil
+// block mean "the file's"; Resolve is the one step that applies that.
 type Upstream struct {
-	Pos Pos
-	// Discovery lists the upstream's discovery sources; nil when absent.
-	Discovery *Discovery
-	// ID is the file's id, a lower-cased UUID; "" when it gives none
+	// Meta is the admin layer's bookkeeping; in a file upstream only ID
+	// is set: the file's id, a lower-cased UUID, or "" when it gives none
 	// (the admin API then derives one from the name, StableID).
-	ID string
+	Meta
+	Pos Pos `json:"-"`
+	// Discovery lists the upstream's discovery sources; nil when absent.
+	// Only the file sets it: the admin layer keeps the file's.
+	Discovery *Discovery `json:"-"`
 	// Name is hostname-like: dot-separated labels of letters, digits, '-'
 	// and '_'.
-	Name string
+	Name string `json:"name"`
 	// Algorithm is one of round-robin, consistent-hashing,
 	// least-connections, latency, sticky-sessions, random.
-	Algorithm string
+	Algorithm string `json:"algorithm,omitempty"`
 	// HashOn and HashFallback are one of none, ip, header, cookie, path,
 	// query_arg, uri_capture. The HashOn* fields below hold the name the
 	// chosen input is read from; the one needed is always set.
-	HashOn           string
-	HashFallback     string
-	HashOnHeader     string
-	HashOnCookie     string
-	HashOnCookiePath string
-	HashOnQueryArg   string
-	HashOnURICapture string
+	HashOn           string `json:"hash_on,omitempty"`
+	HashFallback     string `json:"hash_fallback,omitempty"`
+	HashOnHeader     string `json:"hash_on_header,omitempty"`
+	HashOnCookie     string `json:"hash_on_cookie,omitempty"`
+	HashOnCookiePath string `json:"hash_on_cookie_path,omitempty"`
+	HashOnQueryArg   string `json:"hash_on_query_arg,omitempty"`
+	HashOnURICapture string `json:"hash_on_uri_capture,omitempty"`
 	// Slots is the size of the consistent-hashing ring.
-	Slots        int
-	StickyCookie string
+	Slots        int    `json:"slots,omitempty"`
+	StickyCookie string `json:"sticky_sessions_cookie,omitempty"`
 	// StickyTTL is the sticky-session cookie's lifetime; 0 means a session
-	// cookie.
-	StickyTTL time.Duration
-	// SlowStart is nil unless the file has a slow_start block.
-	SlowStart    *SlowStart
-	Panic        Panic
-	Healthchecks Healthchecks
+	// cookie (StickyLifetime reads it).
+	StickyTTL *Duration `json:"sticky_sessions_cookie_ttl,omitempty"`
+	// SlowStart is nil unless the upstream has a slow_start block. In the
+	// admin layer a block of zero Window removes the file's.
+	SlowStart    *SlowStart    `json:"slow_start,omitempty"`
+	Panic        *Panic        `json:"panic,omitempty"`
+	Healthchecks *Healthchecks `json:"healthchecks,omitempty"`
 	// CircuitBreakers limits what is in progress at once; zero fields
 	// are unlimited.
-	CircuitBreakers CircuitBreakers
+	CircuitBreakers *CircuitBreakers `json:"circuit_breakers,omitempty"`
 	// RetryBudget bounds retries to a share of recent requests; on by
 	// default.
-	RetryBudget RetryBudget
+	RetryBudget *RetryBudget `json:"retry_budget,omitempty"`
 	// RetryPolicy is how the upstream's requests are retried; nil when
-	// the file has no retry_policy block (the built-in behaviour).
-	RetryPolicy *RetryPolicy
+	// the upstream has no retry_policy block (the built-in behaviour).
+	RetryPolicy *RetryPolicy `json:"retry_policy,omitempty"`
 	// Targets is the upstream's static targets, possibly none.
-	Targets []Target
+	Targets []Target `json:"targets,omitempty"`
 	// Tags are checked by CheckTag, distinct; nil when absent.
-	Tags []string
+	Tags []string `json:"tags,omitempty"`
 }
 
-// Target is one backend address of an upstream.
+// StickyLifetime is the sticky-session cookie's lifetime of an effective
+// upstream (0: a session cookie).
+func (u *Upstream) StickyLifetime() time.Duration {
+	if u.StickyTTL == nil {
+		return DefaultStickyTTL
+	}
+	return time.Duration(*u.StickyTTL)
+}
+
+// Target is one backend address of an upstream; the admin layer stores it
+// under the tags below.
 type Target struct {
-	Pos Pos
-	// ID is the file's id; "" when it gives none (see Upstream.ID).
-	ID string
+	// Meta is the admin layer's bookkeeping; a file target sets only ID,
+	// the file's ("" when it gives none; see Upstream).
+	Meta
+	Pos Pos `json:"-"`
 	// Target is the normalised "host:port": host lower-cased, IP addresses
 	// in canonical form, IPv6 in brackets.
-	Target string
+	Target string `json:"target"`
 	// Weight is 0..65535; 0 means the target receives no new requests.
-	Weight int
+	Weight int `json:"weight"`
 	// Tags are checked by CheckTag, distinct; nil when absent.
-	Tags []string
+	Tags []string `json:"tags,omitempty"`
 	// Priority is the target's priority level, 0..MaxPriority (lower
 	// first); Backup marks a target that takes traffic only when no
 	// primary target is healthy.
-	Priority int
-	Backup   bool
+	Priority int  `json:"priority,omitempty"`
+	Backup   bool `json:"backup,omitempty"`
 	// Zone is the target's zone for zone-aware routing ("" when unset).
-	Zone string
+	Zone string `json:"zone,omitempty"`
 }
 
 // Service is a backend the routes proxy to. It is also the admin layer's
@@ -323,9 +347,9 @@ func (r Route) WithDefaults() Route {
 
 // SlowStart ramps a new or recovered target's weight up over a window.
 type SlowStart struct {
-	Window           time.Duration
-	Aggression       float64
-	MinWeightPercent float64
+	Window           Duration `json:"window"`
+	Aggression       float64  `json:"aggression"`
+	MinWeightPercent float64  `json:"min_weight_percent"`
 }
 
 // CircuitBreakers are an upstream's limits (Envoy's thresholds) on counts
@@ -333,18 +357,21 @@ type SlowStart struct {
 // answered 503 at once.
 type CircuitBreakers struct {
 	// MaxRequests bounds the requests in progress to the upstream.
-	MaxRequests int
+	MaxRequests int `json:"max_requests" yaml:"max_requests"`
 	// MaxRetries bounds the retries in progress to the upstream.
-	MaxRetries int
+	MaxRetries int `json:"max_retries" yaml:"max_retries"`
 	// MaxConnections bounds the open connections to the upstream's
 	// targets (the HTTP/1.1 engine's pools).
-	MaxConnections int
+	MaxConnections int `json:"max_connections" yaml:"max_connections"`
 	// MaxPendingRequests bounds the requests waiting for a connection
 	// while MaxConnections are open; 0: none waits (503 at once).
-	MaxPendingRequests int
+	MaxPendingRequests int `json:"max_pending_requests" yaml:"max_pending_requests"`
 }
 
-// RetryPolicy is an upstream's retry policy (Envoy's retry_policy).
+// RetryPolicy is an upstream's retry policy (Envoy's retry_policy). In
+// JSON (MarshalJSON) durations are seconds and the backoff is nested:
+// {"retry_on", "per_try_timeout", "timeout", "retry_backoff":
+// {"base_interval", "max_interval"}}.
 type RetryPolicy struct {
 	// RetryOn lists RetryOnConditions names, HTTP statuses (as decimal
 	// strings) and GRPCRetryOnConditions names.
@@ -364,116 +391,120 @@ type RetryPolicy struct {
 type SuccessRate struct {
 	// MinimumHosts is how many targets need RequestVolume requests in an
 	// interval for the rates to be compared.
-	MinimumHosts int
+	MinimumHosts int `json:"minimum_hosts"`
 	// RequestVolume is the requests a target needs in an interval to be
 	// judged.
-	RequestVolume int
+	RequestVolume int `json:"request_volume"`
 	// StdevFactor: a target is ejected when its success rate is under
 	// mean − (StdevFactor/1000) × stdev.
-	StdevFactor int
+	StdevFactor int `json:"stdev_factor"`
 	// Interval is how often the rates are compared.
-	Interval time.Duration
+	Interval Seconds `json:"interval"`
 }
 
 // RetryBudget bounds an upstream's retries (Linkerd's shape): retries may
 // add at most RetryRatio of the requests of the last TTL, plus
 // MinRetriesPerSecond.
 type RetryBudget struct {
-	RetryRatio          float64
-	MinRetriesPerSecond float64
-	TTL                 time.Duration
+	RetryRatio          float64 `json:"retry_ratio"`
+	MinRetriesPerSecond float64 `json:"min_retries_per_second"`
+	TTL                 Seconds `json:"ttl"`
 }
 
 // Panic is the upstream's panic-mode setting.
 type Panic struct {
 	// MinHealthyPercent is the share of healthy targets under which the
 	// upstream panics; 0 disables panic mode.
-	MinHealthyPercent float64
+	MinHealthyPercent float64 `json:"min_healthy_percent" yaml:"min_healthy_percent"`
 	// Mode is fail-open or fail-closed.
-	Mode string
+	Mode string `json:"mode" yaml:"mode"`
 }
 
 // Healthchecks is an upstream's health-checking setup, in Kong's shape.
+// In JSON (MarshalJSON) a checker is written only when Enabled, and
+// reading one enables it over the defaults; see entity.go.
 type Healthchecks struct {
 	// Threshold is the percentage of healthy weight under which the
 	// upstream is considered unhealthy, 0..100.
-	Threshold float64
-	Active    Active
-	Passive   Passive
+	Threshold float64 `json:"threshold,omitempty"`
+	Active    Active  `json:"active"`
+	Passive   Passive `json:"passive"`
 }
 
 // Active is the active (probing) health checker.
 type Active struct {
-	// Enabled reports whether the file has an "active" block. The other
-	// fields hold defaults either way.
-	Enabled bool
+	// Enabled reports whether the upstream has an "active" block. The
+	// other fields hold defaults either way.
+	Enabled bool `json:"-"`
 	// Type is http, https, tcp, grpc or grpcs.
-	Type string
+	Type string `json:"type,omitempty"`
 	// GRPCService is the service name asked about by grpc and grpcs
 	// checks (grpc.health.v1.Health/Check); empty means the whole server.
-	GRPCService            string
-	HTTPPath               string
-	Timeout                time.Duration
-	Concurrency            int
-	HTTPSVerifyCertificate bool
-	HTTPSSNI               string
-	Headers                map[string][]string
-	Healthy                ActiveHealthy
-	Unhealthy              ActiveUnhealthy
+	GRPCService            string              `json:"grpc_service,omitempty"`
+	HTTPPath               string              `json:"http_path,omitempty"`
+	Timeout                Seconds             `json:"timeout,omitempty"`
+	Concurrency            int                 `json:"concurrency,omitempty"`
+	HTTPSVerifyCertificate bool                `json:"https_verify_certificate"`
+	HTTPSSNI               string              `json:"https_sni,omitempty"`
+	Headers                map[string][]string `json:"headers,omitempty"`
+	Healthy                ActiveHealthy       `json:"healthy"`
+	Unhealthy              ActiveUnhealthy     `json:"unhealthy"`
 }
 
 // ActiveHealthy is when an active checker deems a target healthy. Zero
 // Interval or Successes disable the corresponding behaviour.
 type ActiveHealthy struct {
-	Interval     time.Duration
-	Successes    int
-	HTTPStatuses []int
+	Interval     Seconds `json:"interval,omitempty"`
+	Successes    int     `json:"successes,omitempty"`
+	HTTPStatuses []int   `json:"http_statuses,omitempty"`
 }
 
 // ActiveUnhealthy is when an active checker deems a target unhealthy. Zero
 // values disable the corresponding behaviour.
 type ActiveUnhealthy struct {
-	Interval     time.Duration
-	HTTPFailures int
-	TCPFailures  int
-	Timeouts     int
-	HTTPStatuses []int
+	Interval     Seconds `json:"interval,omitempty"`
+	HTTPFailures int     `json:"http_failures,omitempty"`
+	TCPFailures  int     `json:"tcp_failures,omitempty"`
+	Timeouts     int     `json:"timeouts,omitempty"`
+	HTTPStatuses []int   `json:"http_statuses,omitempty"`
 }
 
 // Passive is the passive (traffic-observing) health checker.
 type Passive struct {
-	// Enabled reports whether the file has a "passive" block.
-	Enabled bool
+	// Enabled reports whether the upstream has a "passive" block.
+	Enabled bool `json:"-"`
 	// Type is http, https or tcp.
-	Type      string
-	Healthy   PassiveHealthy
-	Unhealthy PassiveUnhealthy
+	Type      string           `json:"type,omitempty"`
+	Healthy   PassiveHealthy   `json:"healthy"`
+	Unhealthy PassiveUnhealthy `json:"unhealthy"`
 	// MaxEjectionPercent caps the share of an upstream's targets that may
-	// be ejected at once, 0..100.
-	MaxEjectionPercent float64
-	BaseEjectionTime   time.Duration
-	MaxEjectionTime    time.Duration
+	// be ejected at once, 0..100. It and the ejection times are the
+	// file's only: the admin layer does not store them (an upstream's
+	// healthchecks set there have the defaults).
+	MaxEjectionPercent float64       `json:"-"`
+	BaseEjectionTime   time.Duration `json:"-"`
+	MaxEjectionTime    time.Duration `json:"-"`
 	// SuccessRate, when set, also ejects targets whose success rate is an
 	// outlier among the upstream's.
-	SuccessRate *SuccessRate
+	SuccessRate *SuccessRate `json:"success_rate,omitempty"`
 }
 
 // PassiveHealthy is when passive checking deems a target healthy again.
 type PassiveHealthy struct {
-	Successes    int
-	HTTPStatuses []int
+	Successes    int   `json:"successes,omitempty"`
+	HTTPStatuses []int `json:"http_statuses,omitempty"`
 }
 
 // PassiveUnhealthy is when passive checking deems a target unhealthy.
 type PassiveUnhealthy struct {
-	HTTPFailures int
-	TCPFailures  int
-	Timeouts     int
-	HTTPStatuses []int
+	HTTPFailures int   `json:"http_failures,omitempty"`
+	TCPFailures  int   `json:"tcp_failures,omitempty"`
+	Timeouts     int   `json:"timeouts,omitempty"`
+	HTTPStatuses []int `json:"http_statuses,omitempty"`
 	// GRPCStatuses are the gRPC statuses of proxied calls counted as HTTP
 	// failures (default DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
 	// UNAVAILABLE).
-	GRPCStatuses []int
+	GRPCStatuses []int `json:"grpc_statuses,omitempty"`
 }
 
 // Default values, as in Kong unless noted.
@@ -547,10 +578,11 @@ func defaultUpstream() Upstream {
 		HashOnCookiePath: "/",
 		Slots:            DefaultSlots,
 		StickyCookie:     DefaultStickyCookie,
-		StickyTTL:        DefaultStickyTTL,
-		Panic:            Panic{Mode: "fail-open"},
-		Healthchecks:     defaultHealthchecks(),
-		RetryBudget:      DefaultRetryBudget(),
+		StickyTTL:        ptrTo(Duration(DefaultStickyTTL)),
+		Panic:            &Panic{Mode: "fail-open"},
+		Healthchecks:     ptrTo(defaultHealthchecks()),
+		CircuitBreakers:  &CircuitBreakers{},
+		RetryBudget:      ptrTo(DefaultRetryBudget()),
 	}
 }
 
@@ -564,12 +596,12 @@ func DefaultRetryPolicy() RetryPolicy {
 // DefaultSuccessRate is a success_rate block's settings where it is
 // silent (Envoy's).
 func DefaultSuccessRate() SuccessRate {
-	return SuccessRate{MinimumHosts: 5, RequestVolume: 100, StdevFactor: 1900, Interval: 10 * time.Second}
+	return SuccessRate{MinimumHosts: 5, RequestVolume: 100, StdevFactor: 1900, Interval: Seconds(10 * time.Second)}
 }
 
 // DefaultRetryBudget is the retry budget of an upstream that sets none.
 func DefaultRetryBudget() RetryBudget {
-	return RetryBudget{RetryRatio: 0.2, MinRetriesPerSecond: 10, TTL: 10 * time.Second}
+	return RetryBudget{RetryRatio: 0.2, MinRetriesPerSecond: 10, TTL: Seconds(10 * time.Second)}
 }
 
 func defaultHealthchecks() Healthchecks {
@@ -577,7 +609,7 @@ func defaultHealthchecks() Healthchecks {
 		Active: Active{
 			Type:                   "http",
 			HTTPPath:               "/",
-			Timeout:                time.Second,
+			Timeout:                Seconds(time.Second),
 			Concurrency:            10,
 			HTTPSVerifyCertificate: true,
 			Healthy: ActiveHealthy{

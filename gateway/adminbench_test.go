@@ -55,11 +55,11 @@ routes:
 	}
 	if more > 0 {
 		if err := g.Mutate(context.Background(), func(d *state.Doc) error {
-			d.Upstreams = map[string]*state.Upstream{}
+			d.Upstreams = map[string]*config.Upstream{}
 			for i := range more {
 				name := fmt.Sprint("extra", i)
-				d.Upstreams[name] = &state.Upstream{Name: name, Algorithm: "round-robin",
-					Targets: []state.Target{{Target: fmt.Sprintf("127.0.0.%d:80", 1+i%250), Weight: 100}}}
+				d.Upstreams[name] = &config.Upstream{Name: name, Algorithm: "round-robin",
+					Targets: []config.Target{{Target: fmt.Sprintf("127.0.0.%d:80", 1+i%250), Weight: 100}}}
 			}
 			return nil
 		}); err != nil {

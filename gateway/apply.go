@@ -191,6 +191,9 @@ func (g *Gateway) buildMergedLocked(file *config.File, doc *state.Doc, merged *a
 			return nil, err
 		}
 		cfg = g.merge(base, doc)
+		if err := doc.ValidateUpstreams(cfg); err != nil {
+			return nil, err
+		}
 	}
 	p := &plan{cfg: cfg, base: base, doc: doc, ups: map[string]*upstreamRT{}, specs: map[string]upstream.Spec{},
 		overrides: map[string][]upstream.Override{}, marks: map[string]map[string]health.Mark{},

@@ -49,7 +49,7 @@ type upstreamSpec struct {
 }
 
 func specOf(cu config.Upstream) upstreamSpec {
-	return upstreamSpec{Health: cu.Healthchecks, Panic: cu.Panic, SlowStart: cu.SlowStart}
+	return upstreamSpec{Health: *cu.Healthchecks, Panic: *cu.Panic, SlowStart: cu.SlowStart}
 }
 
 // balancerSpec is the part of an upstream's settings its balancer is built
@@ -61,7 +61,7 @@ type balancerSpec struct {
 }
 
 func balancerOf(cu config.Upstream) balancerSpec {
-	return balancerSpec{Algorithm: cu.Algorithm, Slots: cu.Slots, StickyTTL: cu.StickyTTL}
+	return balancerSpec{Algorithm: cu.Algorithm, Slots: cu.Slots, StickyTTL: cu.StickyLifetime()}
 }
 
 // hashSpec maps Kong's hash_on settings (or the sticky-session cookie) to the
@@ -75,7 +75,7 @@ func hashSpec(cu config.Upstream) *proxy.HashSpec {
 		return &proxy.HashSpec{On: cu.HashOn, Fallback: cu.HashFallback, Header: cu.HashOnHeader,
 			Cookie: cu.HashOnCookie, CookiePath: cu.HashOnCookiePath, QueryArg: cu.HashOnQueryArg, URICapture: cu.HashOnURICapture}
 	case balance.AlgoStickySessions:
-		return &proxy.HashSpec{On: proxy.HashCookie, Cookie: cu.StickyCookie, CookiePath: "/", CookieTTL: cu.StickyTTL}
+		return &proxy.HashSpec{On: proxy.HashCookie, Cookie: cu.StickyCookie, CookiePath: "/", CookieTTL: cu.StickyLifetime()}
 	}
 	return nil
 }
@@ -85,10 +85,10 @@ func healthConfig(h config.Healthchecks) health.Config {
 	a, p := h.Active, h.Passive
 	hc := health.Config{
 		Active: health.ActiveConfig{
-			Enabled: a.Enabled, Type: a.Type, GRPCService: a.GRPCService, HTTPPath: a.HTTPPath, Timeout: a.Timeout, Concurrency: a.Concurrency,
+			Enabled: a.Enabled, Type: a.Type, GRPCService: a.GRPCService, HTTPPath: a.HTTPPath, Timeout: time.Duration(a.Timeout), Concurrency: a.Concurrency,
 			HTTPSVerifyCertificate: a.HTTPSVerifyCertificate, HTTPSSNI: a.HTTPSSNI, Headers: a.Headers,
-			HealthyInterval: a.Healthy.Interval, Successes: a.Healthy.Successes, HealthyStatuses: a.Healthy.HTTPStatuses,
-			UnhealthyInterval: a.Unhealthy.Interval, HTTPFailures: a.Unhealthy.HTTPFailures, TCPFailures: a.Unhealthy.TCPFailures,
+			HealthyInterval: time.Duration(a.Healthy.Interval), Successes: a.Healthy.Successes, HealthyStatuses: a.Healthy.HTTPStatuses,
+			UnhealthyInterval: time.Duration(a.Unhealthy.Interval), HTTPFailures: a.Unhealthy.HTTPFailures, TCPFailures: a.Unhealthy.TCPFailures,
 			Timeouts: a.Unhealthy.Timeouts, UnhealthyStatuses: a.Unhealthy.HTTPStatuses,
 		},
 		Passive: health.PassiveConfig{
@@ -100,7 +100,7 @@ func healthConfig(h config.Healthchecks) health.Config {
 	}
 	if sr := p.SuccessRate; sr != nil {
 		hc.Passive.SuccessRate = &health.SuccessRateConfig{MinimumHosts: sr.MinimumHosts, RequestVolume: sr.RequestVolume,
-			StdevFactor: sr.StdevFactor, Interval: sr.Interval}
+			StdevFactor: sr.StdevFactor, Interval: time.Duration(sr.Interval)}
 	}
 	if p.Type == "tcp" {
 		// A tcp passive checker judges connections only, never statuses.
@@ -130,7 +130,7 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 	if old != nil && old.balSpec == rt.balSpec {
 		rt.balancer = old.balancer // keeps sticky memory
 	} else {
-		b, err := balance.ForName(cu.Algorithm, balance.Options{Slots: cu.Slots, StickyTTL: cu.StickyTTL})
+		b, err := balance.ForName(cu.Algorithm, balance.Options{Slots: cu.Slots, StickyTTL: cu.StickyLifetime()})
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +145,7 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 	var u *upstream.Upstream
 	// Every upstream gets a checker, if only for manual marks; without
 	// active or passive checks it sends no probe and ignores outcomes.
-	rt.checker = health.New(healthConfig(cu.Healthchecks), health.Options{
+	rt.checker = health.New(healthConfig(*cu.Healthchecks), health.Options{
 		OnChange: func() { u.Rebuild() },
 		OnEvent:  func(ev health.Event) { g.healthEvent(name, log, ev) },
 	})
@@ -171,7 +171,7 @@ func (g *Gateway) buildUpstream(cu config.Upstream, old *upstreamRT) (*upstreamR
 		},
 	}
 	if ss := cu.SlowStart; ss != nil {
-		opts.SlowStart = &upstream.SlowStart{Window: ss.Window, Aggression: ss.Aggression, MinWeightPercent: ss.MinWeightPercent}
+		opts.SlowStart = &upstream.SlowStart{Window: time.Duration(ss.Window), Aggression: ss.Aggression, MinWeightPercent: ss.MinWeightPercent}
 	}
 	u = upstream.New(opts)
 	rt.u = u
@@ -184,7 +184,7 @@ func setBreakers(u *upstream.Upstream, cu config.Upstream) {
 	cb, rb := cu.CircuitBreakers, cu.RetryBudget
 	u.Breakers().SetLimits(upstream.Limits{MaxRequests: int64(cb.MaxRequests), MaxRetries: int64(cb.MaxRetries),
 		MaxConnections: int64(cb.MaxConnections), MaxPendingRequests: int64(cb.MaxPendingRequests)})
-	u.Breakers().SetBudget(upstream.Budget{Ratio: rb.RetryRatio, MinPerSecond: rb.MinRetriesPerSecond, TTL: rb.TTL})
+	u.Breakers().SetBudget(upstream.Budget{Ratio: rb.RetryRatio, MinPerSecond: rb.MinRetriesPerSecond, TTL: time.Duration(rb.TTL)})
 	u.SetRetryPolicy(retryPolicy(cu.RetryPolicy))
 }
 

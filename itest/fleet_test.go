@@ -21,6 +21,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/internal/consultest"
 	"github.com/outrigger-gw/outrigger/state"
 )
@@ -364,7 +365,7 @@ func TestFleetLayerThatDoesNotBuild(t *testing.T) {
 	if doc == nil || len(doc.Overrides) != 1 || doc.Overrides[0].Upstream != "extra" {
 		t.Errorf("after G2's PATCH the key (version %d) lost G1's override on extra: %+v", v, doc)
 	}
-	if doc == nil || doc.Upstreams["u1"] == nil || !slices.ContainsFunc(doc.Upstreams["u1"].Targets, func(tg state.Target) bool { return tg.Target == b3.Addr }) {
+	if doc == nil || doc.Upstreams["u1"] == nil || !slices.ContainsFunc(doc.Upstreams["u1"].Targets, func(tg config.Target) bool { return tg.Target == b3.Addr }) {
 		t.Errorf("after G2's PATCH the key (version %d) lost G1's target %s on u1", v, b3.Addr)
 	}
 	if r.status != http.StatusConflict || !strings.Contains(r.str("message"), `upstream "extra" does not exist`) {

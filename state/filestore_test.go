@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,31 +25,32 @@ import (
 	"github.com/outrigger-gw/outrigger/state"
 )
 
+// healthchecksOf reads healthchecks from their JSON.
+func healthchecksOf(text string) *config.Healthchecks {
+	h := &config.Healthchecks{}
+	if err := json.Unmarshal([]byte(text), h); err != nil {
+		panic(err)
+	}
+	return h
+}
+
 // sampleDoc uses every kind of field, so a round trip covers them all.
 func sampleDoc() *state.Doc {
 	w := 7
 	share := 12.5
-	verify := false
 	return &state.Doc{
-		Upstreams: map[string]*state.Upstream{
+		Upstreams: map[string]*config.Upstream{
 			"api": {
 				Meta:      state.Meta{ID: "u1", CreatedAt: 1, UpdatedAt: 2},
 				Name:      "api",
 				Algorithm: "consistent-hashing",
 				HashOn:    "header", HashOnHeader: "X-User",
 				Slots: 1000,
-				Healthchecks: &state.Healthchecks{
-					Threshold: 25,
-					Active: &state.ActiveChecks{
-						Type: "http", HTTPPath: "/health", Timeout: 1.5, Concurrency: 4,
-						HTTPSVerifyCertificate: &verify,
-						Headers:                map[string][]string{"X-Check": {"a", "b"}},
-						Healthy:                &state.Counters{Interval: 5, Successes: 2, HTTPStatuses: []int{200, 302}},
-						Unhealthy:              &state.Counters{Interval: 1, HTTPFailures: 3, TCPFailures: 2, Timeouts: 2},
-					},
-					Passive: &state.PassiveChecks{Type: "http", Unhealthy: &state.Counters{HTTPFailures: 5}},
-				},
-				Targets: []state.Target{{Meta: state.Meta{ID: "t1"}, Target: "10.0.0.1:80", Weight: 100, Tags: []string{"canary"}}},
+				// The healthchecks as the admin layer has always stored them.
+				Healthchecks: healthchecksOf(`{"threshold":25,"active":{"type":"http","http_path":"/health","timeout":1.5,"concurrency":4,
+					"https_verify_certificate":false,"headers":{"X-Check":["a","b"]},"healthy":{"interval":5,"successes":2,"http_statuses":[200,302]},
+					"unhealthy":{"interval":1,"http_failures":3,"tcp_failures":2,"timeouts":2}},"passive":{"type":"http","unhealthy":{"http_failures":5}}}`),
+				Targets: []config.Target{{Meta: state.Meta{ID: "t1"}, Target: "10.0.0.1:80", Weight: 100, Tags: []string{"canary"}}},
 			},
 			"old": {Meta: state.Meta{ID: "u2", Deleted: true}, Name: "old"},
 		},

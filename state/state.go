@@ -25,16 +25,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
 )
 
 // Doc is the admin layer. The zero value is an empty layer.
 type Doc struct {
-	Upstreams map[string]*Upstream `json:"upstreams,omitempty"`
-	Services  map[string]*Service  `json:"services,omitempty"`
-	Routes    map[string]*Route    `json:"routes,omitempty"`
+	// Upstreams are the admin layer's upstreams (config.Upstream: what a
+	// stored one leaves out is the file's, see config.Upstream.Resolve).
+	Upstreams map[string]*config.Upstream `json:"upstreams,omitempty"`
+	Services  map[string]*Service         `json:"services,omitempty"`
+	Routes    map[string]*Route           `json:"routes,omitempty"`
 	// Overrides adjust target weights per upstream, layered over whatever
 	// the targets came from (file, admin, discovery).
 	Overrides []Override `json:"overrides,omitempty"`
@@ -71,151 +72,6 @@ type Declarative struct {
 // Meta is what every entity carries, as in Kong (config.Meta: the
 // entity types embed it).
 type Meta = config.Meta
-
-// Upstream is an admin-owned upstream. Fields mirror the file's upstream;
-// Healthchecks, SlowStart and Panic are kept as raw JSON objects in the
-// file's shape (see the admin API) and may be nil.
-type Upstream struct {
-	Meta
-	Name             string `json:"name"`
-	Algorithm        string `json:"algorithm,omitempty"`
-	HashOn           string `json:"hash_on,omitempty"`
-	HashFallback     string `json:"hash_fallback,omitempty"`
-	HashOnHeader     string `json:"hash_on_header,omitempty"`
-	HashOnCookie     string `json:"hash_on_cookie,omitempty"`
-	HashOnCookiePath string `json:"hash_on_cookie_path,omitempty"`
-	HashOnQueryArg   string `json:"hash_on_query_arg,omitempty"`
-	HashOnURICapture string `json:"hash_on_uri_capture,omitempty"`
-	Slots            int    `json:"slots,omitempty"`
-	// StickyCookie and StickyTTL are the sticky-sessions cookie's name
-	// and lifetime (0: a session cookie); nil/empty: the file's or the
-	// default.
-	StickyCookie string    `json:"sticky_sessions_cookie,omitempty"`
-	StickyTTL    *Duration `json:"sticky_sessions_cookie_ttl,omitempty"`
-	// SlowStart and Panic replace the file's (or the default) block when
-	// set; a SlowStart of zero Window is none.
-	SlowStart    *SlowStart    `json:"slow_start,omitempty"`
-	Panic        *Panic        `json:"panic,omitempty"`
-	Healthchecks *Healthchecks `json:"healthchecks,omitempty"`
-	// CircuitBreakers and RetryBudget replace the file's (or the
-	// default) block when set.
-	CircuitBreakers *CircuitBreakers `json:"circuit_breakers,omitempty"`
-	RetryBudget     *RetryBudget     `json:"retry_budget,omitempty"`
-	// RetryPolicy replaces the file's retry_policy when set.
-	RetryPolicy *RetryPolicy `json:"retry_policy,omitempty"`
-	Targets     []Target     `json:"targets,omitempty"`
-	Tags        []string     `json:"tags,omitempty"`
-}
-
-// SlowStart is an upstream's slow start, as the file's slow_start.
-type SlowStart struct {
-	Window           Duration `json:"window"`
-	Aggression       float64  `json:"aggression"`
-	MinWeightPercent float64  `json:"min_weight_percent"`
-}
-
-// Panic is an upstream's panic mode, as the file's panic.
-type Panic struct {
-	MinHealthyPercent float64 `json:"min_healthy_percent"`
-	Mode              string  `json:"mode"`
-}
-
-// CircuitBreakers are an upstream's limits on counts in progress; 0 is
-// unlimited.
-type CircuitBreakers struct {
-	MaxRequests    int `json:"max_requests"`
-	MaxRetries     int `json:"max_retries"`
-	MaxConnections int `json:"max_connections"`
-	// MaxPendingRequests: requests that may wait for a connection.
-	MaxPendingRequests int `json:"max_pending_requests"`
-}
-
-// RetryPolicy is an upstream's retry policy; durations are in seconds (0:
-// none).
-type RetryPolicy struct {
-	RetryOn       []string     `json:"retry_on"`
-	PerTryTimeout float64      `json:"per_try_timeout"`
-	Timeout       float64      `json:"timeout"`
-	RetryBackoff  RetryBackoff `json:"retry_backoff"`
-}
-
-// RetryBackoff is a retry policy's backoff, in seconds.
-type RetryBackoff struct {
-	BaseInterval float64 `json:"base_interval"`
-	MaxInterval  float64 `json:"max_interval"`
-}
-
-// SuccessRate is success-rate outlier ejection; Interval is in seconds.
-type SuccessRate struct {
-	MinimumHosts  int     `json:"minimum_hosts"`
-	RequestVolume int     `json:"request_volume"`
-	StdevFactor   int     `json:"stdev_factor"`
-	Interval      float64 `json:"interval"`
-}
-
-// RetryBudget is an upstream's retry budget; TTL is in seconds.
-type RetryBudget struct {
-	RetryRatio          float64 `json:"retry_ratio"`
-	MinRetriesPerSecond float64 `json:"min_retries_per_second"`
-	TTL                 float64 `json:"ttl"`
-}
-
-// Healthchecks is the Kong-shaped healthchecks object as the admin API
-// accepts it; see package admin for the mapping.
-type Healthchecks struct {
-	Threshold float64        `json:"threshold,omitempty"`
-	Active    *ActiveChecks  `json:"active,omitempty"`
-	Passive   *PassiveChecks `json:"passive,omitempty"`
-}
-
-// ActiveChecks mirrors Kong's healthchecks.active.
-type ActiveChecks struct {
-	Type                   string              `json:"type,omitempty"`
-	GRPCService            string              `json:"grpc_service,omitempty"`
-	HTTPPath               string              `json:"http_path,omitempty"`
-	Timeout                float64             `json:"timeout,omitempty"`
-	Concurrency            int                 `json:"concurrency,omitempty"`
-	HTTPSVerifyCertificate *bool               `json:"https_verify_certificate,omitempty"`
-	HTTPSSNI               string              `json:"https_sni,omitempty"`
-	Headers                map[string][]string `json:"headers,omitempty"`
-	Healthy                *Counters           `json:"healthy,omitempty"`
-	Unhealthy              *Counters           `json:"unhealthy,omitempty"`
-}
-
-// PassiveChecks mirrors Kong's healthchecks.passive.
-type PassiveChecks struct {
-	Type      string    `json:"type,omitempty"`
-	Healthy   *Counters `json:"healthy,omitempty"`
-	Unhealthy *Counters `json:"unhealthy,omitempty"`
-	// SuccessRate turns on success-rate ejection (nil: off).
-	SuccessRate *SuccessRate `json:"success_rate,omitempty"`
-}
-
-// Counters mirrors Kong's healthy/unhealthy blocks (unused fields zero).
-type Counters struct {
-	Interval     float64 `json:"interval,omitempty"`
-	Successes    int     `json:"successes,omitempty"`
-	HTTPFailures int     `json:"http_failures,omitempty"`
-	TCPFailures  int     `json:"tcp_failures,omitempty"`
-	Timeouts     int     `json:"timeouts,omitempty"`
-	HTTPStatuses []int   `json:"http_statuses,omitempty"`
-	// GRPCStatuses (passive unhealthy only).
-	GRPCStatuses []int `json:"grpc_statuses,omitempty"`
-}
-
-// Target is a target of an admin-owned upstream.
-type Target struct {
-	Meta
-	Target string   `json:"target"`
-	Weight int      `json:"weight"`
-	Tags   []string `json:"tags,omitempty"`
-	// Priority and Backup as in the config file (targets[].priority,
-	// targets[].backup).
-	Priority int  `json:"priority,omitempty"`
-	Backup   bool `json:"backup,omitempty"`
-	// Zone as in the config file (targets[].zone).
-	Zone string `json:"zone,omitempty"`
-}
 
 // Service is an admin-owned service: the configuration's own type, whose
 // json tags are the layer's shape (timeouts in milliseconds, as Kong).
@@ -320,7 +176,7 @@ func RolloutStates() []string {
 
 // Duration is a time.Duration that reads and writes as "30s" in JSON (and
 // accepts a number of seconds).
-type Duration time.Duration
+type Duration = config.Duration
 
 // Store persists Docs with compare-and-set.
 type Store interface {

@@ -50,3 +50,21 @@ func appendProblems[E any](msgs []string, kind string, m map[string]*E, validate
 	}
 	return msgs
 }
+
+// ValidateUpstreams checks the layer's upstreams as they are in force:
+// in eff, Merge's result over the file (what a stored upstream leaves out
+// is the file's, so only the effective one can be judged), by their
+// Validate, each problem by its path ("upstreams.api.hash_on_header: ...").
+func (d *Doc) ValidateUpstreams(eff *config.File) error {
+	ours := map[string]*config.Upstream{}
+	for i := range eff.Upstreams {
+		if u := &eff.Upstreams[i]; d.Upstreams[u.Name] != nil {
+			ours[u.Name] = u
+		}
+	}
+	msgs := appendProblems(nil, "upstreams", ours, func(u *config.Upstream) (bool, []config.Problem) { return false, u.Validate() })
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New("admin state: " + strings.Join(msgs, "; "))
+}
