@@ -52,11 +52,15 @@ test: vet fuzz $(CONSUL) h2spec $(KUBE_APISERVER)
 # "context deadline exceeded" when it expires while a worker is busy (a race
 # in Go's fuzz coordinator, go.dev/issue/75804, fixed only in Go 1.27).
 FUZZTIME ?= 200000x
+# FUZZMINTIME bounds the minimisation of each new input, also as a count
+# (Go's default, a minute per input, stalls the run that long each time a
+# new input is found).
+FUZZMINTIME ?= 2000x
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./proxy/h1/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) ./proxy/h1/
-	$(GO) test -run '^$$' -fuzz '^FuzzChunked$$' -fuzztime $(FUZZTIME) ./proxy/h1/
-	$(GO) test -run '^$$' -fuzz '^FuzzH2Filter$$' -fuzztime $(FUZZTIME) ./proxy/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./proxy/h1/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseResponse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./proxy/h1/
+	$(GO) test -run '^$$' -fuzz '^FuzzChunked$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./proxy/h1/
+	$(GO) test -run '^$$' -fuzz '^FuzzH2Filter$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINTIME) ./proxy/
 
 unit:
 	$(GO) test -count=1 $(shell $(GO) list ./... | grep -v /itest)
