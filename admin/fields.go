@@ -10,16 +10,23 @@ import (
 // The admin API's reading of an entity's field table (config.Schema):
 // each field's value in a JSON or form body decoded into the entity by
 // its type, with Kong's messages; a null (or an empty form value) sets the
-// field's default. Custom fields are left to the kind's decoder.
+// field's default (the zero value with APIZeroNull). Durations are
+// numbers of seconds. Custom fields are left to the kind's decoder, and
+// the file's only (FileOnly) refused as unknown.
 
 // decodeFields reads s's fields of body o into e. kong replaces the check
 // of a field whose refusal Kong words differently from the file.
 func decodeFields[T any](o *obj, s *config.Schema[T], e *T, kong map[string]func(string) (string, error)) {
 	def := s.New()
+	var zero T
 	for i := range s.Fields {
 		f := &s.Fields[i]
-		if f.Type != config.FieldCustom {
-			o.setField(&f.FieldSpec, f.At(e), f.At(&def), kong[f.Name])
+		d := &def
+		if f.APIZeroNull {
+			d = &zero
+		}
+		if f.Type != config.FieldCustom && !f.FileOnly {
+			o.setField(&f.FieldSpec, f.At(e), f.At(d), kong[f.Name])
 		}
 	}
 }
@@ -31,6 +38,15 @@ func (o *obj) setField(f *config.FieldSpec, p, def any, check func(string) (stri
 		check = f.Check
 	}
 	k := f.Name
+	switch f.Type {
+	case config.FieldSeconds, config.FieldDuration:
+		dst := config.DurationAt(p)
+		setSeconds(o, k, dst, config.DurationAt(def).Seconds(), time.Duration(f.Min).Seconds(), time.Duration(f.Max).Seconds())
+		return
+	case config.FieldInts:
+		o.setInts(k, p.(*[]int), f.Min, f.Max)
+		return
+	}
 	switch p := p.(type) {
 	case *string:
 		if f.OneOf != nil {

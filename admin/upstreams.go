@@ -280,7 +280,6 @@ func decodeBreakers(o *obj, u *config.Upstream) {
 	rbd := config.DefaultRetryBudget()
 	mergeChild(o, "retry_budget", &u.RetryBudget, func() *config.RetryBudget { return ptr(rbd) }, func(c *obj, rb *config.RetryBudget) {
 		decodeFields(c, config.RetryBudgetSchema(), rb, nil)
-		setSeconds(c, "ttl", &rb.TTL, rbd.TTL.Float(), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds())
 		c.unknown()
 	})
 	rpd := config.DefaultRetryPolicy()
@@ -323,21 +322,18 @@ func mergeChild[T any](o *obj, k string, dst **T, fresh func() *T, decode func(c
 // null reverts to); as in the file, a base_interval without max_interval
 // gets 10 × base_interval.
 func decodeRetryPolicy(c *obj, rp *config.RetryPolicy, d config.RetryPolicy) {
-	limit := config.MaxRetryTimeout.Seconds()
 	c.setStrings("retry_on", &rp.RetryOn, keep(config.CheckRetryOn))
 	if rp.RetryOn == nil {
 		rp.RetryOn = slices.Clone(d.RetryOn)
 	}
-	setSeconds(c, "per_try_timeout", &rp.PerTryTimeout, 0, 0, limit)
-	setSeconds(c, "timeout", &rp.Timeout, 0, 0, limit)
+	decodeFields(c, config.RetryPolicySchema(), rp, nil)
 	if b, present, null := c.child("retry_backoff"); present {
 		switch {
 		case null:
 			rp.BackoffBase, rp.BackoffMax = d.BackoffBase, d.BackoffMax
 		case b != nil:
 			_, maxGiven := b.m["max_interval"]
-			setSeconds(b, "base_interval", &rp.BackoffBase, d.BackoffBase.Seconds(), 0, limit)
-			setSeconds(b, "max_interval", &rp.BackoffMax, d.BackoffMax.Seconds(), 0, limit)
+			decodeFields(b, config.RetryBackoffSchema(), rp, nil)
 			if _, baseGiven := b.m["base_interval"]; baseGiven && !maxGiven {
 				rp.BackoffMax = 10 * rp.BackoffBase
 			}
@@ -371,27 +367,19 @@ func decodeHealthchecks(o *obj, h *config.Healthchecks) {
 	mergeChecker(o, "active", &h.Active.Enabled, func() { h.Active = d.Clone().Active }, func(c *obj) {
 		a := &h.Active
 		decodeFields(c, config.ActiveSchema(), a, map[string]func(string) (string, error){"http_path": checkPath, "https_sni": checkSNI})
-		setSeconds(c, "timeout", &a.Timeout, 0, 0, config.MaxSeconds)
 		c.setHeaders("headers", &a.Headers, false)
-		decodeCounters(c, "healthy", func() { a.Healthy = d.Clone().Active.Healthy }, counters{interval: &a.Healthy.Interval,
-			successes: &a.Healthy.Successes, httpStatuses: &a.Healthy.HTTPStatuses})
-		decodeCounters(c, "unhealthy", func() { a.Unhealthy = d.Clone().Active.Unhealthy }, counters{interval: &a.Unhealthy.Interval,
-			httpFailures: &a.Unhealthy.HTTPFailures, tcpFailures: &a.Unhealthy.TCPFailures, timeouts: &a.Unhealthy.Timeouts,
-			httpStatuses: &a.Unhealthy.HTTPStatuses})
+		decodeCounters(c, config.ActiveHealthySchema(), &a.Healthy)
+		decodeCounters(c, config.ActiveUnhealthySchema(), &a.Unhealthy)
 		c.unknown()
 	})
 	mergeChecker(o, "passive", &h.Passive.Enabled, func() { h.Passive = d.Clone().Passive }, func(c *obj) {
 		p := &h.Passive
-		c.setString("type", &p.Type, "", oneOf(config.PassiveCheckTypes()...))
-		decodeCounters(c, "healthy", func() { p.Healthy = d.Clone().Passive.Healthy }, counters{successes: &p.Healthy.Successes,
-			httpStatuses: &p.Healthy.HTTPStatuses})
-		decodeCounters(c, "unhealthy", func() { p.Unhealthy = d.Clone().Passive.Unhealthy }, counters{httpFailures: &p.Unhealthy.HTTPFailures,
-			tcpFailures: &p.Unhealthy.TCPFailures, timeouts: &p.Unhealthy.Timeouts, httpStatuses: &p.Unhealthy.HTTPStatuses,
-			grpcStatuses: &p.Unhealthy.GRPCStatuses})
+		decodeFields(c, config.PassiveSchema(), p, nil)
+		decodeCounters(c, config.PassiveHealthySchema(), &p.Healthy)
+		decodeCounters(c, config.PassiveUnhealthySchema(), &p.Unhealthy)
 		srd := config.DefaultSuccessRate()
 		mergeChild(c, "success_rate", &p.SuccessRate, func() *config.SuccessRate { return ptr(srd) }, func(sc *obj, sr *config.SuccessRate) {
 			decodeFields(sc, config.SuccessRateSchema(), sr, nil)
-			setSeconds(sc, "interval", &sr.Interval, srd.Interval.Float(), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds())
 			sc.unknown()
 		})
 		c.unknown()
@@ -399,39 +387,18 @@ func decodeHealthchecks(o *obj, h *config.Healthchecks) {
 	o.unknown()
 }
 
-// counters are the fields of a healthy or unhealthy block (nil: the block
-// has no such field).
-type counters struct {
-	interval                                       *config.Seconds
-	successes, httpFailures, tcpFailures, timeouts *int
-	httpStatuses, grpcStatuses                     *[]int
-}
-
-// decodeCounters applies o[k] (a healthy or unhealthy block) to the
-// fields of v; null resets the block (reset).
-func decodeCounters(o *obj, k string, reset func(), v counters) {
-	c, present, null := o.child(k)
+// decodeCounters applies a healthy or unhealthy block (s) to v; null
+// resets it to s's defaults.
+func decodeCounters[T any](o *obj, s *config.Schema[T], v *T) {
+	c, present, null := o.child(s.Kind)
 	switch {
 	case !present || (c == nil && !null):
 		return
 	case null:
-		reset()
+		*v = s.New()
 		return
 	}
-	if v.interval != nil {
-		setSeconds(c, "interval", v.interval, 0, 0, config.MaxSeconds)
-	}
-	if v.successes == nil {
-		c.setInt("http_failures", v.httpFailures, 0, 0, config.MaxCounter)
-		c.setInt("tcp_failures", v.tcpFailures, 0, 0, config.MaxCounter)
-		c.setInt("timeouts", v.timeouts, 0, 0, config.MaxCounter)
-	} else {
-		c.setInt("successes", v.successes, 0, 0, config.MaxCounter)
-	}
-	c.setInts("http_statuses", v.httpStatuses, config.MinHTTPStatus, config.MaxHTTPStatus)
-	if v.grpcStatuses != nil {
-		c.setInts("grpc_statuses", v.grpcStatuses, 0, config.MaxGRPCStatus)
-	}
+	decodeFields(c, s, v, nil)
 	c.unknown()
 }
 
