@@ -1,7 +1,11 @@
 package admin
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
@@ -116,4 +120,59 @@ func problemsError(ps []config.Problem, kong map[string]string) error {
 		f.add(field, "%s", msg)
 	}
 	return f.err()
+}
+
+// blockOut is a block as the API shows it: its table's fields in the
+// table's order (fieldsOut).
+type blockOut struct {
+	keys []string
+	vals []any
+}
+
+// fieldsOut shows e's fields of s in s's order: durations as seconds,
+// the fields nulls names as null when empty (Kong's), a custom field as
+// custom has it (left out when custom has none); the file's only fields
+// are left out.
+func fieldsOut[T any](s *config.Schema[T], e *T, custom map[string]any, nulls ...string) blockOut {
+	var b blockOut
+	for i := range s.Fields {
+		f := &s.Fields[i]
+		var v any
+		switch {
+		case f.FileOnly:
+			continue
+		case f.Type == config.FieldCustom:
+			c, ok := custom[f.Name]
+			if !ok {
+				continue
+			}
+			v = c
+		case f.Type == config.FieldSeconds || f.Type == config.FieldDuration:
+			v = config.DurationAt(f.At(e)).Seconds()
+		default:
+			v = reflect.ValueOf(f.At(e)).Elem().Interface()
+			if str, ok := v.(string); ok && str == "" && slices.Contains(nulls, f.Name) {
+				v = nil
+			}
+		}
+		b.keys, b.vals = append(b.keys, f.Name), append(b.vals, v)
+	}
+	return b
+}
+
+// MarshalJSON writes the block as an object in its fields' order.
+func (b blockOut) MarshalJSON() ([]byte, error) {
+	out := []byte{'{'}
+	for i, k := range b.keys {
+		v, err := json.Marshal(b.vals[i])
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(strconv.AppendQuote(out, k), ':')
+		out = append(out, v...)
+	}
+	return append(out, '}'), nil
 }

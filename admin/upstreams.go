@@ -40,41 +40,9 @@ type upstreamOut struct {
 }
 
 type hcOut struct {
-	Threshold float64      `json:"threshold"`
-	Active    hcActiveOut  `json:"active"`
-	Passive   hcPassiveOut `json:"passive"`
-}
-
-type hcActiveOut struct {
-	Type                   string              `json:"type"`
-	GRPCService            *string             `json:"grpc_service"`
-	HTTPPath               string              `json:"http_path"`
-	Timeout                float64             `json:"timeout"`
-	Concurrency            int                 `json:"concurrency"`
-	HTTPSVerifyCertificate bool                `json:"https_verify_certificate"`
-	HTTPSSNI               *string             `json:"https_sni"`
-	Headers                map[string][]string `json:"headers"`
-	Healthy                hcCounters          `json:"healthy"`
-	Unhealthy              hcCounters          `json:"unhealthy"`
-}
-
-type hcPassiveOut struct {
-	Type        string              `json:"type"`
-	Healthy     hcCounters          `json:"healthy"`
-	Unhealthy   hcCounters          `json:"unhealthy"`
-	SuccessRate *config.SuccessRate `json:"success_rate"`
-}
-
-// hcCounters is a healthy or unhealthy block; fields a block does not
-// have are left out.
-type hcCounters struct {
-	Interval     *float64 `json:"interval,omitempty"`
-	Successes    *int     `json:"successes,omitempty"`
-	HTTPFailures *int     `json:"http_failures,omitempty"`
-	TCPFailures  *int     `json:"tcp_failures,omitempty"`
-	Timeouts     *int     `json:"timeouts,omitempty"`
-	HTTPStatuses []int    `json:"http_statuses"`
-	GRPCStatuses []int    `json:"grpc_statuses,omitempty"` // passive unhealthy only
+	Threshold float64  `json:"threshold"`
+	Active    blockOut `json:"active"`
+	Passive   blockOut `json:"passive"`
 }
 
 func strOrNil(s string) *string {
@@ -98,23 +66,15 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 		Panic: *u.Panic,
 		Healthchecks: hcOut{
 			Threshold: h.Threshold,
-			Active: hcActiveOut{
-				Type: h.Active.Type, GRPCService: strOrNil(h.Active.GRPCService), HTTPPath: h.Active.HTTPPath, Timeout: h.Active.Timeout.Float(),
-				Concurrency: h.Active.Concurrency, HTTPSVerifyCertificate: h.Active.HTTPSVerifyCertificate,
-				HTTPSSNI: strOrNil(h.Active.HTTPSSNI), Headers: h.Active.Headers,
-				Healthy: hcCounters{Interval: ptr(h.Active.Healthy.Interval.Float()), Successes: ptr(h.Active.Healthy.Successes),
-					HTTPStatuses: h.Active.Healthy.HTTPStatuses},
-				Unhealthy: hcCounters{Interval: ptr(h.Active.Unhealthy.Interval.Float()), HTTPFailures: ptr(h.Active.Unhealthy.HTTPFailures),
-					TCPFailures: ptr(h.Active.Unhealthy.TCPFailures), Timeouts: ptr(h.Active.Unhealthy.Timeouts),
-					HTTPStatuses: h.Active.Unhealthy.HTTPStatuses},
-			},
-			Passive: hcPassiveOut{
-				Type:    h.Passive.Type,
-				Healthy: hcCounters{Successes: ptr(h.Passive.Healthy.Successes), HTTPStatuses: h.Passive.Healthy.HTTPStatuses},
-				Unhealthy: hcCounters{HTTPFailures: ptr(h.Passive.Unhealthy.HTTPFailures), TCPFailures: ptr(h.Passive.Unhealthy.TCPFailures),
-					Timeouts: ptr(h.Passive.Unhealthy.Timeouts), HTTPStatuses: h.Passive.Unhealthy.HTTPStatuses, GRPCStatuses: h.Passive.Unhealthy.GRPCStatuses},
-				SuccessRate: h.Passive.SuccessRate,
-			},
+			Active: fieldsOut(config.ActiveSchema(), &h.Active, map[string]any{"headers": h.Active.Headers,
+				"healthy":   fieldsOut(config.ActiveHealthySchema(), &h.Active.Healthy, nil),
+				"unhealthy": fieldsOut(config.ActiveUnhealthySchema(), &h.Active.Unhealthy, nil),
+			}, "grpc_service", "https_sni"),
+			Passive: fieldsOut(config.PassiveSchema(), &h.Passive, map[string]any{
+				"healthy":      fieldsOut(config.PassiveHealthySchema(), &h.Passive.Healthy, nil),
+				"unhealthy":    fieldsOut(config.PassiveUnhealthySchema(), &h.Passive.Unhealthy, nil),
+				"success_rate": h.Passive.SuccessRate,
+			}),
 		},
 		CircuitBreakers: *u.CircuitBreakers, RetryPolicy: u.RetryPolicy, RetryBudget: *u.RetryBudget,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
