@@ -181,8 +181,8 @@ func seedBreakers(u *config.Upstream, eff *config.Upstream) seeded {
 		u.CircuitBreakers = ptr(*sd.cb)
 	}
 	if u.RetryPolicy == nil && eff.RetryPolicy != nil {
-		sd.rp = cloneRetryPolicy(eff.RetryPolicy)
-		u.RetryPolicy = cloneRetryPolicy(eff.RetryPolicy)
+		sd.rp = eff.RetryPolicy.Clone()
+		u.RetryPolicy = eff.RetryPolicy.Clone()
 	}
 	if u.RetryBudget == nil {
 		sd.rb = ptr(*eff.RetryBudget)
@@ -200,12 +200,6 @@ func seedBreakers(u *config.Upstream, eff *config.Upstream) seeded {
 		u.Panic = ptr(*sd.pa)
 	}
 	return sd
-}
-
-func cloneRetryPolicy(rp *config.RetryPolicy) *config.RetryPolicy {
-	c := *rp
-	c.RetryOn = slices.Clone(rp.RetryOn)
-	return &c
 }
 
 // unseedBreakers drops the seeded blocks the PATCH left as they were, so
@@ -243,7 +237,7 @@ func decodeBreakers(o *obj, u *config.Upstream) {
 		c.unknown()
 	})
 	rpd := config.DefaultRetryPolicy()
-	mergeChild(o, "retry_policy", &u.RetryPolicy, func() *config.RetryPolicy { return cloneRetryPolicy(&rpd) },
+	mergeChild(o, "retry_policy", &u.RetryPolicy, func() *config.RetryPolicy { return rpd.Clone() },
 		func(c *obj, rp *config.RetryPolicy) { decodeRetryPolicy(c, rp, rpd) })
 }
 
@@ -386,7 +380,7 @@ func (w *world) editableUpstream(name string) *config.Upstream {
 	eff, _ := w.eff.Upstream(name)
 	var u *config.Upstream
 	if d, ok := w.doc.Upstreams[name]; ok && !d.Deleted {
-		u = cloneJSON(d)
+		u = d.Clone()
 		if u.ID == "" {
 			u.ID = w.k.upstream.fileID(w, name)
 		}

@@ -43,15 +43,20 @@ func (u *Upstream) Clone() *Upstream {
 	c.CircuitBreakers = ClonePtr(u.CircuitBreakers)
 	c.RetryBudget = ClonePtr(u.RetryBudget)
 	if u.RetryPolicy != nil {
-		rp := *u.RetryPolicy
-		rp.RetryOn = slices.Clone(rp.RetryOn)
-		c.RetryPolicy = &rp
+		c.RetryPolicy = u.RetryPolicy.Clone()
 	}
 	c.Targets = slices.Clone(u.Targets)
 	for i := range c.Targets {
 		c.Targets[i].Tags = slices.Clone(c.Targets[i].Tags)
 	}
 	c.Tags = slices.Clone(u.Tags)
+	return &c
+}
+
+// Clone returns a deep copy of rp.
+func (rp *RetryPolicy) Clone() *RetryPolicy {
+	c := *rp
+	c.RetryOn = slices.Clone(rp.RetryOn)
 	return &c
 }
 

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/json"
 	"maps"
 	"slices"
 
@@ -18,15 +17,15 @@ func (d *Doc) Clone() *Doc {
 		Services:     cloneEach(d.Services, (*Service).Clone),
 		Routes:       cloneEach(d.Routes, (*Route).Clone),
 		Overrides:    cloneOverrides(d.Overrides),
-		Canaries:     cloneEach(d.Canaries, (*Canary).clone),
-		Rollouts:     cloneEach(d.Rollouts, (*Rollout).clone),
+		Canaries:     cloneEach(d.Canaries, (*Canary).Clone),
+		Rollouts:     cloneEach(d.Rollouts, (*Rollout).Clone),
 		Marks:        cloneMarks(d.Marks),
-		Certificates: cloneEach(d.Certificates, (*Certificate).clone),
+		Certificates: cloneEach(d.Certificates, (*Certificate).Clone),
 		Config:       config.ClonePtr(d.Config),
-		Plugins:      cloneEach(d.Plugins, (*Plugin).clone),
-		Consumers:    cloneEach(d.Consumers, (*Consumer).clone),
-		KeyAuths:     cloneEach(d.KeyAuths, (*KeyAuth).clone),
-		SNIs:         cloneEach(d.SNIs, (*SNI).clone),
+		Plugins:      cloneEach(d.Plugins, (*Plugin).Clone),
+		Consumers:    cloneEach(d.Consumers, (*Consumer).Clone),
+		KeyAuths:     cloneEach(d.KeyAuths, (*KeyAuth).Clone),
+		SNIs:         cloneEach(d.SNIs, (*SNI).Clone),
 	}
 }
 
@@ -76,74 +75,43 @@ func cloneMarks(m map[string]map[string]string) map[string]map[string]string {
 	return out
 }
 
-func (c *Canary) clone() *Canary {
+// Clone returns a deep copy of c.
+func (c *Canary) Clone() *Canary {
 	out := *c
 	out.Force = slices.Clone(c.Force)
 	return &out
 }
 
-func (r *Rollout) clone() *Rollout {
+// Clone returns a deep copy of r.
+func (r *Rollout) Clone() *Rollout {
 	out := *r
 	out.Steps = slices.Clone(r.Steps)
 	return &out
 }
 
-func (c *Certificate) clone() *Certificate {
+// Clone returns a deep copy of c.
+func (c *Certificate) Clone() *Certificate {
 	return withLists(c, func(c *Certificate) []*[]string { return []*[]string{&c.SNIs, &c.Tags} })
 }
 
-func (p *Plugin) clone() *Plugin {
+// Clone returns a deep copy of p.
+func (p *Plugin) Clone() *Plugin {
 	c := withLists(p, func(p *Plugin) []*[]string { return []*[]string{&p.Protocols, &p.Tags} })
-	c.Config = cloneValue(p.Config).(map[string]any)
+	c.Config = cloneConfig(p.Config)
 	return c
 }
 
-func (c *Consumer) clone() *Consumer {
+// Clone returns a deep copy of c.
+func (c *Consumer) Clone() *Consumer {
 	return withLists(c, func(c *Consumer) []*[]string { return []*[]string{&c.Tags} })
 }
 
-func (k *KeyAuth) clone() *KeyAuth {
+// Clone returns a deep copy of k.
+func (k *KeyAuth) Clone() *KeyAuth {
 	return withLists(k, func(k *KeyAuth) []*[]string { return []*[]string{&k.Tags} })
 }
 
-func (s *SNI) clone() *SNI {
+// Clone returns a deep copy of s.
+func (s *SNI) Clone() *SNI {
 	return withLists(s, func(s *SNI) []*[]string { return []*[]string{&s.Tags} })
-}
-
-// cloneValue deep-copies a plugin configuration's value: JSON's maps,
-// lists and scalars, lists of strings; anything else through JSON.
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case nil, string, bool, float64, int, int64, json.Number:
-		return v
-	case map[string]any:
-		if v == nil {
-			return v
-		}
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = cloneValue(e)
-		}
-		return out
-	case []any:
-		if v == nil {
-			return v
-		}
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = cloneValue(e)
-		}
-		return out
-	case []string:
-		return slices.Clone(v)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return v
-	}
-	var out any
-	if json.Unmarshal(b, &out) != nil {
-		return v
-	}
-	return out
 }
