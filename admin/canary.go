@@ -187,7 +187,7 @@ func (a *api) putCanary(patch bool) func(*http.Request) (int, any, error) {
 			case patch && cur == nil:
 				return notFound()
 			case patch:
-				c = cloneJSON(cur)
+				c = cur.Clone()
 			case cur == nil:
 				status = http.StatusCreated
 			}

@@ -102,7 +102,7 @@ func (w *world) editableCertificate(id string) *state.Certificate {
 		snis = slices.Clone(cur.SNIs)
 	}
 	if e, ok := w.doc.Certificates[id]; ok && !e.Deleted {
-		c := cloneJSON(e)
+		c := e.Clone()
 		c.SNIs = snis
 		return c
 	}
@@ -208,7 +208,7 @@ func certificateDecoder(b *obj, base *state.Certificate) (func(c *state.Certific
 	}
 	scratch := &state.Certificate{}
 	if base != nil {
-		scratch = cloneJSON(base)
+		scratch = base.Clone()
 	}
 	if err := apply(scratch); err != nil {
 		return nil, err

@@ -104,7 +104,7 @@ func consumerKind() *kind[config.Consumer, state.Consumer] {
 		fresh: func() *state.Consumer { return &state.Consumer{} },
 		editable: func(w *world, key string) *state.Consumer {
 			if d, ok := w.doc.Consumers[key]; ok && !d.Deleted {
-				return cloneJSON(d)
+				return d.Clone()
 			}
 			c, m, _ := w.consumer(key)
 			return &state.Consumer{Meta: m, Username: c.Key(), CustomID: c.CustomID, Tags: slices.Clone(c.Tags)}
@@ -224,7 +224,7 @@ func keyAuthKind() *kind[config.KeyAuth, state.KeyAuth] {
 		fresh: func() *state.KeyAuth { return &state.KeyAuth{} },
 		editable: func(w *world, id string) *state.KeyAuth {
 			if d, ok := w.doc.KeyAuths[id]; ok && !d.Deleted {
-				return cloneJSON(d)
+				return d.Clone()
 			}
 			k, m, _ := w.k.keyAuth.lookup(w, id)
 			return &state.KeyAuth{Meta: m, Key: k.Key, Consumer: k.Consumer, Tags: slices.Clone(k.Tags)}

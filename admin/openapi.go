@@ -1,11 +1,11 @@
 package admin
 
 import (
-	"fmt"
 	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/outrigger-gw/outrigger/config"
 	"github.com/outrigger-gw/outrigger/state"
@@ -81,24 +81,12 @@ func timestamps() js {
 	}
 }
 
-func joinInts(ns []int) string {
-	parts := make([]string, len(ns))
-	for i, n := range ns {
-		parts[i] = strconv.Itoa(n)
-	}
-	return strings.Join(parts, ", ")
-}
-
 func uuidSchema(desc string) js { return js{"type": "string", "format": "uuid", "description": desc} }
 
 // schemas are the document's components.
 func schemas() js {
 	headers := js{"type": "object", "additionalProperties": sarr(sstr(""), ""), "description": "header name → values"}
-	statuses := sarr(js{"type": "integer", "minimum": config.MinHTTPStatus, "maximum": config.MaxHTTPStatus}, "HTTP statuses")
-	counter := func(d string) js { return sint(d, 0, config.MaxCounter) }
-	interval := snum("seconds between probes; 0 disables", 0, config.MaxSeconds)
 	active := blockProps(config.ActiveSchema(), js{
-		"timeout":   snum(fieldDoc(config.ActiveSchema(), "timeout"), 0, config.MaxSeconds),
 		"headers":   nullable(headers),
 		"healthy":   sref("ActiveHealthy"),
 		"unhealthy": sref("ActiveUnhealthy"),
@@ -181,45 +169,28 @@ func schemas() js {
 				"error":         sstr("why the store's latest layer is not in force"),
 			}, "store", "state", "version", "store_version"),
 		}),
-		"Ready":   sobj(js{"ready": sbool(""), "message": sstr("")}),
-		"Message": sobj(js{"message": sstr("")}),
-		"IdRef":   idRefSchema,
-		"ActiveHealthy": closed(sobj(js{
-			"interval": interval, "successes": counter("successes that make a target healthy"), "http_statuses": statuses,
-		})),
-		"ActiveUnhealthy": closed(sobj(js{
-			"interval": interval, "http_failures": counter(""), "tcp_failures": counter(""), "timeouts": counter(""), "http_statuses": statuses,
-		})),
-		"PassiveHealthy": closed(sobj(js{"successes": counter(""), "http_statuses": statuses})),
-		"PassiveUnhealthy": closed(sobj(js{
-			"http_failures": counter(""), "tcp_failures": counter(""), "timeouts": counter(""), "http_statuses": statuses,
-			"grpc_statuses": sarr(js{"type": "integer", "minimum": 0, "maximum": config.MaxGRPCStatus}, "gRPC statuses counted as failures (default "+joinInts(config.DefaultUpstream().Healthchecks.Passive.Unhealthy.GRPCStatuses)+")"),
-		})),
+		"Ready":            sobj(js{"ready": sbool(""), "message": sstr("")}),
+		"Message":          sobj(js{"message": sstr("")}),
+		"IdRef":            idRefSchema,
+		"ActiveHealthy":    closed(sobj(blockProps(config.ActiveHealthySchema(), nil))),
+		"ActiveUnhealthy":  closed(sobj(blockProps(config.ActiveUnhealthySchema(), nil))),
+		"PassiveHealthy":   closed(sobj(blockProps(config.PassiveHealthySchema(), nil))),
+		"PassiveUnhealthy": closed(sobj(blockProps(config.PassiveUnhealthySchema(), nil))),
 		"Healthchecks": closed(sobj(blockProps(config.HealthchecksSchema(), js{
 			"active": nullable(closed(sobj(active))),
-			"passive": nullable(closed(sobj(js{
-				"type":      senum("", config.PassiveCheckTypes()...),
-				"healthy":   sref("PassiveHealthy"),
-				"unhealthy": sref("PassiveUnhealthy"),
-				"success_rate": nullable(closed(sobj(blockProps(config.SuccessRateSchema(), js{
-					"interval": snum(fieldDoc(config.SuccessRateSchema(), "interval"), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds()),
-				})))),
-			}))),
+			"passive": nullable(closed(sobj(blockProps(config.PassiveSchema(), js{
+				"healthy":      sref("PassiveHealthy"),
+				"unhealthy":    sref("PassiveUnhealthy"),
+				"success_rate": nullable(closed(sobj(blockProps(config.SuccessRateSchema(), nil)))),
+			})))),
 		}))),
 		"CircuitBreakers": closed(sobj(blockProps(config.CircuitBreakersSchema(), nil))),
-		"RetryPolicy": closed(sobj(js{
+		"RetryPolicy": closed(sobj(blockProps(config.RetryPolicySchema(), js{
 			"retry_on": sarr(sstr("a condition ("+strings.Join(config.RetryOnConditions(), ", ")+"), an HTTP status as a string, or a gRPC status ("+
 				strings.Join(config.GRPCRetryOnConditions(), ", ")+")"), "what is retried (default "+strings.Join(config.DefaultRetryPolicy().RetryOn, ", ")+")"),
-			"per_try_timeout": snum("seconds each attempt may take up to the response head; 0: none", 0, config.MaxRetryTimeout.Seconds()),
-			"timeout":         snum("seconds all attempts may take up to the response head; 0: none", 0, config.MaxRetryTimeout.Seconds()),
-			"retry_backoff": closed(sobj(js{
-				"base_interval": snum(fmt.Sprintf("seconds (default %g)", config.DefaultRetryPolicy().BackoffBase.Seconds()), 0, config.MaxRetryTimeout.Seconds()),
-				"max_interval":  snum("seconds, at least base_interval (default 10 x base_interval)", 0, config.MaxRetryTimeout.Seconds()),
-			})),
-		})),
-		"RetryBudget": closed(sobj(blockProps(config.RetryBudgetSchema(), js{
-			"ttl": snum(fieldDoc(config.RetryBudgetSchema(), "ttl"), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds()),
+			"retry_backoff": closed(sobj(blockProps(config.RetryBackoffSchema(), nil))),
 		}))),
+		"RetryBudget":   closed(sobj(blockProps(config.RetryBudgetSchema(), nil))),
 		"UpstreamInput": closed(sobj(upstreamIn)),
 		"Upstream": sobj(with(upstreamIn, with(timestamps(), js{"id": uuidSchema("")})),
 			"id", "name", "algorithm", "hash_on", "hash_fallback", "slots", "healthchecks", "circuit_breakers", "retry_budget", "created_at", "updated_at"),
@@ -346,6 +317,9 @@ func schemaProps[T any](s *config.Schema[T], custom js) js {
 		}
 	}
 	for _, f := range s.Fields {
+		if f.FileOnly {
+			continue
+		}
 		var p js
 		switch f.Type {
 		case config.FieldString:
@@ -357,6 +331,10 @@ func schemaProps[T any](s *config.Schema[T], custom js) js {
 			p = sint(f.Doc, f.Min, f.Max)
 		case config.FieldFloat:
 			p = snum(f.Doc, float64(f.Min), float64(f.Max))
+		case config.FieldSeconds, config.FieldDuration:
+			p = snum(f.Doc, time.Duration(f.Min).Seconds(), time.Duration(f.Max).Seconds())
+		case config.FieldInts:
+			p = sarr(js{"type": "integer", "minimum": f.Min, "maximum": f.Max}, f.Doc)
 		case config.FieldBool, config.FieldOptBool:
 			p = sbool(f.Doc)
 		case config.FieldStrings, config.FieldTexts:

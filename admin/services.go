@@ -159,30 +159,16 @@ func (w *world) editableService(name string) *state.Service {
 // shape.
 func (w *world) editableRoute(name string) *state.Route {
 	if d, ok := w.doc.Routes[name]; ok && !d.Deleted {
-		r := cloneJSON(d)
+		r := d.Clone()
 		if r.ID == "" {
 			r.ID = w.k.route.fileID(w, name)
 		}
 		return r
 	}
 	e, _, _ := w.route(name)
-	r := ptr(*e)
+	r := e.Clone()
 	r.Pos, r.Meta = config.Pos{}, w.k.route.fileMeta(w, name)
-	r.Paths, r.Hosts, r.Methods, r.Protocols, r.Tags = slices.Clone(e.Paths), slices.Clone(e.Hosts), slices.Clone(e.Methods),
-		slices.Clone(e.Protocols), slices.Clone(e.Tags)
-	r.Headers = cloneHeaders(e.Headers)
 	return r
-}
-
-func cloneHeaders(h map[string][]string) map[string][]string {
-	if h == nil {
-		return nil
-	}
-	out := make(map[string][]string, len(h))
-	for k, v := range h {
-		out[k] = slices.Clone(v)
-	}
-	return out
 }
 
 // routesOf lists the effective routes of a service, by name.

@@ -92,7 +92,7 @@ func sniKind() *kind[config.SNI, state.SNI] {
 // editableSNI returns a copy of the SNI of name as a Doc entity.
 func (w *world) editableSNI(name string) *state.SNI {
 	if e, ok := w.doc.SNIs[name]; ok && !e.Deleted {
-		return cloneJSON(e)
+		return e.Clone()
 	}
 	c, m, _ := w.k.sni.byKey(w, name)
 	return &state.SNI{Meta: state.Meta{ID: m.ID, CreatedAt: m.CreatedAt}, Name: c.Name, Certificate: c.Certificate, Tags: slices.Clone(c.Tags)}

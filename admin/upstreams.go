@@ -40,41 +40,9 @@ type upstreamOut struct {
 }
 
 type hcOut struct {
-	Threshold float64      `json:"threshold"`
-	Active    hcActiveOut  `json:"active"`
-	Passive   hcPassiveOut `json:"passive"`
-}
-
-type hcActiveOut struct {
-	Type                   string              `json:"type"`
-	GRPCService            *string             `json:"grpc_service"`
-	HTTPPath               string              `json:"http_path"`
-	Timeout                float64             `json:"timeout"`
-	Concurrency            int                 `json:"concurrency"`
-	HTTPSVerifyCertificate bool                `json:"https_verify_certificate"`
-	HTTPSSNI               *string             `json:"https_sni"`
-	Headers                map[string][]string `json:"headers"`
-	Healthy                hcCounters          `json:"healthy"`
-	Unhealthy              hcCounters          `json:"unhealthy"`
-}
-
-type hcPassiveOut struct {
-	Type        string              `json:"type"`
-	Healthy     hcCounters          `json:"healthy"`
-	Unhealthy   hcCounters          `json:"unhealthy"`
-	SuccessRate *config.SuccessRate `json:"success_rate"`
-}
-
-// hcCounters is a healthy or unhealthy block; fields a block does not
-// have are left out.
-type hcCounters struct {
-	Interval     *float64 `json:"interval,omitempty"`
-	Successes    *int     `json:"successes,omitempty"`
-	HTTPFailures *int     `json:"http_failures,omitempty"`
-	TCPFailures  *int     `json:"tcp_failures,omitempty"`
-	Timeouts     *int     `json:"timeouts,omitempty"`
-	HTTPStatuses []int    `json:"http_statuses"`
-	GRPCStatuses []int    `json:"grpc_statuses,omitempty"` // passive unhealthy only
+	Threshold float64  `json:"threshold"`
+	Active    blockOut `json:"active"`
+	Passive   blockOut `json:"passive"`
 }
 
 func strOrNil(s string) *string {
@@ -98,23 +66,15 @@ func renderUpstream(u *config.Upstream, m state.Meta) upstreamOut {
 		Panic: *u.Panic,
 		Healthchecks: hcOut{
 			Threshold: h.Threshold,
-			Active: hcActiveOut{
-				Type: h.Active.Type, GRPCService: strOrNil(h.Active.GRPCService), HTTPPath: h.Active.HTTPPath, Timeout: h.Active.Timeout.Float(),
-				Concurrency: h.Active.Concurrency, HTTPSVerifyCertificate: h.Active.HTTPSVerifyCertificate,
-				HTTPSSNI: strOrNil(h.Active.HTTPSSNI), Headers: h.Active.Headers,
-				Healthy: hcCounters{Interval: ptr(h.Active.Healthy.Interval.Float()), Successes: ptr(h.Active.Healthy.Successes),
-					HTTPStatuses: h.Active.Healthy.HTTPStatuses},
-				Unhealthy: hcCounters{Interval: ptr(h.Active.Unhealthy.Interval.Float()), HTTPFailures: ptr(h.Active.Unhealthy.HTTPFailures),
-					TCPFailures: ptr(h.Active.Unhealthy.TCPFailures), Timeouts: ptr(h.Active.Unhealthy.Timeouts),
-					HTTPStatuses: h.Active.Unhealthy.HTTPStatuses},
-			},
-			Passive: hcPassiveOut{
-				Type:    h.Passive.Type,
-				Healthy: hcCounters{Successes: ptr(h.Passive.Healthy.Successes), HTTPStatuses: h.Passive.Healthy.HTTPStatuses},
-				Unhealthy: hcCounters{HTTPFailures: ptr(h.Passive.Unhealthy.HTTPFailures), TCPFailures: ptr(h.Passive.Unhealthy.TCPFailures),
-					Timeouts: ptr(h.Passive.Unhealthy.Timeouts), HTTPStatuses: h.Passive.Unhealthy.HTTPStatuses, GRPCStatuses: h.Passive.Unhealthy.GRPCStatuses},
-				SuccessRate: h.Passive.SuccessRate,
-			},
+			Active: fieldsOut(config.ActiveSchema(), &h.Active, map[string]any{"headers": h.Active.Headers,
+				"healthy":   fieldsOut(config.ActiveHealthySchema(), &h.Active.Healthy, nil),
+				"unhealthy": fieldsOut(config.ActiveUnhealthySchema(), &h.Active.Unhealthy, nil),
+			}, "grpc_service", "https_sni"),
+			Passive: fieldsOut(config.PassiveSchema(), &h.Passive, map[string]any{
+				"healthy":      fieldsOut(config.PassiveHealthySchema(), &h.Passive.Healthy, nil),
+				"unhealthy":    fieldsOut(config.PassiveUnhealthySchema(), &h.Passive.Unhealthy, nil),
+				"success_rate": h.Passive.SuccessRate,
+			}),
 		},
 		CircuitBreakers: *u.CircuitBreakers, RetryPolicy: u.RetryPolicy, RetryBudget: *u.RetryBudget,
 		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt,
@@ -221,8 +181,8 @@ func seedBreakers(u *config.Upstream, eff *config.Upstream) seeded {
 		u.CircuitBreakers = ptr(*sd.cb)
 	}
 	if u.RetryPolicy == nil && eff.RetryPolicy != nil {
-		sd.rp = cloneRetryPolicy(eff.RetryPolicy)
-		u.RetryPolicy = cloneRetryPolicy(eff.RetryPolicy)
+		sd.rp = eff.RetryPolicy.Clone()
+		u.RetryPolicy = eff.RetryPolicy.Clone()
 	}
 	if u.RetryBudget == nil {
 		sd.rb = ptr(*eff.RetryBudget)
@@ -240,12 +200,6 @@ func seedBreakers(u *config.Upstream, eff *config.Upstream) seeded {
 		u.Panic = ptr(*sd.pa)
 	}
 	return sd
-}
-
-func cloneRetryPolicy(rp *config.RetryPolicy) *config.RetryPolicy {
-	c := *rp
-	c.RetryOn = slices.Clone(rp.RetryOn)
-	return &c
 }
 
 // unseedBreakers drops the seeded blocks the PATCH left as they were, so
@@ -280,11 +234,10 @@ func decodeBreakers(o *obj, u *config.Upstream) {
 	rbd := config.DefaultRetryBudget()
 	mergeChild(o, "retry_budget", &u.RetryBudget, func() *config.RetryBudget { return ptr(rbd) }, func(c *obj, rb *config.RetryBudget) {
 		decodeFields(c, config.RetryBudgetSchema(), rb, nil)
-		setSeconds(c, "ttl", &rb.TTL, rbd.TTL.Float(), config.MinRetryBudgetTTL.Seconds(), config.MaxRetryBudgetTTL.Seconds())
 		c.unknown()
 	})
 	rpd := config.DefaultRetryPolicy()
-	mergeChild(o, "retry_policy", &u.RetryPolicy, func() *config.RetryPolicy { return cloneRetryPolicy(&rpd) },
+	mergeChild(o, "retry_policy", &u.RetryPolicy, func() *config.RetryPolicy { return rpd.Clone() },
 		func(c *obj, rp *config.RetryPolicy) { decodeRetryPolicy(c, rp, rpd) })
 }
 
@@ -323,21 +276,18 @@ func mergeChild[T any](o *obj, k string, dst **T, fresh func() *T, decode func(c
 // null reverts to); as in the file, a base_interval without max_interval
 // gets 10 × base_interval.
 func decodeRetryPolicy(c *obj, rp *config.RetryPolicy, d config.RetryPolicy) {
-	limit := config.MaxRetryTimeout.Seconds()
 	c.setStrings("retry_on", &rp.RetryOn, keep(config.CheckRetryOn))
 	if rp.RetryOn == nil {
 		rp.RetryOn = slices.Clone(d.RetryOn)
 	}
-	setSeconds(c, "per_try_timeout", &rp.PerTryTimeout, 0, 0, limit)
-	setSeconds(c, "timeout", &rp.Timeout, 0, 0, limit)
+	decodeFields(c, config.RetryPolicySchema(), rp, nil)
 	if b, present, null := c.child("retry_backoff"); present {
 		switch {
 		case null:
 			rp.BackoffBase, rp.BackoffMax = d.BackoffBase, d.BackoffMax
 		case b != nil:
 			_, maxGiven := b.m["max_interval"]
-			setSeconds(b, "base_interval", &rp.BackoffBase, d.BackoffBase.Seconds(), 0, limit)
-			setSeconds(b, "max_interval", &rp.BackoffMax, d.BackoffMax.Seconds(), 0, limit)
+			decodeFields(b, config.RetryBackoffSchema(), rp, nil)
 			if _, baseGiven := b.m["base_interval"]; baseGiven && !maxGiven {
 				rp.BackoffMax = 10 * rp.BackoffBase
 			}
@@ -371,27 +321,19 @@ func decodeHealthchecks(o *obj, h *config.Healthchecks) {
 	mergeChecker(o, "active", &h.Active.Enabled, func() { h.Active = d.Clone().Active }, func(c *obj) {
 		a := &h.Active
 		decodeFields(c, config.ActiveSchema(), a, map[string]func(string) (string, error){"http_path": checkPath, "https_sni": checkSNI})
-		setSeconds(c, "timeout", &a.Timeout, 0, 0, config.MaxSeconds)
 		c.setHeaders("headers", &a.Headers, false)
-		decodeCounters(c, "healthy", func() { a.Healthy = d.Clone().Active.Healthy }, counters{interval: &a.Healthy.Interval,
-			successes: &a.Healthy.Successes, httpStatuses: &a.Healthy.HTTPStatuses})
-		decodeCounters(c, "unhealthy", func() { a.Unhealthy = d.Clone().Active.Unhealthy }, counters{interval: &a.Unhealthy.Interval,
-			httpFailures: &a.Unhealthy.HTTPFailures, tcpFailures: &a.Unhealthy.TCPFailures, timeouts: &a.Unhealthy.Timeouts,
-			httpStatuses: &a.Unhealthy.HTTPStatuses})
+		decodeCounters(c, config.ActiveHealthySchema(), &a.Healthy)
+		decodeCounters(c, config.ActiveUnhealthySchema(), &a.Unhealthy)
 		c.unknown()
 	})
 	mergeChecker(o, "passive", &h.Passive.Enabled, func() { h.Passive = d.Clone().Passive }, func(c *obj) {
 		p := &h.Passive
-		c.setString("type", &p.Type, "", oneOf(config.PassiveCheckTypes()...))
-		decodeCounters(c, "healthy", func() { p.Healthy = d.Clone().Passive.Healthy }, counters{successes: &p.Healthy.Successes,
-			httpStatuses: &p.Healthy.HTTPStatuses})
-		decodeCounters(c, "unhealthy", func() { p.Unhealthy = d.Clone().Passive.Unhealthy }, counters{httpFailures: &p.Unhealthy.HTTPFailures,
-			tcpFailures: &p.Unhealthy.TCPFailures, timeouts: &p.Unhealthy.Timeouts, httpStatuses: &p.Unhealthy.HTTPStatuses,
-			grpcStatuses: &p.Unhealthy.GRPCStatuses})
+		decodeFields(c, config.PassiveSchema(), p, nil)
+		decodeCounters(c, config.PassiveHealthySchema(), &p.Healthy)
+		decodeCounters(c, config.PassiveUnhealthySchema(), &p.Unhealthy)
 		srd := config.DefaultSuccessRate()
 		mergeChild(c, "success_rate", &p.SuccessRate, func() *config.SuccessRate { return ptr(srd) }, func(sc *obj, sr *config.SuccessRate) {
 			decodeFields(sc, config.SuccessRateSchema(), sr, nil)
-			setSeconds(sc, "interval", &sr.Interval, srd.Interval.Float(), config.MinSuccessRateInterval.Seconds(), config.MaxSuccessRateInterval.Seconds())
 			sc.unknown()
 		})
 		c.unknown()
@@ -399,39 +341,18 @@ func decodeHealthchecks(o *obj, h *config.Healthchecks) {
 	o.unknown()
 }
 
-// counters are the fields of a healthy or unhealthy block (nil: the block
-// has no such field).
-type counters struct {
-	interval                                       *config.Seconds
-	successes, httpFailures, tcpFailures, timeouts *int
-	httpStatuses, grpcStatuses                     *[]int
-}
-
-// decodeCounters applies o[k] (a healthy or unhealthy block) to the
-// fields of v; null resets the block (reset).
-func decodeCounters(o *obj, k string, reset func(), v counters) {
-	c, present, null := o.child(k)
+// decodeCounters applies a healthy or unhealthy block (s) to v; null
+// resets it to s's defaults.
+func decodeCounters[T any](o *obj, s *config.Schema[T], v *T) {
+	c, present, null := o.child(s.Kind)
 	switch {
 	case !present || (c == nil && !null):
 		return
 	case null:
-		reset()
+		*v = s.New()
 		return
 	}
-	if v.interval != nil {
-		setSeconds(c, "interval", v.interval, 0, 0, config.MaxSeconds)
-	}
-	if v.successes == nil {
-		c.setInt("http_failures", v.httpFailures, 0, 0, config.MaxCounter)
-		c.setInt("tcp_failures", v.tcpFailures, 0, 0, config.MaxCounter)
-		c.setInt("timeouts", v.timeouts, 0, 0, config.MaxCounter)
-	} else {
-		c.setInt("successes", v.successes, 0, 0, config.MaxCounter)
-	}
-	c.setInts("http_statuses", v.httpStatuses, config.MinHTTPStatus, config.MaxHTTPStatus)
-	if v.grpcStatuses != nil {
-		c.setInts("grpc_statuses", v.grpcStatuses, 0, config.MaxGRPCStatus)
-	}
+	decodeFields(c, s, v, nil)
 	c.unknown()
 }
 
@@ -459,7 +380,7 @@ func (w *world) editableUpstream(name string) *config.Upstream {
 	eff, _ := w.eff.Upstream(name)
 	var u *config.Upstream
 	if d, ok := w.doc.Upstreams[name]; ok && !d.Deleted {
-		u = cloneJSON(d)
+		u = d.Clone()
 		if u.ID == "" {
 			u.ID = w.k.upstream.fileID(w, name)
 		}

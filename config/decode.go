@@ -823,11 +823,12 @@ func (d *decoder) idField(dst *string) func(*yaml.Node) {
 	}
 }
 
-// secondsField decodes a number of seconds in 0..MaxSeconds (Kong's way of
-// writing health-check durations) into dst; with positive, 0 is refused.
-func (d *decoder) secondsField(dst *time.Duration, label string, positive bool) func(*yaml.Node) {
+// secondsField decodes a number of seconds in lo..hi (nanoseconds; Kong's
+// way of writing health-check durations) into dst; with positive, 0 is
+// refused.
+func (d *decoder) secondsField(dst *time.Duration, label string, positive bool, lo, hi int64) func(*yaml.Node) {
 	return func(n *yaml.Node) {
-		f, ok := d.number(n, label, 0, MaxSeconds)
+		f, ok := d.number(n, label, time.Duration(lo).Seconds(), time.Duration(hi).Seconds())
 		if !ok {
 			return
 		}
@@ -921,12 +922,12 @@ func (d *decoder) stringList(n *yaml.Node, label string, single bool, each func(
 	})
 }
 
-// statuses decodes a list of HTTP status codes (MinHTTPStatus..MaxHTTPStatus).
-func (d *decoder) statuses(dst *[]int, label string) func(*yaml.Node) {
+// intsField decodes a list of integers, each in lo..hi.
+func (d *decoder) intsField(dst *[]int, label string, lo, hi int64) func(*yaml.Node) {
 	return func(n *yaml.Node) {
 		out := []int{}
 		d.list(n, label, func(item *yaml.Node) {
-			if i, ok := d.integer(item, label, MinHTTPStatus, MaxHTTPStatus); ok {
+			if i, ok := d.integer(item, label, lo, hi); ok {
 				out = append(out, int(i))
 			}
 		})

@@ -33,7 +33,15 @@ const (
 	FieldTexts                    // *[]string: free text (the file keeps duplicates, the API refuses them)
 	FieldTags                     // *[]string: tags (CheckTag), distinct
 	FieldFloat                    // *float64 in Min..Max
-	FieldCustom                   // decoded by each decoder's own code
+	FieldInts                     // *[]int: integers each in Min..Max
+	// FieldSeconds and FieldDuration point to a *time.Duration, *Duration
+	// or *Seconds, bounded by Min..Max in nanoseconds (Max 0: no bound).
+	// A FieldSeconds is a number of seconds to the file and to the admin
+	// API; a FieldDuration is a duration ("30s") to the file and a number
+	// of seconds to the admin API.
+	FieldSeconds
+	FieldDuration
+	FieldCustom // decoded by each decoder's own code
 )
 
 // FieldSpec is what a decoder needs to know of a field, whatever the
@@ -56,6 +64,12 @@ type FieldSpec struct {
 	// Nullable: the file takes null as unset (Kong's null), as the
 	// admin API does for every field.
 	Nullable bool
+	// Where the decoders disagree: FilePositive, the file refuses 0 (a
+	// FieldSeconds or FieldDuration) where the admin API takes it (none,
+	// or the default applied when the upstream is resolved); APIZeroNull,
+	// the admin API's null sets the zero value, not New's; FileOnly, the
+	// admin API does not take the field (its layer does not store it).
+	FilePositive, APIZeroNull, FileOnly bool
 	// Doc describes the field (the OpenAPI document).
 	Doc string
 }
@@ -74,6 +88,10 @@ type Schema[T any] struct {
 	Fields []Field[T]
 	// New returns an entity with every default filled in.
 	New func() T
+	// FileBare, when set, is the file's defaults for a block that gives
+	// none of its fields but the FieldInts lists (the admin API keeps
+	// New's).
+	FileBare func(*T)
 }
 
 // Field returns the field of that name.

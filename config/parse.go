@@ -418,28 +418,15 @@ func (d *decoder) slowStart(n *yaml.Node) (s *SlowStart, seen map[string]entry, 
 }
 
 func (d *decoder) retryBudget(n *yaml.Node, b *RetryBudget) {
-	d.mapping(n, "retry_budget", "retry_budget", schemaFields(d, RetryBudgetSchema(), b, map[string]func(*yaml.Node){
-		"ttl": d.durationBetween((*time.Duration)(&b.TTL), "ttl", MinRetryBudgetTTL, MaxRetryBudgetTTL),
-	}))
+	d.mapping(n, "retry_budget", "retry_budget", schemaFields(d, RetryBudgetSchema(), b, nil))
 }
 
 // retryPolicy decodes a retry_policy block over DefaultRetryPolicy;
 // backoff is its retry_backoff's mapping.
 func (d *decoder) retryPolicy(n *yaml.Node) (_ *RetryPolicy, backoff map[string]entry) {
 	rp := DefaultRetryPolicy()
-	limit := func(dst *time.Duration, label string) func(*yaml.Node) {
-		return func(v *yaml.Node) {
-			if dur, ok := d.duration(v, label, true); ok {
-				if dur > MaxRetryTimeout {
-					d.errorf(deref(v), "%s: must be at most %v", label, MaxRetryTimeout)
-					return
-				}
-				*dst = dur
-			}
-		}
-	}
-	seen := d.mapping(n, "retry_policy", "retry_policy", []field{
-		{"retry_on", func(v *yaml.Node) {
+	seen := d.mapping(n, "retry_policy", "retry_policy", schemaFields(d, RetryPolicySchema(), &rp, map[string]func(*yaml.Node){
+		"retry_on": func(v *yaml.Node) {
 			on := []string{}
 			d.list(v, "retry_on", func(item *yaml.Node) {
 				if s, ok := d.scalar(item, "retry_on", "a condition"); ok {
@@ -453,19 +440,14 @@ func (d *decoder) retryPolicy(n *yaml.Node) (_ *RetryPolicy, backoff map[string]
 				}
 			})
 			rp.RetryOn = on
-		}},
-		{"per_try_timeout", limit(&rp.PerTryTimeout, "per_try_timeout")},
-		{"timeout", limit(&rp.Timeout, "timeout")},
-		{"retry_backoff", func(v *yaml.Node) {
-			backoff = d.mapping(v, "retry_backoff", "retry_policy.retry_backoff", []field{
-				{"base_interval", limit(&rp.BackoffBase, "base_interval")},
-				{"max_interval", limit(&rp.BackoffMax, "max_interval")},
-			})
+		},
+		"retry_backoff": func(v *yaml.Node) {
+			backoff = d.mapping(v, "retry_backoff", "retry_policy.retry_backoff", schemaFields(d, RetryBackoffSchema(), &rp, nil))
 			if _, ok := backoff["max_interval"]; !ok && allOK(backoff, "base_interval") {
 				rp.BackoffMax = 10 * rp.BackoffBase // Envoy's default
 			}
-		}},
-	})
+		},
+	}))
 	if seen == nil {
 		return nil, nil
 	}
@@ -506,48 +488,12 @@ func (d *decoder) healthchecks(n *yaml.Node, h *Healthchecks) (active, passive m
 	return active, passive
 }
 
-// noneOf reports whether seen (a decoded mapping) holds none of keys.
-func noneOf(seen map[string]entry, keys ...string) bool {
-	if seen == nil {
-		return false
-	}
-	for _, k := range keys {
-		if _, ok := seen[k]; ok {
-			return false
-		}
-	}
-	return true
-}
-
 func (d *decoder) active(n *yaml.Node, a *Active) map[string]entry {
 	const ctx = "healthchecks.active"
 	seen := d.mapping(n, "active", ctx, schemaFields(d, ActiveSchema(), a, map[string]func(*yaml.Node){
-		"timeout": d.secondsField((*time.Duration)(&a.Timeout), "timeout", true),
-		"headers": func(v *yaml.Node) { a.Headers = d.headers(v, false) },
-		"healthy": func(v *yaml.Node) {
-			h := &a.Healthy
-			seen := d.mapping(v, "healthy", ctx+".healthy", []field{
-				{"interval", d.secondsField((*time.Duration)(&h.Interval), "interval", false)},
-				{"successes", d.intField(&h.Successes, "successes", 0, MaxCounter)},
-				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
-			})
-			if noneOf(seen, "interval", "successes") {
-				h.Interval, h.Successes = 1e9, 2
-			}
-		},
-		"unhealthy": func(v *yaml.Node) {
-			h := &a.Unhealthy
-			seen := d.mapping(v, "unhealthy", ctx+".unhealthy", []field{
-				{"interval", d.secondsField((*time.Duration)(&h.Interval), "interval", false)},
-				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, MaxCounter)},
-				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, MaxCounter)},
-				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, MaxCounter)},
-				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
-			})
-			if noneOf(seen, "interval", "http_failures", "tcp_failures", "timeouts") {
-				h.Interval, h.HTTPFailures, h.TCPFailures, h.Timeouts = 1e9, 5, 2, 3
-			}
-		},
+		"headers":   func(v *yaml.Node) { a.Headers = d.headers(v, false) },
+		"healthy":   func(v *yaml.Node) { block(d, v, ActiveHealthySchema(), &a.Healthy, ctx+".healthy", nil) },
+		"unhealthy": func(v *yaml.Node) { block(d, v, ActiveUnhealthySchema(), &a.Unhealthy, ctx+".unhealthy", nil) },
 	}))
 	if e, ok := seen["grpc_service"]; ok && e.ok && a.GRPCService == "" && allOK(seen, "type") && !GRPCType(a.Type) {
 		// The file refuses even an empty grpc_service on such a check
@@ -562,52 +508,16 @@ func GRPCType(typ string) bool { return typ == "grpc" || typ == "grpcs" }
 
 func (d *decoder) passive(n *yaml.Node, p *Passive) map[string]entry {
 	const ctx = "healthchecks.passive"
-	seen := d.mapping(n, "passive", ctx, []field{
-		{"type", d.enumField(&p.Type, "type", PassiveCheckTypes()...)},
-		{"healthy", func(v *yaml.Node) {
-			h := &p.Healthy
-			seen := d.mapping(v, "healthy", ctx+".healthy", []field{
-				{"successes", d.intField(&h.Successes, "successes", 0, MaxCounter)},
-				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
-			})
-			if noneOf(seen, "successes") {
-				h.Successes = 5
-			}
-		}},
-		{"unhealthy", func(v *yaml.Node) {
-			h := &p.Unhealthy
-			seen := d.mapping(v, "unhealthy", ctx+".unhealthy", []field{
-				{"http_failures", d.intField(&h.HTTPFailures, "http_failures", 0, MaxCounter)},
-				{"tcp_failures", d.intField(&h.TCPFailures, "tcp_failures", 0, MaxCounter)},
-				{"timeouts", d.intField(&h.Timeouts, "timeouts", 0, MaxCounter)},
-				{"http_statuses", d.statuses(&h.HTTPStatuses, "http_statuses")},
-				{"grpc_statuses", func(n *yaml.Node) {
-					out := []int{}
-					d.list(n, "grpc_statuses", func(item *yaml.Node) {
-						if i, ok := d.integer(item, "grpc_statuses", 0, MaxGRPCStatus); ok {
-							out = append(out, int(i))
-						}
-					})
-					h.GRPCStatuses = out
-				}},
-			})
-			if noneOf(seen, "http_failures", "tcp_failures", "timeouts") {
-				h.HTTPFailures, h.TCPFailures, h.Timeouts = 5, 2, 7
-			}
-		}},
-		{"max_ejection_percent", d.numberField(&p.MaxEjectionPercent, "max_ejection_percent", 0, MaxPercent)},
-		{"base_ejection_time", d.durationField(&p.BaseEjectionTime, "base_ejection_time", true)},
-		{"max_ejection_time", d.durationField(&p.MaxEjectionTime, "max_ejection_time", true)},
-		{"success_rate", func(v *yaml.Node) {
+	return d.mapping(n, "passive", ctx, schemaFields(d, PassiveSchema(), p, map[string]func(*yaml.Node){
+		"healthy":   func(v *yaml.Node) { block(d, v, PassiveHealthySchema(), &p.Healthy, ctx+".healthy", nil) },
+		"unhealthy": func(v *yaml.Node) { block(d, v, PassiveUnhealthySchema(), &p.Unhealthy, ctx+".unhealthy", nil) },
+		"success_rate": func(v *yaml.Node) {
 			sr := DefaultSuccessRate()
-			if d.mapping(v, "success_rate", ctx+".success_rate", schemaFields(d, SuccessRateSchema(), &sr, map[string]func(*yaml.Node){
-				"interval": d.durationBetween((*time.Duration)(&sr.Interval), "interval", MinSuccessRateInterval, MaxSuccessRateInterval),
-			})) != nil {
+			if d.mapping(v, "success_rate", ctx+".success_rate", schemaFields(d, SuccessRateSchema(), &sr, nil)) != nil {
 				p.SuccessRate = &sr
 			}
-		}},
-	})
-	return seen
+		},
+	}))
 }
 
 // headers decodes a map of header name to values (a list, or a single

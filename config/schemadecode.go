@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -32,6 +33,14 @@ func schemaFields[T any](d *decoder, s *Schema[T], e *T, custom map[string]func(
 // specField decodes a value of field f into p (what the field's At
 // returned).
 func (d *decoder) specField(f *FieldSpec, p any) func(*yaml.Node) {
+	switch f.Type {
+	case FieldSeconds:
+		return d.secondsField(DurationAt(p), f.Name, f.FilePositive, f.Min, f.Max)
+	case FieldDuration:
+		return d.durationSpec(f, DurationAt(p))
+	case FieldInts:
+		return d.intsField(p.(*[]int), f.Name, f.Min, f.Max)
+	}
 	switch p := p.(type) {
 	case *string:
 		if f.OneOf != nil {
@@ -106,6 +115,57 @@ func (d *decoder) specField(f *FieldSpec, p any) func(*yaml.Node) {
 		}
 	}
 	panic(fmt.Sprintf("config: field %s: no decoder for %T", f.Name, p))
+}
+
+// durationSpec decodes a FieldDuration: positive with FilePositive or a
+// lower bound, in Min..Max.
+func (d *decoder) durationSpec(f *FieldSpec, p *time.Duration) func(*yaml.Node) {
+	lo, hi := time.Duration(f.Min), time.Duration(f.Max)
+	if lo > 0 {
+		return d.durationBetween(p, f.Name, lo, hi)
+	}
+	return func(v *yaml.Node) {
+		dur, ok := d.duration(v, f.Name, f.FilePositive)
+		if !ok {
+			return
+		}
+		if hi > 0 && dur > hi {
+			d.errorf(deref(v), "%s: must be at most %v", f.Name, hi)
+			return
+		}
+		*p = dur
+	}
+}
+
+// DurationAt is the time.Duration a FieldSeconds' or FieldDuration's At
+// points to.
+func DurationAt(p any) *time.Duration {
+	switch p := p.(type) {
+	case *time.Duration:
+		return p
+	case *Duration:
+		return (*time.Duration)(p)
+	case *Seconds:
+		return (*time.Duration)(p)
+	}
+	panic(fmt.Sprintf("config: %T is not a duration", p))
+}
+
+// block decodes a mapping of s's fields into e (custom as schemaFields)
+// and fills s.FileBare's defaults into a block that gives none of its
+// fields but lists.
+func block[T any](d *decoder, n *yaml.Node, s *Schema[T], e *T, ctx string, custom map[string]func(*yaml.Node)) map[string]entry {
+	seen := d.mapping(n, s.Kind, ctx, schemaFields(d, s, e, custom))
+	if s.FileBare == nil || seen == nil {
+		return seen
+	}
+	for _, f := range s.Fields {
+		if _, given := seen[f.Name]; given && f.Type != FieldInts {
+			return seen
+		}
+	}
+	s.FileBare(e)
+	return seen
 }
 
 // problems reports what an entity's Validate found, each at its field's

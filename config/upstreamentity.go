@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,7 +146,7 @@ func present(raw json.RawMessage) bool { return len(raw) > 0 && string(raw) != "
 // Clone returns a deep copy of h.
 func (h *Healthchecks) Clone() *Healthchecks {
 	c := *h
-	c.Active.Headers = maps.Clone(h.Active.Headers)
+	c.Active.Headers = CloneLists(h.Active.Headers)
 	c.Active.Healthy.HTTPStatuses = slices.Clone(h.Active.Healthy.HTTPStatuses)
 	c.Active.Unhealthy.HTTPStatuses = slices.Clone(h.Active.Unhealthy.HTTPStatuses)
 	c.Passive.Healthy.HTTPStatuses = slices.Clone(h.Passive.Healthy.HTTPStatuses)

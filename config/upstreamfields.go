@@ -3,13 +3,18 @@ package config
 import (
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 )
 
-// The upstream's, the target's and the circuit breakers' fields
-// (fields.go). The other blocks of an upstream (slow_start, panic,
-// retry_budget, retry_policy, healthchecks) are custom fields: the file
-// writes their durations as "30s" where the admin API takes seconds, and
-// an absent healthy or unhealthy block means different defaults to each.
+// The fields of the upstream, the target and their blocks (fields.go).
+// Where the file and the admin API read a field differently, the table
+// says so: a FieldDuration is "30s" to the file and seconds to the API;
+// FilePositive, APIZeroNull and FileOnly mark the other differences, and
+// a counters block given bare means FileBare's defaults to the file.
+// Still custom: the sticky cookie's ttl and the slow start window (a
+// duration to both, the API's own words), retry_on, retry_backoff as a
+// whole (null, 10 × base_interval), headers, and the nested blocks.
 
 // UpstreamSchema is the upstream's fields.
 func UpstreamSchema() *Schema[Upstream] {
@@ -85,8 +90,7 @@ func PanicSchema() *Schema[Panic] {
 	}}
 }
 
-// RetryBudgetSchema is the retry_budget block's fields; ttl is custom
-// (the file writes a duration, the admin API seconds).
+// RetryBudgetSchema is the retry_budget block's fields.
 func RetryBudgetSchema() *Schema[RetryBudget] {
 	type f = Field[RetryBudget]
 	d := DefaultRetryBudget()
@@ -97,7 +101,8 @@ func RetryBudgetSchema() *Schema[RetryBudget] {
 		{FieldSpec{Name: "min_retries_per_second", Type: FieldFloat, Min: 0, Max: MaxMinRetriesPerSecond,
 			Doc: fmt.Sprintf("retries per second allowed on top (default %g)", d.MinRetriesPerSecond)},
 			func(b *RetryBudget) any { return &b.MinRetriesPerSecond }},
-		{FieldSpec{Name: "ttl", Type: FieldCustom, Doc: fmt.Sprintf("seconds of the window (default %g)", d.TTL.Float())},
+		{FieldSpec{Name: "ttl", Type: FieldDuration, Min: int64(MinRetryBudgetTTL), Max: int64(MaxRetryBudgetTTL),
+			Doc: fmt.Sprintf("seconds of the window (default %g)", d.TTL.Float())},
 			func(b *RetryBudget) any { return &b.TTL }},
 	}}
 }
@@ -120,8 +125,8 @@ func CircuitBreakersSchema() *Schema[CircuitBreakers] {
 }
 
 // HealthchecksSchema is the healthchecks block's fields; active and
-// passive are custom (ActiveSchema; the passive checker's counters mean
-// other defaults to the file and to the admin API).
+// passive are custom (ActiveSchema, PassiveSchema: each turns its checker
+// on).
 func HealthchecksSchema() *Schema[Healthchecks] {
 	type f = Field[Healthchecks]
 	return &Schema[Healthchecks]{Kind: "healthchecks", New: defaultHealthchecks, Fields: []f{
@@ -132,9 +137,10 @@ func HealthchecksSchema() *Schema[Healthchecks] {
 	}}
 }
 
-// ActiveSchema is an active checker's fields; its timeout (the file
-// takes a positive number of seconds, the API 0 for the default), headers
-// and counter blocks are custom.
+// ActiveSchema is an active checker's fields; its timeout is a positive
+// number of seconds to the file, where the API takes 0 (and null) for the
+// default; headers and the counter blocks (ActiveHealthySchema,
+// ActiveUnhealthySchema) are custom.
 func ActiveSchema() *Schema[Active] {
 	type f = Field[Active]
 	custom := func(name, doc string) f {
@@ -146,7 +152,8 @@ func ActiveSchema() *Schema[Active] {
 		{FieldSpec{Name: "grpc_service", Check: keepValue(CheckGRPCService), Doc: "grpc(s) only: the service name asked about; empty or null is the whole server"},
 			func(a *Active) any { return &a.GRPCService }},
 		{FieldSpec{Name: "http_path", Check: keepValue(checkPath), Doc: "probe path"}, func(a *Active) any { return &a.HTTPPath }},
-		custom("timeout", "seconds"),
+		{FieldSpec{Name: "timeout", Type: FieldSeconds, Max: MaxSeconds * int64(time.Second), FilePositive: true, APIZeroNull: true, Doc: "seconds"},
+			func(a *Active) any { return &a.Timeout }},
 		{FieldSpec{Name: "concurrency", Type: FieldInt, Min: MinConcurrency, Max: MaxConcurrency}, func(a *Active) any { return &a.Concurrency }},
 		{FieldSpec{Name: "https_verify_certificate", Type: FieldBool, Doc: "https and grpcs"}, func(a *Active) any { return &a.HTTPSVerifyCertificate }},
 		{FieldSpec{Name: "https_sni", Check: keepValue(checkServerName), Doc: "https and grpcs"}, func(a *Active) any { return &a.HTTPSSNI }},
@@ -164,8 +171,7 @@ func checkServerName(s string) error {
 	return nil
 }
 
-// SuccessRateSchema is a success_rate block's fields; interval is custom
-// (a duration in the file, seconds in the API).
+// SuccessRateSchema is a success_rate block's fields.
 func SuccessRateSchema() *Schema[SuccessRate] {
 	type f = Field[SuccessRate]
 	d := DefaultSuccessRate()
@@ -179,7 +185,140 @@ func SuccessRateSchema() *Schema[SuccessRate] {
 		{FieldSpec{Name: "stdev_factor", Type: FieldInt, Min: 1, Max: MaxSuccessRateCount,
 			Doc: fmt.Sprintf("ejected under mean - stdev_factor/1000 x stdev (default %d)", d.StdevFactor)},
 			func(s *SuccessRate) any { return &s.StdevFactor }},
-		{FieldSpec{Name: "interval", Type: FieldCustom, Doc: fmt.Sprintf("seconds between evaluations (default %g)", d.Interval.Float())},
+		{FieldSpec{Name: "interval", Type: FieldDuration, Min: int64(MinSuccessRateInterval), Max: int64(MaxSuccessRateInterval),
+			Doc: fmt.Sprintf("seconds between evaluations (default %g)", d.Interval.Float())},
 			func(s *SuccessRate) any { return &s.Interval }},
 	}}
+}
+
+// counter, seconds and statuses are the fields of the counters blocks.
+func counter[T any](name, doc string, at func(*T) *int) Field[T] {
+	return Field[T]{FieldSpec{Name: name, Type: FieldInt, Min: 0, Max: MaxCounter, Doc: doc}, func(t *T) any { return at(t) }}
+}
+
+func probeInterval[T any](at func(*T) *Seconds) Field[T] {
+	return Field[T]{FieldSpec{Name: "interval", Type: FieldSeconds, Max: MaxSeconds * int64(time.Second), Doc: "seconds between probes; 0 disables"},
+		func(t *T) any { return at(t) }}
+}
+
+func httpStatuses[T any](at func(*T) *[]int) Field[T] {
+	return Field[T]{FieldSpec{Name: "http_statuses", Type: FieldInts, Min: MinHTTPStatus, Max: MaxHTTPStatus, Doc: "HTTP statuses"},
+		func(t *T) any { return at(t) }}
+}
+
+// ActiveHealthySchema is an active checker's healthy block.
+func ActiveHealthySchema() *Schema[ActiveHealthy] {
+	type T = ActiveHealthy
+	return &Schema[T]{Kind: "healthy", New: func() T { return defaultHealthchecks().Active.Healthy },
+		FileBare: func(h *T) { h.Interval, h.Successes = Seconds(time.Second), 2 },
+		Fields: []Field[T]{
+			probeInterval(func(h *T) *Seconds { return &h.Interval }),
+			counter("successes", "successes that make a target healthy", func(h *T) *int { return &h.Successes }),
+			httpStatuses(func(h *T) *[]int { return &h.HTTPStatuses }),
+		}}
+}
+
+// ActiveUnhealthySchema is an active checker's unhealthy block.
+func ActiveUnhealthySchema() *Schema[ActiveUnhealthy] {
+	type T = ActiveUnhealthy
+	return &Schema[T]{Kind: "unhealthy", New: func() T { return defaultHealthchecks().Active.Unhealthy },
+		FileBare: func(h *T) { h.Interval, h.HTTPFailures, h.TCPFailures, h.Timeouts = Seconds(time.Second), 5, 2, 3 },
+		Fields: []Field[T]{
+			probeInterval(func(h *T) *Seconds { return &h.Interval }),
+			counter("http_failures", "", func(h *T) *int { return &h.HTTPFailures }),
+			counter("tcp_failures", "", func(h *T) *int { return &h.TCPFailures }),
+			counter("timeouts", "", func(h *T) *int { return &h.Timeouts }),
+			httpStatuses(func(h *T) *[]int { return &h.HTTPStatuses }),
+		}}
+}
+
+// PassiveSchema is the passive checker's fields; the counter blocks
+// (PassiveHealthySchema, PassiveUnhealthySchema) and success_rate
+// (SuccessRateSchema) are custom. The ejection settings are the file's
+// only. The API's null type is empty (the default once resolved).
+func PassiveSchema() *Schema[Passive] {
+	type T = Passive
+	custom := func(name string) Field[T] {
+		return Field[T]{FieldSpec{Name: name, Type: FieldCustom}, func(*T) any { return nil }}
+	}
+	ejection := func(name string, at func(*T) *time.Duration) Field[T] {
+		return Field[T]{FieldSpec{Name: name, Type: FieldDuration, FilePositive: true, FileOnly: true}, func(p *T) any { return at(p) }}
+	}
+	return &Schema[T]{Kind: "passive", New: func() T { return defaultHealthchecks().Passive }, Fields: []Field[T]{
+		{FieldSpec{Name: "type", OneOf: PassiveCheckTypes(), APIZeroNull: true}, func(p *T) any { return &p.Type }},
+		custom("healthy"),
+		custom("unhealthy"),
+		{FieldSpec{Name: "max_ejection_percent", Type: FieldFloat, Min: 0, Max: MaxPercent, FileOnly: true},
+			func(p *T) any { return &p.MaxEjectionPercent }},
+		ejection("base_ejection_time", func(p *T) *time.Duration { return &p.BaseEjectionTime }),
+		ejection("max_ejection_time", func(p *T) *time.Duration { return &p.MaxEjectionTime }),
+		custom("success_rate"),
+	}}
+}
+
+// PassiveHealthySchema is the passive checker's healthy block.
+func PassiveHealthySchema() *Schema[PassiveHealthy] {
+	type T = PassiveHealthy
+	return &Schema[T]{Kind: "healthy", New: func() T { return defaultHealthchecks().Passive.Healthy },
+		FileBare: func(h *T) { h.Successes = 5 },
+		Fields: []Field[T]{
+			counter("successes", "", func(h *T) *int { return &h.Successes }),
+			httpStatuses(func(h *T) *[]int { return &h.HTTPStatuses }),
+		}}
+}
+
+// PassiveUnhealthySchema is the passive checker's unhealthy block.
+func PassiveUnhealthySchema() *Schema[PassiveUnhealthy] {
+	type T = PassiveUnhealthy
+	return &Schema[T]{Kind: "unhealthy", New: func() T { return defaultHealthchecks().Passive.Unhealthy },
+		FileBare: func(h *T) { h.HTTPFailures, h.TCPFailures, h.Timeouts = 5, 2, 7 },
+		Fields: []Field[T]{
+			counter("http_failures", "", func(h *T) *int { return &h.HTTPFailures }),
+			counter("tcp_failures", "", func(h *T) *int { return &h.TCPFailures }),
+			counter("timeouts", "", func(h *T) *int { return &h.Timeouts }),
+			httpStatuses(func(h *T) *[]int { return &h.HTTPStatuses }),
+			{FieldSpec{Name: "grpc_statuses", Type: FieldInts, Min: 0, Max: MaxGRPCStatus,
+				Doc: "gRPC statuses counted as failures (default " + joinInts(defaultHealthchecks().Passive.Unhealthy.GRPCStatuses) + ")"},
+				func(h *T) any { return &h.GRPCStatuses }},
+		}}
+}
+
+// RetryPolicySchema is the retry_policy block's fields; retry_on (the
+// file drops repeated conditions, the API refuses them) and
+// retry_backoff (RetryBackoffSchema) are custom. Its timeouts are
+// positive to the file, where the API takes 0 for none.
+func RetryPolicySchema() *Schema[RetryPolicy] {
+	type T = RetryPolicy
+	return &Schema[T]{Kind: "retry_policy", New: DefaultRetryPolicy, Fields: []Field[T]{
+		{FieldSpec{Name: "retry_on", Type: FieldCustom}, func(*T) any { return nil }},
+		retryDuration("per_try_timeout", "seconds each attempt may take up to the response head; 0: none", func(r *T) *time.Duration { return &r.PerTryTimeout }),
+		retryDuration("timeout", "seconds all attempts may take up to the response head; 0: none", func(r *T) *time.Duration { return &r.Timeout }),
+		{FieldSpec{Name: "retry_backoff", Type: FieldCustom}, func(*T) any { return nil }},
+	}}
+}
+
+// RetryBackoffSchema is a retry_policy's retry_backoff block; a
+// base_interval given without max_interval makes it 10 × base_interval
+// (Envoy's default), in both decoders.
+func RetryBackoffSchema() *Schema[RetryPolicy] {
+	type T = RetryPolicy
+	return &Schema[T]{Kind: "retry_backoff", New: DefaultRetryPolicy, Fields: []Field[T]{
+		retryDuration("base_interval", fmt.Sprintf("seconds (default %g)", DefaultRetryPolicy().BackoffBase.Seconds()),
+			func(r *T) *time.Duration { return &r.BackoffBase }),
+		retryDuration("max_interval", "seconds, at least base_interval (default 10 x base_interval)", func(r *T) *time.Duration { return &r.BackoffMax }),
+	}}
+}
+
+func retryDuration(name, doc string, at func(*RetryPolicy) *time.Duration) Field[RetryPolicy] {
+	return Field[RetryPolicy]{FieldSpec{Name: name, Type: FieldDuration, Max: int64(MaxRetryTimeout), FilePositive: true, Doc: doc},
+		func(r *RetryPolicy) any { return at(r) }}
+}
+
+// joinInts is "4, 8, 14".
+func joinInts(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ", ")
 }

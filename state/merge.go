@@ -1,25 +1,10 @@
 package state
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
 
 	"github.com/outrigger-gw/outrigger/config"
 )
-
-// Clone returns a deep copy of d.
-func (d *Doc) Clone() *Doc {
-	b, err := json.Marshal(d)
-	if err != nil {
-		panic(fmt.Sprintf("state: marshal: %v", err)) // plain data cannot fail
-	}
-	out := &Doc{}
-	if err := json.Unmarshal(b, out); err != nil {
-		panic(fmt.Sprintf("state: unmarshal: %v", err))
-	}
-	return out
-}
 
 // Base is the configuration the Doc's entities are layered over: f, or
 // with a declarative document (d.Config) f with that document's entities
