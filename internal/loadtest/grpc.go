@@ -210,7 +210,7 @@ func benchGRPC(o benchOpts, tmp string) error {
 		if _, err := measureWith(t, func() (run, error) { return loadGRPC(t.url, h2Shape{2, 4}, o.d/5, o.maxReq) }); err != nil {
 			return fmt.Errorf("%s (gRPC warm-up): %w", t.name, err)
 		}
-		t.rssIdle = treeRSS(t.pid)
+		t.rssIdle, t.anonIdle = treeRSS(t.pid), treeMem(t.pid, "RssAnon:")
 	}
 	for _, sh := range o.grpc {
 		rs := map[string][]run{}

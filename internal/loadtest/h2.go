@@ -86,7 +86,7 @@ func benchH2(o benchOpts, tmp string, origins []string) error {
 		if _, err := measureWith(t, func() (run, error) { return loadH2(o.h2load, t.url, h2Shape{8, 1}, o.d/5, logs) }); err != nil {
 			return fmt.Errorf("%s (HTTP/2 warm-up): %w", t.name, err)
 		}
-		t.rssIdle = treeRSS(t.pid)
+		t.rssIdle, t.anonIdle = treeRSS(t.pid), treeMem(t.pid, "RssAnon:")
 	}
 	for _, sh := range o.h2 {
 		// Round by round across the targets, as the HTTP/1.1 section.
