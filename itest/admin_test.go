@@ -234,16 +234,7 @@ func (n *adNode) start() *gateway {
 	t.Helper()
 	g := &gateway{t: t, ProxyAddr: n.proxyAddr, AdminAddr: n.adminAddr, cfgPath: n.cfgPath, exited: make(chan struct{})}
 	g.cmd = exec.Command(binary, "run", "--config", n.cfgPath)
-	stderr, err := g.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logsDone := make(chan struct{})
-	go func() { g.readLogs(stderr); close(logsDone) }()
-	go func() { <-logsDone; g.exitErr = g.cmd.Wait(); close(g.exited) }()
+	g.startLogged()
 	t.Cleanup(func() {
 		select {
 		case <-g.exited:

@@ -127,15 +127,7 @@ func startGatewayOpts(t testing.TB, o gatewayOpts, cfg string, extraArgs ...stri
 	g.writeConfig(cfg)
 	args := append([]string{"run", "--config", g.cfgPath}, extraArgs...)
 	g.cmd = exec.Command(binary, args...)
-	stderr, err := g.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go g.readLogs(stderr)
-	go func() { g.exitErr = g.cmd.Wait(); close(g.exited) }()
+	g.startLogged()
 	t.Cleanup(func() {
 		select {
 		case <-g.exited:
@@ -179,6 +171,27 @@ func (g *gateway) writeConfig(body string) {
 	if err := os.Rename(tmp, g.cfgPath); err != nil {
 		g.t.Fatal(err)
 	}
+}
+
+// startLogged starts g.cmd with its standard error read into g's log,
+// and closes g.exited once the process has exited and every line it wrote
+// is in the log: the pipe is read to its end before Wait, which closes it
+// (a Wait racing the reader could drop the last lines, those a test reads
+// after the exit: a deregistration, say).
+func (g *gateway) startLogged() {
+	g.t.Helper()
+	stderr, err := g.cmd.StderrPipe()
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if err := g.cmd.Start(); err != nil {
+		g.t.Fatal(err)
+	}
+	go func() {
+		g.readLogs(stderr)
+		g.exitErr = g.cmd.Wait()
+		close(g.exited)
+	}()
 }
 
 func (g *gateway) readLogs(r io.Reader) {
@@ -462,4 +475,21 @@ func (l *seqLoad) Sent() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.ok + l.nBad
+}
+
+// TestHarnessKeepsTheLastLogLines: once a gateway process has exited, its
+// log holds every line it wrote, the last ones too (the line a test reads
+// after a SIGTERM). Short-lived processes that write a line and exit at
+// once, many times over, because a reader racing Wait loses such a line
+// only now and then.
+func TestHarnessKeepsTheLastLogLines(t *testing.T) {
+	for i := range 200 {
+		g := &gateway{t: t, exited: make(chan struct{})}
+		g.cmd = exec.Command("sh", "-c", `echo '{"message":"first"}' >&2; echo '{"message":"last"}' >&2`)
+		g.startLogged()
+		<-g.exited
+		if n := len(g.logsWhere("last")); n != 1 {
+			t.Fatalf("process %d: %d lines \"last\" in the log after its exit, want 1 (log %q)", i, n, g.rawLog())
+		}
+	}
 }

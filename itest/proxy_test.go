@@ -368,12 +368,7 @@ func startGatewayRaw(t *testing.T, tmpl string) *gateway {
 		t.Fatal(err)
 	}
 	g.cmd = exec.Command(binary, "run", "--config", g.cfgPath)
-	stderr, _ := g.cmd.StderrPipe()
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go g.readLogs(stderr)
-	go func() { g.exitErr = g.cmd.Wait(); close(g.exited) }()
+	g.startLogged()
 	t.Cleanup(func() { _ = g.cmd.Process.Kill(); <-g.exited })
 	waitFor(t, 10*time.Second, "admin listener", func() bool {
 		resp, err := http.Get("http://" + g.AdminAddr + "/status")
