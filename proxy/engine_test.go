@@ -168,6 +168,21 @@ func (f *engineFixture) dial(t *testing.T) *clientConn {
 	return &clientConn{Conn: c, br: bufio.NewReader(c)}
 }
 
+// firstExchange sends "GET target" on c, the client connection's first
+// request, answers it 200 with no body on the origin connection it opens,
+// requires the client to see the 200, and returns that origin connection.
+func (f *engineFixture) firstExchange(t *testing.T, c *clientConn, target string) *originConn {
+	t.Helper()
+	c.send(t, "GET "+target+" HTTP/1.1\r\nHost: a\r\n\r\n")
+	oc := f.origin.accept(t)
+	readHead(t, oc.br)
+	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
+		t.Fatal(resp.StatusCode)
+	}
+	return oc
+}
+
 func (c *clientConn) send(t *testing.T, s string) {
 	t.Helper()
 	if _, err := io.WriteString(c, s); err != nil {
@@ -524,13 +539,7 @@ func TestEngineSlowlorisAnswered408(t *testing.T) {
 func TestEngineSlowSecondHeadAnswered408(t *testing.T) {
 	f := newEngineFixture(t, ServerOptions{HeaderTimeout: 200 * time.Millisecond, IdleTimeout: time.Minute}, Options{})
 	c := f.dial(t)
-	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	oc := f.origin.accept(t)
-	readHead(t, oc.br)
-	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
-		t.Fatal(resp.StatusCode)
-	}
+	f.firstExchange(t, c, "/")
 	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n")
 	start := time.Now()
 	resp, body := c.response(t, "GET")
@@ -618,13 +627,7 @@ func TestEngineReadTimeout(t *testing.T) {
 	const rt = 300 * time.Millisecond
 	f.svc.Transport = NewTransports().Get(TransportOptions{ConnectTimeout: time.Second, ReadTimeout: rt, MaxIdleConnsPerHost: 4})
 	c := f.dial(t)
-	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	oc := f.origin.accept(t)
-	readHead(t, oc.br)
-	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
-		t.Fatal(resp.StatusCode)
-	}
+	oc := f.firstExchange(t, c, "/")
 	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 	start := time.Now()
 	readHead(t, oc.br) // the pooled connection carries it; no answer
@@ -643,13 +646,7 @@ func TestEngineReadTimeout(t *testing.T) {
 func TestEngineIdleKeepAliveClosed(t *testing.T) {
 	f := newEngineFixture(t, ServerOptions{IdleTimeout: 200 * time.Millisecond, HeaderTimeout: time.Minute}, Options{})
 	c := f.dial(t)
-	c.send(t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-	oc := f.origin.accept(t)
-	readHead(t, oc.br)
-	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
-		t.Fatal(resp.StatusCode)
-	}
+	f.firstExchange(t, c, "/")
 	c.expectClosed(t)
 }
 
@@ -750,13 +747,7 @@ func TestEngineHalfClosedPooledConnRetried(t *testing.T) {
 func pooledConnRetried(t *testing.T, closeIdle func(oc *originConn)) {
 	f := newEngineFixture(t, ServerOptions{}, Options{})
 	c := f.dial(t)
-	c.send(t, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n")
-	oc := f.origin.accept(t)
-	readHead(t, oc.br)
-	io.WriteString(oc, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-	if resp, _ := c.response(t, "GET"); resp.StatusCode != 200 {
-		t.Fatal(resp.StatusCode)
-	}
+	oc := f.firstExchange(t, c, "/a")
 	closeIdle(oc)
 	c.send(t, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
 	oc2 := f.origin.accept(t)
